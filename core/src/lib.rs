@@ -1,0 +1,33 @@
+//! shmsock: encrypted, authenticated message sockets over shared memory.
+//!
+//! Programs on one machine talk through a shared-memory segment per connection,
+//! with a Noise IK handshake (`Noise_IK_25519_ChaChaPoly_BLAKE2b`) over a Unix
+//! control socket and every frame sealed with AEGIS-128L or ChaCha20-Poly1305.
+//! The wire format is written down in `PROTOCOL.md` at the repository root.
+//!
+//! The crate is organised by concept, one module each:
+//! - [`keys`]: static keypairs, the text form of public keys, key files;
+//! - [`handshake`]: the Noise IK state machine and the negotiation payloads;
+//! - [`cipher`]: transport ciphers and per-direction counter nonces;
+//! - [`frame`]: sealed frames, fragmentation and reassembly;
+//! - [`error`]: the one error type.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod cipher;
+pub mod error;
+pub mod frame;
+pub mod handshake;
+pub mod kdf;
+pub mod keys;
+mod noise;
+pub mod sodium;
+
+pub use cipher::CipherSuite;
+pub use error::{Error, ErrorKind, Result};
+pub use handshake::{AllowedClients, Backend};
+pub use keys::{Keypair, PublicKey};
+
+/// The version of this crate (and of every shmsock package built from it).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
