@@ -174,6 +174,7 @@ impl fmt::Display for ErrorKind {
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    needed: Option<usize>,
 }
 
 impl Error {
@@ -182,7 +183,29 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            needed: None,
         }
+    }
+
+    /// A [`BufferTooSmall`](ErrorKind::BufferTooSmall) error saying how many bytes
+    /// the next message needs.
+    pub fn buffer_too_small(needed: usize, have: usize) -> Error {
+        Error {
+            kind: ErrorKind::BufferTooSmall,
+            message: format!("the next message has {needed} bytes but the buffer holds {have}; nothing was lost, retry with a larger buffer"),
+            needed: Some(needed),
+        }
+    }
+
+    /// For [`BufferTooSmall`](ErrorKind::BufferTooSmall): the size the next message needs.
+    pub fn needed(&self) -> Option<usize> {
+        self.needed
+    }
+
+    /// The same error with `context: ` before its message.
+    pub fn context(mut self, context: &str) -> Error {
+        self.message = format!("{context}: {}", self.message);
+        self
     }
 
     /// An operating-system error, with what we were doing when it happened.

@@ -10,24 +10,43 @@
 //! - [`handshake`]: the Noise IK state machine and the negotiation payloads;
 //! - [`cipher`]: transport ciphers and per-direction counter nonces;
 //! - [`frame`]: sealed frames, fragmentation and reassembly;
+//! - [`segment`] and [`ring`]: the shared memory of a connection and its two rings;
+//! - [`wait`]: spinning, sleeping and waking;
+//! - [`control`] and [`endpoint`]: the control socket and endpoint names;
+//! - [`listener`] and [`stream`]: accepting, connecting, sending, receiving;
+//! - [`server`] and [`client`]: the event-driven pair;
+//! - [`platform`]: everything that talks to the operating system;
 //! - [`error`]: the one error type.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
 pub mod cipher;
+pub mod control;
+pub mod endpoint;
 pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod kdf;
 pub mod keys;
+pub mod listener;
 mod noise;
+pub mod options;
+pub mod platform;
+pub mod ring;
+pub mod segment;
 pub mod sodium;
+pub mod stream;
+pub mod wait;
 
 pub use cipher::CipherSuite;
 pub use error::{Error, ErrorKind, Result};
 pub use handshake::{AllowedClients, Backend};
 pub use keys::{Keypair, PublicKey};
+pub use listener::Listener;
+pub use options::Options;
+pub use platform::Credentials;
+pub use stream::{Stats, Stream};
 
 /// The version of this crate (and of every shmsock package built from it).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

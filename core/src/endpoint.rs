@@ -1,0 +1,178 @@
+//! Endpoint names and where they live: `<runtime dir>/<name>.sock` (the control
+//! socket a server listens on) and `<name>.lock` (held with `flock` by the live
+//! server, holding its pid as text). The runtime directory is private to the user
+//! (0700), so other users cannot even connect.
+//!
+//! A bind takes the lock first: if another live process holds it, the name is in
+//! use; if not, any socket file left by a dead server is stale and is replaced.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+
+use rustix::fs::FlockOperation;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::handshake::validate_endpoint_name;
+use crate::platform;
+
+/// Longest Unix socket path the kernel accepts (sun_path is 108 bytes with NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// The files of one endpoint.
+#[derive(Clone, Debug)]
+pub struct EndpointPaths {
+    /// The endpoint name.
+    pub name: String,
+    /// The control socket.
+    pub socket: PathBuf,
+    /// The lock file.
+    pub lock: PathBuf,
+}
+
+impl EndpointPaths {
+    /// The paths of `name` in this user's runtime directory.
+    pub fn of(name: &str) -> Result<EndpointPaths> {
+        validate_endpoint_name(name)?;
+        let dir = platform::runtime_dir()?;
+        let socket = dir.join(format!("{name}.sock"));
+        if socket.as_os_str().len() > MAX_SOCKET_PATH {
+            return Err(Error::new(
+                ErrorKind::InvalidName,
+                format!(
+                    "endpoint name '{name}' makes the socket path {} longer than the {MAX_SOCKET_PATH} bytes Unix sockets allow; use a shorter name or a shorter SHMSOCK_RUNTIME_DIR",
+                    socket.display()
+                ),
+            ));
+        }
+        Ok(EndpointPaths { name: name.to_string(), lock: dir.join(format!("{name}.lock")), socket })
+    }
+}
+
+/// A bound endpoint: the held lock and the listening socket. Dropping it removes
+/// the socket and lock files.
+pub struct Bound {
+    paths: EndpointPaths,
+    lock: File,
+    /// The listening control socket (non-blocking).
+    pub listener: UnixListener,
+}
+
+impl Bound {
+    /// The endpoint's files.
+    pub fn paths(&self) -> &EndpointPaths {
+        &self.paths
+    }
+}
+
+impl Drop for Bound {
+    fn drop(&mut self) {
+        // Remove the files while still holding the lock, so no new server can be
+        // between our unlink and its bind.
+        let _ = std::fs::remove_file(&self.paths.socket);
+        let _ = std::fs::remove_file(&self.paths.lock);
+        let _ = rustix::fs::flock(self.lock.as_fd(), FlockOperation::Unlock);
+    }
+}
+
+fn in_use(name: &str) -> Error {
+    Error::new(
+        ErrorKind::AddressInUse,
+        format!("endpoint '{name}' is served by another live process; choose another name or stop that server"),
+    )
+}
+
+/// Claims `name` and listens on its socket.
+pub fn bind(name: &str) -> Result<Bound> {
+    let paths = EndpointPaths::of(name)?;
+    for _ in 0..8 {
+        let lock = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&paths.lock)
+            .map_err(|e| Error::io(&format!("opening {}", paths.lock.display()), e))?;
+        match rustix::fs::flock(lock.as_fd(), FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => return Err(in_use(name)),
+            Err(e) => return Err(platform::os_error("locking the endpoint", e)),
+        }
+        // A previous owner may have removed this lock file between our open and
+        // our flock; then we hold a lock nobody else can see: start over.
+        let same = match (lock.metadata(), std::fs::metadata(&paths.lock)) {
+            (Ok(held), Ok(now)) => held.ino() == now.ino() && held.dev() == now.dev(),
+            _ => false,
+        };
+        if !same {
+            continue;
+        }
+        let mut lock = lock;
+        let _ = lock.set_len(0);
+        let _ = write!(lock, "{}\n", std::process::id());
+        // We hold the lock, so any socket file is a dead server's.
+        let _ = std::fs::remove_file(&paths.socket);
+        let listener = UnixListener::bind(&paths.socket)
+            .map_err(|e| Error::io(&format!("binding {}", paths.socket.display()), e))?;
+        listener.set_nonblocking(true).map_err(|e| Error::io("configuring the listening socket", e))?;
+        return Ok(Bound { paths, lock, listener });
+    }
+    Err(in_use(name))
+}
+
+/// Connects to the server of `name`. No server: NotFound, at once.
+pub fn connect(name: &str) -> Result<UnixStream> {
+    let paths = EndpointPaths::of(name)?;
+    UnixStream::connect(&paths.socket).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ECONNREFUSED) => Error::new(
+            ErrorKind::NotFound,
+            format!("no server is listening on endpoint '{name}' (socket {})", paths.socket.display()),
+        ),
+        _ => Error::io(&format!("connecting to endpoint '{name}'"), e),
+    })
+}
+
+/// An endpoint found in the runtime directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointInfo {
+    /// The endpoint name.
+    pub name: String,
+    /// The pid written by the server that bound it, if readable.
+    pub pid: Option<u32>,
+    /// True when a live process holds the endpoint's lock.
+    pub alive: bool,
+}
+
+/// The endpoints of this user: every lock or socket file in the runtime directory.
+pub fn list() -> Result<Vec<EndpointInfo>> {
+    let dir = platform::runtime_dir()?;
+    let mut names = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&format!("reading {}", dir.display()), e))? {
+        let Ok(entry) = entry else { continue };
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if let Some(name) = file.strip_suffix(".sock").or_else(|| file.strip_suffix(".lock")) {
+            if validate_endpoint_name(name).is_ok() {
+                names.insert(name.to_string());
+            }
+        }
+    }
+    Ok(names
+        .into_iter()
+        .map(|name| {
+            let lock_path = dir.join(format!("{name}.lock"));
+            let (pid, alive) = match File::open(&lock_path) {
+                Ok(f) => {
+                    let pid = std::fs::read_to_string(&lock_path).ok().and_then(|s| s.trim().parse().ok());
+                    let free = rustix::fs::flock(f.as_fd(), FlockOperation::NonBlockingLockShared).is_ok();
+                    (pid, !free)
+                }
+                Err(_) => (None, false),
+            };
+            EndpointInfo { name, pid, alive }
+        })
+        .collect())
+}

@@ -1,0 +1,205 @@
+//! `Listener`: a bound endpoint that accepts clients and runs the server side of
+//! the handshake (uid check, allow-list, negotiation, segment creation).
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rustix::event::PollFlags;
+
+use crate::control::{self, Record};
+use crate::endpoint::{self, Bound};
+use crate::error::{Error, ErrorKind, Result};
+use crate::handshake::{RejectReason, Responder, ServerPolicy};
+use crate::keys::{Keypair, PublicKey};
+use crate::options::Options;
+use crate::platform::{self, Credentials};
+use crate::segment::Segment;
+use crate::sodium;
+use crate::stream::{Role, Stream};
+
+/// A client socket accepted but not yet through the handshake.
+pub struct Pending {
+    socket: UnixStream,
+    credentials: Credentials,
+}
+
+impl Pending {
+    /// Who connected, per the kernel.
+    pub fn credentials(&self) -> Credentials {
+        self.credentials
+    }
+}
+
+/// A server endpoint. Dropping it removes its socket; streams already accepted
+/// stay connected.
+pub struct Listener {
+    bound: Bound,
+    keypair: Keypair,
+    options: Options,
+    policy: ServerPolicy,
+    rejected: AtomicU64,
+    last_rejection: Mutex<Option<Error>>,
+}
+
+impl Listener {
+    /// Binds endpoint `name`. `options.keypair` is required: it is the server's
+    /// identity, which clients pin.
+    pub fn bind(name: &str, options: &Options) -> Result<Listener> {
+        sodium::init()?;
+        options.validate()?;
+        let keypair = options.keypair.clone().ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                "a server needs a keypair (Options::keypair): clients pin its public key",
+            )
+        })?;
+        let bound = endpoint::bind(name)?;
+        Ok(Listener {
+            bound,
+            keypair,
+            policy: options.server_policy(),
+            options: options.clone(),
+            rejected: AtomicU64::new(0),
+            last_rejection: Mutex::new(None),
+        })
+    }
+
+    /// The endpoint name.
+    pub fn name(&self) -> &str {
+        &self.bound.paths().name
+    }
+
+    /// The server's public key, which clients pin.
+    pub fn public_key(&self) -> PublicKey {
+        *self.keypair.public()
+    }
+
+    /// Waits for a client and completes its handshake. Clients that fail the
+    /// handshake (wrong key, not allowed, garbage) are refused and skipped; see
+    /// [`rejected_count`](Listener::rejected_count).
+    pub fn accept(&self) -> Result<Stream> {
+        self.accept_timeout(None)
+    }
+
+    /// As [`accept`](Listener::accept), giving up with Timeout after `timeout`.
+    pub fn accept_timeout(&self, timeout: Option<Duration>) -> Result<Stream> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let pending = self.accept_pending(deadline)?;
+            match self.handshake(pending) {
+                Ok(stream) => return Ok(stream),
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// Accepts the next client socket without the handshake (for servers that run
+    /// handshakes off their dispatch thread).
+    pub fn accept_pending(&self, deadline: Option<Instant>) -> Result<Pending> {
+        loop {
+            match self.bound.listener.accept() {
+                Ok((socket, _)) => {
+                    socket.set_nonblocking(true).map_err(|e| Error::io("configuring an accepted socket", e))?;
+                    let credentials = platform::peer_credentials(socket.as_fd())?;
+                    return Ok(Pending { socket, credentials });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if !platform::wait_fd(self.bound.listener.as_fd(), PollFlags::IN, deadline)? {
+                        return Err(Error::new(ErrorKind::Timeout, "accept timed out: no client connected"));
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => continue,
+                Err(e) => return Err(Error::io("accepting a client", e)),
+            }
+        }
+    }
+
+    /// Runs the server side of the handshake on an accepted socket, within the
+    /// handshake timeout. A refused client gets a REJECT saying why.
+    pub fn handshake(&self, pending: Pending) -> Result<Stream> {
+        let result = self.try_handshake(&pending);
+        if let Err(e) = &result {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+            *self.last_rejection.lock() = Some(e.clone());
+        }
+        result
+    }
+
+    fn try_handshake(&self, pending: &Pending) -> Result<Stream> {
+        let socket = pending.socket.as_fd();
+        let deadline = Instant::now() + self.options.handshake_timeout;
+        let reject = |err: Error| {
+            let reason = RejectReason::for_error(err.kind());
+            let _ = control::send(socket, &control::encode_reject(reason, err.message()), None);
+            err
+        };
+        if let Some(uids) = &self.options.allowed_uids {
+            if !uids.contains(&pending.credentials.uid) {
+                return Err(reject(Error::new(
+                    ErrorKind::PermissionDenied,
+                    format!("uid {} is not allowed to connect", pending.credentials.uid),
+                )));
+            }
+        }
+        let mut fds = Vec::new();
+        let hello = match control::receive(socket, &mut fds, Some(deadline))? {
+            Record::Hello(hello) if fds.is_empty() => hello,
+            _ => return Err(reject(Error::new(ErrorKind::ProtocolViolation, "expected a HELLO record"))),
+        };
+        let mut responder = Responder::new(&self.keypair, self.name())?;
+        let accepted = responder.read_hello(&hello, &self.policy).map_err(reject)?;
+        let mut segment = Segment::create(accepted.choice.backend, accepted.choice.ring_size).map_err(reject)?;
+        let mut choice = accepted.choice;
+        choice.segment_name = segment.name().to_string();
+        let (reply, session) = responder.write_reply(&choice)?;
+        control::send(socket, &control::encode(control::REPLY, &reply), segment.memfd())?;
+        match control::receive(socket, &mut fds, Some(deadline))? {
+            Record::Ready if fds.is_empty() => {}
+            _ => return Err(Error::new(ErrorKind::ProtocolViolation, "expected a READY record")),
+        }
+        // The client has mapped the segment: nothing needs its name any more.
+        segment.unlink();
+        let socket = pending.socket.try_clone().map_err(|e| Error::io("keeping the control socket", e))?;
+        Ok(Stream::establish(
+            socket,
+            segment,
+            session,
+            Role::Server,
+            &self.options,
+            pending.credentials,
+            self.name(),
+            *self.keypair.public(),
+        ))
+    }
+
+    /// How many clients failed the handshake so far.
+    pub fn rejected_count(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Why the last client failed the handshake.
+    pub fn last_rejection(&self) -> Option<Error> {
+        self.last_rejection.lock().clone()
+    }
+
+    /// Accepted streams, forever (each item is the result of one `accept`).
+    pub fn incoming(&self) -> impl Iterator<Item = Result<Stream>> + '_ {
+        std::iter::repeat_with(move || self.accept())
+    }
+}
+
+impl AsRawFd for Listener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.bound.listener.as_raw_fd()
+    }
+}
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.bound.listener.as_fd()
+    }
+}

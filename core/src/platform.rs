@@ -1,0 +1,272 @@
+//! Everything that talks to the operating system: the per-user runtime directory,
+//! memfd segments and their seals, memory mappings, fd passing, peer credentials,
+//! and waiting on a file descriptor.
+//!
+//! Only Linux is implemented and tested. A port to macOS or Windows replaces this
+//! module (and the memfd backend) and nothing else.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::fs::{MemfdFlags, SealFlags};
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Converts a rustix error into ours, saying what we were doing.
+pub(crate) fn os_error(context: &str, errno: rustix::io::Errno) -> Error {
+    Error::io(context, std::io::Error::from_raw_os_error(errno.raw_os_error()))
+}
+
+/// The credentials of the process at the other end of a Unix socket, from the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    /// Process id (in our pid namespace; 0 if the peer is outside it).
+    pub pid: i32,
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+/// The kernel's record of who is at the other end of `socket`.
+pub fn peer_credentials(socket: BorrowedFd<'_>) -> Result<Credentials> {
+    let cred = rustix::net::sockopt::socket_peercred(socket).map_err(|e| os_error("reading peer credentials", e))?;
+    Ok(Credentials { pid: cred.pid.as_raw_nonzero().get(), uid: cred.uid.as_raw(), gid: cred.gid.as_raw() })
+}
+
+/// The effective uid of this process.
+pub fn current_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// The per-user runtime directory holding endpoint sockets, created 0700.
+///
+/// `$SHMSOCK_RUNTIME_DIR` if set, else `$XDG_RUNTIME_DIR/shmsock`, else
+/// `<tmp>/shmsock-<uid>`. The directory must belong to us and be private.
+pub fn runtime_dir() -> Result<PathBuf> {
+    let dir = if let Some(dir) = std::env::var_os("SHMSOCK_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        PathBuf::from(dir)
+    } else if let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        PathBuf::from(xdg).join("shmsock")
+    } else {
+        std::env::temp_dir().join(format!("shmsock-{}", current_uid()))
+    };
+    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) => return Err(Error::io(&format!("creating runtime directory {}", dir.display()), e)),
+    }
+    let meta = std::fs::symlink_metadata(&dir).map_err(|e| Error::io(&format!("checking {}", dir.display()), e))?;
+    if !meta.is_dir() || meta.uid() != current_uid() || meta.permissions().mode() & 0o077 != 0 {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "runtime directory {} is not a private directory of this user (mode {:04o}, owner {}); \
+                 remove it or set SHMSOCK_RUNTIME_DIR to a directory with mode 0700",
+                dir.display(),
+                meta.permissions().mode() & 0o7777,
+                meta.uid()
+            ),
+        ));
+    }
+    Ok(dir)
+}
+
+/// The seals every memfd segment carries.
+fn required_seals() -> SealFlags {
+    SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL
+}
+
+/// Creates an anonymous memfd of `size` bytes with all of it reserved now (so a
+/// short memory limit is an error here, never a SIGBUS later), sealed against
+/// shrinking, growing and further sealing.
+pub fn create_memfd(size: u64) -> Result<OwnedFd> {
+    let fd = rustix::fs::memfd_create("shmsock", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+        .map_err(|e| os_error("creating the shared-memory segment (memfd_create)", e))?;
+    rustix::fs::ftruncate(&fd, size).map_err(|e| os_error("sizing the shared-memory segment", e))?;
+    rustix::fs::fallocate(&fd, rustix::fs::FallocateFlags::empty(), 0, size).map_err(|e| {
+        let err = os_error(&format!("reserving {size} bytes of shared memory"), e);
+        Error::new(
+            ErrorKind::ResourceExhausted,
+            format!("{}; lower the ring size or raise the memory limit", err.message()),
+        )
+    })?;
+    rustix::fs::fcntl_add_seals(&fd, required_seals()).map_err(|e| os_error("sealing the shared-memory segment", e))?;
+    Ok(fd)
+}
+
+/// Checks a received memfd: it must carry the seals and have exactly `size` bytes.
+pub fn check_memfd(fd: BorrowedFd<'_>, size: u64) -> Result<()> {
+    let seals = rustix::fs::fcntl_get_seals(fd).map_err(|_| {
+        Error::new(ErrorKind::ProtocolViolation, "the peer passed a segment that is not a sealable memfd; refusing it")
+    })?;
+    if !seals.contains(required_seals()) {
+        return Err(Error::new(
+            ErrorKind::ProtocolViolation,
+            format!("the peer passed a segment without the required seals (has {seals:?}); refusing it"),
+        ));
+    }
+    if seals.intersects(SealFlags::WRITE | SealFlags::FUTURE_WRITE) {
+        return Err(Error::new(ErrorKind::ProtocolViolation, "the peer passed a write-sealed segment; refusing it"));
+    }
+    let st = rustix::fs::fstat(fd).map_err(|e| os_error("checking the segment", e))?;
+    if st.st_size as u64 != size {
+        return Err(Error::new(
+            ErrorKind::ProtocolViolation,
+            format!("the peer passed a segment of {} bytes; the handshake agreed on {size}", st.st_size),
+        ));
+    }
+    Ok(())
+}
+
+/// Reserves the whole of an already sized file (the named backend's object).
+pub fn reserve(fd: BorrowedFd<'_>, size: u64) -> Result<()> {
+    rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), 0, size).map_err(|e| {
+        let err = os_error(&format!("reserving {size} bytes of shared memory"), e);
+        Error::new(
+            ErrorKind::ResourceExhausted,
+            format!("{}; /dev/shm may be too small: lower the ring size or enlarge /dev/shm", err.message()),
+        )
+    })
+}
+
+/// Removes a named shared-memory object. Missing objects are fine.
+pub fn unlink_named(name: &str) {
+    let _ = rustix::shm::unlink(name);
+}
+
+/// Sends `bytes` on a stream socket, with `fd` attached to the first byte.
+pub fn send_with_fd(socket: BorrowedFd<'_>, bytes: &[u8], fd: Option<BorrowedFd<'_>>) -> Result<()> {
+    let mut sent = 0;
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    while sent < bytes.len() {
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        let fds;
+        if sent == 0 {
+            if let Some(fd) = fd {
+                fds = [fd];
+                control.push(SendAncillaryMessage::ScmRights(&fds));
+            }
+        }
+        match rustix::net::sendmsg(socket, &[IoSlice::new(&bytes[sent..])], &mut control, SendFlags::NOSIGNAL) {
+            Ok(n) => sent += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => {
+                wait_fd(socket, PollFlags::OUT, None)?;
+            }
+            Err(e) if is_disconnect(e) => {
+                return Err(Error::new(ErrorKind::PeerGone, "the peer closed the control socket"));
+            }
+            Err(e) => return Err(os_error("writing to the control socket", e)),
+        }
+    }
+    Ok(())
+}
+
+fn is_disconnect(e: rustix::io::Errno) -> bool {
+    matches!(e, rustix::io::Errno::PIPE | rustix::io::Errno::CONNRESET | rustix::io::Errno::NOTCONN)
+}
+
+/// Receives up to `buf.len()` bytes, and any fds that came with them. Returns 0
+/// bytes at end of stream. Waits until `deadline`.
+pub fn recv_with_fds(socket: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<OwnedFd>, deadline: Option<Instant>) -> Result<usize> {
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    loop {
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let result = rustix::net::recvmsg(
+            socket,
+            &mut [IoSliceMut::new(buf)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
+        );
+        for msg in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(received) = msg {
+                fds.extend(received);
+            }
+        }
+        match result {
+            Ok(msg) => return Ok(msg.bytes),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => {
+                if !wait_fd(socket, PollFlags::IN, deadline)? {
+                    return Err(Error::new(ErrorKind::Timeout, "the peer did not answer in time"));
+                }
+            }
+            Err(e) if is_disconnect(e) => return Ok(0),
+            Err(e) => return Err(os_error("reading the control socket", e)),
+        }
+    }
+}
+
+/// Waits until `fd` is ready for `flags` (or hung up), or until `deadline`.
+/// Returns false on timeout.
+pub fn wait_fd(fd: BorrowedFd<'_>, flags: PollFlags, deadline: Option<Instant>) -> Result<bool> {
+    loop {
+        let timeout = match deadline {
+            None => None,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                Some(rustix::time::Timespec {
+                    tv_sec: left.as_secs() as i64,
+                    tv_nsec: left.subsec_nanos() as _,
+                })
+            }
+        };
+        let mut fds = [PollFd::new(&fd, flags)];
+        match poll(&mut fds, timeout.as_ref()) {
+            Ok(0) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(false);
+                }
+            }
+            Ok(_) => return Ok(true),
+            Err(rustix::io::Errno::INTR) => {
+                // A signal: let the caller's loop re-check (Python checks for
+                // KeyboardInterrupt between waits).
+                return Ok(true);
+            }
+            Err(e) => return Err(os_error("waiting on a socket", e)),
+        }
+    }
+}
+
+/// Writes one wake-up byte without blocking. A full socket buffer already holds
+/// wake-ups, and a dead peer will be noticed by its reader, so both are ignored.
+pub fn send_wake(socket: BorrowedFd<'_>) {
+    let _ = rustix::net::send(socket, &[WAKE_BYTE], SendFlags::DONTWAIT | SendFlags::NOSIGNAL);
+}
+
+/// The byte a side writes on the control socket to wake its peer.
+pub const WAKE_BYTE: u8 = 0x57;
+
+/// Reads and discards pending wake-up bytes. Returns true when the peer's end is
+/// closed (end of stream or reset).
+pub fn drain_wakes(socket: BorrowedFd<'_>) -> bool {
+    let mut buf = [0u8; 64];
+    loop {
+        match rustix::net::recv(socket, &mut buf, RecvFlags::DONTWAIT) {
+            Ok((0, _)) => return true,
+            Ok((n, _)) if n < buf.len() => return false,
+            Ok(_) => continue,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Shuts a socket down both ways so the peer sees end of stream at once, even if
+/// another thread or process still holds the fd.
+pub fn shutdown(socket: BorrowedFd<'_>) {
+    let _ = rustix::net::shutdown(socket, rustix::net::Shutdown::Both);
+}
+
+/// Marks a file descriptor close-on-exec and returns it (for fds from std).
+pub fn as_borrowed<F: AsFd>(f: &F) -> BorrowedFd<'_> {
+    f.as_fd()
+}

@@ -1,0 +1,295 @@
+//! Single-producer single-consumer rings of sealed frames in a segment.
+//!
+//! Each ring is a byte area of `capacity` bytes (a power of two) with two
+//! free-running u64 byte counters: `tail` (bytes ever published, written only by
+//! the producer) and `head` (bytes ever consumed, written only by the consumer).
+//! Records start at multiples of 16: a sealed frame padded to 16 bytes, or a
+//! 16-byte PAD marker (first byte 0) that skips to the end of the area when the
+//! next frame would not fit before it. If fewer than 16 bytes remain before the
+//! end, both sides skip them without a marker (this cannot happen with 16-byte
+//! alignment and a capacity that is a multiple of 16, and is listed for clarity).
+//!
+//! Both sides keep their own counter privately and treat the shared copy of the
+//! other's counter as untrusted: it is read once per operation, checked against
+//! the capacity and their own counter, and a bad value is a protocol error.
+
+use std::sync::atomic::{fence, Ordering};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::frame::HEADER_LEN;
+use crate::segment::{self, Segment};
+
+/// Records start at multiples of this.
+pub const ALIGN: u64 = 16;
+
+/// Rounds a sealed frame length up to its record length.
+pub fn record_len(sealed_len: usize) -> u64 {
+    (sealed_len as u64).div_ceil(ALIGN) * ALIGN
+}
+
+fn tampered(what: &str) -> Error {
+    Error::new(
+        ErrorKind::ProtocolViolation,
+        format!("ring {what}: the shared memory was tampered with or the peer is broken; the connection is closed"),
+    )
+}
+
+/// Offsets of one ring in a segment.
+#[derive(Clone, Copy, Debug)]
+struct RingLayout {
+    control: usize,
+    data: usize,
+    capacity: u64,
+}
+
+impl RingLayout {
+    fn new(ring: usize, capacity: u32) -> RingLayout {
+        RingLayout {
+            control: segment::ring_control_offset(ring),
+            data: segment::ring_data_offset(ring, capacity),
+            capacity: u64::from(capacity),
+        }
+    }
+}
+
+/// The writing end of a ring.
+pub struct Producer {
+    layout: RingLayout,
+    tail: u64,
+}
+
+/// Where a reserved record goes.
+#[derive(Clone, Copy, Debug)]
+pub struct Reservation {
+    /// Segment offset of the record.
+    pub offset: usize,
+    /// Ring position after the record.
+    end: u64,
+}
+
+impl Producer {
+    /// The producer of ring `ring` (starting from an empty ring).
+    pub fn new(ring: usize, capacity: u32) -> Producer {
+        Producer { layout: RingLayout::new(ring, capacity), tail: 0 }
+    }
+
+    /// Capacity in bytes.
+    pub fn capacity(&self) -> u64 {
+        self.layout.capacity
+    }
+
+    fn head(&self, seg: &Segment) -> Result<u64> {
+        let head = seg.atomic_u64(self.layout.control + segment::HEAD).load(Ordering::Acquire);
+        if head > self.tail || self.tail - head > self.layout.capacity || head % ALIGN != 0 {
+            return Err(tampered("head counter out of range"));
+        }
+        Ok(head)
+    }
+
+    /// Bytes a record of `record` bytes takes at `tail`, counting a PAD skip.
+    fn needed(&self, tail: u64, record: u64) -> u64 {
+        let contiguous = self.layout.capacity - tail % self.layout.capacity;
+        if record <= contiguous { record } else { contiguous + record }
+    }
+
+    /// Reserves room for one record, or None when the ring is too full now.
+    /// Writes the PAD marker when the record wraps.
+    pub fn reserve(&mut self, seg: &Segment, sealed_len: usize) -> Result<Option<Reservation>> {
+        let record = record_len(sealed_len);
+        assert!(record <= self.layout.capacity, "record larger than the ring");
+        let head = self.head(seg)?;
+        let free = self.layout.capacity - (self.tail - head);
+        if self.needed(self.tail, record) > free {
+            return Ok(None);
+        }
+        let mut at = self.tail;
+        let contiguous = self.layout.capacity - at % self.layout.capacity;
+        if record > contiguous {
+            seg.write_bytes(self.layout.data + (at % self.layout.capacity) as usize, &[0u8; ALIGN as usize])?;
+            at += contiguous;
+        }
+        Ok(Some(Reservation { offset: self.layout.data + (at % self.layout.capacity) as usize, end: at + record }))
+    }
+
+    /// True when records of these sealed lengths, written one after the other,
+    /// fit in the ring now (for `try_send`, which is all or nothing).
+    pub fn fits_all(&self, seg: &Segment, sealed_lens: impl Iterator<Item = usize>) -> Result<bool> {
+        let head = self.head(seg)?;
+        let mut at = self.tail;
+        for len in sealed_lens {
+            at += self.needed(at, record_len(len));
+            if at - head > self.layout.capacity {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Publishes a reserved record (after it was sealed in place). Returns true
+    /// when the consumer said it sleeps, so the caller must wake it.
+    pub fn publish(&mut self, seg: &Segment, reservation: Reservation) -> bool {
+        self.tail = reservation.end;
+        seg.atomic_u64(self.layout.control + segment::TAIL).store(self.tail, Ordering::Release);
+        // Pairs with the consumer's fence between setting its flag and re-reading
+        // the tail: one of the two sides sees the other's write.
+        fence(Ordering::SeqCst);
+        take_flag(seg, self.layout.control + segment::CONSUMER_WAITING)
+    }
+
+    /// Says this producer is about to sleep until the consumer frees space.
+    pub fn arm(&self, seg: &Segment) {
+        seg.atomic_u32(self.layout.control + segment::PRODUCER_WAITING).store(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
+
+    /// Withdraws `arm` once space was found.
+    pub fn disarm(&self, seg: &Segment) {
+        seg.atomic_u32(self.layout.control + segment::PRODUCER_WAITING).store(0, Ordering::Relaxed);
+    }
+}
+
+/// Clears a waiting flag the other side set; true when it was set.
+fn take_flag(seg: &Segment, offset: usize) -> bool {
+    let flag = seg.atomic_u32(offset);
+    flag.load(Ordering::Relaxed) != 0 && flag.swap(0, Ordering::AcqRel) != 0
+}
+
+/// The reading end of a ring.
+pub struct Consumer {
+    layout: RingLayout,
+    head: u64,
+}
+
+/// A record found at the head of a ring.
+#[derive(Clone, Copy, Debug)]
+pub struct Peeked {
+    /// The frame header bytes, copied out.
+    pub header: [u8; HEADER_LEN],
+    /// Segment offset of the record.
+    pub offset: usize,
+    /// Bytes from the record's start to the end of the ring area.
+    contiguous: u64,
+    /// The tail seen.
+    tail: u64,
+}
+
+impl Consumer {
+    /// The consumer of ring `ring` (starting from an empty ring).
+    pub fn new(ring: usize, capacity: u32) -> Consumer {
+        Consumer { layout: RingLayout::new(ring, capacity), head: 0 }
+    }
+
+    fn tail(&self, seg: &Segment) -> Result<u64> {
+        let tail = seg.atomic_u64(self.layout.control + segment::TAIL).load(Ordering::Acquire);
+        if tail < self.head || tail - self.head > self.layout.capacity || tail % ALIGN != 0 {
+            return Err(tampered("tail counter out of range"));
+        }
+        Ok(tail)
+    }
+
+    /// True when a record is waiting (does not validate it).
+    pub fn has_data(&self, seg: &Segment) -> Result<bool> {
+        Ok(self.tail(seg)? != self.head)
+    }
+
+    /// The next frame's header, skipping PAD markers, or None when the ring is
+    /// empty.
+    pub fn peek(&mut self, seg: &Segment) -> Result<Option<Peeked>> {
+        let tail = self.tail(seg)?;
+        loop {
+            if self.head == tail {
+                return Ok(None);
+            }
+            let pos = self.head % self.layout.capacity;
+            let contiguous = self.layout.capacity - pos;
+            let offset = self.layout.data + pos as usize;
+            let mut header = [0u8; HEADER_LEN];
+            seg.copy_out(offset, &mut header)?;
+            if header[0] == 0 {
+                // PAD: the producer wrapped; the rest of the area is skipped.
+                if self.head + contiguous > tail {
+                    return Err(tampered("PAD marker past the tail"));
+                }
+                self.advance(seg, contiguous);
+                continue;
+            }
+            return Ok(Some(Peeked { header, offset, contiguous, tail }));
+        }
+    }
+
+    /// Checks that a frame of `sealed_len` bytes at `peeked` lies inside the
+    /// published part of the ring and does not wrap.
+    pub fn check_record(&self, peeked: &Peeked, sealed_len: usize) -> Result<u64> {
+        let record = record_len(sealed_len);
+        if record > peeked.contiguous || self.head + record > peeked.tail {
+            return Err(tampered("frame runs past the published data"));
+        }
+        Ok(record)
+    }
+
+    /// Consumes `record` bytes and publishes the new head. Returns true when the
+    /// producer said it sleeps, so the caller must wake it.
+    pub fn advance(&mut self, seg: &Segment, record: u64) -> bool {
+        self.head += record;
+        seg.atomic_u64(self.layout.control + segment::HEAD).store(self.head, Ordering::Release);
+        fence(Ordering::SeqCst);
+        take_flag(seg, self.layout.control + segment::PRODUCER_WAITING)
+    }
+
+    /// Says this consumer is about to sleep until data arrives.
+    pub fn arm(&self, seg: &Segment) {
+        seg.atomic_u32(self.layout.control + segment::CONSUMER_WAITING).store(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
+
+    /// Withdraws `arm` once data was found.
+    pub fn disarm(&self, seg: &Segment) {
+        seg.atomic_u32(self.layout.control + segment::CONSUMER_WAITING).store(0, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handshake::Backend;
+
+    #[test]
+    fn wraps_with_pad_and_validates_counters() {
+        let seg = Segment::create(Backend::Memfd, 4096).unwrap();
+        let mut p = Producer::new(0, 4096);
+        let mut c = Consumer::new(0, 4096);
+        // Fill with 1000-byte records: 4 fit (4064 bytes incl. alignment).
+        let mut n = 0;
+        while let Some(r) = p.reserve(&seg, 1000).unwrap() {
+            let mut hdr = [0u8; 16];
+            hdr[0] = 1;
+            seg.write_bytes(r.offset, &hdr).unwrap();
+            p.publish(&seg, r);
+            n += 1;
+        }
+        assert_eq!(n, 4);
+        let peeked = c.peek(&seg).unwrap().unwrap();
+        let rec = c.check_record(&peeked, 1000).unwrap();
+        c.advance(&seg, rec);
+        // Next record wraps: PAD written, lands at the start.
+        let r = p.reserve(&seg, 1000).unwrap().unwrap();
+        assert_eq!(r.offset, segment::ring_data_offset(0, 4096));
+        let mut hdr = [0u8; 16];
+        hdr[0] = 1;
+        seg.write_bytes(r.offset, &hdr).unwrap();
+        p.publish(&seg, r);
+        for _ in 0..3 {
+            let pk = c.peek(&seg).unwrap().unwrap();
+            let rec = c.check_record(&pk, 1000).unwrap();
+            c.advance(&seg, rec);
+        }
+        let pk = c.peek(&seg).unwrap().unwrap();
+        assert_eq!(pk.offset, segment::ring_data_offset(0, 4096));
+
+        // A tampered tail is caught, never followed.
+        seg.atomic_u64(segment::ring_control_offset(0) + segment::TAIL).store(1 << 40, Ordering::SeqCst);
+        assert_eq!(c.peek(&seg).unwrap_err().kind(), ErrorKind::ProtocolViolation);
+        seg.atomic_u64(segment::ring_control_offset(0) + segment::HEAD).store(7, Ordering::SeqCst);
+        assert_eq!(p.reserve(&seg, 10).unwrap_err().kind(), ErrorKind::ProtocolViolation);
+    }
+}
