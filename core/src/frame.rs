@@ -378,10 +378,14 @@ impl MessageReader {
 
     /// Feeds one sealed frame. Returns a message when its last fragment verified.
     pub fn push(&mut self, sealed: &[u8]) -> Result<Option<Received>> {
-        let head: &[u8; HEADER_LEN] = sealed
-            .get(..HEADER_LEN)
-            .and_then(|h| h.try_into().ok())
-            .ok_or_else(|| corrupt("frame shorter than its header"))?;
+        let head: &[u8; HEADER_LEN] = match sealed.get(..HEADER_LEN).and_then(|h| h.try_into().ok()) {
+            Some(head) => head,
+            // Like any malformed frame, a short one ends the stream for good.
+            None => match &self.opener.failed {
+                Some(err) => return Err(err.clone()),
+                None => return Err(self.opener.fail(corrupt("frame shorter than its header"))),
+            },
+        };
         let header = self.opener.check_header(head)?;
         if sealed.len() != header.sealed_len(self.opener.suite()) {
             return Err(self.opener.fail(corrupt("frame length differs from its header")));

@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod cipher;
+pub mod client;
 pub mod control;
 pub mod endpoint;
 pub mod error;
@@ -35,18 +36,21 @@ pub mod options;
 pub mod platform;
 pub mod ring;
 pub mod segment;
+pub mod server;
 pub mod sodium;
 pub mod stream;
 pub mod wait;
 
 pub use cipher::CipherSuite;
+pub use client::{Client, ClientHandler};
 pub use error::{Error, ErrorKind, Result};
 pub use handshake::{AllowedClients, Backend};
 pub use keys::{Keypair, PublicKey};
 pub use listener::Listener;
 pub use options::Options;
 pub use platform::Credentials;
-pub use stream::{Stats, Stream};
+pub use server::{Connection, Server, ServerHandler};
+pub use stream::{Role, Stats, Stream};
 
 /// The version of this crate (and of every shmsock package built from it).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

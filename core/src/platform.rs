@@ -266,7 +266,65 @@ pub fn shutdown(socket: BorrowedFd<'_>) {
     let _ = rustix::net::shutdown(socket, rustix::net::Shutdown::Both);
 }
 
-/// Marks a file descriptor close-on-exec and returns it (for fds from std).
-pub fn as_borrowed<F: AsFd>(f: &F) -> BorrowedFd<'_> {
-    f.as_fd()
+/// An epoll set of file descriptors, each with a token, plus a wake-up of its own
+/// (an eventfd) so another thread can interrupt a wait.
+pub struct Poller {
+    epoll: OwnedFd,
+    wake: OwnedFd,
+}
+
+/// The token a [`Poller`] reports for its own wake-up.
+pub const WAKE_TOKEN: u64 = u64::MAX;
+
+impl Poller {
+    /// A new, empty poller.
+    pub fn new() -> Result<Poller> {
+        use rustix::event::{epoll, eventfd, EventfdFlags};
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| os_error("creating an epoll set", e))?;
+        let wake = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).map_err(|e| os_error("creating an eventfd", e))?;
+        let poller = Poller { epoll, wake };
+        poller.add(poller.wake.as_fd(), WAKE_TOKEN)?;
+        Ok(poller)
+    }
+
+    /// Watches `fd` for readability, reporting `token`.
+    pub fn add(&self, fd: BorrowedFd<'_>, token: u64) -> Result<()> {
+        use rustix::event::epoll;
+        epoll::add(&self.epoll, fd, epoll::EventData::new_u64(token), epoll::EventFlags::IN)
+            .map_err(|e| os_error("adding to an epoll set", e))
+    }
+
+    /// Stops watching `fd`.
+    pub fn remove(&self, fd: BorrowedFd<'_>) {
+        let _ = rustix::event::epoll::delete(&self.epoll, fd);
+    }
+
+    /// Waits until a watched fd is readable or `notify` was called, up to
+    /// `timeout` (None: no limit), and puts the ready tokens in `tokens`. The
+    /// wake-up is reported as [`WAKE_TOKEN`] and reset.
+    pub fn wait(&self, tokens: &mut Vec<u64>, timeout: Option<std::time::Duration>) -> Result<()> {
+        use rustix::event::epoll;
+        tokens.clear();
+        let timeout = timeout.map(|t| rustix::time::Timespec { tv_sec: t.as_secs() as i64, tv_nsec: t.subsec_nanos() as _ });
+        let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
+        match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), timeout.as_ref()) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => return Ok(()),
+            Err(e) => return Err(os_error("waiting on an epoll set", e)),
+        }
+        for event in &events {
+            let token = event.data.u64();
+            if token == WAKE_TOKEN {
+                let mut buf = [0u8; 8];
+                let _ = rustix::io::read(&self.wake, &mut buf);
+            }
+            tokens.push(token);
+        }
+        Ok(())
+    }
+
+    /// Wakes a thread blocked in `wait`.
+    pub fn notify(&self) {
+        let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
+    }
 }

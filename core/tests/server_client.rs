@@ -1,0 +1,186 @@
+//! The event-driven pair: a Server with many Clients, callbacks, replies from
+//! inside and outside callbacks, panicking callbacks, and closing.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use shmsock::{Client, ClientHandler, Connection, Error, ErrorKind, Keypair, Options, Server, ServerHandler};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn runtime_dir() {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod 700");
+        std::env::set_var("SHMSOCK_RUNTIME_DIR", dir.path());
+        dir
+    });
+}
+
+fn unique(name: &str) -> String {
+    runtime_dir();
+    format!("sc-{name}-{}", std::process::id())
+}
+
+#[derive(Debug, PartialEq)]
+enum Event {
+    Connect(u64),
+    Data(u64, Vec<u8>),
+    Error(Option<u64>, ErrorKind),
+    Close(u64, Option<ErrorKind>),
+}
+
+/// Echoes every message, reports every event, and panics on the message "panic".
+struct Echo {
+    events: Mutex<Sender<Event>>,
+}
+
+impl ServerHandler for Echo {
+    fn on_connect(&self, c: &Connection) {
+        let _ = self.events.lock().unwrap().send(Event::Connect(c.id()));
+    }
+    fn on_data(&self, c: &Connection, data: &[u8]) {
+        if data == b"panic" {
+            panic!("handler exploded");
+        }
+        let _ = self.events.lock().unwrap().send(Event::Data(c.id(), data.to_vec()));
+        c.send(data).expect("echo from inside the callback");
+    }
+    fn on_error(&self, c: Option<&Connection>, e: &Error) {
+        let _ = self.events.lock().unwrap().send(Event::Error(c.map(|c| c.id()), e.kind()));
+    }
+    fn on_close(&self, c: &Connection, reason: Option<&Error>) {
+        let _ = self.events.lock().unwrap().send(Event::Close(c.id(), reason.map(|e| e.kind())));
+    }
+}
+
+struct Collect {
+    data: Mutex<Sender<Vec<u8>>>,
+    closes: AtomicUsize,
+}
+
+impl ClientHandler for Collect {
+    fn on_data(&self, data: &[u8]) {
+        let _ = self.data.lock().unwrap().send(data.to_vec());
+    }
+    fn on_close(&self, _reason: Option<&Error>) {
+        self.closes.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn start(name: &str) -> (Server, Receiver<Event>, Options) {
+    let kp = Keypair::generate();
+    let (tx, rx) = channel();
+    let server = Server::start(name, &Options::new().keypair(kp.clone()).ring_size(1 << 16), Echo { events: Mutex::new(tx) })
+        .expect("server starts");
+    let client_opts = Options::new().server_key(*kp.public());
+    (server, rx, client_opts)
+}
+
+fn next(rx: &Receiver<Event>) -> Event {
+    rx.recv_timeout(WAIT).expect("an event within the timeout")
+}
+
+#[test]
+fn many_clients_echo_through_callbacks() {
+    let name = unique("many");
+    let (mut server, events, opts) = start(&name);
+    let mut clients = Vec::new();
+    for i in 0..6u8 {
+        let (tx, rx) = channel();
+        let handler = Arc::new(AtomicUsize::new(0));
+        let _ = handler;
+        let client = Client::connect(&name, &opts, Collect { data: Mutex::new(tx), closes: AtomicUsize::new(0) }).expect("connects");
+        clients.push((i, client, rx));
+    }
+    for (i, client, _) in &clients {
+        for size in [0usize, 1, 100, 200_000] {
+            client.write(&vec![*i; size]).unwrap();
+        }
+    }
+    for (i, _, rx) in &clients {
+        for size in [0usize, 1, 100, 200_000] {
+            assert_eq!(rx.recv_timeout(WAIT).unwrap(), vec![*i; size]);
+        }
+    }
+    let mut connects = 0;
+    let mut data = 0;
+    while connects < 6 || data < 24 {
+        match next(&events) {
+            Event::Connect(_) => connects += 1,
+            Event::Data(..) => data += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(server.connections().len(), 6);
+    for (_, mut client, _) in clients {
+        client.close().unwrap();
+    }
+    let mut closes = 0;
+    while closes < 6 {
+        if let Event::Close(_, reason) = next(&events) {
+            assert_eq!(reason, None);
+            closes += 1;
+        }
+    }
+    server.close();
+}
+
+#[test]
+fn reply_from_outside_a_callback_and_server_close() {
+    let name = unique("outside");
+    let (mut server, events, opts) = start(&name);
+    let (tx, rx) = channel();
+    let client = Client::connect(&name, &opts, Collect { data: Mutex::new(tx), closes: AtomicUsize::new(0) }).unwrap();
+    let Event::Connect(id) = next(&events) else { panic!("expected a connect") };
+    let connection = server.connections().into_iter().find(|c| c.id() == id).unwrap();
+    assert_eq!(connection.peer_public_key(), client.stream().local_public_key());
+    connection.send(b"pushed by the server").unwrap();
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), b"pushed by the server");
+    server.close();
+    // The client's reader sees the clean close.
+    for _ in 0..100 {
+        if client.stream().is_closed() || client.write(b"x").is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(client.write(b"after").is_err());
+}
+
+#[test]
+fn a_panicking_callback_is_reported_and_the_server_goes_on() {
+    let name = unique("panic");
+    let (mut server, events, opts) = start(&name);
+    let (tx, rx) = channel();
+    let client = Client::connect(&name, &opts, Collect { data: Mutex::new(tx), closes: AtomicUsize::new(0) }).unwrap();
+    assert!(matches!(next(&events), Event::Connect(_)));
+    client.write(b"panic").unwrap();
+    match next(&events) {
+        Event::Error(Some(_), kind) => assert_eq!(kind, ErrorKind::Io),
+        other => panic!("expected on_error, got {other:?}"),
+    }
+    client.write(b"still alive").unwrap();
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), b"still alive");
+    server.close();
+}
+
+#[test]
+fn a_refused_client_is_an_error_without_a_connection() {
+    let name = unique("refused");
+    let kp = Keypair::generate();
+    let (tx, events) = channel();
+    let opts = Options::new().keypair(kp.clone()).allow_clients([*Keypair::generate().public()]);
+    let mut server = Server::start(&name, &opts, Echo { events: Mutex::new(tx) }).unwrap();
+    let (dtx, _drx) = channel();
+    let err = Client::connect(&name, &Options::new().server_key(*kp.public()), Collect { data: Mutex::new(dtx), closes: AtomicUsize::new(0) })
+        .err()
+        .expect("refused");
+    assert_eq!(err.kind(), ErrorKind::HandshakeRejected);
+    assert_eq!(next(&events), Event::Error(None, ErrorKind::HandshakeRejected));
+    server.close();
+}
