@@ -53,10 +53,12 @@ impl CipherSuite {
     }
 
     /// Tag length in bytes: 16 for ChaCha20-Poly1305, 32 for AEGIS-128L.
+    #[inline]
     pub fn tag_len(self) -> usize {
         self.aead().tag_len()
     }
 
+    #[inline]
     pub(crate) fn aead(self) -> Aead {
         match self {
             CipherSuite::ChaCha20Poly1305 => Aead::ChaCha20Poly1305,
@@ -119,6 +121,7 @@ impl SendCipher {
         self.nonce
     }
 
+    #[inline]
     fn take_nonce(&mut self) -> Result<u64> {
         // Noise reserves 2^64-1; refusing it also makes the increment below exact.
         if self.nonce == u64::MAX {
@@ -130,6 +133,7 @@ impl SendCipher {
     }
 
     /// Seals `plaintext` with `ad` into private buffers.
+    #[inline]
     pub fn seal(&mut self, ad: &[u8], plaintext: &[u8], ciphertext_out: &mut [u8], tag_out: &mut [u8]) -> Result<()> {
         let n = self.take_nonce()?;
         self.suite.aead().seal(self.key.expose(), n, ad, plaintext, ciphertext_out, tag_out);
@@ -171,6 +175,7 @@ impl RecvCipher {
 
     /// Verifies and decrypts. The nonce advances only on success, so a replayed,
     /// dropped or reordered frame can never verify.
+    #[inline]
     pub fn open(&mut self, ad: &[u8], ciphertext: &[u8], tag: &[u8], plaintext_out: &mut [u8]) -> Result<()> {
         if self.nonce == u64::MAX {
             return Err(nonce_exhausted());

@@ -66,6 +66,7 @@ impl FrameHeader {
     }
 
     /// The 16 header bytes.
+    #[inline]
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[0] = self.kind as u8;
@@ -76,6 +77,7 @@ impl FrameHeader {
     }
 
     /// Decodes and checks a header on its own (not yet against a stream's state).
+    #[inline]
     pub fn decode(b: &[u8; HEADER_LEN]) -> Result<FrameHeader> {
         let kind = match b[0] {
             1 => FrameKind::Data,
@@ -100,17 +102,20 @@ impl FrameHeader {
     }
 
     /// True for the last frame of a message.
+    #[inline]
     pub fn is_last_fragment(&self) -> bool {
         self.offset + self.frame_len == self.message_len
     }
 
     /// Total bytes of the sealed frame with this header.
+    #[inline]
     pub fn sealed_len(&self, suite: CipherSuite) -> usize {
         sealed_len(self.frame_len as usize, suite)
     }
 }
 
 /// Bytes of a sealed frame carrying `frame_len` plaintext bytes.
+#[inline]
 pub fn sealed_len(frame_len: usize, suite: CipherSuite) -> usize {
     HEADER_LEN + frame_len + suite.tag_len()
 }
@@ -147,6 +152,7 @@ impl FrameSealer {
         self.cipher.suite()
     }
 
+    #[inline]
     fn check_open(&mut self, header: &FrameHeader, plaintext: &[u8]) -> Result<()> {
         if self.closed {
             return Err(Error::new(ErrorKind::Closed, "this direction was closed; nothing more can be sent"));
@@ -159,6 +165,7 @@ impl FrameSealer {
     }
 
     /// Seals one frame into `out`, which must be exactly `header.sealed_len()` bytes.
+    #[inline]
     pub fn seal_into(&mut self, header: &FrameHeader, plaintext: &[u8], out: &mut [u8]) -> Result<()> {
         self.check_open(header, plaintext)?;
         assert_eq!(out.len(), header.sealed_len(self.suite()), "output buffer of the wrong length");
@@ -294,6 +301,7 @@ impl FrameOpener {
     /// reassembly state and limits, before anything is authenticated, so that the
     /// caller knows how many bytes to copy and how large the message will be.
     /// A failure ends the stream: every later call fails the same way.
+    #[inline]
     pub fn check_header(&mut self, bytes: &[u8; HEADER_LEN]) -> Result<FrameHeader> {
         if let Some(err) = &self.failed {
             return Err(err.clone());
@@ -327,6 +335,7 @@ impl FrameOpener {
     /// frame whose header `check_header` accepted; the plaintext goes to `out`
     /// (exactly `frame_len` bytes). On failure `out` holds nothing usable and the
     /// stream is over.
+    #[inline]
     pub fn open(&mut self, header: &FrameHeader, sealed: &[u8], out: &mut [u8]) -> Result<Opened> {
         if let Some(err) = &self.failed {
             return Err(err.clone());

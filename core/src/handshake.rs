@@ -371,6 +371,9 @@ impl ServerChoice {
             .filter(|c| offer.ciphers.contains(c))
             .ok_or_else(|| malformed(&format!("the server chose cipher {cipher_id}, which we did not offer")))?;
         validate_ring_size(ring_size).map_err(|e| malformed(e.message()))?;
+        if offer.ring_size != 0 && ring_size > offer.ring_size {
+            return Err(malformed(&format!("the server chose rings of {ring_size} bytes, larger than the {} we asked for", offer.ring_size)));
+        }
         let backend = Backend::from_id(backend_id)
             .filter(|b| offer.backends & b.bit() != 0)
             .ok_or_else(|| malformed(&format!("the server chose backend {backend_id}, which we did not offer")))?;
@@ -428,7 +431,9 @@ pub fn negotiate(offer: &ClientOffer, policy: &ServerPolicy) -> Result<ServerCho
             format!("no common cipher: the client offers [{}], this server [{}]", names(&offer.ciphers), names(&policy.ciphers)),
         )
     })?;
-    let ring_size = if offer.ring_size == 0 { policy.ring_size } else { offer.ring_size };
+    // The server's ring size is both its default and its cap: a client may ask for
+    // smaller rings, never for more memory than the server is willing to give.
+    let ring_size = if offer.ring_size == 0 { policy.ring_size } else { offer.ring_size.min(policy.ring_size) };
     validate_ring_size(ring_size).map_err(|e| malformed(e.message()))?;
     let backend = [policy.backend, Backend::Memfd, Backend::Named]
         .into_iter()

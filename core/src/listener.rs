@@ -137,6 +137,11 @@ impl Listener {
             let _ = control::send(socket, &control::encode_reject(reason, err.message()), None);
             err
         };
+        let mut fds = Vec::new();
+        let hello = control::receive(socket, &mut fds, Some(deadline));
+        // The uid check comes after reading the HELLO: refusing at once closed the
+        // socket while the client was still sending it, so the client got EPIPE
+        // or a reset (PeerGone) instead of reading the REJECT.
         if let Some(uids) = &self.options.allowed_uids {
             if !uids.contains(&pending.credentials.uid) {
                 return Err(reject(Error::new(
@@ -145,8 +150,7 @@ impl Listener {
                 )));
             }
         }
-        let mut fds = Vec::new();
-        let hello = match control::receive(socket, &mut fds, Some(deadline))? {
+        let hello = match hello? {
             Record::Hello(hello) if fds.is_empty() => hello,
             _ => return Err(reject(Error::new(ErrorKind::ProtocolViolation, "expected a HELLO record"))),
         };

@@ -127,6 +127,7 @@ impl Producer {
 
     /// Publishes a reserved record (after it was sealed in place). Returns true
     /// when the consumer said it sleeps, so the caller must wake it.
+    #[must_use = "when true the consumer sleeps and must be woken"]
     pub fn publish(&mut self, seg: &Segment, reservation: Reservation) -> bool {
         self.tail = reservation.end;
         seg.atomic_u64(self.layout.control + segment::TAIL).store(self.tail, Ordering::Release);
@@ -158,6 +159,9 @@ fn take_flag(seg: &Segment, offset: usize) -> bool {
 pub struct Consumer {
     layout: RingLayout,
     head: u64,
+    /// Set when skipping a PAD marker freed space and took the producer's
+    /// waiting flag: the producer must be woken (see `take_owed_wake`).
+    wake_owed: bool,
 }
 
 /// A record found at the head of a ring.
@@ -176,7 +180,7 @@ pub struct Peeked {
 impl Consumer {
     /// The consumer of ring `ring` (starting from an empty ring).
     pub fn new(ring: usize, capacity: u32) -> Consumer {
-        Consumer { layout: RingLayout::new(ring, capacity), head: 0 }
+        Consumer { layout: RingLayout::new(ring, capacity), head: 0, wake_owed: false }
     }
 
     fn tail(&self, seg: &Segment) -> Result<u64> {
@@ -210,11 +214,23 @@ impl Consumer {
                 if self.head + contiguous > tail {
                     return Err(tampered("PAD marker past the tail"));
                 }
-                self.advance(seg, contiguous);
+                // Skipping frees ring space: if the producer sleeps waiting for
+                // it, `advance` took its flag, and the caller must wake it (the
+                // flag is gone, so the next advance would not). Dropping this
+                // lost the wake-up and deadlocked a producer waiting for space.
+                if self.advance(seg, contiguous) {
+                    self.wake_owed = true;
+                }
                 continue;
             }
             return Ok(Some(Peeked { header, offset, contiguous, tail }));
         }
+    }
+
+    /// True (once) when a `peek` skipped a PAD marker while the producer was
+    /// waiting for space: the caller must wake the producer, as after `advance`.
+    pub fn take_owed_wake(&mut self) -> bool {
+        std::mem::take(&mut self.wake_owed)
     }
 
     /// Checks that a frame of `sealed_len` bytes at `peeked` lies inside the
@@ -229,6 +245,7 @@ impl Consumer {
 
     /// Consumes `record` bytes and publishes the new head. Returns true when the
     /// producer said it sleeps, so the caller must wake it.
+    #[must_use = "when true the producer sleeps and must be woken"]
     pub fn advance(&mut self, seg: &Segment, record: u64) -> bool {
         self.head += record;
         seg.atomic_u64(self.layout.control + segment::HEAD).store(self.head, Ordering::Release);
@@ -264,27 +281,52 @@ mod tests {
             let mut hdr = [0u8; 16];
             hdr[0] = 1;
             seg.write_bytes(r.offset, &hdr).unwrap();
-            p.publish(&seg, r);
+            let _ = p.publish(&seg, r);
             n += 1;
         }
         assert_eq!(n, 4);
         let peeked = c.peek(&seg).unwrap().unwrap();
         let rec = c.check_record(&peeked, 1000).unwrap();
-        c.advance(&seg, rec);
+        let _ = c.advance(&seg, rec);
         // Next record wraps: PAD written, lands at the start.
         let r = p.reserve(&seg, 1000).unwrap().unwrap();
         assert_eq!(r.offset, segment::ring_data_offset(0, 4096));
         let mut hdr = [0u8; 16];
         hdr[0] = 1;
         seg.write_bytes(r.offset, &hdr).unwrap();
-        p.publish(&seg, r);
+        let _ = p.publish(&seg, r);
         for _ in 0..3 {
             let pk = c.peek(&seg).unwrap().unwrap();
             let rec = c.check_record(&pk, 1000).unwrap();
-            c.advance(&seg, rec);
+            let _ = c.advance(&seg, rec);
         }
         let pk = c.peek(&seg).unwrap().unwrap();
         assert_eq!(pk.offset, segment::ring_data_offset(0, 4096));
+
+        // A producer sleeping for space freed by skipping a PAD marker is owed a
+        // wake-up (it was once lost, deadlocking a sender).
+        assert!(!c.take_owed_wake(), "no producer was waiting when c skipped its PAD");
+        let mut p2 = Producer::new(1, 4096);
+        let mut c2 = Consumer::new(1, 4096);
+        // Two 2000-byte records, then consume them: the next one must wrap.
+        for _ in 0..2 {
+            let r = p2.reserve(&seg, 2000).unwrap().unwrap();
+            let mut hdr = [0u8; 16];
+            hdr[0] = 1;
+            seg.write_bytes(r.offset, &hdr).unwrap();
+            let _ = p2.publish(&seg, r);
+            let pk = c2.peek(&seg).unwrap().unwrap();
+            let rec = c2.check_record(&pk, 2000).unwrap();
+            let _ = c2.advance(&seg, rec);
+        }
+        let r = p2.reserve(&seg, 2000).unwrap().unwrap(); // PAD at 4032, record at 0
+        seg.write_bytes(r.offset, &[1u8; 16]).unwrap();
+        let _ = p2.publish(&seg, r);
+        p2.arm(&seg); // the producer now sleeps, waiting for space
+        let pk = c2.peek(&seg).unwrap().unwrap(); // skips the PAD
+        assert_eq!(pk.offset, segment::ring_data_offset(1, 4096));
+        assert!(c2.take_owed_wake(), "skipping the PAD took the producer's flag: it must be woken");
+        assert!(!c2.take_owed_wake());
 
         // A tampered tail is caught, never followed.
         seg.atomic_u64(segment::ring_control_offset(0) + segment::TAIL).store(1 << 40, Ordering::SeqCst);

@@ -176,6 +176,7 @@ pub enum Aead {
 
 impl Aead {
     /// Tag length in bytes.
+    #[inline]
     pub const fn tag_len(self) -> usize {
         match self {
             Aead::ChaCha20Poly1305 => 16,
@@ -186,6 +187,7 @@ impl Aead {
     /// The nonce for counter `n`, as Noise and PROTOCOL.md define it: ChaCha20-Poly1305
     /// takes 4 zero bytes then `n` little-endian; AEGIS-128L takes `n` little-endian
     /// then 8 zero bytes.
+    #[inline]
     fn nonce(self, n: u64) -> [u8; 16] {
         let mut nonce = [0u8; 16];
         match self {
@@ -205,6 +207,7 @@ impl Aead {
     /// writes its output (it never reads it back). ChaCha20-Poly1305 in libsodium
     /// reads the ciphertext back to compute the tag, so callers must give it private
     /// memory (see `cipher::SendCipher`).
+    #[inline]
     pub unsafe fn seal_raw(
         self,
         key: &[u8; 32],
@@ -250,6 +253,7 @@ impl Aead {
     }
 
     /// Seals into private buffers (safe wrapper of [`seal_raw`](Aead::seal_raw)).
+    #[inline]
     pub fn seal(self, key: &[u8; 32], n: u64, ad: &[u8], plaintext: &[u8], ciphertext_out: &mut [u8], tag_out: &mut [u8]) {
         assert_eq!(ciphertext_out.len(), plaintext.len());
         assert_eq!(tag_out.len(), self.tag_len());
@@ -264,6 +268,7 @@ impl Aead {
     ///
     /// The inputs are Rust slices: callers copy ciphertext out of shared memory
     /// first, so the bytes verified are exactly the bytes decrypted.
+    #[inline]
     pub fn open(self, key: &[u8; 32], n: u64, ad: &[u8], ciphertext: &[u8], tag: &[u8], plaintext_out: &mut [u8]) -> bool {
         assert_eq!(ciphertext.len(), plaintext_out.len());
         if tag.len() != self.tag_len() {

@@ -136,6 +136,9 @@ pub struct Stream {
     recv_timeout: Option<Duration>,
 }
 
+/// How long `close` waits for room for its CLOSE frame when the ring is full.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
 fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
     timeout.map(|t| Instant::now() + t)
 }
@@ -494,7 +497,12 @@ impl Stream {
     fn receive_available(&self, rx: &mut Rx, out: &mut dyn Sink, progress: &mut Option<(u32, u32)>) -> Result<Option<usize>> {
         let seg = &self.segment;
         loop {
-            let Some(peeked) = rx.ring.peek(seg)? else { return Ok(None) };
+            let peeked = rx.ring.peek(seg)?;
+            // A PAD marker skipped by peek freed space a sleeping producer may wait for.
+            if rx.ring.take_owed_wake() {
+                platform::send_wake(self.socket());
+            }
+            let Some(peeked) = peeked else { return Ok(None) };
             let header = rx.opener.check_header(&peeked.header)?;
             let sealed = header.sealed_len(rx.opener.suite());
             let record = rx.ring.check_record(&peeked, sealed)?;
@@ -535,6 +543,8 @@ impl Stream {
 
     /// Closes the stream: the peer receives every message sent before, then
     /// PeerClosed. Idempotent; later calls on this stream fail with Closed.
+    /// When the ring is full, waits up to 2 s (or the send timeout, if shorter)
+    /// for the peer to make room for the close; after that the peer sees PeerGone.
     pub fn close(&self) -> Result<()> {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
@@ -546,9 +556,36 @@ impl Stream {
                 let tx = &mut *tx;
                 let seg = &self.segment;
                 let sealed = FrameHeader::CLOSE.sealed_len(tx.sealer.suite());
-                if let Ok(Some(reservation)) = tx.ring.reserve(seg, sealed) {
+                // With the ring full (a peer that reads slowly), giving up at once
+                // turned a clean close into PeerGone on the other side, although
+                // every message arrived. Wait for room a bounded time (the send
+                // timeout if shorter); a dead peer ends the wait at once.
+                let linger = self.send_timeout.map_or(CLOSE_LINGER, |t| t.min(CLOSE_LINGER));
+                let ring = &mut tx.ring;
+                let reserved = match ring.reserve(seg, sealed) {
+                    Ok(Some(r)) => Some(r),
+                    Ok(None) => self
+                        .waiter
+                        .wait(self.socket(), Some(Instant::now() + linger), |armed| {
+                            if armed {
+                                ring.arm(seg);
+                            }
+                            match ring.reserve(seg, sealed)? {
+                                Some(r) => {
+                                    ring.disarm(seg);
+                                    Ok(Check::Ready(r))
+                                }
+                                None => Ok(Check::NotYet),
+                            }
+                        })
+                        .ok(),
+                    Err(_) => None,
+                };
+                if let Some(reservation) = reserved {
                     if seg.seal_at(reservation.offset, &mut tx.sealer, &FrameHeader::CLOSE, &[]).is_ok() {
-                        tx.ring.publish(seg, reservation);
+                        // Wake unconditionally: the shutdown below ends the
+                        // connection, so a sleeping peer must look now.
+                        let _ = tx.ring.publish(seg, reservation);
                         platform::send_wake(self.socket());
                     }
                 }

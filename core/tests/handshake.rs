@@ -337,7 +337,6 @@ fn bad_ring_size_or_backend_in_an_authentic_hello_is_malformed() {
     for o in [
         ClientOffer { ring_size: 5000, ..offer(&BOTH) },
         ClientOffer { ring_size: 1024, ..offer(&BOTH) },
-        ClientOffer { ring_size: 1 << 31, ..offer(&BOTH) },
         ClientOffer { backends: 0, ..offer(&BOTH) },
         ClientOffer { versions: vec![], ..offer(&BOTH) },
         ClientOffer { versions: vec![1; 17], ..offer(&BOTH) },
@@ -347,6 +346,18 @@ fn bad_ring_size_or_backend_in_an_authentic_hello_is_malformed() {
         let mut r = Responder::new(&server, ENDPOINT).unwrap();
         let e = err(r.read_hello(&hello, &policy(&BOTH, AllowedClients::Any)));
         assert_eq!(e.kind(), ErrorKind::ProtocolViolation, "{o:?}: {e}");
+    }
+}
+
+#[test]
+fn the_server_caps_the_ring_size_a_client_asks_for() {
+    let server = kp(2);
+    let p = policy(&BOTH, AllowedClients::Any);
+    for (asked, got) in [(1u32 << 31, p.ring_size), (1 << 30, p.ring_size), (4096, 4096), (0, p.ring_size)] {
+        let mut i = Initiator::new(&kp(1), server.public(), ENDPOINT, ClientOffer { ring_size: asked, ..offer(&BOTH) }).unwrap();
+        let hello = i.write_hello().unwrap();
+        let mut r = Responder::new(&server, ENDPOINT).unwrap();
+        assert_eq!(r.read_hello(&hello, &p).unwrap().choice.ring_size, got, "asked for {asked}");
     }
 }
 
@@ -374,6 +385,17 @@ fn bad_choice_in_an_authentic_reply_is_malformed() {
     ];
     for choice in cases {
         let mut i = Initiator::new(&client, server.public(), ENDPOINT, o.clone()).unwrap();
+        let hello = i.write_hello().unwrap();
+        let mut r = Responder::new(&server, ENDPOINT).unwrap();
+        r.read_hello(&hello, &p).unwrap();
+        let (reply, _) = r.write_reply(&choice).unwrap();
+        let e = err(i.read_reply(&reply));
+        assert_eq!(e.kind(), ErrorKind::ProtocolViolation, "{choice:?}: {e}");
+    }
+    // A client that asked for small rings refuses larger ones.
+    let small = ClientOffer { ring_size: 1 << 12, ..o.clone() };
+    for choice in [good.clone()] {
+        let mut i = Initiator::new(&client, server.public(), ENDPOINT, small.clone()).unwrap();
         let hello = i.write_hello().unwrap();
         let mut r = Responder::new(&server, ENDPOINT).unwrap();
         r.read_hello(&hello, &p).unwrap();

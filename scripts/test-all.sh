@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The one test command of the project: runs every test suite, even after one
+# fails, prints one line per suite and a final summary `N passed, N failed`,
+# and exits non-zero when any suite failed.
+#
+# Works from a fresh clone: what the suites need beyond the machine's Rust
+# toolchains (stable and nightly) is installed into the repository (.tools/).
+set -uo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+passed=0
+failed=0
+results=()
+
+suite() {
+    local name="$1"
+    shift
+    echo
+    echo "=== suite: $name: $*"
+    local start=$SECONDS
+    if "$@"; then
+        passed=$((passed + 1))
+        results+=("ok      $name ($((SECONDS - start))s)")
+    else
+        failed=$((failed + 1))
+        results+=("FAILED  $name ($((SECONDS - start))s)")
+    fi
+}
+
+suite "rust: core and examples" cargo test -p shmsock -p shmsock-examples
+suite "fuzz smoke" scripts/fuzz-smoke.sh
+
+echo
+echo "=== summary"
+for r in "${results[@]}"; do
+    echo "$r"
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
