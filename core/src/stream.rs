@@ -351,7 +351,14 @@ impl Stream {
                                 e.kind(),
                                 format!("{} while sending a large message; part of it was sent, so the connection is closed", e.message()),
                             );
-                            let _ = self.failure.set(e.clone());
+                            // Later calls must not report Timeout (which says a retry
+                            // may work, and ends no connection): the stream is over,
+                            // as if this side had closed it.
+                            let ended = match e.kind() {
+                                ErrorKind::Timeout => Error::new(ErrorKind::Closed, e.message()),
+                                _ => e.clone(),
+                            };
+                            let _ = self.failure.set(ended);
                             platform::shutdown(self.socket());
                             return Err(e);
                         }
