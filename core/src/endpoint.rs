@@ -113,7 +113,7 @@ pub fn bind(name: &str) -> Result<Bound> {
         }
         let mut lock = lock;
         let _ = lock.set_len(0);
-        let _ = write!(lock, "{}\n", std::process::id());
+        let _ = writeln!(lock, "{}", std::process::id());
         // We hold the lock, so any socket file is a dead server's.
         let _ = std::fs::remove_file(&paths.socket);
         let listener = UnixListener::bind(&paths.socket)

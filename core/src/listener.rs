@@ -12,7 +12,7 @@ use rustix::event::PollFlags;
 use crate::control::{self, Record};
 use crate::endpoint::{self, Bound};
 use crate::error::{Error, ErrorKind, Result};
-use crate::handshake::{RejectReason, Responder, ServerPolicy};
+use crate::handshake::{RejectReason, Responder, ServerPolicy, Session};
 use crate::keys::{Keypair, PublicKey};
 use crate::options::Options;
 use crate::platform::{self, Credentials};
@@ -121,15 +121,26 @@ impl Listener {
     /// Runs the server side of the handshake on an accepted socket, within the
     /// handshake timeout. A refused client gets a REJECT saying why.
     pub fn handshake(&self, pending: Pending) -> Result<Stream> {
-        let result = self.try_handshake(&pending);
-        if let Err(e) = &result {
-            self.rejected.fetch_add(1, Ordering::Relaxed);
-            *self.last_rejection.lock() = Some(e.clone());
+        match self.try_handshake(&pending) {
+            Ok((segment, session)) => Ok(Stream::establish(
+                pending.socket,
+                segment,
+                session,
+                Role::Server,
+                &self.options,
+                pending.credentials,
+                self.name(),
+                *self.keypair.public(),
+            )),
+            Err(e) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                *self.last_rejection.lock() = Some(e.clone());
+                Err(e)
+            }
         }
-        result
     }
 
-    fn try_handshake(&self, pending: &Pending) -> Result<Stream> {
+    fn try_handshake(&self, pending: &Pending) -> Result<(Segment, Session)> {
         let socket = pending.socket.as_fd();
         let deadline = Instant::now() + self.options.handshake_timeout;
         let reject = |err: Error| {
@@ -167,17 +178,7 @@ impl Listener {
         }
         // The client has mapped the segment: nothing needs its name any more.
         segment.unlink();
-        let socket = pending.socket.try_clone().map_err(|e| Error::io("keeping the control socket", e))?;
-        Ok(Stream::establish(
-            socket,
-            segment,
-            session,
-            Role::Server,
-            &self.options,
-            pending.credentials,
-            self.name(),
-            *self.keypair.public(),
-        ))
+        Ok((segment, session))
     }
 
     /// How many clients failed the handshake so far.

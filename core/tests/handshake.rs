@@ -394,7 +394,8 @@ fn bad_choice_in_an_authentic_reply_is_malformed() {
     }
     // A client that asked for small rings refuses larger ones.
     let small = ClientOffer { ring_size: 1 << 12, ..o.clone() };
-    for choice in [good.clone()] {
+    {
+        let choice = good.clone();
         let mut i = Initiator::new(&client, server.public(), ENDPOINT, small.clone()).unwrap();
         let hello = i.write_hello().unwrap();
         let mut r = Responder::new(&server, ENDPOINT).unwrap();
