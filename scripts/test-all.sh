@@ -30,6 +30,7 @@ suite() {
 }
 
 suite "rust: core and examples" cargo test -p shmsock -p shmsock-examples
+suite "C ABI (ffi-c): header, C tests, install, ASan/UBSan, valgrind" scripts/test-c.sh
 suite "fuzz smoke" scripts/fuzz-smoke.sh
 
 echo

@@ -25,7 +25,7 @@ pub trait ClientHandler: Send + Sync + 'static {
 /// An event-driven client of one endpoint.
 pub struct Client {
     stream: Arc<Stream>,
-    reader: Option<JoinHandle<()>>,
+    reader: parking_lot::Mutex<Option<JoinHandle<()>>>,
 }
 
 fn call(handler: &dyn ClientHandler, what: &str, f: impl FnOnce(&dyn ClientHandler)) {
@@ -69,7 +69,7 @@ impl Client {
             .name(format!("shmsock-client-{name}"))
             .spawn(move || read_loop(&reader_stream, &handler))
             .map_err(|e| Error::io("starting the client's reader thread", e))?;
-        Ok(Client { stream, reader: Some(reader) })
+        Ok(Client { stream, reader: parking_lot::Mutex::new(Some(reader)) })
     }
 
     /// Sends a message.
@@ -84,9 +84,10 @@ impl Client {
 
     /// Closes the connection and waits for the reader thread (`on_close` runs
     /// before this returns, unless called from a callback). Idempotent.
-    pub fn close(&mut self) -> Result<()> {
+    pub fn close(&self) -> Result<()> {
         self.stream.close()?;
-        if let Some(reader) = self.reader.take() {
+        let reader = self.reader.lock().take();
+        if let Some(reader) = reader {
             if reader.thread().id() != std::thread::current().id() {
                 let _ = reader.join();
             }

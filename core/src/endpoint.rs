@@ -57,11 +57,32 @@ impl EndpointPaths {
 pub struct Bound {
     paths: EndpointPaths,
     lock: File,
+    released: std::sync::atomic::AtomicBool,
     /// The listening control socket (non-blocking).
     pub listener: UnixListener,
 }
 
 impl Bound {
+    /// Gives the name up now: removes the socket and lock files, releases the
+    /// lock, and wakes any thread waiting to accept. Idempotent; the name can be
+    /// bound again at once.
+    pub fn release(&self) {
+        if self.released.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        // Remove the files while still holding the lock, so no new server can be
+        // between our unlink and its bind.
+        let _ = std::fs::remove_file(&self.paths.socket);
+        let _ = std::fs::remove_file(&self.paths.lock);
+        let _ = rustix::fs::flock(self.lock.as_fd(), FlockOperation::Unlock);
+        platform::shutdown(self.listener.as_fd());
+    }
+
+    /// True once released.
+    pub fn is_released(&self) -> bool {
+        self.released.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// The endpoint's files.
     pub fn paths(&self) -> &EndpointPaths {
         &self.paths
@@ -70,11 +91,7 @@ impl Bound {
 
 impl Drop for Bound {
     fn drop(&mut self) {
-        // Remove the files while still holding the lock, so no new server can be
-        // between our unlink and its bind.
-        let _ = std::fs::remove_file(&self.paths.socket);
-        let _ = std::fs::remove_file(&self.paths.lock);
-        let _ = rustix::fs::flock(self.lock.as_fd(), FlockOperation::Unlock);
+        self.release();
     }
 }
 
@@ -119,7 +136,7 @@ pub fn bind(name: &str) -> Result<Bound> {
         let listener = UnixListener::bind(&paths.socket)
             .map_err(|e| Error::io(&format!("binding {}", paths.socket.display()), e))?;
         listener.set_nonblocking(true).map_err(|e| Error::io("configuring the listening socket", e))?;
-        return Ok(Bound { paths, lock, listener });
+        return Ok(Bound { paths, lock, released: std::sync::atomic::AtomicBool::new(false), listener });
     }
     Err(in_use(name))
 }

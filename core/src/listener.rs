@@ -100,6 +100,9 @@ impl Listener {
     /// handshakes off their dispatch thread).
     pub fn accept_pending(&self, deadline: Option<Instant>) -> Result<Pending> {
         loop {
+            if self.bound.is_released() {
+                return Err(Error::new(ErrorKind::Closed, format!("the listener of '{}' was closed", self.name())));
+            }
             match self.bound.listener.accept() {
                 Ok((socket, _)) => {
                     socket.set_nonblocking(true).map_err(|e| Error::io("configuring an accepted socket", e))?;
@@ -179,6 +182,14 @@ impl Listener {
         // The client has mapped the segment: nothing needs its name any more.
         segment.unlink();
         Ok((segment, session))
+    }
+
+    /// Stops listening: the endpoint's files are removed and its name can be
+    /// bound again at once; a thread blocked in `accept` fails with Closed.
+    /// Streams already accepted stay connected. Idempotent; dropping the
+    /// listener does the same.
+    pub fn close(&self) {
+        self.bound.release();
     }
 
     /// How many clients failed the handshake so far.

@@ -286,6 +286,8 @@ impl Server {
     /// the endpoint and joins the dispatch thread. Idempotent.
     pub fn close(&mut self) {
         let Some(dispatch) = self.dispatch.take() else { return };
+        // Free the name now: handshake threads may hold the listener a while longer.
+        self.shared.listener.close();
         self.shared.stopping.store(true, Ordering::Release);
         self.shared.poller.notify();
         if dispatch.thread().id() != std::thread::current().id() {

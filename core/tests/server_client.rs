@@ -184,3 +184,29 @@ fn a_refused_client_is_an_error_without_a_connection() {
     assert_eq!(next(&events), Event::Error(None, ErrorKind::HandshakeRejected));
     server.close();
 }
+
+#[test]
+fn closing_a_listener_frees_the_name_and_wakes_accept() {
+    let name = unique("relisten");
+    let opts = Options::new().keypair(Keypair::generate());
+    let listener = Arc::new(shmsock::Listener::bind(&name, &opts).unwrap());
+    let waiting = Arc::clone(&listener);
+    let acceptor = std::thread::spawn(move || waiting.accept_timeout(Some(WAIT)).map(|_| ()));
+    std::thread::sleep(Duration::from_millis(50));
+    listener.close();
+    let err = acceptor.join().unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
+    // The name is free at once, even though the first listener still exists.
+    let again = shmsock::Listener::bind(&name, &opts).expect("rebind after close");
+    drop(again);
+    drop(listener);
+}
+
+#[test]
+fn a_closed_server_frees_its_name_at_once() {
+    let name = unique("restart");
+    for _ in 0..3 {
+        let (mut server, _events, _opts) = start(&name);
+        server.close();
+    }
+}

@@ -1,0 +1,483 @@
+//! Result codes, the thread-local last error, and the panic boundary every
+//! export runs inside.
+
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use shmsock::{Error, ErrorKind};
+
+/// The result of every fallible function: SHMSOCK_OK (0) or an error code.
+///
+/// Codes 1 to 99 are the core's error kinds and have the same numbers in every
+/// shmsock package (the Node `code` strings are these names). Codes from 100 on
+/// exist only in the C ABI. Values are stable and never reused; codes may be
+/// added, so a `switch` over them needs a `default`.
+///
+/// shmsock_result_str() describes a code in a few words;
+/// shmsock_last_error_message() says what exactly failed, on this thread.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum shmsock_result {
+    /// Success.
+    SHMSOCK_OK = 0,
+    /// A blocking call ran out of time. Nothing was lost; the call may be retried.
+    SHMSOCK_TIMEOUT = 1,
+    /// A `try_` call could not proceed without blocking. Nothing was lost.
+    SHMSOCK_WOULD_BLOCK = 2,
+    /// The object was closed by this process and cannot be used any more.
+    SHMSOCK_CLOSED = 3,
+    /// The peer closed the connection cleanly; every message it sent was delivered.
+    SHMSOCK_PEER_CLOSED = 4,
+    /// The peer process exited or was killed without closing.
+    SHMSOCK_PEER_GONE = 5,
+    /// The server refused this client (key not on the allow-list, uid not allowed).
+    SHMSOCK_HANDSHAKE_REJECTED = 6,
+    /// The server does not hold the key the client pinned (or the endpoint name differs).
+    SHMSOCK_SERVER_KEY_MISMATCH = 7,
+    /// A frame failed authentication: the shared memory was tampered with. The
+    /// connection is over.
+    SHMSOCK_AUTHENTICATION_FAILED = 8,
+    /// The two sides share no protocol version.
+    SHMSOCK_PROTOCOL_VERSION = 9,
+    /// The two sides share no transport cipher.
+    SHMSOCK_NO_COMMON_CIPHER = 10,
+    /// The peer does not follow the protocol. The connection is over.
+    SHMSOCK_PROTOCOL_VIOLATION = 11,
+    /// A message is larger than the receiver's maximum message size.
+    SHMSOCK_MESSAGE_TOO_LARGE = 12,
+    /// The caller's buffer is too small; the length needed was reported and
+    /// nothing was lost (a received message is kept for the next call).
+    SHMSOCK_BUFFER_TOO_SMALL = 13,
+    /// An endpoint name is empty, too long or has characters outside `[A-Za-z0-9._-]`.
+    SHMSOCK_INVALID_NAME = 14,
+    /// Another live process already serves this endpoint name.
+    SHMSOCK_ADDRESS_IN_USE = 15,
+    /// No process serves this endpoint name, or a file does not exist.
+    SHMSOCK_NOT_FOUND = 16,
+    /// A key (text, bytes or file contents) is malformed or unusable.
+    SHMSOCK_INVALID_KEY = 17,
+    /// A key file is readable by other users; it is refused, as ssh does.
+    SHMSOCK_INSECURE_KEY_FILE = 18,
+    /// An argument is out of range or inconsistent.
+    SHMSOCK_INVALID_ARGUMENT = 19,
+    /// The system refused a resource (memory for a segment, file descriptors).
+    SHMSOCK_RESOURCE_EXHAUSTED = 20,
+    /// The peer's uid may not connect, or the runtime directory is unsafe.
+    SHMSOCK_PERMISSION_DENIED = 21,
+    /// Any other operating-system error.
+    SHMSOCK_IO = 22,
+    /// A required pointer argument was NULL (or a buffer was NULL with a
+    /// nonzero length). Nothing was done.
+    SHMSOCK_NULL_ARGUMENT = 100,
+    /// A string argument was not valid UTF-8. Nothing was done.
+    SHMSOCK_INVALID_UTF8 = 101,
+    /// An internal error (a Rust panic) was caught at the C boundary. Please
+    /// report it, with shmsock_last_error_message().
+    SHMSOCK_PANIC = 102,
+}
+
+use shmsock_result::*;
+
+/// The result code of a core error kind: the same number as `ErrorKind::code()`.
+pub(crate) fn result_of_kind(kind: ErrorKind) -> shmsock_result {
+    match kind {
+        ErrorKind::Timeout => SHMSOCK_TIMEOUT,
+        ErrorKind::WouldBlock => SHMSOCK_WOULD_BLOCK,
+        ErrorKind::Closed => SHMSOCK_CLOSED,
+        ErrorKind::PeerClosed => SHMSOCK_PEER_CLOSED,
+        ErrorKind::PeerGone => SHMSOCK_PEER_GONE,
+        ErrorKind::HandshakeRejected => SHMSOCK_HANDSHAKE_REJECTED,
+        ErrorKind::ServerKeyMismatch => SHMSOCK_SERVER_KEY_MISMATCH,
+        ErrorKind::AuthenticationFailed => SHMSOCK_AUTHENTICATION_FAILED,
+        ErrorKind::ProtocolVersion => SHMSOCK_PROTOCOL_VERSION,
+        ErrorKind::NoCommonCipher => SHMSOCK_NO_COMMON_CIPHER,
+        ErrorKind::ProtocolViolation => SHMSOCK_PROTOCOL_VIOLATION,
+        ErrorKind::MessageTooLarge => SHMSOCK_MESSAGE_TOO_LARGE,
+        ErrorKind::BufferTooSmall => SHMSOCK_BUFFER_TOO_SMALL,
+        ErrorKind::InvalidName => SHMSOCK_INVALID_NAME,
+        ErrorKind::AddressInUse => SHMSOCK_ADDRESS_IN_USE,
+        ErrorKind::NotFound => SHMSOCK_NOT_FOUND,
+        ErrorKind::InvalidKey => SHMSOCK_INVALID_KEY,
+        ErrorKind::InsecureKeyFile => SHMSOCK_INSECURE_KEY_FILE,
+        ErrorKind::InvalidArgument => SHMSOCK_INVALID_ARGUMENT,
+        ErrorKind::ResourceExhausted => SHMSOCK_RESOURCE_EXHAUSTED,
+        ErrorKind::PermissionDenied => SHMSOCK_PERMISSION_DENIED,
+        ErrorKind::Io => SHMSOCK_IO,
+        // A kind added to the core after this file: the unit test
+        // `every_core_kind_has_its_code` fails until it gets its own code here.
+        _ => SHMSOCK_IO,
+    }
+}
+
+/// Every result, in code order (for the tests and for shmsock_result_str).
+fn all_results() -> [shmsock_result; 26] {
+    [
+        SHMSOCK_OK,
+        SHMSOCK_TIMEOUT,
+        SHMSOCK_WOULD_BLOCK,
+        SHMSOCK_CLOSED,
+        SHMSOCK_PEER_CLOSED,
+        SHMSOCK_PEER_GONE,
+        SHMSOCK_HANDSHAKE_REJECTED,
+        SHMSOCK_SERVER_KEY_MISMATCH,
+        SHMSOCK_AUTHENTICATION_FAILED,
+        SHMSOCK_PROTOCOL_VERSION,
+        SHMSOCK_NO_COMMON_CIPHER,
+        SHMSOCK_PROTOCOL_VIOLATION,
+        SHMSOCK_MESSAGE_TOO_LARGE,
+        SHMSOCK_BUFFER_TOO_SMALL,
+        SHMSOCK_INVALID_NAME,
+        SHMSOCK_ADDRESS_IN_USE,
+        SHMSOCK_NOT_FOUND,
+        SHMSOCK_INVALID_KEY,
+        SHMSOCK_INSECURE_KEY_FILE,
+        SHMSOCK_INVALID_ARGUMENT,
+        SHMSOCK_RESOURCE_EXHAUSTED,
+        SHMSOCK_PERMISSION_DENIED,
+        SHMSOCK_IO,
+        SHMSOCK_NULL_ARGUMENT,
+        SHMSOCK_INVALID_UTF8,
+        SHMSOCK_PANIC,
+    ]
+}
+
+impl shmsock_result {
+    /// The name of the C constant, e.g. `SHMSOCK_TIMEOUT`.
+    pub(crate) fn name(self) -> &'static CStr {
+        match self {
+            SHMSOCK_OK => c"SHMSOCK_OK",
+            SHMSOCK_TIMEOUT => c"SHMSOCK_TIMEOUT",
+            SHMSOCK_WOULD_BLOCK => c"SHMSOCK_WOULD_BLOCK",
+            SHMSOCK_CLOSED => c"SHMSOCK_CLOSED",
+            SHMSOCK_PEER_CLOSED => c"SHMSOCK_PEER_CLOSED",
+            SHMSOCK_PEER_GONE => c"SHMSOCK_PEER_GONE",
+            SHMSOCK_HANDSHAKE_REJECTED => c"SHMSOCK_HANDSHAKE_REJECTED",
+            SHMSOCK_SERVER_KEY_MISMATCH => c"SHMSOCK_SERVER_KEY_MISMATCH",
+            SHMSOCK_AUTHENTICATION_FAILED => c"SHMSOCK_AUTHENTICATION_FAILED",
+            SHMSOCK_PROTOCOL_VERSION => c"SHMSOCK_PROTOCOL_VERSION",
+            SHMSOCK_NO_COMMON_CIPHER => c"SHMSOCK_NO_COMMON_CIPHER",
+            SHMSOCK_PROTOCOL_VIOLATION => c"SHMSOCK_PROTOCOL_VIOLATION",
+            SHMSOCK_MESSAGE_TOO_LARGE => c"SHMSOCK_MESSAGE_TOO_LARGE",
+            SHMSOCK_BUFFER_TOO_SMALL => c"SHMSOCK_BUFFER_TOO_SMALL",
+            SHMSOCK_INVALID_NAME => c"SHMSOCK_INVALID_NAME",
+            SHMSOCK_ADDRESS_IN_USE => c"SHMSOCK_ADDRESS_IN_USE",
+            SHMSOCK_NOT_FOUND => c"SHMSOCK_NOT_FOUND",
+            SHMSOCK_INVALID_KEY => c"SHMSOCK_INVALID_KEY",
+            SHMSOCK_INSECURE_KEY_FILE => c"SHMSOCK_INSECURE_KEY_FILE",
+            SHMSOCK_INVALID_ARGUMENT => c"SHMSOCK_INVALID_ARGUMENT",
+            SHMSOCK_RESOURCE_EXHAUSTED => c"SHMSOCK_RESOURCE_EXHAUSTED",
+            SHMSOCK_PERMISSION_DENIED => c"SHMSOCK_PERMISSION_DENIED",
+            SHMSOCK_IO => c"SHMSOCK_IO",
+            SHMSOCK_NULL_ARGUMENT => c"SHMSOCK_NULL_ARGUMENT",
+            SHMSOCK_INVALID_UTF8 => c"SHMSOCK_INVALID_UTF8",
+            SHMSOCK_PANIC => c"SHMSOCK_PANIC",
+        }
+    }
+
+    /// A few words for humans.
+    pub(crate) fn description(self) -> &'static CStr {
+        match self {
+            SHMSOCK_OK => c"success",
+            SHMSOCK_TIMEOUT => c"timed out",
+            SHMSOCK_WOULD_BLOCK => c"would block",
+            SHMSOCK_CLOSED => c"closed by this process",
+            SHMSOCK_PEER_CLOSED => c"the peer closed the connection",
+            SHMSOCK_PEER_GONE => c"the peer process is gone",
+            SHMSOCK_HANDSHAKE_REJECTED => c"the server rejected this client",
+            SHMSOCK_SERVER_KEY_MISMATCH => c"the server does not hold the pinned key",
+            SHMSOCK_AUTHENTICATION_FAILED => c"a frame failed authentication",
+            SHMSOCK_PROTOCOL_VERSION => c"no common protocol version",
+            SHMSOCK_NO_COMMON_CIPHER => c"no common cipher",
+            SHMSOCK_PROTOCOL_VIOLATION => c"protocol violation",
+            SHMSOCK_MESSAGE_TOO_LARGE => c"message too large",
+            SHMSOCK_BUFFER_TOO_SMALL => c"buffer too small",
+            SHMSOCK_INVALID_NAME => c"invalid endpoint name",
+            SHMSOCK_ADDRESS_IN_USE => c"endpoint name in use",
+            SHMSOCK_NOT_FOUND => c"not found",
+            SHMSOCK_INVALID_KEY => c"invalid key",
+            SHMSOCK_INSECURE_KEY_FILE => c"key file readable by others",
+            SHMSOCK_INVALID_ARGUMENT => c"invalid argument",
+            SHMSOCK_RESOURCE_EXHAUSTED => c"resource exhausted",
+            SHMSOCK_PERMISSION_DENIED => c"permission denied",
+            SHMSOCK_IO => c"operating-system error",
+            SHMSOCK_NULL_ARGUMENT => c"NULL argument",
+            SHMSOCK_INVALID_UTF8 => c"string is not valid UTF-8",
+            SHMSOCK_PANIC => c"internal error (panic caught at the C boundary)",
+        }
+    }
+
+    fn from_code(code: u32) -> Option<shmsock_result> {
+        all_results().into_iter().find(|r| *r as u32 == code)
+    }
+}
+
+/// A failure on its way to C: a result code and the message for the last error.
+#[derive(Debug)]
+pub(crate) struct FfiError {
+    pub(crate) code: shmsock_result,
+    pub(crate) message: String,
+}
+
+impl FfiError {
+    pub(crate) fn new(code: shmsock_result, message: impl Into<String>) -> FfiError {
+        FfiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A NULL pointer where one is required; `what` names the argument.
+    pub(crate) fn null(what: &str) -> FfiError {
+        FfiError::new(
+            SHMSOCK_NULL_ARGUMENT,
+            format!("the argument '{what}' is NULL"),
+        )
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> FfiError {
+        FfiError::new(SHMSOCK_INVALID_ARGUMENT, message)
+    }
+}
+
+impl From<Error> for FfiError {
+    fn from(e: Error) -> FfiError {
+        FfiError {
+            code: result_of_kind(e.kind()),
+            message: e.message().to_string(),
+        }
+    }
+}
+
+pub(crate) type FfiResult<T> = Result<T, FfiError>;
+
+/// `text` as a C string; a NUL inside (from a peer's words, say) is shown as `\0`.
+pub(crate) fn c_string_lossy(text: &str) -> CString {
+    let text = if text.contains('\0') {
+        text.replace('\0', "\\0")
+    } else {
+        text.to_string()
+    };
+    CString::new(text).unwrap_or_default()
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// Records the message of this thread's most recent failure.
+pub(crate) fn set_last_error(message: &str) {
+    let message = c_string_lossy(message);
+    // try_with/try_borrow_mut: never panic, even while the thread is exiting.
+    let _ = LAST_ERROR.try_with(|slot| {
+        if let Ok(mut slot) = slot.try_borrow_mut() {
+            *slot = message;
+        }
+    });
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
+}
+
+fn panicked(function: &str, payload: &(dyn std::any::Any + Send)) -> shmsock_result {
+    set_last_error(&format!(
+        "internal error in {function}: a panic was caught at the C boundary ({}); please report this bug",
+        panic_text(payload)
+    ));
+    SHMSOCK_PANIC
+}
+
+/// Runs the body of an export: catches panics, records the last error, and
+/// turns the outcome into a result code.
+pub(crate) fn guard(function: &str, body: impl FnOnce() -> FfiResult<()>) -> shmsock_result {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => SHMSOCK_OK,
+        Ok(Err(e)) => {
+            set_last_error(&e.message);
+            e.code
+        }
+        Err(payload) => panicked(function, &*payload),
+    }
+}
+
+/// Runs the body of an export that returns nothing (the `_free` functions).
+pub(crate) fn guard_void(function: &str, body: impl FnOnce()) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(body)) {
+        panicked(function, &*payload);
+    }
+}
+
+/// A short description of a result code, e.g. "timed out".
+///
+/// Returns a static, NUL-terminated string (never NULL, never to be freed);
+/// an unknown code gives "unknown result code". Thread-safe, never blocks, and
+/// leaves the last error unchanged.
+#[no_mangle]
+pub extern "C" fn shmsock_result_str(result: u32) -> *const c_char {
+    shmsock_result::from_code(result)
+        .map_or(c"unknown result code", |r| r.description())
+        .as_ptr()
+}
+
+/// The name of a result code's constant, e.g. "SHMSOCK_TIMEOUT".
+///
+/// Returns a static, NUL-terminated string (never NULL, never to be freed);
+/// an unknown code gives "SHMSOCK_UNKNOWN". Thread-safe, never blocks, and
+/// leaves the last error unchanged.
+#[no_mangle]
+pub extern "C" fn shmsock_result_name(result: u32) -> *const c_char {
+    shmsock_result::from_code(result)
+        .map_or(c"SHMSOCK_UNKNOWN", |r| r.name())
+        .as_ptr()
+}
+
+/// Copies the message of this thread's most recent failure into `buf`.
+///
+/// Every function that returns an error code other than SHMSOCK_OK records a
+/// message saying what failed and, where there is something to do, what to do.
+/// Successful calls leave it unchanged (as with errno), so read it right after
+/// the failing call. It is empty on a thread where nothing failed yet. This
+/// function and shmsock_last_error() never change it.
+///
+/// `buf` (may be NULL when `len` is 0) receives as much of the message as fits
+/// in `len - 1` bytes, cut at a UTF-8 character boundary, and a terminating NUL
+/// (when `len` > 0). Unlike every other function, a message that does not fit
+/// is still written, shortened, so that a fixed buffer always holds a readable
+/// message.
+///
+/// `out_len` (may be NULL) receives the length of the whole message in bytes,
+/// without the NUL.
+///
+/// Returns SHMSOCK_OK when the whole message fit, SHMSOCK_BUFFER_TOO_SMALL when
+/// it was shortened, SHMSOCK_NULL_ARGUMENT when `buf` is NULL and `len` is not 0.
+/// Never blocks.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_last_error_message(
+    buf: *mut c_char,
+    len: usize,
+    out_len: *mut usize,
+) -> shmsock_result {
+    let run = || {
+        if buf.is_null() && len != 0 {
+            return SHMSOCK_NULL_ARGUMENT;
+        }
+        let copied = LAST_ERROR.try_with(|slot| {
+            let Ok(message) = slot.try_borrow() else {
+                return (0, true);
+            };
+            let bytes = message.to_bytes();
+            let mut cut = bytes.len().min(len.saturating_sub(1));
+            // Never cut inside a UTF-8 sequence (continuation bytes are 10xxxxxx).
+            while cut > 0 && cut < bytes.len() && bytes[cut] & 0xC0 == 0x80 {
+                cut -= 1;
+            }
+            if len > 0 {
+                // SAFETY: `buf` is non-NULL (checked above) and the caller
+                // promises it holds `len` bytes; cut + 1 <= len.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.cast::<u8>(), cut);
+                    *buf.add(cut) = 0;
+                }
+            }
+            (bytes.len(), cut == bytes.len())
+        });
+        let (full, fit) = copied.unwrap_or((0, true));
+        if !out_len.is_null() {
+            // SAFETY: non-NULL, and the caller promises it points to a size_t.
+            unsafe { out_len.write(full) };
+        }
+        if fit && (len > 0 || full == 0) {
+            SHMSOCK_OK
+        } else {
+            SHMSOCK_BUFFER_TOO_SMALL
+        }
+    };
+    catch_unwind(AssertUnwindSafe(run)).unwrap_or(SHMSOCK_PANIC)
+}
+
+/// The message of this thread's most recent failure, as a NUL-terminated string
+/// owned by the library.
+///
+/// The pointer stays valid until the next call into shmsock on this thread that
+/// fails (or until the thread exits); copy the text to keep it. Never NULL
+/// (empty when nothing failed yet on this thread). See
+/// shmsock_last_error_message() for when the message is set. Never blocks.
+#[no_mangle]
+pub extern "C" fn shmsock_last_error() -> *const c_char {
+    let run = || {
+        LAST_ERROR
+            .try_with(|slot| match slot.try_borrow() {
+                // The CString's heap buffer does not move until it is replaced.
+                Ok(message) => message.as_ptr(),
+                Err(_) => c"".as_ptr(),
+            })
+            .unwrap_or(c"".as_ptr())
+    };
+    catch_unwind(run).unwrap_or(c"".as_ptr())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_core_kind_has_its_code() {
+        for kind in ErrorKind::ALL {
+            let result = result_of_kind(kind);
+            assert_eq!(result as u32, kind.code(), "{kind:?}");
+            let name = result.name().to_str().unwrap();
+            assert_eq!(name, format!("SHMSOCK_{}", kind.name()));
+        }
+    }
+
+    #[test]
+    fn codes_are_unique_and_ffi_codes_start_at_100() {
+        let mut seen = std::collections::HashSet::new();
+        for r in all_results() {
+            assert!(seen.insert(r as u32));
+            assert_eq!(shmsock_result::from_code(r as u32), Some(r));
+            let code = r as u32;
+            assert!(
+                code == 0 || ErrorKind::from_code(code).is_some() || code >= 100,
+                "{r:?}"
+            );
+        }
+        assert_eq!(all_results().len(), ErrorKind::ALL.len() + 4);
+    }
+
+    #[test]
+    fn guard_catches_panics() {
+        let r = guard("test", || panic!("boom"));
+        assert_eq!(r, SHMSOCK_PANIC);
+        let msg = unsafe { CStr::from_ptr(shmsock_last_error()) }
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(msg.contains("boom"), "{msg}");
+    }
+
+    #[test]
+    fn last_error_is_cut_at_a_character_boundary() {
+        set_last_error("aé");
+        let mut buf = [0x55 as c_char; 3];
+        let mut n = 0;
+        let r = unsafe { shmsock_last_error_message(buf.as_mut_ptr(), buf.len(), &mut n) };
+        assert_eq!(r, SHMSOCK_BUFFER_TOO_SMALL);
+        assert_eq!(n, 3);
+        assert_eq!(buf[0] as u8, b'a');
+        assert_eq!(buf[1], 0);
+        let r = unsafe { shmsock_last_error_message(std::ptr::null_mut(), 0, &mut n) };
+        assert_eq!(r, SHMSOCK_BUFFER_TOO_SMALL);
+        set_last_error("with\0nul");
+        let msg = unsafe { CStr::from_ptr(shmsock_last_error()) }
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(msg, "with\\0nul");
+    }
+}
