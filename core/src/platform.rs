@@ -323,6 +323,12 @@ impl Poller {
         Ok(())
     }
 
+    /// The epoll fd itself: readable when `wait` would report something, so an
+    /// outer event loop (libuv, asyncio) can watch a whole set at once.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.epoll.as_fd()
+    }
+
     /// Wakes a thread blocked in `wait`.
     pub fn notify(&self) {
         let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());

@@ -12,6 +12,11 @@
 //! one receiving). Only one of them polls the socket at a time; the others wait
 //! on a condition variable, and every drain of the socket bumps a generation
 //! counter so that no thread sleeps through a wake-up another thread consumed.
+//!
+//! An event loop that watches the pollable fd itself (after `try_recv` said
+//! WouldBlock) must not share a stream with a thread blocked in `send` or `recv`
+//! on it: that thread drains the wake-up bytes the event loop waits for. Event
+//! loops use the `try_` calls for both directions.
 
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,9 +67,15 @@ impl Waiter {
 
     /// Reads pending wake-ups without blocking (so the socket does not stay
     /// readable for a wake-up already acted on), noting a hang-up.
-    /// Counts as a wake-up for the other waiting threads of this process.
+    /// Counts as a wake-up for the other waiting threads of this process. While
+    /// another thread sleeps in `poll` on the socket, nothing is drained: the
+    /// bytes may be that thread's wake-up, and it drains them itself when it
+    /// wakes.
     pub fn drain(&self, socket: BorrowedFd<'_>) {
         let mut state = self.state.lock();
+        if state.polling {
+            return;
+        }
         self.drain_socket(socket);
         state.generation += 1;
         self.cond.notify_all();

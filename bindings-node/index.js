@@ -1,0 +1,855 @@
+'use strict'
+// shmsock for Node.js: the public API over the native module (shmsock.node).
+//
+// This file only adapts: promises, async iteration, EventEmitters, argument
+// checks and error objects. Every piece of protocol and transport logic is in
+// the Rust core; waiting is done by the native reactor thread, which posts its
+// results here through one thread-safe function (`dispatch` below).
+
+const { EventEmitter } = require('node:events')
+const path = require('node:path')
+
+let native
+try {
+  native = require('./shmsock.node')
+} catch (err) {
+  const e = new Error(
+    `shmsock: cannot load the native module ${path.join(__dirname, 'shmsock.node')} (${err.message}). ` +
+      `It is built from source when the package is installed; build it with 'npm run build' in ${__dirname} ` +
+      '(needs Rust and cargo).'
+  )
+  e.code = 'SHMSOCK_NOT_BUILT'
+  e.cause = err
+  throw e
+}
+
+const { NativeListener } = native
+
+// ------------------------------------------------------------------ errors
+
+/** Every stable error code: `SHMSOCK_` + the core's error kind name. */
+const codes = Object.freeze(Object.fromEntries(native.errorCodes().map((c) => [c.slice('SHMSOCK_'.length), c])))
+
+/** An error from shmsock: `code` is one of `codes` (e.g. `SHMSOCK_TIMEOUT`). */
+class ShmsockError extends Error {
+  constructor(message, code) {
+    super(message)
+    this.name = 'ShmsockError'
+    this.code = code
+  }
+}
+
+function makeError(code, message) {
+  return new ShmsockError(message, code)
+}
+
+// A native error thrown synchronously carries its code; give it our class.
+function fromNative(err) {
+  if (err && typeof err.code === 'string' && err.code.startsWith('SHMSOCK_') && !(err instanceof ShmsockError)) {
+    return makeError(err.code, err.message)
+  }
+  return err
+}
+
+function callNative(fn) {
+  try {
+    return fn()
+  } catch (err) {
+    throw fromNative(err)
+  }
+}
+
+function typeError(message) {
+  const err = new TypeError(message)
+  err.code = 'ERR_INVALID_ARG_TYPE'
+  return err
+}
+
+function describe(value) {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'object') return `an instance of ${value.constructor ? value.constructor.name : 'Object'}`
+  return `type ${typeof value} (${String(value).slice(0, 40)})`
+}
+
+// ------------------------------------------------------------------ arguments
+
+function toBuffer(data, what) {
+  if (Buffer.isBuffer(data)) return data
+  if (data instanceof Uint8Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  if (typeof data === 'string') return Buffer.from(data, 'utf8')
+  throw typeError(`${what} must be a Buffer, a Uint8Array or a string; received ${describe(data)}`)
+}
+
+function toKey(key, what) {
+  if (key instanceof Keypair) return key.publicKey
+  if (typeof key === 'string') return callNative(() => native.parsePublicKey(key))
+  if (key instanceof Uint8Array) {
+    const buf = toBuffer(key, what)
+    if (buf.length !== 32) throw makeError(codes.INVALID_KEY, `${what} must be 32 bytes long, not ${buf.length}`)
+    return Buffer.from(buf)
+  }
+  throw typeError(`${what} must be a public key: a 32-byte Buffer/Uint8Array or its text form 'shmsock-pk:...'; received ${describe(key)}`)
+}
+
+function optionalNumber(options, name, integer) {
+  const v = options[name]
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'number' || Number.isNaN(v) || (integer && !Number.isInteger(v))) {
+    throw typeError(`options.${name} must be ${integer ? 'an integer' : 'a number'}; received ${describe(v)}`)
+  }
+  if (v < 0) throw new RangeError(`options.${name} must be >= 0, not ${v}`)
+  return v
+}
+
+function optionalTimeout(options, name) {
+  const v = optionalNumber(options, name, false)
+  return v === Infinity ? undefined : v
+}
+
+function checkOptions(options, what) {
+  if (options === undefined || options === null) return {}
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw typeError(`${what} must be an object; received ${describe(options)}`)
+  }
+  return options
+}
+
+function checkName(name) {
+  if (typeof name !== 'string') throw typeError(`the endpoint name must be a string; received ${describe(name)}`)
+  return name
+}
+
+// The native options object, checked; returns [keypair, nativeOptions].
+function nativeOptions(options, what) {
+  const o = checkOptions(options, what)
+  const n = {}
+  let keypair
+  if (o.keypair !== undefined && o.keypair !== null) {
+    if (!(o.keypair instanceof Keypair)) throw typeError(`options.keypair must be a Keypair; received ${describe(o.keypair)}`)
+    keypair = o.keypair._n
+  }
+  if (o.serverKey !== undefined && o.serverKey !== null) n.serverKey = toKey(o.serverKey, 'options.serverKey')
+  if (o.allowedClients !== undefined && o.allowedClients !== null) {
+    if (!Array.isArray(o.allowedClients)) throw typeError(`options.allowedClients must be an array of public keys; received ${describe(o.allowedClients)}`)
+    n.allowedClients = o.allowedClients.map((k, i) => toKey(k, `options.allowedClients[${i}]`))
+  }
+  if (o.allowedUids !== undefined && o.allowedUids !== null) {
+    if (!Array.isArray(o.allowedUids) || !o.allowedUids.every((u) => Number.isInteger(u) && u >= 0)) {
+      throw typeError(`options.allowedUids must be an array of non-negative integers; received ${describe(o.allowedUids)}`)
+    }
+    n.allowedUids = o.allowedUids
+  }
+  const ringSize = optionalNumber(o, 'ringSize', true)
+  if (ringSize !== undefined) n.ringSize = ringSize
+  const maxMessageSize = optionalNumber(o, 'maxMessageSize', true)
+  if (maxMessageSize !== undefined) n.maxMessageSize = maxMessageSize
+  for (const t of ['sendTimeout', 'recvTimeout', 'handshakeTimeout']) {
+    const v = optionalTimeout(o, t)
+    if (v !== undefined) n[t] = v
+  }
+  if (o.backend !== undefined && o.backend !== null) {
+    if (typeof o.backend !== 'string') throw typeError(`options.backend must be 'memfd' or 'named'; received ${describe(o.backend)}`)
+    n.backend = o.backend
+  }
+  if (o.requireChacha !== undefined && o.requireChacha !== null) {
+    if (typeof o.requireChacha !== 'boolean') throw typeError(`options.requireChacha must be a boolean; received ${describe(o.requireChacha)}`)
+    n.requireChacha = o.requireChacha
+  }
+  return [keypair, n]
+}
+
+// ------------------------------------------------------------------ Keypair
+
+const kKeypair = Symbol('shmsock.Keypair')
+
+function checkPath(p) {
+  if (typeof p !== 'string') throw typeError(`the key file path must be a string; received ${describe(p)}`)
+  return p
+}
+
+/**
+ * A static X25519 keypair: the identity of a server (which clients pin) or of a
+ * client (which a server may allow-list). The secret stays in native memory.
+ */
+class Keypair {
+  constructor(nativeKeypair, token) {
+    if (token !== kKeypair) throw new TypeError('use Keypair.generate(), Keypair.load() or Keypair.fromSecretKey()')
+    this._n = nativeKeypair
+  }
+
+  /** A fresh random keypair. */
+  static generate() {
+    return new Keypair(native.NativeKeypair.generate(), kKeypair)
+  }
+
+  /** Loads a key file; refuses one that others can read (SHMSOCK_INSECURE_KEY_FILE). */
+  static load(path) {
+    checkPath(path)
+    return new Keypair(callNative(() => native.NativeKeypair.load(path)), kKeypair)
+  }
+
+  /** The keypair of a 32-byte secret key. */
+  static fromSecretKey(secret) {
+    if (!(secret instanceof Uint8Array)) throw typeError(`the secret key must be a 32-byte Buffer or Uint8Array; received ${describe(secret)}`)
+    return new Keypair(callNative(() => native.NativeKeypair.fromSecretKey(toBuffer(secret, 'secret'))), kKeypair)
+  }
+
+  /** Writes a new key file with mode 0600; never overwrites. */
+  save(path) {
+    checkPath(path)
+    callNative(() => this._n.save(path))
+  }
+
+  /** The public key, 32 bytes. */
+  get publicKey() {
+    return this._n.publicKey
+  }
+  /** The public key as text, `shmsock-pk:...`. */
+  get publicKeyText() {
+    return this._n.publicKeyText
+  }
+  /** A short fingerprint of the public key, e.g. `3f2a:9c11:07be:55d0`. */
+  get fingerprint() {
+    return this._n.fingerprint
+  }
+  toString() {
+    return this._n.toString()
+  }
+}
+
+// ------------------------------------------------------------------ dispatch
+
+// Operations waiting for the reactor: op -> { resolve, reject, owner, wrap }.
+// `owner` keeps the object an operation runs on reachable until it settles.
+const pending = new Map()
+// Flowing streams (Server connections, Clients): stream id -> handler.
+const flows = new Map()
+// Serving listeners: listener id -> Server.
+const servers = new Map()
+let nextOp = 1
+// Pending operations + open Servers and Clients. While > 0, the dispatch
+// function keeps Node's event loop alive; at 0 the process may exit.
+let active = 0
+
+function retain() {
+  if (active++ === 0) native.setActive(true)
+}
+
+function release() {
+  if (--active === 0) native.setActive(false)
+}
+
+function newOp() {
+  const op = nextOp
+  nextOp = nextOp >= Number.MAX_SAFE_INTEGER ? 1 : nextOp + 1
+  return op
+}
+
+// A promise settled when the reactor reports `op`.
+function track(op, owner, wrap) {
+  return new Promise((resolve, reject) => {
+    pending.set(op, { resolve, reject, owner, wrap })
+    retain()
+  })
+}
+
+function settle(op, error, value) {
+  const p = pending.get(op)
+  if (!p) return
+  pending.delete(op)
+  release()
+  if (error) p.reject(error)
+  else p.resolve(p.wrap ? p.wrap(value) : value)
+}
+
+const RECV = 0
+const DONE = 1
+const FAILED = 2
+const STREAM = 3
+const DATA = 4
+const END = 5
+const CONNECTION = 6
+const REJECTED = 7
+
+function dispatch(events) {
+  for (const ev of events) {
+    try {
+      const [kind, id, value, code, message] = ev
+      switch (kind) {
+        case RECV:
+        case DONE:
+        case STREAM:
+          settle(id, null, value)
+          break
+        case FAILED:
+          settle(id, makeError(code, message))
+          break
+        case DATA: {
+          const flow = flows.get(id)
+          if (flow) flow._onData(value)
+          break
+        }
+        case END: {
+          const flow = flows.get(id)
+          if (flow) flow._onEnd(code ? makeError(code, message) : null)
+          break
+        }
+        case CONNECTION: {
+          const server = servers.get(id)
+          if (server) server._onConnection(value)
+          else value.close(0)
+          break
+        }
+        case REJECTED: {
+          const server = servers.get(id)
+          if (server) server._report(makeError(code, message), null)
+          break
+        }
+      }
+    } catch (err) {
+      // Handlers report their own exceptions; this is a last resort so that
+      // nothing thrown here becomes an uncaught exception of the process.
+      process.emitWarning(`shmsock: error while dispatching an event: ${err && err.stack ? err.stack : err}`)
+    }
+  }
+}
+
+native.init(dispatch)
+
+// ------------------------------------------------------------------ Stream
+
+const wrapStream = (n) => new Stream(n, kStream)
+const kStream = Symbol('shmsock.Stream')
+
+function recvOptions(options) {
+  const o = checkOptions(options, 'options')
+  return optionalTimeout(o, 'timeout')
+}
+
+/**
+ * One encrypted, authenticated connection. Obtain one with `Stream.connect()`
+ * (or `connect()`) or `listener.accept()`.
+ */
+class Stream {
+  constructor(nativeStream, token) {
+    if (token !== kStream) throw new TypeError('use Stream.connect() or listener.accept() to get a Stream')
+    this._n = nativeStream
+  }
+
+  /** Connects to endpoint `name` whose server key `options.serverKey` pins. */
+  static connect(name, options) {
+    checkName(name)
+    const [keypair, opts] = nativeOptions(options, 'options')
+    const op = newOp()
+    try {
+      native.connect(op, name, keypair, opts)
+    } catch (err) {
+      return Promise.reject(fromNative(err))
+    }
+    return track(op, null, wrapStream)
+  }
+
+  /** Sends one message; resolves once it is in the ring (in order with earlier sends). */
+  send(data) {
+    const buf = toBuffer(data, 'data')
+    const op = newOp()
+    let done
+    try {
+      done = this._n.send(op, buf)
+    } catch (err) {
+      return Promise.reject(fromNative(err))
+    }
+    return done ? Promise.resolve() : track(op, this)
+  }
+
+  /** Sends one message only if it fits in the ring now; returns false otherwise. */
+  trySend(data) {
+    const buf = toBuffer(data, 'data')
+    return callNative(() => this._n.trySend(buf))
+  }
+
+  /** Receives the next message (`options.timeout` in ms overrides `recvTimeout`). */
+  recv(options) {
+    const timeout = recvOptions(options)
+    const op = newOp()
+    let msg
+    try {
+      msg = this._n.recv(op, timeout)
+    } catch (err) {
+      return Promise.reject(fromNative(err))
+    }
+    return msg != null ? Promise.resolve(msg) : track(op, this)
+  }
+
+  /** The next message if one is complete now, else null. Never waits. */
+  tryRecv() {
+    const msg = callNative(() => this._n.tryRecv())
+    return msg == null ? null : msg
+  }
+
+  /** Closes the stream; pending receives and queued sends fail with SHMSOCK_CLOSED. Idempotent. */
+  close() {
+    const op = newOp()
+    return this._n.close(op) ? Promise.resolve() : track(op, this)
+  }
+
+  /** Messages until the peer closes (or this side closes); other errors are thrown. */
+  async *[Symbol.asyncIterator]() {
+    for (;;) {
+      let msg
+      try {
+        msg = await this.recv()
+      } catch (err) {
+        if (err.code === codes.PEER_CLOSED || err.code === codes.CLOSED) return
+        throw err
+      }
+      yield msg
+    }
+  }
+
+  get peerPublicKey() {
+    return this._n.peerPublicKey
+  }
+  get peerPublicKeyText() {
+    return native.publicKeyText(this._n.peerPublicKey)
+  }
+  get peerFingerprint() {
+    return native.fingerprint(this._n.peerPublicKey)
+  }
+  get localPublicKey() {
+    return this._n.localPublicKey
+  }
+  get peerCredentials() {
+    return this._n.peerCredentials
+  }
+  get stats() {
+    return this._n.stats
+  }
+  get cipher() {
+    return this._n.cipher
+  }
+  get backend() {
+    return this._n.backend
+  }
+  get ringSize() {
+    return this._n.ringSize
+  }
+  get peerMaxMessageSize() {
+    return this._n.peerMaxMessageSize
+  }
+  get endpoint() {
+    return this._n.endpoint
+  }
+  get role() {
+    return this._n.role
+  }
+  get closed() {
+    return this._n.closed
+  }
+}
+
+// ------------------------------------------------------------------ Listener
+
+/** A bound endpoint that accepts clients. Create with `Listener.bind()` (or `listen()`). */
+class Listener {
+  constructor(nativeListener, token) {
+    if (token !== kStream) throw new TypeError('use Listener.bind() to get a Listener')
+    this._n = nativeListener
+  }
+
+  /** Binds endpoint `name`; `options.keypair` (the server's identity) is required. */
+  static bind(name, options) {
+    checkName(name)
+    const [keypair, opts] = nativeOptions(options, 'options')
+    if (!keypair) throw typeError('Listener.bind needs options.keypair: the server\'s Keypair, whose public key clients pin')
+    return new Listener(callNative(() => NativeListener.bind(name, keypair, opts)), kStream)
+  }
+
+  /** The next client that completes the handshake (`options.timeout` in ms). */
+  accept(options) {
+    const timeout = recvOptions(options)
+    const op = newOp()
+    try {
+      this._n.accept(op, timeout)
+    } catch (err) {
+      return Promise.reject(fromNative(err))
+    }
+    return track(op, this, wrapStream)
+  }
+
+  /** Removes the endpoint; pending accepts fail with SHMSOCK_CLOSED. Accepted streams stay open. Idempotent. */
+  close() {
+    this._n.close()
+  }
+
+  /** Accepted streams until the listener is closed. */
+  async *[Symbol.asyncIterator]() {
+    for (;;) {
+      let stream
+      try {
+        stream = await this.accept()
+      } catch (err) {
+        if (err.code === codes.CLOSED) return
+        throw err
+      }
+      yield stream
+    }
+  }
+
+  get name() {
+    return this._n.name
+  }
+  get publicKey() {
+    return this._n.publicKey
+  }
+  get publicKeyText() {
+    return native.publicKeyText(this._n.publicKey)
+  }
+  get rejectedCount() {
+    return this._n.rejectedCount
+  }
+  get closed() {
+    return this._n.closed
+  }
+}
+
+// ------------------------------------------------------------------ Server
+
+// Runs a user handler; an exception (or a rejected promise) goes to 'error'.
+function reportTo(emitter, err, ...rest) {
+  if (emitter.listenerCount('error') > 0) {
+    try {
+      emitter.emit('error', err, ...rest)
+      return
+    } catch (again) {
+      err = again
+    }
+  }
+  process.emitWarning(`shmsock: unhandled error in ${emitter.constructor.name}: ${err && err.stack ? err.stack : err}`)
+}
+
+/** One client of a Server. Emits 'data' (Buffer), 'error' (Error) and 'close' (reason). */
+class Connection extends EventEmitter {
+  constructor(server, stream, id) {
+    super({ captureRejections: true })
+    this.server = server
+    this.stream = stream
+    this.id = id
+  }
+
+  /** Sends a message to this client. */
+  send(data) {
+    return this.stream.send(data)
+  }
+
+  /** Sends only if the message fits in the ring now. */
+  trySend(data) {
+    return this.stream.trySend(data)
+  }
+
+  /** Closes this connection ('close' follows). */
+  close() {
+    return this.stream.close()
+  }
+
+  get peerPublicKey() {
+    return this.stream.peerPublicKey
+  }
+  get peerPublicKeyText() {
+    return this.stream.peerPublicKeyText
+  }
+  get peerCredentials() {
+    return this.stream.peerCredentials
+  }
+  get stats() {
+    return this.stream.stats
+  }
+  get closed() {
+    return this.stream.closed
+  }
+
+  _emitSafe(event, ...args) {
+    try {
+      this.emit(event, ...args)
+    } catch (err) {
+      this.server._report(err, this)
+    }
+  }
+
+  [Symbol.for('nodejs.rejection')](err) {
+    this.server._report(err, this)
+  }
+
+  _onData(data) {
+    this._emitSafe('data', data)
+    this.server._emitSafe('data', this, data)
+  }
+
+  _onEnd(reason) {
+    flows.delete(this.stream._n.id)
+    this.server.connections.delete(this)
+    if (reason) {
+      if (this.listenerCount('error') > 0) this._emitSafe('error', reason)
+      this.server._report(reason, this)
+    }
+    this.stream.close().catch(() => {})
+    this._emitSafe('close', reason)
+    this.server._emitSafe('close', this, reason)
+  }
+}
+
+/**
+ * An event-driven server: 'connection' (conn), 'data' (conn, data),
+ * 'error' (err, conn | null), 'close' (conn, reason | null), 'listening'.
+ * An open Server keeps the process alive until `close()`.
+ */
+class Server extends EventEmitter {
+  constructor(options, connectionListener) {
+    super({ captureRejections: true })
+    if (typeof options === 'function') {
+      connectionListener = options
+      options = undefined
+    }
+    this._options = nativeOptions(options, 'options')
+    if (!this._options[0]) throw typeError('a Server needs options.keypair: the server\'s Keypair, whose public key clients pin')
+    /** The connected clients. */
+    this.connections = new Set()
+    this._listener = null
+    this._nextId = 1
+    if (connectionListener !== undefined) {
+      if (typeof connectionListener !== 'function') throw typeError(`connectionListener must be a function; received ${describe(connectionListener)}`)
+      this.on('connection', connectionListener)
+    }
+  }
+
+  /** Binds endpoint `name` and starts accepting. Throws SHMSOCK_ADDRESS_IN_USE etc. */
+  listen(name, callback) {
+    checkName(name)
+    if (this._listener) throw makeError(codes.INVALID_ARGUMENT, 'this server is already listening')
+    if (callback !== undefined && typeof callback !== 'function') throw typeError(`callback must be a function; received ${describe(callback)}`)
+    const [keypair, opts] = this._options
+    const listener = callNative(() => NativeListener.bind(name, keypair, opts))
+    this._listener = listener
+    servers.set(listener.id, this)
+    retain()
+    callNative(() => listener.serve())
+    if (callback) this.once('listening', callback)
+    process.nextTick(() => this._emitSafe('listening'))
+    return this
+  }
+
+  /** The endpoint name (null before listen). */
+  get name() {
+    return this._listener ? this._listener.name : null
+  }
+  /** The server's public key (null before listen). */
+  get publicKey() {
+    return this._listener ? this._listener.publicKey : null
+  }
+  get publicKeyText() {
+    return this._listener ? native.publicKeyText(this._listener.publicKey) : null
+  }
+  get listening() {
+    return !!this._listener && !this._listener.closed
+  }
+
+  /** Stops accepting and closes every connection (each gets 'close'). Idempotent. */
+  async close() {
+    const listener = this._listener
+    if (!listener || listener.closed) return
+    listener.close()
+    servers.delete(listener.id)
+    try {
+      await Promise.all([...this.connections].map((c) => c.close().catch(() => {})))
+    } finally {
+      release()
+    }
+  }
+
+  _emitSafe(event, ...args) {
+    try {
+      this.emit(event, ...args)
+    } catch (err) {
+      this._report(err, event === 'data' || event === 'close' || event === 'connection' ? args[0] : null)
+    }
+  }
+
+  [Symbol.for('nodejs.rejection')](err, event, ...args) {
+    this._report(err, event === 'data' || event === 'close' || event === 'connection' ? args[0] : null)
+  }
+
+  _report(err, connection) {
+    reportTo(this, err, connection)
+  }
+
+  _onConnection(nativeStream) {
+    const stream = new Stream(nativeStream, kStream)
+    const conn = new Connection(this, stream, this._nextId++)
+    this.connections.add(conn)
+    flows.set(nativeStream.id, conn)
+    this._emitSafe('connection', conn)
+    try {
+      nativeStream.startFlowing()
+    } catch (err) {
+      conn._onEnd(fromNative(err))
+    }
+  }
+}
+
+/** Creates a Server (like `net.createServer`); call `listen(name)` on it. */
+function createServer(options, connectionListener) {
+  return new Server(options, connectionListener)
+}
+
+// ------------------------------------------------------------------ Client
+
+/**
+ * An event-driven client: 'data' (Buffer), 'error' (Error), 'close' (reason | null).
+ * An open Client keeps the process alive until it is closed (by either side).
+ */
+class Client extends EventEmitter {
+  constructor(stream, token) {
+    super({ captureRejections: true })
+    if (token !== kStream) throw new TypeError('use Client.connect() to get a Client')
+    this.stream = stream
+    this._open = true
+    flows.set(stream._n.id, this)
+    retain()
+    // Listeners attach after connect() resolves: start delivering then.
+    setImmediate(() => {
+      if (!this._open) return
+      try {
+        stream._n.startFlowing()
+      } catch (err) {
+        this._onEnd(fromNative(err))
+      }
+    })
+  }
+
+  /** Connects to endpoint `name` (see `Stream.connect` for the options). */
+  static async connect(name, options) {
+    const stream = await Stream.connect(name, options)
+    return new Client(stream, kStream)
+  }
+
+  /** Sends a message. */
+  write(data) {
+    return this.stream.send(data)
+  }
+
+  /** Sends only if the message fits in the ring now. */
+  tryWrite(data) {
+    return this.stream.trySend(data)
+  }
+
+  /** Closes the connection ('close' follows). Idempotent. */
+  close() {
+    return this.stream.close()
+  }
+
+  get serverPublicKey() {
+    return this.stream.peerPublicKey
+  }
+  get stats() {
+    return this.stream.stats
+  }
+  get closed() {
+    return !this._open
+  }
+
+  _emitSafe(event, ...args) {
+    try {
+      this.emit(event, ...args)
+    } catch (err) {
+      reportTo(this, err)
+    }
+  }
+
+  [Symbol.for('nodejs.rejection')](err) {
+    reportTo(this, err)
+  }
+
+  _onData(data) {
+    this._emitSafe('data', data)
+  }
+
+  _onEnd(reason) {
+    if (!this._open) return
+    this._open = false
+    flows.delete(this.stream._n.id)
+    if (reason) reportTo(this, reason)
+    this.stream.close().catch(() => {})
+    this._emitSafe('close', reason)
+    release()
+  }
+}
+
+// ------------------------------------------------------------------ exports
+
+/** The package version (equal to the Rust workspace's). */
+const version = native.nativeVersion()
+
+/** Connects a Stream (same as `Stream.connect`). */
+function connect(name, options) {
+  return Stream.connect(name, options)
+}
+
+/** Binds a Listener (same as `Listener.bind`). */
+function listen(name, options) {
+  return Listener.bind(name, options)
+}
+
+/** Connects a Client (same as `Client.connect`). */
+function connectClient(name, options) {
+  return Client.connect(name, options)
+}
+
+/** The text form `shmsock-pk:...` of a public key. */
+function publicKeyText(key) {
+  return native.publicKeyText(toKey(key, 'key'))
+}
+
+/** The short fingerprint of a public key, e.g. `3f2a:9c11:07be:55d0`. */
+function fingerprint(key) {
+  return native.fingerprint(toKey(key, 'key'))
+}
+
+/** The 32 bytes of a public key in text form. */
+function parsePublicKey(text) {
+  if (typeof text !== 'string') throw typeError(`the key must be a string 'shmsock-pk:...'; received ${describe(text)}`)
+  return callNative(() => native.parsePublicKey(text))
+}
+
+// Written out name by name so that ES modules can import them by name.
+module.exports = {
+  Keypair,
+  Stream,
+  Listener,
+  Server,
+  Connection,
+  Client,
+  ShmsockError,
+  codes,
+  version,
+  connect,
+  listen,
+  createServer,
+  connectClient,
+  publicKeyText,
+  fingerprint,
+  parsePublicKey,
+}
+
+// For the package's own tests: counters of native resources.
+Object.defineProperty(module.exports, '_internals', {
+  enumerable: false,
+  value: {
+    liveStreams: native.liveStreams,
+    liveListeners: native.liveListeners,
+    reactorStarted: native.reactorStarted,
+    reactorLoad: native.reactorLoad,
+    active: () => active,
+    pending: () => pending.size,
+  },
+})

@@ -1,0 +1,80 @@
+// Listener: accept with timeouts, async iteration, closing.
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+
+import { rejectsWith, shm, uniqueName, within } from './helpers.mjs'
+
+const { Keypair, Listener, Stream, codes } = shm
+const T = { timeout: 60000 }
+
+test('accept times out with SHMSOCK_TIMEOUT, then still accepts', T, async () => {
+  const keypair = Keypair.generate()
+  const name = uniqueName('acc')
+  const listener = Listener.bind(name, { keypair })
+  try {
+    assert.equal(listener.name, name)
+    assert.ok(listener.publicKey.equals(keypair.publicKey))
+    assert.equal(listener.publicKeyText, keypair.publicKeyText)
+    const started = Date.now()
+    await rejectsWith(listener.accept({ timeout: 100 }), codes.TIMEOUT)
+    assert.ok(Date.now() - started >= 90)
+    const [c, s] = await Promise.all([Stream.connect(name, { serverKey: keypair.publicKey }), listener.accept({ timeout: 5000 })])
+    await c.send('hi')
+    assert.equal(String(await s.recv()), 'hi')
+    await Promise.all([c.close(), s.close()])
+  } finally {
+    listener.close()
+  }
+})
+
+test('async iteration over incoming streams ends when the listener closes', T, async () => {
+  const keypair = Keypair.generate()
+  const name = uniqueName('iter')
+  const listener = Listener.bind(name, { keypair })
+  const accepted = []
+  const serving = (async () => {
+    for await (const s of listener) {
+      accepted.push(s)
+      s.send(`you are #${accepted.length}`)
+    }
+  })()
+  const clients = []
+  for (let i = 0; i < 3; i++) clients.push(await Stream.connect(name, { serverKey: keypair.publicKey }))
+  const greetings = await Promise.all(clients.map((c) => c.recv({ timeout: 5000 })))
+  assert.deepEqual(greetings.map(String).sort(), ['you are #1', 'you are #2', 'you are #3'])
+  listener.close()
+  await within(serving, 5000, 'iteration end')
+  assert.equal(listener.closed, true)
+  await rejectsWith(listener.accept(), codes.CLOSED)
+  // Accepted streams stay connected.
+  await clients[0].send('still here')
+  const s = accepted.find((x) => x.peerPublicKey.equals(clients[0].localPublicKey))
+  assert.equal(String(await s.recv({ timeout: 5000 })), 'still here')
+  await Promise.all([...clients, ...accepted].map((x) => x.close()))
+})
+
+test('closing a listener rejects its pending accepts with SHMSOCK_CLOSED', T, async () => {
+  const listener = Listener.bind(uniqueName('closeacc'), { keypair: Keypair.generate() })
+  const a = listener.accept()
+  const b = listener.accept({ timeout: 60000 })
+  listener.close()
+  listener.close()
+  await rejectsWith(a, codes.CLOSED)
+  await rejectsWith(b, codes.CLOSED)
+})
+
+test('binding a name in use fails with SHMSOCK_ADDRESS_IN_USE, a bad name with SHMSOCK_INVALID_NAME', T, async () => {
+  const keypair = Keypair.generate()
+  const name = uniqueName('dup')
+  const listener = Listener.bind(name, { keypair })
+  try {
+    assert.throws(() => Listener.bind(name, { keypair }), (e) => e.code === codes.ADDRESS_IN_USE)
+    assert.throws(() => Listener.bind('no/slashes', { keypair }), (e) => e.code === codes.INVALID_NAME)
+    assert.throws(() => Listener.bind(uniqueName('ring'), { keypair, ringSize: 1000 }), (e) => e.code === codes.INVALID_ARGUMENT)
+    assert.throws(() => Listener.bind(uniqueName('be'), { keypair, backend: 'carrier-pigeon' }), (e) => e.code === codes.INVALID_ARGUMENT)
+  } finally {
+    listener.close()
+  }
+  const again = Listener.bind(name, { keypair })
+  again.close()
+})

@@ -1,0 +1,198 @@
+// Server and Client: events, replies, exceptions thrown in handlers, refused
+// handshakes, closing from either side.
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { test } from 'node:test'
+
+import { rejectsWith, shm, sleep, uniqueName, within } from './helpers.mjs'
+
+const { Client, Keypair, codes, createServer } = shm
+const T = { timeout: 60000 }
+
+function collect(emitter, event) {
+  const seen = []
+  emitter.on(event, (...args) => seen.push(args))
+  return seen
+}
+
+test('Server and Client: connection, data, reply, close', T, async () => {
+  const keypair = Keypair.generate()
+  const name = uniqueName('srv')
+  const server = createServer({ keypair })
+  const closes = collect(server, 'close')
+  const errors = collect(server, 'error')
+  server.on('data', (conn, data) => conn.send(Buffer.concat([Buffer.from('echo:'), data])))
+  const connected = once(server, 'connection')
+  server.listen(name)
+  await once(server, 'listening')
+  assert.equal(server.name, name)
+  assert.ok(server.publicKey.equals(keypair.publicKey))
+
+  const client = await Client.connect(name, { serverKey: keypair.publicKeyText })
+  const [conn] = await within(connected, 5000, 'connection')
+  assert.ok(conn.peerPublicKey.equals(client.stream.localPublicKey))
+  assert.equal(server.connections.size, 1)
+
+  const replies = []
+  client.on('data', (d) => replies.push(String(d)))
+  for (const m of ['one', 'two', 'three']) await client.write(m)
+  while (replies.length < 3) await sleep(5)
+  assert.deepEqual(replies, ['echo:one', 'echo:two', 'echo:three'])
+
+  // Per-connection events too.
+  const connData = collect(conn, 'data')
+  await client.write('four')
+  while (connData.length < 1) await sleep(5)
+  assert.equal(String(connData[0][0]), 'four')
+
+  const clientClosed = once(client, 'close')
+  await client.close()
+  const [reason] = await clientClosed
+  assert.equal(reason, null)
+  while (closes.length < 1) await sleep(5)
+  assert.equal(closes[0][0], conn)
+  assert.equal(closes[0][1], null)
+  assert.equal(server.connections.size, 0)
+  assert.deepEqual(errors, [])
+  await server.close()
+  assert.equal(server.listening, false)
+})
+
+test('an exception thrown in a handler is reported via error and the process survives', T, async () => {
+  const keypair = Keypair.generate()
+  const name = uniqueName('throw')
+  const server = createServer({ keypair })
+  const errors = collect(server, 'error')
+  let n = 0
+  server.on('data', (conn, data) => {
+    n += 1
+    if (String(data) === 'boom') throw new Error('handler exploded')
+    conn.send(data)
+  })
+  server.on('connection', async () => {
+    throw new Error('async connection handler rejected')
+  })
+  server.listen(name)
+  const client = await Client.connect(name, { serverKey: keypair.publicKey })
+  const clientErrors = collect(client, 'error')
+  const got = []
+  client.on('data', (d) => {
+    got.push(String(d))
+    if (String(d) === 'throw-in-client') throw new Error('client handler exploded')
+  })
+  await client.write('boom')
+  await client.write('still alive')
+  await client.write('throw-in-client')
+  await client.write('after')
+  while (got.length < 3) await sleep(5)
+  assert.deepEqual(got, ['still alive', 'throw-in-client', 'after'])
+  assert.equal(n, 4)
+  const messages = errors.map(([e]) => e.message).sort()
+  assert.deepEqual(messages, ['async connection handler rejected', 'handler exploded'])
+  assert.ok(errors.every(([, conn]) => conn && conn.server === server))
+  assert.equal(clientErrors.length, 1)
+  assert.equal(clientErrors[0][0].message, 'client handler exploded')
+  await client.close()
+  await server.close()
+})
+
+test('without an error listener, handler exceptions become warnings, not crashes', T, async () => {
+  const keypair = Keypair.generate()
+  const name = uniqueName('warn')
+  const warnings = []
+  const onWarning = (w) => warnings.push(w)
+  process.on('warning', onWarning)
+  const server = createServer({ keypair }, (conn) => conn.on('data', () => {}))
+  server.on('data', () => {
+    throw new Error('nobody listens for this')
+  })
+  server.listen(name)
+  const client = await Client.connect(name, { serverKey: keypair.publicKey })
+  await client.write('x')
+  while (warnings.length < 1) await sleep(5)
+  assert.match(String(warnings[0].message), /nobody listens for this/)
+  process.off('warning', onWarning)
+  await client.close()
+  await server.close()
+})
+
+test('a refused handshake is a server error; the client gets SHMSOCK_HANDSHAKE_REJECTED', T, async () => {
+  const keypair = Keypair.generate()
+  const name = uniqueName('refuse')
+  const server = createServer({ keypair, allowedClients: [Keypair.generate().publicKey] })
+  const errors = collect(server, 'error')
+  server.listen(name)
+  await rejectsWith(Client.connect(name, { serverKey: keypair.publicKey }), codes.HANDSHAKE_REJECTED)
+  while (errors.length < 1) await sleep(5)
+  assert.equal(errors[0][0].code, codes.HANDSHAKE_REJECTED)
+  assert.equal(errors[0][1], null)
+  assert.equal(server.connections.size, 0)
+  await server.close()
+})
+
+test('closing the server closes its clients; clients see a clean close', T, async () => {
+  const keypair = Keypair.generate()
+  const name = uniqueName('shut')
+  const server = createServer({ keypair })
+  const closes = collect(server, 'close')
+  server.listen(name)
+  const clients = await Promise.all([1, 2, 3].map(() => Client.connect(name, { serverKey: keypair.publicKey })))
+  while (server.connections.size < 3) await sleep(5)
+  const clientCloses = clients.map((c) => once(c, 'close'))
+  await server.close()
+  const reasons = await within(Promise.all(clientCloses), 5000, 'client closes')
+  assert.deepEqual(reasons.map(([r]) => r), [null, null, null])
+  assert.equal(closes.length, 3)
+  assert.ok(clients.every((c) => c.closed))
+  await rejectsWith(clients[0].write('x'), codes.CLOSED)
+  // The name is free again.
+  const again = createServer({ keypair }).listen(name)
+  await again.close()
+})
+
+test('listen on a name in use throws SHMSOCK_ADDRESS_IN_USE; bad arguments throw TypeError', T, async () => {
+  const keypair = Keypair.generate()
+  const name = uniqueName('inuse')
+  const server = createServer({ keypair }).listen(name)
+  try {
+    assert.throws(() => createServer({ keypair }).listen(name), (e) => e.code === codes.ADDRESS_IN_USE)
+    assert.throws(() => createServer({}), TypeError)
+    assert.throws(() => createServer({ keypair }, 'not a function'), TypeError)
+    assert.throws(() => createServer({ keypair }).listen(42), TypeError)
+    assert.throws(() => createServer({ keypair: keypair.publicKey }), TypeError)
+  } finally {
+    await server.close()
+  }
+})
+
+test('a server replies to many clients at once', T, async () => {
+  const keypair = Keypair.generate()
+  const name = uniqueName('many')
+  const server = createServer({ keypair })
+  server.on('data', (conn, data) => conn.send(data))
+  server.listen(name)
+  const clients = await Promise.all(Array.from({ length: 16 }, () => Client.connect(name, { serverKey: keypair.publicKey })))
+  const counts = clients.map(() => 0)
+  const done = clients.map(
+    (c, i) =>
+      new Promise((resolve) =>
+        c.on('data', (d) => {
+          assert.equal(d.readUInt32LE(0), counts[i])
+          counts[i] += 1
+          if (counts[i] === 200) resolve()
+        })
+      )
+  )
+  await Promise.all(
+    clients.map(async (c) => {
+      for (let i = 0; i < 200; i++) {
+        const m = Buffer.alloc(256)
+        m.writeUInt32LE(i, 0)
+        c.write(m)
+      }
+    })
+  )
+  await within(Promise.all(done), 20000, 'echoes')
+  await Promise.all(clients.map((c) => c.close()))
+  await server.close()
+})

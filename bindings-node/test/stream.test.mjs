@@ -1,0 +1,282 @@
+// Stream: echo of every size, ordering under backpressure, timeouts, keys,
+// closed streams, bad arguments, a peer that dies.
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+
+import { pair, rejectsWith, runFixture, shm, uniqueName, within } from './helpers.mjs'
+
+const { Keypair, Listener, Stream, codes } = shm
+const T = { timeout: 60000 }
+
+test('echo sizes from 0 B to 6 MiB, both directions', T, async () => {
+  const p = await pair()
+  try {
+    for (const size of [0, 1, 63, 64, 1000, 4096, 65535, 65536, 65537, 300000, 1 << 20, (1 << 20) + 7, 6 << 20]) {
+      const msg = Buffer.alloc(size)
+      for (let i = 0; i < size; i += 4093) msg[i] = (i * 7 + size) & 0xff
+      const [got] = await within(Promise.all([p.server.recv(), p.client.send(msg)]), 30000, `echo ${size}`)
+      assert.equal(got.length, size)
+      assert.ok(got.equals(msg), `client->server ${size} bytes differ`)
+      const [back] = await within(Promise.all([p.client.recv(), p.server.send(got)]), 30000, `reply ${size}`)
+      assert.ok(back.equals(msg), `server->client ${size} bytes differ`)
+    }
+    const s = p.client.stats
+    assert.equal(s.messagesSent, 13)
+    assert.equal(s.messagesReceived, 13)
+  } finally {
+    await p.close()
+  }
+})
+
+test('send takes Buffer, Uint8Array and string; recv gives Buffers', T, async () => {
+  const p = await pair()
+  try {
+    await p.client.send('héllo')
+    await p.client.send(new Uint8Array([1, 2, 3]))
+    const u8 = new Uint8Array(new ArrayBuffer(16), 4, 3)
+    u8.set([7, 8, 9])
+    await p.client.send(u8)
+    assert.equal((await p.server.recv()).toString(), 'héllo')
+    assert.deepEqual([...(await p.server.recv())], [1, 2, 3])
+    const r = await p.server.recv()
+    assert.ok(Buffer.isBuffer(r))
+    assert.deepEqual([...r], [7, 8, 9])
+  } finally {
+    await p.close()
+  }
+})
+
+test('many concurrent sends through a small ring arrive complete and in order', T, async () => {
+  const p = await pair({ server: { ringSize: 16384 } })
+  try {
+    assert.equal(p.client.ringSize, 16384)
+    const n = 5000
+    const sends = []
+    for (let i = 0; i < n; i++) {
+      const m = Buffer.alloc(100 + (i % 900))
+      m.writeUInt32LE(i, 0)
+      sends.push(p.client.send(m))
+    }
+    let received = 0
+    for await (const m of p.server) {
+      assert.equal(m.readUInt32LE(0), received, 'messages out of order')
+      assert.equal(m.length, 100 + (received % 900))
+      received += 1
+      if (received === n) break
+    }
+    await within(Promise.all(sends), 20000, 'sends')
+    assert.equal(received, n)
+    // Interleaved large sends queue behind small ones and keep their order.
+    const big = Buffer.alloc(200000, 9)
+    const mixed = [p.client.send('a'), p.client.send(big), p.client.send('b')]
+    assert.equal((await p.server.recv()).toString(), 'a')
+    assert.equal((await p.server.recv()).length, big.length)
+    assert.equal((await p.server.recv()).toString(), 'b')
+    await Promise.all(mixed)
+  } finally {
+    await p.close()
+  }
+})
+
+test('concurrent receives are served in order', T, async () => {
+  const p = await pair()
+  try {
+    const recvs = [p.server.recv(), p.server.recv(), p.server.recv()]
+    await p.client.send('1')
+    await p.client.send('2')
+    await p.client.send('3')
+    assert.deepEqual((await Promise.all(recvs)).map(String), ['1', '2', '3'])
+  } finally {
+    await p.close()
+  }
+})
+
+test('recv timeout rejects with SHMSOCK_TIMEOUT and loses nothing', T, async () => {
+  const p = await pair({ client: { recvTimeout: 100 } })
+  try {
+    const started = Date.now()
+    const err = await rejectsWith(p.client.recv(), codes.TIMEOUT)
+    assert.ok(Date.now() - started >= 90, 'timed out too early')
+    assert.match(err.message, /timed out/)
+    await rejectsWith(p.server.recv({ timeout: 50 }), codes.TIMEOUT)
+    await rejectsWith(p.server.recv({ timeout: 0 }), codes.TIMEOUT)
+    await p.server.send('late')
+    assert.equal((await p.client.recv({ timeout: 5000 })).toString(), 'late')
+  } finally {
+    await p.close()
+  }
+})
+
+test('tryRecv and trySend never wait', T, async () => {
+  const p = await pair({ server: { ringSize: 4096 } })
+  try {
+    assert.equal(p.server.tryRecv(), null)
+    assert.equal(p.client.trySend('x'), true)
+    let got = null
+    for (let i = 0; i < 1000 && got === null; i++) {
+      got = p.server.tryRecv()
+      if (got === null) await new Promise((r) => setImmediate(r))
+    }
+    assert.equal(String(got), 'x')
+    let sent = 0
+    while (p.client.trySend(Buffer.alloc(500))) sent++
+    assert.ok(sent > 0 && sent < 10, `a 4 KiB ring took ${sent} messages of 500 B`)
+  } finally {
+    await p.close()
+  }
+})
+
+test('a client pinning the wrong server key gets SHMSOCK_SERVER_KEY_MISMATCH', T, async () => {
+  const keypair = Keypair.generate()
+  const name = uniqueName('wrongkey')
+  const listener = Listener.bind(name, { keypair })
+  try {
+    const accepted = listener.accept({ timeout: 3000 })
+    await rejectsWith(Stream.connect(name, { serverKey: Keypair.generate().publicKey }), codes.SERVER_KEY_MISMATCH)
+    // accept() skips refused clients.
+    await rejectsWith(accepted, codes.TIMEOUT)
+    assert.equal(listener.rejectedCount, 1)
+  } finally {
+    listener.close()
+  }
+})
+
+test('a client not on the allow-list gets SHMSOCK_HANDSHAKE_REJECTED', T, async () => {
+  const keypair = Keypair.generate()
+  const allowed = Keypair.generate()
+  const name = uniqueName('allow')
+  const listener = Listener.bind(name, { keypair, allowedClients: [allowed.publicKeyText] })
+  try {
+    const accepted = listener.accept({ timeout: 10000 })
+    const err = await rejectsWith(Stream.connect(name, { serverKey: keypair.publicKeyText, keypair: Keypair.generate() }), codes.HANDSHAKE_REJECTED)
+    assert.match(err.message, /allow/i)
+    const ok = await Stream.connect(name, { serverKey: keypair.publicKey, keypair: allowed })
+    const s = await accepted
+    assert.ok(s.peerPublicKey.equals(allowed.publicKey))
+    assert.ok(ok.peerPublicKey.equals(keypair.publicKey))
+    assert.equal(s.peerPublicKeyText, allowed.publicKeyText)
+    assert.equal(s.peerFingerprint, allowed.fingerprint)
+    assert.equal(s.peerCredentials.pid, process.pid)
+    await Promise.all([ok.close(), s.close()])
+  } finally {
+    listener.close()
+  }
+})
+
+test('connecting to an endpoint nobody serves fails with SHMSOCK_NOT_FOUND', T, async () => {
+  await rejectsWith(Stream.connect(uniqueName('nobody'), { serverKey: Keypair.generate().publicKey }), codes.NOT_FOUND)
+  await rejectsWith(Stream.connect('bad/name', { serverKey: Keypair.generate().publicKey }), codes.INVALID_NAME)
+  await rejectsWith(Stream.connect(uniqueName('nokey')), codes.INVALID_ARGUMENT)
+})
+
+test('a closed stream rejects cleanly; the peer sees a clean close after every message', T, async () => {
+  const p = await pair()
+  const pendingRecv = p.client.recv().catch((e) => e)
+  await p.client.send('last words')
+  await p.client.close()
+  await p.client.close() // idempotent
+  assert.equal(p.client.closed, true)
+  assert.equal((await pendingRecv).code, codes.CLOSED)
+  await rejectsWith(p.client.send('x'), codes.CLOSED)
+  await rejectsWith(p.client.recv(), codes.CLOSED)
+  assert.throws(() => p.client.tryRecv(), (e) => e.code === codes.CLOSED)
+  assert.equal((await p.server.recv()).toString(), 'last words')
+  const err = await rejectsWith(p.server.recv(), codes.PEER_CLOSED)
+  assert.ok(err instanceof shm.ShmsockError)
+  await rejectsWith(p.server.send('anyone?'), codes.PEER_CLOSED)
+  await p.server.close()
+  p.listener.close()
+})
+
+test('async iteration ends when the peer closes', T, async () => {
+  const p = await pair()
+  const got = []
+  const reading = (async () => {
+    for await (const m of p.server) got.push(String(m))
+  })()
+  for (const m of ['a', 'b', 'c']) await p.client.send(m)
+  await p.client.close()
+  await within(reading, 5000, 'iteration')
+  assert.deepEqual(got, ['a', 'b', 'c'])
+  await p.server.close()
+  p.listener.close()
+})
+
+test('a message larger than the peer accepts fails with SHMSOCK_MESSAGE_TOO_LARGE', T, async () => {
+  const p = await pair({ server: { maxMessageSize: 1000 } })
+  try {
+    await rejectsWith(p.client.send(Buffer.alloc(1001)), codes.MESSAGE_TOO_LARGE)
+    await p.client.send(Buffer.alloc(1000))
+    assert.equal((await p.server.recv()).length, 1000)
+  } finally {
+    await p.close()
+  }
+})
+
+test('wrong argument types throw TypeError', T, async () => {
+  const p = await pair()
+  try {
+    for (const bad of [42, null, undefined, {}, [1, 2], true]) {
+      assert.throws(() => p.client.send(bad), TypeError)
+      assert.throws(() => p.client.trySend(bad), TypeError)
+    }
+    assert.throws(() => p.client.recv({ timeout: 'soon' }), TypeError)
+    assert.throws(() => p.client.recv('soon'), TypeError)
+    assert.throws(() => Stream.connect(42), TypeError)
+    assert.throws(() => Stream.connect('x', { serverKey: 42 }), TypeError)
+    assert.throws(() => Stream.connect('x', { serverKey: p.keypair.publicKey, ringSize: '1' }), TypeError)
+    assert.throws(() => Stream.connect('x', { serverKey: p.keypair.publicKey, keypair: 'me' }), TypeError)
+    assert.throws(() => Listener.bind('x', {}), TypeError)
+    assert.throws(() => new Stream(), TypeError)
+    assert.throws(() => Stream.connect('x', { serverKey: 'shmsock-pk:nope' }), (e) => e.code === codes.INVALID_KEY)
+    assert.throws(() => Stream.connect('x', { serverKey: Buffer.alloc(31) }), (e) => e.code === codes.INVALID_KEY)
+  } finally {
+    await p.close()
+  }
+})
+
+test('a peer process killed with SIGKILL gives SHMSOCK_PEER_GONE', T, async () => {
+  const keypair = Keypair.generate()
+  const name = uniqueName('killed')
+  const listener = Listener.bind(name, { keypair })
+  try {
+    const accepted = listener.accept({ timeout: 20000 })
+    let ready
+    const readyP = new Promise((r) => (ready = r))
+    const child = runFixture('peer.mjs', [name, keypair.publicKeyText], {
+      onStdout: (text, proc) => {
+        if (text.includes('ready')) ready(proc)
+      },
+    })
+    const stream = await accepted
+    assert.equal((await stream.recv({ timeout: 20000 })).toString(), 'hello from the child')
+    const proc = await within(readyP, 20000, 'child ready')
+    const pendingRecv = stream.recv()
+    proc.kill('SIGKILL')
+    const err = await within(rejectsWith(pendingRecv, codes.PEER_GONE), 10000, 'PEER_GONE')
+    assert.match(err.message, /exited|killed/)
+    const result = await child
+    assert.equal(result.signal, 'SIGKILL')
+    await rejectsWith(stream.send('x'), codes.PEER_GONE)
+    await stream.close()
+  } finally {
+    listener.close()
+  }
+})
+
+test('stream information', T, async () => {
+  const p = await pair({ server: { backend: 'named', requireChacha: true } })
+  try {
+    assert.equal(p.client.backend, 'named')
+    assert.equal(p.client.cipher, 'chacha20-poly1305')
+    assert.equal(p.client.role, 'client')
+    assert.equal(p.server.role, 'server')
+    assert.equal(p.client.endpoint, p.name)
+    assert.ok(p.client.peerMaxMessageSize > 0)
+    assert.ok(p.server.localPublicKey.equals(p.keypair.publicKey))
+    await p.client.send('named works')
+    assert.equal(String(await p.server.recv()), 'named works')
+  } finally {
+    await p.close()
+  }
+})
