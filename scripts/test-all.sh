@@ -31,6 +31,8 @@ suite() {
 
 suite "rust: core and examples" cargo test -p shmsock -p shmsock-examples
 suite "C ABI (ffi-c): header, C tests, install, ASan/UBSan, valgrind" scripts/test-c.sh
+suite "Python package: build into .venv, stubs, mypy, pytest" scripts/test-python.sh
+suite "Node package: npm install, d.ts, tsc, node --test" scripts/test-node.sh
 suite "fuzz smoke" scripts/fuzz-smoke.sh
 
 echo

@@ -1,0 +1,171 @@
+"""Encrypted, authenticated message sockets over shared memory.
+
+Programs on one machine exchange messages through a shared-memory segment per
+connection, after a Noise IK handshake that pins the server's key; every frame
+is sealed with AEGIS-128L or ChaCha20-Poly1305.
+
+Blocking API (threads)::
+
+    import shmsock
+
+    server_key = shmsock.Keypair.generate()
+    with shmsock.Listener.bind("echo", keypair=server_key) as listener:
+        ...                                  # in the server process
+        with listener.accept() as stream:
+            stream.send(stream.recv())
+
+    with shmsock.connect("echo", server_key=server_key.public_key) as stream:
+        stream.send(b"hello")                # in the client process
+        print(stream.recv(timeout=1.0))
+
+Event-driven: :class:`Server` and :class:`Client` take callbacks. asyncio:
+:mod:`shmsock.aio`. Every error is a :class:`shmsock.Error` subclass with a
+stable ``code``.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional, Union
+
+from ._shmsock import (
+    AddressInUse,
+    AuthenticationFailed,
+    BufferTooSmall,
+    CallbackError,
+    Client,
+    Closed,
+    Connection,
+    Credentials,
+    Error,
+    HandshakeRejected,
+    InsecureKeyFile,
+    InvalidArgument,
+    InvalidKey,
+    InvalidName,
+    Io,
+    Keypair,
+    Listener,
+    MessageTooLarge,
+    NoCommonCipher,
+    NotFound,
+    PeerClosed,
+    PeerGone,
+    PendingClient,
+    PermissionDenied,
+    ProtocolVersion,
+    ProtocolViolation,
+    PublicKey,
+    ResourceExhausted,
+    Server,
+    ServerKeyMismatch,
+    Stats,
+    Stream,
+    Timeout,
+    WouldBlock,
+    __version__,
+)
+
+KeyLike = Union[PublicKey, str, bytes]
+"""A public key: a :class:`PublicKey`, its text form or its 32 raw bytes."""
+
+
+def connect(
+    name: str,
+    *,
+    server_key: KeyLike,
+    keypair: Optional[Keypair] = None,
+    ring_size: Optional[int] = None,
+    max_message_size: Optional[int] = None,
+    send_timeout: Optional[float] = None,
+    recv_timeout: Optional[float] = None,
+    handshake_timeout: Optional[float] = None,
+    spin: Optional[float] = None,
+    require_chacha: bool = False,
+) -> Stream:
+    """Connects to endpoint ``name``; the same as :meth:`Stream.connect`."""
+    return Stream.connect(
+        name,
+        server_key=server_key,
+        keypair=keypair,
+        ring_size=ring_size,
+        max_message_size=max_message_size,
+        send_timeout=send_timeout,
+        recv_timeout=recv_timeout,
+        handshake_timeout=handshake_timeout,
+        spin=spin,
+        require_chacha=require_chacha,
+    )
+
+
+def bind(
+    name: str,
+    *,
+    keypair: Keypair,
+    allowed_clients: Optional[Iterable[KeyLike]] = None,
+    allowed_uids: Optional[Iterable[int]] = None,
+    ring_size: Optional[int] = None,
+    max_message_size: Optional[int] = None,
+    send_timeout: Optional[float] = None,
+    recv_timeout: Optional[float] = None,
+    handshake_timeout: Optional[float] = None,
+    spin: Optional[float] = None,
+    backend: Optional[str] = None,
+    require_chacha: bool = False,
+) -> Listener:
+    """Binds endpoint ``name``; the same as :meth:`Listener.bind`."""
+    return Listener.bind(
+        name,
+        keypair=keypair,
+        allowed_clients=allowed_clients,
+        allowed_uids=allowed_uids,
+        ring_size=ring_size,
+        max_message_size=max_message_size,
+        send_timeout=send_timeout,
+        recv_timeout=recv_timeout,
+        handshake_timeout=handshake_timeout,
+        spin=spin,
+        backend=backend,
+        require_chacha=require_chacha,
+    )
+
+
+__all__ = [
+    "AddressInUse",
+    "AuthenticationFailed",
+    "BufferTooSmall",
+    "CallbackError",
+    "Client",
+    "Closed",
+    "Connection",
+    "Credentials",
+    "Error",
+    "HandshakeRejected",
+    "InsecureKeyFile",
+    "InvalidArgument",
+    "InvalidKey",
+    "InvalidName",
+    "Io",
+    "KeyLike",
+    "Keypair",
+    "Listener",
+    "MessageTooLarge",
+    "NoCommonCipher",
+    "NotFound",
+    "PeerClosed",
+    "PeerGone",
+    "PendingClient",
+    "PermissionDenied",
+    "ProtocolVersion",
+    "ProtocolViolation",
+    "PublicKey",
+    "ResourceExhausted",
+    "Server",
+    "ServerKeyMismatch",
+    "Stats",
+    "Stream",
+    "Timeout",
+    "WouldBlock",
+    "__version__",
+    "bind",
+    "connect",
+]

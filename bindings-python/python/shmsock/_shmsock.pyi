@@ -1,0 +1,504 @@
+"""Native module of shmsock (Rust, pyo3). Import :mod:`shmsock` instead."""
+
+import builtins
+from types import TracebackType
+from typing import Callable, Iterable, Iterator, List, Optional, Type, Union
+
+from _typeshed import ReadableBuffer, StrPath, WriteableBuffer
+
+__version__: str
+"""The package version (the version of the Rust workspace)."""
+
+_KeyLike = Union["PublicKey", str, bytes]
+
+# --------------------------------------------------------------------- errors
+
+class Error(Exception):
+    """Base class of every shmsock error. ``code`` is the stable name of the
+    error (e.g. ``"TIMEOUT"``), ``numeric_code`` its stable number (0 for errors
+    that do not come from the core), and ``str(error)`` says what happened and
+    what to do."""
+
+    code: str
+    """The stable name of the error, e.g. ``"TIMEOUT"`` (the same in every language)."""
+    numeric_code: int
+    """The stable number of the error (the C ABI's result code); 0 when not from the core."""
+
+class CallbackError(Error):
+    """A Server or Client callback raised an exception; it is passed to
+    on_error, and the original exception is the ``__cause__``."""
+
+class Timeout(Error, TimeoutError):
+    """A blocking call ran out of time. Nothing was lost; the call may be retried."""
+
+class WouldBlock(Error, BlockingIOError):
+    """A ``try_`` call could not proceed without waiting. Nothing was lost."""
+
+class Closed(Error):
+    """The object was closed by this process and cannot be used any more."""
+
+class PeerClosed(Error, ConnectionError):
+    """The peer closed the connection cleanly; every message it sent was delivered."""
+
+class PeerGone(Error, ConnectionResetError):
+    """The peer process exited or was killed without closing the connection."""
+
+class HandshakeRejected(Error, ConnectionRefusedError):
+    """The server refused this client (its key is not on the allow-list, or its uid is not allowed)."""
+
+class ServerKeyMismatch(Error, ConnectionError):
+    """The server does not hold the key the client pinned (or the endpoint name differs)."""
+
+class AuthenticationFailed(Error, ConnectionError):
+    """A frame failed authentication: the shared memory was tampered with. The connection is over."""
+
+class ProtocolVersion(Error, ConnectionError):
+    """The two sides share no protocol version."""
+
+class NoCommonCipher(Error, ConnectionError):
+    """The two sides share no transport cipher."""
+
+class ProtocolViolation(Error, ConnectionError):
+    """The peer sent bytes that do not follow the protocol. The connection is over."""
+
+class MessageTooLarge(Error, ValueError):
+    """A message is larger than the receiver's max_message_size. Nothing was sent."""
+
+class BufferTooSmall(Error, ValueError):
+    """The buffer is too small for the next message; ``needed`` says how many
+    bytes it needs. The message is kept."""
+
+    needed: Optional[int]
+    """How many bytes the next message needs."""
+
+class InvalidName(Error, ValueError):
+    """An endpoint name is empty, too long or has characters outside ``[A-Za-z0-9._-]``."""
+
+class AddressInUse(Error, OSError):
+    """Another live process already serves this endpoint name."""
+
+class NotFound(Error, FileNotFoundError):
+    """No process serves this endpoint name (or a key file does not exist)."""
+
+class InvalidKey(Error, ValueError):
+    """A key (text, bytes or key file contents) is malformed or unusable."""
+
+class InsecureKeyFile(Error):
+    """A key file is readable by other users; it is refused, as ssh does (chmod 600 it)."""
+
+class InvalidArgument(Error, ValueError):
+    """An argument is out of range or inconsistent (for example a ring size that is not a power of two)."""
+
+class ResourceExhausted(Error, OSError):
+    """The system refused a resource (memory for a segment, file descriptors)."""
+
+class PermissionDenied(Error, PermissionError):
+    """The peer's uid is not allowed to connect, or the runtime directory is unsafe."""
+
+class Io(Error, OSError):
+    """Any other operating-system error."""
+
+# ----------------------------------------------------------------------- keys
+
+class PublicKey:
+    """A static X25519 public key: who a peer is.
+
+    Build one from its text form (``"shmsock-pk:..."``) or its 32 raw bytes.
+    ``str(key)`` is the text form, ``bytes(key)`` the raw bytes. Keys compare
+    equal by value and are hashable."""
+
+    def __init__(self, key: Union["PublicKey", str, builtins.bytes], /) -> None:
+        """A key from a PublicKey, its text form or its 32 raw bytes."""
+    @staticmethod
+    def from_text(text: str) -> PublicKey:
+        """The key from its text form, ``shmsock-pk:<base64url>``."""
+    @staticmethod
+    def from_bytes(data: ReadableBuffer) -> PublicKey:
+        """The key from its 32 raw bytes."""
+    @property
+    def text(self) -> str:
+        """The text form, ``shmsock-pk:<base64url>`` (also ``str(key)``)."""
+    @property
+    def bytes(self) -> builtins.bytes:
+        """The 32 raw bytes (also ``bytes(key)``)."""
+    @property
+    def fingerprint(self) -> str:
+        """A short fingerprint for display, e.g. ``3f2a:9c11:07be:55d0``."""
+    def __bytes__(self) -> builtins.bytes:
+        """The 32 raw bytes."""
+    def __eq__(self, other: object) -> bool:
+        """Equal when the keys are the same."""
+    def __hash__(self) -> int:
+        """Hash of the key."""
+
+class Keypair:
+    """A static X25519 keypair: the identity of a server or a client.
+
+    Create one with ``Keypair.generate()``, keep it in a key file with
+    ``save(path)`` (written 0600) and read it back with ``Keypair.load(path)``
+    (a file that others can read is refused, as ssh does)."""
+
+    @staticmethod
+    def generate() -> Keypair:
+        """A fresh random keypair."""
+    @staticmethod
+    def load(path: StrPath) -> Keypair:
+        """Loads a key file written by ``save``. Raises NotFound, InvalidKey
+        (malformed file) or InsecureKeyFile (group or others can read it)."""
+    @staticmethod
+    def from_secret_bytes(secret: ReadableBuffer) -> Keypair:
+        """The keypair of a 32-byte secret key."""
+    def save(self, path: StrPath) -> None:
+        """Writes a new key file with mode 0600. Refuses to overwrite an
+        existing file (InvalidArgument)."""
+    @property
+    def public_key(self) -> PublicKey:
+        """The public half, which peers pin or allow."""
+    @property
+    def fingerprint(self) -> str:
+        """The fingerprint of the public key, e.g. ``3f2a:9c11:07be:55d0``."""
+    def secret_bytes(self) -> bytes:
+        """The 32-byte secret key. Handle with care: it is this peer's identity."""
+
+# -------------------------------------------------------------------- streams
+
+class Stats:
+    """Message and byte counts of a stream (a snapshot)."""
+
+    @property
+    def messages_sent(self) -> int:
+        """Messages sent."""
+    @property
+    def bytes_sent(self) -> int:
+        """Payload bytes sent."""
+    @property
+    def messages_received(self) -> int:
+        """Messages received."""
+    @property
+    def bytes_received(self) -> int:
+        """Payload bytes received."""
+
+class Credentials:
+    """Who is at the other end of a connection, per the kernel (SO_PEERCRED)."""
+
+    @property
+    def pid(self) -> int:
+        """Process id (0 if the peer is in another pid namespace)."""
+    @property
+    def uid(self) -> int:
+        """User id."""
+    @property
+    def gid(self) -> int:
+        """Group id."""
+
+class Stream:
+    """An encrypted, authenticated message stream to one peer.
+
+    Get one from ``Stream.connect(name, server_key=...)`` or
+    ``Listener.accept()``. Messages keep their boundaries. Use it as a context
+    manager or call ``close()``; iterating yields messages until the peer
+    closes. A stream may be shared between threads."""
+
+    @staticmethod
+    def connect(
+        name: str,
+        *,
+        server_key: _KeyLike,
+        keypair: Optional[Keypair] = None,
+        ring_size: Optional[int] = None,
+        max_message_size: Optional[int] = None,
+        send_timeout: Optional[float] = None,
+        recv_timeout: Optional[float] = None,
+        handshake_timeout: Optional[float] = None,
+        spin: Optional[float] = None,
+        require_chacha: bool = False,
+    ) -> Stream:
+        """Connects to the server of endpoint ``name`` and completes the
+        handshake. ``server_key`` pins the server; ``keypair`` is this client's
+        identity (a fresh one when None); ``send_timeout`` and ``recv_timeout``
+        are the defaults of ``send()`` and ``recv()``."""
+    def send(self, data: ReadableBuffer, timeout: Optional[float] = ...) -> None:
+        """Sends one message (any bytes-like object, not copied), waiting while
+        the ring is full up to ``timeout`` seconds (None: forever; omitted: the
+        stream's send_timeout)."""
+    def try_send(self, data: ReadableBuffer) -> None:
+        """Sends one message only if all of it fits now; otherwise raises
+        WouldBlock and sends nothing."""
+    def recv(self, timeout: Optional[float] = ...) -> bytes:
+        """Receives the next message, waiting up to ``timeout`` seconds (None:
+        forever; omitted: the stream's recv_timeout)."""
+    def recv_into(self, buffer: WriteableBuffer, timeout: Optional[float] = ...) -> int:
+        """Receives the next message into ``buffer`` and returns its length;
+        BufferTooSmall (with ``needed``) keeps the message."""
+    def try_recv(self) -> bytes:
+        """Receives the next message if one is complete now; otherwise raises
+        WouldBlock and ``fileno()`` becomes readable when one arrives."""
+    def try_recv_into(self, buffer: WriteableBuffer) -> int:
+        """As ``recv_into`` without waiting."""
+    def close(self) -> None:
+        """Closes the stream; the peer receives every message sent before,
+        then PeerClosed. Idempotent."""
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` was called."""
+    def fileno(self) -> int:
+        """The pollable descriptor: readable when, after ``try_recv`` raised
+        WouldBlock, a message, a close or the peer's death is pending."""
+    @property
+    def peer_public_key(self) -> PublicKey:
+        """The peer's public key, authenticated by the handshake."""
+    @property
+    def local_public_key(self) -> PublicKey:
+        """This side's public key."""
+    @property
+    def peer_credentials(self) -> Credentials:
+        """The peer process's pid, uid and gid, from the kernel."""
+    @property
+    def stats(self) -> Stats:
+        """Message and byte counts of this stream."""
+    @property
+    def cipher(self) -> str:
+        """The transport cipher: ``"aegis-128l"`` or ``"chacha20-poly1305"``."""
+    @property
+    def backend(self) -> str:
+        """The shared-memory backend: ``"memfd"`` or ``"named"``."""
+    @property
+    def ring_size(self) -> int:
+        """The capacity of each ring in bytes."""
+    @property
+    def peer_max_message_size(self) -> int:
+        """The largest message the peer accepts."""
+    @property
+    def endpoint(self) -> str:
+        """The endpoint name."""
+    @property
+    def role(self) -> str:
+        """``"client"`` (connected) or ``"server"`` (accepted)."""
+    def __enter__(self) -> Stream:
+        """Returns the stream."""
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+        /,
+    ) -> None:
+        """Closes the stream."""
+    def __iter__(self) -> Iterator[bytes]:
+        """Iterates over messages until the peer closes."""
+    def __next__(self) -> bytes:
+        """The next message (StopIteration once the peer closed)."""
+
+# ------------------------------------------------------------------ listener
+
+class PendingClient:
+    """A client that connected to a Listener but has not completed the
+    handshake yet (see ``Listener._accept_pending``)."""
+
+    @property
+    def credentials(self) -> Credentials:
+        """Who connected, per the kernel."""
+
+class Listener:
+    """A bound endpoint that accepts clients.
+
+    ``Listener.bind(name, keypair=...)`` claims the endpoint name;
+    ``accept()`` waits for a client and completes its handshake. Refused
+    clients are skipped (see ``rejected_count``). Use it as a context manager;
+    iterating yields accepted streams until the listener is closed."""
+
+    @staticmethod
+    def bind(
+        name: str,
+        *,
+        keypair: Keypair,
+        allowed_clients: Optional[Iterable[_KeyLike]] = None,
+        allowed_uids: Optional[Iterable[int]] = None,
+        ring_size: Optional[int] = None,
+        max_message_size: Optional[int] = None,
+        send_timeout: Optional[float] = None,
+        recv_timeout: Optional[float] = None,
+        handshake_timeout: Optional[float] = None,
+        spin: Optional[float] = None,
+        backend: Optional[str] = None,
+        require_chacha: bool = False,
+    ) -> Listener:
+        """Binds endpoint ``name`` with this server's ``keypair``.
+        ``allowed_clients`` restricts the client keys, ``allowed_uids`` the
+        uids; ``backend`` is ``"memfd"`` or ``"named"``."""
+    def accept(self, timeout: Optional[float] = None) -> Stream:
+        """Waits for a client and completes its handshake, up to ``timeout``
+        seconds (None: forever)."""
+    def _accept_pending(self) -> PendingClient:
+        """Takes a waiting client without the handshake (WouldBlock if none)."""
+    def _handshake(self, pending: PendingClient) -> Stream:
+        """Runs the server side of the handshake for a pending client."""
+    def close(self) -> None:
+        """Stops listening and releases the endpoint name. Idempotent."""
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` was called."""
+    @property
+    def name(self) -> str:
+        """The endpoint name."""
+    @property
+    def public_key(self) -> PublicKey:
+        """The server's public key, which clients pin."""
+    @property
+    def rejected_count(self) -> int:
+        """How many clients failed the handshake so far."""
+    @property
+    def last_rejection(self) -> Optional[Error]:
+        """Why the last client failed the handshake (or None)."""
+    def fileno(self) -> int:
+        """The listening socket's descriptor (readable when a client waits)."""
+    def __enter__(self) -> Listener:
+        """Returns the listener."""
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+        /,
+    ) -> None:
+        """Closes the listener."""
+    def __iter__(self) -> Iterator[Stream]:
+        """Iterates over accepted streams until the listener is closed."""
+    def __next__(self) -> Stream:
+        """The next accepted stream."""
+
+# ------------------------------------------------------------- server, client
+
+class Connection:
+    """One client of a Server, as passed to its callbacks. Usable from any
+    thread; after on_close every call raises Closed."""
+
+    @property
+    def id(self) -> int:
+        """A number unique within the server."""
+    def send(self, data: ReadableBuffer, timeout: Optional[float] = ...) -> None:
+        """Sends a message to this client."""
+    def try_send(self, data: ReadableBuffer) -> None:
+        """Sends only if the whole message fits now; otherwise WouldBlock."""
+    def close(self) -> None:
+        """Closes this connection; on_close follows."""
+    @property
+    def peer_public_key(self) -> PublicKey:
+        """The client's public key."""
+    @property
+    def peer_credentials(self) -> Credentials:
+        """The client process's pid, uid and gid."""
+    @property
+    def stats(self) -> Stats:
+        """Message and byte counts."""
+    @property
+    def closed(self) -> bool:
+        """True once this connection was closed by either side."""
+
+class Server:
+    """An event-driven server: many clients served from one dispatch thread.
+
+    Callbacks run on the dispatch thread: ``on_connect(connection)``,
+    ``on_data(connection, data)``, ``on_error(connection_or_None, error)``,
+    ``on_close(connection, reason_or_None)``. An exception raised by a
+    callback reaches on_error as a CallbackError."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        keypair: Keypair,
+        on_connect: Optional[Callable[[Connection], object]] = None,
+        on_data: Optional[Callable[[Connection, bytes], object]] = None,
+        on_error: Optional[Callable[[Optional[Connection], Error], object]] = None,
+        on_close: Optional[Callable[[Connection, Optional[Error]], object]] = None,
+        allowed_clients: Optional[Iterable[_KeyLike]] = None,
+        allowed_uids: Optional[Iterable[int]] = None,
+        ring_size: Optional[int] = None,
+        max_message_size: Optional[int] = None,
+        send_timeout: Optional[float] = None,
+        recv_timeout: Optional[float] = None,
+        handshake_timeout: Optional[float] = None,
+        spin: Optional[float] = None,
+        backend: Optional[str] = None,
+        require_chacha: bool = False,
+    ) -> None:
+        """Binds endpoint ``name`` and starts serving."""
+    def close(self) -> None:
+        """Stops serving: closes every connection (each gets on_close) and
+        releases the endpoint. Idempotent."""
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` was called."""
+    @property
+    def name(self) -> str:
+        """The endpoint name."""
+    @property
+    def public_key(self) -> PublicKey:
+        """The server's public key, which clients pin."""
+    @property
+    def connections(self) -> List[Connection]:
+        """The connected clients."""
+    def __enter__(self) -> Server:
+        """Returns the server."""
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+        /,
+    ) -> None:
+        """Closes the server."""
+
+class Client:
+    """An event-driven client of one endpoint: a reader thread calls
+    ``on_data(data)``, ``on_error(error)`` and ``on_close(reason_or_None)``."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        server_key: _KeyLike,
+        keypair: Optional[Keypair] = None,
+        on_data: Optional[Callable[[bytes], object]] = None,
+        on_error: Optional[Callable[[Error], object]] = None,
+        on_close: Optional[Callable[[Optional[Error]], object]] = None,
+        ring_size: Optional[int] = None,
+        max_message_size: Optional[int] = None,
+        send_timeout: Optional[float] = None,
+        recv_timeout: Optional[float] = None,
+        handshake_timeout: Optional[float] = None,
+        spin: Optional[float] = None,
+        require_chacha: bool = False,
+    ) -> None:
+        """Connects to endpoint ``name`` and starts the reader thread."""
+    def send(self, data: ReadableBuffer, timeout: Optional[float] = ...) -> None:
+        """Sends a message."""
+    def write(self, data: ReadableBuffer, timeout: Optional[float] = ...) -> None:
+        """The same as ``send``."""
+    def try_send(self, data: ReadableBuffer) -> None:
+        """Sends only if the whole message fits now; otherwise WouldBlock."""
+    def close(self) -> None:
+        """Closes the connection; on_close has run when this returns."""
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` was called."""
+    @property
+    def server_public_key(self) -> PublicKey:
+        """The server's public key."""
+    @property
+    def stats(self) -> Stats:
+        """Message and byte counts."""
+    def __enter__(self) -> Client:
+        """Returns the client."""
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+        /,
+    ) -> None:
+        """Closes the client."""
+
+def _shutdown_all() -> None:
+    """Closes every Server and Client still running (registered with atexit)."""

@@ -1,0 +1,274 @@
+//! `Listener` and the not-yet-handshaken `PendingClient` (for shmsock.aio).
+
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pyo3::exceptions::PyStopIteration;
+use pyo3::prelude::*;
+use shmsock::listener::Pending;
+use shmsock::{ErrorKind, Listener, PublicKey};
+
+use crate::errors::{self, OrRaise};
+use crate::keys::PyPublicKey;
+use crate::options::{self, Common};
+use crate::stream::{PyCredentials, PyStream};
+use crate::wait::{sliced, Timeout};
+
+/// A bound endpoint that accepts clients.
+///
+/// ``Listener.bind(name, keypair=...)`` claims the endpoint name (the socket
+/// lives in a private per-user directory); ``accept()`` waits for a client and
+/// completes its handshake. Clients that fail the handshake (wrong key, not on
+/// the allow-list) are refused and skipped: see ``rejected_count`` and
+/// ``last_rejection``. Use it as a context manager or call ``close()``; the
+/// endpoint is released when the listener is closed or garbage-collected.
+/// Iterating yields accepted streams until the listener is closed.
+#[pyclass(module = "shmsock", name = "Listener", frozen, weakref)]
+pub struct PyListener {
+    inner: Mutex<Option<Arc<Listener>>>,
+    name: String,
+    public_key: PublicKey,
+    send_timeout: Option<Duration>,
+    recv_timeout: Option<Duration>,
+}
+
+impl PyListener {
+    fn get(&self, py: Python<'_>) -> PyResult<Arc<Listener>> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| errors::closed(py, "listener"))
+    }
+
+    fn is_closed(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+    }
+
+    fn wrap_stream(&self, stream: shmsock::Stream) -> PyStream {
+        PyStream::wrap(stream, self.send_timeout, self.recv_timeout)
+    }
+}
+
+#[pymethods]
+impl PyListener {
+    /// Binds endpoint ``name`` with this server's ``keypair`` (which clients
+    /// pin). ``allowed_clients``: only these public keys may connect (default:
+    /// any). ``allowed_uids``: only these uids. ``backend``: ``"memfd"``
+    /// (default on Linux) or ``"named"``. The other options are as for
+    /// ``Stream.connect`` and apply to every accepted stream. Raises
+    /// AddressInUse when a live process serves the name.
+    #[staticmethod]
+    #[pyo3(signature = (name, *, keypair, allowed_clients=None, allowed_uids=None, ring_size=None,
+                        max_message_size=None, send_timeout=None, recv_timeout=None,
+                        handshake_timeout=None, spin=None, backend=None, require_chacha=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn bind(
+        py: Python<'_>,
+        name: &str,
+        keypair: &Bound<'_, PyAny>,
+        allowed_clients: Option<&Bound<'_, PyAny>>,
+        allowed_uids: Option<&Bound<'_, PyAny>>,
+        ring_size: Option<u32>,
+        max_message_size: Option<u32>,
+        send_timeout: Option<&Bound<'_, PyAny>>,
+        recv_timeout: Option<&Bound<'_, PyAny>>,
+        handshake_timeout: Option<&Bound<'_, PyAny>>,
+        spin: Option<&Bound<'_, PyAny>>,
+        backend: Option<&str>,
+        require_chacha: bool,
+    ) -> PyResult<PyListener> {
+        let c = Common {
+            ring_size,
+            max_message_size,
+            send_timeout,
+            recv_timeout,
+            handshake_timeout,
+            spin,
+            require_chacha,
+        };
+        let built = options::server(keypair, allowed_clients, allowed_uids, backend, &c)?;
+        let listener = Listener::bind(name, &built.options).or_raise(py)?;
+        Ok(PyListener {
+            name: listener.name().to_owned(),
+            public_key: listener.public_key(),
+            inner: Mutex::new(Some(Arc::new(listener))),
+            send_timeout: built.send_timeout,
+            recv_timeout: built.recv_timeout,
+        })
+    }
+
+    /// Waits for a client and completes its handshake, up to ``timeout``
+    /// seconds (None: forever), then raises Timeout. Ctrl-C interrupts the
+    /// wait; ``close()`` from another thread ends it with Closed.
+    #[pyo3(signature = (timeout=None))]
+    fn accept(&self, py: Python<'_>, timeout: Option<Timeout>) -> PyResult<PyStream> {
+        let listener = self.get(py)?;
+        let timeout = timeout.and_then(|t| t.or(None));
+        let between = |py: Python<'_>| {
+            if self.is_closed() {
+                Err(errors::closed(py, "listener"))
+            } else {
+                Ok(())
+            }
+        };
+        let stream = sliced(py, timeout, between, |t| listener.accept_timeout(t))?.or_raise(py)?;
+        Ok(self.wrap_stream(stream))
+    }
+
+    /// Takes a client that connected, without waiting and without the
+    /// handshake; raises WouldBlock when none is waiting (then ``fileno()``
+    /// becomes readable when one connects). Complete it with ``_handshake``.
+    /// Used by shmsock.aio, which runs handshakes off the event loop.
+    fn _accept_pending(&self, py: Python<'_>) -> PyResult<PyPendingClient> {
+        let listener = self.get(py)?;
+        match listener.accept_pending(Some(Instant::now())) {
+            Ok(pending) => Ok(PyPendingClient {
+                pending: Mutex::new(Some(pending)),
+            }),
+            Err(e) if e.kind() == ErrorKind::Timeout => Err(errors::new(
+                py,
+                ErrorKind::WouldBlock,
+                "no client is waiting to be accepted",
+            )),
+            Err(e) => Err(errors::to_py(py, e)),
+        }
+    }
+
+    /// Runs the server side of the handshake for a client taken with
+    /// ``_accept_pending`` (releases the GIL; bounded by handshake_timeout).
+    fn _handshake(
+        &self,
+        py: Python<'_>,
+        pending: &Bound<'_, PyPendingClient>,
+    ) -> PyResult<PyStream> {
+        let listener = self.get(py)?;
+        let pending = pending
+            .get()
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| {
+                errors::new(
+                    py,
+                    ErrorKind::InvalidArgument,
+                    "this pending client was already handshaken",
+                )
+            })?;
+        let stream = py.detach(|| listener.handshake(pending)).or_raise(py)?;
+        Ok(self.wrap_stream(stream))
+    }
+
+    /// Stops listening and releases the endpoint name (its socket file is
+    /// removed). Streams already accepted stay connected. Idempotent.
+    fn close(&self, py: Python<'_>) {
+        let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        py.detach(move || drop(taken));
+    }
+
+    /// True once ``close()`` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.is_closed()
+    }
+
+    /// The endpoint name.
+    #[getter]
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    /// The server's public key, which clients pin.
+    #[getter]
+    fn public_key(&self) -> PyPublicKey {
+        PyPublicKey {
+            key: self.public_key,
+        }
+    }
+
+    /// How many clients failed the handshake so far.
+    #[getter]
+    fn rejected_count(&self, py: Python<'_>) -> PyResult<u64> {
+        Ok(self.get(py)?.rejected_count())
+    }
+
+    /// Why the last client failed the handshake, as an exception (or None).
+    #[getter]
+    fn last_rejection<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        Ok(self
+            .get(py)?
+            .last_rejection()
+            .map(|e| errors::instance(py, &e)))
+    }
+
+    /// The listening socket's file descriptor: readable when a client waits
+    /// to be accepted (for select, selectors, asyncio's add_reader).
+    fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
+        Ok(self.get(py)?.as_raw_fd())
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        self.close(py);
+        false
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<PyStream> {
+        match self.accept(py, None) {
+            Err(e) if errors::is_kind(py, &e, ErrorKind::Closed) => {
+                Err(PyStopIteration::new_err(()))
+            }
+            other => other,
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        let state = if self.is_closed() { " closed" } else { "" };
+        format!(
+            "<shmsock.Listener name='{}' key={}{}>",
+            self.name,
+            self.public_key.fingerprint(),
+            state
+        )
+    }
+}
+
+/// A client that connected to a Listener but has not completed the handshake
+/// yet (see ``Listener._accept_pending``).
+#[pyclass(module = "shmsock", name = "PendingClient", frozen)]
+pub struct PyPendingClient {
+    pending: Mutex<Option<Pending>>,
+}
+
+#[pymethods]
+impl PyPendingClient {
+    /// Who connected, per the kernel.
+    #[getter]
+    fn credentials(&self, py: Python<'_>) -> PyResult<PyCredentials> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|p| PyCredentials::from(p.credentials()))
+            .ok_or_else(|| {
+                errors::new(
+                    py,
+                    ErrorKind::InvalidArgument,
+                    "this pending client was already handshaken",
+                )
+            })
+    }
+}

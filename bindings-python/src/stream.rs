@@ -1,0 +1,503 @@
+//! `Stream`, its `Stats` and the peer's `Credentials`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pyo3::exceptions::PyStopIteration;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use shmsock::options::MAX_FRAGMENT;
+use shmsock::{Credentials, Error as CoreError, ErrorKind, Role, Stats, Stream};
+
+use crate::buffer::{Data, WritableBuffer};
+use crate::errors::{self, OrRaise};
+use crate::keys::PyPublicKey;
+use crate::options::{self, Common};
+use crate::wait::{nothing, sliced, Timeout};
+
+/// Messages up to this size are copied with the GIL held by try_ calls (larger
+/// ones release it: sealing a megabyte takes a while).
+const KEEP_GIL_BELOW: usize = 64 * 1024;
+
+/// Receives up to this size land on the stack first; larger messages go
+/// straight into a `bytes` of the right size.
+const SMALL: usize = 4096;
+
+/// True when `len` bytes travel as one frame on a ring of `ring_size` bytes, so
+/// a timed-out send of it never leaves part of it behind. The core cuts frames
+/// at min(MAX_FRAGMENT, ring/4 - overhead) with an overhead of 64 bytes; 256
+/// leaves room.
+fn single_frame(len: usize, ring_size: u32) -> bool {
+    let limit = MAX_FRAGMENT.min(ring_size / 4).saturating_sub(256);
+    len <= limit as usize
+}
+
+/// Sends `data` on `stream`, waiting up to `timeout` for ring space with the
+/// GIL released.
+///
+/// A message that travels as one frame waits in slices (Ctrl-C works, and a
+/// timed-out slice sent nothing). A larger one waits in a single core call:
+/// the core ends the connection when a send times out after part of a message
+/// went out, so it cannot be sliced (see the core request in the README).
+pub(crate) fn send_blocking(
+    py: Python<'_>,
+    stream: &Stream,
+    data: &Bound<'_, PyAny>,
+    timeout: Option<Duration>,
+) -> PyResult<()> {
+    let data = Data::from_py(data)?;
+    let bytes = data.as_slice();
+    let result = if single_frame(bytes.len(), stream.ring_size()) {
+        sliced(py, timeout, nothing, |t| stream.send_timeout(bytes, t))?
+    } else {
+        py.detach(|| stream.send_timeout(bytes, timeout))
+    };
+    result.or_raise(py)
+}
+
+/// Sends `data` only if all of it fits in the ring now; else WouldBlock.
+pub(crate) fn try_send(py: Python<'_>, stream: &Stream, data: &Bound<'_, PyAny>) -> PyResult<()> {
+    let data = Data::from_py(data)?;
+    let bytes = data.as_slice();
+    let result = if bytes.len() < KEEP_GIL_BELOW {
+        stream.try_send(bytes)
+    } else {
+        py.detach(|| stream.try_send(bytes))
+    };
+    result.or_raise(py)
+}
+
+/// Receives the next message as `bytes`, waiting up to `timeout` (None:
+/// forever; Some(0): try once).
+pub(crate) fn recv_bytes<'py>(
+    py: Python<'py>,
+    stream: &Stream,
+    timeout: Option<Duration>,
+    try_only: bool,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let mut small = [0u8; SMALL];
+    let call = |py: Python<'_>, buf: &mut [u8]| -> PyResult<Result<usize, CoreError>> {
+        if try_only {
+            if buf.len() < KEEP_GIL_BELOW {
+                Ok(stream.try_recv_into(buf))
+            } else {
+                Ok(py.detach(|| stream.try_recv_into(buf)))
+            }
+        } else {
+            // One deadline for both calls of a large message (measure, then
+            // receive into a bytes object of its size).
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            sliced(py, left, nothing, |t| stream.recv_into_timeout(buf, t))
+        }
+    };
+    loop {
+        let needed = match call(py, &mut small)? {
+            Ok(n) => return Ok(PyBytes::new(py, &small[..n])),
+            Err(e) if e.kind() == ErrorKind::BufferTooSmall => e.needed().unwrap_or(SMALL * 2),
+            Err(e) => return Err(errors::to_py(py, e)),
+        };
+        // The message is kept by the core: receive it straight into a bytes
+        // object of its size.
+        let mut outcome: Option<Result<usize, CoreError>> = None;
+        let bytes = PyBytes::new_with(py, needed, |buf| {
+            outcome = Some(call(py, buf)?);
+            Ok(())
+        })?;
+        match outcome.expect("set by new_with") {
+            Ok(n) if n == needed => return Ok(bytes),
+            // Another thread took the message we measured; this one is smaller.
+            Ok(n) => return Ok(PyBytes::new(py, &bytes.as_bytes()[..n])),
+            Err(e) if e.kind() == ErrorKind::BufferTooSmall => continue,
+            Err(e) => return Err(errors::to_py(py, e)),
+        }
+    }
+}
+
+/// Receives the next message into a writable buffer.
+pub(crate) fn recv_into(
+    py: Python<'_>,
+    stream: &Stream,
+    buffer: &Bound<'_, PyAny>,
+    timeout: Option<Duration>,
+    try_only: bool,
+) -> PyResult<usize> {
+    let mut buf = WritableBuffer::from_py(buffer)?;
+    let slice = buf.as_mut_slice();
+    let result = if try_only {
+        if slice.len() < KEEP_GIL_BELOW {
+            stream.try_recv_into(slice)
+        } else {
+            py.detach(|| stream.try_recv_into(slice))
+        }
+    } else {
+        sliced(py, timeout, nothing, |t| stream.recv_into_timeout(slice, t))?
+    };
+    result.or_raise(py)
+}
+
+/// An encrypted, authenticated message stream to one peer.
+///
+/// Get one from ``Stream.connect(name, server_key=...)`` or
+/// ``Listener.accept()``. Messages keep their boundaries (zero-length ones
+/// included). Use it as a context manager, or call ``close()``; a stream that
+/// is garbage-collected is closed. Iterating over a stream yields messages
+/// until the peer closes. A stream may be shared between threads: one may send
+/// while another receives.
+#[pyclass(module = "shmsock", name = "Stream", frozen, weakref)]
+pub struct PyStream {
+    inner: Mutex<Option<Arc<Stream>>>,
+    send_timeout: Option<Duration>,
+    recv_timeout: Option<Duration>,
+}
+
+impl PyStream {
+    pub(crate) fn wrap(
+        stream: Stream,
+        send_timeout: Option<Duration>,
+        recv_timeout: Option<Duration>,
+    ) -> PyStream {
+        PyStream {
+            inner: Mutex::new(Some(Arc::new(stream))),
+            send_timeout,
+            recv_timeout,
+        }
+    }
+
+    fn get(&self, py: Python<'_>) -> PyResult<Arc<Stream>> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| errors::closed(py, "stream"))
+    }
+}
+
+pub(crate) fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Client => "client",
+        Role::Server => "server",
+    }
+}
+
+#[pymethods]
+impl PyStream {
+    /// Connects to the server of endpoint ``name`` and completes the handshake.
+    ///
+    /// ``server_key`` (a PublicKey, its text or its bytes) pins the server:
+    /// a server holding another key fails with ServerKeyMismatch. ``keypair`` is
+    /// this client's identity (a fresh one when None). ``send_timeout`` and
+    /// ``recv_timeout`` are the defaults of ``send()`` and ``recv()`` (None:
+    /// wait forever). ``ring_size`` asks for a ring capacity (a power of two);
+    /// ``max_message_size`` is the largest message this side accepts;
+    /// ``handshake_timeout`` limits the connection set-up; ``spin`` is how long
+    /// a blocking call spins before it sleeps; ``require_chacha`` insists on
+    /// ChaCha20-Poly1305.
+    #[staticmethod]
+    #[pyo3(signature = (name, *, server_key, keypair=None, ring_size=None, max_message_size=None,
+                        send_timeout=None, recv_timeout=None, handshake_timeout=None, spin=None,
+                        require_chacha=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn connect(
+        py: Python<'_>,
+        name: &str,
+        server_key: &Bound<'_, PyAny>,
+        keypair: Option<&Bound<'_, PyAny>>,
+        ring_size: Option<u32>,
+        max_message_size: Option<u32>,
+        send_timeout: Option<&Bound<'_, PyAny>>,
+        recv_timeout: Option<&Bound<'_, PyAny>>,
+        handshake_timeout: Option<&Bound<'_, PyAny>>,
+        spin: Option<&Bound<'_, PyAny>>,
+        require_chacha: bool,
+    ) -> PyResult<PyStream> {
+        let c = Common {
+            ring_size,
+            max_message_size,
+            send_timeout,
+            recv_timeout,
+            handshake_timeout,
+            spin,
+            require_chacha,
+        };
+        let built = options::client(server_key, keypair, &c)?;
+        let name = name.to_owned();
+        let stream = py
+            .detach(|| Stream::connect(&name, &built.options))
+            .or_raise(py)?;
+        Ok(PyStream::wrap(
+            stream,
+            built.send_timeout,
+            built.recv_timeout,
+        ))
+    }
+
+    /// Sends one message: bytes, bytearray, memoryview or any object with the
+    /// buffer protocol (not copied). Waits while the peer's ring is full, up to
+    /// ``timeout`` seconds (None: forever; omitted: the stream's send_timeout),
+    /// then raises Timeout having sent nothing. Raises MessageTooLarge when the
+    /// message exceeds the peer's max_message_size.
+    #[pyo3(signature = (data, timeout=Timeout::Default))]
+    fn send(&self, py: Python<'_>, data: &Bound<'_, PyAny>, timeout: Timeout) -> PyResult<()> {
+        let stream = self.get(py)?;
+        send_blocking(py, &stream, data, timeout.or(self.send_timeout))
+    }
+
+    /// Sends one message only if all of it fits in the ring now; otherwise
+    /// raises WouldBlock and sends nothing.
+    fn try_send(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let stream = self.get(py)?;
+        try_send(py, &stream, data)
+    }
+
+    /// Receives the next message as bytes, waiting up to ``timeout`` seconds
+    /// (None: forever; omitted: the stream's recv_timeout). Raises Timeout
+    /// (nothing is lost), PeerClosed once the peer closed and every message it
+    /// sent was received, or PeerGone if the peer died.
+    #[pyo3(signature = (timeout=Timeout::Default))]
+    fn recv<'py>(&self, py: Python<'py>, timeout: Timeout) -> PyResult<Bound<'py, PyBytes>> {
+        let stream = self.get(py)?;
+        recv_bytes(py, &stream, timeout.or(self.recv_timeout), false)
+    }
+
+    /// Receives the next message into ``buffer`` (a writable buffer such as a
+    /// bytearray or memoryview) and returns its length. A buffer too small
+    /// raises BufferTooSmall (with ``needed``) and keeps the message.
+    #[pyo3(signature = (buffer, timeout=Timeout::Default))]
+    fn recv_into(
+        &self,
+        py: Python<'_>,
+        buffer: &Bound<'_, PyAny>,
+        timeout: Timeout,
+    ) -> PyResult<usize> {
+        let stream = self.get(py)?;
+        recv_into(py, &stream, buffer, timeout.or(self.recv_timeout), false)
+    }
+
+    /// Receives the next message if one is complete now; otherwise raises
+    /// WouldBlock, and ``fileno()`` becomes readable when one arrives (or the
+    /// peer closes or dies).
+    fn try_recv<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let stream = self.get(py)?;
+        recv_bytes(py, &stream, None, true)
+    }
+
+    /// As ``recv_into`` without waiting: WouldBlock when no message is complete.
+    fn try_recv_into(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let stream = self.get(py)?;
+        recv_into(py, &stream, buffer, None, true)
+    }
+
+    /// Closes the stream: the peer receives every message sent before, then
+    /// PeerClosed. Idempotent. Later calls raise Closed; a thread blocked on
+    /// this stream wakes with Closed.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(stream) = taken {
+            // Close and unmap without the GIL: close may wait briefly for a
+            // sender, and the last reference unmaps the segment.
+            py.detach(move || {
+                let _ = stream.close();
+                drop(stream);
+            });
+        }
+        Ok(())
+    }
+
+    /// True once ``close()`` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+    }
+
+    /// The file descriptor that becomes readable when, after ``try_recv``
+    /// raised WouldBlock, a message, a close or the peer's death is pending
+    /// (for select, selectors, asyncio's add_reader). Do not read it yourself.
+    fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
+        use std::os::fd::AsRawFd;
+        Ok(self.get(py)?.as_raw_fd())
+    }
+
+    /// The peer's public key, authenticated by the handshake.
+    #[getter]
+    fn peer_public_key(&self, py: Python<'_>) -> PyResult<PyPublicKey> {
+        Ok(PyPublicKey {
+            key: self.get(py)?.peer_public_key(),
+        })
+    }
+
+    /// This side's public key.
+    #[getter]
+    fn local_public_key(&self, py: Python<'_>) -> PyResult<PyPublicKey> {
+        Ok(PyPublicKey {
+            key: self.get(py)?.local_public_key(),
+        })
+    }
+
+    /// The peer process's pid, uid and gid, from the kernel.
+    #[getter]
+    fn peer_credentials(&self, py: Python<'_>) -> PyResult<PyCredentials> {
+        Ok(PyCredentials::from(self.get(py)?.peer_credentials()))
+    }
+
+    /// Message and byte counts of this stream.
+    #[getter]
+    fn stats(&self, py: Python<'_>) -> PyResult<PyStats> {
+        Ok(PyStats::from(self.get(py)?.stats()))
+    }
+
+    /// The transport cipher: ``"aegis-128l"`` or ``"chacha20-poly1305"``.
+    #[getter]
+    fn cipher(&self, py: Python<'_>) -> PyResult<&'static str> {
+        Ok(self.get(py)?.cipher().name())
+    }
+
+    /// The shared-memory backend: ``"memfd"`` or ``"named"``.
+    #[getter]
+    fn backend(&self, py: Python<'_>) -> PyResult<&'static str> {
+        Ok(self.get(py)?.backend().name())
+    }
+
+    /// The capacity of each ring in bytes.
+    #[getter]
+    fn ring_size(&self, py: Python<'_>) -> PyResult<u32> {
+        Ok(self.get(py)?.ring_size())
+    }
+
+    /// The largest message the peer accepts.
+    #[getter]
+    fn peer_max_message_size(&self, py: Python<'_>) -> PyResult<u32> {
+        Ok(self.get(py)?.peer_max_message_size())
+    }
+
+    /// The endpoint name.
+    #[getter]
+    fn endpoint(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(self.get(py)?.endpoint().to_owned())
+    }
+
+    /// ``"client"`` (connected) or ``"server"`` (accepted).
+    #[getter]
+    fn role(&self, py: Python<'_>) -> PyResult<&'static str> {
+        Ok(role_name(self.get(py)?.role()))
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let stream = self.get(py)?;
+        match recv_bytes(py, &stream, self.recv_timeout, false) {
+            Err(e) if errors::is_kind(py, &e, ErrorKind::PeerClosed) => {
+                Err(PyStopIteration::new_err(()))
+            }
+            other => other,
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        match self
+            .inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            None => "<shmsock.Stream closed>".into(),
+            Some(s) => format!(
+                "<shmsock.Stream endpoint='{}' role={} peer={} cipher={}>",
+                s.endpoint(),
+                role_name(s.role()),
+                s.peer_public_key().fingerprint(),
+                s.cipher().name()
+            ),
+        }
+    }
+}
+
+/// Message and byte counts of a stream (a snapshot).
+#[pyclass(module = "shmsock", name = "Stats", frozen, eq)]
+#[derive(PartialEq, Eq)]
+pub struct PyStats {
+    /// Messages sent.
+    #[pyo3(get)]
+    messages_sent: u64,
+    /// Payload bytes sent.
+    #[pyo3(get)]
+    bytes_sent: u64,
+    /// Messages received.
+    #[pyo3(get)]
+    messages_received: u64,
+    /// Payload bytes received.
+    #[pyo3(get)]
+    bytes_received: u64,
+}
+
+impl From<Stats> for PyStats {
+    fn from(s: Stats) -> PyStats {
+        PyStats {
+            messages_sent: s.messages_sent,
+            bytes_sent: s.bytes_sent,
+            messages_received: s.messages_received,
+            bytes_received: s.bytes_received,
+        }
+    }
+}
+
+#[pymethods]
+impl PyStats {
+    fn __repr__(&self) -> String {
+        format!(
+            "Stats(messages_sent={}, bytes_sent={}, messages_received={}, bytes_received={})",
+            self.messages_sent, self.bytes_sent, self.messages_received, self.bytes_received
+        )
+    }
+}
+
+/// Who is at the other end of a connection, per the kernel (SO_PEERCRED).
+#[pyclass(module = "shmsock", name = "Credentials", frozen, eq)]
+#[derive(PartialEq, Eq)]
+pub struct PyCredentials {
+    /// Process id (0 if the peer is in another pid namespace).
+    #[pyo3(get)]
+    pid: i32,
+    /// User id.
+    #[pyo3(get)]
+    uid: u32,
+    /// Group id.
+    #[pyo3(get)]
+    gid: u32,
+}
+
+impl From<Credentials> for PyCredentials {
+    fn from(c: Credentials) -> PyCredentials {
+        PyCredentials {
+            pid: c.pid,
+            uid: c.uid,
+            gid: c.gid,
+        }
+    }
+}
+
+#[pymethods]
+impl PyCredentials {
+    fn __repr__(&self) -> String {
+        format!(
+            "Credentials(pid={}, uid={}, gid={})",
+            self.pid, self.uid, self.gid
+        )
+    }
+}

@@ -1,0 +1,275 @@
+"""shmsock.aio: coroutines that never block the loop, many pending receives,
+cancellation, closing."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any, Callable, List, Tuple
+
+import pytest
+
+import shmsock
+from shmsock import aio
+
+
+def run(coro: Any, timeout: float = 60) -> Any:
+    async def bounded() -> Any:
+        return await asyncio.wait_for(coro, timeout)
+
+    return asyncio.run(bounded())
+
+
+async def pair(listener: aio.Listener, key: shmsock.PublicKey, **options: Any) -> Tuple[aio.Stream, aio.Stream]:
+    client, server = await asyncio.gather(aio.connect(listener.name, server_key=key, **options), listener.accept())
+    return client, server
+
+
+class Ticker:
+    """A task that counts loop iterations: it stalls if anything blocks the loop."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self.longest_gap = 0.0
+        self._task: "asyncio.Task[None]" = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.001)
+            now = time.monotonic()
+            self.longest_gap = max(self.longest_gap, now - last)
+            last = now
+            self.ticks += 1
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+@pytest.mark.parametrize("size", [0, 1, 64, 70_000, 1 << 20, 3 << 20])
+def test_echo(name: str, server_keypair: shmsock.Keypair, size: int) -> None:
+    async def main() -> None:
+        async with aio.bind(name, keypair=server_keypair) as listener:
+            client, server = await pair(listener, server_keypair.public_key)
+
+            async def echo() -> None:
+                async with server:
+                    async for message in server:
+                        await server.send(message)
+
+            task = asyncio.ensure_future(echo())
+            async with client:
+                data = bytes(i & 0xFF for i in range(size))
+                await client.send(data)
+                assert await client.recv() == data
+                buf = bytearray(size + 1)
+                await client.send(memoryview(data))
+                n = await client.recv_into(buf)
+                assert buf[:n] == data
+            await asyncio.wait_for(task, 10)
+
+    run(main())
+
+
+def test_many_pending_receives_do_not_block_the_loop(name: str, server_keypair: shmsock.Keypair) -> None:
+    count = 100
+
+    async def main() -> None:
+        threads_before = threading.active_count()
+        async with aio.bind(name, keypair=server_keypair, ring_size=1 << 14) as listener:
+            accepted: List[aio.Stream] = []
+
+            async def acceptor() -> None:
+                while len(accepted) < count:
+                    accepted.append(await listener.accept())
+
+            acc = asyncio.ensure_future(acceptor())
+            clients = [await aio.connect(name, server_key=server_keypair.public_key) for _ in range(count)]
+            await asyncio.wait_for(acc, 30)
+            ticker = Ticker()
+            pending = [asyncio.ensure_future(c.recv()) for c in clients]
+            await asyncio.sleep(0.3)
+            assert not any(p.done() for p in pending)
+            ticks_while_pending = ticker.ticks
+            assert ticks_while_pending > 50, f"the loop only ticked {ticks_while_pending} times in 0.3 s"
+            # No thread per pending call: only the default executor's few.
+            assert threading.active_count() <= threads_before + 8
+            for i, s in enumerate(accepted):
+                await s.send(b"to %d" % i)
+            results = await asyncio.wait_for(asyncio.gather(*pending), 10)
+            assert sorted(results) == sorted(b"to %d" % i for i in range(count))
+            ticker.stop()
+            assert ticker.longest_gap < 0.5
+            for s in clients + accepted:
+                s.close()
+
+    run(main())
+
+
+def test_cancelled_recv_loses_no_message(name: str, server_keypair: shmsock.Keypair) -> None:
+    async def main() -> None:
+        async with aio.bind(name, keypair=server_keypair) as listener:
+            client, server = await pair(listener, server_keypair.public_key)
+            task = asyncio.ensure_future(client.recv())
+            await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await server.send(b"kept")
+            assert await asyncio.wait_for(client.recv(), 5) == b"kept"
+
+            # Receives that time out all the time, against a steady sender.
+            total = 300
+            sent: List[bytes] = []
+
+            async def sender() -> None:
+                for i in range(total):
+                    m = b"m%d" % i + b"." * (i * 37 % 5000)
+                    sent.append(m)
+                    await server.send(m)
+                    if i % 7 == 0:
+                        await asyncio.sleep(0.0005)
+
+            s = asyncio.ensure_future(sender())
+            received: List[bytes] = []
+            timeouts = 0
+            while len(received) < total:
+                try:
+                    received.append(await asyncio.wait_for(client.recv(), 0.0003))
+                except asyncio.TimeoutError:
+                    timeouts += 1
+            await s
+            assert received == sent
+            assert timeouts > 0, "no receive was cancelled: the test proved nothing"
+            client.close()
+            server.close()
+
+    run(main())
+
+
+def test_send_waits_for_ring_space_without_blocking(name: str, server_keypair: shmsock.Keypair) -> None:
+    async def main() -> None:
+        async with aio.bind(name, keypair=server_keypair, ring_size=1 << 14) as listener:
+            client, server = await pair(listener, server_keypair.public_key)
+            ticker = Ticker()
+            messages = [bytes([i]) * 3000 for i in range(200)]  # ~600 KB through a 16 KiB ring
+
+            async def slow_reader() -> List[bytes]:
+                out = []
+                for _ in messages:
+                    out.append(await server.recv())
+                    await asyncio.sleep(0)
+                return out
+
+            reader = asyncio.ensure_future(slow_reader())
+            for m in messages:
+                await client.send(m)
+            assert await asyncio.wait_for(reader, 20) == messages
+            # Larger than half the ring: sent from the executor.
+            big = b"B" * 100_000
+            got = asyncio.ensure_future(server.recv())
+            await client.send(big)
+            assert await asyncio.wait_for(got, 10) == big
+            ticker.stop()
+            assert ticker.longest_gap < 0.5
+            client.close()
+            server.close()
+
+    run(main())
+
+
+def test_close_wakes_pending_recv(name: str, server_keypair: shmsock.Keypair) -> None:
+    async def main() -> None:
+        async with aio.bind(name, keypair=server_keypair) as listener:
+            client, server = await pair(listener, server_keypair.public_key)
+            task = asyncio.ensure_future(client.recv())
+            await asyncio.sleep(0.05)
+            client.close()
+            with pytest.raises(shmsock.Closed):
+                await asyncio.wait_for(task, 2)
+            # The peer sees a clean close; iteration ends.
+            assert [m async for m in server] == []
+            server.close()
+
+    run(main())
+
+
+def test_peer_gone(name: str, server_keypair: shmsock.Keypair, child: Callable[..., Any]) -> None:
+    code = """
+import sys, time, shmsock
+s = shmsock.connect(sys.argv[1], server_key=sys.argv[2])
+s.send(b"alive")
+print("connected", flush=True)
+time.sleep(60)
+"""
+
+    async def main() -> None:
+        async with aio.bind(name, keypair=server_keypair) as listener:
+            c = child(code, name, server_keypair.public_key.text)
+            stream = await listener.accept()
+            assert await stream.recv() == b"alive"
+            c.proc.kill()
+            with pytest.raises(shmsock.PeerGone):
+                await asyncio.wait_for(stream.recv(), 5)
+            stream.close()
+
+    run(main())
+
+
+def test_accept_cancellation_and_close(name: str, server_keypair: shmsock.Keypair) -> None:
+    async def main() -> None:
+        listener = aio.bind(name, keypair=server_keypair)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(listener.accept(), 0.1)
+        # The listener still works after a cancelled accept.
+        client, server = await pair(listener, server_keypair.public_key)
+        await client.send(b"x")
+        assert await server.recv() == b"x"
+        pending = asyncio.ensure_future(listener.accept())
+        await asyncio.sleep(0.05)
+        listener.close()
+        with pytest.raises(shmsock.Closed):
+            await asyncio.wait_for(pending, 2)
+        assert [s async for s in listener] == []
+        client.close()
+        server.close()
+
+    run(main())
+
+
+def test_rejected_clients_are_skipped(name: str, server_keypair: shmsock.Keypair) -> None:
+    friend = shmsock.Keypair.generate()
+
+    async def main() -> None:
+        async with aio.bind(name, keypair=server_keypair, allowed_clients=[friend.public_key]) as listener:
+            accept = asyncio.ensure_future(listener.accept())
+            with pytest.raises(shmsock.HandshakeRejected):
+                await aio.connect(name, server_key=server_keypair.public_key)
+            client = await aio.connect(name, server_key=server_keypair.public_key, keypair=friend)
+            server = await asyncio.wait_for(accept, 5)
+            assert server.peer_public_key == friend.public_key
+            assert listener.rejected_count == 1
+            client.close()
+            server.close()
+
+    run(main())
+
+
+def test_wraps_blocking_objects(name: str, server_keypair: shmsock.Keypair) -> None:
+    async def main() -> None:
+        listener = aio.Listener(shmsock.bind(name, keypair=server_keypair))
+        client, server = await pair(listener, server_keypair.public_key)
+        assert isinstance(client.stream, shmsock.Stream)
+        assert client.peer_public_key == server_keypair.public_key
+        assert server.peer_credentials.uid >= 0
+        assert client.endpoint == name and not client.closed
+        assert "aio.Stream" in repr(client)
+        await client.send(b"s")
+        await server.recv()
+        assert client.stats.messages_sent == 1
+        client.close()
+        server.close()
+        listener.close()
+
+    run(main())

@@ -1,0 +1,82 @@
+"""The programs of examples/python run and print what their READMEs say."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "python"
+
+
+def start(args: list, cwd: Path) -> "subprocess.Popen[str]":
+    return subprocess.Popen(
+        [sys.executable, "-u", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_for_line(proc: "subprocess.Popen[str]", prefix: str) -> str:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith(prefix):
+            return line
+    raise AssertionError(f"no line starting with {prefix!r}; stderr: {proc.stderr.read() if proc.stderr else ''}")
+
+
+def test_producer_consumer(tmp_path: Path, name: str) -> None:
+    script = EXAMPLES / "producer_consumer" / "producer_consumer.py"
+    common = ["--name", name, "--keys", str(tmp_path), "-n", "3000"]
+    consumer = start([str(script), *common], tmp_path)
+    try:
+        wait_for_line(consumer, "consumer on")
+        assert (tmp_path / "consumer.pub").exists()
+        assert oct(os.stat(tmp_path / "consumer.key").st_mode & 0o777) == "0o600"
+        producer = subprocess.run(
+            [sys.executable, str(script), "-p", *common], capture_output=True, text=True, timeout=60
+        )
+        assert producer.returncode == 0, producer.stderr
+        assert "produced 3000 messages" in producer.stdout
+        out, err = consumer.communicate(timeout=30)
+        assert consumer.returncode == 0, err
+        lines = out.splitlines()
+        assert [l for l in lines if l.startswith("consumed ") and l.endswith("k messages")] == [
+            "consumed 1k messages",
+            "consumed 2k messages",
+            "consumed 3k messages",
+        ]
+    finally:
+        consumer.kill()
+        consumer.communicate()
+
+
+def test_producer_without_consumer_says_what_to_do(tmp_path: Path, name: str) -> None:
+    script = EXAMPLES / "producer_consumer" / "producer_consumer.py"
+    r = subprocess.run([sys.executable, str(script), "-p", "--keys", str(tmp_path), "--name", name], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "start the consumer first" in r.stderr
+
+
+def test_echo(tmp_path: Path, name: str) -> None:
+    server = start([str(EXAMPLES / "echo" / "server.py"), "--name", name, "--keys", str(tmp_path), "--once"], tmp_path)
+    try:
+        wait_for_line(server, "echo server on")
+        client = subprocess.run(
+            [sys.executable, str(EXAMPLES / "echo" / "client.py"), "--name", name, "--keys", str(tmp_path), "hello", "world"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert client.returncode == 0, client.stderr
+        assert "echo: hello" in client.stdout and "echo: world" in client.stdout
+        out, err = server.communicate(timeout=30)
+        assert server.returncode == 0, err
+        assert "left after 2 messages" in out
+        wrong = subprocess.run(
+            [sys.executable, str(EXAMPLES / "echo" / "client.py"), "--name", name, "--server-key",
+             "shmsock-pk:" + "A" * 43, "x"],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert wrong.returncode == 1 and "NOT_FOUND" in wrong.stderr  # the server is gone
+    finally:
+        server.kill()
+        server.communicate()

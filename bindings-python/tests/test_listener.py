@@ -1,0 +1,173 @@
+"""shmsock.Listener: binding, accepting, allow-lists, timeouts, Ctrl-C,
+closing and garbage collection."""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Callable, List
+
+import pytest
+
+import shmsock
+from conftest import Child, EchoServer, connected_pair, wait_for
+
+
+def test_bind_accept_and_properties(name: str, server_keypair: shmsock.Keypair, runtime_dir: Path) -> None:
+    with shmsock.Listener.bind(name, keypair=server_keypair) as listener:
+        assert listener.name == name
+        assert listener.public_key == server_keypair.public_key
+        assert (runtime_dir / f"{name}.sock").exists()
+        assert listener.rejected_count == 0 and listener.last_rejection is None
+        assert isinstance(listener.fileno(), int)
+        assert name in repr(listener)
+        client, server = connected_pair(listener, server_keypair.public_key)
+        with client, server:
+            client.send(b"hi")
+            assert server.recv(timeout=5) == b"hi"
+            assert server.peer_credentials.pid == os.getpid()
+    assert listener.closed
+    assert not (runtime_dir / f"{name}.sock").exists()
+    with pytest.raises(shmsock.Closed):
+        listener.accept(timeout=0)
+
+
+def test_address_in_use(name: str, server_keypair: shmsock.Keypair) -> None:
+    with shmsock.bind(name, keypair=server_keypair):
+        with pytest.raises(shmsock.AddressInUse, match="another live process") as info:
+            shmsock.bind(name, keypair=server_keypair)
+        assert isinstance(info.value, OSError)
+    # Released: binding again works.
+    shmsock.bind(name, keypair=server_keypair).close()
+
+
+def test_accept_timeout(name: str, server_keypair: shmsock.Keypair) -> None:
+    with shmsock.bind(name, keypair=server_keypair) as listener:
+        start = time.monotonic()
+        with pytest.raises(shmsock.Timeout):
+            listener.accept(timeout=0.2)
+        assert 0.19 <= time.monotonic() - start < 1.0
+        with pytest.raises(ValueError):
+            listener.accept(timeout=-1)
+        with pytest.raises(TypeError):
+            listener.accept(timeout="soon")  # type: ignore[arg-type]
+
+
+def test_allow_list_rejects_other_clients(name: str, server_keypair: shmsock.Keypair) -> None:
+    friend, stranger = shmsock.Keypair.generate(), shmsock.Keypair.generate()
+    server = EchoServer(name, server_keypair, allowed_clients=[friend.public_key.text])
+    try:
+        with pytest.raises(shmsock.HandshakeRejected) as info:
+            shmsock.connect(name, server_key=server_keypair.public_key, keypair=stranger)
+        assert isinstance(info.value, ConnectionRefusedError)
+        assert info.value.code == "HANDSHAKE_REJECTED"
+        with pytest.raises(shmsock.HandshakeRejected):
+            shmsock.connect(name, server_key=server_keypair.public_key)  # a fresh, unknown key
+        with shmsock.connect(name, server_key=server_keypair.public_key, keypair=friend) as stream:
+            stream.send(b"friend")
+            assert stream.recv(timeout=5) == b"friend"
+        assert server.listener.rejected_count == 2
+        assert isinstance(server.listener.last_rejection, shmsock.Error)
+    finally:
+        server.close()
+
+
+def test_allowed_uids(name: str, server_keypair: shmsock.Keypair) -> None:
+    server = EchoServer(name, server_keypair, allowed_uids=[os.getuid() + 1])
+    try:
+        with pytest.raises(shmsock.Error) as info:
+            shmsock.connect(name, server_key=server_keypair.public_key)
+        assert "uid" in str(info.value)
+    finally:
+        server.close()
+
+
+def test_named_backend(name: str, server_keypair: shmsock.Keypair) -> None:
+    server = EchoServer(name, server_keypair, backend="named")
+    try:
+        with shmsock.connect(name, server_key=server_keypair.public_key) as stream:
+            assert stream.backend == "named"
+            stream.send(b"x" * 100_000)
+            assert stream.recv(timeout=5) == b"x" * 100_000
+    finally:
+        server.close()
+
+
+def test_bad_arguments(name: str, server_keypair: shmsock.Keypair) -> None:
+    with pytest.raises(TypeError, match="keypair"):
+        shmsock.bind(name, keypair=server_keypair.public_key)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="iterable"):
+        shmsock.bind(name, keypair=server_keypair, allowed_clients=server_keypair.public_key.text)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        shmsock.bind(name, keypair=server_keypair, allowed_clients=[1, 2])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="backend"):
+        shmsock.bind(name, keypair=server_keypair, backend="carrier-pigeon")
+    with pytest.raises(ValueError, match="ring"):
+        shmsock.bind(name, keypair=server_keypair, ring_size=12345)
+    with pytest.raises(shmsock.InvalidName):
+        shmsock.bind("", keypair=server_keypair)
+    with pytest.raises(shmsock.InvalidName):
+        shmsock.bind("x" * 500, keypair=server_keypair)
+    with pytest.raises(TypeError):
+        shmsock.Listener.bind(name)  # type: ignore[call-arg]
+
+
+def test_iteration_ends_when_closed_from_another_thread(name: str, server_keypair: shmsock.Keypair) -> None:
+    listener = shmsock.bind(name, keypair=server_keypair)
+    accepted: List[shmsock.Stream] = []
+    done = threading.Event()
+
+    def serve() -> None:
+        for stream in listener:
+            accepted.append(stream)
+        done.set()
+
+    t = threading.Thread(target=serve)
+    t.start()
+    with shmsock.connect(name, server_key=server_keypair.public_key):
+        assert wait_for(lambda: len(accepted) == 1)
+    time.sleep(0.1)
+    listener.close()
+    assert done.wait(2), "iteration did not end after close()"
+    t.join(2)
+    accepted[0].close()
+
+
+def test_garbage_collected_listener_releases_the_endpoint(
+    name: str, server_keypair: shmsock.Keypair, runtime_dir: Path
+) -> None:
+    listener = shmsock.bind(name, keypair=server_keypair)
+    sock = runtime_dir / f"{name}.sock"
+    assert sock.exists()
+    ref = weakref.ref(listener)
+    del listener
+    gc.collect()
+    assert ref() is None
+    assert not sock.exists(), "the socket file outlived its Listener"
+    shmsock.bind(name, keypair=server_keypair).close()
+
+
+CHILD_ACCEPT = """
+import sys, shmsock
+listener = shmsock.bind(sys.argv[1], keypair=shmsock.Keypair.generate())
+print("accepting", flush=True)
+listener.accept()
+"""
+
+
+def test_ctrl_c_interrupts_blocking_accept(name: str, child: Callable[..., Child], runtime_dir: Path) -> None:
+    c = child(CHILD_ACCEPT, name)
+    c.wait_line("accepting")
+    time.sleep(0.3)
+    sent = time.monotonic()
+    c.proc.send_signal(signal.SIGINT)
+    result = c.finish(timeout=10)
+    assert "KeyboardInterrupt" in result.stderr, result.stderr
+    assert time.monotonic() - sent < 1.5
+    # The interpreter exited and the endpoint went with it.
+    assert wait_for(lambda: not (runtime_dir / f"{name}.sock").exists(), timeout=2)
