@@ -289,7 +289,9 @@ impl Stream {
     }
 
     /// Sends one message only if all of it fits in the ring now; else
-    /// WouldBlock and nothing is sent.
+    /// WouldBlock, nothing is sent, and the pollable fd becomes readable when
+    /// the peer frees space. A message larger than the ring's capacity never
+    /// fits at once: send it with `send`.
     pub fn try_send(&self, message: &[u8]) -> Result<()> {
         self.send_until(message, None, true)
     }
@@ -318,8 +320,19 @@ impl Stream {
         let suite = tx.sealer.suite();
         let seg = &self.segment;
         if try_only {
-            let fits = tx.ring.fits_all(seg, fragments(len, self.fragment).map(|(_, l)| sealed_len(l as usize, suite)));
-            if !fits.map_err(|e| self.fail(e))? {
+            let sealed_lens = || fragments(len, self.fragment).map(|(_, l)| sealed_len(l as usize, suite));
+            let mut fits = tx.ring.fits_all(seg, sealed_lens()).map_err(|e| self.fail(e))?;
+            if !fits {
+                // As try_recv does: make the pollable fd report freed space, and
+                // look once more in case the consumer freed some meanwhile.
+                self.waiter.drain(self.socket());
+                tx.ring.arm(seg);
+                fits = tx.ring.fits_all(seg, sealed_lens()).map_err(|e| self.fail(e))?;
+                if fits {
+                    tx.ring.disarm(seg);
+                }
+            }
+            if !fits {
                 return Err(Error::new(ErrorKind::WouldBlock, "the ring has no room for this message now; nothing was sent"));
             }
         }
@@ -642,6 +655,12 @@ impl Stream {
     /// The capacity of each ring.
     pub fn ring_size(&self) -> u32 {
         self.segment.ring_size()
+    }
+
+    /// The most plaintext bytes this stream puts in one frame: messages up to
+    /// this size are sealed as one frame.
+    pub fn max_frame_payload(&self) -> u32 {
+        self.fragment
     }
 
     /// The largest message the peer accepts.

@@ -210,3 +210,36 @@ fn a_closed_server_frees_its_name_at_once() {
         server.close();
     }
 }
+
+fn readable_within(fd: std::os::fd::RawFd, ms: i32) -> bool {
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd for the duration of the call.
+    unsafe { libc::poll(&mut pfd, 1, ms) > 0 }
+}
+
+#[test]
+fn try_send_arms_the_pollable_fd_for_space() {
+    use std::os::fd::AsRawFd;
+    let name = unique("trysend");
+    let kp = Keypair::generate();
+    let listener = shmsock::Listener::bind(&name, &Options::new().keypair(kp.clone()).ring_size(4096)).unwrap();
+    let acceptor = std::thread::spawn(move || listener.accept_timeout(Some(WAIT)).unwrap());
+    let client = shmsock::Stream::connect(&name, &Options::new().server_key(*kp.public())).unwrap();
+    let server = acceptor.join().unwrap();
+    let message = [7u8; 500];
+    let mut sent = 0;
+    loop {
+        match client.try_send(&message) {
+            Ok(()) => sent += 1,
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::WouldBlock, "{e}");
+                break;
+            }
+        }
+    }
+    assert!(sent > 0);
+    assert!(!readable_within(client.as_raw_fd(), 0), "nothing pending yet");
+    assert_eq!(server.recv_timeout(Some(WAIT)).unwrap(), message);
+    assert!(readable_within(client.as_raw_fd(), 10_000), "freed space must wake the sender's fd");
+    client.try_send(&message).expect("room again");
+}
