@@ -29,8 +29,9 @@ suite() {
     fi
 }
 
-suite "rust: core and examples" cargo test -p shmsock -p shmsock-examples
+suite "rust: core, examples and bench smoke" cargo test -p shmsock -p shmsock-examples -p shmsock-bench
 suite "C ABI (ffi-c): header, C tests, install, ASan/UBSan, valgrind" scripts/test-c.sh
+suite "C++ package (bindings-cpp): GoogleTest, ASan/UBSan, install" scripts/test-cpp.sh
 suite "Python package: build into .venv, stubs, mypy, pytest" scripts/test-python.sh
 suite "Node package: npm install, d.ts, tsc, node --test" scripts/test-node.sh
 suite "fuzz smoke" scripts/fuzz-smoke.sh

@@ -192,6 +192,11 @@ impl Listener {
         self.bound.release();
     }
 
+    /// True once [`close`](Listener::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.bound.is_released()
+    }
+
     /// How many clients failed the handshake so far.
     pub fn rejected_count(&self) -> u64 {
         self.rejected.load(Ordering::Relaxed)

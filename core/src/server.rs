@@ -109,7 +109,7 @@ struct Shared {
 /// An event-driven server on one endpoint.
 pub struct Server {
     shared: Arc<Shared>,
-    dispatch: Option<JoinHandle<()>>,
+    dispatch: Mutex<Option<JoinHandle<()>>>,
 }
 
 fn panic_error(what: &str, payload: Box<dyn std::any::Any + Send>) -> Error {
@@ -135,7 +135,7 @@ impl Shared {
             // Deadline "now": take what is queued without waiting.
             let pending = match self.listener.accept_pending(Some(std::time::Instant::now())) {
                 Ok(p) => p,
-                Err(e) if e.kind() == ErrorKind::Timeout => return,
+                Err(e) if matches!(e.kind(), ErrorKind::Timeout | ErrorKind::Closed) => return,
                 Err(e) => {
                     self.call("on_error", None, |h| h.on_error(None, &e));
                     return;
@@ -264,7 +264,7 @@ impl Server {
             .name(format!("shmsock-server-{name}"))
             .spawn(move || runner.dispatch())
             .map_err(|e| Error::io("starting the dispatch thread", e))?;
-        Ok(Server { shared, dispatch: Some(dispatch) })
+        Ok(Server { shared, dispatch: Mutex::new(Some(dispatch)) })
     }
 
     /// The endpoint name.
@@ -284,11 +284,11 @@ impl Server {
 
     /// Stops serving: closes every connection (each gets `on_close`), removes
     /// the endpoint and joins the dispatch thread. Idempotent.
-    pub fn close(&mut self) {
-        let Some(dispatch) = self.dispatch.take() else { return };
+    pub fn close(&self) {
+        let Some(dispatch) = self.dispatch.lock().take() else { return };
+        self.shared.stopping.store(true, Ordering::Release);
         // Free the name now: handshake threads may hold the listener a while longer.
         self.shared.listener.close();
-        self.shared.stopping.store(true, Ordering::Release);
         self.shared.poller.notify();
         if dispatch.thread().id() != std::thread::current().id() {
             let _ = dispatch.join();

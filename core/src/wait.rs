@@ -1,6 +1,14 @@
 //! Waiting for a ring: a short bounded spin, then sleep on the connection's
 //! control socket until the peer writes a wake-up byte or goes away.
 //!
+//! The spin never yields the CPU: `sched_yield` hands the core to any runnable
+//! task for a whole time slice, milliseconds, which is far worse than sleeping.
+//! Instead a side that spun in vain several times in a row (its peer is slow or
+//! shares its core, where spinning only delays the peer) stops spinning and
+//! sleeps at once, trying a spin again every so often. So two processes on one
+//! core hand the core to each other through the kernel's wake-up, and two on
+//! different cores meet in the spin without any system call.
+//!
 //! The wake protocol (PROTOCOL.md, "Waking and liveness"): before sleeping, a side
 //! sets its waiting flag in the segment and checks the ring again; after
 //! publishing, the other side checks that flag and, only if it is set, clears it
@@ -19,7 +27,7 @@
 //! loops use the `try_` calls for both directions.
 
 use std::os::fd::BorrowedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -28,9 +36,12 @@ use rustix::event::PollFlags;
 use crate::error::{Error, ErrorKind, Result};
 use crate::platform;
 
-/// How often a spinning waiter gives its core away, so two processes sharing one
-/// core still make progress.
-const YIELD_EVERY: u32 = 32;
+/// Spin rounds between two readings of the clock.
+const CLOCK_EVERY: u32 = 64;
+/// Spins in a row that found nothing before this side stops spinning...
+const SPIN_GIVE_UP: u32 = 8;
+/// ...and how often it tries spinning again after that.
+const SPIN_RETRY_EVERY: u32 = 64;
 
 #[derive(Default)]
 struct PollState {
@@ -44,6 +55,11 @@ pub struct Waiter {
     cond: Condvar,
     peer_hung_up: AtomicBool,
     spin: Duration,
+    /// Waits in a row whose spin found nothing (the peer is slow, or shares our
+    /// core, where spinning only delays it).
+    spin_failures: AtomicU32,
+    /// Waits that skipped spinning since it last failed.
+    skipped_spins: AtomicU32,
 }
 
 /// What a waiter checks each round.
@@ -57,7 +73,31 @@ pub enum Check<T> {
 impl Waiter {
     /// A waiter that spins for `spin` before sleeping.
     pub fn new(spin: Duration) -> Waiter {
-        Waiter { state: Mutex::new(PollState::default()), cond: Condvar::new(), peer_hung_up: AtomicBool::new(false), spin }
+        Waiter {
+            state: Mutex::new(PollState::default()),
+            cond: Condvar::new(),
+            peer_hung_up: AtomicBool::new(false),
+            spin,
+            spin_failures: AtomicU32::new(0),
+            skipped_spins: AtomicU32::new(0),
+        }
+    }
+
+    /// Spin unless spinning kept failing lately; even then, try again now and
+    /// then, since the peer may have moved to another core.
+    fn should_spin(&self) -> bool {
+        if self.spin.is_zero() {
+            return false;
+        }
+        if self.spin_failures.load(Ordering::Relaxed) < SPIN_GIVE_UP {
+            return true;
+        }
+        let skipped = self.skipped_spins.fetch_add(1, Ordering::Relaxed) + 1;
+        if skipped >= SPIN_RETRY_EVERY {
+            self.skipped_spins.store(0, Ordering::Relaxed);
+            return true;
+        }
+        false
     }
 
     /// True once the peer's end of the control socket was seen closed.
@@ -94,22 +134,28 @@ impl Waiter {
     /// `armed = true` it must set its waiting flag in the segment before looking,
     /// so that the peer wakes this side if it looks too early.
     pub fn wait<T>(&self, socket: BorrowedFd<'_>, deadline: Option<Instant>, mut check: impl FnMut(bool) -> Result<Check<T>>) -> Result<T> {
-        let spin_until = Instant::now() + self.spin;
-        let mut rounds = 0u32;
-        loop {
-            if let Check::Ready(v) = check(false)? {
-                return Ok(v);
-            }
-            rounds += 1;
-            if rounds % YIELD_EVERY == 0 {
-                let now = Instant::now();
-                if now >= spin_until || deadline.is_some_and(|d| now >= d) {
-                    break;
-                }
-                std::thread::yield_now();
-            } else {
+        if let Check::Ready(v) = check(false)? {
+            return Ok(v);
+        }
+        if self.should_spin() {
+            let spin_until = Instant::now() + self.spin;
+            let mut rounds = 0u32;
+            loop {
                 std::hint::spin_loop();
+                if let Check::Ready(v) = check(false)? {
+                    self.spin_failures.store(0, Ordering::Relaxed);
+                    return Ok(v);
+                }
+                rounds += 1;
+                if rounds % CLOCK_EVERY == 0 {
+                    let now = Instant::now();
+                    if now >= spin_until || deadline.is_some_and(|d| now >= d) {
+                        break;
+                    }
+                }
             }
+            let failures = self.spin_failures.load(Ordering::Relaxed);
+            self.spin_failures.store(failures.saturating_add(1), Ordering::Relaxed);
         }
         loop {
             let generation = self.state.lock().generation;

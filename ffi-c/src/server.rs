@@ -236,7 +236,7 @@ pub unsafe extern "C" fn shmsock_server_close(server: *mut shmsock_server) -> sh
         // SAFETY: a live server or NULL (caller's contract).
         let server = unsafe { server_arg(server) }?;
         let taken = server.server.lock().take();
-        if let Some(mut running) = taken {
+        if let Some(running) = taken {
             running.close();
         }
         Ok(())

@@ -1,0 +1,62 @@
+//! End-to-end smoke test of the bench machinery (peer processes, every transport,
+//! the floor, the report and its JSON), with tiny runs. It checks structure only,
+//! never timing: benchmarks are not timed tests.
+
+use std::time::Duration;
+
+use shmsock_bench::{format_report, run, Config};
+
+#[test]
+fn a_tiny_run_measures_every_transport_and_the_floor() {
+    let config = Config {
+        runs: 1,
+        warmup: Duration::from_millis(5),
+        run_warmup: Duration::from_millis(1),
+        latency_run: Duration::from_millis(5),
+        throughput_run: Duration::from_millis(5),
+        max_samples: 10_000,
+        peer_exe: Some(env!("CARGO_BIN_EXE_shmsock-bench").into()),
+        ..Config::default()
+    };
+    let mut steps = 0;
+    let report = run(&config, &mut |_, f| {
+        assert!((0.0..=1.0).contains(&f));
+        steps += 1;
+    })
+    .expect("the bench runs");
+    assert!(steps > 10);
+    let placements = if shmsock_bench::affinity::current().unwrap().len() >= 2 {
+        2
+    } else {
+        1
+    };
+    assert_eq!(report.placements.len(), placements);
+    let suites = config.suites().len();
+    for p in &report.placements {
+        assert_eq!(p.transports.len(), 2 * suites + 1);
+        assert_eq!(p.floors.len(), 2 * suites);
+        for t in &p.transports {
+            for l in &t.latency {
+                assert!(
+                    l.p50_ns > 0.0 && l.p99_ns >= l.p50_ns,
+                    "{} {}",
+                    t.label,
+                    l.size
+                );
+            }
+            for x in &t.throughput {
+                assert!(x.gb_per_s > 0.0, "{} {}", t.label, x.size);
+            }
+        }
+    }
+    assert_eq!(report.goals.len(), 4 * suites);
+    let text = format_report(&report);
+    assert!(text.contains("shmsock vs baseline"));
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(
+        json["placements"][0]["transports"][0]["latency"][0]["p50_ns"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+}

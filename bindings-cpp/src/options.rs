@@ -1,0 +1,145 @@
+//! `Options`: built by the C++ builder one setter at a time.
+
+use shmsock::{AllowedClients, Backend, Error, ErrorKind, Options};
+
+use crate::errors::{guard, key_from_bytes, BridgeResult, Timeout};
+use crate::keys::KeypairBox;
+
+/// Everything configurable about a connection.
+#[derive(Clone, Default)]
+pub struct OptionsBox(pub(crate) Options);
+
+fn limit(ns: i64) -> shmsock::Result<Option<std::time::Duration>> {
+    match Timeout::from_ns(ns)? {
+        Timeout::Limit(limit) => Ok(limit),
+        Timeout::Default => Err(Error::new(ErrorKind::InvalidArgument, "an option needs a timeout value")),
+    }
+}
+
+fn positive(ns: i64, what: &str) -> shmsock::Result<std::time::Duration> {
+    limit(ns)?.ok_or_else(|| Error::new(ErrorKind::InvalidArgument, format!("the {what} cannot be 'forever'")))
+}
+
+/// The defaults.
+pub fn options_new() -> BridgeResult<Box<OptionsBox>> {
+    guard(|| Ok(Box::default()))
+}
+
+/// A copy.
+pub fn options_clone(options: &OptionsBox) -> BridgeResult<Box<OptionsBox>> {
+    guard(|| Ok(Box::new(options.clone())))
+}
+
+impl OptionsBox {
+    /// This side's keypair.
+    pub fn set_keypair(&mut self, keypair: &KeypairBox) -> BridgeResult<()> {
+        guard(|| {
+            self.0.keypair = Some((*keypair.0).clone());
+            Ok(())
+        })
+    }
+    /// The server's public key (clients pin it).
+    pub fn set_server_key(&mut self, key: &[u8]) -> BridgeResult<()> {
+        guard(|| {
+            self.0.server_key = Some(key_from_bytes(key)?);
+            Ok(())
+        })
+    }
+    /// Only these client keys (concatenated 32-byte keys); empty: allow none.
+    pub fn set_allowed_clients(&mut self, keys: &[u8]) -> BridgeResult<()> {
+        guard(|| {
+            if !keys.len().is_multiple_of(32) {
+                return Err(Error::new(ErrorKind::InvalidKey, "the allowed client keys are 32 bytes each"));
+            }
+            let keys = keys.chunks(32).map(key_from_bytes).collect::<shmsock::Result<Vec<_>>>()?;
+            self.0.allowed_clients = AllowedClients::Only(keys);
+            Ok(())
+        })
+    }
+    /// Any client key.
+    pub fn set_allow_any_client(&mut self) -> BridgeResult<()> {
+        guard(|| {
+            self.0.allowed_clients = AllowedClients::Any;
+            Ok(())
+        })
+    }
+    /// Only these peer uids.
+    pub fn set_allowed_uids(&mut self, uids: &[u32]) -> BridgeResult<()> {
+        guard(|| {
+            self.0.allowed_uids = Some(uids.to_vec());
+            Ok(())
+        })
+    }
+    /// Any uid that can reach the socket.
+    pub fn set_allow_any_uid(&mut self) -> BridgeResult<()> {
+        guard(|| {
+            self.0.allowed_uids = None;
+            Ok(())
+        })
+    }
+    /// Ring capacity in bytes (0: the default).
+    pub fn set_ring_size(&mut self, bytes: u32) -> BridgeResult<()> {
+        guard(|| {
+            self.0.ring_size = if bytes == 0 { None } else { Some(bytes) };
+            Ok(())
+        })
+    }
+    /// Largest message this side accepts.
+    pub fn set_max_message_size(&mut self, bytes: u32) -> BridgeResult<()> {
+        guard(|| {
+            if bytes == 0 {
+                return Err(Error::new(ErrorKind::InvalidArgument, "the maximum message size must be positive"));
+            }
+            self.0.max_message_size = bytes;
+            Ok(())
+        })
+    }
+    /// Send timeout in ns (-1: forever).
+    pub fn set_send_timeout(&mut self, ns: i64) -> BridgeResult<()> {
+        guard(|| {
+            self.0.send_timeout = limit(ns)?;
+            Ok(())
+        })
+    }
+    /// Receive timeout in ns (-1: forever).
+    pub fn set_recv_timeout(&mut self, ns: i64) -> BridgeResult<()> {
+        guard(|| {
+            self.0.recv_timeout = limit(ns)?;
+            Ok(())
+        })
+    }
+    /// Handshake timeout in ns.
+    pub fn set_handshake_timeout(&mut self, ns: i64) -> BridgeResult<()> {
+        guard(|| {
+            self.0.handshake_timeout = positive(ns, "handshake timeout")?;
+            Ok(())
+        })
+    }
+    /// Spin budget in ns.
+    pub fn set_spin(&mut self, ns: i64) -> BridgeResult<()> {
+        guard(|| {
+            self.0.spin = positive(ns, "spin budget")?;
+            Ok(())
+        })
+    }
+    /// Segment backend: 1 memfd, 2 named.
+    pub fn set_backend(&mut self, backend: u8) -> BridgeResult<()> {
+        guard(|| {
+            self.0.backend = Backend::from_id(backend).ok_or_else(|| {
+                Error::new(ErrorKind::InvalidArgument, format!("there is no segment backend {backend}"))
+            })?;
+            Ok(())
+        })
+    }
+    /// Require ChaCha20-Poly1305.
+    pub fn set_require_chacha(&mut self, require: bool) -> BridgeResult<()> {
+        guard(|| {
+            self.0.require_chacha = require;
+            Ok(())
+        })
+    }
+    /// Checks the values that do not depend on the side.
+    pub fn validate(&self) -> BridgeResult<()> {
+        guard(|| self.0.validate())
+    }
+}

@@ -1,0 +1,140 @@
+// Listener: bind, accept with timeouts, names, close, and the pollable fd.
+#include <poll.h>
+
+#include <future>
+#include <thread>
+
+#include "support.hpp"
+
+using namespace std::chrono_literals;
+using shmsock::ErrorCode;
+using shmsock::Keypair;
+using shmsock::Listener;
+using shmsock::Options;
+using shmsock::Stream;
+
+TEST(Listener, AcceptTimesOut) {
+    auto kp = Keypair::generate();
+    auto listener = Listener::bind(support::unique_name("accept-timeout"), support::server_options(kp));
+    auto start = std::chrono::steady_clock::now();
+    EXPECT_SHMSOCK_ERROR(ErrorCode::Timeout, listener.accept(50ms));
+    auto waited = std::chrono::steady_clock::now() - start;
+    EXPECT_GE(waited, 45ms);
+    EXPECT_LT(waited, 2s);
+    EXPECT_SHMSOCK_ERROR(ErrorCode::Timeout, listener.accept(0ms));
+    EXPECT_SHMSOCK_ERROR(ErrorCode::InvalidArgument, listener.accept(-1ms));
+}
+
+TEST(Listener, NameKeyAndFd) {
+    auto kp = Keypair::generate();
+    auto name = support::unique_name("info");
+    auto listener = Listener::bind(name, support::server_options(kp));
+    EXPECT_EQ(listener.name(), name);
+    EXPECT_EQ(listener.public_key(), kp.public_key());
+    int fd = listener.native_handle();
+    EXPECT_GE(fd, 0);
+    pollfd p{fd, POLLIN, 0};
+    EXPECT_EQ(poll(&p, 1, 0), 0);
+    Options opts;
+    opts.server_key(kp.public_key());
+    auto connecting = std::async(std::launch::async, [&] { return Stream::connect(name, opts); });
+    EXPECT_EQ(poll(&p, 1, 5000), 1);  // a client is waiting
+    auto server = listener.accept(5s);
+    auto client = connecting.get();
+    EXPECT_EQ(listener.rejected_count(), 0u);
+    EXPECT_FALSE(listener.last_rejection().has_value());
+}
+
+TEST(Listener, BindingATakenNameIsAddressInUse) {
+    auto kp = Keypair::generate();
+    auto name = support::unique_name("taken");
+    auto first = Listener::bind(name, support::server_options(kp));
+    EXPECT_SHMSOCK_ERROR(ErrorCode::AddressInUse, Listener::bind(name, support::server_options(kp)));
+    first.close();
+    // Once closed, the name is free again.
+    auto second = Listener::bind(name, support::server_options(kp));
+    EXPECT_EQ(second.name(), name);
+}
+
+TEST(Listener, InvalidNames) {
+    auto opts = support::server_options(Keypair::generate());
+    for (std::string bad : {std::string(""), std::string("has space"), std::string("slash/name"), std::string("ü"),
+                            std::string(101, 'a'), std::string("nul\0byte", 8), std::string("\xff\xfe")}) {
+        SCOPED_TRACE("name '" + bad + "'");
+        EXPECT_SHMSOCK_ERROR(ErrorCode::InvalidName, Listener::bind(bad, opts));
+        Options client;
+        client.server_key(Keypair::generate().public_key());
+        EXPECT_SHMSOCK_ERROR(ErrorCode::InvalidName, Stream::connect(bad, client));
+    }
+}
+
+TEST(Listener, ConnectingToNobodyIsNotFound) {
+    Options opts;
+    opts.server_key(Keypair::generate().public_key());
+    EXPECT_SHMSOCK_ERROR(ErrorCode::NotFound, Stream::connect(support::unique_name("nobody"), opts));
+}
+
+TEST(Listener, ServerNeedsAKeypairClientNeedsTheServerKey) {
+    EXPECT_SHMSOCK_ERROR(ErrorCode::InvalidArgument, Listener::bind(support::unique_name("nokey"), Options()));
+    auto kp = Keypair::generate();
+    auto name = support::unique_name("pin");
+    auto listener = Listener::bind(name, support::server_options(kp));
+    EXPECT_SHMSOCK_ERROR(ErrorCode::InvalidArgument, Stream::connect(name, Options()));
+}
+
+TEST(Listener, WrongPinnedKeyIsServerKeyMismatch) {
+    auto kp = Keypair::generate();
+    auto name = support::unique_name("mismatch");
+    auto listener = Listener::bind(name, support::server_options(kp));
+    std::thread acceptor([&] {
+        try {
+            (void)listener.accept(10s);
+        } catch (const shmsock::Error&) {
+        }
+    });
+    Options opts;
+    opts.server_key(Keypair::generate().public_key());
+    EXPECT_SHMSOCK_ERROR(ErrorCode::ServerKeyMismatch, Stream::connect(name, opts));
+    listener.close();  // wakes the acceptor at once
+    acceptor.join();
+    EXPECT_GE(listener.rejected_count(), 1u);
+    auto why = listener.last_rejection();
+    ASSERT_TRUE(why.has_value());
+    EXPECT_EQ(why->code(), ErrorCode::ServerKeyMismatch);
+}
+
+TEST(Listener, CloseWakesABlockedAccept) {
+    auto kp = Keypair::generate();
+    auto name = support::unique_name("close-accept");
+    auto listener = Listener::bind(name, support::server_options(kp));
+    std::promise<shmsock::ErrorCode> result;
+    std::thread acceptor([&] {
+        try {
+            (void)listener.accept();  // forever
+            result.set_value(ErrorCode::Io);
+        } catch (const shmsock::Error& e) {
+            result.set_value(e.code());
+        }
+    });
+    std::this_thread::sleep_for(50ms);
+    auto start = std::chrono::steady_clock::now();
+    listener.close();
+    auto future = result.get_future();
+    ASSERT_EQ(future.wait_for(5s), std::future_status::ready);
+    EXPECT_EQ(future.get(), ErrorCode::Closed);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+    acceptor.join();
+    EXPECT_TRUE(listener.is_closed());
+    // The endpoint is gone.
+    Options opts;
+    opts.server_key(kp.public_key());
+    EXPECT_SHMSOCK_ERROR(ErrorCode::NotFound, Stream::connect(name, opts));
+}
+
+TEST(Listener, AcceptedStreamsOutliveTheListener) {
+    auto pair = support::connect_pair();
+    pair.listener.close();
+    pair.client.send(std::string_view("still here"));
+    auto got = pair.server.recv(5s);
+    EXPECT_EQ(std::string(got.begin(), got.end()), "still here");
+}

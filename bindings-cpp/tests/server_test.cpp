@@ -1,0 +1,269 @@
+// Server: callbacks on_connect / on_data / on_error / on_close, connections,
+// replies from callbacks and other threads, callbacks that throw, closing.
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "support.hpp"
+
+using namespace std::chrono_literals;
+using shmsock::ByteView;
+using shmsock::Connection;
+using shmsock::Error;
+using shmsock::ErrorCode;
+using shmsock::Keypair;
+using shmsock::Options;
+using shmsock::Server;
+using shmsock::Stream;
+
+namespace {
+
+// What the callbacks saw, guarded by a mutex.
+struct Events {
+    std::mutex mutex;
+    std::vector<std::uint64_t> connected;
+    std::vector<std::string> data;
+    std::vector<std::pair<bool, Error>> errors;  // (had a connection, error)
+    std::vector<std::pair<std::uint64_t, std::optional<ErrorCode>>> closed;
+
+    template <class F>
+    auto with(F&& f) {
+        std::lock_guard<std::mutex> lock(mutex);
+        return f();
+    }
+    std::size_t count_closed() {
+        return with([&] { return closed.size(); });
+    }
+    std::size_t count_errors() {
+        return with([&] { return errors.size(); });
+    }
+};
+
+Server::Handlers recording_echo(Events& events) {
+    Server::Handlers h;
+    h.on_connect = [&events](Connection& c) { events.with([&] { events.connected.push_back(c.id()); }); };
+    h.on_data = [&events](Connection& c, ByteView data) {
+        std::string text(data.as_string_view());
+        events.with([&] { events.data.push_back(text); });
+        if (text == "throw") throw std::runtime_error("the callback failed on purpose");
+        if (text == "throw-int") throw 42;
+        if (text == "close-me") {
+            c.close();
+            return;
+        }
+        c.send(data);
+    };
+    h.on_error = [&events](Connection* c, const Error& e) { events.with([&] { events.errors.emplace_back(c != nullptr, e); }); };
+    h.on_close = [&events](Connection& c, const Error* reason) {
+        std::optional<ErrorCode> code;
+        if (reason != nullptr) code = reason->code();
+        events.with([&] { events.closed.emplace_back(c.id(), code); });
+    };
+    return h;
+}
+
+struct Fixture {
+    Keypair keypair = Keypair::generate();
+    std::string name = support::unique_name("server");
+    Events events;
+    Server server;
+    Fixture() { server = Server::start(name, support::server_options(keypair), recording_echo(events)); }
+    Stream connect() {
+        Options opts;
+        opts.server_key(keypair.public_key());
+        return Stream::connect(name, opts);
+    }
+};
+
+std::string text_of(const std::vector<std::uint8_t>& v) { return std::string(v.begin(), v.end()); }
+
+}  // namespace
+
+TEST(Server, EchoesThroughCallbacks) {
+    Fixture f;
+    EXPECT_EQ(f.server.name(), f.name);
+    EXPECT_EQ(f.server.public_key(), f.keypair.public_key());
+    auto client = f.connect();
+    for (std::string m : {"one", "", "three"}) {
+        client.send(m);
+        EXPECT_EQ(text_of(client.recv(5s)), m);
+    }
+    auto big = support::pattern(3 << 20);
+    client.send(big, 10s);
+    EXPECT_TRUE(client.recv(10s) == big);
+    ASSERT_TRUE(support::eventually([&] { return f.events.with([&] { return f.events.connected.size(); }) == 1; }));
+    client.close();
+    ASSERT_TRUE(support::eventually([&] { return f.events.count_closed() == 1; }));
+    f.events.with([&] {
+        EXPECT_EQ(f.events.closed[0].first, f.events.connected[0]);
+        EXPECT_FALSE(f.events.closed[0].second.has_value()) << "a clean close has no reason";
+        EXPECT_EQ(f.events.data.size(), 4u);
+        EXPECT_TRUE(f.events.errors.empty());
+    });
+}
+
+TEST(Server, ConnectionsAndRepliesFromAnotherThread) {
+    Fixture f;
+    std::vector<Stream> clients;
+    for (int i = 0; i < 3; ++i) clients.push_back(f.connect());
+    ASSERT_TRUE(support::eventually([&] { return f.server.connections().size() == 3; }));
+    auto connections = f.server.connections();
+    std::set<std::uint64_t> ids;
+    for (auto& c : connections) {
+        ids.insert(c.id());
+        EXPECT_EQ(c.peer_credentials().pid, getpid());
+        EXPECT_FALSE(c.is_closed());
+    }
+    EXPECT_EQ(ids.size(), 3u);
+    // Push from this thread to every client.
+    for (auto& c : connections) c.send(std::string_view("push"));
+    std::set<shmsock::PublicKey> peers;
+    for (auto& c : connections) peers.insert(c.peer_public_key());
+    for (auto& client : clients) {
+        EXPECT_EQ(text_of(client.recv(5s)), "push");
+        EXPECT_EQ(peers.count(client.local_public_key()), 1u);
+    }
+    // Copies share the connection and outlive the list.
+    Connection copy = connections[0];
+    connections.clear();
+    EXPECT_TRUE(copy.try_send(std::string_view("copy")));
+    EXPECT_GE(copy.stats().messages_sent, 2u);
+}
+
+TEST(Server, ACallbackThatThrowsIsReportedAndServingGoesOn) {
+    Fixture f;
+    auto client = f.connect();
+    client.send(std::string_view("throw"));
+    ASSERT_TRUE(support::eventually([&] { return f.events.count_errors() == 1; }));
+    client.send(std::string_view("throw-int"));
+    ASSERT_TRUE(support::eventually([&] { return f.events.count_errors() == 2; }));
+    f.events.with([&] {
+        EXPECT_TRUE(f.events.errors[0].first) << "the error names the connection";
+        EXPECT_EQ(f.events.errors[0].second.code(), ErrorCode::Io);
+        std::string what = f.events.errors[0].second.what();
+        EXPECT_NE(what.find("on_data"), std::string::npos) << what;
+        EXPECT_NE(what.find("failed on purpose"), std::string::npos) << what;
+        EXPECT_EQ(f.events.errors[1].second.code(), ErrorCode::Io);
+    });
+    // Still serving the same connection.
+    client.send(std::string_view("after"));
+    EXPECT_EQ(text_of(client.recv(5s)), "after");
+    EXPECT_EQ(f.events.count_closed(), 0u);
+}
+
+TEST(Server, OnErrorThatThrowsIsDropped) {
+    auto kp = Keypair::generate();
+    auto name = support::unique_name("throwing-on-error");
+    std::atomic<int> errors{0};
+    Server::Handlers h;
+    h.on_data = [](Connection& c, ByteView d) {
+        if (d.as_string_view() == "throw") throw std::runtime_error("data");
+        c.send(d);
+    };
+    h.on_error = [&](Connection*, const Error&) {
+        ++errors;
+        throw std::logic_error("on_error throws too");
+    };
+    auto server = Server::start(name, support::server_options(kp), std::move(h));
+    Options opts;
+    opts.server_key(kp.public_key());
+    auto client = Stream::connect(name, opts);
+    client.send(std::string_view("throw"));
+    ASSERT_TRUE(support::eventually([&] { return errors.load() == 1; }));
+    client.send(std::string_view("ok"));
+    EXPECT_EQ(text_of(client.recv(5s)), "ok");
+}
+
+TEST(Server, RefusedHandshakeIsReportedWithoutAConnection) {
+    Fixture f;
+    Options wrong;
+    wrong.server_key(Keypair::generate().public_key());
+    EXPECT_SHMSOCK_ERROR(ErrorCode::ServerKeyMismatch, Stream::connect(f.name, wrong));
+    ASSERT_TRUE(support::eventually([&] { return f.events.count_errors() == 1; }));
+    f.events.with([&] {
+        EXPECT_FALSE(f.events.errors[0].first);
+        EXPECT_EQ(f.events.errors[0].second.code(), ErrorCode::ServerKeyMismatch);
+        EXPECT_TRUE(f.events.connected.empty());
+    });
+}
+
+TEST(Server, ConnectionCloseFromACallback) {
+    Fixture f;
+    auto client = f.connect();
+    client.send(std::string_view("close-me"));
+    EXPECT_SHMSOCK_ERROR(ErrorCode::PeerClosed, client.recv(5s));
+    ASSERT_TRUE(support::eventually([&] { return f.events.count_closed() == 1; }));
+}
+
+TEST(Server, CloseEndsEveryConnectionAndIsIdempotent) {
+    Fixture f;
+    auto a = f.connect();
+    auto b = f.connect();
+    ASSERT_TRUE(support::eventually([&] { return f.server.connections().size() == 2; }));
+    f.server.close();
+    EXPECT_EQ(f.events.count_closed(), 2u) << "on_close ran for each before close() returned";
+    EXPECT_TRUE(f.server.is_closed());
+    f.server.close();
+    EXPECT_SHMSOCK_ERROR(ErrorCode::Closed, f.server.connections());
+    EXPECT_EQ(f.server.name(), f.name);
+    EXPECT_SHMSOCK_ERROR(ErrorCode::PeerClosed, a.recv(5s));
+    EXPECT_SHMSOCK_ERROR(ErrorCode::PeerClosed, b.recv(5s));
+    // The endpoint is gone.
+    Options opts;
+    opts.server_key(f.keypair.public_key());
+    EXPECT_SHMSOCK_ERROR(ErrorCode::NotFound, Stream::connect(f.name, opts));
+}
+
+TEST(Server, CloseFromInsideACallback) {
+    auto kp = Keypair::generate();
+    auto name = support::unique_name("self-close");
+    Server server;
+    std::atomic<bool> closed_inside{false};
+    Server::Handlers h;
+    h.on_data = [&](Connection&, ByteView) {
+        server.close();
+        closed_inside = true;
+    };
+    server = Server::start(name, support::server_options(kp), std::move(h));
+    Options opts;
+    opts.server_key(kp.public_key());
+    auto client = Stream::connect(name, opts);
+    client.send(std::string_view("stop"));
+    ASSERT_TRUE(support::eventually([&] { return closed_inside.load(); }));
+    EXPECT_SHMSOCK_ERROR(ErrorCode::PeerClosed, client.recv(5s));
+    EXPECT_TRUE(server.is_closed());
+}
+
+TEST(Server, StartFailures) {
+    auto kp = Keypair::generate();
+    auto name = support::unique_name("start");
+    auto first = Server::start(name, support::server_options(kp), {});
+    EXPECT_SHMSOCK_ERROR(ErrorCode::AddressInUse, Server::start(name, support::server_options(kp), {}));
+    EXPECT_SHMSOCK_ERROR(ErrorCode::InvalidArgument, Server::start(support::unique_name("nokey"), Options(), {}));
+    EXPECT_SHMSOCK_ERROR(ErrorCode::InvalidName, Server::start("bad name", support::server_options(kp), {}));
+}
+
+TEST(Server, MovedFromServerThrowsClosed) {
+    Fixture f;
+    Server moved = std::move(f.server);
+    EXPECT_SHMSOCK_ERROR(ErrorCode::Closed, f.server.connections());
+    EXPECT_SHMSOCK_ERROR(ErrorCode::Closed, f.server.close());
+    EXPECT_SHMSOCK_ERROR(ErrorCode::Closed, f.server.name());
+    auto client = f.connect();
+    client.send(std::string_view("still served"));
+    EXPECT_EQ(text_of(client.recv(5s)), "still served");
+}
+
+TEST(Server, NoHandlersAtAll) {
+    auto kp = Keypair::generate();
+    auto name = support::unique_name("nohandlers");
+    auto server = Server::start(name, support::server_options(kp), {});
+    Options opts;
+    opts.server_key(kp.public_key());
+    auto client = Stream::connect(name, opts);
+    client.send(std::string_view("into the void"));
+    ASSERT_TRUE(support::eventually([&] { return server.connections().size() == 1; }));
+    ASSERT_TRUE(support::eventually([&] { return server.connections()[0].stats().messages_received == 1; }));
+}

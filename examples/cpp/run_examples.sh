@@ -1,0 +1,68 @@
+#!/bin/sh
+# Runs one example scenario end to end and checks its output (the same checks
+# as examples/c/run_examples.sh: the programs of every language behave alike).
+#   run_examples.sh producer_consumer <producer_consumer binary>
+#   run_examples.sh echo <echo_server binary> <echo_client binary>
+set -eu
+scenario="$1"
+shift
+tmp="$(mktemp -d)"
+pid=""
+cleanup() {
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+mkdir -m 700 "$tmp/run"
+export SHMSOCK_RUNTIME_DIR="$tmp/run"
+endpoint="example-$scenario-$$"
+
+# Waits (10 s at most) for a line in a file.
+wait_for() {
+    i=0
+    until grep -q "$2" "$1" 2>/dev/null; do
+        i=$((i + 1))
+        [ "$i" -gt 200 ] && { echo "timed out waiting for '$2' in $1:"; cat "$1"; exit 1; }
+        sleep 0.05
+    done
+}
+
+case "$scenario" in
+producer_consumer)
+    bin="$1"
+    "$bin" "$endpoint" "$tmp/consumer.key" > "$tmp/consumer.out" 2>&1 &
+    pid=$!
+    wait_for "$tmp/consumer.out" "consumer on '$endpoint', key shmsock-pk:"
+    # The producer pins the consumer's key: by its key file, then by its text.
+    "$bin" -p "$endpoint" "$tmp/consumer.key" 2000
+    key="$(sed -n "s/.*, key \(shmsock-pk:[A-Za-z0-9_-]*\)$/\1/p" "$tmp/consumer.out")"
+    "$bin" -p "$endpoint" "$key" 1000
+    wait_for "$tmp/consumer.out" "^consumed 3k messages$"
+    cat "$tmp/consumer.out"
+    grep -qx "consumed 1k messages" "$tmp/consumer.out"
+    grep -qx "consumed 2k messages" "$tmp/consumer.out"
+    ;;
+echo)
+    server="$1" client="$2"
+    "$server" "$endpoint" "$tmp/server.key" > "$tmp/server.out" 2>&1 &
+    pid=$!
+    wait_for "$tmp/server.out" "serving '$endpoint' as shmsock-pk:"
+    "$client" "$endpoint" "$tmp/server.key" hello "shared memory" > "$tmp/client.out"
+    key="$(sed -n "s/.* as \(shmsock-pk:[A-Za-z0-9_-]*\)$/\1/p" "$tmp/server.out")"
+    "$client" "$endpoint" "$key" >> "$tmp/client.out"
+    cat "$tmp/client.out"
+    [ "$(cat "$tmp/client.out")" = "$(printf 'hello\nshared memory\nhello')" ]
+    kill -TERM "$pid"
+    wait "$pid"
+    pid=""
+    cat "$tmp/server.out"
+    grep -q "client 1 connected" "$tmp/server.out"
+    grep -q "client 2 left" "$tmp/server.out"
+    grep -qx "stopped" "$tmp/server.out"
+    ;;
+*)
+    echo "unknown scenario $scenario"
+    exit 2
+    ;;
+esac
+echo "ok: example $scenario"
