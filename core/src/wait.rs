@@ -40,8 +40,10 @@ use crate::platform;
 const CLOCK_EVERY: u32 = 64;
 /// Spins in a row that found nothing before this side stops spinning...
 const SPIN_GIVE_UP: u32 = 8;
-/// ...and how often it tries spinning again after that.
+/// ...and how often it probes with a short spin after that...
 const SPIN_RETRY_EVERY: u32 = 64;
+/// ...of this length: a few round trips between two cores.
+const SPIN_PROBE: Duration = Duration::from_micros(3);
 
 #[derive(Default)]
 struct PollState {
@@ -83,21 +85,22 @@ impl Waiter {
         }
     }
 
-    /// Spin unless spinning kept failing lately; even then, try again now and
-    /// then, since the peer may have moved to another core.
-    fn should_spin(&self) -> bool {
+    /// How long to spin now: the full budget unless spinning kept failing
+    /// lately; even then a short probe now and then, since the peer may have
+    /// moved to another core (a probe that succeeds restores the full budget).
+    fn spin_budget(&self) -> Option<Duration> {
         if self.spin.is_zero() {
-            return false;
+            return None;
         }
         if self.spin_failures.load(Ordering::Relaxed) < SPIN_GIVE_UP {
-            return true;
+            return Some(self.spin);
         }
         let skipped = self.skipped_spins.fetch_add(1, Ordering::Relaxed) + 1;
         if skipped >= SPIN_RETRY_EVERY {
             self.skipped_spins.store(0, Ordering::Relaxed);
-            return true;
+            return Some(self.spin.min(SPIN_PROBE));
         }
-        false
+        None
     }
 
     /// True once the peer's end of the control socket was seen closed.
@@ -137,8 +140,8 @@ impl Waiter {
         if let Check::Ready(v) = check(false)? {
             return Ok(v);
         }
-        if self.should_spin() {
-            let spin_until = Instant::now() + self.spin;
+        if let Some(budget) = self.spin_budget() {
+            let spin_until = Instant::now() + budget;
             let mut rounds = 0u32;
             loop {
                 std::hint::spin_loop();
