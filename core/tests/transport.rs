@@ -633,8 +633,18 @@ fn recv_timeout_mid_message_keeps_the_partial_message() {
     let s = Stream::connect(&name, &Options::new().server_key(*kp.public())).unwrap();
     server.expect("0 ACCEPTED");
     server.cmd("0 send 30000 42");
-    // Let the server fill the ring (if it has not yet, the test only covers less).
-    std::thread::sleep(ms(100));
+    // Wait until the first fragment is there (a zero-length buffer reports the
+    // message's size and keeps it), then give the server a moment to fill the
+    // ring (if it has not yet, the test only covers less).
+    let start = std::time::Instant::now();
+    loop {
+        match s.try_recv_into(&mut []) {
+            Err(e) if e.kind() == ErrorKind::BufferTooSmall => break,
+            Err(e) if e.kind() == ErrorKind::WouldBlock && start.elapsed() < WAIT => std::thread::sleep(ms(5)),
+            other => panic!("waiting for the first fragment: {other:?}"),
+        }
+    }
+    std::thread::sleep(ms(50));
     // SAFETY: signalling our own child process.
     assert_eq!(unsafe { libc::kill(server.pid as i32, libc::SIGSTOP) }, 0);
     assert_kind(s.recv_timeout(Some(ms(300))), ErrorKind::Timeout, "recv while the sender is stopped");
