@@ -26,7 +26,7 @@ use crate::handshake::{Backend, Initiator, Session};
 use crate::keys::{Keypair, PublicKey};
 use crate::options::{Options, MAX_FRAGMENT};
 use crate::platform::{self, Credentials};
-use crate::ring::{Consumer, Producer};
+use crate::ring::{Consumer, Producer, Reservation};
 use crate::segment::{self, Segment};
 use crate::sodium;
 use crate::wait::{Check, Waiter};
@@ -338,49 +338,30 @@ impl Stream {
         }
         for (offset, frame_len) in fragments(len, self.fragment) {
             let sealed = sealed_len(frame_len as usize, suite);
-            let reservation = match tx.ring.reserve(seg, sealed).map_err(|e| self.fail(e))? {
-                Some(r) => r,
-                None => {
-                    let ring = &mut tx.ring;
-                    let waited = self.waiter.wait(self.socket(), deadline, |armed| {
-                        self.check_usable()?;
-                        if armed {
-                            ring.arm(seg);
-                        }
-                        match ring.reserve(seg, sealed)? {
-                            Some(r) => {
-                                ring.disarm(seg);
-                                Ok(Check::Ready(r))
-                            }
-                            None => Ok(Check::NotYet),
-                        }
-                    });
-                    match waited {
-                        Ok(r) => r,
-                        Err(e) if offset > 0 => {
-                            // Part of the message is in the ring and cannot be
-                            // taken back: the stream cannot continue.
-                            let e = Error::new(
-                                e.kind(),
-                                format!("{} while sending a large message; part of it was sent, so the connection is closed", e.message()),
-                            );
-                            // Later calls must not report Timeout (which says a retry
-                            // may work, and ends no connection): the stream is over,
-                            // as if this side had closed it.
-                            let ended = match e.kind() {
-                                ErrorKind::Timeout => Error::new(ErrorKind::Closed, e.message()),
-                                _ => e.clone(),
-                            };
-                            let _ = self.failure.set(ended);
-                            platform::shutdown(self.socket());
-                            return Err(e);
-                        }
-                        Err(e) if e.kind() == ErrorKind::Timeout => {
-                            return Err(Error::new(ErrorKind::Timeout, "send timed out: the peer is not reading; nothing was sent"));
-                        }
-                        Err(e) => return Err(self.fail(e)),
-                    }
+            let reservation = match self.reserve_waiting(&mut tx.ring, sealed, deadline, true) {
+                Ok(r) => r,
+                Err(e) if offset > 0 => {
+                    // Part of the message is in the ring and cannot be
+                    // taken back: the stream cannot continue.
+                    let e = Error::new(
+                        e.kind(),
+                        format!("{} while sending a large message; part of it was sent, so the connection is closed", e.message()),
+                    );
+                    // Later calls must not report Timeout (which says a retry
+                    // may work, and ends no connection): the stream is over,
+                    // as if this side had closed it.
+                    let ended = match e.kind() {
+                        ErrorKind::Timeout => Error::new(ErrorKind::Closed, e.message()),
+                        _ => e.clone(),
+                    };
+                    let _ = self.failure.set(ended);
+                    platform::shutdown(self.socket());
+                    return Err(e);
                 }
+                Err(e) if e.kind() == ErrorKind::Timeout => {
+                    return Err(Error::new(ErrorKind::Timeout, "send timed out: the peer is not reading; nothing was sent"));
+                }
+                Err(e) => return Err(self.fail(e)),
             };
             let header = FrameHeader::data(frame_len, len, offset);
             let piece = &message[offset as usize..(offset + frame_len) as usize];
@@ -392,6 +373,31 @@ impl Stream {
         self.counters.messages_sent.fetch_add(1, Ordering::Relaxed);
         self.counters.bytes_sent.fetch_add(u64::from(len), Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Reserves room for a frame of `sealed` bytes in the outbound ring, waiting
+    /// until `deadline`. `while_open`: give up with Closed if this side closes
+    /// meanwhile (false for the CLOSE frame itself).
+    fn reserve_waiting(&self, ring: &mut Producer, sealed: usize, deadline: Option<Instant>, while_open: bool) -> Result<Reservation> {
+        let seg = &self.segment;
+        if let Some(reservation) = ring.reserve(seg, sealed)? {
+            return Ok(reservation);
+        }
+        self.waiter.wait(self.socket(), deadline, |armed| {
+            if while_open {
+                self.check_usable()?;
+            }
+            if armed {
+                ring.arm(seg);
+            }
+            match ring.reserve(seg, sealed)? {
+                Some(reservation) => {
+                    ring.disarm(seg);
+                    Ok(Check::Ready(reservation))
+                }
+                None => Ok(Check::NotYet),
+            }
+        })
     }
 
     // -------------------------------------------------------------- receiving
@@ -581,26 +587,7 @@ impl Stream {
                 // every message arrived. Wait for room a bounded time (the send
                 // timeout if shorter); a dead peer ends the wait at once.
                 let linger = self.send_timeout.map_or(CLOSE_LINGER, |t| t.min(CLOSE_LINGER));
-                let ring = &mut tx.ring;
-                let reserved = match ring.reserve(seg, sealed) {
-                    Ok(Some(r)) => Some(r),
-                    Ok(None) => self
-                        .waiter
-                        .wait(self.socket(), Some(Instant::now() + linger), |armed| {
-                            if armed {
-                                ring.arm(seg);
-                            }
-                            match ring.reserve(seg, sealed)? {
-                                Some(r) => {
-                                    ring.disarm(seg);
-                                    Ok(Check::Ready(r))
-                                }
-                                None => Ok(Check::NotYet),
-                            }
-                        })
-                        .ok(),
-                    Err(_) => None,
-                };
+                let reserved = self.reserve_waiting(&mut tx.ring, sealed, Some(Instant::now() + linger), false).ok();
                 if let Some(reservation) = reserved {
                     if seg.seal_at(reservation.offset, &mut tx.sealer, &FrameHeader::CLOSE, &[]).is_ok() {
                         // Wake unconditionally: the shutdown below ends the
