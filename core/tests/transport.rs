@@ -647,6 +647,7 @@ fn recv_timeout_mid_message_keeps_the_partial_message() {
     std::thread::sleep(ms(50));
     // SAFETY: signalling our own child process.
     assert_eq!(unsafe { libc::kill(server.pid as i32, libc::SIGSTOP) }, 0);
+    wait_stopped(server.pid);
     assert_kind(s.recv_timeout(Some(ms(300))), ErrorKind::Timeout, "recv while the sender is stopped");
     assert_kind(s.try_recv(), ErrorKind::WouldBlock, "try_recv while the sender is stopped");
     let e = assert_kind(s.recv_into_timeout(&mut [0u8; 100], Some(ms(100))), ErrorKind::BufferTooSmall, "recv_into");

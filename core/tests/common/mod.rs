@@ -588,6 +588,29 @@ impl ShmWatch {
 
 // ------------------------------------------------------------ /proc inspection
 
+/// Waits until every thread of `pid` is stopped (after SIGSTOP, which takes
+/// effect asynchronously: a busy machine can delay it noticeably).
+pub fn wait_stopped(pid: u32) {
+    let start = std::time::Instant::now();
+    loop {
+        let all_stopped = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|tasks| {
+                tasks.filter_map(|t| t.ok()).all(|t| {
+                    std::fs::read_to_string(t.path().join("stat"))
+                        .ok()
+                        .and_then(|stat| stat.rfind(')').map(|i| stat[i + 2..].starts_with(['T', 't'])))
+                        .unwrap_or(true)
+                })
+            })
+            .unwrap_or(false);
+        if all_stopped {
+            return;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(30), "process {pid} did not stop");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// utime + stime of a process, in seconds.
 pub fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("reading /proc/<pid>/stat");
