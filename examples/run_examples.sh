@@ -1,5 +1,6 @@
 #!/bin/sh
-# Runs one example scenario end to end and checks its output.
+# Runs one example scenario end to end and checks its output. The C and C++
+# examples share it: the programs of every language behave alike.
 #   run_examples.sh producer_consumer <producer_consumer binary>
 #   run_examples.sh echo <echo_server binary> <echo_client binary>
 set -eu
