@@ -42,7 +42,8 @@ pub(crate) fn millis(ms: f64, what: &str) -> napi::Result<Duration, Code> {
             format!("{what} must be a finite number of milliseconds >= 0, not {ms}"),
         ));
     }
-    Ok(Duration::from_secs_f64(ms / 1000.0))
+    Duration::try_from_secs_f64(ms / 1000.0)
+        .map_err(|_| js_error(ErrorKind::InvalidArgument, format!("{what} of {ms} ms is too long to represent")))
 }
 
 /// Core options from JavaScript's, with `keypair` as this side's identity.

@@ -86,7 +86,7 @@ impl Listener {
 
     /// As [`accept`](Listener::accept), giving up with Timeout after `timeout`.
     pub fn accept_timeout(&self, timeout: Option<Duration>) -> Result<Stream> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = crate::stream::deadline_after(timeout);
         loop {
             let pending = self.accept_pending(deadline)?;
             match self.handshake(pending) {

@@ -16,6 +16,10 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: u32 = 16 << 20;
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 /// Default limit on connection set-up.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest handshake timeout accepted (a day): longer ones are mistakes.
+pub const MAX_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+/// Longest spin budget accepted.
+pub const MAX_SPIN: Duration = Duration::from_secs(1);
 /// Largest plaintext per frame; smaller frames let both sides work at once on
 /// one large message.
 pub const MAX_FRAGMENT: u32 = 64 * 1024;
@@ -148,8 +152,17 @@ impl Options {
         if let Some(size) = self.ring_size {
             validate_ring_size(size)?;
         }
-        if self.handshake_timeout.is_zero() {
-            return Err(Error::new(ErrorKind::InvalidArgument, "the handshake timeout must be positive"));
+        if self.handshake_timeout.is_zero() || self.handshake_timeout > MAX_HANDSHAKE_TIMEOUT {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("the handshake timeout must be positive and at most {} s", MAX_HANDSHAKE_TIMEOUT.as_secs()),
+            ));
+        }
+        if self.spin > MAX_SPIN {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("the spin budget must be at most {} ms (it burns a core while it lasts)", MAX_SPIN.as_millis()),
+            ));
         }
         Ok(())
     }
@@ -172,5 +185,26 @@ impl Options {
             allowed: self.allowed_clients.clone(),
             backend: self.backend,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_refuses_what_cannot_work() {
+        assert!(Options::new().validate().is_ok());
+        let too_long = [
+            Options::new().handshake_timeout(Duration::ZERO),
+            Options::new().handshake_timeout(Duration::MAX),
+            Options::new().spin(MAX_SPIN + Duration::from_nanos(1)),
+            Options::new().ring_size(3000),
+        ];
+        for options in too_long {
+            let e = options.validate().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        }
+        assert!(Options::new().handshake_timeout(MAX_HANDSHAKE_TIMEOUT).spin(MAX_SPIN).validate().is_ok());
     }
 }

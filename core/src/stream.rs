@@ -139,8 +139,10 @@ pub struct Stream {
 /// How long `close` waits for room for its CLOSE frame when the ring is full.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
-fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.map(|t| Instant::now() + t)
+/// The instant `timeout` from now; None (wait forever) without a timeout, or
+/// when the timeout is too long for an `Instant` to hold.
+pub(crate) fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
 }
 
 impl Stream {

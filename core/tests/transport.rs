@@ -287,10 +287,13 @@ fn timeouts_would_block_and_small_buffers() {
         assert!(big[..n] == message(tag, len)[..], "recv_into delivered other bytes");
         assert_eq!(server.result(0), Ok(len.to_string()));
     }
-    // A zero-length message fits an empty buffer.
+    // A zero-length message fits an empty buffer. A timeout too long for an
+    // Instant means "wait forever", never a panic.
     server.cmd("0 send 0 9");
     assert_eq!(server.result(0), Ok("0".into()));
-    assert_eq!(s.recv_into_timeout(&mut [], Some(WAIT)).unwrap(), 0);
+    assert_eq!(s.recv_into_timeout(&mut [], Some(Duration::MAX)).unwrap(), 0);
+    s.send_timeout(&message(11, 64), Some(Duration::MAX)).unwrap();
+    assert_eq!(server.recv(0, WAIT), Ok(digest(&message(11, 64))));
 
     // The pollable fd: after WouldBlock it becomes readable when a message comes.
     assert_kind(s.try_recv(), ErrorKind::WouldBlock, "try_recv");
