@@ -88,7 +88,7 @@ fn next(rx: &Receiver<Event>) -> Event {
 #[test]
 fn many_clients_echo_through_callbacks() {
     let name = unique("many");
-    let (mut server, events, opts) = start(&name);
+    let (server, events, opts) = start(&name);
     let mut clients = Vec::new();
     for i in 0..6u8 {
         let (tx, rx) = channel();
@@ -117,7 +117,7 @@ fn many_clients_echo_through_callbacks() {
         }
     }
     assert_eq!(server.connections().len(), 6);
-    for (_, mut client, _) in clients {
+    for (_, client, _) in clients {
         client.close().unwrap();
     }
     let mut closes = 0;
@@ -133,7 +133,7 @@ fn many_clients_echo_through_callbacks() {
 #[test]
 fn reply_from_outside_a_callback_and_server_close() {
     let name = unique("outside");
-    let (mut server, events, opts) = start(&name);
+    let (server, events, opts) = start(&name);
     let (tx, rx) = channel();
     let client = Client::connect(&name, &opts, Collect { data: Mutex::new(tx), closes: AtomicUsize::new(0) }).unwrap();
     let Event::Connect(id) = next(&events) else { panic!("expected a connect") };
@@ -155,7 +155,7 @@ fn reply_from_outside_a_callback_and_server_close() {
 #[test]
 fn a_panicking_callback_is_reported_and_the_server_goes_on() {
     let name = unique("panic");
-    let (mut server, events, opts) = start(&name);
+    let (server, events, opts) = start(&name);
     let (tx, rx) = channel();
     let client = Client::connect(&name, &opts, Collect { data: Mutex::new(tx), closes: AtomicUsize::new(0) }).unwrap();
     assert!(matches!(next(&events), Event::Connect(_)));
@@ -175,7 +175,7 @@ fn a_refused_client_is_an_error_without_a_connection() {
     let kp = Keypair::generate();
     let (tx, events) = channel();
     let opts = Options::new().keypair(kp.clone()).allow_clients([*Keypair::generate().public()]);
-    let mut server = Server::start(&name, &opts, Echo { events: Mutex::new(tx) }).unwrap();
+    let server = Server::start(&name, &opts, Echo { events: Mutex::new(tx) }).unwrap();
     let (dtx, _drx) = channel();
     let err = Client::connect(&name, &Options::new().server_key(*kp.public()), Collect { data: Mutex::new(dtx), closes: AtomicUsize::new(0) })
         .err()
@@ -206,7 +206,7 @@ fn closing_a_listener_frees_the_name_and_wakes_accept() {
 fn a_closed_server_frees_its_name_at_once() {
     let name = unique("restart");
     for _ in 0..3 {
-        let (mut server, _events, _opts) = start(&name);
+        let (server, _events, _opts) = start(&name);
         server.close();
     }
 }

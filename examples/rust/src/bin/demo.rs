@@ -125,7 +125,7 @@ fn main() {
     let server_keypair = Keypair::generate();
     let counts = Arc::new(Counts::default());
     println!("shmsock demo: server 'rust' on endpoint '{name}', key {}", server_keypair.public().fingerprint());
-    let mut server = Server::start(&name, &Options::new().keypair(server_keypair.clone()), DemoServer { counts: Arc::clone(&counts) })
+    let server = Server::start(&name, &Options::new().keypair(server_keypair.clone()), DemoServer { counts: Arc::clone(&counts) })
         .unwrap_or_else(|e| die("start the server", e));
 
     let exe = std::env::current_exe().unwrap_or_else(|e| die("find this program", e));
