@@ -34,6 +34,8 @@ suite "C ABI (ffi-c): header, C tests, install, ASan/UBSan, valgrind" scripts/te
 suite "C++ package (bindings-cpp): GoogleTest, ASan/UBSan, install" scripts/test-cpp.sh
 suite "Python package: build into .venv, stubs, mypy, pytest" scripts/test-python.sh
 suite "Node package: npm install, d.ts, tsc, node --test" scripts/test-node.sh
+suite "CLI: the shmsock command, spawned as users run it" cargo test -p shmsock-cli
+suite "interop: 25 language pairs, refusals, key files, SIGKILL; the demo" scripts/test-interop.sh
 suite "fuzz smoke" scripts/fuzz-smoke.sh
 
 echo
