@@ -25,7 +25,9 @@ from typing import Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import LABELS, LANGUAGES, REPO, Agent, HarnessError, Session, build_agents, fields, log, main_guard  # noqa: E402
+from harness import (  # noqa: E402
+    LABELS, LANGUAGES, REPO, Agent, HarnessError, Session, build_agents, fields, how_it_ended, log, main_guard,
+)
 
 SIZES = "64,1024,65536"
 
@@ -138,7 +140,7 @@ def run(server_language: str, seconds: int) -> int:
         for language, client in clients.items():
             code = client.stop(timeout=5)
             if code != 0 or language not in progress.done:
-                progress.failed[language] = f"exit {code}: {client.stderr_tail()}"
+                progress.failed[language] = how_it_ended(code, client.stderr_tail())
         closes = {}
         for language, summary in progress.done.items():
             closed = server.wait_line(lambda l: l.startswith(f"close {summary['client']} "), timeout=10)
@@ -161,7 +163,7 @@ def run(server_language: str, seconds: int) -> int:
                      f"{progress.done[lang]['messages']}" for lang in progress.done
                      if closes[lang] != progress.done[lang]["messages"]]
         if server_code != 0:
-            problems.append(f"the {LABELS[server_language]} server exited {server_code}: {server.stderr_tail()}")
+            problems.append(f"the {LABELS[server_language]} server: {how_it_ended(server_code, server.stderr_tail())}")
         problems += [f"left behind: {item}" for item in session.residue()]
     if problems:
         log("\nthe demo FAILED:")

@@ -99,14 +99,19 @@ class Result:
 
     def describe(self) -> str:
         """One line saying how the run ended, for failure reports."""
-        if self.timed_out:
-            how = "timed out (killed)"
-        elif self.code is not None and self.code < 0:
-            how = f"killed by signal {-self.code}"
-        else:
-            how = f"exit {self.code}"
         detail = (self.stderr.strip().splitlines() or self.stdout.strip().splitlines() or [""])[-1]
-        return f"{how}: {detail}" if detail else how
+        return how_it_ended(None if self.timed_out else self.code, detail)
+
+
+def how_it_ended(code: Optional[int], detail: str = "") -> str:
+    """`exit 3: error ...`, `killed by signal 9`, or `timed out (killed)` (code None)."""
+    if code is None:
+        how = "timed out (killed)"
+    elif code < 0:
+        how = f"killed by signal {-code}"
+    else:
+        how = f"exit {code}"
+    return f"{how}: {detail}" if detail else how
 
 
 def fields(line: str) -> Dict[str, str]:
