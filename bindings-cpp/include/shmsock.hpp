@@ -475,8 +475,12 @@ public:
     void close();
     bool is_closed() const;
     PublicKey peer_public_key() const;
+    /// This side's public key: the server's.
+    PublicKey local_public_key() const;
     Credentials peer_credentials() const;
     Stats stats() const;
+    /// The transport cipher: "aegis-128l" or "chacha20-poly1305" (as the client's Stream::cipher()).
+    std::string cipher() const;
 
     bool valid() const noexcept { return impl_ != nullptr; }
     explicit operator bool() const noexcept { return valid(); }

@@ -150,8 +150,10 @@ mod ffi {
         fn close(self: &ConnectionBox) -> Result<()>;
         fn is_closed(self: &ConnectionBox) -> Result<bool>;
         fn peer_public_key(self: &ConnectionBox, out: &mut [u8]) -> Result<()>;
+        fn local_public_key(self: &ConnectionBox, out: &mut [u8]) -> Result<()>;
         fn peer_credentials(self: &ConnectionBox) -> Result<CredentialsData>;
         fn stats(self: &ConnectionBox) -> Result<StatsData>;
+        fn cipher(self: &ConnectionBox) -> Result<String>;
 
         // ------------------------------------------------------------ client
         type ClientBox;

@@ -56,6 +56,10 @@ impl ConnectionBox {
     pub fn peer_public_key(&self, out: &mut [u8]) -> BridgeResult<()> {
         guard(|| key_into(&self.0.peer_public_key(), out))
     }
+    /// This side's (the server's) public key.
+    pub fn local_public_key(&self, out: &mut [u8]) -> BridgeResult<()> {
+        guard(|| key_into(&self.0.stream().local_public_key(), out))
+    }
     /// The client process's credentials.
     pub fn peer_credentials(&self) -> BridgeResult<CredentialsData> {
         guard(|| Ok(credentials_data(self.0.peer_credentials())))
@@ -63,6 +67,10 @@ impl ConnectionBox {
     /// Message and byte counts.
     pub fn stats(&self) -> BridgeResult<StatsData> {
         guard(|| Ok(stats_data(self.0.stats())))
+    }
+    /// The transport cipher's name.
+    pub fn cipher(&self) -> BridgeResult<String> {
+        guard(|| Ok(self.0.stream().cipher().name().to_string()))
     }
 }
 

@@ -716,6 +716,11 @@ PublicKey Connection::peer_public_key() const {
     return read_key([&](rust::Slice<std::uint8_t> out) { c.peer_public_key(out); });
 }
 
+PublicKey Connection::local_public_key() const {
+    const auto& c = get();
+    return read_key([&](rust::Slice<std::uint8_t> out) { c.local_public_key(out); });
+}
+
 Credentials Connection::peer_credentials() const {
     const auto& c = get();
     return credentials_of(call([&] { return c.peer_credentials(); }));
@@ -724,6 +729,11 @@ Credentials Connection::peer_credentials() const {
 Stats Connection::stats() const {
     const auto& c = get();
     return stats_of(call([&] { return c.stats(); }));
+}
+
+std::string Connection::cipher() const {
+    const auto& c = get();
+    return std::string(call([&] { return c.cipher(); }));
 }
 
 // ------------------------------------------------------------------ server

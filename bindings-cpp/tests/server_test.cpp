@@ -267,3 +267,57 @@ TEST(Server, NoHandlersAtAll) {
     ASSERT_TRUE(support::eventually([&] { return server.connections().size() == 1; }));
     ASSERT_TRUE(support::eventually([&] { return server.connections()[0].stats().messages_received == 1; }));
 }
+
+// Connection::cipher() and local_public_key(), read inside on_connect and from
+// this thread, match what the client's Stream reports, with the default cipher
+// choice and with a server that requires ChaCha20-Poly1305.
+TEST(Server, ConnectionReportsTheCipherAndLocalKeyOfItsStream) {
+    for (bool chacha : {false, true}) {
+        SCOPED_TRACE(chacha ? "require_chacha" : "default");
+        auto kp = Keypair::generate();
+        auto name = support::unique_name("cipher");
+        std::mutex mutex;
+        std::vector<std::string> seen_ciphers;
+        std::vector<shmsock::PublicKey> seen_keys;
+        Server::Handlers h;
+        h.on_connect = [&](Connection& c) {
+            auto cipher = c.cipher();
+            auto key = c.local_public_key();
+            std::lock_guard<std::mutex> lock(mutex);
+            seen_ciphers.push_back(cipher);
+            seen_keys.push_back(key);
+        };
+        auto opts = support::server_options(kp);
+        if (chacha) opts.require_chacha();
+        auto server = Server::start(name, opts, std::move(h));
+        Options copts;
+        copts.server_key(kp.public_key());
+        auto client = Stream::connect(name, copts);
+        ASSERT_TRUE(support::eventually([&] {
+            std::lock_guard<std::mutex> lock(mutex);
+            return seen_ciphers.size() == 1;
+        }));
+        auto client_cipher = client.cipher();
+        if (chacha) {
+            EXPECT_EQ(client_cipher, "chacha20-poly1305");
+        }
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            EXPECT_EQ(seen_ciphers[0], client_cipher);
+            EXPECT_EQ(seen_keys[0], kp.public_key());
+            EXPECT_EQ(seen_keys[0], client.peer_public_key());
+        }
+        auto connections = server.connections();
+        ASSERT_EQ(connections.size(), 1u);
+        Connection copy = connections[0];
+        EXPECT_EQ(copy.cipher(), client_cipher);
+        EXPECT_EQ(copy.local_public_key(), kp.public_key());
+        // Still answered after the connection ended.
+        client.close();
+        ASSERT_TRUE(support::eventually([&] { return copy.is_closed() || server.connections().empty(); }));
+        EXPECT_EQ(copy.cipher(), client_cipher);
+    }
+    // An empty Connection throws Closed, as its other methods do.
+    EXPECT_SHMSOCK_ERROR(ErrorCode::Closed, Connection().cipher());
+    EXPECT_SHMSOCK_ERROR(ErrorCode::Closed, Connection().local_public_key());
+}

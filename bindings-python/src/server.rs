@@ -372,6 +372,14 @@ impl PyConnection {
         }
     }
 
+    /// This side's public key: the server's.
+    #[getter]
+    fn local_public_key(&self) -> PyPublicKey {
+        PyPublicKey {
+            key: self.connection.stream().local_public_key(),
+        }
+    }
+
     /// The client process's pid, uid and gid, from the kernel.
     #[getter]
     fn peer_credentials(&self) -> PyCredentials {
@@ -382,6 +390,13 @@ impl PyConnection {
     #[getter]
     fn stats(&self) -> PyStats {
         PyStats::from(self.connection.stats())
+    }
+
+    /// The transport cipher: ``"aegis-128l"`` or ``"chacha20-poly1305"``
+    /// (what the client's ``Stream.cipher`` says).
+    #[getter]
+    fn cipher(&self) -> &'static str {
+        self.connection.stream().cipher().name()
     }
 
     /// True once this connection was closed by either side.

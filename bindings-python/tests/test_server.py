@@ -87,6 +87,40 @@ def test_callbacks_and_replies(name: str, server_keypair: shmsock.Keypair) -> No
         server.connections
 
 
+@pytest.mark.parametrize("require_chacha", [False, True])
+def test_connection_cipher_equals_the_client_stream_cipher(
+    name: str, server_keypair: shmsock.Keypair, require_chacha: bool
+) -> None:
+    rec = Recorder()
+    seen: "queue.Queue[Tuple[str, shmsock.PublicKey]]" = queue.Queue()
+
+    def on_connect(conn: shmsock.Connection) -> None:
+        # Read on the dispatch thread, inside the callback.
+        seen.put((conn.cipher, conn.local_public_key))
+        rec.on_connect(conn)
+
+    with shmsock.Server(
+        name,
+        keypair=server_keypair,
+        on_connect=on_connect,
+        on_data=rec.on_data,
+        on_close=rec.on_close,
+        require_chacha=require_chacha,
+    ):
+        with shmsock.connect(name, server_key=server_keypair.public_key) as stream:
+            _, conn = rec.next("connect")
+            cipher, local_key = seen.get(timeout=5)
+            assert cipher == stream.cipher == conn.cipher
+            assert cipher in ("aegis-128l", "chacha20-poly1305")
+            if require_chacha:
+                assert cipher == "chacha20-poly1305"
+            assert local_key == conn.local_public_key == server_keypair.public_key == stream.peer_public_key
+            client_cipher = stream.cipher
+        rec.next("close")
+        # Still answered once the connection ended.
+        assert conn.closed and conn.cipher == client_cipher
+
+
 def test_many_clients(name: str, server_keypair: shmsock.Keypair) -> None:
     rec = Recorder()
     with start(name, server_keypair, rec):

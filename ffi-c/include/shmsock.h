@@ -223,8 +223,9 @@ typedef struct shmsock_keypair shmsock_keypair;
 //
 // Thread safety: every function except shmsock_listener_free() may be called
 // from several threads at once (each accept gets a different client).
-// Freeing the listener removes the endpoint; streams accepted before stay
-// connected.
+// shmsock_listener_close() from one thread wakes an accept blocked in
+// another, which then fails with SHMSOCK_CLOSED. Closing or freeing the
+// listener removes the endpoint; streams accepted before stay connected.
 typedef struct shmsock_listener shmsock_listener;
 
 // Everything configurable about a connection, with the core's defaults: no
@@ -648,7 +649,8 @@ shmsock_result shmsock_listener_bind(const char *name,
 // On success `*out` receives a new stream, owned by the caller, to be freed
 // with shmsock_stream_free().
 //
-// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_TIMEOUT, SHMSOCK_RESOURCE_EXHAUSTED,
+// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_TIMEOUT, SHMSOCK_CLOSED (the listener
+// was closed, also while this call waited), SHMSOCK_RESOURCE_EXHAUSTED,
 // SHMSOCK_IO.
 shmsock_result shmsock_listener_accept(const struct shmsock_listener *listener,
                                        uint64_t timeout_ms,
@@ -696,10 +698,23 @@ shmsock_result shmsock_listener_rejected_count(const struct shmsock_listener *li
 shmsock_result shmsock_listener_last_rejection(const struct shmsock_listener *listener,
                                                uint32_t *out_code);
 
-// Frees a listener: removes the endpoint's socket, so no new client can
-// connect; accepted streams stay connected. NULL is a no-op. The listener must
-// not be in use on another thread (an accept blocked there is undefined
-// behaviour); freeing twice is undefined behaviour, as with free(3).
+// Stops listening: removes the endpoint's files, so no new client can connect
+// and the name can be bound again at once. An accept blocked in another thread
+// returns SHMSOCK_CLOSED, and so does every later accept (a client whose
+// handshake was already running may still be accepted). Accepted streams stay
+// connected; the queries (public key, fd, name, rejections) keep working.
+// Idempotent: closing again returns SHMSOCK_OK. The handle stays valid until
+// shmsock_listener_free(). Never blocks. Thread-safe.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT.
+shmsock_result shmsock_listener_close(struct shmsock_listener *listener);
+
+// Frees a listener, closing it first if needed (see shmsock_listener_close()):
+// removes the endpoint's socket, so no new client can connect; accepted
+// streams stay connected. NULL is a no-op. The listener must not be in use on
+// another thread (to stop an accept blocked there, call
+// shmsock_listener_close() and let that accept return first); freeing twice is
+// undefined behaviour, as with free(3) (closing twice is fine).
 void shmsock_listener_free(struct shmsock_listener *listener);
 
 // Connects to the server of endpoint `name` and completes the handshake.
@@ -1034,6 +1049,14 @@ shmsock_result shmsock_connection_peer_public_key(const struct shmsock_connectio
                                                   uint8_t *out,
                                                   size_t out_len);
 
+// Copies this side's static public key (the server's) into `out` of
+// `out_len` >= SHMSOCK_KEY_LEN bytes. Never blocks.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_BUFFER_TOO_SMALL.
+shmsock_result shmsock_connection_local_public_key(const struct shmsock_connection *connection,
+                                                   uint8_t *out,
+                                                   size_t out_len);
+
 // Writes the client process's pid, uid and gid to `*out`. Never blocks.
 //
 // Errors: SHMSOCK_NULL_ARGUMENT.
@@ -1045,6 +1068,14 @@ shmsock_result shmsock_connection_peer_credentials(const struct shmsock_connecti
 // Errors: SHMSOCK_NULL_ARGUMENT.
 shmsock_result shmsock_connection_stats(const struct shmsock_connection *connection,
                                         struct shmsock_stats *out);
+
+// Writes the connection's transport cipher (a shmsock_cipher; the client's
+// shmsock_stream_cipher() reports the same) to `*out`. Works after the
+// connection ended too. Never blocks.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT.
+shmsock_result shmsock_connection_cipher(const struct shmsock_connection *connection,
+                                         shmsock_cipher *out);
 
 // Connects to endpoint `name` (as shmsock_stream_connect(); `options` must pin
 // the server's key and is copied) and starts the client's reader thread,

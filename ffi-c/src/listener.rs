@@ -14,8 +14,9 @@ use crate::util::{self, guard_void_free, Out};
 ///
 /// Thread safety: every function except shmsock_listener_free() may be called
 /// from several threads at once (each accept gets a different client).
-/// Freeing the listener removes the endpoint; streams accepted before stay
-/// connected.
+/// shmsock_listener_close() from one thread wakes an accept blocked in
+/// another, which then fails with SHMSOCK_CLOSED. Closing or freeing the
+/// listener removes the endpoint; streams accepted before stay connected.
 pub struct shmsock_listener {
     inner: Listener,
 }
@@ -68,7 +69,8 @@ pub unsafe extern "C" fn shmsock_listener_bind(
 /// On success `*out` receives a new stream, owned by the caller, to be freed
 /// with shmsock_stream_free().
 ///
-/// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_TIMEOUT, SHMSOCK_RESOURCE_EXHAUSTED,
+/// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_TIMEOUT, SHMSOCK_CLOSED (the listener
+/// was closed, also while this call waited), SHMSOCK_RESOURCE_EXHAUSTED,
 /// SHMSOCK_IO.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_listener_accept(
@@ -186,10 +188,30 @@ pub unsafe extern "C" fn shmsock_listener_last_rejection(
     })
 }
 
-/// Frees a listener: removes the endpoint's socket, so no new client can
-/// connect; accepted streams stay connected. NULL is a no-op. The listener must
-/// not be in use on another thread (an accept blocked there is undefined
-/// behaviour); freeing twice is undefined behaviour, as with free(3).
+/// Stops listening: removes the endpoint's files, so no new client can connect
+/// and the name can be bound again at once. An accept blocked in another thread
+/// returns SHMSOCK_CLOSED, and so does every later accept (a client whose
+/// handshake was already running may still be accepted). Accepted streams stay
+/// connected; the queries (public key, fd, name, rejections) keep working.
+/// Idempotent: closing again returns SHMSOCK_OK. The handle stays valid until
+/// shmsock_listener_free(). Never blocks. Thread-safe.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_listener_close(listener: *mut shmsock_listener) -> shmsock_result {
+    guard("shmsock_listener_close", || {
+        // SAFETY: a live listener or NULL (caller's contract).
+        unsafe { listener_arg(listener) }?.close();
+        Ok(())
+    })
+}
+
+/// Frees a listener, closing it first if needed (see shmsock_listener_close()):
+/// removes the endpoint's socket, so no new client can connect; accepted
+/// streams stay connected. NULL is a no-op. The listener must not be in use on
+/// another thread (to stop an accept blocked there, call
+/// shmsock_listener_close() and let that accept return first); freeing twice is
+/// undefined behaviour, as with free(3) (closing twice is fine).
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_listener_free(listener: *mut shmsock_listener) {
     // SAFETY: a listener from this library or NULL, not freed before.

@@ -8,7 +8,7 @@ use shmsock::{Connection, Error, PublicKey, Server, ServerHandler};
 
 use crate::options::{options_arg, shmsock_options};
 use crate::result::{c_string_lossy, guard, result_of_kind, shmsock_result, FfiError, FfiResult};
-use crate::stream::{shmsock_credentials, shmsock_stats};
+use crate::stream::{shmsock_cipher, shmsock_credentials, shmsock_stats};
 use crate::util::{self, guard_void_free, Out};
 
 /// One client of a shmsock_server.
@@ -445,6 +445,26 @@ pub unsafe extern "C" fn shmsock_connection_peer_public_key(
     })
 }
 
+/// Copies this side's static public key (the server's) into `out` of
+/// `out_len` >= SHMSOCK_KEY_LEN bytes. Never blocks.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_BUFFER_TOO_SMALL.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_connection_local_public_key(
+    connection: *const shmsock_connection,
+    out: *mut u8,
+    out_len: usize,
+) -> shmsock_result {
+    guard("shmsock_connection_local_public_key", || {
+        // SAFETY: a live connection or NULL (caller's contract).
+        let key = unsafe { connection_arg(connection) }?
+            .stream()
+            .local_public_key();
+        // SAFETY: `out` holds `out_len` writable bytes (caller's contract).
+        unsafe { util::write_key(key.as_bytes(), out, out_len, "out") }
+    })
+}
+
 /// Writes the client process's pid, uid and gid to `*out`. Never blocks.
 ///
 /// Errors: SHMSOCK_NULL_ARGUMENT.
@@ -473,6 +493,24 @@ pub unsafe extern "C" fn shmsock_connection_stats(
         // SAFETY: a live connection or NULL; a writable struct or NULL.
         let (connection, out) = unsafe { (connection_arg(connection)?, Out::new(out, "out")?) };
         out.write(connection.stats().into());
+        Ok(())
+    })
+}
+
+/// Writes the connection's transport cipher (a shmsock_cipher; the client's
+/// shmsock_stream_cipher() reports the same) to `*out`. Works after the
+/// connection ended too. Never blocks.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_connection_cipher(
+    connection: *const shmsock_connection,
+    out: *mut shmsock_cipher,
+) -> shmsock_result {
+    guard("shmsock_connection_cipher", || {
+        // SAFETY: a live connection or NULL; a writable value or NULL.
+        let (connection, out) = unsafe { (connection_arg(connection)?, Out::new(out, "out")?) };
+        out.write(connection.stream().cipher().into());
         Ok(())
     })
 }

@@ -34,6 +34,15 @@ pub enum shmsock_cipher {
     SHMSOCK_CIPHER_AEGIS_128L = 2,
 }
 
+impl From<CipherSuite> for shmsock_cipher {
+    fn from(cipher: CipherSuite) -> Self {
+        match cipher {
+            CipherSuite::ChaCha20Poly1305 => shmsock_cipher::SHMSOCK_CIPHER_CHACHA20_POLY1305,
+            CipherSuite::Aegis128L => shmsock_cipher::SHMSOCK_CIPHER_AEGIS_128L,
+        }
+    }
+}
+
 /// Which end of a connection a stream is.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -669,10 +678,7 @@ pub unsafe extern "C" fn shmsock_stream_cipher(
     guard("shmsock_stream_cipher", || {
         // SAFETY: a live stream or NULL; a writable value or NULL.
         let (stream, out) = unsafe { (stream_arg(stream)?, Out::new(out, "out")?) };
-        out.write(match stream.cipher() {
-            CipherSuite::ChaCha20Poly1305 => shmsock_cipher::SHMSOCK_CIPHER_CHACHA20_POLY1305,
-            CipherSuite::Aegis128L => shmsock_cipher::SHMSOCK_CIPHER_AEGIS_128L,
-        });
+        out.write(stream.cipher().into());
         Ok(())
     })
 }

@@ -68,6 +68,7 @@ TEST(null_handles_are_refused)
     CHECK_RC(shmsock_listener_name(NULL, text, sizeof text, &n), NUL);
     CHECK_RC(shmsock_listener_rejected_count(NULL, &u64), NUL);
     CHECK_RC(shmsock_listener_last_rejection(NULL, &u32), NUL);
+    CHECK_RC(shmsock_listener_close(NULL), NUL);
 
     CHECK_RC(shmsock_stream_send(NULL, key, 1), NUL);
     CHECK_RC(shmsock_stream_send_timeout(NULL, key, 1, 0), NUL);
@@ -102,8 +103,11 @@ TEST(null_handles_are_refused)
     CHECK_RC(shmsock_connection_try_send(NULL, key, 1), NUL);
     CHECK_RC(shmsock_connection_close(NULL), NUL);
     CHECK_RC(shmsock_connection_peer_public_key(NULL, key, sizeof key), NUL);
+    CHECK_RC(shmsock_connection_local_public_key(NULL, key, sizeof key), NUL);
     CHECK_RC(shmsock_connection_peer_credentials(NULL, &cr), NUL);
     CHECK_RC(shmsock_connection_stats(NULL, &st), NUL);
+    CHECK_RC(shmsock_connection_cipher(NULL, &ci), NUL);
+    CHECK_LAST_ERROR_HAS("'connection'");
 
     CHECK_RC(shmsock_client_write(NULL, key, 1), NUL);
     CHECK_RC(shmsock_client_write_timeout(NULL, key, 1, 0), NUL);

@@ -25,6 +25,11 @@ typedef struct {
     pthread_t callback_thread; /* the thread callbacks ran on */
     bool close_on_data;        /* the client closes itself from on_data */
     shmsock_client *self;
+    /* What the first on_connect read from its borrowed connection. */
+    shmsock_cipher cipher;
+    shmsock_result cipher_rc, cipher_null_out_rc;
+    uint8_t local_key[SHMSOCK_KEY_LEN];
+    shmsock_result local_key_rc, local_key_small_rc;
 } events;
 
 static void events_init(events *e)
@@ -76,10 +81,16 @@ static void s_on_connect(void *user, shmsock_connection *c)
     shmsock_connection *kept = NULL;
     CHECK_OK(shmsock_connection_clone(c, &kept));
     pthread_mutex_lock(&e->mu);
-    if (!e->kept)
+    if (!e->kept) {
         e->kept = kept;
-    else
+        e->cipher_rc = shmsock_connection_cipher(c, &e->cipher);
+        e->cipher_null_out_rc = shmsock_connection_cipher(c, NULL);
+        e->local_key_rc = shmsock_connection_local_public_key(c, e->local_key, sizeof e->local_key);
+        uint8_t small[SHMSOCK_KEY_LEN - 1];
+        e->local_key_small_rc = shmsock_connection_local_public_key(c, small, sizeof small);
+    } else {
         shmsock_connection_free(kept);
+    }
     pthread_mutex_unlock(&e->mu);
     BUMP(e, connects);
 }
@@ -309,6 +320,74 @@ TEST(reply_from_another_thread_with_a_kept_connection)
     shmsock_stream_free(s);
     shmsock_options_free(o);
     server_down(&r);
+}
+
+/* The cipher and local key a connection reports, read in on_connect, match the
+ * client's stream; `chacha` makes the server require ChaCha20-Poly1305. */
+static void connection_cipher_matches_the_client(bool chacha)
+{
+    running_server r;
+    shmsock_options *so = NULL;
+    if (chacha) {
+        CHECK_OK(shmsock_options_new(&so));
+        CHECK_OK(shmsock_options_set_require_chacha(so, true));
+    }
+    server_up(&r, so);
+    shmsock_options *o = client_options(r.kp);
+    shmsock_stream *s = NULL;
+    CHECK_OK(shmsock_stream_connect(r.name, o, &s));
+    wait_for(&r.ev, &r.ev.connects, 1);
+    shmsock_cipher client_cipher = 0;
+    CHECK_OK(shmsock_stream_cipher(s, &client_cipher));
+    if (chacha) CHECK(client_cipher == SHMSOCK_CIPHER_CHACHA20_POLY1305);
+
+    pthread_mutex_lock(&r.ev.mu);
+    shmsock_result rc = r.ev.cipher_rc, null_rc = r.ev.cipher_null_out_rc;
+    shmsock_cipher seen = r.ev.cipher;
+    shmsock_result key_rc = r.ev.local_key_rc, small_rc = r.ev.local_key_small_rc;
+    uint8_t local[SHMSOCK_KEY_LEN];
+    memcpy(local, r.ev.local_key, sizeof local);
+    pthread_mutex_unlock(&r.ev.mu);
+    /* From the callback, on the borrowed connection. */
+    CHECK(rc == SHMSOCK_OK);
+    CHECK(seen == client_cipher);
+    CHECK(null_rc == SHMSOCK_NULL_ARGUMENT);
+    CHECK(key_rc == SHMSOCK_OK);
+    CHECK(small_rc == SHMSOCK_BUFFER_TOO_SMALL);
+    uint8_t server_key[SHMSOCK_KEY_LEN], peer_of_client[SHMSOCK_KEY_LEN];
+    CHECK_OK(shmsock_server_public_key(r.server, server_key, sizeof server_key));
+    CHECK_OK(shmsock_stream_peer_public_key(s, peer_of_client, sizeof peer_of_client));
+    CHECK(memcmp(local, server_key, sizeof local) == 0);
+    CHECK(memcmp(local, peer_of_client, sizeof local) == 0);
+
+    /* From this thread, on the kept copy; a NULL out is refused with a message. */
+    shmsock_cipher kept_cipher = 0;
+    CHECK_OK(shmsock_connection_cipher(r.ev.kept, &kept_cipher));
+    CHECK(kept_cipher == client_cipher);
+    CHECK_RC(shmsock_connection_cipher(r.ev.kept, NULL), SHMSOCK_NULL_ARGUMENT);
+    CHECK_LAST_ERROR_HAS("'out'");
+
+    /* Still answered after the connection ended. */
+    CHECK_OK(shmsock_stream_close(s));
+    wait_for(&r.ev, &r.ev.closes, 1);
+    kept_cipher = 0;
+    CHECK_OK(shmsock_connection_cipher(r.ev.kept, &kept_cipher));
+    CHECK(kept_cipher == client_cipher);
+
+    shmsock_stream_free(s);
+    shmsock_options_free(o);
+    shmsock_options_free(so);
+    server_down(&r);
+}
+
+TEST(connection_reports_the_cipher_of_the_client_stream)
+{
+    connection_cipher_matches_the_client(false);
+}
+
+TEST(connection_reports_chacha_when_the_server_requires_it)
+{
+    connection_cipher_matches_the_client(true);
 }
 
 TEST(server_reports_a_rejected_client_without_a_connection)

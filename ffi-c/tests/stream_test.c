@@ -451,6 +451,90 @@ TEST(listener_reports_key_fd_and_name)
     echo_server_join(&server);
 }
 
+/* An accept blocked in a thread of its own, with what it returned. */
+typedef struct {
+    shmsock_listener *listener;
+    uint64_t timeout_ms;
+    shmsock_result rc;
+    shmsock_stream *stream;
+} blocked_accept;
+
+static void *accept_in_thread(void *arg)
+{
+    blocked_accept *a = arg;
+    a->rc = shmsock_listener_accept(a->listener, a->timeout_ms, &a->stream);
+    return NULL;
+}
+
+TEST(listener_close_from_another_thread_unblocks_accept)
+{
+    shmsock_keypair *kp = new_keypair();
+    shmsock_options *o = server_options(kp, 0);
+    shmsock_options *co = client_options(kp);
+    char name[64];
+    unique_name(name, sizeof name, "lclose");
+    shmsock_listener *l = NULL;
+    CHECK_OK(shmsock_listener_bind(name, o, &l));
+
+    blocked_accept a = {.listener = l, .timeout_ms = SHMSOCK_FOREVER, .rc = SHMSOCK_OK, .stream = NULL};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, accept_in_thread, &a) == 0);
+    sleep_ms(100); /* let the accept block */
+    uint64_t t0 = now_ms();
+    CHECK_OK(shmsock_listener_close(l));
+    CHECK(pthread_join(t, NULL) == 0);
+    CHECK(now_ms() - t0 < 5000);
+    CHECK(a.rc == SHMSOCK_CLOSED);
+    CHECK(a.stream == NULL);
+
+    /* Idempotent; later accepts fail at once, whatever their timeout. */
+    CHECK_OK(shmsock_listener_close(l));
+    shmsock_stream *none = NULL;
+    CHECK_RC(shmsock_listener_accept(l, 0, &none), SHMSOCK_CLOSED);
+    CHECK_LAST_ERROR_HAS("closed");
+    t0 = now_ms();
+    CHECK_RC(shmsock_listener_accept(l, 10000, &none), SHMSOCK_CLOSED);
+    CHECK(now_ms() - t0 < 5000);
+    CHECK(none == NULL);
+    /* The handle stays valid until freed: its queries still work. */
+    char got[128];
+    CHECK_OK(shmsock_listener_name(l, got, sizeof got, NULL));
+    CHECK(strcmp(got, name) == 0);
+    uint8_t key[SHMSOCK_KEY_LEN];
+    CHECK_OK(shmsock_listener_public_key(l, key, sizeof key));
+
+    /* The endpoint is gone: nobody listens on the name... */
+    shmsock_stream *c = NULL;
+    CHECK_RC(shmsock_stream_connect(name, co, &c), SHMSOCK_NOT_FOUND);
+    /* ...and it can be bound again while the closed listener still exists. */
+    shmsock_listener *again = NULL;
+    CHECK_OK(shmsock_listener_bind(name, o, &again));
+    blocked_accept b = {.listener = again, .timeout_ms = 10000, .rc = SHMSOCK_OK, .stream = NULL};
+    CHECK(pthread_create(&t, NULL, accept_in_thread, &b) == 0);
+    CHECK_OK(shmsock_stream_connect(name, co, &c));
+    CHECK(pthread_join(t, NULL) == 0);
+    CHECK(b.rc == SHMSOCK_OK && b.stream != NULL);
+    CHECK_OK(shmsock_stream_send(c, (const uint8_t *)"hi", 2));
+    uint8_t buf[8];
+    size_t n = 0;
+    CHECK_OK(shmsock_stream_recv_into_timeout(b.stream, buf, sizeof buf, &n, 5000));
+    CHECK(n == 2 && memcmp(buf, "hi", 2) == 0);
+
+    /* Closing the new listener leaves its accepted stream connected. */
+    CHECK_OK(shmsock_listener_close(again));
+    CHECK_OK(shmsock_stream_send(b.stream, (const uint8_t *)"yo", 2));
+    CHECK_OK(shmsock_stream_recv_into_timeout(c, buf, sizeof buf, &n, 5000));
+    CHECK(n == 2 && memcmp(buf, "yo", 2) == 0);
+
+    shmsock_stream_free(c);
+    shmsock_stream_free(b.stream);
+    shmsock_listener_free(again);
+    shmsock_listener_free(l);
+    shmsock_options_free(co);
+    shmsock_options_free(o);
+    shmsock_keypair_free(kp);
+}
+
 TEST(endpoint_list_shows_a_bound_endpoint)
 {
     echo_server server;

@@ -386,11 +386,18 @@ class Connection:
     def peer_public_key(self) -> PublicKey:
         """The client's public key."""
     @property
+    def local_public_key(self) -> PublicKey:
+        """This side's public key: the server's."""
+    @property
     def peer_credentials(self) -> Credentials:
         """The client process's pid, uid and gid."""
     @property
     def stats(self) -> Stats:
         """Message and byte counts."""
+    @property
+    def cipher(self) -> str:
+        """The transport cipher: ``"aegis-128l"`` or ``"chacha20-poly1305"``
+        (what the client's ``Stream.cipher`` says)."""
     @property
     def closed(self) -> bool:
         """True once this connection was closed by either side."""
