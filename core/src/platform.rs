@@ -301,7 +301,8 @@ impl OwnWake {
     }
 
     /// Consumes pending wake-ups without blocking, so the descriptor is no
-    /// longer readable for a wake-up already acted on.
+    /// longer readable for a wake-up already acted on (for a level-triggered
+    /// watch; see [`Sleeper`]).
     pub fn drain(&self) {
         // An eventfd is reset by one read of 8 bytes; a pipe may need several.
         let mut buf = [0u8; 8];
@@ -375,6 +376,17 @@ pub struct Woken {
     pub control: bool,
 }
 
+/// Whether the own wake-up descriptor is watched edge-triggered: on Linux every
+/// write to an eventfd signals its waiters, so each wake-up of the peer is one
+/// event, reported once, and nothing needs to read the eventfd to reset it
+/// (on one core that read cost about 0.6 µs of an 8.5 µs round trip). Its
+/// counter then only grows, by 1 per wake-up: 2^64 is never reached by an
+/// honest peer, and a peer that fills it only loses its own wake-ups. A pipe
+/// (elsewhere) is watched level-triggered and drained.
+const WAKE_EDGE: bool = cfg!(target_os = "linux");
+const WAKE_TRIGGER: rustix::event::epoll::EventFlags =
+    if WAKE_EDGE { rustix::event::epoll::EventFlags::ET } else { rustix::event::epoll::EventFlags::empty() };
+
 /// Token of the own wake-up descriptor in a [`Sleeper`].
 const SLEEP_WAKE: u64 = 0;
 /// Token of the control socket in a [`Sleeper`].
@@ -395,7 +407,7 @@ impl Sleeper {
     pub fn new(own: OwnWake, control: BorrowedFd<'_>) -> Result<Sleeper> {
         use rustix::event::epoll;
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| os_error("creating an epoll set", e))?;
-        epoll::add(&epoll, own.as_fd(), epoll::EventData::new_u64(SLEEP_WAKE), epoll::EventFlags::IN)
+        epoll::add(&epoll, own.as_fd(), epoll::EventData::new_u64(SLEEP_WAKE), epoll::EventFlags::IN | WAKE_TRIGGER)
             .map_err(|e| os_error("adding the wake-up descriptor to an epoll set", e))?;
         epoll::add(&epoll, control, epoll::EventData::new_u64(SLEEP_CONTROL), epoll::EventFlags::IN)
             .map_err(|e| os_error("adding the control socket to an epoll set", e))?;
@@ -403,9 +415,11 @@ impl Sleeper {
     }
 
     /// Waits until the peer wakes us, the control socket is readable or hung
-    /// up, a signal arrives, or `timeout` passes (`Some(ZERO)`: just look), then
-    /// consumes the wake-up. The caller re-checks what it waits for and its
-    /// deadline, so a signal or timeout is just an empty [`Woken`].
+    /// up, a signal arrives, or `timeout` passes (`Some(ZERO)`: just look), and
+    /// consumes the wake-up (reporting the edge is enough on Linux; a pipe is
+    /// drained), so the epoll fd is not readable for it any more. The caller
+    /// re-checks what it waits for and its deadline, so a signal or timeout is
+    /// just an empty [`Woken`].
     pub fn wait(&self, timeout: Option<std::time::Duration>) -> Result<Woken> {
         use rustix::event::epoll;
         let timeout = timeout.map(|t| rustix::time::Timespec { tv_sec: t.as_secs() as i64, tv_nsec: t.subsec_nanos() as _ });
@@ -415,7 +429,8 @@ impl Sleeper {
             Ok((ready, _)) => {
                 for event in ready.iter() {
                     match event.data.u64() {
-                        SLEEP_WAKE => self.own.drain(),
+                        SLEEP_WAKE if !WAKE_EDGE => self.own.drain(),
+                        SLEEP_WAKE => {}
                         _ => woken.control = true,
                     }
                 }

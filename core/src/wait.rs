@@ -14,10 +14,12 @@
 //! publishing, the other side checks that flag and, only if it is set, clears it
 //! and writes the value 1 to this side's eventfd. So the hot path makes no system
 //! call. A side sleeps in the connection's [`Sleeper`](platform::Sleeper), an
-//! epoll set of its own eventfd and the control socket, so it wakes from the
-//! kernel when data, space or a close is signalled, and at once when the peer
-//! dies (end of stream on the socket). On one core this matters: an eventfd
-//! wake-up costs about half of a byte through a Unix socket.
+//! epoll set of its own eventfd (edge-triggered, so a wake-up is one system
+//! call for each side: the peer's write and our `epoll_wait`) and the control
+//! socket, so it wakes from the kernel when data, space or a close is
+//! signalled, and at once when the peer dies (end of stream on the socket). On
+//! one core this matters: an eventfd wake-up costs about half of a byte through
+//! a Unix socket.
 //!
 //! Several threads of one process may wait on the same connection (one sending,
 //! one receiving). Only one of them sleeps in the epoll set at a time; the others
