@@ -369,6 +369,41 @@ pub fn wake_peer(peer: BorrowedFd<'_>) {
     let _ = rustix::io::write(peer, &1u64.to_ne_bytes());
 }
 
+/// Waits on an epoll set for up to `timeout` (None: no limit; rounded up to
+/// whole milliseconds, so a short wait does not become a spin) and returns the
+/// tokens of the ready entries, in `events`. A signal is an empty result.
+///
+/// libc's epoll_wait rather than rustix's: rustix issues epoll_pwait without its
+/// sigsetsize argument (unused with no mask), which valgrind reports as an
+/// uninitialised system call parameter.
+fn epoll_wait<'a>(
+    epoll: BorrowedFd<'_>,
+    events: &'a mut [libc::epoll_event],
+    timeout: Option<std::time::Duration>,
+) -> Result<impl Iterator<Item = u64> + 'a> {
+    use std::os::fd::AsRawFd;
+    let timeout_ms = match timeout {
+        None => -1,
+        Some(t) => i32::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX),
+    };
+    let capacity = i32::try_from(events.len()).unwrap_or(i32::MAX);
+    // SAFETY: `events` is a writable array of at least `capacity` entries, the
+    // count passed, and `epoll` is an open fd borrowed for the whole call.
+    let n = unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), capacity, timeout_ms) };
+    let ready = match usize::try_from(n) {
+        Ok(n) => n,
+        Err(_) => {
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(Error::io("waiting on an epoll set", err));
+            }
+            0
+        }
+    };
+    // Read by value: the struct is packed on x86-64, so no reference to a field.
+    Ok(events.iter().take(ready).map(|event| event.u64))
+}
+
 /// What a [`Sleeper`] saw.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Woken {
@@ -421,22 +456,14 @@ impl Sleeper {
     /// re-checks what it waits for and its deadline, so a signal or timeout is
     /// just an empty [`Woken`].
     pub fn wait(&self, timeout: Option<std::time::Duration>) -> Result<Woken> {
-        use rustix::event::epoll;
-        let timeout = timeout.map(|t| rustix::time::Timespec { tv_sec: t.as_secs() as i64, tv_nsec: t.subsec_nanos() as _ });
-        let mut events = [MaybeUninit::<epoll::Event>::uninit(); 2];
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 2];
         let mut woken = Woken::default();
-        match epoll::wait(&self.epoll, &mut events, timeout.as_ref()) {
-            Ok((ready, _)) => {
-                for event in ready.iter() {
-                    match event.data.u64() {
-                        SLEEP_WAKE if !WAKE_EDGE => self.own.drain(),
-                        SLEEP_WAKE => {}
-                        _ => woken.control = true,
-                    }
-                }
+        for token in epoll_wait(self.epoll.as_fd(), &mut events, timeout)? {
+            match token {
+                SLEEP_WAKE if !WAKE_EDGE => self.own.drain(),
+                SLEEP_WAKE => {}
+                _ => woken.control = true,
             }
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(os_error("waiting for a wake-up", e)),
         }
         Ok(woken)
     }
@@ -490,17 +517,9 @@ impl Poller {
     /// `timeout` (None: no limit), and puts the ready tokens in `tokens`. The
     /// wake-up is reported as [`WAKE_TOKEN`] and reset.
     pub fn wait(&self, tokens: &mut Vec<u64>, timeout: Option<std::time::Duration>) -> Result<()> {
-        use rustix::event::epoll;
         tokens.clear();
-        let timeout = timeout.map(|t| rustix::time::Timespec { tv_sec: t.as_secs() as i64, tv_nsec: t.subsec_nanos() as _ });
-        let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
-        match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), timeout.as_ref()) {
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => return Ok(()),
-            Err(e) => return Err(os_error("waiting on an epoll set", e)),
-        }
-        for event in &events {
-            let token = event.data.u64();
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
+        for token in epoll_wait(self.epoll.as_fd(), &mut events, timeout)? {
             if token == WAKE_TOKEN {
                 let mut buf = [0u8; 8];
                 let _ = rustix::io::read(&self.wake, &mut buf);
