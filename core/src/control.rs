@@ -3,15 +3,18 @@
 //! Each record is a 4-byte header (u8 type, u8 zero, u16le body length) and the
 //! body (PROTOCOL.md, "Control channel"):
 //!
-//! | type | name   | sender | body                                            |
-//! |------|--------|--------|-------------------------------------------------|
-//! | 1    | HELLO  | client | Noise message 1                                 |
-//! | 2    | REPLY  | server | Noise message 2; memfd attached with SCM_RIGHTS |
-//! | 3    | REJECT | server | u16le reason code, then UTF-8 text (<= 1024 B)  |
-//! | 4    | READY  | client | empty: the segment is mapped                    |
+//! | type | name   | sender | body                                            | descriptors (SCM_RIGHTS, in order) |
+//! |------|--------|--------|-------------------------------------------------|------------------------------------|
+//! | 1    | HELLO  | client | Noise message 1                                 | none                               |
+//! | 2    | REPLY  | server | Noise message 2                                 | memfd (memfd backend only), then the server's wake-up eventfd |
+//! | 3    | REJECT | server | u16le reason code, then UTF-8 text (<= 1024 B)  | none                               |
+//! | 4    | READY  | client | empty: the segment is mapped                    | the client's wake-up eventfd       |
 //!
-//! After READY the socket carries only single wake-up bytes, and end of stream
-//! means the peer is gone.
+//! Descriptors are attached to a record's first byte. This module reads records
+//! and collects what came with them; the handshake code checks that each record
+//! carried exactly its descriptors. After READY nothing more is written on the
+//! socket (wake-ups go through the eventfds), and end of stream means the peer
+//! is gone.
 
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::Instant;
@@ -65,9 +68,10 @@ pub fn encode_reject(reason: RejectReason, text: &str) -> Vec<u8> {
     encode(REJECT, &body)
 }
 
-/// Writes a record, with `fd` attached to its first byte.
-pub fn send(socket: BorrowedFd<'_>, record: &[u8], fd: Option<BorrowedFd<'_>>) -> Result<()> {
-    platform::send_with_fd(socket, record, fd)
+/// Writes a record, with `fds` (at most two, in this order) attached to its
+/// first byte.
+pub fn send(socket: BorrowedFd<'_>, record: &[u8], fds: &[BorrowedFd<'_>]) -> Result<()> {
+    platform::send_with_fds(socket, record, fds)
 }
 
 fn read_exact(socket: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<OwnedFd>, deadline: Option<Instant>) -> Result<()> {
@@ -81,14 +85,18 @@ fn read_exact(socket: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<OwnedFd>, de
             ));
         }
         got += n;
-        if fds.len() > 1 {
-            return Err(Error::new(ErrorKind::ProtocolViolation, "the peer passed more than one file descriptor"));
+        if fds.len() > platform::MAX_RECORD_FDS {
+            return Err(Error::new(
+                ErrorKind::ProtocolViolation,
+                format!("the peer passed more than {} file descriptors", platform::MAX_RECORD_FDS),
+            ));
         }
     }
     Ok(())
 }
 
-/// Reads one record, collecting any passed file descriptor into `fds`.
+/// Reads one record, collecting any passed file descriptors into `fds` (more than
+/// two in all is a protocol violation).
 pub fn receive(socket: BorrowedFd<'_>, fds: &mut Vec<OwnedFd>, deadline: Option<Instant>) -> Result<Record> {
     let mut header = [0u8; 4];
     read_exact(socket, &mut header, fds, deadline)?;
@@ -123,9 +131,9 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let (a, b) = UnixStream::pair().unwrap();
-        send(a.as_fd(), &encode(HELLO, b"abc"), None).unwrap();
-        send(a.as_fd(), &encode_reject(RejectReason::ClientNotAllowed, "no"), None).unwrap();
-        send(a.as_fd(), &encode(READY, &[]), None).unwrap();
+        send(a.as_fd(), &encode(HELLO, b"abc"), &[]).unwrap();
+        send(a.as_fd(), &encode_reject(RejectReason::ClientNotAllowed, "no"), &[]).unwrap();
+        send(a.as_fd(), &encode(READY, &[]), &[]).unwrap();
         let mut fds = Vec::new();
         assert_eq!(receive(b.as_fd(), &mut fds, None).unwrap(), Record::Hello(b"abc".to_vec()));
         assert_eq!(receive(b.as_fd(), &mut fds, None).unwrap(), Record::Reject(RejectReason::ClientNotAllowed, "no".into()));
@@ -135,10 +143,10 @@ mod tests {
     #[test]
     fn garbage_and_truncation_are_errors() {
         let (a, b) = UnixStream::pair().unwrap();
-        send(a.as_fd(), &[9, 0, 0, 0], None).unwrap();
+        send(a.as_fd(), &[9, 0, 0, 0], &[]).unwrap();
         let mut fds = Vec::new();
         assert_eq!(receive(b.as_fd(), &mut fds, None).unwrap_err().kind(), ErrorKind::ProtocolViolation);
-        send(a.as_fd(), &[1, 0, 10, 0, 1, 2], None).unwrap();
+        send(a.as_fd(), &[1, 0, 10, 0, 1, 2], &[]).unwrap();
         drop(a);
         assert_eq!(receive(b.as_fd(), &mut fds, None).unwrap_err().kind(), ErrorKind::PeerGone);
     }

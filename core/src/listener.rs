@@ -1,7 +1,8 @@
 //! `Listener`: a bound endpoint that accepts clients and runs the server side of
-//! the handshake (uid check, allow-list, negotiation, segment creation).
+//! the handshake (uid check, allow-list, negotiation, segment creation, and the
+//! exchange of wake-up eventfds).
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::handshake::{RejectReason, Responder, ServerPolicy, Session};
 use crate::keys::{Keypair, PublicKey};
 use crate::options::Options;
-use crate::platform::{self, Credentials};
+use crate::platform::{self, Credentials, OwnWake};
 use crate::segment::Segment;
 use crate::sodium;
 use crate::stream::{Role, Stream};
@@ -124,9 +125,10 @@ impl Listener {
     /// Runs the server side of the handshake on an accepted socket, within the
     /// handshake timeout. A refused client gets a REJECT saying why.
     pub fn handshake(&self, pending: Pending) -> Result<Stream> {
-        match self.try_handshake(&pending) {
-            Ok((segment, session)) => Ok(Stream::establish(
+        let established = self.try_handshake(&pending).and_then(|(wake, segment, session)| {
+            Stream::establish(
                 pending.socket,
+                wake,
                 segment,
                 session,
                 Role::Server,
@@ -134,7 +136,10 @@ impl Listener {
                 pending.credentials,
                 self.name(),
                 *self.keypair.public(),
-            )),
+            )
+        });
+        match established {
+            Ok(stream) => Ok(stream),
             Err(e) => {
                 self.rejected.fetch_add(1, Ordering::Relaxed);
                 *self.last_rejection.lock() = Some(e.clone());
@@ -143,12 +148,12 @@ impl Listener {
         }
     }
 
-    fn try_handshake(&self, pending: &Pending) -> Result<(Segment, Session)> {
+    fn try_handshake(&self, pending: &Pending) -> Result<((OwnWake, OwnedFd), Segment, Session)> {
         let socket = pending.socket.as_fd();
         let deadline = Instant::now() + self.options.handshake_timeout;
         let reject = |err: Error| {
             let reason = RejectReason::for_error(err.kind());
-            let _ = control::send(socket, &control::encode_reject(reason, err.message()), None);
+            let _ = control::send(socket, &control::encode_reject(reason, err.message()), &[]);
             err
         };
         let mut fds = Vec::new();
@@ -171,17 +176,32 @@ impl Listener {
         let mut responder = Responder::new(&self.keypair, self.name())?;
         let accepted = responder.read_hello(&hello, &self.policy).map_err(reject)?;
         let mut segment = Segment::create(accepted.choice.backend, accepted.choice.ring_size).map_err(reject)?;
+        let own_wake = OwnWake::new().map_err(reject)?;
         let mut choice = accepted.choice;
         choice.segment_name = segment.name().to_string();
         let (reply, session) = responder.write_reply(&choice)?;
-        control::send(socket, &control::encode(control::REPLY, &reply), segment.memfd())?;
+        // The REPLY carries, in order, the memfd (memfd backend only) and this
+        // side's wake-up eventfd.
+        let reply_fds: Vec<BorrowedFd<'_>> = segment.memfd().into_iter().chain([own_wake.for_peer()]).collect();
+        control::send(socket, &control::encode(control::REPLY, &reply), &reply_fds)?;
         match control::receive(socket, &mut fds, Some(deadline))? {
-            Record::Ready if fds.is_empty() => {}
+            Record::Ready => {}
             _ => return Err(Error::new(ErrorKind::ProtocolViolation, "expected a READY record")),
         }
+        // The READY carries exactly the client's wake-up eventfd.
+        let peer_wake = match (fds.pop(), fds.is_empty()) {
+            (Some(fd), true) => fd,
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::ProtocolViolation,
+                    "the client's READY must carry exactly one descriptor (its wake-up eventfd)",
+                ))
+            }
+        };
+        platform::check_peer_wake(peer_wake.as_fd())?;
         // The client has mapped the segment: nothing needs its name any more.
         segment.unlink();
-        Ok((segment, session))
+        Ok(((own_wake, peer_wake), segment, session))
     }
 
     /// Stops listening: the endpoint's files are removed and its name can be

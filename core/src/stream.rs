@@ -8,8 +8,12 @@
 //!
 //! Any authentication failure or protocol violation ends the connection: every
 //! later call reports it, and the control socket is shut down so the peer knows.
+//!
+//! Each side wakes a sleeping peer by writing the peer's eventfd (passed during
+//! the handshake); the stream's pollable fd is an epoll set of its own eventfd
+//! and the control socket (see [`wait`](crate::wait)).
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -25,7 +29,7 @@ use crate::frame::{fragments, sealed_len, FrameHeader, FrameKind, FrameOpener, F
 use crate::handshake::{Backend, Initiator, Session};
 use crate::keys::{Keypair, PublicKey};
 use crate::options::{Options, MAX_FRAGMENT};
-use crate::platform::{self, Credentials};
+use crate::platform::{self, Credentials, OwnWake};
 use crate::ring::{Consumer, Producer, Reservation};
 use crate::segment::{self, Segment};
 use crate::sodium;
@@ -116,6 +120,8 @@ impl Sink for SliceSink<'_> {
 /// An encrypted, authenticated message stream to one peer.
 pub struct Stream {
     control: UnixStream,
+    /// The peer's wake-up eventfd (checked and made non-blocking).
+    peer_wake: OwnedFd,
     segment: Segment,
     waiter: Waiter,
     tx: Mutex<Tx>,
@@ -164,7 +170,7 @@ impl Stream {
         let socket = control.as_fd();
         let credentials = platform::peer_credentials(socket)?;
         let mut initiator = Initiator::new(&keypair, &server_key, name, options.client_offer())?;
-        control::send(socket, &control::encode(control::HELLO, &initiator.write_hello()?), None)?;
+        control::send(socket, &control::encode(control::HELLO, &initiator.write_hello()?), &[])?;
         let mut fds = Vec::new();
         let record = control::receive(socket, &mut fds, Some(deadline)).map_err(|e| match e.kind() {
             ErrorKind::Timeout => Error::new(
@@ -180,28 +186,42 @@ impl Stream {
         };
         let session = initiator.read_reply(&reply)?;
         let ring_size = session.choice.ring_size;
-        let segment = match session.choice.backend {
-            Backend::Memfd => {
-                let fd = fds.pop().ok_or_else(|| {
-                    Error::new(ErrorKind::ProtocolViolation, "the server's reply did not carry the segment's memfd")
-                })?;
-                Segment::open_memfd(fd, ring_size)?
+        // The REPLY carries, in order, the memfd (memfd backend only) and the
+        // server's wake-up eventfd.
+        let mut fds = fds.into_iter();
+        let (memfd, peer_wake) = match (session.choice.backend, fds.next(), fds.next(), fds.next()) {
+            (Backend::Memfd, Some(memfd), Some(wake), None) => (Some(memfd), wake),
+            (Backend::Named, Some(wake), None, None) => (None, wake),
+            (Backend::Memfd, ..) => {
+                return Err(Error::new(
+                    ErrorKind::ProtocolViolation,
+                    "the server's reply must carry exactly two descriptors (the segment's memfd, then its wake-up eventfd)",
+                ))
             }
-            Backend::Named => {
-                if !fds.is_empty() {
-                    return Err(Error::new(ErrorKind::ProtocolViolation, "the server passed a file descriptor with a named segment"));
-                }
-                Segment::open_named(&session.choice.segment_name, ring_size)?
+            (Backend::Named, ..) => {
+                return Err(Error::new(
+                    ErrorKind::ProtocolViolation,
+                    "the server's reply must carry exactly one descriptor (its wake-up eventfd) with a named segment",
+                ))
             }
         };
-        control::send(socket, &control::encode(control::READY, &[]), None)?;
-        Ok(Stream::establish(control, segment, session, Role::Client, options, credentials, name, *keypair.public()))
+        platform::check_peer_wake(peer_wake.as_fd())?;
+        let segment = match memfd {
+            Some(fd) => Segment::open_memfd(fd, ring_size)?,
+            None => Segment::open_named(&session.choice.segment_name, ring_size)?,
+        };
+        let own_wake = OwnWake::new()?;
+        control::send(socket, &control::encode(control::READY, &[]), &[own_wake.for_peer()])?;
+        let wake = (own_wake, peer_wake);
+        Stream::establish(control, wake, segment, session, Role::Client, options, credentials, name, *keypair.public())
     }
 
-    /// Builds the stream once both sides hold the segment.
+    /// Builds the stream once both sides hold the segment and each other's
+    /// wake-up descriptor (`wake`: this side's, then the peer's, already checked).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn establish(
         control: UnixStream,
+        wake: (OwnWake, OwnedFd),
         segment: Segment,
         session: Session,
         role: Role,
@@ -209,7 +229,7 @@ impl Stream {
         credentials: Credentials,
         endpoint: &str,
         local: PublicKey,
-    ) -> Stream {
+    ) -> Result<Stream> {
         let (send_ring, recv_ring) = match role {
             Role::Client => (segment::CLIENT_TO_SERVER, segment::SERVER_TO_CLIENT),
             Role::Server => (segment::SERVER_TO_CLIENT, segment::CLIENT_TO_SERVER),
@@ -223,9 +243,12 @@ impl Stream {
         // A quarter of the ring per frame lets the producer fill one part while
         // the consumer opens another.
         let fragment = MAX_FRAGMENT.min(ring_size / 4 - (HEADER_LEN + cipher.tag_len() + 16) as u32);
-        Stream {
+        let (own_wake, peer_wake) = wake;
+        let sleeper = platform::Sleeper::new(own_wake, control.as_fd())?;
+        Ok(Stream {
             control,
-            waiter: Waiter::new(options.spin),
+            peer_wake,
+            waiter: Waiter::new(options.spin, sleeper),
             tx: Mutex::new(Tx { sealer: FrameSealer::new(session.send), ring: Producer::new(send_ring, ring_size) }),
             rx: Mutex::new(Rx {
                 opener: FrameOpener::new(session.recv, own_max),
@@ -248,11 +271,16 @@ impl Stream {
             fragment,
             send_timeout: options.send_timeout,
             recv_timeout: options.recv_timeout,
-        }
+        })
     }
 
     fn socket(&self) -> BorrowedFd<'_> {
         self.control.as_fd()
+    }
+
+    /// Wakes the peer (after taking its waiting flag, or at close).
+    fn wake_peer(&self) {
+        platform::wake_peer(self.peer_wake.as_fd());
     }
 
     /// Ends the connection after a fatal error, remembering the error.
@@ -327,7 +355,7 @@ impl Stream {
             if !fits {
                 // As try_recv does: make the pollable fd report freed space, and
                 // look once more in case the consumer freed some meanwhile.
-                self.waiter.drain(self.socket());
+                self.waiter.drain(self.socket()).map_err(|e| self.fail(e))?;
                 tx.ring.arm(seg);
                 fits = tx.ring.fits_all(seg, sealed_lens()).map_err(|e| self.fail(e))?;
                 if fits {
@@ -369,7 +397,7 @@ impl Stream {
             let piece = &message[offset as usize..(offset + frame_len) as usize];
             seg.seal_at(reservation.offset, &mut tx.sealer, &header, piece).map_err(|e| self.fail(e))?;
             if tx.ring.publish(seg, reservation) {
-                platform::send_wake(self.socket());
+                self.wake_peer();
             }
         }
         self.counters.messages_sent.fetch_add(1, Ordering::Relaxed);
@@ -481,10 +509,10 @@ impl Stream {
             let waited = if try_only {
                 // Make the pollable fd report the next message: drop stale
                 // wake-ups, say we wait, and look once more.
-                self.waiter.drain(self.socket());
+                let drained = self.waiter.drain(self.socket());
                 let hung_up = self.waiter.peer_hung_up();
                 rx.ring.arm(seg);
-                match rx.ring.has_data(seg) {
+                match drained.and_then(|()| rx.ring.has_data(seg)) {
                     Ok(true) => {
                         rx.ring.disarm(seg);
                         continue;
@@ -528,7 +556,7 @@ impl Stream {
             let peeked = rx.ring.peek(seg)?;
             // A PAD marker skipped by peek freed space a sleeping producer may wait for.
             if rx.ring.take_owed_wake() {
-                platform::send_wake(self.socket());
+                self.wake_peer();
             }
             let Some(peeked) = peeked else { return Ok(None) };
             let header = rx.opener.check_header(&peeked.header)?;
@@ -545,7 +573,7 @@ impl Stream {
             seg.copy_out(peeked.offset + HEADER_LEN, &mut rx.scratch[HEADER_LEN..sealed])?;
             // The frame is private now: free its ring space before decrypting.
             if rx.ring.advance(seg, record) {
-                platform::send_wake(self.socket());
+                self.wake_peer();
             }
             match header.kind {
                 FrameKind::Close => {
@@ -595,7 +623,7 @@ impl Stream {
                         // Wake unconditionally: the shutdown below ends the
                         // connection, so a sleeping peer must look now.
                         let _ = tx.ring.publish(seg, reservation);
-                        platform::send_wake(self.socket());
+                        self.wake_peer();
                     }
                 }
             }
@@ -676,20 +704,25 @@ impl Stream {
     /// a blocking call slept), a message, a close or the peer's death is pending.
     /// Wait on it with epoll, asyncio's `add_reader` or libuv, then call
     /// `try_recv` until WouldBlock.
+    ///
+    /// It is an epoll set holding this side's wake-up eventfd and the control
+    /// socket; wait on it for readability only.
     pub fn pollable_fd(&self) -> BorrowedFd<'_> {
-        self.socket()
+        self.waiter.pollable_fd()
     }
 }
 
+/// The pollable fd (see [`Stream::pollable_fd`]).
 impl AsRawFd for Stream {
     fn as_raw_fd(&self) -> RawFd {
-        self.control.as_raw_fd()
+        self.pollable_fd().as_raw_fd()
     }
 }
 
+/// The pollable fd (see [`Stream::pollable_fd`]).
 impl AsFd for Stream {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.socket()
+        self.pollable_fd()
     }
 }
 

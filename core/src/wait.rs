@@ -1,5 +1,5 @@
-//! Waiting for a ring: a short bounded spin, then sleep on the connection's
-//! control socket until the peer writes a wake-up byte or goes away.
+//! Waiting for a ring: a short bounded spin, then sleep until the peer writes
+//! this side's wake-up eventfd or goes away.
 //!
 //! The spin never yields the CPU: `sched_yield` hands the core to any runnable
 //! task for a whole time slice, milliseconds, which is far worse than sleeping.
@@ -12,26 +12,31 @@
 //! The wake protocol (PROTOCOL.md, "Waking and liveness"): before sleeping, a side
 //! sets its waiting flag in the segment and checks the ring again; after
 //! publishing, the other side checks that flag and, only if it is set, clears it
-//! and writes one byte on the control socket. So the hot path makes no system
-//! call, and a sleeping side wakes from the kernel when data, space, a close or
-//! the peer's death (end of stream on the socket) arrives.
+//! and writes the value 1 to this side's eventfd. So the hot path makes no system
+//! call. A side sleeps in the connection's [`Sleeper`](platform::Sleeper), an
+//! epoll set of its own eventfd (edge-triggered, so a wake-up is one system
+//! call for each side: the peer's write and our `epoll_wait`) and the control
+//! socket, so it wakes from the kernel when data, space or a close is
+//! signalled, and at once when the peer dies (end of stream on the socket). On
+//! one core this matters: an eventfd wake-up costs about half of a byte through
+//! a Unix socket.
 //!
 //! Several threads of one process may wait on the same connection (one sending,
-//! one receiving). Only one of them polls the socket at a time; the others wait
-//! on a condition variable, and every drain of the socket bumps a generation
-//! counter so that no thread sleeps through a wake-up another thread consumed.
+//! one receiving). Only one of them sleeps in the epoll set at a time; the others
+//! wait on a condition variable, and every drain of the wake-ups bumps a
+//! generation counter so that no thread sleeps through a wake-up another thread
+//! consumed.
 //!
-//! An event loop that watches the pollable fd itself (after `try_recv` said
-//! WouldBlock) must not share a stream with a thread blocked in `send` or `recv`
-//! on it: that thread drains the wake-up bytes the event loop waits for. Event
-//! loops use the `try_` calls for both directions.
+//! An event loop that watches the pollable fd (the epoll set) itself (after
+//! `try_recv` said WouldBlock) must not share a stream with a thread blocked in
+//! `send` or `recv` on it: that thread drains the wake-ups the event loop waits
+//! for. Event loops use the `try_` calls for both directions.
 
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-use rustix::event::PollFlags;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::platform;
@@ -53,6 +58,7 @@ struct PollState {
 
 /// The sleeping side of one connection.
 pub struct Waiter {
+    sleeper: platform::Sleeper,
     state: Mutex<PollState>,
     cond: Condvar,
     peer_hung_up: AtomicBool,
@@ -73,9 +79,10 @@ pub enum Check<T> {
 }
 
 impl Waiter {
-    /// A waiter that spins for `spin` before sleeping.
-    pub fn new(spin: Duration) -> Waiter {
+    /// A waiter that spins for `spin` before sleeping in `sleeper`.
+    pub fn new(spin: Duration, sleeper: platform::Sleeper) -> Waiter {
         Waiter {
+            sleeper,
             state: Mutex::new(PollState::default()),
             cond: Condvar::new(),
             peer_hung_up: AtomicBool::new(false),
@@ -108,24 +115,35 @@ impl Waiter {
         self.peer_hung_up.load(Ordering::Acquire)
     }
 
-    /// Reads pending wake-ups without blocking (so the socket does not stay
-    /// readable for a wake-up already acted on), noting a hang-up.
-    /// Counts as a wake-up for the other waiting threads of this process. While
-    /// another thread sleeps in `poll` on the socket, nothing is drained: the
-    /// bytes may be that thread's wake-up, and it drains them itself when it
-    /// wakes.
-    pub fn drain(&self, socket: BorrowedFd<'_>) {
-        let mut state = self.state.lock();
-        if state.polling {
-            return;
-        }
-        self.drain_socket(socket);
-        state.generation += 1;
-        self.cond.notify_all();
+    /// The pollable fd: the epoll set of the own eventfd and the control socket.
+    pub fn pollable_fd(&self) -> BorrowedFd<'_> {
+        self.sleeper.as_fd()
     }
 
-    fn drain_socket(&self, socket: BorrowedFd<'_>) {
-        if platform::drain_wakes(socket) {
+    /// Consumes pending wake-ups without blocking (so the pollable fd does not
+    /// stay readable for a wake-up already acted on), noting a hang-up of
+    /// `socket`. Counts as a wake-up for the other waiting threads of this
+    /// process. While another thread sleeps in the epoll set, nothing is
+    /// drained: the wake-up may be that thread's, and it drains it itself when
+    /// it wakes.
+    pub fn drain(&self, socket: BorrowedFd<'_>) -> Result<()> {
+        let mut state = self.state.lock();
+        if state.polling {
+            return Ok(());
+        }
+        let woken = self.sleeper.wait(Some(Duration::ZERO));
+        if let Ok(woken) = woken {
+            self.note_control(socket, woken);
+        }
+        state.generation += 1;
+        self.cond.notify_all();
+        woken.map(|_| ())
+    }
+
+    /// After the control socket was seen readable: discard what is there (a
+    /// conforming peer writes nothing after set-up) and note a hang-up.
+    fn note_control(&self, socket: BorrowedFd<'_>, woken: platform::Woken) {
+        if woken.control && platform::drain_control(socket) {
             self.peer_hung_up.store(true, Ordering::Release);
         }
     }
@@ -192,9 +210,12 @@ impl Waiter {
             }
             state.polling = true;
             drop(state);
-            let waited = platform::wait_fd(socket, PollFlags::IN, deadline);
+            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let waited = self.sleeper.wait(timeout);
             let mut state = self.state.lock();
-            self.drain_socket(socket);
+            if let Ok(woken) = waited {
+                self.note_control(socket, woken);
+            }
             state.polling = false;
             state.generation += 1;
             self.cond.notify_all();

@@ -87,7 +87,7 @@ fn committed_records_parse_back() {
             assert_eq!(u16::from_le_bytes([bytes[2], bytes[3]]) as usize, bytes.len() - 4);
             let (a, b) = std::os::unix::net::UnixStream::pair().expect("pair");
             use std::os::fd::AsFd;
-            control::send(a.as_fd(), &bytes, None).expect("send");
+            control::send(a.as_fd(), &bytes, &[]).expect("send");
             let mut fds = Vec::new();
             let record = control::receive(b.as_fd(), &mut fds, None).expect("receive");
             match (kind, record) {
