@@ -8,7 +8,8 @@
 #      (maturin is the declared build backend; cargo builds in the workspace's
 #      target directory, so the core and libsodium are built once);
 #   3. checks that the committed stubs match the built module;
-#   4. runs mypy --strict on the examples and on the package's typed sources;
+#   4. runs mypy --strict on the examples, the package's typed sources and
+#      tests/interop (the matrix, the demo and the Python agent);
 #   5. runs pytest on bindings-python/tests (every test bounded in time).
 #
 # Exits non-zero when any step fails. Environment:
@@ -40,9 +41,10 @@ rm -f "$repo"/bindings-python/python/shmsock/_shmsock*.so
 step "stubs match the module"
 "$venv/bin/python" bindings-python/tools/check_stubs.py
 
-step "mypy --strict (examples, package)"
+step "mypy --strict (examples, package, interop scripts and agent)"
 "$venv/bin/mypy" --strict --cache-dir=/dev/null examples/python
 "$venv/bin/mypy" --strict --cache-dir=/dev/null bindings-python/python/shmsock
+"$venv/bin/mypy" --strict --cache-dir=/dev/null tests/interop
 
 step "pytest"
 cd "$repo/bindings-python"

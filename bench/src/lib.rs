@@ -173,6 +173,19 @@ impl Config {
         }
     }
 
+    /// Runs far too short to mean anything, for tests of the machinery.
+    pub fn smoke() -> Config {
+        Config {
+            runs: 1,
+            warmup: Duration::from_millis(5),
+            run_warmup: Duration::from_millis(1),
+            latency_run: Duration::from_millis(5),
+            throughput_run: Duration::from_millis(5),
+            max_samples: 10_000,
+            ..Config::default()
+        }
+    }
+
     /// The ciphers to measure, in order.
     pub fn suites(&self) -> Vec<CipherSuite> {
         if !self.ciphers.is_empty() {

@@ -2,22 +2,11 @@
 //! the floor, the report and its JSON), with tiny runs. It checks structure only,
 //! never timing: benchmarks are not timed tests.
 
-use std::time::Duration;
-
 use shmsock_bench::{format_report, run, Config};
 
 #[test]
 fn a_tiny_run_measures_every_transport_and_the_floor() {
-    let config = Config {
-        runs: 1,
-        warmup: Duration::from_millis(5),
-        run_warmup: Duration::from_millis(1),
-        latency_run: Duration::from_millis(5),
-        throughput_run: Duration::from_millis(5),
-        max_samples: 10_000,
-        peer_exe: Some(env!("CARGO_BIN_EXE_shmsock-bench").into()),
-        ..Config::default()
-    };
+    let config = Config { peer_exe: Some(env!("CARGO_BIN_EXE_shmsock-bench").into()), ..Config::smoke() };
     let mut steps = 0;
     let report = run(&config, &mut |_, f| {
         assert!((0.0..=1.0).contains(&f));

@@ -3,7 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use shmsock_bench::{format_report, Config};
@@ -94,17 +94,8 @@ pub fn run(args: Bench) -> Result<u8, CliError> {
 
 fn config(args: &Bench) -> Config {
     if args.smoke {
-        return Config {
-            runs: 1,
-            warmup: Duration::from_millis(5),
-            run_warmup: Duration::from_millis(1),
-            latency_run: Duration::from_millis(5),
-            throughput_run: Duration::from_millis(5),
-            max_samples: 10_000,
-            ..Config::default()
-        };
-    }
-    if args.quick {
+        Config::smoke()
+    } else if args.quick {
         Config::quick()
     } else {
         Config::default()

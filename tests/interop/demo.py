@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
 import sys
 import time
 from pathlib import Path
@@ -56,8 +55,17 @@ class Progress:
         self.clients = clients
         self.latest: Dict[str, List[float]] = {}
         self.previous: Dict[str, List[float]] = {}
+        self.seen: Dict[str, int] = {language: 0 for language in clients}  # lines taken in
         self.done: Dict[str, Dict[str, str]] = {}
         self.failed: Dict[str, str] = {}
+
+    def absorb_new(self) -> None:
+        """Takes in the lines the clients printed since the last call."""
+        for language, client in self.clients.items():
+            new = client.lines[self.seen[language]:]
+            self.seen[language] += len(new)
+            for line in new:
+                self.absorb(language, line)
 
     def absorb(self, language: str, line: str) -> None:
         words = line.split()
@@ -114,15 +122,8 @@ def run(server_language: str, seconds: int) -> int:
         start = time.monotonic()
         next_report = start + 1.0
         deadline = start + seconds + 30
-        while any(c.process.poll() is None for c in clients.values()) or any(not c.events.empty() for c in clients.values()):
-            for language, client in clients.items():
-                try:
-                    while True:
-                        line = client.events.get_nowait()
-                        if line is not None:
-                            progress.absorb(language, line)
-                except queue.Empty:
-                    pass
+        while any(c.process.poll() is None for c in clients.values()):
+            progress.absorb_new()
             for line in server.lines[reported:]:
                 words = line.split()
                 if words[0] == "connect":
@@ -139,11 +140,13 @@ def run(server_language: str, seconds: int) -> int:
 
         for language, client in clients.items():
             code = client.stop(timeout=5)
+            progress.absorb_new()
             if code != 0 or language not in progress.done:
                 progress.failed[language] = how_it_ended(code, client.stderr_tail())
-        closes = {}
-        for language, summary in progress.done.items():
-            closed = server.wait_line(lambda l: l.startswith(f"close {summary['client']} "), timeout=10)
+        closes: Dict[str, str] = {}
+        for language, done in progress.done.items():
+            prefix = f"close {done['client']} "
+            closed = server.wait_line(lambda l: l.startswith(prefix), timeout=10)
             closes[language] = closed.split()[2] if closed else "?"
         server_code = server.stop(timeout=10)
 

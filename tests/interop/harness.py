@@ -9,7 +9,6 @@ virtual environment exists. The agents' command line is in README.md.
 from __future__ import annotations
 
 import os
-import queue
 import shutil
 import signal
 import subprocess
@@ -19,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Set
 
 REPO = Path(__file__).resolve().parents[2]
 AGENTS = REPO / "tests" / "interop" / "agents"
@@ -134,7 +133,6 @@ class Agent:
         )
         self.lines: List[str] = []
         self._changed = threading.Condition()
-        self.events: "queue.Queue[Optional[str]]" = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -145,10 +143,8 @@ class Agent:
             with self._changed:
                 self.lines.append(line)
                 self._changed.notify_all()
-            self.events.put(line)
         with self._changed:
             self._changed.notify_all()
-        self.events.put(None)
 
     def wait_line(self, matches: Callable[[str], bool], timeout: float, after: int = 0) -> Optional[str]:
         """The first line (from index `after`) that matches, waiting up to `timeout`
@@ -172,18 +168,21 @@ class Agent:
         return lines[-1] if lines else ""
 
     def stop(self, timeout: float = 10.0) -> Optional[int]:
-        """Closes its stdin (the agents' signal to finish) and waits; kills it
-        when it does not exit in time (then returns None)."""
+        """Closes its stdin (the agents' signal to finish) and waits, then
+        collects its last lines; kills it when it does not exit in time (then
+        returns None)."""
         try:
             if self.process.stdin is not None:
                 self.process.stdin.close()
         except OSError:
             pass
         try:
-            return self.process.wait(timeout)
+            code = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             return None
+        self._reader.join(5)
+        return code
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -196,7 +195,7 @@ class Agent:
         self._stderr.close()
 
 
-def _shm_objects() -> set:
+def _shm_objects() -> Set[str]:
     try:
         return {p.name for p in Path("/dev/shm").iterdir() if p.name.startswith("shmsock-")}
     except OSError:
@@ -213,7 +212,7 @@ class Session:
     runtime: Path = field(init=False)
     env: Dict[str, str] = field(init=False)
     agents: List[Agent] = field(default_factory=list)
-    _shm_before: set = field(default_factory=set)
+    _shm_before: Set[str] = field(default_factory=set)
 
     def __enter__(self) -> "Session":
         self.root = Path(tempfile.mkdtemp(prefix="shmsock-interop-"))
