@@ -7,20 +7,14 @@
 
 fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
-    let major =
-        std::env::var("CARGO_PKG_VERSION_MAJOR").expect("cargo sets CARGO_PKG_VERSION_MAJOR");
-    let minor =
-        std::env::var("CARGO_PKG_VERSION_MINOR").expect("cargo sets CARGO_PKG_VERSION_MINOR");
+    let major = std::env::var("CARGO_PKG_VERSION_MAJOR").expect("cargo sets CARGO_PKG_VERSION_MAJOR");
+    let minor = std::env::var("CARGO_PKG_VERSION_MINOR").expect("cargo sets CARGO_PKG_VERSION_MINOR");
     println!("cargo:rerun-if-changed=shmsock.map");
     println!("cargo:rerun-if-changed=build.rs");
     let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if target_os == "linux" {
         println!("cargo:rustc-cdylib-link-arg=-Wl,--version-script={dir}/shmsock.map");
-        let soname = if major == "0" {
-            format!("libshmsock.so.0.{minor}")
-        } else {
-            format!("libshmsock.so.{major}")
-        };
+        let soname = if major == "0" { format!("libshmsock.so.0.{minor}") } else { format!("libshmsock.so.{major}") };
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
     }
 }

@@ -18,19 +18,14 @@ fn main() {
         let name = format!("path-cost-{}-{}", std::process::id(), chacha as u8);
         let kp = Keypair::generate();
         let pk = *kp.public();
-        let listener =
-            Listener::bind(&name, &Options::new().keypair(kp).require_chacha(chacha)).unwrap();
+        let listener = Listener::bind(&name, &Options::new().keypair(kp).require_chacha(chacha)).unwrap();
         let n2 = name.clone();
         let client = std::thread::spawn(move || {
             Stream::connect(&n2, &Options::new().server_key(pk).require_chacha(chacha)).unwrap()
         });
         let server = listener.accept().unwrap();
         let client = client.join().unwrap();
-        let aead = if chacha {
-            Aead::ChaCha20Poly1305
-        } else {
-            Aead::Aegis128L
-        };
+        let aead = if chacha { Aead::ChaCha20Poly1305 } else { Aead::Aegis128L };
         for size in [64usize, 1024] {
             let msg = vec![7u8; size];
             let mut buf = vec![0u8; size];

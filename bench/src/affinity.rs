@@ -10,9 +10,7 @@ pub fn current() -> Result<Vec<usize>> {
         if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
             return Err(last_os_error("sched_getaffinity"));
         }
-        Ok((0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| libc::CPU_ISSET(c, &set))
-            .collect())
+        Ok((0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect())
     }
 }
 
@@ -25,9 +23,7 @@ pub fn pin(cpus: &[usize]) -> Result<()> {
             libc::CPU_SET(c, &mut set);
         }
         if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(last_os_error(&format!(
-                "sched_setaffinity to CPUs {cpus:?}"
-            )));
+            return Err(last_os_error(&format!("sched_setaffinity to CPUs {cpus:?}")));
         }
     }
     Ok(())
@@ -35,7 +31,5 @@ pub fn pin(cpus: &[usize]) -> Result<()> {
 
 /// Number of CPUs this process may use.
 pub fn available_cpus() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }

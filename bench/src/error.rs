@@ -16,17 +16,11 @@ pub type Result<T> = std::result::Result<T, BenchError>;
 impl BenchError {
     /// An error with this message.
     pub fn new(msg: impl Into<String>) -> BenchError {
-        BenchError {
-            message: msg.into(),
-            timeout: false,
-        }
+        BenchError { message: msg.into(), timeout: false }
     }
     /// Prefixes the message with what was being done.
     pub fn context(self, what: &str) -> BenchError {
-        BenchError {
-            message: format!("{what}: {}", self.message),
-            timeout: self.timeout,
-        }
+        BenchError { message: format!("{what}: {}", self.message), timeout: self.timeout }
     }
     /// True when a transport call timed out (nothing was lost).
     pub fn is_timeout(&self) -> bool {
@@ -48,23 +42,14 @@ impl std::error::Error for BenchError {}
 
 impl From<std::io::Error> for BenchError {
     fn from(e: std::io::Error) -> BenchError {
-        let timeout = matches!(
-            e.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-        );
-        BenchError {
-            message: format!("I/O error: {e}"),
-            timeout,
-        }
+        let timeout = matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut);
+        BenchError { message: format!("I/O error: {e}"), timeout }
     }
 }
 
 impl From<shmsock::Error> for BenchError {
     fn from(e: shmsock::Error) -> BenchError {
-        BenchError {
-            message: format!("shmsock: {e}"),
-            timeout: e.kind() == shmsock::ErrorKind::Timeout,
-        }
+        BenchError { message: format!("shmsock: {e}"), timeout: e.kind() == shmsock::ErrorKind::Timeout }
     }
 }
 

@@ -79,14 +79,7 @@ impl Mapping {
     fn map(fd: RawFd) -> Result<Mapping> {
         // SAFETY: mapping a file we own; the result is checked.
         let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                MAP_LEN,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd,
-                0,
-            )
+            libc::mmap(std::ptr::null_mut(), MAP_LEN, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0)
         };
         if ptr == libc::MAP_FAILED {
             return Err(last_os_error("mapping the floor's shared page"));
@@ -183,14 +176,7 @@ impl Crypto {
         let header = FrameHeader::data(FLOOR_SIZE as u32, FLOOR_SIZE as u32, 0).encode();
         self.sealed[..HEADER_LEN].copy_from_slice(&header);
         let (ct, tag) = self.sealed[HEADER_LEN..].split_at_mut(FLOOR_SIZE);
-        self.aead.seal(
-            &self.seal_key,
-            self.seal_nonce,
-            &header,
-            &self.plain,
-            ct,
-            tag,
-        );
+        self.aead.seal(&self.seal_key, self.seal_nonce, &header, &self.plain, ct, tag);
         self.seal_nonce += 1;
         if self.kind == FloorKind::Frame {
             // SAFETY: out is a frame slot of the shared page with room for the
@@ -207,23 +193,14 @@ impl Crypto {
             FloorKind::Frame => {
                 // SAFETY: src is the other side's frame slot, complete once the
                 // sequence said so (acquire); copied before it is verified.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        src,
-                        self.incoming.as_mut_ptr(),
-                        self.incoming.len(),
-                    )
-                };
+                unsafe { std::ptr::copy_nonoverlapping(src, self.incoming.as_mut_ptr(), self.incoming.len()) };
                 self.open_nonce += 1;
                 self.open_nonce - 1
             }
         };
         let (ad, rest) = self.incoming.split_at(HEADER_LEN);
         let (ct, tag) = rest.split_at(FLOOR_SIZE);
-        if !self
-            .aead
-            .open(&self.open_key, nonce, ad, ct, tag, &mut self.opened)
-        {
+        if !self.aead.open(&self.open_key, nonce, ad, ct, tag, &mut self.opened) {
             return Err(BenchError::new("floor: a frame failed to open"));
         }
         Ok(())
@@ -232,25 +209,11 @@ impl Crypto {
 
 /// A shared (not process-private) futex call on `word`.
 fn futex(word: &AtomicU32, op: libc::c_int, val: u32, timeout: Option<Duration>) -> libc::c_long {
-    let ts = timeout.map(|t| libc::timespec {
-        tv_sec: t.as_secs() as libc::time_t,
-        tv_nsec: t.subsec_nanos() as libc::c_long,
-    });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    let ts = timeout
+        .map(|t| libc::timespec { tv_sec: t.as_secs() as libc::time_t, tv_nsec: t.subsec_nanos() as libc::c_long });
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: word is a valid, aligned u32 in shared memory for the whole call.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            op,
-            val,
-            ts_ptr,
-            std::ptr::null::<u32>(),
-            0,
-        )
-    }
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), op, val, ts_ptr, std::ptr::null::<u32>(), 0) }
 }
 
 #[inline]
@@ -313,13 +276,7 @@ impl FloorSession {
         let peer = PeerProcess::spawn(exe, cpu, &args, Some(fd.as_raw_fd()))?;
         drop(fd);
         let aead = crate::peer::aead_of(suite);
-        Ok(FloorSession {
-            map,
-            peer,
-            crypto: Crypto::new(aead, kind, p2c, c2p),
-            spin,
-            value: 0,
-        })
+        Ok(FloorSession { map, peer, crypto: Crypto::new(aead, kind, p2c, c2p), spin, value: 0 })
     }
 
     #[inline]
@@ -345,12 +302,7 @@ impl FloorSession {
     }
 
     /// One timed run: `warmup` untimed, then round trips for `duration`.
-    pub fn run(
-        &mut self,
-        warmup: Duration,
-        duration: Duration,
-        samples: &mut SampleBuffer,
-    ) -> Result<LatencyRun> {
+    pub fn run(&mut self, warmup: Duration, duration: Duration, samples: &mut SampleBuffer) -> Result<LatencyRun> {
         let end = Instant::now() + warmup;
         while Instant::now() < end {
             self.round_trip()?;

@@ -124,10 +124,7 @@ pub struct Config {
     pub peer_exe: Option<PathBuf>,
 }
 
-fn serialize_suites<S: serde::Serializer>(
-    suites: &[CipherSuite],
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
+fn serialize_suites<S: serde::Serializer>(suites: &[CipherSuite], s: S) -> std::result::Result<S::Ok, S::Error> {
     s.collect_seq(suites.iter().map(|c| c.name()))
 }
 
@@ -288,28 +285,11 @@ pub struct LatencyStat {
 
 impl LatencyStat {
     fn new(size: usize) -> LatencyStat {
-        LatencyStat {
-            size,
-            p50_ns: f64::NAN,
-            p99_ns: f64::NAN,
-            runs: Vec::new(),
-        }
+        LatencyStat { size, p50_ns: f64::NAN, p99_ns: f64::NAN, runs: Vec::new() }
     }
     fn finish(&mut self) {
-        self.p50_ns = stats::median(
-            &self
-                .runs
-                .iter()
-                .map(|r| r.p50_ns as f64)
-                .collect::<Vec<_>>(),
-        );
-        self.p99_ns = stats::median(
-            &self
-                .runs
-                .iter()
-                .map(|r| r.p99_ns as f64)
-                .collect::<Vec<_>>(),
-        );
+        self.p50_ns = stats::median(&self.runs.iter().map(|r| r.p50_ns as f64).collect::<Vec<_>>());
+        self.p99_ns = stats::median(&self.runs.iter().map(|r| r.p99_ns as f64).collect::<Vec<_>>());
     }
 }
 
@@ -333,14 +313,7 @@ impl ThroughputStat {
     }
     /// Median GB/s of the runs without a stall (NaN if none).
     pub fn gb_per_s_without_stalls(&self) -> f64 {
-        stats::median(
-            &self
-                .runs
-                .iter()
-                .filter(|r| r.stalls == 0)
-                .map(|r| r.gb_per_s)
-                .collect::<Vec<_>>(),
-        )
+        stats::median(&self.runs.iter().filter(|r| r.stalls == 0).map(|r| r.gb_per_s).collect::<Vec<_>>())
     }
 }
 
@@ -382,10 +355,7 @@ pub struct FloorReport {
     pub latency: LatencyStat,
 }
 
-fn serialize_suite<S: serde::Serializer>(
-    suite: &CipherSuite,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
+fn serialize_suite<S: serde::Serializer>(suite: &CipherSuite, s: S) -> std::result::Result<S::Ok, S::Error> {
     s.serialize_str(suite.name())
 }
 
@@ -413,9 +383,7 @@ impl PlacementReport {
     }
     /// A floor of one cipher.
     pub fn floor_of(&self, cipher: CipherSuite, kind: FloorKind) -> Option<&FloorReport> {
-        self.floors
-            .iter()
-            .find(|f| f.cipher == cipher && f.kind == kind)
+        self.floors.iter().find(|f| f.cipher == cipher && f.kind == kind)
     }
 }
 
@@ -489,9 +457,7 @@ fn start_session(
             let endpoint = format!("shmsock-bench-{}-{ordinal}", std::process::id());
             let keypair = Keypair::generate();
             let public = *keypair.public();
-            let mut options = Options::new()
-                .keypair(keypair)
-                .require_chacha(suite == CipherSuite::ChaCha20Poly1305);
+            let mut options = Options::new().keypair(keypair).require_chacha(suite == CipherSuite::ChaCha20Poly1305);
             if let Some(spin) = config.shm_spin {
                 options = options.spin(spin);
             }
@@ -509,17 +475,10 @@ fn start_session(
                 config.shm_timeout.as_millis().to_string(),
             ];
             let mut peer = PeerProcess::spawn(exe, cpu, &args, None)?;
-            let stream = listener
-                .accept_timeout(Some(Duration::from_secs(15)))
-                .map_err(|e| {
-                    let alive = peer
-                        .check_alive()
-                        .err()
-                        .map(|e| format!(" ({e})"))
-                        .unwrap_or_default();
-                    BenchError::from(e)
-                        .context(&format!("accepting the peer on '{endpoint}'{alive}"))
-                })?;
+            let stream = listener.accept_timeout(Some(Duration::from_secs(15))).map_err(|e| {
+                let alive = peer.check_alive().err().map(|e| format!(" ({e})")).unwrap_or_default();
+                BenchError::from(e).context(&format!("accepting the peer on '{endpoint}'{alive}"))
+            })?;
             if stream.cipher() != suite {
                 return Err(BenchError::new(format!(
                     "negotiated {} instead of {}",
@@ -527,11 +486,7 @@ fn start_session(
                     suite.name()
                 )));
             }
-            Ok(Session {
-                kind,
-                transport: Box::new(ShmTransport::new(stream)),
-                peer,
-            })
+            Ok(Session { kind, transport: Box::new(ShmTransport::new(stream)), peer })
         }
         TransportKind::UnixPlain | TransportKind::UnixAead(_) => {
             let (mut ours, theirs) = peer::socket_pair()?;
@@ -562,11 +517,7 @@ fn start_session(
                 }
                 _ => Box::new(UnixPlain::new(ours)),
             };
-            Ok(Session {
-                kind,
-                transport,
-                peer,
-            })
+            Ok(Session { kind, transport, peer })
         }
     }
 }
@@ -578,35 +529,20 @@ fn placements(config: &Config, notes: &mut Vec<String>) -> Result<Vec<Placement>
     let (a, b) = if allowed.contains(&a) && allowed.contains(&b) && a != b {
         (a, b)
     } else if allowed.len() >= 2 {
-        notes.push(format!(
-            "CPUs {a} and {b} are not both available; using {} and {}",
-            allowed[0], allowed[1]
-        ));
+        notes.push(format!("CPUs {a} and {b} are not both available; using {} and {}", allowed[0], allowed[1]));
         (allowed[0], allowed[1])
     } else {
         (allowed[0], allowed[0])
     };
     let mut v = Vec::new();
-    let hogs: &[bool] = if config.contended {
-        &[false, true]
-    } else {
-        &[false]
-    };
+    let hogs: &[bool] = if config.contended { &[false, true] } else { &[false] };
     for &hog in hogs {
         if config.one_core {
-            v.push(Placement {
-                parent_cpu: a,
-                peer_cpu: a,
-                hog,
-            });
+            v.push(Placement { parent_cpu: a, peer_cpu: a, hog });
         }
         if config.two_cores {
             if a != b {
-                v.push(Placement {
-                    parent_cpu: a,
-                    peer_cpu: b,
-                    hog,
-                });
+                v.push(Placement { parent_cpu: a, peer_cpu: b, hog });
             } else if !hog {
                 notes.push("only one CPU is available: the two-core placement was skipped".into());
             }
@@ -621,9 +557,7 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&str, f64)) -> Result<Repor
     shmsock::sodium::init()?;
     for &s in config.latency_sizes.iter().chain(&config.throughput_sizes) {
         if !(2..=(1 << 20)).contains(&s) {
-            return Err(BenchError::new(format!(
-                "message size {s} is out of range (2 B to 1 MiB)"
-            )));
+            return Err(BenchError::new(format!("message size {s} is out of range (2 B to 1 MiB)")));
         }
     }
     let exe = match &config.peer_exe {
@@ -644,8 +578,7 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&str, f64)) -> Result<Repor
 
     let floors = if config.floor { 2 * suites.len() } else { 0 };
     let steps_per_placement = 2 * kinds.len()
-        + config.runs
-            * ((config.latency_sizes.len() + config.throughput_sizes.len()) * kinds.len() + floors)
+        + config.runs * ((config.latency_sizes.len() + config.throughput_sizes.len()) * kinds.len() + floors)
         + floors;
     let hog_steps = placements.iter().filter(|p| p.hog).count();
     let total = (steps_per_placement * placements.len() + hog_steps).max(1) as f64;
@@ -666,16 +599,8 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&str, f64)) -> Result<Repor
             affinity::pin(&[placement.parent_cpu])?;
             let pname = placement.name();
             let hog = if placement.hog {
-                step(
-                    &format!("{pname}: starting the hog on CPU {}", placement.parent_cpu),
-                    progress,
-                );
-                Some(PeerProcess::spawn(
-                    &exe,
-                    placement.parent_cpu,
-                    &["hog".to_string()],
-                    None,
-                )?)
+                step(&format!("{pname}: starting the hog on CPU {}", placement.parent_cpu), progress);
+                Some(PeerProcess::spawn(&exe, placement.parent_cpu, &["hog".to_string()], None)?)
             } else {
                 None
             };
@@ -692,14 +617,7 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&str, f64)) -> Result<Repor
                 step(&format!("{pname}: warming up {}", s.kind.label()), progress);
                 let t = s.transport.as_mut();
                 let lat = *config.latency_sizes.first().unwrap_or(&64);
-                measure::latency_run(
-                    t,
-                    lat,
-                    config.warmup / 2,
-                    Duration::ZERO,
-                    &mut samples,
-                    &mut scratch,
-                )?;
+                measure::latency_run(t, lat, config.warmup / 2, Duration::ZERO, &mut samples, &mut scratch)?;
                 let thr = *config.throughput_sizes.last().unwrap_or(&(1 << 20));
                 measure::throughput_run(
                     t,
@@ -715,20 +633,10 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&str, f64)) -> Result<Repor
                 for &suite in &suites {
                     for kind in [FloorKind::Line, FloorKind::Frame] {
                         step(
-                            &format!(
-                                "{pname}: starting the floor ({}) with {}",
-                                kind.describe(),
-                                suite.name()
-                            ),
+                            &format!("{pname}: starting the floor ({}) with {}", kind.describe(), suite.name()),
                             progress,
                         );
-                        let mut f = FloorSession::start(
-                            &exe,
-                            placement.peer_cpu,
-                            suite,
-                            kind,
-                            !placement.shared(),
-                        )?;
+                        let mut f = FloorSession::start(&exe, placement.peer_cpu, suite, kind, !placement.shared())?;
                         watchdog.watch(f.peer_id());
                         f.run(config.warmup, Duration::ZERO, &mut samples)?;
                         floor_sessions.push(((suite, kind), f));
@@ -749,20 +657,11 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&str, f64)) -> Result<Repor
                 .map(|&k| TransportReport {
                     transport: k,
                     label: k.label(),
-                    latency: config
-                        .latency_sizes
-                        .iter()
-                        .map(|&s| LatencyStat::new(s))
-                        .collect(),
+                    latency: config.latency_sizes.iter().map(|&s| LatencyStat::new(s)).collect(),
                     throughput: config
                         .throughput_sizes
                         .iter()
-                        .map(|&s| ThroughputStat {
-                            size: s,
-                            gb_per_s: f64::NAN,
-                            stalls: 0,
-                            runs: Vec::new(),
-                        })
+                        .map(|&s| ThroughputStat { size: s, gb_per_s: f64::NAN, stalls: 0, runs: Vec::new() })
                         .collect(),
                 })
                 .collect();
@@ -771,11 +670,7 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&str, f64)) -> Result<Repor
                 for (li, &size) in config.latency_sizes.iter().enumerate() {
                     for (s, rep) in sessions.iter_mut().zip(&mut reports) {
                         step(
-                            &format!(
-                                "{pname}: {} round trip {} ({r})",
-                                s.kind.label(),
-                                report::size_name(size)
-                            ),
+                            &format!("{pname}: {} round trip {} ({r})", s.kind.label(), report::size_name(size)),
                             progress,
                         );
                         s.transport.set_timeout(config.ping_timeout);
@@ -792,28 +687,13 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&str, f64)) -> Result<Repor
                     }
                 }
                 for (((suite, kind), f), rep) in floor_sessions.iter_mut().zip(&mut floor_reports) {
-                    step(
-                        &format!(
-                            "{pname}: floor ({}) with {} ({r})",
-                            kind.describe(),
-                            suite.name()
-                        ),
-                        progress,
-                    );
-                    rep.latency.runs.push(f.run(
-                        config.run_warmup,
-                        config.latency_run,
-                        &mut samples,
-                    )?);
+                    step(&format!("{pname}: floor ({}) with {} ({r})", kind.describe(), suite.name()), progress);
+                    rep.latency.runs.push(f.run(config.run_warmup, config.latency_run, &mut samples)?);
                 }
                 for (ti, &size) in config.throughput_sizes.iter().enumerate() {
                     for (s, rep) in sessions.iter_mut().zip(&mut reports) {
                         step(
-                            &format!(
-                                "{pname}: {} throughput {} ({r})",
-                                s.kind.label(),
-                                report::size_name(size)
-                            ),
+                            &format!("{pname}: {} throughput {} ({r})", s.kind.label(), report::size_name(size)),
                             progress,
                         );
                         let run = measure::throughput_run(
@@ -831,11 +711,7 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&str, f64)) -> Result<Repor
             }
             watchdog.unwatch_all();
             for s in sessions {
-                let Session {
-                    mut transport,
-                    peer,
-                    ..
-                } = s;
+                let Session { mut transport, peer, .. } = s;
                 let _ = transport.send(b"Q");
                 drop(transport);
                 peer.finish(Duration::from_millis(500));
@@ -847,18 +723,12 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&str, f64)) -> Result<Repor
             for rep in &mut reports {
                 rep.latency.iter_mut().for_each(LatencyStat::finish);
                 for t in &mut rep.throughput {
-                    t.gb_per_s =
-                        stats::median(&t.runs.iter().map(|r| r.gb_per_s).collect::<Vec<_>>());
+                    t.gb_per_s = stats::median(&t.runs.iter().map(|r| r.gb_per_s).collect::<Vec<_>>());
                     t.stalls = t.runs.iter().map(|r| r.stalls).sum();
                 }
             }
             floor_reports.iter_mut().for_each(|f| f.latency.finish());
-            results.push(PlacementReport {
-                placement,
-                name: pname,
-                transports: reports,
-                floors: floor_reports,
-            });
+            results.push(PlacementReport { placement, name: pname, transports: reports, floors: floor_reports });
         }
         Ok(())
     })();

@@ -116,10 +116,7 @@ fn main() -> ExitCode {
                         }
                     }
                     _ => {
-                        eprintln!(
-                            "{a} needs a comma-separated list of byte counts\n{}",
-                            usage()
-                        );
+                        eprintln!("{a} needs a comma-separated list of byte counts\n{}", usage());
                         return ExitCode::from(2);
                     }
                 }

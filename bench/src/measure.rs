@@ -34,9 +34,7 @@ pub struct SampleBuffer {
 impl SampleBuffer {
     /// A buffer holding at most `capacity` samples per run.
     pub fn new(capacity: usize) -> SampleBuffer {
-        SampleBuffer {
-            ns: Vec::with_capacity(capacity),
-        }
+        SampleBuffer { ns: Vec::with_capacity(capacity) }
     }
 
     /// Forgets the previous run.
@@ -158,9 +156,7 @@ pub fn latency_run(
         t.send(&msg)?;
         let n = t.recv_into(scratch)?;
         if n != size {
-            return Err(BenchError::new(format!(
-                "echo of {size} bytes came back as {n} bytes"
-            )));
+            return Err(BenchError::new(format!("echo of {size} bytes came back as {n} bytes")));
         }
         Ok(())
     };
@@ -188,12 +184,7 @@ pub fn latency_run(
 
 /// One streaming session: `size`-byte messages for `duration`, then the end
 /// marker and the peer's ack.
-fn stream_for(
-    t: &mut dyn Transport,
-    msg: &[u8],
-    duration: Duration,
-    ack: &mut [u8],
-) -> Result<ThroughputRun> {
+fn stream_for(t: &mut dyn Transport, msg: &[u8], duration: Duration, ack: &mut [u8]) -> Result<ThroughputRun> {
     send_retry(t, b"S")?;
     let allocs = allocations();
     let start = Instant::now();

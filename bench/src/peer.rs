@@ -40,29 +40,15 @@ impl PeerProcess {
     /// Spawns `exe __peer <cpu> <args...>`, letting the child inherit `fd` (the
     /// others stay close-on-exec). The child also dies with the spawning thread
     /// (PR_SET_PDEATHSIG).
-    pub fn spawn(
-        exe: &Path,
-        cpu: usize,
-        args: &[String],
-        fd: Option<RawFd>,
-    ) -> Result<PeerProcess> {
+    pub fn spawn(exe: &Path, cpu: usize, args: &[String], fd: Option<RawFd>) -> Result<PeerProcess> {
         let mut cmd = Command::new(exe);
         cmd.arg(PEER_SUBCOMMAND).arg(cpu.to_string()).args(args);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
         // SAFETY: the closure only makes async-signal-safe system calls (fcntl,
         // prctl) between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) != 0
-                {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 if let Some(fd) = fd {
@@ -73,9 +59,8 @@ impl PeerProcess {
                 Ok(())
             });
         }
-        let child = cmd.spawn().map_err(|e| {
-            BenchError::new(format!("starting the peer process {}: {e}", exe.display()))
-        })?;
+        let child =
+            cmd.spawn().map_err(|e| BenchError::new(format!("starting the peer process {}: {e}", exe.display())))?;
         Ok(PeerProcess { child: Some(child) })
     }
 
@@ -89,9 +74,7 @@ impl PeerProcess {
         if let Some(child) = &mut self.child {
             if let Ok(Some(status)) = child.try_wait() {
                 self.child = None;
-                return Err(BenchError::new(format!(
-                    "the peer process exited early ({status})"
-                )));
+                return Err(BenchError::new(format!("the peer process exited early ({status})")));
             }
         }
         Ok(())
@@ -142,9 +125,7 @@ pub(crate) fn aead_of(suite: CipherSuite) -> shmsock::sodium::Aead {
 
 /// Takes an inherited fd number from the command line.
 fn inherited_fd(arg: &str) -> Result<OwnedFd> {
-    let fd: RawFd = arg
-        .parse()
-        .map_err(|_| BenchError::new(format!("bad fd '{arg}'")))?;
+    let fd: RawFd = arg.parse().map_err(|_| BenchError::new(format!("bad fd '{arg}'")))?;
     // SAFETY: the parent passed us this fd, open and ours alone, by inheritance.
     if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
         return Err(last_os_error(&format!("inherited fd {fd}")));
@@ -154,9 +135,7 @@ fn inherited_fd(arg: &str) -> Result<OwnedFd> {
 }
 
 fn arg<'a>(args: &'a [String], i: usize, what: &str) -> Result<&'a str> {
-    args.get(i)
-        .map(|s| s.as_str())
-        .ok_or_else(|| BenchError::new(format!("peer: missing argument <{what}>")))
+    args.get(i).map(|s| s.as_str()).ok_or_else(|| BenchError::new(format!("peer: missing argument <{what}>")))
 }
 
 /// The peer's entry point: `args` are the words after [`PEER_SUBCOMMAND`]:
@@ -164,9 +143,7 @@ fn arg<'a>(args: &'a [String], i: usize, what: &str) -> Result<&'a str> {
 /// `<cpu> unix-plain <fd>`, `<cpu> unix-aead <fd> <cipher>` or
 /// `<cpu> floor <fd> <cipher> <spin|yield> <line|frame>` or `<cpu> hog`.
 pub fn peer_main(args: &[String]) -> Result<()> {
-    let cpu: usize = arg(args, 0, "cpu")?
-        .parse()
-        .map_err(|_| BenchError::new("peer: bad cpu"))?;
+    let cpu: usize = arg(args, 0, "cpu")?.parse().map_err(|_| BenchError::new("peer: bad cpu"))?;
     affinity::pin(&[cpu])?;
     shmsock::sodium::init()?;
     match arg(args, 1, "kind")? {
@@ -174,15 +151,10 @@ pub fn peer_main(args: &[String]) -> Result<()> {
             let endpoint = arg(args, 2, "endpoint")?;
             let key = PublicKey::from_text(arg(args, 3, "server-key")?)?;
             let suite = parse_cipher(arg(args, 4, "cipher")?)?;
-            let spin_ns: u64 = arg(args, 5, "spin-ns")?
-                .parse()
-                .map_err(|_| BenchError::new("peer: bad spin"))?;
-            let ring: u32 = arg(args, 6, "ring-size")?
-                .parse()
-                .map_err(|_| BenchError::new("peer: bad ring size"))?;
-            let timeout_ms: u64 = arg(args, 7, "timeout-ms")?
-                .parse()
-                .map_err(|_| BenchError::new("peer: bad timeout"))?;
+            let spin_ns: u64 = arg(args, 5, "spin-ns")?.parse().map_err(|_| BenchError::new("peer: bad spin"))?;
+            let ring: u32 = arg(args, 6, "ring-size")?.parse().map_err(|_| BenchError::new("peer: bad ring size"))?;
+            let timeout_ms: u64 =
+                arg(args, 7, "timeout-ms")?.parse().map_err(|_| BenchError::new("peer: bad timeout"))?;
             let mut options = Options::new()
                 .server_key(key)
                 .require_chacha(suite == CipherSuite::ChaCha20Poly1305)
@@ -198,10 +170,7 @@ pub fn peer_main(args: &[String]) -> Result<()> {
                     suite.name()
                 )));
             }
-            serve(
-                &mut ShmTransport::new(stream),
-                Some(Duration::from_millis(timeout_ms)),
-            )
+            serve(&mut ShmTransport::new(stream), Some(Duration::from_millis(timeout_ms)))
         }
         "unix-plain" => {
             let sock = UnixStream::from(inherited_fd(arg(args, 2, "fd")?)?);
@@ -253,9 +222,7 @@ pub(crate) fn serve(t: &mut dyn Transport, stream_timeout: Option<Duration>) -> 
         t.set_timeout(None);
         let n = t.recv_into(&mut buf)?;
         if n != 1 {
-            return Err(BenchError::new(format!(
-                "peer: expected a command, got a message of {n} bytes"
-            )));
+            return Err(BenchError::new(format!("peer: expected a command, got a message of {n} bytes")));
         }
         match buf[0] {
             b'E' => loop {

@@ -68,17 +68,11 @@ pub struct GoalCheck {
 }
 
 fn latency_metrics(p: &PlacementReport) -> Vec<usize> {
-    p.transports
-        .first()
-        .map(|t| t.latency.iter().map(|l| l.size).collect())
-        .unwrap_or_default()
+    p.transports.first().map(|t| t.latency.iter().map(|l| l.size).collect()).unwrap_or_default()
 }
 
 fn throughput_metrics(p: &PlacementReport) -> Vec<usize> {
-    p.transports
-        .first()
-        .map(|t| t.throughput.iter().map(|l| l.size).collect())
-        .unwrap_or_default()
+    p.transports.first().map(|t| t.throughput.iter().map(|l| l.size).collect()).unwrap_or_default()
 }
 
 fn shm_suites(p: &PlacementReport) -> Vec<CipherSuite> {
@@ -117,8 +111,7 @@ pub fn ratios(report: &Report) -> Vec<Ratio> {
                     }
                 }
                 for size in throughput_metrics(p) {
-                    let (Some(s), Some(b)) = (shm.throughput_of(size), base.throughput_of(size))
-                    else {
+                    let (Some(s), Some(b)) = (shm.throughput_of(size), base.throughput_of(size)) else {
                         continue;
                     };
                     out.push(Ratio {
@@ -131,10 +124,7 @@ pub fn ratios(report: &Report) -> Vec<Ratio> {
                 }
             }
             for kind in [crate::FloorKind::Line, crate::FloorKind::Frame] {
-                if let (Some(f), Some(s)) = (
-                    p.floor_of(suite, kind),
-                    shm.latency_of(crate::floor::FLOOR_SIZE),
-                ) {
+                if let (Some(f), Some(s)) = (p.floor_of(suite, kind), shm.latency_of(crate::floor::FLOOR_SIZE)) {
                     out.push(Ratio {
                         placement: p.name,
                         metric: format!("round trip {} p50", size_name(crate::floor::FLOOR_SIZE)),
@@ -155,49 +145,29 @@ pub fn ratios(report: &Report) -> Vec<Ratio> {
 /// The goals of DESIGN.md's performance rules, judged for each cipher.
 pub fn goals(report: &Report) -> Vec<GoalCheck> {
     let mut out = Vec::new();
-    let one = report
-        .placements
-        .iter()
-        .find(|p| p.placement.shared() && !p.placement.hog);
-    let two = report
-        .placements
-        .iter()
-        .find(|p| !p.placement.shared() && !p.placement.hog);
-    let suites: Vec<CipherSuite> = report
-        .placements
-        .first()
-        .map(shm_suites)
-        .unwrap_or_default();
+    let one = report.placements.iter().find(|p| p.placement.shared() && !p.placement.hog);
+    let two = report.placements.iter().find(|p| !p.placement.shared() && !p.placement.hog);
+    let suites: Vec<CipherSuite> = report.placements.first().map(shm_suites).unwrap_or_default();
     let rtt = |p: Option<&PlacementReport>, k: TransportKind| {
-        p.and_then(|p| p.transport(k))
-            .and_then(|t| t.latency_of(64))
-            .map(|l| l.p50_ns)
+        p.and_then(|p| p.transport(k)).and_then(|t| t.latency_of(64)).map(|l| l.p50_ns)
     };
     let thr = |p: Option<&PlacementReport>, k: TransportKind| {
-        p.and_then(|p| p.transport(k))
-            .and_then(|t| t.throughput_of(1 << 20))
-            .map(|l| l.gb_per_s)
+        p.and_then(|p| p.transport(k)).and_then(|t| t.throughput_of(1 << 20)).map(|l| l.gb_per_s)
     };
     for suite in suites {
-        let mut push =
-            |goal: &str, measured: Option<f64>, comparison: &'static str, target: f64| {
-                let met = measured.filter(|m| !m.is_nan()).map(|m| {
-                    if comparison == ">=" {
-                        m >= target
-                    } else {
-                        m <= target
-                    }
-                });
-                out.push(GoalCheck {
-                    goal: goal.to_string(),
-                    cipher: suite.name().to_string(),
-                    default_cipher: suite == report.default_cipher,
-                    measured: measured.unwrap_or(f64::NAN),
-                    comparison,
-                    target,
-                    met,
-                });
-            };
+        let mut push = |goal: &str, measured: Option<f64>, comparison: &'static str, target: f64| {
+            let met =
+                measured.filter(|m| !m.is_nan()).map(|m| if comparison == ">=" { m >= target } else { m <= target });
+            out.push(GoalCheck {
+                goal: goal.to_string(),
+                cipher: suite.name().to_string(),
+                default_cipher: suite == report.default_cipher,
+                measured: measured.unwrap_or(f64::NAN),
+                comparison,
+                target,
+                met,
+            });
+        };
         let shm = TransportKind::Shm(suite);
         let plain = TransportKind::UnixPlain;
         push(
@@ -296,12 +266,7 @@ pub fn format_report(report: &Report) -> String {
         for t in &p.transports {
             let mut line = format!("{:<52}", t.label);
             for l in &t.latency {
-                let _ = write!(
-                    line,
-                    "{:>11}{:>11}",
-                    time_name(l.p50_ns),
-                    time_name(l.p99_ns)
-                );
+                let _ = write!(line, "{:>11}{:>11}", time_name(l.p50_ns), time_name(l.p99_ns));
             }
             for x in &t.throughput {
                 let _ = write!(line, "{:>12.2}", x.gb_per_s);
@@ -309,23 +274,10 @@ pub fn format_report(report: &Report) -> String {
             let _ = writeln!(o, "{line}");
         }
         for f in &p.floors {
-            let mut line = format!(
-                "{:<52}",
-                format!(
-                    "floor {} ({}, {})",
-                    f.cipher.name(),
-                    f.kind.describe(),
-                    f.wait
-                )
-            );
+            let mut line = format!("{:<52}", format!("floor {} ({}, {})", f.cipher.name(), f.kind.describe(), f.wait));
             for &s in &lat {
                 if s == f.latency.size {
-                    let _ = write!(
-                        line,
-                        "{:>11}{:>11}",
-                        time_name(f.latency.p50_ns),
-                        time_name(f.latency.p99_ns)
-                    );
+                    let _ = write!(line, "{:>11}{:>11}", time_name(f.latency.p50_ns), time_name(f.latency.p99_ns));
                 } else {
                     let _ = write!(line, "{:>11}{:>11}", "", "");
                 }
@@ -335,17 +287,17 @@ pub fn format_report(report: &Report) -> String {
     }
 
     let _ = writeln!(o);
-    let _ = writeln!(o, "== ratios: how many times better shmsock is (latency: baseline/shmsock, throughput: shmsock/baseline) ==");
+    let _ = writeln!(
+        o,
+        "== ratios: how many times better shmsock is (latency: baseline/shmsock, throughput: shmsock/baseline) =="
+    );
     let mut metrics: Vec<String> = Vec::new();
     for r in &report.ratios {
         if !r.baseline.starts_with("floor") && !metrics.contains(&r.metric) {
             metrics.push(r.metric.clone());
         }
     }
-    let short = |m: &str| {
-        m.replace("round trip ", "rtt ")
-            .replace("throughput ", "thr ")
-    };
+    let short = |m: &str| m.replace("round trip ", "rtt ").replace("throughput ", "thr ");
     let mut header = format!("{:<16}{:<56}", "placement", "shmsock vs baseline");
     for m in &metrics {
         let _ = write!(header, "{:>14}", short(m));
@@ -362,31 +314,16 @@ pub fn format_report(report: &Report) -> String {
         }
     }
     for (placement, transport, baseline) in &rows {
-        let mut line = format!(
-            "{:<16}{:<56}",
-            placement,
-            format!("{} vs {}", transport, baseline)
-        );
+        let mut line = format!("{:<16}{:<56}", placement, format!("{} vs {}", transport, baseline));
         for m in &metrics {
             let r = report.ratios.iter().find(|r| {
-                r.placement == *placement
-                    && &r.transport == transport
-                    && &r.baseline == baseline
-                    && &r.metric == m
+                r.placement == *placement && &r.transport == transport && &r.baseline == baseline && &r.metric == m
             });
-            let _ = write!(
-                line,
-                "{:>14}",
-                r.map(|r| ratio_name(r.ratio)).unwrap_or_else(|| "-".into())
-            );
+            let _ = write!(line, "{:>14}", r.map(|r| ratio_name(r.ratio)).unwrap_or_else(|| "-".into()));
         }
         let _ = writeln!(o, "{line}");
     }
-    for r in report
-        .ratios
-        .iter()
-        .filter(|r| r.baseline.starts_with("floor"))
-    {
+    for r in report.ratios.iter().filter(|r| r.baseline.starts_with("floor")) {
         let _ = writeln!(
             o,
             "{:<16}{:<56}{:>14}   (floor/shmsock; shmsock takes {} the floor's round trip)",
@@ -423,30 +360,10 @@ pub fn format_report(report: &Report) -> String {
     let mut alloc_lines = Vec::new();
     for p in &report.placements {
         for t in &p.transports {
-            let lat_allocs: Option<u64> = t
-                .latency
-                .iter()
-                .flat_map(|l| &l.runs)
-                .map(|r| r.allocations)
-                .sum();
-            let lat_msgs: usize = t
-                .latency
-                .iter()
-                .flat_map(|l| &l.runs)
-                .map(|r| r.samples)
-                .sum();
-            let thr_allocs: Option<u64> = t
-                .throughput
-                .iter()
-                .flat_map(|l| &l.runs)
-                .map(|r| r.allocations)
-                .sum();
-            let thr_msgs: u64 = t
-                .throughput
-                .iter()
-                .flat_map(|l| &l.runs)
-                .map(|r| r.messages)
-                .sum();
+            let lat_allocs: Option<u64> = t.latency.iter().flat_map(|l| &l.runs).map(|r| r.allocations).sum();
+            let lat_msgs: usize = t.latency.iter().flat_map(|l| &l.runs).map(|r| r.samples).sum();
+            let thr_allocs: Option<u64> = t.throughput.iter().flat_map(|l| &l.runs).map(|r| r.allocations).sum();
+            let thr_msgs: u64 = t.throughput.iter().flat_map(|l| &l.runs).map(|r| r.messages).sum();
             if let (Some(la), Some(ta)) = (lat_allocs, thr_allocs) {
                 alloc_lines.push(format!(
                     "{:<16}{:<32} {:>9} allocations in {:>9} timed round trips, {:>7} in {:>8} streamed messages",

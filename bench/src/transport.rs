@@ -45,10 +45,7 @@ pub struct ShmTransport {
 impl ShmTransport {
     /// Wraps a stream (no timeout).
     pub fn new(stream: Stream) -> ShmTransport {
-        ShmTransport {
-            stream,
-            timeout: None,
-        }
+        ShmTransport { stream, timeout: None }
     }
     /// The stream.
     pub fn stream(&self) -> &Stream {
@@ -79,11 +76,7 @@ struct Reader {
 
 impl Reader {
     fn new(capacity: usize) -> Reader {
-        Reader {
-            buf: vec![0u8; capacity],
-            start: 0,
-            end: 0,
-        }
+        Reader { buf: vec![0u8; capacity], start: 0, end: 0 }
     }
 
     fn available(&self) -> usize {
@@ -187,11 +180,7 @@ pub struct UnixPlain {
 impl UnixPlain {
     /// Wraps a connected socket.
     pub fn new(sock: UnixStream) -> UnixPlain {
-        UnixPlain {
-            sock,
-            reader: Reader::new(READ_BUFFER),
-            out: Vec::with_capacity(COPY_LIMIT + 4),
-        }
+        UnixPlain { sock, reader: Reader::new(READ_BUFFER), out: Vec::with_capacity(COPY_LIMIT + 4) }
     }
 }
 
@@ -213,13 +202,9 @@ impl Transport for UnixPlain {
         self.reader.fill(&mut self.sock, 4)?;
         let len = u32::from_le_bytes(self.reader.take(4).try_into().unwrap()) as usize;
         if len > buf.len() {
-            return Err(BenchError::new(format!(
-                "a message of {len} bytes does not fit a buffer of {}",
-                buf.len()
-            )));
+            return Err(BenchError::new(format!("a message of {len} bytes does not fit a buffer of {}", buf.len())));
         }
-        self.reader
-            .read_exact_into(&mut self.sock, &mut buf[..len])?;
+        self.reader.read_exact_into(&mut self.sock, &mut buf[..len])?;
         Ok(len)
     }
 }
@@ -273,8 +258,7 @@ impl Transport for UnixAead {
             self.out[4..4 + HEADER_LEN].copy_from_slice(&ad);
             let (ct, tag) = self.out[4 + HEADER_LEN..].split_at_mut(frame_len as usize);
             let piece = &msg[offset as usize..(offset + frame_len) as usize];
-            self.aead
-                .seal(&self.tx.key, self.tx.nonce, &ad, piece, ct, tag);
+            self.aead.seal(&self.tx.key, self.tx.nonce, &ad, piece, ct, tag);
             self.tx.nonce += 1;
             self.sock.write_all(&self.out)?;
         }
@@ -287,9 +271,7 @@ impl Transport for UnixAead {
         loop {
             self.reader.fill(&mut self.sock, 4)?;
             let sealed = u32::from_le_bytes(self.reader.take(4).try_into().unwrap()) as usize;
-            if !(HEADER_LEN + tag_len..=HEADER_LEN + tag_len + MAX_FRAGMENT as usize)
-                .contains(&sealed)
-            {
+            if !(HEADER_LEN + tag_len..=HEADER_LEN + tag_len + MAX_FRAGMENT as usize).contains(&sealed) {
                 return Err(BenchError::new(format!("bad frame length {sealed}")));
             }
             // The whole frame is in private memory (our read buffer) before it is opened.
@@ -306,10 +288,7 @@ impl Transport for UnixAead {
             let (ad, rest) = frame.split_at(HEADER_LEN);
             let (ct, tag) = rest.split_at(header.frame_len as usize);
             let out = &mut buf[header.offset as usize..(header.offset + header.frame_len) as usize];
-            if !self
-                .aead
-                .open(&self.rx.key, self.rx.nonce, ad, ct, tag, out)
-            {
+            if !self.aead.open(&self.rx.key, self.rx.nonce, ad, ct, tag, out) {
                 return Err(BenchError::new("a frame failed authentication"));
             }
             self.rx.nonce += 1;
@@ -326,18 +305,7 @@ mod tests {
     use super::*;
 
     fn echo_check(mut a: Box<dyn Transport + Send>, mut b: Box<dyn Transport + Send>) {
-        let sizes = [
-            0usize,
-            1,
-            2,
-            64,
-            1024,
-            65535,
-            65536,
-            65537,
-            200_000,
-            1 << 20,
-        ];
+        let sizes = [0usize, 1, 2, 64, 1024, 65535, 65536, 65537, 200_000, 1 << 20];
         let peer = std::thread::spawn(move || {
             let mut buf = vec![0u8; (1 << 20) + 16];
             for _ in 0..sizes.len() * 3 {
@@ -348,9 +316,7 @@ mod tests {
         let mut buf = vec![0u8; (1 << 20) + 16];
         for round in 0..3u8 {
             for &size in &sizes {
-                let msg: Vec<u8> = (0..size)
-                    .map(|i| (i as u8).wrapping_mul(31).wrapping_add(round))
-                    .collect();
+                let msg: Vec<u8> = (0..size).map(|i| (i as u8).wrapping_mul(31).wrapping_add(round)).collect();
                 a.send(&msg).unwrap();
                 let n = a.recv_into(&mut buf).unwrap();
                 assert_eq!(&buf[..n], &msg[..], "size {size}");
@@ -370,10 +336,7 @@ mod tests {
         for aead in [Aead::Aegis128L, Aead::ChaCha20Poly1305] {
             let (x, y) = UnixStream::pair().unwrap();
             let (k1, k2) = ([1u8; 32], [2u8; 32]);
-            echo_check(
-                Box::new(UnixAead::new(x, aead, k1, k2)),
-                Box::new(UnixAead::new(y, aead, k2, k1)),
-            );
+            echo_check(Box::new(UnixAead::new(x, aead, k1, k2)), Box::new(UnixAead::new(y, aead, k2, k1)));
         }
     }
 

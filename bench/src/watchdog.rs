@@ -37,9 +37,7 @@ impl Watchdog {
                 while !i.stop.load(Ordering::Acquire) {
                     std::thread::sleep(Duration::from_millis(100));
                     let now = i.start.elapsed().as_millis() as u64;
-                    if now.saturating_sub(i.last_beat_ms.load(Ordering::Acquire))
-                        > limit.as_millis() as u64
-                    {
+                    if now.saturating_sub(i.last_beat_ms.load(Ordering::Acquire)) > limit.as_millis() as u64 {
                         i.fired.store(true, Ordering::Release);
                         for &pid in i.pids.lock().unwrap().iter() {
                             // SAFETY: kill has no memory-safety preconditions; the
@@ -56,10 +54,7 @@ impl Watchdog {
 
     /// Progress was made.
     pub(crate) fn beat(&self) {
-        self.inner.last_beat_ms.store(
-            self.inner.start.elapsed().as_millis() as u64,
-            Ordering::Release,
-        );
+        self.inner.last_beat_ms.store(self.inner.start.elapsed().as_millis() as u64, Ordering::Release);
     }
 
     /// Watches a live peer.

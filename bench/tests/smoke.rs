@@ -14,11 +14,7 @@ fn a_tiny_run_measures_every_transport_and_the_floor() {
     })
     .expect("the bench runs");
     assert!(steps > 10);
-    let placements = if shmsock_bench::affinity::current().unwrap().len() >= 2 {
-        2
-    } else {
-        1
-    };
+    let placements = if shmsock_bench::affinity::current().unwrap().len() >= 2 { 2 } else { 1 };
     assert_eq!(report.placements.len(), placements);
     let suites = config.suites().len();
     for p in &report.placements {
@@ -26,12 +22,7 @@ fn a_tiny_run_measures_every_transport_and_the_floor() {
         assert_eq!(p.floors.len(), 2 * suites);
         for t in &p.transports {
             for l in &t.latency {
-                assert!(
-                    l.p50_ns > 0.0 && l.p99_ns >= l.p50_ns,
-                    "{} {}",
-                    t.label,
-                    l.size
-                );
+                assert!(l.p50_ns > 0.0 && l.p99_ns >= l.p50_ns, "{} {}", t.label, l.size);
             }
             for x in &t.throughput {
                 assert!(x.gb_per_s > 0.0, "{} {}", t.label, x.size);
@@ -42,10 +33,5 @@ fn a_tiny_run_measures_every_transport_and_the_floor() {
     let text = format_report(&report);
     assert!(text.contains("shmsock vs baseline"));
     let json = serde_json::to_value(&report).unwrap();
-    assert!(
-        json["placements"][0]["transports"][0]["latency"][0]["p50_ns"]
-            .as_f64()
-            .unwrap()
-            > 0.0
-    );
+    assert!(json["placements"][0]["transports"][0]["latency"][0]["p50_ns"].as_f64().unwrap() > 0.0);
 }

@@ -19,7 +19,10 @@ pub struct ListenerBox {
 impl ListenerBox {
     fn usable(&self) -> shmsock::Result<&Listener> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(Error::new(ErrorKind::Closed, format!("the listener of '{}' was closed", self.listener.name())));
+            return Err(Error::new(
+                ErrorKind::Closed,
+                format!("the listener of '{}' was closed", self.listener.name()),
+            ));
         }
         Ok(&self.listener)
     }

@@ -19,9 +19,7 @@ impl JsKeypair {
     /// A fresh random keypair.
     #[napi(factory)]
     pub fn generate() -> JsKeypair {
-        JsKeypair {
-            inner: Keypair::generate(),
-        }
+        JsKeypair { inner: Keypair::generate() }
     }
 
     /// Loads a key file (as written by `save` or `shmsock keygen`). A file that
@@ -30,23 +28,16 @@ impl JsKeypair {
     /// `SHMSOCK_NOT_FOUND`.
     #[napi(factory)]
     pub fn load(path: String) -> napi::Result<JsKeypair, Code> {
-        Keypair::load(path)
-            .map(|inner| JsKeypair { inner })
-            .map_err(to_js)
+        Keypair::load(path).map(|inner| JsKeypair { inner }).map_err(to_js)
     }
 
     /// The keypair of a 32-byte secret key.
     #[napi(factory)]
     pub fn from_secret_key(secret: Buffer) -> napi::Result<JsKeypair, Code> {
         let bytes: [u8; 32] = secret.as_ref().try_into().map_err(|_| {
-            js_error(
-                ErrorKind::InvalidKey,
-                format!("a secret key is 32 bytes long, not {}", secret.len()),
-            )
+            js_error(ErrorKind::InvalidKey, format!("a secret key is 32 bytes long, not {}", secret.len()))
         })?;
-        Ok(JsKeypair {
-            inner: Keypair::from_secret_bytes(bytes),
-        })
+        Ok(JsKeypair { inner: Keypair::from_secret_bytes(bytes) })
     }
 
     /// Writes the keypair to a new key file with mode 0600. Refuses to

@@ -30,8 +30,5 @@ pub fn native_version() -> String {
 /// Every stable error code, `SHMSOCK_` + the core's error kind name.
 #[napi]
 pub fn error_codes() -> Vec<String> {
-    shmsock::ErrorKind::ALL
-        .iter()
-        .map(|k| errors::code_of(*k))
-        .collect()
+    shmsock::ErrorKind::ALL.iter().map(|k| errors::code_of(*k)).collect()
 }

@@ -66,11 +66,7 @@ impl ListenerShared {
     /// True when the reactor should take another client now: a Server takes
     /// up to MAX_HANDSHAKES at once, accept() one per pending call.
     fn wants_accept(st: &ListenerState) -> bool {
-        let limit = if st.serving {
-            MAX_HANDSHAKES
-        } else {
-            st.waiters.len().min(MAX_HANDSHAKES)
-        };
+        let limit = if st.serving { MAX_HANDSHAKES } else { st.waiters.len().min(MAX_HANDSHAKES) };
         !st.closed && st.handshakes < limit
     }
 
@@ -96,8 +92,7 @@ impl ListenerShared {
         while i < st.waiters.len() {
             if st.waiters[i].deadline.is_some_and(|d| d <= now) {
                 let w = st.waiters.remove(i).expect("index in range");
-                let error =
-                    CoreError::new(ErrorKind::Timeout, "accept timed out: no client connected");
+                let error = CoreError::new(ErrorKind::Timeout, "accept timed out: no client connected");
                 events.push(Event::Failed { op: w.op, error });
             } else {
                 i += 1;
@@ -111,15 +106,9 @@ impl ListenerShared {
                         continue;
                     }
                     if st.serving {
-                        events.push(Event::Connection {
-                            listener: self.id,
-                            stream: self.stream_of(stream),
-                        });
+                        events.push(Event::Connection { listener: self.id, stream: self.stream_of(stream) });
                     } else if let Some(w) = st.waiters.pop_front() {
-                        events.push(Event::Stream {
-                            op: w.op,
-                            stream: self.stream_of(stream),
-                        });
+                        events.push(Event::Stream { op: w.op, stream: self.stream_of(stream) });
                     } else {
                         st.ready.push_front(Ok(stream));
                         break;
@@ -129,10 +118,7 @@ impl ListenerShared {
                     // accept() skips clients that fail the handshake (as the
                     // core's accept does); a Server reports them.
                     if st.serving && !st.closed {
-                        events.push(Event::Rejected {
-                            listener: self.id,
-                            error,
-                        });
+                        events.push(Event::Rejected { listener: self.id, error });
                     }
                 }
             }
@@ -145,19 +131,17 @@ impl ListenerShared {
                         st.handshakes += 1;
                         let shared = Arc::clone(self);
                         let listener = Arc::clone(&listener);
-                        let spawned = std::thread::Builder::new()
-                            .name("shmsock-handshake".into())
-                            .spawn(move || {
-                                let result = listener.handshake(pending);
-                                drop(listener);
-                                let mut st = lock(&shared.st);
-                                st.handshakes -= 1;
-                                st.ready.push_back(result);
-                                drop(st);
-                                if let Ok(reactor) = reactor() {
-                                    reactor.kick(Entity::Listener(shared));
-                                }
-                            });
+                        let spawned = std::thread::Builder::new().name("shmsock-handshake".into()).spawn(move || {
+                            let result = listener.handshake(pending);
+                            drop(listener);
+                            let mut st = lock(&shared.st);
+                            st.handshakes -= 1;
+                            st.ready.push_back(result);
+                            drop(st);
+                            if let Ok(reactor) = reactor() {
+                                reactor.kick(Entity::Listener(shared));
+                            }
+                        });
                         if spawned.is_err() {
                             // Dropping the client's socket refuses it.
                             st.handshakes -= 1;
@@ -167,10 +151,7 @@ impl ListenerShared {
                     Err(e) if e.kind() == ErrorKind::Timeout => break,
                     Err(error) => {
                         if st.serving {
-                            events.push(Event::Rejected {
-                                listener: self.id,
-                                error,
-                            });
+                            events.push(Event::Rejected { listener: self.id, error });
                         } else if let Some(w) = st.waiters.pop_front() {
                             events.push(Event::Failed { op: w.op, error });
                         }
@@ -207,10 +188,7 @@ impl NativeListener {
         st.closed = true;
         let mut events = Vec::new();
         for w in st.waiters.drain(..) {
-            events.push(Event::Failed {
-                op: w.op,
-                error: closed("listener"),
-            });
+            events.push(Event::Failed { op: w.op, error: closed("listener") });
         }
         st.ready.clear();
         s.refresh(&mut st);
@@ -242,11 +220,7 @@ impl NativeListener {
             recv_timeout,
             st: Mutex::new(ListenerState::default()),
         });
-        Ok(NativeListener {
-            inner,
-            name,
-            public_key,
-        })
+        Ok(NativeListener { inner, name, public_key })
     }
 
     /// The listener's id.
@@ -270,9 +244,7 @@ impl NativeListener {
     /// How many clients failed the handshake so far.
     #[napi(getter)]
     pub fn rejected_count(&self) -> f64 {
-        self.inner
-            .listener()
-            .map_or(0.0, |l| l.rejected_count() as f64)
+        self.inner.listener().map_or(0.0, |l| l.rejected_count() as f64)
     }
 
     /// Accepts the next client that completes the handshake; completes `op`
@@ -287,15 +259,9 @@ impl NativeListener {
             return Err(to_js(closed("listener")));
         }
         if st.serving {
-            return Err(js_error(
-                ErrorKind::InvalidArgument,
-                "this listener is serving a Server; it has no accept()",
-            ));
+            return Err(js_error(ErrorKind::InvalidArgument, "this listener is serving a Server; it has no accept()"));
         }
-        st.waiters.push_back(AcceptWaiter {
-            op,
-            deadline: timeout.map(|t| Instant::now() + t),
-        });
+        st.waiters.push_back(AcceptWaiter { op, deadline: timeout.map(|t| Instant::now() + t) });
         drop(st);
         reactor.kick(Entity::Listener(Arc::clone(s)));
         Ok(())
@@ -344,10 +310,7 @@ pub fn connect(
         .name("shmsock-connect".into())
         .spawn(move || {
             let event = match Stream::connect(&name, &options) {
-                Ok(stream) => Event::Stream {
-                    op,
-                    stream: StreamShared::new(stream, recv_timeout),
-                },
+                Ok(stream) => Event::Stream { op, stream: StreamShared::new(stream, recv_timeout) },
                 Err(error) => Event::Failed { op, error },
             };
             post(vec![event]);

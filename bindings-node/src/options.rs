@@ -62,10 +62,7 @@ pub(crate) fn to_core(
         o = o.server_key(public_key_of(key)?);
     }
     if let Some(keys) = &opts.allowed_clients {
-        let keys = keys
-            .iter()
-            .map(|k| public_key_of(k))
-            .collect::<napi::Result<Vec<_>, Code>>()?;
+        let keys = keys.iter().map(|k| public_key_of(k)).collect::<napi::Result<Vec<_>, Code>>()?;
         o = o.allow_clients(keys);
     }
     if let Some(uids) = opts.allowed_uids {
@@ -85,20 +82,14 @@ pub(crate) fn to_core(
     }
     if let Some(name) = &opts.backend {
         let backend = Backend::from_name(name).ok_or_else(|| {
-            js_error(
-                ErrorKind::InvalidArgument,
-                format!("backend must be 'memfd' or 'named', not '{name}'"),
-            )
+            js_error(ErrorKind::InvalidArgument, format!("backend must be 'memfd' or 'named', not '{name}'"))
         })?;
         o = o.backend(backend);
     }
     if let Some(chacha) = opts.require_chacha {
         o = o.require_chacha(chacha);
     }
-    let recv_timeout = opts
-        .recv_timeout
-        .map(|ms| millis(ms, "recvTimeout"))
-        .transpose()?;
+    let recv_timeout = opts.recv_timeout.map(|ms| millis(ms, "recvTimeout")).transpose()?;
     o.validate().map_err(crate::errors::to_js)?;
     Ok((o, recv_timeout))
 }

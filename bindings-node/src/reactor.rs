@@ -56,44 +56,18 @@ pub(crate) mod kind {
 
 /// One result for JavaScript.
 pub(crate) enum Event {
-    Recv {
-        op: i64,
-        data: Vec<u8>,
-    },
-    Done {
-        op: i64,
-    },
-    Failed {
-        op: i64,
-        error: CoreError,
-    },
-    Stream {
-        op: i64,
-        stream: Arc<StreamShared>,
-    },
-    Data {
-        stream: Arc<StreamShared>,
-        data: Vec<u8>,
-    },
-    End {
-        id: i64,
-        error: Option<CoreError>,
-    },
-    Connection {
-        listener: i64,
-        stream: Arc<StreamShared>,
-    },
-    Rejected {
-        listener: i64,
-        error: CoreError,
-    },
+    Recv { op: i64, data: Vec<u8> },
+    Done { op: i64 },
+    Failed { op: i64, error: CoreError },
+    Stream { op: i64, stream: Arc<StreamShared> },
+    Data { stream: Arc<StreamShared>, data: Vec<u8> },
+    End { id: i64, error: Option<CoreError> },
+    Connection { listener: i64, stream: Arc<StreamShared> },
+    Rejected { listener: i64, error: CoreError },
 }
 
 fn error_parts(error: &CoreError) -> (Option<String>, Option<String>) {
-    (
-        Some(code_of(error.kind())),
-        Some(error.message().to_string()),
-    )
+    (Some(code_of(error.kind())), Some(error.message().to_string()))
 }
 
 impl ToNapiValue for Event {
@@ -101,9 +75,7 @@ impl ToNapiValue for Event {
         // SAFETY: called by napi-rs on the JavaScript thread with its env.
         unsafe {
             match val {
-                Event::Recv { op, data } => {
-                    ToNapiValue::to_napi_value(env, (kind::RECV, op, Buffer::from(data)))
-                }
+                Event::Recv { op, data } => ToNapiValue::to_napi_value(env, (kind::RECV, op, Buffer::from(data))),
                 Event::Done { op } => ToNapiValue::to_napi_value(env, (kind::DONE, op)),
                 Event::Failed { op, error } => {
                     let (code, message) = error_parts(&error);
@@ -119,10 +91,9 @@ impl ToNapiValue for Event {
                     let (code, message) = error.as_ref().map(error_parts).unwrap_or((None, None));
                     ToNapiValue::to_napi_value(env, (kind::END, id, Null, code, message))
                 }
-                Event::Connection { listener, stream } => ToNapiValue::to_napi_value(
-                    env,
-                    (kind::CONNECTION, listener, NativeStream::wrap(stream)),
-                ),
+                Event::Connection { listener, stream } => {
+                    ToNapiValue::to_napi_value(env, (kind::CONNECTION, listener, NativeStream::wrap(stream)))
+                }
                 Event::Rejected { listener, error } => {
                     let (code, message) = error_parts(&error);
                     ToNapiValue::to_napi_value(env, (kind::REJECTED, listener, Null, code, message))
@@ -140,11 +111,8 @@ static DISPATCH: Mutex<Option<Dispatch>> = Mutex::new(None);
 /// Called once by the JavaScript layer when it loads.
 #[napi(ts_args_type = "dispatch: (events: Array<Array<unknown>>) => void")]
 pub fn init(dispatch: Function<Vec<Event>, ()>) -> Result<()> {
-    let tsfn = dispatch
-        .build_threadsafe_function::<Vec<Event>>()
-        .callee_handled::<false>()
-        .weak::<true>()
-        .build_callback(
+    let tsfn =
+        dispatch.build_threadsafe_function::<Vec<Event>>().callee_handled::<false>().weak::<true>().build_callback(
             |ctx: napi::threadsafe_function::ThreadsafeCallContext<Vec<Event>>| {
                 // Messages of flowing streams are handed over now: give their
                 // credit back so the reactor keeps receiving.
@@ -176,10 +144,7 @@ pub fn set_active(env: Env, active: bool) -> Result<()> {
             }
         };
         if status != sys::Status::napi_ok {
-            return Err(Error::new(
-                Status::from(status),
-                "could not ref/unref the dispatch function",
-            ));
+            return Err(Error::new(Status::from(status), "could not ref/unref the dispatch function"));
         }
     }
     Ok(())
@@ -342,11 +307,7 @@ impl Reactor {
             let now = Instant::now();
             let timeout = {
                 let registry = lock(&self.registry);
-                registry
-                    .values()
-                    .filter_map(|(_, wake_at)| *wake_at)
-                    .min()
-                    .map(|at| at.saturating_duration_since(now))
+                registry.values().filter_map(|(_, wake_at)| *wake_at).min().map(|at| at.saturating_duration_since(now))
             };
             if self.poller.wait(&mut tokens, timeout).is_err() {
                 std::thread::sleep(Duration::from_millis(1));

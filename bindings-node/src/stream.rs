@@ -101,14 +101,10 @@ impl StreamShared {
         if writer {
             // A writer thread sleeps in `send` and drains the wake-ups itself:
             // look at the ring without touching the socket.
-            self.stream
-                .recv_timeout(Some(Duration::ZERO))
-                .map_err(|e| match e.kind() {
-                    ErrorKind::Timeout => {
-                        CoreError::new(ErrorKind::WouldBlock, "no complete message yet")
-                    }
-                    _ => e,
-                })
+            self.stream.recv_timeout(Some(Duration::ZERO)).map_err(|e| match e.kind() {
+                ErrorKind::Timeout => CoreError::new(ErrorKind::WouldBlock, "no complete message yet"),
+                _ => e,
+            })
         } else {
             self.stream.try_recv()
         }
@@ -126,19 +122,13 @@ impl StreamShared {
                     Some(w) => events.push(Event::Recv { op: w.op, data }),
                     None => {
                         st.credits -= 1;
-                        events.push(Event::Data {
-                            stream: Arc::clone(self),
-                            data,
-                        });
+                        events.push(Event::Data { stream: Arc::clone(self), data });
                     }
                 },
                 Err(e) if would_block(&e) => break,
                 Err(e) => {
                     for w in st.waiters.drain(..) {
-                        events.push(Event::Failed {
-                            op: w.op,
-                            error: e.clone(),
-                        });
+                        events.push(Event::Failed { op: w.op, error: e.clone() });
                     }
                     if st.flowing && !st.ended {
                         st.ended = true;
@@ -182,10 +172,7 @@ impl StreamShared {
         while i < st.waiters.len() {
             if st.waiters[i].deadline.is_some_and(|d| d <= now) {
                 let w = st.waiters.remove(i).expect("index in range");
-                let error = CoreError::new(
-                    ErrorKind::Timeout,
-                    "recv timed out: no message arrived; nothing was lost",
-                );
+                let error = CoreError::new(ErrorKind::Timeout, "recv timed out: no message arrived; nothing was lost");
                 events.push(Event::Failed { op: w.op, error });
             } else {
                 i += 1;
@@ -236,11 +223,7 @@ impl StreamShared {
                         st.writer_idle = false;
                         return;
                     }
-                    st = self
-                        .more_to_write
-                        .wait_timeout(st, until - now)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
+                    st = self.more_to_write.wait_timeout(st, until - now).unwrap_or_else(|p| p.into_inner()).0;
                 }
             };
             let result = self.stream.send(&data);
@@ -248,17 +231,11 @@ impl StreamShared {
             match result {
                 Ok(()) => post(vec![Event::Done { op }]),
                 Err(e) => {
-                    let mut events = vec![Event::Failed {
-                        op,
-                        error: e.clone(),
-                    }];
+                    let mut events = vec![Event::Failed { op, error: e.clone() }];
                     if e.kind().ends_connection() {
                         let mut st = lock(&self.st);
                         for (op, _) in st.queue.drain(..) {
-                            events.push(Event::Failed {
-                                op,
-                                error: e.clone(),
-                            });
+                            events.push(Event::Failed { op, error: e.clone() });
                         }
                     }
                     post(events);
@@ -278,37 +255,26 @@ impl StreamShared {
         st.closed = true;
         let mut events = Vec::new();
         for w in st.waiters.drain(..) {
-            events.push(Event::Failed {
-                op: w.op,
-                error: closed("stream"),
-            });
+            events.push(Event::Failed { op: w.op, error: closed("stream") });
         }
         for (op, _) in st.queue.drain(..) {
-            events.push(Event::Failed {
-                op,
-                error: closed("stream"),
-            });
+            events.push(Event::Failed { op, error: closed("stream") });
         }
         if st.flowing && !st.ended {
             st.ended = true;
-            events.push(Event::End {
-                id: self.id,
-                error: None,
-            });
+            events.push(Event::End { id: self.id, error: None });
         }
         self.refresh(&mut st, false);
         self.more_to_write.notify_all();
         drop(st);
         post(events);
         let shared = Arc::clone(self);
-        let spawned = std::thread::Builder::new()
-            .name("shmsock-close".into())
-            .spawn(move || {
-                let _ = shared.stream.close();
-                if let Some(op) = op {
-                    post(vec![Event::Done { op }]);
-                }
-            });
+        let spawned = std::thread::Builder::new().name("shmsock-close".into()).spawn(move || {
+            let _ = shared.stream.close();
+            if let Some(op) = op {
+                post(vec![Event::Done { op }]);
+            }
+        });
         match spawned {
             Ok(_) => false,
             Err(_) => {
@@ -400,16 +366,10 @@ impl NativeStream {
                 Err(e) => return Err(to_js(e)),
             }
             if timeout == Some(Duration::ZERO) {
-                return Err(js_error(
-                    ErrorKind::Timeout,
-                    "recv timed out: no message arrived; nothing was lost",
-                ));
+                return Err(js_error(ErrorKind::Timeout, "recv timed out: no message arrived; nothing was lost"));
             }
         }
-        st.waiters.push_back(RecvWaiter {
-            op,
-            deadline: timeout.map(|t| Instant::now() + t),
-        });
+        st.waiters.push_back(RecvWaiter { op, deadline: timeout.map(|t| Instant::now() + t) });
         s.refresh(&mut st, false);
         Ok(None)
     }
@@ -459,9 +419,7 @@ impl NativeStream {
                 return Ok(false);
             }
             let shared = Arc::clone(s);
-            let spawned = std::thread::Builder::new()
-                .name("shmsock-writer".into())
-                .spawn(move || shared.write_queue());
+            let spawned = std::thread::Builder::new().name("shmsock-writer".into()).spawn(move || shared.write_queue());
             if let Err(e) = spawned {
                 st.writer = false;
                 st.queue.pop_back();
@@ -501,10 +459,7 @@ impl NativeStream {
             return Err(to_js(closed("stream")));
         }
         if !st.waiters.is_empty() {
-            return Err(js_error(
-                ErrorKind::InvalidArgument,
-                "a recv() is pending on this stream",
-            ));
+            return Err(js_error(ErrorKind::InvalidArgument, "a recv() is pending on this stream"));
         }
         if !st.flowing {
             st.flowing = true;
@@ -548,11 +503,7 @@ impl NativeStream {
     #[napi(getter)]
     pub fn peer_credentials(&self) -> PeerCredentials {
         let c = self.inner.stream.peer_credentials();
-        PeerCredentials {
-            pid: c.pid,
-            uid: c.uid,
-            gid: c.gid,
-        }
+        PeerCredentials { pid: c.pid, uid: c.uid, gid: c.gid }
     }
 
     /// Message and byte counts.

@@ -67,11 +67,7 @@ impl Exported {
             suboffsets: ptr::null_mut(),
             internal: ptr::null_mut(),
         });
-        let flags = if writable {
-            PYBUF_WRITABLE
-        } else {
-            PYBUF_SIMPLE
-        };
+        let flags = if writable { PYBUF_WRITABLE } else { PYBUF_SIMPLE };
         // SAFETY: obj is a live object (we hold the GIL); view is a valid,
         // zeroed Py_buffer that CPython fills in.
         let rc = unsafe { PyObject_GetBuffer(obj.as_ptr(), &mut *view, flags) };
@@ -170,8 +166,5 @@ impl WritableBuffer {
 }
 
 pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type()
-        .qualname()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "?".into())
+    obj.get_type().qualname().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
 }

@@ -55,20 +55,14 @@ impl Callbacks {
                         crate::buffer::type_name(&f)
                     )));
                 }
-                *callbacks.slots[slot as usize]
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = Some(f.unbind());
+                *callbacks.slots[slot as usize].lock().unwrap_or_else(|p| p.into_inner()) = Some(f.unbind());
             }
         }
         Ok(callbacks)
     }
 
     fn get<'py>(&self, py: Python<'py>, slot: Slot) -> Option<Bound<'py, PyAny>> {
-        self.slots[slot as usize]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|f| f.bind(py).clone())
+        self.slots[slot as usize].lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|f| f.bind(py).clone())
     }
 
     /// True when the callback is set.
@@ -157,9 +151,7 @@ pub(crate) struct Registry<T> {
 
 impl<T> Registry<T> {
     pub(crate) const fn new() -> Registry<T> {
-        Registry {
-            items: Mutex::new(Vec::new()),
-        }
+        Registry { items: Mutex::new(Vec::new()) }
     }
 
     pub(crate) fn add(&self, item: &Arc<T>) {

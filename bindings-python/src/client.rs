@@ -108,12 +108,7 @@ pub struct PyClient {
 
 impl PyClient {
     fn get(&self, py: Python<'_>) -> PyResult<Arc<Client>> {
-        self.slot
-            .client
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or_else(|| errors::closed(py, "client"))
+        self.slot.client.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or_else(|| errors::closed(py, "client"))
     }
 }
 
@@ -142,15 +137,8 @@ impl PyClient {
         spin: Option<&Bound<'_, PyAny>>,
         require_chacha: bool,
     ) -> PyResult<PyClient> {
-        let c = Common {
-            ring_size,
-            max_message_size,
-            send_timeout,
-            recv_timeout,
-            handshake_timeout,
-            spin,
-            require_chacha,
-        };
+        let c =
+            Common { ring_size, max_message_size, send_timeout, recv_timeout, handshake_timeout, spin, require_chacha };
         let built = options::client(server_key, keypair, &c)?;
         let callbacks = Arc::new(Callbacks::new([
             (Slot::Connect, None),
@@ -158,24 +146,13 @@ impl PyClient {
             (Slot::Error, on_error),
             (Slot::Close, on_close),
         ])?);
-        let handler = Handler {
-            callbacks: Arc::clone(&callbacks),
-        };
+        let handler = Handler { callbacks: Arc::clone(&callbacks) };
         let name = name.to_owned();
-        let client = py
-            .detach(|| Client::connect(&name, &built.options, handler))
-            .or_raise(py)?;
+        let client = py.detach(|| Client::connect(&name, &built.options, handler)).or_raise(py)?;
         let server_key = client.server_public_key();
-        let slot = Arc::new(ClientSlot {
-            client: Mutex::new(Some(Arc::new(client))),
-        });
+        let slot = Arc::new(ClientSlot { client: Mutex::new(Some(Arc::new(client))) });
         CLIENTS.add(&slot);
-        Ok(PyClient {
-            slot,
-            callbacks,
-            server_key,
-            send_timeout: built.send_timeout,
-        })
+        Ok(PyClient { slot, callbacks, server_key, send_timeout: built.send_timeout })
     }
 
     /// Sends a message (any bytes-like object), waiting while the ring is full
@@ -207,19 +184,13 @@ impl PyClient {
     /// True once ``close()`` was called.
     #[getter]
     fn closed(&self) -> bool {
-        self.slot
-            .client
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none()
+        self.slot.client.lock().unwrap_or_else(|p| p.into_inner()).is_none()
     }
 
     /// The server's public key (the pinned one, proven by the handshake).
     #[getter]
     fn server_public_key(&self) -> PyPublicKey {
-        PyPublicKey {
-            key: self.server_key,
-        }
+        PyPublicKey { key: self.server_key }
     }
 
     /// Message and byte counts.
@@ -248,11 +219,7 @@ impl PyClient {
 
     fn __repr__(&self) -> String {
         let state = if self.closed() { " closed" } else { "" };
-        format!(
-            "<shmsock.Client server={}{}>",
-            self.server_key.fingerprint(),
-            state
-        )
+        format!("<shmsock.Client server={}{}>", self.server_key.fingerprint(), state)
     }
 }
 

@@ -15,27 +15,112 @@ use shmsock::{Error as CoreError, ErrorKind};
 
 /// (Python class name, kind, built-in bases after `Error`, docstring)
 const TABLE: &[(&str, ErrorKind, &[&str], &str)] = &[
-    ("Timeout", ErrorKind::Timeout, &["TimeoutError"], "A blocking call ran out of time. Nothing was lost; the call may be retried."),
-    ("WouldBlock", ErrorKind::WouldBlock, &["BlockingIOError"], "A try_ call could not proceed without waiting. Nothing was lost."),
+    (
+        "Timeout",
+        ErrorKind::Timeout,
+        &["TimeoutError"],
+        "A blocking call ran out of time. Nothing was lost; the call may be retried.",
+    ),
+    (
+        "WouldBlock",
+        ErrorKind::WouldBlock,
+        &["BlockingIOError"],
+        "A try_ call could not proceed without waiting. Nothing was lost.",
+    ),
     ("Closed", ErrorKind::Closed, &[], "The object was closed by this process and cannot be used any more."),
-    ("PeerClosed", ErrorKind::PeerClosed, &["ConnectionError"], "The peer closed the connection cleanly; every message it sent was delivered."),
-    ("PeerGone", ErrorKind::PeerGone, &["ConnectionResetError"], "The peer process exited or was killed without closing the connection."),
-    ("HandshakeRejected", ErrorKind::HandshakeRejected, &["ConnectionRefusedError"], "The server refused this client (its key is not on the allow-list, or its uid is not allowed)."),
-    ("ServerKeyMismatch", ErrorKind::ServerKeyMismatch, &["ConnectionError"], "The server does not hold the key the client pinned (or the endpoint name differs)."),
-    ("AuthenticationFailed", ErrorKind::AuthenticationFailed, &["ConnectionError"], "A frame failed authentication: the shared memory was tampered with. The connection is over."),
+    (
+        "PeerClosed",
+        ErrorKind::PeerClosed,
+        &["ConnectionError"],
+        "The peer closed the connection cleanly; every message it sent was delivered.",
+    ),
+    (
+        "PeerGone",
+        ErrorKind::PeerGone,
+        &["ConnectionResetError"],
+        "The peer process exited or was killed without closing the connection.",
+    ),
+    (
+        "HandshakeRejected",
+        ErrorKind::HandshakeRejected,
+        &["ConnectionRefusedError"],
+        "The server refused this client (its key is not on the allow-list, or its uid is not allowed).",
+    ),
+    (
+        "ServerKeyMismatch",
+        ErrorKind::ServerKeyMismatch,
+        &["ConnectionError"],
+        "The server does not hold the key the client pinned (or the endpoint name differs).",
+    ),
+    (
+        "AuthenticationFailed",
+        ErrorKind::AuthenticationFailed,
+        &["ConnectionError"],
+        "A frame failed authentication: the shared memory was tampered with. The connection is over.",
+    ),
     ("ProtocolVersion", ErrorKind::ProtocolVersion, &["ConnectionError"], "The two sides share no protocol version."),
     ("NoCommonCipher", ErrorKind::NoCommonCipher, &["ConnectionError"], "The two sides share no transport cipher."),
-    ("ProtocolViolation", ErrorKind::ProtocolViolation, &["ConnectionError"], "The peer sent bytes that do not follow the protocol. The connection is over."),
-    ("MessageTooLarge", ErrorKind::MessageTooLarge, &["ValueError"], "A message is larger than the receiver's max_message_size. Nothing was sent."),
-    ("BufferTooSmall", ErrorKind::BufferTooSmall, &["ValueError"], "The buffer is too small for the next message; `needed` says how many bytes it needs. The message is kept."),
-    ("InvalidName", ErrorKind::InvalidName, &["ValueError"], "An endpoint name is empty, too long or has characters outside [A-Za-z0-9._-]."),
+    (
+        "ProtocolViolation",
+        ErrorKind::ProtocolViolation,
+        &["ConnectionError"],
+        "The peer sent bytes that do not follow the protocol. The connection is over.",
+    ),
+    (
+        "MessageTooLarge",
+        ErrorKind::MessageTooLarge,
+        &["ValueError"],
+        "A message is larger than the receiver's max_message_size. Nothing was sent.",
+    ),
+    (
+        "BufferTooSmall",
+        ErrorKind::BufferTooSmall,
+        &["ValueError"],
+        "The buffer is too small for the next message; `needed` says how many bytes it needs. The message is kept.",
+    ),
+    (
+        "InvalidName",
+        ErrorKind::InvalidName,
+        &["ValueError"],
+        "An endpoint name is empty, too long or has characters outside [A-Za-z0-9._-].",
+    ),
     ("AddressInUse", ErrorKind::AddressInUse, &["OSError"], "Another live process already serves this endpoint name."),
-    ("NotFound", ErrorKind::NotFound, &["FileNotFoundError"], "No process serves this endpoint name (or a key file does not exist)."),
-    ("InvalidKey", ErrorKind::InvalidKey, &["ValueError"], "A key (text, bytes or key file contents) is malformed or unusable."),
-    ("InsecureKeyFile", ErrorKind::InsecureKeyFile, &[], "A key file is readable by other users; it is refused, as ssh does (chmod 600 it)."),
-    ("InvalidArgument", ErrorKind::InvalidArgument, &["ValueError"], "An argument is out of range or inconsistent (for example a ring size that is not a power of two)."),
-    ("ResourceExhausted", ErrorKind::ResourceExhausted, &["OSError"], "The system refused a resource (memory for a segment, file descriptors)."),
-    ("PermissionDenied", ErrorKind::PermissionDenied, &["PermissionError"], "The peer's uid is not allowed to connect, or the runtime directory is unsafe."),
+    (
+        "NotFound",
+        ErrorKind::NotFound,
+        &["FileNotFoundError"],
+        "No process serves this endpoint name (or a key file does not exist).",
+    ),
+    (
+        "InvalidKey",
+        ErrorKind::InvalidKey,
+        &["ValueError"],
+        "A key (text, bytes or key file contents) is malformed or unusable.",
+    ),
+    (
+        "InsecureKeyFile",
+        ErrorKind::InsecureKeyFile,
+        &[],
+        "A key file is readable by other users; it is refused, as ssh does (chmod 600 it).",
+    ),
+    (
+        "InvalidArgument",
+        ErrorKind::InvalidArgument,
+        &["ValueError"],
+        "An argument is out of range or inconsistent (for example a ring size that is not a power of two).",
+    ),
+    (
+        "ResourceExhausted",
+        ErrorKind::ResourceExhausted,
+        &["OSError"],
+        "The system refused a resource (memory for a segment, file descriptors).",
+    ),
+    (
+        "PermissionDenied",
+        ErrorKind::PermissionDenied,
+        &["PermissionError"],
+        "The peer's uid is not allowed to connect, or the runtime directory is unsafe.",
+    ),
     ("Io", ErrorKind::Io, &["OSError"], "Any other operating-system error."),
 ];
 
@@ -103,14 +188,7 @@ pub(crate) fn register(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> 
         m.add(*name, &class)?;
         kinds.push((*kind, class.unbind()));
     }
-    let _ = CLASSES.set(
-        py,
-        Classes {
-            base: base.unbind(),
-            callback: callback.unbind(),
-            kinds,
-        },
-    );
+    let _ = CLASSES.set(py, Classes { base: base.unbind(), callback: callback.unbind(), kinds });
     Ok(())
 }
 
@@ -173,11 +251,7 @@ pub(crate) fn closed(py: Python<'_>, what: &str) -> PyErr {
 pub(crate) fn callback_error<'py>(py: Python<'py>, what: &str, cause: &PyErr) -> Bound<'py, PyAny> {
     let c = classes(py);
     let value = cause.value(py);
-    let type_name = value
-        .get_type()
-        .qualname()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "exception".into());
+    let type_name = value.get_type().qualname().map(|n| n.to_string()).unwrap_or_else(|_| "exception".into());
     let text = value.str().map(|s| s.to_string()).unwrap_or_default();
     let message = if text.is_empty() {
         format!("the {what} callback raised {type_name}")
@@ -197,9 +271,5 @@ pub(crate) fn callback_error<'py>(py: Python<'py>, what: &str, cause: &PyErr) ->
 
 /// True when `err` is the exception of core kind `kind`.
 pub(crate) fn is_kind(py: Python<'_>, err: &PyErr, kind: ErrorKind) -> bool {
-    classes(py)
-        .kinds
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .is_some_and(|(_, class)| err.is_instance(py, class.bind(py)))
+    classes(py).kinds.iter().find(|(k, _)| *k == kind).is_some_and(|(_, class)| err.is_instance(py, class.bind(py)))
 }

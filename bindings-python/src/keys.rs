@@ -35,9 +35,7 @@ impl PyPublicKey {
         if let Ok(b) = obj.cast::<PyBytes>() {
             return PublicKey::from_slice(b.as_bytes()).or_raise(py);
         }
-        if obj.is_instance_of::<pyo3::types::PyByteArray>()
-            || obj.is_instance_of::<pyo3::types::PyMemoryView>()
-        {
+        if obj.is_instance_of::<pyo3::types::PyByteArray>() || obj.is_instance_of::<pyo3::types::PyMemoryView>() {
             let data = crate::buffer::Data::from_py(obj)?;
             return PublicKey::from_slice(data.as_slice()).or_raise(py);
         }
@@ -53,26 +51,20 @@ impl PyPublicKey {
     #[new]
     #[pyo3(signature = (key, /))]
     fn new(key: &Bound<'_, PyAny>) -> PyResult<PyPublicKey> {
-        Ok(PyPublicKey {
-            key: PyPublicKey::extract_key(key, "key")?,
-        })
+        Ok(PyPublicKey { key: PyPublicKey::extract_key(key, "key")? })
     }
 
     /// The key from its text form, ``shmsock-pk:<base64url>``.
     #[staticmethod]
     fn from_text(py: Python<'_>, text: &str) -> PyResult<PyPublicKey> {
-        Ok(PyPublicKey {
-            key: PublicKey::from_text(text).or_raise(py)?,
-        })
+        Ok(PyPublicKey { key: PublicKey::from_text(text).or_raise(py)? })
     }
 
     /// The key from its 32 raw bytes.
     #[staticmethod]
     fn from_bytes(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<PyPublicKey> {
         let data = crate::buffer::Data::from_py(data)?;
-        Ok(PyPublicKey {
-            key: PublicKey::from_slice(data.as_slice()).or_raise(py)?,
-        })
+        Ok(PyPublicKey { key: PublicKey::from_slice(data.as_slice()).or_raise(py)? })
     }
 
     /// The text form, ``shmsock-pk:<base64url>`` (also ``str(key)``).
@@ -131,9 +123,7 @@ impl PyKeypair {
     /// A fresh random keypair.
     #[staticmethod]
     fn generate() -> PyKeypair {
-        PyKeypair {
-            keypair: Keypair::generate(),
-        }
+        PyKeypair { keypair: Keypair::generate() }
     }
 
     /// Loads a key file written by ``save`` (or ``shmsock keygen``). Raises
@@ -141,9 +131,7 @@ impl PyKeypair {
     /// can read it).
     #[staticmethod]
     fn load(py: Python<'_>, path: PathBuf) -> PyResult<PyKeypair> {
-        Ok(PyKeypair {
-            keypair: py.detach(|| Keypair::load(&path)).or_raise(py)?,
-        })
+        Ok(PyKeypair { keypair: py.detach(|| Keypair::load(&path)).or_raise(py)? })
     }
 
     /// The keypair of a 32-byte secret key.
@@ -154,15 +142,10 @@ impl PyKeypair {
             crate::errors::new(
                 py,
                 shmsock::ErrorKind::InvalidKey,
-                format!(
-                    "a secret key is {KEY_LEN} bytes long, not {}",
-                    data.as_slice().len()
-                ),
+                format!("a secret key is {KEY_LEN} bytes long, not {}", data.as_slice().len()),
             )
         })?;
-        Ok(PyKeypair {
-            keypair: Keypair::from_secret_bytes(bytes),
-        })
+        Ok(PyKeypair { keypair: Keypair::from_secret_bytes(bytes) })
     }
 
     /// Writes a new key file with mode 0600. Refuses to overwrite an existing
@@ -174,9 +157,7 @@ impl PyKeypair {
     /// The public half, which peers pin or allow.
     #[getter]
     fn public_key(&self) -> PyPublicKey {
-        PyPublicKey {
-            key: *self.keypair.public(),
-        }
+        PyPublicKey { key: *self.keypair.public() }
     }
 
     /// The fingerprint of the public key, e.g. ``3f2a:9c11:07be:55d0``.

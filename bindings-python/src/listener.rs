@@ -35,18 +35,11 @@ pub struct PyListener {
 
 impl PyListener {
     fn get(&self, py: Python<'_>) -> PyResult<Arc<Listener>> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or_else(|| errors::closed(py, "listener"))
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or_else(|| errors::closed(py, "listener"))
     }
 
     fn is_closed(&self) -> bool {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none()
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).is_none()
     }
 
     fn wrap_stream(&self, stream: shmsock::Stream) -> PyStream {
@@ -82,15 +75,8 @@ impl PyListener {
         backend: Option<&str>,
         require_chacha: bool,
     ) -> PyResult<PyListener> {
-        let c = Common {
-            ring_size,
-            max_message_size,
-            send_timeout,
-            recv_timeout,
-            handshake_timeout,
-            spin,
-            require_chacha,
-        };
+        let c =
+            Common { ring_size, max_message_size, send_timeout, recv_timeout, handshake_timeout, spin, require_chacha };
         let built = options::server(keypair, allowed_clients, allowed_uids, backend, &c)?;
         let listener = Listener::bind(name, &built.options).or_raise(py)?;
         Ok(PyListener {
@@ -127,38 +113,21 @@ impl PyListener {
     fn _accept_pending(&self, py: Python<'_>) -> PyResult<PyPendingClient> {
         let listener = self.get(py)?;
         match listener.accept_pending(Some(Instant::now())) {
-            Ok(pending) => Ok(PyPendingClient {
-                pending: Mutex::new(Some(pending)),
-            }),
-            Err(e) if e.kind() == ErrorKind::Timeout => Err(errors::new(
-                py,
-                ErrorKind::WouldBlock,
-                "no client is waiting to be accepted",
-            )),
+            Ok(pending) => Ok(PyPendingClient { pending: Mutex::new(Some(pending)) }),
+            Err(e) if e.kind() == ErrorKind::Timeout => {
+                Err(errors::new(py, ErrorKind::WouldBlock, "no client is waiting to be accepted"))
+            }
             Err(e) => Err(errors::to_py(py, e)),
         }
     }
 
     /// Runs the server side of the handshake for a client taken with
     /// ``_accept_pending`` (releases the GIL; bounded by handshake_timeout).
-    fn _handshake(
-        &self,
-        py: Python<'_>,
-        pending: &Bound<'_, PyPendingClient>,
-    ) -> PyResult<PyStream> {
+    fn _handshake(&self, py: Python<'_>, pending: &Bound<'_, PyPendingClient>) -> PyResult<PyStream> {
         let listener = self.get(py)?;
-        let pending = pending
-            .get()
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .ok_or_else(|| {
-                errors::new(
-                    py,
-                    ErrorKind::InvalidArgument,
-                    "this pending client was already handshaken",
-                )
+        let pending =
+            pending.get().pending.lock().unwrap_or_else(|p| p.into_inner()).take().ok_or_else(|| {
+                errors::new(py, ErrorKind::InvalidArgument, "this pending client was already handshaken")
             })?;
         let stream = py.detach(|| listener.handshake(pending)).or_raise(py)?;
         Ok(self.wrap_stream(stream))
@@ -186,9 +155,7 @@ impl PyListener {
     /// The server's public key, which clients pin.
     #[getter]
     fn public_key(&self) -> PyPublicKey {
-        PyPublicKey {
-            key: self.public_key,
-        }
+        PyPublicKey { key: self.public_key }
     }
 
     /// How many clients failed the handshake so far.
@@ -200,10 +167,7 @@ impl PyListener {
     /// Why the last client failed the handshake, as an exception (or None).
     #[getter]
     fn last_rejection<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        Ok(self
-            .get(py)?
-            .last_rejection()
-            .map(|e| errors::instance(py, &e)))
+        Ok(self.get(py)?.last_rejection().map(|e| errors::instance(py, &e)))
     }
 
     /// The listening socket's file descriptor: readable when a client waits
@@ -228,21 +192,14 @@ impl PyListener {
 
     fn __next__(&self, py: Python<'_>) -> PyResult<PyStream> {
         match self.accept(py, None) {
-            Err(e) if errors::is_kind(py, &e, ErrorKind::Closed) => {
-                Err(PyStopIteration::new_err(()))
-            }
+            Err(e) if errors::is_kind(py, &e, ErrorKind::Closed) => Err(PyStopIteration::new_err(())),
             other => other,
         }
     }
 
     fn __repr__(&self) -> String {
         let state = if self.is_closed() { " closed" } else { "" };
-        format!(
-            "<shmsock.Listener name='{}' key={}{}>",
-            self.name,
-            self.public_key.fingerprint(),
-            state
-        )
+        format!("<shmsock.Listener name='{}' key={}{}>", self.name, self.public_key.fingerprint(), state)
     }
 }
 
@@ -263,12 +220,6 @@ impl PyPendingClient {
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .map(|p| PyCredentials::from(p.credentials()))
-            .ok_or_else(|| {
-                errors::new(
-                    py,
-                    ErrorKind::InvalidArgument,
-                    "this pending client was already handshaken",
-                )
-            })
+            .ok_or_else(|| errors::new(py, ErrorKind::InvalidArgument, "this pending client was already handshaken"))
     }
 }

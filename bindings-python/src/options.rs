@@ -41,17 +41,11 @@ fn common(c: &Common<'_, '_>) -> PyResult<Built> {
     }
     let send_timeout = opt_seconds(c.send_timeout, "send_timeout")?;
     let recv_timeout = opt_seconds(c.recv_timeout, "recv_timeout")?;
-    options = options
-        .send_timeout(send_timeout)
-        .recv_timeout(recv_timeout);
+    options = options.send_timeout(send_timeout).recv_timeout(recv_timeout);
     if let Some(h) = c.handshake_timeout {
         match seconds(h, "handshake_timeout")? {
             Some(d) if !d.is_zero() => options = options.handshake_timeout(d),
-            _ => {
-                return Err(PyValueError::new_err(
-                    "handshake_timeout must be a positive number of seconds",
-                ))
-            }
+            _ => return Err(PyValueError::new_err("handshake_timeout must be a positive number of seconds")),
         }
     }
     if let Some(s) = c.spin {
@@ -61,11 +55,7 @@ fn common(c: &Common<'_, '_>) -> PyResult<Built> {
         }
     }
     options = options.require_chacha(c.require_chacha);
-    Ok(Built {
-        options,
-        send_timeout,
-        recv_timeout,
-    })
+    Ok(Built { options, send_timeout, recv_timeout })
 }
 
 /// Options of a client (Stream.connect, Client).
@@ -80,9 +70,7 @@ pub(crate) fn client(
             "connecting needs server_key=, the server's public key (shmsock never trusts a key the server sends)",
         ));
     }
-    built.options = built
-        .options
-        .server_key(PyPublicKey::extract_key(server_key, "server_key")?);
+    built.options = built.options.server_key(PyPublicKey::extract_key(server_key, "server_key")?);
     if let Some(kp) = keypair.filter(|k| !k.is_none()) {
         let kp = kp.cast::<PyKeypair>().map_err(|_| {
             PyTypeError::new_err(format!(
@@ -136,18 +124,13 @@ pub(crate) fn server(
                 crate::buffer::type_name(list)
             ))
         })? {
-            uids.push(
-                item?
-                    .extract::<u32>()
-                    .map_err(|_| PyTypeError::new_err("each allowed uid must be an int"))?,
-            );
+            uids.push(item?.extract::<u32>().map_err(|_| PyTypeError::new_err("each allowed uid must be an int"))?);
         }
         built.options = built.options.allow_uids(uids);
     }
     if let Some(name) = backend {
-        let b = Backend::from_name(name).ok_or_else(|| {
-            PyValueError::new_err(format!("backend must be 'memfd' or 'named', not '{name}'"))
-        })?;
+        let b = Backend::from_name(name)
+            .ok_or_else(|| PyValueError::new_err(format!("backend must be 'memfd' or 'named', not '{name}'")))?;
         built.options = built.options.backend(b);
     }
     Ok(built)

@@ -57,14 +57,8 @@ impl Shared {
         if let Some(existing) = map.get(&c.id()) {
             return existing.bind(py).clone();
         }
-        let created = Bound::new(
-            py,
-            PyConnection {
-                connection: c.clone(),
-                send_timeout: self.send_timeout,
-            },
-        )
-        .expect("allocating a Connection");
+        let created = Bound::new(py, PyConnection { connection: c.clone(), send_timeout: self.send_timeout })
+            .expect("allocating a Connection");
         map.insert(c.id(), created.clone().unbind());
         created
     }
@@ -132,11 +126,7 @@ impl ServerHandler for Handler {
                 None => py.None().into_bound(py),
             };
             self.call(py, Slot::Close, Some(&c), vec![reason]);
-            self.shared
-                .connections
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&connection.id());
+            self.shared.connections.lock().unwrap_or_else(|p| p.into_inner()).remove(&connection.id());
         });
     }
 }
@@ -167,12 +157,7 @@ pub struct PyServer {
 
 impl PyServer {
     fn get(&self, py: Python<'_>) -> PyResult<Arc<Server>> {
-        self.slot
-            .server
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or_else(|| errors::closed(py, "server"))
+        self.slot.server.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or_else(|| errors::closed(py, "server"))
     }
 }
 
@@ -205,15 +190,8 @@ impl PyServer {
         backend: Option<&str>,
         require_chacha: bool,
     ) -> PyResult<PyServer> {
-        let c = Common {
-            ring_size,
-            max_message_size,
-            send_timeout,
-            recv_timeout,
-            handshake_timeout,
-            spin,
-            require_chacha,
-        };
+        let c =
+            Common { ring_size, max_message_size, send_timeout, recv_timeout, handshake_timeout, spin, require_chacha };
         let built = options::server(keypair, allowed_clients, allowed_uids, backend, &c)?;
         let callbacks = Callbacks::new([
             (Slot::Connect, on_connect),
@@ -221,30 +199,16 @@ impl PyServer {
             (Slot::Error, on_error),
             (Slot::Close, on_close),
         ])?;
-        let shared = Arc::new(Shared {
-            callbacks,
-            connections: Mutex::new(HashMap::new()),
-            send_timeout: built.send_timeout,
-        });
-        let handler = Handler {
-            shared: Arc::clone(&shared),
-        };
+        let shared =
+            Arc::new(Shared { callbacks, connections: Mutex::new(HashMap::new()), send_timeout: built.send_timeout });
+        let handler = Handler { shared: Arc::clone(&shared) };
         let name = name.to_owned();
-        let server = py
-            .detach(|| Server::start(&name, &built.options, handler))
-            .or_raise(py)?;
-        let slot = Arc::new(ServerSlot {
-            server: Mutex::new(None),
-        });
+        let server = py.detach(|| Server::start(&name, &built.options, handler)).or_raise(py)?;
+        let slot = Arc::new(ServerSlot { server: Mutex::new(None) });
         let public_key = server.public_key();
         *slot.server.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(server));
         SERVERS.add(&slot);
-        Ok(PyServer {
-            slot,
-            shared,
-            name,
-            public_key,
-        })
+        Ok(PyServer { slot, shared, name, public_key })
     }
 
     /// Stops serving: closes every connection (each gets on_close), releases
@@ -257,11 +221,7 @@ impl PyServer {
     /// True once ``close()`` was called.
     #[getter]
     fn closed(&self) -> bool {
-        self.slot
-            .server
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none()
+        self.slot.server.lock().unwrap_or_else(|p| p.into_inner()).is_none()
     }
 
     /// The endpoint name.
@@ -273,9 +233,7 @@ impl PyServer {
     /// The server's public key, which clients pin.
     #[getter]
     fn public_key(&self) -> PyPublicKey {
-        PyPublicKey {
-            key: self.public_key,
-        }
+        PyPublicKey { key: self.public_key }
     }
 
     /// The connected clients.
@@ -284,8 +242,7 @@ impl PyServer {
         let server = self.get(py)?;
         let list = server.connections();
         drop(server);
-        let mut out: Vec<Bound<'py, PyConnection>> =
-            list.iter().map(|c| self.shared.connection(py, c)).collect();
+        let mut out: Vec<Bound<'py, PyConnection>> = list.iter().map(|c| self.shared.connection(py, c)).collect();
         out.sort_by_key(|c| c.get().connection.id());
         Ok(out)
     }
@@ -310,12 +267,7 @@ impl PyServer {
 
     fn __repr__(&self) -> String {
         let state = if self.closed() { " closed" } else { "" };
-        format!(
-            "<shmsock.Server name='{}' key={}{}>",
-            self.name,
-            self.public_key.fingerprint(),
-            state
-        )
+        format!("<shmsock.Server name='{}' key={}{}>", self.name, self.public_key.fingerprint(), state)
     }
 }
 
@@ -346,12 +298,7 @@ impl PyConnection {
     /// server's send_timeout).
     #[pyo3(signature = (data, timeout=Timeout::Default))]
     fn send(&self, py: Python<'_>, data: &Bound<'_, PyAny>, timeout: Timeout) -> PyResult<()> {
-        stream::send_blocking(
-            py,
-            self.connection.stream(),
-            data,
-            timeout.or(self.send_timeout),
-        )
+        stream::send_blocking(py, self.connection.stream(), data, timeout.or(self.send_timeout))
     }
 
     /// Sends only if the whole message fits now; otherwise raises WouldBlock.
@@ -367,17 +314,13 @@ impl PyConnection {
     /// The client's public key, authenticated by the handshake.
     #[getter]
     fn peer_public_key(&self) -> PyPublicKey {
-        PyPublicKey {
-            key: self.connection.peer_public_key(),
-        }
+        PyPublicKey { key: self.connection.peer_public_key() }
     }
 
     /// This side's public key: the server's.
     #[getter]
     fn local_public_key(&self) -> PyPublicKey {
-        PyPublicKey {
-            key: self.connection.stream().local_public_key(),
-        }
+        PyPublicKey { key: self.connection.stream().local_public_key() }
     }
 
     /// The client process's pid, uid and gid, from the kernel.

@@ -59,11 +59,8 @@ pub(crate) fn send_blocking(
 pub(crate) fn try_send(py: Python<'_>, stream: &Stream, data: &Bound<'_, PyAny>) -> PyResult<()> {
     let data = Data::from_py(data)?;
     let bytes = data.as_slice();
-    let result = if bytes.len() < KEEP_GIL_BELOW {
-        stream.try_send(bytes)
-    } else {
-        py.detach(|| stream.try_send(bytes))
-    };
+    let result =
+        if bytes.len() < KEEP_GIL_BELOW { stream.try_send(bytes) } else { py.detach(|| stream.try_send(bytes)) };
     result.or_raise(py)
 }
 
@@ -152,24 +149,12 @@ pub struct PyStream {
 }
 
 impl PyStream {
-    pub(crate) fn wrap(
-        stream: Stream,
-        send_timeout: Option<Duration>,
-        recv_timeout: Option<Duration>,
-    ) -> PyStream {
-        PyStream {
-            inner: Mutex::new(Some(Arc::new(stream))),
-            send_timeout,
-            recv_timeout,
-        }
+    pub(crate) fn wrap(stream: Stream, send_timeout: Option<Duration>, recv_timeout: Option<Duration>) -> PyStream {
+        PyStream { inner: Mutex::new(Some(Arc::new(stream))), send_timeout, recv_timeout }
     }
 
     fn get(&self, py: Python<'_>) -> PyResult<Arc<Stream>> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or_else(|| errors::closed(py, "stream"))
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or_else(|| errors::closed(py, "stream"))
     }
 }
 
@@ -211,25 +196,12 @@ impl PyStream {
         spin: Option<&Bound<'_, PyAny>>,
         require_chacha: bool,
     ) -> PyResult<PyStream> {
-        let c = Common {
-            ring_size,
-            max_message_size,
-            send_timeout,
-            recv_timeout,
-            handshake_timeout,
-            spin,
-            require_chacha,
-        };
+        let c =
+            Common { ring_size, max_message_size, send_timeout, recv_timeout, handshake_timeout, spin, require_chacha };
         let built = options::client(server_key, keypair, &c)?;
         let name = name.to_owned();
-        let stream = py
-            .detach(|| Stream::connect(&name, &built.options))
-            .or_raise(py)?;
-        Ok(PyStream::wrap(
-            stream,
-            built.send_timeout,
-            built.recv_timeout,
-        ))
+        let stream = py.detach(|| Stream::connect(&name, &built.options)).or_raise(py)?;
+        Ok(PyStream::wrap(stream, built.send_timeout, built.recv_timeout))
     }
 
     /// Sends one message: bytes, bytearray, memoryview or any object with the
@@ -264,12 +236,7 @@ impl PyStream {
     /// bytearray or memoryview) and returns its length. A buffer too small
     /// raises BufferTooSmall (with ``needed``) and keeps the message.
     #[pyo3(signature = (buffer, timeout=Timeout::Default))]
-    fn recv_into(
-        &self,
-        py: Python<'_>,
-        buffer: &Bound<'_, PyAny>,
-        timeout: Timeout,
-    ) -> PyResult<usize> {
+    fn recv_into(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>, timeout: Timeout) -> PyResult<usize> {
         let stream = self.get(py)?;
         recv_into(py, &stream, buffer, timeout.or(self.recv_timeout), false)
     }
@@ -307,10 +274,7 @@ impl PyStream {
     /// True once ``close()`` was called.
     #[getter]
     fn closed(&self) -> bool {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none()
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).is_none()
     }
 
     /// The file descriptor that becomes readable when, after ``try_recv``
@@ -324,17 +288,13 @@ impl PyStream {
     /// The peer's public key, authenticated by the handshake.
     #[getter]
     fn peer_public_key(&self, py: Python<'_>) -> PyResult<PyPublicKey> {
-        Ok(PyPublicKey {
-            key: self.get(py)?.peer_public_key(),
-        })
+        Ok(PyPublicKey { key: self.get(py)?.peer_public_key() })
     }
 
     /// This side's public key.
     #[getter]
     fn local_public_key(&self, py: Python<'_>) -> PyResult<PyPublicKey> {
-        Ok(PyPublicKey {
-            key: self.get(py)?.local_public_key(),
-        })
+        Ok(PyPublicKey { key: self.get(py)?.local_public_key() })
     }
 
     /// The peer process's pid, uid and gid, from the kernel.
@@ -402,20 +362,13 @@ impl PyStream {
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let stream = self.get(py)?;
         match recv_bytes(py, &stream, self.recv_timeout, false) {
-            Err(e) if errors::is_kind(py, &e, ErrorKind::PeerClosed) => {
-                Err(PyStopIteration::new_err(()))
-            }
+            Err(e) if errors::is_kind(py, &e, ErrorKind::PeerClosed) => Err(PyStopIteration::new_err(())),
             other => other,
         }
     }
 
     fn __repr__(&self) -> String {
-        match self
-            .inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
+        match self.inner.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             None => "<shmsock.Stream closed>".into(),
             Some(s) => format!(
                 "<shmsock.Stream endpoint='{}' role={} peer={} cipher={}>",
@@ -484,20 +437,13 @@ pub struct PyCredentials {
 
 impl From<Credentials> for PyCredentials {
     fn from(c: Credentials) -> PyCredentials {
-        PyCredentials {
-            pid: c.pid,
-            uid: c.uid,
-            gid: c.gid,
-        }
+        PyCredentials { pid: c.pid, uid: c.uid, gid: c.gid }
     }
 }
 
 #[pymethods]
 impl PyCredentials {
     fn __repr__(&self) -> String {
-        format!(
-            "Credentials(pid={}, uid={}, gid={})",
-            self.pid, self.uid, self.gid
-        )
+        format!("Credentials(pid={}, uid={}, gid={})", self.pid, self.uid, self.gid)
     }
 }

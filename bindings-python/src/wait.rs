@@ -66,14 +66,10 @@ pub(crate) fn seconds(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Option<Dur
     }
     let value: f64 = obj.extract().map_err(|_| not_a_number())?;
     if value.is_nan() {
-        return Err(PyValueError::new_err(format!(
-            "{what} must be a number of seconds, not NaN"
-        )));
+        return Err(PyValueError::new_err(format!("{what} must be a number of seconds, not NaN")));
     }
     if value < 0.0 {
-        return Err(PyValueError::new_err(format!(
-            "{what} must be >= 0 (or None to wait forever), not {value}"
-        )));
+        return Err(PyValueError::new_err(format!("{what} must be >= 0 (or None to wait forever), not {value}")));
     }
     if value.is_infinite() {
         return Ok(None);
@@ -84,10 +80,7 @@ pub(crate) fn seconds(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Option<Dur
 }
 
 /// An optional seconds argument (None or omitted: `None`).
-pub(crate) fn opt_seconds(
-    obj: Option<&Bound<'_, PyAny>>,
-    what: &str,
-) -> PyResult<Option<Duration>> {
+pub(crate) fn opt_seconds(obj: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<Duration>> {
     match obj {
         None => Ok(None),
         Some(o) => seconds(o, what),

@@ -62,22 +62,12 @@ pub fn run(args: Bench) -> Result<u8, CliError> {
         )
     })?;
     let text = if args.json {
-        let mut text = serde_json::to_string_pretty(&report).map_err(|e| {
-            CliError::new(
-                code::FAILED,
-                "encoding the report as JSON",
-                e.to_string(),
-                "",
-            )
-        })?;
+        let mut text = serde_json::to_string_pretty(&report)
+            .map_err(|e| CliError::new(code::FAILED, "encoding the report as JSON", e.to_string(), ""))?;
         text.push('\n');
         text
     } else {
-        format!(
-            "{}(took {:.1} s)\n",
-            format_report(&report),
-            started.elapsed().as_secs_f64()
-        )
+        format!("{}(took {:.1} s)\n", format_report(&report), started.elapsed().as_secs_f64())
     };
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {

@@ -43,12 +43,7 @@ pub fn run(args: Connect) -> Result<u8, CliError> {
     let stream = Arc::new(stream);
     pipe::info(
         args.quiet,
-        format_args!(
-            "connected to '{}' (server {}), as {}",
-            args.name,
-            args.server_key.fingerprint(),
-            client_key
-        ),
+        format_args!("connected to '{}' (server {}), as {}", args.name, args.server_key.fingerprint(), client_key),
     );
     let outbox = Arc::new(Outbox::default());
     outbox.set(stream.clone());
@@ -88,10 +83,7 @@ fn connect(
                 }
                 return Ok(Some(stream));
             }
-            Err(e)
-                if e.kind() == ErrorKind::NotFound
-                    && deadline.is_some_and(|d| Instant::now() < d) =>
-            {
+            Err(e) if e.kind() == ErrorKind::NotFound && deadline.is_some_and(|d| Instant::now() < d) => {
                 if events.signal().is_some() {
                     return Ok(None);
                 }
@@ -102,12 +94,7 @@ fn connect(
     }
 }
 
-fn connect_error(
-    args: &Connect,
-    options: &Options,
-    client_key: &PublicKey,
-    err: &shmsock::Error,
-) -> CliError {
+fn connect_error(args: &Connect, options: &Options, client_key: &PublicKey, err: &shmsock::Error) -> CliError {
     let name = &args.name;
     let what = format!("connecting to '{name}'");
     match err.kind() {

@@ -68,18 +68,8 @@ pub struct CliError {
 
 impl CliError {
     /// A failure with exit `code`. `todo` may be empty when there is nothing to do.
-    pub fn new(
-        code: u8,
-        what: impl Into<String>,
-        why: impl Into<String>,
-        todo: impl Into<String>,
-    ) -> CliError {
-        CliError {
-            code,
-            what: what.into(),
-            why: why.into(),
-            todo: todo.into(),
-        }
+    pub fn new(code: u8, what: impl Into<String>, why: impl Into<String>, todo: impl Into<String>) -> CliError {
+        CliError { code, what: what.into(), why: why.into(), todo: todo.into() }
     }
 
     /// A core error while doing `what`, with its exit code and a generic hint.
@@ -101,11 +91,7 @@ impl CliError {
 
     /// The one line printed on stderr.
     pub fn line(&self) -> String {
-        let mut line = format!(
-            "shmsock: {}: {}",
-            one_line(&self.what),
-            one_line(&self.why).trim_end_matches('.')
-        );
+        let mut line = format!("shmsock: {}: {}", one_line(&self.what), one_line(&self.why).trim_end_matches('.'));
         let todo = one_line(&self.todo);
         if !todo.is_empty() {
             line.push_str(". ");
@@ -130,11 +116,7 @@ pub fn eprint_line(line: &str) {
 
 /// Text from anywhere (a peer, the OS) made into one line.
 fn one_line(text: &str) -> String {
-    text.split(['\n', '\r'])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+    text.split(['\n', '\r']).map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 /// The exit code of a core error kind.
@@ -173,16 +155,8 @@ mod tests {
 
     #[test]
     fn the_line_has_the_documented_shape() {
-        let e = CliError::new(
-            code::NOT_FOUND,
-            "connecting to 'x'",
-            "no server is listening on 'x'.",
-            "Start one",
-        );
-        assert_eq!(
-            e.line(),
-            "shmsock: connecting to 'x': no server is listening on 'x'. Start one"
-        );
+        let e = CliError::new(code::NOT_FOUND, "connecting to 'x'", "no server is listening on 'x'.", "Start one");
+        assert_eq!(e.line(), "shmsock: connecting to 'x': no server is listening on 'x'. Start one");
         let e = CliError::new(code::FAILED, "a", "b\nc", "");
         assert_eq!(e.line(), "shmsock: a: b c");
     }

@@ -37,28 +37,17 @@ impl Events {
         let received = Arc::new(AtomicBool::new(false));
         // A signal ignored on entry stays ignored, as shells expect (a
         // background job of a script ignores INT; `nohup` ignores HUP).
-        for sig in [SIGINT, SIGTERM, SIGHUP]
-            .into_iter()
-            .filter(|&sig| !ignored_on_entry(sig))
-        {
+        for sig in [SIGINT, SIGTERM, SIGHUP].into_iter().filter(|&sig| !ignored_on_entry(sig)) {
             let exit_status = i32::from(code::SIGNAL_BASE) + sig;
             // Registration order is the order the actions run: a second signal
             // finds `received` set and exits at once; the first sets it, records
             // the signal and wakes the main thread.
-            signal_hook::flag::register_conditional_shutdown(sig, exit_status, received.clone())
-                .map_err(setup)?;
+            signal_hook::flag::register_conditional_shutdown(sig, exit_status, received.clone()).map_err(setup)?;
             signal_hook::flag::register(sig, received.clone()).map_err(setup)?;
             signal_hook::flag::register_usize(sig, signal.clone(), sig as usize).map_err(setup)?;
-            signal_hook::low_level::pipe::register(sig, wake_write.try_clone().map_err(setup)?)
-                .map_err(setup)?;
+            signal_hook::low_level::pipe::register(sig, wake_write.try_clone().map_err(setup)?).map_err(setup)?;
         }
-        Ok(Arc::new(Events {
-            wake_read,
-            wake_write,
-            eof: AtomicBool::new(false),
-            failure: Mutex::new(None),
-            signal,
-        }))
+        Ok(Arc::new(Events { wake_read, wake_write, eof: AtomicBool::new(false), failure: Mutex::new(None), signal }))
     }
 
     /// The fd to poll: readable after any event.
@@ -120,8 +109,7 @@ fn ignored_on_entry(signal: i32) -> bool {
     // into `current`, a valid, zero-initialised sigaction.
     unsafe {
         let mut current: libc::sigaction = std::mem::zeroed();
-        libc::sigaction(signal, std::ptr::null(), &mut current) == 0
-            && current.sa_sigaction == libc::SIG_IGN
+        libc::sigaction(signal, std::ptr::null(), &mut current) == 0 && current.sa_sigaction == libc::SIG_IGN
     }
 }
 

@@ -33,10 +33,7 @@ pub fn run(file: Option<&Path>, action: Action) -> Result<u8, CliError> {
         Action::Generate { force } => {
             let keypair = generate(path, force)?;
             let public = keypair.public();
-            format!(
-                "public-key: {public}\nfingerprint: {}\n",
-                public.fingerprint()
-            )
+            format!("public-key: {public}\nfingerprint: {}\n", public.fingerprint())
         }
         Action::PrintPublic => format!("{}\n", keys::load_identity(path)?.public()),
         Action::Fingerprint => {
@@ -44,9 +41,7 @@ pub fn run(file: Option<&Path>, action: Action) -> Result<u8, CliError> {
             format!("{} {public}\n", public.fingerprint())
         }
     };
-    out.write_all(lines.as_bytes())
-        .and_then(|_| out.flush())
-        .map_err(|e| CliError::io("writing to stdout", &e))?;
+    out.write_all(lines.as_bytes()).and_then(|_| out.flush()).map_err(|e| CliError::io("writing to stdout", &e))?;
     Ok(code::OK)
 }
 
@@ -72,8 +67,7 @@ fn generate(path: &Path, force: bool) -> Result<Keypair, CliError> {
         if !force {
             return Err(exists());
         }
-        std::fs::remove_file(path)
-            .map_err(|e| CliError::io(format!("removing the old key file {shown}"), &e))?;
+        std::fs::remove_file(path).map_err(|e| CliError::io(format!("removing the old key file {shown}"), &e))?;
     }
     let keypair = Keypair::generate();
     keypair.save(path).map_err(|e| match e.kind() {
@@ -82,12 +76,8 @@ fn generate(path: &Path, force: bool) -> Result<Keypair, CliError> {
         _ => CliError::core(what.clone(), &e),
     })?;
     let public_path = public_file_of(path);
-    write_public_file(&public_path, &keypair).map_err(|e| {
-        CliError::io(
-            format!("writing public key file {}", public_path.display()),
-            &e,
-        )
-    })?;
+    write_public_file(&public_path, &keypair)
+        .map_err(|e| CliError::io(format!("writing public key file {}", public_path.display()), &e))?;
     crate::error::eprint_line(&format!(
         "shmsock: wrote the keypair to {shown} (mode 0600: keep it secret) and the public key to {}",
         public_path.display()
@@ -96,12 +86,7 @@ fn generate(path: &Path, force: bool) -> Result<Keypair, CliError> {
 }
 
 fn write_public_file(path: &Path, keypair: &Keypair) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .open(path)?;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(path)?;
     writeln!(file, "{}", keypair.public())?;
     file.sync_all()
 }

@@ -13,8 +13,7 @@ use crate::error::{code, CliError};
 /// A file holding a key is a few lines; anything larger is not one.
 const MAX_KEY_FILE: u64 = 64 * 1024;
 
-const KEY_FORMS: &str =
-    "A KEY is the `shmsock-pk:...` text printed by `shmsock keygen` or `shmsock listen`, \
+const KEY_FORMS: &str = "A KEY is the `shmsock-pk:...` text printed by `shmsock keygen` or `shmsock listen`, \
                          or the path of a key file or of its .pub file";
 
 /// Loads this side's keypair from a key file (mode 0600).
@@ -31,17 +30,9 @@ pub fn load_identity(path: &Path) -> Result<Keypair, CliError> {
             code::KEY,
             what,
             "other users can read it",
-            format!(
-                "Run `chmod 600 {}`, and consider the key compromised if others did read it",
-                path.display()
-            ),
+            format!("Run `chmod 600 {}`, and consider the key compromised if others did read it", path.display()),
         ),
-        ErrorKind::InvalidKey => CliError::new(
-            code::KEY,
-            what,
-            e.message(),
-            "Give a file written by `shmsock keygen`",
-        ),
+        ErrorKind::InvalidKey => CliError::new(code::KEY, what, e.message(), "Give a file written by `shmsock keygen`"),
         _ => CliError::core(what, &e),
     })
 }
@@ -51,8 +42,7 @@ pub fn parse_public_key(arg: &str, option: &str) -> Result<PublicKey, CliError> 
     let text = arg.trim();
     let what = format!("reading {option}");
     if text.starts_with(PUBLIC_KEY_PREFIX) {
-        return PublicKey::from_text(text)
-            .map_err(|e| CliError::new(code::KEY, what, e.message(), KEY_FORMS));
+        return PublicKey::from_text(text).map_err(|e| CliError::new(code::KEY, what, e.message(), KEY_FORMS));
     }
     if text.starts_with(SECRET_KEY_PREFIX) {
         return Err(CliError::new(
@@ -88,12 +78,7 @@ fn public_key_from_file(path: &Path, what: &str) -> Result<PublicKey, CliError> 
         .read_to_end(&mut bytes)
         .map_err(|e| CliError::new(code::KEY, what, format!("reading {shown}: {e}"), KEY_FORMS))?;
     if bytes.len() as u64 > MAX_KEY_FILE {
-        return Err(CliError::new(
-            code::KEY,
-            what,
-            format!("{shown} is too large to be a key file"),
-            KEY_FORMS,
-        ));
+        return Err(CliError::new(code::KEY, what, format!("{shown} is too large to be a key file"), KEY_FORMS));
     }
     let text = String::from_utf8(bytes)
         .map_err(|_| CliError::new(code::KEY, what, format!("{shown} is not text"), KEY_FORMS))?;
@@ -103,21 +88,10 @@ fn public_key_from_file(path: &Path, what: &str) -> Result<PublicKey, CliError> 
             None if line.starts_with(PUBLIC_KEY_PREFIX) => line,
             None => continue,
         };
-        return PublicKey::from_text(candidate).map_err(|e| {
-            CliError::new(
-                code::KEY,
-                what,
-                format!("{shown}: {}", e.message()),
-                KEY_FORMS,
-            )
-        });
+        return PublicKey::from_text(candidate)
+            .map_err(|e| CliError::new(code::KEY, what, format!("{shown}: {}", e.message()), KEY_FORMS));
     }
-    Err(CliError::new(
-        code::KEY,
-        what,
-        format!("{shown} holds no shmsock public key"),
-        KEY_FORMS,
-    ))
+    Err(CliError::new(code::KEY, what, format!("{shown} holds no shmsock public key"), KEY_FORMS))
 }
 
 #[cfg(test)]
@@ -129,32 +103,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let kp = Keypair::generate();
         let text = kp.public().to_text();
-        assert_eq!(
-            parse_public_key(&text, "--server-key").unwrap(),
-            *kp.public()
-        );
+        assert_eq!(parse_public_key(&text, "--server-key").unwrap(), *kp.public());
         let key_file = dir.path().join("k");
         kp.save(&key_file).unwrap();
-        assert_eq!(
-            parse_public_key(key_file.to_str().unwrap(), "--server-key").unwrap(),
-            *kp.public()
-        );
+        assert_eq!(parse_public_key(key_file.to_str().unwrap(), "--server-key").unwrap(), *kp.public());
         let pub_file = dir.path().join("k.pub");
         std::fs::write(&pub_file, format!("# a comment\n{text}\n")).unwrap();
-        assert_eq!(
-            parse_public_key(pub_file.to_str().unwrap(), "--server-key").unwrap(),
-            *kp.public()
-        );
+        assert_eq!(parse_public_key(pub_file.to_str().unwrap(), "--server-key").unwrap(), *kp.public());
     }
 
     #[test]
     fn bad_keys_are_key_errors() {
-        for bad in [
-            "shmsock-pk:AAAA",
-            "shmsock-sk:AAAA",
-            "/nonexistent/key",
-            "not-a-key",
-        ] {
+        for bad in ["shmsock-pk:AAAA", "shmsock-sk:AAAA", "/nonexistent/key", "not-a-key"] {
             let e = parse_public_key(bad, "--server-key").unwrap_err();
             assert_eq!(e.code(), code::KEY, "{bad}");
             assert!(!e.line().contains('\n'));

@@ -61,12 +61,7 @@ fn entries() -> Result<Vec<Entry>, CliError> {
 }
 
 fn table(entries: &[Entry]) -> String {
-    let width = entries
-        .iter()
-        .map(|e| e.name.len())
-        .max()
-        .unwrap_or(0)
-        .max("NAME".len());
+    let width = entries.iter().map(|e| e.name.len()).max().unwrap_or(0).max("NAME".len());
     let mut text = format!("{:<width$}  {:>8}  STATE\n", "NAME", "PID");
     for e in entries {
         let pid = e.pid.map_or_else(|| "-".to_string(), |p| p.to_string());

@@ -44,15 +44,9 @@ pub fn run(args: Listen) -> Result<u8, CliError> {
     let name = &args.name;
     pipe::info(
         args.quiet,
-        format_args!(
-            "listening on '{name}' with key {public} (fingerprint {})",
-            public.fingerprint()
-        ),
+        format_args!("listening on '{name}' with key {public} (fingerprint {})", public.fingerprint()),
     );
-    pipe::info(
-        args.quiet,
-        format_args!("clients connect with: shmsock connect {name} --server-key {public}"),
-    );
+    pipe::info(args.quiet, format_args!("clients connect with: shmsock connect {name} --server-key {public}"));
     let outbox = Arc::new(Outbox::default());
     if args.read_stdin {
         pipe::spawn_stdin_sender(args.mode, outbox.clone(), events.clone())?;
@@ -134,19 +128,13 @@ fn accept(listener: &Listener, events: &Events, args: &Listen) -> Result<Accepte
                 let pid = pending.credentials().pid;
                 match listener.handshake(pending) {
                     Ok(stream) => return Ok(Accepted::Client(Box::new(stream))),
-                    Err(e) => crate::error::eprint_line(&format!(
-                        "shmsock: refused a client (pid {pid}): {}",
-                        e.message()
-                    )),
+                    Err(e) => {
+                        crate::error::eprint_line(&format!("shmsock: refused a client (pid {pid}): {}", e.message()))
+                    }
                 }
             }
             Err(e) if e.kind() == ErrorKind::Timeout => {}
-            Err(e) => {
-                return Err(CliError::core(
-                    format!("accepting clients on '{}'", args.name),
-                    &e,
-                ))
-            }
+            Err(e) => return Err(CliError::core(format!("accepting clients on '{}'", args.name), &e)),
         }
     }
 }

@@ -244,17 +244,13 @@ struct BenchArgs {
 }
 
 fn endpoint_name(name: &str) -> Result<String, String> {
-    shmsock::handshake::validate_endpoint_name(name)
-        .map(|()| name.to_string())
-        .map_err(|e| e.message().to_string())
+    shmsock::handshake::validate_endpoint_name(name).map(|()| name.to_string()).map_err(|e| e.message().to_string())
 }
 
 fn seconds(text: &str) -> Result<Duration, String> {
     match text.parse::<f64>() {
         Ok(s) if s.is_finite() && (0.0..=1e6).contains(&s) => Ok(Duration::from_secs_f64(s)),
-        _ => Err(format!(
-            "'{text}' is not a number of seconds (0 to 1000000)"
-        )),
+        _ => Err(format!("'{text}' is not a number of seconds (0 to 1000000)")),
     }
 }
 
@@ -273,10 +269,7 @@ fn read_stdin(io: &IoArgs) -> bool {
         return false;
     }
     if pipe::stdin_is_background_terminal() {
-        pipe::info(
-            io.quiet,
-            format_args!("not reading stdin: it is the terminal of a background job (as with -d)"),
-        );
+        pipe::info(io.quiet, format_args!("not reading stdin: it is the terminal of a background job (as with -d)"));
         return false;
     }
     true
@@ -296,11 +289,7 @@ fn run(command: Command) -> Result<u8, CliError> {
         }
         Command::Listen(a) => {
             let key = a.key.as_deref().map(keys::load_identity).transpose()?;
-            let allow = a
-                .allow
-                .iter()
-                .map(|k| keys::parse_public_key(k, "--allow"))
-                .collect::<Result<Vec<_>, _>>()?;
+            let allow = a.allow.iter().map(|k| keys::parse_public_key(k, "--allow")).collect::<Result<Vec<_>, _>>()?;
             listen::run(listen::Listen {
                 name: a.name,
                 key,
@@ -326,12 +315,7 @@ fn run(command: Command) -> Result<u8, CliError> {
             })
         }
         Command::List(a) => list::run(a.json),
-        Command::Bench(a) => bench::run(bench::Bench {
-            quick: a.quick,
-            smoke: a.smoke,
-            plot: a.plot,
-            json: a.json,
-        }),
+        Command::Bench(a) => bench::run(bench::Bench { quick: a.quick, smoke: a.smoke, plot: a.plot, json: a.json }),
     }
 }
 

@@ -90,16 +90,11 @@ pub fn stdin_is_background_terminal() -> bool {
 /// connection, and reports stdin's end or a failure through `events`. When
 /// stdin ends, it waits for a connection first, so the end is always
 /// reported to a connected session.
-pub fn spawn_stdin_sender(
-    mode: Mode,
-    outbox: Arc<Outbox>,
-    events: Arc<Events>,
-) -> Result<(), CliError> {
+pub fn spawn_stdin_sender(mode: Mode, outbox: Arc<Outbox>, events: Arc<Events>) -> Result<(), CliError> {
     std::thread::Builder::new()
         .name("stdin".into())
         .spawn(move || {
-            let mut reader =
-                RecordReader::new(BufReader::new(std::io::stdin().lock()), mode, MAX_MESSAGE);
+            let mut reader = RecordReader::new(BufReader::new(std::io::stdin().lock()), mode, MAX_MESSAGE);
             let mut after = 0;
             loop {
                 let message = match reader.next_message() {
@@ -133,12 +128,9 @@ pub fn spawn_stdin_sender(
 fn send_error(stream: &Stream, err: &shmsock::Error) -> CliError {
     let what = format!("sending to '{}'", stream.endpoint());
     match err.kind() {
-        ErrorKind::MessageTooLarge => CliError::new(
-            code::FAILED,
-            what,
-            err.message(),
-            "Split the data into smaller messages",
-        ),
+        ErrorKind::MessageTooLarge => {
+            CliError::new(code::FAILED, what, err.message(), "Split the data into smaller messages")
+        }
         _ => CliError::core(what, err),
     }
 }
@@ -181,9 +173,7 @@ pub fn receive<W: Write>(
                 wait_readable(&[stream.pollable_fd(), events.fd()])?;
             }
             Err(e) if e.kind() == ErrorKind::PeerClosed => return Ok(End::PeerClosed),
-            Err(e) if e.kind().ends_connection() => {
-                return Ok(End::Broken(receive_error(stream, &e)))
-            }
+            Err(e) if e.kind().ends_connection() => return Ok(End::Broken(receive_error(stream, &e))),
             Err(e) => return Err(receive_error(stream, &e)),
         }
     }
@@ -205,16 +195,10 @@ fn receive_error(stream: &Stream, err: &shmsock::Error) -> CliError {
 /// Waits until one of `fds` is readable (or hung up). A signal also ends the
 /// wait: its handler has woken the events socket, or it was one we ignore.
 pub fn wait_readable(fds: &[std::os::fd::BorrowedFd<'_>]) -> Result<(), CliError> {
-    let mut polled: Vec<PollFd<'_>> = fds
-        .iter()
-        .map(|fd| PollFd::new(fd, PollFlags::IN))
-        .collect();
+    let mut polled: Vec<PollFd<'_>> = fds.iter().map(|fd| PollFd::new(fd, PollFlags::IN)).collect();
     match poll(&mut polled, None) {
         Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
-        Err(e) => Err(CliError::io(
-            "waiting for the connection",
-            &std::io::Error::from_raw_os_error(e.raw_os_error()),
-        )),
+        Err(e) => Err(CliError::io("waiting for the connection", &std::io::Error::from_raw_os_error(e.raw_os_error()))),
     }
 }
 

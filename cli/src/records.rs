@@ -33,12 +33,7 @@ pub struct RecordReader<R> {
 impl<R: BufRead> RecordReader<R> {
     /// A reader of `mode` records of at most `max` bytes.
     pub fn new(input: R, mode: Mode, max: usize) -> RecordReader<R> {
-        RecordReader {
-            input,
-            mode,
-            max,
-            count: 0,
-        }
+        RecordReader { input, mode, max, count: 0 }
     }
 
     /// The next message, or None at the end of the input.
@@ -54,18 +49,11 @@ impl<R: BufRead> RecordReader<R> {
     }
 
     fn too_large(&self, len: u64) -> CliError {
-        let unit = if self.mode == Mode::Text {
-            "line"
-        } else {
-            "record"
-        };
+        let unit = if self.mode == Mode::Text { "line" } else { "record" };
         CliError::new(
             code::FAILED,
             format!("reading stdin ({unit} {})", self.count + 1),
-            format!(
-                "the {unit} holds {len} bytes or more, over the {} bytes a message may hold",
-                self.max
-            ),
+            format!("the {unit} holds {len} bytes or more, over the {} bytes a message may hold", self.max),
             "Split the data into smaller messages",
         )
     }
@@ -78,10 +66,7 @@ impl<R: BufRead> RecordReader<R> {
         let mut line = Vec::new();
         // One byte over the limit, plus the newline, tells a line too long.
         let limit = self.max as u64 + 2;
-        let n = (&mut self.input)
-            .take(limit)
-            .read_until(b'\n', &mut line)
-            .map_err(|e| self.read_error(&e))?;
+        let n = (&mut self.input).take(limit).read_until(b'\n', &mut line).map_err(|e| self.read_error(&e))?;
         if n == 0 {
             return Ok(None);
         }
@@ -159,12 +144,8 @@ impl<W: Write> RecordWriter<W> {
                 self.out.write_all(b"\n")?;
             }
             Mode::Binary => {
-                let len = u32::try_from(message.len()).map_err(|_| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "a message over 4 GiB has no record",
-                    )
-                })?;
+                let len = u32::try_from(message.len())
+                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "a message over 4 GiB has no record"))?;
                 self.out.write_all(&len.to_le_bytes())?;
                 self.out.write_all(message)?;
             }
@@ -192,10 +173,7 @@ mod tests {
             read_all(b"a\n\nb\r\nc", Mode::Text, 10).unwrap(),
             vec![b"a".to_vec(), vec![], b"b\r".to_vec(), b"c".to_vec()]
         );
-        assert_eq!(
-            read_all(b"", Mode::Text, 10).unwrap(),
-            Vec::<Vec<u8>>::new()
-        );
+        assert_eq!(read_all(b"", Mode::Text, 10).unwrap(), Vec::<Vec<u8>>::new());
         assert_eq!(read_all(b"0123456789\n", Mode::Text, 10).unwrap().len(), 1);
         assert!(read_all(b"01234567890\n", Mode::Text, 10).is_err());
         assert!(read_all(b"01234567890", Mode::Text, 10).is_err());
@@ -207,10 +185,7 @@ mod tests {
         let mut w = RecordWriter::new(&mut out, Mode::Binary);
         w.write_message(b"").unwrap();
         w.write_message(b"hello").unwrap();
-        assert_eq!(
-            read_all(&out, Mode::Binary, 10).unwrap(),
-            vec![vec![], b"hello".to_vec()]
-        );
+        assert_eq!(read_all(&out, Mode::Binary, 10).unwrap(), vec![vec![], b"hello".to_vec()]);
         assert!(read_all(&out[..out.len() - 1], Mode::Binary, 10).is_err());
         assert!(read_all(&out[..2], Mode::Binary, 10).is_err());
         assert!(read_all(&[11, 0, 0, 0], Mode::Binary, 10).is_err());

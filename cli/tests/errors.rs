@@ -23,16 +23,10 @@ fn a_wrong_server_key_is_a_key_mismatch() {
     let name = unique("mismatch");
     let mut listen = env.spawn(&["listen", &name, "-i", "server.key", "-d"]);
     listen.wait_stderr("listening on");
-    let out = env.run(
-        &["connect", &name, "--server-key", &other, "-q"],
-        b"secret\n",
-    );
+    let out = env.run(&["connect", &name, "--server-key", &other, "-q"], b"secret\n");
     assert_eq!(out.code(), 4);
     let line = out.assert_one_error_line();
-    assert!(
-        line.starts_with(&format!("shmsock: connecting to '{name}': ")),
-        "{line}"
-    );
+    assert!(line.starts_with(&format!("shmsock: connecting to '{name}': ")), "{line}");
     assert!(line.contains("--server-key"), "{line}");
     // The server refused it, stays up, and received nothing.
     listen.wait_stderr("refused a client");
@@ -45,35 +39,11 @@ fn a_client_not_on_the_allow_list_is_rejected() {
     env.keygen("alice.key");
     env.keygen("mallory.key");
     let name = unique("allow");
-    let listen = env.spawn(&[
-        "listen",
-        &name,
-        "-i",
-        "server.key",
-        "-d",
-        "--allow",
-        "alice.key.pub",
-    ]);
-    let mallory = env.run(
-        &[
-            "connect",
-            &name,
-            "-s",
-            &server,
-            "-i",
-            "mallory.key",
-            "-q",
-            "--wait",
-            "30",
-        ],
-        b"x\n",
-    );
+    let listen = env.spawn(&["listen", &name, "-i", "server.key", "-d", "--allow", "alice.key.pub"]);
+    let mallory = env.run(&["connect", &name, "-s", &server, "-i", "mallory.key", "-q", "--wait", "30"], b"x\n");
     assert_eq!(mallory.code(), 5);
     mallory.assert_one_error_line();
-    let alice = env.run(
-        &["connect", &name, "-s", &server, "-i", "alice.key", "-q"],
-        b"from alice\n",
-    );
+    let alice = env.run(&["connect", &name, "-s", &server, "-i", "alice.key", "-q"], b"from alice\n");
     assert_eq!(alice.code(), 0, "{}", alice.stderr);
     let listen = listen.finish();
     assert_eq!(listen.code(), 0);
@@ -117,11 +87,7 @@ fn bad_arguments_are_usage_errors() {
 #[test]
 fn bad_key_arguments_are_key_errors() {
     let env = Env::new();
-    for key in [
-        "shmsock-pk:AAAA",
-        "shmsock-sk:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-        "no-such-file.pub",
-    ] {
+    for key in ["shmsock-pk:AAAA", "shmsock-sk:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "no-such-file.pub"] {
         let out = env.run(&["connect", "x", "--server-key", key], b"");
         assert_eq!(out.code(), 9, "{key}: {}", out.stderr);
         out.assert_one_error_line();
@@ -134,10 +100,7 @@ fn help_and_version_succeed_and_document_exit_codes() {
     let help = env.run(&["--help"], b"");
     assert_eq!(help.code(), 0);
     let text = help.stdout_text();
-    assert!(
-        text.contains("Exit codes") && text.contains("key mismatch"),
-        "{text}"
-    );
+    assert!(text.contains("Exit codes") && text.contains("key mismatch"), "{text}");
     for cmd in ["keygen", "listen", "connect", "list", "bench"] {
         let h = env.run(&[cmd, "--help"], b"");
         assert_eq!(h.code(), 0, "{cmd}");

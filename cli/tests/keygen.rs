@@ -14,17 +14,10 @@ fn keygen_writes_a_private_key_file_and_prints_the_public_key() {
     let text = out.stdout_text();
     let public = public_key_line(&text);
     assert!(public.starts_with("shmsock-pk:"), "{public}");
-    let fingerprint = text
-        .lines()
-        .find_map(|l| l.strip_prefix("fingerprint: "))
-        .expect("fingerprint line");
+    let fingerprint = text.lines().find_map(|l| l.strip_prefix("fingerprint: ")).expect("fingerprint line");
     assert_eq!(fingerprint.len(), 19, "{fingerprint}");
 
-    let mode = std::fs::metadata(env.path("id.key"))
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o777;
+    let mode = std::fs::metadata(env.path("id.key")).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let pub_text = std::fs::read_to_string(env.path("id.key.pub")).unwrap();
     assert_eq!(pub_text.trim(), public);
@@ -45,10 +38,7 @@ fn keygen_refuses_to_overwrite_without_force() {
     let again = env.run(&["keygen", "-f", "id.key"], b"");
     assert_eq!(again.code(), 1);
     let line = again.assert_one_error_line();
-    assert!(
-        line.contains("already exists") && line.contains("--force"),
-        "{line}"
-    );
+    assert!(line.contains("already exists") && line.contains("--force"), "{line}");
     // The key is untouched.
     let y = env.run(&["keygen", "-y", "-f", "id.key"], b"");
     assert_eq!(y.stdout_text().trim(), first);
@@ -77,9 +67,7 @@ fn unusable_key_files_exit_with_the_key_code() {
     let env = Env::new();
     let missing = env.run(&["keygen", "-y", "-f", "nope.key"], b"");
     assert_eq!(missing.code(), 9);
-    assert!(missing
-        .assert_one_error_line()
-        .contains("shmsock keygen -f nope.key"));
+    assert!(missing.assert_one_error_line().contains("shmsock keygen -f nope.key"));
 
     env.keygen("open.key");
     std::fs::set_permissions(env.path("open.key"), std::fs::Permissions::from_mode(0o644)).unwrap();

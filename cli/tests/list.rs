@@ -28,19 +28,10 @@ fn list_shows_alive_then_stale_after_sigkill() {
     assert_eq!(alive["alive"], true, "{alive}");
     assert_eq!(alive["state"], "alive", "{alive}");
     assert_eq!(alive["pid"], listen.id(), "{alive}");
-    assert!(
-        alive["socket"]
-            .as_str()
-            .unwrap()
-            .starts_with(env.runtime().to_str().unwrap()),
-        "{alive}"
-    );
+    assert!(alive["socket"].as_str().unwrap().starts_with(env.runtime().to_str().unwrap()), "{alive}");
     let table = env.run(&["list"], b"").stdout_text();
     let row = table.lines().find(|l| l.starts_with(&name)).expect("a row");
-    assert!(
-        row.ends_with("alive") && row.contains(&listen.id().to_string()),
-        "{table}"
-    );
+    assert!(row.ends_with("alive") && row.contains(&listen.id().to_string()), "{table}");
 
     listen.signal(libc::SIGKILL);
     let _ = listen.finish();
@@ -48,12 +39,7 @@ fn list_shows_alive_then_stale_after_sigkill() {
     assert_eq!(stale["alive"], false, "{stale}");
     assert_eq!(stale["state"], "stale", "{stale}");
     let table = env.run(&["list"], b"").stdout_text();
-    assert!(
-        table
-            .lines()
-            .any(|l| l.starts_with(&name) && l.ends_with("stale")),
-        "{table}"
-    );
+    assert!(table.lines().any(|l| l.starts_with(&name) && l.ends_with("stale")), "{table}");
 
     // A new server reclaims the stale name.
     let mut again = env.spawn(&["listen", &name, "-i", "server.key", "-d"]);
@@ -66,8 +52,5 @@ fn an_empty_runtime_directory_lists_nothing() {
     let env = Env::new();
     let out = env.run(&["list", "--json"], b"");
     assert_eq!(out.code(), 0);
-    assert_eq!(
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
-        serde_json::json!([])
-    );
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(), serde_json::json!([]));
 }

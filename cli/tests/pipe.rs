@@ -14,17 +14,7 @@ fn client_stdin_reaches_server_stdout_and_both_exit_0() {
     env.keygen("server.key");
     let name = unique("text-up");
     let listen = env.spawn(&["listen", &name, "-i", "server.key"]);
-    let connect = env.run(
-        &[
-            "connect",
-            &name,
-            "--server-key",
-            "server.key.pub",
-            "--wait",
-            WAIT,
-        ],
-        b"a\nb\n",
-    );
+    let connect = env.run(&["connect", &name, "--server-key", "server.key.pub", "--wait", WAIT], b"a\nb\n");
     assert_eq!(connect.code(), 0, "{}", connect.stderr);
     let listen = listen.finish();
     assert_eq!(listen.code(), 0, "{}", listen.stderr);
@@ -40,10 +30,7 @@ fn server_stdin_reaches_client_stdout_with_close_on_eof() {
     let mut listen = env.spawn(&["listen", &name, "-i", "server.key", "--close-on-eof"]);
     listen.write_stdin(b"one\ntwo\n\nlast without newline");
     listen.close_stdin();
-    let connect = env.run(
-        &["connect", &name, "-s", &public, "-d", "--wait", WAIT],
-        b"",
-    );
+    let connect = env.run(&["connect", &name, "-s", &public, "-d", "--wait", WAIT], b"");
     assert_eq!(connect.code(), 0, "{}", connect.stderr);
     assert_eq!(connect.stdout_text(), "one\ntwo\n\nlast without newline\n");
     assert_eq!(listen.finish().code(), 0);
@@ -68,24 +55,12 @@ fn one_session_carries_messages_both_ways() {
     assert_eq!(connect.code(), 0, "{}", connect.stderr);
     let listen = listen.finish();
     assert_eq!(listen.code(), 0, "{}", listen.stderr);
-    assert!(
-        listen.stderr.contains("the client closed the connection"),
-        "{}",
-        listen.stderr
-    );
+    assert!(listen.stderr.contains("the client closed the connection"), "{}", listen.stderr);
 }
 
 fn binary_messages() -> Vec<Vec<u8>> {
-    let big: Vec<u8> = (0..200 * 1024)
-        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    vec![
-        Vec::new(),
-        big,
-        b"x".to_vec(),
-        Vec::new(),
-        b"line\nwith\nnewlines\0and nul".to_vec(),
-    ]
+    let big: Vec<u8> = (0..200 * 1024).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    vec![Vec::new(), big, b"x".to_vec(), Vec::new(), b"line\nwith\nnewlines\0and nul".to_vec()]
 }
 
 #[test]
@@ -96,10 +71,7 @@ fn binary_records_round_trip_client_to_server() {
     let listen = env.spawn(&["listen", &name, "-i", "server.key", "--binary"]);
     let messages = binary_messages();
     let input: Vec<u8> = messages.iter().flat_map(|m| record(m)).collect();
-    let connect = env.run(
-        &["connect", &name, "-s", &public, "--binary", "--wait", WAIT],
-        &input,
-    );
+    let connect = env.run(&["connect", &name, "-s", &public, "--binary", "--wait", WAIT], &input);
     assert_eq!(connect.code(), 0, "{}", connect.stderr);
     let listen = listen.finish();
     assert_eq!(listen.code(), 0, "{}", listen.stderr);
@@ -116,10 +88,7 @@ fn binary_records_round_trip_server_to_client() {
     let messages = binary_messages();
     let input: Vec<u8> = messages.iter().flat_map(|m| record(m)).collect();
     listen.feed_stdin(input);
-    let connect = env.run(
-        &["connect", &name, "-s", &public, "-b", "-d", "--wait", WAIT],
-        b"",
-    );
+    let connect = env.run(&["connect", &name, "-s", &public, "-b", "-d", "--wait", WAIT], b"");
     assert_eq!(connect.code(), 0, "{}", connect.stderr);
     assert_eq!(split_records(&connect.stdout), messages);
     assert_eq!(listen.finish().code(), 0);
@@ -131,10 +100,7 @@ fn a_truncated_binary_record_is_an_error() {
     let public = env.keygen("server.key");
     let name = unique("bin-trunc");
     let _listen = env.spawn(&["listen", &name, "-i", "server.key", "-b", "-q"]);
-    let connect = env.run(
-        &["connect", &name, "-s", &public, "-b", "-q", "--wait", WAIT],
-        &[5, 0, 0, 0, b'a'],
-    );
+    let connect = env.run(&["connect", &name, "-s", &public, "-b", "-q", "--wait", WAIT], &[5, 0, 0, 0, b'a']);
     assert_eq!(connect.code(), 1);
     assert!(connect.assert_one_error_line().contains("inside a record"));
 }
@@ -147,10 +113,7 @@ fn keep_open_serves_clients_one_after_another() {
     let mut listen = env.spawn(&["listen", &name, "-i", "server.key", "--keep-open", "-d"]);
     for i in 0..3 {
         let input = format!("client {i}\n");
-        let c = env.run(
-            &["connect", &name, "-s", &public, "-q", "--wait", WAIT],
-            input.as_bytes(),
-        );
+        let c = env.run(&["connect", &name, "-s", &public, "-q", "--wait", WAIT], input.as_bytes());
         assert_eq!(c.code(), 0, "{}", c.stderr);
         assert_eq!(listen.read_line(), format!("client {i}"));
     }
@@ -161,13 +124,7 @@ fn keep_open_serves_clients_one_after_another() {
     // The name was released.
     let list = env.run(&["list", "--json"], b"");
     let all: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
-    assert!(
-        all.as_array()
-            .unwrap()
-            .iter()
-            .all(|e| e["name"] != name.as_str()),
-        "{all}"
-    );
+    assert!(all.as_array().unwrap().iter().all(|e| e["name"] != name.as_str()), "{all}");
 }
 
 #[test]
@@ -222,8 +179,5 @@ fn a_dead_server_is_peer_gone() {
     let connect = connect.finish();
     assert_eq!(connect.code(), 6, "{}", connect.stderr);
     let line = connect.assert_one_error_line();
-    assert!(
-        line.starts_with("shmsock: receiving from") && line.contains("without closing"),
-        "{line}"
-    );
+    assert!(line.starts_with("shmsock: receiving from") && line.contains("without closing"), "{line}");
 }

@@ -169,7 +169,13 @@ fn suite_rows(suite: CipherSuite, reps: usize) -> Vec<Row> {
             black_box(&raw_out);
         };
         let (o, b) = compare(reps, iters, ours, raw);
-        rows.push(Row { what: format!("{} {label} seal_into+open", suite.name()), ours: o, base: b, baseline: "raw seal+open", goal: 1.1 });
+        rows.push(Row {
+            what: format!("{} {label} seal_into+open", suite.name()),
+            ours: o,
+            base: b,
+            baseline: "raw seal+open",
+            goal: 1.1,
+        });
 
         // Ours through MessageReader (the owned-buffer reader of tests and tools).
         let mut sealer = FrameSealer::new(SendCipher::new(suite, key.clone()));
@@ -200,7 +206,13 @@ fn suite_rows(suite: CipherSuite, reps: usize) -> Vec<Row> {
             black_box(&raw_out);
         };
         let (o, b) = compare(reps, iters, ours_reader, raw);
-        rows.push(Row { what: format!("{} {label} seal_into+MsgReader", suite.name()), ours: o, base: b, baseline: "raw seal+open", goal: 1.1 });
+        rows.push(Row {
+            what: format!("{} {label} seal_into+MsgReader", suite.name()),
+            ours: o,
+            base: b,
+            baseline: "raw seal+open",
+            goal: 1.1,
+        });
     }
 
     // A 1 MiB message as the transport cuts it: 16 fragments of 64 KiB.
@@ -244,7 +256,13 @@ fn suite_rows(suite: CipherSuite, reps: usize) -> Vec<Row> {
         black_box(&raw_out);
     };
     let (o, b) = compare(reps, 30, ours, raw);
-    rows.push(Row { what: format!("{} 1 MiB as 16x64 KiB frames", suite.name()), ours: o, base: b, baseline: "raw seal+open", goal: 1.1 });
+    rows.push(Row {
+        what: format!("{} 1 MiB as 16x64 KiB frames", suite.name()),
+        ours: o,
+        base: b,
+        baseline: "raw seal+open",
+        goal: 1.1,
+    });
     rows
 }
 
@@ -266,7 +284,10 @@ fn main() {
     }
 
     println!();
-    println!("{:<46} {:>11} {:>11}  {:<18} {:>6}  {:>6}", "operation", "ours", "baseline", "baseline is", "ratio", "goal");
+    println!(
+        "{:<46} {:>11} {:>11}  {:<18} {:>6}  {:>6}",
+        "operation", "ours", "baseline", "baseline is", "ratio", "goal"
+    );
     println!("{}", "-".repeat(114));
     let mut missed = 0;
     for r in &rows {

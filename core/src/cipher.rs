@@ -92,10 +92,7 @@ impl std::fmt::Display for CipherSuite {
 }
 
 fn nonce_exhausted() -> Error {
-    Error::new(
-        ErrorKind::ProtocolViolation,
-        "the connection used all 2^64-1 nonces of its key; open a new connection",
-    )
+    Error::new(ErrorKind::ProtocolViolation, "the connection used all 2^64-1 nonces of its key; open a new connection")
 }
 
 /// The sending half of a direction: key and next nonce. Each nonce is used once.
@@ -146,7 +143,13 @@ impl SendCipher {
     /// The suite must be AEGIS-128L (which never reads its output back); the
     /// pointers must be valid for `plaintext.len()` and 32 bytes of writes and must
     /// not overlap the inputs.
-    pub(crate) unsafe fn seal_aegis_raw(&mut self, ad: &[u8], plaintext: &[u8], ciphertext_out: *mut u8, tag_out: *mut u8) -> Result<()> {
+    pub(crate) unsafe fn seal_aegis_raw(
+        &mut self,
+        ad: &[u8],
+        plaintext: &[u8],
+        ciphertext_out: *mut u8,
+        tag_out: *mut u8,
+    ) -> Result<()> {
         debug_assert_eq!(self.suite, CipherSuite::Aegis128L);
         let n = self.take_nonce()?;
         // SAFETY: forwarded from the caller's contract.
@@ -202,7 +205,10 @@ mod tests {
     #[test]
     fn choice_rule() {
         use CipherSuite::*;
-        assert_eq!(CipherSuite::choose(&[Aegis128L, ChaCha20Poly1305], &[Aegis128L, ChaCha20Poly1305]), Some(Aegis128L));
+        assert_eq!(
+            CipherSuite::choose(&[Aegis128L, ChaCha20Poly1305], &[Aegis128L, ChaCha20Poly1305]),
+            Some(Aegis128L)
+        );
         assert_eq!(CipherSuite::choose(&[ChaCha20Poly1305], &[Aegis128L, ChaCha20Poly1305]), Some(ChaCha20Poly1305));
         assert_eq!(CipherSuite::choose(&[Aegis128L, ChaCha20Poly1305], &[ChaCha20Poly1305]), Some(ChaCha20Poly1305));
         assert_eq!(CipherSuite::choose(&[Aegis128L], &[ChaCha20Poly1305]), None);
@@ -237,7 +243,10 @@ mod tests {
             rx.open(b"h", &frames[0].0, &frames[0].1, &mut out).unwrap();
             assert_eq!(out, [0; 4]);
             // replay of frame 0
-            assert_eq!(rx.open(b"h", &frames[0].0, &frames[0].1, &mut out).unwrap_err().kind(), ErrorKind::AuthenticationFailed);
+            assert_eq!(
+                rx.open(b"h", &frames[0].0, &frames[0].1, &mut out).unwrap_err().kind(),
+                ErrorKind::AuthenticationFailed
+            );
             // skipping frame 1
             assert!(rx.open(b"h", &frames[2].0, &frames[2].1, &mut out).is_err());
             rx.open(b"h", &frames[1].0, &frames[1].1, &mut out).unwrap();

@@ -79,10 +79,7 @@ fn read_exact(socket: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<OwnedFd>, de
     while got < buf.len() {
         let n = platform::recv_with_fds(socket, &mut buf[got..], fds, deadline)?;
         if n == 0 {
-            return Err(Error::new(
-                ErrorKind::PeerGone,
-                "the peer closed the control socket during the handshake",
-            ));
+            return Err(Error::new(ErrorKind::PeerGone, "the peer closed the control socket during the handshake"));
         }
         got += n;
         if fds.len() > platform::MAX_RECORD_FDS {
@@ -136,7 +133,10 @@ mod tests {
         send(a.as_fd(), &encode(READY, &[]), &[]).unwrap();
         let mut fds = Vec::new();
         assert_eq!(receive(b.as_fd(), &mut fds, None).unwrap(), Record::Hello(b"abc".to_vec()));
-        assert_eq!(receive(b.as_fd(), &mut fds, None).unwrap(), Record::Reject(RejectReason::ClientNotAllowed, "no".into()));
+        assert_eq!(
+            receive(b.as_fd(), &mut fds, None).unwrap(),
+            Record::Reject(RejectReason::ClientNotAllowed, "no".into())
+        );
         assert_eq!(receive(b.as_fd(), &mut fds, None).unwrap(), Record::Ready);
     }
 

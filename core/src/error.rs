@@ -180,11 +180,7 @@ pub struct Error {
 impl Error {
     /// An error of `kind` with a message saying what happened and what to do.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error {
-            kind,
-            message: message.into(),
-            needed: None,
-        }
+        Error { kind, message: message.into(), needed: None }
     }
 
     /// A [`BufferTooSmall`](ErrorKind::BufferTooSmall) error saying how many bytes

@@ -441,7 +441,10 @@ mod tests {
         assert!(FrameHeader::decode(&b).is_err());
         assert!(FrameHeader::decode(&FrameHeader::data(11, 30, 20).encode()).is_err());
         assert!(FrameHeader::decode(&FrameHeader::data(0, 30, 0).encode()).is_err());
-        assert!(FrameHeader::decode(&FrameHeader { kind: FrameKind::Close, frame_len: 1, message_len: 1, offset: 0 }.encode()).is_err());
+        assert!(FrameHeader::decode(
+            &FrameHeader { kind: FrameKind::Close, frame_len: 1, message_len: 1, offset: 0 }.encode()
+        )
+        .is_err());
         assert!(FrameHeader::decode(&FrameHeader::data(u32::MAX, u32::MAX, u32::MAX).encode()).is_err());
     }
 

@@ -179,7 +179,9 @@ impl RejectReason {
             ErrorKind::ProtocolVersion => RejectReason::NoCommonVersion,
             ErrorKind::NoCommonCipher => RejectReason::NoCommonCipher,
             ErrorKind::PermissionDenied => RejectReason::UidNotAllowed,
-            ErrorKind::ProtocolViolation | ErrorKind::AuthenticationFailed | ErrorKind::InvalidKey => RejectReason::Malformed,
+            ErrorKind::ProtocolViolation | ErrorKind::AuthenticationFailed | ErrorKind::InvalidKey => {
+                RejectReason::Malformed
+            }
             _ => RejectReason::ServerError,
         }
     }
@@ -372,7 +374,10 @@ impl ServerChoice {
             .ok_or_else(|| malformed(&format!("the server chose cipher {cipher_id}, which we did not offer")))?;
         validate_ring_size(ring_size).map_err(|e| malformed(e.message()))?;
         if offer.ring_size != 0 && ring_size > offer.ring_size {
-            return Err(malformed(&format!("the server chose rings of {ring_size} bytes, larger than the {} we asked for", offer.ring_size)));
+            return Err(malformed(&format!(
+                "the server chose rings of {ring_size} bytes, larger than the {} we asked for",
+                offer.ring_size
+            )));
         }
         let backend = Backend::from_id(backend_id)
             .filter(|b| offer.backends & b.bit() != 0)
@@ -412,23 +417,24 @@ pub fn validate_ring_size(size: u32) -> Result<()> {
 
 /// The server's decision for a hello, before the segment exists.
 pub fn negotiate(offer: &ClientOffer, policy: &ServerPolicy) -> Result<ServerChoice> {
-    let version = offer
-        .versions
-        .iter()
-        .copied()
-        .filter(|v| policy.versions.contains(v))
-        .max()
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::ProtocolVersion,
-                format!("no common protocol version: the client speaks {:?}, this server {:?}", offer.versions, policy.versions),
-            )
-        })?;
+    let version = offer.versions.iter().copied().filter(|v| policy.versions.contains(v)).max().ok_or_else(|| {
+        Error::new(
+            ErrorKind::ProtocolVersion,
+            format!(
+                "no common protocol version: the client speaks {:?}, this server {:?}",
+                offer.versions, policy.versions
+            ),
+        )
+    })?;
     let cipher = CipherSuite::choose(&offer.ciphers, &policy.ciphers).ok_or_else(|| {
         let names = |v: &[CipherSuite]| v.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ");
         Error::new(
             ErrorKind::NoCommonCipher,
-            format!("no common cipher: the client offers [{}], this server [{}]", names(&offer.ciphers), names(&policy.ciphers)),
+            format!(
+                "no common cipher: the client offers [{}], this server [{}]",
+                names(&offer.ciphers),
+                names(&policy.ciphers)
+            ),
         )
     })?;
     // The server's ring size is both its default and its cap: a client may ask for
@@ -439,7 +445,14 @@ pub fn negotiate(offer: &ClientOffer, policy: &ServerPolicy) -> Result<ServerCho
         .into_iter()
         .find(|b| offer.backends & b.bit() != 0 && (cfg!(target_os = "linux") || *b == Backend::Named))
         .ok_or_else(|| malformed("the client offers no segment backend this server supports"))?;
-    Ok(ServerChoice { version, cipher, max_message: policy.max_message, ring_size, backend, segment_name: String::new() })
+    Ok(ServerChoice {
+        version,
+        cipher,
+        max_message: policy.max_message,
+        ring_size,
+        backend,
+        segment_name: String::new(),
+    })
 }
 
 /// The client side of the handshake.
@@ -463,7 +476,13 @@ impl Initiator {
     /// As [`new`](Initiator::new) with a given ephemeral key. Only for test vectors:
     /// reusing an ephemeral key destroys the handshake's security.
     #[doc(hidden)]
-    pub fn with_ephemeral(local: &Keypair, server: &PublicKey, endpoint: &str, offer: ClientOffer, ephemeral: Keypair) -> Result<Initiator> {
+    pub fn with_ephemeral(
+        local: &Keypair,
+        server: &PublicKey,
+        endpoint: &str,
+        offer: ClientOffer,
+        ephemeral: Keypair,
+    ) -> Result<Initiator> {
         let mut state = SymmetricState::new();
         state.mix_hash(&prologue(endpoint)?);
         state.mix_hash(server.as_bytes()); // pre-message: <- s
@@ -502,7 +521,10 @@ impl Initiator {
             return Err(Error::new(ErrorKind::InvalidArgument, "write the hello before reading the reply"));
         }
         if msg.len() < REPLY_FIXED_LEN || msg.len() > MAX_MESSAGE_LEN {
-            return Err(malformed(&format!("reply of {} bytes (expected {REPLY_FIXED_LEN} to {MAX_MESSAGE_LEN})", msg.len())));
+            return Err(malformed(&format!(
+                "reply of {} bytes (expected {REPLY_FIXED_LEN} to {MAX_MESSAGE_LEN})",
+                msg.len()
+            )));
         }
         let mismatch = || {
             Error::new(
@@ -515,9 +537,11 @@ impl Initiator {
         };
         let re: [u8; KEY_LEN] = msg[..KEY_LEN].try_into().map_err(|_| malformed("reply"))?;
         self.state.mix_hash(&re);
-        let ee = sodium::x25519(self.ephemeral.secret_bytes(), &re).map_err(|_| malformed("the server's ephemeral key is a low-order point"))?;
+        let ee = sodium::x25519(self.ephemeral.secret_bytes(), &re)
+            .map_err(|_| malformed("the server's ephemeral key is a low-order point"))?;
         self.state.mix_key(ee.expose());
-        let se = sodium::x25519(self.local.secret_bytes(), &re).map_err(|_| malformed("the server's ephemeral key is a low-order point"))?;
+        let se = sodium::x25519(self.local.secret_bytes(), &re)
+            .map_err(|_| malformed("the server's ephemeral key is a low-order point"))?;
         self.state.mix_key(se.expose());
         let payload = self.state.decrypt_and_hash(&msg[KEY_LEN..]).map_err(|_| mismatch())?;
         let choice = ServerChoice::decode(&payload, &self.offer)?;
@@ -567,7 +591,14 @@ impl Responder {
         let mut state = SymmetricState::new();
         state.mix_hash(&prologue(endpoint)?);
         state.mix_hash(local.public().as_bytes()); // pre-message: <- s
-        Ok(Responder { state, local: local.clone(), ephemeral, remote_ephemeral: None, remote_static: None, offer: None })
+        Ok(Responder {
+            state,
+            local: local.clone(),
+            ephemeral,
+            remote_ephemeral: None,
+            remote_static: None,
+            offer: None,
+        })
     }
 
     /// Reads Noise message 1, checks the client's key against the allow-list and
@@ -577,12 +608,16 @@ impl Responder {
             return Err(Error::new(ErrorKind::InvalidArgument, "the hello was already read"));
         }
         if msg.len() < HELLO_FIXED_LEN || msg.len() > MAX_MESSAGE_LEN {
-            return Err(malformed(&format!("hello of {} bytes (expected {HELLO_FIXED_LEN} to {MAX_MESSAGE_LEN})", msg.len())));
+            return Err(malformed(&format!(
+                "hello of {} bytes (expected {HELLO_FIXED_LEN} to {MAX_MESSAGE_LEN})",
+                msg.len()
+            )));
         }
         let re: [u8; KEY_LEN] = msg[..KEY_LEN].try_into().map_err(|_| malformed("hello"))?;
         self.remote_ephemeral = Some(re);
         self.state.mix_hash(&re);
-        let es = sodium::x25519(self.local.secret_bytes(), &re).map_err(|_| malformed("the client's ephemeral key is a low-order point"))?;
+        let es = sodium::x25519(self.local.secret_bytes(), &re)
+            .map_err(|_| malformed("the client's ephemeral key is a low-order point"))?;
         self.state.mix_key(es.expose());
         let static_end = KEY_LEN + KEY_LEN + TAG_LEN;
         let rs = self.state.decrypt_and_hash(&msg[KEY_LEN..static_end]).map_err(|_| {
@@ -592,9 +627,13 @@ impl Responder {
             )
         })?;
         let rs = PublicKey::from_slice(&rs)?;
-        let ss = sodium::x25519(self.local.secret_bytes(), rs.as_bytes()).map_err(|_| malformed("the client's static key is a low-order point"))?;
+        let ss = sodium::x25519(self.local.secret_bytes(), rs.as_bytes())
+            .map_err(|_| malformed("the client's static key is a low-order point"))?;
         self.state.mix_key(ss.expose());
-        let payload = self.state.decrypt_and_hash(&msg[static_end..]).map_err(|_| malformed("the hello's payload failed authentication"))?;
+        let payload = self
+            .state
+            .decrypt_and_hash(&msg[static_end..])
+            .map_err(|_| malformed("the hello's payload failed authentication"))?;
         self.remote_static = Some(rs);
         if !policy.allowed.allows(&rs) {
             return Err(Error::new(

@@ -44,10 +44,7 @@ impl PublicKey {
     /// The key from a byte slice, which must be exactly 32 bytes long.
     pub fn from_slice(bytes: &[u8]) -> Result<PublicKey> {
         let arr: [u8; KEY_LEN] = bytes.try_into().map_err(|_| {
-            Error::new(
-                ErrorKind::InvalidKey,
-                format!("a public key is {KEY_LEN} bytes long, not {}", bytes.len()),
-            )
+            Error::new(ErrorKind::InvalidKey, format!("a public key is {KEY_LEN} bytes long, not {}", bytes.len()))
         })?;
         Ok(PublicKey(arr))
     }
@@ -73,11 +70,7 @@ impl PublicKey {
         let mut h = Blake2b::new(32);
         h.update(&self.0);
         h.finish_into(&mut digest);
-        digest[..8]
-            .chunks(2)
-            .map(|pair| format!("{:02x}{:02x}", pair[0], pair[1]))
-            .collect::<Vec<_>>()
-            .join(":")
+        digest[..8].chunks(2).map(|pair| format!("{:02x}{:02x}", pair[0], pair[1])).collect::<Vec<_>>().join(":")
     }
 }
 
@@ -188,9 +181,8 @@ impl Keypair {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (field, value) = line
-                .split_once(':')
-                .ok_or_else(|| bad(format!("line {} is not 'field: value'", number + 1)))?;
+            let (field, value) =
+                line.split_once(':').ok_or_else(|| bad(format!("line {} is not 'field: value'", number + 1)))?;
             let slot = match field.trim() {
                 "public-key" => &mut public,
                 "secret-key" => &mut secret,
@@ -204,11 +196,14 @@ impl Keypair {
         let secret_text = secret.ok_or_else(|| bad("no 'secret-key:' line".into()))?;
         let public_text = public.ok_or_else(|| bad("no 'public-key:' line".into()))?;
         let mut secret_bytes = Secret::zero();
-        secret_bytes.0 = decode_key_text(&secret_text, SECRET_KEY_PREFIX, "secret").map_err(|e| bad(e.message().into()))?;
+        secret_bytes.0 =
+            decode_key_text(&secret_text, SECRET_KEY_PREFIX, "secret").map_err(|e| bad(e.message().into()))?;
         let keypair = Keypair::from_secret(secret_bytes);
         let stated = PublicKey::from_text(&public_text).map_err(|e| bad(e.message().into()))?;
         if stated != keypair.public {
-            return Err(bad("the public key does not belong to the secret key (the file was edited or mixed up)".into()));
+            return Err(bad(
+                "the public key does not belong to the secret key (the file was edited or mixed up)".into()
+            ));
         }
         Ok(keypair)
     }
@@ -235,7 +230,10 @@ impl Keypair {
             ));
         }
         if meta.len() > 64 * 1024 {
-            return Err(Error::new(ErrorKind::InvalidKey, format!("key file {shown} is {} bytes; a key file is a few lines", meta.len())));
+            return Err(Error::new(
+                ErrorKind::InvalidKey,
+                format!("key file {shown} is {} bytes; a key file is a few lines", meta.len()),
+            ));
         }
         let bytes = fs::read(path).map_err(|e| Error::io(&format!("reading key file {shown}"), e))?;
         let text = String::from_utf8(bytes)
@@ -248,12 +246,8 @@ impl Keypair {
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let shown = path.display().to_string();
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| match e.kind() {
+        let mut file =
+            fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| match e.kind() {
                 std::io::ErrorKind::AlreadyExists => Error::new(
                     ErrorKind::InvalidArgument,
                     format!("key file {shown} already exists; remove it first or choose another path"),

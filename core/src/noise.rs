@@ -73,11 +73,7 @@ impl SymmetricState {
         hash[..PROTOCOL_NAME.len()].copy_from_slice(PROTOCOL_NAME);
         let mut chaining_key = Secret::zero();
         chaining_key.0 = hash;
-        SymmetricState {
-            chaining_key,
-            hash,
-            cipher: CipherState { key: None, nonce: 0 },
-        }
+        SymmetricState { chaining_key, hash, cipher: CipherState { key: None, nonce: 0 } }
     }
 
     /// MixKey(input_key_material).

@@ -16,7 +16,9 @@ use std::time::Instant;
 
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fs::{MemfdFlags, SealFlags};
-use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
+};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -150,7 +152,10 @@ pub const MAX_RECORD_FDS: usize = 2;
 /// this order) attached to the first byte.
 pub fn send_with_fds(socket: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<()> {
     if fds.len() > MAX_RECORD_FDS {
-        return Err(Error::new(ErrorKind::InvalidArgument, format!("a control record carries at most {MAX_RECORD_FDS} descriptors")));
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("a control record carries at most {MAX_RECORD_FDS} descriptors"),
+        ));
     }
     let mut sent = 0;
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_RECORD_FDS))];
@@ -182,7 +187,12 @@ fn is_disconnect(e: rustix::io::Errno) -> bool {
 /// bytes at end of stream. Waits until `deadline`. Room is left for one
 /// descriptor more than a record may carry, so that a peer passing too many is
 /// noticed (the kernel closes any beyond that room).
-pub fn recv_with_fds(socket: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<OwnedFd>, deadline: Option<Instant>) -> Result<usize> {
+pub fn recv_with_fds(
+    socket: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+    deadline: Option<Instant>,
+) -> Result<usize> {
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_RECORD_FDS + 1))];
     loop {
         let mut control = RecvAncillaryBuffer::new(&mut space);
@@ -219,10 +229,7 @@ pub fn wait_fd(fd: BorrowedFd<'_>, flags: PollFlags, deadline: Option<Instant>) 
             None => None,
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
-                Some(rustix::time::Timespec {
-                    tv_sec: left.as_secs() as i64,
-                    tv_nsec: left.subsec_nanos() as _,
-                })
+                Some(rustix::time::Timespec { tv_sec: left.as_secs() as i64, tv_nsec: left.subsec_nanos() as _ })
             }
         };
         let mut fds = [PollFd::new(&fd, flags)];
@@ -288,7 +295,8 @@ impl OwnWake {
     #[cfg(not(target_os = "linux"))]
     pub fn new() -> Result<OwnWake> {
         use rustix::pipe::{pipe_with, PipeFlags};
-        let (read, write) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK).map_err(|e| os_error("creating the wake-up pipe", e))?;
+        let (read, write) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)
+            .map_err(|e| os_error("creating the wake-up pipe", e))?;
         Ok(OwnWake { read, write })
     }
 
@@ -329,9 +337,8 @@ impl AsFd for OwnWake {
 fn check_wake_kind(fd: BorrowedFd<'_>) -> Result<()> {
     use std::os::fd::AsRawFd;
     let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    let link = std::fs::read_link(&path).map_err(|e| {
-        Error::io(&format!("checking the peer's wake-up descriptor ({path}; is /proc mounted?)"), e)
-    })?;
+    let link = std::fs::read_link(&path)
+        .map_err(|e| Error::io(&format!("checking the peer's wake-up descriptor ({path}; is /proc mounted?)"), e))?;
     if link.as_os_str() != "anon_inode:[eventfd]" {
         return Err(Error::new(
             ErrorKind::ProtocolViolation,
@@ -346,7 +353,10 @@ fn check_wake_kind(fd: BorrowedFd<'_>) -> Result<()> {
 fn check_wake_kind(fd: BorrowedFd<'_>) -> Result<()> {
     let st = rustix::fs::fstat(fd).map_err(|e| os_error("checking the peer's wake-up descriptor", e))?;
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Fifo {
-        return Err(Error::new(ErrorKind::ProtocolViolation, "the peer passed a wake-up descriptor that is not a pipe; refusing it"));
+        return Err(Error::new(
+            ErrorKind::ProtocolViolation,
+            "the peer passed a wake-up descriptor that is not a pipe; refusing it",
+        ));
     }
     Ok(())
 }
@@ -495,7 +505,8 @@ impl Poller {
     pub fn new() -> Result<Poller> {
         use rustix::event::{epoll, eventfd, EventfdFlags};
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| os_error("creating an epoll set", e))?;
-        let wake = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).map_err(|e| os_error("creating an eventfd", e))?;
+        let wake = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
+            .map_err(|e| os_error("creating an eventfd", e))?;
         let poller = Poller { epoll, wake };
         poller.add(poller.wake.as_fd(), WAKE_TOKEN)?;
         Ok(poller)

@@ -89,7 +89,11 @@ impl Producer {
     /// Bytes a record of `record` bytes takes at `tail`, counting a PAD skip.
     fn needed(&self, tail: u64, record: u64) -> u64 {
         let contiguous = self.layout.capacity - tail % self.layout.capacity;
-        if record <= contiguous { record } else { contiguous + record }
+        if record <= contiguous {
+            record
+        } else {
+            contiguous + record
+        }
     }
 
     /// Reserves room for one record, or None when the ring is too full now.

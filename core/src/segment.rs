@@ -120,11 +120,9 @@ impl Segment {
             }
             Backend::Named => {
                 let name = random_segment_name();
-                let shmem = shared_memory::ShmemConf::new()
-                    .size(size as usize)
-                    .os_id(&name)
-                    .create()
-                    .map_err(|e| Error::new(ErrorKind::ResourceExhausted, format!("creating shared memory {name}: {e}")))?;
+                let shmem = shared_memory::ShmemConf::new().size(size as usize).os_id(&name).create().map_err(|e| {
+                    Error::new(ErrorKind::ResourceExhausted, format!("creating shared memory {name}: {e}"))
+                })?;
                 let mut seg = Segment {
                     base: shmem.as_ptr(),
                     len: shmem.len(),
@@ -174,10 +172,9 @@ impl Segment {
     pub fn open_named(name: &str, ring_size: u32) -> Result<Segment> {
         validate_ring_size(ring_size)?;
         let size = segment_size(ring_size);
-        let shmem = shared_memory::ShmemConf::new()
-            .os_id(name)
-            .open()
-            .map_err(|e| Error::new(ErrorKind::ProtocolViolation, format!("opening the server's shared memory {name}: {e}")))?;
+        let shmem = shared_memory::ShmemConf::new().os_id(name).open().map_err(|e| {
+            Error::new(ErrorKind::ProtocolViolation, format!("opening the server's shared memory {name}: {e}"))
+        })?;
         let mut seg = Segment {
             base: shmem.as_ptr(),
             len: shmem.len(),
@@ -305,7 +302,13 @@ impl Segment {
     }
 
     /// Seals a frame straight into the segment at `offset`.
-    pub fn seal_at(&self, offset: usize, sealer: &mut FrameSealer, header: &FrameHeader, plaintext: &[u8]) -> Result<()> {
+    pub fn seal_at(
+        &self,
+        offset: usize,
+        sealer: &mut FrameSealer,
+        header: &FrameHeader,
+        plaintext: &[u8],
+    ) -> Result<()> {
         self.check_range(offset, header.sealed_len(sealer.suite()))?;
         // SAFETY: the whole sealed length is inside the mapping (checked); plaintext
         // is the caller's private buffer and cannot overlap the segment... unless

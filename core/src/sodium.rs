@@ -21,10 +21,7 @@ pub fn init() -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::new(
-            ErrorKind::Io,
-            "libsodium failed to initialise (no usable random source?)",
-        ))
+        Err(Error::new(ErrorKind::Io, "libsodium failed to initialise (no usable random source?)"))
     }
 }
 
@@ -112,9 +109,7 @@ pub fn x25519(secret: &[u8; 32], public: &[u8; 32]) -> Result<Secret<32>> {
     init()?;
     let mut out = Secret::<32>::zero();
     // SAFETY: all three are 32-byte arrays as the function requires.
-    let rc = unsafe {
-        ffi::crypto_scalarmult_curve25519(out.0.as_mut_ptr(), secret.as_ptr(), public.as_ptr())
-    };
+    let rc = unsafe { ffi::crypto_scalarmult_curve25519(out.0.as_mut_ptr(), secret.as_ptr(), public.as_ptr()) };
     if rc != 0 {
         return Err(Error::new(
             ErrorKind::InvalidKey,
@@ -144,9 +139,7 @@ impl Blake2b {
     /// Absorbs `data`.
     pub fn update(&mut self, data: &[u8]) -> &mut Self {
         // SAFETY: data is valid for data.len() bytes; state was initialised.
-        unsafe {
-            ffi::crypto_generichash_blake2b_update(&mut self.state, data.as_ptr(), data.len() as u64)
-        };
+        unsafe { ffi::crypto_generichash_blake2b_update(&mut self.state, data.as_ptr(), data.len() as u64) };
         self
     }
 
@@ -254,7 +247,15 @@ impl Aead {
 
     /// Seals into private buffers (safe wrapper of [`seal_raw`](Aead::seal_raw)).
     #[inline]
-    pub fn seal(self, key: &[u8; 32], n: u64, ad: &[u8], plaintext: &[u8], ciphertext_out: &mut [u8], tag_out: &mut [u8]) {
+    pub fn seal(
+        self,
+        key: &[u8; 32],
+        n: u64,
+        ad: &[u8],
+        plaintext: &[u8],
+        ciphertext_out: &mut [u8],
+        tag_out: &mut [u8],
+    ) {
         assert_eq!(ciphertext_out.len(), plaintext.len());
         assert_eq!(tag_out.len(), self.tag_len());
         // SAFETY: the outputs are exclusive Rust slices of the right lengths, so they
@@ -269,7 +270,15 @@ impl Aead {
     /// The inputs are Rust slices: callers copy ciphertext out of shared memory
     /// first, so the bytes verified are exactly the bytes decrypted.
     #[inline]
-    pub fn open(self, key: &[u8; 32], n: u64, ad: &[u8], ciphertext: &[u8], tag: &[u8], plaintext_out: &mut [u8]) -> bool {
+    pub fn open(
+        self,
+        key: &[u8; 32],
+        n: u64,
+        ad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8],
+        plaintext_out: &mut [u8],
+    ) -> bool {
         assert_eq!(ciphertext.len(), plaintext_out.len());
         if tag.len() != self.tag_len() {
             return false;
@@ -337,10 +346,7 @@ mod tests {
         h.update(b"a").update(b"bc");
         let mut out = [0u8; 64];
         h.finish_into(&mut out);
-        assert_eq!(
-            out[..8],
-            [0xBA, 0x80, 0xA5, 0x3F, 0x98, 0x1C, 0x4D, 0x0D]
-        );
+        assert_eq!(out[..8], [0xBA, 0x80, 0xA5, 0x3F, 0x98, 0x1C, 0x4D, 0x0D]);
     }
 
     #[test]

@@ -182,7 +182,12 @@ impl Stream {
         let reply = match record {
             Record::Reply(reply) => reply,
             Record::Reject(reason, text) => return Err(reason.to_error(name, &text)),
-            _ => return Err(Error::new(ErrorKind::ProtocolViolation, "the server answered the hello with an unexpected record")),
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::ProtocolViolation,
+                    "the server answered the hello with an unexpected record",
+                ))
+            }
         };
         let session = initiator.read_reply(&reply)?;
         let ring_size = session.choice.ring_size;
@@ -192,12 +197,10 @@ impl Stream {
         let (memfd, peer_wake) = match (session.choice.backend, fds.next(), fds.next(), fds.next()) {
             (Backend::Memfd, Some(memfd), Some(wake), None) => (Some(memfd), wake),
             (Backend::Named, Some(wake), None, None) => (None, wake),
-            (Backend::Memfd, ..) => {
-                return Err(Error::new(
-                    ErrorKind::ProtocolViolation,
-                    "the server's reply must carry exactly two descriptors (the segment's memfd, then its wake-up eventfd)",
-                ))
-            }
+            (Backend::Memfd, ..) => return Err(Error::new(
+                ErrorKind::ProtocolViolation,
+                "the server's reply must carry exactly two descriptors (the segment's memfd, then its wake-up eventfd)",
+            )),
             (Backend::Named, ..) => {
                 return Err(Error::new(
                     ErrorKind::ProtocolViolation,
@@ -363,7 +366,10 @@ impl Stream {
                 }
             }
             if !fits {
-                return Err(Error::new(ErrorKind::WouldBlock, "the ring has no room for this message now; nothing was sent"));
+                return Err(Error::new(
+                    ErrorKind::WouldBlock,
+                    "the ring has no room for this message now; nothing was sent",
+                ));
             }
         }
         for (offset, frame_len) in fragments(len, self.fragment) {
@@ -375,7 +381,10 @@ impl Stream {
                     // taken back: the stream cannot continue.
                     let e = Error::new(
                         e.kind(),
-                        format!("{} while sending a large message; part of it was sent, so the connection is closed", e.message()),
+                        format!(
+                            "{} while sending a large message; part of it was sent, so the connection is closed",
+                            e.message()
+                        ),
                     );
                     // Later calls must not report Timeout (which says a retry
                     // may work, and ends no connection): the stream is over,
@@ -389,7 +398,10 @@ impl Stream {
                     return Err(e);
                 }
                 Err(e) if e.kind() == ErrorKind::Timeout => {
-                    return Err(Error::new(ErrorKind::Timeout, "send timed out: the peer is not reading; nothing was sent"));
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
+                        "send timed out: the peer is not reading; nothing was sent",
+                    ));
                 }
                 Err(e) => return Err(self.fail(e)),
             };
@@ -408,7 +420,13 @@ impl Stream {
     /// Reserves room for a frame of `sealed` bytes in the outbound ring, waiting
     /// until `deadline`. `while_open`: give up with Closed if this side closes
     /// meanwhile (false for the CLOSE frame itself).
-    fn reserve_waiting(&self, ring: &mut Producer, sealed: usize, deadline: Option<Instant>, while_open: bool) -> Result<Reservation> {
+    fn reserve_waiting(
+        &self,
+        ring: &mut Producer,
+        sealed: usize,
+        deadline: Option<Instant>,
+        while_open: bool,
+    ) -> Result<Reservation> {
         let seg = &self.segment;
         if let Some(reservation) = ring.reserve(seg, sealed)? {
             return Ok(reservation);
@@ -517,7 +535,10 @@ impl Stream {
                         rx.ring.disarm(seg);
                         continue;
                     }
-                    Ok(false) if hung_up => Err(Error::new(ErrorKind::PeerGone, "the peer process exited or was killed without closing the connection")),
+                    Ok(false) if hung_up => Err(Error::new(
+                        ErrorKind::PeerGone,
+                        "the peer process exited or was killed without closing the connection",
+                    )),
                     Ok(false) => Err(Error::new(ErrorKind::WouldBlock, "no complete message yet")),
                     Err(e) => Err(e),
                 }
@@ -541,7 +562,9 @@ impl Stream {
                     rx.partial = Some(Partial { message_len, bytes: out.part(0, received).to_vec() });
                 }
                 return Err(match e.kind() {
-                    ErrorKind::Timeout => Error::new(ErrorKind::Timeout, "recv timed out: no message arrived; nothing was lost"),
+                    ErrorKind::Timeout => {
+                        Error::new(ErrorKind::Timeout, "recv timed out: no message arrived; nothing was lost")
+                    }
                     _ => self.fail(e),
                 });
             }
@@ -550,7 +573,12 @@ impl Stream {
 
     /// Opens every frame already in the ring until a message completes. Never
     /// waits. Returns the message length when one completed.
-    fn receive_available(&self, rx: &mut Rx, out: &mut dyn Sink, progress: &mut Option<(u32, u32)>) -> Result<Option<usize>> {
+    fn receive_available(
+        &self,
+        rx: &mut Rx,
+        out: &mut dyn Sink,
+        progress: &mut Option<(u32, u32)>,
+    ) -> Result<Option<usize>> {
         let seg = &self.segment;
         loop {
             let peeked = rx.ring.peek(seg)?;

@@ -154,7 +154,12 @@ impl Waiter {
     /// `check(armed)` is called with `armed = false` while spinning; with
     /// `armed = true` it must set its waiting flag in the segment before looking,
     /// so that the peer wakes this side if it looks too early.
-    pub fn wait<T>(&self, socket: BorrowedFd<'_>, deadline: Option<Instant>, mut check: impl FnMut(bool) -> Result<Check<T>>) -> Result<T> {
+    pub fn wait<T>(
+        &self,
+        socket: BorrowedFd<'_>,
+        deadline: Option<Instant>,
+        mut check: impl FnMut(bool) -> Result<Check<T>>,
+    ) -> Result<T> {
         if let Check::Ready(v) = check(false)? {
             return Ok(v);
         }

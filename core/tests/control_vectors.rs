@@ -79,9 +79,12 @@ fn control_records_match_the_vectors() {
 
 #[test]
 fn committed_records_parse_back() {
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(vectors_dir().join("control.json")).expect("file")).expect("json");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(vectors_dir().join("control.json")).expect("file"))
+        .expect("json");
     for s in v["sessions"].as_array().expect("sessions") {
-        for (field, kind) in [("hello_record", control::HELLO), ("reply_record", control::REPLY), ("ready_record", control::READY)] {
+        for (field, kind) in
+            [("hello_record", control::HELLO), ("reply_record", control::REPLY), ("ready_record", control::READY)]
+        {
             let bytes = unhex(s[field].as_str().expect("record"));
             assert_eq!(bytes[0], kind);
             assert_eq!(u16::from_le_bytes([bytes[2], bytes[3]]) as usize, bytes.len() - 4);
@@ -91,7 +94,9 @@ fn committed_records_parse_back() {
             let mut fds = Vec::new();
             let record = control::receive(b.as_fd(), &mut fds, None).expect("receive");
             match (kind, record) {
-                (control::HELLO, Record::Hello(body)) | (control::REPLY, Record::Reply(body)) => assert_eq!(body, &bytes[4..]),
+                (control::HELLO, Record::Hello(body)) | (control::REPLY, Record::Reply(body)) => {
+                    assert_eq!(body, &bytes[4..])
+                }
                 (control::READY, Record::Ready) => {}
                 (k, r) => panic!("record type {k} parsed as {r:?}"),
             }

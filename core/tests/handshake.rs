@@ -354,7 +354,8 @@ fn the_server_caps_the_ring_size_a_client_asks_for() {
     let server = kp(2);
     let p = policy(&BOTH, AllowedClients::Any);
     for (asked, got) in [(1u32 << 31, p.ring_size), (1 << 30, p.ring_size), (4096, 4096), (0, p.ring_size)] {
-        let mut i = Initiator::new(&kp(1), server.public(), ENDPOINT, ClientOffer { ring_size: asked, ..offer(&BOTH) }).unwrap();
+        let mut i = Initiator::new(&kp(1), server.public(), ENDPOINT, ClientOffer { ring_size: asked, ..offer(&BOTH) })
+            .unwrap();
         let hello = i.write_hello().unwrap();
         let mut r = Responder::new(&server, ENDPOINT).unwrap();
         assert_eq!(r.read_hello(&hello, &p).unwrap().choice.ring_size, got, "asked for {asked}");

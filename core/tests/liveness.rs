@@ -244,7 +244,10 @@ fn fake_server_never_answers() {
     let e = Stream::connect(&name, &Options::new().server_key(*kp.public()).handshake_timeout(hs)).unwrap_err();
     let took = t.elapsed();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
-    assert!(took >= hs && took < hs + Duration::from_secs(10), "connect gave up after {took:?} (handshake timeout {hs:?})");
+    assert!(
+        took >= hs && took < hs + Duration::from_secs(10),
+        "connect gave up after {took:?} (handshake timeout {hs:?})"
+    );
     fake.expect("ACCEPTED_RAW 1");
     fake.quit();
     assert_no_endpoint_files(&name);
@@ -299,7 +302,10 @@ fn server_killed_while_clients_connect() {
             outcomes.push(ev.split_whitespace().nth(2).unwrap().to_string());
         }
         for o in &outcomes {
-            assert!(["Ok", "PeerGone", "NotFound"].contains(&o.as_str()), "round {round}: an attempt ended with {o}: {outcomes:?}");
+            assert!(
+                ["Ok", "PeerGone", "NotFound"].contains(&o.as_str()),
+                "round {round}: an attempt ended with {o}: {outcomes:?}"
+            );
         }
         assert_eq!(outcomes.last().map(String::as_str), Some("NotFound"), "round {round}: {outcomes:?}");
         assert!(client.wait_exit().success());
@@ -368,7 +374,12 @@ fn clients_killed_while_connecting_leave_nothing() {
             "server",
             &name,
             &kp,
-            &[("AUTO", "echo quiet".into()), ("RING", "16384".into()), ("BACKEND", backend.into()), ("HS_MS", "2000".into())],
+            &[
+                ("AUTO", "echo quiet".into()),
+                ("RING", "16384".into()),
+                ("BACKEND", backend.into()),
+                ("HS_MS", "2000".into()),
+            ],
         );
         for _ in 0..6 {
             let mut settings = client_settings(&name, kp.public());

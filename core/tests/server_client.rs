@@ -75,8 +75,9 @@ impl ClientHandler for Collect {
 fn start(name: &str) -> (Server, Receiver<Event>, Options) {
     let kp = Keypair::generate();
     let (tx, rx) = channel();
-    let server = Server::start(name, &Options::new().keypair(kp.clone()).ring_size(1 << 16), Echo { events: Mutex::new(tx) })
-        .expect("server starts");
+    let server =
+        Server::start(name, &Options::new().keypair(kp.clone()).ring_size(1 << 16), Echo { events: Mutex::new(tx) })
+            .expect("server starts");
     let client_opts = Options::new().server_key(*kp.public());
     (server, rx, client_opts)
 }
@@ -94,7 +95,8 @@ fn many_clients_echo_through_callbacks() {
         let (tx, rx) = channel();
         let handler = Arc::new(AtomicUsize::new(0));
         let _ = handler;
-        let client = Client::connect(&name, &opts, Collect { data: Mutex::new(tx), closes: AtomicUsize::new(0) }).expect("connects");
+        let client = Client::connect(&name, &opts, Collect { data: Mutex::new(tx), closes: AtomicUsize::new(0) })
+            .expect("connects");
         clients.push((i, client, rx));
     }
     for (i, client, _) in &clients {
@@ -177,9 +179,13 @@ fn a_refused_client_is_an_error_without_a_connection() {
     let opts = Options::new().keypair(kp.clone()).allow_clients([*Keypair::generate().public()]);
     let server = Server::start(&name, &opts, Echo { events: Mutex::new(tx) }).unwrap();
     let (dtx, _drx) = channel();
-    let err = Client::connect(&name, &Options::new().server_key(*kp.public()), Collect { data: Mutex::new(dtx), closes: AtomicUsize::new(0) })
-        .err()
-        .expect("refused");
+    let err = Client::connect(
+        &name,
+        &Options::new().server_key(*kp.public()),
+        Collect { data: Mutex::new(dtx), closes: AtomicUsize::new(0) },
+    )
+    .err()
+    .expect("refused");
     assert_eq!(err.kind(), ErrorKind::HandshakeRejected);
     assert_eq!(next(&events), Event::Error(None, ErrorKind::HandshakeRejected));
     server.close();

@@ -321,7 +321,9 @@ fn garbage_frames() {
     // A large message in three fragments, all in a 64 KiB ring: tampering with
     // any fragment (first, middle, last) or replaying the first in place of the
     // second delivers nothing, with recv or recv_into.
-    for (what, target) in [("first fragment", 0usize), ("middle fragment", 1), ("last fragment", 2), ("replayed fragment", 9)] {
+    for (what, target) in
+        [("first fragment", 0usize), ("middle fragment", 1), ("last fragment", 2), ("replayed fragment", 9)]
+    {
         for recv_into in [false, true] {
             let mut v = rig.victim(&[("RING", "65536".into())]);
             assert_eq!(v.ring, 65536, "the victim asked for a 64 KiB ring");
@@ -399,11 +401,14 @@ fn random_garbage_during_traffic() {
                 _ => {
                     let mut junk = vec![0u8; 1 + rng.below(32) as usize];
                     rng.fill(&mut junk);
-                    let off = segment::DATA_OFFSET + rng.below((size - segment::DATA_OFFSET - junk.len()) as u64) as usize;
+                    let off =
+                        segment::DATA_OFFSET + rng.below((size - segment::DATA_OFFSET - junk.len()) as u64) as usize;
                     v.map.write(off, &junk);
                 }
             }
-            if let Some(ev) = v.client.try_take(Duration::from_millis(1), |e| e.starts_with("0 ERR") || e.starts_with("0 BAD") || e.starts_with("0 RT_OK")) {
+            if let Some(ev) = v.client.try_take(Duration::from_millis(1), |e| {
+                e.starts_with("0 ERR") || e.starts_with("0 BAD") || e.starts_with("0 RT_OK")
+            }) {
                 break ev;
             }
             assert!(started.elapsed() < WAIT, "the connection survived {writes} random writes");
@@ -427,7 +432,11 @@ fn random_garbage_during_traffic() {
 }
 
 fn sealed_memfd(size: u64, seals: rustix::fs::SealFlags) -> std::os::fd::OwnedFd {
-    let fd = rustix::fs::memfd_create("shmsock-test", rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING).unwrap();
+    let fd = rustix::fs::memfd_create(
+        "shmsock-test",
+        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+    )
+    .unwrap();
     rustix::fs::ftruncate(&fd, size).unwrap();
     if !seals.is_empty() {
         rustix::fs::fcntl_add_seals(&fd, seals).unwrap();

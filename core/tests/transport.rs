@@ -136,9 +136,8 @@ fn many_clients_on_one_listener() {
     let name = unique_name("many");
     let kp = Keypair::generate();
     let mut server = spawn_server("server", &name, &kp, &[("RING", "4096".into()), ("AUTO", "echo quiet".into())]);
-    let mut clients: Vec<Child> = (0..8)
-        .map(|i| Child::spawn(&format!("client{i}"), "client", &client_settings(&name, kp.public())))
-        .collect();
+    let mut clients: Vec<Child> =
+        (0..8).map(|i| Child::spawn(&format!("client{i}"), "client", &client_settings(&name, kp.public()))).collect();
     for (i, c) in clients.iter_mut().enumerate() {
         c.expect("0 CONNECTED");
         c.cmd(&format!("0 roundtrip 24 {} 0,1,64,5000,20000,70000", 1000 * i));
@@ -146,7 +145,9 @@ fn many_clients_on_one_listener() {
     for c in clients.iter_mut() {
         assert_eq!(c.result(0), Ok("24".into()), "{}", c.label);
     }
-    let mut ids: Vec<String> = (0..8).map(|_| server.take("ACCEPTED", |e| e.contains(" ACCEPTED ")).split(' ').next().unwrap().to_string()).collect();
+    let mut ids: Vec<String> = (0..8)
+        .map(|_| server.take("ACCEPTED", |e| e.contains(" ACCEPTED ")).split(' ').next().unwrap().to_string())
+        .collect();
     ids.sort();
     assert_eq!(ids, (0..8).map(|i| i.to_string()).collect::<Vec<_>>());
     for c in clients.iter_mut() {
@@ -254,7 +255,11 @@ fn timeouts_would_block_and_small_buffers() {
     assert!(t.elapsed() >= ms(300), "send_timeout returned early: {:?}", t.elapsed());
     assert_kind(s.send_timeout(&message(3, 900), Some(ms(200))), ErrorKind::Timeout, "send_timeout of one fragment");
     // A multi-fragment message whose first fragment does not fit: nothing sent.
-    assert_kind(s.send_timeout(&message(4, 20000), Some(ms(200))), ErrorKind::Timeout, "send_timeout of a large message");
+    assert_kind(
+        s.send_timeout(&message(4, 20000), Some(ms(200))),
+        ErrorKind::Timeout,
+        "send_timeout of a large message",
+    );
     assert_eq!(s.stats().messages_sent, sent, "timed-out sends are not counted");
 
     // The server now reads: exactly the messages that were sent, whole, and no
@@ -328,12 +333,8 @@ fn handshake_refusals() {
     let kp = Keypair::generate();
     let allowed = Keypair::generate();
     let stranger = Keypair::generate();
-    let mut server = spawn_server(
-        "server",
-        &name,
-        &kp,
-        &[("ALLOW", allowed.public().to_text()), ("AUTO", "echo quiet".into())],
-    );
+    let mut server =
+        spawn_server("server", &name, &kp, &[("ALLOW", allowed.public().to_text()), ("AUTO", "echo quiet".into())]);
 
     let wrong = Keypair::generate();
     let e = assert_kind(
@@ -351,15 +352,14 @@ fn handshake_refusals() {
     );
     assert_eq!(server.expect("REJECTED 2"), vec!["HandshakeRejected"]);
     // A client with no key of its own gets a fresh one, which is not allowed either.
-    assert_kind(Stream::connect(&name, &Options::new().server_key(*kp.public())), ErrorKind::HandshakeRejected, "an ephemeral client key");
+    assert_kind(
+        Stream::connect(&name, &Options::new().server_key(*kp.public())),
+        ErrorKind::HandshakeRejected,
+        "an ephemeral client key",
+    );
 
     // The allowed key gets through and the server still works.
-    let (mut good, _) = spawn_client(
-        "allowed",
-        &name,
-        kp.public(),
-        &[("CLIENT_KEY", allowed.to_file_text())],
-    );
+    let (mut good, _) = spawn_client("allowed", &name, kp.public(), &[("CLIENT_KEY", allowed.to_file_text())]);
     good.cmd("0 roundtrip 3 1 10,5000,100000");
     assert_eq!(good.result(0), Ok("3".into()));
     good.quit();
@@ -370,14 +370,19 @@ fn handshake_refusals() {
     let uid = rustix::process::geteuid().as_raw();
     let name2 = unique_name("uids");
     let mut strict = spawn_server("strict", &name2, &kp, &[("ALLOW_UIDS", format!("{},{}", uid + 1, uid + 7))]);
-    let e = assert_kind(Stream::connect(&name2, &Options::new().server_key(*kp.public())), ErrorKind::HandshakeRejected, "uid not allowed");
+    let e = assert_kind(
+        Stream::connect(&name2, &Options::new().server_key(*kp.public())),
+        ErrorKind::HandshakeRejected,
+        "uid not allowed",
+    );
     assert!(e.message().contains("user id") || e.message().contains("uid"), "the error says why: {e}");
     strict.expect("REJECTED 1");
     strict.quit();
     assert_no_endpoint_files(&name2);
 
     let name3 = unique_name("uids-ok");
-    let mut lenient = spawn_server("lenient", &name3, &kp, &[("ALLOW_UIDS", format!("{},{uid}", uid + 1)), ("AUTO", "echo".into())]);
+    let mut lenient =
+        spawn_server("lenient", &name3, &kp, &[("ALLOW_UIDS", format!("{},{uid}", uid + 1)), ("AUTO", "echo".into())]);
     let s = Stream::connect(&name3, &Options::new().server_key(*kp.public())).unwrap();
     s.send(b"hello").unwrap();
     assert_eq!(s.recv_timeout(Some(WAIT)).unwrap(), b"hello");
@@ -403,7 +408,9 @@ fn names_binding_and_reclaim() {
 
     let long = "x".repeat(200);
     let just_too_long = "y".repeat(101);
-    for bad in ["", "a/b", "..", ".", "a b", "naïve", "tab\there", "nul\0", "/abs", long.as_str(), just_too_long.as_str()] {
+    for bad in
+        ["", "a/b", "..", ".", "a b", "naïve", "tab\there", "nul\0", "/abs", long.as_str(), just_too_long.as_str()]
+    {
         assert_kind(Listener::bind(bad, &server_opts), ErrorKind::InvalidName, &format!("bind {bad:?}"));
         assert_kind(Stream::connect(bad, &client_opts), ErrorKind::InvalidName, &format!("connect {bad:?}"));
     }
@@ -467,7 +474,11 @@ fn message_too_large() {
 
     assert_kind(s.send(&message(1, 1001)), ErrorKind::MessageTooLarge, "send over the server's limit");
     assert_kind(s.try_send(&message(1, 5000)), ErrorKind::MessageTooLarge, "try_send over the server's limit");
-    assert_kind(s.send_timeout(&message(1, 1 << 20), Some(ms(100))), ErrorKind::MessageTooLarge, "send_timeout over the limit");
+    assert_kind(
+        s.send_timeout(&message(1, 1 << 20), Some(ms(100))),
+        ErrorKind::MessageTooLarge,
+        "send_timeout over the limit",
+    );
     s.send(&message(2, 1000)).unwrap();
     assert_eq!(server.recv(0, WAIT), Ok(digest(&message(2, 1000))));
 
@@ -608,7 +619,8 @@ fn send_timeout_mid_message_ends_the_connection() {
     let s = Stream::connect(&name, &Options::new().server_key(*kp.public())).unwrap();
     server.expect("0 ACCEPTED");
     // 20 kB in fragments of about 1 kB: the first few fit the empty 4 KiB ring.
-    let e = assert_kind(s.send_timeout(&message(1, 20000), Some(ms(300))), ErrorKind::Timeout, "send_timeout mid-message");
+    let e =
+        assert_kind(s.send_timeout(&message(1, 20000), Some(ms(300))), ErrorKind::Timeout, "send_timeout mid-message");
     assert!(e.message().contains("part of it was sent"), "{e}");
     let later = s.send(&message(2, 10)).unwrap_err();
     assert!(later.kind().ends_connection(), "a later send: {later:?}");

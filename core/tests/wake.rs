@@ -90,7 +90,11 @@ fn server_refuses_a_bad_wake_fd_from_the_client() {
                 assert!(!shm_exists(&segment[0]), "{mode}: the named segment {} was left in /dev/shm", segment[0]);
             }
             let expected_fds = if backend == Backend::Memfd { "2" } else { "1" };
-            assert_eq!(evil.expect("REPLY_FDS"), vec![expected_fds], "REPLY: memfd (memfd backend), then the wake-up eventfd");
+            assert_eq!(
+                evil.expect("REPLY_FDS"),
+                vec![expected_fds],
+                "REPLY: memfd (memfd backend), then the wake-up eventfd"
+            );
             assert_eq!(evil.expect("SERVER_ENDED"), vec!["PeerGone"], "{backend:?} {mode}");
             evil.quit();
             drop(listener);
@@ -169,7 +173,8 @@ fn own_eventfds(stream: &Stream) -> Vec<RawFd> {
 fn pair(tag: &str, ring: u32) -> (Stream, Stream) {
     let name = unique_name(tag);
     let kp = Keypair::generate();
-    let listener = Listener::bind(&name, &Options::new().keypair(kp.clone()).spin(Duration::ZERO).ring_size(ring)).unwrap();
+    let listener =
+        Listener::bind(&name, &Options::new().keypair(kp.clone()).spin(Duration::ZERO).ring_size(ring)).unwrap();
     let options = Options::new().server_key(*kp.public()).spin(Duration::ZERO).ring_size(ring);
     let client = std::thread::spawn(move || Stream::connect(&name, &options).unwrap());
     let server = listener.accept_timeout(Some(WAIT)).unwrap();
@@ -177,7 +182,11 @@ fn pair(tag: &str, ring: u32) -> (Stream, Stream) {
 }
 
 /// Runs `f` on each fd in a loop on another thread until the returned flag is set.
-fn hammer(fds: Vec<RawFd>, seed: u64, f: fn(BorrowedFd<'_>, &mut Rng)) -> (Arc<AtomicBool>, std::thread::JoinHandle<u64>) {
+fn hammer(
+    fds: Vec<RawFd>,
+    seed: u64,
+    f: fn(BorrowedFd<'_>, &mut Rng),
+) -> (Arc<AtomicBool>, std::thread::JoinHandle<u64>) {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     let handle = std::thread::spawn(move || {
@@ -214,14 +223,12 @@ fn spurious_wakeups_deliver_nothing_wrong() {
         let value = 1 + rng.below(1 << 40);
         let _ = rustix::io::write(fd, &value.to_ne_bytes());
     });
-    let echo = std::thread::spawn(move || {
-        loop {
-            match server.recv_timeout(Some(WAIT)) {
-                Ok(m) => server.send_timeout(&m, Some(WAIT)).unwrap(),
-                Err(e) => {
-                    assert_eq!(e.kind(), ErrorKind::PeerClosed, "{e}");
-                    return;
-                }
+    let echo = std::thread::spawn(move || loop {
+        match server.recv_timeout(Some(WAIT)) {
+            Ok(m) => server.send_timeout(&m, Some(WAIT)).unwrap(),
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::PeerClosed, "{e}");
+                return;
             }
         }
     });
@@ -241,7 +248,11 @@ fn spurious_wakeups_deliver_nothing_wrong() {
         }
         while client.stats().messages_received < client.stats().messages_sent {
             let back = client.recv_timeout(Some(WAIT)).unwrap();
-            assert_eq!(check_message(&back), Some(client.stats().messages_received - 1), "echo out of order or damaged");
+            assert_eq!(
+                check_message(&back),
+                Some(client.stats().messages_received - 1),
+                "echo out of order or damaged"
+            );
         }
     }
     while client.stats().messages_received < client.stats().messages_sent {

@@ -26,27 +26,16 @@ use crate::util::{self, guard_void_free, Out};
 pub struct shmsock_client_callbacks {
     /// A message arrived: `len` bytes at `data` (never NULL; `len` may be 0),
     /// valid until the callback returns. Copy what you keep.
-    pub on_data:
-        Option<unsafe extern "C-unwind" fn(user_data: *mut c_void, data: *const u8, len: usize)>,
+    pub on_data: Option<unsafe extern "C-unwind" fn(user_data: *mut c_void, data: *const u8, len: usize)>,
     /// The connection failed (on_close follows). `message` is a NUL-terminated
     /// explanation valid until the callback returns.
-    pub on_error: Option<
-        unsafe extern "C-unwind" fn(
-            user_data: *mut c_void,
-            result: shmsock_result,
-            message: *const c_char,
-        ),
-    >,
+    pub on_error:
+        Option<unsafe extern "C-unwind" fn(user_data: *mut c_void, result: shmsock_result, message: *const c_char)>,
     /// The connection ended: `result` is SHMSOCK_OK and `message` NULL after a
     /// clean close by either side; else the failure and its explanation. Runs
     /// exactly once, and is the last callback.
-    pub on_close: Option<
-        unsafe extern "C-unwind" fn(
-            user_data: *mut c_void,
-            result: shmsock_result,
-            message: *const c_char,
-        ),
-    >,
+    pub on_close:
+        Option<unsafe extern "C-unwind" fn(user_data: *mut c_void, result: shmsock_result, message: *const c_char)>,
 }
 
 /// Whether on_close ran, for shmsock_client_close() to wait on.
@@ -97,13 +86,7 @@ impl ClientHandler for Handler {
         if let Some(f) = self.callbacks.on_error {
             let message = c_string_lossy(error.message());
             // SAFETY: as in on_data; the message outlives the call.
-            self.enter(|| unsafe {
-                f(
-                    self.user_data.0,
-                    result_of_kind(error.kind()),
-                    message.as_ptr(),
-                )
-            });
+            self.enter(|| unsafe { f(self.user_data.0, result_of_kind(error.kind()), message.as_ptr()) });
         }
     }
 
@@ -165,11 +148,7 @@ pub unsafe extern "C" fn shmsock_client_connect(
         // SAFETY: a writable pointer or NULL (caller's contract).
         let out = unsafe { Out::new(out, "out") }?;
         let ended = Arc::new(Ended::default());
-        let handler = Handler {
-            callbacks,
-            user_data: UserData(user_data),
-            ended: Arc::clone(&ended),
-        };
+        let handler = Handler { callbacks, user_data: UserData(user_data), ended: Arc::clone(&ended) };
         let client = Client::connect(name, &options, handler)?;
         out.write(util::into_handle(shmsock_client { client, ended }));
         Ok(())
@@ -207,10 +186,7 @@ pub unsafe extern "C" fn shmsock_client_write_timeout(
     guard("shmsock_client_write_timeout", || {
         // SAFETY: a live client or NULL; `data` holds `len` bytes.
         let (client, data) = unsafe { (client_arg(client)?, util::bytes(data, len, "data")?) };
-        client
-            .client
-            .stream()
-            .send_timeout(data, util::timeout(timeout_ms))?;
+        client.client.stream().send_timeout(data, util::timeout(timeout_ms))?;
         Ok(())
     })
 }

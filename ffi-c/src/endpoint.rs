@@ -38,21 +38,13 @@ unsafe fn list_arg<'a>(list: *const shmsock_endpoint_list) -> FfiResult<&'a shms
 /// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_PERMISSION_DENIED (unsafe runtime
 /// directory), SHMSOCK_IO.
 #[no_mangle]
-pub unsafe extern "C" fn shmsock_endpoint_list_new(
-    out: *mut *mut shmsock_endpoint_list,
-) -> shmsock_result {
+pub unsafe extern "C" fn shmsock_endpoint_list_new(out: *mut *mut shmsock_endpoint_list) -> shmsock_result {
     guard("shmsock_endpoint_list_new", || {
         // SAFETY: a writable pointer or NULL (caller's contract).
         let out = unsafe { Out::new(out, "out") }?;
         let items = shmsock::endpoint::list()?
             .into_iter()
-            .map(|e| {
-                (
-                    c_string_lossy(&e.name),
-                    e.pid.map_or(-1, i64::from),
-                    e.alive,
-                )
-            })
+            .map(|e| (c_string_lossy(&e.name), e.pid.map_or(-1, i64::from), e.alive))
             .collect();
         out.write(util::into_handle(shmsock_endpoint_list { items }));
         Ok(())
@@ -89,16 +81,9 @@ pub unsafe extern "C" fn shmsock_endpoint_list_get(
         // SAFETY: a live list or NULL; a writable struct or NULL.
         let (list, out) = unsafe { (list_arg(list)?, Out::new(out, "out")?) };
         let (name, pid, alive) = list.items.get(index).ok_or_else(|| {
-            FfiError::invalid(format!(
-                "index {index} is out of range: the list has {} endpoints",
-                list.items.len()
-            ))
+            FfiError::invalid(format!("index {index} is out of range: the list has {} endpoints", list.items.len()))
         })?;
-        out.write(shmsock_endpoint_info {
-            name: name.as_ptr(),
-            pid: *pid,
-            alive: *alive,
-        });
+        out.write(shmsock_endpoint_info { name: name.as_ptr(), pid: *pid, alive: *alive });
         Ok(())
     })
 }

@@ -27,11 +27,7 @@ pub struct shmsock_keypair {
     pub(crate) inner: Keypair,
 }
 
-pub(crate) unsafe fn public_key_arg(
-    key: *const u8,
-    key_len: usize,
-    what: &str,
-) -> FfiResult<PublicKey> {
+pub(crate) unsafe fn public_key_arg(key: *const u8, key_len: usize, what: &str) -> FfiResult<PublicKey> {
     if key.is_null() {
         return Err(FfiError::null(what));
     }
@@ -47,15 +43,11 @@ pub(crate) unsafe fn public_key_arg(
 ///
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
-pub unsafe extern "C" fn shmsock_keypair_generate(
-    out: *mut *mut shmsock_keypair,
-) -> shmsock_result {
+pub unsafe extern "C" fn shmsock_keypair_generate(out: *mut *mut shmsock_keypair) -> shmsock_result {
     guard("shmsock_keypair_generate", || {
         // SAFETY: the caller passes a writable pointer or NULL (checked).
         let out = unsafe { Out::new(out, "out") }?;
-        out.write(util::into_handle(shmsock_keypair {
-            inner: Keypair::generate(),
-        }));
+        out.write(util::into_handle(shmsock_keypair { inner: Keypair::generate() }));
         Ok(())
     })
 }
@@ -87,9 +79,7 @@ pub unsafe extern "C" fn shmsock_keypair_from_secret(
                 format!("a secret key is {SHMSOCK_KEY_LEN} bytes long, not {secret_len}"),
             )
         })?;
-        out.write(util::into_handle(shmsock_keypair {
-            inner: Keypair::from_secret_bytes(arr),
-        }));
+        out.write(util::into_handle(shmsock_keypair { inner: Keypair::from_secret_bytes(arr) }));
         Ok(())
     })
 }
@@ -105,10 +95,7 @@ pub unsafe extern "C" fn shmsock_keypair_from_secret(
 /// SHMSOCK_INSECURE_KEY_FILE (mode allows others), SHMSOCK_INVALID_KEY
 /// (malformed contents), SHMSOCK_PERMISSION_DENIED, SHMSOCK_IO.
 #[no_mangle]
-pub unsafe extern "C" fn shmsock_keypair_load(
-    path: *const c_char,
-    out: *mut *mut shmsock_keypair,
-) -> shmsock_result {
+pub unsafe extern "C" fn shmsock_keypair_load(path: *const c_char, out: *mut *mut shmsock_keypair) -> shmsock_result {
     guard("shmsock_keypair_load", || {
         // SAFETY: NUL-terminated string or NULL (caller's contract).
         let path = unsafe { util::path(path, "path") }?;
@@ -129,10 +116,7 @@ pub unsafe extern "C" fn shmsock_keypair_load(
 /// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_ARGUMENT (the file exists),
 /// SHMSOCK_PERMISSION_DENIED, SHMSOCK_IO (for example a missing directory).
 #[no_mangle]
-pub unsafe extern "C" fn shmsock_keypair_save(
-    keypair: *const shmsock_keypair,
-    path: *const c_char,
-) -> shmsock_result {
+pub unsafe extern "C" fn shmsock_keypair_save(keypair: *const shmsock_keypair, path: *const c_char) -> shmsock_result {
     guard("shmsock_keypair_save", || {
         // SAFETY: a live keypair or NULL (caller's contract).
         let keypair = unsafe { util::handle(keypair, "keypair") }?;
@@ -202,15 +186,7 @@ pub unsafe extern "C" fn shmsock_keypair_fingerprint(
         // SAFETY: a live keypair or NULL (caller's contract).
         let keypair = unsafe { util::handle(keypair, "keypair") }?;
         // SAFETY: `buf` holds `len` bytes; `out_len` is NULL or writable.
-        unsafe {
-            util::write_text(
-                &keypair.inner.public().fingerprint(),
-                buf,
-                len,
-                out_len,
-                "buf",
-            )
-        }
+        unsafe { util::write_text(&keypair.inner.public().fingerprint(), buf, len, out_len, "buf") }
     })
 }
 
@@ -299,14 +275,8 @@ mod tests {
     #[test]
     fn text_sizes_match_the_core() {
         let kp = Keypair::generate();
-        assert_eq!(
-            kp.public().to_text().len() + 1,
-            SHMSOCK_PUBLIC_KEY_TEXT_SIZE
-        );
-        assert_eq!(
-            kp.public().fingerprint().len() + 1,
-            SHMSOCK_FINGERPRINT_SIZE
-        );
+        assert_eq!(kp.public().to_text().len() + 1, SHMSOCK_PUBLIC_KEY_TEXT_SIZE);
+        assert_eq!(kp.public().fingerprint().len() + 1, SHMSOCK_FINGERPRINT_SIZE);
         assert_eq!(shmsock::keys::KEY_LEN, SHMSOCK_KEY_LEN);
     }
 }

@@ -21,9 +21,7 @@ pub struct shmsock_listener {
     inner: Listener,
 }
 
-unsafe fn listener_arg<'a>(
-    listener: *const shmsock_listener,
-) -> crate::result::FfiResult<&'a Listener> {
+unsafe fn listener_arg<'a>(listener: *const shmsock_listener) -> crate::result::FfiResult<&'a Listener> {
     // SAFETY: a live listener or NULL (caller's contract).
     Ok(&unsafe { util::handle(listener, "listener") }?.inner)
 }
@@ -115,10 +113,7 @@ pub unsafe extern "C" fn shmsock_listener_public_key(
 ///
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
-pub unsafe extern "C" fn shmsock_listener_fd(
-    listener: *const shmsock_listener,
-    out_fd: *mut c_int,
-) -> shmsock_result {
+pub unsafe extern "C" fn shmsock_listener_fd(listener: *const shmsock_listener, out_fd: *mut c_int) -> shmsock_result {
     guard("shmsock_listener_fd", || {
         // SAFETY: a live listener or NULL; a writable int or NULL.
         let (listener, out) = unsafe { (listener_arg(listener)?, Out::new(out_fd, "out_fd")?) };

@@ -51,10 +51,7 @@ pub(crate) unsafe fn options_arg(options: *const shmsock_options) -> FfiResult<O
 }
 
 /// Applies `change` to a copy, validates it, and stores it only if valid.
-unsafe fn update(
-    options: *mut shmsock_options,
-    change: impl FnOnce(&mut Options) -> FfiResult<()>,
-) -> FfiResult<()> {
+unsafe fn update(options: *mut shmsock_options, change: impl FnOnce(&mut Options) -> FfiResult<()>) -> FfiResult<()> {
     // SAFETY: a live options object or NULL (caller's contract).
     let options = unsafe { util::handle(options.cast_const(), "options") }?;
     let mut guarded = options.inner.lock();
@@ -76,9 +73,7 @@ pub unsafe extern "C" fn shmsock_options_new(out: *mut *mut shmsock_options) -> 
     guard("shmsock_options_new", || {
         // SAFETY: a writable pointer or NULL (caller's contract).
         let out = unsafe { Out::new(out, "out") }?;
-        out.write(util::into_handle(shmsock_options {
-            inner: Mutex::new(Options::new()),
-        }));
+        out.write(util::into_handle(shmsock_options { inner: Mutex::new(Options::new()) }));
         Ok(())
     })
 }
@@ -172,9 +167,7 @@ pub unsafe extern "C" fn shmsock_options_allow_client(
 ///
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
-pub unsafe extern "C" fn shmsock_options_allow_any_client(
-    options: *mut shmsock_options,
-) -> shmsock_result {
+pub unsafe extern "C" fn shmsock_options_allow_any_client(options: *mut shmsock_options) -> shmsock_result {
     guard("shmsock_options_allow_any_client", || {
         // SAFETY: a live options object or NULL (caller's contract).
         unsafe {
@@ -192,10 +185,7 @@ pub unsafe extern "C" fn shmsock_options_allow_any_client(
 ///
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
-pub unsafe extern "C" fn shmsock_options_allow_uid(
-    options: *mut shmsock_options,
-    uid: u32,
-) -> shmsock_result {
+pub unsafe extern "C" fn shmsock_options_allow_uid(options: *mut shmsock_options, uid: u32) -> shmsock_result {
     guard("shmsock_options_allow_uid", || {
         // SAFETY: a live options object or NULL (caller's contract).
         unsafe {
@@ -215,9 +205,7 @@ pub unsafe extern "C" fn shmsock_options_allow_uid(
 ///
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
-pub unsafe extern "C" fn shmsock_options_allow_any_uid(
-    options: *mut shmsock_options,
-) -> shmsock_result {
+pub unsafe extern "C" fn shmsock_options_allow_any_uid(options: *mut shmsock_options) -> shmsock_result {
     guard("shmsock_options_allow_any_uid", || {
         // SAFETY: a live options object or NULL (caller's contract).
         unsafe {
@@ -234,10 +222,7 @@ pub unsafe extern "C" fn shmsock_options_allow_any_uid(
 ///
 /// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_ARGUMENT.
 #[no_mangle]
-pub unsafe extern "C" fn shmsock_options_set_ring_size(
-    options: *mut shmsock_options,
-    bytes: u32,
-) -> shmsock_result {
+pub unsafe extern "C" fn shmsock_options_set_ring_size(options: *mut shmsock_options, bytes: u32) -> shmsock_result {
     guard("shmsock_options_set_ring_size", || {
         // SAFETY: a live options object or NULL (caller's contract).
         unsafe {
@@ -336,10 +321,7 @@ pub unsafe extern "C" fn shmsock_options_set_handshake_timeout(
 ///
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
-pub unsafe extern "C" fn shmsock_options_set_spin(
-    options: *mut shmsock_options,
-    spin_us: u64,
-) -> shmsock_result {
+pub unsafe extern "C" fn shmsock_options_set_spin(options: *mut shmsock_options, spin_us: u64) -> shmsock_result {
     guard("shmsock_options_set_spin", || {
         // SAFETY: a live options object or NULL (caller's contract).
         unsafe {
@@ -356,10 +338,7 @@ pub unsafe extern "C" fn shmsock_options_set_spin(
 ///
 /// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_ARGUMENT (not a shmsock_backend).
 #[no_mangle]
-pub unsafe extern "C" fn shmsock_options_set_backend(
-    options: *mut shmsock_options,
-    backend: u32,
-) -> shmsock_result {
+pub unsafe extern "C" fn shmsock_options_set_backend(options: *mut shmsock_options, backend: u32) -> shmsock_result {
     guard("shmsock_options_set_backend", || {
         let backend = match backend {
             1 => Backend::Memfd,
@@ -409,23 +388,11 @@ mod tests {
         let mut p = std::ptr::null_mut();
         unsafe {
             assert_eq!(shmsock_options_new(&mut p), shmsock_result::SHMSOCK_OK);
-            assert_eq!(
-                shmsock_options_set_ring_size(p, 1 << 16),
-                shmsock_result::SHMSOCK_OK
-            );
-            assert_eq!(
-                shmsock_options_set_ring_size(p, 12345),
-                shmsock_result::SHMSOCK_INVALID_ARGUMENT
-            );
+            assert_eq!(shmsock_options_set_ring_size(p, 1 << 16), shmsock_result::SHMSOCK_OK);
+            assert_eq!(shmsock_options_set_ring_size(p, 12345), shmsock_result::SHMSOCK_INVALID_ARGUMENT);
             assert_eq!((*p).inner.lock().ring_size, Some(1 << 16));
-            assert_eq!(
-                shmsock_options_set_handshake_timeout(p, 0),
-                shmsock_result::SHMSOCK_INVALID_ARGUMENT
-            );
-            assert_eq!(
-                shmsock_options_set_backend(p, 7),
-                shmsock_result::SHMSOCK_INVALID_ARGUMENT
-            );
+            assert_eq!(shmsock_options_set_handshake_timeout(p, 0), shmsock_result::SHMSOCK_INVALID_ARGUMENT);
+            assert_eq!(shmsock_options_set_backend(p, 7), shmsock_result::SHMSOCK_INVALID_ARGUMENT);
             shmsock_options_free(p);
         }
     }

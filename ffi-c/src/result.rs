@@ -221,18 +221,12 @@ pub(crate) struct FfiError {
 
 impl FfiError {
     pub(crate) fn new(code: shmsock_result, message: impl Into<String>) -> FfiError {
-        FfiError {
-            code,
-            message: message.into(),
-        }
+        FfiError { code, message: message.into() }
     }
 
     /// A NULL pointer where one is required; `what` names the argument.
     pub(crate) fn null(what: &str) -> FfiError {
-        FfiError::new(
-            SHMSOCK_NULL_ARGUMENT,
-            format!("the argument '{what}' is NULL"),
-        )
+        FfiError::new(SHMSOCK_NULL_ARGUMENT, format!("the argument '{what}' is NULL"))
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> FfiError {
@@ -242,10 +236,7 @@ impl FfiError {
 
 impl From<Error> for FfiError {
     fn from(e: Error) -> FfiError {
-        FfiError {
-            code: result_of_kind(e.kind()),
-            message: e.message().to_string(),
-        }
+        FfiError { code: result_of_kind(e.kind()), message: e.message().to_string() }
     }
 }
 
@@ -253,11 +244,7 @@ pub(crate) type FfiResult<T> = Result<T, FfiError>;
 
 /// `text` as a C string; a NUL inside (from a peer's words, say) is shown as `\0`.
 pub(crate) fn c_string_lossy(text: &str) -> CString {
-    let text = if text.contains('\0') {
-        text.replace('\0', "\\0")
-    } else {
-        text.to_string()
-    };
+    let text = if text.contains('\0') { text.replace('\0', "\\0") } else { text.to_string() };
     CString::new(text).unwrap_or_default()
 }
 
@@ -319,9 +306,7 @@ pub(crate) fn guard_void(function: &str, body: impl FnOnce()) {
 /// leaves the last error unchanged.
 #[no_mangle]
 pub extern "C" fn shmsock_result_str(result: u32) -> *const c_char {
-    shmsock_result::from_code(result)
-        .map_or(c"unknown result code", |r| r.description())
-        .as_ptr()
+    shmsock_result::from_code(result).map_or(c"unknown result code", |r| r.description()).as_ptr()
 }
 
 /// The name of a result code's constant, e.g. "SHMSOCK_TIMEOUT".
@@ -331,9 +316,7 @@ pub extern "C" fn shmsock_result_str(result: u32) -> *const c_char {
 /// leaves the last error unchanged.
 #[no_mangle]
 pub extern "C" fn shmsock_result_name(result: u32) -> *const c_char {
-    shmsock_result::from_code(result)
-        .map_or(c"SHMSOCK_UNKNOWN", |r| r.name())
-        .as_ptr()
+    shmsock_result::from_code(result).map_or(c"SHMSOCK_UNKNOWN", |r| r.name()).as_ptr()
 }
 
 /// Copies the message of this thread's most recent failure into `buf`.
@@ -442,10 +425,7 @@ mod tests {
             assert!(seen.insert(r as u32));
             assert_eq!(shmsock_result::from_code(r as u32), Some(r));
             let code = r as u32;
-            assert!(
-                code == 0 || ErrorKind::from_code(code).is_some() || code >= 100,
-                "{r:?}"
-            );
+            assert!(code == 0 || ErrorKind::from_code(code).is_some() || code >= 100, "{r:?}");
         }
         assert_eq!(all_results().len(), ErrorKind::ALL.len() + 4);
     }
@@ -454,10 +434,7 @@ mod tests {
     fn guard_catches_panics() {
         let r = guard("test", || panic!("boom"));
         assert_eq!(r, SHMSOCK_PANIC);
-        let msg = unsafe { CStr::from_ptr(shmsock_last_error()) }
-            .to_str()
-            .unwrap()
-            .to_string();
+        let msg = unsafe { CStr::from_ptr(shmsock_last_error()) }.to_str().unwrap().to_string();
         assert!(msg.contains("boom"), "{msg}");
     }
 
@@ -474,10 +451,7 @@ mod tests {
         let r = unsafe { shmsock_last_error_message(std::ptr::null_mut(), 0, &mut n) };
         assert_eq!(r, SHMSOCK_BUFFER_TOO_SMALL);
         set_last_error("with\0nul");
-        let msg = unsafe { CStr::from_ptr(shmsock_last_error()) }
-            .to_str()
-            .unwrap()
-            .to_string();
+        let msg = unsafe { CStr::from_ptr(shmsock_last_error()) }.to_str().unwrap().to_string();
         assert_eq!(msg, "with\\0nul");
     }
 }

@@ -42,9 +42,7 @@ pub struct shmsock_connection {
 #[derive(Clone, Copy)]
 pub struct shmsock_server_callbacks {
     /// A client completed the handshake. `connection` is borrowed for the call.
-    pub on_connect: Option<
-        unsafe extern "C-unwind" fn(user_data: *mut c_void, connection: *mut shmsock_connection),
-    >,
+    pub on_connect: Option<unsafe extern "C-unwind" fn(user_data: *mut c_void, connection: *mut shmsock_connection)>,
     /// A message arrived from `connection`: `len` bytes at `data` (never NULL;
     /// `len` may be 0), valid until the callback returns. Copy what you keep.
     pub on_data: Option<
@@ -98,19 +96,13 @@ struct Handler {
 
 /// A borrowed handle for one callback.
 fn borrowed(connection: &Connection) -> shmsock_connection {
-    shmsock_connection {
-        inner: connection.clone(),
-        owned: false,
-    }
+    shmsock_connection { inner: connection.clone(), owned: false }
 }
 
 /// The (result, message) pair passed to C for an error: the message lives
 /// until the returned CString is dropped.
 fn error_parts(error: &Error) -> (shmsock_result, CString) {
-    (
-        result_of_kind(error.kind()),
-        c_string_lossy(error.message()),
-    )
+    (result_of_kind(error.kind()), c_string_lossy(error.message()))
 }
 
 impl ServerHandler for Handler {
@@ -134,9 +126,7 @@ impl ServerHandler for Handler {
     fn on_error(&self, connection: Option<&Connection>, error: &Error) {
         if let Some(f) = self.callbacks.on_error {
             let mut c = connection.map(borrowed);
-            let c_ptr = c
-                .as_mut()
-                .map_or(ptr::null_mut(), |c| c as *mut shmsock_connection);
+            let c_ptr = c.as_mut().map_or(ptr::null_mut(), |c| c as *mut shmsock_connection);
             let (result, message) = error_parts(error);
             // SAFETY: as in on_connect; the message outlives the call.
             unsafe { f(self.user_data.0, c_ptr, result, message.as_ptr()) }
@@ -205,16 +195,10 @@ pub unsafe extern "C" fn shmsock_server_start(
         let callbacks = *unsafe { util::handle(callbacks, "callbacks") }?;
         // SAFETY: a writable pointer or NULL (caller's contract).
         let out = unsafe { Out::new(out, "out") }?;
-        let handler = Handler {
-            callbacks,
-            user_data: UserData(user_data),
-        };
+        let handler = Handler { callbacks, user_data: UserData(user_data) };
         let server = Server::start(name, &options, handler)?;
         let public_key = server.public_key();
-        out.write(util::into_handle(shmsock_server {
-            server: Mutex::new(Some(server)),
-            public_key,
-        }));
+        out.write(util::into_handle(shmsock_server { server: Mutex::new(Some(server)), public_key }));
         Ok(())
     })
 }
@@ -283,9 +267,8 @@ pub unsafe extern "C" fn shmsock_server_connection_count(
         // SAFETY: a live server or NULL; a writable value or NULL.
         let (server, out) = unsafe { (server_arg(server)?, Out::new(out, "out")?) };
         let guarded = server.server.lock();
-        let running = guarded.as_ref().ok_or_else(|| {
-            FfiError::new(shmsock_result::SHMSOCK_CLOSED, "the server was closed")
-        })?;
+        let running =
+            guarded.as_ref().ok_or_else(|| FfiError::new(shmsock_result::SHMSOCK_CLOSED, "the server was closed"))?;
         out.write(running.connections().len());
         Ok(())
     })
@@ -311,10 +294,7 @@ pub unsafe extern "C" fn shmsock_connection_clone(
     guard("shmsock_connection_clone", || {
         // SAFETY: a live connection or NULL; a writable pointer or NULL.
         let (connection, out) = unsafe { (connection_arg(connection)?, Out::new(out, "out")?) };
-        out.write(util::into_handle(shmsock_connection {
-            inner: connection.clone(),
-            owned: true,
-        }));
+        out.write(util::into_handle(shmsock_connection { inner: connection.clone(), owned: true }));
         Ok(())
     })
 }
@@ -340,10 +320,7 @@ pub unsafe extern "C" fn shmsock_connection_free(connection: *mut shmsock_connec
 ///
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
-pub unsafe extern "C" fn shmsock_connection_id(
-    connection: *const shmsock_connection,
-    out: *mut u64,
-) -> shmsock_result {
+pub unsafe extern "C" fn shmsock_connection_id(connection: *const shmsock_connection, out: *mut u64) -> shmsock_result {
     guard("shmsock_connection_id", || {
         // SAFETY: a live connection or NULL; a writable value or NULL.
         let (connection, out) = unsafe { (connection_arg(connection)?, Out::new(out, "out")?) };
@@ -366,8 +343,7 @@ pub unsafe extern "C" fn shmsock_connection_send(
 ) -> shmsock_result {
     guard("shmsock_connection_send", || {
         // SAFETY: a live connection or NULL; `data` holds `len` bytes.
-        let (connection, data) =
-            unsafe { (connection_arg(connection)?, util::bytes(data, len, "data")?) };
+        let (connection, data) = unsafe { (connection_arg(connection)?, util::bytes(data, len, "data")?) };
         connection.send(data)?;
         Ok(())
     })
@@ -384,11 +360,8 @@ pub unsafe extern "C" fn shmsock_connection_send_timeout(
 ) -> shmsock_result {
     guard("shmsock_connection_send_timeout", || {
         // SAFETY: a live connection or NULL; `data` holds `len` bytes.
-        let (connection, data) =
-            unsafe { (connection_arg(connection)?, util::bytes(data, len, "data")?) };
-        connection
-            .stream()
-            .send_timeout(data, util::timeout(timeout_ms))?;
+        let (connection, data) = unsafe { (connection_arg(connection)?, util::bytes(data, len, "data")?) };
+        connection.stream().send_timeout(data, util::timeout(timeout_ms))?;
         Ok(())
     })
 }
@@ -405,8 +378,7 @@ pub unsafe extern "C" fn shmsock_connection_try_send(
 ) -> shmsock_result {
     guard("shmsock_connection_try_send", || {
         // SAFETY: a live connection or NULL; `data` holds `len` bytes.
-        let (connection, data) =
-            unsafe { (connection_arg(connection)?, util::bytes(data, len, "data")?) };
+        let (connection, data) = unsafe { (connection_arg(connection)?, util::bytes(data, len, "data")?) };
         connection.try_send(data)?;
         Ok(())
     })
@@ -417,9 +389,7 @@ pub unsafe extern "C" fn shmsock_connection_try_send(
 ///
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
-pub unsafe extern "C" fn shmsock_connection_close(
-    connection: *mut shmsock_connection,
-) -> shmsock_result {
+pub unsafe extern "C" fn shmsock_connection_close(connection: *mut shmsock_connection) -> shmsock_result {
     guard("shmsock_connection_close", || {
         // SAFETY: a live connection or NULL (caller's contract).
         unsafe { connection_arg(connection) }?.close()?;
@@ -457,9 +427,7 @@ pub unsafe extern "C" fn shmsock_connection_local_public_key(
 ) -> shmsock_result {
     guard("shmsock_connection_local_public_key", || {
         // SAFETY: a live connection or NULL (caller's contract).
-        let key = unsafe { connection_arg(connection) }?
-            .stream()
-            .local_public_key();
+        let key = unsafe { connection_arg(connection) }?.stream().local_public_key();
         // SAFETY: `out` holds `out_len` writable bytes (caller's contract).
         unsafe { util::write_key(key.as_bytes(), out, out_len, "out") }
     })

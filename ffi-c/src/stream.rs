@@ -94,11 +94,7 @@ pub struct shmsock_credentials {
 
 impl From<Credentials> for shmsock_credentials {
     fn from(c: Credentials) -> shmsock_credentials {
-        shmsock_credentials {
-            pid: c.pid,
-            uid: c.uid,
-            gid: c.gid,
-        }
+        shmsock_credentials { pid: c.pid, uid: c.uid, gid: c.gid }
     }
 }
 
@@ -130,10 +126,9 @@ impl Wait {
             Wait::No => stream.try_recv_into(buf),
             Wait::Default => stream.recv_into(buf),
             Wait::Until(None) => stream.recv_into_timeout(buf, None),
-            Wait::Until(Some(deadline)) => stream.recv_into_timeout(
-                buf,
-                Some(deadline.saturating_duration_since(Instant::now())),
-            ),
+            Wait::Until(Some(deadline)) => {
+                stream.recv_into_timeout(buf, Some(deadline.saturating_duration_since(Instant::now())))
+            }
         }
     }
 }
@@ -343,9 +338,7 @@ pub unsafe extern "C" fn shmsock_stream_send_timeout(
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
     unsafe {
-        send("shmsock_stream_send_timeout", stream, data, len, |s, d| {
-            s.send_timeout(d, util::timeout(timeout_ms))
-        })
+        send("shmsock_stream_send_timeout", stream, data, len, |s, d| s.send_timeout(d, util::timeout(timeout_ms)))
     }
 }
 
@@ -361,11 +354,7 @@ pub unsafe extern "C" fn shmsock_stream_try_send(
     len: usize,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe {
-        send("shmsock_stream_try_send", stream, data, len, |s, d| {
-            s.try_send(d)
-        })
-    }
+    unsafe { send("shmsock_stream_try_send", stream, data, len, |s, d| s.try_send(d)) }
 }
 
 /// Receives the next message into the caller's buffer `buf` of `len` bytes,
@@ -390,16 +379,7 @@ pub unsafe extern "C" fn shmsock_stream_recv_into(
     out_len: *mut usize,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe {
-        recv_into(
-            "shmsock_stream_recv_into",
-            stream,
-            buf,
-            len,
-            out_len,
-            Wait::Default,
-        )
-    }
+    unsafe { recv_into("shmsock_stream_recv_into", stream, buf, len, out_len, Wait::Default) }
 }
 
 /// As shmsock_stream_recv_into(), waiting up to `timeout_ms` milliseconds
@@ -414,16 +394,7 @@ pub unsafe extern "C" fn shmsock_stream_recv_into_timeout(
     timeout_ms: u64,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe {
-        recv_into(
-            "shmsock_stream_recv_into_timeout",
-            stream,
-            buf,
-            len,
-            out_len,
-            Wait::timeout(timeout_ms),
-        )
-    }
+    unsafe { recv_into("shmsock_stream_recv_into_timeout", stream, buf, len, out_len, Wait::timeout(timeout_ms)) }
 }
 
 /// As shmsock_stream_recv_into() without waiting: SHMSOCK_WOULD_BLOCK when no
@@ -439,16 +410,7 @@ pub unsafe extern "C" fn shmsock_stream_try_recv_into(
     out_len: *mut usize,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe {
-        recv_into(
-            "shmsock_stream_try_recv_into",
-            stream,
-            buf,
-            len,
-            out_len,
-            Wait::No,
-        )
-    }
+    unsafe { recv_into("shmsock_stream_try_recv_into", stream, buf, len, out_len, Wait::No) }
 }
 
 /// Receives the next message into a new buffer owned by the caller, waiting up
@@ -468,15 +430,7 @@ pub unsafe extern "C" fn shmsock_stream_recv(
     out_len: *mut usize,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe {
-        recv_alloc(
-            "shmsock_stream_recv",
-            stream,
-            out_buf,
-            out_len,
-            Wait::Default,
-        )
-    }
+    unsafe { recv_alloc("shmsock_stream_recv", stream, out_buf, out_len, Wait::Default) }
 }
 
 /// As shmsock_stream_recv(), waiting up to `timeout_ms` milliseconds
@@ -489,15 +443,7 @@ pub unsafe extern "C" fn shmsock_stream_recv_timeout(
     out_len: *mut usize,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe {
-        recv_alloc(
-            "shmsock_stream_recv_timeout",
-            stream,
-            out_buf,
-            out_len,
-            Wait::timeout(timeout_ms),
-        )
-    }
+    unsafe { recv_alloc("shmsock_stream_recv_timeout", stream, out_buf, out_len, Wait::timeout(timeout_ms)) }
 }
 
 /// As shmsock_stream_recv() without waiting: SHMSOCK_WOULD_BLOCK when no
@@ -510,15 +456,7 @@ pub unsafe extern "C" fn shmsock_stream_try_recv(
     out_len: *mut usize,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe {
-        recv_alloc(
-            "shmsock_stream_try_recv",
-            stream,
-            out_buf,
-            out_len,
-            Wait::No,
-        )
-    }
+    unsafe { recv_alloc("shmsock_stream_try_recv", stream, out_buf, out_len, Wait::No) }
 }
 
 /// Frees a buffer returned by shmsock_stream_recv(), shmsock_stream_recv_timeout()
@@ -715,10 +653,7 @@ pub unsafe extern "C" fn shmsock_stream_backend(
 ///
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
-pub unsafe extern "C" fn shmsock_stream_role(
-    stream: *const shmsock_stream,
-    out: *mut shmsock_role,
-) -> shmsock_result {
+pub unsafe extern "C" fn shmsock_stream_role(stream: *const shmsock_stream, out: *mut shmsock_role) -> shmsock_result {
     guard("shmsock_stream_role", || {
         // SAFETY: a live stream or NULL; a writable value or NULL.
         let (stream, out) = unsafe { (stream_arg(stream)?, Out::new(out, "out")?) };
@@ -734,10 +669,7 @@ pub unsafe extern "C" fn shmsock_stream_role(
 ///
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
-pub unsafe extern "C" fn shmsock_stream_ring_size(
-    stream: *const shmsock_stream,
-    out: *mut u32,
-) -> shmsock_result {
+pub unsafe extern "C" fn shmsock_stream_ring_size(stream: *const shmsock_stream, out: *mut u32) -> shmsock_result {
     guard("shmsock_stream_ring_size", || {
         // SAFETY: a live stream or NULL; a writable value or NULL.
         let (stream, out) = unsafe { (stream_arg(stream)?, Out::new(out, "out")?) };

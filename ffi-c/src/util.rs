@@ -45,10 +45,7 @@ pub(crate) unsafe fn string<'a>(p: *const c_char, what: &str) -> FfiResult<&'a s
     std::str::from_utf8(bytes).map_err(|e| {
         FfiError::new(
             shmsock_result::SHMSOCK_INVALID_UTF8,
-            format!(
-                "the argument '{what}' is not valid UTF-8 (invalid byte at offset {})",
-                e.valid_up_to()
-            ),
+            format!("the argument '{what}' is not valid UTF-8 (invalid byte at offset {})", e.valid_up_to()),
         )
     })
 }
@@ -64,18 +61,14 @@ pub(crate) unsafe fn path<'a>(p: *const c_char, what: &str) -> FfiResult<&'a Pat
     // SAFETY: non-NULL and NUL-terminated per this function's contract.
     let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
     if bytes.is_empty() {
-        return Err(FfiError::invalid(format!(
-            "the argument '{what}' is an empty path"
-        )));
+        return Err(FfiError::invalid(format!("the argument '{what}' is an empty path")));
     }
     Ok(Path::new(OsStr::from_bytes(bytes)))
 }
 
 fn check_len(len: usize, what: &str) -> FfiResult<()> {
     if len > isize::MAX as usize {
-        return Err(FfiError::invalid(format!(
-            "the length of '{what}' ({len}) is larger than any buffer can be"
-        )));
+        return Err(FfiError::invalid(format!("the length of '{what}' ({len}) is larger than any buffer can be")));
     }
     Ok(())
 }
@@ -190,10 +183,7 @@ pub(crate) unsafe fn write_text(
     if text.len() >= len {
         return Err(FfiError::new(
             shmsock_result::SHMSOCK_BUFFER_TOO_SMALL,
-            format!(
-                "'{what}' holds {len} bytes; the text needs {} (with its NUL)",
-                text.len() + 1
-            ),
+            format!("'{what}' holds {len} bytes; the text needs {} (with its NUL)", text.len() + 1),
         ));
     }
     // SAFETY: `buf` is non-NULL (len > text.len() >= 0) and holds `len` bytes;
@@ -209,22 +199,14 @@ pub(crate) unsafe fn write_text(
 ///
 /// # Safety
 /// As for [`bytes_mut`].
-pub(crate) unsafe fn write_key(
-    key: &[u8; 32],
-    out: *mut u8,
-    out_len: usize,
-    what: &str,
-) -> FfiResult<()> {
+pub(crate) unsafe fn write_key(key: &[u8; 32], out: *mut u8, out_len: usize, what: &str) -> FfiResult<()> {
     if out.is_null() {
         return Err(FfiError::null(what));
     }
     if out_len < key.len() {
         return Err(FfiError::new(
             shmsock_result::SHMSOCK_BUFFER_TOO_SMALL,
-            format!(
-                "'{what}' holds {out_len} bytes; a public key needs {} (SHMSOCK_KEY_LEN)",
-                key.len()
-            ),
+            format!("'{what}' holds {out_len} bytes; a public key needs {} (SHMSOCK_KEY_LEN)", key.len()),
         ));
     }
     // SAFETY: forwarded contract; out_len >= 32 checked.

@@ -35,11 +35,7 @@ pub fn close_alone<T>(value: T) {
 /// A unique endpoint name for this test process.
 pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// A private runtime directory (0700) and a working directory.
@@ -50,16 +46,9 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
-        let runtime = tempfile::Builder::new()
-            .prefix("shmsock-cli-rt")
-            .tempdir()
-            .expect("temp dir");
-        std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o700))
-            .expect("chmod 700");
-        let work = tempfile::Builder::new()
-            .prefix("shmsock-cli-work")
-            .tempdir()
-            .expect("temp dir");
+        let runtime = tempfile::Builder::new().prefix("shmsock-cli-rt").tempdir().expect("temp dir");
+        std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod 700");
+        let work = tempfile::Builder::new().prefix("shmsock-cli-work").tempdir().expect("temp dir");
         Env { runtime, work }
     }
 
@@ -147,18 +136,9 @@ impl Finished {
     /// Asserts the stderr is exactly one error line of the documented shape.
     pub fn assert_one_error_line(&self) -> &str {
         let lines: Vec<&str> = self.stderr.lines().filter(|l| !l.is_empty()).collect();
-        assert_eq!(
-            lines.len(),
-            1,
-            "expected one line on stderr, got {:?}",
-            self.stderr
-        );
+        assert_eq!(lines.len(), 1, "expected one line on stderr, got {:?}", self.stderr);
         assert!(lines[0].starts_with("shmsock: "), "{}", lines[0]);
-        assert!(
-            lines[0].matches(": ").count() >= 2,
-            "no '<what>: <why>' in {}",
-            lines[0]
-        );
+        assert!(lines[0].matches(": ").count() >= 2, "no '<what>: <why>' in {}", lines[0]);
         lines[0]
     }
 }
@@ -178,14 +158,8 @@ pub struct Proc {
 
 impl Proc {
     fn start(mut command: Command, read_stdout: bool) -> Proc {
-        let args = command
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let args = command.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = {
             let _spawning = SPAWNING.lock().unwrap_or_else(|e| e.into_inner());
             command.spawn().expect("spawn shmsock")
@@ -262,9 +236,7 @@ impl Proc {
     }
 
     pub fn take_stdout(&mut self) -> ChildStdout {
-        self.stdout_raw
-            .take()
-            .expect("spawned with spawn_raw_stdout")
+        self.stdout_raw.take().expect("spawned with spawn_raw_stdout")
     }
 
     /// Waits for a stderr line containing `needle`; returns it.
@@ -282,18 +254,13 @@ impl Proc {
                         return line;
                     }
                 }
-                Err(_) => panic!(
-                    "no stderr line with {needle:?}; stderr so far: {:?}",
-                    self.stderr_seen
-                ),
+                Err(_) => panic!("no stderr line with {needle:?}; stderr so far: {:?}", self.stderr_seen),
             }
         }
     }
 
     fn pull_stdout(&mut self, deadline: Instant) -> bool {
-        let Some(rx) = &self.stdout else {
-            panic!("stdout was taken")
-        };
+        let Some(rx) = &self.stdout else { panic!("stdout was taken") };
         if self.stdout_done {
             return false;
         }
@@ -306,10 +273,9 @@ impl Proc {
                 self.stdout_done = true;
                 false
             }
-            Err(RecvTimeoutError::Timeout) => panic!(
-                "stdout stalled; have {:?}",
-                String::from_utf8_lossy(&self.stdout_buf)
-            ),
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("stdout stalled; have {:?}", String::from_utf8_lossy(&self.stdout_buf))
+            }
         }
     }
 
@@ -322,10 +288,7 @@ impl Proc {
                 return String::from_utf8_lossy(&line[..i]).into_owned();
             }
             if !self.pull_stdout(deadline) {
-                panic!(
-                    "stdout ended before a full line; have {:?}",
-                    String::from_utf8_lossy(&self.stdout_buf)
-                );
+                panic!("stdout ended before a full line; have {:?}", String::from_utf8_lossy(&self.stdout_buf));
             }
         }
     }
@@ -354,10 +317,7 @@ impl Proc {
         }
         let mut lines = std::mem::take(&mut self.stderr_seen);
         loop {
-            match self
-                .stderr
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
+            match self.stderr.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(line) => lines.push(line),
                 Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => panic!("stderr stayed open after exit"),
@@ -367,11 +327,7 @@ impl Proc {
         if !stderr.is_empty() {
             stderr.push('\n');
         }
-        Finished {
-            status,
-            stdout: std::mem::take(&mut self.stdout_buf),
-            stderr,
-        }
+        Finished { status, stdout: std::mem::take(&mut self.stdout_buf), stderr }
     }
 
     /// Sends `signal` to the process.
@@ -402,18 +358,11 @@ fn children_states() -> String {
     let mut out = Vec::new();
     for p in procs.flatten() {
         let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
+        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
         if fields.get(1) != Some(&me.as_str()) {
             continue;
         }
-        let cmd = std::fs::read_to_string(p.path().join("cmdline"))
-            .unwrap_or_default()
-            .replace('\0', " ");
+        let cmd = std::fs::read_to_string(p.path().join("cmdline")).unwrap_or_default().replace('\0', " ");
         let Ok(tasks) = std::fs::read_dir(p.path().join("task")) else {
             continue;
         };

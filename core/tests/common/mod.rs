@@ -629,7 +629,10 @@ fn own_named_segments() -> Vec<String> {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
     let mut out: Vec<String> = maps
         .lines()
-        .filter_map(|l| l.find("/dev/shm/shmsock-").map(|i| l[i + "/dev/shm".len()..].split_whitespace().next().unwrap().to_string()))
+        .filter_map(|l| {
+            l.find("/dev/shm/shmsock-")
+                .map(|i| l[i + "/dev/shm".len()..].split_whitespace().next().unwrap().to_string())
+        })
         .collect();
     out.sort();
     out.dedup();
@@ -662,11 +665,19 @@ impl PeerMapping {
             }
         }
         assert_eq!(found.len(), 1, "expected exactly one shmsock memfd in process {pid}, found {found:?}");
-        let file = std::fs::OpenOptions::new().read(true).write(true).open(&found[0]).expect("opening the peer's memfd");
+        let file =
+            std::fs::OpenOptions::new().read(true).write(true).open(&found[0]).expect("opening the peer's memfd");
         let len = file.metadata().unwrap().len() as usize;
         // SAFETY: a new shared mapping of a whole file we hold open.
         let ptr = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, file.as_raw_fd(), 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
         };
         assert_ne!(ptr, libc::MAP_FAILED, "mmap of the peer's memfd");
         PeerMapping { ptr: ptr.cast(), len, _file: file }
@@ -1002,7 +1013,11 @@ pub fn run_command(id: usize, stream: &Arc<Stream>, line: &str) {
         "try_recv" => got(stream.try_recv()),
         "recv_into" | "try_recv_into" => {
             let mut buf = vec![0u8; num(w.next())];
-            let r = if cmd == "recv_into" { stream.recv_into_timeout(&mut buf, ms(w.next())) } else { stream.try_recv_into(&mut buf) };
+            let r = if cmd == "recv_into" {
+                stream.recv_into_timeout(&mut buf, ms(w.next()))
+            } else {
+                stream.try_recv_into(&mut buf)
+            };
             got(r.map(|n| buf[..n].to_vec()))
         }
         "send" | "try_send" => {
@@ -1285,7 +1300,11 @@ fn run_evil_segment_server(commands: Receiver<String>) {
     let mut responder = Responder::new(&keypair, &name).unwrap();
     let accepted = responder.read_hello(&hello, &policy).unwrap();
     let size = shmsock::segment::segment_size(accepted.choice.ring_size);
-    let memfd = rustix::fs::memfd_create("shmsock-evil", rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING).unwrap();
+    let memfd = rustix::fs::memfd_create(
+        "shmsock-evil",
+        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+    )
+    .unwrap();
     let seals = rustix::fs::SealFlags::SHRINK | rustix::fs::SealFlags::GROW | rustix::fs::SealFlags::SEAL;
     let good = shmsock::segment::Segment::create(Backend::Memfd, accepted.choice.ring_size).unwrap();
     let mut wake = bad_wake_fds("wake-eventfd");
@@ -1385,7 +1404,9 @@ fn run_evil_ready_client(commands: Receiver<String>) {
     let mut initiator = Initiator::new(&Keypair::generate(), &server, &name, offer).unwrap();
     control::send(fd, &control::encode(control::HELLO, &initiator.write_hello().unwrap()), &[]).unwrap();
     let mut fds = Vec::new();
-    let Record::Reply(reply) = control::receive(fd, &mut fds, Some(Instant::now() + WAIT)).unwrap() else { panic!("expected REPLY") };
+    let Record::Reply(reply) = control::receive(fd, &mut fds, Some(Instant::now() + WAIT)).unwrap() else {
+        panic!("expected REPLY")
+    };
     let session = initiator.read_reply(&reply).unwrap();
     if !session.choice.segment_name.is_empty() {
         emit(format!("SEGMENT {}", session.choice.segment_name));

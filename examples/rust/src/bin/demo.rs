@@ -125,8 +125,12 @@ fn main() {
     let server_keypair = Keypair::generate();
     let counts = Arc::new(Counts::default());
     println!("shmsock demo: server 'rust' on endpoint '{name}', key {}", server_keypair.public().fingerprint());
-    let server = Server::start(&name, &Options::new().keypair(server_keypair.clone()), DemoServer { counts: Arc::clone(&counts) })
-        .unwrap_or_else(|e| die("start the server", e));
+    let server = Server::start(
+        &name,
+        &Options::new().keypair(server_keypair.clone()),
+        DemoServer { counts: Arc::clone(&counts) },
+    )
+    .unwrap_or_else(|e| die("start the server", e));
 
     let exe = std::env::current_exe().unwrap_or_else(|e| die("find this program", e));
     let key_text = server_keypair.public().to_text();
@@ -140,7 +144,8 @@ fn main() {
     let mut reaper = Reaper(Vec::new());
     let mut outputs = Vec::new();
     for (language, mut cmd) in clients {
-        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap_or_else(|e| die(&format!("start a {language} client"), e));
+        let mut child =
+            cmd.stdout(Stdio::piped()).spawn().unwrap_or_else(|e| die(&format!("start a {language} client"), e));
         let stdout = child.stdout.take();
         reaper.0.push(child);
         outputs.push(std::thread::spawn(move || {
