@@ -74,7 +74,12 @@ pub fn send(socket: BorrowedFd<'_>, record: &[u8], fds: &[BorrowedFd<'_>]) -> Re
     platform::send_with_fds(socket, record, fds)
 }
 
-fn read_exact(socket: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<OwnedFd>, deadline: Option<Instant>) -> Result<()> {
+pub(crate) fn read_exact(
+    socket: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+    deadline: Option<Instant>,
+) -> Result<()> {
     let mut got = 0;
     while got < buf.len() {
         let n = platform::recv_with_fds(socket, &mut buf[got..], fds, deadline)?;

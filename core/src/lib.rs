@@ -15,6 +15,7 @@
 //! - [`control`] and [`endpoint`]: the control socket and endpoint names;
 //! - [`listener`] and [`stream`]: accepting, connecting, sending, receiving;
 //! - [`server`] and [`client`]: the event-driven pair;
+//! - [`pubsub`] and [`shared_map`]: encrypted publish/subscribe (one seal, many readers);
 //! - [`platform`]: everything that talks to the operating system;
 //! - [`error`]: the one error type.
 
@@ -34,9 +35,11 @@ pub mod listener;
 mod noise;
 pub mod options;
 pub mod platform;
+pub mod pubsub;
 pub mod ring;
 pub mod segment;
 pub mod server;
+pub mod shared_map;
 pub mod sodium;
 pub mod stream;
 pub mod wait;
@@ -49,6 +52,7 @@ pub use keys::{Keypair, PublicKey};
 pub use listener::Listener;
 pub use options::Options;
 pub use platform::Credentials;
+pub use pubsub::{Publisher, SlowSubscribers, Subscriber, TopicOptions};
 pub use server::{Connection, Server, ServerHandler};
 pub use stream::{Role, Stats, Stream};
 

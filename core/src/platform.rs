@@ -551,3 +551,102 @@ impl Poller {
         let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
     }
 }
+
+// ------------------------------------------------ publish/subscribe segments
+//
+// The broadcast segment of a topic is written by the publisher alone: it maps
+// the memfd writable, then adds F_SEAL_FUTURE_WRITE, after which its own
+// mapping still writes while every new writable mapping, write(2) and a
+// read-write reopen through /proc fail with EPERM. A subscriber's cursor
+// segment is the same in the other direction. See `crate::pubsub`.
+
+/// The seals of a segment only its creator writes.
+fn read_only_seals() -> SealFlags {
+    SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL | SealFlags::FUTURE_WRITE
+}
+
+/// Creates a memfd of `size` bytes, all reserved now, sealed against shrinking
+/// and growing but not yet against writing: the creator maps it writable, then
+/// calls [`seal_future_write`].
+pub fn create_writer_memfd(size: u64) -> Result<OwnedFd> {
+    let fd = rustix::fs::memfd_create("shmsock-pubsub", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+        .map_err(|e| os_error("creating a shared-memory segment (memfd_create)", e))?;
+    rustix::fs::ftruncate(&fd, size).map_err(|e| os_error("sizing a shared-memory segment", e))?;
+    rustix::fs::fallocate(&fd, rustix::fs::FallocateFlags::empty(), 0, size).map_err(|e| {
+        let err = os_error(&format!("reserving {size} bytes of shared memory"), e);
+        Error::new(ErrorKind::ResourceExhausted, format!("{}; use fewer or smaller slots", err.message()))
+    })?;
+    rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW)
+        .map_err(|e| os_error("sealing a shared-memory segment", e))?;
+    Ok(fd)
+}
+
+/// Seals a memfd its creator has mapped writable: from now on only that
+/// mapping writes it (SHRINK | GROW | SEAL | FUTURE_WRITE).
+pub fn seal_future_write(fd: BorrowedFd<'_>) -> Result<()> {
+    rustix::fs::fcntl_add_seals(fd, read_only_seals())
+        .map_err(|e| os_error("sealing a shared-memory segment against writing", e))
+}
+
+/// Checks a received read-only segment: a memfd with every seal of
+/// [`seal_future_write`]. Returns its size in bytes.
+pub fn check_read_only_memfd(fd: BorrowedFd<'_>, what: &str) -> Result<u64> {
+    let seals = rustix::fs::fcntl_get_seals(fd).map_err(|_| {
+        Error::new(ErrorKind::ProtocolViolation, format!("the peer passed a {what} that is not a sealable memfd"))
+    })?;
+    if !seals.contains(read_only_seals()) {
+        return Err(Error::new(
+            ErrorKind::ProtocolViolation,
+            format!(
+                "the peer passed a {what} without the seals SHRINK|GROW|SEAL|FUTURE_WRITE (has {seals:?}); refusing it"
+            ),
+        ));
+    }
+    let st = rustix::fs::fstat(fd).map_err(|e| os_error("checking a shared-memory segment", e))?;
+    u64::try_from(st.st_size).map_err(|_| Error::new(ErrorKind::ProtocolViolation, format!("the {what} has no size")))
+}
+
+/// A read-only descriptor of the same memfd (through `/proc/self/fd`), to hand
+/// to a peer that must only read it.
+pub fn reopen_read_only(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
+    use std::os::fd::AsRawFd;
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    rustix::fs::open(path.as_str(), rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
+        .map_err(|e| os_error("reopening a segment read-only (is /proc mounted?)", e))
+}
+
+/// Sends one whole record on a non-blocking socket without ever waiting: a
+/// peer whose socket buffer is full gets an error (WouldBlock), not our time.
+pub fn send_now(socket: BorrowedFd<'_>, bytes: &[u8]) -> Result<()> {
+    loop {
+        match rustix::net::send(socket, bytes, SendFlags::NOSIGNAL | SendFlags::DONTWAIT) {
+            Ok(n) if n == bytes.len() => return Ok(()),
+            Ok(_) | Err(rustix::io::Errno::AGAIN) => {
+                return Err(Error::new(ErrorKind::WouldBlock, "the peer's control socket is full"))
+            }
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) if is_disconnect(e) => {
+                return Err(Error::new(ErrorKind::PeerGone, "the peer closed the control socket"))
+            }
+            Err(e) => return Err(os_error("writing to the control socket", e)),
+        }
+    }
+}
+
+/// Reads what is available on a non-blocking socket into `out`, up to `limit`
+/// bytes in all. Returns false once the peer's end is closed.
+pub fn recv_available(socket: BorrowedFd<'_>, out: &mut Vec<u8>, limit: usize) -> Result<bool> {
+    let mut buf = [0u8; 512];
+    while out.len() < limit {
+        let room = (limit - out.len()).min(buf.len());
+        match rustix::net::recv(socket, &mut buf[..room], RecvFlags::DONTWAIT) {
+            Ok((0, _)) => return Ok(false),
+            Ok((n, _)) => out.extend_from_slice(&buf[..n]),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => return Ok(true),
+            Err(e) if is_disconnect(e) => return Ok(false),
+            Err(e) => return Err(os_error("reading the control socket", e)),
+        }
+    }
+    Ok(true)
+}

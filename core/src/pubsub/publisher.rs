@@ -1,0 +1,617 @@
+//! `Publisher`: binds a topic, admits subscribers, seals each message once into
+//! the broadcast ring, rotates the group key, and deals with slow subscribers.
+//!
+//! A background thread watches the listening socket and every subscriber's
+//! control socket: a new connection gets its handshake on a short-lived thread
+//! of its own (so a silent client delays nobody), and a closed socket means the
+//! subscriber left, which rotates the key at once. Publishing never waits for
+//! that thread; the two share one lock over the topic's state, held briefly.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use rustix::event::PollFlags;
+
+use crate::cipher::{CipherSuite, SendCipher};
+use crate::control;
+use crate::endpoint::{self, Bound};
+use crate::error::{Error, ErrorKind, Result};
+use crate::handshake::{Backend, RejectReason, Responder, ServerPolicy, MIN_RING_SIZE, SUPPORTED_VERSIONS};
+use crate::keys::{Keypair, PublicKey};
+use crate::options::Options;
+use crate::platform::{self, Credentials, OwnWake, Poller, WAKE_TOKEN};
+use crate::sodium;
+
+use super::broadcast::{Broadcast, Geometry};
+use super::cursor::{should_wake, Cursor, SleepWord};
+use super::group_key::GroupKey;
+use super::records::{self, ByeReason};
+use super::{SlowSubscribers, TopicOptions};
+
+/// Poller token of the listening socket.
+const LISTENER_TOKEN: u64 = u64::MAX - 1;
+/// Most handshakes in progress at once.
+const MAX_PENDING: usize = 32;
+
+/// A subscriber as the publisher sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscriberInfo {
+    /// The publisher's number for it, for [`Publisher::remove`].
+    pub id: u64,
+    /// Its static public key, authenticated by the handshake.
+    pub public_key: PublicKey,
+    /// Its process, per the kernel.
+    pub credentials: Credentials,
+    /// The sequence number it started at.
+    pub joined_at: u64,
+}
+
+struct Member {
+    info: SubscriberInfo,
+    socket: UnixStream,
+    cursor: Cursor,
+    wake: OwnedFd,
+    sender: SendCipher,
+    last_woken: u32,
+}
+
+struct State {
+    next_seq: u64,
+    key: GroupKey,
+    members: Vec<Member>,
+    next_id: u64,
+    scratch: Vec<u8>,
+    /// A lower bound of every member's position (reliable topics).
+    min_position: u64,
+    sleep: SleepWord,
+    last_rotation: Instant,
+    dropped: u64,
+    closed: bool,
+}
+
+struct Shared {
+    topic: String,
+    bound: Bound,
+    keypair: Keypair,
+    options: Options,
+    topic_options: TopicOptions,
+    policy: ServerPolicy,
+    broadcast: Broadcast,
+    own_wake: OwnWake,
+    poller: Poller,
+    state: Mutex<State>,
+    changed: Condvar,
+    closed: AtomicBool,
+    pending: AtomicUsize,
+}
+
+/// The publishing end of a topic. Dropping it closes the topic.
+pub struct Publisher {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Publisher {
+    /// Binds topic `name` with the default [`TopicOptions`]. `options.keypair`
+    /// is required (subscribers pin its public key); `allowed_clients`,
+    /// `allowed_uids`, `handshake_timeout`, `spin` and `require_chacha` apply as
+    /// for a listener.
+    pub fn bind(name: &str, options: &Options) -> Result<Publisher> {
+        Publisher::bind_with(name, options, &TopicOptions::default())
+    }
+
+    /// Binds topic `name` with the given topic shape and policy.
+    pub fn bind_with(name: &str, options: &Options, topic: &TopicOptions) -> Result<Publisher> {
+        sodium::init()?;
+        options.validate()?;
+        if !cfg!(target_os = "linux") {
+            return Err(Error::new(ErrorKind::InvalidArgument, "publish/subscribe needs Linux memfd seals"));
+        }
+        let keypair = options.keypair.clone().ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                "a publisher needs a keypair (Options::keypair): subscribers pin its public key",
+            )
+        })?;
+        if topic.max_subscribers == 0 {
+            return Err(Error::new(ErrorKind::InvalidArgument, "max_subscribers must be at least 1"));
+        }
+        if let SlowSubscribers::Reliable { timeout } = topic.policy {
+            if timeout.is_zero() {
+                return Err(Error::new(ErrorKind::InvalidArgument, "a reliable topic needs a positive timeout"));
+            }
+        }
+        let suite = CipherSuite::local_offer(options.require_chacha)[0];
+        let geometry = Geometry { slots: topic.slots, max_message: topic.max_message_size, suite };
+        let broadcast = Broadcast::create(geometry)?;
+        let bound = endpoint::bind(name)?;
+        let poller = Poller::new()?;
+        poller.add(bound.listener.as_fd(), LISTENER_TOKEN)?;
+        let policy = ServerPolicy {
+            versions: SUPPORTED_VERSIONS.to_vec(),
+            ciphers: vec![suite],
+            max_message: topic.max_message_size,
+            ring_size: MIN_RING_SIZE,
+            allowed: options.allowed_clients.clone(),
+            backend: Backend::Memfd,
+        };
+        let state = State {
+            next_seq: 0,
+            key: GroupKey::generate(suite, 1, 0),
+            members: Vec::new(),
+            next_id: 0,
+            scratch: Vec::new(),
+            min_position: 0,
+            sleep: SleepWord::default(),
+            last_rotation: Instant::now(),
+            dropped: 0,
+            closed: false,
+        };
+        let shared = Arc::new(Shared {
+            topic: name.to_string(),
+            bound,
+            keypair,
+            options: options.clone(),
+            topic_options: topic.clone(),
+            policy,
+            broadcast,
+            own_wake: OwnWake::new()?,
+            poller,
+            state: Mutex::new(state),
+            changed: Condvar::new(),
+            closed: AtomicBool::new(false),
+            pending: AtomicUsize::new(0),
+        });
+        let for_thread = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name(format!("shmsock-pub-{name}"))
+            .spawn(move || control_loop(&for_thread))
+            .map_err(|e| Error::io("starting the publisher's thread", e))?;
+        Ok(Publisher { shared, thread: Mutex::new(Some(thread)) })
+    }
+
+    /// Seals `message` once into the ring for every subscriber. A reliable topic
+    /// waits for room, at most its timeout, then drops the subscribers in the
+    /// way; a latest topic never waits. Publishing with no subscribers is fine
+    /// (the message is sealed for whoever is subscribed: nobody).
+    pub fn publish(&self, message: &[u8]) -> Result<()> {
+        let sh = &*self.shared;
+        if sh.closed.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorKind::Closed, format!("the topic '{}' was closed", sh.topic)));
+        }
+        let mut st = sh.state.lock();
+        let seq = st.next_seq;
+        if let SlowSubscribers::Reliable { timeout } = sh.topic_options.policy {
+            sh.make_room(&mut st, seq, timeout)?;
+        }
+        let st = &mut *st;
+        sh.broadcast.write(seq, &st.key, message, &mut st.scratch)?;
+        st.next_seq = seq + 1;
+        for m in &mut st.members {
+            if let Ok(word) = m.cursor.sleep_word() {
+                if should_wake(word, &mut m.last_woken) {
+                    platform::wake_peer(m.wake.as_fd());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The subscribers now.
+    pub fn subscribers(&self) -> Vec<SubscriberInfo> {
+        self.shared.state.lock().members.iter().map(|m| m.info.clone()).collect()
+    }
+
+    /// How many subscribers there are now.
+    pub fn subscriber_count(&self) -> usize {
+        self.shared.state.lock().members.len()
+    }
+
+    /// Waits until at least `n` subscribers are connected, up to `timeout`.
+    pub fn wait_for_subscribers(&self, n: usize, timeout: Option<Duration>) -> Result<()> {
+        let deadline = crate::stream::deadline_after(timeout);
+        let mut st = self.shared.state.lock();
+        while st.members.len() < n {
+            if st.closed {
+                return Err(Error::new(ErrorKind::Closed, "the topic was closed"));
+            }
+            match deadline {
+                Some(d) => {
+                    if self.shared.changed.wait_until(&mut st, d).timed_out() && st.members.len() < n {
+                        return Err(Error::new(
+                            ErrorKind::Timeout,
+                            format!("{} of {n} subscribers connected in time", st.members.len()),
+                        ));
+                    }
+                }
+                None => self.shared.changed.wait(&mut st),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a subscriber: it gets a BYE, its socket is closed, and the group
+    /// key is rotated before this returns, so nothing published afterwards is
+    /// readable with what it holds.
+    pub fn remove(&self, id: u64) -> Result<()> {
+        let sh = &*self.shared;
+        let mut st = sh.state.lock();
+        if !st.members.iter().any(|m| m.info.id == id) {
+            return Err(Error::new(ErrorKind::NotFound, format!("no subscriber {id} on topic '{}'", sh.topic)));
+        }
+        sh.drop_members(&mut st, &[id], ByeReason::Removed);
+        sh.rotate(&mut st);
+        Ok(())
+    }
+
+    /// Rotates the group key now (it also rotates on every departure and on the
+    /// topic's schedule).
+    pub fn rotate_key(&self) -> Result<()> {
+        let sh = &*self.shared;
+        let mut st = sh.state.lock();
+        sh.rotate(&mut st);
+        Ok(())
+    }
+
+    /// The current key epoch (1, then +1 per rotation).
+    pub fn epoch(&self) -> u64 {
+        self.shared.state.lock().key.epoch
+    }
+
+    /// The number of messages published.
+    pub fn sequence(&self) -> u64 {
+        self.shared.state.lock().next_seq
+    }
+
+    /// How many subscribers were dropped for falling behind a reliable topic
+    /// or for a bad cursor.
+    pub fn dropped_count(&self) -> u64 {
+        self.shared.state.lock().dropped
+    }
+
+    /// The topic name.
+    pub fn topic(&self) -> &str {
+        &self.shared.topic
+    }
+
+    /// The publisher's public key, which subscribers pin.
+    pub fn public_key(&self) -> PublicKey {
+        *self.shared.keypair.public()
+    }
+
+    /// The topic's AEAD.
+    pub fn cipher(&self) -> CipherSuite {
+        self.shared.broadcast.geometry().suite
+    }
+
+    /// The largest message.
+    pub fn max_message_size(&self) -> u32 {
+        self.shared.broadcast.geometry().max_message
+    }
+
+    /// Writes `bytes` at `offset` of the broadcast segment through the
+    /// publisher's own mapping, the only writable one: for tests that play a
+    /// hostile publisher. Nothing else may call it.
+    #[doc(hidden)]
+    pub fn tamper(&self, offset: usize, bytes: &[u8]) -> Result<()> {
+        self.shared.broadcast.tamper(offset, bytes)
+    }
+
+    /// The broadcast segment's size in bytes (for the same tests).
+    #[doc(hidden)]
+    pub fn segment_len(&self) -> u64 {
+        self.shared.broadcast.geometry().total()
+    }
+
+    /// Closes the topic: subscribers get every message published so far, then
+    /// PeerClosed; the name is free at once. Idempotent.
+    pub fn close(&self) {
+        let sh = &*self.shared;
+        if sh.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        {
+            let mut st = sh.state.lock();
+            st.closed = true;
+            let ids: Vec<u64> = st.members.iter().map(|m| m.info.id).collect();
+            sh.drop_members(&mut st, &ids, ByeReason::Closed);
+            sh.changed.notify_all();
+        }
+        sh.bound.release();
+        sh.poller.notify();
+        if let Some(thread) = self.thread.lock().take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher").field("topic", &self.shared.topic).finish()
+    }
+}
+
+impl Shared {
+    /// Reliable topics: waits until every member has read message
+    /// `seq - slots`, so its slot may be reused, dropping the members still in
+    /// the way when `timeout` passes.
+    fn make_room(&self, st: &mut parking_lot::MutexGuard<'_, State>, seq: u64, timeout: Duration) -> Result<()> {
+        let slots = u64::from(self.broadcast.geometry().slots);
+        if seq < slots || seq - st.min_position < slots {
+            return Ok(());
+        }
+        let deadline = Instant::now() + timeout;
+        let spin_until = Instant::now() + self.options.spin;
+        loop {
+            let behind = self.laggards(st, seq, slots);
+            if behind.is_empty() {
+                return Ok(());
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return Err(Error::new(ErrorKind::Closed, "the topic was closed"));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                self.drop_members(st, &behind, ByeReason::TooSlow);
+                self.rotate(st);
+                continue;
+            }
+            if now < spin_until {
+                parking_lot::MutexGuard::unlocked(st, std::hint::spin_loop);
+                continue;
+            }
+            let word = st.sleep.arm();
+            let _ = self.broadcast.set_publisher_waiting(word);
+            if self.laggards(st, seq, slots).is_empty() {
+                let _ = self.broadcast.set_publisher_waiting(st.sleep.disarm());
+                return Ok(());
+            }
+            parking_lot::MutexGuard::unlocked(st, || {
+                let _ = platform::wait_fd(self.own_wake.as_fd(), PollFlags::IN, Some(deadline));
+                self.own_wake.drain();
+            });
+            let _ = self.broadcast.set_publisher_waiting(st.sleep.disarm());
+        }
+    }
+
+    /// The members that have not read message `seq - slots` yet; members whose
+    /// cursor is impossible are dropped on the spot. Updates the cached minimum.
+    fn laggards(&self, st: &mut State, seq: u64, slots: u64) -> Vec<u64> {
+        let mut behind = Vec::new();
+        let mut bad = Vec::new();
+        let mut min = seq;
+        for m in &st.members {
+            match m.cursor.position() {
+                // A position beyond what was published is impossible.
+                Ok(p) if p > seq => bad.push(m.info.id),
+                Ok(p) => {
+                    let p = p.max(m.info.joined_at);
+                    min = min.min(p);
+                    if seq - p >= slots {
+                        behind.push(m.info.id);
+                    }
+                }
+                Err(_) => bad.push(m.info.id),
+            }
+        }
+        if !bad.is_empty() {
+            self.drop_members(st, &bad, ByeReason::Violation);
+            self.rotate(st);
+        }
+        st.min_position = min;
+        behind
+    }
+
+    /// Ends these members' subscriptions: a BYE (best effort), then the socket
+    /// is shut down. The caller rotates the key.
+    fn drop_members(&self, st: &mut State, ids: &[u64], reason: ByeReason) {
+        let final_seq = st.next_seq;
+        let mut kept = Vec::with_capacity(st.members.len());
+        for mut m in std::mem::take(&mut st.members) {
+            if !ids.contains(&m.info.id) {
+                kept.push(m);
+                continue;
+            }
+            if let Ok(bye) = records::seal(records::BYE, &mut m.sender, &records::bye_plaintext(reason, final_seq)) {
+                let _ = platform::send_now(m.socket.as_fd(), &bye);
+            }
+            self.poller.remove(m.socket.as_fd());
+            platform::shutdown(m.socket.as_fd());
+            if matches!(reason, ByeReason::TooSlow | ByeReason::Violation) {
+                st.dropped += 1;
+            }
+        }
+        st.members = kept;
+        st.min_position = 0;
+        self.changed.notify_all();
+    }
+
+    /// A new epoch: a fresh key for every message from now on, sent to each
+    /// remaining member before any message is sealed under it. A member whose
+    /// socket cannot take the KEY record now is dropped (it could not read on).
+    fn rotate(&self, st: &mut State) {
+        let suite = st.key.suite;
+        st.key = GroupKey::generate(suite, st.key.epoch + 1, st.next_seq);
+        st.last_rotation = Instant::now();
+        let plain = st.key.encode();
+        let mut failed = Vec::new();
+        for m in &mut st.members {
+            let sent = records::seal(records::KEY, &mut m.sender, plain.expose())
+                .and_then(|rec| platform::send_now(m.socket.as_fd(), &rec));
+            if sent.is_err() {
+                failed.push(m.info.id);
+            }
+        }
+        if !failed.is_empty() {
+            // They never got this key: no further rotation is needed.
+            self.drop_members(st, &failed, ByeReason::TooSlow);
+        }
+    }
+
+    /// Runs the publisher side of a subscription on an accepted socket.
+    fn admit(&self, socket: UnixStream, credentials: Credentials) -> Result<()> {
+        let fd = socket.as_fd();
+        let deadline = Instant::now() + self.options.handshake_timeout;
+        let reject = |err: Error| {
+            let reason = RejectReason::for_error(err.kind());
+            let _ = control::send(fd, &control::encode_reject(reason, err.message()), &[]);
+            err
+        };
+        let mut fds = Vec::new();
+        let (kind, body) = records::receive_raw(fd, &mut fds, Some(deadline))?;
+        if let Some(uids) = &self.options.allowed_uids {
+            if !uids.contains(&credentials.uid) {
+                return Err(reject(Error::new(
+                    ErrorKind::PermissionDenied,
+                    format!("uid {} is not allowed to subscribe", credentials.uid),
+                )));
+            }
+        }
+        if kind == control::HELLO {
+            return Err(reject(Error::new(
+                ErrorKind::ProtocolViolation,
+                format!("'{}' is a publish/subscribe topic: subscribe to it, a stream cannot connect", self.topic),
+            )));
+        }
+        if kind != records::SUBSCRIBE || !fds.is_empty() {
+            return Err(reject(Error::new(ErrorKind::ProtocolViolation, "expected a SUBSCRIBE record")));
+        }
+        let mut responder = Responder::new(&self.keypair, &self.topic)?;
+        let accepted = responder.read_hello(&body, &self.policy).map_err(reject)?;
+        if self.state.lock().members.len() >= self.topic_options.max_subscribers {
+            return Err(reject(Error::new(
+                ErrorKind::ResourceExhausted,
+                format!("topic '{}' has its maximum of {} subscribers", self.topic, self.topic_options.max_subscribers),
+            )));
+        }
+        let (reply, session) = responder.write_reply(&accepted.choice)?;
+        let read_only = platform::reopen_read_only(self.broadcast.fd()).map_err(reject)?;
+        control::send(fd, &control::encode(records::WELCOME, &reply), &[read_only.as_fd(), self.own_wake.for_peer()])?;
+        drop(read_only);
+        let (kind, body) = records::receive_raw(fd, &mut fds, Some(deadline))?;
+        if kind != control::READY || !body.is_empty() || fds.len() != 2 {
+            return Err(Error::new(
+                ErrorKind::ProtocolViolation,
+                "expected a READY record with the cursor memfd and the subscriber's wake-up eventfd",
+            ));
+        }
+        let mut fds = fds.into_iter();
+        let (Some(cursor_fd), Some(wake)) = (fds.next(), fds.next()) else {
+            return Err(Error::new(ErrorKind::ProtocolViolation, "READY lost its descriptors"));
+        };
+        platform::check_peer_wake(wake.as_fd())?;
+        let cursor = Cursor::open(cursor_fd)?;
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(Error::new(ErrorKind::Closed, "the topic was closed"));
+        }
+        let id = st.next_id;
+        st.next_id += 1;
+        let start = st.next_seq;
+        let mut sender = session.send;
+        // The first key says where this subscriber starts: the next message.
+        let mut first = st.key.clone();
+        first.first_seq = start;
+        let record = records::seal(records::KEY, &mut sender, first.encode().expose())?;
+        platform::send_now(fd, &record)?;
+        self.poller.add(fd, id)?;
+        let info = SubscriberInfo { id, public_key: accepted.client, credentials, joined_at: start };
+        st.members.push(Member { info, socket, cursor, wake, sender, last_woken: 0 });
+        self.changed.notify_all();
+        Ok(())
+    }
+
+    /// A member's socket became readable: it left (end of stream), or it wrote
+    /// something, which a subscriber never does after set-up.
+    fn member_readable(&self, id: u64) {
+        let mut st = self.state.lock();
+        let Some(m) = st.members.iter().find(|m| m.info.id == id) else { return };
+        let mut buf = Vec::new();
+        let (open, bytes) = match platform::recv_available(m.socket.as_fd(), &mut buf, 64) {
+            Ok(open) => (open, buf.len()),
+            Err(_) => (false, 0),
+        };
+        if !open || bytes > 0 {
+            let reason = if bytes > 0 { ByeReason::Violation } else { ByeReason::Removed };
+            self.drop_members(&mut st, &[id], reason);
+            self.rotate(&mut st);
+            drop(st);
+            // A publisher waiting for this member's progress looks again.
+            platform::wake_peer(self.own_wake.for_peer());
+        }
+    }
+}
+
+/// The publisher's thread: accepts, notices departures, rotates on schedule.
+fn control_loop(sh: &Arc<Shared>) {
+    let mut tokens = Vec::new();
+    while !sh.closed.load(Ordering::Acquire) {
+        let timeout = sh.topic_options.rekey_interval.map(|i| {
+            let since = sh.state.lock().last_rotation.elapsed();
+            i.saturating_sub(since).max(Duration::from_millis(1))
+        });
+        if sh.poller.wait(&mut tokens, timeout).is_err() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if sh.closed.load(Ordering::Acquire) {
+            break;
+        }
+        for &token in &tokens {
+            match token {
+                WAKE_TOKEN => {}
+                LISTENER_TOKEN => accept_all(sh),
+                id => sh.member_readable(id),
+            }
+        }
+        if let Some(interval) = sh.topic_options.rekey_interval {
+            let mut st = sh.state.lock();
+            if st.last_rotation.elapsed() >= interval {
+                sh.rotate(&mut st);
+            }
+        }
+    }
+}
+
+/// Accepts every waiting connection and starts its handshake on a thread.
+fn accept_all(sh: &Arc<Shared>) {
+    loop {
+        let socket = match sh.bound.listener.accept() {
+            Ok((socket, _)) => socket,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => continue,
+            Err(_) => return,
+        };
+        if sh.pending.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING {
+            // Too many handshakes at once: refuse this one now.
+            sh.pending.fetch_sub(1, Ordering::AcqRel);
+            continue;
+        }
+        let credentials =
+            match socket.set_nonblocking(true).ok().and_then(|()| platform::peer_credentials(socket.as_fd()).ok()) {
+                Some(c) => c,
+                None => {
+                    sh.pending.fetch_sub(1, Ordering::AcqRel);
+                    continue;
+                }
+            };
+        let sh2 = Arc::clone(sh);
+        let spawned = std::thread::Builder::new().name("shmsock-sub-handshake".into()).spawn(move || {
+            let _ = sh2.admit(socket, credentials);
+            sh2.pending.fetch_sub(1, Ordering::AcqRel);
+        });
+        if spawned.is_err() {
+            sh.pending.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
