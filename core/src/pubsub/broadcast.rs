@@ -36,6 +36,8 @@ use super::group_key::{message_ad, GroupKey};
 pub const MAGIC: [u8; 8] = *b"shmspub\0";
 /// The layout version.
 pub const LAYOUT_VERSION: u32 = 1;
+/// Bytes of the header fields (magic to cipher id).
+pub const HEADER_LEN: usize = 0x21;
 /// Offset of `write_seq`.
 pub const WRITE_SEQ: usize = 0x80;
 /// Offset of the publisher's sleep word.
@@ -97,6 +99,19 @@ impl Geometry {
     }
 }
 
+/// The segment header the publisher writes (bytes 0x00 to 0x20).
+pub fn header_bytes(geometry: &Geometry) -> [u8; HEADER_LEN] {
+    let mut header = [0u8; HEADER_LEN];
+    header[..8].copy_from_slice(&MAGIC);
+    header[8..12].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
+    header[12..16].copy_from_slice(&geometry.slots.to_le_bytes());
+    header[16..20].copy_from_slice(&(geometry.slot_size() as u32).to_le_bytes());
+    header[20..24].copy_from_slice(&geometry.max_message.to_le_bytes());
+    header[24..32].copy_from_slice(&geometry.total().to_le_bytes());
+    header[32] = geometry.suite.id();
+    header
+}
+
 /// What a read of one slot found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SlotRead {
@@ -129,14 +144,7 @@ impl Broadcast {
         let fd = platform::create_writer_memfd(total)?;
         let map = SharedMap::map(fd, total as usize, true)?;
         platform::seal_future_write(map.fd())?;
-        let mut header = [0u8; 0x21];
-        header[..8].copy_from_slice(&MAGIC);
-        header[8..12].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
-        header[12..16].copy_from_slice(&geometry.slots.to_le_bytes());
-        header[16..20].copy_from_slice(&(geometry.slot_size() as u32).to_le_bytes());
-        header[20..24].copy_from_slice(&geometry.max_message.to_le_bytes());
-        header[24..32].copy_from_slice(&total.to_le_bytes());
-        header[32] = geometry.suite.id();
+        let header = header_bytes(&geometry);
         map.write_bytes(0, &header)?;
         Ok(Broadcast { map, geometry })
     }
@@ -153,7 +161,7 @@ impl Broadcast {
             return Err(bad("its size is out of range"));
         }
         let map = SharedMap::map(fd, size as usize, false)?;
-        let mut header = [0u8; 0x21];
+        let mut header = [0u8; HEADER_LEN];
         map.copy_out(0, &mut header)?;
         let u32_at = |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
         let mut total = [0u8; 8];
