@@ -12,7 +12,6 @@
 //!
 //! Regenerate with `SHMSOCK_REGEN_VECTORS=1 cargo test -p shmsock --test pubsub_vectors`.
 
-#[allow(dead_code)]
 #[path = "common/vectors_gen.rs"]
 mod vectors_gen;
 
