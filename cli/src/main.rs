@@ -14,6 +14,7 @@ mod list;
 mod listen;
 mod pipe;
 mod plot;
+mod pubsub;
 mod records;
 
 use std::path::PathBuf;
@@ -150,6 +151,12 @@ enum Command {
     /// Benchmark shmsock against Unix sockets in one launch
     #[command(after_help = BENCH_EXAMPLES)]
     Bench(BenchArgs),
+    /// Publish stdin to a topic: each message sealed once for every subscriber
+    #[command(name = "pub", after_help = pubsub::PUB_EXAMPLES)]
+    Pub(pubsub::PubArgs),
+    /// Subscribe to a topic and print its messages
+    #[command(after_help = pubsub::SUB_EXAMPLES)]
+    Sub(pubsub::SubArgs),
 }
 
 #[derive(Args)]
@@ -316,6 +323,8 @@ fn run(command: Command) -> Result<u8, CliError> {
         }
         Command::List(a) => list::run(a.json),
         Command::Bench(a) => bench::run(bench::Bench { quick: a.quick, smoke: a.smoke, plot: a.plot, json: a.json }),
+        Command::Pub(a) => pubsub::run_pub(a),
+        Command::Sub(a) => pubsub::run_sub(a),
     }
 }
 

@@ -471,3 +471,24 @@ fn a_scribbling_publisher_never_gets_a_wrong_message_delivered() {
         "{end} after {delivered} messages"
     );
 }
+
+#[test]
+fn a_topic_closed_while_the_subscriber_connects_still_delivers() {
+    for round in 0..20 {
+        let name = unique_name("ps-race");
+        let (p, kp) = publisher(&name, &latest(4));
+        let key = *kp.public();
+        let n = name.clone();
+        let sub = std::thread::spawn(move || {
+            let s = Subscriber::connect(&n, &Options::new().server_key(key).recv_timeout(T)).unwrap();
+            let first = s.recv();
+            (first, s.recv())
+        });
+        p.wait_for_subscribers(1, T).unwrap();
+        p.publish(&message(round, 20)).unwrap();
+        p.close();
+        let (first, second) = sub.join().unwrap();
+        assert_eq!(check_message(&first.unwrap().data), Some(round));
+        assert_eq!(second.unwrap_err().kind(), ErrorKind::PeerClosed);
+    }
+}

@@ -445,17 +445,23 @@ impl Shared {
         st.key = GroupKey::generate(suite, st.key.epoch + 1, st.next_seq);
         st.last_rotation = Instant::now();
         let plain = st.key.encode();
-        let mut failed = Vec::new();
+        let (mut full, mut gone) = (Vec::new(), Vec::new());
         for m in &mut st.members {
             let sent = records::seal(records::KEY, &mut m.sender, plain.expose())
                 .and_then(|rec| platform::send_now(m.socket.as_fd(), &rec));
-            if sent.is_err() {
-                failed.push(m.info.id);
+            match sent {
+                Ok(()) => {}
+                // It left meanwhile (its departure is not yet processed).
+                Err(e) if e.kind() == ErrorKind::PeerGone => gone.push(m.info.id),
+                Err(_) => full.push(m.info.id),
             }
         }
-        if !failed.is_empty() {
-            // They never got this key: no further rotation is needed.
-            self.drop_members(st, &failed, ByeReason::TooSlow);
+        // They never got this key: no further rotation is needed.
+        if !gone.is_empty() {
+            self.drop_members(st, &gone, ByeReason::Removed);
+        }
+        if !full.is_empty() {
+            self.drop_members(st, &full, ByeReason::TooSlow);
         }
     }
 

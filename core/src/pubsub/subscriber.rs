@@ -175,13 +175,9 @@ impl Subscriber {
         control::send(socket, &control::encode(control::READY, &[]), &[cursor.fd(), own_wake.for_peer()])?;
         let mut recv = session.recv;
         let mut inbox = Vec::new();
+        let mut open = true;
         let first = loop {
-            if !platform::recv_available(socket, &mut inbox, INBOX_LIMIT)? {
-                return Err(Error::new(
-                    ErrorKind::PeerGone,
-                    format!("the publisher of '{name}' closed the connection before sending the group key"),
-                ));
-            }
+            open = open && platform::recv_available(socket, &mut inbox, INBOX_LIMIT)?;
             if let Some((kind, plain, used)) = records::open_front(&inbox, &mut recv)? {
                 inbox.drain(..used);
                 if kind != records::KEY {
@@ -189,6 +185,12 @@ impl Subscriber {
                     return Err(reason.to_error(name));
                 }
                 break GroupKey::decode(suite, &plain)?;
+            }
+            if !open {
+                return Err(Error::new(
+                    ErrorKind::PeerGone,
+                    format!("the publisher of '{name}' closed the connection before sending the group key"),
+                ));
             }
             if !platform::wait_fd(socket, PollFlags::IN, Some(deadline))? {
                 return Err(Error::new(
@@ -206,7 +208,7 @@ impl Subscriber {
             recv,
             inbox,
             bye: None,
-            hung_up: false,
+            hung_up: !open,
             failure: None,
             sealed: Vec::new(),
             lost_total: 0,
@@ -305,6 +307,11 @@ impl Subscriber {
         let mut lost = 0u64;
         let slots = u64::from(self.broadcast.geometry().slots);
         loop {
+            // Records already read (with the first key, or before a wait) are
+            // opened before anything else: their socket may not wake us again.
+            if !rx.inbox.is_empty() {
+                self.open_inbox(rx)?;
+            }
             if let Some((reason, final_seq)) = rx.bye {
                 if reason != ByeReason::Closed || rx.position >= final_seq {
                     return Err(reason.to_error(&self.topic));
@@ -446,6 +453,11 @@ impl Subscriber {
         if !rx.hung_up && !platform::recv_available(self.control.as_fd(), &mut rx.inbox, INBOX_LIMIT)? {
             rx.hung_up = true;
         }
+        self.open_inbox(rx)
+    }
+
+    /// Opens every whole record in the inbox.
+    fn open_inbox(&self, rx: &mut Rx) -> Result<()> {
         let suite = self.broadcast.geometry().suite;
         let mut used_total = 0;
         while let Some((kind, plain, used)) = records::open_front(&rx.inbox[used_total..], &mut rx.recv)? {
