@@ -27,6 +27,7 @@ mod error;
 pub mod floor;
 pub mod measure;
 mod peer;
+pub mod pubsub;
 pub mod report;
 pub mod stats;
 pub mod transport;

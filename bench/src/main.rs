@@ -60,6 +60,16 @@ fn main() -> ExitCode {
     if let Some(code) = maybe_run_peer() {
         return ExitCode::from(code as u8);
     }
+    if std::env::args().any(|a| a == "--pubsub") {
+        let quick = std::env::args().any(|a| a == "--quick");
+        return match shmsock_bench::pubsub::run(quick) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("shmsock-bench --pubsub: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     set_allocation_counter(allocation_count);
     let mut config = Config::default();
     let mut json: Option<String> = None;

@@ -147,6 +147,7 @@ pub fn peer_main(args: &[String]) -> Result<()> {
     affinity::pin(&[cpu])?;
     shmsock::sodium::init()?;
     match arg(args, 1, "kind")? {
+        "pubsub" => crate::pubsub::peer(&args[2..]),
         "shm" => {
             let endpoint = arg(args, 2, "endpoint")?;
             let key = PublicKey::from_text(arg(args, 3, "server-key")?)?;

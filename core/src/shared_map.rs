@@ -66,6 +66,7 @@ impl SharedMap {
         false
     }
 
+    #[inline]
     fn check_range(&self, offset: usize, len: usize) -> Result<()> {
         match offset.checked_add(len) {
             Some(end) if end <= self.len => Ok(()),
@@ -81,6 +82,7 @@ impl SharedMap {
         }
     }
 
+    #[inline]
     fn atomic_u64(&self, offset: usize) -> Result<&AtomicU64> {
         self.check_range(offset, 8)?;
         if offset % 8 != 0 {
@@ -93,6 +95,7 @@ impl SharedMap {
         Ok(unsafe { AtomicU64::from_ptr(self.base.add(offset).cast()) })
     }
 
+    #[inline]
     fn atomic_u32(&self, offset: usize) -> Result<&AtomicU32> {
         self.check_range(offset, 4)?;
         if offset % 4 != 0 {

@@ -4,8 +4,8 @@
 //!
 //! Layout (PROTOCOL.md, "Cursor segment"), 4096 bytes, little-endian:
 //! `position` u64 at 0x00 (the sequence number of the next message the
-//! subscriber will read), `sleep` u32 at 0x40 (its sleep word), zeros elsewhere.
-//! The two fields are on separate cache lines: the publisher polls the sleep
+//! subscriber will read), `sleep` u32 at 0x100 (its sleep word), zeros elsewhere.
+//! The two fields are 256 bytes apart, beyond the pairs of lines CPUs prefetch together: the publisher polls the sleep
 //! word after every message, and reads the position only when a reliable ring
 //! looks full.
 //!
@@ -26,7 +26,7 @@ pub const CURSOR_SIZE: usize = 4096;
 /// Offset of the position.
 pub const POSITION: usize = 0x00;
 /// Offset of the sleep word.
-pub const SLEEP: usize = 0x40;
+pub const SLEEP: usize = 0x100;
 
 /// A sleep word's state, kept by the side that sleeps.
 #[derive(Debug, Default)]
@@ -91,16 +91,19 @@ impl Cursor {
     }
 
     /// The position, read once (untrusted on the publisher side).
+    #[inline]
     pub fn position(&self) -> Result<u64> {
         self.map.load_u64(POSITION, Ordering::Acquire)
     }
 
     /// Records the position (subscriber).
+    #[inline]
     pub fn set_position(&self, position: u64) -> Result<()> {
         self.map.store_u64(POSITION, position, Ordering::Release)
     }
 
     /// The sleep word, read once.
+    #[inline]
     pub fn sleep_word(&self) -> Result<u32> {
         self.map.load_u32(SLEEP, Ordering::SeqCst)
     }
