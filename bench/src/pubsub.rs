@@ -278,16 +278,33 @@ pub fn run(quick: bool) -> Result<()> {
             streams / pubsub
         );
     }
-    let (pubsub, stream) = latency(rounds)?;
+    let (pubsub_rtt, stream) = latency(rounds)?;
     println!(
-        "\n64 B round trip (median of {rounds}): two topics {pubsub:.2} us, one stream {stream:.2} us: pub/sub one-way = {:.2}x the stream's",
-        pubsub / stream
+        "\n64 B round trip (median of {rounds}): two topics {pubsub_rtt:.2} us, one stream {stream:.2} us: pub/sub one-way = {:.2}x the stream's",
+        pubsub_rtt / stream
     );
     let (pubsub, stream) = throughput(big)?;
     println!(
         "1 MiB throughput ({big} messages): pub/sub {pubsub:.2} GB/s, stream {stream:.2} GB/s ({:.2}x)",
         pubsub / stream
     );
-    println!("\niceoryx2 (unencrypted pub/sub) is not part of this bench: see bench/README or the report.");
+    match iceoryx2_round_trip() {
+        Some(ice) => println!(
+            "iceoryx2 (unencrypted pub/sub, busy-polling) 64 B round trip {ice:.2} us: shmsock pub/sub is {:.2}x it",
+            pubsub_rtt / ice
+        ),
+        None => println!(
+            "iceoryx2: not measured (build bench/iceoryx2-cmp with `cargo build --release` in that directory first)"
+        ),
+    }
     Ok(())
+}
+
+/// Runs the iceoryx2 comparison binary (a separate crate, built on its own)
+/// with the same placement; None when it is not built or fails.
+fn iceoryx2_round_trip() -> Option<f64> {
+    let exe = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("iceoryx2-cmp/target/release/iceoryx2-cmp");
+    let out = std::process::Command::new(exe).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().find_map(|l| l.strip_prefix("iceoryx2 64B round-trip median ")?.strip_suffix(" us")?.parse().ok())
 }

@@ -49,6 +49,14 @@
 // (`shmsock-pk:` and 43 characters of base64url) with its NUL.
 #define SHMSOCK_PUBLIC_KEY_TEXT_SIZE 55
 
+// Slow-subscriber policy of a topic: the ring overwrites; a subscriber that
+// fell behind is told how many messages it lost.
+#define SHMSOCK_SLOW_LATEST 2
+
+// Slow-subscriber policy of a topic: the publisher waits for a subscriber a
+// whole ring behind, up to `reliable_timeout_ms`, then drops it.
+#define SHMSOCK_SLOW_RELIABLE 1
+
 // The result of every fallible function: SHMSOCK_OK (0) or an error code.
 //
 // Codes 1 to 99 are the core's error kinds and have the same numbers in every
@@ -241,6 +249,13 @@ typedef struct shmsock_listener shmsock_listener;
 // unchanged.
 typedef struct shmsock_options shmsock_options;
 
+// The publishing end of a topic, from shmsock_publisher_bind().
+//
+// Thread safety: every function except shmsock_publisher_free() may be
+// called from several threads at once (publishes take turns). Freeing closes
+// the topic.
+typedef struct shmsock_publisher shmsock_publisher;
+
 // An event-driven server on one endpoint, from shmsock_server_start().
 //
 // Thread safety: every function except shmsock_server_free() may be called
@@ -257,6 +272,12 @@ typedef struct shmsock_server shmsock_server;
 // SHMSOCK_CLOSED. shmsock_stream_free() must not run while another thread
 // uses the stream.
 typedef struct shmsock_stream shmsock_stream;
+
+// A subscription to a topic, from shmsock_subscriber_connect().
+//
+// Thread safety: as a stream: receivers take turns; shmsock_subscriber_free()
+// must not run while another thread uses it.
+typedef struct shmsock_subscriber shmsock_subscriber;
 
 // The peer process's identity per the kernel (SO_PEERCRED), taken when the
 // connection was made.
@@ -347,6 +368,30 @@ typedef struct shmsock_endpoint_info {
   // server that died, reclaimed by the next bind).
   bool alive;
 } shmsock_endpoint_info;
+
+// The shape and policy of a topic. Start from shmsock_topic_config_default().
+typedef struct shmsock_topic_config {
+  // Slots in the ring: a power of two from 2 to 65536 (default 64).
+  uint32_t slots;
+  // The largest message in bytes (default 65536).
+  uint32_t max_message_size;
+  // SHMSOCK_SLOW_RELIABLE (default) or SHMSOCK_SLOW_LATEST.
+  uint32_t policy;
+  // Reliable topics: how long a publish waits for a slow subscriber (default 5000).
+  uint64_t reliable_timeout_ms;
+  // Rotate the group key this often; 0: only when a subscriber leaves (default 600000).
+  uint64_t rekey_interval_ms;
+} shmsock_topic_config;
+
+// Where shmsock_subscriber_recv_into() put a message.
+typedef struct shmsock_delivery {
+  // The message's length (on SHMSOCK_BUFFER_TOO_SMALL: the length needed).
+  size_t len;
+  // Its sequence number on the topic.
+  uint64_t sequence;
+  // Messages lost to lag just before it (latest topics).
+  uint64_t lost;
+} shmsock_delivery;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1172,6 +1217,123 @@ shmsock_result shmsock_endpoint_list_get(const struct shmsock_endpoint_list *lis
 // Frees a list and the names it owns. NULL is a no-op. Freeing twice is
 // undefined behaviour, as with free(3).
 void shmsock_endpoint_list_free(struct shmsock_endpoint_list *list);
+
+// The default topic configuration (64 slots of 64 KiB, reliable with a 5 s
+// timeout, a new key every 10 minutes). Never blocks. Thread-safe.
+struct shmsock_topic_config shmsock_topic_config_default(void);
+
+// Binds topic `name` (NUL-terminated, as an endpoint name). `options` must
+// hold the publisher's keypair; its allow-list, uid list, handshake timeout,
+// spin and require-ChaCha settings apply. `config` may be NULL for the
+// defaults. Both are copied. Never blocks for long. Thread-safe. On success
+// `*out` receives a new publisher, to be freed with shmsock_publisher_free().
+//
+// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_UTF8, SHMSOCK_INVALID_NAME,
+// SHMSOCK_INVALID_ARGUMENT (no keypair, a bad config), SHMSOCK_ADDRESS_IN_USE,
+// SHMSOCK_RESOURCE_EXHAUSTED, SHMSOCK_PERMISSION_DENIED, SHMSOCK_IO.
+shmsock_result shmsock_publisher_bind(const char *name,
+                                      const struct shmsock_options *options,
+                                      const struct shmsock_topic_config *config,
+                                      struct shmsock_publisher **out);
+
+// Publishes one message of `len` bytes (0 allowed; `data` may then be NULL),
+// sealed once for every subscriber. A reliable topic may wait for a slow
+// subscriber, up to its timeout, then drops it; a latest topic never waits.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_MESSAGE_TOO_LARGE, SHMSOCK_CLOSED.
+shmsock_result shmsock_publisher_publish(struct shmsock_publisher *publisher,
+                                         const uint8_t *data,
+                                         size_t len);
+
+// Waits until at least `n` subscribers are connected, up to `timeout_ms`
+// (SHMSOCK_FOREVER: no limit).
+//
+// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_TIMEOUT, SHMSOCK_CLOSED.
+shmsock_result shmsock_publisher_wait_for_subscribers(struct shmsock_publisher *publisher,
+                                                      size_t n,
+                                                      uint64_t timeout_ms);
+
+// Writes the number of subscribers now to `*out`. Never blocks.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT.
+shmsock_result shmsock_publisher_subscriber_count(const struct shmsock_publisher *publisher,
+                                                  size_t *out);
+
+// Writes the current group-key epoch (1, then +1 per rotation) to `*out`.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT.
+shmsock_result shmsock_publisher_epoch(const struct shmsock_publisher *publisher, uint64_t *out);
+
+// Rotates the group key now (it also rotates when a subscriber leaves and on
+// the topic's schedule).
+//
+// Errors: SHMSOCK_NULL_ARGUMENT.
+shmsock_result shmsock_publisher_rotate_key(struct shmsock_publisher *publisher);
+
+// Closes the topic: subscribers receive everything published, then
+// SHMSOCK_PEER_CLOSED; the name is free at once. Idempotent.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT.
+shmsock_result shmsock_publisher_close(struct shmsock_publisher *publisher);
+
+// Frees a publisher, closing its topic. NULL is a no-op.
+void shmsock_publisher_free(struct shmsock_publisher *publisher);
+
+// Subscribes to topic `name`; `options` must pin the publisher's key
+// (shmsock_options_set_server_key()); its receive timeout applies to
+// shmsock_subscriber_recv_into(). Reading starts with the next message
+// published. Blocks up to the handshake timeout. On success `*out` receives a
+// new subscriber, to be freed with shmsock_subscriber_free().
+//
+// Errors: as shmsock_stream_connect(), and SHMSOCK_MESSAGE_TOO_LARGE (the
+// topic's messages exceed this side's maximum).
+shmsock_result shmsock_subscriber_connect(const char *name,
+                                          const struct shmsock_options *options,
+                                          struct shmsock_subscriber **out);
+
+// Receives the next message into `buf` of `len` bytes, waiting up to
+// `timeout_ms` (SHMSOCK_FOREVER: no limit; 0: only what is there). On success
+// `*out` says its length, sequence number and how many messages were lost to
+// lag just before it. A message longer than `len` gives
+// SHMSOCK_BUFFER_TOO_SMALL with `out->len` = the length needed, and is kept.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_BUFFER_TOO_SMALL, SHMSOCK_TIMEOUT,
+// SHMSOCK_CLOSED, SHMSOCK_PEER_CLOSED (the topic was closed, or this
+// subscriber removed or dropped), SHMSOCK_PEER_GONE,
+// SHMSOCK_AUTHENTICATION_FAILED, SHMSOCK_PROTOCOL_VIOLATION.
+shmsock_result shmsock_subscriber_recv_into(struct shmsock_subscriber *subscriber,
+                                            uint8_t *buf,
+                                            size_t len,
+                                            uint64_t timeout_ms,
+                                            struct shmsock_delivery *out);
+
+// As shmsock_subscriber_recv_into() without waiting: SHMSOCK_WOULD_BLOCK when
+// no message is there; the pollable fd then becomes readable when one is.
+shmsock_result shmsock_subscriber_try_recv_into(struct shmsock_subscriber *subscriber,
+                                                uint8_t *buf,
+                                                size_t len,
+                                                struct shmsock_delivery *out);
+
+// Writes the subscriber's pollable fd to `*out_fd` (see
+// shmsock_stream_pollable_fd(); the same rules). Never blocks.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT.
+shmsock_result shmsock_subscriber_pollable_fd(const struct shmsock_subscriber *subscriber,
+                                              int *out_fd);
+
+// Writes the number of messages lost to lag so far to `*out`.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT.
+shmsock_result shmsock_subscriber_lost(const struct shmsock_subscriber *subscriber, uint64_t *out);
+
+// Leaves the topic (the publisher rotates its key). Idempotent; later
+// receives fail with SHMSOCK_CLOSED.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT.
+shmsock_result shmsock_subscriber_close(struct shmsock_subscriber *subscriber);
+
+// Frees a subscriber, leaving the topic. NULL is a no-op.
+void shmsock_subscriber_free(struct shmsock_subscriber *subscriber);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -37,6 +37,8 @@ pub mod client;
 
 pub mod endpoint;
 
+pub mod pubsub;
+
 pub mod util;
 
 use std::ffi::c_char;

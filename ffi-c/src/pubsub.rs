@@ -1,0 +1,388 @@
+//! Publish/subscribe: a publisher seals each message once for every
+//! subscriber of its topic (PROTOCOL.md section 14).
+
+use std::ffi::{c_char, c_int};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use shmsock::pubsub::{Delivery, SlowSubscribers, TopicOptions};
+use shmsock::{ErrorKind, Publisher, Subscriber};
+
+use crate::options::{options_arg, shmsock_options};
+use crate::result::{guard, shmsock_result, FfiError};
+use crate::util::{self, guard_void_free, Out};
+
+/// The publishing end of a topic, from shmsock_publisher_bind().
+///
+/// Thread safety: every function except shmsock_publisher_free() may be
+/// called from several threads at once (publishes take turns). Freeing closes
+/// the topic.
+pub struct shmsock_publisher {
+    inner: Publisher,
+}
+
+/// A subscription to a topic, from shmsock_subscriber_connect().
+///
+/// Thread safety: as a stream: receivers take turns; shmsock_subscriber_free()
+/// must not run while another thread uses it.
+pub struct shmsock_subscriber {
+    inner: Subscriber,
+}
+
+/// Slow-subscriber policy of a topic: the publisher waits for a subscriber a
+/// whole ring behind, up to `reliable_timeout_ms`, then drops it.
+pub const SHMSOCK_SLOW_RELIABLE: u32 = 1;
+/// Slow-subscriber policy of a topic: the ring overwrites; a subscriber that
+/// fell behind is told how many messages it lost.
+pub const SHMSOCK_SLOW_LATEST: u32 = 2;
+
+/// The shape and policy of a topic. Start from shmsock_topic_config_default().
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct shmsock_topic_config {
+    /// Slots in the ring: a power of two from 2 to 65536 (default 64).
+    pub slots: u32,
+    /// The largest message in bytes (default 65536).
+    pub max_message_size: u32,
+    /// SHMSOCK_SLOW_RELIABLE (default) or SHMSOCK_SLOW_LATEST.
+    pub policy: u32,
+    /// Reliable topics: how long a publish waits for a slow subscriber (default 5000).
+    pub reliable_timeout_ms: u64,
+    /// Rotate the group key this often; 0: only when a subscriber leaves (default 600000).
+    pub rekey_interval_ms: u64,
+}
+
+/// Where shmsock_subscriber_recv_into() put a message.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct shmsock_delivery {
+    /// The message's length (on SHMSOCK_BUFFER_TOO_SMALL: the length needed).
+    pub len: usize,
+    /// Its sequence number on the topic.
+    pub sequence: u64,
+    /// Messages lost to lag just before it (latest topics).
+    pub lost: u64,
+}
+
+impl From<Delivery> for shmsock_delivery {
+    fn from(d: Delivery) -> shmsock_delivery {
+        shmsock_delivery { len: d.len, sequence: d.sequence, lost: d.lost }
+    }
+}
+
+/// The default topic configuration (64 slots of 64 KiB, reliable with a 5 s
+/// timeout, a new key every 10 minutes). Never blocks. Thread-safe.
+#[no_mangle]
+pub extern "C" fn shmsock_topic_config_default() -> shmsock_topic_config {
+    let d = TopicOptions::default();
+    shmsock_topic_config {
+        slots: d.slots,
+        max_message_size: d.max_message_size,
+        policy: SHMSOCK_SLOW_RELIABLE,
+        reliable_timeout_ms: shmsock::pubsub::DEFAULT_RELIABLE_TIMEOUT.as_millis() as u64,
+        rekey_interval_ms: shmsock::pubsub::DEFAULT_REKEY_INTERVAL.as_millis() as u64,
+    }
+}
+
+fn topic_options(c: &shmsock_topic_config) -> Result<TopicOptions, FfiError> {
+    let policy = match c.policy {
+        SHMSOCK_SLOW_RELIABLE => SlowSubscribers::Reliable { timeout: Duration::from_millis(c.reliable_timeout_ms) },
+        SHMSOCK_SLOW_LATEST => SlowSubscribers::Latest,
+        other => {
+            return Err(shmsock::Error::new(
+                ErrorKind::InvalidArgument,
+                format!("unknown slow-subscriber policy {other}"),
+            )
+            .into())
+        }
+    };
+    let rekey = (c.rekey_interval_ms > 0).then(|| Duration::from_millis(c.rekey_interval_ms));
+    Ok(TopicOptions::new().slots(c.slots).max_message_size(c.max_message_size).policy(policy).rekey_interval(rekey))
+}
+
+/// Binds topic `name` (NUL-terminated, as an endpoint name). `options` must
+/// hold the publisher's keypair; its allow-list, uid list, handshake timeout,
+/// spin and require-ChaCha settings apply. `config` may be NULL for the
+/// defaults. Both are copied. Never blocks for long. Thread-safe. On success
+/// `*out` receives a new publisher, to be freed with shmsock_publisher_free().
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_UTF8, SHMSOCK_INVALID_NAME,
+/// SHMSOCK_INVALID_ARGUMENT (no keypair, a bad config), SHMSOCK_ADDRESS_IN_USE,
+/// SHMSOCK_RESOURCE_EXHAUSTED, SHMSOCK_PERMISSION_DENIED, SHMSOCK_IO.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_publisher_bind(
+    name: *const c_char,
+    options: *const shmsock_options,
+    config: *const shmsock_topic_config,
+    out: *mut *mut shmsock_publisher,
+) -> shmsock_result {
+    guard("shmsock_publisher_bind", || {
+        // SAFETY: NUL-terminated string or NULL (caller's contract).
+        let name = unsafe { util::string(name, "name") }?;
+        // SAFETY: a live options object or NULL (caller's contract).
+        let options = unsafe { options_arg(options) }?;
+        // SAFETY: NULL or a readable config (caller's contract).
+        let config = unsafe { config.as_ref() }.copied().unwrap_or_else(|| shmsock_topic_config_default());
+        // SAFETY: a writable pointer or NULL (caller's contract).
+        let out = unsafe { Out::new(out, "out") }?;
+        let publisher = Publisher::bind_with(name, &options, &topic_options(&config)?)?;
+        out.write(util::into_handle(shmsock_publisher { inner: publisher }));
+        Ok(())
+    })
+}
+
+unsafe fn publisher_arg<'a>(p: *const shmsock_publisher) -> crate::result::FfiResult<&'a Publisher> {
+    // SAFETY: a live publisher or NULL (caller's contract).
+    Ok(&unsafe { util::handle(p, "publisher") }?.inner)
+}
+
+unsafe fn subscriber_arg<'a>(s: *const shmsock_subscriber) -> crate::result::FfiResult<&'a Subscriber> {
+    // SAFETY: a live subscriber or NULL (caller's contract).
+    Ok(&unsafe { util::handle(s, "subscriber") }?.inner)
+}
+
+/// Publishes one message of `len` bytes (0 allowed; `data` may then be NULL),
+/// sealed once for every subscriber. A reliable topic may wait for a slow
+/// subscriber, up to its timeout, then drops it; a latest topic never waits.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_MESSAGE_TOO_LARGE, SHMSOCK_CLOSED.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_publisher_publish(
+    publisher: *mut shmsock_publisher,
+    data: *const u8,
+    len: usize,
+) -> shmsock_result {
+    guard("shmsock_publisher_publish", || {
+        // SAFETY: a live publisher or NULL; `data` holds `len` bytes or is NULL with 0.
+        let (p, data) = unsafe { (publisher_arg(publisher)?, util::bytes(data, len, "data")?) };
+        p.publish(data)?;
+        Ok(())
+    })
+}
+
+/// Waits until at least `n` subscribers are connected, up to `timeout_ms`
+/// (SHMSOCK_FOREVER: no limit).
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_TIMEOUT, SHMSOCK_CLOSED.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_publisher_wait_for_subscribers(
+    publisher: *mut shmsock_publisher,
+    n: usize,
+    timeout_ms: u64,
+) -> shmsock_result {
+    guard("shmsock_publisher_wait_for_subscribers", || {
+        // SAFETY: a live publisher or NULL.
+        let p = unsafe { publisher_arg(publisher) }?;
+        p.wait_for_subscribers(n, util::timeout(timeout_ms))?;
+        Ok(())
+    })
+}
+
+/// Writes the number of subscribers now to `*out`. Never blocks.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_publisher_subscriber_count(
+    publisher: *const shmsock_publisher,
+    out: *mut usize,
+) -> shmsock_result {
+    guard("shmsock_publisher_subscriber_count", || {
+        // SAFETY: a live publisher or NULL; a writable size_t or NULL.
+        let (p, out) = unsafe { (publisher_arg(publisher)?, Out::new(out, "out")?) };
+        out.write(p.subscriber_count());
+        Ok(())
+    })
+}
+
+/// Writes the current group-key epoch (1, then +1 per rotation) to `*out`.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_publisher_epoch(publisher: *const shmsock_publisher, out: *mut u64) -> shmsock_result {
+    guard("shmsock_publisher_epoch", || {
+        // SAFETY: a live publisher or NULL; a writable u64 or NULL.
+        let (p, out) = unsafe { (publisher_arg(publisher)?, Out::new(out, "out")?) };
+        out.write(p.epoch());
+        Ok(())
+    })
+}
+
+/// Rotates the group key now (it also rotates when a subscriber leaves and on
+/// the topic's schedule).
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_publisher_rotate_key(publisher: *mut shmsock_publisher) -> shmsock_result {
+    guard("shmsock_publisher_rotate_key", || {
+        // SAFETY: a live publisher or NULL.
+        unsafe { publisher_arg(publisher) }?.rotate_key()?;
+        Ok(())
+    })
+}
+
+/// Closes the topic: subscribers receive everything published, then
+/// SHMSOCK_PEER_CLOSED; the name is free at once. Idempotent.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_publisher_close(publisher: *mut shmsock_publisher) -> shmsock_result {
+    guard("shmsock_publisher_close", || {
+        // SAFETY: a live publisher or NULL.
+        unsafe { publisher_arg(publisher) }?.close();
+        Ok(())
+    })
+}
+
+/// Frees a publisher, closing its topic. NULL is a no-op.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_publisher_free(publisher: *mut shmsock_publisher) {
+    // SAFETY: a publisher from this library or NULL, not freed before.
+    unsafe { guard_void_free("shmsock_publisher_free", publisher) }
+}
+
+/// Subscribes to topic `name`; `options` must pin the publisher's key
+/// (shmsock_options_set_server_key()); its receive timeout applies to
+/// shmsock_subscriber_recv_into(). Reading starts with the next message
+/// published. Blocks up to the handshake timeout. On success `*out` receives a
+/// new subscriber, to be freed with shmsock_subscriber_free().
+///
+/// Errors: as shmsock_stream_connect(), and SHMSOCK_MESSAGE_TOO_LARGE (the
+/// topic's messages exceed this side's maximum).
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_subscriber_connect(
+    name: *const c_char,
+    options: *const shmsock_options,
+    out: *mut *mut shmsock_subscriber,
+) -> shmsock_result {
+    guard("shmsock_subscriber_connect", || {
+        // SAFETY: NUL-terminated string or NULL (caller's contract).
+        let name = unsafe { util::string(name, "name") }?;
+        // SAFETY: a live options object or NULL (caller's contract).
+        let options = unsafe { options_arg(options) }?;
+        // SAFETY: a writable pointer or NULL (caller's contract).
+        let out = unsafe { Out::new(out, "out") }?;
+        let subscriber = Subscriber::connect(name, &options)?;
+        out.write(util::into_handle(shmsock_subscriber { inner: subscriber }));
+        Ok(())
+    })
+}
+
+unsafe fn sub_recv(
+    function: &str,
+    subscriber: *mut shmsock_subscriber,
+    buf: *mut u8,
+    len: usize,
+    out: *mut shmsock_delivery,
+    recv: impl FnOnce(&Subscriber, &mut [u8]) -> shmsock::Result<Delivery>,
+) -> shmsock_result {
+    guard(function, || {
+        // SAFETY: a live subscriber or NULL; `buf` holds `len` writable bytes
+        // or is NULL with 0; a writable delivery or NULL.
+        let (s, buf, out) =
+            unsafe { (subscriber_arg(subscriber)?, util::bytes_mut(buf, len, "buf")?, Out::new(out, "out")?) };
+        match recv(s, buf) {
+            Ok(d) => {
+                out.write(d.into());
+                Ok(())
+            }
+            Err(e) => {
+                if let (ErrorKind::BufferTooSmall, Some(needed)) = (e.kind(), e.needed()) {
+                    out.write(shmsock_delivery { len: needed, ..Default::default() });
+                }
+                Err(e.into())
+            }
+        }
+    })
+}
+
+/// Receives the next message into `buf` of `len` bytes, waiting up to
+/// `timeout_ms` (SHMSOCK_FOREVER: no limit; 0: only what is there). On success
+/// `*out` says its length, sequence number and how many messages were lost to
+/// lag just before it. A message longer than `len` gives
+/// SHMSOCK_BUFFER_TOO_SMALL with `out->len` = the length needed, and is kept.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_BUFFER_TOO_SMALL, SHMSOCK_TIMEOUT,
+/// SHMSOCK_CLOSED, SHMSOCK_PEER_CLOSED (the topic was closed, or this
+/// subscriber removed or dropped), SHMSOCK_PEER_GONE,
+/// SHMSOCK_AUTHENTICATION_FAILED, SHMSOCK_PROTOCOL_VIOLATION.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_subscriber_recv_into(
+    subscriber: *mut shmsock_subscriber,
+    buf: *mut u8,
+    len: usize,
+    timeout_ms: u64,
+    out: *mut shmsock_delivery,
+) -> shmsock_result {
+    // SAFETY: forwarded caller's contract.
+    unsafe {
+        sub_recv("shmsock_subscriber_recv_into", subscriber, buf, len, out, |s, b| {
+            s.recv_into_timeout(b, util::timeout(timeout_ms))
+        })
+    }
+}
+
+/// As shmsock_subscriber_recv_into() without waiting: SHMSOCK_WOULD_BLOCK when
+/// no message is there; the pollable fd then becomes readable when one is.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_subscriber_try_recv_into(
+    subscriber: *mut shmsock_subscriber,
+    buf: *mut u8,
+    len: usize,
+    out: *mut shmsock_delivery,
+) -> shmsock_result {
+    // SAFETY: forwarded caller's contract.
+    unsafe { sub_recv("shmsock_subscriber_try_recv_into", subscriber, buf, len, out, |s, b| s.try_recv_into(b)) }
+}
+
+/// Writes the subscriber's pollable fd to `*out_fd` (see
+/// shmsock_stream_pollable_fd(); the same rules). Never blocks.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_subscriber_pollable_fd(
+    subscriber: *const shmsock_subscriber,
+    out_fd: *mut c_int,
+) -> shmsock_result {
+    guard("shmsock_subscriber_pollable_fd", || {
+        // SAFETY: a live subscriber or NULL; a writable int or NULL.
+        let (s, out) = unsafe { (subscriber_arg(subscriber)?, Out::new(out_fd, "out_fd")?) };
+        out.write(s.pollable_fd().as_raw_fd());
+        Ok(())
+    })
+}
+
+/// Writes the number of messages lost to lag so far to `*out`.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_subscriber_lost(
+    subscriber: *const shmsock_subscriber,
+    out: *mut u64,
+) -> shmsock_result {
+    guard("shmsock_subscriber_lost", || {
+        // SAFETY: a live subscriber or NULL; a writable u64 or NULL.
+        let (s, out) = unsafe { (subscriber_arg(subscriber)?, Out::new(out, "out")?) };
+        out.write(s.lost());
+        Ok(())
+    })
+}
+
+/// Leaves the topic (the publisher rotates its key). Idempotent; later
+/// receives fail with SHMSOCK_CLOSED.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_subscriber_close(subscriber: *mut shmsock_subscriber) -> shmsock_result {
+    guard("shmsock_subscriber_close", || {
+        // SAFETY: a live subscriber or NULL.
+        unsafe { subscriber_arg(subscriber) }?.close();
+        Ok(())
+    })
+}
+
+/// Frees a subscriber, leaving the topic. NULL is a no-op.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_subscriber_free(subscriber: *mut shmsock_subscriber) {
+    // SAFETY: a subscriber from this library or NULL, not freed before.
+    unsafe { guard_void_free("shmsock_subscriber_free", subscriber) }
+}
