@@ -3,6 +3,7 @@
 # examples share it: the programs of every language behave alike.
 #   run_examples.sh producer_consumer <producer_consumer binary>
 #   run_examples.sh echo <echo_server binary> <echo_client binary>
+#   run_examples.sh pubsub <pubsub binary>
 set -eu
 scenario="$1"
 shift
@@ -41,6 +42,25 @@ producer_consumer)
     cat "$tmp/consumer.out"
     grep -qx "consumed 1k messages" "$tmp/consumer.out"
     grep -qx "consumed 2k messages" "$tmp/consumer.out"
+    ;;
+pubsub)
+    bin="$1"
+    "$bin" "$endpoint" "$tmp/pub.key" 3000 2 > "$tmp/pub.out" 2>&1 &
+    pid=$!
+    wait_for "$tmp/pub.out" "publisher of '$endpoint', key shmsock-pk:"
+    # Two subscribers, one pinning the key file, one the key text; a reliable
+    # topic delivers every message to both.
+    key="$(sed -n "s/.*, key \(shmsock-pk:[A-Za-z0-9_-]*\)$/\1/p" "$tmp/pub.out")"
+    "$bin" -s "$endpoint" "$tmp/pub.key" > "$tmp/sub1.out" &
+    sub1=$!
+    "$bin" -s "$endpoint" "$key" > "$tmp/sub2.out"
+    wait "$sub1"
+    wait "$pid"
+    pid=""
+    cat "$tmp/pub.out" "$tmp/sub1.out" "$tmp/sub2.out"
+    grep -qx "published 3000 messages" "$tmp/pub.out"
+    grep -qx "received 3000 messages, lost 0" "$tmp/sub1.out"
+    grep -qx "received 3000 messages, lost 0" "$tmp/sub2.out"
     ;;
 echo)
     server="$1" client="$2"

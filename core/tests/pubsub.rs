@@ -492,3 +492,32 @@ fn a_topic_closed_while_the_subscriber_connects_still_delivers() {
         assert_eq!(second.unwrap_err().kind(), ErrorKind::PeerClosed);
     }
 }
+
+#[test]
+fn a_subscriber_claiming_an_impossible_position_is_dropped() {
+    let name = unique_name("ps-cursor");
+    let (p, kp) = publisher(&name, &reliable(2, WAIT));
+    let liar = subscribe(&name, &kp);
+    let honest = subscribe(&name, &kp);
+    p.wait_for_subscribers(2, T).unwrap();
+    // Ahead of anything published: impossible. The reliable publisher checks
+    // cursors when the ring is full, and drops the liar instead of trusting it.
+    liar.write_cursor_position(1 << 40).unwrap();
+    for i in 0..4 {
+        p.publish(&message(i, 30)).unwrap();
+        assert_eq!(check_message(&honest.recv().unwrap().data), Some(i));
+    }
+    assert_eq!(p.dropped_count(), 1);
+    assert_eq!(p.subscriber_count(), 1);
+    let mut end = None;
+    for _ in 0..4 {
+        if let Err(e) = liar.recv() {
+            end = Some(e);
+            break;
+        }
+    }
+    let e = end.expect("the liar is told");
+    assert_eq!(e.kind(), ErrorKind::ProtocolViolation, "{e}");
+    // A position far behind only holds the publisher up to its timeout, like a
+    // subscriber that does not read (see the reliable timeout test).
+}

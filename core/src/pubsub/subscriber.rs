@@ -555,6 +555,13 @@ impl Subscriber {
         self.broadcast.fd()
     }
 
+    /// Writes `position` into this subscriber's cursor as a hostile subscriber
+    /// could. For tests of the publisher's validation; nothing else may call it.
+    #[doc(hidden)]
+    pub fn write_cursor_position(&self, position: u64) -> Result<()> {
+        self.cursor.set_position(position)
+    }
+
     /// Tries to open message `seq` from the ring with the keys held now, without
     /// reading the control socket or moving the position. For tests showing a
     /// removed subscriber's keys are useless on later messages.
