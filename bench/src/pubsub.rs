@@ -73,7 +73,8 @@ pub fn peer(args: &[String]) -> Result<()> {
     match role {
         "sub-spin" => {
             let s = Subscriber::connect(name, &spinning)?;
-            while s.recv().is_ok() {}
+            let mut buf = vec![0u8; 2 << 20];
+            while s.recv_into(&mut buf).is_ok() {}
             Ok(())
         }
         "sub-echo" => {
@@ -90,9 +91,10 @@ pub fn peer(args: &[String]) -> Result<()> {
             back.wait_for_subscribers(1, Some(Duration::from_secs(30)))?;
             // Small messages come back (ping-pong, and the end marker of a
             // throughput run); large ones are only read.
-            while let Ok(m) = s.recv() {
-                if m.data.len() <= 1024 {
-                    back.publish(&m.data)?;
+            let mut buf = vec![0u8; 2 << 20];
+            while let Ok(d) = s.recv_into(&mut buf) {
+                if d.len <= 1024 {
+                    back.publish(&buf[..d.len])?;
                 }
             }
             Ok(())
