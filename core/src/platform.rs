@@ -42,8 +42,8 @@ fn descriptor_limit_hint() -> String {
     )
 }
 
-/// Checks that this process can open `count` more descriptors now (by
-/// duplicating one and closing the copies). A server calls it before sending
+/// Checks that this process can open `count` more descriptors now (by opening
+/// /dev/null that many times, then closing them). A server calls it before sending
 /// a REPLY, whose READY brings the client's wake-up descriptor: at the limit it
 /// refuses the client with a clear error instead of handing it a connection it
 /// cannot finish. (Another thread may still take the room in between; the
@@ -197,10 +197,7 @@ pub fn create_named(name: &str, size: u64) -> Result<OwnedFd> {
         shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR,
         shm::Mode::from_raw_mode(NAMED_MODE),
     )
-    .map_err(|e| {
-        let err = os_error(&format!("creating shared memory {name}"), e);
-        Error::new(ErrorKind::ResourceExhausted, err.message().to_string())
-    })?;
+    .map_err(|e| os_error(&format!("creating shared memory {name}"), e))?;
     // The umask may have taken bits away: make the mode exactly what the
     // client checks.
     let sized = rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(NAMED_MODE))
@@ -233,8 +230,10 @@ pub fn open_named(name: &str, size: u64, owner: u32) -> Result<OwnedFd> {
     let refuse = |why: String| {
         Error::new(ErrorKind::ProtocolViolation, format!("the server's shared memory {name} {why}; refusing it"))
     };
-    let fd = shm::open(name, shm::OFlags::RDWR, shm::Mode::empty())
-        .map_err(|e| refuse(format!("cannot be opened ({})", std::io::Error::from_raw_os_error(e.raw_os_error()))))?;
+    let fd = shm::open(name, shm::OFlags::RDWR, shm::Mode::empty()).map_err(|e| match e {
+        rustix::io::Errno::MFILE | rustix::io::Errno::NFILE => os_error(&format!("opening shared memory {name}"), e),
+        _ => refuse(format!("cannot be opened ({})", std::io::Error::from_raw_os_error(e.raw_os_error()))),
+    })?;
     let st = rustix::fs::fstat(&fd).map_err(|e| os_error(&format!("checking shared memory {name}"), e))?;
     let mode = st.st_mode & 0o7777;
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {

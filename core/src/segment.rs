@@ -9,8 +9,9 @@
 //! touching memory shared with another process.
 //!
 //! A named object cannot be sealed, so a peer (or a same-user process that
-//! opened it before it was unlinked) may truncate it: [`guard`] turns the
-//! resulting SIGBUS into a fault reported on this segment's next checked access.
+//! opened it before it was unlinked) may truncate it: the `guard` submodule
+//! turns the resulting SIGBUS into a fault reported on this segment's next
+//! checked access.
 //!
 //! Layout (PROTOCOL.md, "Shared-memory segment"), all little-endian:
 //!
@@ -239,7 +240,7 @@ impl Segment {
     /// Removes the named object's name (named backend; memfd has none). The
     /// mapping stays valid.
     pub fn unlink(&mut self) {
-        if let Backing::Named { name, linked, .. } = &mut self.backing {
+        if let Backing::Named { name, linked } = &mut self.backing {
             if *linked {
                 platform::unlink_named(name);
                 *linked = false;
@@ -247,18 +248,19 @@ impl Segment {
         }
     }
 
-    /// Fails once the named object was truncated under us (a SIGBUS, survived
-    /// by [`guard`], replaced the mapping with private zeros): from then on
-    /// nothing read from the segment is the peer's, so the connection must end.
+    /// Fails once the named object was truncated under us (the `guard`
+    /// submodule survived a SIGBUS by replacing the mapping with private
+    /// zeros): from then on nothing read from the segment is the peer's, so the
+    /// connection must end. Every copy in or out checks it after copying.
     pub fn check_intact(&self) -> Result<()> {
-        match &self.backing {
-            _ if self.guard.as_ref().is_some_and(guard::Guard::faulted) => Err(Error::new(
+        if self.guard.as_ref().is_some_and(guard::Guard::faulted) {
+            return Err(Error::new(
                 ErrorKind::ProtocolViolation,
                 "the named shared-memory segment was truncated by another process (the peer, or one of the same user); \
                  the connection is ended",
-            )),
-            _ => Ok(()),
+            ));
         }
+        Ok(())
     }
 
     /// The memfd to pass to the peer (memfd backend).

@@ -76,6 +76,11 @@ fn role_child() {
             assert!(fds.is_empty());
             // The one that did arrive was closed.
             assert_eq!(lowest_free_fd(), free, "a received descriptor leaked");
+            // What a server checks before its REPLY.
+            shmsock::platform::ensure_descriptor_room(1).unwrap();
+            let full = shmsock::platform::ensure_descriptor_room(2).unwrap_err();
+            assert_eq!(full.kind(), ErrorKind::ResourceExhausted, "{full}");
+            assert!(full.message().contains("RLIMIT_NOFILE"), "{full}");
         }
         "fd_limit_client" => {
             let server = PublicKey::from_text(&setting("SERVER_KEY")).unwrap();
@@ -468,7 +473,8 @@ fn key_files_are_never_written_through_a_planted_symlink() {
 // ------------------------------------------------------------ 5. descriptor limit
 
 /// At the fd limit, a record's descriptors are lost (MSG_CTRUNC): the receive
-/// says so (ResourceExhausted, naming RLIMIT_NOFILE) and closes what arrived.
+/// says so (ResourceExhausted, naming RLIMIT_NOFILE) and closes what arrived;
+/// `ensure_descriptor_room` sees the limit coming.
 #[test]
 fn a_receive_at_the_fd_limit_is_resource_exhausted() {
     expect_success(spawn_role("fd_limit_receive", &[], false), "receive at the fd limit");
