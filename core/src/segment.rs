@@ -376,3 +376,31 @@ impl Drop for Segment {
         let _ = unsafe { rustix::mm::munmap(self.base.cast(), self.len) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_names_of_the_created_form_are_segment_names() {
+        for _ in 0..16 {
+            let name = random_segment_name();
+            assert!(is_segment_name(&name), "{name}");
+            assert_eq!(name.len(), 29);
+        }
+        for bad in [
+            "",
+            "/shmsock-",
+            "/shmsock-0123456789abcdef012",
+            "/shmsock-0123456789abcdef01234",
+            "/shmsock-0123456789ABCDEF0123",
+            "/shmsock-0123456789abcdef012g",
+            "shmsock-0123456789abcdef0123",
+            "/other-0123456789abcdef0123",
+            "/shmsock-vector-0123456789",
+            "/../shmsock-0123456789abcdef",
+        ] {
+            assert!(!is_segment_name(bad), "{bad}");
+        }
+    }
+}

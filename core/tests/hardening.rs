@@ -110,6 +110,33 @@ fn role_child() {
                 }
             }
         }
+        "foreign_sigbus" => {
+            // The handler is installed by mapping a named segment...
+            let _segment = Segment::create(Backend::Named, RING).unwrap();
+            // ...but a SIGBUS outside every segment still gets the default
+            // action: this process must die of it, not hang or carry on
+            // (and leave no core file behind).
+            let none = rustix::process::Rlimit { current: Some(0), maximum: Some(0) };
+            rustix::process::setrlimit(rustix::process::Resource::Core, none).unwrap();
+            let file = tempfile::tempfile().unwrap();
+            file.set_len(4096).unwrap();
+            // SAFETY: a fresh shared mapping of our own file, read once after
+            // the file was truncated, which is the fault under test.
+            unsafe {
+                let ptr = rustix::mm::mmap(
+                    std::ptr::null_mut(),
+                    4096,
+                    rustix::mm::ProtFlags::READ,
+                    rustix::mm::MapFlags::SHARED,
+                    &file,
+                    0,
+                )
+                .unwrap();
+                file.set_len(0).unwrap();
+                std::ptr::read_volatile(ptr.cast::<u8>());
+            }
+            panic!("the SIGBUS outside any segment was swallowed");
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -265,6 +292,26 @@ fn a_hostile_client_truncating_the_named_segment_cannot_crash_the_server() {
     let got = honest.recv_timeout(Some(WAIT)).unwrap();
     honest.send(&got).unwrap();
     assert_eq!(client.join().unwrap(), b"still here");
+}
+
+/// The handler passes on what it does not own: a SIGBUS on another mapping
+/// still kills the process with SIGBUS.
+#[test]
+fn a_sigbus_outside_any_segment_keeps_its_default_action() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = spawn_role("foreign_sigbus", &[], false);
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the child hung after a SIGBUS outside any segment");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.signal(), Some(libc::SIGBUS), "{status}");
 }
 
 // ------------------------------------------------------------ 2. hostile server names
