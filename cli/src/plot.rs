@@ -9,7 +9,7 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use shmsock_bench::report::size_name;
+use shmsock_bench::units::size_name;
 use shmsock_bench::Report;
 
 use crate::error::{code, CliError};
