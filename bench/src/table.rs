@@ -40,6 +40,15 @@ fn push_table(o: &mut String, t: &Table) {
     }
 }
 
+/// Appends a blank line, `heading` and `t`, unless `t` has no rows.
+fn push_section(o: &mut String, heading: &str, t: &Table) {
+    if t.row_count() > 0 {
+        let _ = writeln!(o);
+        push_wrapped(o, heading, "   ");
+        push_table(o, t);
+    }
+}
+
 /// Appends `text` wrapped at [`WIDTH`], continuation lines indented by `indent`.
 fn push_wrapped(o: &mut String, text: &str, indent: &str) {
     let mut line = String::new();
@@ -235,11 +244,7 @@ fn allocations(o: &mut String, report: &Report) {
             }
         }
     }
-    if t.row_count() > 0 {
-        let _ = writeln!(o);
-        let _ = writeln!(o, "== heap allocations by the measuring process while timed (goal: none in steady state)");
-        push_table(o, &t);
-    }
+    push_section(o, "== heap allocations by the measuring process while timed (goal: none in steady state)", &t);
 }
 
 /// Throughput runs in which single operations stalled.
@@ -272,20 +277,13 @@ fn stalls(o: &mut String, report: &Report) {
             }
         }
     }
-    if t.row_count() > 0 {
-        let _ = writeln!(o);
-        push_wrapped(
-            o,
-            &format!(
-                "== stalls: single operations slower than {} ms (scheduling delays under load; ~{} ms = a call \
-                 that only returned at its timeout: a lost wake-up)",
-                STALL.as_millis(),
-                report.config.shm_timeout.as_millis()
-            ),
-            "   ",
-        );
-        push_table(o, &t);
-    }
+    let heading = format!(
+        "== stalls: single operations slower than {} ms (scheduling delays under load; ~{} ms = a call that only \
+         returned at its timeout: a lost wake-up)",
+        STALL.as_millis(),
+        report.config.shm_timeout.as_millis()
+    );
+    push_section(o, &heading, &t);
 }
 
 #[cfg(test)]
