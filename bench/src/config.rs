@@ -66,7 +66,7 @@ pub struct Config {
     /// Most round trips kept per latency run.
     pub max_samples: usize,
     /// The binary to start as the peer (None: this executable). It must call
-    /// [`maybe_run_peer`].
+    /// [`maybe_run_peer`](crate::maybe_run_peer).
     #[serde(skip)]
     pub peer_exe: Option<PathBuf>,
 }

@@ -21,7 +21,7 @@
 //! `shmsock bench`) must call [`maybe_run_peer`] first thing in `main`.
 
 //!
-//! Modules, one concept each: [`config`] (what to measure), [`session`] and
+//! Modules, one concept each: [`config`] (what to measure), `session` and
 //! [`transport`] (the peers and the transports under test), [`floor`],
 //! [`measure`] (one timed run), `run` (the loop over placements), [`report`]
 //! (the results), [`ratios`] (ratios and goals), [`table`] (the text table),

@@ -46,7 +46,7 @@ pub struct ThroughputStat {
     pub size: usize,
     /// Median over runs, in GB/s (10^9 bytes per second delivered).
     pub gb_per_s: f64,
-    /// Stalled operations over all runs (see [`measure::STALL`]).
+    /// Stalled operations over all runs (see [`crate::measure::STALL`]).
     pub stalls: u32,
     /// The runs.
     pub runs: Vec<ThroughputRun>,
