@@ -27,6 +27,16 @@ pub struct Ratio {
     pub ratio: f64,
 }
 
+/// The [`Ratio::metric`] of a round trip of `size` bytes at quantile `q` ("p50", "p99").
+pub fn round_trip_metric(size: usize, q: &str) -> String {
+    format!("round trip {} {q}", size_name(size))
+}
+
+/// The [`Ratio::metric`] of throughput with messages of `size` bytes.
+pub fn throughput_metric(size: usize) -> String {
+    format!("throughput {}", size_name(size))
+}
+
 /// One performance goal, judged on one cipher in one launch.
 #[derive(Clone, Debug, Serialize)]
 pub struct GoalCheck {
@@ -66,7 +76,7 @@ pub fn ratios(report: &Report) -> Vec<Ratio> {
                     for (q, sv, bv) in [("p50", s.p50_ns, b.p50_ns), ("p99", s.p99_ns, b.p99_ns)] {
                         out.push(Ratio {
                             placement: p.name,
-                            metric: format!("round trip {} {q}", size_name(size)),
+                            metric: round_trip_metric(size, q),
                             transport: shm.transport.id(),
                             baseline: base_kind.id(),
                             ratio: bv / sv,
@@ -79,7 +89,7 @@ pub fn ratios(report: &Report) -> Vec<Ratio> {
                     };
                     out.push(Ratio {
                         placement: p.name,
-                        metric: format!("throughput {}", size_name(size)),
+                        metric: throughput_metric(size),
                         transport: shm.transport.id(),
                         baseline: base_kind.id(),
                         ratio: s.gb_per_s / b.gb_per_s,
@@ -90,7 +100,7 @@ pub fn ratios(report: &Report) -> Vec<Ratio> {
                 if let (Some(f), Some(s)) = (p.floor_of(suite, kind), shm.latency_of(FLOOR_SIZE)) {
                     out.push(Ratio {
                         placement: p.name,
-                        metric: format!("round trip {} p50", size_name(FLOOR_SIZE)),
+                        metric: round_trip_metric(FLOOR_SIZE, "p50"),
                         transport: shm.transport.id(),
                         baseline: match kind {
                             FloorKind::Line => format!("floor-{}", suite.name()),

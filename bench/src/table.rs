@@ -9,6 +9,7 @@ use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
 use crate::floor::FloorKind;
 use crate::measure::STALL;
+use crate::ratios::{round_trip_metric, throughput_metric};
 use crate::report::{PlacementReport, Report};
 use crate::units::{gb_per_s_name, ratio_name, size_name, time_name};
 
@@ -193,8 +194,8 @@ fn ratios(report: &Report, p: &PlacementReport) -> Table {
     let metrics: Vec<String> = p
         .latency_sizes()
         .iter()
-        .flat_map(|&s| ["p50", "p99"].map(|q| format!("round trip {} {q}", size_name(s))))
-        .chain(p.throughput_sizes().iter().map(|&s| format!("throughput {}", size_name(s))))
+        .flat_map(|&s| ["p50", "p99"].map(|q| round_trip_metric(s, q)))
+        .chain(p.throughput_sizes().into_iter().map(throughput_metric))
         .collect();
     let mut t = table(1, header);
     let mut pairs: Vec<(&str, &str)> = Vec::new();

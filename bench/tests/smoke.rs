@@ -33,6 +33,14 @@ fn a_tiny_run_measures_every_transport_and_the_floor() {
     let text = format_report(&report);
     assert!(text.contains("x better than") && text.contains("unix plaintext"), "{text}");
     assert!(!text.contains("[MET") && !text.contains("[MISS"), "{text}");
+    // Every metric has its ratio in the row of each pair.
+    let metrics = 2 * config.latency_sizes.len() + config.throughput_sizes.len();
+    let row = text.lines().find(|l| l.contains("vs unix plaintext")).expect("a ratio row");
+    assert_eq!(
+        row.split_whitespace().filter(|w| w.ends_with('x') && w.starts_with(|c: char| c.is_ascii_digit())).count(),
+        metrics,
+        "{row}"
+    );
     let wide: Vec<&str> = text.lines().filter(|l| l.chars().count() > shmsock_bench::table::WIDTH).collect();
     assert!(wide.is_empty(), "lines wider than the table width: {wide:#?}");
     let json = serde_json::to_value(&report).unwrap();
