@@ -50,10 +50,13 @@ fn allocation_count() -> u64 {
     ALLOCATIONS.load(Ordering::Relaxed)
 }
 
+/// shmsock against Unix domain sockets, between two processes, in one launch.
+///
 /// Measures shmsock (each cipher), a plaintext Unix socket and a Unix socket
 /// with the same AEAD, between two processes pinned to one core and to two
 /// cores, plus the shared-cache-line floor, and prints the figures and their
-/// ratios. About 75 seconds; --quick takes about 10 seconds.
+/// ratios. About 75 seconds; --quick takes about 10 seconds. Read the figures
+/// as ratios within one launch, on an idle machine.
 #[derive(Parser)]
 #[command(name = "shmsock-bench", version)]
 struct Args {
@@ -90,7 +93,7 @@ struct Args {
     /// Streaming message sizes in bytes, comma-separated, or `none`
     #[arg(long, value_name = "65536,1048576|none", value_parser = sizes)]
     throughput_sizes: Option<Sizes>,
-    /// Only these transports, comma-separated
+    /// Only these transports, comma-separated (`--only x` lists the ids)
     #[arg(long, value_name = "ID,...", value_delimiter = ',', value_parser = transport_id)]
     only: Vec<String>,
 }
