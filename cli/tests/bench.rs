@@ -23,8 +23,27 @@ fn a_tiny_bench_prints_json_to_stdout_and_writes_a_plot() {
         assert!(svg.contains(text), "no {text:?} in the plot");
     }
     assert!(svg.contains("shmsock aegis-128l") || svg.contains("shmsock chacha20-poly1305"));
+    // A log axis is labelled by decades: 1 and 10 both appear (a linear axis
+    // from 0 to the slowest transport's microseconds would not show both).
+    let texts = svg_texts(&svg);
+    assert!(texts.contains(&"1") && texts.contains(&"10"), "{texts:?}");
+    // Every bar carries its value: numbers that are not axis decades, at least
+    // one per transport, group and chart.
+    let values = texts.iter().filter_map(|t| t.parse::<f64>().ok()).filter(|v| v.log10().fract().abs() > 1e-9).count();
+    let transports = report["placements"][0]["transports"].as_array().map_or(0, Vec::len);
+    assert!(values >= 2 * transports * placements.len(), "{values} values in {texts:?}");
     // No progress bar when stderr is not a terminal.
     assert!(!out.stderr.contains('%'), "{}", out.stderr);
+}
+
+/// The text of every `<text>` element of an SVG, trimmed.
+fn svg_texts(svg: &str) -> Vec<&str> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| t.split_once('>'))
+        .filter_map(|(_, rest)| rest.split_once("</text>"))
+        .map(|(text, _)| text.trim())
+        .collect()
 }
 
 #[test]
