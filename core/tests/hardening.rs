@@ -176,12 +176,12 @@ fn spawn_role(role: &str, settings: &[(&str, String)], new_pid_namespace: bool) 
     cmd.spawn().expect("spawning a child")
 }
 
-/// Waits (bounded) for a child and asserts it succeeded.
-fn expect_success(mut child: std::process::Child, what: &str) {
+/// Waits for a child, killing it (and failing) after [`WAIT`].
+fn wait_bounded(child: &mut std::process::Child, what: &str) -> std::process::ExitStatus {
     let deadline = Instant::now() + WAIT;
-    let status = loop {
+    loop {
         if let Some(status) = child.try_wait().unwrap() {
-            break status;
+            return status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
@@ -189,7 +189,12 @@ fn expect_success(mut child: std::process::Child, what: &str) {
             panic!("{what}: the child did not finish in time");
         }
         std::thread::sleep(Duration::from_millis(10));
-    };
+    }
+}
+
+/// Waits (bounded) for a child and asserts it succeeded.
+fn expect_success(mut child: std::process::Child, what: &str) {
+    let status = wait_bounded(&mut child, what);
     let mut out = String::new();
     let mut err = String::new();
     let _ = child.stdout.take().map(|mut s| s.read_to_string(&mut out));
@@ -300,17 +305,7 @@ fn a_hostile_client_truncating_the_named_segment_cannot_crash_the_server() {
 fn a_sigbus_outside_any_segment_keeps_its_default_action() {
     use std::os::unix::process::ExitStatusExt;
     let mut child = spawn_role("foreign_sigbus", &[], false);
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the child hung after a SIGBUS outside any segment");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = wait_bounded(&mut child, "a SIGBUS outside any segment");
     assert_eq!(status.signal(), Some(libc::SIGBUS), "{status}");
 }
 
