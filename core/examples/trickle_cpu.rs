@@ -4,7 +4,8 @@
 //! size). Prints the receiver thread's CPU seconds, and the same for a
 //! blocking `recv` of the same message as the linear baseline.
 //!
-//! `cargo run --release -p shmsock --example trickle_cpu [MiB] [ring bytes]`
+//! `cargo build --release -p shmsock --example trickle_cpu &&
+//!  taskset -c 1 target/release/examples/trickle_cpu [MiB] [ring bytes]`
 
 use std::os::fd::AsRawFd;
 use std::time::Duration;
@@ -34,6 +35,12 @@ fn main() -> shmsock::Result<()> {
     let options = Options::new().server_key(*kp.public()).ring_size(ring).spin(Duration::ZERO);
     let message = vec![0x5Au8; mib << 20];
     let sender = std::thread::spawn(move || -> shmsock::Result<()> {
+        // A sender at the lowest priority on the receiver's core (run under
+        // `taskset -c N`): every frame it publishes wakes the receiver, which
+        // preempts it, takes that frame and finds the ring empty again, so the
+        // message arrives one frame per receive call.
+        // SAFETY: plain system calls on this thread.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19) };
         let s = Stream::connect(&name, &options)?;
         s.send(&message)?;
         s.send(&message)?;
