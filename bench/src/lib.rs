@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod affinity;
+pub mod connect;
 mod error;
 pub mod floor;
 pub mod measure;

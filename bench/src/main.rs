@@ -47,7 +47,7 @@ fn allocation_count() -> u64 {
 
 fn usage() -> &'static str {
     "usage: shmsock-bench [--quick] [--json FILE] [--runs N] [--no-floor] [--one-core-only | --two-cores-only]\n\
-     [--contended] [--shm-spin-us US] [--ping-timeout-ms MS] [--latency-sizes 64,1024|none] [--throughput-sizes 65536,1048576|none]\n\
+     [--contended] [--shm-spin-us US] [--shm-ring BYTES] [--connect] [--ping-timeout-ms MS] [--latency-sizes 64,1024|none] [--throughput-sizes 65536,1048576|none]\n\
      [--only shm-aegis-128l,shm-chacha20-poly1305,unix-plain,unix-aegis-128l,unix-chacha20-poly1305]\n\
      \n\
      Measures shmsock (each cipher), a plaintext Unix socket and a Unix socket with the same AEAD,\n\
@@ -64,6 +64,7 @@ fn main() -> ExitCode {
     let mut config = Config::default();
     let mut json: Option<String> = None;
     let mut quick = false;
+    let mut connect = false;
     let mut runs: Option<usize> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -89,6 +90,14 @@ fn main() -> ExitCode {
                 Some(us) => config.shm_spin = Some(std::time::Duration::from_micros(us)),
                 None => {
                     eprintln!("--shm-spin-us needs a number\n{}", usage());
+                    return ExitCode::from(2);
+                }
+            },
+            "--connect" => connect = true,
+            "--shm-ring" => match args.next().and_then(|n| n.parse().ok()) {
+                Some(bytes) => config.shm_ring_size = Some(bytes),
+                None => {
+                    eprintln!("--shm-ring needs a byte count (a power of two)\n{}", usage());
                     return ExitCode::from(2);
                 }
             },
@@ -139,6 +148,9 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         }
+    }
+    if connect {
+        return connect_main(config.shm_ring_size);
     }
     if quick {
         let q = Config::quick();
@@ -193,4 +205,18 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// `--connect`: the cost of a connection only (bench/src/connect.rs).
+fn connect_main(ring_size: Option<u32>) -> ExitCode {
+    match shmsock_bench::connect::measure_connect(2000, 200, ring_size) {
+        Ok(r) => {
+            println!("{}", r.format());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("shmsock-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
