@@ -44,6 +44,7 @@ pub mod stats;
 pub mod table;
 pub mod transport;
 pub mod units;
+pub mod unpinned;
 mod watchdog;
 
 pub use config::{Config, Placement, TransportKind};

@@ -91,6 +91,10 @@ struct Args {
     /// handshake's X25519 work and a Unix socket, memory and fds per idle connection
     #[arg(long)]
     connect: bool,
+    /// Measure only the 64 B round trip of N fresh, unpinned process pairs
+    /// against pairs pinned to two cores (placement left to the kernel)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    unpinned: Option<u32>,
     /// Per-call timeout of the measuring side's shmsock calls during ping-pong
     #[arg(long, value_name = "MS")]
     ping_timeout_ms: Option<u64>,
@@ -154,13 +158,16 @@ impl Args {
 }
 
 fn main() -> ExitCode {
-    if let Some(code) = maybe_run_peer() {
+    if let Some(code) = maybe_run_peer().or_else(shmsock_bench::unpinned::maybe_run_echo_peer) {
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     set_allocation_counter(allocation_count);
     let args = Args::parse();
     if args.connect {
         return connect_main(args.shm_ring);
+    }
+    if let Some(n) = args.unpinned {
+        return unpinned_main(n as usize);
     }
     let json = args.json.clone();
     let config = args.config();
@@ -207,6 +214,20 @@ fn main() -> ExitCode {
 /// `--connect`: the cost of a connection only (bench/src/connect.rs).
 fn connect_main(ring_size: Option<u32>) -> ExitCode {
     match shmsock_bench::connect::measure_connect(2000, 200, ring_size) {
+        Ok(r) => {
+            println!("{}", r.format());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("shmsock-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--unpinned N`: placement left to the kernel (bench/src/unpinned.rs).
+fn unpinned_main(launches: usize) -> ExitCode {
+    match shmsock_bench::unpinned::measure_unpinned(launches, launches.div_ceil(2), [0, 1]) {
         Ok(r) => {
             println!("{}", r.format());
             ExitCode::SUCCESS

@@ -33,6 +33,7 @@ pub mod keys;
 pub mod listener;
 mod noise;
 pub mod options;
+pub mod placement;
 pub mod platform;
 pub mod ring;
 pub mod segment;

@@ -29,6 +29,7 @@ use crate::frame::{FrameHeader, FrameOpener, FrameSealer, HEADER_LEN};
 use crate::handshake::{Backend, Initiator, Session};
 use crate::keys::{Keypair, PublicKey};
 use crate::options::{Options, MAX_FRAGMENT};
+use crate::placement::{self, Hints};
 use crate::platform::{self, Credentials, OwnWake};
 use crate::ring::{Consumer, Producer};
 use crate::segment::{self, Segment};
@@ -244,6 +245,15 @@ impl Stream {
 
     fn socket(&self) -> BorrowedFd<'_> {
         self.control.as_fd()
+    }
+
+    /// This side's and the peer's CPU hints in the segment.
+    fn hints(&self) -> Option<Hints<'_>> {
+        let (own, peer) = match self.role {
+            Role::Client => (placement::CLIENT_CPU_HINT, placement::SERVER_CPU_HINT),
+            Role::Server => (placement::SERVER_CPU_HINT, placement::CLIENT_CPU_HINT),
+        };
+        Some(Hints { own: self.segment.atomic_u32(own), peer: self.segment.atomic_u32(peer) })
     }
 
     /// Wakes the peer (after taking its waiting flag, or at close).

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use shmsock::segment;
-use shmsock::{Error, ErrorKind, Keypair, Listener, Options, SendProgress, Stream};
+use shmsock::{Error, ErrorKind, Keypair, Options, SendProgress, Stream};
 
 /// The child process entry point (a no-op in the parent).
 #[test]
@@ -24,14 +24,7 @@ const RING: u32 = 4096;
 
 /// A connected (client, server) pair in this process with `RING`-byte rings.
 fn pair(tag: &str) -> (Stream, Stream) {
-    init();
-    let name = unique_name(tag);
-    let kp = Keypair::generate();
-    let listener = Listener::bind(&name, &Options::new().keypair(kp.clone()).ring_size(RING)).unwrap();
-    let options = Options::new().server_key(*kp.public()).ring_size(RING);
-    let client = std::thread::spawn(move || Stream::connect(&name, &options).unwrap());
-    let server = listener.accept_timeout(Some(WAIT)).unwrap();
-    (client.join().unwrap(), server)
+    pair_in_process(tag, RING)
 }
 
 /// True when `fd` is readable now.

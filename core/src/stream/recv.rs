@@ -221,7 +221,7 @@ impl Stream {
                 }
             } else {
                 let ring = &rx.ring;
-                self.waiter.wait(self.socket(), deadline, |armed| {
+                self.waiter.wait(self.socket(), deadline, self.hints(), |armed| {
                     self.check_usable()?;
                     if armed {
                         ring.arm(seg);
