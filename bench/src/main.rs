@@ -164,10 +164,13 @@ fn main() -> ExitCode {
     set_allocation_counter(allocation_count);
     let args = Args::parse();
     if args.connect {
-        return connect_main(args.shm_ring);
+        // The cost of a connection only (bench/src/connect.rs).
+        return print_section(shmsock_bench::connect::measure_connect(2000, 200, args.shm_ring).map(|r| r.format()));
     }
     if let Some(n) = args.unpinned {
-        return unpinned_main(n as usize);
+        // Placement left to the kernel (bench/src/unpinned.rs).
+        let n = n as usize;
+        return print_section(shmsock_bench::unpinned::measure_unpinned(n, n.div_ceil(2), [0, 1]).map(|r| r.format()));
     }
     let json = args.json.clone();
     let config = args.config();
@@ -211,25 +214,11 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `--connect`: the cost of a connection only (bench/src/connect.rs).
-fn connect_main(ring_size: Option<u32>) -> ExitCode {
-    match shmsock_bench::connect::measure_connect(2000, 200, ring_size) {
-        Ok(r) => {
-            println!("{}", r.format());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("shmsock-bench: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// `--unpinned N`: placement left to the kernel (bench/src/unpinned.rs).
-fn unpinned_main(launches: usize) -> ExitCode {
-    match shmsock_bench::unpinned::measure_unpinned(launches, launches.div_ceil(2), [0, 1]) {
-        Ok(r) => {
-            println!("{}", r.format());
+/// Prints a section's text, or its error.
+fn print_section(text: shmsock_bench::Result<String>) -> ExitCode {
+    match text {
+        Ok(text) => {
+            println!("{text}");
             ExitCode::SUCCESS
         }
         Err(e) => {

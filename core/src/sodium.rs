@@ -283,35 +283,30 @@ impl Aead {
         if tag.len() != self.tag_len() {
             return false;
         }
+        if let Aead::Aegis128L = self {
+            let Ok(tag) = <&[u8; 32]>::try_from(tag) else { return false };
+            // SAFETY: the ciphertext is a slice of the length passed, private to
+            // this call, and cannot overlap the exclusive plaintext_out.
+            return unsafe {
+                Aead::open_aegis_raw(key, n, ad, ciphertext.as_ptr(), ciphertext.len(), tag, plaintext_out)
+            };
+        }
         let nonce = self.nonce(n);
         // SAFETY: every pointer comes from a slice of the length passed with it; key
         // and nonce have the required lengths. libsodium verifies before it writes
         // the plaintext and returns -1 on failure.
         let rc = unsafe {
-            match self {
-                Aead::ChaCha20Poly1305 => ffi::crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-                    plaintext_out.as_mut_ptr(),
-                    std::ptr::null_mut(),
-                    ciphertext.as_ptr(),
-                    ciphertext.len() as u64,
-                    tag.as_ptr(),
-                    ad.as_ptr(),
-                    ad.len() as u64,
-                    nonce.as_ptr(),
-                    key.as_ptr(),
-                ),
-                Aead::Aegis128L => ffi::crypto_aead_aegis128l_decrypt_detached(
-                    plaintext_out.as_mut_ptr(),
-                    std::ptr::null_mut(),
-                    ciphertext.as_ptr(),
-                    ciphertext.len() as u64,
-                    tag.as_ptr(),
-                    ad.as_ptr(),
-                    ad.len() as u64,
-                    nonce.as_ptr(),
-                    key.as_ptr(),
-                ),
-            }
+            ffi::crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+                plaintext_out.as_mut_ptr(),
+                std::ptr::null_mut(),
+                ciphertext.as_ptr(),
+                ciphertext.len() as u64,
+                tag.as_ptr(),
+                ad.as_ptr(),
+                ad.len() as u64,
+                nonce.as_ptr(),
+                key.as_ptr(),
+            )
         };
         rc == 0
     }
