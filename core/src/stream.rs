@@ -177,7 +177,7 @@ impl Stream {
         platform::check_peer_wake(peer_wake.as_fd())?;
         let segment = match memfd {
             Some(fd) => Segment::open_memfd(fd, ring_size)?,
-            None => Segment::open_named(&session.choice.segment_name, ring_size)?,
+            None => Segment::open_named(&session.choice.segment_name, ring_size, credentials.uid)?,
         };
         let own_wake = OwnWake::new()?;
         control::send(socket, &control::encode(control::READY, &[]), &[own_wake.for_peer()])?;
