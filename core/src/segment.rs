@@ -381,7 +381,10 @@ impl Segment {
         // SAFETY: the whole frame is inside the mapping (checked) and out is the
         // caller's private buffer, so they cannot overlap; open_shared accepts
         // AEGIS-128L only.
-        unsafe { opener.open_shared(header, ad, self.base.add(offset + HEADER_LEN), &tag, out) }
+        let opened = unsafe { opener.open_shared(header, ad, self.base.add(offset + HEADER_LEN), &tag, out) };
+        // A truncation during the read (named backend) is the clearer error.
+        self.check_intact()?;
+        opened
     }
 }
 
