@@ -31,7 +31,8 @@ fn main() -> shmsock::Result<()> {
     let ring: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(16384);
     let name = format!("trickle-{}", std::process::id());
     let kp = Keypair::generate();
-    let listener = Listener::bind(&name, &Options::new().keypair(kp.clone()).ring_size(ring))?;
+    // No spinning on either side: the CPU times below are work, not waiting.
+    let listener = Listener::bind(&name, &Options::new().keypair(kp.clone()).ring_size(ring).spin(Duration::ZERO))?;
     let options = Options::new().server_key(*kp.public()).ring_size(ring).spin(Duration::ZERO);
     let message = vec![0x5Au8; mib << 20];
     let sender = std::thread::spawn(move || -> shmsock::Result<()> {
