@@ -27,7 +27,7 @@
 //! generation counter so that no thread sleeps through a wake-up another thread
 //! consumed.
 //!
-//! Placement (see [`placement`](crate::placement)): before sleeping, a waiter
+//! Placement (see [`placement`]): before sleeping, a waiter
 //! publishes its CPU; when spinning has been given up and the peer last ran on
 //! this same CPU, it spins for a longer probe at most every
 //! [`PLACEMENT_PROBE_EVERY`] (never when pinned to one CPU), so that an idle
@@ -203,7 +203,7 @@ impl Waiter {
     /// `check(armed)` is called with `armed = false` while spinning; with
     /// `armed = true` it must set its waiting flag in the segment before looking,
     /// so that the peer wakes this side if it looks too early. `hints`: where
-    /// the two sides run, if known (see [`placement`](crate::placement)).
+    /// the two sides run, if known (see [`placement`]).
     pub fn wait<T>(
         &self,
         socket: BorrowedFd<'_>,
