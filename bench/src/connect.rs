@@ -60,6 +60,31 @@ impl ConnectReport {
         self.connect_p50.as_secs_f64() / self.unix_connect_p50.as_secs_f64()
     }
 
+    /// The connection goals (issue 18), one line each.
+    pub fn goals(&self) -> String {
+        let line = |met: bool, what: &str, measured: String| {
+            format!("[{}] {what}: measured {measured}", if met { "MET " } else { "MISS" })
+        };
+        [
+            line(
+                self.vs_handshake_x25519() <= 2.0,
+                "connect p50 within 2x the handshake's own X25519 time",
+                format!("{:.2}x", self.vs_handshake_x25519()),
+            ),
+            line(
+                self.per_second >= 2000.0,
+                "at least 2,000 sequential connections/s",
+                format!("{:.0}/s", self.per_second),
+            ),
+            line(
+                self.committed_per_connection <= 256 * 1024,
+                "committed shared memory per idle connection at most 256 KiB",
+                format!("{} KiB", self.committed_per_connection / 1024),
+            ),
+        ]
+        .join("\n")
+    }
+
     /// The report as text lines.
     pub fn format(&self) -> String {
         format!(

@@ -165,14 +165,15 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if args.connect {
         // The cost of a connection only (bench/src/connect.rs).
-        return print_section(shmsock_bench::connect::measure_connect(2000, 200, args.shm_ring).map(|r| r.format()));
+        return print_section(connect_section(2000, args.shm_ring));
     }
     if let Some(n) = args.unpinned {
         // Placement left to the kernel (bench/src/unpinned.rs).
-        let n = n as usize;
-        return print_section(shmsock_bench::unpinned::measure_unpinned(n, n.div_ceil(2), [0, 1]).map(|r| r.format()));
+        return print_section(unpinned_section(n as usize));
     }
     let json = args.json.clone();
+    // The connection and placement sections run with the full transport set only.
+    let (quick, ring, extra) = (args.quick, args.shm_ring, args.only.is_empty());
     let config = args.config();
     let started = std::time::Instant::now();
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -203,6 +204,14 @@ fn main() -> ExitCode {
     let to_stdout = json.as_deref().is_some_and(|p| p.as_os_str() == "-");
     if !to_stdout {
         print!("{}", format_report(&report));
+        // What a connection costs and where the kernel places unpinned peers
+        // (bench/src/connect.rs, bench/src/unpinned.rs).
+        if extra {
+            println!("\n== connections");
+            let _ = print_section(connect_section(if quick { 500 } else { 2000 }, ring));
+            println!("\n== placement left to the kernel");
+            let _ = print_section(unpinned_section(if quick { 4 } else { 10 }));
+        }
         println!("(took {:.1} s)", started.elapsed().as_secs_f64());
     }
     if let Some(path) = json {
@@ -212,6 +221,18 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// The cost of a connection, with its goals.
+fn connect_section(connections: usize, ring: Option<u32>) -> shmsock_bench::Result<String> {
+    let r = shmsock_bench::connect::measure_connect(connections, 200, ring)?;
+    Ok(format!("{}\n{}", r.format(), r.goals()))
+}
+
+/// `launches` unpinned launches against half as many pinned to two cores.
+fn unpinned_section(launches: usize) -> shmsock_bench::Result<String> {
+    let r = shmsock_bench::unpinned::measure_unpinned(launches, launches.div_ceil(2), [0, 1])?;
+    Ok(format!("{}\n{}", r.format(), r.goal()))
 }
 
 /// Prints a section's text, or its error.

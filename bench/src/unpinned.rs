@@ -43,6 +43,15 @@ impl UnpinnedReport {
         Self::median(&self.unpinned_p50).as_secs_f64() / Self::median(&self.pinned_p50).as_secs_f64()
     }
 
+    /// The placement goal (issue 18), one line.
+    pub fn goal(&self) -> String {
+        let met = if self.ratio() <= 2.0 { "MET " } else { "MISS" };
+        format!(
+            "[{met}] unpinned 64 B round trip, median launch, within 2x the pinned two-core figure: measured {:.2}x",
+            self.ratio()
+        )
+    }
+
     /// The report as text.
     pub fn format(&self) -> String {
         let list =
