@@ -29,6 +29,7 @@ suite() {
     fi
 }
 
+suite "lint: rustfmt, clippy -D warnings, rustdoc -D warnings" scripts/test-lint.sh
 suite "rust: core, examples and bench smoke" cargo test -p shmsock -p shmsock-examples -p shmsock-bench
 suite "C ABI (ffi-c): header, C tests, install, ASan/UBSan, valgrind" scripts/test-c.sh
 suite "C++ package (bindings-cpp): GoogleTest, ASan/UBSan, install" scripts/test-cpp.sh
