@@ -31,6 +31,7 @@ suite() {
 
 suite "lint: rustfmt, clippy -D warnings, rustdoc -D warnings" scripts/test-lint.sh
 suite "rust: core, examples and bench smoke" cargo test -p shmsock -p shmsock-examples -p shmsock-bench
+suite "loom: memory ordering of the rings and wake-ups (tests/loom)" cargo test -p shmsock-loom
 suite "C ABI (ffi-c): header, C tests, install, ASan/UBSan, valgrind" scripts/test-c.sh
 suite "C++ package (bindings-cpp): GoogleTest, ASan/UBSan, install" scripts/test-cpp.sh
 suite "Python package: build into .venv, stubs, mypy, pytest" scripts/test-python.sh
