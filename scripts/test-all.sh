@@ -38,7 +38,7 @@ suite "Python package: build into .venv, stubs, mypy, pytest" scripts/test-pytho
 suite "Node package: npm install, d.ts, tsc, node --test" scripts/test-node.sh
 suite "CLI: the shmsock command, spawned as users run it" cargo test -p shmsock-cli
 suite "interop: 25 language pairs, refusals, key files, SIGKILL; the demo" scripts/test-interop.sh
-suite "fuzz smoke" scripts/fuzz-smoke.sh
+suite "fuzz smoke: 4 targets (parsers, receive path, control records)" scripts/fuzz-smoke.sh
 
 echo
 echo "=== summary"

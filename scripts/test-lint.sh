@@ -30,6 +30,9 @@ check() {
 
 check "rustfmt" cargo fmt --all --check
 check "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+# The core's `fuzzing` feature (core/fuzz's in-process hostile peer) is off in
+# the workspace build above.
+check "clippy shmsock --features fuzzing" cargo clippy -p shmsock --features fuzzing --all-targets --locked -- -D warnings
 # The public crates: the core, the C ABI (its docs become the C header's
 # comments) and the C++ bridge. The core and the C ABI both name their library
 # `shmsock`, so each is documented on its own (rustdoc refuses to write two
