@@ -11,8 +11,9 @@
 //! | 4    | READY  | client | empty: the segment is mapped                    | the client's wake-up eventfd       |
 //!
 //! Descriptors are attached to a record's first byte. This module reads records
-//! and collects what came with them; the handshake code checks that each record
-//! carried exactly its descriptors. After READY nothing more is written on the
+//! and collects what came with them, and decides how a server answers a client's
+//! first record ([`first_record`]: REJECT 5 for anything malformed); the
+//! handshake code checks that each later record carried exactly its descriptors. After READY nothing more is written on the
 //! socket (wake-ups go through the eventfds), and end of stream means the peer
 //! is gone.
 
