@@ -27,6 +27,9 @@ pub mod control;
 pub mod endpoint;
 pub mod error;
 pub mod frame;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handshake;
 pub mod kdf;
 pub mod keys;
