@@ -35,8 +35,10 @@ use super::cursor::{should_wake, Cursor, SleepWord};
 use super::group_key::GroupKey;
 use super::records::{self, ByeReason};
 
-/// Keys kept for messages still unread from earlier epochs.
-const KEPT_KEYS: usize = 32;
+/// Keys kept for messages still unread from earlier epochs (a slow subscriber
+/// of a reliable topic may meet many rotations before it reads their messages;
+/// 80 bytes each).
+const KEPT_KEYS: usize = 1024;
 /// Most bytes of unparsed control records held at once.
 const INBOX_LIMIT: usize = 64 * 1024;
 /// Spins in a row that found nothing before a subscriber stops spinning (its
