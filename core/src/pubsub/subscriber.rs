@@ -331,10 +331,10 @@ impl Subscriber {
                             platform::wake_peer(self.publisher_wake.as_fd());
                         }
                     }
-                    if !rx.keys.iter().any(|k| k.epoch == epoch) {
+                    if !rx.keys.iter().rev().any(|k| k.epoch == epoch) {
                         self.pump_control(rx)?;
                     }
-                    let Some(key) = rx.keys.iter().find(|k| k.epoch == epoch) else {
+                    let Some(key) = rx.keys.iter().rev().find(|k| k.epoch == epoch) else {
                         if let Some((reason, _)) = rx.bye {
                             return Err(reason.to_error(&self.topic));
                         }
@@ -346,6 +346,10 @@ impl Subscriber {
                         )));
                     };
                     key.open(seq, &rx.sealed, out.part(len as usize))?;
+                    // Epochs never go back along the sequence: older keys are done.
+                    while rx.keys.front().is_some_and(|k| k.epoch < epoch) {
+                        rx.keys.pop_front();
+                    }
                     rx.received += 1;
                     return Ok(Delivery { len: len as usize, sequence: seq, lost });
                 }
