@@ -86,7 +86,7 @@ use shmsock_result::*;
 
 /// The result code of each core kind, in the order of `ErrorKind::ALL`.
 #[rustfmt::skip]
-const CORE_RESULTS: [shmsock_result; ErrorKind::ALL.len()] = [
+const CORE_RESULTS: &[shmsock_result] = &[
     // BEGIN GENERATED: core results
     SHMSOCK_TIMEOUT,
     SHMSOCK_WOULD_BLOCK,
