@@ -10,7 +10,12 @@
 //! their own tables from it at run time ([`ErrorKind::ALL`]) or generate their
 //! committed copies from it (the C and C++ enums, the Python stubs, the
 //! TypeScript `codes`), each checked by a test that fails when the copy drifts.
-//! Adding a kind means adding one entry here and regenerating those copies.
+//!
+//! Adding a kind means adding one entry here, choosing its Python built-in bases
+//! (`bindings-python/src/errors.rs`), and regenerating the copies:
+//! `SHMSOCK_REGENERATE=1 cargo test -p shmsock-ffi -p shmsock-cxx generated_copies`
+//! then `scripts/gen-c-header.sh`; `python bindings-python/tools/gen_error_stubs.py`
+//! with the new package installed; `npm run gen-dts` in `bindings-node`.
 
 use std::fmt;
 
