@@ -71,6 +71,7 @@ export interface PeerCredentials {
 
 /** Every stable error code (`codes.TIMEOUT === 'SHMSOCK_TIMEOUT'`). */
 export declare const codes: Readonly<{
+  // BEGIN GENERATED: error codes (from the core's table of kinds; npm run gen-dts)
   TIMEOUT: 'SHMSOCK_TIMEOUT'
   WOULD_BLOCK: 'SHMSOCK_WOULD_BLOCK'
   CLOSED: 'SHMSOCK_CLOSED'
@@ -93,6 +94,7 @@ export declare const codes: Readonly<{
   RESOURCE_EXHAUSTED: 'SHMSOCK_RESOURCE_EXHAUSTED'
   PERMISSION_DENIED: 'SHMSOCK_PERMISSION_DENIED'
   IO: 'SHMSOCK_IO'
+  // END GENERATED: error codes
 }>
 
 /** One of the stable error codes. */

@@ -217,6 +217,30 @@ mod tests {
         assert_eq!(Timeout::from_ns(-3).err().map(|e| e.kind()), Some(ErrorKind::InvalidArgument));
     }
 
+    mod generated_region {
+        include!(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/support/generated_region.rs"));
+    }
+
+    /// The C++ copies of the core's error table (the `ErrorCode` enum, `to_string`,
+    /// `Error::ends_connection`), rendered from the core: fails when they are stale
+    /// (SHMSOCK_REGENERATE=1 rewrites them).
+    #[test]
+    fn generated_copies_are_current() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let (mut codes, mut names, mut ending) = (String::new(), String::new(), String::new());
+        for kind in ErrorKind::ALL {
+            codes.push_str(&generated_region::wrap(kind.doc(), "    /// ", 112));
+            codes.push_str(&format!("    {} = {},\n", kind.type_name(), kind.code()));
+            names.push_str(&format!("        case ErrorCode::{}: return \"{}\";\n", kind.type_name(), kind.name()));
+            if kind.ends_connection() {
+                ending.push_str(&format!("        case ErrorCode::{}:\n", kind.type_name()));
+            }
+        }
+        generated_region::check(&root.join("include/shmsock.hpp"), "error codes", &codes);
+        generated_region::check(&root.join("src/shmsock.cpp"), "error names", &names);
+        generated_region::check(&root.join("src/shmsock.cpp"), "errors that end the connection", &ending);
+    }
+
     #[test]
     fn names_must_be_utf8() {
         assert_eq!(name_from_bytes(b"ok-name").unwrap(), "ok-name");

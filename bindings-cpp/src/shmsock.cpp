@@ -122,6 +122,7 @@ std::string version() {
 
 const char* to_string(ErrorCode code) noexcept {
     switch (code) {
+        // BEGIN GENERATED: error names (from the core table; see bindings-cpp/src/errors.rs)
         case ErrorCode::Timeout: return "TIMEOUT";
         case ErrorCode::WouldBlock: return "WOULD_BLOCK";
         case ErrorCode::Closed: return "CLOSED";
@@ -144,6 +145,7 @@ const char* to_string(ErrorCode code) noexcept {
         case ErrorCode::ResourceExhausted: return "RESOURCE_EXHAUSTED";
         case ErrorCode::PermissionDenied: return "PERMISSION_DENIED";
         case ErrorCode::Io: return "IO";
+        // END GENERATED: error names
     }
     return "UNKNOWN";
 }
@@ -153,11 +155,13 @@ Error::Error(ErrorCode code, const std::string& message, std::size_t needed)
 
 bool Error::ends_connection() const noexcept {
     switch (code_) {
+        // BEGIN GENERATED: errors that end the connection (from the core table; see bindings-cpp/src/errors.rs)
         case ErrorCode::Closed:
         case ErrorCode::PeerClosed:
         case ErrorCode::PeerGone:
         case ErrorCode::AuthenticationFailed:
         case ErrorCode::ProtocolViolation:
+        // END GENERATED: errors that end the connection
             return true;
         default:
             return false;

@@ -13,16 +13,17 @@ using shmsock::ErrorCode;
 
 namespace {
 
-const std::vector<std::pair<ErrorCode, std::uint32_t>> kAllCodes = {
-    {ErrorCode::Timeout, 1},           {ErrorCode::WouldBlock, 2},         {ErrorCode::Closed, 3},
-    {ErrorCode::PeerClosed, 4},        {ErrorCode::PeerGone, 5},           {ErrorCode::HandshakeRejected, 6},
-    {ErrorCode::ServerKeyMismatch, 7}, {ErrorCode::AuthenticationFailed, 8}, {ErrorCode::ProtocolVersion, 9},
-    {ErrorCode::NoCommonCipher, 10},   {ErrorCode::ProtocolViolation, 11}, {ErrorCode::MessageTooLarge, 12},
-    {ErrorCode::BufferTooSmall, 13},   {ErrorCode::InvalidName, 14},       {ErrorCode::AddressInUse, 15},
-    {ErrorCode::NotFound, 16},         {ErrorCode::InvalidKey, 17},        {ErrorCode::InsecureKeyFile, 18},
-    {ErrorCode::InvalidArgument, 19},  {ErrorCode::ResourceExhausted, 20}, {ErrorCode::PermissionDenied, 21},
-    {ErrorCode::Io, 22},
-};
+// Every code of the core, asked from the core (codes 1 to 99 are the core's), so
+// that no list of codes is kept by hand here.
+std::vector<std::pair<ErrorCode, std::uint32_t>> core_codes() {
+    std::vector<std::pair<ErrorCode, std::uint32_t>> out;
+    for (std::uint32_t number = 1; number < 100; ++number) {
+        if (!shmsock::testing::core_error_name(number).empty()) {
+            out.emplace_back(static_cast<ErrorCode>(number), number);
+        }
+    }
+    return out;
+}
 
 }  // namespace
 
@@ -37,18 +38,18 @@ TEST(Errors, IsARuntimeError) {
 }
 
 TEST(Errors, CodesHaveTheCoreNumbersAndNames) {
-    for (auto [code, number] : kAllCodes) {
-        EXPECT_EQ(static_cast<std::uint32_t>(code), number);
-        EXPECT_EQ(std::string(shmsock::to_string(code)), shmsock::testing::core_error_name(number))
+    // to_string knows exactly the core's codes, by the core's names.
+    for (std::uint32_t number = 0; number < 100; ++number) {
+        std::string core = shmsock::testing::core_error_name(number);
+        EXPECT_EQ(std::string(shmsock::to_string(static_cast<ErrorCode>(number))), core.empty() ? "UNKNOWN" : core)
             << "code " << number;
     }
-    // The enum covers every code the core has (the core has none past the last).
-    EXPECT_EQ(shmsock::testing::core_error_name(23), "");
+    EXPECT_STREQ(shmsock::to_string(ErrorCode::ServerKeyMismatch), "SERVER_KEY_MISMATCH");
     EXPECT_STREQ(shmsock::to_string(static_cast<ErrorCode>(999)), "UNKNOWN");
 }
 
 TEST(Errors, EveryCoreErrorBecomesAnErrorWithItsCodeAndMessage) {
-    for (auto [code, number] : kAllCodes) {
+    for (auto [code, number] : core_codes()) {
         if (code == ErrorCode::BufferTooSmall) continue;  // below, with needed()
         std::string message = "message of code " + std::to_string(number) + " with UTF-8: é";
         try {
@@ -89,7 +90,7 @@ TEST(Errors, ARustPanicBecomesAnErrorNotAnAbort) {
 }
 
 TEST(Errors, ErrorsThatEndTheConnection) {
-    for (auto [code, number] : kAllCodes) {
+    for (auto [code, number] : core_codes()) {
         (void)number;
         bool ends = code == ErrorCode::Closed || code == ErrorCode::PeerClosed || code == ErrorCode::PeerGone ||
                     code == ErrorCode::AuthenticationFailed || code == ErrorCode::ProtocolViolation;

@@ -3,7 +3,8 @@
 //   node scripts/gen-dts.mjs           write native.d.ts (napi-rs generates it from the Rust sources)
 //   node scripts/gen-dts.mjs --check   fail when native.d.ts differs from a fresh generation, or
 //                                      when index.d.ts (hand-written, for index.js) does not declare
-//                                      exactly the names and public members the package exports
+//                                      exactly the names and public members the package exports,
+//                                      or its error codes are not the core's (written without --check)
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -72,6 +73,31 @@ for (const node of source.statements) {
 process.env.SHMSOCK_RUNTIME_DIR ||= join(tmpdir(), `shmsock-dts-${process.pid}`)
 const api = require(root)
 const exported = Object.keys(api)
+
+// ---- index.d.ts: the members of `codes`, one per core error kind, generated from
+// the native module's list (which is the core's table of kinds)
+{
+  const path = join(root, 'index.d.ts')
+  const text = readFileSync(path, 'utf8')
+  const begin = text.indexOf('BEGIN GENERATED: error codes')
+  const end = text.indexOf('END GENERATED: error codes', begin)
+  if (begin < 0 || end < 0) {
+    fail('index.d.ts has no BEGIN/END GENERATED: error codes lines')
+  } else {
+    const start = text.indexOf('\n', begin) + 1
+    const stop = text.lastIndexOf('\n', end) + 1
+    const lines = Object.entries(api.codes)
+      .map(([key, code]) => `  ${key}: '${code}'\n`)
+      .join('')
+    if (text.slice(start, stop) !== lines) {
+      if (check) fail("the error codes in index.d.ts are not the core's: run `npm run gen-dts` in bindings-node and commit it")
+      else {
+        writeFileSync(path, text.slice(0, start) + lines + text.slice(stop))
+        console.log('gen-dts: wrote the error codes of index.d.ts')
+      }
+    }
+  }
+}
 for (const name of exported) if (!declared.has(name)) fail(`index.d.ts does not declare the export '${name}'`)
 for (const name of declared.keys()) if (!(name in api)) fail(`index.d.ts declares '${name}', which index.js does not export`)
 

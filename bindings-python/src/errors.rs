@@ -1,6 +1,7 @@
 //! The exception hierarchy: one base `shmsock.Error`, one subclass per core
-//! `ErrorKind` (also deriving from the built-in exception that fits, such as
-//! `TimeoutError` or `ConnectionError`), and `CallbackError` for an exception
+//! `ErrorKind`, made at import from the core's table of kinds (name, docstring,
+//! codes) and also deriving from the built-in exception that fits, such as
+//! `TimeoutError` or `ConnectionError`; and `CallbackError` for an exception
 //! raised inside a Server or Client callback.
 //!
 //! Every class carries `code` (the core's stable name, e.g. "TIMEOUT") and
@@ -13,116 +14,27 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 use shmsock::{Error as CoreError, ErrorKind};
 
-/// (Python class name, kind, built-in bases after `Error`, docstring)
-const TABLE: &[(&str, ErrorKind, &[&str], &str)] = &[
-    (
-        "Timeout",
-        ErrorKind::Timeout,
-        &["TimeoutError"],
-        "A blocking call ran out of time. Nothing was lost; the call may be retried.",
-    ),
-    (
-        "WouldBlock",
-        ErrorKind::WouldBlock,
-        &["BlockingIOError"],
-        "A try_ call could not proceed without waiting. Nothing was lost.",
-    ),
-    ("Closed", ErrorKind::Closed, &[], "The object was closed by this process and cannot be used any more."),
-    (
-        "PeerClosed",
-        ErrorKind::PeerClosed,
-        &["ConnectionError"],
-        "The peer closed the connection cleanly; every message it sent was delivered.",
-    ),
-    (
-        "PeerGone",
-        ErrorKind::PeerGone,
-        &["ConnectionResetError"],
-        "The peer process exited or was killed without closing the connection.",
-    ),
-    (
-        "HandshakeRejected",
-        ErrorKind::HandshakeRejected,
-        &["ConnectionRefusedError"],
-        "The server refused this client (its key is not on the allow-list, or its uid is not allowed).",
-    ),
-    (
-        "ServerKeyMismatch",
-        ErrorKind::ServerKeyMismatch,
-        &["ConnectionError"],
-        "The server does not hold the key the client pinned (or the endpoint name differs).",
-    ),
-    (
-        "AuthenticationFailed",
-        ErrorKind::AuthenticationFailed,
-        &["ConnectionError"],
-        "A frame failed authentication: the shared memory was tampered with. The connection is over.",
-    ),
-    ("ProtocolVersion", ErrorKind::ProtocolVersion, &["ConnectionError"], "The two sides share no protocol version."),
-    ("NoCommonCipher", ErrorKind::NoCommonCipher, &["ConnectionError"], "The two sides share no transport cipher."),
-    (
-        "ProtocolViolation",
-        ErrorKind::ProtocolViolation,
-        &["ConnectionError"],
-        "The peer sent bytes that do not follow the protocol. The connection is over.",
-    ),
-    (
-        "MessageTooLarge",
-        ErrorKind::MessageTooLarge,
-        &["ValueError"],
-        "A message is larger than the receiver's max_message_size. Nothing was sent.",
-    ),
-    (
-        "BufferTooSmall",
-        ErrorKind::BufferTooSmall,
-        &["ValueError"],
-        "The buffer is too small for the next message; `needed` says how many bytes it needs. The message is kept.",
-    ),
-    (
-        "InvalidName",
-        ErrorKind::InvalidName,
-        &["ValueError"],
-        "An endpoint name is empty, too long or has characters outside [A-Za-z0-9._-].",
-    ),
-    ("AddressInUse", ErrorKind::AddressInUse, &["OSError"], "Another live process already serves this endpoint name."),
-    (
-        "NotFound",
-        ErrorKind::NotFound,
-        &["FileNotFoundError"],
-        "No process serves this endpoint name (or a key file does not exist).",
-    ),
-    (
-        "InvalidKey",
-        ErrorKind::InvalidKey,
-        &["ValueError"],
-        "A key (text, bytes or key file contents) is malformed or unusable.",
-    ),
-    (
-        "InsecureKeyFile",
-        ErrorKind::InsecureKeyFile,
-        &[],
-        "A key file is readable by other users; it is refused, as ssh does (chmod 600 it).",
-    ),
-    (
-        "InvalidArgument",
-        ErrorKind::InvalidArgument,
-        &["ValueError"],
-        "An argument is out of range or inconsistent (for example a ring size that is not a power of two).",
-    ),
-    (
-        "ResourceExhausted",
-        ErrorKind::ResourceExhausted,
-        &["OSError"],
-        "The system refused a resource (memory for a segment, file descriptors).",
-    ),
-    (
-        "PermissionDenied",
-        ErrorKind::PermissionDenied,
-        &["PermissionError"],
-        "The peer's uid is not allowed to connect, or the runtime directory is unsafe.",
-    ),
-    ("Io", ErrorKind::Io, &["OSError"], "Any other operating-system error."),
-];
+/// The built-in exceptions the class of `kind` also derives from (after
+/// `Error`), so that `except TimeoutError` or `except ConnectionError` catch
+/// shmsock's too. The class name, docstring and codes come from the core's
+/// table of kinds.
+fn builtin_bases(kind: ErrorKind) -> &'static [&'static str] {
+    use ErrorKind::*;
+    match kind {
+        Timeout => &["TimeoutError"],
+        WouldBlock => &["BlockingIOError"],
+        PeerGone => &["ConnectionResetError"],
+        HandshakeRejected => &["ConnectionRefusedError"],
+        PeerClosed | ServerKeyMismatch | AuthenticationFailed | ProtocolVersion | NoCommonCipher
+        | ProtocolViolation => &["ConnectionError"],
+        MessageTooLarge | BufferTooSmall | InvalidName | InvalidKey | InvalidArgument => &["ValueError"],
+        NotFound => &["FileNotFoundError"],
+        PermissionDenied => &["PermissionError"],
+        AddressInUse | ResourceExhausted | Io => &["OSError"],
+        // Closed, InsecureKeyFile, and a kind newer than this list: `Error` alone.
+        _ => &[],
+    }
+}
 
 struct Classes {
     base: Py<PyType>,
@@ -176,18 +88,20 @@ pub(crate) fn register(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> 
     )?;
     m.add("CallbackError", &callback)?;
     let mut kinds = Vec::new();
-    for (name, kind, extra, doc) in TABLE {
+    for kind in ErrorKind::ALL {
         let mut bases = vec![base.clone().into_any()];
-        for b in *extra {
+        for b in builtin_bases(kind) {
             bases.push(builtins.getattr(*b)?);
         }
-        let class = make_class(py, name, bases, doc, kind.name(), kind.code())?;
-        if *kind == ErrorKind::BufferTooSmall {
+        let class = make_class(py, kind.type_name(), bases, kind.doc(), kind.name(), kind.code())?;
+        if kind == ErrorKind::BufferTooSmall {
             class.setattr("needed", py.None())?;
         }
-        m.add(*name, &class)?;
-        kinds.push((*kind, class.unbind()));
+        m.add(kind.type_name(), &class)?;
+        kinds.push((kind, class.unbind()));
     }
+    // For `shmsock/__init__.py`, which re-exports them without listing them.
+    m.add("_error_classes", PyTuple::new(py, kinds.iter().map(|(_, class)| class.bind(py)))?)?;
     let _ = CLASSES.set(py, Classes { base: base.unbind(), callback: callback.unbind(), kinds });
     Ok(())
 }

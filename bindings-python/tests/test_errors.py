@@ -4,6 +4,9 @@ bases where they fit, stable codes."""
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -48,6 +51,22 @@ def test_hierarchy_and_codes(cls: type, code: str, number: int, builtin: type) -
     assert e.code == code
     again = pickle.loads(pickle.dumps(e))
     assert type(again) is cls and str(again) == str(e)
+
+
+def test_every_core_kind_has_a_class_in_code_order() -> None:
+    classes = shmsock._shmsock._error_classes
+    numbers = [cls.numeric_code for cls in classes]  # type: ignore[attr-defined]
+    assert numbers == sorted(set(numbers)) and numbers[0] == 1
+    for cls in classes:
+        assert getattr(shmsock, cls.__name__) is cls and cls.__name__ in shmsock.__all__
+        assert issubclass(cls, shmsock.Error) and cls.__doc__
+
+
+def test_the_stubs_have_the_error_classes_of_the_module() -> None:
+    """The stubs' copy of the classes (made from the core's table) is current."""
+    tool = Path(__file__).resolve().parent.parent / "tools" / "gen_error_stubs.py"
+    result = subprocess.run([sys.executable, str(tool), "--check"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_codes_are_unique() -> None:

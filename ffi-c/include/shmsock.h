@@ -81,41 +81,43 @@ enum shmsock_result
   SHMSOCK_CLOSED = 3,
   // The peer closed the connection cleanly; every message it sent was delivered.
   SHMSOCK_PEER_CLOSED = 4,
-  // The peer process exited or was killed without closing.
+  // The peer process exited or was killed without closing the connection.
   SHMSOCK_PEER_GONE = 5,
-  // The server refused this client (key not on the allow-list, uid not allowed).
+  // The server refused this client (its key is not on the allow-list, or its uid is not
+  // allowed).
   SHMSOCK_HANDSHAKE_REJECTED = 6,
   // The server does not hold the key the client pinned (or the endpoint name differs).
   SHMSOCK_SERVER_KEY_MISMATCH = 7,
-  // A frame failed authentication: the shared memory was tampered with. The
-  // connection is over.
+  // A frame failed authentication: the shared memory was tampered with. The connection
+  // is over.
   SHMSOCK_AUTHENTICATION_FAILED = 8,
   // The two sides share no protocol version.
   SHMSOCK_PROTOCOL_VERSION = 9,
   // The two sides share no transport cipher.
   SHMSOCK_NO_COMMON_CIPHER = 10,
-  // The peer does not follow the protocol. The connection is over.
+  // The peer sent bytes that do not follow the protocol (malformed or truncated
+  // handshake, control message, frame or segment). The connection is over.
   SHMSOCK_PROTOCOL_VIOLATION = 11,
-  // A message is larger than the receiver's maximum message size.
+  // A message is larger than the receiver's maximum message size. Nothing was sent.
   SHMSOCK_MESSAGE_TOO_LARGE = 12,
-  // The caller's buffer is too small; the length needed was reported and
-  // nothing was lost (a received message is kept for the next call).
+  // The caller's buffer is too small for the next message; the size it needs is reported
+  // and nothing was lost (the message is kept for the next call).
   SHMSOCK_BUFFER_TOO_SMALL = 13,
   // An endpoint name is empty, too long or has characters outside `[A-Za-z0-9._-]`.
   SHMSOCK_INVALID_NAME = 14,
   // Another live process already serves this endpoint name.
   SHMSOCK_ADDRESS_IN_USE = 15,
-  // No process serves this endpoint name, or a file does not exist.
+  // No process serves this endpoint name, or a file (such as a key file) does not exist.
   SHMSOCK_NOT_FOUND = 16,
-  // A key (text, bytes or file contents) is malformed or unusable.
+  // A key (text, bytes or key file contents) is malformed or unusable.
   SHMSOCK_INVALID_KEY = 17,
-  // A key file is readable by other users; it is refused, as ssh does.
+  // A key file is readable by other users; it is refused, as ssh does (chmod 600 it).
   SHMSOCK_INSECURE_KEY_FILE = 18,
-  // An argument is out of range or inconsistent.
+  // An argument is out of range or inconsistent (for example a zero ring size).
   SHMSOCK_INVALID_ARGUMENT = 19,
   // The system refused a resource (memory for a segment, file descriptors).
   SHMSOCK_RESOURCE_EXHAUSTED = 20,
-  // The peer's uid may not connect, or the runtime directory is unsafe.
+  // The peer's uid is not allowed to connect, or the runtime directory is unsafe.
   SHMSOCK_PERMISSION_DENIED = 21,
   // Any other operating-system error.
   SHMSOCK_IO = 22,

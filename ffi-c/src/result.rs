@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::OnceLock;
 
 use shmsock::{Error, ErrorKind};
 
@@ -21,6 +22,7 @@ use shmsock::{Error, ErrorKind};
 pub enum shmsock_result {
     /// Success.
     SHMSOCK_OK = 0,
+    // BEGIN GENERATED: error kinds (from the core table; see the test `generated_copies_are_current`)
     /// A blocking call ran out of time. Nothing was lost; the call may be retried.
     SHMSOCK_TIMEOUT = 1,
     /// A `try_` call could not proceed without blocking. Nothing was lost.
@@ -29,44 +31,47 @@ pub enum shmsock_result {
     SHMSOCK_CLOSED = 3,
     /// The peer closed the connection cleanly; every message it sent was delivered.
     SHMSOCK_PEER_CLOSED = 4,
-    /// The peer process exited or was killed without closing.
+    /// The peer process exited or was killed without closing the connection.
     SHMSOCK_PEER_GONE = 5,
-    /// The server refused this client (key not on the allow-list, uid not allowed).
+    /// The server refused this client (its key is not on the allow-list, or its uid is not
+    /// allowed).
     SHMSOCK_HANDSHAKE_REJECTED = 6,
     /// The server does not hold the key the client pinned (or the endpoint name differs).
     SHMSOCK_SERVER_KEY_MISMATCH = 7,
-    /// A frame failed authentication: the shared memory was tampered with. The
-    /// connection is over.
+    /// A frame failed authentication: the shared memory was tampered with. The connection
+    /// is over.
     SHMSOCK_AUTHENTICATION_FAILED = 8,
     /// The two sides share no protocol version.
     SHMSOCK_PROTOCOL_VERSION = 9,
     /// The two sides share no transport cipher.
     SHMSOCK_NO_COMMON_CIPHER = 10,
-    /// The peer does not follow the protocol. The connection is over.
+    /// The peer sent bytes that do not follow the protocol (malformed or truncated
+    /// handshake, control message, frame or segment). The connection is over.
     SHMSOCK_PROTOCOL_VIOLATION = 11,
-    /// A message is larger than the receiver's maximum message size.
+    /// A message is larger than the receiver's maximum message size. Nothing was sent.
     SHMSOCK_MESSAGE_TOO_LARGE = 12,
-    /// The caller's buffer is too small; the length needed was reported and
-    /// nothing was lost (a received message is kept for the next call).
+    /// The caller's buffer is too small for the next message; the size it needs is reported
+    /// and nothing was lost (the message is kept for the next call).
     SHMSOCK_BUFFER_TOO_SMALL = 13,
     /// An endpoint name is empty, too long or has characters outside `[A-Za-z0-9._-]`.
     SHMSOCK_INVALID_NAME = 14,
     /// Another live process already serves this endpoint name.
     SHMSOCK_ADDRESS_IN_USE = 15,
-    /// No process serves this endpoint name, or a file does not exist.
+    /// No process serves this endpoint name, or a file (such as a key file) does not exist.
     SHMSOCK_NOT_FOUND = 16,
-    /// A key (text, bytes or file contents) is malformed or unusable.
+    /// A key (text, bytes or key file contents) is malformed or unusable.
     SHMSOCK_INVALID_KEY = 17,
-    /// A key file is readable by other users; it is refused, as ssh does.
+    /// A key file is readable by other users; it is refused, as ssh does (chmod 600 it).
     SHMSOCK_INSECURE_KEY_FILE = 18,
-    /// An argument is out of range or inconsistent.
+    /// An argument is out of range or inconsistent (for example a zero ring size).
     SHMSOCK_INVALID_ARGUMENT = 19,
     /// The system refused a resource (memory for a segment, file descriptors).
     SHMSOCK_RESOURCE_EXHAUSTED = 20,
-    /// The peer's uid may not connect, or the runtime directory is unsafe.
+    /// The peer's uid is not allowed to connect, or the runtime directory is unsafe.
     SHMSOCK_PERMISSION_DENIED = 21,
     /// Any other operating-system error.
     SHMSOCK_IO = 22,
+    // END GENERATED: error kinds
     /// A required pointer argument was NULL (or a buffer was NULL with a
     /// nonzero length). Nothing was done.
     SHMSOCK_NULL_ARGUMENT = 100,
@@ -79,136 +84,88 @@ pub enum shmsock_result {
 
 use shmsock_result::*;
 
+/// The result code of each core kind, in the order of `ErrorKind::ALL`.
+#[rustfmt::skip]
+const CORE_RESULTS: &[shmsock_result] = &[
+    // BEGIN GENERATED: core results
+    SHMSOCK_TIMEOUT,
+    SHMSOCK_WOULD_BLOCK,
+    SHMSOCK_CLOSED,
+    SHMSOCK_PEER_CLOSED,
+    SHMSOCK_PEER_GONE,
+    SHMSOCK_HANDSHAKE_REJECTED,
+    SHMSOCK_SERVER_KEY_MISMATCH,
+    SHMSOCK_AUTHENTICATION_FAILED,
+    SHMSOCK_PROTOCOL_VERSION,
+    SHMSOCK_NO_COMMON_CIPHER,
+    SHMSOCK_PROTOCOL_VIOLATION,
+    SHMSOCK_MESSAGE_TOO_LARGE,
+    SHMSOCK_BUFFER_TOO_SMALL,
+    SHMSOCK_INVALID_NAME,
+    SHMSOCK_ADDRESS_IN_USE,
+    SHMSOCK_NOT_FOUND,
+    SHMSOCK_INVALID_KEY,
+    SHMSOCK_INSECURE_KEY_FILE,
+    SHMSOCK_INVALID_ARGUMENT,
+    SHMSOCK_RESOURCE_EXHAUSTED,
+    SHMSOCK_PERMISSION_DENIED,
+    SHMSOCK_IO,
+    // END GENERATED: core results
+];
+
+/// The codes of the C ABI alone, with their names and descriptions (those of the
+/// core's kinds come from the core table).
+const C_ONLY: [(shmsock_result, &CStr, &CStr); 4] = [
+    (SHMSOCK_OK, c"SHMSOCK_OK", c"success"),
+    (SHMSOCK_NULL_ARGUMENT, c"SHMSOCK_NULL_ARGUMENT", c"NULL argument"),
+    (SHMSOCK_INVALID_UTF8, c"SHMSOCK_INVALID_UTF8", c"string is not valid UTF-8"),
+    (SHMSOCK_PANIC, c"SHMSOCK_PANIC", c"internal error (panic caught at the C boundary)"),
+];
+
 /// The result code of a core error kind: the same number as `ErrorKind::code()`.
 pub(crate) fn result_of_kind(kind: ErrorKind) -> shmsock_result {
-    match kind {
-        ErrorKind::Timeout => SHMSOCK_TIMEOUT,
-        ErrorKind::WouldBlock => SHMSOCK_WOULD_BLOCK,
-        ErrorKind::Closed => SHMSOCK_CLOSED,
-        ErrorKind::PeerClosed => SHMSOCK_PEER_CLOSED,
-        ErrorKind::PeerGone => SHMSOCK_PEER_GONE,
-        ErrorKind::HandshakeRejected => SHMSOCK_HANDSHAKE_REJECTED,
-        ErrorKind::ServerKeyMismatch => SHMSOCK_SERVER_KEY_MISMATCH,
-        ErrorKind::AuthenticationFailed => SHMSOCK_AUTHENTICATION_FAILED,
-        ErrorKind::ProtocolVersion => SHMSOCK_PROTOCOL_VERSION,
-        ErrorKind::NoCommonCipher => SHMSOCK_NO_COMMON_CIPHER,
-        ErrorKind::ProtocolViolation => SHMSOCK_PROTOCOL_VIOLATION,
-        ErrorKind::MessageTooLarge => SHMSOCK_MESSAGE_TOO_LARGE,
-        ErrorKind::BufferTooSmall => SHMSOCK_BUFFER_TOO_SMALL,
-        ErrorKind::InvalidName => SHMSOCK_INVALID_NAME,
-        ErrorKind::AddressInUse => SHMSOCK_ADDRESS_IN_USE,
-        ErrorKind::NotFound => SHMSOCK_NOT_FOUND,
-        ErrorKind::InvalidKey => SHMSOCK_INVALID_KEY,
-        ErrorKind::InsecureKeyFile => SHMSOCK_INSECURE_KEY_FILE,
-        ErrorKind::InvalidArgument => SHMSOCK_INVALID_ARGUMENT,
-        ErrorKind::ResourceExhausted => SHMSOCK_RESOURCE_EXHAUSTED,
-        ErrorKind::PermissionDenied => SHMSOCK_PERMISSION_DENIED,
-        ErrorKind::Io => SHMSOCK_IO,
-        // A kind added to the core after this file: the unit test
-        // `every_core_kind_has_its_code` fails until it gets its own code here.
-        _ => SHMSOCK_IO,
-    }
+    // A kind the enum lacks (the test `generated_copies_are_current` prevents it)
+    // is reported as SHMSOCK_IO.
+    CORE_RESULTS.iter().copied().find(|r| *r as u32 == kind.code()).unwrap_or(SHMSOCK_IO)
 }
 
-/// Every result, in code order (for the tests and for shmsock_result_str).
-fn all_results() -> [shmsock_result; 26] {
-    [
-        SHMSOCK_OK,
-        SHMSOCK_TIMEOUT,
-        SHMSOCK_WOULD_BLOCK,
-        SHMSOCK_CLOSED,
-        SHMSOCK_PEER_CLOSED,
-        SHMSOCK_PEER_GONE,
-        SHMSOCK_HANDSHAKE_REJECTED,
-        SHMSOCK_SERVER_KEY_MISMATCH,
-        SHMSOCK_AUTHENTICATION_FAILED,
-        SHMSOCK_PROTOCOL_VERSION,
-        SHMSOCK_NO_COMMON_CIPHER,
-        SHMSOCK_PROTOCOL_VIOLATION,
-        SHMSOCK_MESSAGE_TOO_LARGE,
-        SHMSOCK_BUFFER_TOO_SMALL,
-        SHMSOCK_INVALID_NAME,
-        SHMSOCK_ADDRESS_IN_USE,
-        SHMSOCK_NOT_FOUND,
-        SHMSOCK_INVALID_KEY,
-        SHMSOCK_INSECURE_KEY_FILE,
-        SHMSOCK_INVALID_ARGUMENT,
-        SHMSOCK_RESOURCE_EXHAUSTED,
-        SHMSOCK_PERMISSION_DENIED,
-        SHMSOCK_IO,
-        SHMSOCK_NULL_ARGUMENT,
-        SHMSOCK_INVALID_UTF8,
-        SHMSOCK_PANIC,
-    ]
+/// (`SHMSOCK_<NAME>`, description) of each core kind as C strings, in the order of
+/// `ErrorKind::ALL`: made once from the core table, then static.
+fn core_strings() -> &'static [(CString, CString)] {
+    static STRINGS: OnceLock<Vec<(CString, CString)>> = OnceLock::new();
+    STRINGS.get_or_init(|| {
+        ErrorKind::ALL
+            .iter()
+            .map(|k| (c_string_lossy(&format!("SHMSOCK_{}", k.name())), c_string_lossy(k.description())))
+            .collect()
+    })
 }
 
 impl shmsock_result {
+    /// The name of the C constant and a few words for humans.
+    fn strings(self) -> (&'static CStr, &'static CStr) {
+        if let Some((_, name, description)) = C_ONLY.iter().find(|c| c.0 == self) {
+            return (name, description);
+        }
+        ErrorKind::ALL
+            .iter()
+            .position(|k| k.code() == self as u32)
+            .and_then(|i| core_strings().get(i))
+            .map_or((c"SHMSOCK_UNKNOWN", c"unknown result code"), |(n, d)| (n.as_c_str(), d.as_c_str()))
+    }
+
     /// The name of the C constant, e.g. `SHMSOCK_TIMEOUT`.
     pub(crate) fn name(self) -> &'static CStr {
-        match self {
-            SHMSOCK_OK => c"SHMSOCK_OK",
-            SHMSOCK_TIMEOUT => c"SHMSOCK_TIMEOUT",
-            SHMSOCK_WOULD_BLOCK => c"SHMSOCK_WOULD_BLOCK",
-            SHMSOCK_CLOSED => c"SHMSOCK_CLOSED",
-            SHMSOCK_PEER_CLOSED => c"SHMSOCK_PEER_CLOSED",
-            SHMSOCK_PEER_GONE => c"SHMSOCK_PEER_GONE",
-            SHMSOCK_HANDSHAKE_REJECTED => c"SHMSOCK_HANDSHAKE_REJECTED",
-            SHMSOCK_SERVER_KEY_MISMATCH => c"SHMSOCK_SERVER_KEY_MISMATCH",
-            SHMSOCK_AUTHENTICATION_FAILED => c"SHMSOCK_AUTHENTICATION_FAILED",
-            SHMSOCK_PROTOCOL_VERSION => c"SHMSOCK_PROTOCOL_VERSION",
-            SHMSOCK_NO_COMMON_CIPHER => c"SHMSOCK_NO_COMMON_CIPHER",
-            SHMSOCK_PROTOCOL_VIOLATION => c"SHMSOCK_PROTOCOL_VIOLATION",
-            SHMSOCK_MESSAGE_TOO_LARGE => c"SHMSOCK_MESSAGE_TOO_LARGE",
-            SHMSOCK_BUFFER_TOO_SMALL => c"SHMSOCK_BUFFER_TOO_SMALL",
-            SHMSOCK_INVALID_NAME => c"SHMSOCK_INVALID_NAME",
-            SHMSOCK_ADDRESS_IN_USE => c"SHMSOCK_ADDRESS_IN_USE",
-            SHMSOCK_NOT_FOUND => c"SHMSOCK_NOT_FOUND",
-            SHMSOCK_INVALID_KEY => c"SHMSOCK_INVALID_KEY",
-            SHMSOCK_INSECURE_KEY_FILE => c"SHMSOCK_INSECURE_KEY_FILE",
-            SHMSOCK_INVALID_ARGUMENT => c"SHMSOCK_INVALID_ARGUMENT",
-            SHMSOCK_RESOURCE_EXHAUSTED => c"SHMSOCK_RESOURCE_EXHAUSTED",
-            SHMSOCK_PERMISSION_DENIED => c"SHMSOCK_PERMISSION_DENIED",
-            SHMSOCK_IO => c"SHMSOCK_IO",
-            SHMSOCK_NULL_ARGUMENT => c"SHMSOCK_NULL_ARGUMENT",
-            SHMSOCK_INVALID_UTF8 => c"SHMSOCK_INVALID_UTF8",
-            SHMSOCK_PANIC => c"SHMSOCK_PANIC",
-        }
+        self.strings().0
     }
 
     /// A few words for humans.
     pub(crate) fn description(self) -> &'static CStr {
-        match self {
-            SHMSOCK_OK => c"success",
-            SHMSOCK_TIMEOUT => c"timed out",
-            SHMSOCK_WOULD_BLOCK => c"would block",
-            SHMSOCK_CLOSED => c"closed by this process",
-            SHMSOCK_PEER_CLOSED => c"the peer closed the connection",
-            SHMSOCK_PEER_GONE => c"the peer process is gone",
-            SHMSOCK_HANDSHAKE_REJECTED => c"the server rejected this client",
-            SHMSOCK_SERVER_KEY_MISMATCH => c"the server does not hold the pinned key",
-            SHMSOCK_AUTHENTICATION_FAILED => c"a frame failed authentication",
-            SHMSOCK_PROTOCOL_VERSION => c"no common protocol version",
-            SHMSOCK_NO_COMMON_CIPHER => c"no common cipher",
-            SHMSOCK_PROTOCOL_VIOLATION => c"protocol violation",
-            SHMSOCK_MESSAGE_TOO_LARGE => c"message too large",
-            SHMSOCK_BUFFER_TOO_SMALL => c"buffer too small",
-            SHMSOCK_INVALID_NAME => c"invalid endpoint name",
-            SHMSOCK_ADDRESS_IN_USE => c"endpoint name in use",
-            SHMSOCK_NOT_FOUND => c"not found",
-            SHMSOCK_INVALID_KEY => c"invalid key",
-            SHMSOCK_INSECURE_KEY_FILE => c"key file readable by others",
-            SHMSOCK_INVALID_ARGUMENT => c"invalid argument",
-            SHMSOCK_RESOURCE_EXHAUSTED => c"resource exhausted",
-            SHMSOCK_PERMISSION_DENIED => c"permission denied",
-            SHMSOCK_IO => c"operating-system error",
-            SHMSOCK_NULL_ARGUMENT => c"NULL argument",
-            SHMSOCK_INVALID_UTF8 => c"string is not valid UTF-8",
-            SHMSOCK_PANIC => c"internal error (panic caught at the C boundary)",
-        }
+        self.strings().1
     }
 
     fn from_code(code: u32) -> Option<shmsock_result> {
-        all_results().into_iter().find(|r| *r as u32 == code)
+        CORE_RESULTS.iter().chain(C_ONLY.iter().map(|c| &c.0)).copied().find(|r| *r as u32 == code)
     }
 }
 
@@ -408,26 +365,54 @@ pub extern "C" fn shmsock_last_error() -> *const c_char {
 mod tests {
     use super::*;
 
+    mod generated_region {
+        include!(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/support/generated_region.rs"));
+    }
+
+    /// The enum's part for the core's kinds and `CORE_RESULTS`, rendered from the
+    /// core table: fails when result.rs is stale (SHMSOCK_REGENERATE=1 rewrites it;
+    /// then run scripts/gen-c-header.sh for the header).
     #[test]
-    fn every_core_kind_has_its_code() {
+    fn generated_copies_are_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/result.rs");
+        let mut variants = String::new();
+        let mut results = String::new();
+        for kind in ErrorKind::ALL {
+            variants.push_str(&generated_region::wrap(kind.doc(), "    /// ", 92));
+            variants.push_str(&format!("    SHMSOCK_{} = {},\n", kind.name(), kind.code()));
+            results.push_str(&format!("    SHMSOCK_{},\n", kind.name()));
+        }
+        generated_region::check(&path, "error kinds", &variants);
+        generated_region::check(&path, "core results", &results);
+    }
+
+    #[test]
+    fn every_core_kind_has_its_code_name_and_description() {
         for kind in ErrorKind::ALL {
             let result = result_of_kind(kind);
             assert_eq!(result as u32, kind.code(), "{kind:?}");
-            let name = result.name().to_str().unwrap();
-            assert_eq!(name, format!("SHMSOCK_{}", kind.name()));
+            assert_eq!(shmsock_result::from_code(kind.code()), Some(result));
+            assert_eq!(result.name().to_str().unwrap(), format!("SHMSOCK_{}", kind.name()));
+            assert_eq!(format!("{result:?}"), format!("SHMSOCK_{}", kind.name()));
+            assert_eq!(result.description().to_str().unwrap(), kind.description());
         }
     }
 
     #[test]
-    fn codes_are_unique_and_ffi_codes_start_at_100() {
-        let mut seen = std::collections::HashSet::new();
-        for r in all_results() {
-            assert!(seen.insert(r as u32));
-            assert_eq!(shmsock_result::from_code(r as u32), Some(r));
-            let code = r as u32;
-            assert!(code == 0 || ErrorKind::from_code(code).is_some() || code >= 100, "{r:?}");
+    fn c_only_codes_start_at_100_and_are_named_as_their_constants() {
+        for (result, name, description) in C_ONLY {
+            let code = result as u32;
+            assert!(code == 0 || code >= 100, "{result:?}");
+            assert_eq!(ErrorKind::from_code(code), None, "{result:?}");
+            assert_eq!(shmsock_result::from_code(code), Some(result));
+            assert_eq!(name.to_str().unwrap(), format!("{result:?}"));
+            assert_eq!(result.strings(), (name, description));
         }
-        assert_eq!(all_results().len(), ErrorKind::ALL.len() + 4);
+        let texts =
+            |code| unsafe { (CStr::from_ptr(shmsock_result_name(code)), CStr::from_ptr(shmsock_result_str(code))) };
+        assert_eq!(texts(1), (c"SHMSOCK_TIMEOUT", c"timed out"));
+        assert_eq!(texts(102), (c"SHMSOCK_PANIC", c"internal error (panic caught at the C boundary)"));
+        assert_eq!(texts(99), (c"SHMSOCK_UNKNOWN", c"unknown result code"));
     }
 
     #[test]

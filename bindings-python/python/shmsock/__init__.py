@@ -27,43 +27,26 @@ from __future__ import annotations
 
 from typing import Iterable, Optional, Union
 
+from . import _shmsock
 from ._shmsock import (
-    AddressInUse,
-    AuthenticationFailed,
-    BufferTooSmall,
     CallbackError,
     Client,
-    Closed,
     Connection,
     Credentials,
     Error,
-    HandshakeRejected,
-    InsecureKeyFile,
-    InvalidArgument,
-    InvalidKey,
-    InvalidName,
-    Io,
     Keypair,
     Listener,
-    MessageTooLarge,
-    NoCommonCipher,
-    NotFound,
-    PeerClosed,
-    PeerGone,
     PendingClient,
-    PermissionDenied,
-    ProtocolVersion,
-    ProtocolViolation,
     PublicKey,
-    ResourceExhausted,
     Server,
-    ServerKeyMismatch,
     Stats,
     Stream,
-    Timeout,
-    WouldBlock,
     __version__,
 )
+
+# One exception class per core error kind (Timeout, PeerGone, ...), made by the
+# native module from the core's table of kinds: re-exported without a list here.
+globals().update((cls.__name__, cls) for cls in _shmsock._error_classes)
 
 KeyLike = Union[PublicKey, str, bytes]
 """A public key: a :class:`PublicKey`, its text form or its 32 raw bytes."""
@@ -130,42 +113,21 @@ def bind(
 
 
 __all__ = [
-    "AddressInUse",
-    "AuthenticationFailed",
-    "BufferTooSmall",
     "CallbackError",
     "Client",
-    "Closed",
     "Connection",
     "Credentials",
     "Error",
-    "HandshakeRejected",
-    "InsecureKeyFile",
-    "InvalidArgument",
-    "InvalidKey",
-    "InvalidName",
-    "Io",
     "KeyLike",
     "Keypair",
     "Listener",
-    "MessageTooLarge",
-    "NoCommonCipher",
-    "NotFound",
-    "PeerClosed",
-    "PeerGone",
     "PendingClient",
-    "PermissionDenied",
-    "ProtocolVersion",
-    "ProtocolViolation",
     "PublicKey",
-    "ResourceExhausted",
     "Server",
-    "ServerKeyMismatch",
     "Stats",
     "Stream",
-    "Timeout",
-    "WouldBlock",
     "__version__",
     "bind",
     "connect",
+    *sorted(cls.__name__ for cls in _shmsock._error_classes),
 ]

@@ -28,11 +28,15 @@ class CallbackError(Error):
     """A Server or Client callback raised an exception; it is passed to
     on_error, and the original exception is the ``__cause__``."""
 
+_error_classes: tuple[type[Error], ...]
+"""The class of each core error kind, in code order (``shmsock`` re-exports them)."""
+
+# BEGIN GENERATED: error classes (from the core's table of kinds; tools/gen_error_stubs.py)
 class Timeout(Error, TimeoutError):
     """A blocking call ran out of time. Nothing was lost; the call may be retried."""
 
 class WouldBlock(Error, BlockingIOError):
-    """A ``try_`` call could not proceed without waiting. Nothing was lost."""
+    """A `try_` call could not proceed without blocking. Nothing was lost."""
 
 class Closed(Error):
     """The object was closed by this process and cannot be used any more."""
@@ -59,26 +63,27 @@ class NoCommonCipher(Error, ConnectionError):
     """The two sides share no transport cipher."""
 
 class ProtocolViolation(Error, ConnectionError):
-    """The peer sent bytes that do not follow the protocol. The connection is over."""
+    """The peer sent bytes that do not follow the protocol (malformed or truncated handshake,
+    control message, frame or segment). The connection is over."""
 
 class MessageTooLarge(Error, ValueError):
-    """A message is larger than the receiver's max_message_size. Nothing was sent."""
+    """A message is larger than the receiver's maximum message size. Nothing was sent."""
 
 class BufferTooSmall(Error, ValueError):
-    """The buffer is too small for the next message; ``needed`` says how many
-    bytes it needs. The message is kept."""
+    """The caller's buffer is too small for the next message; the size it needs is reported and
+    nothing was lost (the message is kept for the next call)."""
 
     needed: Optional[int]
     """How many bytes the next message needs."""
 
 class InvalidName(Error, ValueError):
-    """An endpoint name is empty, too long or has characters outside ``[A-Za-z0-9._-]``."""
+    """An endpoint name is empty, too long or has characters outside `[A-Za-z0-9._-]`."""
 
 class AddressInUse(Error, OSError):
     """Another live process already serves this endpoint name."""
 
 class NotFound(Error, FileNotFoundError):
-    """No process serves this endpoint name (or a key file does not exist)."""
+    """No process serves this endpoint name, or a file (such as a key file) does not exist."""
 
 class InvalidKey(Error, ValueError):
     """A key (text, bytes or key file contents) is malformed or unusable."""
@@ -87,7 +92,7 @@ class InsecureKeyFile(Error):
     """A key file is readable by other users; it is refused, as ssh does (chmod 600 it)."""
 
 class InvalidArgument(Error, ValueError):
-    """An argument is out of range or inconsistent (for example a ring size that is not a power of two)."""
+    """An argument is out of range or inconsistent (for example a zero ring size)."""
 
 class ResourceExhausted(Error, OSError):
     """The system refused a resource (memory for a segment, file descriptors)."""
@@ -97,6 +102,8 @@ class PermissionDenied(Error, PermissionError):
 
 class Io(Error, OSError):
     """Any other operating-system error."""
+
+# END GENERATED: error classes
 
 # ----------------------------------------------------------------------- keys
 
