@@ -21,6 +21,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod accept;
 pub mod cipher;
 pub mod client;
 pub mod control;
