@@ -14,7 +14,9 @@
 //! - [`wait`]: spinning, sleeping and waking;
 //! - [`control`] and [`endpoint`]: the control socket and endpoint names;
 //! - [`listener`] and [`stream`]: accepting, connecting, sending, receiving;
-//! - [`server`] and [`client`]: the event-driven pair;
+//! - [`accept`]: the server side of the handshake, non-blocking;
+//! - [`reactor`]: one thread's wait over many streams, listeners and timers;
+//! - [`server`] and [`client`]: the event-driven pair, built on the reactor;
 //! - [`platform`]: everything that talks to the operating system;
 //! - [`error`]: the one error type.
 
@@ -25,6 +27,7 @@ pub mod accept;
 pub mod cipher;
 pub mod client;
 pub mod control;
+mod dispatch;
 pub mod endpoint;
 pub mod error;
 pub mod frame;
@@ -34,7 +37,9 @@ pub mod keys;
 pub mod listener;
 mod noise;
 pub mod options;
+mod outbound;
 pub mod platform;
+pub mod reactor;
 pub mod ring;
 pub mod segment;
 pub mod server;
@@ -50,6 +55,7 @@ pub use keys::{Keypair, PublicKey};
 pub use listener::Listener;
 pub use options::Options;
 pub use platform::Credentials;
+pub use reactor::{Event, Reactor, TimerId, Token, Waker};
 pub use server::{Connection, Server, ServerHandler};
 pub use stream::{Role, Stats, Stream};
 

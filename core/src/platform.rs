@@ -580,3 +580,13 @@ pub fn raise_open_files_limit() -> Result<u64> {
     }
     Ok(limit.current.unwrap_or(u64::MAX))
 }
+
+/// Waits on an epoll set (see `epoll_wait` above) and returns the tokens of the
+/// ready entries.
+pub fn epoll_wait_tokens<'a>(
+    epoll: BorrowedFd<'_>,
+    events: &'a mut [libc::epoll_event],
+    timeout: Option<std::time::Duration>,
+) -> Result<impl Iterator<Item = u64> + 'a> {
+    epoll_wait(epoll, events, timeout)
+}

@@ -1,0 +1,103 @@
+//! The bounded outbound queue of a server connection: sends that never block
+//! the dispatch loop.
+//!
+//! `Connection::send` writes straight into the ring when the queue is empty and
+//! the message fits; otherwise the message waits in the connection's queue and
+//! the dispatch loop sends it as the peer frees ring space, in order. The queue
+//! holds at most `Options::max_queued_bytes` (one message of any size when it is
+//! empty); a send that would exceed it fails with WouldBlock and queues nothing
+//! (the policy is the same in every language: the caller decides whether to
+//! drop the message, retry later or close the connection).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::stream::Stream;
+
+/// Messages waiting for ring space, oldest first.
+#[derive(Default)]
+pub(crate) struct Outbound {
+    queue: VecDeque<Vec<u8>>,
+    bytes: usize,
+}
+
+/// Sends as much of `message` as fits now without waiting; true when all of it
+/// is in the ring.
+///
+/// Not yet resumable: until `Stream::send_resumable` is available in this tree,
+/// a message that fits the ring is sent whole or not at all (`try_send`), and a
+/// message too large to ever fit the ring at once falls back to a send bounded
+/// by [`LARGE_SEND_LIMIT`] (which may hold the loop that long for a peer that
+/// does not read; small messages never do).
+fn send_step(stream: &Stream, message: &[u8]) -> Result<bool> {
+    if message.len() > stream.ring_size() as usize / 2 {
+        stream.send_timeout(message, Some(LARGE_SEND_LIMIT))?;
+        return Ok(true);
+    }
+    match stream.try_send(message) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Longest wait of the interim large-message send (see [`send_step`]).
+const LARGE_SEND_LIMIT: Duration = Duration::from_millis(200);
+
+impl Outbound {
+    /// Messages waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// True when nothing waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Sends `message` now or queues it behind the others. Ok(true): it is in
+    /// the ring; Ok(false): queued (the queue was empty before when `Ok(false)`
+    /// and [`is_empty`](Outbound::is_empty) was true: the loop must be told).
+    pub(crate) fn send(&mut self, stream: &Stream, message: &[u8], limit: usize) -> Result<bool> {
+        if self.queue.is_empty() {
+            if send_step(stream, message)? {
+                return Ok(true);
+            }
+        } else if self.bytes.saturating_add(message.len()) > limit {
+            return Err(Error::new(
+                ErrorKind::WouldBlock,
+                format!(
+                    "the connection's outbound queue is full ({} bytes waiting, limit {limit}): the peer is not reading; nothing was queued",
+                    self.bytes
+                ),
+            ));
+        }
+        self.bytes += message.len();
+        self.queue.push_back(message.to_vec());
+        Ok(false)
+    }
+
+    /// Sends queued messages while they fit, in order, without waiting.
+    pub(crate) fn flush(&mut self, stream: &Stream) -> Result<()> {
+        while let Some(front) = self.queue.front() {
+            if !send_step(stream, front)? {
+                return Ok(());
+            }
+            self.bytes -= front.len();
+            self.queue.pop_front();
+        }
+        Ok(())
+    }
+
+    /// Off the loop, before a close: sends what is queued, waiting for the
+    /// peer until `deadline` at most.
+    pub(crate) fn drain_until(&mut self, stream: &Stream, deadline: Instant) -> Result<()> {
+        while let Some(front) = self.queue.pop_front() {
+            self.bytes -= front.len();
+            let left = deadline.saturating_duration_since(Instant::now());
+            stream.send_timeout(&front, Some(left))?;
+        }
+        Ok(())
+    }
+}
