@@ -31,6 +31,8 @@ const HANDSHAKE_BIT: u64 = 1 << 62;
 /// How often connections with queued output (or a wake-up another call may
 /// have consumed) are looked at again without an event.
 const BACKLOG_RETRY: Duration = Duration::from_millis(1);
+/// Clients accepted per turn at most.
+const ACCEPTS_PER_TURN: usize = 16;
 /// First size of the receive buffer (it grows to the largest message).
 const FIRST_BUFFER: usize = 64 * 1024;
 
@@ -280,7 +282,9 @@ impl Shard {
     // -------------------------------------------------------------- accepting
 
     fn accept_clients(&mut self, shared: &Arc<Shared>) {
-        loop {
+        // A bounded number per turn: clients connecting without pause must not
+        // keep the loop from its connections (the listener stays readable).
+        for _ in 0..ACCEPTS_PER_TURN {
             let pending = match shared.listener.try_accept_pending() {
                 Ok(Some(pending)) => pending,
                 Ok(None) => return,
