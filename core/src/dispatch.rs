@@ -11,7 +11,6 @@
 //! close is handed to the closer thread.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -121,7 +120,7 @@ impl Shard {
     /// The dispatch loop, until the server stops.
     pub(crate) fn run(mut self, shared: &Arc<Shared>) {
         if self.index == 0 {
-            if let Err(e) = self.reactor.register(shared.listener.as_fd(), LISTENER_TOKEN) {
+            if let Err(e) = self.reactor.register(shared.listener.socket_fd(), LISTENER_TOKEN) {
                 shared.call("on_error", None, |h| h.on_error(None, &e));
             }
         }

@@ -55,7 +55,7 @@ pub use keys::{Keypair, PublicKey};
 pub use listener::Listener;
 pub use options::Options;
 pub use platform::Credentials;
-pub use reactor::{Event, Reactor, TimerId, Token, Waker};
+pub use reactor::{Event, Reactor, Registry, TimerId, Token, Waker};
 pub use server::{Connection, Server, ServerHandler};
 pub use stream::{Role, Stats, Stream};
 

@@ -17,7 +17,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::handshake::{RejectReason, ServerPolicy};
 use crate::keys::{Keypair, PublicKey};
 use crate::options::Options;
-use crate::platform::{self, Credentials};
+use crate::platform::{self, Credentials, Poller};
 use crate::sodium;
 use crate::stream::Stream;
 
@@ -49,6 +49,8 @@ pub struct Listener {
     last_rejection: Mutex<Option<Error>>,
     /// Handshakes that `accept` started and that have not finished yet.
     in_progress: Mutex<Vec<Handshake>>,
+    /// The listening socket and the sockets of `in_progress`: the pollable fd.
+    watch: Poller,
 }
 
 impl Listener {
@@ -64,7 +66,10 @@ impl Listener {
             )
         })?;
         let bound = endpoint::bind(name)?;
+        let watch = Poller::new()?;
+        watch.add(bound.listener.as_fd(), 0)?;
         Ok(Listener {
+            watch,
             bound,
             keypair,
             policy: options.server_policy(),
@@ -130,6 +135,10 @@ impl Listener {
                 self.note_rejection(handshake.refuse(RejectReason::ServerError, err));
                 continue;
             }
+            // Watched so that an event loop polling `pollable_fd` sees the
+            // client's next record; a failure only costs that (accept polls
+            // the socket itself).
+            let _ = self.watch.add(handshake.fd(), 1);
             handshakes.push(handshake);
         }
         let mut i = 0;
@@ -137,11 +146,11 @@ impl Listener {
             match handshakes[i].advance(self) {
                 Ok(Progress::Waiting) => i += 1,
                 Ok(Progress::Done(stream)) => {
-                    handshakes.swap_remove(i);
+                    self.watch.remove(handshakes.swap_remove(i).fd());
                     return Ok(Some(*stream));
                 }
                 Err(e) => {
-                    handshakes.swap_remove(i);
+                    self.watch.remove(handshakes.swap_remove(i).fd());
                     self.note_rejection(e);
                 }
             }
@@ -239,6 +248,20 @@ impl Listener {
         &self.options
     }
 
+    /// A file descriptor that is readable when `accept_timeout(Some(ZERO))`
+    /// may make progress: a client is waiting, or a handshake in progress got
+    /// its client's next record. For event loops (register it with a
+    /// [`Reactor`](crate::reactor::Reactor)); it does not report handshake
+    /// deadlines, which the next `accept` call enforces.
+    pub fn pollable_fd(&self) -> BorrowedFd<'_> {
+        self.watch.as_fd()
+    }
+
+    /// The listening socket itself: readable when a client waits to be accepted.
+    pub(crate) fn socket_fd(&self) -> BorrowedFd<'_> {
+        self.bound.listener.as_fd()
+    }
+
     /// Stops listening: the endpoint's files are removed and its name can be
     /// bound again at once; a thread blocked in `accept` fails with Closed.
     /// Streams already accepted stay connected. Idempotent; dropping the
@@ -268,14 +291,17 @@ impl Listener {
     }
 }
 
+/// The pollable fd (see [`Listener::pollable_fd`]): readable when an `accept`
+/// with a zero timeout may make progress.
 impl AsRawFd for Listener {
     fn as_raw_fd(&self) -> RawFd {
-        self.bound.listener.as_raw_fd()
+        self.watch.as_fd().as_raw_fd()
     }
 }
 
+/// The pollable fd (see [`Listener::pollable_fd`]).
 impl AsFd for Listener {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.bound.listener.as_fd()
+        self.watch.as_fd()
     }
 }

@@ -19,7 +19,7 @@
 //! a C program's epoll) can watch it and call `poll` with a zero timeout; it
 //! asks [`Reactor::next_deadline`] for its own timer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,11 +54,33 @@ pub enum Event {
     Woken,
 }
 
-/// Names a timer so it can be cancelled.
+/// Names a timer so it can be cancelled: a number unique within its reactor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TimerId {
-    at: Instant,
-    seq: u64,
+pub struct TimerId(pub u64);
+
+/// Registers and deregisters sources of a reactor from any thread (the
+/// polling thread may be blocked in `poll` meanwhile). Cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    epoll: Arc<OwnedFd>,
+}
+
+impl Registry {
+    /// Watches `fd` (a stream's or listener's fd, a handshake's socket, any
+    /// readable fd) for readability, reporting `token` (any value but
+    /// `u64::MAX`). The fd must stay open until deregistered.
+    pub fn register(&self, fd: BorrowedFd<'_>, token: Token) -> Result<()> {
+        if token == WAKER_TOKEN {
+            return Err(crate::Error::new(crate::ErrorKind::InvalidArgument, "token u64::MAX is reserved"));
+        }
+        epoll::add(&*self.epoll, fd, epoll::EventData::new_u64(token), epoll::EventFlags::IN)
+            .map_err(|e| os_error("adding to an epoll set", e))
+    }
+
+    /// Stops watching `fd` (nothing happens if it was not watched).
+    pub fn deregister(&self, fd: BorrowedFd<'_>) {
+        let _ = epoll::delete(&*self.epoll, fd);
+    }
 }
 
 /// Wakes a reactor from any thread. Cheap to clone.
@@ -82,9 +104,11 @@ impl std::fmt::Debug for Waker {
 
 /// An event loop's wait over many sources. See the module documentation.
 pub struct Reactor {
-    epoll: OwnedFd,
+    registry: Registry,
     waker: Waker,
-    timers: BTreeMap<TimerId, Token>,
+    /// Timers by (deadline, id), and each id's deadline (to cancel by id).
+    timers: BTreeMap<(Instant, u64), Token>,
+    deadlines: HashMap<u64, Instant>,
     next_timer: u64,
     spin: Duration,
     last_activity: Option<Instant>,
@@ -101,9 +125,10 @@ impl Reactor {
             rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK)
                 .map_err(|e| os_error("creating an eventfd", e))?;
         let reactor = Reactor {
-            epoll,
+            registry: Registry { epoll: Arc::new(epoll) },
             waker: Waker { eventfd: Arc::new(eventfd) },
             timers: BTreeMap::new(),
+            deadlines: HashMap::new(),
             next_timer: 0,
             spin,
             last_activity: None,
@@ -112,7 +137,7 @@ impl Reactor {
             buffer: vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS_PER_WAIT],
         };
         epoll::add(
-            &reactor.epoll,
+            &*reactor.registry.epoll,
             reactor.waker.eventfd.as_fd(),
             epoll::EventData::new_u64(WAKER_TOKEN),
             epoll::EventFlags::IN,
@@ -126,16 +151,17 @@ impl Reactor {
     /// until [`deregister`](Reactor::deregister)ed. Thread-safe: another thread
     /// may register while this one polls.
     pub fn register(&self, fd: BorrowedFd<'_>, token: Token) -> Result<()> {
-        if token == WAKER_TOKEN {
-            return Err(crate::Error::new(crate::ErrorKind::InvalidArgument, "token u64::MAX is reserved"));
-        }
-        epoll::add(&self.epoll, fd, epoll::EventData::new_u64(token), epoll::EventFlags::IN)
-            .map_err(|e| os_error("adding to an epoll set", e))
+        self.registry.register(fd, token)
     }
 
     /// Stops watching `fd`.
     pub fn deregister(&self, fd: BorrowedFd<'_>) {
-        let _ = epoll::delete(&self.epoll, fd);
+        self.registry.deregister(fd)
+    }
+
+    /// A handle to register and deregister sources from other threads.
+    pub fn registry(&self) -> Registry {
+        self.registry.clone()
     }
 
     /// A handle that wakes this reactor from any thread.
@@ -146,19 +172,21 @@ impl Reactor {
     /// Adds a timer that reports `Event::Timer(token)` once `at` has passed.
     pub fn add_timer(&mut self, at: Instant, token: Token) -> TimerId {
         self.next_timer += 1;
-        let id = TimerId { at, seq: self.next_timer };
-        self.timers.insert(id, token);
-        id
+        self.timers.insert((at, self.next_timer), token);
+        self.deadlines.insert(self.next_timer, at);
+        TimerId(self.next_timer)
     }
 
-    /// Cancels a timer (nothing happens if it already fired).
+    /// Cancels a timer (nothing happens if it already fired or never existed).
     pub fn cancel_timer(&mut self, id: TimerId) {
-        self.timers.remove(&id);
+        if let Some(at) = self.deadlines.remove(&id.0) {
+            self.timers.remove(&(at, id.0));
+        }
     }
 
     /// The earliest timer's deadline (for a foreign loop that watches [`as_fd`](Reactor::as_fd)).
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.timers.keys().next().map(|id| id.at)
+        self.timers.keys().next().map(|(at, _)| *at)
     }
 
     /// Says that a source had traffic, so spinning may pay in the next polls.
@@ -168,7 +196,7 @@ impl Reactor {
 
     /// The epoll fd: readable when `poll` has a source or waker event to report.
     pub fn as_fd(&self) -> BorrowedFd<'_> {
-        self.epoll.as_fd()
+        self.registry.epoll.as_fd()
     }
 
     /// Waits until something happens or `timeout` passes (None: no limit;
@@ -226,15 +254,17 @@ impl Reactor {
 
     fn expire_timers(&mut self, now: Instant, events: &mut Vec<Event>) {
         while let Some(entry) = self.timers.first_entry() {
-            if entry.key().at > now {
+            let (at, id) = *entry.key();
+            if at > now {
                 break;
             }
             events.push(Event::Timer(entry.remove()));
+            self.deadlines.remove(&id);
         }
     }
 
     fn wait_kernel(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> Result<()> {
-        let tokens = crate::platform::epoll_wait_tokens(self.epoll.as_fd(), &mut self.buffer, timeout)?;
+        let tokens = crate::platform::epoll_wait_tokens(self.registry.epoll.as_fd(), &mut self.buffer, timeout)?;
         let mut woken = false;
         for token in tokens {
             if token == WAKER_TOKEN {
@@ -254,7 +284,7 @@ impl Reactor {
 
 impl AsFd for Reactor {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.epoll.as_fd()
+        self.registry.epoll.as_fd()
     }
 }
 
