@@ -25,6 +25,11 @@ use crate::server::{Connection, Shared};
 
 /// Token of the listener.
 const LISTENER_TOKEN: u64 = u64::MAX - 1;
+/// Token of the timer that watches the listener again after running out of fds.
+const LISTENER_RETRY: u64 = u64::MAX - 2;
+/// How long the listener rests after accept ran out of file descriptors (it
+/// stays readable, so watching it would spin).
+const FD_BACKOFF: Duration = Duration::from_millis(100);
 /// Tokens of handshakes have this bit set (connection ids never reach it).
 const HANDSHAKE_BIT: u64 = 1 << 62;
 /// How often connections with queued output (or a wake-up another call may
@@ -145,6 +150,11 @@ impl Shard {
                         self.advance_handshake(shared, token)
                     }
                     Event::Readable(id) => self.mark_ready(id),
+                    Event::Timer(LISTENER_RETRY) => {
+                        if let Err(e) = self.reactor.register(shared.listener.socket_fd(), LISTENER_TOKEN) {
+                            shared.call("on_error", None, |h| h.on_error(None, &e));
+                        }
+                    }
                     Event::Timer(_) => {}
                     Event::Woken => self.take_requests(shared),
                 }
@@ -289,8 +299,11 @@ impl Shard {
                 Ok(None) => return,
                 Err(e) if e.kind() == ErrorKind::Closed => return,
                 Err(e) => {
-                    // Out of fds, most likely: say so, and let the next event retry.
+                    // Out of fds, most likely: say so, and rest the listener a
+                    // moment (it stays readable: watching it now would spin).
                     shared.call("on_error", None, |h| h.on_error(None, &e));
+                    self.reactor.deregister(shared.listener.socket_fd());
+                    self.reactor.add_timer(Instant::now() + FD_BACKOFF, LISTENER_RETRY);
                     return;
                 }
             };

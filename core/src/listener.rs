@@ -196,6 +196,12 @@ impl Listener {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => continue,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
+                    return Err(Error::new(
+                        ErrorKind::ResourceExhausted,
+                        "cannot accept a client: this process is out of file descriptors (raise RLIMIT_NOFILE, e.g. ulimit -n, or lower max_connections)",
+                    ));
+                }
                 Err(e) => return Err(Error::io("accepting a client", e)),
             }
         }

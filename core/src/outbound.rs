@@ -10,10 +10,13 @@
 //! drop the message, retry later or close the connection).
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use rustix::event::PollFlags;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::stream::Stream;
+use crate::platform;
+use crate::stream::{SendProgress, Stream};
 
 /// Messages waiting for ring space, oldest first.
 #[derive(Default)]
@@ -22,28 +25,17 @@ pub(crate) struct Outbound {
     bytes: usize,
 }
 
-/// Sends as much of `message` as fits now without waiting; true when all of it
-/// is in the ring.
-///
-/// Not yet resumable: until `Stream::send_resumable` is available in this tree,
-/// a message that fits the ring is sent whole or not at all (`try_send`), and a
-/// message too large to ever fit the ring at once falls back to a send bounded
-/// by [`LARGE_SEND_LIMIT`] (which may hold the loop that long for a peer that
-/// does not read; small messages never do).
+/// Sends as much of `message` as fits now without waiting (resuming a message
+/// partly sent before); true when all of it is in the ring. A message larger
+/// than the ring goes through in pieces as the peer frees space.
 fn send_step(stream: &Stream, message: &[u8]) -> Result<bool> {
-    if message.len() > stream.ring_size() as usize / 2 {
-        stream.send_timeout(message, Some(LARGE_SEND_LIMIT))?;
-        return Ok(true);
-    }
-    match stream.try_send(message) {
-        Ok(()) => Ok(true),
+    match stream.send_resumable(message) {
+        Ok(SendProgress::Complete) => Ok(true),
+        Ok(SendProgress::Partial { .. }) => Ok(false),
         Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(false),
         Err(e) => Err(e),
     }
 }
-
-/// Longest wait of the interim large-message send (see [`send_step`]).
-const LARGE_SEND_LIMIT: Duration = Duration::from_millis(200);
 
 impl Outbound {
     /// Messages waiting.
@@ -93,10 +85,16 @@ impl Outbound {
     /// Off the loop, before a close: sends what is queued, waiting for the
     /// peer until `deadline` at most.
     pub(crate) fn drain_until(&mut self, stream: &Stream, deadline: Instant) -> Result<()> {
-        while let Some(front) = self.queue.pop_front() {
+        while let Some(front) = self.queue.front() {
+            if !send_step(stream, front)? {
+                // Armed for freed space: wait for it, or give up at the deadline.
+                if !platform::wait_fd(stream.pollable_fd(), PollFlags::IN, Some(deadline))? {
+                    return Err(Error::new(ErrorKind::Timeout, "the peer did not take the queued messages in time"));
+                }
+                continue;
+            }
             self.bytes -= front.len();
-            let left = deadline.saturating_duration_since(Instant::now());
-            stream.send_timeout(&front, Some(left))?;
+            self.queue.pop_front();
         }
         Ok(())
     }
