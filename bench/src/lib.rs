@@ -38,6 +38,7 @@ mod peer;
 pub mod ratios;
 pub mod report;
 mod run;
+pub mod server;
 mod session;
 pub mod stats;
 pub mod table;
