@@ -21,6 +21,9 @@ use crate::platform::{self, Credentials, Poller};
 use crate::sodium;
 use crate::stream::Stream;
 
+/// How long accepting rests after running out of file descriptors.
+const FD_BACKOFF: Duration = Duration::from_millis(100);
+
 /// A client socket accepted but not yet through the handshake.
 pub struct Pending {
     socket: UnixStream,
@@ -128,7 +131,19 @@ impl Listener {
     /// every handshake that can move, and waits for the next event until the
     /// earliest deadline. Returns a stream as soon as one is established.
     fn drive(&self, handshakes: &mut Vec<Handshake>, deadline: Option<Instant>) -> Result<Option<Stream>> {
-        while let Some(pending) = self.try_accept_pending()? {
+        // Out of descriptors with handshakes to finish: finish those first, and
+        // leave the (still readable) listening socket out of this round's wait.
+        let mut starved = false;
+        loop {
+            let pending = match self.try_accept_pending() {
+                Ok(Some(pending)) => pending,
+                Ok(None) => break,
+                Err(e) if e.kind() == ErrorKind::ResourceExhausted && !handshakes.is_empty() => {
+                    starved = true;
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
             let mut handshake = Handshake::new(pending, Instant::now() + self.options.handshake_timeout);
             if handshakes.len() >= self.options.max_pending_handshakes {
                 let err = Error::new(ErrorKind::ResourceExhausted, "too many handshakes in progress; try again");
@@ -155,8 +170,14 @@ impl Listener {
                 }
             }
         }
-        let until = handshakes.iter().map(Handshake::deadline).chain(deadline).min();
-        let mut fds: Vec<PollFd<'_>> = std::iter::once(self.bound.listener.as_fd())
+        let mut until = handshakes.iter().map(Handshake::deadline).chain(deadline).min();
+        if starved {
+            // Look at the listening socket again soon: descriptors may be free by then.
+            until = Some(until.map_or(Instant::now() + FD_BACKOFF, |u| u.min(Instant::now() + FD_BACKOFF)));
+        }
+        let listening = (!starved).then(|| self.bound.listener.as_fd());
+        let mut fds: Vec<PollFd<'_>> = listening
+            .into_iter()
             .chain(handshakes.iter().map(Handshake::fd))
             .map(|fd| PollFd::from_borrowed_fd(fd, PollFlags::IN))
             .collect();
