@@ -100,6 +100,17 @@ fn drive(
     }
 }
 
+/// A shmsock client's 64 B round trip.
+fn stream_client(name: &str, options: &Options) -> Box<dyn FnMut() + Send> {
+    let stream = Stream::connect(name, options).expect("connect to the bench server");
+    let message = [7u8; MESSAGE];
+    let mut buf = [0u8; MESSAGE];
+    Box::new(move || {
+        stream.send(&message).expect("send");
+        stream.recv_into(&mut buf).expect("recv");
+    })
+}
+
 /// The shmsock `Server` with `clients` echo clients.
 pub fn shmsock_server(clients: usize, time: Duration, dispatch_threads: usize) -> shmsock::Result<Row> {
     let keypair = Keypair::generate();
@@ -111,15 +122,7 @@ pub fn shmsock_server(clients: usize, time: Duration, dispatch_threads: usize) -
         .dispatch_threads(dispatch_threads);
     let server = Server::start(&name, &options, Echo)?;
     let client_options = Options::new().server_key(*keypair.public());
-    let row = drive("shmsock Server", clients, time, || {
-        let stream = Stream::connect(&name, &client_options).expect("connect to the bench server");
-        let message = [7u8; MESSAGE];
-        let mut buf = [0u8; MESSAGE];
-        Box::new(move || {
-            stream.send(&message).expect("send");
-            stream.recv_into(&mut buf).expect("recv");
-        })
-    });
+    let row = drive("shmsock Server", clients, time, || stream_client(&name, &client_options));
     server.close();
     Ok(row)
 }
@@ -144,15 +147,7 @@ pub fn stream_pair(time: Duration) -> shmsock::Result<Row> {
         }
     });
     let client_options = Options::new().server_key(*keypair.public());
-    let row = drive("Stream<->Stream", 1, time, || {
-        let stream = Stream::connect(&name, &client_options).expect("connect");
-        let message = [7u8; MESSAGE];
-        let mut buf = [0u8; MESSAGE];
-        Box::new(move || {
-            stream.send(&message).expect("send");
-            stream.recv_into(&mut buf).expect("recv");
-        })
-    });
+    let row = drive("Stream<->Stream", 1, time, || stream_client(&name, &client_options));
     stop.store(true, Ordering::Relaxed);
     let _ = echo.join();
     Ok(row)
