@@ -208,6 +208,36 @@ fn unix_echo_loop(listener: UnixListener, clients: usize, stop: &AtomicBool) {
     }
 }
 
+/// CPU time (user + system) this process used so far, from /proc/self/stat.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at ")".
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // The kernel reports clock ticks, 100 per second on Linux.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// `connections` idle connections to one Server (both ends in this process):
+/// the CPU time the whole process uses over `idle`, which should be nothing.
+pub fn idle_cpu(connections: usize, idle: Duration) -> shmsock::Result<Duration> {
+    let keypair = Keypair::generate();
+    let name = format!("bench-idle-{}", std::process::id());
+    let options = Options::new().keypair(keypair.clone()).ring_size(4096).max_connections(connections + 8);
+    let server = Server::start(&name, &options, Echo)?;
+    let client_options = Options::new().server_key(*keypair.public());
+    let streams: Vec<Stream> =
+        (0..connections).map(|_| Stream::connect(&name, &client_options)).collect::<shmsock::Result<_>>()?;
+    std::thread::sleep(Duration::from_millis(200)); // let the server settle
+    let before = process_cpu().unwrap_or_default();
+    std::thread::sleep(idle);
+    let used = process_cpu().unwrap_or_default().saturating_sub(before);
+    drop(streams);
+    server.close();
+    Ok(used)
+}
+
 /// Every row of the comparison, in one launch.
 pub fn compare(counts: &[usize], time: Duration, dispatch_threads: usize) -> Vec<Row> {
     let mut rows = Vec::new();

@@ -11,4 +11,8 @@ fn main() {
     let _ = shmsock::platform::raise_open_files_limit();
     let rows = shmsock_bench::server::compare(&[1, 4, 16, 64], Duration::from_secs_f64(seconds), threads);
     print!("{}", shmsock_bench::server::format_rows(&rows));
+    match shmsock_bench::server::idle_cpu(1000, Duration::from_secs(2)) {
+        Ok(cpu) => println!("1000 idle connections: {} ms of CPU in 2 s", cpu.as_millis()),
+        Err(e) => println!("1000 idle connections: not measured ({e})"),
+    }
 }
