@@ -40,6 +40,7 @@ pub mod pubsub;
 pub mod ratios;
 pub mod report;
 mod run;
+pub mod server;
 mod session;
 pub mod stats;
 pub mod table;

@@ -489,7 +489,14 @@ public:
 
     /// A number unique within the server.
     std::uint64_t id() const;
+    /// Sends without ever blocking: into the ring if it fits now, else into the
+    /// connection's bounded outbound queue (Options max_queued_bytes), which
+    /// the dispatch thread sends in order. A full queue throws WouldBlock and
+    /// queues nothing (drop, retry later or close: the same policy in every
+    /// language). Safe from callbacks.
     void send(const void* data, std::size_t size);
+    /// Sends straight into the ring, waiting up to `timeout`: blocks, so not
+    /// from a callback.
     void send(const void* data, std::size_t size, Timeout timeout);
     void send(std::string_view text) { send(text.data(), text.size()); }
     void send(std::string_view text, Timeout timeout) { send(text.data(), text.size(), timeout); }

@@ -9,10 +9,10 @@ use std::sync::Mutex;
 use cxx::UniquePtr;
 use shmsock::{Connection, Error, ErrorKind, PublicKey, Server, ServerHandler};
 
-use crate::errors::{guard, key_into, name_from_bytes, BridgeResult, Guarded};
+use crate::errors::{guard, key_into, name_from_bytes, BridgeResult, Guarded, Timeout};
 use crate::ffi::{self, CredentialsData, ServerCallbacks, StatsData};
 use crate::options::OptionsBox;
-use crate::stream::{credentials_data, send_with, stats_data, try_send_with};
+use crate::stream::{credentials_data, send_with, stats_data};
 
 // SAFETY: the callbacks are called from the server's dispatch thread, one at a
 // time (and from the thread that closes the server, after the dispatch thread
@@ -36,13 +36,23 @@ impl ConnectionBox {
     pub fn id(&self) -> BridgeResult<u64> {
         guard(|| Ok(self.0.id()))
     }
-    /// Sends a message to this client.
+    /// Sends a message to this client. Without a timeout: never blocks (ring
+    /// or bounded outbound queue; a full queue is WouldBlock, see
+    /// `shmsock::Connection::send`). With one: straight into the ring, waiting
+    /// up to it (not from a callback).
     pub fn send(&self, data: &[u8], timeout_ns: i64) -> BridgeResult<()> {
-        guard(|| send_with(self.0.stream(), data, timeout_ns))
+        guard(|| match Timeout::from_ns(timeout_ns)? {
+            Timeout::Default => self.0.send(data),
+            Timeout::Limit(_) => send_with(self.0.stream(), data, timeout_ns),
+        })
     }
     /// Sends only if the message fits now.
     pub fn try_send(&self, data: &[u8]) -> BridgeResult<bool> {
-        guard(|| try_send_with(self.0.stream(), data))
+        guard(|| match self.0.try_send(data) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e),
+        })
     }
     /// Closes this connection (on_close follows on the dispatch thread).
     pub fn close(&self) -> BridgeResult<()> {

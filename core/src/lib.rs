@@ -14,7 +14,9 @@
 //! - [`wait`]: spinning, sleeping and waking;
 //! - [`control`] and [`endpoint`]: the control socket and endpoint names;
 //! - [`listener`] and [`stream`]: accepting, connecting, sending, receiving;
-//! - [`server`] and [`client`]: the event-driven pair;
+//! - [`accept`]: the server side of the handshake, non-blocking;
+//! - [`reactor`]: one thread's wait over many streams, listeners and timers;
+//! - [`server`] and [`client`]: the event-driven pair, built on the reactor;
 //! - [`pubsub`] and [`shared_map`]: encrypted publish/subscribe (one seal, many readers);
 //! - [`platform`]: everything that talks to the operating system;
 //! - [`error`]: the one error type.
@@ -22,9 +24,11 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod accept;
 pub mod cipher;
 pub mod client;
 pub mod control;
+mod dispatch;
 pub mod endpoint;
 pub mod error;
 pub mod frame;
@@ -37,9 +41,11 @@ pub mod keys;
 pub mod listener;
 mod noise;
 pub mod options;
+mod outbound;
 pub mod placement;
 pub mod platform;
 pub mod pubsub;
+pub mod reactor;
 pub mod ring;
 pub mod segment;
 pub mod server;
@@ -57,6 +63,7 @@ pub use listener::Listener;
 pub use options::Options;
 pub use platform::Credentials;
 pub use pubsub::{Publisher, SlowSubscribers, Subscriber, TopicOptions};
+pub use reactor::{Event, Reactor, Registry, TimerId, Token, Waker};
 pub use server::{Connection, Server, ServerHandler};
 pub use stream::{Role, SendProgress, Stats, Stream};
 

@@ -1,25 +1,28 @@
 //! `Listener`: a bound endpoint that accepts clients and runs the server side of
 //! the handshake (uid check, allow-list, negotiation, segment creation, and the
-//! exchange of wake-up eventfds).
+//! exchange of wake-up eventfds) through the non-blocking driver in
+//! [`accept`](crate::accept), several clients at once.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use rustix::event::PollFlags;
+use rustix::event::{PollFd, PollFlags};
 
-use crate::control::{self, Record};
+use crate::accept::{Handshake, Progress};
 use crate::endpoint::{self, Bound};
 use crate::error::{Error, ErrorKind, Result};
-use crate::handshake::{RejectReason, Responder, ServerPolicy, Session};
+use crate::handshake::{RejectReason, ServerPolicy};
 use crate::keys::{Keypair, PublicKey};
 use crate::options::Options;
-use crate::platform::{self, Credentials, OwnWake};
-use crate::segment::Segment;
+use crate::platform::{self, Credentials, Poller};
 use crate::sodium;
-use crate::stream::{Role, Stream};
+use crate::stream::Stream;
+
+/// How long accepting rests after running out of file descriptors.
+const FD_BACKOFF: Duration = Duration::from_millis(100);
 
 /// A client socket accepted but not yet through the handshake.
 pub struct Pending {
@@ -32,6 +35,10 @@ impl Pending {
     pub fn credentials(&self) -> Credentials {
         self.credentials
     }
+
+    pub(crate) fn into_parts(self) -> (UnixStream, Credentials) {
+        (self.socket, self.credentials)
+    }
 }
 
 /// A server endpoint. Dropping it removes its socket; streams already accepted
@@ -43,6 +50,10 @@ pub struct Listener {
     policy: ServerPolicy,
     rejected: AtomicU64,
     last_rejection: Mutex<Option<Error>>,
+    /// Handshakes that `accept` started and that have not finished yet.
+    in_progress: Mutex<Vec<Handshake>>,
+    /// The listening socket and the sockets of `in_progress`: the pollable fd.
+    watch: Poller,
 }
 
 impl Listener {
@@ -58,13 +69,17 @@ impl Listener {
             )
         })?;
         let bound = endpoint::bind(name)?;
+        let watch = Poller::new()?;
+        watch.add(bound.listener.as_fd(), 0)?;
         Ok(Listener {
+            watch,
             bound,
             keypair,
             policy: options.server_policy(),
             options: options.clone(),
             rejected: AtomicU64::new(0),
             last_rejection: Mutex::new(None),
+            in_progress: Mutex::new(Vec::new()),
         })
     }
 
@@ -79,129 +94,199 @@ impl Listener {
     }
 
     /// Waits for a client and completes its handshake. Clients that fail the
-    /// handshake (wrong key, not allowed, garbage) are refused and skipped; see
-    /// [`rejected_count`](Listener::rejected_count).
+    /// handshake (wrong key, not allowed, garbage, silence) are refused and
+    /// skipped; see [`rejected_count`](Listener::rejected_count).
     pub fn accept(&self) -> Result<Stream> {
         self.accept_timeout(None)
     }
 
     /// As [`accept`](Listener::accept), giving up with Timeout after `timeout`.
+    ///
+    /// Handshakes run side by side, each within the handshake timeout, on the
+    /// calling thread: a silent or slow client never delays the others, and
+    /// the deadline holds whatever clients do. Handshakes still in progress
+    /// when this returns continue at the next call.
     pub fn accept_timeout(&self, timeout: Option<Duration>) -> Result<Stream> {
         let deadline = crate::stream::deadline_after(timeout);
         loop {
-            let pending = self.accept_pending(deadline)?;
-            match self.handshake(pending) {
-                Ok(stream) => return Ok(stream),
-                Err(_) => continue,
+            if self.bound.is_released() {
+                return Err(self.closed_error());
+            }
+            // Take the handshakes in progress: another thread accepting at the
+            // same time starts its own.
+            let mut handshakes = std::mem::take(&mut *self.in_progress.lock());
+            let accepted = self.drive(&mut handshakes, deadline);
+            self.in_progress.lock().append(&mut handshakes);
+            match accepted? {
+                Some(stream) => return Ok(stream),
+                None if deadline.is_some_and(|d| Instant::now() >= d) => {
+                    return Err(Error::new(ErrorKind::Timeout, "accept timed out: no client completed a handshake"));
+                }
+                None => {}
             }
         }
     }
 
+    /// One round of accepting: takes new clients (up to the pending bound), advances
+    /// every handshake that can move, and waits for the next event until the
+    /// earliest deadline. Returns a stream as soon as one is established.
+    fn drive(&self, handshakes: &mut Vec<Handshake>, deadline: Option<Instant>) -> Result<Option<Stream>> {
+        // Out of descriptors with handshakes to finish: finish those first, and
+        // leave the (still readable) listening socket out of this round's wait.
+        let mut starved = false;
+        loop {
+            let pending = match self.try_accept_pending() {
+                Ok(Some(pending)) => pending,
+                Ok(None) => break,
+                Err(e) if e.kind() == ErrorKind::ResourceExhausted && !handshakes.is_empty() => {
+                    starved = true;
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            let mut handshake = Handshake::new(pending, Instant::now() + self.options.handshake_timeout);
+            if handshakes.len() >= self.options.max_pending_handshakes {
+                let err = Error::new(ErrorKind::ResourceExhausted, "too many handshakes in progress; try again");
+                self.note_rejection(handshake.refuse(RejectReason::ServerError, err));
+                continue;
+            }
+            // Watched so that an event loop polling `pollable_fd` sees the
+            // client's next record; a failure only costs that (accept polls
+            // the socket itself).
+            let _ = self.watch.add(handshake.fd(), 1);
+            handshakes.push(handshake);
+        }
+        let mut i = 0;
+        while i < handshakes.len() {
+            match handshakes[i].advance(self) {
+                Ok(Progress::Waiting) => i += 1,
+                Ok(Progress::Done(stream)) => {
+                    self.watch.remove(handshakes.swap_remove(i).fd());
+                    return Ok(Some(*stream));
+                }
+                Err(e) => {
+                    self.watch.remove(handshakes.swap_remove(i).fd());
+                    self.note_rejection(e);
+                }
+            }
+        }
+        let mut until = handshakes.iter().map(Handshake::deadline).chain(deadline).min();
+        if starved {
+            // Look at the listening socket again soon: descriptors may be free by then.
+            until = Some(until.map_or(Instant::now() + FD_BACKOFF, |u| u.min(Instant::now() + FD_BACKOFF)));
+        }
+        let listening = (!starved).then(|| self.bound.listener.as_fd());
+        let mut fds: Vec<PollFd<'_>> = listening
+            .into_iter()
+            .chain(handshakes.iter().map(Handshake::fd))
+            .map(|fd| PollFd::from_borrowed_fd(fd, PollFlags::IN))
+            .collect();
+        platform::poll_until(&mut fds, until)?;
+        Ok(None)
+    }
+
+    fn closed_error(&self) -> Error {
+        Error::new(ErrorKind::Closed, format!("the listener of '{}' was closed", self.name()))
+    }
+
     /// Accepts the next client socket without the handshake (for servers that run
-    /// handshakes off their dispatch thread).
+    /// handshakes off their dispatch thread), waiting until `deadline`.
     pub fn accept_pending(&self, deadline: Option<Instant>) -> Result<Pending> {
         loop {
+            if let Some(pending) = self.try_accept_pending()? {
+                return Ok(pending);
+            }
+            if !platform::wait_fd(self.bound.listener.as_fd(), PollFlags::IN, deadline)? {
+                return Err(Error::new(ErrorKind::Timeout, "accept timed out: no client connected"));
+            }
+        }
+    }
+
+    /// Accepts a client socket queued now, if any, without waiting.
+    pub(crate) fn try_accept_pending(&self) -> Result<Option<Pending>> {
+        loop {
             if self.bound.is_released() {
-                return Err(Error::new(ErrorKind::Closed, format!("the listener of '{}' was closed", self.name())));
+                return Err(self.closed_error());
             }
             match self.bound.listener.accept() {
                 Ok((socket, _)) => {
                     socket.set_nonblocking(true).map_err(|e| Error::io("configuring an accepted socket", e))?;
                     let credentials = platform::peer_credentials(socket.as_fd())?;
-                    return Ok(Pending { socket, credentials });
+                    return Ok(Some(Pending { socket, credentials }));
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if !platform::wait_fd(self.bound.listener.as_fd(), PollFlags::IN, deadline)? {
-                        return Err(Error::new(ErrorKind::Timeout, "accept timed out: no client connected"));
-                    }
-                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => continue,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
+                    return Err(Error::new(
+                        ErrorKind::ResourceExhausted,
+                        "cannot accept a client: this process is out of file descriptors (raise RLIMIT_NOFILE, e.g. ulimit -n, or lower max_connections)",
+                    ));
+                }
                 Err(e) => return Err(Error::io("accepting a client", e)),
             }
         }
     }
 
     /// Runs the server side of the handshake on an accepted socket, within the
-    /// handshake timeout. A refused client gets a REJECT saying why.
+    /// handshake timeout, blocking the calling thread. A refused client gets a
+    /// REJECT saying why.
     pub fn handshake(&self, pending: Pending) -> Result<Stream> {
-        let established = self.try_handshake(&pending).and_then(|(wake, segment, session)| {
-            Stream::establish(
-                pending.socket,
-                wake,
-                segment,
-                session,
-                Role::Server,
-                &self.options,
-                pending.credentials,
-                self.name(),
-                *self.keypair.public(),
-            )
-        });
-        match established {
-            Ok(stream) => Ok(stream),
-            Err(e) => {
-                self.rejected.fetch_add(1, Ordering::Relaxed);
-                *self.last_rejection.lock() = Some(e.clone());
-                Err(e)
+        let mut handshake = Handshake::new(pending, Instant::now() + self.options.handshake_timeout);
+        loop {
+            match handshake.advance(self) {
+                Ok(Progress::Done(stream)) => return Ok(*stream),
+                Ok(Progress::Waiting) => {
+                    platform::wait_fd(handshake.fd(), PollFlags::IN, Some(handshake.deadline()))?;
+                }
+                Err(e) => {
+                    self.note_rejection(e.clone());
+                    return Err(e);
+                }
             }
         }
     }
 
-    fn try_handshake(&self, pending: &Pending) -> Result<((OwnWake, OwnedFd), Segment, Session)> {
-        let socket = pending.socket.as_fd();
-        let deadline = Instant::now() + self.options.handshake_timeout;
-        let reject = |err: Error| {
-            let reason = RejectReason::for_error(err.kind());
-            let _ = control::send(socket, &control::encode_reject(reason, err.message()), &[]);
-            err
-        };
-        let mut fds = Vec::new();
-        let hello = control::receive(socket, &mut fds, Some(deadline));
-        // The uid check comes after reading the HELLO: refusing at once closed the
-        // socket while the client was still sending it, so the client got EPIPE
-        // or a reset (PeerGone) instead of reading the REJECT.
-        if let Some(uids) = &self.options.allowed_uids {
-            if !uids.contains(&pending.credentials.uid) {
-                return Err(reject(Error::new(
-                    ErrorKind::PermissionDenied,
-                    format!("uid {} is not allowed to connect", pending.credentials.uid),
-                )));
+    /// Counts a client that failed the handshake.
+    pub(crate) fn note_rejection(&self, err: Error) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        *self.last_rejection.lock() = Some(err);
+    }
+
+    /// Refuses a uid that `allowed_uids` does not list.
+    pub(crate) fn check_uid(&self, uid: u32) -> Result<()> {
+        match &self.options.allowed_uids {
+            Some(uids) if !uids.contains(&uid) => {
+                Err(Error::new(ErrorKind::PermissionDenied, format!("uid {uid} is not allowed to connect")))
             }
+            _ => Ok(()),
         }
-        let hello = match hello? {
-            Record::Hello(hello) if fds.is_empty() => hello,
-            _ => return Err(reject(Error::new(ErrorKind::ProtocolViolation, "expected a HELLO record"))),
-        };
-        let mut responder = Responder::new(&self.keypair, self.name())?;
-        let accepted = responder.read_hello(&hello, &self.policy).map_err(reject)?;
-        let mut segment = Segment::create(accepted.choice.backend, accepted.choice.ring_size).map_err(reject)?;
-        let own_wake = OwnWake::new().map_err(reject)?;
-        let mut choice = accepted.choice;
-        choice.segment_name = segment.name().to_string();
-        let (reply, session) = responder.write_reply(&choice)?;
-        // The REPLY carries, in order, the memfd (memfd backend only) and this
-        // side's wake-up eventfd.
-        let reply_fds: Vec<BorrowedFd<'_>> = segment.memfd().into_iter().chain([own_wake.for_peer()]).collect();
-        control::send(socket, &control::encode(control::REPLY, &reply), &reply_fds)?;
-        match control::receive(socket, &mut fds, Some(deadline))? {
-            Record::Ready => {}
-            _ => return Err(Error::new(ErrorKind::ProtocolViolation, "expected a READY record")),
-        }
-        // The READY carries exactly the client's wake-up eventfd.
-        let peer_wake = match (fds.pop(), fds.is_empty()) {
-            (Some(fd), true) => fd,
-            _ => {
-                return Err(Error::new(
-                    ErrorKind::ProtocolViolation,
-                    "the client's READY must carry exactly one descriptor (its wake-up eventfd)",
-                ))
-            }
-        };
-        platform::check_peer_wake(peer_wake.as_fd())?;
-        // The client has mapped the segment: nothing needs its name any more.
-        segment.unlink();
-        Ok(((own_wake, peer_wake), segment, session))
+    }
+
+    pub(crate) fn keypair(&self) -> &Keypair {
+        &self.keypair
+    }
+
+    pub(crate) fn policy(&self) -> &ServerPolicy {
+        &self.policy
+    }
+
+    pub(crate) fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// A file descriptor that is readable when `accept_timeout(Some(ZERO))`
+    /// may make progress: a client is waiting, or a handshake in progress got
+    /// its client's next record. For event loops (register it with a
+    /// [`Reactor`](crate::reactor::Reactor)); it does not report handshake
+    /// deadlines, which the next `accept` call enforces.
+    pub fn pollable_fd(&self) -> BorrowedFd<'_> {
+        self.watch.as_fd()
+    }
+
+    /// The listening socket itself: readable when a client waits to be accepted.
+    pub(crate) fn socket_fd(&self) -> BorrowedFd<'_> {
+        self.bound.listener.as_fd()
     }
 
     /// Stops listening: the endpoint's files are removed and its name can be
@@ -233,14 +318,17 @@ impl Listener {
     }
 }
 
+/// The pollable fd (see [`Listener::pollable_fd`]): readable when an `accept`
+/// with a zero timeout may make progress.
 impl AsRawFd for Listener {
     fn as_raw_fd(&self) -> RawFd {
-        self.bound.listener.as_raw_fd()
+        self.watch.as_fd().as_raw_fd()
     }
 }
 
+/// The pollable fd (see [`Listener::pollable_fd`]).
 impl AsFd for Listener {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.bound.listener.as_fd()
+        self.watch.as_fd()
     }
 }

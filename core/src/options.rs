@@ -25,6 +25,14 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 /// Longest spin budget accepted.
 pub const MAX_SPIN: Duration = Duration::from_secs(1);
+/// Default most connections per server.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default most handshakes in progress per server.
+pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 64;
+/// Default most bytes queued per server connection.
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 1 << 20;
+/// Most dispatch threads a server accepts.
+pub const MAX_DISPATCH_THREADS: usize = 256;
 /// Largest plaintext per frame; smaller frames let both sides work at once on
 /// one large message.
 pub const MAX_FRAGMENT: u32 = 64 * 1024;
@@ -65,6 +73,26 @@ pub struct Options {
     pub backend: Backend,
     /// Use ChaCha20-Poly1305 even where AEGIS-128L is available.
     pub require_chacha: bool,
+    /// Most connections a server keeps at once; further clients get a REJECT
+    /// (reason 7). With the ring size it bounds the shared memory a server
+    /// commits: about `2 × ring_size × max_connections`.
+    pub max_connections: usize,
+    /// Most connections a server keeps at once for one uid (None: only
+    /// `max_connections`).
+    pub max_connections_per_uid: Option<usize>,
+    /// Most handshakes in progress at once (servers and `Listener::accept`).
+    /// When full, the oldest client that has sent nothing yet is refused to make
+    /// room; if every one has, the newcomer is refused (both with a REJECT).
+    pub max_pending_handshakes: usize,
+    /// Most handshakes in progress at once for one uid.
+    pub max_pending_handshakes_per_uid: usize,
+    /// Most bytes a server connection queues when its ring is full (see
+    /// `Connection::send`); a send that would exceed it fails with WouldBlock
+    /// and queues nothing. A single message larger than this is still queued
+    /// when the queue is empty.
+    pub max_queued_bytes: usize,
+    /// Dispatch threads of a server (at least 1); connections are spread over them.
+    pub dispatch_threads: usize,
 }
 
 impl Default for Options {
@@ -82,6 +110,12 @@ impl Default for Options {
             spin: DEFAULT_SPIN,
             backend: if cfg!(target_os = "linux") { Backend::Memfd } else { Backend::Named },
             require_chacha: false,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_uid: None,
+            max_pending_handshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
+            max_pending_handshakes_per_uid: DEFAULT_MAX_PENDING_HANDSHAKES,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
+            dispatch_threads: 1,
         }
     }
 }
@@ -152,6 +186,33 @@ impl Options {
         self
     }
 
+    /// Sets the most connections a server keeps.
+    pub fn max_connections(mut self, n: usize) -> Options {
+        self.max_connections = n;
+        self
+    }
+    /// Sets the most connections a server keeps per uid.
+    pub fn max_connections_per_uid(mut self, n: Option<usize>) -> Options {
+        self.max_connections_per_uid = n;
+        self
+    }
+    /// Sets the most handshakes in progress, overall and per uid.
+    pub fn max_pending_handshakes(mut self, overall: usize, per_uid: usize) -> Options {
+        self.max_pending_handshakes = overall;
+        self.max_pending_handshakes_per_uid = per_uid;
+        self
+    }
+    /// Sets the most bytes queued per server connection.
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Options {
+        self.max_queued_bytes = bytes;
+        self
+    }
+    /// Sets the number of dispatch threads of a server.
+    pub fn dispatch_threads(mut self, n: usize) -> Options {
+        self.dispatch_threads = n;
+        self
+    }
+
     /// Checks the values that do not depend on the side.
     pub fn validate(&self) -> Result<()> {
         if let Some(size) = self.ring_size {
@@ -167,6 +228,22 @@ impl Options {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
                 format!("the spin budget must be at most {} ms (it burns a core while it lasts)", MAX_SPIN.as_millis()),
+            ));
+        }
+        if self.max_connections == 0
+            || self.max_connections_per_uid == Some(0)
+            || self.max_pending_handshakes == 0
+            || self.max_pending_handshakes_per_uid == 0
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "max_connections, max_connections_per_uid and the pending handshake limits must be at least 1",
+            ));
+        }
+        if self.dispatch_threads == 0 || self.dispatch_threads > MAX_DISPATCH_THREADS {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("dispatch_threads must be between 1 and {MAX_DISPATCH_THREADS}"),
             ));
         }
         Ok(())
@@ -205,6 +282,12 @@ mod tests {
             Options::new().handshake_timeout(Duration::MAX),
             Options::new().spin(MAX_SPIN + Duration::from_nanos(1)),
             Options::new().ring_size(3000),
+            Options::new().max_connections(0),
+            Options::new().max_connections_per_uid(Some(0)),
+            Options::new().max_pending_handshakes(0, 1),
+            Options::new().max_pending_handshakes(1, 0),
+            Options::new().dispatch_threads(0),
+            Options::new().dispatch_threads(MAX_DISPATCH_THREADS + 1),
         ];
         for options in too_long {
             let e = options.validate().unwrap_err();

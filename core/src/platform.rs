@@ -790,3 +790,42 @@ pub fn recv_available(socket: BorrowedFd<'_>, out: &mut Vec<u8>, limit: usize) -
     }
     Ok(true)
 }
+
+// ------------------------------------------------------ reactor and accept
+// (added for the reactor and the non-blocking accept driver)
+
+/// Waits until one of `fds` is ready or `until` passes (None: no limit). A
+/// signal ends the wait early; callers re-check their state either way.
+pub fn poll_until(fds: &mut [PollFd<'_>], until: Option<Instant>) -> Result<()> {
+    let timeout = until.map(|d| {
+        let left = d.saturating_duration_since(Instant::now());
+        rustix::time::Timespec { tv_sec: left.as_secs() as i64, tv_nsec: left.subsec_nanos() as _ }
+    });
+    match poll(fds, timeout.as_ref()) {
+        Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+        Err(e) => Err(os_error("waiting for clients", e)),
+    }
+}
+
+/// Raises this process's soft limit on open files to its hard limit (servers
+/// with many connections, and tests that open a thousand sockets). Returns the
+/// new soft limit.
+pub fn raise_open_files_limit() -> Result<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        setrlimit(Resource::Nofile, limit).map_err(|e| os_error("raising the open files limit", e))?;
+    }
+    Ok(limit.current.unwrap_or(u64::MAX))
+}
+
+/// Waits on an epoll set (see `epoll_wait` above) and returns the tokens of the
+/// ready entries.
+pub fn epoll_wait_tokens<'a>(
+    epoll: BorrowedFd<'_>,
+    events: &'a mut [libc::epoll_event],
+    timeout: Option<std::time::Duration>,
+) -> Result<impl Iterator<Item = u64> + 'a> {
+    epoll_wait(epoll, events, timeout)
+}

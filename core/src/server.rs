@@ -1,39 +1,47 @@
-//! `Server`: many clients served from one dispatch thread, with callbacks.
+//! `Server`: many clients served by one or more dispatch threads, with callbacks.
 //!
-//! The dispatch thread waits on the listener and on every connection's pollable
-//! fd with one epoll set, and calls the handler: `on_connect` when a client
-//! completed its handshake, `on_data` for each message, `on_error` for failures
-//! (a refused handshake, a broken connection, a panicking callback) and
-//! `on_close` when a connection ends. Handshakes run on short-lived threads so a
-//! slow or hostile client cannot stall the others. A [`Connection`] can reply from
-//! inside a callback or from any other thread.
+//! Each dispatch thread runs a [`Reactor`](crate::reactor::Reactor) over its
+//! connections (see [`dispatch`](crate::dispatch)); the first one also accepts
+//! clients and drives their handshakes, non-blocking, each with its own
+//! deadline. The handler is called with `on_connect` when a client completed
+//! its handshake, `on_data` for each message, `on_error` for failures (a
+//! refused handshake, a broken connection, a panicking callback) and `on_close`
+//! when a connection ends.
+//!
+//! Nothing a peer does blocks a dispatch thread: a connection gets one message
+//! per turn, [`Connection::send`] queues (bounded) instead of waiting for a peer
+//! that does not read, and closing (which may wait for ring space) happens on a
+//! separate closer thread. A [`Connection`] can reply from inside a callback or
+//! from any other thread.
 
-use std::collections::{HashMap, VecDeque};
-use std::os::fd::AsFd;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::dispatch::{Mailbox, Shard};
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::PublicKey;
 use crate::listener::Listener;
 use crate::options::Options;
-use crate::platform::{Credentials, Poller, WAKE_TOKEN};
+use crate::outbound::Outbound;
+use crate::platform::Credentials;
 use crate::stream::{Stats, Stream};
 
-/// Token of the listener in the server's epoll set.
-const LISTENER_TOKEN: u64 = u64::MAX - 1;
-/// Messages delivered from one connection before others get a turn.
-const FAIR_SHARE: usize = 64;
-/// Handshakes that may run at once; further clients are refused.
-const MAX_PENDING_HANDSHAKES: usize = 64;
+/// How long closing a connection may wait for a peer to take its queued
+/// messages and the close (on the closer thread, never on a dispatch thread).
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// How long `Server::close` waits for the closer thread to finish.
+const CLOSER_JOIN: Duration = Duration::from_secs(5);
 
 /// What a server does on its events. Every method has a default that does
-/// nothing; callbacks run on the server's dispatch thread, one at a time.
+/// nothing; callbacks of one connection run on its dispatch thread, one at a
+/// time (with several dispatch threads, callbacks of different connections may
+/// run at once).
 pub trait ServerHandler: Send + Sync + 'static {
     /// A client completed the handshake.
     fn on_connect(&self, _connection: &Connection) {}
@@ -46,70 +54,215 @@ pub trait ServerHandler: Send + Sync + 'static {
     fn on_close(&self, _connection: &Connection, _reason: Option<&Error>) {}
 }
 
+pub(crate) struct ConnectionInner {
+    pub(crate) id: u64,
+    pub(crate) stream: Stream,
+    pub(crate) outbound: Mutex<Outbound>,
+    max_queued: usize,
+    /// Set when the connection left its dispatch thread: sends fail with Closed.
+    pub(crate) removed: AtomicBool,
+    /// Set by `close`: the dispatch thread removes the connection.
+    pub(crate) close_requested: AtomicBool,
+    pub(crate) mailbox: Arc<Mailbox>,
+}
+
 /// One client of a [`Server`]. Cheap to clone; usable from any thread.
 #[derive(Clone)]
 pub struct Connection {
-    id: u64,
-    stream: Arc<Stream>,
+    pub(crate) inner: Arc<ConnectionInner>,
 }
 
 impl Connection {
+    pub(crate) fn new(id: u64, stream: Stream, max_queued: usize, mailbox: Arc<Mailbox>) -> Connection {
+        Connection {
+            inner: Arc::new(ConnectionInner {
+                id,
+                stream,
+                outbound: Mutex::new(Outbound::default()),
+                max_queued,
+                removed: AtomicBool::new(false),
+                close_requested: AtomicBool::new(false),
+                mailbox,
+            }),
+        }
+    }
+
     /// A number unique within the server.
     pub fn id(&self) -> u64 {
-        self.id
+        self.inner.id
     }
-    /// Sends a message to this client (blocks while its ring is full, up to the
-    /// send timeout).
+
+    /// Sends a message to this client without ever blocking: into the ring if
+    /// it fits now, else into the connection's outbound queue, which the
+    /// dispatch thread sends, in order, as the client frees space. When the
+    /// queue already holds `Options::max_queued_bytes`, fails with WouldBlock
+    /// and queues nothing (a client that does not read cannot grow the
+    /// server's memory or stall it); the caller may drop the message, retry
+    /// later or close the connection. Safe from callbacks and other threads.
     pub fn send(&self, data: &[u8]) -> Result<()> {
-        self.stream.send(data)
+        let inner = &*self.inner;
+        if inner.removed.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorKind::Closed, "the connection was closed"));
+        }
+        let mut outbound = inner.outbound.lock();
+        let was_empty = outbound.is_empty();
+        if !outbound.send(&inner.stream, data, inner.max_queued)? && was_empty {
+            // The dispatch thread must look after this connection's queue.
+            inner.mailbox.post_backlog(inner.id);
+        }
+        Ok(())
     }
-    /// Sends only if the message fits now.
+
+    /// Sends only if the message fits in the ring now and nothing is queued;
+    /// else WouldBlock and nothing is sent or queued.
     pub fn try_send(&self, data: &[u8]) -> Result<()> {
-        self.stream.try_send(data)
+        let outbound = self.inner.outbound.lock();
+        if !outbound.is_empty() {
+            return Err(Error::new(ErrorKind::WouldBlock, "earlier messages are still queued; nothing was sent"));
+        }
+        self.inner.stream.try_send(data)
     }
-    /// Closes this connection; `on_close` follows.
+
+    /// Messages waiting in the outbound queue.
+    pub fn queued_messages(&self) -> usize {
+        self.inner.outbound.lock().len()
+    }
+
+    /// Closes this connection: queued messages and the close are sent off the
+    /// dispatch thread (waiting up to 2 s for a slow client), and `on_close`
+    /// follows on the dispatch thread. Never blocks. Idempotent.
     pub fn close(&self) -> Result<()> {
-        self.stream.close()
+        if !self.inner.close_requested.swap(true, Ordering::AcqRel) {
+            self.inner.mailbox.post_close(self.inner.id);
+        }
+        Ok(())
     }
+
     /// The client's public key.
     pub fn peer_public_key(&self) -> PublicKey {
-        self.stream.peer_public_key()
+        self.inner.stream.peer_public_key()
     }
+
     /// The client process's credentials.
     pub fn peer_credentials(&self) -> Credentials {
-        self.stream.peer_credentials()
+        self.inner.stream.peer_credentials()
     }
+
     /// Message and byte counts.
     pub fn stats(&self) -> Stats {
-        self.stream.stats()
+        self.inner.stream.stats()
     }
-    /// The underlying stream.
+
+    /// The underlying stream. Do not call its blocking `send`/`recv` on a
+    /// dispatch thread.
     pub fn stream(&self) -> &Stream {
-        &self.stream
+        &self.inner.stream
     }
 }
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Connection({}, {})", self.id, self.stream.peer_public_key().fingerprint())
+        write!(f, "Connection({}, {})", self.inner.id, self.inner.stream.peer_public_key().fingerprint())
     }
 }
 
-struct Shared {
-    listener: Listener,
-    handler: Box<dyn ServerHandler>,
-    poller: Poller,
-    connections: Mutex<HashMap<u64, Connection>>,
-    established: Mutex<Vec<Result<Stream>>>,
-    pending_handshakes: AtomicUsize,
-    stopping: AtomicBool,
-    next_id: AtomicU64,
+/// Closes removed connections off the dispatch threads.
+pub(crate) struct Closer {
+    jobs: Mutex<Option<Sender<Connection>>>,
+    done: Mutex<Option<Receiver<()>>>,
 }
 
-/// An event-driven server on one endpoint.
-pub struct Server {
-    shared: Arc<Shared>,
-    dispatch: Mutex<Option<JoinHandle<()>>>,
+impl Closer {
+    fn start() -> Result<Closer> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Connection>();
+        let (finished, done) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("shmsock-closer".into())
+            .spawn(move || {
+                for connection in queue {
+                    let inner = &connection.inner;
+                    let deadline = Instant::now() + CLOSE_LINGER;
+                    let _ = inner.outbound.lock().drain_until(&inner.stream, deadline);
+                    let _ = inner.stream.close();
+                }
+                let _ = finished.send(());
+            })
+            .map_err(|e| Error::io("starting the closer thread", e))?;
+        Ok(Closer { jobs: Mutex::new(Some(jobs)), done: Mutex::new(Some(done)) })
+    }
+
+    /// Hands a removed connection over for closing.
+    pub(crate) fn close(&self, connection: Connection) {
+        match &*self.jobs.lock() {
+            Some(jobs) => {
+                if let Err(returned) = jobs.send(connection) {
+                    // The closer is gone (shutting down): close here, without linger.
+                    let _ = returned.0.inner.stream.close();
+                }
+            }
+            None => {
+                let _ = connection.inner.stream.close();
+            }
+        }
+    }
+
+    /// Lets the closer finish what it has, waiting a bounded time.
+    fn finish(&self) {
+        drop(self.jobs.lock().take());
+        if let Some(done) = self.done.lock().take() {
+            let _ = done.recv_timeout(CLOSER_JOIN);
+        }
+    }
+}
+
+/// State shared by the dispatch threads.
+pub(crate) struct Shared {
+    pub(crate) listener: Listener,
+    pub(crate) handler: Box<dyn ServerHandler>,
+    pub(crate) options: Options,
+    pub(crate) connections: Mutex<Registry>,
+    pub(crate) stopping: AtomicBool,
+    pub(crate) next_id: AtomicU64,
+    pub(crate) closer: Closer,
+    pub(crate) mailboxes: Vec<Arc<Mailbox>>,
+}
+
+/// The connected clients, with counts per uid (for the limits).
+#[derive(Default)]
+pub(crate) struct Registry {
+    pub(crate) by_id: HashMap<u64, Connection>,
+    pub(crate) per_uid: HashMap<u32, usize>,
+}
+
+impl Registry {
+    pub(crate) fn insert(&mut self, connection: Connection) {
+        *self.per_uid.entry(connection.peer_credentials().uid).or_default() += 1;
+        self.by_id.insert(connection.id(), connection);
+    }
+
+    pub(crate) fn remove(&mut self, id: u64) {
+        if let Some(connection) = self.by_id.remove(&id) {
+            let uid = connection.peer_credentials().uid;
+            if let Some(count) = self.per_uid.get_mut(&uid) {
+                *count -= 1;
+                if *count == 0 {
+                    self.per_uid.remove(&uid);
+                }
+            }
+        }
+    }
+
+    /// Why a new connection of `uid` would exceed the limits, if it would.
+    pub(crate) fn refusal(&self, uid: u32, options: &Options) -> Option<String> {
+        if self.by_id.len() >= options.max_connections {
+            return Some(format!("the server is full ({} connections)", options.max_connections));
+        }
+        let of_uid = self.per_uid.get(&uid).copied().unwrap_or(0);
+        match options.max_connections_per_uid {
+            Some(max) if of_uid >= max => Some(format!("uid {uid} already has {max} connections, its limit")),
+            _ => None,
+        }
+    }
 }
 
 fn panic_error(what: &str, payload: Box<dyn std::any::Any + Send>) -> Error {
@@ -123,148 +276,59 @@ fn panic_error(what: &str, payload: Box<dyn std::any::Any + Send>) -> Error {
 
 impl Shared {
     /// Runs a callback, turning a panic into `on_error`.
-    fn call(&self, what: &str, connection: Option<&Connection>, f: impl FnOnce(&dyn ServerHandler)) {
+    pub(crate) fn call(&self, what: &str, connection: Option<&Connection>, f: impl FnOnce(&dyn ServerHandler)) {
+        use std::panic::{catch_unwind, AssertUnwindSafe};
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| f(&*self.handler))) {
             let err = panic_error(what, payload);
             let _ = catch_unwind(AssertUnwindSafe(|| self.handler.on_error(connection, &err)));
         }
     }
+}
 
-    fn accept_clients(self: &Arc<Self>) {
-        loop {
-            // Deadline "now": take what is queued without waiting.
-            let pending = match self.listener.accept_pending(Some(std::time::Instant::now())) {
-                Ok(p) => p,
-                Err(e) if matches!(e.kind(), ErrorKind::Timeout | ErrorKind::Closed) => return,
-                Err(e) => {
-                    self.call("on_error", None, |h| h.on_error(None, &e));
-                    return;
-                }
-            };
-            if self.pending_handshakes.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING_HANDSHAKES {
-                self.pending_handshakes.fetch_sub(1, Ordering::AcqRel);
-                continue; // dropping `pending` closes the socket: the client sees PeerGone
-            }
-            let shared = Arc::clone(self);
-            let spawned = std::thread::Builder::new().name("shmsock-handshake".into()).spawn(move || {
-                let result = shared.listener.handshake(pending);
-                shared.established.lock().push(result);
-                shared.pending_handshakes.fetch_sub(1, Ordering::AcqRel);
-                shared.poller.notify();
-            });
-            if spawned.is_err() {
-                self.pending_handshakes.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
-    }
-
-    fn add_established(&self, ready: &mut VecDeque<u64>) {
-        let results = std::mem::take(&mut *self.established.lock());
-        for result in results {
-            match result {
-                Ok(stream) => {
-                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                    let connection = Connection { id, stream: Arc::new(stream) };
-                    if let Err(e) = self.poller.add(connection.stream.pollable_fd(), id) {
-                        self.call("on_error", Some(&connection), |h| h.on_error(Some(&connection), &e));
-                        continue;
-                    }
-                    self.connections.lock().insert(id, connection.clone());
-                    self.call("on_connect", Some(&connection), |h| h.on_connect(&connection));
-                    // Messages may already wait, and try_recv arms the wake-up.
-                    ready.push_back(id);
-                }
-                Err(e) => self.call("on_error", None, |h| h.on_error(None, &e)),
-            }
-        }
-    }
-
-    /// Delivers up to a fair share of messages; true when more may be waiting.
-    fn serve(&self, id: u64, buf: &mut Vec<u8>) -> bool {
-        let Some(connection) = self.connections.lock().get(&id).cloned() else { return false };
-        for _ in 0..FAIR_SHARE {
-            match connection.stream.try_recv_into(buf) {
-                Ok(n) => self.call("on_data", Some(&connection), |h| h.on_data(&connection, &buf[..n])),
-                Err(e) if e.kind() == ErrorKind::BufferTooSmall => {
-                    buf.resize(e.needed().unwrap_or(buf.len() * 2), 0);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
-                Err(e) if matches!(e.kind(), ErrorKind::PeerClosed | ErrorKind::Closed) => {
-                    self.remove(&connection, None);
-                    return false;
-                }
-                Err(e) => {
-                    self.call("on_error", Some(&connection), |h| h.on_error(Some(&connection), &e));
-                    self.remove(&connection, Some(&e));
-                    return false;
-                }
-            }
-        }
-        true
-    }
-
-    fn remove(&self, connection: &Connection, reason: Option<&Error>) {
-        self.poller.remove(connection.stream.pollable_fd());
-        self.connections.lock().remove(&connection.id);
-        let _ = connection.stream.close();
-        self.call("on_close", Some(connection), |h| h.on_close(connection, reason));
-    }
-
-    fn dispatch(self: Arc<Self>) {
-        let mut tokens = Vec::new();
-        let mut ready: VecDeque<u64> = VecDeque::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        while !self.stopping.load(Ordering::Acquire) {
-            let timeout = if ready.is_empty() { None } else { Some(Duration::ZERO) };
-            if let Err(e) = self.poller.wait(&mut tokens, timeout) {
-                self.call("on_error", None, |h| h.on_error(None, &e));
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            }
-            for &token in &tokens {
-                match token {
-                    LISTENER_TOKEN => self.accept_clients(),
-                    WAKE_TOKEN => self.add_established(&mut ready),
-                    id => {
-                        if !ready.contains(&id) {
-                            ready.push_back(id);
-                        }
-                    }
-                }
-            }
-            for _ in 0..ready.len() {
-                let Some(id) = ready.pop_front() else { break };
-                if self.serve(id, &mut buf) {
-                    ready.push_back(id);
-                }
-            }
-        }
-    }
+/// An event-driven server on one endpoint.
+pub struct Server {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Server {
-    /// Binds endpoint `name` (see [`Listener::bind`]) and starts serving on a
-    /// dispatch thread.
+    /// Binds endpoint `name` (see [`Listener::bind`]) and starts serving on
+    /// `options.dispatch_threads` dispatch threads.
     pub fn start(name: &str, options: &Options, handler: impl ServerHandler) -> Result<Server> {
         let listener = Listener::bind(name, options)?;
-        let poller = Poller::new()?;
-        poller.add(listener.as_fd(), LISTENER_TOKEN)?;
+        let mut shards = Vec::new();
+        let mut mailboxes = Vec::new();
+        for index in 0..options.dispatch_threads {
+            let shard = Shard::new(index, options.spin)?;
+            mailboxes.push(shard.mailbox());
+            shards.push(shard);
+        }
         let shared = Arc::new(Shared {
             listener,
             handler: Box::new(handler),
-            poller,
-            connections: Mutex::new(HashMap::new()),
-            established: Mutex::new(Vec::new()),
-            pending_handshakes: AtomicUsize::new(0),
+            options: options.clone(),
+            connections: Mutex::new(Registry::default()),
             stopping: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
+            closer: Closer::start()?,
+            mailboxes,
         });
-        let runner = Arc::clone(&shared);
-        let dispatch = std::thread::Builder::new()
-            .name(format!("shmsock-server-{name}"))
-            .spawn(move || runner.dispatch())
-            .map_err(|e| Error::io("starting the dispatch thread", e))?;
-        Ok(Server { shared, dispatch: Mutex::new(Some(dispatch)) })
+        let mut threads = Vec::new();
+        for shard in shards {
+            let runner = Arc::clone(&shared);
+            let spawned = std::thread::Builder::new()
+                .name(format!("shmsock-server-{name}-{}", shard.index()))
+                .spawn(move || shard.run(&runner));
+            match spawned {
+                Ok(thread) => threads.push(thread),
+                Err(e) => {
+                    let server = Server { shared, threads: Mutex::new(threads) };
+                    server.close();
+                    return Err(Error::io("starting a dispatch thread", e));
+                }
+            }
+        }
+        Ok(Server { shared, threads: Mutex::new(threads) })
     }
 
     /// The endpoint name.
@@ -279,24 +343,32 @@ impl Server {
 
     /// The connected clients.
     pub fn connections(&self) -> Vec<Connection> {
-        self.shared.connections.lock().values().cloned().collect()
+        self.shared.connections.lock().by_id.values().cloned().collect()
+    }
+
+    /// How many clients failed the handshake or were refused so far.
+    pub fn rejected_count(&self) -> u64 {
+        self.shared.listener.rejected_count()
     }
 
     /// Stops serving: closes every connection (each gets `on_close`), removes
-    /// the endpoint and joins the dispatch thread. Idempotent.
+    /// the endpoint and joins the dispatch threads. Idempotent.
     pub fn close(&self) {
-        let Some(dispatch) = self.dispatch.lock().take() else { return };
-        self.shared.stopping.store(true, Ordering::Release);
-        // Free the name now: handshake threads may hold the listener a while longer.
+        let threads = std::mem::take(&mut *self.threads.lock());
+        if self.shared.stopping.swap(true, Ordering::AcqRel) {
+            return;
+        }
         self.shared.listener.close();
-        self.shared.poller.notify();
-        if dispatch.thread().id() != std::thread::current().id() {
-            let _ = dispatch.join();
+        for mailbox in &self.shared.mailboxes {
+            mailbox.wake();
         }
-        let connections: Vec<Connection> = self.shared.connections.lock().values().cloned().collect();
-        for connection in connections {
-            self.shared.remove(&connection, None);
+        let me = std::thread::current().id();
+        for thread in threads {
+            if thread.thread().id() != me {
+                let _ = thread.join();
+            }
         }
+        self.shared.closer.finish();
     }
 }
 

@@ -249,3 +249,47 @@ fn try_send_arms_the_pollable_fd_for_space() {
     assert!(readable_within(client.as_raw_fd(), 10_000), "freed space must wake the sender's fd");
     client.try_send(&message).expect("room again");
 }
+
+/// Replies to a client that does not read queue up to `max_queued_bytes`, then
+/// fail with WouldBlock without blocking the callback; once the client reads,
+/// everything queued arrives in order. Several dispatch threads serve at once.
+#[test]
+fn a_full_outbound_queue_is_would_block_and_drains_in_order() {
+    struct Flood {
+        results: Mutex<Sender<Result<(), ErrorKind>>>,
+    }
+    impl ServerHandler for Flood {
+        fn on_data(&self, c: &Connection, data: &[u8]) {
+            // Each request asks for 100 replies of 1000 bytes, numbered.
+            for i in 0..100u32 {
+                let mut reply = vec![data[0]; 1000];
+                reply[..4].copy_from_slice(&i.to_le_bytes());
+                let r = c.send(&reply).map_err(|e| e.kind());
+                let _ = self.results.lock().unwrap().send(r);
+            }
+        }
+    }
+    let name = unique("queue");
+    let kp = Keypair::generate();
+    let (tx, rx) = channel();
+    let options = Options::new().keypair(kp.clone()).ring_size(4096).max_queued_bytes(20_000).dispatch_threads(2);
+    let server = Server::start(&name, &options, Flood { results: Mutex::new(tx) }).unwrap();
+    let client_options = Options::new().server_key(*kp.public()).recv_timeout(Some(WAIT));
+    let client = shmsock::Stream::connect(&name, &client_options).unwrap();
+    client.send(&[5]).unwrap();
+    let results: Vec<Result<(), ErrorKind>> = (0..100).map(|_| rx.recv_timeout(WAIT).unwrap()).collect();
+    let accepted = results.iter().take_while(|r| r.is_ok()).count();
+    assert!(accepted < 100, "a 4 KiB ring and a 20 kB queue cannot hold 100 kB");
+    assert!(results[accepted..].iter().all(|r| *r == Err(ErrorKind::WouldBlock)), "{results:?}");
+    for i in 0..accepted as u32 {
+        let reply = client.recv().expect("every accepted reply arrives");
+        assert_eq!(reply[..4], i.to_le_bytes(), "in order");
+    }
+    // A second client on the other dispatch thread is served as well.
+    let other = shmsock::Stream::connect(&name, &client_options).unwrap();
+    other.send(&[6]).unwrap();
+    assert_eq!(other.recv().unwrap()[4], 6);
+    client.close().unwrap();
+    other.close().unwrap();
+    server.close();
+}

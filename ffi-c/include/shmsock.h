@@ -197,6 +197,27 @@ typedef uint32_t shmsock_role;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// What an event reports: see shmsock_event.
+enum shmsock_event_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // The source registered with `token` is readable (or its peer hung up).
+  SHMSOCK_EVENT_READABLE = 1,
+  // The timer added with `token` expired (it is removed).
+  SHMSOCK_EVENT_TIMER = 2,
+  // shmsock_reactor_wake() was called (`token` is 0).
+  SHMSOCK_EVENT_WOKEN = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum shmsock_event_kind shmsock_event_kind;
+#else
+typedef uint32_t shmsock_event_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // An event-driven client of one endpoint, from shmsock_client_connect().
 //
 // Thread safety: every function except shmsock_client_free() may be called
@@ -258,6 +279,27 @@ typedef struct shmsock_options shmsock_options;
 // the topic.
 typedef struct shmsock_publisher shmsock_publisher;
 
+// A reactor: waits for many streams, listeners, file descriptors and timers
+// at once, so one thread can drive many connections with the non-blocking
+// calls (shmsock_stream_try_recv_into(), shmsock_stream_try_send(),
+// shmsock_listener_accept() with a timeout of 0).
+//
+// Register each source with a token of your choice (any value but
+// UINT64_MAX); shmsock_reactor_poll() reports the tokens of the sources that
+// are readable, of the timers that expired, and whether
+// shmsock_reactor_wake() was called. Sources are level-triggered: a stream
+// stays readable until a try_ call returned SHMSOCK_WOULD_BLOCK, which re-arms
+// it. The reactor's own fd (shmsock_reactor_fd()) can be watched by another
+// event loop (libuv, a C program's epoll): when it is readable, call
+// shmsock_reactor_poll() with timeout 0.
+//
+// Thread safety: registering and removing sources and shmsock_reactor_wake()
+// may be called from any thread, also while another thread polls. Polling
+// and the timer functions take the reactor's lock: call them from one thread
+// (a timer added from another thread waits for the running poll to return;
+// wake the reactor first).
+typedef struct shmsock_reactor shmsock_reactor;
+
 // An event-driven server on one endpoint, from shmsock_server_start().
 //
 // Thread safety: every function except shmsock_server_free() may be called
@@ -307,11 +349,14 @@ typedef struct shmsock_stats {
 
 // The callbacks of a shmsock_server. Each may be NULL (the event is then
 // ignored). They run on the server's dispatch thread, one at a time, never
-// concurrently with each other, and receive the `user_data` given to
-// shmsock_server_start() as their first argument.
+// concurrently with each other (with several dispatch threads, see
+// shmsock_options_set_server_limits(), callbacks of different connections may
+// run at once), and receive the `user_data` given to shmsock_server_start()
+// as their first argument.
 //
-// A callback should return quickly: while it runs, no other connection of the
-// server is served. It may call any shmsock function, including sending on
+// A callback should return quickly: while it runs, no other connection of its
+// dispatch thread is served. Reply with shmsock_connection_send(), which
+// never blocks. It may call any shmsock function, including sending on
 // any connection and shmsock_server_close(). It must not longjmp out, nor let
 // a C++ exception escape (that aborts the process).
 typedef struct shmsock_server_callbacks {
@@ -358,6 +403,14 @@ typedef struct shmsock_client_callbacks {
   // exactly once, and is the last callback.
   void (*on_close)(void *user_data, shmsock_result result, const char *message);
 } shmsock_client_callbacks;
+
+// One event reported by shmsock_reactor_poll().
+typedef struct shmsock_event {
+  // What happened.
+  shmsock_event_kind kind;
+  // The token of the source or timer (0 for SHMSOCK_EVENT_WOKEN).
+  uint64_t token;
+} shmsock_event;
 
 // One endpoint of a shmsock_endpoint_list.
 typedef struct shmsock_endpoint_info {
@@ -687,10 +740,12 @@ shmsock_result shmsock_listener_bind(const char *name,
                                      const struct shmsock_options *options,
                                      struct shmsock_listener **out);
 
-// Waits up to `timeout_ms` milliseconds (SHMSOCK_FOREVER: no limit; 0: only
-// clients already waiting) for a client and completes its handshake (which
-// may take up to the handshake timeout more). Clients that fail the handshake
-// (wrong key, not allowed, garbage) are refused and skipped; see
+// Waits up to `timeout_ms` milliseconds (SHMSOCK_FOREVER: no limit; 0: never
+// waits) for a client to complete its handshake. Handshakes run side by side
+// on the calling thread, each within the handshake timeout, so the deadline
+// holds whatever clients do; those still in progress at return continue at
+// the next call. Clients that fail the handshake (wrong key, not allowed,
+// garbage, silence) are refused with a REJECT and skipped; see
 // shmsock_listener_rejected_count().
 //
 // On success `*out` receives a new stream, owned by the caller, to be freed
@@ -711,11 +766,13 @@ shmsock_result shmsock_listener_public_key(const struct shmsock_listener *listen
                                            uint8_t *out,
                                            size_t out_len);
 
-// Writes the listening socket's file descriptor to `*out_fd`: it becomes
-// readable when a client is waiting, so an event loop can call
-// shmsock_listener_accept() with timeout 0 then (the handshake still runs
-// inside that call). The fd belongs to the listener: do not close it.
-// Never blocks.
+// Writes the listener's pollable file descriptor to `*out_fd`: it becomes
+// readable when a client is waiting or a handshake in progress received its
+// client's next record, so an event loop can call shmsock_listener_accept()
+// with timeout 0 then. That call never waits: it accepts waiting clients and
+// advances every handshake in progress (several run side by side, so a silent
+// client delays no other), returning a stream when one completed, else
+// SHMSOCK_TIMEOUT. The fd belongs to the listener: do not close it. Never blocks.
 //
 // Errors: SHMSOCK_NULL_ARGUMENT.
 shmsock_result shmsock_listener_fd(const struct shmsock_listener *listener, int *out_fd);
@@ -1057,33 +1114,40 @@ void shmsock_connection_free(struct shmsock_connection *connection);
 // Errors: SHMSOCK_NULL_ARGUMENT.
 shmsock_result shmsock_connection_id(const struct shmsock_connection *connection, uint64_t *out);
 
-// Sends a message of `len` bytes to this client, waiting while its ring is
-// full up to the send timeout of the server's options (forever by default).
-// Callable from callbacks (the dispatch thread then waits too) and from any
-// thread.
+// Sends a message of `len` bytes to this client without ever blocking: into
+// the ring if it fits now, else into the connection's outbound queue, which
+// the dispatch thread sends, in order, as the client frees space. When the
+// queue already holds the server's max_queued_bytes
+// (shmsock_options_set_server_limits()), fails with SHMSOCK_WOULD_BLOCK and
+// queues nothing: the caller may drop the message, retry later or close the
+// connection (the same policy in every language). Callable from callbacks and
+// from any thread.
 //
-// Errors: as shmsock_stream_send().
+// Errors: as shmsock_stream_try_send(), and SHMSOCK_WOULD_BLOCK for a full queue.
 shmsock_result shmsock_connection_send(struct shmsock_connection *connection,
                                        const uint8_t *data,
                                        size_t len);
 
-// As shmsock_connection_send(), waiting up to `timeout_ms` milliseconds
-// (SHMSOCK_FOREVER: no limit).
+// Sends straight into the ring, waiting while it is full up to `timeout_ms`
+// milliseconds (SHMSOCK_FOREVER: no limit), past the outbound queue. Blocks:
+// do not call it from a callback (that would stall the dispatch thread);
+// prefer shmsock_connection_send().
 shmsock_result shmsock_connection_send_timeout(struct shmsock_connection *connection,
                                                const uint8_t *data,
                                                size_t len,
                                                uint64_t timeout_ms);
 
-// Sends only if the whole message fits in the ring now; else
-// SHMSOCK_WOULD_BLOCK and nothing is sent. Never blocks.
+// Sends only if the whole message fits in the ring now and nothing is
+// queued; else SHMSOCK_WOULD_BLOCK and nothing is sent or queued. Never blocks.
 //
 // Errors: as shmsock_stream_try_send().
 shmsock_result shmsock_connection_try_send(struct shmsock_connection *connection,
                                            const uint8_t *data,
                                            size_t len);
 
-// Closes this connection; the server's on_close follows on the dispatch
-// thread. Idempotent. Never blocks for long.
+// Closes this connection: queued messages and the close are sent off the
+// dispatch thread (waiting up to 2 s for a slow client), and the server's
+// on_close follows on the dispatch thread. Idempotent. Never blocks.
 //
 // Errors: SHMSOCK_NULL_ARGUMENT.
 shmsock_result shmsock_connection_close(struct shmsock_connection *connection);
@@ -1123,6 +1187,25 @@ shmsock_result shmsock_connection_stats(const struct shmsock_connection *connect
 // Errors: SHMSOCK_NULL_ARGUMENT.
 shmsock_result shmsock_connection_cipher(const struct shmsock_connection *connection,
                                          shmsock_cipher *out);
+
+// Sets a server's limits on `options`: the most connections at once
+// (`max_connections`, default 1024) and per peer uid
+// (`max_connections_per_uid`, 0: no limit of its own), the most handshakes in
+// progress overall and per uid (`max_pending`, `max_pending_per_uid`, default
+// 64 each; when full, the oldest client that has sent nothing is refused to
+// make room), the most bytes a connection queues (`max_queued_bytes`, default
+// 1 MiB), and the number of dispatch threads (`dispatch_threads`, default 1).
+// Refused clients get a REJECT (reason 7). Never blocks.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_ARGUMENT (a zero limit, or
+// dispatch_threads outside 1..=256); the options are then unchanged.
+shmsock_result shmsock_options_set_server_limits(struct shmsock_options *options,
+                                                 size_t max_connections,
+                                                 size_t max_connections_per_uid,
+                                                 size_t max_pending,
+                                                 size_t max_pending_per_uid,
+                                                 size_t max_queued_bytes,
+                                                 size_t dispatch_threads);
 
 // Connects to endpoint `name` (as shmsock_stream_connect(); `options` must pin
 // the server's key and is copied) and starts the client's reader thread,
@@ -1193,6 +1276,122 @@ shmsock_result shmsock_client_server_public_key(const struct shmsock_client *cli
 //
 // Errors: SHMSOCK_NULL_ARGUMENT.
 shmsock_result shmsock_client_stats(const struct shmsock_client *client, struct shmsock_stats *out);
+
+// Creates a reactor that, after traffic, spins up to `spin_us` microseconds
+// looking for events before it sleeps (0: never spins; spinning stops by
+// itself while it finds nothing). Never blocks. On success `*out` receives a
+// new reactor, owned by the caller, to be freed with shmsock_reactor_free().
+//
+// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_ARGUMENT (more than 1 s of
+// spin), SHMSOCK_IO (no epoll set or eventfd could be created).
+shmsock_result shmsock_reactor_new(uint64_t spin_us, struct shmsock_reactor **out);
+
+// Frees a reactor. NULL is a no-op. Registered streams and listeners are not
+// affected. The reactor must not be in use on another thread; freeing twice
+// is undefined behaviour, as with free(3).
+void shmsock_reactor_free(struct shmsock_reactor *reactor);
+
+// Watches a stream: `token` is reported when a message (or ring space after a
+// try_send that returned SHMSOCK_WOULD_BLOCK, or the peer's close) may be
+// there. The stream must stay alive until removed. Never blocks. Thread-safe.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_ARGUMENT (token UINT64_MAX,
+// or the stream is already registered), SHMSOCK_IO.
+shmsock_result shmsock_reactor_add_stream(const struct shmsock_reactor *reactor,
+                                          const struct shmsock_stream *stream,
+                                          uint64_t token);
+
+// Stops watching a stream. Never blocks. Thread-safe.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT.
+shmsock_result shmsock_reactor_remove_stream(const struct shmsock_reactor *reactor,
+                                             const struct shmsock_stream *stream);
+
+// Watches a listener: `token` is reported when a client is waiting to be
+// accepted or a handshake in progress can advance (call
+// shmsock_listener_accept() with a timeout of 0, which advances them all). The listener must stay
+// alive until removed. Never blocks. Thread-safe.
+//
+// Errors: as shmsock_reactor_add_stream().
+shmsock_result shmsock_reactor_add_listener(const struct shmsock_reactor *reactor,
+                                            const struct shmsock_listener *listener,
+                                            uint64_t token);
+
+// Stops watching a listener. Never blocks. Thread-safe.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT.
+shmsock_result shmsock_reactor_remove_listener(const struct shmsock_reactor *reactor,
+                                               const struct shmsock_listener *listener);
+
+// Watches any file descriptor of the caller's for readability (a pipe, a
+// socket, another library's fd). `fd` must stay open until removed. Never
+// blocks. Thread-safe.
+//
+// Errors: SHMSOCK_INVALID_ARGUMENT (a negative fd, token UINT64_MAX, an fd
+// already registered or that cannot be watched), SHMSOCK_NULL_ARGUMENT, SHMSOCK_IO.
+shmsock_result shmsock_reactor_add_fd(const struct shmsock_reactor *reactor,
+                                      int32_t fd,
+                                      uint64_t token);
+
+// Stops watching a file descriptor. Never blocks. Thread-safe.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_ARGUMENT (a negative fd).
+shmsock_result shmsock_reactor_remove_fd(const struct shmsock_reactor *reactor, int32_t fd);
+
+// Adds a timer that reports SHMSOCK_EVENT_TIMER with `token` once `delay_ms`
+// milliseconds have passed, and writes its id (for
+// shmsock_reactor_cancel_timer()) to `*out_id` (may be NULL). Never blocks
+// (but waits for a poll running on another thread).
+//
+// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_ARGUMENT (a delay too long
+// for the clock).
+shmsock_result shmsock_reactor_add_timer(const struct shmsock_reactor *reactor,
+                                         uint64_t delay_ms,
+                                         uint64_t token,
+                                         uint64_t *out_id);
+
+// Cancels a timer; nothing happens if it already fired or never existed.
+// Never blocks (but waits for a poll running on another thread).
+//
+// Errors: SHMSOCK_NULL_ARGUMENT.
+shmsock_result shmsock_reactor_cancel_timer(const struct shmsock_reactor *reactor, uint64_t id);
+
+// Makes the running or next shmsock_reactor_poll() return with
+// SHMSOCK_EVENT_WOKEN. Never blocks. Thread-safe; async-signal-safe in
+// practice (one write(2) to an eventfd).
+//
+// Errors: SHMSOCK_NULL_ARGUMENT.
+shmsock_result shmsock_reactor_wake(const struct shmsock_reactor *reactor);
+
+// Writes the reactor's file descriptor to `*out`: readable when
+// shmsock_reactor_poll() has something other than a timer to report, for an
+// outer event loop to watch (it also needs shmsock_reactor_next_timeout()).
+// The fd belongs to the reactor: do not close it. Never blocks. Thread-safe.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT.
+shmsock_result shmsock_reactor_fd(const struct shmsock_reactor *reactor, int32_t *out);
+
+// Writes to `*out_ms` the milliseconds until the earliest timer expires
+// (rounded up), or SHMSOCK_FOREVER when there is no timer. Never blocks (but
+// waits for a poll running on another thread).
+//
+// Errors: SHMSOCK_NULL_ARGUMENT.
+shmsock_result shmsock_reactor_next_timeout(const struct shmsock_reactor *reactor,
+                                            uint64_t *out_ms);
+
+// Waits until a source is readable, a timer expires or the reactor is woken,
+// up to `timeout_ms` milliseconds (0: just look; SHMSOCK_FOREVER: no limit),
+// and writes up to `capacity` events to `events`, their number to
+// `*out_count` (0 after a timeout or a signal). Events that did not fit are
+// returned by the next call, before it waits. Blocks up to the timeout.
+// Call from one thread at a time.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_ARGUMENT (capacity 0), SHMSOCK_IO.
+shmsock_result shmsock_reactor_poll(const struct shmsock_reactor *reactor,
+                                    uint64_t timeout_ms,
+                                    struct shmsock_event *events,
+                                    size_t capacity,
+                                    size_t *out_count);
 
 // Lists the endpoints of this user: every endpoint socket or lock file in the
 // runtime directory, sorted by name. On success `*out` receives a new list,

@@ -35,6 +35,8 @@ pub mod server;
 
 pub mod client;
 
+pub mod reactor;
+
 pub mod endpoint;
 
 pub mod pubsub;

@@ -21,7 +21,7 @@ pub struct shmsock_listener {
     inner: Listener,
 }
 
-unsafe fn listener_arg<'a>(listener: *const shmsock_listener) -> crate::result::FfiResult<&'a Listener> {
+pub(crate) unsafe fn listener_arg<'a>(listener: *const shmsock_listener) -> crate::result::FfiResult<&'a Listener> {
     // SAFETY: a live listener or NULL (caller's contract).
     Ok(&unsafe { util::handle(listener, "listener") }?.inner)
 }
@@ -58,10 +58,12 @@ pub unsafe extern "C" fn shmsock_listener_bind(
     })
 }
 
-/// Waits up to `timeout_ms` milliseconds (SHMSOCK_FOREVER: no limit; 0: only
-/// clients already waiting) for a client and completes its handshake (which
-/// may take up to the handshake timeout more). Clients that fail the handshake
-/// (wrong key, not allowed, garbage) are refused and skipped; see
+/// Waits up to `timeout_ms` milliseconds (SHMSOCK_FOREVER: no limit; 0: never
+/// waits) for a client to complete its handshake. Handshakes run side by side
+/// on the calling thread, each within the handshake timeout, so the deadline
+/// holds whatever clients do; those still in progress at return continue at
+/// the next call. Clients that fail the handshake (wrong key, not allowed,
+/// garbage, silence) are refused with a REJECT and skipped; see
 /// shmsock_listener_rejected_count().
 ///
 /// On success `*out` receives a new stream, owned by the caller, to be freed
@@ -105,11 +107,13 @@ pub unsafe extern "C" fn shmsock_listener_public_key(
     })
 }
 
-/// Writes the listening socket's file descriptor to `*out_fd`: it becomes
-/// readable when a client is waiting, so an event loop can call
-/// shmsock_listener_accept() with timeout 0 then (the handshake still runs
-/// inside that call). The fd belongs to the listener: do not close it.
-/// Never blocks.
+/// Writes the listener's pollable file descriptor to `*out_fd`: it becomes
+/// readable when a client is waiting or a handshake in progress received its
+/// client's next record, so an event loop can call shmsock_listener_accept()
+/// with timeout 0 then. That call never waits: it accepts waiting clients and
+/// advances every handshake in progress (several run side by side, so a silent
+/// client delays no other), returning a stream when one completed, else
+/// SHMSOCK_TIMEOUT. The fd belongs to the listener: do not close it. Never blocks.
 ///
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]

@@ -31,11 +31,14 @@ pub struct shmsock_connection {
 
 /// The callbacks of a shmsock_server. Each may be NULL (the event is then
 /// ignored). They run on the server's dispatch thread, one at a time, never
-/// concurrently with each other, and receive the `user_data` given to
-/// shmsock_server_start() as their first argument.
+/// concurrently with each other (with several dispatch threads, see
+/// shmsock_options_set_server_limits(), callbacks of different connections may
+/// run at once), and receive the `user_data` given to shmsock_server_start()
+/// as their first argument.
 ///
-/// A callback should return quickly: while it runs, no other connection of the
-/// server is served. It may call any shmsock function, including sending on
+/// A callback should return quickly: while it runs, no other connection of its
+/// dispatch thread is served. Reply with shmsock_connection_send(), which
+/// never blocks. It may call any shmsock function, including sending on
 /// any connection and shmsock_server_close(). It must not longjmp out, nor let
 /// a C++ exception escape (that aborts the process).
 #[repr(C)]
@@ -329,12 +332,16 @@ pub unsafe extern "C" fn shmsock_connection_id(connection: *const shmsock_connec
     })
 }
 
-/// Sends a message of `len` bytes to this client, waiting while its ring is
-/// full up to the send timeout of the server's options (forever by default).
-/// Callable from callbacks (the dispatch thread then waits too) and from any
-/// thread.
+/// Sends a message of `len` bytes to this client without ever blocking: into
+/// the ring if it fits now, else into the connection's outbound queue, which
+/// the dispatch thread sends, in order, as the client frees space. When the
+/// queue already holds the server's max_queued_bytes
+/// (shmsock_options_set_server_limits()), fails with SHMSOCK_WOULD_BLOCK and
+/// queues nothing: the caller may drop the message, retry later or close the
+/// connection (the same policy in every language). Callable from callbacks and
+/// from any thread.
 ///
-/// Errors: as shmsock_stream_send().
+/// Errors: as shmsock_stream_try_send(), and SHMSOCK_WOULD_BLOCK for a full queue.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_connection_send(
     connection: *mut shmsock_connection,
@@ -349,8 +356,10 @@ pub unsafe extern "C" fn shmsock_connection_send(
     })
 }
 
-/// As shmsock_connection_send(), waiting up to `timeout_ms` milliseconds
-/// (SHMSOCK_FOREVER: no limit).
+/// Sends straight into the ring, waiting while it is full up to `timeout_ms`
+/// milliseconds (SHMSOCK_FOREVER: no limit), past the outbound queue. Blocks:
+/// do not call it from a callback (that would stall the dispatch thread);
+/// prefer shmsock_connection_send().
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_connection_send_timeout(
     connection: *mut shmsock_connection,
@@ -366,8 +375,8 @@ pub unsafe extern "C" fn shmsock_connection_send_timeout(
     })
 }
 
-/// Sends only if the whole message fits in the ring now; else
-/// SHMSOCK_WOULD_BLOCK and nothing is sent. Never blocks.
+/// Sends only if the whole message fits in the ring now and nothing is
+/// queued; else SHMSOCK_WOULD_BLOCK and nothing is sent or queued. Never blocks.
 ///
 /// Errors: as shmsock_stream_try_send().
 #[no_mangle]
@@ -384,8 +393,9 @@ pub unsafe extern "C" fn shmsock_connection_try_send(
     })
 }
 
-/// Closes this connection; the server's on_close follows on the dispatch
-/// thread. Idempotent. Never blocks for long.
+/// Closes this connection: queued messages and the close are sent off the
+/// dispatch thread (waiting up to 2 s for a slow client), and the server's
+/// on_close follows on the dispatch thread. Idempotent. Never blocks.
 ///
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
@@ -479,6 +489,44 @@ pub unsafe extern "C" fn shmsock_connection_cipher(
         // SAFETY: a live connection or NULL; a writable value or NULL.
         let (connection, out) = unsafe { (connection_arg(connection)?, Out::new(out, "out")?) };
         out.write(connection.stream().cipher().into());
+        Ok(())
+    })
+}
+
+/// Sets a server's limits on `options`: the most connections at once
+/// (`max_connections`, default 1024) and per peer uid
+/// (`max_connections_per_uid`, 0: no limit of its own), the most handshakes in
+/// progress overall and per uid (`max_pending`, `max_pending_per_uid`, default
+/// 64 each; when full, the oldest client that has sent nothing is refused to
+/// make room), the most bytes a connection queues (`max_queued_bytes`, default
+/// 1 MiB), and the number of dispatch threads (`dispatch_threads`, default 1).
+/// Refused clients get a REJECT (reason 7). Never blocks.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_ARGUMENT (a zero limit, or
+/// dispatch_threads outside 1..=256); the options are then unchanged.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_options_set_server_limits(
+    options: *mut shmsock_options,
+    max_connections: usize,
+    max_connections_per_uid: usize,
+    max_pending: usize,
+    max_pending_per_uid: usize,
+    max_queued_bytes: usize,
+    dispatch_threads: usize,
+) -> shmsock_result {
+    guard("shmsock_options_set_server_limits", || {
+        // SAFETY: a live options object or NULL (caller's contract).
+        let options = unsafe { util::handle(options.cast_const(), "options") }?;
+        let mut guarded = options.inner.lock();
+        let next = guarded
+            .clone()
+            .max_connections(max_connections)
+            .max_connections_per_uid((max_connections_per_uid > 0).then_some(max_connections_per_uid))
+            .max_pending_handshakes(max_pending, max_pending_per_uid)
+            .max_queued_bytes(max_queued_bytes)
+            .dispatch_threads(dispatch_threads);
+        next.validate()?;
+        *guarded = next;
         Ok(())
     })
 }

@@ -14,36 +14,6 @@
 enum { CLIENTS = 4, MESSAGES = 300, MAX_MSG = 20000 };
 
 typedef struct {
-    const char *name;
-    const shmsock_keypair *kp;
-    uint32_t seed;
-} client_arg;
-
-static void *client_main(void *p)
-{
-    client_arg *a = p;
-    shmsock_options *o = client_options(a->kp);
-    shmsock_stream *s = NULL;
-    CHECK_OK(shmsock_stream_connect(a->name, o, &s));
-    uint8_t *out = malloc(MAX_MSG), *in = malloc(MAX_MSG);
-    CHECK(out && in);
-    for (int i = 0; i < MESSAGES; i++) {
-        size_t len = (size_t)((a->seed * 7919u + (uint32_t)i * 104729u) % MAX_MSG);
-        fill_pattern(out, len, a->seed * 1000u + (uint32_t)i);
-        CHECK_OK(shmsock_stream_send(s, out, len));
-        size_t n = 0;
-        CHECK_OK(shmsock_stream_recv_into_timeout(s, in, MAX_MSG, &n, 20000));
-        CHECK(n == len && check_pattern(in, n, a->seed * 1000u + (uint32_t)i));
-    }
-    CHECK_OK(shmsock_stream_close(s));
-    shmsock_stream_free(s);
-    shmsock_options_free(o);
-    free(out);
-    free(in);
-    return NULL;
-}
-
-typedef struct {
     shmsock_stream *stream;
     shmsock_result end;
     uint64_t echoed;
@@ -126,10 +96,10 @@ TEST(epoll_serves_several_streams_from_one_thread)
     shmsock_listener *l = NULL;
     CHECK_OK(shmsock_listener_bind(name, o, &l));
     pthread_t t[CLIENTS];
-    client_arg args[CLIENTS];
+    pattern_client args[CLIENTS];
     for (int i = 0; i < CLIENTS; i++) {
-        args[i] = (client_arg){name, kp, (uint32_t)i + 1};
-        CHECK(pthread_create(&t[i], NULL, client_main, &args[i]) == 0);
+        args[i] = (pattern_client){name, kp, (uint32_t)i + 1, MESSAGES, MAX_MSG};
+        CHECK(pthread_create(&t[i], NULL, pattern_client_main, &args[i]) == 0);
     }
     slot slots[CLIENTS] = {{0}};
     serve_all(l, slots, CLIENTS);

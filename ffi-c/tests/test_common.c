@@ -265,3 +265,27 @@ int main(int argc, char **argv)
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 && passed > 0 ? 0 : 1;
 }
+
+void *pattern_client_main(void *arg)
+{
+    pattern_client *a = arg;
+    shmsock_options *o = client_options(a->kp);
+    shmsock_stream *s = NULL;
+    CHECK_OK(shmsock_stream_connect(a->name, o, &s));
+    uint8_t *out = malloc(a->max_msg), *in = malloc(a->max_msg);
+    CHECK(out && in);
+    for (int i = 0; i < a->messages; i++) {
+        size_t len = (size_t)((a->seed * 7919u + (uint32_t)i * 104729u) % a->max_msg);
+        fill_pattern(out, len, a->seed * 1000u + (uint32_t)i);
+        CHECK_OK(shmsock_stream_send(s, out, len));
+        size_t n = 0;
+        CHECK_OK(shmsock_stream_recv_into_timeout(s, in, a->max_msg, &n, 20000));
+        CHECK(n == len && check_pattern(in, n, a->seed * 1000u + (uint32_t)i));
+    }
+    CHECK_OK(shmsock_stream_close(s));
+    shmsock_stream_free(s);
+    shmsock_options_free(o);
+    free(out);
+    free(in);
+    return NULL;
+}

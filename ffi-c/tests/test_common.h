@@ -100,6 +100,19 @@ typedef struct {
     void *thread; /* pthread_t, kept opaque here */
 } echo_server;
 
+/* A client thread (pthread entry point, argument a pattern_client*): connects,
+ * sends `messages` messages of pattern lengths below `max_msg`, checks each
+ * echo, closes. */
+typedef struct {
+    const char *name;
+    const shmsock_keypair *kp;
+    uint32_t seed;
+    int messages;
+    size_t max_msg;
+} pattern_client;
+
+void *pattern_client_main(void *arg);
+
 void echo_server_start(echo_server *server, const char *prefix, uint32_t ring_size, int clients);
 void echo_server_join(echo_server *server);
 

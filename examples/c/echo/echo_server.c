@@ -27,10 +27,13 @@ static void on_connect(void *user_data, shmsock_connection *c)
 static void on_data(void *user_data, shmsock_connection *c, const uint8_t *data, size_t len)
 {
     (void)user_data;
+    /* Never blocks: the ring, or the connection's bounded queue. A client that
+     * does not read its replies fills its queue (SHMSOCK_WOULD_BLOCK): its
+     * replies are dropped, and every other client is served as before. */
     if (shmsock_connection_send(c, data, len) != SHMSOCK_OK) {
         uint64_t id = 0;
         shmsock_connection_id(c, &id);
-        fprintf(stderr, "echo to client %llu failed: %s\n", (unsigned long long)id, shmsock_last_error());
+        fprintf(stderr, "echo to client %llu dropped: %s\n", (unsigned long long)id, shmsock_last_error());
     }
 }
 

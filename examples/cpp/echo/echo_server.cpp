@@ -33,9 +33,12 @@ int main(int argc, char** argv) {
         };
         handlers.on_data = [](shmsock::Connection& c, shmsock::ByteView data) {
             try {
+                // Never blocks: the ring, or the connection's bounded queue. A
+                // client that does not read its replies fills its queue
+                // (WouldBlock): its replies are dropped, others are served.
                 c.send(data);
             } catch (const shmsock::Error& e) {
-                std::fprintf(stderr, "echo to client %llu failed: %s\n", static_cast<unsigned long long>(c.id()), e.what());
+                std::fprintf(stderr, "echo to client %llu dropped: %s\n", static_cast<unsigned long long>(c.id()), e.what());
             }
         };
         handlers.on_error = [](shmsock::Connection* c, const shmsock::Error& e) {

@@ -11,8 +11,11 @@ impl ServerHandler for Echo {
         println!("client {} connected ({})", c.id(), c.peer_public_key().fingerprint());
     }
     fn on_data(&self, c: &Connection, data: &[u8]) {
+        // Never blocks: the ring, or the connection's bounded queue. A client
+        // that does not read its replies fills its queue, and further replies
+        // to it are dropped (WouldBlock); everyone else is served as before.
         if let Err(e) = c.send(data) {
-            eprintln!("echo to client {} failed: {e}", c.id());
+            eprintln!("echo to client {} dropped: {e}", c.id());
         }
     }
     fn on_error(&self, c: Option<&Connection>, e: &Error) {

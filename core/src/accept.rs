@@ -1,0 +1,296 @@
+//! The server side of the handshake as a non-blocking state machine.
+//!
+//! A [`Handshake`] owns one accepted control socket and advances only on what
+//! is already there: [`Handshake::advance`] never waits. Whoever drives it (the
+//! server's reactor, or `Listener::accept_timeout` polling several at once)
+//! watches [`Handshake::fd`] for readability and calls `advance` when it is
+//! readable or when [`Handshake::deadline`] has passed. So a silent or slow
+//! client costs one socket and a few hundred bytes, never a thread and never
+//! the time of the clients behind it.
+//!
+//! Every refusal before the REPLY is answered with a REJECT saying why (a
+//! malformed first record gets reason 5, a full server reason 7); after the
+//! REPLY the client has all it needs to notice a failure itself (end of stream).
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::time::Instant;
+
+use crate::control::{self, HELLO, READY};
+use crate::error::{Error, ErrorKind, Result};
+use crate::handshake::{RejectReason, Responder, Session};
+use crate::listener::{Listener, Pending};
+use crate::platform::{self, Credentials, OwnWake};
+use crate::segment::Segment;
+use crate::stream::{Role, Stream};
+
+/// Length of a control record's header: type, reserved byte, body length (u16 LE).
+const RECORD_HEADER: usize = 4;
+
+/// What the handshake waits for.
+enum Stage {
+    /// The client's HELLO (Noise message 1).
+    Hello,
+    /// The client's READY, after our REPLY: it mapped the segment.
+    Ready { segment: Segment, own_wake: OwnWake, session: Box<Session> },
+    /// Finished (established, refused or failed): nothing more to do.
+    Over,
+}
+
+/// What one call to [`Handshake::advance`] achieved.
+pub enum Progress {
+    /// Waiting for the client: call again when [`Handshake::fd`] is readable.
+    Waiting,
+    /// The connection is established.
+    Done(Box<Stream>),
+}
+
+/// One client's handshake in progress.
+pub struct Handshake {
+    socket: UnixStream,
+    credentials: Credentials,
+    deadline: Instant,
+    stage: Stage,
+    /// The bytes of the record being read (header first, then body).
+    record: Vec<u8>,
+    /// Descriptors received with the record being read.
+    fds: Vec<OwnedFd>,
+    /// Whether the client sent anything yet (a silent one may be evicted first).
+    heard: bool,
+}
+
+/// One complete control record.
+struct RawRecord {
+    kind: u8,
+    body: Vec<u8>,
+}
+
+impl Handshake {
+    /// Starts the handshake of an accepted socket, which must end by `deadline`.
+    pub fn new(pending: Pending, deadline: Instant) -> Handshake {
+        let (socket, credentials) = pending.into_parts();
+        Handshake {
+            socket,
+            credentials,
+            deadline,
+            stage: Stage::Hello,
+            record: Vec::with_capacity(RECORD_HEADER),
+            fds: Vec::new(),
+            heard: false,
+        }
+    }
+
+    /// The socket to watch for readability.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+
+    /// When this handshake must have finished.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Who connected, per the kernel.
+    pub fn credentials(&self) -> Credentials {
+        self.credentials
+    }
+
+    /// True once the client sent at least one byte.
+    pub fn heard_from_client(&self) -> bool {
+        self.heard
+    }
+
+    /// Refuses the client: sends a REJECT (never blocking; a client that does
+    /// not read it loses it) and ends the handshake. Returns the error to report.
+    pub fn refuse(&mut self, reason: RejectReason, err: Error) -> Error {
+        if matches!(self.stage, Stage::Hello) {
+            // Take what the client already sent (usually its HELLO), so that
+            // closing does not discard unread bytes under its REJECT.
+            let _ = self.read_record();
+            self.send_reject(reason, err.message());
+        }
+        self.stage = Stage::Over;
+        platform::shutdown(self.socket.as_fd());
+        err
+    }
+
+    fn send_reject(&self, reason: RejectReason, text: &str) {
+        let record = control::encode_reject(reason, text);
+        // One non-blocking write: a REJECT is small and the socket buffer empty
+        // at this stage, and a client that filled nothing cannot make it block.
+        let _ = rustix::net::send(
+            self.socket.as_fd(),
+            &record,
+            rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL,
+        );
+    }
+
+    /// Advances with what the client sent so far, without waiting. A refusal
+    /// or failure is an error (the client got a REJECT where one fits); the
+    /// handshake is over then. Past its deadline, a handshake fails with Timeout.
+    pub fn advance(&mut self, listener: &Listener) -> Result<Progress> {
+        loop {
+            let record = match self.read_record() {
+                Ok(Some(record)) => record,
+                Ok(None) if Instant::now() >= self.deadline => {
+                    let err = Error::new(ErrorKind::Timeout, "the client did not complete the handshake in time");
+                    return Err(self.refuse(RejectReason::ServerError, err));
+                }
+                Ok(None) => return Ok(Progress::Waiting),
+                Err(e) => return Err(self.fail(e)),
+            };
+            match std::mem::replace(&mut self.stage, Stage::Over) {
+                Stage::Hello => match self.on_hello(listener, record) {
+                    Ok(stage) => self.stage = stage,
+                    Err(e) => {
+                        // Still answering the HELLO: the client gets a REJECT.
+                        self.stage = Stage::Hello;
+                        return Err(self.fail(e));
+                    }
+                },
+                Stage::Ready { segment, own_wake, session } => {
+                    return match self.on_ready(listener, record, segment, own_wake, *session) {
+                        Ok(stream) => Ok(Progress::Done(Box::new(stream))),
+                        Err(e) => Err(self.fail(e)),
+                    };
+                }
+                Stage::Over => return Err(Error::new(ErrorKind::Closed, "the handshake is over")),
+            }
+        }
+    }
+
+    /// Ends the handshake on an error, with a REJECT if the client still waits
+    /// for an answer to its HELLO.
+    fn fail(&mut self, err: Error) -> Error {
+        if matches!(self.stage, Stage::Hello) && err.kind() != ErrorKind::PeerGone {
+            let reason = RejectReason::for_error(err.kind());
+            self.send_reject(reason, err.message());
+        }
+        self.stage = Stage::Over;
+        platform::shutdown(self.socket.as_fd());
+        err
+    }
+
+    fn on_hello(&mut self, listener: &Listener, record: RawRecord) -> Result<Stage> {
+        // The uid check comes after reading the HELLO: refusing at once closed the
+        // socket while the client was still sending it, so the client got EPIPE
+        // or a reset (PeerGone) instead of reading the REJECT.
+        listener.check_uid(self.credentials.uid)?;
+        if record.kind != HELLO || !self.fds.is_empty() {
+            return Err(Error::new(ErrorKind::ProtocolViolation, "expected a HELLO record without descriptors"));
+        }
+        let mut responder = Responder::new(listener.keypair(), listener.name())?;
+        let accepted = responder.read_hello(&record.body, listener.policy())?;
+        let segment = Segment::create(accepted.choice.backend, accepted.choice.ring_size)?;
+        let own_wake = OwnWake::new()?;
+        let mut choice = accepted.choice;
+        choice.segment_name = segment.name().to_string();
+        let (reply, session) = responder.write_reply(&choice)?;
+        // The READY brings the client's wake-up descriptor: a server at its fd
+        // limit refuses now (REJECT 7) rather than hand out a dead connection.
+        platform::ensure_descriptor_room(1)?;
+        // The REPLY carries, in order, the memfd (memfd backend only) and this
+        // side's wake-up eventfd. It is small and the socket's buffer is empty,
+        // so this write completes at once.
+        let reply_fds: Vec<BorrowedFd<'_>> = segment.memfd().into_iter().chain([own_wake.for_peer()]).collect();
+        control::send(self.socket.as_fd(), &control::encode(control::REPLY, &reply), &reply_fds)?;
+        Ok(Stage::Ready { segment, own_wake, session: Box::new(session) })
+    }
+
+    fn on_ready(
+        &mut self,
+        listener: &Listener,
+        record: RawRecord,
+        mut segment: Segment,
+        own_wake: OwnWake,
+        session: Session,
+    ) -> Result<Stream> {
+        if record.kind != READY || !record.body.is_empty() {
+            return Err(Error::new(ErrorKind::ProtocolViolation, "expected a READY record"));
+        }
+        // The READY carries exactly the client's wake-up eventfd.
+        let peer_wake = match (self.fds.pop(), self.fds.is_empty()) {
+            (Some(fd), true) => fd,
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::ProtocolViolation,
+                    "the client's READY must carry exactly one descriptor (its wake-up eventfd)",
+                ))
+            }
+        };
+        platform::check_peer_wake(peer_wake.as_fd())?;
+        // The client has mapped the segment: nothing needs its name any more.
+        segment.unlink();
+        let socket = self.socket.try_clone().map_err(|e| Error::io("keeping the control socket", e))?;
+        Stream::establish(
+            socket,
+            (own_wake, peer_wake),
+            segment,
+            session,
+            Role::Server,
+            listener.options(),
+            self.credentials,
+            listener.name(),
+            listener.public_key(),
+        )
+    }
+
+    /// Reads what is there of the current record without waiting: Some when it
+    /// is complete (descriptors in `self.fds`), None when more must come.
+    fn read_record(&mut self) -> Result<Option<RawRecord>> {
+        loop {
+            let want = if self.record.len() < RECORD_HEADER {
+                RECORD_HEADER
+            } else {
+                if self.record[1] != 0 {
+                    return Err(Error::new(
+                        ErrorKind::ProtocolViolation,
+                        "malformed control record (nonzero reserved byte)",
+                    ));
+                }
+                let want = RECORD_HEADER + u16::from_le_bytes([self.record[2], self.record[3]]) as usize;
+                if self.record.len() == want {
+                    let body = self.record.split_off(RECORD_HEADER);
+                    let kind = self.record[0];
+                    self.record.clear();
+                    return Ok(Some(RawRecord { kind, body }));
+                }
+                want
+            };
+            let have = self.record.len();
+            self.record.resize(want, 0);
+            // A deadline in the past: take what is there, never wait.
+            let got = platform::recv_with_fds(
+                self.socket.as_fd(),
+                &mut self.record[have..],
+                &mut self.fds,
+                Some(Instant::now()),
+            );
+            let n = match got {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Timeout => {
+                    self.record.truncate(have);
+                    return Ok(None);
+                }
+                Err(e) => {
+                    self.record.truncate(have);
+                    return Err(e);
+                }
+            };
+            self.record.truncate(have + n);
+            if n == 0 {
+                return Err(Error::new(
+                    ErrorKind::PeerGone,
+                    "the client closed the control socket during the handshake",
+                ));
+            }
+            self.heard = true;
+            if self.fds.len() > platform::MAX_RECORD_FDS {
+                return Err(Error::new(
+                    ErrorKind::ProtocolViolation,
+                    format!("the client passed more than {} file descriptors", platform::MAX_RECORD_FDS),
+                ));
+            }
+        }
+    }
+}

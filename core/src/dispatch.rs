@@ -1,0 +1,412 @@
+//! A server's dispatch thread: one [`Reactor`] over its connections and, on the
+//! first thread, the listener and the handshakes in progress.
+//!
+//! Fairness: every ready connection gets one message per turn, in turn order;
+//! one that has more goes to the back of the line. Safety from peers: handshakes
+//! advance only on what the client already sent and end at their own deadline;
+//! pending handshakes are bounded overall and per uid (the oldest client that
+//! has sent nothing is refused first, with a REJECT); connections are bounded
+//! overall and per uid (a refused client gets REJECT 7); a connection whose
+//! outbound queue waits for ring space is retried every [`BACKLOG_RETRY`]; a
+//! close is handed to the closer thread.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::accept::{Handshake, Progress};
+use crate::error::{Error, ErrorKind};
+use crate::handshake::RejectReason;
+use crate::reactor::{Event, Reactor, TimerId, Waker};
+use crate::server::{Connection, Shared};
+
+/// Token of the listener.
+const LISTENER_TOKEN: u64 = u64::MAX - 1;
+/// Token of the timer that watches the listener again after running out of fds.
+const LISTENER_RETRY: u64 = u64::MAX - 2;
+/// How long the listener rests after accept ran out of file descriptors (it
+/// stays readable, so watching it would spin).
+const FD_BACKOFF: Duration = Duration::from_millis(100);
+/// Tokens of handshakes have this bit set (connection ids never reach it).
+const HANDSHAKE_BIT: u64 = 1 << 62;
+/// How often connections with queued output (or a wake-up another call may
+/// have consumed) are looked at again without an event.
+const BACKLOG_RETRY: Duration = Duration::from_millis(1);
+/// Clients accepted per turn at most.
+const ACCEPTS_PER_TURN: usize = 16;
+/// First size of the receive buffer (it grows to the largest message).
+const FIRST_BUFFER: usize = 64 * 1024;
+
+/// What other threads ask a dispatch thread to do.
+#[derive(Default)]
+struct Requests {
+    /// Connections established on another thread, to serve here.
+    adopt: Vec<Connection>,
+    /// Connections whose outbound queue became non-empty.
+    backlog: Vec<u64>,
+    /// Connections to close.
+    close: Vec<u64>,
+}
+
+/// A dispatch thread's inbox, reachable from any thread.
+pub(crate) struct Mailbox {
+    requests: Mutex<Requests>,
+    waker: Waker,
+}
+
+impl Mailbox {
+    fn post(&self, f: impl FnOnce(&mut Requests)) {
+        f(&mut self.requests.lock());
+        self.waker.wake();
+    }
+
+    pub(crate) fn post_backlog(&self, id: u64) {
+        self.post(|r| r.backlog.push(id));
+    }
+
+    pub(crate) fn post_close(&self, id: u64) {
+        self.post(|r| r.close.push(id));
+    }
+
+    pub(crate) fn wake(&self) {
+        self.waker.wake();
+    }
+}
+
+struct Pending {
+    handshake: Handshake,
+    timer: TimerId,
+}
+
+/// One dispatch thread's state.
+pub(crate) struct Shard {
+    index: usize,
+    reactor: Reactor,
+    mailbox: Arc<Mailbox>,
+    connections: HashMap<u64, Connection>,
+    ready: VecDeque<u64>,
+    queued: HashSet<u64>,
+    backlog: HashSet<u64>,
+    /// Handshakes in progress by token; tokens grow, so the first is the oldest.
+    handshakes: BTreeMap<u64, Pending>,
+    next_handshake: u64,
+    buffer: Vec<u8>,
+}
+
+impl Shard {
+    pub(crate) fn new(index: usize, spin: Duration) -> crate::Result<Shard> {
+        let reactor = Reactor::new(spin)?;
+        let mailbox = Arc::new(Mailbox { requests: Mutex::new(Requests::default()), waker: reactor.waker() });
+        Ok(Shard {
+            index,
+            reactor,
+            mailbox,
+            connections: HashMap::new(),
+            ready: VecDeque::new(),
+            queued: HashSet::new(),
+            backlog: HashSet::new(),
+            handshakes: BTreeMap::new(),
+            next_handshake: 0,
+            buffer: vec![0; FIRST_BUFFER],
+        })
+    }
+
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    pub(crate) fn mailbox(&self) -> Arc<Mailbox> {
+        Arc::clone(&self.mailbox)
+    }
+
+    /// The dispatch loop, until the server stops.
+    pub(crate) fn run(mut self, shared: &Arc<Shared>) {
+        if self.index == 0 {
+            if let Err(e) = self.reactor.register(shared.listener.socket_fd(), LISTENER_TOKEN) {
+                shared.call("on_error", None, |h| h.on_error(None, &e));
+            }
+        }
+        let mut events = Vec::new();
+        while !shared.stopping.load(Ordering::Acquire) {
+            let timeout = if !self.ready.is_empty() {
+                Some(Duration::ZERO)
+            } else if !self.backlog.is_empty() {
+                Some(BACKLOG_RETRY)
+            } else {
+                None
+            };
+            if let Err(e) = self.reactor.poll(&mut events, timeout) {
+                shared.call("on_error", None, |h| h.on_error(None, &e));
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            for &event in &events {
+                match event {
+                    Event::Readable(LISTENER_TOKEN) => self.accept_clients(shared),
+                    Event::Readable(token) | Event::Timer(token) if token & HANDSHAKE_BIT != 0 => {
+                        self.advance_handshake(shared, token)
+                    }
+                    Event::Readable(id) => self.mark_ready(id),
+                    Event::Timer(LISTENER_RETRY) => {
+                        if let Err(e) = self.reactor.register(shared.listener.socket_fd(), LISTENER_TOKEN) {
+                            shared.call("on_error", None, |h| h.on_error(None, &e));
+                        }
+                    }
+                    Event::Timer(_) => {}
+                    Event::Woken => self.take_requests(shared),
+                }
+            }
+            if timeout == Some(BACKLOG_RETRY) && events.is_empty() {
+                let backlog: Vec<u64> = self.backlog.iter().copied().collect();
+                for id in backlog {
+                    self.mark_ready(id);
+                }
+            }
+            let turn = self.ready.len();
+            for _ in 0..turn {
+                let Some(id) = self.ready.pop_front() else { break };
+                self.queued.remove(&id);
+                if self.serve(shared, id) {
+                    self.mark_ready(id);
+                }
+            }
+            if turn > 0 {
+                self.reactor.note_activity();
+            }
+        }
+        for (_, pending) in std::mem::take(&mut self.handshakes) {
+            self.reactor.deregister(pending.handshake.fd());
+        }
+        let ids: Vec<u64> = self.connections.keys().copied().collect();
+        for id in ids {
+            self.remove(shared, id, None);
+        }
+    }
+
+    fn mark_ready(&mut self, id: u64) {
+        if self.queued.insert(id) {
+            self.ready.push_back(id);
+        }
+    }
+
+    fn take_requests(&mut self, shared: &Arc<Shared>) {
+        let requests = std::mem::take(&mut *self.mailbox.requests.lock());
+        for connection in requests.adopt {
+            self.adopt(shared, connection);
+        }
+        for id in requests.backlog {
+            if self.connections.contains_key(&id) {
+                self.backlog.insert(id);
+                self.mark_ready(id);
+            }
+        }
+        for id in requests.close {
+            self.remove(shared, id, None);
+        }
+    }
+
+    /// Serves one connection for one turn: sends what its queue can, then
+    /// delivers at most one message. True when more may be waiting.
+    fn serve(&mut self, shared: &Arc<Shared>, id: u64) -> bool {
+        let Some(connection) = self.connections.get(&id).cloned() else { return false };
+        let inner = &connection.inner;
+        if inner.close_requested.load(Ordering::Acquire) {
+            self.remove(shared, id, None);
+            return false;
+        }
+        let flushed = {
+            let mut outbound = inner.outbound.lock();
+            outbound.flush(&inner.stream).map(|()| outbound.is_empty())
+        };
+        match flushed {
+            Ok(true) => {
+                self.backlog.remove(&id);
+            }
+            Ok(false) => {
+                self.backlog.insert(id);
+            }
+            Err(e) => {
+                self.fail(shared, &connection, e);
+                return false;
+            }
+        }
+        match inner.stream.try_recv_into(&mut self.buffer) {
+            Ok(n) => {
+                let data = &self.buffer[..n];
+                shared.call("on_data", Some(&connection), |h| h.on_data(&connection, data));
+                true
+            }
+            Err(e) if e.kind() == ErrorKind::BufferTooSmall => {
+                let needed = e.needed().unwrap_or(self.buffer.len() * 2);
+                self.buffer.resize(needed, 0);
+                true
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => false,
+            Err(e) if matches!(e.kind(), ErrorKind::PeerClosed | ErrorKind::Closed) => {
+                self.remove(shared, id, None);
+                false
+            }
+            Err(e) => {
+                self.fail(shared, &connection, e);
+                false
+            }
+        }
+    }
+
+    fn fail(&mut self, shared: &Arc<Shared>, connection: &Connection, e: Error) {
+        shared.call("on_error", Some(connection), |h| h.on_error(Some(connection), &e));
+        self.remove(shared, connection.id(), Some(&e));
+    }
+
+    /// Takes a connection off this thread: the closer sends what is queued and
+    /// the close; `on_close` runs here.
+    fn remove(&mut self, shared: &Arc<Shared>, id: u64, reason: Option<&Error>) {
+        let Some(connection) = self.connections.remove(&id) else { return };
+        self.backlog.remove(&id);
+        self.reactor.deregister(connection.inner.stream.pollable_fd());
+        connection.inner.removed.store(true, Ordering::Release);
+        shared.connections.lock().remove(id);
+        shared.closer.close(connection.clone());
+        shared.call("on_close", Some(&connection), |h| h.on_close(&connection, reason));
+    }
+
+    /// Starts serving an established connection on this thread.
+    fn adopt(&mut self, shared: &Arc<Shared>, connection: Connection) {
+        let id = connection.id();
+        if let Err(e) = self.reactor.register(connection.inner.stream.pollable_fd(), id) {
+            shared.connections.lock().remove(id);
+            shared.call("on_error", Some(&connection), |h| h.on_error(Some(&connection), &e));
+            shared.closer.close(connection);
+            return;
+        }
+        self.connections.insert(id, connection.clone());
+        shared.call("on_connect", Some(&connection), |h| h.on_connect(&connection));
+        // Messages may already wait, and try_recv arms the wake-up.
+        self.mark_ready(id);
+    }
+
+    // -------------------------------------------------------------- accepting
+
+    fn accept_clients(&mut self, shared: &Arc<Shared>) {
+        // A bounded number per turn: clients connecting without pause must not
+        // keep the loop from its connections (the listener stays readable).
+        for _ in 0..ACCEPTS_PER_TURN {
+            let pending = match shared.listener.try_accept_pending() {
+                Ok(Some(pending)) => pending,
+                Ok(None) => return,
+                Err(e) if e.kind() == ErrorKind::Closed => return,
+                Err(e) => {
+                    // Out of fds, most likely: say so, and rest the listener a
+                    // moment (it stays readable: watching it now would spin).
+                    shared.call("on_error", None, |h| h.on_error(None, &e));
+                    self.reactor.deregister(shared.listener.socket_fd());
+                    self.reactor.add_timer(Instant::now() + FD_BACKOFF, LISTENER_RETRY);
+                    return;
+                }
+            };
+            let deadline = Instant::now() + shared.options.handshake_timeout;
+            let mut handshake = Handshake::new(pending, deadline);
+            let uid = handshake.credentials().uid;
+            if let Some(why) = shared.connections.lock().refusal(uid, &shared.options) {
+                let err = Error::new(ErrorKind::ResourceExhausted, why);
+                self.refused(shared, handshake.refuse(RejectReason::ServerError, err));
+                continue;
+            }
+            if !self.make_room(shared, uid) {
+                let err = Error::new(ErrorKind::ResourceExhausted, "too many handshakes in progress; try again");
+                self.refused(shared, handshake.refuse(RejectReason::ServerError, err));
+                continue;
+            }
+            self.next_handshake += 1;
+            let token = HANDSHAKE_BIT | self.next_handshake;
+            if let Err(e) = self.reactor.register(handshake.fd(), token) {
+                self.refused(shared, handshake.refuse(RejectReason::ServerError, e));
+                continue;
+            }
+            let timer = self.reactor.add_timer(deadline, token);
+            self.handshakes.insert(token, Pending { handshake, timer });
+            // The HELLO is often there already.
+            self.advance_handshake(shared, token);
+        }
+    }
+
+    /// Makes room for one more handshake of `uid` within the limits, refusing
+    /// the oldest silent one if needed. False when there is no room.
+    fn make_room(&mut self, shared: &Arc<Shared>, uid: u32) -> bool {
+        let options = &shared.options;
+        let of_uid = self.handshakes.values().filter(|p| p.handshake.credentials().uid == uid).count();
+        let victim = if of_uid >= options.max_pending_handshakes_per_uid {
+            Some(self.oldest_silent(Some(uid)))
+        } else if self.handshakes.len() >= options.max_pending_handshakes {
+            Some(self.oldest_silent(None))
+        } else {
+            None
+        };
+        match victim {
+            None => true,
+            Some(None) => false,
+            Some(Some(token)) => {
+                if let Some(mut pending) = self.take_handshake(token) {
+                    let err = Error::new(
+                        ErrorKind::ResourceExhausted,
+                        "the server is busy and this client had not started its handshake; try again",
+                    );
+                    self.refused(shared, pending.handshake.refuse(RejectReason::ServerError, err));
+                }
+                true
+            }
+        }
+    }
+
+    fn oldest_silent(&self, uid: Option<u32>) -> Option<u64> {
+        self.handshakes
+            .iter()
+            .find(|(_, p)| !p.handshake.heard_from_client() && uid.is_none_or(|u| p.handshake.credentials().uid == u))
+            .map(|(token, _)| *token)
+    }
+
+    fn take_handshake(&mut self, token: u64) -> Option<Pending> {
+        let pending = self.handshakes.remove(&token)?;
+        self.reactor.deregister(pending.handshake.fd());
+        self.reactor.cancel_timer(pending.timer);
+        Some(pending)
+    }
+
+    fn refused(&self, shared: &Arc<Shared>, e: Error) {
+        shared.listener.note_rejection(e.clone());
+        shared.call("on_error", None, |h| h.on_error(None, &e));
+    }
+
+    fn advance_handshake(&mut self, shared: &Arc<Shared>, token: u64) {
+        let Some(pending) = self.handshakes.get_mut(&token) else { return };
+        let progress = pending.handshake.advance(&shared.listener);
+        match progress {
+            Ok(Progress::Waiting) => {}
+            Ok(Progress::Done(stream)) => {
+                self.take_handshake(token);
+                self.established(shared, *stream);
+            }
+            Err(e) => {
+                self.take_handshake(token);
+                self.refused(shared, e);
+            }
+        }
+    }
+
+    /// Registers a new connection and hands it to its dispatch thread.
+    fn established(&mut self, shared: &Arc<Shared>, stream: crate::stream::Stream) {
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let target = (id as usize) % shared.mailboxes.len();
+        let connection =
+            Connection::new(id, stream, shared.options.max_queued_bytes, Arc::clone(&shared.mailboxes[target]));
+        shared.connections.lock().insert(connection.clone());
+        if target == self.index {
+            self.adopt(shared, connection);
+        } else {
+            shared.mailboxes[target].post(|r| r.adopt.push(connection));
+        }
+    }
+}

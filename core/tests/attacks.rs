@@ -1,0 +1,380 @@
+//! Attacks on a `Server` from other processes: a peer flooding its control
+//! socket, a thousand silent connections, a peer that never reads its replies,
+//! peers whose close stalls, and a giant message that stops half way. In each,
+//! a bystander client keeps being served (it completes its round trips) and a
+//! new legitimate client still connects. No timed assertions: progress and
+//! counts, every wait bounded.
+//!
+//! The attackers run in child processes: this test binary started again with
+//! `ATTACK` set, running the `attacker` test below.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use shmsock::control::{self, Record};
+use shmsock::handshake::{Backend, ClientOffer, Initiator};
+use shmsock::platform::OwnWake;
+use shmsock::{Connection, Error, ErrorKind, Keypair, Options, PublicKey, Server, ServerHandler, Stream};
+
+const WAIT: Duration = Duration::from_secs(20);
+const ROUND_TRIPS: usize = 200;
+
+fn runtime_dir() {
+    static DIR: OnceLock<()> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if std::env::var_os("ATTACK").is_some() {
+            return; // a child inherits its parent's directory
+        }
+        let dir = tempfile::Builder::new().prefix("shmsock-at-").tempdir_in("/tmp").expect("temp dir").keep();
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).expect("chmod 700");
+        std::env::set_var("SHMSOCK_RUNTIME_DIR", &dir);
+    });
+}
+
+fn unique(tag: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    runtime_dir();
+    format!("at-{tag}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Echoes every message without ever blocking (a full queue drops the reply),
+/// and closes the connection on "bye".
+struct Echo;
+
+impl ServerHandler for Echo {
+    fn on_data(&self, c: &Connection, data: &[u8]) {
+        if data == b"bye" {
+            let _ = c.close();
+            return;
+        }
+        let _ = c.send(data);
+    }
+}
+
+fn start(name: &str) -> (Server, PublicKey) {
+    let kp = Keypair::generate();
+    let options = Options::new().keypair(kp.clone()).ring_size(1 << 16).max_queued_bytes(256 << 10);
+    (Server::start(name, &options, Echo).expect("server starts"), *kp.public())
+}
+
+fn client_options(key: &PublicKey) -> Options {
+    Options::new().server_key(*key).recv_timeout(Some(WAIT)).send_timeout(Some(WAIT)).handshake_timeout(WAIT)
+}
+
+/// A bystander's round trips all complete.
+fn bystander_is_served(stream: &Stream) {
+    for i in 0..ROUND_TRIPS {
+        let msg = format!("bystander {i}");
+        stream.send(msg.as_bytes()).expect("the bystander sends");
+        assert_eq!(stream.recv().expect("the bystander gets its echo"), msg.as_bytes());
+    }
+}
+
+/// A new client connects and is served.
+fn newcomer_is_served(name: &str, key: &PublicKey) {
+    let stream = Stream::connect(name, &client_options(key)).expect("a new client connects under attack");
+    stream.send(b"hello").unwrap();
+    assert_eq!(stream.recv().unwrap(), b"hello");
+    stream.close().unwrap();
+}
+
+struct Attacker {
+    child: Child,
+    out: BufReader<ChildStdout>,
+}
+
+impl Attacker {
+    fn spawn(kind: &str, name: &str, key: &PublicKey, count: usize) -> Attacker {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "attacker", "--nocapture", "--test-threads=1"])
+            .env("ATTACK", kind)
+            .env("NAME", name)
+            .env("KEY", key.to_text())
+            .env("COUNT", count.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawning an attacker");
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let mut attacker = Attacker { child, out };
+        attacker.expect("ATTACKING");
+        attacker
+    }
+
+    fn expect(&mut self, word: &str) {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self.out.read_line(&mut line).unwrap();
+            assert!(n > 0, "the attacker ended before saying {word}");
+            // libtest prints "test attacker ... " before the child's first line.
+            if line.trim().ends_with(word) {
+                return;
+            }
+        }
+    }
+
+    /// Stops the attacker mid-way (SIGSTOP), as a peer that stalls.
+    fn freeze(&self) {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(self.child.id() as i32).unwrap(),
+            rustix::process::Signal::STOP,
+        );
+    }
+}
+
+impl Drop for Attacker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn attack_case(kind: &str, count: usize, freeze: bool) {
+    let name = unique(kind);
+    let (server, key) = start(&name);
+    let bystander = Stream::connect(&name, &client_options(&key)).expect("the bystander connects");
+    let attacker = Attacker::spawn(kind, &name, &key, count);
+    if freeze {
+        attacker.freeze();
+    }
+    bystander_is_served(&bystander);
+    newcomer_is_served(&name, &key);
+    bystander_is_served(&bystander);
+    bystander.close().unwrap();
+    drop(attacker);
+    server.close();
+}
+
+#[test]
+fn a_peer_flooding_its_control_socket() {
+    attack_case("flood", 1, false);
+}
+
+#[test]
+fn a_thousand_silent_connections() {
+    attack_case("silent", 1000, false);
+}
+
+#[test]
+fn a_peer_that_never_reads() {
+    attack_case("noread", 4, false);
+}
+
+#[test]
+fn peers_whose_close_stalls() {
+    attack_case("stallclose", 8, false);
+}
+
+#[test]
+fn a_giant_message_that_stops_half_way() {
+    attack_case("giant", 1, true);
+}
+
+#[test]
+fn every_attack_at_once() {
+    let name = unique("all");
+    let (server, key) = start(&name);
+    let bystander = Stream::connect(&name, &client_options(&key)).expect("the bystander connects");
+    let attackers: Vec<Attacker> = [("flood", 1), ("silent", 1000), ("noread", 4), ("stallclose", 8), ("giant", 1)]
+        .into_iter()
+        .map(|(kind, count)| Attacker::spawn(kind, &name, &key, count))
+        .collect();
+    attackers[4].freeze();
+    bystander_is_served(&bystander);
+    newcomer_is_served(&name, &key);
+    drop(attackers);
+    bystander.close().unwrap();
+    server.close();
+}
+
+// ------------------------------------------------------------------ children
+
+/// The attacker process's entry point (does nothing in the parent).
+#[test]
+fn attacker() {
+    let Ok(kind) = std::env::var("ATTACK") else { return };
+    let name = std::env::var("NAME").unwrap();
+    let key = PublicKey::from_text(&std::env::var("KEY").unwrap()).unwrap();
+    let count: usize = std::env::var("COUNT").unwrap().parse().unwrap();
+    let say = |word: &str| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{word}");
+        let _ = out.flush();
+    };
+    match kind.as_str() {
+        "flood" => {
+            let socket = handshake_by_hand(&name, &key);
+            say("ATTACKING");
+            let junk = [0x5au8; 64 * 1024];
+            loop {
+                if (&socket).write_all(&junk).is_err() {
+                    break; // the server ended the connection: connect again and go on
+                }
+            }
+            let socket = handshake_by_hand(&name, &key);
+            while (&socket).write_all(&junk).is_ok() {}
+            std::thread::sleep(WAIT * 10);
+        }
+        "silent" => {
+            shmsock::platform::raise_open_files_limit().unwrap();
+            let path = shmsock::endpoint::EndpointPaths::of(&name).unwrap().socket;
+            let mut sockets = Vec::new();
+            for _ in 0..count {
+                match UnixStream::connect(&path) {
+                    Ok(s) => sockets.push(s),
+                    Err(e) => panic!("silent connection {}: {e}", sockets.len()),
+                }
+            }
+            say("ATTACKING");
+            // Reconnect the ones the server refused, forever.
+            loop {
+                for s in sockets.iter_mut() {
+                    let mut byte = [0u8; 1];
+                    let _ = s.set_nonblocking(true);
+                    if std::io::Read::read(s, &mut byte).is_ok() {
+                        if let Ok(fresh) = UnixStream::connect(&path) {
+                            *s = fresh;
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        "noread" => {
+            let streams: Vec<Stream> =
+                (0..count).map(|_| Stream::connect(&name, &Options::new().server_key(key)).unwrap()).collect();
+            say("ATTACKING");
+            let msg = vec![7u8; 1000];
+            loop {
+                for s in &streams {
+                    if s.send(&msg).is_err() {
+                        std::thread::sleep(WAIT * 10);
+                    }
+                }
+            }
+        }
+        "stallclose" => {
+            // Fill the server's ring towards us, then make it close while we
+            // keep the socket and read nothing.
+            let streams: Vec<Stream> =
+                (0..count).map(|_| Stream::connect(&name, &Options::new().server_key(key)).unwrap()).collect();
+            let msg = vec![9u8; 8000];
+            for s in &streams {
+                for _ in 0..64 {
+                    s.send(&msg).unwrap();
+                }
+                s.send(b"bye").unwrap();
+            }
+            say("ATTACKING");
+            std::thread::sleep(WAIT * 10);
+        }
+        "giant" => {
+            let stream = Stream::connect(&name, &Options::new().server_key(key)).unwrap();
+            say("ATTACKING");
+            // Frozen by the parent somewhere in the middle.
+            let giant = vec![3u8; 15 << 20];
+            loop {
+                let _ = stream.send(&giant);
+            }
+        }
+        other => panic!("unknown attack {other}"),
+    }
+}
+
+/// Connects without the library's client: HELLO, REPLY, READY with an eventfd,
+/// returning the control socket, which the server now treats as a connection.
+fn handshake_by_hand(name: &str, key: &PublicKey) -> UnixStream {
+    let socket = shmsock::endpoint::connect(name).unwrap();
+    let me = Keypair::generate();
+    let mut initiator = Initiator::new(
+        &me,
+        key,
+        name,
+        ClientOffer::local(false, 16 << 20, 0, Backend::Memfd.bit() | Backend::Named.bit()),
+    )
+    .unwrap();
+    control::send(socket.as_fd(), &control::encode(control::HELLO, &initiator.write_hello().unwrap()), &[]).unwrap();
+    let mut fds = Vec::new();
+    let reply = match control::receive(socket.as_fd(), &mut fds, None).unwrap() {
+        Record::Reply(reply) => reply,
+        other => panic!("expected a REPLY, got {other:?}"),
+    };
+    initiator.read_reply(&reply).unwrap();
+    let wake = OwnWake::new().unwrap();
+    control::send(socket.as_fd(), &control::encode(control::READY, &[]), &[wake.for_peer()]).unwrap();
+    std::mem::forget(wake);
+    socket
+}
+
+/// Refusals are answered, never silent.
+#[test]
+fn refusals_get_a_reject() {
+    let name = unique("full");
+    let kp = Keypair::generate();
+    let options = Options::new().keypair(kp.clone()).max_connections(1).max_pending_handshakes(2, 2);
+    let server = Server::start(&name, &options, Echo).unwrap();
+    let key = *kp.public();
+    let first = Stream::connect(&name, &client_options(&key)).unwrap();
+    let e: Error = Stream::connect(&name, &client_options(&key)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ResourceExhausted, "{e}");
+    first.close().unwrap();
+    drop(first);
+    for _ in 0..1000 {
+        if server.connections().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    // A malformed first record: REJECT 5.
+    let socket = shmsock::endpoint::connect(&name).unwrap();
+    control::send(socket.as_fd(), &[9, 0, 0, 0], &[]).unwrap();
+    let mut fds = Vec::new();
+    match control::receive(socket.as_fd(), &mut fds, None).unwrap() {
+        Record::Reject(reason, _) => assert_eq!(reason as u16, 5),
+        other => panic!("expected a REJECT, got {other:?}"),
+    }
+
+    // Pending handshakes are bounded: the oldest silent one is refused to make room.
+    let silent: Vec<UnixStream> = (0..3).map(|_| shmsock::endpoint::connect(&name).unwrap()).collect();
+    match control::receive(silent[0].as_fd(), &mut fds, None).unwrap() {
+        Record::Reject(reason, _) => assert_eq!(reason as u16, 7),
+        other => panic!("expected a REJECT, got {other:?}"),
+    }
+    // Counted just after the REJECT is sent.
+    for _ in 0..1000 {
+        if server.rejected_count() >= 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(server.rejected_count() >= 3, "{} refusals counted", server.rejected_count());
+    server.close();
+}
+
+/// `Listener::accept_timeout` is not delayed by silent clients ahead of a real one.
+#[test]
+fn accept_is_not_held_up_by_silent_clients() {
+    let name = unique("accept");
+    let kp = Keypair::generate();
+    let listener = shmsock::Listener::bind(&name, &Options::new().keypair(kp.clone())).unwrap();
+    let silent: Vec<UnixStream> = (0..3).map(|_| shmsock::endpoint::connect(&name).unwrap()).collect();
+    let key = *kp.public();
+    let client_name = name.clone();
+    let client = std::thread::spawn(move || {
+        let s = Stream::connect(&client_name, &client_options(&key)).unwrap();
+        s.send(b"hi").unwrap();
+        s
+    });
+    let stream = listener.accept_timeout(Some(WAIT)).expect("the real client is accepted");
+    assert_eq!(stream.recv_timeout(Some(WAIT)).unwrap(), b"hi");
+    let _client = client.join().unwrap();
+    let e = listener.accept_timeout(Some(Duration::from_millis(50))).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout);
+    drop(silent);
+}
