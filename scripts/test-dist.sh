@@ -135,9 +135,10 @@ export npm_config_fund=false npm_config_audit=false npm_config_update_notifier=f
 
 note "install the wheel into a fresh venv (no Rust)"
 py="$scratch/py"
+check "python: a fresh venv" norust timeout 300 python3 -m venv "$py"
 start=$SECONDS
 check "python: pip install the wheel without Rust" \
-    norust timeout 300 sh -c "python3 -m venv '$py' && '$py/bin/python' -m pip install --quiet --no-index --disable-pip-version-check '$wheel'"
+    norust timeout 300 "$py/bin/python" -m pip install --quiet --no-index --disable-pip-version-check "$wheel"
 wheel_secs=$((SECONDS - start))
 check "python: installed shmsock reports $version" \
     norust "$py/bin/python" -c "import shmsock, sys; sys.exit(shmsock.__version__ != '$version')"
@@ -168,7 +169,7 @@ check "C: pkg-config shmsock is $version" test "$(pc --modversion shmsock)" = "$
 check "C++: pkg-config shmsock_cpp is $version" test "$(pc --modversion shmsock_cpp)" = "$version"
 # shellcheck disable=SC2046
 check "C: agent.c builds against the tarball (shared library, pkg-config)" norust timeout 300 \
-    cc -std=c11 -O2 -Wall "$agents/c/agent.c" $(pc --cflags --libs shmsock) -Wl,-rpath,"$cprefix/lib" -o "$scratch/c-agent"
+    cc -std=c11 -O2 -Wall "$agents/c/agent.c" $(pc --cflags --libs shmsock) -lm -Wl,-rpath,"$cprefix/lib" -o "$scratch/c-agent"
 check "C: the agent loads libshmsock.so from the tarball" \
     sh -c "ldd '$scratch/c-agent' | grep -q '$cprefix/lib/libshmsock.so.'"
 # shellcheck disable=SC2046
@@ -181,14 +182,14 @@ note "echo: the Python wheel serves; Node, C, C++ and the CLI connect"
 run="$scratch/run"
 mkdir -p "$run" && chmod 700 "$run"
 export SHMSOCK_RUNTIME_DIR="$run"
-name="dist-echo-$$"
+endpoint="dist-echo-$$"
 key="$scratch/server.key"
 norust "$py/bin/python" -u "$agents/python/agent.py" keygen "$key" > /dev/null
 fifo="$scratch/server-stdin"
 mkfifo "$fifo"
 server_log="$scratch/server.log"
 # The server runs until its stdin (the fifo, held open by fd 7) ends.
-norust timeout 600 "$py/bin/python" -u "$agents/python/agent.py" serve --name "$name" --key "$key" < "$fifo" > "$server_log" 2>&1 &
+norust timeout 600 "$py/bin/python" -u "$agents/python/agent.py" serve --name "$endpoint" --key "$key" < "$fifo" > "$server_log" 2>&1 &
 server_pid=$!
 exec 7> "$fifo"
 server_key=""
@@ -205,18 +206,18 @@ else
     ok "echo: the Python server (wheel) is ready"
     sizes="0,1,64,4096,65536,262144"
     check "echo: Node client (npm tarball)" norust timeout 120 sh -c \
-        "cd '$app' && node agent.mjs client --name '$name' --server-key '$server_key' --sizes $sizes | grep -q '^ok '"
+        "cd '$app' && node agent.mjs client --name '$endpoint' --server-key '$server_key' --sizes $sizes | grep -q '^ok '"
     check "echo: C client (C tarball)" norust timeout 120 sh -c \
-        "'$scratch/c-agent' client --name '$name' --server-key '$server_key' --sizes $sizes | grep -q '^ok '"
+        "'$scratch/c-agent' client --name '$endpoint' --server-key '$server_key' --sizes $sizes | grep -q '^ok '"
     check "echo: C++ client (C++ tarball)" norust timeout 120 sh -c \
-        "'$scratch/cpp-agent' client --name '$name' --server-key '$server_key' --sizes $sizes | grep -q '^ok '"
+        "'$scratch/cpp-agent' client --name '$endpoint' --server-key '$server_key' --sizes $sizes | grep -q '^ok '"
     check "echo: Python client (wheel), ChaCha20-Poly1305" norust timeout 120 sh -c \
-        "'$py/bin/python' -u '$agents/python/agent.py' client --name '$name' --server-key '$server_key' --cipher chacha20-poly1305 | grep -q '^ok '"
+        "'$py/bin/python' -u '$agents/python/agent.py' client --name '$endpoint' --server-key '$server_key' --cipher chacha20-poly1305 | grep -q '^ok '"
     # The CLI sends a line and must print the echo; its stdin stays open until
     # then (it closes the connection when stdin ends).
     cli_echo() {
         local line=""
-        coproc CLI { norust timeout 60 "$cli" connect "$name" --server-key "$server_key" --wait 10 --quiet 2>&1; }
+        coproc CLI { norust timeout 60 "$cli" connect "$endpoint" --server-key "$server_key" --wait 10 --quiet 2>&1; }
         printf 'hello from the dist test\n' >&"${CLI[1]}"
         IFS= read -r -t 60 line <&"${CLI[0]}" || true
         exec {CLI[1]}>&-
