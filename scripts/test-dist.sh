@@ -175,6 +175,28 @@ check "C: the agent loads libshmsock.so from the tarball" \
 # shellcheck disable=SC2046
 check "C++: agent.cpp builds against the tarball (pkg-config)" norust timeout 300 \
     c++ -std=c++17 -O2 -Wall "$agents/cpp/agent.cpp" $(pc --cflags --libs shmsock_cpp) -o "$scratch/cpp-agent"
+# find_package of both unpacked tarballs from a CMake project; each program
+# prints its library's version.
+cmake_consumer() {
+    local dir="$scratch/cmake-consumer"
+    mkdir -p "$dir"
+    cat > "$dir/CMakeLists.txt" << CMAKE
+cmake_minimum_required(VERSION 3.16)
+project(consumer LANGUAGES C CXX)
+find_package(shmsock $version CONFIG REQUIRED)
+find_package(shmsock_cpp $version CONFIG REQUIRED)
+add_executable(c_app app.c)
+target_link_libraries(c_app PRIVATE shmsock::shmsock)
+add_executable(cpp_app app.cpp)
+target_link_libraries(cpp_app PRIVATE shmsock::shmsock_cpp)
+CMAKE
+    printf '#include <stdio.h>\n#include <shmsock.h>\nint main(void) { puts(shmsock_version()); return 0; }\n' > "$dir/app.c"
+    printf '#include <iostream>\n#include <shmsock.hpp>\nint main() { std::cout << shmsock::version() << "\\n"; }\n' > "$dir/app.cpp"
+    norust timeout 120 cmake -S "$dir" -B "$dir/build" -DCMAKE_PREFIX_PATH="$cprefix;$cppprefix" > /dev/null &&
+        norust timeout 300 cmake --build "$dir/build" -j 2 > /dev/null &&
+        [ "$("$dir/build/c_app")" = "$version" ] && [ "$("$dir/build/cpp_app")" = "$version" ]
+}
+check "C and C++: find_package from the unpacked tarballs; both libraries say $version" cmake_consumer
 check "CLI: shmsock --version says $version" sh -c "norust_out=\$('$cli' --version) && echo \"\$norust_out\" | grep -q '$version'"
 
 # ----------------------------------------------------- 4. cross-language echo
