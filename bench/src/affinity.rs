@@ -1,32 +1,25 @@
-//! Pinning the calling thread to CPUs (sched_setaffinity).
+//! Pinning the calling thread to CPUs (rustix's safe sched_setaffinity).
 
-use crate::error::{last_os_error, Result};
+use rustix::thread::{sched_getaffinity, sched_setaffinity, CpuSet};
+
+use crate::error::{BenchError, Result};
 
 /// The CPUs the calling thread may run on.
 pub fn current() -> Result<Vec<usize>> {
-    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most its size.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Err(last_os_error("sched_getaffinity"));
-        }
-        Ok((0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect())
-    }
+    let set = sched_getaffinity(None).map_err(|e| BenchError::new(format!("sched_getaffinity: {e}")))?;
+    Ok((0..CpuSet::MAX_CPU).filter(|&c| set.is_set(c)).collect())
 }
 
 /// Pins the calling thread to exactly these CPUs.
 pub fn pin(cpus: &[usize]) -> Result<()> {
-    // SAFETY: as above; CPU_SET only touches the set it is given.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for &c in cpus {
-            libc::CPU_SET(c, &mut set);
+    let mut set = CpuSet::new();
+    for &c in cpus {
+        if c >= CpuSet::MAX_CPU {
+            return Err(BenchError::new(format!("CPU {c} is beyond the {} a CPU set holds", CpuSet::MAX_CPU)));
         }
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(last_os_error(&format!("sched_setaffinity to CPUs {cpus:?}")));
-        }
+        set.set(c);
     }
-    Ok(())
+    sched_setaffinity(None, &set).map_err(|e| BenchError::new(format!("sched_setaffinity to CPUs {cpus:?}: {e}")))
 }
 
 /// Number of CPUs this process may use.

@@ -26,6 +26,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use rustix::fs::{ftruncate, memfd_create, MemfdFlags};
+use rustix::thread::futex::{self, Timespec};
 use shmsock::frame::{FrameHeader, HEADER_LEN};
 use shmsock::sodium::Aead;
 
@@ -106,7 +108,7 @@ impl Mapping {
     /// Wakes the peer if it sleeps on the sequence.
     fn wake_peer(&self) {
         if self.word(ASLEEP).load(Ordering::SeqCst) != 0 {
-            futex(self.seq(), libc::FUTEX_WAKE, 1, None);
+            futex_wake(self.seq());
         }
     }
 
@@ -207,13 +209,16 @@ impl Crypto {
     }
 }
 
-/// A shared (not process-private) futex call on `word`.
-fn futex(word: &AtomicU32, op: libc::c_int, val: u32, timeout: Option<Duration>) -> libc::c_long {
-    let ts = timeout
-        .map(|t| libc::timespec { tv_sec: t.as_secs() as libc::time_t, tv_nsec: t.subsec_nanos() as libc::c_long });
-    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: word is a valid, aligned u32 in shared memory for the whole call.
-    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), op, val, ts_ptr, std::ptr::null::<u32>(), 0) }
+/// Wakes one waiter on `word` (a shared, not process-private, futex).
+fn futex_wake(word: &AtomicU32) {
+    let _ = futex::wake(word, futex::Flags::empty(), 1);
+}
+
+/// Sleeps while `word` holds `val`, for at most `timeout` (a shared futex).
+/// Spurious and timed-out returns are fine: the caller checks `word` again.
+fn futex_wait(word: &AtomicU32, val: u32, timeout: Duration) {
+    let ts = Timespec { tv_sec: timeout.as_secs() as i64, tv_nsec: i64::from(timeout.subsec_nanos()) };
+    let _ = futex::wait(word, futex::Flags::empty(), val, Some(&ts));
 }
 
 #[inline]
@@ -221,8 +226,7 @@ fn pause(spin: bool) {
     if spin {
         std::hint::spin_loop();
     } else {
-        // SAFETY: sched_yield has no preconditions.
-        unsafe { libc::sched_yield() };
+        rustix::thread::sched_yield();
     }
 }
 
@@ -245,17 +249,9 @@ impl FloorSession {
         kind: FloorKind,
         spin: bool,
     ) -> Result<FloorSession> {
-        // SAFETY: plain system calls, results checked.
-        let fd = unsafe { libc::memfd_create(c"shmsock-bench-floor".as_ptr(), libc::MFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(last_os_error("memfd_create"));
-        }
-        // SAFETY: fd was just created and is ours.
-        let fd: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) };
-        // SAFETY: ftruncate on our own memfd.
-        if unsafe { libc::ftruncate(fd.as_raw_fd(), MAP_LEN as libc::off_t) } != 0 {
-            return Err(last_os_error("sizing the floor's memfd"));
-        }
+        let fd: OwnedFd = memfd_create("shmsock-bench-floor", MemfdFlags::CLOEXEC)
+            .map_err(|e| BenchError::new(format!("memfd_create: {e}")))?;
+        ftruncate(&fd, MAP_LEN as u64).map_err(|e| BenchError::new(format!("sizing the floor's memfd: {e}")))?;
         let map = Mapping::map(fd.as_raw_fd())?;
         let mut p2c = [0u8; 32];
         let mut c2p = [0u8; 32];
@@ -331,7 +327,7 @@ impl FloorSession {
     /// Stops the peer.
     pub fn finish(self) {
         self.map.word(QUIT).store(1, Ordering::SeqCst);
-        futex(self.map.seq(), libc::FUTEX_WAKE, 1, None);
+        futex_wake(self.map.seq());
         let FloorSession { map, peer, .. } = self;
         peer.finish(Duration::from_millis(500));
         drop(map);
@@ -372,7 +368,7 @@ pub(crate) fn serve(fd: RawFd, aead: Aead, kind: FloorKind, spin: bool) -> Resul
             asleep.store(1, Ordering::SeqCst);
             let v = seq.load(Ordering::SeqCst);
             if v & 1 == 0 && quit.load(Ordering::SeqCst) == 0 {
-                futex(seq, libc::FUTEX_WAIT, v, Some(Duration::from_millis(100)));
+                futex_wait(seq, v, Duration::from_millis(100));
             }
             asleep.store(0, Ordering::SeqCst);
             // Still idle unless the sequence moved: sleep again at the next check.

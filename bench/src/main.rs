@@ -1,14 +1,19 @@
 //! `shmsock-bench`: shmsock against Unix domain sockets between two processes,
 //! pinned to one core and to two cores, in one launch.
 //!
-//! Usage: `shmsock-bench [--quick] [--json FILE] [--contended] ...` (`--help` lists all).
+//! Usage: `shmsock-bench [--quick] [--json FILE] [--contended] ...` (`--help` lists all);
+//! the options are parsed by clap into a [`Config`].
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use shmsock_bench::{format_report, maybe_run_peer, run, set_allocation_counter, Config};
+use clap::Parser;
+
+use shmsock_bench::{format_report, maybe_run_peer, run, set_allocation_counter, Config, TransportKind};
 
 /// Counts heap allocations, so the bench can check that the hot path makes none.
 struct CountingAllocator;
@@ -45,112 +50,109 @@ fn allocation_count() -> u64 {
     ALLOCATIONS.load(Ordering::Relaxed)
 }
 
-fn usage() -> &'static str {
-    "usage: shmsock-bench [--quick] [--json FILE] [--runs N] [--no-floor] [--one-core-only | --two-cores-only]\n\
-     [--contended] [--shm-spin-us US] [--ping-timeout-ms MS] [--latency-sizes 64,1024|none] [--throughput-sizes 65536,1048576|none]\n\
-     [--only shm-aegis-128l,shm-chacha20-poly1305,unix-plain,unix-aegis-128l,unix-chacha20-poly1305]\n\
-     \n\
-     Measures shmsock (each cipher), a plaintext Unix socket and a Unix socket with the same AEAD,\n\
-     between two processes pinned to one core and to two cores, plus the shared-cache-line floor,\n\
-     and prints the ratios against the goals. About 75 seconds; --quick takes about 10 seconds;\n\
-     --contended measures each placement again with a busy-looping process on the measuring CPU."
+/// shmsock against Unix domain sockets, between two processes, in one launch.
+///
+/// Measures shmsock (each cipher), a plaintext Unix socket and a Unix socket
+/// with the same AEAD, between two processes pinned to one core and to two
+/// cores, plus the shared-cache-line floor, and prints the figures and their
+/// ratios. About 75 seconds; --quick takes about 10 seconds. Read the figures
+/// as ratios within one launch, on an idle machine.
+#[derive(Parser)]
+#[command(name = "shmsock-bench", version)]
+struct Args {
+    /// The short run (about 10 s) instead of the full one (about 75 s)
+    #[arg(long)]
+    quick: bool,
+    /// Also write the whole report as JSON to FILE (`-`: stdout, instead of the table)
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Timed runs per figure (each figure is their median)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    runs: Option<u32>,
+    /// Skip the shared-cache-line floor
+    #[arg(long)]
+    no_floor: bool,
+    /// Only the placement with both processes on one core
+    #[arg(long, conflicts_with = "two_cores_only")]
+    one_core_only: bool,
+    /// Only the placement with the processes on two cores
+    #[arg(long)]
+    two_cores_only: bool,
+    /// Measure each placement again with a busy-looping process on the measuring CPU
+    #[arg(long)]
+    contended: bool,
+    /// shmsock's spin budget in microseconds [default: the library's]
+    #[arg(long, value_name = "US")]
+    shm_spin_us: Option<u64>,
+    /// Per-call timeout of the measuring side's shmsock calls during ping-pong
+    #[arg(long, value_name = "MS")]
+    ping_timeout_ms: Option<u64>,
+    /// Ping-pong message sizes in bytes, comma-separated, or `none`
+    #[arg(long, value_name = "64,1024|none", value_parser = sizes)]
+    latency_sizes: Option<Sizes>,
+    /// Streaming message sizes in bytes, comma-separated, or `none`
+    #[arg(long, value_name = "65536,1048576|none", value_parser = sizes)]
+    throughput_sizes: Option<Sizes>,
+    /// Only these transports, comma-separated (`--only x` lists the ids)
+    #[arg(long, value_name = "ID,...", value_delimiter = ',', value_parser = transport_id)]
+    only: Vec<String>,
+}
+
+/// A list of message sizes (a newtype, so clap takes the whole list as one value).
+#[derive(Clone)]
+struct Sizes(Vec<usize>);
+
+fn sizes(text: &str) -> Result<Sizes, String> {
+    if text == "none" {
+        return Ok(Sizes(Vec::new()));
+    }
+    let parsed: Result<Vec<usize>, _> = text.split(',').map(|x| x.trim().parse::<usize>()).collect();
+    match parsed {
+        Ok(v) if v.iter().all(|s| (2..=1 << 20).contains(s)) => Ok(Sizes(v)),
+        _ => Err(format!("'{text}' is not a comma-separated list of byte counts from 2 to 1048576, nor `none`")),
+    }
+}
+
+fn transport_id(text: &str) -> Result<String, String> {
+    let known = TransportKind::all_ids();
+    if known.iter().any(|k| k == text) {
+        Ok(text.to_string())
+    } else {
+        Err(format!("'{text}' is not one of {}", known.join(", ")))
+    }
+}
+
+impl Args {
+    fn config(self) -> Config {
+        let mut config = if self.quick { Config::quick() } else { Config::default() };
+        if let Some(n) = self.runs {
+            config.runs = n as usize;
+        }
+        config.floor = !self.no_floor;
+        config.one_core = !self.two_cores_only;
+        config.two_cores = !self.one_core_only;
+        config.contended = self.contended;
+        config.shm_spin = self.shm_spin_us.map(Duration::from_micros);
+        config.ping_timeout = self.ping_timeout_ms.map(Duration::from_millis);
+        if let Some(Sizes(v)) = self.latency_sizes {
+            config.latency_sizes = v;
+        }
+        if let Some(Sizes(v)) = self.throughput_sizes {
+            config.throughput_sizes = v;
+        }
+        config.only = self.only;
+        config
+    }
 }
 
 fn main() -> ExitCode {
     if let Some(code) = maybe_run_peer() {
-        return ExitCode::from(code as u8);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     set_allocation_counter(allocation_count);
-    let mut config = Config::default();
-    let mut json: Option<String> = None;
-    let mut quick = false;
-    let mut runs: Option<usize> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--quick" => quick = true,
-            "--json" => match args.next() {
-                Some(f) => json = Some(f),
-                None => {
-                    eprintln!("--json needs a file name\n{}", usage());
-                    return ExitCode::from(2);
-                }
-            },
-            "--runs" => match args.next().and_then(|n| n.parse().ok()) {
-                Some(n) if n > 0 => runs = Some(n),
-                _ => {
-                    eprintln!("--runs needs a positive number\n{}", usage());
-                    return ExitCode::from(2);
-                }
-            },
-            "--no-floor" => config.floor = false,
-            "--contended" => config.contended = true,
-            "--shm-spin-us" => match args.next().and_then(|n| n.parse().ok()) {
-                Some(us) => config.shm_spin = Some(std::time::Duration::from_micros(us)),
-                None => {
-                    eprintln!("--shm-spin-us needs a number\n{}", usage());
-                    return ExitCode::from(2);
-                }
-            },
-            "--ping-timeout-ms" => match args.next().and_then(|n| n.parse().ok()) {
-                Some(ms) => config.ping_timeout = Some(std::time::Duration::from_millis(ms)),
-                None => {
-                    eprintln!("--ping-timeout-ms needs a number\n{}", usage());
-                    return ExitCode::from(2);
-                }
-            },
-            "--latency-sizes" | "--throughput-sizes" => {
-                let sizes: Option<Vec<usize>> = args.next().and_then(|l| {
-                    if l == "none" {
-                        Some(Vec::new())
-                    } else {
-                        l.split(',').map(|x| x.parse().ok()).collect()
-                    }
-                });
-                match sizes {
-                    Some(v) => {
-                        if a == "--latency-sizes" {
-                            config.latency_sizes = v
-                        } else {
-                            config.throughput_sizes = v
-                        }
-                    }
-                    _ => {
-                        eprintln!("{a} needs a comma-separated list of byte counts\n{}", usage());
-                        return ExitCode::from(2);
-                    }
-                }
-            }
-            "--only" => match args.next() {
-                Some(list) => config.only = list.split(',').map(str::to_string).collect(),
-                None => {
-                    eprintln!("--only needs a list of transports\n{}", usage());
-                    return ExitCode::from(2);
-                }
-            },
-            "--one-core-only" => config.two_cores = false,
-            "--two-cores-only" => config.one_core = false,
-            "-h" | "--help" => {
-                println!("{}", usage());
-                return ExitCode::SUCCESS;
-            }
-            other => {
-                eprintln!("unknown argument '{other}'\n{}", usage());
-                return ExitCode::from(2);
-            }
-        }
-    }
-    if quick {
-        let q = Config::quick();
-        config.runs = q.runs;
-        config.warmup = q.warmup;
-        config.run_warmup = q.run_warmup;
-        config.latency_run = q.latency_run;
-        config.throughput_run = q.throughput_run;
-    }
-    if let Some(n) = runs {
-        config.runs = n;
-    }
+    let args = Args::parse();
+    let json = args.json.clone();
+    let config = args.config();
     let started = std::time::Instant::now();
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut last_pct = u32::MAX;
@@ -177,18 +179,14 @@ fn main() -> ExitCode {
     if tty {
         eprint!("\r\x1b[K");
     }
-    print!("{}", format_report(&report));
-    println!("(took {:.1} s)", started.elapsed().as_secs_f64());
+    let to_stdout = json.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    if !to_stdout {
+        print!("{}", format_report(&report));
+        println!("(took {:.1} s)", started.elapsed().as_secs_f64());
+    }
     if let Some(path) = json {
-        let text = match serde_json::to_string_pretty(&report) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("shmsock-bench: encoding JSON: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        if let Err(e) = std::fs::write(&path, text + "\n") {
-            eprintln!("shmsock-bench: writing {path}: {e}");
+        if let Err(e) = report.write_json(&path) {
+            eprintln!("shmsock-bench: {e}");
             return ExitCode::FAILURE;
         }
     }

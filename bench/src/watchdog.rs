@@ -40,9 +40,10 @@ impl Watchdog {
                     if now.saturating_sub(i.last_beat_ms.load(Ordering::Acquire)) > limit.as_millis() as u64 {
                         i.fired.store(true, Ordering::Release);
                         for &pid in i.pids.lock().unwrap().iter() {
-                            // SAFETY: kill has no memory-safety preconditions; the
-                            // pids are our live, unreaped children.
-                            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                            // Our live, unreaped children (so the pids are theirs).
+                            if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+                                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                            }
                         }
                         i.last_beat_ms.store(now, Ordering::Release);
                     }

@@ -31,7 +31,18 @@ fn a_tiny_run_measures_every_transport_and_the_floor() {
     }
     assert_eq!(report.goals.len(), 4 * suites);
     let text = format_report(&report);
-    assert!(text.contains("shmsock vs baseline"));
+    assert!(text.contains("x better than") && text.contains("unix plaintext"), "{text}");
+    assert!(!text.contains("[MET") && !text.contains("[MISS"), "{text}");
+    // Every metric has its ratio in the row of each pair.
+    let metrics = 2 * config.latency_sizes.len() + config.throughput_sizes.len();
+    let row = text.lines().find(|l| l.contains("vs unix plaintext")).expect("a ratio row");
+    assert_eq!(
+        row.split_whitespace().filter(|w| w.ends_with('x') && w.starts_with(|c: char| c.is_ascii_digit())).count(),
+        metrics,
+        "{row}"
+    );
+    let wide: Vec<&str> = text.lines().filter(|l| l.chars().count() > shmsock_bench::table::WIDTH).collect();
+    assert!(wide.is_empty(), "lines wider than the table width: {wide:#?}");
     let json = serde_json::to_value(&report).unwrap();
     assert!(json["placements"][0]["transports"][0]["latency"][0]["p50_ns"].as_f64().unwrap() > 0.0);
 }

@@ -1,14 +1,15 @@
 //! `shmsock bench`: the core's benchmark (shmsock against Unix sockets, in one
 //! launch), with a progress bar, the table or JSON, and an optional plot.
 
-use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use shmsock_bench::{format_report, Config};
 
 use crate::error::{code, CliError};
+use crate::output::write_stdout;
 use crate::plot;
 
 /// What `bench` was asked to do.
@@ -19,8 +20,8 @@ pub struct Bench {
     pub smoke: bool,
     /// Write an SVG plot here.
     pub plot: Option<PathBuf>,
-    /// Print the report as JSON instead of the table.
-    pub json: bool,
+    /// Write the report as JSON here (`-`: to stdout, instead of the table).
+    pub json: Option<PathBuf>,
 }
 
 /// Steps of the progress bar (the bench reports fractions).
@@ -28,16 +29,13 @@ const STEPS: u64 = 1000;
 
 /// Runs `bench`; returns the exit code.
 pub fn run(args: Bench) -> Result<u8, CliError> {
+    // Fail before a long run, not after it.
     if let Some(path) = &args.plot {
-        // Fail before a long run, not after it.
-        std::fs::File::create(path).map_err(|e| {
-            CliError::new(
-                code::FAILED,
-                format!("writing the plot {}", path.display()),
-                e.to_string(),
-                "Check that the directory exists and is writable",
-            )
-        })?;
+        check_writable(path, "the plot")?;
+    }
+    let json_to_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    if let Some(path) = args.json.as_deref().filter(|_| !json_to_stdout) {
+        check_writable(path, "the JSON report")?;
     }
     if cfg!(debug_assertions) {
         crate::error::eprint_line(
@@ -61,25 +59,32 @@ pub fn run(args: Bench) -> Result<u8, CliError> {
             "Run it again on an idle machine; `shmsock-bench --help` has finer options",
         )
     })?;
-    let text = if args.json {
-        let mut text = serde_json::to_string_pretty(&report)
-            .map_err(|e| CliError::new(code::FAILED, "encoding the report as JSON", e.to_string(), ""))?;
-        text.push('\n');
-        text
-    } else {
-        format!("{}(took {:.1} s)\n", format_report(&report), started.elapsed().as_secs_f64())
-    };
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        Err(e) => return Err(CliError::io("writing to stdout", &e)),
+    if !json_to_stdout {
+        let text = format!("{}(took {:.1} s)\n", format_report(&report), started.elapsed().as_secs_f64());
+        write_stdout(text.as_bytes())?;
+    }
+    if let Some(path) = &args.json {
+        report.write_json(path).map_err(|e| {
+            CliError::new(code::FAILED, "writing the JSON report", e.message(), "Check that the directory is writable")
+        })?;
     }
     if let Some(path) = &args.plot {
         plot::write(&report, path)?;
         crate::error::eprint_line(&format!("shmsock: wrote the plot to {}", path.display()));
     }
     Ok(code::OK)
+}
+
+/// Creates (empties) `path`, or fails with an error naming `what`.
+fn check_writable(path: &Path, what: &str) -> Result<(), CliError> {
+    std::fs::File::create(path).map(drop).map_err(|e| {
+        CliError::new(
+            code::FAILED,
+            format!("writing {what} {}", path.display()),
+            e.to_string(),
+            "Check that the directory exists and is writable",
+        )
+    })
 }
 
 fn config(args: &Bench) -> Config {

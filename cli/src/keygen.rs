@@ -1,13 +1,13 @@
 //! `shmsock keygen`: new key files, and the public key or fingerprint of existing ones.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use shmsock::{ErrorKind, Keypair};
+use serde::Serialize;
+use shmsock::{ErrorKind, Keypair, PublicKey};
 
 use crate::error::{code, CliError};
 use crate::keys;
+use crate::output::{json_line, write_stdout};
 
 /// The key file written or read when -f is not given.
 pub const DEFAULT_KEY_FILE: &str = "shmsock.key";
@@ -25,24 +25,77 @@ pub enum Action {
     Fingerprint,
 }
 
+/// How `keygen` reports.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Lines for people (and `grep`).
+    Text,
+    /// Nothing but errors (`-q`).
+    Quiet,
+    /// One JSON object on stdout (`--json`).
+    Json,
+}
+
+/// What `keygen --json` prints. The field names are stable.
+#[derive(Serialize)]
+struct KeyJson {
+    public_key: String,
+    fingerprint: String,
+    /// The key file written (only when a key was generated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
+    /// The public key file written beside it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    public_file: Option<String>,
+}
+
+impl KeyJson {
+    fn of(public: &PublicKey) -> KeyJson {
+        KeyJson { public_key: public.to_string(), fingerprint: public.fingerprint(), file: None, public_file: None }
+    }
+}
+
 /// Runs `keygen` on `file` (default [`DEFAULT_KEY_FILE`]).
-pub fn run(file: Option<&Path>, action: Action) -> Result<u8, CliError> {
+pub fn run(file: Option<&Path>, action: Action, output: Output) -> Result<u8, CliError> {
     let path = file.unwrap_or(Path::new(DEFAULT_KEY_FILE));
-    let mut out = std::io::stdout().lock();
-    let lines = match action {
+    let text = match action {
         Action::Generate { force } => {
             let keypair = generate(path, force)?;
             let public = keypair.public();
-            format!("public-key: {public}\nfingerprint: {}\n", public.fingerprint())
+            let public_path = public_file_of(path);
+            match output {
+                Output::Quiet => String::new(),
+                Output::Json => json_line(&KeyJson {
+                    file: Some(path.display().to_string()),
+                    public_file: Some(public_path.display().to_string()),
+                    ..KeyJson::of(public)
+                })?,
+                Output::Text => {
+                    crate::error::eprint_line(&format!(
+                        "shmsock: wrote the keypair to {} (mode 0600: keep it secret) and the public key to {}",
+                        path.display(),
+                        public_path.display()
+                    ));
+                    format!("public-key: {public}\nfingerprint: {}\n", public.fingerprint())
+                }
+            }
         }
-        Action::PrintPublic => format!("{}\n", keys::load_identity(path)?.public()),
+        Action::PrintPublic => {
+            let keypair = keys::load_identity(path)?;
+            match output {
+                Output::Json => json_line(&KeyJson::of(keypair.public()))?,
+                _ => format!("{}\n", keypair.public()),
+            }
+        }
         Action::Fingerprint => {
             let public = keys::public_key_in_file(path)?;
-            format!("{} {public}\n", public.fingerprint())
+            match output {
+                Output::Json => json_line(&KeyJson::of(&public))?,
+                _ => format!("{} {public}\n", public.fingerprint()),
+            }
         }
     };
-    out.write_all(lines.as_bytes()).and_then(|_| out.flush()).map_err(|e| CliError::io("writing to stdout", &e))?;
-    Ok(code::OK)
+    write_stdout(text.as_bytes())
 }
 
 /// The path of the public key file written beside `path`.
@@ -76,17 +129,11 @@ fn generate(path: &Path, force: bool) -> Result<Keypair, CliError> {
         _ => CliError::core(what.clone(), &e),
     })?;
     let public_path = public_file_of(path);
-    write_public_file(&public_path, &keypair)
-        .map_err(|e| CliError::io(format!("writing public key file {}", public_path.display()), &e))?;
-    crate::error::eprint_line(&format!(
-        "shmsock: wrote the keypair to {shown} (mode 0600: keep it secret) and the public key to {}",
-        public_path.display()
-    ));
+    // Replaced, never written through: a symbolic link planted at X.pub in a
+    // shared directory is not followed.
+    keypair
+        .public()
+        .save(&public_path)
+        .map_err(|e| CliError::core(format!("writing public key file {}", public_path.display()), &e))?;
     Ok(keypair)
-}
-
-fn write_public_file(path: &Path, keypair: &Keypair) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(path)?;
-    writeln!(file, "{}", keypair.public())?;
-    file.sync_all()
 }

@@ -1,10 +1,15 @@
-//! `shmsock list`: the endpoints in this user's runtime directory.
+//! `shmsock list`: the endpoints in this user's runtime directory, and
+//! `list --prune`, which removes the stale ones.
 
-use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use serde::Serialize;
+use shmsock::endpoint::{self, EndpointPaths};
+use shmsock::ErrorKind;
 
-use crate::error::{code, CliError};
+use crate::error::CliError;
+use crate::output::{json_pretty, write_stdout};
 
 /// One endpoint, as `--json` prints it. The field names are stable.
 #[derive(Debug, Serialize)]
@@ -24,29 +29,57 @@ pub struct Entry {
 /// Runs `list`; returns the exit code.
 pub fn run(json: bool) -> Result<u8, CliError> {
     let entries = entries()?;
-    let text = if json {
-        let mut text = serde_json::to_string_pretty(&entries)
-            .map_err(|e| CliError::new(code::FAILED, "encoding JSON", e.to_string(), ""))?;
-        text.push('\n');
-        text
-    } else {
-        table(&entries)
-    };
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-        Ok(()) => Ok(code::OK),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(code::OK),
-        Err(e) => Err(CliError::io("writing to stdout", &e)),
+    let text = if json { json_pretty(&entries)? } else { table(&entries) };
+    write_stdout(text.as_bytes())
+}
+
+/// Runs `list --prune`: removes every stale endpoint whose files belong to
+/// this user, printing `pruned NAME` for each; returns the exit code.
+///
+/// An endpoint is removed the way a new server reclaims it: by taking its lock
+/// ([`endpoint::bind`]), which fails while a live server holds it, and then
+/// releasing it, which deletes the files while still holding the lock. So a
+/// live endpoint, or one a server binds in the meantime, is never removed, and
+/// the lock protocol lives in the core only.
+pub fn prune() -> Result<u8, CliError> {
+    let mut pruned = String::new();
+    for entry in entries()?.into_iter().filter(|e| !e.alive) {
+        let what = format!("pruning endpoint '{}'", entry.name);
+        let paths = EndpointPaths::of(&entry.name).map_err(|e| CliError::core(what.clone(), &e))?;
+        if ![&paths.lock, &paths.socket].into_iter().all(|p| owned_by_us(p)) {
+            crate::error::eprint_line(&format!(
+                "shmsock: note: kept '{}': its files belong to another user",
+                entry.name
+            ));
+            continue;
+        }
+        match endpoint::bind(&entry.name) {
+            // Dropping the claim deletes the socket and lock files.
+            Ok(claim) => drop(claim),
+            // A server took the name since we listed it: it is alive now.
+            Err(e) if e.kind() == ErrorKind::AddressInUse => continue,
+            Err(e) => return Err(CliError::core(what, &e)),
+        }
+        pruned.push_str(&format!("pruned {}\n", entry.name));
+    }
+    write_stdout(pruned.as_bytes())
+}
+
+/// True when `path` is missing or owned by this process's effective user.
+fn owned_by_us(path: &Path) -> bool {
+    match path.symlink_metadata() {
+        Ok(meta) => meta.uid() == rustix::process::geteuid().as_raw(),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
     }
 }
 
 fn entries() -> Result<Vec<Entry>, CliError> {
     let what = "listing endpoints";
-    let found = shmsock::endpoint::list().map_err(|e| CliError::core(what, &e))?;
+    let found = endpoint::list().map_err(|e| CliError::core(what, &e))?;
     found
         .into_iter()
         .map(|e| {
-            let socket = shmsock::endpoint::EndpointPaths::of(&e.name)
+            let socket = EndpointPaths::of(&e.name)
                 .map(|p| p.socket.display().to_string())
                 .map_err(|err| CliError::core(what, &err))?;
             Ok(Entry {

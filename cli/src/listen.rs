@@ -8,6 +8,7 @@ use shmsock::{ErrorKind, Keypair, Listener, Options, PublicKey, Stream};
 
 use crate::error::{code, CliError};
 use crate::events::{signal_exit_code, Events};
+use crate::output::json_line;
 use crate::pipe::{self, End, Outbox};
 use crate::records::Mode;
 
@@ -29,6 +30,19 @@ pub struct Listen {
     pub keep_open: bool,
     /// No informational lines on stderr.
     pub quiet: bool,
+    /// Print the JSON ready line on stderr once serving.
+    pub json: bool,
+}
+
+/// The `--json` ready line. The field names are stable.
+#[derive(serde::Serialize)]
+struct Ready<'a> {
+    /// Always "ready".
+    event: &'static str,
+    name: &'a str,
+    public_key: String,
+    fingerprint: String,
+    pid: u32,
 }
 
 /// Runs `listen`; returns the exit code.
@@ -42,6 +56,16 @@ pub fn run(args: Listen) -> Result<u8, CliError> {
     }
     let listener = Listener::bind(&args.name, &options).map_err(|e| bind_error(&args.name, &e))?;
     let name = &args.name;
+    if args.json {
+        let ready = Ready {
+            event: "ready",
+            name,
+            public_key: public.to_string(),
+            fingerprint: public.fingerprint(),
+            pid: std::process::id(),
+        };
+        crate::error::eprint_line(json_line(&ready)?.trim_end());
+    }
     pipe::info(
         args.quiet,
         format_args!("listening on '{name}' with key {public} (fingerprint {})", public.fingerprint()),

@@ -6,12 +6,14 @@
 
 mod bench;
 mod connect;
+mod docs;
 mod error;
 mod events;
 mod keygen;
 mod keys;
 mod list;
 mod listen;
+mod output;
 mod pipe;
 mod plot;
 mod records;
@@ -20,7 +22,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::error::{code, CliError, EXIT_CODES_HELP};
 use crate::records::Mode;
@@ -40,8 +42,10 @@ Examples:
   shmsock keygen -f server.key                      # a key that stays the same
   shmsock listen logs -i server.key > out.txt &     # serve 'logs', write what arrives
   printf 'a\\nb\\n' | shmsock connect logs --server-key server.key.pub --wait 5
-  shmsock list
-  shmsock bench --quick --plot bench.svg";
+  shmsock list --prune                              # remove stale endpoints
+  shmsock bench --quick --plot bench.svg
+  shmsock completions bash > ~/.local/share/bash-completion/completions/shmsock
+  shmsock man | man -l -";
 
 const KEYGEN_EXAMPLES: &str = "\
 Examples:
@@ -50,6 +54,11 @@ Examples:
   shmsock keygen -f server.key --force   # replaces the key (the old one is lost)
   shmsock keygen -y -f server.key        # the public key of a key file
   shmsock keygen -l -f server.key.pub    # fingerprint and public key of any KEY
+  shmsock keygen -q -f server.key        # no output but errors
+  shmsock keygen --json -f server.key | jq -r .public_key
+
+JSON fields (stable): public_key, fingerprint, and when a key was written,
+file and public_file.
 
 The key file holds the secret: it is written with mode 0600 and refused when
 others can read it. FILE.pub holds the public key alone, for clients.";
@@ -69,8 +78,16 @@ Ending:
   closes the connection once stdin has ended and been sent, and ends. In an
   interactive shell, a background listen does not read the terminal.
 
+Ready line:
+  With --json, listen prints one JSON line on stderr once it is serving, and no
+  other informational lines: {\"event\": \"ready\", \"name\": ..., \"public_key\":
+  \"shmsock-pk:...\", \"fingerprint\": ..., \"pid\": ...} (stable fields). stdout
+  carries only messages, so scripts read the key from stderr.
+
 Examples:
   shmsock listen logs > out.txt &                   # prints its key on stderr
+  exec 3< <(shmsock listen logs --json 2>&1 >out.txt)
+  read -r ready <&3; key=$(jq -r .public_key <<<\"$ready\")
   shmsock listen logs -i server.key --keep-open >> all.log
   shmsock listen jobs -i server.key --allow alice.key.pub --allow bob.key.pub
   printf 'hello\\n' | shmsock listen greet -N        # send, then close
@@ -98,14 +115,17 @@ Exit codes: see `shmsock --help`.";
 
 const LIST_EXAMPLES: &str = "\
 A stale endpoint was left by a server that died; the next `shmsock listen` on
-its name reclaims it.
+its name reclaims it, and `--prune` removes it. Pruning takes the endpoint's
+lock as a server would, so it never removes a live endpoint (nor one a new
+server is binding at that moment), and touches only files of this user.
 
 JSON fields (stable): name, pid (null if unknown), alive (bool), state
 (\"alive\" or \"stale\"), socket (path).
 
 Examples:
   shmsock list
-  shmsock list --json | jq -r '.[] | select(.alive) | .name'";
+  shmsock list --json | jq -r '.[] | select(.alive) | .name'
+  shmsock list --prune                   # prints a `pruned NAME` line for each";
 
 const BENCH_EXAMPLES: &str = "\
 Measures shmsock (each cipher) against a plaintext Unix socket and a Unix socket
@@ -116,7 +136,8 @@ meaningful as ratios within one launch, on an idle machine.
 Examples:
   shmsock bench --quick
   shmsock bench --plot bench.svg
-  shmsock bench --json > bench.json";
+  shmsock bench --json bench.json         # the table on stdout, the report in the file
+  shmsock bench --json - | jq .ratios     # the report on stdout instead of the table";
 
 #[derive(Parser)]
 #[command(
@@ -150,6 +171,12 @@ enum Command {
     /// Benchmark shmsock against Unix sockets in one launch
     #[command(after_help = BENCH_EXAMPLES)]
     Bench(BenchArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(after_help = docs::COMPLETIONS_EXAMPLES)]
+    Completions(docs::CompletionsArgs),
+    /// Print the manual page (roff), or write one per command to a directory
+    #[command(after_help = docs::MAN_EXAMPLES)]
+    Man(docs::ManArgs),
 }
 
 #[derive(Args)]
@@ -166,6 +193,12 @@ struct KeygenArgs {
     /// Print the fingerprint and public key of a key file or .pub file
     #[arg(short = 'l', long = "fingerprint")]
     fingerprint: bool,
+    /// Print nothing but errors (a new key's files are still written)
+    #[arg(short = 'q', long, conflicts_with_all = ["print_public", "fingerprint", "json"])]
+    quiet: bool,
+    /// Print one JSON object (public_key, fingerprint; file and public_file when written)
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -198,6 +231,9 @@ struct ListenArgs {
     /// Close the connection and end once stdin has ended and been sent
     #[arg(short = 'N', long = "close-on-eof", conflicts_with = "no_stdin")]
     close_on_eof: bool,
+    /// Print a JSON ready line (with the public key) on stderr instead of the informational lines
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     io: IoArgs,
 }
@@ -225,6 +261,9 @@ struct ListArgs {
     /// A JSON array of objects instead of the table
     #[arg(long)]
     json: bool,
+    /// Remove this user's stale endpoints (never a live one)
+    #[arg(long, conflicts_with = "json")]
+    prune: bool,
 }
 
 #[derive(Args)]
@@ -235,9 +274,9 @@ struct BenchArgs {
     /// Also write an SVG plot of latency and throughput to FILE
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
-    /// Print the whole report as JSON instead of the table
-    #[arg(long)]
-    json: bool,
+    /// Also write the whole report as JSON to FILE (`-`: to stdout, instead of the table)
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
     /// Tiny runs that only check the machinery (for tests)
     #[arg(long, hide = true, conflicts_with = "quick")]
     smoke: bool,
@@ -285,7 +324,14 @@ fn run(command: Command) -> Result<u8, CliError> {
             } else {
                 keygen::Action::Generate { force: a.force }
             };
-            keygen::run(a.file.as_deref(), action)
+            let output = if a.json {
+                keygen::Output::Json
+            } else if a.quiet {
+                keygen::Output::Quiet
+            } else {
+                keygen::Output::Text
+            };
+            keygen::run(a.file.as_deref(), action, output)
         }
         Command::Listen(a) => {
             let key = a.key.as_deref().map(keys::load_identity).transpose()?;
@@ -298,7 +344,8 @@ fn run(command: Command) -> Result<u8, CliError> {
                 read_stdin: read_stdin(&a.io),
                 close_on_eof: a.close_on_eof,
                 keep_open: a.keep_open,
-                quiet: a.io.quiet,
+                quiet: a.io.quiet || a.json,
+                json: a.json,
             })
         }
         Command::Connect(a) => {
@@ -314,8 +361,11 @@ fn run(command: Command) -> Result<u8, CliError> {
                 quiet: a.io.quiet,
             })
         }
+        Command::List(a) if a.prune => list::prune(),
         Command::List(a) => list::run(a.json),
         Command::Bench(a) => bench::run(bench::Bench { quick: a.quick, smoke: a.smoke, plot: a.plot, json: a.json }),
+        Command::Completions(a) => docs::completions(&mut Cli::command(), a.shell),
+        Command::Man(a) => docs::man(Cli::command(), a.dir.as_deref()),
     }
 }
 

@@ -81,3 +81,46 @@ fn unusable_key_files_exit_with_the_key_code() {
     assert_eq!(junk.code(), 9);
     junk.assert_one_error_line();
 }
+
+#[test]
+fn keygen_quiet_prints_nothing_but_writes_the_key() {
+    let env = Env::new();
+    let out = env.run(&["keygen", "-q", "-f", "q.key"], b"");
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "{}", out.stdout_text());
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+    assert!(env.path("q.key").is_file() && env.path("q.key.pub").is_file());
+    // Errors are still reported.
+    let again = env.run(&["keygen", "-q", "-f", "q.key"], b"");
+    assert_eq!(again.code(), 1);
+    again.assert_one_error_line();
+    // -q with -y or --json makes no sense: a usage error.
+    assert_eq!(env.run(&["keygen", "-q", "-y", "-f", "q.key"], b"").code(), 2);
+    assert_eq!(env.run(&["keygen", "-q", "--json", "-f", "r.key"], b"").code(), 2);
+}
+
+#[test]
+fn keygen_json_is_one_object_with_stable_fields() {
+    let env = Env::new();
+    let out = env.run(&["keygen", "--json", "-f", "j.key"], b"");
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+    let text = out.stdout_text();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let made: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let public = made["public_key"].as_str().expect("public_key");
+    assert!(public.starts_with("shmsock-pk:"), "{made}");
+    assert_eq!(made["file"], "j.key");
+    assert_eq!(made["public_file"], "j.key.pub");
+    assert_eq!(std::fs::read_to_string(env.path("j.key.pub")).unwrap().trim(), public);
+
+    // -y and -l: the same key and fingerprint, no file fields.
+    for flag in ["-y", "-l"] {
+        let out = env.run(&["keygen", flag, "--json", "-f", "j.key"], b"");
+        assert_eq!(out.code(), 0, "{}", out.stderr);
+        let shown: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(shown["public_key"], made["public_key"], "{flag}");
+        assert_eq!(shown["fingerprint"], made["fingerprint"], "{flag}");
+        assert!(shown.get("file").is_none(), "{flag}: {shown}");
+    }
+}

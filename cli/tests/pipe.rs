@@ -181,3 +181,28 @@ fn a_dead_server_is_peer_gone() {
     let line = connect.assert_one_error_line();
     assert!(line.starts_with("shmsock: receiving from") && line.contains("without closing"), "{line}");
 }
+
+#[test]
+fn listen_json_prints_one_ready_line_with_the_key() {
+    let env = Env::new();
+    let public = env.keygen("server.key");
+    let name = unique("ready");
+    let mut listen = env.spawn(&["listen", &name, "-i", "server.key", "--json"]);
+    let line = listen.wait_stderr("\"event\"");
+    let ready: serde_json::Value = serde_json::from_str(&line).expect("the ready line is JSON");
+    assert_eq!(ready["event"], "ready", "{ready}");
+    assert_eq!(ready["name"], name.as_str(), "{ready}");
+    assert_eq!(ready["public_key"], public.as_str(), "{ready}");
+    assert_eq!(ready["pid"], listen.id(), "{ready}");
+    assert!(ready["fingerprint"].as_str().is_some_and(|f| f.len() == 19), "{ready}");
+    // A script connects with the key it read from the ready line.
+    let key = ready["public_key"].as_str().unwrap().to_string();
+    let connect = env.run(&["connect", &name, "-s", &key, "--wait", WAIT], b"hi\n");
+    assert_eq!(connect.code(), 0, "{}", connect.stderr);
+    let listen = listen.finish();
+    assert_eq!(listen.code(), 0, "{}", listen.stderr);
+    assert_eq!(listen.stdout_text(), "hi\n", "stdout carries only messages");
+    // Only the ready line: no human informational lines.
+    let lines: Vec<&str> = listen.stderr.lines().collect();
+    assert_eq!(lines, [line.as_str()], "{}", listen.stderr);
+}

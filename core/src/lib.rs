@@ -50,7 +50,7 @@ pub use listener::Listener;
 pub use options::Options;
 pub use platform::Credentials;
 pub use server::{Connection, Server, ServerHandler};
-pub use stream::{Role, Stats, Stream};
+pub use stream::{Role, SendProgress, Stats, Stream};
 
 /// The version of this crate (and of every shmsock package built from it).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -19,21 +19,26 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::cipher::CipherSuite;
 use crate::control::{self, Record};
 use crate::endpoint;
 use crate::error::{Error, ErrorKind, Result};
-use crate::frame::{fragments, sealed_len, FrameHeader, FrameKind, FrameOpener, FrameSealer, HEADER_LEN};
+use crate::frame::{FrameHeader, FrameKind, FrameOpener, FrameSealer, HEADER_LEN};
 use crate::handshake::{Backend, Initiator, Session};
 use crate::keys::{Keypair, PublicKey};
 use crate::options::{Options, MAX_FRAGMENT};
 use crate::platform::{self, Credentials, OwnWake};
-use crate::ring::{Consumer, Producer, Reservation};
+use crate::ring::{Consumer, Producer};
 use crate::segment::{self, Segment};
 use crate::sodium;
 use crate::wait::{Check, Waiter};
+
+mod send;
+
+use send::PendingSend;
+pub use send::SendProgress;
 
 /// Which end of the connection this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +73,9 @@ struct Counters {
 struct Tx {
     sealer: FrameSealer,
     ring: Producer,
+    /// A message `send_resumable` left partly in the ring: until it completes,
+    /// no other message may start (the peer reassembles one at a time).
+    pending: Option<PendingSend>,
 }
 
 /// A message partly received when a call had to return (timeout, WouldBlock).
@@ -125,6 +133,8 @@ pub struct Stream {
     segment: Segment,
     waiter: Waiter,
     tx: Mutex<Tx>,
+    /// Signalled (with `tx`) when a partly sent message completes or is abandoned.
+    tx_idle: Condvar,
     rx: Mutex<Rx>,
     closed: AtomicBool,
     peer_closed: AtomicBool,
@@ -211,7 +221,7 @@ impl Stream {
         platform::check_peer_wake(peer_wake.as_fd())?;
         let segment = match memfd {
             Some(fd) => Segment::open_memfd(fd, ring_size)?,
-            None => Segment::open_named(&session.choice.segment_name, ring_size)?,
+            None => Segment::open_named(&session.choice.segment_name, ring_size, credentials.uid)?,
         };
         let own_wake = OwnWake::new()?;
         control::send(socket, &control::encode(control::READY, &[]), &[own_wake.for_peer()])?;
@@ -252,7 +262,12 @@ impl Stream {
             control,
             peer_wake,
             waiter: Waiter::new(options.spin, sleeper),
-            tx: Mutex::new(Tx { sealer: FrameSealer::new(session.send), ring: Producer::new(send_ring, ring_size) }),
+            tx: Mutex::new(Tx {
+                sealer: FrameSealer::new(session.send),
+                ring: Producer::new(send_ring, ring_size),
+                pending: None,
+            }),
+            tx_idle: Condvar::new(),
             rx: Mutex::new(Rx {
                 opener: FrameOpener::new(session.recv, own_max),
                 ring: Consumer::new(recv_ring, ring_size),
@@ -307,145 +322,6 @@ impl Stream {
 
     fn peer_closed_error(&self) -> Error {
         Error::new(ErrorKind::PeerClosed, format!("the peer closed the connection on '{}'", self.endpoint))
-    }
-
-    // ---------------------------------------------------------------- sending
-
-    /// Sends one message, waiting for ring space up to the stream's send timeout.
-    pub fn send(&self, message: &[u8]) -> Result<()> {
-        self.send_until(message, deadline_after(self.send_timeout), false)
-    }
-
-    /// Sends one message, waiting for ring space up to `timeout` (None: forever).
-    pub fn send_timeout(&self, message: &[u8], timeout: Option<Duration>) -> Result<()> {
-        self.send_until(message, deadline_after(timeout), false)
-    }
-
-    /// Sends one message only if all of it fits in the ring now; else
-    /// WouldBlock, nothing is sent, and the pollable fd becomes readable when
-    /// the peer frees space. A message larger than the ring's capacity never
-    /// fits at once: send it with `send`.
-    pub fn try_send(&self, message: &[u8]) -> Result<()> {
-        self.send_until(message, None, true)
-    }
-
-    fn send_until(&self, message: &[u8], deadline: Option<Instant>, try_only: bool) -> Result<()> {
-        self.check_usable()?;
-        if self.peer_closed.load(Ordering::Acquire) {
-            return Err(self.peer_closed_error());
-        }
-        let len = u32::try_from(message.len()).ok().filter(|l| *l <= self.peer_max_message).ok_or_else(|| {
-            Error::new(
-                ErrorKind::MessageTooLarge,
-                format!(
-                    "a message of {} bytes is larger than the {} bytes the peer accepts (its max_message_size); nothing was sent",
-                    message.len(),
-                    self.peer_max_message
-                ),
-            )
-        })?;
-        let mut tx = if try_only {
-            self.tx.try_lock().ok_or_else(|| Error::new(ErrorKind::WouldBlock, "another thread is sending"))?
-        } else {
-            self.tx.lock()
-        };
-        let tx = &mut *tx;
-        let suite = tx.sealer.suite();
-        let seg = &self.segment;
-        if try_only {
-            let sealed_lens = || fragments(len, self.fragment).map(|(_, l)| sealed_len(l as usize, suite));
-            let mut fits = tx.ring.fits_all(seg, sealed_lens()).map_err(|e| self.fail(e))?;
-            if !fits {
-                // As try_recv does: make the pollable fd report freed space, and
-                // look once more in case the consumer freed some meanwhile.
-                self.waiter.drain(self.socket()).map_err(|e| self.fail(e))?;
-                tx.ring.arm(seg);
-                fits = tx.ring.fits_all(seg, sealed_lens()).map_err(|e| self.fail(e))?;
-                if fits {
-                    tx.ring.disarm(seg);
-                }
-            }
-            if !fits {
-                return Err(Error::new(
-                    ErrorKind::WouldBlock,
-                    "the ring has no room for this message now; nothing was sent",
-                ));
-            }
-        }
-        for (offset, frame_len) in fragments(len, self.fragment) {
-            let sealed = sealed_len(frame_len as usize, suite);
-            let reservation = match self.reserve_waiting(&mut tx.ring, sealed, deadline, true) {
-                Ok(r) => r,
-                Err(e) if offset > 0 => {
-                    // Part of the message is in the ring and cannot be
-                    // taken back: the stream cannot continue.
-                    let e = Error::new(
-                        e.kind(),
-                        format!(
-                            "{} while sending a large message; part of it was sent, so the connection is closed",
-                            e.message()
-                        ),
-                    );
-                    // Later calls must not report Timeout (which says a retry
-                    // may work, and ends no connection): the stream is over,
-                    // as if this side had closed it.
-                    let ended = match e.kind() {
-                        ErrorKind::Timeout => Error::new(ErrorKind::Closed, e.message()),
-                        _ => e.clone(),
-                    };
-                    let _ = self.failure.set(ended);
-                    platform::shutdown(self.socket());
-                    return Err(e);
-                }
-                Err(e) if e.kind() == ErrorKind::Timeout => {
-                    return Err(Error::new(
-                        ErrorKind::Timeout,
-                        "send timed out: the peer is not reading; nothing was sent",
-                    ));
-                }
-                Err(e) => return Err(self.fail(e)),
-            };
-            let header = FrameHeader::data(frame_len, len, offset);
-            let piece = &message[offset as usize..(offset + frame_len) as usize];
-            seg.seal_at(reservation.offset, &mut tx.sealer, &header, piece).map_err(|e| self.fail(e))?;
-            if tx.ring.publish(seg, reservation) {
-                self.wake_peer();
-            }
-        }
-        self.counters.messages_sent.fetch_add(1, Ordering::Relaxed);
-        self.counters.bytes_sent.fetch_add(u64::from(len), Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Reserves room for a frame of `sealed` bytes in the outbound ring, waiting
-    /// until `deadline`. `while_open`: give up with Closed if this side closes
-    /// meanwhile (false for the CLOSE frame itself).
-    fn reserve_waiting(
-        &self,
-        ring: &mut Producer,
-        sealed: usize,
-        deadline: Option<Instant>,
-        while_open: bool,
-    ) -> Result<Reservation> {
-        let seg = &self.segment;
-        if let Some(reservation) = ring.reserve(seg, sealed)? {
-            return Ok(reservation);
-        }
-        self.waiter.wait(self.socket(), deadline, |armed| {
-            if while_open {
-                self.check_usable()?;
-            }
-            if armed {
-                ring.arm(seg);
-            }
-            match ring.reserve(seg, sealed)? {
-                Some(reservation) => {
-                    ring.disarm(seg);
-                    Ok(Check::Ready(reservation))
-                }
-                None => Ok(Check::NotYet),
-            }
-        })
     }
 
     // -------------------------------------------------------------- receiving
@@ -638,6 +514,14 @@ impl Stream {
             // below and fails with Closed, and the peer sees PeerGone instead.
             if let Some(mut tx) = self.tx.try_lock_for(Duration::from_millis(100)) {
                 let tx = &mut *tx;
+                // A message partly sent by send_resumable: the peer refuses a
+                // CLOSE in the middle of a message, and must not take the part
+                // for a whole, so the connection ends without CLOSE (PeerGone).
+                if tx.pending.take().is_some() {
+                    platform::shutdown(self.socket());
+                    self.tx_idle.notify_all();
+                    return Ok(());
+                }
                 let seg = &self.segment;
                 let sealed = FrameHeader::CLOSE.sealed_len(tx.sealer.suite());
                 // With the ring full (a peer that reads slowly), giving up at once
@@ -711,6 +595,13 @@ impl Stream {
     /// The largest message the peer accepts.
     pub fn peer_max_message_size(&self) -> u32 {
         self.peer_max_message
+    }
+
+    /// The connection's shared segment, for tests that play a hostile process
+    /// writing into it (not part of the supported API).
+    #[doc(hidden)]
+    pub fn shared_segment(&self) -> &Segment {
+        &self.segment
     }
 
     /// The endpoint name.

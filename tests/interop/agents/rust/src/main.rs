@@ -5,26 +5,21 @@
 //! tests/interop/README.md ("The agent command line"). Build it with
 //! `./build.sh` next to this crate, run it with `./agent`.
 //!
+//! The command line is parsed by clap; a clap error is a usage error (exit 2).
+//!
 //! `serve` uses the event-driven `shmsock::Server` (its `Connection` gives the
 //! stream, hence the cipher of the `connect` line); `client` uses `Stream`.
 
 use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use clap::{Parser, Subcommand, ValueEnum};
 use shmsock::{
     Backend, CipherSuite, Connection, Error, ErrorKind, Keypair, Options, PublicKey, Server, ServerHandler, Stream,
 };
-
-const USAGE: &str = "\
-usage: agent keygen FILE
-       agent pubkey FILE
-       agent serve --name NAME --key FILE [--allow PUBLIC]... [--backend memfd|named]
-       agent client --name NAME --server-key PUBLIC [--key FILE]
-                    [--cipher aegis-128l|chacha20-poly1305] [--ring-size BYTES]
-                    [--sizes LIST] [--seconds S] [--timeout S]
-(see tests/interop/README.md)";
 
 const DEFAULT_SIZES: &str = "0,1,64,65536,262144";
 
@@ -59,42 +54,100 @@ fn note(line: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
-fn usage(message: impl Into<String>) -> Failure {
-    Failure::Usage(message.into())
+/// clap's message for a usage error on one line, without its `error: ` prefix
+/// and its usage and help lines.
+fn clap_message(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let lines: Vec<&str> =
+        text.lines().map(str::trim).take_while(|l| !l.starts_with("Usage:")).filter(|l| !l.is_empty()).collect();
+    let joined = lines.join(" ");
+    joined.strip_prefix("error: ").unwrap_or(&joined).to_string()
 }
 
 // ------------------------------------------------------------------ arguments
 
-/// The arguments after the command: `--option value` pairs.
-struct OptionArgs {
-    args: std::vec::IntoIter<String>,
+/// The Rust interop agent (see tests/interop/README.md, "The agent command line").
+#[derive(Parser)]
+#[command(name = "agent", disable_version_flag = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-impl OptionArgs {
-    /// The next option name, or None at the end.
-    fn next_option(&mut self) -> Result<Option<String>, Failure> {
-        match self.args.next() {
-            None => Ok(None),
-            Some(arg) if arg.starts_with("--") => Ok(Some(arg)),
-            Some(arg) => Err(usage(format!("unexpected argument '{arg}'"))),
-        }
-    }
-
-    fn value(&mut self, option: &str) -> Result<String, Failure> {
-        self.args.next().ok_or_else(|| usage(format!("{option} needs a value")))
-    }
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a keypair, save it to FILE, print `public <key>`
+    Keygen {
+        /// The key file to write
+        file: PathBuf,
+    },
+    /// Print `public <key> <fingerprint>` of the keypair in FILE
+    Pubkey {
+        /// The key file to read
+        file: PathBuf,
+    },
+    /// An echo server on NAME until stdin ends or SIGTERM/SIGINT
+    Serve(ServeArgs),
+    /// Send messages to NAME and check each echo
+    Client(ClientArgs),
 }
 
-/// Sets a single-valued option once.
-fn set_once(slot: &mut Option<String>, option: &str, value: String) -> Outcome {
-    if slot.replace(value).is_some() {
-        return Err(usage(format!("{option} given twice")));
-    }
-    Ok(())
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The endpoint name
+    #[arg(long)]
+    name: String,
+    /// The server's key file
+    #[arg(long)]
+    key: PathBuf,
+    /// Accept only this client key (`shmsock-pk:` text); repeatable
+    #[arg(long, value_name = "PUBLIC")]
+    allow: Vec<String>,
+    /// The segment backend
+    #[arg(long, value_enum, default_value_t = BackendArg::Memfd)]
+    backend: BackendArg,
 }
 
-fn required(slot: Option<String>, option: &str) -> Result<String, Failure> {
-    slot.ok_or_else(|| usage(format!("{option} is required")))
+#[derive(Clone, Copy, ValueEnum)]
+enum BackendArg {
+    Memfd,
+    Named,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CipherArg {
+    #[value(name = "aegis-128l")]
+    Aegis128L,
+    #[value(name = "chacha20-poly1305")]
+    ChaCha20Poly1305,
+}
+
+#[derive(clap::Args)]
+struct ClientArgs {
+    /// The endpoint name
+    #[arg(long)]
+    name: String,
+    /// The server's public key (`shmsock-pk:` text)
+    #[arg(long, value_name = "PUBLIC")]
+    server_key: String,
+    /// This client's key file [default: a fresh key per run]
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// The cipher to require
+    #[arg(long, value_enum, default_value_t = CipherArg::Aegis128L)]
+    cipher: CipherArg,
+    /// The ring size to ask the server for [default: the server's choice]
+    #[arg(long, value_name = "BYTES")]
+    ring_size: Option<u32>,
+    /// Comma-separated message sizes in bytes
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = DEFAULT_SIZES)]
+    sizes: Vec<u32>,
+    /// Keep cycling through the sizes for S seconds, printing progress lines
+    #[arg(long, value_name = "S", value_parser = seconds)]
+    seconds: Option<Duration>,
+    /// Limit on each receive, in seconds
+    #[arg(long, value_name = "S", value_parser = seconds, default_value = "10")]
+    timeout: Duration,
 }
 
 /// Longer `--seconds` / `--timeout` values are refused (as in the C and C++
@@ -102,8 +155,8 @@ fn required(slot: Option<String>, option: &str) -> Result<String, Failure> {
 const MAX_SECONDS: f64 = 1e9;
 
 /// A positive number of seconds, at most MAX_SECONDS.
-fn seconds(text: &str, option: &str) -> Result<Duration, Failure> {
-    let bad = || usage(format!("{option}: '{text}' is not a positive number of seconds (at most 1e9)"));
+fn seconds(text: &str) -> Result<Duration, String> {
+    let bad = || format!("'{text}' is not a positive number of seconds (at most 1e9)");
     let value: f64 = text.parse().map_err(|_| bad())?;
     if value.is_nan() || value <= 0.0 || value > MAX_SECONDS {
         return Err(bad());
@@ -111,26 +164,16 @@ fn seconds(text: &str, option: &str) -> Result<Duration, Failure> {
     Duration::try_from_secs_f64(value).map_err(|_| bad())
 }
 
-fn sizes(text: &str) -> Result<Vec<usize>, Failure> {
-    text.split(',')
-        .map(|part| {
-            part.parse::<u32>()
-                .map(|n| n as usize)
-                .map_err(|_| usage(format!("--sizes: '{part}' is not a size in bytes (in '{text}')")))
-        })
-        .collect()
-}
-
 // ----------------------------------------------------------------- keys
 
-fn keygen(path: &str) -> Outcome {
+fn keygen(path: &std::path::Path) -> Outcome {
     let keypair = Keypair::generate();
     keypair.save(path)?;
     say(&format!("public {}", keypair.public().to_text()));
     Ok(())
 }
 
-fn pubkey(path: &str) -> Outcome {
+fn pubkey(path: &std::path::Path) -> Outcome {
     let keypair = Keypair::load(path)?;
     say(&format!("public {} {}", keypair.public().to_text(), keypair.public().fingerprint()));
     Ok(())
@@ -234,24 +277,11 @@ fn watch_stdin(stop: mpsc::Sender<&'static str>) -> Outcome {
     Ok(())
 }
 
-fn serve(mut args: OptionArgs) -> Outcome {
-    let (mut name, mut key, mut backend) = (None, None, None);
-    let mut allow = Vec::new();
-    while let Some(option) = args.next_option()? {
-        match option.as_str() {
-            "--name" => set_once(&mut name, &option, args.value(&option)?)?,
-            "--key" => set_once(&mut key, &option, args.value(&option)?)?,
-            "--allow" => allow.push(args.value(&option)?),
-            "--backend" => set_once(&mut backend, &option, args.value(&option)?)?,
-            _ => return Err(usage(format!("unknown option '{option}' for serve"))),
-        }
-    }
-    let name = required(name, "--name")?;
-    let key = required(key, "--key")?;
-    let backend = match backend.as_deref() {
-        None | Some("memfd") => Backend::Memfd,
-        Some("named") => Backend::Named,
-        Some(other) => return Err(usage(format!("--backend: '{other}' is not memfd or named"))),
+fn serve(args: ServeArgs) -> Outcome {
+    let ServeArgs { name, key, allow, backend } = args;
+    let backend = match backend {
+        BackendArg::Memfd => Backend::Memfd,
+        BackendArg::Named => Backend::Named,
     };
 
     // Before any thread starts, so that every thread inherits the mask.
@@ -299,65 +329,17 @@ fn difference(len: usize, got: &[u8], expected: &[u8]) -> String {
     }
 }
 
-struct ClientArgs {
-    name: String,
-    server_key: String,
-    key: Option<String>,
-    cipher: CipherSuite,
-    ring_size: Option<u32>,
-    sizes: Vec<usize>,
-    seconds: Option<Duration>,
-    timeout: Duration,
-}
-
-fn parse_client(mut args: OptionArgs) -> Result<ClientArgs, Failure> {
-    let (mut name, mut server_key, mut key, mut cipher, mut ring_size) = (None, None, None, None, None);
-    let (mut sizes_text, mut seconds_text, mut timeout_text) = (None, None, None);
-    while let Some(option) = args.next_option()? {
-        let slot = match option.as_str() {
-            "--name" => &mut name,
-            "--server-key" => &mut server_key,
-            "--key" => &mut key,
-            "--cipher" => &mut cipher,
-            "--ring-size" => &mut ring_size,
-            "--sizes" => &mut sizes_text,
-            "--seconds" => &mut seconds_text,
-            "--timeout" => &mut timeout_text,
-            _ => return Err(usage(format!("unknown option '{option}' for client"))),
-        };
-        let value = args.value(&option)?;
-        set_once(slot, &option, value)?;
-    }
-    let cipher = match cipher.as_deref() {
-        None | Some("aegis-128l") => CipherSuite::Aegis128L,
-        Some("chacha20-poly1305") => CipherSuite::ChaCha20Poly1305,
-        Some(other) => return Err(usage(format!("--cipher: '{other}' is not aegis-128l or chacha20-poly1305"))),
+fn client(a: ClientArgs) -> Outcome {
+    let cipher = match a.cipher {
+        CipherArg::Aegis128L => CipherSuite::Aegis128L,
+        CipherArg::ChaCha20Poly1305 => CipherSuite::ChaCha20Poly1305,
     };
-    let ring_size = match ring_size {
-        None => None,
-        Some(text) => {
-            Some(text.parse::<u32>().map_err(|_| usage(format!("--ring-size: '{text}' is not a size in bytes")))?)
-        }
-    };
-    Ok(ClientArgs {
-        name: required(name, "--name")?,
-        server_key: required(server_key, "--server-key")?,
-        key,
-        cipher,
-        ring_size,
-        sizes: sizes(sizes_text.as_deref().unwrap_or(DEFAULT_SIZES))?,
-        seconds: seconds_text.map(|t| seconds(&t, "--seconds")).transpose()?,
-        timeout: timeout_text.map(|t| seconds(&t, "--timeout")).transpose()?.unwrap_or(Duration::from_secs(10)),
-    })
-}
-
-fn client(args: OptionArgs) -> Outcome {
-    let a = parse_client(args)?;
+    let sizes: Vec<usize> = a.sizes.iter().map(|&n| n as usize).collect();
     let server_key = PublicKey::from_text(&a.server_key)?;
     let mut options = Options::new()
         .server_key(server_key)
         .recv_timeout(Some(a.timeout))
-        .require_chacha(a.cipher == CipherSuite::ChaCha20Poly1305);
+        .require_chacha(cipher == CipherSuite::ChaCha20Poly1305);
     if let Some(path) = &a.key {
         options = options.keypair(Keypair::load(path)?);
     }
@@ -372,8 +354,8 @@ fn client(args: OptionArgs) -> Outcome {
             server_key.to_text()
         )));
     }
-    if stream.cipher() != a.cipher {
-        return Err(Failure::Verify(format!("mismatch: cipher is {}, expected {}", stream.cipher(), a.cipher)));
+    if stream.cipher() != cipher {
+        return Err(Failure::Verify(format!("mismatch: cipher is {}, expected {}", stream.cipher(), cipher)));
     }
 
     let start = Instant::now();
@@ -381,14 +363,14 @@ fn client(args: OptionArgs) -> Outcome {
     let (mut i, mut total) = (0u64, 0u64);
     let mut message = Vec::new();
     // One byte more than the largest message, so a longer echo shows as such.
-    let mut reply = vec![0u8; a.sizes.iter().copied().max().unwrap_or(0) + 1];
+    let mut reply = vec![0u8; sizes.iter().copied().max().unwrap_or(0) + 1];
     loop {
         match a.seconds {
-            None if i as usize == a.sizes.len() => break,
+            None if i as usize == sizes.len() => break,
             Some(limit) if start.elapsed() >= limit => break,
             _ => {}
         }
-        let n = a.sizes[(i % a.sizes.len() as u64) as usize];
+        let n = sizes[(i % sizes.len() as u64) as usize];
         fill_message(&mut message, i, n);
         stream.send(&message)?;
         let len = match stream.recv_into_timeout(&mut reply, Some(a.timeout)) {
@@ -420,34 +402,24 @@ fn client(args: OptionArgs) -> Outcome {
 
 // ----------------------------------------------------------------- main
 
-fn run(args: Vec<String>) -> Outcome {
-    let mut args = args.into_iter();
-    let command = args.next().ok_or_else(|| usage("no command"))?;
-    let mut file_arg = |command: &str| -> Result<String, Failure> {
-        let file = args.next().ok_or_else(|| usage(format!("{command} needs a FILE")))?;
-        match args.next() {
-            Some(extra) => Err(usage(format!("unexpected argument '{extra}'"))),
-            None => Ok(file),
-        }
-    };
-    match command.as_str() {
-        "keygen" => keygen(&file_arg("keygen")?),
-        "pubkey" => pubkey(&file_arg("pubkey")?),
-        "serve" => serve(OptionArgs { args }),
-        "client" => client(OptionArgs { args }),
-        "-h" | "--help" | "help" => {
-            say(USAGE);
-            Ok(())
-        }
-        other => Err(usage(format!("unknown command '{other}'"))),
+fn run(command: Command) -> Outcome {
+    match command {
+        Command::Keygen { file } => keygen(&file),
+        Command::Pubkey { file } => pubkey(&file),
+        Command::Serve(args) => serve(args),
+        Command::Client(args) => client(args),
     }
 }
 
 fn main() -> ExitCode {
-    let args: Result<Vec<String>, _> = std::env::args_os().skip(1).map(|a| a.into_string()).collect();
-    let outcome = match args {
-        Ok(args) => run(args),
-        Err(arg) => Err(usage(format!("argument {arg:?} is not UTF-8"))),
+    let outcome = match Cli::try_parse() {
+        Ok(cli) => run(cli.command),
+        // --help: the help on stdout, status 0.
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => Err(Failure::Usage(clap_message(&e))),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
