@@ -169,7 +169,10 @@ mod tests {
     #[test]
     fn a_core_message_with_the_same_context_is_not_prefixed_twice() {
         let err = shmsock::Error::new(ErrorKind::NoCommonCipher, "connecting to 'ep': no common cipher");
-        assert_eq!(CliError::core("connecting to 'ep'", &err).line(), "shmsock: connecting to 'ep': no common cipher");
+        assert_eq!(
+            CliError::core("connecting to 'ep'", &err).line(),
+            "shmsock: connecting to 'ep': no common cipher. Use the same shmsock version on both sides"
+        );
         let err = shmsock::Error::new(ErrorKind::Io, "reading: broken");
         assert_eq!(CliError::core("connecting to 'ep'", &err).line(), "shmsock: connecting to 'ep': reading: broken");
     }

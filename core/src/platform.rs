@@ -108,14 +108,18 @@ pub fn current_uid() -> u32 {
 /// The per-user runtime directory holding endpoint sockets, created 0700.
 ///
 /// `$SHMSOCK_RUNTIME_DIR` if set, else `$XDG_RUNTIME_DIR/shmsock`, else
-/// `<tmp>/shmsock-<uid>`. The directory must belong to us and be private.
+/// `$TMPDIR/shmsock-<uid>`, else `/tmp/shmsock-<uid>`, where a variable set to
+/// the empty string counts as unset (PROTOCOL.md section 9). The directory must
+/// belong to us and be private.
 pub fn runtime_dir() -> Result<PathBuf> {
-    let dir = if let Some(dir) = std::env::var_os("SHMSOCK_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        PathBuf::from(dir)
-    } else if let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        PathBuf::from(xdg).join("shmsock")
+    let var = |name: &str| std::env::var_os(name).filter(|d| !d.is_empty()).map(PathBuf::from);
+    let dir = if let Some(dir) = var("SHMSOCK_RUNTIME_DIR") {
+        dir
+    } else if let Some(xdg) = var("XDG_RUNTIME_DIR") {
+        xdg.join("shmsock")
     } else {
-        std::env::temp_dir().join(format!("shmsock-{}", current_uid()))
+        // Not std::env::temp_dir(): it takes an empty TMPDIR as the current directory.
+        var("TMPDIR").unwrap_or_else(|| PathBuf::from("/tmp")).join(format!("shmsock-{}", current_uid()))
     };
     match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir) {
         Ok(()) => {}

@@ -29,7 +29,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::frame::{FrameHeader, FrameSealer};
+use crate::frame::{FrameHeader, FrameOpener, FrameSealer, Opened, HEADER_LEN};
 use crate::handshake::{validate_ring_size, Backend};
 use crate::platform;
 use crate::sodium;
@@ -360,6 +360,31 @@ impl Segment {
         // crate does.
         unsafe { sealer.seal_raw(header, plaintext, self.base.add(offset)) }?;
         self.check_intact()
+    }
+
+    /// Opens the AEGIS-128L frame at `offset` straight from the segment into
+    /// `out`: the ciphertext is read once, by libsodium (PROTOCOL.md §10). `ad`
+    /// is the private copy of the header `opener` checked; the tag is copied to
+    /// private memory first.
+    pub fn open_at(
+        &self,
+        offset: usize,
+        opener: &mut FrameOpener,
+        header: &FrameHeader,
+        ad: &[u8; HEADER_LEN],
+        out: &mut [u8],
+    ) -> Result<Opened> {
+        let body = header.frame_len as usize;
+        self.check_range(offset, header.sealed_len(opener.suite()))?;
+        let mut tag = [0u8; 32];
+        self.copy_out(offset + HEADER_LEN + body, &mut tag)?;
+        // SAFETY: the whole frame is inside the mapping (checked) and out is the
+        // caller's private buffer, so they cannot overlap; open_shared accepts
+        // AEGIS-128L only.
+        let opened = unsafe { opener.open_shared(header, ad, self.base.add(offset + HEADER_LEN), &tag, out) };
+        // A truncation during the read (named backend) is the clearer error.
+        self.check_intact()?;
+        opened
     }
 }
 
