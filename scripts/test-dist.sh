@@ -26,6 +26,8 @@
 #                         released (zig, manylinux2014) instead of the one the
 #                         system toolchain links (manylinux_2_34 here)
 #   SHMSOCK_DIST_REUSE=1  skip step 2 and test what build/test-dist/dist holds
+#   SHMSOCK_DIST_SOURCE=0 skip the npm source build of step 5 (the expensive
+#                         part in a fresh clone: its own cold target folder)
 set -uo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -262,17 +264,20 @@ check "echo: the server saw 5 clients and ended cleanly" test "$connects" = 5
 unset SHMSOCK_RUNTIME_DIR
 
 # ----------------------------------------------- 5. source builds, with Rust
-note "npm install the shmsock tarball alone (no prebuilt fits): a source build with Rust"
-src_app="$scratch/node-src"
-mkdir -p "$src_app"
-printf '{ "name": "dist-src-test", "version": "1.0.0", "private": true }\n' > "$src_app/package.json"
-start=$SECONDS
-# Its own target folder under target/, kept between runs (cold in a fresh clone).
-check "node source build: npm install --omit=optional the tarball" timeout 1200 sh -c \
-    "cd '$src_app' && CARGO_TARGET_DIR='$repo/target/dist-npm-src' npm install --foreground-scripts --no-save --omit=optional '$dist/shmsock-$version.tgz'"
-npm_src_secs=$((SECONDS - start))
-check "node source build: the module was built and loads" sh -c \
-    "cd '$src_app' && test -f node_modules/shmsock/shmsock.node && SHMSOCK_RUNTIME_DIR='$scratch/run' node -e 'process.exit(require(\"shmsock\").Keypair.generate().fingerprint ? 0 : 1)'"
+npm_src_secs="-"
+if [ "${SHMSOCK_DIST_SOURCE:-1}" != 0 ]; then
+    note "npm install the shmsock tarball alone (no prebuilt fits): a source build with Rust"
+    src_app="$scratch/node-src"
+    mkdir -p "$src_app"
+    printf '{ "name": "dist-src-test", "version": "1.0.0", "private": true }\n' > "$src_app/package.json"
+    start=$SECONDS
+    # Its own target folder under target/, kept between runs (cold in a fresh clone).
+    check "node source build: npm install --omit=optional the tarball" timeout 1200 sh -c \
+        "cd '$src_app' && CARGO_TARGET_DIR='$repo/target/dist-npm-src' npm install --foreground-scripts --no-save --omit=optional '$dist/shmsock-$version.tgz'"
+    npm_src_secs=$((SECONDS - start))
+    check "node source build: the module was built and loads" sh -c \
+        "cd '$src_app' && test -f node_modules/shmsock/shmsock.node && SHMSOCK_RUNTIME_DIR='$scratch/run' node -e 'process.exit(require(\"shmsock\").Keypair.generate().fingerprint ? 0 : 1)'"
+fi
 
 sdist_secs="-"
 if [ "${SHMSOCK_DIST_FULL:-}" = 1 ]; then
