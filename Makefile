@@ -1,5 +1,5 @@
 # The project's entry points. `make test` is what CI runs.
-.PHONY: test demo interop
+.PHONY: test demo interop dist
 
 # Every test suite, ending with "N passed, N failed".
 test:
@@ -13,3 +13,9 @@ demo:
 # The 5x5 interop matrix alone.
 interop:
 	scripts/test-interop.sh
+
+# The release artifacts in dist/: the Python wheel and sdist, the npm packages
+# (shmsock and the prebuilt shmsock-linux-x64-gnu), the C, C++ and CLI tarballs,
+# stripped, with their sizes (dist/SIZES.txt). DIST_ONLY="python node" for a part.
+dist:
+	scripts/dist.sh

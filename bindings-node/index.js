@@ -9,19 +9,34 @@
 const { EventEmitter } = require('node:events')
 const path = require('node:path')
 
-let native
-try {
-  native = require('./shmsock.node')
-} catch (err) {
+// The native module: ./shmsock.node when it was built here (a development
+// checkout, or an install that built from source), else the prebuilt package
+// for this platform (napi-rs convention; see native-package.js).
+function loadNative() {
+  const local = path.join(__dirname, 'shmsock.node')
+  const { platformPackage } = require('./native-package.js')
+  const prebuilt = platformPackage()
+  let cause
+  try {
+    return require(local)
+  } catch (err) {
+    if (err.code !== 'MODULE_NOT_FOUND') cause = err
+  }
+  try {
+    return require(prebuilt)
+  } catch (err) {
+    if (err.code !== 'MODULE_NOT_FOUND' || !cause) cause = err
+  }
   const e = new Error(
-    `shmsock: cannot load the native module ${path.join(__dirname, 'shmsock.node')} (${err.message}). ` +
-      `It is built from source when the package is installed; build it with 'npm run build' in ${__dirname} ` +
-      '(needs Rust and cargo).'
+    `shmsock: cannot load the native module: neither ${local} nor the prebuilt package ${prebuilt} loads ` +
+      `(${cause.message}). Reinstall shmsock (it builds from source when no prebuilt package fits; that needs Rust ` +
+      `and cargo), or run 'npm run build' in ${__dirname}.`
   )
   e.code = 'SHMSOCK_NOT_BUILT'
-  e.cause = err
+  e.cause = cause
   throw e
 }
+const native = loadNative()
 
 const { NativeListener } = native
 

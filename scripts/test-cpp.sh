@@ -107,11 +107,11 @@ cargo_test() {
 ensure_gtest
 cargo_test
 
-if build_tree normal "$build/normal" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHMSOCK_CPP_SANITIZE=; then
+if build_tree normal "$build/normal" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHMSOCK_BUILD_TESTS=ON -DSHMSOCK_CPP_SANITIZE=; then
     run_ctest normal "$build/normal" -E '^install\.'
     run_ctest install "$build/normal" -R '^install\.'
 fi
-if build_tree asan "$build/asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHMSOCK_CPP_SANITIZE=address,undefined; then
+if build_tree asan "$build/asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHMSOCK_BUILD_TESTS=ON -DSHMSOCK_CPP_SANITIZE=address,undefined; then
     ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}" \
     UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
         run_ctest asan "$build/asan"

@@ -68,6 +68,8 @@ if (cli) {
 } else {
   const args = ['build', '-p', 'shmsock-node', '--message-format=json-render-diagnostics']
   if (release) args.push('--release')
+  // The published tarball carries its own Cargo.lock: build exactly those versions.
+  if (existsSync(join(root, 'Cargo.lock'))) args.push('--locked')
   const out = run('cargo', args, { capture: true })
   let lib = null
   for (const line of out.split('\n')) {
