@@ -494,9 +494,10 @@ impl AsFd for OwnWake {
 /// checks instead of reading the kernel's name for the file in /proc: the file
 /// must live on the anonymous-inode filesystem (the device of an eventfd of our
 /// own, found once per process), which refuses pipes, sockets, memfds and
-/// regular files; and among anonymous-inode files (epoll, timerfd, signalfd,
-/// inotify...) only an eventfd accepts an 8-byte write of 0, which adds nothing
-/// to its counter and cannot block (the counter never exceeds 2^64 - 2).
+/// regular files; and an 8-byte write of 0 must succeed, which the other
+/// anonymous-inode files (epoll, timerfd, signalfd, inotify...) refuse and which
+/// adds nothing to an eventfd's counter and cannot block (the counter never
+/// exceeds 2^64 - 2), so the peer sees no wake-up.
 #[cfg(target_os = "linux")]
 fn check_wake_kind(fd: BorrowedFd<'_>) -> Result<()> {
     static ANON_INODE_DEVICE: std::sync::OnceLock<std::result::Result<u64, rustix::io::Errno>> =
