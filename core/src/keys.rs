@@ -150,6 +150,17 @@ impl Keypair {
         Keypair { secret, public }
     }
 
+    /// This process's client keypair, for connections whose options give none:
+    /// generated on first use and kept for the life of the process (DESIGN.md,
+    /// "generated per process when the user gives none"), so that connecting
+    /// does not spend an X25519 base-point multiplication on a throwaway
+    /// identity. The secret never leaves the process; the ephemeral keys still
+    /// differ on every handshake.
+    pub fn process_default() -> Keypair {
+        static DEFAULT: std::sync::OnceLock<Keypair> = std::sync::OnceLock::new();
+        DEFAULT.get_or_init(Keypair::generate).clone()
+    }
+
     /// The public half.
     pub fn public(&self) -> &PublicKey {
         &self.public
@@ -321,6 +332,16 @@ impl fmt::Debug for Keypair {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_process_default_keypair_is_one_per_process() {
+        crate::sodium::init().unwrap();
+        let first = Keypair::process_default();
+        let second = Keypair::process_default();
+        assert_eq!(first.public(), second.public());
+        assert_eq!(first.secret_bytes(), second.secret_bytes());
+        assert_ne!(first.public(), Keypair::generate().public());
+    }
 
     #[test]
     fn text_form_round_trips() {

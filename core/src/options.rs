@@ -47,7 +47,7 @@ pub const MAX_FRAGMENT: u32 = 64 * 1024;
 #[derive(Clone, Debug)]
 pub struct Options {
     /// This side's static keypair. A server must have one; a client without one
-    /// gets a fresh keypair per connection.
+    /// uses one keypair generated per process ([`Keypair::process_default`]).
     pub keypair: Option<Keypair>,
     /// The server key a client pins (required to connect).
     pub server_key: Option<PublicKey>,

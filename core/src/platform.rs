@@ -121,12 +121,25 @@ pub fn runtime_dir() -> Result<PathBuf> {
         // Not std::env::temp_dir(): it takes an empty TMPDIR as the current directory.
         var("TMPDIR").unwrap_or_else(|| PathBuf::from("/tmp")).join(format!("shmsock-{}", current_uid()))
     };
+    // Connecting asks for the directory every time: after one full check, a
+    // single lstat proves it is still the same private directory of ours.
+    static CHECKED: std::sync::Mutex<Option<(PathBuf, u64, u64)>> = std::sync::Mutex::new(None);
+    let checked = CHECKED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+    if let Some((path, dev, ino)) = checked {
+        if path == dir {
+            if let Ok(meta) = std::fs::symlink_metadata(&dir) {
+                if meta.dev() == dev && meta.ino() == ino && is_private_dir(&meta) {
+                    return Ok(dir);
+                }
+            }
+        }
+    }
     match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir) {
         Ok(()) => {}
         Err(e) => return Err(Error::io(&format!("creating runtime directory {}", dir.display()), e)),
     }
     let meta = std::fs::symlink_metadata(&dir).map_err(|e| Error::io(&format!("checking {}", dir.display()), e))?;
-    if !meta.is_dir() || meta.uid() != current_uid() || meta.permissions().mode() & 0o077 != 0 {
+    if !is_private_dir(&meta) {
         return Err(Error::new(
             ErrorKind::PermissionDenied,
             format!(
@@ -138,7 +151,13 @@ pub fn runtime_dir() -> Result<PathBuf> {
             ),
         ));
     }
+    *CHECKED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((dir.clone(), meta.dev(), meta.ino()));
     Ok(dir)
+}
+
+/// A directory (not a link to one) of this user that nobody else may use.
+fn is_private_dir(meta: &std::fs::Metadata) -> bool {
+    meta.is_dir() && meta.uid() == current_uid() && meta.permissions().mode() & 0o077 == 0
 }
 
 /// The seals every memfd segment carries.
@@ -471,21 +490,38 @@ impl AsFd for OwnWake {
     }
 }
 
-/// What a peer's wake-up descriptor must be: on Linux an eventfd, per the kernel's
-/// name for the file.
+/// What a peer's wake-up descriptor must be: on Linux an eventfd. Two cheap
+/// checks instead of reading the kernel's name for the file in /proc: the file
+/// must live on the anonymous-inode filesystem (the device of an eventfd of our
+/// own, found once per process), which refuses pipes, sockets, memfds and
+/// regular files; and an 8-byte write of 0 must succeed, which the other
+/// anonymous-inode files (epoll, timerfd, signalfd, inotify...) refuse and which
+/// adds nothing to an eventfd's counter and cannot block (the counter never
+/// exceeds 2^64 - 2), so the peer sees no wake-up.
 #[cfg(target_os = "linux")]
 fn check_wake_kind(fd: BorrowedFd<'_>) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    let link = std::fs::read_link(&path)
-        .map_err(|e| Error::io(&format!("checking the peer's wake-up descriptor ({path}; is /proc mounted?)"), e))?;
-    if link.as_os_str() != "anon_inode:[eventfd]" {
-        return Err(Error::new(
+    static ANON_INODE_DEVICE: std::sync::OnceLock<std::result::Result<u64, rustix::io::Errno>> =
+        std::sync::OnceLock::new();
+    let anon_inode_device = ANON_INODE_DEVICE.get_or_init(|| {
+        use rustix::event::{eventfd, EventfdFlags};
+        let probe = eventfd(0, EventfdFlags::CLOEXEC)?;
+        Ok(rustix::fs::fstat(&probe)?.st_dev as u64)
+    });
+    let anon_inode_device = anon_inode_device.map_err(|e| os_error("finding the eventfd filesystem", e))?;
+    let refuse = |what: &str| {
+        Error::new(
             ErrorKind::ProtocolViolation,
-            format!("the peer passed a wake-up descriptor that is not an eventfd ({}); refusing it", link.display()),
-        ));
+            format!("the peer passed a wake-up descriptor that is not an eventfd ({what}); refusing it"),
+        )
+    };
+    let st = rustix::fs::fstat(fd).map_err(|e| os_error("checking the peer's wake-up descriptor", e))?;
+    if st.st_dev as u64 != anon_inode_device {
+        return Err(refuse(&format!("{:?}", rustix::fs::FileType::from_raw_mode(st.st_mode))));
     }
-    Ok(())
+    match rustix::io::write(fd, &0u64.to_ne_bytes()) {
+        Ok(8) => Ok(()),
+        _ => Err(refuse("an anonymous-inode file of another kind")),
+    }
 }
 
 /// What a peer's wake-up descriptor must be: without eventfds, a pipe.

@@ -129,7 +129,7 @@ impl Stream {
                 "connecting needs the server's public key: set Options::server_key (shmsock never trusts a key the server sends)",
             )
         })?;
-        let keypair = options.keypair.clone().unwrap_or_else(Keypair::generate);
+        let keypair = options.keypair.clone().unwrap_or_else(Keypair::process_default);
         let deadline = Instant::now() + options.handshake_timeout;
         let control = endpoint::connect(name)?;
         control.set_nonblocking(true).map_err(|e| Error::io("configuring the control socket", e))?;

@@ -88,3 +88,25 @@ fn a_name_too_long_for_a_socket_path_is_invalid_name() {
     assert!(matches!(endpoint::bind(&name), Err(e) if e.kind() == ErrorKind::InvalidName));
     assert_eq!(endpoint::connect(&name).unwrap_err().kind(), ErrorKind::InvalidName);
 }
+
+/// A client that gives no keypair presents one key per process (DESIGN.md:
+/// "generated per process when the user gives none"), on every connection.
+#[test]
+fn a_client_without_a_keypair_uses_one_key_per_process() {
+    common::init();
+    let name = common::unique_name("defkey");
+    let server_key = shmsock::Keypair::generate();
+    let listener = shmsock::Listener::bind(&name, &shmsock::Options::new().keypair(server_key.clone())).unwrap();
+    let client_options = shmsock::Options::new().server_key(*server_key.public());
+    let acceptor = std::thread::spawn(move || {
+        (0..2)
+            .map(|_| listener.accept_timeout(Some(std::time::Duration::from_secs(20))).unwrap().peer_public_key())
+            .collect::<Vec<_>>()
+    });
+    let first = shmsock::Stream::connect(&name, &client_options).unwrap();
+    let second = shmsock::Stream::connect(&name, &client_options).unwrap();
+    let seen = acceptor.join().unwrap();
+    assert_eq!(first.local_public_key(), second.local_public_key());
+    assert_eq!(first.local_public_key(), *shmsock::Keypair::process_default().public());
+    assert_eq!(seen, vec![first.local_public_key(), second.local_public_key()]);
+}

@@ -59,4 +59,13 @@ fn the_runtime_directory_lookup() {
     set("SHMSOCK_RUNTIME_DIR", &link);
     assert_eq!(runtime_dir().unwrap_err().kind(), ErrorKind::PermissionDenied);
     assert_eq!(endpoint::connect("rtdir").unwrap_err().kind(), ErrorKind::PermissionDenied);
+
+    // A directory checked once is checked again on every use: replaced by a
+    // link to a private directory after it was accepted, it is refused.
+    set("SHMSOCK_RUNTIME_DIR", &own);
+    assert_eq!(runtime_dir().unwrap(), own);
+    std::fs::remove_dir(&own).unwrap();
+    std::os::unix::fs::symlink(scratch.path().join("xdg/shmsock"), &own).unwrap();
+    assert_eq!(runtime_dir().unwrap_err().kind(), ErrorKind::PermissionDenied);
+    assert_eq!(endpoint::connect("rtdir").unwrap_err().kind(), ErrorKind::PermissionDenied);
 }
