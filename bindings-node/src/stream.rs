@@ -28,7 +28,7 @@ use std::collections::VecDeque;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::Buffer;
 use shmsock::{Error as CoreError, ErrorKind, SendProgress, Stream};
@@ -41,6 +41,12 @@ use crate::uv::{deliver, Poll, Ready};
 const AHEAD_MESSAGES: usize = 64;
 /// ...and bytes (one message of any size is always taken).
 const AHEAD_BYTES: usize = 1 << 20;
+/// How long a receive looks at the ring before it sleeps on the fd.
+const SPIN: Duration = Duration::from_micros(30);
+/// Spins in a row that found nothing before receives stop spinning...
+const SPIN_GIVE_UP: u32 = 8;
+/// ...and how often one spins again after that.
+const SPIN_RETRY_EVERY: u32 = 64;
 /// Messages handed to a flowing stream's handler per turn of the event loop
 /// before others get a turn (the fd stays readable, so libuv comes back).
 const FLOW_BATCH: usize = 64;
@@ -77,6 +83,10 @@ pub(crate) struct StreamState {
     flow_ended: bool,
     /// Sends waiting for ring space, oldest first; the first may be partly sent.
     sends: VecDeque<(i64, Buffer)>,
+    /// Spins in a row before a receive that found nothing, and spins skipped
+    /// since (see `spin`).
+    spin_failures: u32,
+    spins_skipped: u32,
     poll: Option<Poll>,
 }
 
@@ -181,7 +191,8 @@ impl StreamShared {
 
     /// Receives what is there (and resumes waiting sends): the work of one
     /// readiness of the fd. `batch`: stop after FLOW_BATCH messages to a
-    /// flowing handler when the fd is still readable.
+    /// flowing handler; only in a readiness callback, where the fd stays
+    /// readable until this side consumes the wake-up (so libuv calls again).
     fn pump(&self, st: &mut StreamState, events: &mut Vec<Event>, batch: bool) {
         self.serve_ahead(st, events);
         let mut delivered = 0;
@@ -226,6 +237,34 @@ impl StreamShared {
             Err(e) => {
                 st.ended = Some(e);
                 None
+            }
+        }
+    }
+
+    /// Before a receive goes to sleep on the fd: looks at the ring for up to
+    /// SPIN, without a system call and without consuming any wake-up (a reply
+    /// from a peer on another core usually comes within microseconds, far
+    /// sooner than a wake-up through the kernel). Adaptive, as the core's own
+    /// waiting: after SPIN_GIVE_UP spins in a row found nothing (the peer is
+    /// slow, or shares this core, where spinning only delays it), it spins only
+    /// every SPIN_RETRY_EVERY-th time.
+    fn spin(&self, st: &mut StreamState) -> Option<Vec<u8>> {
+        if st.spin_failures >= SPIN_GIVE_UP {
+            st.spins_skipped += 1;
+            if st.spins_skipped < SPIN_RETRY_EVERY {
+                return None;
+            }
+            st.spins_skipped = 0;
+        }
+        let until = Instant::now() + SPIN;
+        loop {
+            if let Some(message) = self.recheck(st) {
+                st.spin_failures = 0;
+                return Some(message);
+            }
+            if st.ended.is_some() || Instant::now() >= until {
+                st.spin_failures = st.spin_failures.saturating_add(1);
+                return None;
             }
         }
     }
@@ -290,6 +329,11 @@ impl StreamShared {
         let mut events = Vec::new();
         if st.waiters.len() == 1 {
             self.pump(&mut st, &mut events, false);
+            if st.waiters.len() == 1 && st.sends.is_empty() && st.ended.is_none() {
+                if let Some(message) = self.spin(&mut st) {
+                    self.take(&mut st, message, &mut events);
+                }
+            }
         }
         self.update_poll(&mut st);
         drop(st);
@@ -405,7 +449,9 @@ impl StreamShared {
         let mut events = Vec::new();
         if !st.flowing {
             st.flowing = true;
-            self.pump(&mut st, &mut events, true);
+            // Not in a readiness of the fd: run until WouldBlock (a batch
+            // limit would rely on a readiness that may never come).
+            self.pump(&mut st, &mut events, false);
         }
         self.update_poll(&mut st);
         drop(st);
