@@ -228,3 +228,56 @@ def test_recv_into_keeps_a_message_too_large(name: str, server_keypair: shmsock.
             server.close()
 
     run(main())
+
+
+SHUTDOWN_CHILD = """
+import asyncio, sys
+import shmsock
+from shmsock import aio
+
+async def main() -> None:
+    key = shmsock.Keypair.generate()
+    listener = aio.bind(sys.argv[1], keypair=key)
+    accepted = asyncio.ensure_future(listener.accept())
+    client = await aio.connect(sys.argv[1], server_key=key.public_key, ring_size=16384)
+    server = await accepted
+    asyncio.ensure_future(server.recv())
+    asyncio.ensure_future(client.send(b"z" * 100_000))
+    await asyncio.sleep(0.05)
+    print("open", flush=True)
+    if sys.argv[2] == "exit":
+        sys.exit(0)
+
+asyncio.run(main())
+print("returned", flush=True)
+"""
+
+
+@pytest.mark.parametrize("how", ["exit", "return"])
+def test_interpreter_shutdown_with_open_streams(name: str, runtime_dir: Any, how: str) -> None:
+    import subprocess
+    import sys
+
+    before = sorted(p.name for p in runtime_dir.iterdir())
+    result = subprocess.run(
+        [sys.executable, "-c", SHUTDOWN_CHILD, name, how], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "open" in result.stdout
+    assert sorted(p.name for p in runtime_dir.iterdir()) == before, "no socket file left behind"
+
+
+def test_wrong_argument_types_raise_type_error(name: str, server_keypair: shmsock.Keypair) -> None:
+    async def main() -> None:
+        async with aio.bind(name, keypair=server_keypair) as listener:
+            client, server = await pair(listener, server_keypair.public_key)
+            with pytest.raises(TypeError):
+                await client.send(42)
+            with pytest.raises(TypeError):
+                await client.recv_into(b"read-only")
+            with pytest.raises(TypeError):
+                await aio.connect(name, server_key=server_keypair.public_key, wait="soon")  # type: ignore[arg-type]
+            client.close()
+            server.close()
+
+    run(main())

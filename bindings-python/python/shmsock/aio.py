@@ -185,6 +185,8 @@ class Stream:
             spin=spin,
             require_chacha=require_chacha,
         )
+        if wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float))):
+            raise TypeError(f"wait must be a number of seconds or None, not '{type(wait).__name__}'")
         deadline = None if wait is None else time.monotonic() + wait
         while True:
             try:
