@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target of core/fuzz for a short, bounded time, starting
-# from the committed seeds (core/fuzz/seeds/<target>/). Exits non-zero when a
+# from the committed seeds (core/fuzz/seeds/<target>/): handshake_reader and
+# frame_opener (the parsers), receive_path (arbitrary shared-memory contents under
+# a real stream's receive path) and control_records (the control-socket records). Exits non-zero when a
 # target crashes (panic, sanitizer report, timeout or out-of-memory) or does not
 # build.
 #
@@ -8,13 +10,13 @@
 # cargo-fuzz into <repo>/.tools when it is missing.
 #
 # Environment:
-#   FUZZ_SECONDS   time per target (default 20)
+#   FUZZ_SECONDS   time per target (default 15)
 #   FUZZ_TARGETS   space-separated targets (default: all of core/fuzz)
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$repo/.tools"
-seconds="${FUZZ_SECONDS:-20}"
+seconds="${FUZZ_SECONDS:-15}"
 export PATH="$tools/bin:$PATH"
 
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then

@@ -29,14 +29,16 @@ suite() {
     fi
 }
 
+suite "lint: rustfmt, clippy -D warnings, rustdoc -D warnings" scripts/test-lint.sh
 suite "rust: core, examples and bench smoke" cargo test -p shmsock -p shmsock-examples -p shmsock-bench
+suite "loom: memory ordering of the rings and wake-ups (tests/loom)" cargo test -p shmsock-loom
 suite "C ABI (ffi-c): header, C tests, install, ASan/UBSan, valgrind" scripts/test-c.sh
 suite "C++ package (bindings-cpp): GoogleTest, ASan/UBSan, install" scripts/test-cpp.sh
 suite "Python package: build into .venv, stubs, mypy, pytest" scripts/test-python.sh
 suite "Node package: npm install, d.ts, tsc, node --test" scripts/test-node.sh
 suite "CLI: the shmsock command, spawned as users run it" cargo test -p shmsock-cli
 suite "interop: 25 language pairs, refusals, key files, SIGKILL; the demo" scripts/test-interop.sh
-suite "fuzz smoke" scripts/fuzz-smoke.sh
+suite "fuzz smoke: 4 targets (parsers, receive path, control records)" scripts/fuzz-smoke.sh
 
 echo
 echo "=== summary"

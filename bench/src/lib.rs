@@ -31,6 +31,7 @@
 
 pub mod affinity;
 pub mod config;
+pub mod connect;
 mod error;
 pub mod floor;
 pub mod measure;
@@ -43,6 +44,7 @@ pub mod stats;
 pub mod table;
 pub mod transport;
 pub mod units;
+pub mod unpinned;
 mod watchdog;
 
 pub use config::{Config, Placement, TransportKind};

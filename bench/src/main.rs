@@ -84,6 +84,17 @@ struct Args {
     /// shmsock's spin budget in microseconds [default: the library's]
     #[arg(long, value_name = "US")]
     shm_spin_us: Option<u64>,
+    /// shmsock's ring size in bytes (a power of two) [default: the library's]
+    #[arg(long, value_name = "BYTES")]
+    shm_ring: Option<u32>,
+    /// Measure only what a connection costs: connect p50 and rate against the
+    /// handshake's X25519 work and a Unix socket, memory and fds per idle connection
+    #[arg(long)]
+    connect: bool,
+    /// Measure only the 64 B round trip of N fresh, unpinned process pairs
+    /// against pairs pinned to two cores (placement left to the kernel)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    unpinned: Option<u32>,
     /// Per-call timeout of the measuring side's shmsock calls during ping-pong
     #[arg(long, value_name = "MS")]
     ping_timeout_ms: Option<u64>,
@@ -134,6 +145,7 @@ impl Args {
         config.contended = self.contended;
         config.shm_spin = self.shm_spin_us.map(Duration::from_micros);
         config.ping_timeout = self.ping_timeout_ms.map(Duration::from_millis);
+        config.shm_ring_size = self.shm_ring;
         if let Some(Sizes(v)) = self.latency_sizes {
             config.latency_sizes = v;
         }
@@ -146,12 +158,22 @@ impl Args {
 }
 
 fn main() -> ExitCode {
-    if let Some(code) = maybe_run_peer() {
+    if let Some(code) = maybe_run_peer().or_else(shmsock_bench::unpinned::maybe_run_echo_peer) {
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     set_allocation_counter(allocation_count);
     let args = Args::parse();
+    if args.connect {
+        // The cost of a connection only (bench/src/connect.rs).
+        return print_section(connect_section(2000, args.shm_ring));
+    }
+    if let Some(n) = args.unpinned {
+        // Placement left to the kernel (bench/src/unpinned.rs).
+        return print_section(unpinned_section(n as usize));
+    }
     let json = args.json.clone();
+    // The connection and placement sections run with the full transport set only.
+    let (quick, ring, extra) = (args.quick, args.shm_ring, args.only.is_empty());
     let config = args.config();
     let started = std::time::Instant::now();
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -182,6 +204,14 @@ fn main() -> ExitCode {
     let to_stdout = json.as_deref().is_some_and(|p| p.as_os_str() == "-");
     if !to_stdout {
         print!("{}", format_report(&report));
+        // What a connection costs and where the kernel places unpinned peers
+        // (bench/src/connect.rs, bench/src/unpinned.rs).
+        if extra {
+            println!("\n== connections");
+            let _ = print_section(connect_section(if quick { 500 } else { 2000 }, ring));
+            println!("\n== placement left to the kernel");
+            let _ = print_section(unpinned_section(if quick { 4 } else { 10 }));
+        }
         println!("(took {:.1} s)", started.elapsed().as_secs_f64());
     }
     if let Some(path) = json {
@@ -191,4 +221,30 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// The cost of a connection, with its goals.
+fn connect_section(connections: usize, ring: Option<u32>) -> shmsock_bench::Result<String> {
+    let r = shmsock_bench::connect::measure_connect(connections, 200, ring)?;
+    Ok(format!("{}\n{}", r.format(), r.goals()))
+}
+
+/// `launches` unpinned launches against half as many pinned to two cores.
+fn unpinned_section(launches: usize) -> shmsock_bench::Result<String> {
+    let r = shmsock_bench::unpinned::measure_unpinned(launches, launches.div_ceil(2), [0, 1])?;
+    Ok(format!("{}\n{}", r.format(), r.goal()))
+}
+
+/// Prints a section's text, or its error.
+fn print_section(text: shmsock_bench::Result<String>) -> ExitCode {
+    match text {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("shmsock-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

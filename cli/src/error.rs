@@ -74,9 +74,14 @@ impl CliError {
 
     /// A core error while doing `what`, with its exit code and a generic hint.
     /// Callers that know more (the endpoint name, the key) build their own.
+    /// A core message that already starts with `what: ` (the core says
+    /// "connecting to 'ep': ..." itself) does not get it twice.
     pub fn core(what: impl Into<String>, err: &shmsock::Error) -> CliError {
         let kind = err.kind();
-        CliError::new(code_of(kind), what, err.message(), hint_of(kind))
+        let what = what.into();
+        let why = err.message().strip_prefix(what.as_str()).and_then(|rest| rest.strip_prefix(": "));
+        let why = why.unwrap_or(err.message()).to_string();
+        CliError::new(code_of(kind), what, why, hint_of(kind))
     }
 
     /// An I/O error while doing `what`.
@@ -159,6 +164,17 @@ mod tests {
         assert_eq!(e.line(), "shmsock: connecting to 'x': no server is listening on 'x'. Start one");
         let e = CliError::new(code::FAILED, "a", "b\nc", "");
         assert_eq!(e.line(), "shmsock: a: b c");
+    }
+
+    #[test]
+    fn a_core_message_with_the_same_context_is_not_prefixed_twice() {
+        let err = shmsock::Error::new(ErrorKind::NoCommonCipher, "connecting to 'ep': no common cipher");
+        assert_eq!(
+            CliError::core("connecting to 'ep'", &err).line(),
+            "shmsock: connecting to 'ep': no common cipher. Use the same shmsock version on both sides"
+        );
+        let err = shmsock::Error::new(ErrorKind::Io, "reading: broken");
+        assert_eq!(CliError::core("connecting to 'ep'", &err).line(), "shmsock: connecting to 'ep': reading: broken");
     }
 
     #[test]

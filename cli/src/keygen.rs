@@ -1,7 +1,5 @@
 //! `shmsock keygen`: new key files, and the public key or fingerprint of existing ones.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -131,13 +129,11 @@ fn generate(path: &Path, force: bool) -> Result<Keypair, CliError> {
         _ => CliError::core(what.clone(), &e),
     })?;
     let public_path = public_file_of(path);
-    write_public_file(&public_path, &keypair)
-        .map_err(|e| CliError::io(format!("writing public key file {}", public_path.display()), &e))?;
+    // Replaced, never written through: a symbolic link planted at X.pub in a
+    // shared directory is not followed.
+    keypair
+        .public()
+        .save(&public_path)
+        .map_err(|e| CliError::core(format!("writing public key file {}", public_path.display()), &e))?;
     Ok(keypair)
-}
-
-fn write_public_file(path: &Path, keypair: &Keypair) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(path)?;
-    writeln!(file, "{}", keypair.public())?;
-    file.sync_all()
 }

@@ -180,10 +180,44 @@ impl RecvCipher {
     /// dropped or reordered frame can never verify.
     #[inline]
     pub fn open(&mut self, ad: &[u8], ciphertext: &[u8], tag: &[u8], plaintext_out: &mut [u8]) -> Result<()> {
+        self.check_nonce()?;
+        let ok = self.suite.aead().open(self.key.expose(), self.nonce, ad, ciphertext, tag, plaintext_out);
+        self.verified(ok)
+    }
+
+    /// AEGIS-128L only: verifies and decrypts ciphertext that lies in memory
+    /// another process may write (see [`sodium::Aead::open_aegis_raw`]).
+    ///
+    /// # Safety
+    /// The suite must be AEGIS-128L; `ciphertext` must be valid for reads of
+    /// `plaintext_out.len()` bytes and must not overlap the other arguments.
+    #[inline]
+    pub(crate) unsafe fn open_aegis_raw(
+        &mut self,
+        ad: &[u8],
+        ciphertext: *const u8,
+        tag: &[u8; 32],
+        plaintext_out: &mut [u8],
+    ) -> Result<()> {
+        debug_assert_eq!(self.suite, CipherSuite::Aegis128L);
+        self.check_nonce()?;
+        let len = plaintext_out.len();
+        // SAFETY: forwarded from the caller's contract.
+        let ok =
+            unsafe { Aead::open_aegis_raw(self.key.expose(), self.nonce, ad, ciphertext, len, tag, plaintext_out) };
+        self.verified(ok)
+    }
+
+    fn check_nonce(&self) -> Result<()> {
         if self.nonce == u64::MAX {
             return Err(nonce_exhausted());
         }
-        if !self.suite.aead().open(self.key.expose(), self.nonce, ad, ciphertext, tag, plaintext_out) {
+        Ok(())
+    }
+
+    /// Advances the nonce after a frame verified, or says it did not.
+    fn verified(&mut self, ok: bool) -> Result<()> {
+        if !ok {
             return Err(Error::new(
                 ErrorKind::AuthenticationFailed,
                 format!(

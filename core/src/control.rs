@@ -11,8 +11,9 @@
 //! | 4    | READY  | client | empty: the segment is mapped                    | the client's wake-up eventfd       |
 //!
 //! Descriptors are attached to a record's first byte. This module reads records
-//! and collects what came with them; the handshake code checks that each record
-//! carried exactly its descriptors. After READY nothing more is written on the
+//! and collects what came with them, and decides how a server answers a client's
+//! first record ([`first_record`]: REJECT 5 for anything malformed); the
+//! handshake code checks that each later record carried exactly its descriptors. After READY nothing more is written on the
 //! socket (wake-ups go through the eventfds), and end of stream means the peer
 //! is gone.
 
@@ -92,17 +93,22 @@ fn read_exact(socket: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<OwnedFd>, de
     Ok(())
 }
 
-/// Reads one record, collecting any passed file descriptors into `fds` (more than
-/// two in all is a protocol violation).
-pub fn receive(socket: BorrowedFd<'_>, fds: &mut Vec<OwnedFd>, deadline: Option<Instant>) -> Result<Record> {
-    let mut header = [0u8; 4];
-    read_exact(socket, &mut header, fds, deadline)?;
-    let len = u16::from_le_bytes([header[2], header[3]]) as usize;
+/// The body length a record header announces.
+pub fn body_len(header: &[u8; 4]) -> usize {
+    u16::from_le_bytes([header[2], header[3]]) as usize
+}
+
+fn malformed(what: String) -> Error {
+    Error::new(ErrorKind::ProtocolViolation, format!("malformed control record ({what})"))
+}
+
+/// Parses a whole record: its header and the body of [`body_len`] bytes. Any
+/// malformed record (a nonzero reserved byte, an unknown type, a READY with a
+/// body, a REJECT too short or too long) is a ProtocolViolation.
+pub fn parse(header: &[u8; 4], body: Vec<u8>) -> Result<Record> {
     if header[1] != 0 {
-        return Err(Error::new(ErrorKind::ProtocolViolation, "malformed control record (nonzero reserved byte)"));
+        return Err(malformed(format!("nonzero reserved byte {}", header[1])));
     }
-    let mut body = vec![0u8; len];
-    read_exact(socket, &mut body, fds, deadline)?;
     match header[0] {
         HELLO => Ok(Record::Hello(body)),
         REPLY => Ok(Record::Reply(body)),
@@ -112,10 +118,49 @@ pub fn receive(socket: BorrowedFd<'_>, fds: &mut Vec<OwnedFd>, deadline: Option<
             let reason = RejectReason::from_code(code).unwrap_or(RejectReason::ServerError);
             Ok(Record::Reject(reason, String::from_utf8_lossy(&body[2..]).into_owned()))
         }
-        kind => Err(Error::new(
-            ErrorKind::ProtocolViolation,
-            format!("malformed control record (type {kind}, {len} bytes)"),
-        )),
+        kind => Err(malformed(format!("type {kind}, {} bytes", body.len()))),
+    }
+}
+
+/// Reads one record, collecting any passed file descriptors into `fds` (more than
+/// two in all is a protocol violation). The whole record is read before it is
+/// judged, so a refusal can be written back with nothing left unread (closing a
+/// Unix socket with unread input resets the peer's connection, and the client
+/// would see the reset instead of the REJECT).
+pub fn receive(socket: BorrowedFd<'_>, fds: &mut Vec<OwnedFd>, deadline: Option<Instant>) -> Result<Record> {
+    let mut header = [0u8; 4];
+    read_exact(socket, &mut header, fds, deadline)?;
+    let mut body = vec![0u8; body_len(&header)];
+    read_exact(socket, &mut body, fds, deadline)?;
+    parse(&header, body)
+}
+
+/// What a server does with the client's first record (PROTOCOL.md, "Control
+/// channel" and "Errors"): every malformed first record is answered with
+/// REJECT 5 (malformed) before the socket is closed; a failure to read one at
+/// all is not answered.
+#[derive(Debug)]
+pub enum FirstRecord {
+    /// A well-formed HELLO without descriptors: its body, Noise message 1.
+    Hello(Vec<u8>),
+    /// A malformed first record (see [`parse`]), a record other than HELLO, a
+    /// HELLO carrying descriptors, or too many descriptors: send
+    /// `encode_reject(RejectReason::Malformed, error.message())`, then close.
+    Malformed(Error),
+    /// No record could be read (the client closed, stayed silent past the
+    /// deadline, or the socket failed): close without answering.
+    Unanswered(Error),
+}
+
+/// Judges the result of [`receive`] for a client's first record; `fds` are the
+/// descriptors it carried.
+pub fn first_record(received: Result<Record>, fds: &[OwnedFd]) -> FirstRecord {
+    match received {
+        Ok(Record::Hello(body)) if fds.is_empty() => FirstRecord::Hello(body),
+        Ok(Record::Hello(_)) => FirstRecord::Malformed(malformed(format!("a HELLO carried {} descriptors", fds.len()))),
+        Ok(_) => FirstRecord::Malformed(Error::new(ErrorKind::ProtocolViolation, "expected a HELLO record")),
+        Err(e) if e.kind() == ErrorKind::ProtocolViolation => FirstRecord::Malformed(e),
+        Err(e) => FirstRecord::Unanswered(e),
     }
 }
 
@@ -149,6 +194,70 @@ mod tests {
         send(a.as_fd(), &[1, 0, 10, 0, 1, 2], &[]).unwrap();
         drop(a);
         assert_eq!(receive(b.as_fd(), &mut fds, None).unwrap_err().kind(), ErrorKind::PeerGone);
+    }
+
+    #[test]
+    fn a_bad_reserved_byte_is_malformed_and_the_whole_record_is_consumed() {
+        let (a, b) = UnixStream::pair().unwrap();
+        send(a.as_fd(), &[HELLO, 7, 3, 0, 1, 2, 3], &[]).unwrap();
+        send(a.as_fd(), &encode(READY, &[]), &[]).unwrap();
+        let mut fds = Vec::new();
+        let err = receive(b.as_fd(), &mut fds, None).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ProtocolViolation);
+        assert!(err.message().contains("reserved"), "{err}");
+        // Nothing of the bad record is left behind: the next one parses.
+        assert_eq!(receive(b.as_fd(), &mut fds, None).unwrap(), Record::Ready);
+    }
+
+    #[test]
+    fn every_malformed_first_record_is_answered_with_reject_malformed() {
+        let malformed: [&[u8]; 7] = [
+            &[HELLO, 1, 0, 0],     // nonzero reserved byte
+            &[9, 0, 0, 0],         // unknown type
+            &[0, 0, 1, 0, 0],      // type 0
+            &[REPLY, 0, 1, 0, 0],  // a server's record
+            &[READY, 0, 0, 0],     // out of order
+            &[READY, 0, 1, 0, 0],  // READY with a body
+            &[REJECT, 0, 1, 0, 5], // REJECT too short
+        ];
+        for record in malformed {
+            let (a, b) = UnixStream::pair().unwrap();
+            send(a.as_fd(), record, &[]).unwrap();
+            let mut fds = Vec::new();
+            let received = receive(b.as_fd(), &mut fds, None);
+            match first_record(received, &fds) {
+                FirstRecord::Malformed(e) => {
+                    assert_eq!(RejectReason::for_error(e.kind()), RejectReason::Malformed, "{record:?}: {e}")
+                }
+                other => panic!("{record:?} gave {other:?}"),
+            }
+        }
+        // A HELLO with a descriptor attached is malformed too.
+        let (a, b) = UnixStream::pair().unwrap();
+        send(a.as_fd(), &encode(HELLO, b"hi"), &[a.as_fd()]).unwrap();
+        let mut fds = Vec::new();
+        let received = receive(b.as_fd(), &mut fds, None);
+        assert!(matches!(first_record(received, &fds), FirstRecord::Malformed(_)));
+        // A well-formed HELLO passes.
+        let (a, b) = UnixStream::pair().unwrap();
+        send(a.as_fd(), &encode(HELLO, b"hi"), &[]).unwrap();
+        let mut fds = Vec::new();
+        let received = receive(b.as_fd(), &mut fds, None);
+        assert!(matches!(first_record(received, &fds), FirstRecord::Hello(body) if body == b"hi"));
+    }
+
+    #[test]
+    fn a_first_record_never_read_is_not_answered() {
+        let (a, b) = UnixStream::pair().unwrap();
+        send(a.as_fd(), &[HELLO, 0, 10, 0, 1], &[]).unwrap();
+        drop(a);
+        let mut fds = Vec::new();
+        let received = receive(b.as_fd(), &mut fds, None);
+        assert!(matches!(first_record(received, &fds), FirstRecord::Unanswered(e) if e.kind() == ErrorKind::PeerGone));
+        let (_a, b) = UnixStream::pair().unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_millis(10);
+        let received = receive(b.as_fd(), &mut fds, Some(deadline));
+        assert!(matches!(first_record(received, &fds), FirstRecord::Unanswered(e) if e.kind() == ErrorKind::Timeout));
     }
 
     #[test]

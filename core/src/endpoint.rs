@@ -5,6 +5,9 @@
 //!
 //! A bind takes the lock first: if another live process holds it, the name is in
 //! use; if not, any socket file left by a dead server is stale and is replaced.
+//! The new socket listens under `<name>.tmp` before it is renamed to
+//! `<name>.sock`, so a socket file that refuses connections is always a dead
+//! server's (PROTOCOL.md, "Endpoints").
 
 use std::fs::File;
 use std::io::Write;
@@ -31,6 +34,9 @@ pub struct EndpointPaths {
     pub socket: PathBuf,
     /// The lock file.
     pub lock: PathBuf,
+    /// Where a server binds the socket before renaming it to `socket`
+    /// (`<name>.tmp`, no longer than `socket`).
+    pub temporary: PathBuf,
 }
 
 impl EndpointPaths {
@@ -48,7 +54,12 @@ impl EndpointPaths {
                 ),
             ));
         }
-        Ok(EndpointPaths { name: name.to_string(), lock: dir.join(format!("{name}.lock")), socket })
+        Ok(EndpointPaths {
+            name: name.to_string(),
+            lock: dir.join(format!("{name}.lock")),
+            temporary: dir.join(format!("{name}.tmp")),
+            socket,
+        })
     }
 }
 
@@ -131,11 +142,19 @@ pub fn bind(name: &str) -> Result<Bound> {
         let mut lock = lock;
         let _ = lock.set_len(0);
         let _ = writeln!(lock, "{}", std::process::id());
-        // We hold the lock, so any socket file is a dead server's.
-        let _ = std::fs::remove_file(&paths.socket);
-        let listener = UnixListener::bind(&paths.socket)
-            .map_err(|e| Error::io(&format!("binding {}", paths.socket.display()), e))?;
+        // We hold the lock, so any socket file is a dead server's. The socket is
+        // bound and listening under a temporary name first and then renamed
+        // into place (atomically replacing a dead server's file): a client
+        // never finds a socket file that does not listen yet, so ECONNREFUSED
+        // always means that no server is there.
+        let _ = std::fs::remove_file(&paths.temporary);
+        let listener = UnixListener::bind(&paths.temporary)
+            .map_err(|e| Error::io(&format!("binding {}", paths.temporary.display()), e))?;
         listener.set_nonblocking(true).map_err(|e| Error::io("configuring the listening socket", e))?;
+        if let Err(e) = std::fs::rename(&paths.temporary, &paths.socket) {
+            let _ = std::fs::remove_file(&paths.temporary);
+            return Err(Error::io(&format!("moving the socket into place at {}", paths.socket.display()), e));
+        }
         return Ok(Bound { paths, lock, released: std::sync::atomic::AtomicBool::new(false), listener });
     }
     Err(in_use(name))

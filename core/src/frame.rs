@@ -349,7 +349,42 @@ impl FrameOpener {
         }
         let (ct, tag) = rest.split_at(body_len);
         self.cipher.open(ad, ct, tag, out).map_err(|e| self.fail(e))?;
-        Ok(match header.kind {
+        Ok(self.opened(header))
+    }
+
+    /// Verifies and decrypts one AEGIS-128L frame whose ciphertext stays in
+    /// memory another process may write (a ring), so it is read only once, by
+    /// libsodium (PROTOCOL.md §10). `ad` is the private copy of the header that
+    /// `check_header` parsed; `tag` a private copy of the tag.
+    ///
+    /// # Safety
+    /// The suite must be AEGIS-128L; `ciphertext` must be valid for reads of
+    /// `header.frame_len` bytes and must not overlap `out`.
+    #[inline]
+    pub unsafe fn open_shared(
+        &mut self,
+        header: &FrameHeader,
+        ad: &[u8; HEADER_LEN],
+        ciphertext: *const u8,
+        tag: &[u8; 32],
+        out: &mut [u8],
+    ) -> Result<Opened> {
+        if let Some(err) = &self.failed {
+            return Err(err.clone());
+        }
+        assert_eq!(self.suite(), CipherSuite::Aegis128L, "only AEGIS-128L opens from shared memory");
+        assert_eq!(out.len(), header.frame_len as usize, "output of the wrong length");
+        if *ad != header.encode() {
+            return Err(self.fail(corrupt("header changed after it was checked")));
+        }
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { self.cipher.open_aegis_raw(ad, ciphertext, tag, out) }.map_err(|e| self.fail(e))?;
+        Ok(self.opened(header))
+    }
+
+    /// Updates the reassembly state after `header`'s frame verified.
+    fn opened(&mut self, header: &FrameHeader) -> Opened {
+        match header.kind {
             FrameKind::Close => {
                 self.closed = true;
                 Opened::Close
@@ -359,7 +394,7 @@ impl FrameOpener {
                 self.partial = if last { None } else { Some((header.message_len, header.offset + header.frame_len)) };
                 Opened::Fragment { message_len: header.message_len, offset: header.offset, len: header.frame_len, last }
             }
-        })
+        }
     }
 }
 
@@ -488,6 +523,43 @@ mod tests {
             // SAFETY: out_b is a private buffer of the sealed length.
             unsafe { b.seal_raw(&h, b"hello", out_b.as_mut_ptr()).unwrap() };
             assert_eq!(out_a, out_b);
+        }
+    }
+
+    /// Opening AEGIS-128L frames in place (as from a ring) gives what opening a
+    /// private copy gives; a flipped byte anywhere fails and leaves the output zeroed.
+    #[test]
+    fn shared_open_equals_private_open() {
+        let suite = CipherSuite::Aegis128L;
+        let key = Secret::<32>::random();
+        let mut tx = FrameSealer::new(SendCipher::new(suite, key.clone()));
+        let msg: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+        let frames = tx.seal_message(&msg, 300).unwrap();
+        let open_all = |frames: &[Vec<u8>]| -> Result<Vec<u8>> {
+            let mut rx = FrameOpener::new(RecvCipher::new(suite, key.clone()), 1 << 20);
+            let mut out = Vec::new();
+            for f in frames {
+                let head: [u8; HEADER_LEN] = f[..HEADER_LEN].try_into().unwrap();
+                let header = rx.check_header(&head)?;
+                let body = header.frame_len as usize;
+                let tag: [u8; 32] = f[HEADER_LEN + body..].try_into().unwrap();
+                let mut part = vec![0xAAu8; body];
+                // SAFETY: the ciphertext lies inside f, which outlives the call and
+                // does not overlap part.
+                let r = unsafe { rx.open_shared(&header, &head, f.as_ptr().add(HEADER_LEN), &tag, &mut part) };
+                if r.is_err() {
+                    assert!(part.iter().all(|&b| b == 0), "a frame that failed left plaintext behind");
+                }
+                r?;
+                out.extend_from_slice(&part);
+            }
+            Ok(out)
+        };
+        assert_eq!(open_all(&frames).unwrap(), msg);
+        for i in HEADER_LEN..frames[1].len() {
+            let mut bad = frames.clone();
+            bad[1][i] ^= 1;
+            assert_eq!(open_all(&bad).unwrap_err().kind(), ErrorKind::AuthenticationFailed, "byte {i}");
         }
     }
 

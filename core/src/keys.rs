@@ -242,18 +242,23 @@ impl Keypair {
     }
 
     /// Writes a new key file with mode 0600. Refuses to overwrite an existing file,
-    /// so an identity is never lost by accident.
+    /// so an identity is never lost by accident, and never writes through a
+    /// symbolic link (`O_CREAT | O_EXCL | O_NOFOLLOW`): one planted at `path` in a
+    /// shared directory is refused, its target untouched.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let shown = path.display().to_string();
-        let mut file =
-            fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => Error::new(
-                    ErrorKind::InvalidArgument,
-                    format!("key file {shown} already exists; remove it first or choose another path"),
-                ),
-                _ => Error::io(&format!("creating key file {shown}"), e),
-            })?;
+        let mut file = create_exclusive(path, 0o600).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists if is_symlink(path) => Error::new(
+                ErrorKind::InvalidArgument,
+                format!("key file {shown} is a symbolic link; refusing to write a key through it"),
+            ),
+            std::io::ErrorKind::AlreadyExists => Error::new(
+                ErrorKind::InvalidArgument,
+                format!("key file {shown} already exists; remove it first or choose another path"),
+            ),
+            _ => Error::io(&format!("creating key file {shown}"), e),
+        })?;
         // The umask cannot widen 0600, but a pre-set ACL could: make it explicit.
         file.set_permissions(fs::Permissions::from_mode(0o600))
             .map_err(|e| Error::io(&format!("setting mode 0600 on {shown}"), e))?;
@@ -264,6 +269,47 @@ impl Keypair {
         unsafe { sodium::memzero(text.as_bytes_mut()) };
         written.map_err(|e| Error::io(&format!("writing key file {shown}"), e))
     }
+}
+
+impl PublicKey {
+    /// Writes a public key file (`.pub`): the text form and a newline, mode 0644.
+    /// An existing file at `path` is replaced atomically, and a symbolic link
+    /// there is replaced, never followed: the text goes to a new temporary file
+    /// beside `path` (`O_CREAT | O_EXCL | O_NOFOLLOW`), renamed over `path`.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        let file_name = path.file_name().ok_or_else(|| {
+            Error::new(ErrorKind::InvalidArgument, format!("public key file {shown} does not name a file"))
+        })?;
+        let mut random = [0u8; 8];
+        sodium::random_bytes(&mut random);
+        let mut temp_name = std::ffi::OsString::from(".");
+        temp_name.push(file_name);
+        temp_name.push(format!(".tmp-{}", random.iter().map(|b| format!("{b:02x}")).collect::<String>()));
+        let temp = path.with_file_name(temp_name);
+        let written = create_exclusive(&temp, 0o644).and_then(|mut file| {
+            file.set_permissions(fs::Permissions::from_mode(0o644))?;
+            writeln!(file, "{}", self.to_text())?;
+            file.sync_all()?;
+            fs::rename(&temp, path)
+        });
+        if let Err(e) = written {
+            let _ = fs::remove_file(&temp);
+            return Err(Error::io(&format!("writing public key file {shown}"), e));
+        }
+        Ok(())
+    }
+}
+
+/// Creates a new file at `path` with `mode`, failing if anything (a symbolic
+/// link included) is there already.
+fn create_exclusive(path: &Path, mode: u32) -> std::io::Result<fs::File> {
+    fs::OpenOptions::new().write(true).create_new(true).mode(mode).custom_flags(libc::O_NOFOLLOW).open(path)
+}
+
+fn is_symlink(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 impl fmt::Debug for Keypair {

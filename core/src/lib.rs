@@ -27,12 +27,16 @@ pub mod control;
 pub mod endpoint;
 pub mod error;
 pub mod frame;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handshake;
 pub mod kdf;
 pub mod keys;
 pub mod listener;
 mod noise;
 pub mod options;
+pub mod placement;
 pub mod platform;
 pub mod ring;
 pub mod segment;

@@ -22,9 +22,41 @@ use rustix::net::{
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// Converts a rustix error into ours, saying what we were doing.
+/// Converts a rustix error into ours, saying what we were doing (and, at the
+/// open-file limit, what to do about it).
 pub(crate) fn os_error(context: &str, errno: rustix::io::Errno) -> Error {
-    Error::io(context, std::io::Error::from_raw_os_error(errno.raw_os_error()))
+    let err = Error::io(context, std::io::Error::from_raw_os_error(errno.raw_os_error()));
+    if errno == rustix::io::Errno::MFILE || errno == rustix::io::Errno::NFILE {
+        return Error::new(ErrorKind::ResourceExhausted, format!("{}; {}", err.message(), descriptor_limit_hint()));
+    }
+    err
+}
+
+/// What to say when this process has no descriptor left to open.
+fn descriptor_limit_hint() -> String {
+    use rustix::process::{getrlimit, Resource};
+    let limit = getrlimit(Resource::Nofile).current.map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+    format!(
+        "this process is at its open-file limit (RLIMIT_NOFILE, now {limit}): raise it (`ulimit -n`, \
+         LimitNOFILE= in systemd) or close descriptors"
+    )
+}
+
+/// Checks that this process can open `count` more descriptors now (by opening
+/// /dev/null that many times, then closing them). A server calls it before sending
+/// a REPLY, whose READY brings the client's wake-up descriptor: at the limit it
+/// refuses the client with a clear error instead of handing it a connection it
+/// cannot finish. (Another thread may still take the room in between; the
+/// receive then fails with the same error.)
+pub fn ensure_descriptor_room(count: usize) -> Result<()> {
+    use rustix::fs::{open, Mode, OFlags};
+    let mut spare = Vec::with_capacity(count);
+    for _ in 0..count {
+        let fd = open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| os_error("checking for room for the peer's descriptors", e))?;
+        spare.push(fd);
+    }
+    Ok(())
 }
 
 /// The credentials of the process at the other end of a Unix socket, from the kernel.
@@ -39,9 +71,33 @@ pub struct Credentials {
 }
 
 /// The kernel's record of who is at the other end of `socket`.
+///
+/// Read with `getsockopt(SO_PEERCRED)` directly: the peer's pid is 0 when it
+/// lives in a pid namespace that ours cannot see (a server in the parent
+/// namespace of a container's client), which rustix's non-zero `Pid` cannot
+/// hold, and such a peer is as valid as any other.
 pub fn peer_credentials(socket: BorrowedFd<'_>) -> Result<Credentials> {
-    let cred = rustix::net::sockopt::socket_peercred(socket).map_err(|e| os_error("reading peer credentials", e))?;
-    Ok(Credentials { pid: cred.pid.as_raw_nonzero().get(), uid: cred.uid.as_raw(), gid: cred.gid.as_raw() })
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` is a writable ucred and `len` holds its size, as
+    // SO_PEERCRED requires; `socket` is open for the whole call.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(Error::io("reading peer credentials", std::io::Error::last_os_error()));
+    }
+    if len as usize != std::mem::size_of::<libc::ucred>() {
+        return Err(Error::new(ErrorKind::Io, "reading peer credentials: the kernel returned a short record"));
+    }
+    Ok(Credentials { pid: cred.pid, uid: cred.uid, gid: cred.gid })
 }
 
 /// The effective uid of this process.
@@ -52,14 +108,18 @@ pub fn current_uid() -> u32 {
 /// The per-user runtime directory holding endpoint sockets, created 0700.
 ///
 /// `$SHMSOCK_RUNTIME_DIR` if set, else `$XDG_RUNTIME_DIR/shmsock`, else
-/// `<tmp>/shmsock-<uid>`. The directory must belong to us and be private.
+/// `$TMPDIR/shmsock-<uid>`, else `/tmp/shmsock-<uid>`, where a variable set to
+/// the empty string counts as unset (PROTOCOL.md section 9). The directory must
+/// belong to us and be private.
 pub fn runtime_dir() -> Result<PathBuf> {
-    let dir = if let Some(dir) = std::env::var_os("SHMSOCK_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        PathBuf::from(dir)
-    } else if let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        PathBuf::from(xdg).join("shmsock")
+    let var = |name: &str| std::env::var_os(name).filter(|d| !d.is_empty()).map(PathBuf::from);
+    let dir = if let Some(dir) = var("SHMSOCK_RUNTIME_DIR") {
+        dir
+    } else if let Some(xdg) = var("XDG_RUNTIME_DIR") {
+        xdg.join("shmsock")
     } else {
-        std::env::temp_dir().join(format!("shmsock-{}", current_uid()))
+        // Not std::env::temp_dir(): it takes an empty TMPDIR as the current directory.
+        var("TMPDIR").unwrap_or_else(|| PathBuf::from("/tmp")).join(format!("shmsock-{}", current_uid()))
     };
     match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir) {
         Ok(()) => {}
@@ -128,15 +188,71 @@ pub fn check_memfd(fd: BorrowedFd<'_>, size: u64) -> Result<()> {
     Ok(())
 }
 
-/// Reserves the whole of an already sized file (the named backend's object).
-pub fn reserve(fd: BorrowedFd<'_>, size: u64) -> Result<()> {
-    rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), 0, size).map_err(|e| {
-        let err = os_error(&format!("reserving {size} bytes of shared memory"), e);
-        Error::new(
-            ErrorKind::ResourceExhausted,
-            format!("{}; /dev/shm may be too small: lower the ring size or enlarge /dev/shm", err.message()),
-        )
-    })
+/// The mode of a named segment: owner read and write only.
+const NAMED_MODE: u32 = 0o600;
+
+/// Creates the named shared-memory object `name` (which must not exist), mode
+/// 0600, `size` bytes all reserved now (a full /dev/shm is an error here, never
+/// a SIGBUS later). On failure nothing is left behind.
+pub fn create_named(name: &str, size: u64) -> Result<OwnedFd> {
+    use rustix::shm;
+    let fd = shm::open(
+        name,
+        shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR,
+        shm::Mode::from_raw_mode(NAMED_MODE),
+    )
+    .map_err(|e| os_error(&format!("creating shared memory {name}"), e))?;
+    // The umask may have taken bits away: make the mode exactly what the
+    // client checks.
+    let sized = rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(NAMED_MODE))
+        .map_err(|e| os_error(&format!("setting mode 0600 on shared memory {name}"), e))
+        .and_then(|()| {
+            rustix::fs::ftruncate(&fd, size).map_err(|e| os_error(&format!("sizing shared memory {name}"), e))
+        })
+        .and_then(|()| {
+            rustix::fs::fallocate(&fd, rustix::fs::FallocateFlags::empty(), 0, size).map_err(|e| {
+                let err = os_error(&format!("reserving {size} bytes of shared memory"), e);
+                Error::new(
+                    ErrorKind::ResourceExhausted,
+                    format!("{}; /dev/shm may be too small: lower the ring size or enlarge /dev/shm", err.message()),
+                )
+            })
+        });
+    if let Err(e) = sized {
+        unlink_named(name);
+        return Err(e);
+    }
+    Ok(fd)
+}
+
+/// Opens the server's named object `name` and checks, before anything is done
+/// to it, that it is a regular file owned by `owner` (the server's uid), of
+/// mode 0600 and exactly `size` bytes. Any failure is a ProtocolViolation: the
+/// server named something it did not create for us.
+pub fn open_named(name: &str, size: u64, owner: u32) -> Result<OwnedFd> {
+    use rustix::shm;
+    let refuse = |why: String| {
+        Error::new(ErrorKind::ProtocolViolation, format!("the server's shared memory {name} {why}; refusing it"))
+    };
+    let fd = shm::open(name, shm::OFlags::RDWR, shm::Mode::empty()).map_err(|e| match e {
+        rustix::io::Errno::MFILE | rustix::io::Errno::NFILE => os_error(&format!("opening shared memory {name}"), e),
+        _ => refuse(format!("cannot be opened ({})", std::io::Error::from_raw_os_error(e.raw_os_error()))),
+    })?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| os_error(&format!("checking shared memory {name}"), e))?;
+    let mode = st.st_mode & 0o7777;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(refuse("is not a shared-memory object".into()));
+    }
+    if st.st_uid != owner {
+        return Err(refuse(format!("belongs to uid {}, not to the server's uid {owner}", st.st_uid)));
+    }
+    if mode != NAMED_MODE {
+        return Err(refuse(format!("has mode {mode:04o}, not 0600")));
+    }
+    if st.st_size as u64 != size {
+        return Err(refuse(format!("has {} bytes; the handshake agreed on {size}", st.st_size)));
+    }
+    Ok(fd)
 }
 
 /// Removes a named shared-memory object. Missing objects are fine.
@@ -202,13 +318,37 @@ pub fn recv_with_fds(
             &mut control,
             RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
         );
+        let mut received = Vec::new();
         for msg in control.drain() {
-            if let RecvAncillaryMessage::ScmRights(received) = msg {
-                fds.extend(received);
+            if let RecvAncillaryMessage::ScmRights(arrived) = msg {
+                received.extend(arrived);
             }
         }
         match result {
-            Ok(msg) => return Ok(msg.bytes),
+            Ok(msg) if msg.flags.contains(rustix::net::ReturnFlags::CTRUNC) => {
+                // Descriptors were lost: the room for one more than a record
+                // may carry is full (the peer passed too many), or the kernel
+                // could not install them (this process is at its fd limit).
+                // Close those that did arrive; the record cannot be used.
+                let too_many = received.len() > MAX_RECORD_FDS;
+                drop(received);
+                fds.clear();
+                return Err(if too_many {
+                    Error::new(
+                        ErrorKind::ProtocolViolation,
+                        format!("the peer passed more than {MAX_RECORD_FDS} file descriptors"),
+                    )
+                } else {
+                    Error::new(
+                        ErrorKind::ResourceExhausted,
+                        format!("the descriptors the peer passed could not be received: {}", descriptor_limit_hint()),
+                    )
+                });
+            }
+            Ok(msg) => {
+                fds.extend(received);
+                return Ok(msg.bytes);
+            }
             Err(rustix::io::Errno::INTR) => continue,
             Err(rustix::io::Errno::AGAIN) => {
                 if !wait_fd(socket, PollFlags::IN, deadline)? {

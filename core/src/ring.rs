@@ -142,8 +142,10 @@ impl Producer {
     }
 
     /// Says this producer is about to sleep until the consumer frees space.
+    /// A swap rather than a store so that tests/loom can check it (see its
+    /// `Orderings::arm_flag`); it costs the same (x86 stores SeqCst with xchg).
     pub fn arm(&self, seg: &Segment) {
-        seg.atomic_u32(self.layout.control + segment::PRODUCER_WAITING).store(1, Ordering::SeqCst);
+        seg.atomic_u32(self.layout.control + segment::PRODUCER_WAITING).swap(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
     }
 
@@ -257,9 +259,10 @@ impl Consumer {
         take_flag(seg, self.layout.control + segment::PRODUCER_WAITING)
     }
 
-    /// Says this consumer is about to sleep until data arrives.
+    /// Says this consumer is about to sleep until data arrives (a swap, as in
+    /// `Producer::arm`).
     pub fn arm(&self, seg: &Segment) {
-        seg.atomic_u32(self.layout.control + segment::CONSUMER_WAITING).store(1, Ordering::SeqCst);
+        seg.atomic_u32(self.layout.control + segment::CONSUMER_WAITING).swap(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
     }
 

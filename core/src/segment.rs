@@ -8,6 +8,11 @@
 //! `ring` and `frame`. This and `sodium` are the only modules with `unsafe` code
 //! touching memory shared with another process.
 //!
+//! A named object cannot be sealed, so a peer (or a same-user process that
+//! opened it before it was unlinked) may truncate it: the `guard` submodule
+//! turns the resulting SIGBUS into a fault reported on this segment's next
+//! checked access.
+//!
 //! Layout (PROTOCOL.md, "Shared-memory segment"), all little-endian:
 //!
 //! ```text
@@ -24,10 +29,12 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::frame::{FrameHeader, FrameSealer};
+use crate::frame::{FrameHeader, FrameOpener, FrameSealer, Opened, HEADER_LEN};
 use crate::handshake::{validate_ring_size, Backend};
 use crate::platform;
 use crate::sodium;
+
+mod guard;
 
 /// Magic bytes at offset 0.
 pub const MAGIC: [u8; 8] = *b"shmsock\0";
@@ -64,7 +71,14 @@ pub fn ring_data_offset(ring: usize, ring_size: u32) -> usize {
 
 enum Backing {
     Memfd(OwnedFd),
-    Named { shmem: shared_memory::Shmem, name: String, unlinked: bool },
+    /// A POSIX shared-memory object. No descriptor is kept (a peer could not
+    /// truncate it through ours anyway, but nothing needs it once mapped).
+    /// `linked`: the name still exists and this side removes it (the server's,
+    /// until the client has mapped it); the client never unlinks on drop.
+    Named {
+        name: String,
+        linked: bool,
+    },
 }
 
 /// A mapped segment.
@@ -73,6 +87,8 @@ pub struct Segment {
     len: usize,
     ring_size: u32,
     backing: Backing,
+    /// The SIGBUS guard of a named mapping (memfd segments are sealed).
+    guard: Option<guard::Guard>,
 }
 
 // SAFETY: the mapping is plain shared memory valid for the Segment's lifetime;
@@ -83,11 +99,25 @@ unsafe impl Send for Segment {}
 // SAFETY: as above; no method hands out references to non-atomic shared bytes.
 unsafe impl Sync for Segment {}
 
+/// The prefix of every named segment.
+const NAMED_PREFIX: &str = "/shmsock-";
+/// Random hex digits after the prefix.
+const NAMED_HEX_DIGITS: usize = 20;
+
 fn random_segment_name() -> String {
-    let mut bytes = [0u8; 10];
+    let mut bytes = [0u8; NAMED_HEX_DIGITS / 2];
     sodium::random_bytes(&mut bytes);
     // "/shmsock-" + 20 hex digits = 29 bytes, within macOS's 31.
-    format!("/shmsock-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!("{NAMED_PREFIX}{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// True for the names this implementation creates, `/shmsock-` then 20
+/// lowercase hex digits: the only names a client opens (and unlinks), so a
+/// server cannot point it at another application's object.
+pub fn is_segment_name(name: &str) -> bool {
+    name.strip_prefix(NAMED_PREFIX).is_some_and(|hex| {
+        hex.len() == NAMED_HEX_DIGITS && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 fn map_fd(fd: BorrowedFd<'_>, len: usize) -> Result<*mut u8> {
@@ -116,33 +146,16 @@ impl Segment {
             Backend::Memfd => {
                 let fd = platform::create_memfd(size)?;
                 let base = map_fd(fd.as_fd(), size as usize)?;
-                Segment { base, len: size as usize, ring_size, backing: Backing::Memfd(fd) }
+                Segment { base, len: size as usize, ring_size, backing: Backing::Memfd(fd), guard: None }
             }
             Backend::Named => {
                 let name = random_segment_name();
-                let shmem = shared_memory::ShmemConf::new().size(size as usize).os_id(&name).create().map_err(|e| {
-                    Error::new(ErrorKind::ResourceExhausted, format!("creating shared memory {name}: {e}"))
-                })?;
-                let mut seg = Segment {
-                    base: shmem.as_ptr(),
-                    len: shmem.len(),
-                    ring_size,
-                    backing: Backing::Named { shmem, name: name.clone(), unlinked: false },
-                };
-                // The crate only ftruncates (sparse): reserve the pages now so a
-                // full /dev/shm is an error here and not a SIGBUS later.
-                let path = format!("/dev/shm{name}");
-                let reserved = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open(&path)
-                    .map_err(|e| Error::io(&format!("opening {path}"), e))
-                    .and_then(|f| platform::reserve(f.as_fd(), size));
-                if let Err(e) = reserved {
-                    seg.unlink();
-                    return Err(e);
+                let fd = platform::create_named(&name, size)?;
+                let seg = Segment::map_named(fd, name.clone(), ring_size, true);
+                if seg.is_err() {
+                    platform::unlink_named(&name);
                 }
-                seg
+                seg?
             }
         };
         if seg.len as u64 != size {
@@ -163,33 +176,50 @@ impl Segment {
         let size = segment_size(ring_size);
         platform::check_memfd(fd.as_fd(), size)?;
         let base = map_fd(fd.as_fd(), size as usize)?;
-        let seg = Segment { base, len: size as usize, ring_size, backing: Backing::Memfd(fd) };
+        let seg = Segment { base, len: size as usize, ring_size, backing: Backing::Memfd(fd), guard: None };
         seg.check_header()?;
         Ok(seg)
     }
 
-    /// Maps a named segment created by the server, then unlinks its name.
-    pub fn open_named(name: &str, ring_size: u32) -> Result<Segment> {
+    /// Maps a named segment created by the server (whose uid is `owner`), then
+    /// unlinks its name. Nothing is unlinked unless every check passed: the
+    /// name's form, the object's owner, mode and size (before mapping) and the
+    /// header (after).
+    pub fn open_named(name: &str, ring_size: u32, owner: u32) -> Result<Segment> {
         validate_ring_size(ring_size)?;
-        let size = segment_size(ring_size);
-        let shmem = shared_memory::ShmemConf::new().os_id(name).open().map_err(|e| {
-            Error::new(ErrorKind::ProtocolViolation, format!("opening the server's shared memory {name}: {e}"))
-        })?;
-        let mut seg = Segment {
-            base: shmem.as_ptr(),
-            len: shmem.len(),
-            ring_size,
-            backing: Backing::Named { shmem, name: name.to_string(), unlinked: false },
-        };
-        seg.unlink();
-        if seg.len as u64 != size {
+        if !is_segment_name(name) {
             return Err(Error::new(
                 ErrorKind::ProtocolViolation,
-                format!("the server's segment has {} bytes; the handshake agreed on {size}", seg.len),
+                format!(
+                    "the server named the shared-memory object '{}', not one of the form /shmsock-<20 hex digits>; refusing it",
+                    name.escape_default()
+                ),
             ));
         }
+        let size = segment_size(ring_size);
+        let fd = platform::open_named(name, size, owner)?;
+        let seg = Segment::map_named(fd, name.to_string(), ring_size, false)?;
         seg.check_header()?;
+        platform::unlink_named(name);
         Ok(seg)
+    }
+
+    /// Maps a named object (already checked to have the segment's size) and
+    /// closes its descriptor, with the SIGBUS guard registered before the
+    /// first access.
+    fn map_named(fd: OwnedFd, name: String, ring_size: u32, linked: bool) -> Result<Segment> {
+        let len = segment_size(ring_size) as usize;
+        let base = map_fd(fd.as_fd(), len)?;
+        drop(fd);
+        let guard = match guard::register(base, len) {
+            Ok(guard) => guard,
+            Err(e) => {
+                // SAFETY: the mapping just made, not yet used.
+                let _ = unsafe { rustix::mm::munmap(base.cast(), len) };
+                return Err(e);
+            }
+        };
+        Ok(Segment { base, len, ring_size, backing: Backing::Named { name, linked }, guard: Some(guard) })
     }
 
     fn check_header(&self) -> Result<()> {
@@ -210,13 +240,27 @@ impl Segment {
     /// Removes the named object's name (named backend; memfd has none). The
     /// mapping stays valid.
     pub fn unlink(&mut self) {
-        if let Backing::Named { shmem, name, unlinked } = &mut self.backing {
-            if !*unlinked {
+        if let Backing::Named { name, linked } = &mut self.backing {
+            if *linked {
                 platform::unlink_named(name);
-                shmem.set_owner(false);
-                *unlinked = true;
+                *linked = false;
             }
         }
+    }
+
+    /// Fails once the named object was truncated under us (the `guard`
+    /// submodule survived a SIGBUS by replacing the mapping with private
+    /// zeros): from then on nothing read from the segment is the peer's, so the
+    /// connection must end. Every copy in or out checks it after copying.
+    pub fn check_intact(&self) -> Result<()> {
+        if self.guard.as_ref().is_some_and(guard::Guard::faulted) {
+            return Err(Error::new(
+                ErrorKind::ProtocolViolation,
+                "the named shared-memory segment was truncated by another process (the peer, or one of the same user); \
+                 the connection is ended",
+            ));
+        }
+        Ok(())
     }
 
     /// The memfd to pass to the peer (memfd backend).
@@ -289,7 +333,7 @@ impl Segment {
         // memory, so the regions cannot overlap. A concurrent writer can only change
         // which bytes are copied, never where.
         unsafe { std::ptr::copy_nonoverlapping(self.base.add(offset), dst.as_mut_ptr(), dst.len()) };
-        Ok(())
+        self.check_intact()
     }
 
     /// Copies private bytes into the segment at `offset`.
@@ -298,7 +342,7 @@ impl Segment {
         // SAFETY: the destination range is inside the mapping (checked) and src is
         // private memory.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.base.add(offset), src.len()) };
-        Ok(())
+        self.check_intact()
     }
 
     /// Seals a frame straight into the segment at `offset`.
@@ -314,24 +358,74 @@ impl Segment {
         // is the caller's private buffer and cannot overlap the segment... unless
         // the caller passes a slice of another mapping of it, which nothing in this
         // crate does.
-        unsafe { sealer.seal_raw(header, plaintext, self.base.add(offset)) }
+        unsafe { sealer.seal_raw(header, plaintext, self.base.add(offset)) }?;
+        self.check_intact()
+    }
+
+    /// Opens the AEGIS-128L frame at `offset` straight from the segment into
+    /// `out`: the ciphertext is read once, by libsodium (PROTOCOL.md §10). `ad`
+    /// is the private copy of the header `opener` checked; the tag is copied to
+    /// private memory first.
+    pub fn open_at(
+        &self,
+        offset: usize,
+        opener: &mut FrameOpener,
+        header: &FrameHeader,
+        ad: &[u8; HEADER_LEN],
+        out: &mut [u8],
+    ) -> Result<Opened> {
+        let body = header.frame_len as usize;
+        self.check_range(offset, header.sealed_len(opener.suite()))?;
+        let mut tag = [0u8; 32];
+        self.copy_out(offset + HEADER_LEN + body, &mut tag)?;
+        // SAFETY: the whole frame is inside the mapping (checked) and out is the
+        // caller's private buffer, so they cannot overlap; open_shared accepts
+        // AEGIS-128L only.
+        let opened = unsafe { opener.open_shared(header, ad, self.base.add(offset + HEADER_LEN), &tag, out) };
+        // A truncation during the read (named backend) is the clearer error.
+        self.check_intact()?;
+        opened
     }
 }
 
 impl Drop for Segment {
     fn drop(&mut self) {
-        match &mut self.backing {
-            Backing::Memfd(_) => {
-                // SAFETY: base/len describe the mapping made in map_fd; nothing
-                // refers to it after drop (atomics borrowed from self are gone).
-                let _ = unsafe { rustix::mm::munmap(self.base.cast(), self.len) };
-            }
-            Backing::Named { name, unlinked, .. } => {
-                if !*unlinked {
-                    platform::unlink_named(name);
-                }
-                // The crate unmaps in its own drop.
-            }
+        if let Backing::Named { name, linked: true } = &self.backing {
+            platform::unlink_named(name);
+        }
+        // Unregister before unmapping, so the handler never remaps a range
+        // that may be reused.
+        self.guard = None;
+        // SAFETY: base/len describe the mapping made in map_fd; nothing refers
+        // to it after drop (atomics borrowed from self are gone).
+        let _ = unsafe { rustix::mm::munmap(self.base.cast(), self.len) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_names_of_the_created_form_are_segment_names() {
+        for _ in 0..16 {
+            let name = random_segment_name();
+            assert!(is_segment_name(&name), "{name}");
+            assert_eq!(name.len(), 29);
+        }
+        for bad in [
+            "",
+            "/shmsock-",
+            "/shmsock-0123456789abcdef012",
+            "/shmsock-0123456789abcdef01234",
+            "/shmsock-0123456789ABCDEF0123",
+            "/shmsock-0123456789abcdef012g",
+            "shmsock-0123456789abcdef0123",
+            "/other-0123456789abcdef0123",
+            "/shmsock-vector-0123456789",
+            "/../shmsock-0123456789abcdef",
+        ] {
+            assert!(!is_segment_name(bad), "{bad}");
         }
     }
 }

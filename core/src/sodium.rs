@@ -283,35 +283,77 @@ impl Aead {
         if tag.len() != self.tag_len() {
             return false;
         }
+        if let Aead::Aegis128L = self {
+            let Ok(tag) = <&[u8; 32]>::try_from(tag) else { return false };
+            // SAFETY: the ciphertext is a slice of the length passed, private to
+            // this call, and cannot overlap the exclusive plaintext_out.
+            return unsafe {
+                Aead::open_aegis_raw(key, n, ad, ciphertext.as_ptr(), ciphertext.len(), tag, plaintext_out)
+            };
+        }
         let nonce = self.nonce(n);
         // SAFETY: every pointer comes from a slice of the length passed with it; key
         // and nonce have the required lengths. libsodium verifies before it writes
         // the plaintext and returns -1 on failure.
         let rc = unsafe {
-            match self {
-                Aead::ChaCha20Poly1305 => ffi::crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-                    plaintext_out.as_mut_ptr(),
-                    std::ptr::null_mut(),
-                    ciphertext.as_ptr(),
-                    ciphertext.len() as u64,
-                    tag.as_ptr(),
-                    ad.as_ptr(),
-                    ad.len() as u64,
-                    nonce.as_ptr(),
-                    key.as_ptr(),
-                ),
-                Aead::Aegis128L => ffi::crypto_aead_aegis128l_decrypt_detached(
-                    plaintext_out.as_mut_ptr(),
-                    std::ptr::null_mut(),
-                    ciphertext.as_ptr(),
-                    ciphertext.len() as u64,
-                    tag.as_ptr(),
-                    ad.as_ptr(),
-                    ad.len() as u64,
-                    nonce.as_ptr(),
-                    key.as_ptr(),
-                ),
-            }
+            ffi::crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+                plaintext_out.as_mut_ptr(),
+                std::ptr::null_mut(),
+                ciphertext.as_ptr(),
+                ciphertext.len() as u64,
+                tag.as_ptr(),
+                ad.as_ptr(),
+                ad.len() as u64,
+                nonce.as_ptr(),
+                key.as_ptr(),
+            )
+        };
+        rc == 0
+    }
+
+    /// AEGIS-128L only: verifies `tag` over `ad` and the `len` ciphertext bytes
+    /// at `ciphertext`, which may lie in memory another process writes, and only
+    /// if it is valid leaves the plaintext in `plaintext_out` (zeroed otherwise).
+    ///
+    /// Sound for shared memory because libsodium's AEGIS-128L `decrypt_detached`
+    /// reads each ciphertext byte exactly once (PROTOCOL.md §10): every 32-byte
+    /// block is loaded once into locals (`aegis128l_dec`), the last partial block
+    /// is copied once into a private pad (`aegis128l_declast`), and the plaintext,
+    /// the state update and so the tag all derive from that one load. So the tag
+    /// checks exactly the bytes that were decrypted, whatever a writer does.
+    ///
+    /// # Safety
+    /// `ciphertext` must be valid for reads of `len` bytes for the duration of the
+    /// call (it may change meanwhile) and must not overlap `plaintext_out`, `ad` or
+    /// `tag` (private memory); `plaintext_out.len() == len`.
+    #[inline]
+    pub unsafe fn open_aegis_raw(
+        key: &[u8; 32],
+        n: u64,
+        ad: &[u8],
+        ciphertext: *const u8,
+        len: usize,
+        tag: &[u8; 32],
+        plaintext_out: &mut [u8],
+    ) -> bool {
+        assert_eq!(plaintext_out.len(), len);
+        let nonce = Aead::Aegis128L.nonce(n);
+        // SAFETY: ciphertext is valid for len bytes (the caller's contract), the
+        // other pointers come from slices and arrays of the lengths passed; the key
+        // and nonce have the 16 bytes AEGIS-128L reads. libsodium zeroes the
+        // output and returns -1 when the tag does not verify.
+        let rc = unsafe {
+            ffi::crypto_aead_aegis128l_decrypt_detached(
+                plaintext_out.as_mut_ptr(),
+                std::ptr::null_mut(),
+                ciphertext,
+                len as u64,
+                tag.as_ptr(),
+                ad.as_ptr(),
+                ad.len() as u64,
+                nonce.as_ptr(),
+                key.as_ptr(),
+            )
         };
         rc == 0
     }

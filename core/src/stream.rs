@@ -25,18 +25,21 @@ use crate::cipher::CipherSuite;
 use crate::control::{self, Record};
 use crate::endpoint;
 use crate::error::{Error, ErrorKind, Result};
-use crate::frame::{FrameHeader, FrameKind, FrameOpener, FrameSealer, HEADER_LEN};
+use crate::frame::{FrameHeader, FrameOpener, FrameSealer, HEADER_LEN};
 use crate::handshake::{Backend, Initiator, Session};
 use crate::keys::{Keypair, PublicKey};
 use crate::options::{Options, MAX_FRAGMENT};
+use crate::placement::{self, Hints};
 use crate::platform::{self, Credentials, OwnWake};
 use crate::ring::{Consumer, Producer};
 use crate::segment::{self, Segment};
 use crate::sodium;
-use crate::wait::{Check, Waiter};
+use crate::wait::Waiter;
 
+mod recv;
 mod send;
 
+use recv::Rx;
 use send::PendingSend;
 pub use send::SendProgress;
 
@@ -76,53 +79,6 @@ struct Tx {
     /// A message `send_resumable` left partly in the ring: until it completes,
     /// no other message may start (the peer reassembles one at a time).
     pending: Option<PendingSend>,
-}
-
-/// A message partly received when a call had to return (timeout, WouldBlock).
-struct Partial {
-    message_len: u32,
-    bytes: Vec<u8>,
-}
-
-struct Rx {
-    opener: FrameOpener,
-    ring: Consumer,
-    /// Private copy of the frame being opened; grows to the largest frame once.
-    scratch: Vec<u8>,
-    partial: Option<Partial>,
-}
-
-/// Where a received message goes.
-trait Sink {
-    /// Makes room for a message of `len` bytes, or says it does not fit.
-    fn prepare(&mut self, len: u32) -> Result<()>;
-    /// The part of the message at `offset`.
-    fn part(&mut self, offset: u32, len: u32) -> &mut [u8];
-}
-
-impl Sink for Vec<u8> {
-    fn prepare(&mut self, len: u32) -> Result<()> {
-        self.clear();
-        self.resize(len as usize, 0);
-        Ok(())
-    }
-    fn part(&mut self, offset: u32, len: u32) -> &mut [u8] {
-        &mut self[offset as usize..(offset + len) as usize]
-    }
-}
-
-struct SliceSink<'a>(&'a mut [u8]);
-
-impl Sink for SliceSink<'_> {
-    fn prepare(&mut self, len: u32) -> Result<()> {
-        if len as usize > self.0.len() {
-            return Err(Error::buffer_too_small(len as usize, self.0.len()));
-        }
-        Ok(())
-    }
-    fn part(&mut self, offset: u32, len: u32) -> &mut [u8] {
-        &mut self.0[offset as usize..(offset + len) as usize]
-    }
 }
 
 /// An encrypted, authenticated message stream to one peer.
@@ -221,7 +177,7 @@ impl Stream {
         platform::check_peer_wake(peer_wake.as_fd())?;
         let segment = match memfd {
             Some(fd) => Segment::open_memfd(fd, ring_size)?,
-            None => Segment::open_named(&session.choice.segment_name, ring_size)?,
+            None => Segment::open_named(&session.choice.segment_name, ring_size, credentials.uid)?,
         };
         let own_wake = OwnWake::new()?;
         control::send(socket, &control::encode(control::READY, &[]), &[own_wake.for_peer()])?;
@@ -268,12 +224,7 @@ impl Stream {
                 pending: None,
             }),
             tx_idle: Condvar::new(),
-            rx: Mutex::new(Rx {
-                opener: FrameOpener::new(session.recv, own_max),
-                ring: Consumer::new(recv_ring, ring_size),
-                scratch: Vec::new(),
-                partial: None,
-            }),
+            rx: Mutex::new(Rx::new(FrameOpener::new(session.recv, own_max), Consumer::new(recv_ring, ring_size))),
             segment,
             closed: AtomicBool::new(false),
             peer_closed: AtomicBool::new(false),
@@ -294,6 +245,15 @@ impl Stream {
 
     fn socket(&self) -> BorrowedFd<'_> {
         self.control.as_fd()
+    }
+
+    /// This side's and the peer's CPU hints in the segment.
+    fn hints(&self) -> Option<Hints<'_>> {
+        let (own, peer) = match self.role {
+            Role::Client => (placement::CLIENT_CPU_HINT, placement::SERVER_CPU_HINT),
+            Role::Server => (placement::SERVER_CPU_HINT, placement::CLIENT_CPU_HINT),
+        };
+        Some(Hints { own: self.segment.atomic_u32(own), peer: self.segment.atomic_u32(peer) })
     }
 
     /// Wakes the peer (after taking its waiting flag, or at close).
@@ -322,181 +282,6 @@ impl Stream {
 
     fn peer_closed_error(&self) -> Error {
         Error::new(ErrorKind::PeerClosed, format!("the peer closed the connection on '{}'", self.endpoint))
-    }
-
-    // -------------------------------------------------------------- receiving
-
-    /// Receives the next message, waiting up to the stream's receive timeout.
-    pub fn recv(&self) -> Result<Vec<u8>> {
-        self.recv_timeout(self.recv_timeout)
-    }
-
-    /// Receives the next message, waiting up to `timeout` (None: forever).
-    pub fn recv_timeout(&self, timeout: Option<Duration>) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        self.recv_until(&mut out, deadline_after(timeout), false)?;
-        Ok(out)
-    }
-
-    /// Receives the next message if one is complete now; else WouldBlock (and
-    /// the pollable fd becomes readable when one arrives).
-    pub fn try_recv(&self) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        self.recv_until(&mut out, None, true)?;
-        Ok(out)
-    }
-
-    /// Receives the next message into `buf`, returning its length. A buffer too
-    /// small gives BufferTooSmall with the size needed, and the message is kept.
-    pub fn recv_into(&self, buf: &mut [u8]) -> Result<usize> {
-        self.recv_into_timeout(buf, self.recv_timeout)
-    }
-
-    /// As [`recv_into`](Stream::recv_into), waiting up to `timeout`.
-    pub fn recv_into_timeout(&self, buf: &mut [u8], timeout: Option<Duration>) -> Result<usize> {
-        self.recv_until(&mut SliceSink(buf), deadline_after(timeout), false)
-    }
-
-    /// As [`recv_into`](Stream::recv_into) without waiting.
-    pub fn try_recv_into(&self, buf: &mut [u8]) -> Result<usize> {
-        self.recv_until(&mut SliceSink(buf), None, true)
-    }
-
-    fn recv_until(&self, out: &mut dyn Sink, deadline: Option<Instant>, try_only: bool) -> Result<usize> {
-        self.check_usable()?;
-        let mut rx = if try_only {
-            self.rx.try_lock().ok_or_else(|| Error::new(ErrorKind::WouldBlock, "another thread is receiving"))?
-        } else {
-            self.rx.lock()
-        };
-        let rx = &mut *rx;
-        if self.peer_closed.load(Ordering::Acquire) {
-            return Err(self.peer_closed_error());
-        }
-        // (message_len, bytes received) of the message being assembled in `out`.
-        let mut progress: Option<(u32, u32)> = None;
-        if let Some(partial) = rx.partial.take() {
-            if let Err(e) = out.prepare(partial.message_len) {
-                rx.partial = Some(partial);
-                return Err(e);
-            }
-            let have = partial.bytes.len() as u32;
-            out.part(0, have).copy_from_slice(&partial.bytes);
-            progress = Some((partial.message_len, have));
-        }
-        let seg = &self.segment;
-        loop {
-            match self.receive_available(rx, out, &mut progress) {
-                Ok(Some(len)) => {
-                    self.counters.messages_received.fetch_add(1, Ordering::Relaxed);
-                    self.counters.bytes_received.fetch_add(len as u64, Ordering::Relaxed);
-                    return Ok(len);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    if e.kind() == ErrorKind::BufferTooSmall {
-                        return Err(e);
-                    }
-                    return Err(self.fail(e));
-                }
-            }
-            let waited = if try_only {
-                // Make the pollable fd report the next message: drop stale
-                // wake-ups, say we wait, and look once more.
-                let drained = self.waiter.drain(self.socket());
-                let hung_up = self.waiter.peer_hung_up();
-                rx.ring.arm(seg);
-                match drained.and_then(|()| rx.ring.has_data(seg)) {
-                    Ok(true) => {
-                        rx.ring.disarm(seg);
-                        continue;
-                    }
-                    Ok(false) if hung_up => Err(Error::new(
-                        ErrorKind::PeerGone,
-                        "the peer process exited or was killed without closing the connection",
-                    )),
-                    Ok(false) => Err(Error::new(ErrorKind::WouldBlock, "no complete message yet")),
-                    Err(e) => Err(e),
-                }
-            } else {
-                let ring = &rx.ring;
-                self.waiter.wait(self.socket(), deadline, |armed| {
-                    self.check_usable()?;
-                    if armed {
-                        ring.arm(seg);
-                    }
-                    if ring.has_data(seg)? {
-                        ring.disarm(seg);
-                        Ok(Check::Ready(()))
-                    } else {
-                        Ok(Check::NotYet)
-                    }
-                })
-            };
-            if let Err(e) = waited {
-                if let Some((message_len, received)) = progress {
-                    rx.partial = Some(Partial { message_len, bytes: out.part(0, received).to_vec() });
-                }
-                return Err(match e.kind() {
-                    ErrorKind::Timeout => {
-                        Error::new(ErrorKind::Timeout, "recv timed out: no message arrived; nothing was lost")
-                    }
-                    _ => self.fail(e),
-                });
-            }
-        }
-    }
-
-    /// Opens every frame already in the ring until a message completes. Never
-    /// waits. Returns the message length when one completed.
-    fn receive_available(
-        &self,
-        rx: &mut Rx,
-        out: &mut dyn Sink,
-        progress: &mut Option<(u32, u32)>,
-    ) -> Result<Option<usize>> {
-        let seg = &self.segment;
-        loop {
-            let peeked = rx.ring.peek(seg)?;
-            // A PAD marker skipped by peek freed space a sleeping producer may wait for.
-            if rx.ring.take_owed_wake() {
-                self.wake_peer();
-            }
-            let Some(peeked) = peeked else { return Ok(None) };
-            let header = rx.opener.check_header(&peeked.header)?;
-            let sealed = header.sealed_len(rx.opener.suite());
-            let record = rx.ring.check_record(&peeked, sealed)?;
-            if header.kind == FrameKind::Data && header.offset == 0 {
-                out.prepare(header.message_len)?;
-                *progress = Some((header.message_len, 0));
-            }
-            if rx.scratch.len() < sealed {
-                rx.scratch.resize(sealed, 0);
-            }
-            rx.scratch[..HEADER_LEN].copy_from_slice(&peeked.header);
-            seg.copy_out(peeked.offset + HEADER_LEN, &mut rx.scratch[HEADER_LEN..sealed])?;
-            // The frame is private now: free its ring space before decrypting.
-            if rx.ring.advance(seg, record) {
-                self.wake_peer();
-            }
-            match header.kind {
-                FrameKind::Close => {
-                    rx.opener.open(&header, &rx.scratch[..sealed], &mut [])?;
-                    self.peer_closed.store(true, Ordering::Release);
-                    return Err(self.peer_closed_error());
-                }
-                FrameKind::Data => {
-                    rx.opener.open(&header, &rx.scratch[..sealed], out.part(header.offset, header.frame_len))?;
-                    if header.is_last_fragment() {
-                        *progress = None;
-                        return Ok(Some(header.message_len as usize));
-                    }
-                    if let Some((_, received)) = progress {
-                        *received += header.frame_len;
-                    }
-                }
-            }
-        }
     }
 
     // ---------------------------------------------------------------- closing

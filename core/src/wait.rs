@@ -27,6 +27,12 @@
 //! generation counter so that no thread sleeps through a wake-up another thread
 //! consumed.
 //!
+//! Placement (see [`placement`]): before sleeping, a waiter
+//! publishes its CPU; when spinning has been given up and the peer last ran on
+//! this same CPU, it spins for a longer probe at most every
+//! [`PLACEMENT_PROBE_EVERY`] (never when pinned to one CPU), so that an idle
+//! core's load balancer can pull one of the two over.
+//!
 //! An event loop that watches the pollable fd (the epoll set) itself (after
 //! `try_recv` said WouldBlock) must not share a stream with a thread blocked in
 //! `send` or `recv` on it: that thread drains the wake-ups the event loop waits
@@ -39,6 +45,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::placement::{self, Hints};
 use crate::platform;
 
 /// Spin rounds between two readings of the clock.
@@ -49,6 +56,22 @@ const SPIN_GIVE_UP: u32 = 8;
 const SPIN_RETRY_EVERY: u32 = 64;
 /// ...of this length: a few round trips between two cores.
 const SPIN_PROBE: Duration = Duration::from_micros(3);
+/// A waiter whose peer shares its CPU stays runnable this long (about one
+/// scheduler tick, when an idle core's balancer looks for work)...
+const PLACEMENT_PROBE: Duration = Duration::from_millis(4);
+/// ...at most this often: at most 1.6% of a core while no core is free; each
+/// probe that ends still sharing a core doubles the interval, up to
+/// [`PLACEMENT_PROBE_MAX_EVERY`], so a machine with no idle core pays little.
+pub const PLACEMENT_PROBE_EVERY: Duration = Duration::from_millis(250);
+/// Longest interval between placement probes.
+pub const PLACEMENT_PROBE_MAX_EVERY: Duration = Duration::from_secs(8);
+
+/// When the last placement probe started and how long until the next may.
+#[derive(Default)]
+struct ProbeState {
+    last: Option<Instant>,
+    interval: Duration,
+}
 
 #[derive(Default)]
 struct PollState {
@@ -68,6 +91,8 @@ pub struct Waiter {
     spin_failures: AtomicU32,
     /// Waits that skipped spinning since it last failed.
     skipped_spins: AtomicU32,
+    /// When the last placement probe started (None: never).
+    placement_probe: Mutex<ProbeState>,
 }
 
 /// What a waiter checks each round.
@@ -89,6 +114,7 @@ impl Waiter {
             spin,
             spin_failures: AtomicU32::new(0),
             skipped_spins: AtomicU32::new(0),
+            placement_probe: Mutex::new(ProbeState { last: None, interval: PLACEMENT_PROBE_EVERY }),
         }
     }
 
@@ -108,6 +134,29 @@ impl Waiter {
             return Some(self.spin.min(SPIN_PROBE));
         }
         None
+    }
+
+    /// With spinning given up: a longer spin when the peer last ran on this
+    /// CPU, this thread may run on another, and no probe ran lately.
+    fn placement_probe(&self, hints: Option<Hints<'_>>) -> Option<Duration> {
+        let hints = hints?;
+        if self.spin.is_zero() || !hints.peer_on(hints.publish()) {
+            return None;
+        }
+        let mut probe = self.placement_probe.lock();
+        let now = Instant::now();
+        if probe.last.is_some_and(|t| now.duration_since(t) < probe.interval) || !placement::may_run_elsewhere() {
+            return None;
+        }
+        match probe.last {
+            // Long ago: a new episode of sharing a core.
+            Some(t) if now.duration_since(t) > 2 * PLACEMENT_PROBE_MAX_EVERY => probe.interval = PLACEMENT_PROBE_EVERY,
+            // The previous probe did not keep the two apart: look less often.
+            Some(_) => probe.interval = (probe.interval * 2).min(PLACEMENT_PROBE_MAX_EVERY),
+            None => {}
+        }
+        probe.last = Some(now);
+        Some(PLACEMENT_PROBE)
     }
 
     /// True once the peer's end of the control socket was seen closed.
@@ -153,17 +202,19 @@ impl Waiter {
     ///
     /// `check(armed)` is called with `armed = false` while spinning; with
     /// `armed = true` it must set its waiting flag in the segment before looking,
-    /// so that the peer wakes this side if it looks too early.
+    /// so that the peer wakes this side if it looks too early. `hints`: where
+    /// the two sides run, if known (see [`placement`]).
     pub fn wait<T>(
         &self,
         socket: BorrowedFd<'_>,
         deadline: Option<Instant>,
+        hints: Option<Hints<'_>>,
         mut check: impl FnMut(bool) -> Result<Check<T>>,
     ) -> Result<T> {
         if let Check::Ready(v) = check(false)? {
             return Ok(v);
         }
-        if let Some(budget) = self.spin_budget() {
+        if let Some(budget) = self.spin_budget().or_else(|| self.placement_probe(hints)) {
             let spin_until = Instant::now() + budget;
             let mut rounds = 0u32;
             loop {
@@ -182,6 +233,9 @@ impl Waiter {
             }
             let failures = self.spin_failures.load(Ordering::Relaxed);
             self.spin_failures.store(failures.saturating_add(1), Ordering::Relaxed);
+        }
+        if let Some(hints) = hints {
+            hints.publish();
         }
         loop {
             let generation = self.state.lock().generation;

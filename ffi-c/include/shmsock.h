@@ -625,7 +625,7 @@ shmsock_result shmsock_options_set_require_chacha(struct shmsock_options *option
 
 // Binds endpoint `name` (NUL-terminated, 1 to 100 characters of
 // `[A-Za-z0-9._-]`) in this user's runtime directory ($SHMSOCK_RUNTIME_DIR,
-// else $XDG_RUNTIME_DIR/shmsock, else /tmp/shmsock-<uid>; created 0700).
+// else $XDG_RUNTIME_DIR/shmsock, else `/tmp/shmsock-<uid>`; created 0700).
 //
 // `options` must hold the server's keypair (shmsock_options_set_keypair());
 // it is copied. A socket file left by a dead server is reclaimed. Never

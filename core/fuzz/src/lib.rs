@@ -6,15 +6,20 @@
 
 use shmsock::cipher::{RecvCipher, SendCipher};
 use shmsock::frame::{FrameOpener, FrameSealer, MessageReader};
+use shmsock::fuzzing::stream_with_hostile_peer;
 use shmsock::handshake::{AllowedClients, Backend, ClientOffer, Initiator, Responder, ServerPolicy};
 use shmsock::sodium::Secret;
-use shmsock::{CipherSuite, Keypair};
+use shmsock::{CipherSuite, ErrorKind, Keypair};
 
 /// The endpoint name bound into the prologue.
 pub const ENDPOINT: &str = "fuzz.endpoint";
 /// The largest message the frame target's reader accepts (keeps the reader's
 /// pre-authentication reservation small).
 pub const MAX_MESSAGE: u32 = 1 << 20;
+
+/// The ring size of the receive_path target's stream (the smallest allowed, so
+/// inputs reach the wrap-around and PAD records quickly).
+pub const RING_SIZE: u32 = 4096;
 
 /// The server's static keypair.
 pub fn server_static() -> Keypair {
@@ -108,4 +113,60 @@ pub fn join_frames(config: u8, frames: &[Vec<u8>]) -> Vec<u8> {
         out.extend_from_slice(f);
     }
     out
+}
+
+/// Encodes one receive_path write: u16le offset, u8 length, the bytes.
+pub fn write_op(offset: usize, bytes: &[u8]) -> Vec<u8> {
+    let mut out = (offset as u16).to_le_bytes().to_vec();
+    out.push(bytes.len() as u8);
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// Splits a receive_path input (after its configuration byte) into writes: each
+/// a u16le offset, a u8 length and that many bytes (a truncated last write keeps
+/// what is there).
+pub fn split_writes(mut data: &[u8]) -> Vec<(usize, &[u8])> {
+    let mut writes = Vec::new();
+    while data.len() >= 3 {
+        let offset = u16::from_le_bytes([data[0], data[1]]) as usize;
+        let len = data[2] as usize;
+        data = &data[3..];
+        let take = len.min(data.len());
+        writes.push((offset, &data[..take]));
+        data = &data[take..];
+    }
+    writes
+}
+
+/// Runs a receive_path input (see fuzz_targets/receive_path.rs) and returns the
+/// messages the stream delivered, asserting what must hold whatever the input.
+pub fn replay_receive(data: &[u8]) -> Vec<Vec<u8>> {
+    let Some((&config, rest)) = data.split_first() else { return Vec::new() };
+    let (stream, peer) = stream_with_hostile_peer(suite_of(config), RING_SIZE, MAX_MESSAGE).expect("a stream to fuzz");
+    let mut delivered = Vec::new();
+    let mut ended = false;
+    for (offset, bytes) in split_writes(rest) {
+        peer.write(offset % peer.region_len(), bytes);
+        // A bounded number of receives per write: each either delivers a
+        // message, which takes at least one frame of the 4 KiB ring, or stops.
+        for _ in 0..64 {
+            match stream.try_recv() {
+                Ok(message) => {
+                    assert!(!ended, "a message was delivered after the stream failed or closed");
+                    assert!(message.len() <= MAX_MESSAGE as usize, "a message over the limit was delivered");
+                    delivered.push(message);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    assert!(!ended, "a failed or closed stream said WouldBlock: {e}");
+                    break;
+                }
+                Err(_) => {
+                    ended = true;
+                    break;
+                }
+            }
+        }
+    }
+    delivered
 }

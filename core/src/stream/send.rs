@@ -340,7 +340,7 @@ impl Stream {
         if let Some(reservation) = ring.reserve(seg, sealed)? {
             return Ok(reservation);
         }
-        self.waiter.wait(self.socket(), deadline, |armed| {
+        self.waiter.wait(self.socket(), deadline, self.hints(), |armed| {
             if while_open {
                 self.check_usable()?;
             }

@@ -1463,3 +1463,15 @@ pub fn next_tag() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1000, Ordering::Relaxed)
 }
+
+/// A connected (client, server) pair in this process, with rings of `ring` bytes.
+pub fn pair_in_process(tag: &str, ring: u32) -> (Stream, Stream) {
+    init();
+    let name = unique_name(tag);
+    let kp = Keypair::generate();
+    let listener = Listener::bind(&name, &Options::new().keypair(kp.clone()).ring_size(ring)).unwrap();
+    let options = Options::new().server_key(*kp.public()).ring_size(ring);
+    let client = std::thread::spawn(move || Stream::connect(&name, &options).unwrap());
+    let server = listener.accept_timeout(Some(WAIT)).unwrap();
+    (client.join().unwrap(), server)
+}

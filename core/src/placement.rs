@@ -1,0 +1,90 @@
+//! Where the two sides of a connection run, as advisory hints in the segment,
+//! so a waiter can tell when the kernel put both on one core.
+//!
+//! A sleeping peer is woken onto the waker's core (the wake-up is "affine") and
+//! tends to stay there: the two then hand the core to each other through the
+//! kernel, at several microseconds per hop, although another core may be idle,
+//! because one of them is always asleep and the core never looks overloaded.
+//! Each side therefore publishes the CPU it last ran on before it sleeps; a
+//! waiter that sees the peer on its own CPU, and may itself run elsewhere,
+//! now and then stays runnable (spins) for a few milliseconds instead of
+//! sleeping. The core then has two runnable tasks, and the load balancer of an
+//! idle core pulls one of them over; from then on the two meet in the spin.
+//! No CPU affinity is ever changed.
+//!
+//! The hints are untrusted like everything in the segment: a wrong value only
+//! makes a waiter spin (bounded) or sleep when it need not.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Segment offset of the client's CPU hint (u32: CPU + 1, 0 = unknown), on a
+/// 128-byte line of its own in the header's reserved area.
+pub const CLIENT_CPU_HINT: usize = 0x480;
+/// Segment offset of the server's CPU hint.
+pub const SERVER_CPU_HINT: usize = 0x500;
+
+/// The CPU hints of one connection: this side's and the peer's words in the
+/// segment (PROTOCOL.md §10: CPU + 1, 0 when unknown).
+#[derive(Clone, Copy)]
+pub struct Hints<'a> {
+    /// Written by this side.
+    pub own: &'a AtomicU32,
+    /// Written by the peer.
+    pub peer: &'a AtomicU32,
+}
+
+impl Hints<'_> {
+    /// Publishes the CPU this thread runs on; returns it (+1; 0 if unknown).
+    pub fn publish(&self) -> u32 {
+        let cpu = current_cpu().map_or(0, |c| c + 1);
+        if self.own.load(Ordering::Relaxed) != cpu {
+            self.own.store(cpu, Ordering::Relaxed);
+        }
+        cpu
+    }
+
+    /// True when the peer said it last ran on `own` (a value from `publish`).
+    pub fn peer_on(&self, own: u32) -> bool {
+        own != 0 && self.peer.load(Ordering::Relaxed) == own
+    }
+}
+
+/// The CPU this thread runs on now, if the platform says.
+#[cfg(target_os = "linux")]
+fn current_cpu() -> Option<u32> {
+    u32::try_from(rustix::thread::sched_getcpu()).ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn current_cpu() -> Option<u32> {
+    None
+}
+
+/// True when this thread's affinity allows more than one CPU (a thread pinned
+/// to one CPU gains nothing by staying runnable: it would only delay its peer).
+#[cfg(target_os = "linux")]
+pub fn may_run_elsewhere() -> bool {
+    rustix::thread::sched_getaffinity(None).is_ok_and(|set| set.count() > 1)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn may_run_elsewhere() -> bool {
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_compare_cpus() {
+        let (a, b) = (AtomicU32::new(0), AtomicU32::new(0));
+        let mine = Hints { own: &a, peer: &b };
+        let cpu = mine.publish();
+        assert_eq!(a.load(Ordering::Relaxed), cpu);
+        assert!(!mine.peer_on(cpu), "an unknown peer CPU is never ours");
+        b.store(cpu, Ordering::Relaxed);
+        assert_eq!(mine.peer_on(cpu), cpu != 0);
+        assert!(!mine.peer_on(0));
+    }
+}

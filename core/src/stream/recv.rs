@@ -1,0 +1,326 @@
+//! Receiving on a [`Stream`]: frames are verified and decrypted into the
+//! caller's buffer, and a message is delivered only once its last fragment
+//! verified.
+//!
+//! AEGIS-128L frames are opened straight from the ring (libsodium reads each
+//! ciphertext byte once: PROTOCOL.md §10); the header is copied to private
+//! memory once, parsed and authenticated from that copy, and the frame's ring
+//! space stays reserved until it is opened. ChaCha20-Poly1305 frames are copied
+//! to private memory first, since its decryption reads the ciphertext twice.
+//!
+//! A message that arrives over several calls (a `try_recv` that found only part
+//! of it, a timeout) is reassembled in place: the part received is kept (for a
+//! `Vec` result, the very buffer, moved; for a caller's slice, one copy into a
+//! private buffer that later calls decrypt into), so the work is linear in the
+//! message size however finely it is fragmented.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::{deadline_after, Stream};
+use crate::cipher::CipherSuite;
+use crate::error::{Error, ErrorKind, Result};
+use crate::frame::{FrameKind, FrameOpener, Opened, HEADER_LEN};
+use crate::ring::Consumer;
+use crate::wait::Check;
+
+/// A message partly received when a call had to return (timeout, WouldBlock).
+struct Partial {
+    message_len: u32,
+    /// Bytes received so far (the start of `bytes`).
+    received: u32,
+    /// `message_len` bytes, the first `received` of them filled.
+    bytes: Vec<u8>,
+}
+
+/// The receiving half of a stream.
+pub(super) struct Rx {
+    opener: FrameOpener,
+    ring: Consumer,
+    /// ChaCha20-Poly1305: private copy of the frame being opened; grows to the
+    /// largest frame once.
+    scratch: Vec<u8>,
+    partial: Option<Partial>,
+    /// Bytes copied to keep partial messages across calls and to hand them
+    /// over (a test hook: it must stay linear in the bytes received).
+    carried: u64,
+}
+
+impl Rx {
+    pub(super) fn new(opener: FrameOpener, ring: Consumer) -> Rx {
+        Rx { opener, ring, scratch: Vec::new(), partial: None, carried: 0 }
+    }
+}
+
+/// Where a received message goes.
+trait Sink {
+    /// Makes room for a message of `len` bytes, or says it does not fit.
+    fn prepare(&mut self, len: u32) -> Result<()>;
+    /// The part of the message at `offset`.
+    fn part(&mut self, offset: u32, len: u32) -> &mut [u8];
+    /// Takes over a partly received message's buffer (a whole `message_len`
+    /// bytes) without copying, if this sink can; false leaves `bytes` alone.
+    fn adopt(&mut self, bytes: &mut Vec<u8>) -> bool;
+    /// Gives up the message being received (`received` of `message_len` bytes
+    /// filled) to keep it for a later call; returns it and the bytes copied.
+    fn keep(&mut self, message_len: u32, received: u32) -> (Vec<u8>, u64);
+}
+
+impl Sink for Vec<u8> {
+    fn prepare(&mut self, len: u32) -> Result<()> {
+        self.clear();
+        self.resize(len as usize, 0);
+        Ok(())
+    }
+    fn part(&mut self, offset: u32, len: u32) -> &mut [u8] {
+        &mut self[offset as usize..(offset + len) as usize]
+    }
+    fn adopt(&mut self, bytes: &mut Vec<u8>) -> bool {
+        std::mem::swap(self, bytes);
+        true
+    }
+    fn keep(&mut self, _message_len: u32, _received: u32) -> (Vec<u8>, u64) {
+        (std::mem::take(self), 0)
+    }
+}
+
+struct SliceSink<'a>(&'a mut [u8]);
+
+impl Sink for SliceSink<'_> {
+    fn prepare(&mut self, len: u32) -> Result<()> {
+        if len as usize > self.0.len() {
+            return Err(Error::buffer_too_small(len as usize, self.0.len()));
+        }
+        Ok(())
+    }
+    fn part(&mut self, offset: u32, len: u32) -> &mut [u8] {
+        &mut self.0[offset as usize..(offset + len) as usize]
+    }
+    fn adopt(&mut self, _bytes: &mut Vec<u8>) -> bool {
+        false
+    }
+    fn keep(&mut self, message_len: u32, received: u32) -> (Vec<u8>, u64) {
+        let mut bytes = vec![0u8; message_len as usize];
+        bytes[..received as usize].copy_from_slice(&self.0[..received as usize]);
+        (bytes, u64::from(received))
+    }
+}
+
+impl Stream {
+    /// Receives the next message, waiting up to the stream's receive timeout.
+    pub fn recv(&self) -> Result<Vec<u8>> {
+        self.recv_timeout(self.recv_timeout)
+    }
+
+    /// Receives the next message, waiting up to `timeout` (None: forever).
+    pub fn recv_timeout(&self, timeout: Option<Duration>) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.recv_until(&mut out, deadline_after(timeout), false)?;
+        Ok(out)
+    }
+
+    /// Receives the next message if one is complete now; else WouldBlock (and
+    /// the pollable fd becomes readable when one arrives).
+    pub fn try_recv(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.recv_until(&mut out, None, true)?;
+        Ok(out)
+    }
+
+    /// Receives the next message into `buf`, returning its length. A buffer too
+    /// small gives BufferTooSmall with the size needed, and the message is kept.
+    pub fn recv_into(&self, buf: &mut [u8]) -> Result<usize> {
+        self.recv_into_timeout(buf, self.recv_timeout)
+    }
+
+    /// As [`recv_into`](Stream::recv_into), waiting up to `timeout`.
+    pub fn recv_into_timeout(&self, buf: &mut [u8], timeout: Option<Duration>) -> Result<usize> {
+        self.recv_until(&mut SliceSink(buf), deadline_after(timeout), false)
+    }
+
+    /// As [`recv_into`](Stream::recv_into) without waiting.
+    pub fn try_recv_into(&self, buf: &mut [u8]) -> Result<usize> {
+        self.recv_until(&mut SliceSink(buf), None, true)
+    }
+
+    /// Bytes this stream copied to carry partly received messages across calls
+    /// (a test hook, not part of the supported API: it stays linear in the bytes
+    /// received however finely messages are fragmented).
+    #[doc(hidden)]
+    pub fn reassembly_bytes_copied(&self) -> u64 {
+        self.rx.lock().carried
+    }
+
+    fn recv_until(&self, out: &mut dyn Sink, deadline: Option<Instant>, try_only: bool) -> Result<usize> {
+        self.check_usable()?;
+        let mut rx = if try_only {
+            self.rx.try_lock().ok_or_else(|| Error::new(ErrorKind::WouldBlock, "another thread is receiving"))?
+        } else {
+            self.rx.lock()
+        };
+        let rx = &mut *rx;
+        if self.peer_closed.load(Ordering::Acquire) {
+            return Err(self.peer_closed_error());
+        }
+        // (message_len, bytes received) of the message being assembled.
+        let mut progress: Option<(u32, u32)> = None;
+        // A kept message the caller's buffer cannot adopt: later fragments are
+        // decrypted into it, and it is copied to the caller's buffer once whole.
+        let mut kept: Option<Vec<u8>> = None;
+        if let Some(mut partial) = rx.partial.take() {
+            if !out.adopt(&mut partial.bytes) {
+                if let Err(e) = out.prepare(partial.message_len) {
+                    rx.partial = Some(partial);
+                    return Err(e);
+                }
+                kept = Some(std::mem::take(&mut partial.bytes));
+            }
+            progress = Some((partial.message_len, partial.received));
+        }
+        let seg = &self.segment;
+        loop {
+            let target: &mut dyn Sink = match kept.as_mut() {
+                Some(bytes) => bytes,
+                None => &mut *out,
+            };
+            match self.receive_available(rx, target, &mut progress) {
+                Ok(Some(len)) => {
+                    if let Some(bytes) = kept.take() {
+                        out.part(0, len as u32).copy_from_slice(&bytes[..len]);
+                        rx.carried += len as u64;
+                    }
+                    self.counters.messages_received.fetch_add(1, Ordering::Relaxed);
+                    self.counters.bytes_received.fetch_add(len as u64, Ordering::Relaxed);
+                    return Ok(len);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    if e.kind() == ErrorKind::BufferTooSmall {
+                        return Err(e);
+                    }
+                    return Err(self.fail(e));
+                }
+            }
+            let waited = if try_only {
+                // Make the pollable fd report the next message: drop stale
+                // wake-ups, say we wait, and look once more.
+                let drained = self.waiter.drain(self.socket());
+                let hung_up = self.waiter.peer_hung_up();
+                rx.ring.arm(seg);
+                match drained.and_then(|()| rx.ring.has_data(seg)) {
+                    Ok(true) => {
+                        rx.ring.disarm(seg);
+                        continue;
+                    }
+                    Ok(false) if hung_up => Err(Error::new(
+                        ErrorKind::PeerGone,
+                        "the peer process exited or was killed without closing the connection",
+                    )),
+                    Ok(false) => Err(Error::new(ErrorKind::WouldBlock, "no complete message yet")),
+                    Err(e) => Err(e),
+                }
+            } else {
+                let ring = &rx.ring;
+                self.waiter.wait(self.socket(), deadline, self.hints(), |armed| {
+                    self.check_usable()?;
+                    if armed {
+                        ring.arm(seg);
+                    }
+                    if ring.has_data(seg)? {
+                        ring.disarm(seg);
+                        Ok(Check::Ready(()))
+                    } else {
+                        Ok(Check::NotYet)
+                    }
+                })
+            };
+            if let Err(e) = waited {
+                if let Some((message_len, received)) = progress {
+                    let bytes = match kept.take() {
+                        Some(bytes) => bytes,
+                        None => {
+                            let (bytes, copied) = out.keep(message_len, received);
+                            rx.carried += copied;
+                            bytes
+                        }
+                    };
+                    rx.partial = Some(Partial { message_len, received, bytes });
+                }
+                return Err(match e.kind() {
+                    ErrorKind::Timeout => {
+                        Error::new(ErrorKind::Timeout, "recv timed out: no message arrived; nothing was lost")
+                    }
+                    _ => self.fail(e),
+                });
+            }
+        }
+    }
+
+    /// Opens every frame already in the ring until a message completes. Never
+    /// waits. Returns the message length when one completed.
+    fn receive_available(
+        &self,
+        rx: &mut Rx,
+        out: &mut dyn Sink,
+        progress: &mut Option<(u32, u32)>,
+    ) -> Result<Option<usize>> {
+        let seg = &self.segment;
+        loop {
+            let peeked = rx.ring.peek(seg)?;
+            // A PAD marker skipped by peek freed space a sleeping producer may wait for.
+            if rx.ring.take_owed_wake() {
+                self.wake_peer();
+            }
+            let Some(peeked) = peeked else { return Ok(None) };
+            let header = rx.opener.check_header(&peeked.header)?;
+            let sealed = header.sealed_len(rx.opener.suite());
+            let record = rx.ring.check_record(&peeked, sealed)?;
+            if header.kind == FrameKind::Data && header.offset == 0 {
+                out.prepare(header.message_len)?;
+                *progress = Some((header.message_len, 0));
+            }
+            let plaintext: &mut [u8] = match header.kind {
+                FrameKind::Close => &mut [],
+                FrameKind::Data => out.part(header.offset, header.frame_len),
+            };
+            let opened = match rx.opener.suite() {
+                CipherSuite::Aegis128L => {
+                    // One pass: straight from the ring, whose space stays
+                    // reserved until the frame is opened.
+                    let opened = seg.open_at(peeked.offset, &mut rx.opener, &header, &peeked.header, plaintext)?;
+                    if rx.ring.advance(seg, record) {
+                        self.wake_peer();
+                    }
+                    opened
+                }
+                CipherSuite::ChaCha20Poly1305 => {
+                    if rx.scratch.len() < sealed {
+                        rx.scratch.resize(sealed, 0);
+                    }
+                    rx.scratch[..HEADER_LEN].copy_from_slice(&peeked.header);
+                    seg.copy_out(peeked.offset + HEADER_LEN, &mut rx.scratch[HEADER_LEN..sealed])?;
+                    // The frame is private now: free its ring space before decrypting.
+                    if rx.ring.advance(seg, record) {
+                        self.wake_peer();
+                    }
+                    rx.opener.open(&header, &rx.scratch[..sealed], plaintext)?
+                }
+            };
+            match opened {
+                Opened::Close => {
+                    self.peer_closed.store(true, Ordering::Release);
+                    return Err(self.peer_closed_error());
+                }
+                Opened::Fragment { last: true, message_len, .. } => {
+                    *progress = None;
+                    return Ok(Some(message_len as usize));
+                }
+                Opened::Fragment { len, .. } => {
+                    if let Some((_, received)) = progress {
+                        *received += len;
+                    }
+                }
+            }
+        }
+    }
+}

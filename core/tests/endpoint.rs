@@ -1,0 +1,90 @@
+//! Endpoint files (PROTOCOL.md, "Endpoints"): a socket file at an endpoint's
+//! path always listens, binding cleans up after a dead server, and a name too
+//! long for a socket path is InvalidName.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rustix::io::Errno;
+use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+use shmsock::endpoint::{self, EndpointPaths};
+use shmsock::ErrorKind;
+
+/// One non-blocking connection attempt to `path`: Ok, or the errno.
+fn try_connect(path: &std::path::Path) -> Result<(), Errno> {
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        None,
+    )?;
+    let addr = SocketAddrUnix::new(path)?;
+    rustix::net::connect(&fd, &addr)
+}
+
+#[test]
+fn a_socket_file_at_the_endpoint_path_always_listens() {
+    common::init();
+    let name = common::unique_name("bind-window");
+    let paths = EndpointPaths::of(&name).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let connector = {
+        let stop = stop.clone();
+        let socket = paths.socket.clone();
+        std::thread::spawn(move || {
+            let (mut refused, mut attempts) = (0u32, 0u32);
+            while !stop.load(Ordering::Relaxed) {
+                attempts += 1;
+                // ENOENT: no server; Ok or EAGAIN (backlog full): a listening
+                // server. ECONNREFUSED would be a socket file nobody listens on.
+                if try_connect(&socket) == Err(Errno::CONNREFUSED) {
+                    refused += 1;
+                }
+            }
+            (refused, attempts)
+        })
+    };
+    for _ in 0..300 {
+        let bound = endpoint::bind(&name).unwrap();
+        drop(bound);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (refused, attempts) = connector.join().unwrap();
+    assert_eq!(refused, 0, "{refused} of {attempts} connects found a socket file that was not listening");
+}
+
+#[test]
+fn bind_replaces_a_dead_servers_files_and_leaves_no_temporary() {
+    common::init();
+    let name = common::unique_name("bind-stale");
+    let paths = EndpointPaths::of(&name).unwrap();
+    // A dead server's socket (bound, never listening, its owner gone) and a
+    // temporary left by a crash between bind and rename.
+    drop(std::os::unix::net::UnixListener::bind(&paths.socket).unwrap());
+    std::fs::write(&paths.temporary, b"left over").unwrap();
+    assert_eq!(try_connect(&paths.socket), Err(Errno::CONNREFUSED));
+    assert_eq!(endpoint::connect(&name).unwrap_err().kind(), ErrorKind::NotFound);
+
+    let bound = endpoint::bind(&name).unwrap();
+    assert!(!paths.temporary.exists(), "the temporary name was left behind");
+    assert_eq!(try_connect(&paths.socket), Ok(()));
+    drop(bound);
+    assert!(!paths.socket.exists() && !paths.lock.exists());
+    assert_eq!(endpoint::connect(&name).unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn a_name_too_long_for_a_socket_path_is_invalid_name() {
+    let dir = common::init();
+    // The runtime directory, a slash, the name and ".sock" must fit in 107 bytes.
+    let fits = 107 - dir.as_os_str().len() - 1 - ".sock".len();
+    let name = "n".repeat(fits);
+    assert!(EndpointPaths::of(&name).is_ok());
+    let name = "n".repeat(fits + 1);
+    let err = EndpointPaths::of(&name).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidName, "{err}");
+    assert!(matches!(endpoint::bind(&name), Err(e) if e.kind() == ErrorKind::InvalidName));
+    assert_eq!(endpoint::connect(&name).unwrap_err().kind(), ErrorKind::InvalidName);
+}
