@@ -8,6 +8,7 @@
 /// <reference types="node" />
 
 import { EventEmitter } from 'node:events'
+import { Duplex, DuplexOptions } from 'node:stream'
 
 /** Message data: a Buffer, any Uint8Array view, or a string (sent as UTF-8). */
 export type Data = Buffer | Uint8Array | string
@@ -35,6 +36,17 @@ export interface StreamOptions {
   requireChacha?: boolean
 }
 
+/** Options of `connect`: those of the connection, and how to wait for it. */
+export interface ConnectOptions extends StreamOptions {
+  /**
+   * Keep trying for this many milliseconds while no server listens on the
+   * name (`SHMSOCK_NOT_FOUND`), like the CLI's `--wait` (default: fail at once).
+   */
+  wait?: number | null
+  /** Gives up connecting (rejects with an `AbortError`, code `ABORT_ERR`). */
+  signal?: AbortSignal | null
+}
+
 /** Options of listeners and servers. */
 export interface ListenerOptions extends StreamOptions {
   /** The server's identity, which clients pin (required). */
@@ -51,6 +63,11 @@ export interface ListenerOptions extends StreamOptions {
 export interface WaitOptions {
   /** Give up after this many milliseconds with `SHMSOCK_TIMEOUT` (0: only what is there now). */
   timeout?: number | null
+  /**
+   * Gives up when aborted (rejects with an `AbortError`, code `ABORT_ERR`). A
+   * receive that gave up took no message: the next receive gets it.
+   */
+  signal?: AbortSignal | null
 }
 
 /** Message and byte counts of a connection. */
@@ -148,7 +165,7 @@ export declare class Stream implements AsyncIterable<Buffer> {
    * Rejects with `SHMSOCK_NOT_FOUND`, `SHMSOCK_SERVER_KEY_MISMATCH`,
    * `SHMSOCK_HANDSHAKE_REJECTED`, `SHMSOCK_TIMEOUT`, ...
    */
-  static connect(name: string, options?: StreamOptions): Promise<Stream>
+  static connect(name: string, options?: ConnectOptions): Promise<Stream>
   /**
    * Sends one message. Resolves once it is in the ring (at once when there is
    * room); sends complete in order. Rejects with `SHMSOCK_MESSAGE_TOO_LARGE`,
@@ -164,8 +181,24 @@ export declare class Stream implements AsyncIterable<Buffer> {
    * `SHMSOCK_CLOSED`.
    */
   recv(options?: WaitOptions): Promise<Buffer>
+  /**
+   * Receives the next message into `buffer` and resolves with its length. A
+   * message longer than the buffer rejects with `SHMSOCK_BUFFER_TOO_SMALL` and
+   * stays first in line.
+   * @throws TypeError when `buffer` is not a Buffer or Uint8Array.
+   */
+  recvInto(buffer: Uint8Array, options?: WaitOptions): Promise<number>
   /** The next message if one is complete now, else null. Never waits. */
   tryRecv(): Buffer | null
+  /**
+   * A `stream.Duplex` over this connection, for `pipeline()`: each chunk written
+   * is sent as one message and each message received is pushed as one chunk (a
+   * byte-stream consumer may merge chunks). The readable side ends when the
+   * peer closes; destroying the Duplex closes the stream.
+   */
+  toDuplex(options?: DuplexOptions): Duplex
+  /** `await using stream = await connect(...)`: closes the stream. */
+  [Symbol.asyncDispose](): Promise<void>
   /**
    * Closes the stream: pending receives and queued sends fail with
    * `SHMSOCK_CLOSED`; the peer receives every message sent before, then a
@@ -218,6 +251,8 @@ export declare class Listener implements AsyncIterable<Stream> {
   accept(options?: WaitOptions): Promise<Stream>
   /** Removes the endpoint; pending accepts fail with `SHMSOCK_CLOSED`. Accepted streams stay open. Idempotent. */
   close(): void
+  /** `using listener = listen(...)`: closes the listener. */
+  [Symbol.dispose](): void
   /** The accepted streams until the listener is closed. */
   [Symbol.asyncIterator](): AsyncIterator<Stream>
   /** The endpoint name. */
@@ -247,8 +282,11 @@ export declare class Connection extends EventEmitter {
   trySend(data: Data): boolean
   /** Closes this connection ('close' follows). */
   close(): Promise<void>
+  [Symbol.asyncDispose](): Promise<void>
   readonly peerPublicKey: Buffer
   readonly peerPublicKeyText: string
+  /** The fingerprint of the peer's public key. */
+  readonly peerFingerprint: string
   readonly peerCredentials: PeerCredentials
   readonly stats: Stats
   readonly closed: boolean
@@ -279,6 +317,8 @@ export declare class Server extends EventEmitter {
   listen(name: string, callback?: () => void): this
   /** Stops accepting and closes every connection (each gets 'close'). Idempotent. */
   close(): Promise<void>
+  /** `await using server = createServer(...)`: closes the server. */
+  [Symbol.asyncDispose](): Promise<void>
   /** The connected clients. */
   readonly connections: Set<Connection>
   /** The endpoint name (null before listen). */
@@ -310,13 +350,14 @@ export declare class Server extends EventEmitter {
 export declare class Client extends EventEmitter {
   private constructor()
   /** Connects (see `Stream.connect`). Messages are delivered from the next turn of the event loop. */
-  static connect(name: string, options?: StreamOptions): Promise<Client>
+  static connect(name: string, options?: ConnectOptions): Promise<Client>
   /** Sends a message. */
   write(data: Data): Promise<void>
   /** Sends only if the message fits in the ring now. */
   tryWrite(data: Data): boolean
   /** Closes the connection ('close' follows). Idempotent. */
   close(): Promise<void>
+  [Symbol.asyncDispose](): Promise<void>
   /** The underlying stream. */
   readonly stream: Stream
   /** The server's public key. */
@@ -335,13 +376,13 @@ export declare class Client extends EventEmitter {
 }
 
 /** Connects a Stream (same as `Stream.connect`). */
-export declare function connect(name: string, options?: StreamOptions): Promise<Stream>
+export declare function connect(name: string, options?: ConnectOptions): Promise<Stream>
 /** Binds a Listener (same as `Listener.bind`). */
 export declare function listen(name: string, options: ListenerOptions): Listener
 /** Creates a Server (like `net.createServer`); call `listen(name)` on it. */
 export declare function createServer(options: ListenerOptions, connectionListener?: (connection: Connection) => void): Server
 /** Connects a Client (same as `Client.connect`). */
-export declare function connectClient(name: string, options?: StreamOptions): Promise<Client>
+export declare function connectClient(name: string, options?: ConnectOptions): Promise<Client>
 /** The text form `shmsock-pk:...` of a public key. */
 export declare function publicKeyText(key: KeyLike): string
 /** The short fingerprint of a public key, e.g. `3f2a:9c11:07be:55d0`. */

@@ -2,12 +2,14 @@
 // shmsock for Node.js: the public API over the native module (shmsock.node).
 //
 // This file only adapts: promises, async iteration, EventEmitters, argument
-// checks and error objects. Every piece of protocol and transport logic is in
-// the Rust core; waiting is done by the native reactor thread, which posts its
-// results here through one thread-safe function (`dispatch` below).
+// checks, timeouts, AbortSignals and error objects. Every piece of protocol and
+// transport logic is in the Rust core; waiting is done by this thread's own
+// event loop (libuv poll handles on the connections' fds, in the native
+// module), which hands its results to `dispatch` below.
 
 const { EventEmitter } = require('node:events')
 const path = require('node:path')
+const { Duplex } = require('node:stream')
 
 // The native module: ./shmsock.node when it was built here (a development
 // checkout, or an install that built from source), else the prebuilt package
@@ -56,6 +58,27 @@ class ShmsockError extends Error {
 
 function makeError(code, message) {
   return new ShmsockError(message, code)
+}
+
+// Symbol.asyncDispose / Symbol.dispose (Node 20 has them; older names otherwise).
+const asyncDispose = Symbol.asyncDispose || Symbol.for('nodejs.asyncDispose')
+const dispose = Symbol.dispose || Symbol.for('nodejs.dispose')
+
+// The error of an operation given up because its AbortSignal fired (as Node's own APIs).
+function abortError(signal) {
+  const err = new Error('The operation was aborted')
+  err.name = 'AbortError'
+  err.code = 'ABORT_ERR'
+  if (signal && signal.reason !== undefined) err.cause = signal.reason
+  return err
+}
+
+function checkSignal(signal) {
+  if (signal === undefined || signal === null) return undefined
+  if (typeof signal !== 'object' || typeof signal.aborted !== 'boolean' || typeof signal.addEventListener !== 'function') {
+    throw typeError(`options.signal must be an AbortSignal; received ${describe(signal)}`)
+  }
+  return signal
 }
 
 // A native error thrown synchronously carries its code; give it our class.
@@ -235,7 +258,7 @@ class Keypair {
 
 // ------------------------------------------------------------------ dispatch
 
-// Operations waiting for the reactor: op -> { resolve, reject, owner, wrap }.
+// Operations waiting for the native side: op -> { resolve, reject, owner, wrap, timer, signal }.
 // `owner` keeps the object an operation runs on reachable until it settles.
 const pending = new Map()
 // Flowing streams (Server connections, Clients): stream id -> handler.
@@ -261,11 +284,29 @@ function newOp() {
   return op
 }
 
-// A promise settled when the reactor reports `op`.
-function track(op, owner, wrap) {
+// A promise settled when the native side reports `op`. `limit`: { timeout (ms),
+// timeoutError, signal, cancel } — on a timeout or an abort, `cancel(op)` asks
+// the native side to drop the operation; only if it did (it had not completed)
+// is the promise rejected, so a completed receive is never lost.
+function track(op, owner, wrap, limit) {
   return new Promise((resolve, reject) => {
-    pending.set(op, { resolve, reject, owner, wrap })
+    const p = { resolve, reject, owner, wrap, timer: null, signal: null, onAbort: null }
+    pending.set(op, p)
     retain()
+    if (!limit) return
+    const giveUp = (error) => {
+      if (pending.get(op) !== p) return
+      if (limit.cancel && !limit.cancel(op)) return
+      settle(op, error)
+    }
+    if (limit.timeout !== undefined) {
+      p.timer = setTimeout(() => giveUp(limit.timeoutError()), limit.timeout)
+    }
+    if (limit.signal) {
+      p.signal = limit.signal
+      p.onAbort = () => giveUp(abortError(limit.signal))
+      limit.signal.addEventListener('abort', p.onAbort, { once: true })
+    }
   })
 }
 
@@ -274,6 +315,8 @@ function settle(op, error, value) {
   if (!p) return
   pending.delete(op)
   release()
+  if (p.timer) clearTimeout(p.timer)
+  if (p.signal) p.signal.removeEventListener('abort', p.onAbort)
   if (error) p.reject(error)
   else p.resolve(p.wrap ? p.wrap(value) : value)
 }
@@ -286,6 +329,7 @@ const DATA = 4
 const END = 5
 const CONNECTION = 6
 const REJECTED = 7
+const RECV_INTO = 8
 
 function dispatch(events) {
   for (const ev of events) {
@@ -293,6 +337,7 @@ function dispatch(events) {
       const [kind, id, value, code, message] = ev
       switch (kind) {
         case RECV:
+        case RECV_INTO:
         case DONE:
         case STREAM:
           settle(id, null, value)
@@ -337,9 +382,14 @@ native.init(dispatch)
 const wrapStream = (n) => new Stream(n, kStream)
 const kStream = Symbol('shmsock.Stream')
 
-function recvOptions(options) {
+// { timeout, signal } of recv/accept/connect, checked.
+function waitOptions(options) {
   const o = checkOptions(options, 'options')
-  return optionalTimeout(o, 'timeout')
+  return { timeout: optionalTimeout(o, 'timeout'), signal: checkSignal(o.signal) }
+}
+
+function recvTimeoutError() {
+  return makeError(codes.TIMEOUT, 'recv timed out: no message arrived; nothing was lost')
 }
 
 /**
@@ -352,17 +402,29 @@ class Stream {
     this._n = nativeStream
   }
 
-  /** Connects to endpoint `name` whose server key `options.serverKey` pins. */
+  /**
+   * Connects to endpoint `name` whose server key `options.serverKey` pins.
+   * `options.wait` (ms): keep trying while no server listens (like the CLI's
+   * `--wait`); `options.signal`: an AbortSignal.
+   */
   static connect(name, options) {
     checkName(name)
     const [keypair, opts] = nativeOptions(options, 'options')
+    const o = checkOptions(options, 'options')
+    const wait = optionalTimeout(o, 'wait')
+    const signal = checkSignal(o.signal)
+    if (signal && signal.aborted) return Promise.reject(abortError(signal))
     const op = newOp()
     try {
-      native.connect(op, name, keypair, opts)
+      native.connect(op, name, keypair, opts, wait)
     } catch (err) {
       return Promise.reject(fromNative(err))
     }
-    return track(op, null, wrapStream)
+    const cancel = (op) => {
+      native.cancelConnect(op)
+      return true
+    }
+    return track(op, null, wrapStream, signal ? { signal, cancel } : undefined)
   }
 
   /** Sends one message; resolves once it is in the ring (in order with earlier sends). */
@@ -384,17 +446,39 @@ class Stream {
     return callNative(() => this._n.trySend(buf))
   }
 
-  /** Receives the next message (`options.timeout` in ms overrides `recvTimeout`). */
+  /**
+   * Receives the next message. `options.timeout` (ms) overrides `recvTimeout`;
+   * `options.signal` aborts it. A receive that times out or is aborted takes no
+   * message: the next receive gets it.
+   */
   recv(options) {
-    const timeout = recvOptions(options)
+    return this._recv(undefined, options)
+  }
+
+  /**
+   * Receives the next message into `buffer` (a Buffer or Uint8Array) and
+   * resolves with its length. A message longer than the buffer rejects with
+   * SHMSOCK_BUFFER_TOO_SMALL and stays first in line.
+   */
+  recvInto(buffer, options) {
+    if (!(buffer instanceof Uint8Array)) throw typeError(`buffer must be a Buffer or a Uint8Array; received ${describe(buffer)}`)
+    return this._recv(toBuffer(buffer, 'buffer'), options)
+  }
+
+  _recv(into, options) {
+    const limit = waitOptions(options)
+    if (limit.signal && limit.signal.aborted) return Promise.reject(abortError(limit.signal))
+    const timeout = limit.timeout !== undefined ? limit.timeout : this._n.recvTimeout ?? undefined
     const op = newOp()
     let msg
     try {
-      msg = this._n.recv(op, timeout)
+      msg = this._n.recv(op, into)
     } catch (err) {
       return Promise.reject(fromNative(err))
     }
-    return msg != null ? Promise.resolve(msg) : track(op, this)
+    if (msg != null) return Promise.resolve(msg)
+    const cancel = (op) => this._n.cancelRecv(op)
+    return track(op, this, null, { timeout, timeoutError: recvTimeoutError, signal: limit.signal, cancel })
   }
 
   /** The next message if one is complete now, else null. Never waits. */
@@ -403,10 +487,15 @@ class Stream {
     return msg == null ? null : msg
   }
 
-  /** Closes the stream; pending receives and queued sends fail with SHMSOCK_CLOSED. Idempotent. */
+  /** Closes the stream; pending receives and waiting sends reject with SHMSOCK_CLOSED. Idempotent. */
   close() {
     const op = newOp()
     return this._n.close(op) ? Promise.resolve() : track(op, this)
+  }
+
+  /** `await using stream = await connect(...)` closes it at the end of the block. */
+  [asyncDispose]() {
+    return this.close()
   }
 
   /** Messages until the peer closes (or this side closes); other errors are thrown. */
@@ -421,6 +510,46 @@ class Stream {
       }
       yield msg
     }
+  }
+
+  /**
+   * A `stream.Duplex` over this connection, for `pipeline()`: each chunk
+   * written is sent as one message, each message received is pushed as one
+   * chunk (a byte-stream consumer may merge chunks: boundaries then are the
+   * consumer's business). Ending the writable side does nothing to the
+   * connection; the readable side ends when the peer closes; destroying the
+   * Duplex closes the stream.
+   */
+  toDuplex(options) {
+    const stream = this
+    let reading = false
+    return new Duplex({
+      ...checkOptions(options, 'options'),
+      read() {
+        if (reading) return
+        reading = true
+        const next = () => {
+          stream.recv().then(
+            (msg) => {
+              if (this.push(msg)) next()
+              else reading = false
+            },
+            (err) => {
+              reading = false
+              if (err.code === codes.PEER_CLOSED || err.code === codes.CLOSED) this.push(null)
+              else this.destroy(err)
+            }
+          )
+        }
+        next()
+      },
+      write(chunk, encoding, callback) {
+        stream.send(typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk).then(() => callback(), callback)
+      },
+      destroy(err, callback) {
+        stream.close().then(() => callback(err), () => callback(err))
+      },
+    })
   }
 
   get peerPublicKey() {
@@ -466,11 +595,24 @@ class Stream {
 
 // ------------------------------------------------------------------ Listener
 
+// Listeners not closed yet: closed when the process exits (process.exit
+// included), so no endpoint's socket file outlives its process.
+const openListeners = new Set()
+process.on('exit', () => {
+  for (const ref of openListeners) {
+    const n = ref.deref()
+    if (n) n.close()
+  }
+  openListeners.clear()
+})
+
 /** A bound endpoint that accepts clients. Create with `Listener.bind()` (or `listen()`). */
 class Listener {
   constructor(nativeListener, token) {
     if (token !== kStream) throw new TypeError('use Listener.bind() to get a Listener')
     this._n = nativeListener
+    this._ref = new WeakRef(nativeListener)
+    openListeners.add(this._ref)
   }
 
   /** Binds endpoint `name`; `options.keypair` (the server's identity) is required. */
@@ -481,21 +623,30 @@ class Listener {
     return new Listener(callNative(() => NativeListener.bind(name, keypair, opts)), kStream)
   }
 
-  /** The next client that completes the handshake (`options.timeout` in ms). */
+  /** The next client that completes the handshake (`options.timeout` in ms, `options.signal`). */
   accept(options) {
-    const timeout = recvOptions(options)
+    const limit = waitOptions(options)
+    if (limit.signal && limit.signal.aborted) return Promise.reject(abortError(limit.signal))
     const op = newOp()
     try {
-      this._n.accept(op, timeout)
+      this._n.accept(op)
     } catch (err) {
       return Promise.reject(fromNative(err))
     }
-    return track(op, this, wrapStream)
+    const timeoutError = () => makeError(codes.TIMEOUT, 'accept timed out: no client connected')
+    const cancel = (op) => this._n.cancelAccept(op)
+    return track(op, this, wrapStream, { timeout: limit.timeout, timeoutError, signal: limit.signal, cancel })
   }
 
   /** Removes the endpoint; pending accepts fail with SHMSOCK_CLOSED. Accepted streams stay open. Idempotent. */
   close() {
+    openListeners.delete(this._ref)
     this._n.close()
+  }
+
+  /** `using listener = listen(...)` closes it at the end of the block. */
+  [dispose]() {
+    this.close()
   }
 
   /** Accepted streams until the listener is closed. */
@@ -568,11 +719,18 @@ class Connection extends EventEmitter {
     return this.stream.close()
   }
 
+  [asyncDispose]() {
+    return this.close()
+  }
+
   get peerPublicKey() {
     return this.stream.peerPublicKey
   }
   get peerPublicKeyText() {
     return this.stream.peerPublicKeyText
+  }
+  get peerFingerprint() {
+    return this.stream.peerFingerprint
   }
   get peerCredentials() {
     return this.stream.peerCredentials
@@ -646,6 +804,8 @@ class Server extends EventEmitter {
     const [keypair, opts] = this._options
     const listener = callNative(() => NativeListener.bind(name, keypair, opts))
     this._listener = listener
+    this._ref = new WeakRef(listener)
+    openListeners.add(this._ref)
     servers.set(listener.id, this)
     retain()
     callNative(() => listener.serve())
@@ -669,10 +829,16 @@ class Server extends EventEmitter {
     return !!this._listener && !this._listener.closed
   }
 
+  /** `await using server = createServer(...)` closes it at the end of the block. */
+  [asyncDispose]() {
+    return this.close()
+  }
+
   /** Stops accepting and closes every connection (each gets 'close'). Idempotent. */
   async close() {
     const listener = this._listener
     if (!listener || listener.closed) return
+    openListeners.delete(this._ref)
     listener.close()
     servers.delete(listener.id)
     try {
@@ -761,6 +927,10 @@ class Client extends EventEmitter {
   /** Closes the connection ('close' follows). Idempotent. */
   close() {
     return this.stream.close()
+  }
+
+  [asyncDispose]() {
+    return this.close()
   }
 
   get serverPublicKey() {
@@ -862,8 +1032,6 @@ Object.defineProperty(module.exports, '_internals', {
   value: {
     liveStreams: native.liveStreams,
     liveListeners: native.liveListeners,
-    reactorStarted: native.reactorStarted,
-    reactorLoad: native.reactorLoad,
     active: () => active,
     pending: () => pending.size,
   },

@@ -46,11 +46,10 @@ export declare class NativeListener {
   get publicKey(): Buffer
   /** How many clients failed the handshake so far. */
   get rejectedCount(): number
-  /**
-   * Accepts the next client that completes the handshake; completes `op`
-   * (`timeout` in ms, null: no limit).
-   */
-  accept(op: number, timeout?: number | undefined | null): void
+  /** Accepts the next client that completes the handshake; completes `op`. */
+  accept(op: number): void
+  /** Cancels a pending accept (timeout, abort); false if it completed. */
+  cancelAccept(op: number): boolean
   /** Accepts every client from now on, as CONNECTION / REJECTED events (Server). */
   serve(): void
   /**
@@ -64,35 +63,40 @@ export declare class NativeListener {
 
 /** Internal: one connection (wrapped by the JavaScript `Stream` class). */
 export declare class NativeStream {
-  /** The stream's id (its token in the reactor; unique in the process). */
+  /** The stream's id (unique in the process). */
   get id(): number
   /**
-   * Receives a message: returns it if one is complete now, else returns
-   * null and completes `op` later (`timeout` in ms; null: the stream's default).
+   * Receives a message: returns it if one is there now, else returns null
+   * and completes `op` later. With `into`, the message is copied into it
+   * and its length returned (BufferTooSmall keeps the message).
    */
-  recv(op: number, timeout?: number | undefined | null): Buffer | null
+  recv(op: number, into?: Buffer | undefined | null): Buffer | number | null
+  /** Cancels a pending receive; false if it already completed. */
+  cancelRecv(op: number): boolean
   /** Receives a message if one is complete now, else returns null. Never waits. */
   tryRecv(): Buffer | null
   /**
-   * Sends a message: returns true if it was sent now, else false and
-   * completes `op` once it is sent (in order with earlier sends).
+   * Sends a message: returns true if it is in the ring now, else false and
+   * completes `op` once it is (in order with earlier sends).
    */
   send(op: number, data: Buffer): boolean
   /**
-   * Sends a message only if it fits in the ring now and nothing is queued
-   * before it; returns false otherwise (nothing was sent).
+   * Sends a message only if all of it fits in the ring now and no send
+   * waits; returns false otherwise (nothing was sent).
    */
   trySend(data: Buffer): boolean
   /** Delivers every message as a DATA event from now on (Server/Client). */
   startFlowing(): void
   /**
-   * Closes the stream: pending receives and queued sends fail with
+   * Closes the stream: pending receives and waiting sends fail with
    * SHMSOCK_CLOSED, the peer gets every message sent before and then a
    * clean close. Returns true when already done, else completes `op`.
    */
   close(op: number): boolean
   /** True once closed by this side. */
   get closed(): boolean
+  /** The default receive timeout in milliseconds (null: none). */
+  get recvTimeout(): number | null
   /** The peer's public key (32 bytes), proven by the handshake. */
   get peerPublicKey(): Buffer
   /** This side's public key (32 bytes). */
@@ -115,11 +119,14 @@ export declare class NativeStream {
   get role(): string
 }
 
+/** The caller of connect `op` gave up (its promise was rejected already). */
+export declare function cancelConnect(op: number): void
+
 /**
- * Connects to endpoint `name` on a short-lived thread (the handshake waits for
- * the server, up to the handshake timeout) and completes `op` with the stream.
+ * Connects to endpoint `name` and completes `op` with the stream; `wait` (ms):
+ * how long to keep trying while no server listens.
  */
-export declare function connect(op: number, name: string, keypair?: NativeKeypair | undefined | null, options?: NativeOptions | undefined | null): void
+export declare function connect(op: number, name: string, keypair?: JsKeypair | undefined | null, options?: NativeOptions | undefined | null, wait?: number | undefined | null): void
 
 /** Every stable error code, `SHMSOCK_` + the core's error kind name. */
 export declare function errorCodes(): Array<string>
@@ -185,15 +192,9 @@ export interface PeerCredentials {
 /** The text form (`shmsock-pk:...`) of a 32-byte public key. */
 export declare function publicKeyText(key: Buffer): string
 
-/** How many streams and listeners the reactor is serving now (for tests). */
-export declare function reactorLoad(): number
-
-/** Whether the reactor thread was started (for tests: it is lazy). */
-export declare function reactorStarted(): boolean
-
 /**
- * Keeps Node's event loop alive (true) or lets it exit (false) while the
- * reactor may still post events. The JavaScript layer calls it when its count
+ * Keeps Node's event loop alive (true) or lets it exit (false) while another
+ * thread may still post results. The JavaScript layer calls it when its count
  * of pending operations and open Server/Client objects leaves or reaches 0.
  */
 export declare function setActive(active: boolean): void

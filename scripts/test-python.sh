@@ -7,7 +7,8 @@
 #   2. builds and installs the package with `pip install ./bindings-python`
 #      (maturin is the declared build backend; cargo builds in the workspace's
 #      target directory, so the core and libsodium are built once);
-#   3. checks that the committed stubs match the built module;
+#   3. checks that the committed stubs match the built module
+#      (python -m mypy.stubtest shmsock);
 #   4. runs mypy --strict on the examples, the package's typed sources and
 #      tests/interop (the matrix, the demo and the Python agent);
 #   5. runs pytest on bindings-python/tests (every test bounded in time).
@@ -38,8 +39,8 @@ rm -f "$repo"/bindings-python/python/shmsock/_shmsock*.so
 "$venv/bin/python" -m pip install --force-reinstall --no-deps ./bindings-python
 "$venv/bin/python" -c 'import shmsock, sys; print("installed shmsock", shmsock.__version__, "from", shmsock.__file__)'
 
-step "stubs match the module"
-"$venv/bin/python" bindings-python/tools/check_stubs.py
+step "stubs match the module (stubtest)"
+(cd "$repo/bindings-python" && "$venv/bin/python" -m mypy.stubtest shmsock)
 
 step "mypy --strict (examples, package, interop scripts and agent)"
 "$venv/bin/mypy" --strict --cache-dir=/dev/null examples/python

@@ -1,13 +1,14 @@
-// Node round-trip latency (64 B) and throughput (1 MiB messages) of shmsock,
-// against a `net` Unix-socket pair in Node, in one launch; prints ratios.
+// Node round-trip latency (64 B) and throughput (64 KiB and 1 MiB messages) of
+// shmsock against a `net` Unix-socket pair in Node, in one launch, for both
+// placements (the two processes pinned to two cores, then both to one core,
+// with taskset); prints ratios.
 //
-//   node bench/bench.mjs [--quick]
+//   node bench/bench.mjs [--quick] [--placement both|two|one|none]
 //
 // The peer is a second node process (this file with --peer), as in real use.
-// Figures vary with the machine and the placement of the two processes (waking
-// a sleeping process costs 4 to 30+ us one way here): read the ratios, which
-// compare runs made in the same launch.
-import { spawn } from 'node:child_process'
+// Figures vary with the machine and its load: read the ratios, which compare
+// runs made in the same launch.
+import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -17,10 +18,20 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const shm = createRequire(import.meta.url)('..')
+const self = fileURLToPath(import.meta.url)
 const quick = process.argv.includes('--quick')
 const ROUND_TRIPS = quick ? 2000 : 20000
-const BIG = 1 << 20
-const BIG_COUNT = quick ? 100 : 1000
+// Throughput runs: [message size, count].
+const SIZES = [
+  [64 << 10, quick ? 1000 : 8000],
+  [1 << 20, quick ? 100 : 800],
+]
+const total = (size, count) => size * count
+
+function arg(name, fallback) {
+  const i = process.argv.indexOf(name)
+  return i >= 0 ? process.argv[i + 1] : fallback
+}
 
 // ------------------------------------------------------------------ peer side
 
@@ -29,15 +40,16 @@ async function peer(kind, where, key) {
     const keypair = shm.Keypair.fromSecretKey(Buffer.from(key, 'hex'))
     const listener = shm.Listener.bind(where, { keypair })
     console.log('ready')
-    for (const mode of ['echo', 'sink']) {
+    for (const mode of ['echo', ...SIZES.map(() => 'sink')]) {
       const stream = await listener.accept()
       if (mode === 'echo') {
         for await (const m of stream) await stream.send(m)
       } else {
+        const want = Number(String(await stream.recv()))
         let bytes = 0
         for await (const m of stream) {
           bytes += m.length
-          if (bytes >= BIG * BIG_COUNT) await stream.send('done')
+          if (bytes >= want) await stream.send('done')
         }
       }
       await stream.close()
@@ -50,10 +62,11 @@ async function peer(kind, where, key) {
         if (mode === 'echo') {
           socket.on('data', (d) => socket.write(d))
         } else {
+          const want = Number(mode.slice('sink '.length))
           let bytes = 0
           socket.on('data', (d) => {
             bytes += d.length
-            if (bytes >= BIG * BIG_COUNT) socket.write('done')
+            if (bytes >= want) socket.write('done')
           })
         }
       })
@@ -62,7 +75,7 @@ async function peer(kind, where, key) {
     let connections = 0
     server.on('connection', (s) =>
       s.on('close', () => {
-        if (++connections === 2) server.close()
+        if (++connections === 1 + SIZES.length) server.close()
       })
     )
   }
@@ -70,10 +83,10 @@ async function peer(kind, where, key) {
 
 // ---------------------------------------------------------------- measuring
 
-function startPeer(kind, where, key) {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--peer', kind, where, key, ...(quick ? ['--quick'] : [])], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
+function startPeer(kind, where, key, cpu) {
+  const args = [self, '--peer', kind, where, key, ...(quick ? ['--quick'] : [])]
+  const [cmd, argv] = cpu === '-' ? [process.execPath, args] : ['taskset', ['-c', cpu, process.execPath, ...args]]
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] })
   return new Promise((resolve, reject) => {
     child.stdout.once('data', () => resolve(child))
     child.once('exit', (code) => reject(new Error(`${kind} peer exited with ${code}`)))
@@ -99,14 +112,14 @@ async function latency(roundTrip) {
   return median(batches)
 }
 
-async function benchShmsock(dir) {
+async function benchShmsock(cpu) {
   const keypair = shm.Keypair.generate()
   // The peer needs the secret: this benchmark makes a throwaway key.
   const secret = Buffer.alloc(32)
   for (let i = 0; i < 32; i++) secret[i] = Math.floor(Math.random() * 256)
   const serverKeypair = shm.Keypair.fromSecretKey(secret)
   const name = `bench-${process.pid}`
-  const child = await startPeer('shmsock', name, secret.toString('hex'))
+  const child = await startPeer('shmsock', name, secret.toString('hex'), cpu)
   const opts = { serverKey: serverKeypair.publicKey, keypair }
 
   const echo = await shm.Stream.connect(name, opts)
@@ -116,20 +129,26 @@ async function benchShmsock(dir) {
   })
   await echo.close()
 
-  const sink = await shm.Stream.connect(name, opts)
-  const big = Buffer.alloc(BIG, 0x62)
-  const t = process.hrtime.bigint()
-  for (let i = 0; i < BIG_COUNT; i++) await sink.send(big)
-  await sink.recv()
-  const seconds = Number(process.hrtime.bigint() - t) / 1e9
-  await sink.close()
+  const rates = []
+  let cipher
+  for (const [size, count] of SIZES) {
+    const sink = await shm.Stream.connect(name, opts)
+    cipher = sink.cipher
+    await sink.send(String(total(size, count)))
+    const big = Buffer.alloc(size, 0x62)
+    const t = process.hrtime.bigint()
+    for (let i = 0; i < count; i++) await sink.send(big)
+    await sink.recv()
+    rates.push(total(size, count) / 2 ** 20 / (Number(process.hrtime.bigint() - t) / 1e9))
+    await sink.close()
+  }
   await once(child, 'exit')
-  return { rtt, mibps: BIG_COUNT / seconds, cipher: sink.cipher, ring: sink.ringSize }
+  return { rtt, rates, cipher }
 }
 
-async function benchNet(dir) {
+async function benchNet(dir, cpu) {
   const path = join(dir, 'net.sock')
-  const child = await startPeer('net', path, '-')
+  const child = await startPeer('net', path, '-', cpu)
   const connect = async (mode) => {
     const socket = net.createConnection(path)
     await once(socket, 'connect')
@@ -161,39 +180,69 @@ async function benchNet(dir) {
   )
   echo.end()
 
-  const sink = await connect('sink')
-  const big = Buffer.alloc(BIG, 0x62)
-  const done = once(sink, 'data')
-  const t = process.hrtime.bigint()
-  for (let i = 0; i < BIG_COUNT; i++) {
-    if (!sink.write(big)) await once(sink, 'drain')
+  const rates = []
+  for (const [size, count] of SIZES) {
+    const sink = await connect(`sink ${total(size, count)}`)
+    const big = Buffer.alloc(size, 0x62)
+    const done = once(sink, 'data')
+    const t = process.hrtime.bigint()
+    for (let i = 0; i < count; i++) {
+      if (!sink.write(big)) await once(sink, 'drain')
+    }
+    await done
+    rates.push(total(size, count) / 2 ** 20 / (Number(process.hrtime.bigint() - t) / 1e9))
+    sink.end()
   }
-  await done
-  const seconds = Number(process.hrtime.bigint() - t) / 1e9
-  sink.end()
   await once(child, 'exit')
-  return { rtt, mibps: BIG_COUNT / seconds }
+  return { rtt, rates }
 }
 
-async function main() {
+// One placement, in this (already pinned) process: prints one JSON line.
+async function runOne(peerCpu) {
   const dir = mkdtempSync(join(tmpdir(), 'shmsock-bench-'))
   chmodSync(dir, 0o700)
   process.env.SHMSOCK_RUNTIME_DIR = dir
   try {
-    const n = await benchNet(dir)
-    const s = await benchShmsock(dir)
-    const f = (x) => x.toFixed(1).padStart(8)
-    console.log(`shmsock ${shm.version}, node ${process.version}, ${s.cipher}, ring ${s.ring >> 10} KiB; peer in a second node process, unpinned`)
-    console.log(`                         shmsock   net (unix)   ratio`)
-    console.log(`round trip 64 B (us)  ${f(s.rtt)}    ${f(n.rtt)}   ${(n.rtt / s.rtt).toFixed(2)}x faster`)
-    console.log(`throughput 1 MiB (MiB/s)${f(s.mibps)}  ${f(n.mibps)}     ${(s.mibps / n.mibps).toFixed(2)}x`)
+    const n = await benchNet(dir, peerCpu)
+    const s = await benchShmsock(peerCpu)
+    console.log(JSON.stringify({ net: n, shmsock: s }))
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
 }
 
+function main() {
+  const which = arg('--placement', 'both')
+  const canPin = spawnSync('taskset', ['-c', '0', 'true']).status === 0
+  const placements = []
+  if (canPin && (which === 'both' || which === 'two')) placements.push(['two cores', '0', '1'])
+  if (canPin && (which === 'both' || which === 'one')) placements.push(['one core', '0', '0'])
+  if (placements.length === 0) placements.push(['unpinned', '-', '-'])
+  console.log(`shmsock ${shm.version}, node ${process.version}; peer in a second node process; net = node:net over a Unix socket`)
+  console.log('placement  measure                    shmsock       net   shmsock vs net')
+  for (const [label, mine, theirs] of placements) {
+    const args = [self, '--run', theirs, ...(quick ? ['--quick'] : [])]
+    const r =
+      mine === '-'
+        ? spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+        : spawnSync('taskset', ['-c', mine, process.execPath, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+    if (r.status !== 0) throw new Error(`the ${label} run failed`)
+    const { net: n, shmsock: s } = JSON.parse(r.stdout.trim().split('\n').pop())
+    const f = (x, unit) => `${x.toFixed(1)} ${unit}`.padStart(12)
+    console.log(`${label.padEnd(10)} 64 B round trip, median  ${f(s.rtt, 'us')}${f(n.rtt, 'us')}   ${(n.rtt / s.rtt).toFixed(2)}x faster`)
+    SIZES.forEach(([size], i) => {
+      const what = size >= 1 << 20 ? `${size >> 20} MiB` : `${size >> 10} KiB`
+      console.log(
+        `${label.padEnd(10)} ${what.padEnd(6)} throughput       ${f(s.rates[i], 'MiB/s')}${f(n.rates[i], 'MiB/s')}   ${(s.rates[i] / n.rates[i]).toFixed(2)}x`
+      )
+    })
+  }
+}
+
 if (process.argv[2] === '--peer') {
   await peer(process.argv[3], process.argv[4], process.argv[5])
+} else if (process.argv[2] === '--run') {
+  await runOne(process.argv[3])
 } else {
-  await main()
+  main()
 }

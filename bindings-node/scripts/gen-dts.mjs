@@ -112,7 +112,8 @@ for (const [name, decl] of declared) {
   for (const key of Reflect.ownKeys(cls.prototype)) {
     if (key === 'constructor') continue
     if (typeof key === 'symbol') {
-      if (key === Symbol.asyncIterator) runtime.add('[Symbol.asyncIterator]')
+      const known = { asyncIterator: Symbol.asyncIterator, asyncDispose: Symbol.asyncDispose, dispose: Symbol.dispose }
+      for (const [label, symbol] of Object.entries(known)) if (symbol && key === symbol) runtime.add(`[Symbol.${label}]`)
       continue
     }
     if (!key.startsWith('_')) runtime.add(key)

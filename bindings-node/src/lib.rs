@@ -2,22 +2,35 @@
 //! translated here; every piece of protocol lives in the core crate.
 //!
 //! The JavaScript layer (`index.js`) wraps these native classes into the public
-//! API (promises, async iterators, EventEmitters). One module per concept:
+//! API (promises, async iterators, EventEmitters). Everything waits on the
+//! JavaScript thread's own event loop (libuv poll handles on the connections'
+//! pollable fds); no native thread sits between a message and its promise.
+//! One module per concept:
 //! - [`keys`]: `Keypair`, public-key text forms and fingerprints;
 //! - [`options`]: options objects to core `Options`;
-//! - [`stream`]: `NativeStream` (receive, send, close, flowing mode);
-//! - [`listener`]: `NativeListener` (accept, serve) and `connect`;
-//! - [`reactor`]: the one reactor thread and the dispatch to JavaScript;
+//! - [`stream`]: one connection's receiving, sending and closing;
+//! - [`native_stream`]: `NativeStream`, its JavaScript class;
+//! - [`listener`]: `NativeListener` (accept, serve);
+//! - [`connect`]: `connect`, with its `wait` for a server to appear;
+//! - [`dispatch`]: the events handed to JavaScript, and the thread-safe
+//!   function for results of other threads (connects, handshakes, closes);
+//! - [`uv`]: libuv poll handles and delivery to JavaScript (the unsafe part);
 //! - [`errors`]: core errors as `Error`s with a `SHMSOCK_*` code.
 
 #![deny(clippy::all)]
+// napi-derive registers exported functions only outside `cfg(test)`: in the test
+// build (`cargo clippy --all-targets`) they look unused.
+#![cfg_attr(test, allow(dead_code))]
 
+mod connect;
+mod dispatch;
 mod errors;
 mod keys;
 mod listener;
+mod native_stream;
 mod options;
-mod reactor;
 mod stream;
+mod uv;
 
 use napi_derive::napi;
 

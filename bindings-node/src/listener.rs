@@ -1,16 +1,18 @@
 //! `NativeListener` and `connect`: accepting and connecting without blocking
 //! the event loop.
 //!
-//! The reactor watches a listener's fd while an `accept` is pending (or, for a
-//! Server, always), takes queued client sockets without waiting, and runs each
-//! handshake on a short-lived thread (a handshake waits for the client, up to
-//! the handshake timeout; a slow or hostile client must not stall the others,
-//! nor hold a thread of libuv's pool). Finished handshakes come back to the
-//! reactor, which completes the oldest pending accept, or emits a CONNECTION
-//! event for a Server.
+//! A libuv poll handle on the JavaScript thread watches a listener's fd while
+//! an `accept` is pending (or, for a Server, always); on readiness it takes
+//! queued client sockets without waiting and runs each handshake on a
+//! short-lived thread (a handshake waits for the client, up to the handshake
+//! timeout; a slow or hostile client must not stall the others, nor hold a
+//! thread of libuv's pool). A finished handshake comes back to the JavaScript
+//! thread as a job, which completes the oldest pending accept, or emits a
+//! CONNECTION event for a Server. Accept timeouts are the JavaScript layer's
+//! timers ([`NativeListener::cancel_accept`]).
 
 use std::collections::VecDeque;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,11 +20,12 @@ use std::time::{Duration, Instant};
 use napi_derive::napi;
 use shmsock::{Error as CoreError, ErrorKind, Listener, Stream};
 
+use crate::dispatch::{lock, post, Event};
 use crate::errors::{closed, js_error, to_js, Code};
 use crate::keys::JsKeypair;
-use crate::options::{millis, to_core, NativeOptions};
-use crate::reactor::{lock, post, reactor, Entity, Event, Interest};
+use crate::options::{to_core, NativeOptions};
 use crate::stream::{next_id, StreamShared};
+use crate::uv::{deliver, Poll, Ready};
 
 /// Handshakes that may run at once per listener; more clients wait in the
 /// kernel's backlog.
@@ -30,19 +33,16 @@ const MAX_HANDSHAKES: usize = 64;
 
 static LIVE_LISTENERS: AtomicU64 = AtomicU64::new(0);
 
-struct AcceptWaiter {
-    op: i64,
-    deadline: Option<Instant>,
-}
-
 #[derive(Default)]
 struct ListenerState {
     closed: bool,
     serving: bool,
-    waiters: VecDeque<AcceptWaiter>,
+    /// Pending accepts, oldest first.
+    waiters: VecDeque<i64>,
+    /// Finished handshakes no accept took yet.
     ready: VecDeque<Result<Stream, CoreError>>,
     handshakes: usize,
-    interest: Interest,
+    poll: Option<Poll>,
 }
 
 pub(crate) struct ListenerShared {
@@ -70,35 +70,34 @@ impl ListenerShared {
         !st.closed && st.handshakes < limit
     }
 
+    /// Watches the fd while clients are wanted (and keeps the process alive
+    /// then; a Server's own reference does that while it is open).
     fn refresh(self: &Arc<Self>, st: &mut ListenerState) {
-        let (Ok(reactor), Some(listener)) = (reactor(), self.listener()) else {
+        if st.closed {
             return;
-        };
+        }
         let watch = Self::wants_accept(st);
-        let wake_at = st.waiters.iter().filter_map(|w| w.deadline).min();
-        let entity = Entity::Listener(Arc::clone(self));
-        reactor.set_interest(&entity, listener.as_fd(), &mut st.interest, watch, wake_at);
+        if st.poll.is_none() {
+            if !watch {
+                return;
+            }
+            let Some(listener) = self.listener() else { return };
+            match Poll::new(listener.as_fd().as_raw_fd(), Arc::clone(self) as Arc<dyn Ready>) {
+                Ok(poll) => st.poll = Some(poll),
+                Err(_) => return,
+            }
+        }
+        if let Some(poll) = st.poll.as_mut() {
+            poll.set(watch, watch && !st.waiters.is_empty());
+        }
     }
 
     fn stream_of(&self, stream: Stream) -> Arc<StreamShared> {
         StreamShared::new(stream, self.recv_timeout)
     }
 
-    /// Called by the reactor when the fd fired, a deadline passed, or a
-    /// handshake finished.
-    pub(crate) fn service(self: &Arc<Self>, now: Instant, _ready: bool, events: &mut Vec<Event>) {
-        let mut st = lock(&self.st);
-        let mut i = 0;
-        while i < st.waiters.len() {
-            if st.waiters[i].deadline.is_some_and(|d| d <= now) {
-                let w = st.waiters.remove(i).expect("index in range");
-                let error = CoreError::new(ErrorKind::Timeout, "accept timed out: no client connected");
-                events.push(Event::Failed { op: w.op, error });
-            } else {
-                i += 1;
-            }
-        }
-        // Deliver finished handshakes.
+    /// Hands finished handshakes to the pending accepts (or the Server).
+    fn deliver_ready(&self, st: &mut ListenerState, events: &mut Vec<Event>) {
         while let Some(result) = st.ready.pop_front() {
             match result {
                 Ok(stream) => {
@@ -107,8 +106,8 @@ impl ListenerShared {
                     }
                     if st.serving {
                         events.push(Event::Connection { listener: self.id, stream: self.stream_of(stream) });
-                    } else if let Some(w) = st.waiters.pop_front() {
-                        events.push(Event::Stream { op: w.op, stream: self.stream_of(stream) });
+                    } else if let Some(op) = st.waiters.pop_front() {
+                        events.push(Event::Stream { op, stream: self.stream_of(stream) });
                     } else {
                         st.ready.push_front(Ok(stream));
                         break;
@@ -123,43 +122,72 @@ impl ListenerShared {
                 }
             }
         }
-        // Take new clients while someone waits for them.
-        if let Some(listener) = self.listener() {
-            while Self::wants_accept(&st) {
-                match listener.accept_pending(Some(Instant::now())) {
-                    Ok(pending) => {
-                        st.handshakes += 1;
-                        let shared = Arc::clone(self);
-                        let listener = Arc::clone(&listener);
-                        let spawned = std::thread::Builder::new().name("shmsock-handshake".into()).spawn(move || {
-                            let result = listener.handshake(pending);
-                            drop(listener);
-                            let mut st = lock(&shared.st);
-                            st.handshakes -= 1;
-                            st.ready.push_back(result);
-                            drop(st);
-                            if let Ok(reactor) = reactor() {
-                                reactor.kick(Entity::Listener(shared));
-                            }
-                        });
-                        if spawned.is_err() {
-                            // Dropping the client's socket refuses it.
-                            st.handshakes -= 1;
-                            break;
-                        }
-                    }
-                    Err(e) if e.kind() == ErrorKind::Timeout => break,
-                    Err(error) => {
-                        if st.serving {
-                            events.push(Event::Rejected { listener: self.id, error });
-                        } else if let Some(w) = st.waiters.pop_front() {
-                            events.push(Event::Failed { op: w.op, error });
-                        }
+    }
+
+    /// Takes the clients queued on the socket while someone wants them, each
+    /// handshake on its own short-lived thread.
+    fn take_clients(self: &Arc<Self>, st: &mut ListenerState, events: &mut Vec<Event>) {
+        let Some(listener) = self.listener() else { return };
+        while Self::wants_accept(st) {
+            match listener.accept_pending(Some(Instant::now())) {
+                Ok(pending) => {
+                    st.handshakes += 1;
+                    let shared = Arc::clone(self);
+                    let listener = Arc::clone(&listener);
+                    let spawned = std::thread::Builder::new().name("shmsock-handshake".into()).spawn(move || {
+                        let result = listener.handshake(pending);
+                        drop(listener);
+                        post(Box::new(move |events: &mut Vec<Event>| shared.handshake_done(result, events)));
+                    });
+                    if spawned.is_err() {
+                        // Dropping the client's socket refuses it.
+                        st.handshakes -= 1;
                         break;
                     }
                 }
+                Err(e) if e.kind() == ErrorKind::Timeout => break,
+                Err(error) => {
+                    if st.serving {
+                        events.push(Event::Rejected { listener: self.id, error });
+                    } else if let Some(op) = st.waiters.pop_front() {
+                        events.push(Event::Failed { op, error });
+                    }
+                    break;
+                }
             }
         }
+    }
+
+    /// A handshake thread finished (on the JavaScript thread).
+    fn handshake_done(self: &Arc<Self>, result: Result<Stream, CoreError>, events: &mut Vec<Event>) {
+        let mut st = lock(&self.st);
+        st.handshakes -= 1;
+        st.ready.push_back(result);
+        self.deliver_ready(&mut st, events);
+        if !st.closed {
+            self.take_clients(&mut st, events);
+            self.refresh(&mut st);
+        }
+    }
+
+    /// Cancels a pending accept (timeout, abort); false if it completed.
+    fn cancel(self: &Arc<Self>, op: i64) -> bool {
+        let mut st = lock(&self.st);
+        let before = st.waiters.len();
+        st.waiters.retain(|w| *w != op);
+        let cancelled = st.waiters.len() != before;
+        self.refresh(&mut st);
+        cancelled
+    }
+}
+
+impl Ready for ListenerShared {
+    fn ready(self: Arc<Self>, events: &mut Vec<Event>) {
+        let mut st = lock(&self.st);
+        if st.closed {
+            return;
+        }
+        self.take_clients(&mut st, events);
         self.refresh(&mut st);
     }
 }
@@ -187,16 +215,18 @@ impl NativeListener {
         }
         st.closed = true;
         let mut events = Vec::new();
-        for w in st.waiters.drain(..) {
-            events.push(Event::Failed { op: w.op, error: closed("listener") });
+        for op in st.waiters.drain(..) {
+            events.push(Event::Failed { op, error: closed("listener") });
         }
         st.ready.clear();
-        s.refresh(&mut st);
-        // Removing it from the epoll set needs the fd: drop the listener last.
+        // Stop watching before the fd is closed: drop the listener last.
+        if let Some(poll) = st.poll.take() {
+            poll.close();
+        }
         let listener = lock(&s.listener).take();
         drop(st);
         drop(listener);
-        post(events);
+        deliver(events);
     }
 }
 
@@ -247,13 +277,10 @@ impl NativeListener {
         self.inner.listener().map_or(0.0, |l| l.rejected_count() as f64)
     }
 
-    /// Accepts the next client that completes the handshake; completes `op`
-    /// (`timeout` in ms, null: no limit).
+    /// Accepts the next client that completes the handshake; completes `op`.
     #[napi]
-    pub fn accept(&self, op: i64, timeout: Option<f64>) -> napi::Result<(), Code> {
+    pub fn accept(&self, op: i64) -> napi::Result<(), Code> {
         let s = &self.inner;
-        let reactor = reactor().map_err(to_js)?;
-        let timeout = timeout.map(|ms| millis(ms, "timeout")).transpose()?;
         let mut st = lock(&s.st);
         if st.closed {
             return Err(to_js(closed("listener")));
@@ -261,24 +288,37 @@ impl NativeListener {
         if st.serving {
             return Err(js_error(ErrorKind::InvalidArgument, "this listener is serving a Server; it has no accept()"));
         }
-        st.waiters.push_back(AcceptWaiter { op, deadline: timeout.map(|t| Instant::now() + t) });
+        st.waiters.push_back(op);
+        let mut events = Vec::new();
+        s.deliver_ready(&mut st, &mut events);
+        s.take_clients(&mut st, &mut events);
+        s.refresh(&mut st);
         drop(st);
-        reactor.kick(Entity::Listener(Arc::clone(s)));
+        deliver(events);
         Ok(())
+    }
+
+    /// Cancels a pending accept (timeout, abort); false if it completed.
+    #[napi]
+    pub fn cancel_accept(&self, op: i64) -> bool {
+        self.inner.cancel(op)
     }
 
     /// Accepts every client from now on, as CONNECTION / REJECTED events (Server).
     #[napi]
     pub fn serve(&self) -> napi::Result<(), Code> {
         let s = &self.inner;
-        let reactor = reactor().map_err(to_js)?;
         let mut st = lock(&s.st);
         if st.closed {
             return Err(to_js(closed("listener")));
         }
         st.serving = true;
+        let mut events = Vec::new();
+        s.deliver_ready(&mut st, &mut events);
+        s.take_clients(&mut st, &mut events);
+        s.refresh(&mut st);
         drop(st);
-        reactor.kick(Entity::Listener(Arc::clone(s)));
+        deliver(events);
         Ok(())
     }
 
@@ -294,29 +334,6 @@ impl NativeListener {
     pub fn closed(&self) -> bool {
         lock(&self.inner.st).closed
     }
-}
-
-/// Connects to endpoint `name` on a short-lived thread (the handshake waits for
-/// the server, up to the handshake timeout) and completes `op` with the stream.
-#[napi]
-pub fn connect(
-    op: i64,
-    name: String,
-    keypair: Option<&JsKeypair>,
-    options: Option<NativeOptions>,
-) -> napi::Result<(), Code> {
-    let (options, recv_timeout) = to_core(keypair, options)?;
-    std::thread::Builder::new()
-        .name("shmsock-connect".into())
-        .spawn(move || {
-            let event = match Stream::connect(&name, &options) {
-                Ok(stream) => Event::Stream { op, stream: StreamShared::new(stream, recv_timeout) },
-                Err(error) => Event::Failed { op, error },
-            };
-            post(vec![event]);
-        })
-        .map_err(|e| to_js(CoreError::io("starting a connect thread", e)))?;
-    Ok(())
 }
 
 /// How many listeners are alive in this process (for tests).

@@ -1,78 +1,103 @@
-//! `NativeStream`: one connection, driven without blocking the event loop.
+//! `StreamShared`: one connection driven from the JavaScript thread.
 //!
-//! Receiving: a `recv` first tries `try_recv` on the JavaScript thread (a
-//! message already in the ring is returned at once); otherwise it becomes a
-//! pending receive that the reactor completes when the pollable fd fires.
-//! A *flowing* stream (a Server's connection, a Client) is received from
-//! continuously by the reactor, with at most [`CREDITS`] messages handed to
-//! JavaScript and not yet delivered, so a slow handler slows the peer down
-//! (the ring fills) instead of growing memory.
+//! Waiting: once a stream is used, a libuv poll handle ([`Poll`]) watches its
+//! pollable fd for the stream's whole life, on the JavaScript thread's own
+//! event loop. When the fd is readable, [`ready`](StreamShared::ready) runs
+//! `try_recv` until WouldBlock and hands the messages to the pending receives
+//! (or, on a Server's or Client's *flowing* stream, to the handler) in the same
+//! turn: one thread wake-up per message, and no `epoll_ctl` per message. A
+//! message that arrives while nobody waits is read ahead into a small bounded
+//! queue (that consumes the wake-up, so the fd does not stay readable); when
+//! the queue is full the fd is no longer watched until a receive takes some.
+//! The handle keeps the process alive only while something is pending.
 //!
-//! Sending: `try_send` on the JavaScript thread when nothing is queued. When
-//! the ring is full the message is queued and sent by the stream's writer
-//! thread with a blocking `send` (see the README, "Threads": the core has no
-//! resumable non-blocking send that signals ring space on the pollable fd).
-//! While a writer sleeps in `send` it owns the connection's wake-ups, so the
-//! reactor then polls the stream's receive side every 0.5 ms instead of
-//! draining the fd (draining could swallow the writer's wake-up).
+//! Sending: `send_resumable` on the JavaScript thread. What does not fit now
+//! waits in order in `sends` and is resumed when the fd reports freed space.
+//!
+//! One fd carries both directions' wake-ups, and a WouldBlock from either
+//! side consumes all pending wake-ups. So after the receive side consumed them,
+//! waiting sends are retried, and after a send consumed them, the receive side
+//! is looked at once more without consuming anything (`recv_timeout(0)`):
+//! neither direction can sleep through the other's wake-up.
+//!
+//! Timeouts and aborts of receives are the JavaScript layer's timers, which
+//! call [`cancel_recv`](StreamShared::cancel_recv): a receive is either
+//! completed with a message or cancelled, never both, so none is lost.
 
 use std::collections::VecDeque;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::Buffer;
-use napi_derive::napi;
-use shmsock::{Error as CoreError, ErrorKind, Role, Stream};
+use shmsock::{Error as CoreError, ErrorKind, SendProgress, Stream};
 
-use crate::errors::{closed, js_error, to_js, Code};
-use crate::options::millis;
-use crate::reactor::{lock, post, reactor, Entity, Event, Interest, POLL_INTERVAL};
+use crate::dispatch::{lock, post, Event};
+use crate::errors::closed;
+use crate::uv::{deliver, Poll, Ready};
 
-/// Messages of a flowing stream handed to JavaScript and not yet delivered.
-const CREDITS: u32 = 64;
+/// Messages read ahead while nobody waits, at most...
+const AHEAD_MESSAGES: usize = 64;
+/// ...and bytes (one message of any size is always taken).
+const AHEAD_BYTES: usize = 1 << 20;
+/// How long a receive looks at the ring before it sleeps on the fd.
+const SPIN: Duration = Duration::from_micros(30);
+/// Spins in a row that found nothing before receives stop spinning...
+const SPIN_GIVE_UP: u32 = 8;
+/// ...and how often one spins again after that.
+const SPIN_RETRY_EVERY: u32 = 64;
+/// Messages handed to a flowing stream's handler per turn of the event loop
+/// before others get a turn (the fd stays readable, so libuv comes back).
+const FLOW_BATCH: usize = 64;
 
 static NEXT_ID: AtomicI64 = AtomicI64::new(1);
 static LIVE_STREAMS: AtomicU64 = AtomicU64::new(0);
 
-/// A new id for a stream or listener (also its reactor token).
+/// A new id for a stream or listener (unique in the process).
 pub(crate) fn next_id() -> i64 {
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
 }
 
-struct RecvWaiter {
-    op: i64,
-    deadline: Option<Instant>,
+/// How many streams are alive in this process.
+pub(crate) fn live_streams() -> u64 {
+    LIVE_STREAMS.load(Ordering::Relaxed)
+}
+
+/// A pending receive: `into` for `recvInto`.
+pub(crate) struct RecvWaiter {
+    pub(crate) op: i64,
+    pub(crate) into: Option<Buffer>,
 }
 
 #[derive(Default)]
-struct StreamState {
-    closed: bool,
+pub(crate) struct StreamState {
+    pub(crate) closed: bool,
     waiters: VecDeque<RecvWaiter>,
+    ahead: VecDeque<Vec<u8>>,
+    ahead_bytes: usize,
+    /// Why the receive side ended (reported once `ahead` is empty).
+    ended: Option<CoreError>,
     flowing: bool,
-    ended: bool,
-    credits: u32,
-    queue: VecDeque<(i64, Buffer)>,
-    /// A writer thread sends the queue (and owns the connection's wake-ups).
-    writer: bool,
-    /// A writer thread that emptied the queue waits a little for more.
-    writer_idle: bool,
-    interest: Interest,
+    /// A flowing stream's END event was sent.
+    flow_ended: bool,
+    /// Sends waiting for ring space, oldest first; the first may be partly sent.
+    sends: VecDeque<(i64, Buffer)>,
+    /// Spins in a row before a receive that found nothing, and spins skipped
+    /// since (see `spin`).
+    spin_failures: u32,
+    spins_skipped: u32,
+    poll: Option<Poll>,
 }
 
-/// The stream and its binding state, shared by the JavaScript object, the
-/// reactor and the writer thread.
+/// The stream and its binding state, shared by the JavaScript object and the
+/// poll handle (and, for a close, a short-lived thread).
 pub(crate) struct StreamShared {
     pub(crate) id: i64,
-    stream: Stream,
-    recv_timeout: Option<Duration>,
-    st: Mutex<StreamState>,
-    more_to_write: Condvar,
+    pub(crate) stream: Stream,
+    pub(crate) recv_timeout: Option<Duration>,
+    pub(crate) st: Mutex<StreamState>,
 }
-
-/// How long a writer thread that emptied its queue waits for more before it
-/// exits (a sender awaiting each large message hands it the next one).
-const WRITER_LINGER: Duration = Duration::from_millis(5);
 
 impl Drop for StreamShared {
     fn drop(&mut self) {
@@ -81,173 +106,382 @@ impl Drop for StreamShared {
 }
 
 fn would_block(e: &CoreError) -> bool {
-    matches!(e.kind(), ErrorKind::WouldBlock)
+    e.kind() == ErrorKind::WouldBlock
+}
+
+impl Ready for StreamShared {
+    fn ready(self: Arc<Self>, events: &mut Vec<Event>) {
+        let mut st = lock(&self.st);
+        if st.closed {
+            return;
+        }
+        self.pump(&mut st, events, true);
+        self.update_poll(&mut st);
+    }
 }
 
 impl StreamShared {
     pub(crate) fn new(stream: Stream, recv_timeout: Option<Duration>) -> Arc<StreamShared> {
         LIVE_STREAMS.fetch_add(1, Ordering::Relaxed);
-        Arc::new(StreamShared {
-            id: next_id(),
-            stream,
-            recv_timeout,
-            st: Mutex::new(StreamState::default()),
-            more_to_write: Condvar::new(),
-        })
+        Arc::new(StreamShared { id: next_id(), stream, recv_timeout, st: Mutex::new(StreamState::default()) })
     }
 
-    /// One message if one is complete now; WouldBlock otherwise.
-    fn recv_now(&self, writer: bool) -> Result<Vec<u8>, CoreError> {
-        if writer {
-            // A writer thread sleeps in `send` and drains the wake-ups itself:
-            // look at the ring without touching the socket.
-            self.stream.recv_timeout(Some(Duration::ZERO)).map_err(|e| match e.kind() {
-                ErrorKind::Timeout => CoreError::new(ErrorKind::WouldBlock, "no complete message yet"),
-                _ => e,
-            })
-        } else {
-            self.stream.try_recv()
+    /// Room for a message just received: someone waits for it, or the
+    /// read-ahead queue is not full (while sends wait, always: the fd must be
+    /// drained for their wake-ups to be seen).
+    fn has_room(st: &StreamState) -> bool {
+        st.flowing
+            || !st.waiters.is_empty()
+            || !st.sends.is_empty()
+            || (st.ahead.len() < AHEAD_MESSAGES && st.ahead_bytes < AHEAD_BYTES)
+    }
+
+    /// Hands `message` to the oldest waiter, the handler, or the queue.
+    fn take(&self, st: &mut StreamState, message: Vec<u8>, events: &mut Vec<Event>) {
+        if st.flowing {
+            events.push(Event::Data { id: self.id, data: message });
+            return;
         }
-    }
-
-    fn wants_recv(st: &StreamState) -> bool {
-        !st.closed && (!st.waiters.is_empty() || (st.flowing && !st.ended && st.credits > 0))
-    }
-
-    /// Receives what is there for the waiting receivers / the flowing handler.
-    fn pump(self: &Arc<Self>, st: &mut StreamState, events: &mut Vec<Event>) {
-        while Self::wants_recv(st) {
-            match self.recv_now(st.writer) {
-                Ok(data) => match st.waiters.pop_front() {
-                    Some(w) => events.push(Event::Recv { op: w.op, data }),
-                    None => {
-                        st.credits -= 1;
-                        events.push(Event::Data { stream: Arc::clone(self), data });
-                    }
-                },
-                Err(e) if would_block(&e) => break,
-                Err(e) => {
-                    for w in st.waiters.drain(..) {
-                        events.push(Event::Failed { op: w.op, error: e.clone() });
-                    }
-                    if st.flowing && !st.ended {
-                        st.ended = true;
-                        let error = (e.kind() != ErrorKind::PeerClosed).then_some(e);
-                        events.push(Event::End { id: self.id, error });
-                    }
-                    break;
+        match st.waiters.pop_front() {
+            Some(RecvWaiter { op, into: None }) => events.push(Event::Recv { op, data: message }),
+            Some(RecvWaiter { op, into: Some(mut buffer) }) => {
+                if message.len() <= buffer.len() {
+                    buffer[..message.len()].copy_from_slice(&message);
+                    events.push(Event::RecvInto { op, len: message.len() as u32 });
+                } else {
+                    // The message stays first in line for the next receive.
+                    let error = CoreError::buffer_too_small(message.len(), buffer.len());
+                    events.push(Event::Failed { op, error });
+                    st.ahead_bytes += message.len();
+                    st.ahead.push_front(message);
                 }
             }
-        }
-    }
-
-    /// Tells the reactor what this stream needs now. A stream that stops
-    /// wanting its fd stays in the epoll set until the fd fires with nothing
-    /// pending (`spurious`): a request/response loop then costs no epoll_ctl
-    /// per message.
-    fn refresh(self: &Arc<Self>, st: &mut StreamState, spurious: bool) {
-        let Ok(reactor) = reactor() else { return };
-        let wants = Self::wants_recv(st);
-        let keep = st.interest.is_watched() && !wants && !spurious && !st.closed && !st.writer;
-        let mut wake_at = st.waiters.iter().filter_map(|w| w.deadline).min();
-        if wants && st.writer {
-            let poll = Instant::now() + POLL_INTERVAL;
-            wake_at = Some(wake_at.map_or(poll, |w| w.min(poll)));
-        }
-        let entity = Entity::Stream(Arc::clone(self));
-        reactor.set_interest(
-            &entity,
-            self.stream.pollable_fd(),
-            &mut st.interest,
-            keep || (wants && !st.writer),
-            wake_at,
-        );
-    }
-
-    /// Called by the reactor when the fd fired, a deadline passed or it was kicked.
-    pub(crate) fn service(self: &Arc<Self>, now: Instant, ready: bool, events: &mut Vec<Event>) {
-        let mut st = lock(&self.st);
-        let spurious = ready && !Self::wants_recv(&st);
-        let mut i = 0;
-        while i < st.waiters.len() {
-            if st.waiters[i].deadline.is_some_and(|d| d <= now) {
-                let w = st.waiters.remove(i).expect("index in range");
-                let error = CoreError::new(ErrorKind::Timeout, "recv timed out: no message arrived; nothing was lost");
-                events.push(Event::Failed { op: w.op, error });
-            } else {
-                i += 1;
-            }
-        }
-        self.pump(&mut st, events);
-        self.refresh(&mut st, spurious);
-    }
-
-    /// A message of this flowing stream reached JavaScript (JavaScript thread).
-    pub(crate) fn return_credit(self: &Arc<Self>) {
-        let mut st = lock(&self.st);
-        st.credits += 1;
-        if st.credits == 1 && Self::wants_recv(&st) {
-            drop(st);
-            if let Ok(reactor) = reactor() {
-                reactor.kick(Entity::Stream(Arc::clone(self)));
+            None => {
+                st.ahead_bytes += message.len();
+                st.ahead.push_back(message);
             }
         }
     }
 
-    /// Sends the queued messages with blocking sends, in order; when the queue
-    /// is empty, gives the wake-ups back to the reactor and waits briefly for
-    /// more before it exits.
-    fn write_queue(self: Arc<Self>) {
+    /// Serves waiters from the read-ahead queue (and a flowing handler).
+    fn serve_ahead(&self, st: &mut StreamState, events: &mut Vec<Event>) {
+        while (st.flowing || !st.waiters.is_empty()) && !st.ahead.is_empty() {
+            let Some(message) = st.ahead.pop_front() else { break };
+            st.ahead_bytes -= message.len();
+            self.take(st, message, events);
+        }
+    }
+
+    /// Reports the end of the receive side to whoever waits, once the
+    /// messages before it were delivered.
+    fn report_end(&self, st: &mut StreamState, events: &mut Vec<Event>) {
+        let Some(error) = st.ended.clone() else { return };
+        if !st.ahead.is_empty() {
+            return;
+        }
+        for w in st.waiters.drain(..) {
+            events.push(Event::Failed { op: w.op, error: error.clone() });
+        }
+        if st.flowing && !st.flow_ended {
+            st.flow_ended = true;
+            let error = (error.kind() != ErrorKind::PeerClosed).then_some(error);
+            events.push(Event::End { id: self.id, error });
+        }
+    }
+
+    /// Receives what is there (and resumes waiting sends): the work of one
+    /// readiness of the fd. `batch`: stop after FLOW_BATCH messages to a
+    /// flowing handler; only in a readiness callback, where the fd stays
+    /// readable until this side consumes the wake-up (so libuv calls again).
+    fn pump(&self, st: &mut StreamState, events: &mut Vec<Event>, batch: bool) {
+        self.serve_ahead(st, events);
+        let mut delivered = 0;
+        // True once this call consumed the fd's wake-ups: from then on it must
+        // run until WouldBlock, since libuv will not call again without one.
+        let mut drained = false;
+        while st.ended.is_none() && Self::has_room(st) {
+            if batch && !drained && st.flowing && delivered >= FLOW_BATCH {
+                break;
+            }
+            match self.stream.try_recv() {
+                Ok(message) => {
+                    delivered += 1;
+                    self.take(st, message, events);
+                }
+                Err(e) if would_block(&e) => {
+                    drained = true;
+                    // The receive side consumed every wake-up: the waiting
+                    // sends look again (their freed space may be among them).
+                    if st.sends.is_empty() || self.resume_sends(st, events) {
+                        break;
+                    }
+                    // A send consumed the wake-ups in turn: look at the
+                    // receive side once more without consuming any.
+                    match self.recheck(st) {
+                        Some(message) => self.take(st, message, events),
+                        None => break,
+                    }
+                }
+                Err(e) => st.ended = Some(e),
+            }
+        }
+        self.report_end(st, events);
+    }
+
+    /// One look at the receive side that consumes no wake-up (and leaves it
+    /// armed): a message if one is complete now.
+    fn recheck(&self, st: &mut StreamState) -> Option<Vec<u8>> {
+        match self.stream.recv_timeout(Some(Duration::ZERO)) {
+            Ok(message) => Some(message),
+            Err(e) if e.kind() == ErrorKind::Timeout => None,
+            Err(e) => {
+                st.ended = Some(e);
+                None
+            }
+        }
+    }
+
+    /// Before a receive goes to sleep on the fd: looks at the ring for up to
+    /// SPIN, without a system call and without consuming any wake-up (a reply
+    /// from a peer on another core usually comes within microseconds, far
+    /// sooner than a wake-up through the kernel). Adaptive, as the core's own
+    /// waiting: after SPIN_GIVE_UP spins in a row found nothing (the peer is
+    /// slow, or shares this core, where spinning only delays it), it spins only
+    /// every SPIN_RETRY_EVERY-th time.
+    fn spin(&self, st: &mut StreamState) -> Option<Vec<u8>> {
+        if st.spin_failures >= SPIN_GIVE_UP {
+            st.spins_skipped += 1;
+            if st.spins_skipped < SPIN_RETRY_EVERY {
+                return None;
+            }
+            st.spins_skipped = 0;
+        }
+        let until = Instant::now() + SPIN;
         loop {
-            let (op, data) = {
-                let mut st = lock(&self.st);
-                let mut linger_until = None;
-                loop {
-                    if st.writer {
-                        if let Some(item) = st.queue.pop_front() {
-                            break item;
-                        }
-                    }
-                    let until = *linger_until.get_or_insert_with(|| {
-                        // Back to waiting on the fd: the reactor looks once
-                        // (that drains and re-arms the wake-up).
-                        st.writer = false;
-                        st.writer_idle = true;
-                        if let Ok(reactor) = reactor() {
-                            reactor.kick(Entity::Stream(Arc::clone(&self)));
-                        }
-                        Instant::now() + WRITER_LINGER
-                    });
-                    let now = Instant::now();
-                    if st.closed || now >= until {
-                        st.writer_idle = false;
-                        return;
-                    }
-                    st = self.more_to_write.wait_timeout(st, until - now).unwrap_or_else(|p| p.into_inner()).0;
-                }
-            };
-            let result = self.stream.send(&data);
-            drop(data);
-            match result {
-                Ok(()) => post(vec![Event::Done { op }]),
-                Err(e) => {
-                    let mut events = vec![Event::Failed { op, error: e.clone() }];
-                    if e.kind().ends_connection() {
-                        let mut st = lock(&self.st);
-                        for (op, _) in st.queue.drain(..) {
-                            events.push(Event::Failed { op, error: e.clone() });
-                        }
-                    }
-                    post(events);
-                }
+            if let Some(message) = self.recheck(st) {
+                st.spin_failures = 0;
+                return Some(message);
+            }
+            if st.ended.is_some() || Instant::now() >= until {
+                st.spin_failures = st.spin_failures.saturating_add(1);
+                return None;
             }
         }
     }
 
-    /// Closes for this binding: fails what is pending, then closes the core
-    /// stream on a short-lived thread (a close may wait up to 2 s for ring
-    /// space for its CLOSE frame) and posts `Done { op }` when it is done.
-    fn close(self: &Arc<Self>, op: Option<i64>) -> bool {
+    /// Resumes the waiting sends in order; true when none is left waiting.
+    fn resume_sends(&self, st: &mut StreamState, events: &mut Vec<Event>) -> bool {
+        while let Some((op, data)) = st.sends.front() {
+            let op = *op;
+            match self.stream.send_resumable(data) {
+                Ok(SendProgress::Complete) => {
+                    st.sends.pop_front();
+                    events.push(Event::Done { op });
+                }
+                Ok(SendProgress::Partial { .. }) => return false,
+                Err(error) => {
+                    st.sends.pop_front();
+                    let ends = error.kind().ends_connection() || error.kind() == ErrorKind::Closed;
+                    events.push(Event::Failed { op, error: error.clone() });
+                    if ends {
+                        for (op, _) in st.sends.drain(..) {
+                            events.push(Event::Failed { op, error: error.clone() });
+                        }
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Watches the fd while anything could come of it, and keeps the process
+    /// alive while something is pending. Creates the poll handle on first use.
+    pub(crate) fn update_poll(self: &Arc<Self>, st: &mut StreamState) {
+        if st.closed {
+            return;
+        }
+        let pending = !st.waiters.is_empty() || !st.sends.is_empty() || (st.flowing && !st.flow_ended);
+        let watch = (st.ended.is_none() && Self::has_room(st)) || !st.sends.is_empty();
+        if st.poll.is_none() {
+            if !watch {
+                return;
+            }
+            // The fd outlives the handle: `close` stops it before the stream
+            // can be dropped, and the handle holds the stream until closed.
+            match Poll::new(self.stream.pollable_fd().as_raw_fd(), Arc::clone(self) as Arc<dyn Ready>) {
+                Ok(poll) => st.poll = Some(poll),
+                Err(_) => return,
+            }
+        }
+        if let Some(poll) = st.poll.as_mut() {
+            poll.set(watch, pending && watch);
+        }
+    }
+
+    // ------------------------------------------------------------ operations
+
+    /// A receive from JavaScript: the message now if there is one (Ok(Some)),
+    /// else it waits as `op` (Ok(None)).
+    pub(crate) fn recv(self: &Arc<Self>, op: i64, into: Option<Buffer>) -> Result<Option<Event>, CoreError> {
+        let mut st = lock(&self.st);
+        self.check_recv(&st)?;
+        st.waiters.push_back(RecvWaiter { op, into });
+        let mut events = Vec::new();
+        if st.waiters.len() == 1 {
+            self.pump(&mut st, &mut events, false);
+            if st.waiters.len() == 1 && st.sends.is_empty() && st.ended.is_none() {
+                if let Some(message) = self.spin(&mut st) {
+                    self.take(&mut st, message, &mut events);
+                }
+            }
+        }
+        self.update_poll(&mut st);
+        drop(st);
+        // The completion of this receive is returned, not dispatched.
+        let mine = events.iter().position(|e| event_op(e) == Some(op)).map(|i| events.remove(i));
+        deliver(events);
+        Ok(mine)
+    }
+
+    /// A message if one is complete now and no receive waits; never waits.
+    pub(crate) fn try_recv(self: &Arc<Self>) -> Result<Option<Vec<u8>>, CoreError> {
+        let mut st = lock(&self.st);
+        self.check_recv(&st)?;
+        if !st.waiters.is_empty() {
+            return Ok(None);
+        }
+        let mut events = Vec::new();
+        // A waiter of our own makes the pump stop after one message.
+        let op = 0;
+        st.waiters.push_back(RecvWaiter { op, into: None });
+        self.pump(&mut st, &mut events, false);
+        let mut result = Ok(None);
+        if let Some(i) = events.iter().position(|e| event_op(e) == Some(op)) {
+            match events.remove(i) {
+                Event::Recv { data, .. } => result = Ok(Some(data)),
+                Event::Failed { error, .. } => result = Err(error),
+                _ => {}
+            }
+        } else {
+            st.waiters.retain(|w| w.op != op);
+        }
+        self.update_poll(&mut st);
+        drop(st);
+        deliver(events);
+        result
+    }
+
+    /// Cancels a pending receive (timeout, abort); false if it completed.
+    pub(crate) fn cancel_recv(self: &Arc<Self>, op: i64) -> bool {
+        let mut st = lock(&self.st);
+        let before = st.waiters.len();
+        st.waiters.retain(|w| w.op != op);
+        let cancelled = st.waiters.len() != before;
+        self.update_poll(&mut st);
+        cancelled
+    }
+
+    /// A send from JavaScript: true when the message is in the ring now, else
+    /// it completes as `op` once it is (in order with earlier sends).
+    pub(crate) fn send(self: &Arc<Self>, op: i64, data: Buffer) -> Result<bool, CoreError> {
+        let mut st = lock(&self.st);
+        self.check_open(&st)?;
+        if st.sends.is_empty() {
+            match self.stream.send_resumable(&data)? {
+                SendProgress::Complete => return Ok(true),
+                SendProgress::Partial { .. } => {}
+            }
+        }
+        st.sends.push_back((op, data));
+        // The send consumed the fd's wake-ups: look at the receive side.
+        let mut events = Vec::new();
+        if Self::wants_messages(&st) {
+            if let Some(message) = self.recheck(&mut st) {
+                self.take(&mut st, message, &mut events);
+                self.pump(&mut st, &mut events, false);
+            }
+            self.report_end(&mut st, &mut events);
+        }
+        self.update_poll(&mut st);
+        drop(st);
+        deliver(events);
+        Ok(false)
+    }
+
+    /// Sends only if the whole message fits now and no send waits.
+    pub(crate) fn try_send(self: &Arc<Self>, data: &[u8]) -> Result<bool, CoreError> {
+        let mut st = lock(&self.st);
+        self.check_open(&st)?;
+        if !st.sends.is_empty() {
+            return Ok(false);
+        }
+        match self.stream.try_send(data) {
+            Ok(()) => Ok(true),
+            Err(e) if would_block(&e) => {
+                let mut events = Vec::new();
+                if Self::wants_messages(&st) {
+                    if let Some(message) = self.recheck(&mut st) {
+                        self.take(&mut st, message, &mut events);
+                        self.pump(&mut st, &mut events, false);
+                    }
+                    self.report_end(&mut st, &mut events);
+                }
+                self.update_poll(&mut st);
+                drop(st);
+                deliver(events);
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn wants_messages(st: &StreamState) -> bool {
+        st.ended.is_none() && (st.flowing || !st.waiters.is_empty())
+    }
+
+    /// Delivers every message as a DATA event from now on (Server/Client).
+    pub(crate) fn start_flowing(self: &Arc<Self>) -> Result<(), CoreError> {
+        let mut st = lock(&self.st);
+        self.check_recv(&st)?;
+        if !st.waiters.is_empty() {
+            return Err(CoreError::new(ErrorKind::InvalidArgument, "a recv() is pending on this stream"));
+        }
+        let mut events = Vec::new();
+        if !st.flowing {
+            st.flowing = true;
+            // Not in a readiness of the fd: run until WouldBlock (a batch
+            // limit would rely on a readiness that may never come).
+            self.pump(&mut st, &mut events, false);
+        }
+        self.update_poll(&mut st);
+        drop(st);
+        deliver(events);
+        Ok(())
+    }
+
+    fn check_open(&self, st: &StreamState) -> Result<(), CoreError> {
+        if st.closed {
+            return Err(closed("stream"));
+        }
+        Ok(())
+    }
+
+    fn check_recv(&self, st: &StreamState) -> Result<(), CoreError> {
+        self.check_open(st)?;
+        if st.flowing {
+            return Err(CoreError::new(
+                ErrorKind::InvalidArgument,
+                "this stream delivers its messages as events (Server/Client); use them instead",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Closes for this binding: fails what is pending with `code` CLOSED,
+    /// stops the poll handle, then closes the core stream on a short-lived
+    /// thread (a close may wait up to 2 s for ring space for its CLOSE frame)
+    /// and completes `op`. Returns true when nothing is left to wait for.
+    pub(crate) fn close(self: &Arc<Self>, op: Option<i64>) -> bool {
         let mut st = lock(&self.st);
         if st.closed {
             return true;
@@ -257,26 +491,28 @@ impl StreamShared {
         for w in st.waiters.drain(..) {
             events.push(Event::Failed { op: w.op, error: closed("stream") });
         }
-        for (op, _) in st.queue.drain(..) {
+        for (op, _) in st.sends.drain(..) {
             events.push(Event::Failed { op, error: closed("stream") });
         }
-        if st.flowing && !st.ended {
-            st.ended = true;
+        if st.flowing && !st.flow_ended {
+            st.flow_ended = true;
             events.push(Event::End { id: self.id, error: None });
         }
-        self.refresh(&mut st, false);
-        self.more_to_write.notify_all();
+        st.ahead.clear();
+        if let Some(poll) = st.poll.take() {
+            poll.close();
+        }
         drop(st);
-        post(events);
+        deliver(events);
         let shared = Arc::clone(self);
         let spawned = std::thread::Builder::new().name("shmsock-close".into()).spawn(move || {
             let _ = shared.stream.close();
             if let Some(op) = op {
-                post(vec![Event::Done { op }]);
+                post(Box::new(move |events: &mut Vec<Event>| events.push(Event::Done { op })));
             }
         });
         match spawned {
-            Ok(_) => false,
+            Ok(_) => op.is_none(),
             Err(_) => {
                 // No thread to be had: close here (blocks only with a full ring).
                 let _ = self.stream.close();
@@ -286,280 +522,10 @@ impl StreamShared {
     }
 }
 
-/// Message and byte counts of a stream.
-#[napi(object)]
-pub struct StreamStats {
-    /// Messages sent.
-    pub messages_sent: f64,
-    /// Plaintext bytes sent.
-    pub bytes_sent: f64,
-    /// Messages received.
-    pub messages_received: f64,
-    /// Plaintext bytes received.
-    pub bytes_received: f64,
-}
-
-/// The peer process, per the kernel.
-#[napi(object)]
-pub struct PeerCredentials {
-    /// Process id (0 if outside our pid namespace).
-    pub pid: i32,
-    /// User id.
-    pub uid: u32,
-    /// Group id.
-    pub gid: u32,
-}
-
-/// Internal: one connection (wrapped by the JavaScript `Stream` class).
-#[napi]
-pub struct NativeStream {
-    inner: Arc<StreamShared>,
-}
-
-impl NativeStream {
-    pub(crate) fn wrap(inner: Arc<StreamShared>) -> NativeStream {
-        NativeStream { inner }
+/// The op an event completes, if it completes one.
+fn event_op(event: &Event) -> Option<i64> {
+    match event {
+        Event::Recv { op, .. } | Event::RecvInto { op, .. } | Event::Failed { op, .. } => Some(*op),
+        _ => None,
     }
-}
-
-impl Drop for NativeStream {
-    /// Garbage-collected without `close()`: close it (off this thread) so the
-    /// fd, the mapping and the peer are released. Pending operations keep the
-    /// JavaScript object reachable, so none is pending here.
-    fn drop(&mut self) {
-        self.inner.close(None);
-    }
-}
-
-#[napi]
-impl NativeStream {
-    /// The stream's id (its token in the reactor; unique in the process).
-    #[napi(getter)]
-    pub fn id(&self) -> i64 {
-        self.inner.id
-    }
-
-    /// Receives a message: returns it if one is complete now, else returns
-    /// null and completes `op` later (`timeout` in ms; null: the stream's default).
-    #[napi]
-    pub fn recv(&self, op: i64, timeout: Option<f64>) -> napi::Result<Option<Buffer>, Code> {
-        let s = &self.inner;
-        reactor().map_err(to_js)?;
-        let timeout = match timeout {
-            Some(ms) => Some(millis(ms, "timeout")?),
-            None => s.recv_timeout,
-        };
-        let mut st = lock(&s.st);
-        if st.closed {
-            return Err(to_js(closed("stream")));
-        }
-        if st.flowing {
-            return Err(js_error(
-                ErrorKind::InvalidArgument,
-                "this stream delivers its messages as events (Server/Client); it has no recv()",
-            ));
-        }
-        if st.waiters.is_empty() {
-            match s.recv_now(st.writer) {
-                Ok(data) => return Ok(Some(Buffer::from(data))),
-                Err(e) if would_block(&e) => {}
-                Err(e) => return Err(to_js(e)),
-            }
-            if timeout == Some(Duration::ZERO) {
-                return Err(js_error(ErrorKind::Timeout, "recv timed out: no message arrived; nothing was lost"));
-            }
-        }
-        st.waiters.push_back(RecvWaiter { op, deadline: timeout.map(|t| Instant::now() + t) });
-        s.refresh(&mut st, false);
-        Ok(None)
-    }
-
-    /// Receives a message if one is complete now, else returns null. Never waits.
-    #[napi]
-    pub fn try_recv(&self) -> napi::Result<Option<Buffer>, Code> {
-        let s = &self.inner;
-        let st = lock(&s.st);
-        if st.closed {
-            return Err(to_js(closed("stream")));
-        }
-        if !st.waiters.is_empty() || st.flowing {
-            return Ok(None);
-        }
-        match s.recv_now(st.writer) {
-            Ok(data) => Ok(Some(Buffer::from(data))),
-            Err(e) if would_block(&e) => Ok(None),
-            Err(e) => Err(to_js(e)),
-        }
-    }
-
-    /// Sends a message: returns true if it was sent now, else false and
-    /// completes `op` once it is sent (in order with earlier sends).
-    #[napi]
-    pub fn send(&self, op: i64, data: Buffer) -> napi::Result<bool, Code> {
-        let s = &self.inner;
-        let mut st = lock(&s.st);
-        if st.closed {
-            return Err(to_js(closed("stream")));
-        }
-        if st.queue.is_empty() && !st.writer {
-            match s.stream.try_send(&data) {
-                Ok(()) => return Ok(true),
-                Err(e) if would_block(&e) => {}
-                Err(e) => return Err(to_js(e)),
-            }
-        }
-        st.queue.push_back((op, data));
-        if !st.writer {
-            st.writer = true;
-            // The writer owns the wake-ups from now on: stop draining the fd.
-            s.refresh(&mut st, false);
-            if st.writer_idle {
-                st.writer_idle = false;
-                s.more_to_write.notify_one();
-                return Ok(false);
-            }
-            let shared = Arc::clone(s);
-            let spawned = std::thread::Builder::new().name("shmsock-writer".into()).spawn(move || shared.write_queue());
-            if let Err(e) = spawned {
-                st.writer = false;
-                st.queue.pop_back();
-                s.refresh(&mut st, false);
-                return Err(to_js(CoreError::io("starting a writer thread", e)));
-            }
-        }
-        Ok(false)
-    }
-
-    /// Sends a message only if it fits in the ring now and nothing is queued
-    /// before it; returns false otherwise (nothing was sent).
-    #[napi]
-    pub fn try_send(&self, data: Buffer) -> napi::Result<bool, Code> {
-        let s = &self.inner;
-        let st = lock(&s.st);
-        if st.closed {
-            return Err(to_js(closed("stream")));
-        }
-        if !st.queue.is_empty() || st.writer {
-            return Ok(false);
-        }
-        match s.stream.try_send(&data) {
-            Ok(()) => Ok(true),
-            Err(e) if would_block(&e) => Ok(false),
-            Err(e) => Err(to_js(e)),
-        }
-    }
-
-    /// Delivers every message as a DATA event from now on (Server/Client).
-    #[napi]
-    pub fn start_flowing(&self) -> napi::Result<(), Code> {
-        let s = &self.inner;
-        reactor().map_err(to_js)?;
-        let mut st = lock(&s.st);
-        if st.closed {
-            return Err(to_js(closed("stream")));
-        }
-        if !st.waiters.is_empty() {
-            return Err(js_error(ErrorKind::InvalidArgument, "a recv() is pending on this stream"));
-        }
-        if !st.flowing {
-            st.flowing = true;
-            st.credits = CREDITS;
-            drop(st);
-            // The reactor looks at once: messages may already wait.
-            if let Ok(reactor) = reactor() {
-                reactor.kick(Entity::Stream(Arc::clone(s)));
-            }
-        }
-        Ok(())
-    }
-
-    /// Closes the stream: pending receives and queued sends fail with
-    /// SHMSOCK_CLOSED, the peer gets every message sent before and then a
-    /// clean close. Returns true when already done, else completes `op`.
-    #[napi]
-    pub fn close(&self, op: i64) -> bool {
-        self.inner.close(Some(op))
-    }
-
-    /// True once closed by this side.
-    #[napi(getter)]
-    pub fn closed(&self) -> bool {
-        lock(&self.inner.st).closed
-    }
-
-    /// The peer's public key (32 bytes), proven by the handshake.
-    #[napi(getter)]
-    pub fn peer_public_key(&self) -> Buffer {
-        Buffer::from(self.inner.stream.peer_public_key().as_bytes().to_vec())
-    }
-
-    /// This side's public key (32 bytes).
-    #[napi(getter)]
-    pub fn local_public_key(&self) -> Buffer {
-        Buffer::from(self.inner.stream.local_public_key().as_bytes().to_vec())
-    }
-
-    /// The peer process's pid, uid and gid, from the kernel.
-    #[napi(getter)]
-    pub fn peer_credentials(&self) -> PeerCredentials {
-        let c = self.inner.stream.peer_credentials();
-        PeerCredentials { pid: c.pid, uid: c.uid, gid: c.gid }
-    }
-
-    /// Message and byte counts.
-    #[napi(getter)]
-    pub fn stats(&self) -> StreamStats {
-        let s = self.inner.stream.stats();
-        StreamStats {
-            messages_sent: s.messages_sent as f64,
-            bytes_sent: s.bytes_sent as f64,
-            messages_received: s.messages_received as f64,
-            bytes_received: s.bytes_received as f64,
-        }
-    }
-
-    /// The transport cipher: `aegis-128l` or `chacha20-poly1305`.
-    #[napi(getter)]
-    pub fn cipher(&self) -> String {
-        self.inner.stream.cipher().name().to_string()
-    }
-
-    /// The segment backend: `memfd` or `named`.
-    #[napi(getter)]
-    pub fn backend(&self) -> String {
-        self.inner.stream.backend().name().to_string()
-    }
-
-    /// The capacity of each ring in bytes.
-    #[napi(getter)]
-    pub fn ring_size(&self) -> u32 {
-        self.inner.stream.ring_size()
-    }
-
-    /// The largest message the peer accepts.
-    #[napi(getter)]
-    pub fn peer_max_message_size(&self) -> u32 {
-        self.inner.stream.peer_max_message_size()
-    }
-
-    /// The endpoint name.
-    #[napi(getter)]
-    pub fn endpoint(&self) -> String {
-        self.inner.stream.endpoint().to_string()
-    }
-
-    /// `client` (connected) or `server` (accepted).
-    #[napi(getter)]
-    pub fn role(&self) -> String {
-        match self.inner.stream.role() {
-            Role::Client => "client".into(),
-            Role::Server => "server".into(),
-        }
-    }
-}
-
-/// How many streams are alive in this process (for tests of resource release).
-#[napi]
-pub fn live_streams() -> u32 {
-    LIVE_STREAMS.load(Ordering::Relaxed) as u32
 }

@@ -1,6 +1,8 @@
 // The event loop: never blocked, not kept alive by shmsock unless something is
-// pending or a Server/Client is open; garbage-collected streams are released.
+// pending or a Server/Client is open; waiting costs no thread; garbage-collected
+// streams are released.
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -38,17 +40,38 @@ test('with receives pending on 64 connections, fs.promises.readFile completes', 
   assert.ok(reads.every((b) => b.length === 1 << 20))
   const ms = Date.now() - started
   assert.ok(ms < 5000, `readFile took ${ms} ms`)
-  assert.equal(shm._internals.reactorLoad() >= 64, true, 'the 64 receives are pending in the reactor')
+  assert.equal(shm._internals.pending(), 64, 'the 64 receives are pending')
   await Promise.all(pairs.map((p, i) => p.client.send(`m${i}`)))
   const got = await within(Promise.all(pending), 10000, 'receives')
   assert.deepEqual(got.map(String), pairs.map((_, i) => `m${i}`))
   await Promise.all(pairs.map((p) => p.close()))
 })
 
+const threads = () => Number(/^Threads:\s+(\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))[1])
+
+test('pending receives and sends cost no thread', T, async () => {
+  const pairs = []
+  for (let i = 0; i < 16; i++) pairs.push(await pair({ prefix: 'threads', server: { ringSize: 4096 } }))
+  // Let the connect and handshake threads finish and exit.
+  await sleep(300)
+  const before = threads()
+  const recvs = pairs.map((p) => p.client.recv())
+  // Each server fills its 4 KiB ring and has one send waiting for space.
+  const sends = pairs.map((p) => Promise.all(Array.from({ length: 4 }, () => p.server.send(Buffer.alloc(3000)))))
+  await sleep(100)
+  assert.equal(threads(), before, 'no thread was started for the waiting operations')
+  await Promise.all(pairs.map((p) => p.server.send('wake')))
+  const got = await within(Promise.all(recvs), 10000, 'receives')
+  assert.ok(got.every((m) => m.length === 3000))
+  for (const p of pairs) for (let i = 0; i < 4; i++) await p.client.recv()
+  await within(Promise.all(sends), 10000, 'sends')
+  await Promise.all(pairs.map((p) => p.close()))
+})
+
 test('a process that closes everything exits by itself', T, async () => {
   const r = await runFixture('open-close-all.mjs', [], { timeout: 30000 })
   assert.equal(r.code, 0, r.stderr)
-  assert.match(r.stdout, /closed; reactor started: true; active: 0/)
+  assert.match(r.stdout, /closed; active: 0; pending: 0/)
 })
 
 test('an open Server keeps the process alive until it is closed', T, async () => {

@@ -6,7 +6,9 @@ Two processes each time (this one and a child started with subprocess):
 - latency: round trips of a 64-byte message (send, the child echoes it back),
   median and 99th percentile;
 - throughput: 1 MiB messages streamed one way, with ``recv()`` (a new bytes
-  object per message) and with ``recv_into()`` (one reused buffer).
+  object per message) and with ``recv_into()`` (one reused buffer);
+- asyncio: the same round trip and 1 MiB stream from an asyncio task, with
+  ``shmsock.aio`` against asyncio streams over the same kind of Unix socket.
 
 The Unix-socket baseline uses a SOCK_STREAM socketpair with a 4-byte length
 prefix per message, as a Python program would; it is plaintext, shmsock
@@ -20,6 +22,7 @@ two different cores, and both on one core (when the machine lets us pin).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import socket
 import statistics
@@ -31,6 +34,7 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import shmsock
+from shmsock import aio
 
 SMALL = 64
 LARGE = 1 << 20
@@ -174,6 +178,48 @@ class Shm:
         child.wait(30)
         return count * LARGE / elapsed
 
+    def aio_latency(self, placement: Placement, seconds: float) -> List[float]:
+        blocking, child = self.start("shm-echo", placement)
+
+        async def run() -> List[float]:
+            stream = aio.Stream(blocking)
+            message = b"x" * SMALL
+            for _ in range(2000):
+                await stream.send(message)
+                await stream.recv()
+            samples: List[float] = []
+            end = time.perf_counter() + seconds
+            clock = time.perf_counter
+            while clock() < end:
+                t0 = clock()
+                await stream.send(message)
+                await stream.recv()
+                samples.append(clock() - t0)
+            stream.close()
+            return samples
+
+        samples = asyncio.run(run())
+        child.wait(30)
+        return samples
+
+    def aio_throughput(self, placement: Placement, count: int) -> float:
+        blocking, child = self.start("shm-sink-recv", placement, str(count))
+
+        async def run() -> float:
+            stream = aio.Stream(blocking)
+            message = b"m" * LARGE
+            t0 = time.perf_counter()
+            for _ in range(count):
+                await stream.send(message)
+            assert await stream.recv(timeout=60) == b"done"
+            elapsed = time.perf_counter() - t0
+            stream.close()
+            return elapsed
+
+        elapsed = asyncio.run(run())
+        child.wait(30)
+        return count * LARGE / elapsed
+
     def close(self) -> None:
         self.listener.close()
 
@@ -234,6 +280,53 @@ def sock_throughput(placement: Placement, count: int, into: bool) -> float:
     return count * LARGE / elapsed
 
 
+def aio_sock_latency(placement: Placement, seconds: float) -> List[float]:
+    sock, child = sock_start("sock-echo", placement)
+
+    async def run() -> List[float]:
+        reader, writer = await asyncio.open_connection(sock=sock)
+        message = struct.pack("<I", SMALL) + b"x" * SMALL
+        for _ in range(2000):
+            writer.write(message)
+            await reader.readexactly(len(message))
+        samples: List[float] = []
+        end = time.perf_counter() + seconds
+        clock = time.perf_counter
+        while clock() < end:
+            t0 = clock()
+            writer.write(message)
+            await reader.readexactly(len(message))
+            samples.append(clock() - t0)
+        writer.close()
+        return samples
+
+    samples = asyncio.run(run())
+    child.wait(30)
+    return samples
+
+
+def aio_sock_throughput(placement: Placement, count: int) -> float:
+    sock, child = sock_start("sock-sink-recv", placement, str(count))
+
+    async def run() -> float:
+        reader, writer = await asyncio.open_connection(sock=sock)
+        header = struct.pack("<I", LARGE)
+        message = b"m" * LARGE
+        t0 = time.perf_counter()
+        for _ in range(count):
+            writer.write(header)
+            writer.write(message)
+            await writer.drain()
+        await reader.readexactly(4)
+        elapsed = time.perf_counter() - t0
+        writer.close()
+        return elapsed
+
+    elapsed = asyncio.run(run())
+    child.wait(30)
+    return count * LARGE / elapsed
+
+
 # ------------------------------------------------------------------ report
 
 
@@ -281,6 +374,12 @@ def main() -> int:
                 t_sock = sock_throughput(placement, args.count, into)
                 how = "recv_into" if into else "recv"
                 rows.append((placement.label, f"1 MiB throughput ({how})", gbps(t_shm), gbps(t_sock), f"{t_shm / t_sock:.2f}x rate"))
+            a = statistics.median(shm.aio_latency(placement, args.seconds))
+            b = statistics.median(aio_sock_latency(placement, args.seconds))
+            rows.append((placement.label, "asyncio 64 B round trip, median", us(a), us(b), f"{a / b:.2f}x time"))
+            t_shm = shm.aio_throughput(placement, args.count)
+            t_sock = aio_sock_throughput(placement, args.count)
+            rows.append((placement.label, "asyncio 1 MiB throughput", gbps(t_shm), gbps(t_sock), f"{t_shm / t_sock:.2f}x rate"))
             if original is not None:
                 os.sched_setaffinity(0, original)
     finally:
@@ -288,7 +387,8 @@ def main() -> int:
 
     print(f"shmsock {shmsock.__version__} Python bench: CPython {sys.version.split()[0]}, cipher {shm.cipher}, "
           f"{os.cpu_count()} CPUs, 2 processes")
-    print("baseline: socket.socketpair(AF_UNIX, SOCK_STREAM) with a length prefix, plaintext")
+    print("baseline: socket.socketpair(AF_UNIX, SOCK_STREAM) with a length prefix, plaintext "
+          "(asyncio rows: asyncio streams over it)")
     header = ("placement", "measure", "shmsock", "AF_UNIX", "shmsock / AF_UNIX")
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(5)]
     for row in [header] + rows:

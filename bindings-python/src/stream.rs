@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use shmsock::options::MAX_FRAGMENT;
-use shmsock::{Credentials, Error as CoreError, ErrorKind, Role, Stats, Stream};
+use shmsock::{Credentials, Error as CoreError, ErrorKind, Role, SendProgress, Stats, Stream};
 
 use crate::buffer::{Data, WritableBuffer};
 use crate::errors::{self, OrRaise};
@@ -19,26 +18,19 @@ use crate::wait::{nothing, sliced, Timeout};
 /// ones release it: sealing a megabyte takes a while).
 const KEEP_GIL_BELOW: usize = 64 * 1024;
 
+/// How often a connect with ``wait`` tries again while no server listens.
+const RETRY: Duration = Duration::from_millis(50);
+
 /// Receives up to this size land on the stack first; larger messages go
 /// straight into a `bytes` of the right size.
 const SMALL: usize = 4096;
 
-/// True when `len` bytes travel as one frame on a ring of `ring_size` bytes, so
-/// a timed-out send of it never leaves part of it behind. The core cuts frames
-/// at min(MAX_FRAGMENT, ring/4 - overhead) with an overhead of 64 bytes; 256
-/// leaves room.
-fn single_frame(len: usize, ring_size: u32) -> bool {
-    let limit = MAX_FRAGMENT.min(ring_size / 4).saturating_sub(256);
-    len <= limit as usize
-}
-
 /// Sends `data` on `stream`, waiting up to `timeout` for ring space with the
-/// GIL released.
-///
-/// A message that travels as one frame waits in slices (Ctrl-C works, and a
-/// timed-out slice sent nothing). A larger one waits in a single core call:
-/// the core ends the connection when a send times out after part of a message
-/// went out, so it cannot be sliced (see the core request in the README).
+/// GIL released. The core's interruptible send looks at signals between waits
+/// of at most 50 ms (`py.check_signals()`, with the GIL taken back), so Ctrl-C
+/// raises KeyboardInterrupt promptly: before any part of the message went out
+/// nothing was sent; after that, the core ends the connection cleanly (Closed
+/// for later calls), so the peer never takes half a message for a whole one.
 pub(crate) fn send_blocking(
     py: Python<'_>,
     stream: &Stream,
@@ -47,11 +39,19 @@ pub(crate) fn send_blocking(
 ) -> PyResult<()> {
     let data = Data::from_py(data)?;
     let bytes = data.as_slice();
-    let result = if single_frame(bytes.len(), stream.ring_size()) {
-        sliced(py, timeout, nothing, |t| stream.send_timeout(bytes, t))?
-    } else {
-        py.detach(|| stream.send_timeout(bytes, timeout))
-    };
+    let mut raised: Option<PyErr> = None;
+    let result = py.detach(|| {
+        let mut check = || {
+            Python::attach(|py| py.check_signals()).map_err(|e| {
+                raised = Some(e);
+                CoreError::new(ErrorKind::Closed, "the send was interrupted by a signal")
+            })
+        };
+        stream.send_interruptible(bytes, timeout, &mut check)
+    });
+    if let Some(e) = raised {
+        return Err(e);
+    }
     result.or_raise(py)
 }
 
@@ -179,9 +179,13 @@ impl PyStream {
     /// a blocking call spins before it sleeps; ``require_chacha`` insists on
     /// ChaCha20-Poly1305.
     #[staticmethod]
+    ///
+    /// ``wait`` (seconds) keeps trying while no server listens on the name
+    /// (NotFound), every 50 ms, like the command line's ``--wait``; Ctrl-C
+    /// interrupts it.
     #[pyo3(signature = (name, *, server_key, keypair=None, ring_size=None, max_message_size=None,
                         send_timeout=None, recv_timeout=None, handshake_timeout=None, spin=None,
-                        require_chacha=false))]
+                        require_chacha=false, wait=None))]
     #[allow(clippy::too_many_arguments)]
     fn connect(
         py: Python<'_>,
@@ -195,13 +199,47 @@ impl PyStream {
         handshake_timeout: Option<&Bound<'_, PyAny>>,
         spin: Option<&Bound<'_, PyAny>>,
         require_chacha: bool,
+        wait: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyStream> {
         let c =
             Common { ring_size, max_message_size, send_timeout, recv_timeout, handshake_timeout, spin, require_chacha };
         let built = options::client(server_key, keypair, &c)?;
+        let deadline = crate::wait::opt_seconds(wait, "wait")?.and_then(|w| Instant::now().checked_add(w));
         let name = name.to_owned();
-        let stream = py.detach(|| Stream::connect(&name, &built.options)).or_raise(py)?;
-        Ok(PyStream::wrap(stream, built.send_timeout, built.recv_timeout))
+        loop {
+            match py.detach(|| Stream::connect(&name, &built.options)) {
+                Err(e) if e.kind() == ErrorKind::NotFound && deadline.is_some_and(|d| Instant::now() + RETRY < d) => {
+                    py.detach(|| std::thread::sleep(RETRY));
+                    py.check_signals()?;
+                }
+                result => {
+                    let stream = result.or_raise(py)?;
+                    return Ok(PyStream::wrap(stream, built.send_timeout, built.recv_timeout));
+                }
+            }
+        }
+    }
+
+    /// The default timeout of ``recv()`` in seconds (None: wait forever).
+    #[getter]
+    fn recv_timeout(&self) -> Option<f64> {
+        self.recv_timeout.map(|t| t.as_secs_f64())
+    }
+
+    /// For event loops (``shmsock.aio``): sends as much of ``data`` as fits in
+    /// the ring now, remembering how far it got. True: all of it is in the
+    /// ring. False: call again with the same message once ``fileno()`` is
+    /// readable; other sends raise WouldBlock until it completes.
+    fn _send_resumable(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let stream = self.get(py)?;
+        let data = Data::from_py(data)?;
+        let bytes = data.as_slice();
+        let result = if bytes.len() < KEEP_GIL_BELOW {
+            stream.send_resumable(bytes)
+        } else {
+            py.detach(|| stream.send_resumable(bytes))
+        };
+        Ok(result.or_raise(py)? == SendProgress::Complete)
     }
 
     /// Sends one message: bytes, bytearray, memoryview or any object with the

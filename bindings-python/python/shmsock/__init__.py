@@ -23,9 +23,9 @@ Event-driven: :class:`Server` and :class:`Client` take callbacks. asyncio:
 stable ``code``.
 """
 
-from __future__ import annotations
-
-from typing import Iterable, Optional, Union
+from typing import Iterable as _Iterable
+from typing import Optional as _Optional
+from typing import Union as _Union
 
 from . import _shmsock
 from ._shmsock import (
@@ -48,7 +48,7 @@ from ._shmsock import (
 # native module from the core's table of kinds: re-exported without a list here.
 globals().update((cls.__name__, cls) for cls in _shmsock._error_classes)
 
-KeyLike = Union[PublicKey, str, bytes]
+KeyLike = _Union[PublicKey, str, bytes]
 """A public key: a :class:`PublicKey`, its text form or its 32 raw bytes."""
 
 
@@ -56,16 +56,18 @@ def connect(
     name: str,
     *,
     server_key: KeyLike,
-    keypair: Optional[Keypair] = None,
-    ring_size: Optional[int] = None,
-    max_message_size: Optional[int] = None,
-    send_timeout: Optional[float] = None,
-    recv_timeout: Optional[float] = None,
-    handshake_timeout: Optional[float] = None,
-    spin: Optional[float] = None,
+    keypair: _Optional[Keypair] = None,
+    ring_size: _Optional[int] = None,
+    max_message_size: _Optional[int] = None,
+    send_timeout: _Optional[float] = None,
+    recv_timeout: _Optional[float] = None,
+    handshake_timeout: _Optional[float] = None,
+    spin: _Optional[float] = None,
     require_chacha: bool = False,
+    wait: _Optional[float] = None,
 ) -> Stream:
-    """Connects to endpoint ``name``; the same as :meth:`Stream.connect`."""
+    """Connects to endpoint ``name``; the same as :meth:`Stream.connect`
+    (``wait``: seconds to keep trying while no server listens)."""
     return Stream.connect(
         name,
         server_key=server_key,
@@ -77,6 +79,7 @@ def connect(
         handshake_timeout=handshake_timeout,
         spin=spin,
         require_chacha=require_chacha,
+        wait=wait,
     )
 
 
@@ -84,15 +87,15 @@ def bind(
     name: str,
     *,
     keypair: Keypair,
-    allowed_clients: Optional[Iterable[KeyLike]] = None,
-    allowed_uids: Optional[Iterable[int]] = None,
-    ring_size: Optional[int] = None,
-    max_message_size: Optional[int] = None,
-    send_timeout: Optional[float] = None,
-    recv_timeout: Optional[float] = None,
-    handshake_timeout: Optional[float] = None,
-    spin: Optional[float] = None,
-    backend: Optional[str] = None,
+    allowed_clients: _Optional[_Iterable[KeyLike]] = None,
+    allowed_uids: _Optional[_Iterable[int]] = None,
+    ring_size: _Optional[int] = None,
+    max_message_size: _Optional[int] = None,
+    send_timeout: _Optional[float] = None,
+    recv_timeout: _Optional[float] = None,
+    handshake_timeout: _Optional[float] = None,
+    spin: _Optional[float] = None,
+    backend: _Optional[str] = None,
     require_chacha: bool = False,
 ) -> Listener:
     """Binds endpoint ``name``; the same as :meth:`Listener.bind`."""

@@ -82,8 +82,10 @@ def connect(
     handshake_timeout: Optional[float] = None,
     spin: Optional[float] = None,
     require_chacha: bool = False,
+    wait: Optional[float] = None,
 ) -> Stream:
-    """Connects to endpoint ``name``; the same as :meth:`Stream.connect`."""
+    """Connects to endpoint ``name``; the same as :meth:`Stream.connect`
+    (``wait``: seconds to keep trying while no server listens)."""
 
 def bind(
     name: str,

@@ -2,9 +2,48 @@
 
 import builtins
 from types import TracebackType
-from typing import Callable, Iterable, Iterator, List, Optional, Type, Union
+from typing import Callable, Iterable, Iterator, List, Optional, Type, Union, final
 
 from _typeshed import ReadableBuffer, StrPath, WriteableBuffer
+
+__all__ = [
+    "__version__",
+    "Error",
+    "CallbackError",
+    "Timeout",
+    "WouldBlock",
+    "Closed",
+    "PeerClosed",
+    "PeerGone",
+    "HandshakeRejected",
+    "ServerKeyMismatch",
+    "AuthenticationFailed",
+    "ProtocolVersion",
+    "NoCommonCipher",
+    "ProtocolViolation",
+    "MessageTooLarge",
+    "BufferTooSmall",
+    "InvalidName",
+    "AddressInUse",
+    "NotFound",
+    "InvalidKey",
+    "InsecureKeyFile",
+    "InvalidArgument",
+    "ResourceExhausted",
+    "PermissionDenied",
+    "Io",
+    "PublicKey",
+    "Keypair",
+    "Stream",
+    "Stats",
+    "Credentials",
+    "Listener",
+    "PendingClient",
+    "Server",
+    "Connection",
+    "Client",
+    "_shutdown_all",
+]
 
 __version__: str
 """The package version (the version of the Rust workspace)."""
@@ -107,6 +146,7 @@ class Io(Error, OSError):
 
 # ----------------------------------------------------------------------- keys
 
+@final
 class PublicKey:
     """A static X25519 public key: who a peer is.
 
@@ -114,7 +154,7 @@ class PublicKey:
     ``str(key)`` is the text form, ``bytes(key)`` the raw bytes. Keys compare
     equal by value and are hashable."""
 
-    def __init__(self, key: Union["PublicKey", str, builtins.bytes], /) -> None:
+    def __new__(cls, key: Union["PublicKey", str, builtins.bytes], /) -> PublicKey:
         """A key from a PublicKey, its text form or its 32 raw bytes."""
     @staticmethod
     def from_text(text: str) -> PublicKey:
@@ -133,11 +173,12 @@ class PublicKey:
         """A short fingerprint for display, e.g. ``3f2a:9c11:07be:55d0``."""
     def __bytes__(self) -> builtins.bytes:
         """The 32 raw bytes."""
-    def __eq__(self, other: object) -> bool:
+    def __eq__(self, value: object, /) -> bool:
         """Equal when the keys are the same."""
     def __hash__(self) -> int:
         """Hash of the key."""
 
+@final
 class Keypair:
     """A static X25519 keypair: the identity of a server or a client.
 
@@ -169,6 +210,7 @@ class Keypair:
 
 # -------------------------------------------------------------------- streams
 
+@final
 class Stats:
     """Message and byte counts of a stream (a snapshot)."""
 
@@ -185,6 +227,7 @@ class Stats:
     def bytes_received(self) -> int:
         """Payload bytes received."""
 
+@final
 class Credentials:
     """Who is at the other end of a connection, per the kernel (SO_PEERCRED)."""
 
@@ -198,6 +241,7 @@ class Credentials:
     def gid(self) -> int:
         """Group id."""
 
+@final
 class Stream:
     """An encrypted, authenticated message stream to one peer.
 
@@ -219,11 +263,20 @@ class Stream:
         handshake_timeout: Optional[float] = None,
         spin: Optional[float] = None,
         require_chacha: bool = False,
+        wait: Optional[float] = None,
     ) -> Stream:
         """Connects to the server of endpoint ``name`` and completes the
         handshake. ``server_key`` pins the server; ``keypair`` is this client's
         identity (a fresh one when None); ``send_timeout`` and ``recv_timeout``
-        are the defaults of ``send()`` and ``recv()``."""
+        are the defaults of ``send()`` and ``recv()``; ``wait`` (seconds) keeps
+        trying while no server listens."""
+    @property
+    def recv_timeout(self) -> Optional[float]:
+        """The default timeout of ``recv()`` in seconds (None: wait forever)."""
+    def _send_resumable(self, data: ReadableBuffer) -> bool:
+        """For event loops: sends what fits now; True when all of it is in the
+        ring, False to call again with the same message once ``fileno()`` is
+        readable."""
     def send(self, data: ReadableBuffer, timeout: Optional[float] = ...) -> None:
         """Sends one message (any bytes-like object, not copied), waiting while
         the ring is full up to ``timeout`` seconds (None: forever; omitted: the
@@ -298,6 +351,7 @@ class Stream:
 
 # ------------------------------------------------------------------ listener
 
+@final
 class PendingClient:
     """A client that connected to a Listener but has not completed the
     handshake yet (see ``Listener._accept_pending``)."""
@@ -306,6 +360,7 @@ class PendingClient:
     def credentials(self) -> Credentials:
         """Who connected, per the kernel."""
 
+@final
 class Listener:
     """A bound endpoint that accepts clients.
 
@@ -376,6 +431,7 @@ class Listener:
 
 # ------------------------------------------------------------- server, client
 
+@final
 class Connection:
     """One client of a Server, as passed to its callbacks. Usable from any
     thread; after on_close every call raises Closed."""
@@ -409,6 +465,7 @@ class Connection:
     def closed(self) -> bool:
         """True once this connection was closed by either side."""
 
+@final
 class Server:
     """An event-driven server: many clients served from one dispatch thread.
 
@@ -417,8 +474,8 @@ class Server:
     ``on_close(connection, reason_or_None)``. An exception raised by a
     callback reaches on_error as a CallbackError."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         name: str,
         *,
         keypair: Keypair,
@@ -436,7 +493,7 @@ class Server:
         spin: Optional[float] = None,
         backend: Optional[str] = None,
         require_chacha: bool = False,
-    ) -> None:
+    ) -> Server:
         """Binds endpoint ``name`` and starts serving."""
     def close(self) -> None:
         """Stops serving: closes every connection (each gets on_close) and
@@ -464,12 +521,13 @@ class Server:
     ) -> None:
         """Closes the server."""
 
+@final
 class Client:
     """An event-driven client of one endpoint: a reader thread calls
     ``on_data(data)``, ``on_error(error)`` and ``on_close(reason_or_None)``."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         name: str,
         *,
         server_key: _KeyLike,
@@ -484,7 +542,7 @@ class Client:
         handshake_timeout: Optional[float] = None,
         spin: Optional[float] = None,
         require_chacha: bool = False,
-    ) -> None:
+    ) -> Client:
         """Connects to endpoint ``name`` and starts the reader thread."""
     def send(self, data: ReadableBuffer, timeout: Optional[float] = ...) -> None:
         """Sends a message."""

@@ -1,10 +1,15 @@
 """asyncio API of shmsock: coroutines that never block the event loop.
 
 Waiting is driven by each connection's pollable file descriptor through the
-event loop (``loop.add_reader``), never by a thread per pending call: after the
-core's ``try_recv`` raises WouldBlock, the descriptor becomes readable when a
-message, a close or the peer's death is pending. Thousands of pending receives
-cost one registration each and no thread.
+event loop, never by a thread per call. A stream registers its descriptor with
+the loop once (``loop.add_reader``) and keeps it registered for its life: when
+it is readable, the stream receives what arrived (``try_recv`` until
+WouldBlock) and hands the messages to the pending ``recv()`` calls in the same
+step, so a message costs one wake-up of the loop and no ``epoll_ctl``. A
+message that arrives while nobody waits is read ahead into a small bounded
+queue; when that is full the descriptor is unregistered until a receive takes
+from it. Sends use the core's resumable send: what does not fit in the ring
+now waits, in order, until the descriptor reports freed space.
 
 ::
 
@@ -21,37 +26,63 @@ cost one registration each and no thread.
             async for message in stream:
                 await stream.send(message)
 
-Cancelling a pending ``recv()`` (``asyncio.wait_for``, ``asyncio.timeout``,
-``task.cancel()``) loses no message: a message is taken from the connection
-only in the same step that returns it. Connecting and the server side of each
-handshake (bounded by ``handshake_timeout``) run in the loop's default executor.
+A ``recv()`` that times out (``timeout=``, the stream's ``recv_timeout``) or is
+cancelled (``asyncio.wait_for``, ``asyncio.timeout``, ``task.cancel()``) loses
+no message: the next ``recv()`` gets it. A ``send()`` cancelled after its
+message started to go out still finishes sending it (a message is never cut).
+Connecting and the server side of each handshake (bounded by
+``handshake_timeout``) run in the loop's default executor.
 
-Do not mix blocking and asyncio receives on one stream.
+Do not mix blocking and asyncio calls on one stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
+import time
 from types import TracebackType
-from typing import Any, Iterable, List, Optional, Type, Union
+from typing import Any, Deque, Generator, Iterable, List, Optional, Tuple, Type, Union
 
 from . import _shmsock
-from ._shmsock import Closed, Credentials, Error, Keypair, PeerClosed, PublicKey, Stats, WouldBlock
+from ._shmsock import (
+    BufferTooSmall,
+    Closed,
+    Credentials,
+    Error,
+    Keypair,
+    NotFound,
+    PeerClosed,
+    PublicKey,
+    Stats,
+    Timeout,
+    WouldBlock,
+)
 
 KeyLike = Union[PublicKey, str, bytes]
 
-__all__ = ["Listener", "Stream", "bind", "connect"]
+__all__ = ["Connecting", "Listener", "Stream", "bind", "connect"]
 
-# Polling bounds for a send waiting for ring space (see Stream.send).
-_SEND_POLL_FIRST = 0.0001
-_SEND_POLL_MAX = 0.005
+# Read-ahead bounds while no receive waits (see the module docstring).
+_AHEAD_MESSAGES = 64
+_AHEAD_BYTES = 1 << 20
+# How long a receive looks at the ring before it sleeps, and when it stops
+# looking (see Stream._spin).
+_SPIN = 30e-6
+_SPIN_GIVE_UP = 8
+_SPIN_RETRY_EVERY = 64
+# How often a connect with ``wait`` tries again while no server listens.
+_CONNECT_RETRY = 0.05
+# ``timeout=`` not given: the stream's own recv_timeout.
+_DEFAULT: Any = object()
 
 
 class _Readiness:
     """One ``add_reader`` registration per descriptor, shared by every
-    coroutine waiting on it. The registration is one-shot: it is removed when
-    the descriptor becomes readable and every waiter is woken to retry."""
+    coroutine waiting on it (a listener's accepts). The registration is
+    one-shot: it is removed when the descriptor becomes readable and every
+    waiter is woken to retry."""
 
     __slots__ = ("_fd", "_loop", "_waiters")
 
@@ -96,6 +127,10 @@ class _Readiness:
         self._ready()
 
 
+# A pending receive: its future and, for recv_into, the buffer.
+_Waiter = Tuple["asyncio.Future[Any]", Optional[memoryview]]
+
+
 class Stream:
     """An asyncio stream: the same connection as :class:`shmsock.Stream`, with
     coroutines. Get one from ``await aio.connect(...)`` or
@@ -105,7 +140,17 @@ class Stream:
     def __init__(self, stream: _shmsock.Stream) -> None:
         """Wraps a connected :class:`shmsock.Stream` (which it then owns)."""
         self._stream = stream
-        self._readable = _Readiness(stream.fileno())
+        self._fd = stream.fileno()
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._waiters: Deque[_Waiter] = collections.deque()
+        self._ahead: Deque[bytes] = collections.deque()
+        self._ahead_bytes = 0
+        # The receive side ended (PeerClosed, PeerGone, ...): once the read-ahead
+        # queue is empty, receives raise it (the core repeats it on every call).
+        self._ended = False
+        self._sends: Deque[Tuple["asyncio.Future[None]", Any]] = collections.deque()
+        self._spin_failures = 0
+        self._spins_skipped = 0
 
     @classmethod
     async def connect(
@@ -121,10 +166,11 @@ class Stream:
         handshake_timeout: Optional[float] = None,
         spin: Optional[float] = None,
         require_chacha: bool = False,
+        wait: Optional[float] = None,
     ) -> "Stream":
         """Connects to endpoint ``name`` (options as for
         :meth:`shmsock.Stream.connect`); the handshake runs in the default
-        executor."""
+        executor. ``wait`` (seconds): keep trying while no server listens."""
         loop = asyncio.get_running_loop()
         connect = functools.partial(
             _shmsock.Stream.connect,
@@ -139,62 +185,281 @@ class Stream:
             spin=spin,
             require_chacha=require_chacha,
         )
-        stream = await loop.run_in_executor(None, connect)
-        return cls(stream)
-
-    async def recv(self) -> bytes:
-        """Receives the next message. Raises PeerClosed once the peer closed
-        and every message it sent was received, PeerGone if it died. Cancelling
-        it loses no message."""
+        if wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float))):
+            raise TypeError(f"wait must be a number of seconds or None, not '{type(wait).__name__}'")
+        deadline = None if wait is None else time.monotonic() + wait
         while True:
             try:
-                return self._stream.try_recv()
-            except WouldBlock:
-                pass
-            await self._readable.wait()
+                stream = await loop.run_in_executor(None, connect)
+            except NotFound:
+                if deadline is None or time.monotonic() + _CONNECT_RETRY >= deadline:
+                    raise
+                await asyncio.sleep(_CONNECT_RETRY)
+                continue
+            return cls(stream)
 
-    async def recv_into(self, buffer: Any) -> int:
+    # ------------------------------------------------------------ receiving
+
+    async def recv(self, timeout: Optional[float] = _DEFAULT) -> bytes:
+        """Receives the next message, waiting up to ``timeout`` seconds (None:
+        forever; omitted: the stream's ``recv_timeout``), then raises Timeout.
+        Raises PeerClosed once the peer closed and every message it sent was
+        received, PeerGone if it died. A timed-out or cancelled receive loses
+        no message."""
+        result: bytes = await self._wait_message(None, timeout)
+        return result
+
+    async def recv_into(self, buffer: Any, timeout: Optional[float] = _DEFAULT) -> int:
         """Receives the next message into a writable buffer and returns its
         length (BufferTooSmall, with ``needed``, keeps the message)."""
-        while True:
+        view = memoryview(buffer)
+        if view.readonly:
+            raise TypeError("recv_into needs a writable buffer (bytearray, memoryview, ...)")
+        result: int = await self._wait_message(view.cast("B"), timeout)
+        return result
+
+    async def _wait_message(self, into: Optional[memoryview], timeout: Optional[float]) -> Any:
+        if timeout is _DEFAULT:
+            timeout = self._stream.recv_timeout
+        elif timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+                raise TypeError(f"timeout must be a number of seconds or None, not '{type(timeout).__name__}'")
+            if not timeout >= 0:
+                raise ValueError(f"timeout must be >= 0 (or None to wait forever), not {timeout}")
+        loop = self._attach()
+        fut: asyncio.Future[Any] = loop.create_future()
+        waiter: _Waiter = (fut, into)
+        self._waiters.append(waiter)
+        if len(self._waiters) == 1:
+            self._serve()
+            if not fut.done() and not self._sends and not self._ended:
+                message = self._spin()
+                if message is not None:
+                    self._deliver(message)
+        timer = None
+        if not fut.done() and timeout is not None:
+            timer = loop.call_later(timeout, self._expire, waiter)
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            self._give_back(waiter)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._forget(waiter)
+
+    def _expire(self, waiter: _Waiter) -> None:
+        fut = waiter[0]
+        if not fut.done():
+            self._forget(waiter)
+            fut.set_exception(Timeout("recv timed out: no message arrived; nothing was lost"))
+
+    def _forget(self, waiter: _Waiter) -> None:
+        try:
+            self._waiters.remove(waiter)
+        except ValueError:
+            pass
+        self._update()
+
+    def _give_back(self, waiter: _Waiter) -> None:
+        """A receive was cancelled after its message was handed to it: the
+        message goes back first in line."""
+        fut, into = waiter
+        if fut.done() and not fut.cancelled() and fut.exception() is None and into is None:
+            message = fut.result()
+            self._ahead.appendleft(message)
+            self._ahead_bytes += len(message)
+
+    def _deliver(self, message: bytes) -> None:
+        """Hands ``message`` to the oldest waiter, or to the read-ahead queue."""
+        while self._waiters:
+            fut, into = self._waiters.popleft()
+            if fut.done():
+                continue
+            if into is None:
+                fut.set_result(message)
+            elif len(message) <= len(into):
+                into[: len(message)] = message
+                fut.set_result(len(message))
+            else:
+                error = BufferTooSmall(
+                    f"the message is {len(message)} bytes, the buffer {len(into)}; the message was kept"
+                )
+                error.needed = len(message)
+                fut.set_exception(error)
+                self._ahead.appendleft(message)
+                self._ahead_bytes += len(message)
+                return
+            return
+        self._ahead.append(message)
+        self._ahead_bytes += len(message)
+
+    def _has_room(self) -> bool:
+        return bool(self._waiters or self._sends) or (
+            len(self._ahead) < _AHEAD_MESSAGES and self._ahead_bytes < _AHEAD_BYTES
+        )
+
+    def _serve(self) -> None:
+        """Serves the waiters from the read-ahead queue, then receives what is
+        there (the work of one readiness of the descriptor)."""
+        while self._waiters and self._ahead:
+            message = self._ahead.popleft()
+            self._ahead_bytes -= len(message)
+            self._deliver(message)
+        while not self._ended and not self._stream.closed and self._has_room():
             try:
-                return self._stream.try_recv_into(buffer)
+                message = self._stream.try_recv()
             except WouldBlock:
-                pass
-            await self._readable.wait()
+                # Every wake-up was consumed: the waiting sends look again
+                # (freed space may be among them). If one consumed the
+                # wake-ups in turn, the receive side looks once more without
+                # consuming any (recv with a zero timeout).
+                if not self._sends or self._resume_sends():
+                    break
+                recheck = self._recheck()
+                if recheck is None:
+                    break
+                message = recheck
+            except Error:
+                self._ended = True
+                break
+            self._deliver(message)
+        if self._ended and not self._ahead:
+            self._fail_waiters()
+        self._update()
+
+    def _spin(self) -> Optional[bytes]:
+        """Before a receive sleeps: looks at the ring for up to _SPIN seconds
+        without a system call and without consuming a wake-up (a reply from a
+        peer on another core usually comes sooner than a wake-up through the
+        kernel). After _SPIN_GIVE_UP looks in a row found nothing (a slow peer,
+        or one on this core, where looking only delays it), it looks only every
+        _SPIN_RETRY_EVERY-th time, as the core's own waiting does."""
+        if self._spin_failures >= _SPIN_GIVE_UP:
+            self._spins_skipped += 1
+            if self._spins_skipped < _SPIN_RETRY_EVERY:
+                return None
+            self._spins_skipped = 0
+        until = time.perf_counter() + _SPIN
+        while True:
+            message = self._recheck()
+            if message is not None:
+                self._spin_failures = 0
+                return message
+            if self._ended or time.perf_counter() >= until:
+                self._spin_failures += 1
+                return None
+
+    def _recheck(self) -> Optional[bytes]:
+        try:
+            return self._stream.recv(timeout=0)
+        except Timeout:
+            return None
+        except Error:
+            self._ended = True
+            return None
+
+    def _fail_waiters(self) -> None:
+        while self._waiters:
+            fut, _ = self._waiters.popleft()
+            if fut.done():
+                continue
+            try:
+                message = self._stream.try_recv()
+            except BaseException as e:  # the core repeats the end on every call
+                fut.set_exception(e)
+            else:  # cannot happen once ended; never drop a message
+                fut.set_result(message)
+
+    # ------------------------------------------------------------ sending
 
     async def send(self, data: Any) -> None:
-        """Sends one message (any bytes-like object).
+        """Sends one message (any bytes-like object). When the ring has no
+        room for all of it, the rest goes out as the peer frees space, without
+        blocking the loop; sends complete in order."""
+        if self._stream.closed:
+            raise Closed("the stream was closed")
+        if not self._sends and self._stream._send_resumable(data):
+            return
+        loop = self._attach()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._sends.append((fut, data))
+        if len(self._sends) == 1:
+            # That send consumed the descriptor's wake-ups: look at the
+            # receive side once without consuming any.
+            message = self._recheck() if self._waiters else None
+            if message is not None:
+                self._deliver(message)
+                self._serve()
+        self._update()
+        await fut
 
-        When the ring is full this waits for space without blocking the loop:
-        it retries on a short timer (the core does not yet signal ring space on
-        the pollable descriptor after ``try_send``). A message larger than half
-        the ring cannot wait for room in one piece, so it is sent by a blocking
-        ``send`` in the default executor; cancelling that one does not stop it.
-        """
-        try:
-            self._stream.try_send(data)
-            return
-        except WouldBlock:
-            pass
-        if memoryview(data).nbytes > self._stream.ring_size // 2:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, self._stream.send, data)
-            return
-        delay = _SEND_POLL_FIRST
-        while True:
-            await asyncio.sleep(delay)
+    def _resume_sends(self) -> bool:
+        """Resumes the waiting sends in order; True when none is left."""
+        while self._sends:
+            fut, data = self._sends[0]
             try:
-                self._stream.try_send(data)
+                complete = self._stream._send_resumable(data)
+            except Error as e:
+                self._sends.popleft()
+                if not fut.done():
+                    fut.set_exception(e)
+                continue
+            if not complete:
+                return False
+            self._sends.popleft()
+            if not fut.done():
+                fut.set_result(None)
+        return True
+
+    # ------------------------------------------------------------ the loop
+
+    def _attach(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._unregister()
+        return loop
+
+    def _on_readable(self) -> None:
+        if self._sends:
+            self._resume_sends()
+        self._serve()
+
+    def _update(self) -> None:
+        """Keeps the descriptor registered while anything can come of it."""
+        want = not self._stream.closed and (
+            bool(self._sends) or (not self._ended and self._has_room())
+        )
+        if want and self._loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
                 return
-            except WouldBlock:
-                delay = min(delay * 2, _SEND_POLL_MAX)
+            loop.add_reader(self._fd, self._on_readable)
+            self._loop = loop
+        elif not want:
+            self._unregister()
+
+    def _unregister(self) -> None:
+        if self._loop is not None:
+            if not self._loop.is_closed():
+                self._loop.remove_reader(self._fd)
+            self._loop = None
 
     def close(self) -> None:
         """Closes the stream (the peer receives every message sent before,
-        then PeerClosed); pending receives raise Closed. Idempotent."""
-        self._readable.close()
+        then PeerClosed); pending receives and sends raise Closed. Idempotent."""
+        self._unregister()
         self._stream.close()
+        self._ahead.clear()
+        self._ahead_bytes = 0
+        self._ended = True
+        self._fail_waiters()
+        while self._sends:
+            fut, _ = self._sends.popleft()
+            if not fut.done():
+                fut.set_exception(Closed("the stream was closed"))
 
     @property
     def stream(self) -> _shmsock.Stream:
@@ -392,7 +657,35 @@ class Listener:
         return f"<shmsock.aio.Listener {self._listener!r}>"
 
 
-async def connect(
+class Connecting:
+    """A connection being made: ``await`` it for the :class:`Stream`, or use
+    it directly as ``async with aio.connect(...) as stream:``."""
+
+    __slots__ = ("_connect", "_stream")
+
+    def __init__(self, connect: "functools.partial[Any]") -> None:
+        self._connect = connect
+        self._stream: Optional[Stream] = None
+
+    def __await__(self) -> Generator[Any, None, Stream]:
+        stream: Stream = yield from self._connect().__await__()
+        return stream
+
+    async def __aenter__(self) -> Stream:
+        self._stream = await self._connect()
+        return self._stream
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        if self._stream is not None:
+            self._stream.close()
+
+
+def connect(
     name: str,
     *,
     server_key: KeyLike,
@@ -404,19 +697,26 @@ async def connect(
     handshake_timeout: Optional[float] = None,
     spin: Optional[float] = None,
     require_chacha: bool = False,
-) -> Stream:
-    """Connects to endpoint ``name``; the same as :meth:`Stream.connect`."""
-    return await Stream.connect(
-        name,
-        server_key=server_key,
-        keypair=keypair,
-        ring_size=ring_size,
-        max_message_size=max_message_size,
-        send_timeout=send_timeout,
-        recv_timeout=recv_timeout,
-        handshake_timeout=handshake_timeout,
-        spin=spin,
-        require_chacha=require_chacha,
+    wait: Optional[float] = None,
+) -> Connecting:
+    """Connects to endpoint ``name``, as :meth:`Stream.connect` does:
+    ``stream = await aio.connect(...)`` or ``async with aio.connect(...) as
+    stream:`` (closed at the end of the block)."""
+    return Connecting(
+        functools.partial(
+            Stream.connect,
+            name,
+            server_key=server_key,
+            keypair=keypair,
+            ring_size=ring_size,
+            max_message_size=max_message_size,
+            send_timeout=send_timeout,
+            recv_timeout=recv_timeout,
+            handshake_timeout=handshake_timeout,
+            spin=spin,
+            require_chacha=require_chacha,
+            wait=wait,
+        )
     )
 
 

@@ -1,0 +1,155 @@
+//! Results for JavaScript: the events handed to the JavaScript layer's
+//! `dispatch` function, and the one thread-safe function through which the
+//! rare results computed on other threads (a connect, a server-side handshake,
+//! a close that waited for ring space) reach it.
+//!
+//! Results of the JavaScript thread's own waiting (receives, sends, accepts)
+//! are delivered directly by [`uv::deliver`](crate::uv::deliver); nothing per
+//! message goes through the thread-safe function.
+//!
+//! Nothing here keeps Node's event loop alive by itself: the thread-safe
+//! function is created weak, and the JavaScript layer refs it while it has
+//! pending operations or open Server/Client objects (`setActive`).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::JsValue;
+use napi_derive::napi;
+use shmsock::Error as CoreError;
+
+use crate::errors::code_of;
+use crate::native_stream::NativeStream;
+use crate::stream::StreamShared;
+
+/// Locks a mutex, ignoring poisoning (no lock here is held across user code).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Kinds of events, as the first element of each event array in JavaScript.
+pub(crate) mod kind {
+    /// `[0, op, Buffer]`: a receive completed.
+    pub const RECV: u32 = 0;
+    /// `[1, op]`: a send or close completed.
+    pub const DONE: u32 = 1;
+    /// `[2, op, null, code, message]`: an operation failed.
+    pub const FAILED: u32 = 2;
+    /// `[3, op, NativeStream]`: an accept or connect completed.
+    pub const STREAM: u32 = 3;
+    /// `[4, streamId, Buffer]`: a message on a flowing stream.
+    pub const DATA: u32 = 4;
+    /// `[5, streamId, null, code|null, message|null]`: a flowing stream ended
+    /// (code null: a clean close by either side).
+    pub const END: u32 = 5;
+    /// `[6, listenerId, NativeStream]`: a serving listener accepted a client.
+    pub const CONNECTION: u32 = 6;
+    /// `[7, listenerId, null, code, message]`: a client failed the handshake.
+    pub const REJECTED: u32 = 7;
+    /// `[8, op, length]`: a `recvInto` completed.
+    pub const RECV_INTO: u32 = 8;
+}
+
+/// One result for JavaScript.
+pub(crate) enum Event {
+    Recv { op: i64, data: Vec<u8> },
+    Done { op: i64 },
+    Failed { op: i64, error: CoreError },
+    Stream { op: i64, stream: Arc<StreamShared> },
+    Data { id: i64, data: Vec<u8> },
+    RecvInto { op: i64, len: u32 },
+    End { id: i64, error: Option<CoreError> },
+    Connection { listener: i64, stream: Arc<StreamShared> },
+    Rejected { listener: i64, error: CoreError },
+}
+
+fn error_parts(error: &CoreError) -> (Option<String>, Option<String>) {
+    (Some(code_of(error.kind())), Some(error.message().to_string()))
+}
+
+impl ToNapiValue for Event {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
+        // SAFETY: called by napi-rs on the JavaScript thread with its env.
+        unsafe {
+            match val {
+                Event::Recv { op, data } => ToNapiValue::to_napi_value(env, (kind::RECV, op, Buffer::from(data))),
+                Event::Done { op } => ToNapiValue::to_napi_value(env, (kind::DONE, op)),
+                Event::Failed { op, error } => {
+                    let (code, message) = error_parts(&error);
+                    ToNapiValue::to_napi_value(env, (kind::FAILED, op, Null, code, message))
+                }
+                Event::Stream { op, stream } => {
+                    ToNapiValue::to_napi_value(env, (kind::STREAM, op, NativeStream::wrap(stream)))
+                }
+                Event::Data { id, data } => ToNapiValue::to_napi_value(env, (kind::DATA, id, Buffer::from(data))),
+                Event::RecvInto { op, len } => ToNapiValue::to_napi_value(env, (kind::RECV_INTO, op, len)),
+                Event::End { id, error } => {
+                    let (code, message) = error.as_ref().map(error_parts).unwrap_or((None, None));
+                    ToNapiValue::to_napi_value(env, (kind::END, id, Null, code, message))
+                }
+                Event::Connection { listener, stream } => {
+                    ToNapiValue::to_napi_value(env, (kind::CONNECTION, listener, NativeStream::wrap(stream)))
+                }
+                Event::Rejected { listener, error } => {
+                    let (code, message) = error_parts(&error);
+                    ToNapiValue::to_napi_value(env, (kind::REJECTED, listener, Null, code, message))
+                }
+            }
+        }
+    }
+}
+
+/// Work for the JavaScript thread, sent from another thread: it runs there and
+/// pushes the events to deliver.
+pub(crate) type Job = Box<dyn FnOnce(&mut Vec<Event>) + Send>;
+
+type Dispatch = ThreadsafeFunction<Job, (), Vec<Event>, Status, false, true, 0>;
+
+static DISPATCH: Mutex<Option<Dispatch>> = Mutex::new(None);
+
+/// Registers the JavaScript function that receives every batch of events.
+/// Called once by the JavaScript layer when it loads.
+#[napi(ts_args_type = "dispatch: (events: Array<Array<unknown>>) => void")]
+pub fn init(env: Env, dispatch: Function<Vec<Event>, ()>) -> Result<()> {
+    crate::uv::init(env.raw(), dispatch.value().value)?;
+    let tsfn = dispatch.build_threadsafe_function::<Job>().callee_handled::<false>().weak::<true>().build_callback(
+        |ctx: ThreadsafeCallContext<Job>| {
+            let mut events = Vec::new();
+            (ctx.value)(&mut events);
+            Ok(events)
+        },
+    )?;
+    *lock(&DISPATCH) = Some(tsfn);
+    Ok(())
+}
+
+/// Keeps Node's event loop alive (true) or lets it exit (false) while another
+/// thread may still post results. The JavaScript layer calls it when its count
+/// of pending operations and open Server/Client objects leaves or reaches 0.
+#[napi]
+pub fn set_active(env: Env, active: bool) -> Result<()> {
+    let guard = lock(&DISPATCH);
+    if let Some(tsfn) = guard.as_ref() {
+        // SAFETY: on the JavaScript thread, with the env that created the function.
+        let status = unsafe {
+            if active {
+                sys::napi_ref_threadsafe_function(env.raw(), tsfn.raw())
+            } else {
+                sys::napi_unref_threadsafe_function(env.raw(), tsfn.raw())
+            }
+        };
+        if status != sys::Status::napi_ok {
+            return Err(Error::new(Status::from(status), "could not ref/unref the dispatch function"));
+        }
+    }
+    Ok(())
+}
+
+/// Runs `job` on the JavaScript thread (from any thread, never blocking).
+pub(crate) fn post(job: Job) {
+    let guard = lock(&DISPATCH);
+    if let Some(tsfn) = guard.as_ref() {
+        tsfn.call(job, ThreadsafeFunctionCallMode::NonBlocking);
+    }
+}

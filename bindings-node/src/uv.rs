@@ -1,0 +1,245 @@
+//! The JavaScript thread's own waiting: libuv poll handles on the pollable fds
+//! of streams and listeners, and the delivery of results to JavaScript.
+//!
+//! This is the one unsafe module of the binding. Node links libuv into its
+//! executable and exports its symbols (they are part of Node's documented
+//! native ABI, which `napi_get_uv_event_loop` hands out), so they are declared
+//! here with `extern "C"` and resolved when Node loads the module.
+//!
+//! Why libuv directly: a connection's pollable fd is an epoll set, which no
+//! JavaScript API can watch. Watching it from the event loop itself means a
+//! message wakes exactly one thread, the JavaScript thread, which then runs
+//! `try_recv` and resolves the promise in the same turn — no native reactor
+//! thread, no thread-safe function in the per-message path.
+//!
+//! Safety argument, in one place: every function here runs on the JavaScript
+//! thread of the env that `init` registered (napi calls, libuv callbacks and
+//! finalizers all run there), so the handles and napi values are never touched
+//! from two threads; a [`Poll`] owns its handle's memory until libuv's close
+//! callback frees it; the handle's `data` is a leaked `Box<Arc<dyn Ready>>`
+//! that only that close callback takes back, so the callback never sees a
+//! dangling target.
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::cell::RefCell;
+use std::ffi::{c_int, c_void};
+use std::os::fd::RawFd;
+use std::ptr;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::ToNapiValue;
+use napi::sys;
+
+use crate::dispatch::Event;
+
+/// libuv's `uv_poll_t`, opaque: its size is asked from libuv.
+#[repr(C)]
+struct UvPoll {
+    _opaque: [u8; 0],
+}
+
+/// `UV_POLL` in libuv's `uv_handle_type` (stable across libuv 1.x).
+const UV_POLL: c_int = 8;
+/// `UV_READABLE` in `uv_poll_event`.
+const UV_READABLE: c_int = 1;
+
+type PollCb = extern "C" fn(*mut UvPoll, c_int, c_int);
+type CloseCb = extern "C" fn(*mut UvPoll);
+
+extern "C" {
+    fn uv_handle_size(kind: c_int) -> usize;
+    fn uv_poll_init(event_loop: *mut sys::uv_loop_s, handle: *mut UvPoll, fd: c_int) -> c_int;
+    fn uv_poll_start(handle: *mut UvPoll, events: c_int, cb: PollCb) -> c_int;
+    fn uv_poll_stop(handle: *mut UvPoll) -> c_int;
+    fn uv_close(handle: *mut UvPoll, cb: CloseCb);
+    fn uv_ref(handle: *mut UvPoll);
+    fn uv_unref(handle: *mut UvPoll);
+    fn uv_handle_set_data(handle: *mut UvPoll, data: *mut c_void);
+    fn uv_handle_get_data(handle: *const UvPoll) -> *mut c_void;
+}
+
+/// Something a poll handle serves: called on the JavaScript thread when its fd
+/// is readable; it pushes the results for JavaScript to `events`.
+pub(crate) trait Ready: Send + Sync {
+    fn ready(self: Arc<Self>, events: &mut Vec<Event>);
+}
+
+/// What the JavaScript thread keeps: its env, the `dispatch` function and the
+/// async context results are delivered in.
+struct JsContext {
+    env: sys::napi_env,
+    dispatch: sys::napi_ref,
+    async_context: sys::napi_async_context,
+}
+
+thread_local! {
+    static JS: RefCell<Option<JsContext>> = const { RefCell::new(None) };
+}
+
+fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(napi::Error::new(napi::Status::from(status), format!("{what} failed")))
+    }
+}
+
+/// Registers `dispatch` (a JavaScript function taking an array of events) for
+/// this thread's env. Called once per env when the JavaScript layer loads.
+pub(crate) fn init(env: sys::napi_env, dispatch: sys::napi_value) -> napi::Result<()> {
+    let mut reference = ptr::null_mut();
+    let mut async_context = ptr::null_mut();
+    let mut name = ptr::null_mut();
+    // SAFETY: on the JavaScript thread, inside a napi call with this env.
+    unsafe {
+        check(sys::napi_create_reference(env, dispatch, 1, &mut reference), "napi_create_reference")?;
+        check(sys::napi_create_string_utf8(env, c"shmsock".as_ptr(), 7, &mut name), "napi_create_string_utf8")?;
+        check(sys::napi_async_init(env, ptr::null_mut(), name, &mut async_context), "napi_async_init")?;
+    }
+    JS.with(|js| *js.borrow_mut() = Some(JsContext { env, dispatch: reference, async_context }));
+    Ok(())
+}
+
+/// Hands `events` to JavaScript's `dispatch`, as a callback from native code:
+/// promises resolved there run their continuations when it returns (when no
+/// JavaScript is below us on the stack, as in a libuv callback).
+pub(crate) fn deliver(events: Vec<Event>) {
+    if events.is_empty() {
+        return;
+    }
+    JS.with(|js| {
+        let js = js.borrow();
+        let Some(js) = js.as_ref() else { return };
+        let env = js.env;
+        // SAFETY: on the JavaScript thread of `env` (see the module comment);
+        // the handle scope bounds every value created here.
+        unsafe {
+            let mut scope = ptr::null_mut();
+            if sys::napi_open_handle_scope(env, &mut scope) != sys::Status::napi_ok {
+                return;
+            }
+            let mut func = ptr::null_mut();
+            let mut recv = ptr::null_mut();
+            let ok = sys::napi_get_reference_value(env, js.dispatch, &mut func) == sys::Status::napi_ok
+                && sys::napi_get_global(env, &mut recv) == sys::Status::napi_ok;
+            if ok {
+                if let Ok(array) = ToNapiValue::to_napi_value(env, events) {
+                    let argv = [array];
+                    let mut result = ptr::null_mut();
+                    let status =
+                        sys::napi_make_callback(env, js.async_context, recv, func, 1, argv.as_ptr(), &mut result);
+                    if status == sys::Status::napi_pending_exception {
+                        // `dispatch` catches what handlers throw; anything
+                        // else is reported as Node reports an uncaught error.
+                        let mut error = ptr::null_mut();
+                        if sys::napi_get_and_clear_last_exception(env, &mut error) == sys::Status::napi_ok {
+                            sys::napi_fatal_exception(env, error);
+                        }
+                    }
+                }
+            }
+            sys::napi_close_handle_scope(env, scope);
+        }
+    });
+}
+
+/// A libuv poll handle watching one fd for readability on the JavaScript thread.
+pub(crate) struct Poll {
+    handle: *mut UvPoll,
+    started: bool,
+    referenced: bool,
+}
+
+// SAFETY: a Poll is created, used and closed on the JavaScript thread only (it
+// sits in state that other threads share, but they never touch it).
+unsafe impl Send for Poll {}
+
+fn poll_layout() -> Option<Layout> {
+    // SAFETY: a pure function of libuv.
+    let size = unsafe { uv_handle_size(UV_POLL) };
+    Layout::from_size_align(size.max(1), 16).ok()
+}
+
+extern "C" fn on_readable(handle: *mut UvPoll, _status: c_int, _events: c_int) {
+    // SAFETY: `data` is the Box<Arc<dyn Ready>> that `Poll::new` leaked; it is
+    // freed only in `on_close`, which libuv runs after the last callback.
+    let target = unsafe { &*(uv_handle_get_data(handle) as *const Arc<dyn Ready>) };
+    // An error status (e.g. the fd was closed under us) also gives the target a
+    // look: its `try_` calls report the stream's real state.
+    let target = Arc::clone(target);
+    let mut events = Vec::new();
+    target.ready(&mut events);
+    deliver(events);
+}
+
+extern "C" fn on_close(handle: *mut UvPoll) {
+    // SAFETY: libuv is done with the handle; `data` and the memory were made
+    // by `Poll::new` with these types and this layout.
+    unsafe {
+        drop(Box::from_raw(uv_handle_get_data(handle) as *mut Arc<dyn Ready>));
+        if let Some(layout) = poll_layout() {
+            dealloc(handle as *mut u8, layout);
+        }
+    }
+}
+
+impl Poll {
+    /// A stopped, unreferenced poll handle on `fd` for `target`.
+    pub(crate) fn new(fd: RawFd, target: Arc<dyn Ready>) -> napi::Result<Poll> {
+        let env = JS.with(|js| js.borrow().as_ref().map(|js| js.env));
+        let env = env.ok_or_else(|| napi::Error::from_reason("shmsock: init() was not called on this thread"))?;
+        let layout = poll_layout().ok_or_else(|| napi::Error::from_reason("libuv reported no poll handle size"))?;
+        // SAFETY: on the JavaScript thread; the memory is zeroed, sized and
+        // aligned for a uv_poll_t, and freed only by `on_close` or below.
+        unsafe {
+            let mut event_loop = ptr::null_mut();
+            check(sys::napi_get_uv_event_loop(env, &mut event_loop), "napi_get_uv_event_loop")?;
+            let handle = alloc_zeroed(layout) as *mut UvPoll;
+            if handle.is_null() {
+                return Err(napi::Error::from_reason("out of memory for a poll handle"));
+            }
+            if uv_poll_init(event_loop, handle, fd) != 0 {
+                dealloc(handle as *mut u8, layout);
+                return Err(napi::Error::from_reason("uv_poll_init failed on a shmsock fd"));
+            }
+            uv_handle_set_data(handle, Box::into_raw(Box::new(target)) as *mut c_void);
+            uv_unref(handle);
+            Ok(Poll { handle, started: false, referenced: false })
+        }
+    }
+
+    /// Watches the fd (true) or not; an active handle with `keep_alive` keeps
+    /// Node's event loop running.
+    pub(crate) fn set(&mut self, watch: bool, keep_alive: bool) {
+        // SAFETY: the handle is initialised and not closed (close takes self).
+        unsafe {
+            if watch != self.started {
+                if watch {
+                    self.started = uv_poll_start(self.handle, UV_READABLE, on_readable) == 0;
+                } else {
+                    uv_poll_stop(self.handle);
+                    self.started = false;
+                }
+            }
+            if keep_alive != self.referenced {
+                if keep_alive {
+                    uv_ref(self.handle);
+                } else {
+                    uv_unref(self.handle);
+                }
+                self.referenced = keep_alive;
+            }
+        }
+    }
+
+    /// Stops watching and releases the handle (libuv frees it on its next turn;
+    /// the fd may be closed as soon as this returns).
+    pub(crate) fn close(self) {
+        // SAFETY: on the JavaScript thread; uv_close is called once per handle
+        // (self is consumed) and `on_close` frees what `new` allocated.
+        unsafe {
+            uv_poll_stop(self.handle);
+            uv_close(self.handle, on_close);
+        }
+    }
+}
