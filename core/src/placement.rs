@@ -36,7 +36,7 @@ pub struct Hints<'a> {
 impl Hints<'_> {
     /// Publishes the CPU this thread runs on; returns it (+1; 0 if unknown).
     pub fn publish(&self) -> u32 {
-        let cpu = current_cpu().map_or(0, |c| c + 1);
+        let cpu = crate::platform::current_cpu().map_or(0, |c| c + 1);
         if self.own.load(Ordering::Relaxed) != cpu {
             self.own.store(cpu, Ordering::Relaxed);
         }
@@ -47,17 +47,6 @@ impl Hints<'_> {
     pub fn peer_on(&self, own: u32) -> bool {
         own != 0 && self.peer.load(Ordering::Relaxed) == own
     }
-}
-
-/// The CPU this thread runs on now, if the platform says.
-#[cfg(target_os = "linux")]
-fn current_cpu() -> Option<u32> {
-    u32::try_from(rustix::thread::sched_getcpu()).ok()
-}
-
-#[cfg(not(target_os = "linux"))]
-fn current_cpu() -> Option<u32> {
-    None
 }
 
 /// True when this thread's affinity allows more than one CPU (a thread pinned

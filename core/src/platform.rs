@@ -865,3 +865,23 @@ pub fn epoll_wait_tokens<'a>(
 ) -> Result<impl Iterator<Item = u64> + 'a> {
     epoll_wait(epoll, events, timeout)
 }
+
+// ------------------------------------------------------------------ placement
+
+/// The CPU this thread runs on now, if the platform says.
+///
+/// libc's call rather than rustix's: rustix parses the vDSO itself, and under
+/// valgrind (which maps no vDSO where the auxiliary vector says) that read
+/// faults; glibc's call is what valgrind expects.
+#[cfg(target_os = "linux")]
+pub fn current_cpu() -> Option<u32> {
+    // SAFETY: sched_getcpu takes no arguments and only returns a number.
+    let cpu = unsafe { libc::sched_getcpu() };
+    u32::try_from(cpu).ok()
+}
+
+/// The CPU this thread runs on now: not known on this platform.
+#[cfg(not(target_os = "linux"))]
+pub fn current_cpu() -> Option<u32> {
+    None
+}

@@ -1,7 +1,7 @@
 //! `Server`: many clients served by one or more dispatch threads, with callbacks.
 //!
 //! Each dispatch thread runs a [`Reactor`](crate::reactor::Reactor) over its
-//! connections (see [`dispatch`](crate::dispatch)); the first one also accepts
+//! connections (see the private `dispatch` module); the first one also accepts
 //! clients and drives their handshakes, non-blocking, each with its own
 //! deadline. The handler is called with `on_connect` when a client completed
 //! its handshake, `on_data` for each message, `on_error` for failures (a

@@ -43,6 +43,7 @@ __all__ = [
     "Connection",
     "Client",
     "_shutdown_all",
+    "_error_classes",
 ]
 
 __version__: str
