@@ -60,7 +60,7 @@ impl ConnectionBox {
     }
     /// True once closed by this side.
     pub fn is_closed(&self) -> BridgeResult<bool> {
-        guard(|| Ok(self.0.stream().is_closed()))
+        guard(|| Ok(self.0.is_closed()))
     }
     /// The client's public key.
     pub fn peer_public_key(&self, out: &mut [u8]) -> BridgeResult<()> {

@@ -345,7 +345,7 @@ impl PyConnection {
     /// True once this connection was closed by either side.
     #[getter]
     fn closed(&self) -> bool {
-        self.connection.stream().is_closed()
+        self.connection.is_closed()
     }
 
     fn __repr__(&self) -> String {

@@ -138,6 +138,14 @@ impl Connection {
         Ok(())
     }
 
+    /// True once this connection was closed by either side or ended (from the
+    /// moment `close` is called, or `on_close` is about to run).
+    pub fn is_closed(&self) -> bool {
+        self.inner.close_requested.load(Ordering::Acquire)
+            || self.inner.removed.load(Ordering::Acquire)
+            || self.inner.stream.is_closed()
+    }
+
     /// The client's public key.
     pub fn peer_public_key(&self) -> PublicKey {
         self.inner.stream.peer_public_key()
