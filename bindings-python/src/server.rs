@@ -277,6 +277,17 @@ impl Drop for PyServer {
     }
 }
 
+impl PyConnection {
+    /// Closed once the connection was closed or ended (before on_close runs),
+    /// even while the server still sends its queue and close off the loop.
+    fn check_open(&self, py: Python<'_>) -> PyResult<()> {
+        if self.connection.is_closed() {
+            return Err(errors::closed(py, "connection"));
+        }
+        Ok(())
+    }
+}
+
 /// One client of a Server, as passed to its callbacks. Usable from any thread;
 /// after on_close every call raises Closed.
 #[pyclass(module = "shmsock", name = "Connection", frozen, weakref)]
@@ -298,11 +309,13 @@ impl PyConnection {
     /// server's send_timeout).
     #[pyo3(signature = (data, timeout=Timeout::Default))]
     fn send(&self, py: Python<'_>, data: &Bound<'_, PyAny>, timeout: Timeout) -> PyResult<()> {
+        self.check_open(py)?;
         stream::send_blocking(py, self.connection.stream(), data, timeout.or(self.send_timeout))
     }
 
     /// Sends only if the whole message fits now; otherwise raises WouldBlock.
     fn try_send(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.check_open(py)?;
         stream::try_send(py, self.connection.stream(), data)
     }
 
