@@ -112,7 +112,10 @@ fn role_child() {
         }
         "foreign_sigbus" => {
             // The handler is installed by mapping a named segment...
-            let _segment = Segment::create(Backend::Named, RING).unwrap();
+            let mut segment = Segment::create(Backend::Named, RING).unwrap();
+            // Its name goes at once (the mapping, and so the handler, stay):
+            // this process dies of SIGBUS below, before any drop could unlink it.
+            segment.unlink();
             // ...but a SIGBUS outside every segment still gets the default
             // action: this process must die of it, not hang or carry on
             // (and leave no core file behind).
