@@ -10,6 +10,13 @@ set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
+# Each crate is built once here: incremental state would only take disk.
+export CARGO_INCREMENTAL=0
+
+disk() {
+    echo "=== disk: $(du -sh --exclude=.git . 2>/dev/null | cut -f1) in the repository, $(df -h --output=avail . | tail -1 | tr -d ' ') free"
+}
+
 passed=0
 failed=0
 results=()
@@ -27,8 +34,10 @@ suite() {
         failed=$((failed + 1))
         results+=("FAILED  $name ($((SECONDS - start))s)")
     fi
+    disk
 }
 
+disk
 suite "lint: rustfmt, clippy -D warnings, rustdoc -D warnings" scripts/test-lint.sh
 suite "rust: core, examples and bench smoke" cargo test -p shmsock -p shmsock-examples -p shmsock-bench
 suite "loom: memory ordering of the rings and wake-ups (tests/loom)" cargo test -p shmsock-loom

@@ -75,6 +75,21 @@ pub fn send(socket: BorrowedFd<'_>, record: &[u8], fds: &[BorrowedFd<'_>]) -> Re
     platform::send_with_fds(socket, record, fds)
 }
 
+/// Writes the client's first record (HELLO or SUBSCRIBE). A server that refuses
+/// at once (it is full, or busy) may send its REJECT and close before it reads
+/// the first record; writing then fails, but the REJECT waits in our receive
+/// buffer: that refusal is the error, not the failed write.
+pub fn send_first(socket: BorrowedFd<'_>, record: &[u8], endpoint: &str) -> Result<()> {
+    let Err(e) = send(socket, record, &[]) else { return Ok(()) };
+    if e.kind() == ErrorKind::PeerGone {
+        let mut fds = Vec::new();
+        if let Ok(Record::Reject(reason, text)) = receive(socket, &mut fds, Some(Instant::now())) {
+            return Err(reason.to_error(endpoint, &text));
+        }
+    }
+    Err(e)
+}
+
 pub(crate) fn read_exact(
     socket: BorrowedFd<'_>,
     buf: &mut [u8],
@@ -174,6 +189,24 @@ mod tests {
     use super::*;
     use std::os::fd::AsFd;
     use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn a_reject_sent_before_the_first_record_is_the_error() {
+        // The server refuses before reading: it writes REJECT and shuts the
+        // socket, so our HELLO cannot be written (EPIPE).
+        let (client, server) = UnixStream::pair().unwrap();
+        send(server.as_fd(), &encode_reject(RejectReason::ServerError, "the server is full"), &[]).unwrap();
+        platform::shutdown(server.as_fd());
+        let e = send_first(client.as_fd(), &encode(HELLO, b"hello"), "ep").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ResourceExhausted, "{e}");
+        assert!(e.message().contains("the server is full"), "{e}");
+
+        // Without a REJECT, the failed write stays the error.
+        let (client, server) = UnixStream::pair().unwrap();
+        platform::shutdown(server.as_fd());
+        let e = send_first(client.as_fd(), &encode(HELLO, b"hello"), "ep").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PeerGone, "{e}");
+    }
 
     #[test]
     fn records_round_trip() {

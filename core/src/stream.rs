@@ -136,7 +136,7 @@ impl Stream {
         let socket = control.as_fd();
         let credentials = platform::peer_credentials(socket)?;
         let mut initiator = Initiator::new(&keypair, &server_key, name, options.client_offer())?;
-        control::send(socket, &control::encode(control::HELLO, &initiator.write_hello()?), &[])?;
+        control::send_first(socket, &control::encode(control::HELLO, &initiator.write_hello()?), name)?;
         let mut fds = Vec::new();
         let record = control::receive(socket, &mut fds, Some(deadline)).map_err(|e| match e.kind() {
             ErrorKind::Timeout => Error::new(

@@ -127,7 +127,7 @@ impl Subscriber {
         let credentials = platform::peer_credentials(socket)?;
         let offer = ClientOffer::local(options.require_chacha, options.max_message_size, 0, Backend::Memfd.bit());
         let mut initiator = Initiator::new(&keypair, &server_key, name, offer)?;
-        control::send(socket, &control::encode(records::SUBSCRIBE, &initiator.write_hello()?), &[])?;
+        control::send_first(socket, &control::encode(records::SUBSCRIBE, &initiator.write_hello()?), name)?;
         let mut fds = Vec::new();
         let (kind, body) = records::receive_raw(socket, &mut fds, Some(deadline)).map_err(|e| match e.kind() {
             ErrorKind::Timeout => Error::new(
