@@ -1465,6 +1465,19 @@ shmsock_result shmsock_publisher_subscriber_count(const struct shmsock_publisher
 // Errors: SHMSOCK_NULL_ARGUMENT.
 shmsock_result shmsock_publisher_epoch(const struct shmsock_publisher *publisher, uint64_t *out);
 
+// Writes the sequence number the next message will get (the count of
+// messages published so far) to `*out`.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT.
+shmsock_result shmsock_publisher_sequence(const struct shmsock_publisher *publisher, uint64_t *out);
+
+// Writes the number of subscribers dropped so far (for falling behind a
+// reliable topic, or for a bad cursor) to `*out`.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT.
+shmsock_result shmsock_publisher_dropped_count(const struct shmsock_publisher *publisher,
+                                               uint64_t *out);
+
 // Rotates the group key now (it also rotates when a subscriber leaves and on
 // the topic's schedule).
 //
@@ -1526,6 +1539,33 @@ shmsock_result shmsock_subscriber_pollable_fd(const struct shmsock_subscriber *s
 //
 // Errors: SHMSOCK_NULL_ARGUMENT.
 shmsock_result shmsock_subscriber_lost(const struct shmsock_subscriber *subscriber, uint64_t *out);
+
+// Writes the number of messages received so far to `*out`.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT.
+shmsock_result shmsock_subscriber_received(const struct shmsock_subscriber *subscriber,
+                                           uint64_t *out);
+
+// Writes the group-key epoch this subscriber last received to `*out`.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT.
+shmsock_result shmsock_subscriber_epoch(const struct shmsock_subscriber *subscriber, uint64_t *out);
+
+// Writes the topic's cipher (a shmsock_cipher, chosen by the publisher) to
+// `*out`. Never blocks.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT.
+shmsock_result shmsock_subscriber_cipher(const struct shmsock_subscriber *subscriber,
+                                         shmsock_cipher *out);
+
+// Copies the publisher's static public key (the pinned key the handshake
+// authenticated) into `out` of `out_len` >= SHMSOCK_KEY_LEN bytes. Never
+// blocks.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_BUFFER_TOO_SMALL.
+shmsock_result shmsock_subscriber_publisher_public_key(const struct shmsock_subscriber *subscriber,
+                                                       uint8_t *out,
+                                                       size_t out_len);
 
 // Leaves the topic (the publisher rotates its key). Idempotent; later
 // receives fail with SHMSOCK_CLOSED.

@@ -10,6 +10,7 @@ use shmsock::{ErrorKind, Publisher, Subscriber};
 
 use crate::options::{options_arg, shmsock_options};
 use crate::result::{guard, shmsock_result, FfiError};
+use crate::stream::shmsock_cipher;
 use crate::util::{self, guard_void_free, Out};
 
 /// The publishing end of a topic, from shmsock_publisher_bind().
@@ -207,6 +208,40 @@ pub unsafe extern "C" fn shmsock_publisher_epoch(publisher: *const shmsock_publi
     })
 }
 
+/// Writes the sequence number the next message will get (the count of
+/// messages published so far) to `*out`.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_publisher_sequence(
+    publisher: *const shmsock_publisher,
+    out: *mut u64,
+) -> shmsock_result {
+    guard("shmsock_publisher_sequence", || {
+        // SAFETY: a live publisher or NULL; a writable u64 or NULL.
+        let (p, out) = unsafe { (publisher_arg(publisher)?, Out::new(out, "out")?) };
+        out.write(p.sequence());
+        Ok(())
+    })
+}
+
+/// Writes the number of subscribers dropped so far (for falling behind a
+/// reliable topic, or for a bad cursor) to `*out`.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_publisher_dropped_count(
+    publisher: *const shmsock_publisher,
+    out: *mut u64,
+) -> shmsock_result {
+    guard("shmsock_publisher_dropped_count", || {
+        // SAFETY: a live publisher or NULL; a writable u64 or NULL.
+        let (p, out) = unsafe { (publisher_arg(publisher)?, Out::new(out, "out")?) };
+        out.write(p.dropped_count());
+        Ok(())
+    })
+}
+
 /// Rotates the group key now (it also rotates when a subscriber leaves and on
 /// the topic's schedule).
 ///
@@ -364,6 +399,74 @@ pub unsafe extern "C" fn shmsock_subscriber_lost(
         let (s, out) = unsafe { (subscriber_arg(subscriber)?, Out::new(out, "out")?) };
         out.write(s.lost());
         Ok(())
+    })
+}
+
+/// Writes the number of messages received so far to `*out`.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_subscriber_received(
+    subscriber: *const shmsock_subscriber,
+    out: *mut u64,
+) -> shmsock_result {
+    guard("shmsock_subscriber_received", || {
+        // SAFETY: a live subscriber or NULL; a writable u64 or NULL.
+        let (s, out) = unsafe { (subscriber_arg(subscriber)?, Out::new(out, "out")?) };
+        out.write(s.received());
+        Ok(())
+    })
+}
+
+/// Writes the group-key epoch this subscriber last received to `*out`.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_subscriber_epoch(
+    subscriber: *const shmsock_subscriber,
+    out: *mut u64,
+) -> shmsock_result {
+    guard("shmsock_subscriber_epoch", || {
+        // SAFETY: a live subscriber or NULL; a writable u64 or NULL.
+        let (s, out) = unsafe { (subscriber_arg(subscriber)?, Out::new(out, "out")?) };
+        out.write(s.epoch());
+        Ok(())
+    })
+}
+
+/// Writes the topic's cipher (a shmsock_cipher, chosen by the publisher) to
+/// `*out`. Never blocks.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_subscriber_cipher(
+    subscriber: *const shmsock_subscriber,
+    out: *mut shmsock_cipher,
+) -> shmsock_result {
+    guard("shmsock_subscriber_cipher", || {
+        // SAFETY: a live subscriber or NULL; a writable value or NULL.
+        let (s, out) = unsafe { (subscriber_arg(subscriber)?, Out::new(out, "out")?) };
+        out.write(s.cipher().into());
+        Ok(())
+    })
+}
+
+/// Copies the publisher's static public key (the pinned key the handshake
+/// authenticated) into `out` of `out_len` >= SHMSOCK_KEY_LEN bytes. Never
+/// blocks.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_BUFFER_TOO_SMALL.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_subscriber_publisher_public_key(
+    subscriber: *const shmsock_subscriber,
+    out: *mut u8,
+    out_len: usize,
+) -> shmsock_result {
+    guard("shmsock_subscriber_publisher_public_key", || {
+        // SAFETY: a live subscriber or NULL (caller's contract).
+        let key = unsafe { subscriber_arg(subscriber) }?.publisher_public_key();
+        // SAFETY: `out` holds `out_len` writable bytes (caller's contract).
+        unsafe { util::write_key(key.as_bytes(), out, out_len, "out") }
     })
 }
 

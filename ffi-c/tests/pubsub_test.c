@@ -61,6 +61,24 @@ TEST(two_subscribers_get_every_message)
     CHECK_RC(shmsock_subscriber_recv_into(a, in, 10, 30000, &d), SHMSOCK_BUFFER_TOO_SMALL);
     CHECK(d.len == 100);
     CHECK_OK(shmsock_subscriber_recv_into(a, in, sizeof in, 30000, &d));
+    /* What a subscriber says of the topic and its publisher. */
+    uint64_t n = 0;
+    CHECK_OK(shmsock_subscriber_received(a, &n));
+    CHECK(n == 7);
+    CHECK_OK(shmsock_publisher_sequence(p, &n));
+    CHECK(n == 7);
+    CHECK_OK(shmsock_publisher_dropped_count(p, &n));
+    CHECK(n == 0);
+    CHECK_OK(shmsock_subscriber_epoch(a, &n));
+    CHECK(n == 1);
+    shmsock_cipher cipher;
+    CHECK_OK(shmsock_subscriber_cipher(a, &cipher));
+    CHECK(cipher == SHMSOCK_CIPHER_AEGIS_128L);
+    uint8_t key[SHMSOCK_KEY_LEN], expected[SHMSOCK_KEY_LEN];
+    CHECK_OK(shmsock_subscriber_publisher_public_key(a, key, sizeof key));
+    CHECK_OK(shmsock_keypair_public_key(kp, expected, sizeof expected));
+    CHECK(memcmp(key, expected, sizeof key) == 0);
+    CHECK_RC(shmsock_subscriber_publisher_public_key(a, key, 3), SHMSOCK_BUFFER_TOO_SMALL);
     /* Closing the topic: what was published, then PEER_CLOSED. */
     CHECK_OK(shmsock_publisher_close(p));
     CHECK_OK(shmsock_subscriber_recv_into(b, in, sizeof in, 30000, &d));
@@ -134,6 +152,13 @@ TEST(bad_arguments)
     CHECK(p == NULL);
     CHECK_RC(shmsock_publisher_bind(NULL, o, NULL, &p), SHMSOCK_NULL_ARGUMENT);
     CHECK_RC(shmsock_publisher_publish(NULL, NULL, 0), SHMSOCK_NULL_ARGUMENT);
+    uint64_t n;
+    CHECK_RC(shmsock_publisher_sequence(NULL, &n), SHMSOCK_NULL_ARGUMENT);
+    CHECK_RC(shmsock_publisher_dropped_count(NULL, &n), SHMSOCK_NULL_ARGUMENT);
+    CHECK_RC(shmsock_subscriber_received(NULL, &n), SHMSOCK_NULL_ARGUMENT);
+    CHECK_RC(shmsock_subscriber_epoch(NULL, &n), SHMSOCK_NULL_ARGUMENT);
+    CHECK_RC(shmsock_subscriber_cipher(NULL, NULL), SHMSOCK_NULL_ARGUMENT);
+    CHECK_RC(shmsock_subscriber_publisher_public_key(NULL, NULL, 0), SHMSOCK_NULL_ARGUMENT);
     shmsock_subscriber *s = NULL;
     shmsock_options *co = client_options(kp);
     CHECK_RC(shmsock_subscriber_connect("c-no-such-topic", co, &s), SHMSOCK_NOT_FOUND);

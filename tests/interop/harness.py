@@ -8,6 +8,7 @@ virtual environment exists. The agents' command line is in README.md.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import signal
@@ -270,3 +271,23 @@ def main_guard(main: Callable[[], int]) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def matrix_main(doc: str, run: Callable[[Sequence[str], bool], int]) -> int:
+    """The command line the matrices share (--no-build, --only, --keep): builds
+    the agents of the chosen languages, then returns `run(languages, keep)`."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-build", action="store_true", help="use the agents as they are built")
+    parser.add_argument("--only", help="comma-separated subset of " + ",".join(LANGUAGES))
+    parser.add_argument("--keep", action="store_true", help="keep the session's keys and logs")
+    args = parser.parse_args()
+    languages: Sequence[str] = LANGUAGES
+    if args.only:
+        languages = tuple(l.strip() for l in args.only.split(","))
+        unknown = [l for l in languages if l not in LANGUAGES]
+        if unknown:
+            parser.error(f"unknown language(s) {', '.join(unknown)}; choose from {', '.join(LANGUAGES)}")
+    if not args.no_build:
+        if build_agents(languages, REPO / "build" / "interop" / "logs"):
+            return 1  # build_agents said which agent failed and why
+    return run(languages, args.keep)

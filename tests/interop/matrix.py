@@ -18,7 +18,6 @@ reason; exits 1 if anything failed or anything was left behind.
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import subprocess
@@ -29,7 +28,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (  # noqa: E402
-    LABELS, LANGUAGES, REPO, Agent, HarnessError, Session, build_agents, ciphers, fields, log, main_guard,
+    LABELS, Agent, HarnessError, Session, ciphers, fields, log, main_guard, matrix_main,
 )
 
 SIZES = (0, 1, 64, 65536, 262144)
@@ -297,21 +296,7 @@ def run(languages: Sequence[str], keep: bool) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--no-build", action="store_true", help="use the agents as they are built")
-    parser.add_argument("--only", help="comma-separated subset of " + ",".join(LANGUAGES))
-    parser.add_argument("--keep", action="store_true", help="keep the session's keys and logs")
-    args = parser.parse_args()
-    languages = LANGUAGES
-    if args.only:
-        languages = tuple(l.strip() for l in args.only.split(","))
-        unknown = [l for l in languages if l not in LANGUAGES]
-        if unknown:
-            parser.error(f"unknown language(s) {', '.join(unknown)}; choose from {', '.join(LANGUAGES)}")
-    if not args.no_build:
-        if build_agents(languages, REPO / "build" / "interop" / "logs"):
-            return 1  # build_agents said which agent failed and why
-    return run(languages, args.keep)
+    return matrix_main(__doc__ or "", run)
 
 
 if __name__ == "__main__":

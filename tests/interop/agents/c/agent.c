@@ -1,6 +1,7 @@
 /*
  * The C interop agent: keygen, pubkey, an echo server and a checking client,
- * on the C ABI of shmsock only (shmsock.h).
+ * on the C ABI of shmsock only (shmsock.h); publish and subscribe are in
+ * topics.c.
  *
  * The command line, the output lines and the exit codes are the contract in
  * tests/interop/README.md ("The agent command line"). Build it with
@@ -30,7 +31,7 @@
 
 #include <shmsock.h>
 
-enum { EXIT_VERIFY = 1, EXIT_USAGE = 2, EXIT_SHMSOCK = 3 };
+#include "agent.h"
 
 #define DEFAULT_SIZES "0,1,64,65536,262144"
 #define MAX_SECONDS 1e9 /* longer --seconds / --timeout values are refused */
@@ -42,12 +43,16 @@ static const char USAGE[] =
     "       agent client --name NAME --server-key PUBLIC [--key FILE]\n"
     "                    [--cipher aegis-128l|chacha20-poly1305] [--ring-size BYTES]\n"
     "                    [--sizes LIST] [--seconds S] [--timeout S]\n"
+    "       agent publish --name NAME --key FILE [--count N] [--sizes LIST]\n"
+    "                     [--subscribers K] [--timeout S] [--cipher C]\n"
+    "       agent subscribe --name NAME --server-key PUBLIC [--key FILE] [--count N]\n"
+    "                       [--sizes LIST] [--timeout S] [--cipher C]\n"
     "(see tests/interop/README.md)";
 
 /* ------------------------------------------------------------------ output */
 
 /* One stdout line, flushed at once; whole even when threads print at once. */
-static void say(const char *format, ...)
+void say(const char *format, ...)
 {
     va_list args;
     va_start(args, format);
@@ -59,7 +64,7 @@ static void say(const char *format, ...)
     va_end(args);
 }
 
-static int usage_error(const char *format, ...)
+int usage_error(const char *format, ...)
 {
     va_list args;
     va_start(args, format);
@@ -78,13 +83,13 @@ static const char *code_name(uint32_t rc)
 }
 
 /* Reports the failure `rc` of the last shmsock call on this thread. */
-static int shmsock_error(shmsock_result rc)
+int shmsock_error(shmsock_result rc)
 {
     fprintf(stderr, "error %s: %s\n", code_name(rc), shmsock_last_error());
     return EXIT_SHMSOCK;
 }
 
-static void fingerprint_of(const uint8_t key[SHMSOCK_KEY_LEN], char out[SHMSOCK_FINGERPRINT_SIZE])
+void fingerprint_of(const uint8_t key[SHMSOCK_KEY_LEN], char out[SHMSOCK_FINGERPRINT_SIZE])
 {
     if (shmsock_public_key_fingerprint(key, SHMSOCK_KEY_LEN, out, SHMSOCK_FINGERPRINT_SIZE, NULL) != SHMSOCK_OK)
         snprintf(out, SHMSOCK_FINGERPRINT_SIZE, "?");
@@ -92,7 +97,7 @@ static void fingerprint_of(const uint8_t key[SHMSOCK_KEY_LEN], char out[SHMSOCK_
 
 /* ------------------------------------------------------------------- numbers */
 
-static bool parse_u32(const char *text, uint32_t *out)
+bool parse_u32(const char *text, uint32_t *out)
 {
     if (text[0] < '0' || text[0] > '9') return false;
     errno = 0;
@@ -104,7 +109,7 @@ static bool parse_u32(const char *text, uint32_t *out)
 }
 
 /* A positive number of seconds, at most MAX_SECONDS. */
-static bool parse_seconds(const char *text, double *out)
+bool parse_seconds(const char *text, double *out)
 {
     errno = 0;
     char *end = NULL;
@@ -115,7 +120,7 @@ static bool parse_seconds(const char *text, double *out)
 }
 
 /* Parses the comma-separated --sizes list into a new array (free it). */
-static int parse_sizes(const char *text, uint32_t **out, size_t *count)
+int parse_sizes(const char *text, uint32_t **out, size_t *count)
 {
     size_t n = 1;
     for (const char *p = text; *p; p++) n += *p == ',';
@@ -146,7 +151,7 @@ static int parse_sizes(const char *text, uint32_t **out, size_t *count)
 }
 
 /* Takes the value of option argv[*i] into *slot (once). */
-static int take(int argc, char **argv, int *i, const char **slot)
+int take(int argc, char **argv, int *i, const char **slot)
 {
     const char *option = argv[*i];
     if (*i + 1 >= argc) return usage_error("%s needs a value", option);
@@ -481,7 +486,7 @@ static int parse_client(int argc, char **argv, struct client_args *a)
 }
 
 /* Message `i` of size `n`: byte `j` is (i + 31 * j + n) mod 256. */
-static void fill_message(uint8_t *message, uint64_t i, size_t n)
+void fill_message(uint8_t *message, uint64_t i, size_t n)
 {
     uint8_t byte = (uint8_t)(i + n);
     for (size_t j = 0; j < n; j++, byte += 31) message[j] = byte;
@@ -609,6 +614,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(command, "serve") == 0) return serve(argc - 2, argv + 2);
     if (strcmp(command, "client") == 0) return client(argc - 2, argv + 2);
+    if (strcmp(command, "publish") == 0) return publish(argc - 2, argv + 2);
+    if (strcmp(command, "subscribe") == 0) return subscribe(argc - 2, argv + 2);
     if (strcmp(command, "--help") == 0 || strcmp(command, "-h") == 0 || strcmp(command, "help") == 0) {
         say("%s", USAGE);
         return 0;

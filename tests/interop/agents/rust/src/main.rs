@@ -8,7 +8,8 @@
 //! The command line is parsed by clap; a clap error is a usage error (exit 2).
 //!
 //! `serve` uses the event-driven `shmsock::Server` (its `Connection` gives the
-//! stream, hence the cipher of the `connect` line); `client` uses `Stream`.
+//! stream, hence the cipher of the `connect` line); `client` uses `Stream`;
+//! `publish` and `subscribe` use `Publisher` and `Subscriber`.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -18,10 +19,13 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use shmsock::{
-    Backend, CipherSuite, Connection, Error, ErrorKind, Keypair, Options, PublicKey, Server, ServerHandler, Stream,
+    Backend, CipherSuite, Connection, Error, ErrorKind, Keypair, Options, PublicKey, Publisher, Server, ServerHandler,
+    Stream, Subscriber,
 };
 
 const DEFAULT_SIZES: &str = "0,1,64,65536,262144";
+/// A topic's slots hold 64 KiB by default: its largest message.
+const DEFAULT_TOPIC_SIZES: &str = "0,1,64,4096,65536";
 
 /// Why the agent stops early; each maps to one exit code.
 enum Failure {
@@ -90,6 +94,60 @@ enum Command {
     Serve(ServeArgs),
     /// Send messages to NAME and check each echo
     Client(ClientArgs),
+    /// Publish messages on topic NAME to K subscribers, then close it
+    Publish(PublishArgs),
+    /// Subscribe to topic NAME and check every message
+    Subscribe(SubscribeArgs),
+}
+
+#[derive(clap::Args)]
+struct PublishArgs {
+    /// The topic name
+    #[arg(long)]
+    name: String,
+    /// The publisher's key file
+    #[arg(long)]
+    key: PathBuf,
+    /// Messages to publish
+    #[arg(long, default_value_t = 100)]
+    count: u64,
+    /// Comma-separated message sizes in bytes
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = DEFAULT_TOPIC_SIZES)]
+    sizes: Vec<u32>,
+    /// Subscribers to wait for before publishing
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    subscribers: usize,
+    /// Limit on the wait for subscribers, in seconds
+    #[arg(long, value_name = "S", value_parser = seconds, default_value = "10")]
+    timeout: Duration,
+    /// The cipher to require
+    #[arg(long, value_enum, default_value_t = CipherArg::Aegis128L)]
+    cipher: CipherArg,
+}
+
+#[derive(clap::Args)]
+struct SubscribeArgs {
+    /// The topic name
+    #[arg(long)]
+    name: String,
+    /// The publisher's public key (`shmsock-pk:` text)
+    #[arg(long, value_name = "PUBLIC")]
+    server_key: String,
+    /// This subscriber's key file [default: a fresh key per run]
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Messages to receive
+    #[arg(long, default_value_t = 100)]
+    count: u64,
+    /// Comma-separated message sizes in bytes
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = DEFAULT_TOPIC_SIZES)]
+    sizes: Vec<u32>,
+    /// The cipher to require
+    #[arg(long, value_enum, default_value_t = CipherArg::Aegis128L)]
+    cipher: CipherArg,
+    /// Limit on each receive, in seconds
+    #[arg(long, value_name = "S", value_parser = seconds, default_value = "10")]
+    timeout: Duration,
 }
 
 #[derive(clap::Args)]
@@ -329,11 +387,17 @@ fn difference(len: usize, got: &[u8], expected: &[u8]) -> String {
     }
 }
 
+impl CipherArg {
+    fn suite(self) -> CipherSuite {
+        match self {
+            CipherArg::Aegis128L => CipherSuite::Aegis128L,
+            CipherArg::ChaCha20Poly1305 => CipherSuite::ChaCha20Poly1305,
+        }
+    }
+}
+
 fn client(a: ClientArgs) -> Outcome {
-    let cipher = match a.cipher {
-        CipherArg::Aegis128L => CipherSuite::Aegis128L,
-        CipherArg::ChaCha20Poly1305 => CipherSuite::ChaCha20Poly1305,
-    };
+    let cipher = a.cipher.suite();
     let sizes: Vec<usize> = a.sizes.iter().map(|&n| n as usize).collect();
     let server_key = PublicKey::from_text(&a.server_key)?;
     let mut options = Options::new()
@@ -400,6 +464,73 @@ fn client(a: ClientArgs) -> Outcome {
     Ok(())
 }
 
+// ----------------------------------------------------------------- topics
+
+fn publish(a: PublishArgs) -> Outcome {
+    let keypair = Keypair::load(&a.key)?;
+    let options =
+        Options::new().keypair(keypair.clone()).require_chacha(a.cipher.suite() == CipherSuite::ChaCha20Poly1305);
+    let publisher = Publisher::bind(&a.name, &options)?;
+    say(&format!("ready {} {} {}", a.name, keypair.public().to_text(), keypair.public().fingerprint()));
+    publisher.wait_for_subscribers(a.subscribers, Some(a.timeout))?;
+    let (mut message, mut total) = (Vec::new(), 0u64);
+    for i in 0..a.count {
+        let n = a.sizes[(i % a.sizes.len() as u64) as usize] as usize;
+        fill_message(&mut message, i, n);
+        publisher.publish(&message)?;
+        total += n as u64;
+    }
+    say(&format!("published messages={} bytes={total}", a.count));
+    publisher.close();
+    Ok(())
+}
+
+fn subscribe(a: SubscribeArgs) -> Outcome {
+    let cipher = a.cipher.suite();
+    let publisher_key = PublicKey::from_text(&a.server_key)?;
+    let mut options = Options::new()
+        .server_key(publisher_key)
+        .recv_timeout(Some(a.timeout))
+        .require_chacha(cipher == CipherSuite::ChaCha20Poly1305);
+    if let Some(path) = &a.key {
+        options = options.keypair(Keypair::load(path)?);
+    }
+    let subscriber = Subscriber::connect(&a.name, &options)?;
+    if subscriber.publisher_public_key() != publisher_key {
+        return Err(Failure::Verify(format!(
+            "mismatch: publisher key is {}, expected {}",
+            subscriber.publisher_public_key().to_text(),
+            publisher_key.to_text()
+        )));
+    }
+    if subscriber.cipher() != cipher {
+        return Err(Failure::Verify(format!("mismatch: cipher is {}, expected {}", subscriber.cipher(), cipher)));
+    }
+    say(&format!("subscribed {} {}", publisher_key.fingerprint(), cipher));
+    let (mut expected, mut total) = (Vec::new(), 0u64);
+    for i in 0..a.count {
+        let n = a.sizes[(i % a.sizes.len() as u64) as usize] as usize;
+        let got = subscriber.recv()?;
+        if got.lost != 0 {
+            return Err(Failure::Verify(format!("mismatch: lost {} messages", got.lost)));
+        }
+        fill_message(&mut expected, i, n);
+        if got.data != expected {
+            let what = difference(got.data.len(), &got.data, &expected);
+            return Err(Failure::Verify(format!("mismatch: message {i} ({n} B): {what}")));
+        }
+        total += n as u64;
+    }
+    say(&format!(
+        "ok cipher={cipher} publisher={} messages={} bytes={total} lost={}",
+        publisher_key.fingerprint(),
+        a.count,
+        subscriber.lost()
+    ));
+    subscriber.close();
+    Ok(())
+}
+
 // ----------------------------------------------------------------- main
 
 fn run(command: Command) -> Outcome {
@@ -408,6 +539,8 @@ fn run(command: Command) -> Outcome {
         Command::Pubkey { file } => pubkey(&file),
         Command::Serve(args) => serve(args),
         Command::Client(args) => client(args),
+        Command::Publish(args) => publish(args),
+        Command::Subscribe(args) => subscribe(args),
     }
 }
 
