@@ -2,7 +2,8 @@
 # Runs every cargo-fuzz target of core/fuzz for a short, bounded time, starting
 # from the committed seeds (core/fuzz/seeds/<target>/): handshake_reader and
 # frame_opener (the parsers), receive_path (arbitrary shared-memory contents under
-# a real stream's receive path) and control_records (the control-socket records). Exits non-zero when a
+# a real stream's receive path), control_records (the control-socket records) and
+# topic_receive (a hostile publisher against a real subscriber). Exits non-zero when a
 # target crashes (panic, sanitizer report, timeout or out-of-memory) or does not
 # build.
 #

@@ -143,4 +143,21 @@ fn main() {
     write(&cr, "reject", &control::encode_reject(RejectReason::ClientNotAllowed, "not on the allow-list"));
     write(&cr, "reserved-byte", &[control::HELLO, 1, 2, 0, 9, 9]);
     write(&cr, "unknown-type", &[9, 0, 0, 0]);
+
+    // topic_receive: publishes and receives that deliver, on both policies and
+    // ciphers, a rotation, a wrap of the 4-slot ring, and a tampered slot.
+    let tr = root.join("topic_receive");
+    fs::create_dir_all(&tr).unwrap();
+    for (config, label) in [(0u8, "chacha-reliable"), (1, "aegis-reliable"), (2, "chacha-latest"), (3, "aegis-latest")]
+    {
+        use fx::TopicOp::{Publish, Receive, Rotate, Tamper};
+        let ops = [Publish(0), Publish(5), Receive, Rotate, Publish(300), Publish(512), Receive];
+        let input = fx::encode_topic_ops(config, &ops);
+        assert_eq!(fx::replay_topic(&input), [0, 1, 2, 3], "the {label} seed delivers");
+        write(&tr, &format!("deliver-{label}"), &input);
+        let ops = [Publish(64), Publish(64), Publish(64), Publish(64), Publish(64), Publish(64), Receive];
+        write(&tr, &format!("wrap-{label}"), &fx::encode_topic_ops(config, &ops));
+        let ops = [Publish(64), Tamper(300, vec![0xff; 16]), Receive, Publish(8), Receive];
+        write(&tr, &format!("tamper-{label}"), &fx::encode_topic_ops(config, &ops));
+    }
 }

@@ -4,6 +4,10 @@
 //!
 //! Every key here is fixed and public: these are test fixtures, never identities.
 
+mod topic;
+
+pub use topic::{decode_topic_ops, encode_topic_ops, replay_topic, TopicOp};
+
 use shmsock::cipher::{RecvCipher, SendCipher};
 use shmsock::frame::{FrameOpener, FrameSealer, MessageReader};
 use shmsock::fuzzing::stream_with_hostile_peer;
