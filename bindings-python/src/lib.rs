@@ -25,6 +25,7 @@ mod errors;
 mod keys;
 mod listener;
 mod options;
+mod pubsub;
 mod server;
 mod stream;
 mod wait;
@@ -45,6 +46,9 @@ fn _shmsock(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::PyServer>()?;
     m.add_class::<server::PyConnection>()?;
     m.add_class::<client::PyClient>()?;
+    m.add_class::<pubsub::PyPublisher>()?;
+    m.add_class::<pubsub::PySubscriber>()?;
+    m.add_class::<pubsub::PySubscriberInfo>()?;
     m.add_function(wrap_pyfunction!(shutdown_all, m)?)?;
     // Servers and clients run core threads that call into Python: stop them
     // while the interpreter can still run those calls, before it finalizes.

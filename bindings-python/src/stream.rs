@@ -16,7 +16,7 @@ use crate::wait::{nothing, sliced, Timeout};
 
 /// Messages up to this size are copied with the GIL held by try_ calls (larger
 /// ones release it: sealing a megabyte takes a while).
-const KEEP_GIL_BELOW: usize = 64 * 1024;
+pub(crate) const KEEP_GIL_BELOW: usize = 64 * 1024;
 
 /// How often a connect with ``wait`` tries again while no server listens.
 const RETRY: Duration = Duration::from_millis(50);
