@@ -386,9 +386,24 @@ impl PySubscriber {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or_else(|| errors::closed(py, "subscriber"))
     }
 
+    fn is_closed(&self) -> bool {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).is_none()
+    }
+
+    /// A core error of a receive, or Closed when `close()` ran meanwhile (the
+    /// core's close shuts the control socket down, which a receive blocked at
+    /// that moment takes for the publisher's death).
+    fn recv_error(&self, py: Python<'_>, err: shmsock::Error) -> PyErr {
+        if self.is_closed() {
+            errors::closed(py, "subscriber")
+        } else {
+            errors::to_py(py, err)
+        }
+    }
+
     fn recv_bytes<'py>(&self, py: Python<'py>, timeout: Option<Duration>) -> PyResult<Bound<'py, PyBytes>> {
         let sub = self.get(py)?;
-        let message = sliced(py, timeout, nothing, |t| sub.recv_timeout(t))?.or_raise(py)?;
+        let message = sliced(py, timeout, nothing, |t| sub.recv_timeout(t))?.map_err(|e| self.recv_error(py, e))?;
         Ok(PyBytes::new(py, &message.data))
     }
 }
@@ -478,7 +493,8 @@ impl PySubscriber {
         let mut buf = WritableBuffer::from_py(buffer)?;
         let slice = buf.as_mut_slice();
         let timeout = timeout.or(self.recv_timeout);
-        let delivery = sliced(py, timeout, nothing, |t| sub.recv_into_timeout(slice, t))?.or_raise(py)?;
+        let delivery =
+            sliced(py, timeout, nothing, |t| sub.recv_into_timeout(slice, t))?.map_err(|e| self.recv_error(py, e))?;
         Ok(delivery.len)
     }
 
@@ -579,7 +595,7 @@ impl PySubscriber {
     /// True once ``close()`` was called.
     #[getter]
     fn closed(&self) -> bool {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).is_none()
+        self.is_closed()
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {

@@ -43,9 +43,25 @@ import collections
 import functools
 import time
 from types import TracebackType
-from typing import Any, Deque, Generator, Iterable, List, Optional, Tuple, Type, Union
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Deque,
+    Generator,
+    Generic,
+    Iterable,
+    List,
+    Optional,
+    Protocol,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+)
 
 from . import _shmsock
+from ._aio_pubsub import Publisher, Subscriber
 from ._shmsock import (
     BufferTooSmall,
     Closed,
@@ -62,7 +78,7 @@ from ._shmsock import (
 
 KeyLike = Union[PublicKey, str, bytes]
 
-__all__ = ["Connecting", "Listener", "Stream", "bind", "connect"]
+__all__ = ["Connecting", "Listener", "Publisher", "Stream", "Subscriber", "bind", "connect", "subscribe"]
 
 # Read-ahead bounds while no receive waits (see the module docstring).
 _AHEAD_MESSAGES = 64
@@ -657,23 +673,31 @@ class Listener:
         return f"<shmsock.aio.Listener {self._listener!r}>"
 
 
-class Connecting:
-    """A connection being made: ``await`` it for the :class:`Stream`, or use
-    it directly as ``async with aio.connect(...) as stream:``."""
+class _Closable(Protocol):
+    def close(self) -> None: ...
 
-    __slots__ = ("_connect", "_stream")
 
-    def __init__(self, connect: "functools.partial[Any]") -> None:
+_T = TypeVar("_T", bound=_Closable)
+
+
+class Connecting(Generic[_T]):
+    """A connection (or subscription) being made: ``await`` it for the
+    :class:`Stream` (or :class:`Subscriber`), or use it directly as ``async
+    with aio.connect(...) as stream:`` (closed at the end of the block)."""
+
+    __slots__ = ("_connect", "_result")
+
+    def __init__(self, connect: Callable[[], Awaitable[_T]]) -> None:
         self._connect = connect
-        self._stream: Optional[Stream] = None
+        self._result: Optional[_T] = None
 
-    def __await__(self) -> Generator[Any, None, Stream]:
-        stream: Stream = yield from self._connect().__await__()
-        return stream
+    def __await__(self) -> Generator[Any, None, _T]:
+        result: _T = yield from self._connect().__await__()
+        return result
 
-    async def __aenter__(self) -> Stream:
-        self._stream = await self._connect()
-        return self._stream
+    async def __aenter__(self) -> _T:
+        self._result = await self._connect()
+        return self._result
 
     async def __aexit__(
         self,
@@ -681,8 +705,8 @@ class Connecting:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
-        if self._stream is not None:
-            self._stream.close()
+        if self._result is not None:
+            self._result.close()
 
 
 def connect(
@@ -698,7 +722,7 @@ def connect(
     spin: Optional[float] = None,
     require_chacha: bool = False,
     wait: Optional[float] = None,
-) -> Connecting:
+) -> Connecting[Stream]:
     """Connects to endpoint ``name``, as :meth:`Stream.connect` does:
     ``stream = await aio.connect(...)`` or ``async with aio.connect(...) as
     stream:`` (closed at the end of the block)."""
@@ -749,4 +773,35 @@ def bind(
         spin=spin,
         backend=backend,
         require_chacha=require_chacha,
+    )
+
+
+def subscribe(
+    name: str,
+    *,
+    server_key: KeyLike,
+    keypair: Optional[Keypair] = None,
+    max_message_size: Optional[int] = None,
+    recv_timeout: Optional[float] = None,
+    handshake_timeout: Optional[float] = None,
+    spin: Optional[float] = None,
+    require_chacha: bool = False,
+    wait: Optional[float] = None,
+) -> Connecting[Subscriber]:
+    """Subscribes to topic ``name``, as :meth:`Subscriber.connect` does: ``sub
+    = await aio.subscribe(...)`` or ``async with aio.subscribe(...) as sub:``
+    (closed at the end of the block)."""
+    return Connecting(
+        functools.partial(
+            Subscriber.connect,
+            name,
+            server_key=server_key,
+            keypair=keypair,
+            max_message_size=max_message_size,
+            recv_timeout=recv_timeout,
+            handshake_timeout=handshake_timeout,
+            spin=spin,
+            require_chacha=require_chacha,
+            wait=wait,
+        )
     )
