@@ -73,6 +73,10 @@ class Subscriber:
         # ...): once the read-ahead queue is empty, receives raise it (the core
         # repeats it on every call).
         self._ended = False
+        # Read ahead from the start (a reliable publisher would otherwise wait
+        # for this subscriber until its first recv): the first try_recv arms
+        # the descriptor, which the publisher signals only after a WouldBlock.
+        self._serve()
 
     @classmethod
     async def connect(

@@ -33,6 +33,12 @@ message started to go out still finishes sending it (a message is never cut).
 Connecting and the server side of each handshake (bounded by
 ``handshake_timeout``) run in the loop's default executor.
 
+Publish/subscribe: ``await aio.subscribe(name, server_key=...)`` (or ``async
+with``) gives a :class:`Subscriber` (``await sub.recv(timeout=...)``, ``async
+for``), registered with the loop once in the same way; :class:`Publisher`
+(``aio.Publisher.bind(...)``) has ``await publish(data)``, which never blocks
+the loop (see ``shmsock._aio_pubsub``).
+
 Do not mix blocking and asyncio calls on one stream.
 """
 
