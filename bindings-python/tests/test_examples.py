@@ -80,3 +80,48 @@ def test_echo(tmp_path: Path, name: str) -> None:
     finally:
         server.kill()
         server.communicate()
+
+
+def test_echo_server_survives_a_client_that_never_reads(tmp_path: Path, name: str) -> None:
+    """The server replies with the non-blocking Connection.send: a client that
+    sends a lot and never reads fills only its own queue (its further echoes
+    are dropped), and the next client is served as before."""
+    server = start([str(EXAMPLES / "echo" / "server.py"), "--name", name, "--keys", str(tmp_path)], tmp_path)
+    deaf = None
+    try:
+        wait_for_line(server, "echo server on")
+        key = (tmp_path / "echo.pub").read_text().strip()
+        # 40 x 64 KiB of echoes: more than its ring (64 KiB) and queue (1 MiB).
+        deaf = start(
+            [
+                "-c",
+                "import sys, time, shmsock\n"
+                "s = shmsock.connect(sys.argv[1], server_key=sys.argv[2])\n"
+                "for _ in range(40):\n"
+                "    s.send(bytes(65536), timeout=30)\n"
+                "print('sent', flush=True)\n"
+                "time.sleep(60)\n",
+                name,
+                key,
+            ],
+            tmp_path,
+        )
+        wait_for_line(deaf, "sent")
+        assert "dropped" in wait_for_line(server, "echo to client")
+        client = subprocess.run(
+            [sys.executable, str(EXAMPLES / "echo" / "client.py"), "--name", name, "--server-key", key, "still here"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert client.returncode == 0, client.stderr
+        assert "echo: still here" in client.stdout
+        server.terminate()
+        out, err = server.communicate(timeout=30)
+        assert server.returncode == 0, err
+        assert out.splitlines()[-1] == "stopped"
+    finally:
+        for proc in (server, deaf):
+            if proc is not None:
+                proc.kill()
+                proc.communicate()
