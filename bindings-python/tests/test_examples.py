@@ -125,3 +125,28 @@ def test_echo_server_survives_a_client_that_never_reads(tmp_path: Path, name: st
             if proc is not None:
                 proc.kill()
                 proc.communicate()
+
+
+def test_pubsub_through_run_examples(tmp_path: Path) -> None:
+    """examples/run_examples.sh runs the pub/sub scenario with the Python
+    script, as it does with the Rust and C programs."""
+    root = EXAMPLES.parent.parent
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # run_examples.sh makes its own private runtime directory.
+    env.pop("SHMSOCK_RUNTIME_DIR", None)
+    r = subprocess.run(
+        ["sh", str(root / "examples" / "run_examples.sh"), "pubsub", str(EXAMPLES / "pubsub" / "pubsub.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ok: example pubsub" in r.stdout
+
+
+def test_pubsub_usage(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, str(EXAMPLES / "pubsub" / "pubsub.py"), "-s", "x"], capture_output=True, text=True, timeout=30
+    )
+    assert r.returncode == 2 and "usage" in r.stderr
