@@ -132,7 +132,10 @@ def test_recv_timeout_and_cancel_lose_nothing(name: str, server_keypair: shmsock
                 await asyncio.sleep(0.01)
                 got = [await sub.recv(timeout=5) for _ in range(50)]
                 assert got == [b"%d" % i for i in range(50)]
-                assert sub.lost == 0 and sub.received == 51
+                await pub.publish(b"into")
+                buf = bytearray(8)
+                assert buf[: await sub.recv_into(buf, timeout=5)] == b"into"
+                assert sub.lost == 0 and sub.received == 52
 
     run(main())
 

@@ -1,8 +1,9 @@
 """asyncio publish/subscribe (re-exported by :mod:`shmsock.aio`).
 
-A :class:`Subscriber` registers its pollable descriptor with the loop once and
-keeps it registered for its life: when it is readable, the subscriber takes
-every message there (``try_recv`` until WouldBlock) and hands them to the
+A :class:`Subscriber` receives as :class:`shmsock.aio.Stream` does (the
+shared machinery is ``shmsock._aio_receive``): its pollable descriptor is
+registered with the loop once, when it subscribes, and stays registered; when
+it is readable, the subscriber takes every message there and hands them to the
 pending ``recv()`` calls in the same step, so a message costs one wake-up of
 the loop and no ``epoll_ctl``. Messages that arrive while nobody waits are read
 ahead into a small bounded queue; when it is full the descriptor is
@@ -20,59 +21,29 @@ the publisher's own.
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 from types import TracebackType
-from typing import Any, Deque, Iterable, List, Optional, Type, Union
+from typing import Any, Iterable, List, Optional, Type, Union
 
 from . import _shmsock
-from ._shmsock import (
-    Closed,
-    Credentials,
-    Error,
-    Keypair,
-    PeerClosed,
-    PublicKey,
-    SubscriberInfo,
-    Timeout,
-    WouldBlock,
-)
+from ._aio_receive import _DEFAULT, _Receiver
+from ._shmsock import Closed, Credentials, Error, Keypair, PublicKey, SubscriberInfo, WouldBlock
 
 KeyLike = Union[PublicKey, str, bytes]
 
-# Read-ahead bounds while no receive waits (see the module docstring).
-_AHEAD_MESSAGES = 64
-_AHEAD_BYTES = 1 << 20
-# ``timeout=`` not given: the subscriber's own recv_timeout.
-_DEFAULT: Any = object()
 
-
-def _check_timeout(timeout: Any) -> None:
-    if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            raise TypeError(f"timeout must be a number of seconds or None, not '{type(timeout).__name__}'")
-        if not timeout >= 0:
-            raise ValueError(f"timeout must be >= 0 (or None to wait forever), not {timeout}")
-
-
-class Subscriber:
+class Subscriber(_Receiver):
     """An asyncio subscriber: the same subscription as
     :class:`shmsock.Subscriber`, with coroutines. Get one from ``await
     aio.subscribe(...)`` (or ``async with aio.subscribe(...) as sub:``), or
-    wrap a blocking one with ``aio.Subscriber(subscriber)``."""
+    wrap a blocking one with ``aio.Subscriber(subscriber)``. ``await
+    recv(timeout=...)``, ``await recv_into(buffer)``, ``async for``, as for
+    :class:`Stream`."""
 
     def __init__(self, subscriber: _shmsock.Subscriber) -> None:
         """Wraps a :class:`shmsock.Subscriber` (which it then owns)."""
+        super().__init__(subscriber, "subscriber")
         self._sub = subscriber
-        self._fd = subscriber.fileno()
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._waiters: Deque["asyncio.Future[bytes]"] = collections.deque()
-        self._ahead: Deque[bytes] = collections.deque()
-        self._ahead_bytes = 0
-        # The topic ended for this subscriber (PeerClosed, PeerGone, removed,
-        # ...): once the read-ahead queue is empty, receives raise it (the core
-        # repeats it on every call).
-        self._ended = False
         # Read ahead from the start (a reliable publisher would otherwise wait
         # for this subscriber until its first recv): the first try_recv arms
         # the descriptor, which the publisher signals only after a WouldBlock.
@@ -112,137 +83,22 @@ class Subscriber:
         )
         return cls(sub)
 
-    async def recv(self, timeout: Optional[float] = _DEFAULT) -> bytes:
-        """Receives the next message, waiting up to ``timeout`` seconds (None:
-        forever; omitted: the subscriber's ``recv_timeout``), then raises
-        Timeout. Raises PeerClosed once the topic ended and every message
-        published before was received, PeerGone if the publisher died. A
-        timed-out or cancelled receive loses no message."""
-        if timeout is _DEFAULT:
-            timeout = self._sub.recv_timeout
-        _check_timeout(timeout)
-        if self._ahead and not self._waiters:
-            return self._take_ahead()
-        loop = self._attach()
-        fut: asyncio.Future[bytes] = loop.create_future()
-        self._waiters.append(fut)
-        self._serve()
-        timer = None
-        if not fut.done() and timeout is not None:
-            timer = loop.call_later(timeout, self._expire, fut)
+    def _recheck(self) -> Optional[bytes]:
+        # A subscriber's try_recv looks without losing a wake-up: a WouldBlock
+        # (re)arms the descriptor. Its zero-timeout recv would not: it leaves
+        # the sleep word disarmed, so the publisher would not signal it.
         try:
-            return await fut
-        except asyncio.CancelledError:
-            # Cancelled after its message was handed over: it goes back first.
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
-                message = fut.result()
-                self._ahead.appendleft(message)
-                self._ahead_bytes += len(message)
-            raise
-        finally:
-            if timer is not None:
-                timer.cancel()
-            try:
-                self._waiters.remove(fut)
-            except ValueError:
-                pass
-            self._update()
-
-    def _take_ahead(self) -> bytes:
-        message = self._ahead.popleft()
-        self._ahead_bytes -= len(message)
-        self._update()
-        return message
-
-    def _expire(self, fut: "asyncio.Future[bytes]") -> None:
-        if not fut.done():
-            fut.set_exception(Timeout("recv timed out: no message arrived; nothing was lost"))
-
-    def _deliver(self, message: bytes) -> None:
-        while self._waiters:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                fut.set_result(message)
-                return
-        self._ahead.append(message)
-        self._ahead_bytes += len(message)
-
-    def _has_room(self) -> bool:
-        return bool(self._waiters) or (len(self._ahead) < _AHEAD_MESSAGES and self._ahead_bytes < _AHEAD_BYTES)
-
-    def _serve(self) -> None:
-        """Serves the waiters from the read-ahead queue, then takes what is
-        there (the work of one readiness of the descriptor)."""
-        while self._waiters and self._ahead:
-            self._deliver(self._take_ahead())
-        while not self._ended and not self._sub.closed and self._has_room():
-            try:
-                message = self._sub.try_recv()
-            except WouldBlock:
-                break
-            except Error:
-                self._ended = True
-                break
-            self._deliver(message)
-        if self._ended and not self._ahead:
-            self._fail_waiters()
-        self._update()
-
-    def _fail_waiters(self) -> None:
-        while self._waiters:
-            fut = self._waiters.popleft()
-            if fut.done():
-                continue
-            try:
-                message = self._sub.try_recv()
-            except BaseException as e:  # the core repeats the end on every call
-                fut.set_exception(e)
-            else:  # cannot happen once ended; never drop a message
-                fut.set_result(message)
-
-    def _attach(self) -> asyncio.AbstractEventLoop:
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            self._unregister()
-        return loop
-
-    def _update(self) -> None:
-        """Keeps the descriptor registered while a message can be taken."""
-        want = not self._sub.closed and not self._ended and self._has_room()
-        if want and self._loop is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                return
-            loop.add_reader(self._fd, self._serve)
-            self._loop = loop
-        elif not want:
-            self._unregister()
-
-    def _unregister(self) -> None:
-        if self._loop is not None:
-            if not self._loop.is_closed():
-                self._loop.remove_reader(self._fd)
-            self._loop = None
-
-    def close(self) -> None:
-        """Leaves the topic; pending receives raise Closed. Idempotent."""
-        self._unregister()
-        self._sub.close()
-        self._ahead.clear()
-        self._ahead_bytes = 0
-        self._ended = True
-        self._fail_waiters()
+            return self._sub.try_recv()
+        except WouldBlock:
+            return None
+        except Error:
+            self._ended = True
+            return None
 
     @property
     def subscriber(self) -> _shmsock.Subscriber:
         """The underlying blocking :class:`shmsock.Subscriber`."""
         return self._sub
-
-    @property
-    def closed(self) -> bool:
-        """True once ``close()`` was called."""
-        return self._sub.closed
 
     @property
     def lost(self) -> int:
@@ -278,30 +134,6 @@ class Subscriber:
     def cipher(self) -> str:
         """The topic's AEAD."""
         return self._sub.cipher
-
-    def fileno(self) -> int:
-        """The pollable descriptor (registered with the loop)."""
-        return self._fd
-
-    async def __aenter__(self) -> "Subscriber":
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
-
-    def __aiter__(self) -> "Subscriber":
-        return self
-
-    async def __anext__(self) -> bytes:
-        try:
-            return await self.recv()
-        except PeerClosed:
-            raise StopAsyncIteration from None
 
     def __repr__(self) -> str:
         return f"<shmsock.aio.Subscriber {self._sub!r}>"
@@ -377,7 +209,6 @@ class Publisher:
     async def wait_for_subscribers(self, n: int, timeout: Optional[float] = None) -> None:
         """Waits until at least ``n`` subscribers are connected (Timeout after
         ``timeout`` seconds), in the default executor."""
-        _check_timeout(timeout)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._pub.wait_for_subscribers, n, timeout)
 
