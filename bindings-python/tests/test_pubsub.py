@@ -288,3 +288,32 @@ def test_publish_with_no_subscriber_and_rotation(name: str, server_keypair: shms
             assert [sub.recv(), sub.recv()] == [b"one", b"two"]
             assert sub.epoch == 3 and sub.cipher == "chacha20-poly1305"
             assert "received=2" in repr(sub)
+
+
+def test_garbage_collected_publisher_ends_the_topic(name: str, server_keypair: shmsock.Keypair) -> None:
+    import gc
+
+    pub = shmsock.Publisher.bind(name, keypair=server_keypair)
+    sub = shmsock.subscribe(name, server_key=server_keypair.public_key, recv_timeout=10)
+    pub.wait_for_subscribers(1, timeout=5)
+    pub.publish(b"bye")
+    del pub
+    gc.collect()
+    assert list(sub) == [b"bye"]  # then the end of the topic, not a hang
+    shmsock.Publisher.bind(name, keypair=server_keypair).close()  # the name is free
+    sub.close()
+
+
+def test_wrong_argument_types(name: str, server_keypair: shmsock.Keypair) -> None:
+    with shmsock.Publisher.bind(name, keypair=server_keypair) as pub:
+        with pytest.raises(TypeError):
+            pub.wait_for_subscribers(1, timeout="soon")  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            pub.wait_for_subscribers(1, timeout=-1)
+        with shmsock.subscribe(name, server_key=server_keypair.public_key) as sub:
+            with pytest.raises(TypeError):
+                sub.recv(timeout="1")  # type: ignore[arg-type]
+            with pytest.raises(TypeError):
+                sub.recv_into(b"read-only")  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            shmsock.subscribe(name)  # type: ignore[call-arg]
