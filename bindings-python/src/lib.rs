@@ -26,6 +26,7 @@ mod keys;
 mod listener;
 mod options;
 mod pubsub;
+mod receive;
 mod server;
 mod stream;
 mod wait;

@@ -13,10 +13,11 @@ use pyo3::types::{PyBytes, PyTuple};
 use shmsock::pubsub::SubscriberInfo;
 use shmsock::{ErrorKind, Publisher, SlowSubscribers, Subscriber, TopicOptions};
 
-use crate::buffer::{Data, WritableBuffer};
+use crate::buffer::Data;
 use crate::errors::{self, OrRaise};
 use crate::keys::PyPublicKey;
 use crate::options::{self, Common};
+use crate::receive::{recv_bytes, recv_into};
 use crate::stream::PyCredentials;
 use crate::wait::{nothing, sliced, Timeout};
 
@@ -390,21 +391,24 @@ impl PySubscriber {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).is_none()
     }
 
-    /// A core error of a receive, or Closed when `close()` ran meanwhile (the
+    /// The error of a receive, or Closed when `close()` ran meanwhile (the
     /// core's close shuts the control socket down, which a receive blocked at
     /// that moment takes for the publisher's death).
-    fn recv_error(&self, py: Python<'_>, err: shmsock::Error) -> PyErr {
-        if self.is_closed() {
-            errors::closed(py, "subscriber")
-        } else {
-            errors::to_py(py, err)
+    fn or_closed<T>(&self, py: Python<'_>, result: PyResult<T>) -> PyResult<T> {
+        match result {
+            Err(_) if self.is_closed() => Err(errors::closed(py, "subscriber")),
+            other => other,
         }
     }
 
-    fn recv_bytes<'py>(&self, py: Python<'py>, timeout: Option<Duration>) -> PyResult<Bound<'py, PyBytes>> {
+    fn receive<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<Duration>,
+        try_only: bool,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let sub = self.get(py)?;
-        let message = sliced(py, timeout, nothing, |t| sub.recv_timeout(t))?.map_err(|e| self.recv_error(py, e))?;
-        Ok(PyBytes::new(py, &message.data))
+        self.or_closed(py, recv_bytes(py, &*sub, timeout, try_only))
     }
 }
 
@@ -471,16 +475,14 @@ impl PySubscriber {
     /// reason when this subscriber was removed or dropped for being too slow.
     #[pyo3(signature = (timeout=Timeout::Default))]
     fn recv<'py>(&self, py: Python<'py>, timeout: Timeout) -> PyResult<Bound<'py, PyBytes>> {
-        self.recv_bytes(py, timeout.or(self.recv_timeout))
+        self.receive(py, timeout.or(self.recv_timeout), false)
     }
 
     /// Receives the next message if one is there now; otherwise raises
     /// WouldBlock, and ``fileno()`` becomes readable when one arrives (or the
     /// topic ends).
     fn try_recv<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let sub = self.get(py)?;
-        let message = py.detach(|| sub.try_recv()).or_raise(py)?;
-        Ok(PyBytes::new(py, &message.data))
+        self.receive(py, None, true)
     }
 
     /// Receives the next message into ``buffer`` (a writable buffer) and
@@ -490,20 +492,13 @@ impl PySubscriber {
     #[pyo3(signature = (buffer, timeout=Timeout::Default))]
     fn recv_into(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>, timeout: Timeout) -> PyResult<usize> {
         let sub = self.get(py)?;
-        let mut buf = WritableBuffer::from_py(buffer)?;
-        let slice = buf.as_mut_slice();
-        let timeout = timeout.or(self.recv_timeout);
-        let delivery =
-            sliced(py, timeout, nothing, |t| sub.recv_into_timeout(slice, t))?.map_err(|e| self.recv_error(py, e))?;
-        Ok(delivery.len)
+        self.or_closed(py, recv_into(py, &*sub, buffer, timeout.or(self.recv_timeout), false))
     }
 
     /// As ``recv_into`` without waiting: WouldBlock when no message is there.
     fn try_recv_into(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>) -> PyResult<usize> {
         let sub = self.get(py)?;
-        let mut buf = WritableBuffer::from_py(buffer)?;
-        let slice = buf.as_mut_slice();
-        Ok(py.detach(|| sub.try_recv_into(slice)).or_raise(py)?.len)
+        recv_into(py, &*sub, buffer, None, true)
     }
 
     /// The default timeout of ``recv()`` in seconds (None: wait forever).
@@ -614,7 +609,7 @@ impl PySubscriber {
 
     /// The next message; StopIteration at the end of the topic (PeerClosed).
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        match self.recv_bytes(py, self.recv_timeout) {
+        match self.receive(py, self.recv_timeout, false) {
             Err(e) if errors::is_kind(py, &e, ErrorKind::PeerClosed) => Err(PyStopIteration::new_err(())),
             other => other,
         }
