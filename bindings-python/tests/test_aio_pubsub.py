@@ -210,3 +210,17 @@ def test_subscribe_errors(name: str, server_keypair: shmsock.Keypair) -> None:
             assert pub.sequence == 0
 
     run(main())
+
+
+def test_concurrent_reliable_publishes_keep_their_order(name: str, server_keypair: shmsock.Keypair) -> None:
+    async def main() -> None:
+        async with aio.Publisher.bind(name, keypair=server_keypair, slots=8) as pub:
+            async with aio.subscribe(name, server_key=server_keypair.public_key, recv_timeout=10) as sub:
+                await pub.wait_for_subscribers(1, timeout=5)
+                # More than the ring and the read-ahead hold: read while publishing.
+                reading = asyncio.ensure_future(asyncio.gather(*(sub.recv() for _ in range(200))))
+                await asyncio.gather(*(pub.publish(b"%d" % i) for i in range(200)))
+                assert await reading == [b"%d" % i for i in range(200)]
+                assert pub.sequence == 200 and pub.dropped_count == 0
+
+    run(main())

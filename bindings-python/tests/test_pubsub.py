@@ -317,3 +317,22 @@ def test_wrong_argument_types(name: str, server_keypair: shmsock.Keypair) -> Non
                 sub.recv_into(b"read-only")  # type: ignore[arg-type]
         with pytest.raises(TypeError):
             shmsock.subscribe(name)  # type: ignore[call-arg]
+
+
+def test_subscriber_killed_publisher_carries_on(
+    name: str, server_keypair: shmsock.Keypair, child: Callable[..., Child]
+) -> None:
+    from conftest import wait_for
+
+    with shmsock.Publisher.bind(name, keypair=server_keypair, slots=4, reliable_timeout=30) as pub:
+        victim = child(SUBSCRIBER, name, server_keypair.public_key.text)
+        victim.wait_line("subscribed")
+        pub.wait_for_subscribers(1, timeout=10)
+        os.kill(victim.proc.pid, signal.SIGKILL)
+        # Its departure is seen at once (its socket closes): the key rotates
+        # and a reliable publish no longer waits for it.
+        assert wait_for(lambda: pub.subscriber_count == 0, timeout=10)
+        assert wait_for(lambda: pub.epoch == 2, timeout=10)
+        for i in range(10):  # more than the 4 slots; would wait 30 s for it
+            pub.publish(b"%d" % i)
+        assert pub.dropped_count == 0
