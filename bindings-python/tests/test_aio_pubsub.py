@@ -224,3 +224,40 @@ def test_concurrent_reliable_publishes_keep_their_order(name: str, server_keypai
                 assert pub.sequence == 200 and pub.dropped_count == 0
 
     run(main())
+
+
+def test_publisher_killed_async_subscriber_gets_an_error(
+    name: str, server_keypair: shmsock.Keypair, child: Callable[..., Child], tmp_path: Any
+) -> None:
+    import os
+    import signal
+
+    key_file = tmp_path / "pub.key"
+    server_keypair.save(key_file)
+    publisher = child(
+        """
+        import sys, time, shmsock
+        pub = shmsock.Publisher.bind(sys.argv[1], keypair=shmsock.Keypair.load(sys.argv[2]))
+        print("bound", flush=True)
+        pub.wait_for_subscribers(1, timeout=10)
+        pub.publish(b"first")
+        print("published", flush=True)
+        time.sleep(60)
+        """,
+        name,
+        str(key_file),
+    )
+    publisher.wait_line("bound")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        async with aio.subscribe(name, server_key=server_keypair.public_key, recv_timeout=20) as sub:
+            await loop.run_in_executor(None, publisher.wait_line, "published")
+            assert await sub.recv() == b"first"
+            pending = asyncio.ensure_future(sub.recv())
+            await asyncio.sleep(0)
+            os.kill(publisher.proc.pid, signal.SIGKILL)
+            with pytest.raises((shmsock.PeerGone, shmsock.PeerClosed)):
+                await pending  # woken by the loop well before the 20 s timeout
+
+    run(main(), timeout=30)
