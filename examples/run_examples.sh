@@ -4,6 +4,9 @@
 #   run_examples.sh producer_consumer <producer_consumer binary>
 #   run_examples.sh echo <echo_server binary> <echo_client binary>
 #   run_examples.sh pubsub <pubsub binary>
+# A Python example is its script (executable, `#!/usr/bin/env python3`), run
+# with an interpreter that has shmsock first on PATH:
+#   PATH=.venv/bin:$PATH run_examples.sh pubsub examples/python/pubsub/pubsub.py
 set -eu
 scenario="$1"
 shift

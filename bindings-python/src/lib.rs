@@ -25,8 +25,11 @@ mod errors;
 mod keys;
 mod listener;
 mod options;
+mod publisher;
+mod receive;
 mod server;
 mod stream;
+mod subscriber;
 mod wait;
 
 /// Native module of shmsock; import `shmsock` instead.
@@ -45,6 +48,9 @@ fn _shmsock(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::PyServer>()?;
     m.add_class::<server::PyConnection>()?;
     m.add_class::<client::PyClient>()?;
+    m.add_class::<publisher::PyPublisher>()?;
+    m.add_class::<subscriber::PySubscriber>()?;
+    m.add_class::<publisher::PySubscriberInfo>()?;
     m.add_function(wrap_pyfunction!(shutdown_all, m)?)?;
     // Servers and clients run core threads that call into Python: stop them
     // while the interpreter can still run those calls, before it finalizes.

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
@@ -10,12 +9,12 @@ use pyo3::types::{PyBytes, PyTuple};
 use pyo3::PyTraverseError;
 use shmsock::{Connection, Error as CoreError, PublicKey, Server, ServerHandler};
 
+use crate::buffer::Data;
 use crate::callbacks::{drop_when_unique, Callbacks, Registry, Slot};
 use crate::errors::{self, OrRaise};
 use crate::keys::PyPublicKey;
 use crate::options::{self, Common};
-use crate::stream::{self, PyCredentials, PyStats};
-use crate::wait::Timeout;
+use crate::stream::{PyCredentials, PyStats, KEEP_GIL_BELOW};
 
 /// Where a running core server lives; None once closed.
 struct ServerSlot {
@@ -48,7 +47,6 @@ struct Shared {
     /// One Python object per connection, so every callback of a connection
     /// gets the same object (usable as a dict key).
     connections: Mutex<HashMap<u64, Py<PyConnection>>>,
-    send_timeout: Option<Duration>,
 }
 
 impl Shared {
@@ -57,8 +55,7 @@ impl Shared {
         if let Some(existing) = map.get(&c.id()) {
             return existing.bind(py).clone();
         }
-        let created = Bound::new(py, PyConnection { connection: c.clone(), send_timeout: self.send_timeout })
-            .expect("allocating a Connection");
+        let created = Bound::new(py, PyConnection { connection: c.clone() }).expect("allocating a Connection");
         map.insert(c.id(), created.clone().unbind());
         created
     }
@@ -145,8 +142,10 @@ impl ServerHandler for Handler {
 /// - ``on_close(connection, reason_or_None)``: a connection ended; reason is
 ///   None after a clean close by either side.
 ///
-/// Reply with ``connection.send(...)`` from a callback or any thread. Use it as
-/// a context manager or call ``close()``.
+/// Reply with ``connection.send(...)`` from a callback or any thread: it never
+/// waits (a client that does not read fills its bounded queue and the send
+/// raises WouldBlock), so one slow client cannot stall the others. Use it as a
+/// context manager or call ``close()``.
 #[pyclass(module = "shmsock", name = "Server", frozen, weakref)]
 pub struct PyServer {
     slot: Arc<ServerSlot>,
@@ -165,10 +164,12 @@ impl PyServer {
 impl PyServer {
     /// Binds endpoint ``name`` and starts serving. Options are as for
     /// ``Listener.bind``; callbacks are described in the class documentation.
+    /// ``max_queued_bytes`` bounds each connection's outbound queue (see
+    /// ``Connection.send``, which never waits).
     #[new]
     #[pyo3(signature = (name, *, keypair, on_connect=None, on_data=None, on_error=None, on_close=None,
                         allowed_clients=None, allowed_uids=None, ring_size=None, max_message_size=None,
-                        send_timeout=None, recv_timeout=None, handshake_timeout=None, spin=None,
+                        max_queued_bytes=None, recv_timeout=None, handshake_timeout=None, spin=None,
                         backend=None, require_chacha=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -183,24 +184,33 @@ impl PyServer {
         allowed_uids: Option<&Bound<'_, PyAny>>,
         ring_size: Option<u32>,
         max_message_size: Option<u32>,
-        send_timeout: Option<&Bound<'_, PyAny>>,
+        max_queued_bytes: Option<usize>,
         recv_timeout: Option<&Bound<'_, PyAny>>,
         handshake_timeout: Option<&Bound<'_, PyAny>>,
         spin: Option<&Bound<'_, PyAny>>,
         backend: Option<&str>,
         require_chacha: bool,
     ) -> PyResult<PyServer> {
-        let c =
-            Common { ring_size, max_message_size, send_timeout, recv_timeout, handshake_timeout, spin, require_chacha };
-        let built = options::server(keypair, allowed_clients, allowed_uids, backend, &c)?;
+        let c = Common {
+            ring_size,
+            max_message_size,
+            send_timeout: None,
+            recv_timeout,
+            handshake_timeout,
+            spin,
+            require_chacha,
+        };
+        let mut built = options::server(keypair, allowed_clients, allowed_uids, backend, &c)?;
+        if let Some(bytes) = max_queued_bytes {
+            built.options = built.options.max_queued_bytes(bytes);
+        }
         let callbacks = Callbacks::new([
             (Slot::Connect, on_connect),
             (Slot::Data, on_data),
             (Slot::Error, on_error),
             (Slot::Close, on_close),
         ])?;
-        let shared =
-            Arc::new(Shared { callbacks, connections: Mutex::new(HashMap::new()), send_timeout: built.send_timeout });
+        let shared = Arc::new(Shared { callbacks, connections: Mutex::new(HashMap::new()) });
         let handler = Handler { shared: Arc::clone(&shared) };
         let name = name.to_owned();
         let server = py.detach(|| Server::start(&name, &built.options, handler)).or_raise(py)?;
@@ -293,7 +303,6 @@ impl PyConnection {
 #[pyclass(module = "shmsock", name = "Connection", frozen, weakref)]
 pub struct PyConnection {
     connection: Connection,
-    send_timeout: Option<Duration>,
 }
 
 #[pymethods]
@@ -304,19 +313,43 @@ impl PyConnection {
         self.connection.id()
     }
 
-    /// Sends a message to this client (any bytes-like object), waiting while
-    /// its ring is full up to ``timeout`` seconds (None: forever; omitted: the
-    /// server's send_timeout).
-    #[pyo3(signature = (data, timeout=Timeout::Default))]
-    fn send(&self, py: Python<'_>, data: &Bound<'_, PyAny>, timeout: Timeout) -> PyResult<()> {
+    /// Sends a message to this client (any bytes-like object) without ever
+    /// waiting: into its ring if it fits now, else into the connection's
+    /// outbound queue, which the server sends in order as the client frees
+    /// space. When the queue already holds ``max_queued_bytes`` (a client that
+    /// does not read), raises WouldBlock and queues nothing: drop the message,
+    /// retry later or close the connection. Safe in callbacks (the dispatch
+    /// thread never blocks on a client) and from any thread.
+    fn send(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         self.check_open(py)?;
-        stream::send_blocking(py, self.connection.stream(), data, timeout.or(self.send_timeout))
+        let data = Data::from_py(data)?;
+        let bytes = data.as_slice();
+        let result = if bytes.len() < KEEP_GIL_BELOW {
+            self.connection.send(bytes)
+        } else {
+            py.detach(|| self.connection.send(bytes))
+        };
+        result.or_raise(py)
     }
 
-    /// Sends only if the whole message fits now; otherwise raises WouldBlock.
+    /// Sends only if the message fits in the ring now and nothing is queued;
+    /// otherwise raises WouldBlock and sends and queues nothing.
     fn try_send(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         self.check_open(py)?;
-        stream::try_send(py, self.connection.stream(), data)
+        let data = Data::from_py(data)?;
+        let bytes = data.as_slice();
+        let result = if bytes.len() < KEEP_GIL_BELOW {
+            self.connection.try_send(bytes)
+        } else {
+            py.detach(|| self.connection.try_send(bytes))
+        };
+        result.or_raise(py)
+    }
+
+    /// Messages waiting in the outbound queue (sent as the client reads).
+    #[getter]
+    fn queued_messages(&self) -> usize {
+        self.connection.queued_messages()
     }
 
     /// Closes this connection; on_close follows.

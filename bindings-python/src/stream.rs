@@ -8,22 +8,19 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use shmsock::{Credentials, Error as CoreError, ErrorKind, Role, SendProgress, Stats, Stream};
 
-use crate::buffer::{Data, WritableBuffer};
+use crate::buffer::Data;
 use crate::errors::{self, OrRaise};
 use crate::keys::PyPublicKey;
 use crate::options::{self, Common};
-use crate::wait::{nothing, sliced, Timeout};
+use crate::receive::{recv_bytes, recv_into};
+use crate::wait::Timeout;
 
 /// Messages up to this size are copied with the GIL held by try_ calls (larger
 /// ones release it: sealing a megabyte takes a while).
-const KEEP_GIL_BELOW: usize = 64 * 1024;
+pub(crate) const KEEP_GIL_BELOW: usize = 64 * 1024;
 
 /// How often a connect with ``wait`` tries again while no server listens.
 const RETRY: Duration = Duration::from_millis(50);
-
-/// Receives up to this size land on the stack first; larger messages go
-/// straight into a `bytes` of the right size.
-const SMALL: usize = 4096;
 
 /// Sends `data` on `stream`, waiting up to `timeout` for ring space with the
 /// GIL released. The core's interruptible send looks at signals between waits
@@ -61,75 +58,6 @@ pub(crate) fn try_send(py: Python<'_>, stream: &Stream, data: &Bound<'_, PyAny>)
     let bytes = data.as_slice();
     let result =
         if bytes.len() < KEEP_GIL_BELOW { stream.try_send(bytes) } else { py.detach(|| stream.try_send(bytes)) };
-    result.or_raise(py)
-}
-
-/// Receives the next message as `bytes`, waiting up to `timeout` (None:
-/// forever; Some(0): try once).
-pub(crate) fn recv_bytes<'py>(
-    py: Python<'py>,
-    stream: &Stream,
-    timeout: Option<Duration>,
-    try_only: bool,
-) -> PyResult<Bound<'py, PyBytes>> {
-    let deadline = timeout.map(|t| Instant::now() + t);
-    let mut small = [0u8; SMALL];
-    let call = |py: Python<'_>, buf: &mut [u8]| -> PyResult<Result<usize, CoreError>> {
-        if try_only {
-            if buf.len() < KEEP_GIL_BELOW {
-                Ok(stream.try_recv_into(buf))
-            } else {
-                Ok(py.detach(|| stream.try_recv_into(buf)))
-            }
-        } else {
-            // One deadline for both calls of a large message (measure, then
-            // receive into a bytes object of its size).
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            sliced(py, left, nothing, |t| stream.recv_into_timeout(buf, t))
-        }
-    };
-    loop {
-        let needed = match call(py, &mut small)? {
-            Ok(n) => return Ok(PyBytes::new(py, &small[..n])),
-            Err(e) if e.kind() == ErrorKind::BufferTooSmall => e.needed().unwrap_or(SMALL * 2),
-            Err(e) => return Err(errors::to_py(py, e)),
-        };
-        // The message is kept by the core: receive it straight into a bytes
-        // object of its size.
-        let mut outcome: Option<Result<usize, CoreError>> = None;
-        let bytes = PyBytes::new_with(py, needed, |buf| {
-            outcome = Some(call(py, buf)?);
-            Ok(())
-        })?;
-        match outcome.expect("set by new_with") {
-            Ok(n) if n == needed => return Ok(bytes),
-            // Another thread took the message we measured; this one is smaller.
-            Ok(n) => return Ok(PyBytes::new(py, &bytes.as_bytes()[..n])),
-            Err(e) if e.kind() == ErrorKind::BufferTooSmall => continue,
-            Err(e) => return Err(errors::to_py(py, e)),
-        }
-    }
-}
-
-/// Receives the next message into a writable buffer.
-pub(crate) fn recv_into(
-    py: Python<'_>,
-    stream: &Stream,
-    buffer: &Bound<'_, PyAny>,
-    timeout: Option<Duration>,
-    try_only: bool,
-) -> PyResult<usize> {
-    let mut buf = WritableBuffer::from_py(buffer)?;
-    let slice = buf.as_mut_slice();
-    let result = if try_only {
-        if slice.len() < KEEP_GIL_BELOW {
-            stream.try_recv_into(slice)
-        } else {
-            py.detach(|| stream.try_recv_into(slice))
-        }
-    } else {
-        sliced(py, timeout, nothing, |t| stream.recv_into_timeout(slice, t))?
-    };
     result.or_raise(py)
 }
 
@@ -267,7 +195,7 @@ impl PyStream {
     #[pyo3(signature = (timeout=Timeout::Default))]
     fn recv<'py>(&self, py: Python<'py>, timeout: Timeout) -> PyResult<Bound<'py, PyBytes>> {
         let stream = self.get(py)?;
-        recv_bytes(py, &stream, timeout.or(self.recv_timeout), false)
+        recv_bytes(py, &*stream, timeout.or(self.recv_timeout), false)
     }
 
     /// Receives the next message into ``buffer`` (a writable buffer such as a
@@ -276,7 +204,7 @@ impl PyStream {
     #[pyo3(signature = (buffer, timeout=Timeout::Default))]
     fn recv_into(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>, timeout: Timeout) -> PyResult<usize> {
         let stream = self.get(py)?;
-        recv_into(py, &stream, buffer, timeout.or(self.recv_timeout), false)
+        recv_into(py, &*stream, buffer, timeout.or(self.recv_timeout), false)
     }
 
     /// Receives the next message if one is complete now; otherwise raises
@@ -284,13 +212,13 @@ impl PyStream {
     /// peer closes or dies).
     fn try_recv<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let stream = self.get(py)?;
-        recv_bytes(py, &stream, None, true)
+        recv_bytes(py, &*stream, None, true)
     }
 
     /// As ``recv_into`` without waiting: WouldBlock when no message is complete.
     fn try_recv_into(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>) -> PyResult<usize> {
         let stream = self.get(py)?;
-        recv_into(py, &stream, buffer, None, true)
+        recv_into(py, &*stream, buffer, None, true)
     }
 
     /// Closes the stream: the peer receives every message sent before, then
@@ -399,7 +327,7 @@ impl PyStream {
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let stream = self.get(py)?;
-        match recv_bytes(py, &stream, self.recv_timeout, false) {
+        match recv_bytes(py, &*stream, self.recv_timeout, false) {
             Err(e) if errors::is_kind(py, &e, ErrorKind::PeerClosed) => Err(PyStopIteration::new_err(())),
             other => other,
         }

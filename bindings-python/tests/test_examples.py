@@ -80,3 +80,73 @@ def test_echo(tmp_path: Path, name: str) -> None:
     finally:
         server.kill()
         server.communicate()
+
+
+def test_echo_server_survives_a_client_that_never_reads(tmp_path: Path, name: str) -> None:
+    """The server replies with the non-blocking Connection.send: a client that
+    sends a lot and never reads fills only its own queue (its further echoes
+    are dropped), and the next client is served as before."""
+    server = start([str(EXAMPLES / "echo" / "server.py"), "--name", name, "--keys", str(tmp_path)], tmp_path)
+    deaf = None
+    try:
+        wait_for_line(server, "echo server on")
+        key = (tmp_path / "echo.pub").read_text().strip()
+        # 40 x 64 KiB of echoes: more than its ring (64 KiB) and queue (1 MiB).
+        deaf = start(
+            [
+                "-c",
+                "import sys, time, shmsock\n"
+                "s = shmsock.connect(sys.argv[1], server_key=sys.argv[2])\n"
+                "for _ in range(40):\n"
+                "    s.send(bytes(65536), timeout=30)\n"
+                "print('sent', flush=True)\n"
+                "time.sleep(60)\n",
+                name,
+                key,
+            ],
+            tmp_path,
+        )
+        wait_for_line(deaf, "sent")
+        assert "dropped" in wait_for_line(server, "echo to client")
+        client = subprocess.run(
+            [sys.executable, str(EXAMPLES / "echo" / "client.py"), "--name", name, "--server-key", key, "still here"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert client.returncode == 0, client.stderr
+        assert "echo: still here" in client.stdout
+        server.terminate()
+        out, err = server.communicate(timeout=30)
+        assert server.returncode == 0, err
+        assert out.splitlines()[-1] == "stopped"
+    finally:
+        for proc in (server, deaf):
+            if proc is not None:
+                proc.kill()
+                proc.communicate()
+
+
+def test_pubsub_through_run_examples(tmp_path: Path) -> None:
+    """examples/run_examples.sh runs the pub/sub scenario with the Python
+    script, as it does with the Rust and C programs."""
+    root = EXAMPLES.parent.parent
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # run_examples.sh makes its own private runtime directory.
+    env.pop("SHMSOCK_RUNTIME_DIR", None)
+    r = subprocess.run(
+        ["sh", str(root / "examples" / "run_examples.sh"), "pubsub", str(EXAMPLES / "pubsub" / "pubsub.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ok: example pubsub" in r.stdout
+
+
+def test_pubsub_usage(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, str(EXAMPLES / "pubsub" / "pubsub.py"), "-s", "x"], capture_output=True, text=True, timeout=30
+    )
+    assert r.returncode == 2 and "usage" in r.stderr

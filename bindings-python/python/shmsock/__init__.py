@@ -38,9 +38,12 @@ from ._shmsock import (
     Listener,
     PendingClient,
     PublicKey,
+    Publisher,
     Server,
     Stats,
     Stream,
+    Subscriber,
+    SubscriberInfo,
     __version__,
 )
 
@@ -115,6 +118,32 @@ def bind(
     )
 
 
+def subscribe(
+    name: str,
+    *,
+    server_key: KeyLike,
+    keypair: _Optional[Keypair] = None,
+    max_message_size: _Optional[int] = None,
+    recv_timeout: _Optional[float] = None,
+    handshake_timeout: _Optional[float] = None,
+    spin: _Optional[float] = None,
+    require_chacha: bool = False,
+    wait: _Optional[float] = None,
+) -> Subscriber:
+    """Subscribes to topic ``name``; the same as :meth:`Subscriber.connect`."""
+    return Subscriber.connect(
+        name,
+        server_key=server_key,
+        keypair=keypair,
+        max_message_size=max_message_size,
+        recv_timeout=recv_timeout,
+        handshake_timeout=handshake_timeout,
+        spin=spin,
+        require_chacha=require_chacha,
+        wait=wait,
+    )
+
+
 __all__ = [
     "CallbackError",
     "Client",
@@ -126,11 +155,15 @@ __all__ = [
     "Listener",
     "PendingClient",
     "PublicKey",
+    "Publisher",
     "Server",
     "Stats",
     "Stream",
+    "Subscriber",
+    "SubscriberInfo",
     "__version__",
     "bind",
     "connect",
+    "subscribe",
     *sorted(cls.__name__ for cls in _shmsock._error_classes),
 ]

@@ -35,9 +35,12 @@ from ._shmsock import (
     Listener as Listener,
     PendingClient as PendingClient,
     PublicKey as PublicKey,
+    Publisher as Publisher,
     Server as Server,
     Stats as Stats,
     Stream as Stream,
+    Subscriber as Subscriber,
+    SubscriberInfo as SubscriberInfo,
     __version__ as __version__,
 )
 from ._shmsock import (
@@ -104,6 +107,20 @@ def bind(
 ) -> Listener:
     """Binds endpoint ``name``; the same as :meth:`Listener.bind`."""
 
+def subscribe(
+    name: str,
+    *,
+    server_key: KeyLike,
+    keypair: Optional[Keypair] = None,
+    max_message_size: Optional[int] = None,
+    recv_timeout: Optional[float] = None,
+    handshake_timeout: Optional[float] = None,
+    spin: Optional[float] = None,
+    require_chacha: bool = False,
+    wait: Optional[float] = None,
+) -> Subscriber:
+    """Subscribes to topic ``name``; the same as :meth:`Subscriber.connect`."""
+
 __all__ = [
     "CallbackError",
     "Client",
@@ -115,12 +132,16 @@ __all__ = [
     "Listener",
     "PendingClient",
     "PublicKey",
+    "Publisher",
     "Server",
     "Stats",
     "Stream",
+    "Subscriber",
+    "SubscriberInfo",
     "__version__",
     "bind",
     "connect",
+    "subscribe",
     # BEGIN GENERATED: error names (from the core's table of kinds; tools/gen_error_stubs.py)
     "AddressInUse",
     "AuthenticationFailed",

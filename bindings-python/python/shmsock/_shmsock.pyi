@@ -42,6 +42,9 @@ __all__ = [
     "Server",
     "Connection",
     "Client",
+    "Publisher",
+    "Subscriber",
+    "SubscriberInfo",
     "_shutdown_all",
     "_error_classes",
 ]
@@ -440,10 +443,17 @@ class Connection:
     @property
     def id(self) -> int:
         """A number unique within the server."""
-    def send(self, data: ReadableBuffer, timeout: Optional[float] = ...) -> None:
-        """Sends a message to this client."""
+    def send(self, data: ReadableBuffer) -> None:
+        """Sends a message to this client without ever waiting: into its ring
+        if it fits, else into the connection's bounded outbound queue (sent in
+        order as the client reads). WouldBlock when the queue is full (a client
+        that does not read): nothing was queued."""
     def try_send(self, data: ReadableBuffer) -> None:
-        """Sends only if the whole message fits now; otherwise WouldBlock."""
+        """Sends only if the message fits in the ring now and nothing is
+        queued; otherwise WouldBlock and nothing is sent or queued."""
+    @property
+    def queued_messages(self) -> int:
+        """Messages waiting in the outbound queue."""
     def close(self) -> None:
         """Closes this connection; on_close follows."""
     @property
@@ -488,14 +498,16 @@ class Server:
         allowed_uids: Optional[Iterable[int]] = None,
         ring_size: Optional[int] = None,
         max_message_size: Optional[int] = None,
-        send_timeout: Optional[float] = None,
+        max_queued_bytes: Optional[int] = None,
         recv_timeout: Optional[float] = None,
         handshake_timeout: Optional[float] = None,
         spin: Optional[float] = None,
         backend: Optional[str] = None,
         require_chacha: bool = False,
     ) -> Server:
-        """Binds endpoint ``name`` and starts serving."""
+        """Binds endpoint ``name`` and starts serving; ``max_queued_bytes``
+        bounds each connection's outbound queue (``Connection.send`` never
+        waits)."""
     def close(self) -> None:
         """Stops serving: closes every connection (each gets on_close) and
         releases the endpoint. Idempotent."""
@@ -575,3 +587,198 @@ class Client:
 
 def _shutdown_all() -> None:
     """Closes every Server and Client still running (registered with atexit)."""
+
+# ----------------------------------------------------------- publish/subscribe
+
+@final
+class SubscriberInfo:
+    """A subscriber as its publisher sees it (a snapshot)."""
+
+    @property
+    def id(self) -> int:
+        """The publisher's number for it (for ``Publisher.remove``)."""
+    @property
+    def public_key(self) -> PublicKey:
+        """Its static public key, authenticated by the handshake."""
+    @property
+    def credentials(self) -> Credentials:
+        """Its process's pid, uid and gid, from the kernel."""
+    @property
+    def joined_at(self) -> int:
+        """The sequence number of the first message it could read."""
+
+@final
+class Publisher:
+    """The publishing end of a topic: each message is sealed once, into a ring
+    only this process can write, for every subscriber. Use it as a context
+    manager or call ``close()``."""
+
+    @staticmethod
+    def bind(
+        name: str,
+        *,
+        keypair: Keypair,
+        slots: Optional[int] = None,
+        max_message_size: Optional[int] = None,
+        policy: str = "reliable",
+        reliable_timeout: Optional[float] = None,
+        rekey_interval: Optional[float] = ...,
+        max_subscribers: Optional[int] = None,
+        allowed_clients: Optional[Iterable[_KeyLike]] = None,
+        allowed_uids: Optional[Iterable[int]] = None,
+        handshake_timeout: Optional[float] = None,
+        spin: Optional[float] = None,
+        require_chacha: bool = False,
+    ) -> Publisher:
+        """Binds topic ``name``: ``slots`` (a power of two, default 64),
+        ``max_message_size`` (default 64 KiB), ``policy`` ``"reliable"`` (wait
+        for the slowest subscriber up to ``reliable_timeout`` seconds, default
+        5, then drop it) or ``"latest"`` (overwrite; slow subscribers count
+        what they lost), ``rekey_interval`` (seconds, default 600; None: only
+        on departures), ``max_subscribers`` (default 256)."""
+    def publish(self, data: ReadableBuffer) -> None:
+        """Publishes one message to every subscriber (a reliable topic may
+        wait for room, at most its timeout); MessageTooLarge above
+        ``max_message_size``."""
+    def wait_for_subscribers(self, n: int, timeout: Optional[float] = None) -> None:
+        """Waits until at least ``n`` subscribers are connected (Timeout after
+        ``timeout`` seconds)."""
+    @property
+    def subscriber_count(self) -> int:
+        """How many subscribers are connected now."""
+    @property
+    def subscribers(self) -> List[SubscriberInfo]:
+        """The subscribers now, by id."""
+    def remove(self, id: int) -> None:
+        """Removes a subscriber and rotates the key before returning."""
+    def rotate_key(self) -> None:
+        """Rotates the group key now."""
+    @property
+    def epoch(self) -> int:
+        """The current key epoch."""
+    @property
+    def sequence(self) -> int:
+        """How many messages were published."""
+    @property
+    def dropped_count(self) -> int:
+        """Subscribers dropped for holding up a reliable topic."""
+    @property
+    def public_key(self) -> PublicKey:
+        """The publisher's public key, which subscribers pin."""
+    @property
+    def cipher(self) -> str:
+        """The topic's AEAD."""
+    @property
+    def max_message_size(self) -> int:
+        """The largest message the topic carries."""
+    @property
+    def policy(self) -> str:
+        """``"reliable"`` or ``"latest"``."""
+    @property
+    def reliable_timeout(self) -> Optional[float]:
+        """How long a reliable publish may wait (None for latest topics)."""
+    @property
+    def name(self) -> str:
+        """The topic name."""
+    def close(self) -> None:
+        """Closes the topic: subscribers receive everything published before,
+        then PeerClosed. Idempotent."""
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` was called."""
+    def __enter__(self) -> Publisher:
+        """Returns the publisher."""
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+        /,
+    ) -> None:
+        """Closes the publisher."""
+
+@final
+class Subscriber:
+    """The receiving end of a topic; iterating yields messages until the
+    topic ends. Use it as a context manager or call ``close()``."""
+
+    @staticmethod
+    def connect(
+        name: str,
+        *,
+        server_key: _KeyLike,
+        keypair: Optional[Keypair] = None,
+        max_message_size: Optional[int] = None,
+        recv_timeout: Optional[float] = None,
+        handshake_timeout: Optional[float] = None,
+        spin: Optional[float] = None,
+        require_chacha: bool = False,
+        wait: Optional[float] = None,
+    ) -> Subscriber:
+        """Subscribes to topic ``name``, pinning the publisher's key
+        ``server_key``; ``wait`` (seconds) keeps trying while nobody publishes
+        the name."""
+    def recv(self, timeout: Optional[float] = ...) -> bytes:
+        """Receives the next message (Timeout after ``timeout`` seconds;
+        omitted: ``recv_timeout``; PeerClosed at the end of the topic)."""
+    def try_recv(self) -> bytes:
+        """Receives the next message if one is there now, else WouldBlock."""
+    def recv_into(self, buffer: WriteableBuffer, timeout: Optional[float] = ...) -> int:
+        """Receives the next message into ``buffer`` and returns its length."""
+    def try_recv_into(self, buffer: WriteableBuffer) -> int:
+        """As ``recv_into`` without waiting."""
+    @property
+    def recv_timeout(self) -> Optional[float]:
+        """The default timeout of ``recv()`` in seconds."""
+    @property
+    def lost(self) -> int:
+        """Messages lost to lag so far (latest topics)."""
+    @property
+    def received(self) -> int:
+        """Messages received so far."""
+    @property
+    def position(self) -> int:
+        """The sequence number of the next message this subscriber reads."""
+    @property
+    def epoch(self) -> int:
+        """The newest group-key epoch received."""
+    @property
+    def topic(self) -> str:
+        """The topic name."""
+    @property
+    def publisher_public_key(self) -> PublicKey:
+        """The publisher's public key (the pinned one)."""
+    @property
+    def local_public_key(self) -> PublicKey:
+        """This subscriber's public key."""
+    @property
+    def publisher_credentials(self) -> Credentials:
+        """The publisher process's pid, uid and gid."""
+    @property
+    def cipher(self) -> str:
+        """The topic's AEAD."""
+    @property
+    def max_message_size(self) -> int:
+        """The largest message the topic carries."""
+    def fileno(self) -> int:
+        """The pollable descriptor (readable when a ``try_recv`` would find
+        something)."""
+    def close(self) -> None:
+        """Leaves the topic. Idempotent."""
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` was called."""
+    def __enter__(self) -> Subscriber:
+        """Returns the subscriber."""
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+        /,
+    ) -> None:
+        """Closes the subscriber."""
+    def __iter__(self) -> Iterator[bytes]:
+        """Iterates over messages until the topic ends."""
+    def __next__(self) -> bytes:
+        """The next message."""

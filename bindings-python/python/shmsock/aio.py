@@ -33,49 +33,56 @@ message started to go out still finishes sending it (a message is never cut).
 Connecting and the server side of each handshake (bounded by
 ``handshake_timeout``) run in the loop's default executor.
 
+Publish/subscribe: ``await aio.subscribe(name, server_key=...)`` (or ``async
+with``) gives a :class:`Subscriber` (``await sub.recv(timeout=...)``, ``async
+for``), registered with the loop once in the same way; :class:`Publisher`
+(``aio.Publisher.bind(...)``) has ``await publish(data)``, which never blocks
+the loop (see ``shmsock._aio_pubsub``).
+
 Do not mix blocking and asyncio calls on one stream.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import functools
 import time
 from types import TracebackType
-from typing import Any, Deque, Generator, Iterable, List, Optional, Tuple, Type, Union
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Generator,
+    Generic,
+    Iterable,
+    List,
+    Optional,
+    Protocol,
+    Type,
+    TypeVar,
+    Union,
+)
 
 from . import _shmsock
+from ._aio_pubsub import Publisher, Subscriber
+from ._aio_receive import _Receiver
 from ._shmsock import (
-    BufferTooSmall,
     Closed,
     Credentials,
     Error,
     Keypair,
     NotFound,
-    PeerClosed,
     PublicKey,
     Stats,
-    Timeout,
     WouldBlock,
 )
 
 KeyLike = Union[PublicKey, str, bytes]
 
-__all__ = ["Connecting", "Listener", "Stream", "bind", "connect"]
+__all__ = ["Connecting", "Listener", "Publisher", "Stream", "Subscriber", "bind", "connect", "subscribe"]
 
-# Read-ahead bounds while no receive waits (see the module docstring).
-_AHEAD_MESSAGES = 64
-_AHEAD_BYTES = 1 << 20
-# How long a receive looks at the ring before it sleeps, and when it stops
-# looking (see Stream._spin).
-_SPIN = 30e-6
-_SPIN_GIVE_UP = 8
-_SPIN_RETRY_EVERY = 64
 # How often a connect with ``wait`` tries again while no server listens.
 _CONNECT_RETRY = 0.05
-# ``timeout=`` not given: the stream's own recv_timeout.
-_DEFAULT: Any = object()
 
 
 class _Readiness:
@@ -127,11 +134,7 @@ class _Readiness:
         self._ready()
 
 
-# A pending receive: its future and, for recv_into, the buffer.
-_Waiter = Tuple["asyncio.Future[Any]", Optional[memoryview]]
-
-
-class Stream:
+class Stream(_Receiver):
     """An asyncio stream: the same connection as :class:`shmsock.Stream`, with
     coroutines. Get one from ``await aio.connect(...)`` or
     ``await listener.accept()``, or wrap a connected blocking stream with
@@ -139,18 +142,8 @@ class Stream:
 
     def __init__(self, stream: _shmsock.Stream) -> None:
         """Wraps a connected :class:`shmsock.Stream` (which it then owns)."""
+        super().__init__(stream, "stream")
         self._stream = stream
-        self._fd = stream.fileno()
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._waiters: Deque[_Waiter] = collections.deque()
-        self._ahead: Deque[bytes] = collections.deque()
-        self._ahead_bytes = 0
-        # The receive side ended (PeerClosed, PeerGone, ...): once the read-ahead
-        # queue is empty, receives raise it (the core repeats it on every call).
-        self._ended = False
-        self._sends: Deque[Tuple["asyncio.Future[None]", Any]] = collections.deque()
-        self._spin_failures = 0
-        self._spins_skipped = 0
 
     @classmethod
     async def connect(
@@ -198,180 +191,6 @@ class Stream:
                 continue
             return cls(stream)
 
-    # ------------------------------------------------------------ receiving
-
-    async def recv(self, timeout: Optional[float] = _DEFAULT) -> bytes:
-        """Receives the next message, waiting up to ``timeout`` seconds (None:
-        forever; omitted: the stream's ``recv_timeout``), then raises Timeout.
-        Raises PeerClosed once the peer closed and every message it sent was
-        received, PeerGone if it died. A timed-out or cancelled receive loses
-        no message."""
-        result: bytes = await self._wait_message(None, timeout)
-        return result
-
-    async def recv_into(self, buffer: Any, timeout: Optional[float] = _DEFAULT) -> int:
-        """Receives the next message into a writable buffer and returns its
-        length (BufferTooSmall, with ``needed``, keeps the message)."""
-        view = memoryview(buffer)
-        if view.readonly:
-            raise TypeError("recv_into needs a writable buffer (bytearray, memoryview, ...)")
-        result: int = await self._wait_message(view.cast("B"), timeout)
-        return result
-
-    async def _wait_message(self, into: Optional[memoryview], timeout: Optional[float]) -> Any:
-        if timeout is _DEFAULT:
-            timeout = self._stream.recv_timeout
-        elif timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-                raise TypeError(f"timeout must be a number of seconds or None, not '{type(timeout).__name__}'")
-            if not timeout >= 0:
-                raise ValueError(f"timeout must be >= 0 (or None to wait forever), not {timeout}")
-        loop = self._attach()
-        fut: asyncio.Future[Any] = loop.create_future()
-        waiter: _Waiter = (fut, into)
-        self._waiters.append(waiter)
-        if len(self._waiters) == 1:
-            self._serve()
-            if not fut.done() and not self._sends and not self._ended:
-                message = self._spin()
-                if message is not None:
-                    self._deliver(message)
-        timer = None
-        if not fut.done() and timeout is not None:
-            timer = loop.call_later(timeout, self._expire, waiter)
-        try:
-            return await fut
-        except asyncio.CancelledError:
-            self._give_back(waiter)
-            raise
-        finally:
-            if timer is not None:
-                timer.cancel()
-            self._forget(waiter)
-
-    def _expire(self, waiter: _Waiter) -> None:
-        fut = waiter[0]
-        if not fut.done():
-            self._forget(waiter)
-            fut.set_exception(Timeout("recv timed out: no message arrived; nothing was lost"))
-
-    def _forget(self, waiter: _Waiter) -> None:
-        try:
-            self._waiters.remove(waiter)
-        except ValueError:
-            pass
-        self._update()
-
-    def _give_back(self, waiter: _Waiter) -> None:
-        """A receive was cancelled after its message was handed to it: the
-        message goes back first in line."""
-        fut, into = waiter
-        if fut.done() and not fut.cancelled() and fut.exception() is None and into is None:
-            message = fut.result()
-            self._ahead.appendleft(message)
-            self._ahead_bytes += len(message)
-
-    def _deliver(self, message: bytes) -> None:
-        """Hands ``message`` to the oldest waiter, or to the read-ahead queue."""
-        while self._waiters:
-            fut, into = self._waiters.popleft()
-            if fut.done():
-                continue
-            if into is None:
-                fut.set_result(message)
-            elif len(message) <= len(into):
-                into[: len(message)] = message
-                fut.set_result(len(message))
-            else:
-                error = BufferTooSmall(
-                    f"the message is {len(message)} bytes, the buffer {len(into)}; the message was kept"
-                )
-                error.needed = len(message)
-                fut.set_exception(error)
-                self._ahead.appendleft(message)
-                self._ahead_bytes += len(message)
-                return
-            return
-        self._ahead.append(message)
-        self._ahead_bytes += len(message)
-
-    def _has_room(self) -> bool:
-        return bool(self._waiters or self._sends) or (
-            len(self._ahead) < _AHEAD_MESSAGES and self._ahead_bytes < _AHEAD_BYTES
-        )
-
-    def _serve(self) -> None:
-        """Serves the waiters from the read-ahead queue, then receives what is
-        there (the work of one readiness of the descriptor)."""
-        while self._waiters and self._ahead:
-            message = self._ahead.popleft()
-            self._ahead_bytes -= len(message)
-            self._deliver(message)
-        while not self._ended and not self._stream.closed and self._has_room():
-            try:
-                message = self._stream.try_recv()
-            except WouldBlock:
-                # Every wake-up was consumed: the waiting sends look again
-                # (freed space may be among them). If one consumed the
-                # wake-ups in turn, the receive side looks once more without
-                # consuming any (recv with a zero timeout).
-                if not self._sends or self._resume_sends():
-                    break
-                recheck = self._recheck()
-                if recheck is None:
-                    break
-                message = recheck
-            except Error:
-                self._ended = True
-                break
-            self._deliver(message)
-        if self._ended and not self._ahead:
-            self._fail_waiters()
-        self._update()
-
-    def _spin(self) -> Optional[bytes]:
-        """Before a receive sleeps: looks at the ring for up to _SPIN seconds
-        without a system call and without consuming a wake-up (a reply from a
-        peer on another core usually comes sooner than a wake-up through the
-        kernel). After _SPIN_GIVE_UP looks in a row found nothing (a slow peer,
-        or one on this core, where looking only delays it), it looks only every
-        _SPIN_RETRY_EVERY-th time, as the core's own waiting does."""
-        if self._spin_failures >= _SPIN_GIVE_UP:
-            self._spins_skipped += 1
-            if self._spins_skipped < _SPIN_RETRY_EVERY:
-                return None
-            self._spins_skipped = 0
-        until = time.perf_counter() + _SPIN
-        while True:
-            message = self._recheck()
-            if message is not None:
-                self._spin_failures = 0
-                return message
-            if self._ended or time.perf_counter() >= until:
-                self._spin_failures += 1
-                return None
-
-    def _recheck(self) -> Optional[bytes]:
-        try:
-            return self._stream.recv(timeout=0)
-        except Timeout:
-            return None
-        except Error:
-            self._ended = True
-            return None
-
-    def _fail_waiters(self) -> None:
-        while self._waiters:
-            fut, _ = self._waiters.popleft()
-            if fut.done():
-                continue
-            try:
-                message = self._stream.try_recv()
-            except BaseException as e:  # the core repeats the end on every call
-                fut.set_exception(e)
-            else:  # cannot happen once ended; never drop a message
-                fut.set_result(message)
-
     # ------------------------------------------------------------ sending
 
     async def send(self, data: Any) -> None:
@@ -413,63 +232,10 @@ class Stream:
                 fut.set_result(None)
         return True
 
-    # ------------------------------------------------------------ the loop
-
-    def _attach(self) -> asyncio.AbstractEventLoop:
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            self._unregister()
-        return loop
-
-    def _on_readable(self) -> None:
-        if self._sends:
-            self._resume_sends()
-        self._serve()
-
-    def _update(self) -> None:
-        """Keeps the descriptor registered while anything can come of it."""
-        want = not self._stream.closed and (
-            bool(self._sends) or (not self._ended and self._has_room())
-        )
-        if want and self._loop is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                return
-            loop.add_reader(self._fd, self._on_readable)
-            self._loop = loop
-        elif not want:
-            self._unregister()
-
-    def _unregister(self) -> None:
-        if self._loop is not None:
-            if not self._loop.is_closed():
-                self._loop.remove_reader(self._fd)
-            self._loop = None
-
-    def close(self) -> None:
-        """Closes the stream (the peer receives every message sent before,
-        then PeerClosed); pending receives and sends raise Closed. Idempotent."""
-        self._unregister()
-        self._stream.close()
-        self._ahead.clear()
-        self._ahead_bytes = 0
-        self._ended = True
-        self._fail_waiters()
-        while self._sends:
-            fut, _ = self._sends.popleft()
-            if not fut.done():
-                fut.set_exception(Closed("the stream was closed"))
-
     @property
     def stream(self) -> _shmsock.Stream:
         """The underlying blocking :class:`shmsock.Stream`."""
         return self._stream
-
-    @property
-    def closed(self) -> bool:
-        """True once ``close()`` was called."""
-        return self._stream.closed
 
     @property
     def peer_public_key(self) -> PublicKey:
@@ -495,31 +261,6 @@ class Stream:
     def endpoint(self) -> str:
         """The endpoint name."""
         return self._stream.endpoint
-
-    def fileno(self) -> int:
-        """The pollable descriptor (registered with the loop while a receive
-        waits)."""
-        return self._stream.fileno()
-
-    async def __aenter__(self) -> "Stream":
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
-
-    def __aiter__(self) -> "Stream":
-        return self
-
-    async def __anext__(self) -> bytes:
-        try:
-            return await self.recv()
-        except PeerClosed:
-            raise StopAsyncIteration from None
 
     def __repr__(self) -> str:
         return f"<shmsock.aio.Stream {self._stream!r}>"
@@ -657,23 +398,31 @@ class Listener:
         return f"<shmsock.aio.Listener {self._listener!r}>"
 
 
-class Connecting:
-    """A connection being made: ``await`` it for the :class:`Stream`, or use
-    it directly as ``async with aio.connect(...) as stream:``."""
+class _Closable(Protocol):
+    def close(self) -> None: ...
 
-    __slots__ = ("_connect", "_stream")
 
-    def __init__(self, connect: "functools.partial[Any]") -> None:
+_T = TypeVar("_T", bound=_Closable)
+
+
+class Connecting(Generic[_T]):
+    """A connection (or subscription) being made: ``await`` it for the
+    :class:`Stream` (or :class:`Subscriber`), or use it directly as ``async
+    with aio.connect(...) as stream:`` (closed at the end of the block)."""
+
+    __slots__ = ("_connect", "_result")
+
+    def __init__(self, connect: Callable[[], Awaitable[_T]]) -> None:
         self._connect = connect
-        self._stream: Optional[Stream] = None
+        self._result: Optional[_T] = None
 
-    def __await__(self) -> Generator[Any, None, Stream]:
-        stream: Stream = yield from self._connect().__await__()
-        return stream
+    def __await__(self) -> Generator[Any, None, _T]:
+        result: _T = yield from self._connect().__await__()
+        return result
 
-    async def __aenter__(self) -> Stream:
-        self._stream = await self._connect()
-        return self._stream
+    async def __aenter__(self) -> _T:
+        self._result = await self._connect()
+        return self._result
 
     async def __aexit__(
         self,
@@ -681,8 +430,8 @@ class Connecting:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
-        if self._stream is not None:
-            self._stream.close()
+        if self._result is not None:
+            self._result.close()
 
 
 def connect(
@@ -698,7 +447,7 @@ def connect(
     spin: Optional[float] = None,
     require_chacha: bool = False,
     wait: Optional[float] = None,
-) -> Connecting:
+) -> Connecting[Stream]:
     """Connects to endpoint ``name``, as :meth:`Stream.connect` does:
     ``stream = await aio.connect(...)`` or ``async with aio.connect(...) as
     stream:`` (closed at the end of the block)."""
@@ -749,4 +498,35 @@ def bind(
         spin=spin,
         backend=backend,
         require_chacha=require_chacha,
+    )
+
+
+def subscribe(
+    name: str,
+    *,
+    server_key: KeyLike,
+    keypair: Optional[Keypair] = None,
+    max_message_size: Optional[int] = None,
+    recv_timeout: Optional[float] = None,
+    handshake_timeout: Optional[float] = None,
+    spin: Optional[float] = None,
+    require_chacha: bool = False,
+    wait: Optional[float] = None,
+) -> Connecting[Subscriber]:
+    """Subscribes to topic ``name``, as :meth:`Subscriber.connect` does: ``sub
+    = await aio.subscribe(...)`` or ``async with aio.subscribe(...) as sub:``
+    (closed at the end of the block)."""
+    return Connecting(
+        functools.partial(
+            Subscriber.connect,
+            name,
+            server_key=server_key,
+            keypair=keypair,
+            max_message_size=max_message_size,
+            recv_timeout=recv_timeout,
+            handshake_timeout=handshake_timeout,
+            spin=spin,
+            require_chacha=require_chacha,
+            wait=wait,
+        )
     )

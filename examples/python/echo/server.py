@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Echo server on shmsock with asyncio: one event loop serves every client.
+"""Echo server on shmsock: one shmsock.Server serves every client from its
+dispatch thread, and replies never block it.
 
     python server.py [--name echo] [--keys DIR] [--once]
 
@@ -10,38 +11,60 @@ Loads (or creates) its key file ``echo.key`` and writes its public key to
 from __future__ import annotations
 
 import argparse
-import asyncio
+import signal
 import sys
+import threading
 from pathlib import Path
-from typing import Set
+from typing import Optional
 
 import shmsock
-from shmsock import aio
 
 
-async def echo(stream: aio.Stream) -> None:
-    peer = stream.peer_public_key.fingerprint
-    print(f"client {peer} connected", flush=True)
-    async with stream:
+class Echo:
+    """The server's callbacks (run one at a time on its dispatch thread)."""
+
+    def __init__(self, once: bool) -> None:
+        self.once = once
+        self.done = threading.Event()
+
+    def on_connect(self, conn: shmsock.Connection) -> None:
+        print(f"client {conn.peer_public_key.fingerprint} connected", flush=True)
+
+    def on_data(self, conn: shmsock.Connection, data: bytes) -> None:
+        # Never waits: into the client's ring, or its bounded queue. A client
+        # that does not read its replies fills its queue, and further replies
+        # to it are dropped (WouldBlock); every other client is served as
+        # before.
         try:
-            async for message in stream:
-                await stream.send(message)
-        except shmsock.PeerGone as e:
-            print(f"client {peer}: {e}", flush=True)
-        print(f"client {peer} left after {stream.stats.messages_received} messages", flush=True)
+            conn.send(data)
+        except shmsock.WouldBlock as e:
+            print(f"echo to client {conn.peer_public_key.fingerprint} dropped: {e}", flush=True)
+
+    def on_error(self, conn: Optional[shmsock.Connection], error: shmsock.Error) -> None:
+        who = f"client {conn.peer_public_key.fingerprint}" if conn is not None else "handshake"
+        print(f"{who}: {error}", flush=True)
+
+    def on_close(self, conn: shmsock.Connection, reason: Optional[shmsock.Error]) -> None:
+        messages = conn.stats.messages_received
+        print(f"client {conn.peer_public_key.fingerprint} left after {messages} messages", flush=True)
+        if self.once:
+            self.done.set()
 
 
-async def serve(name: str, keypair: shmsock.Keypair, once: bool) -> None:
-    tasks: Set["asyncio.Task[None]"] = set()
-    async with aio.bind(name, keypair=keypair) as listener:
+def serve(name: str, keypair: shmsock.Keypair, once: bool) -> None:
+    echo = Echo(once)
+    with shmsock.Server(
+        name,
+        keypair=keypair,
+        on_connect=echo.on_connect,
+        on_data=echo.on_data,
+        on_error=echo.on_error,
+        on_close=echo.on_close,
+    ):
         print(f"echo server on '{name}', key {keypair.public_key}", flush=True)
-        async for stream in listener:
-            task = asyncio.ensure_future(echo(stream))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-            if once:
-                await task
-                return
+        # Wait in slices so Ctrl-C (KeyboardInterrupt) gets through.
+        while not echo.done.wait(0.2):
+            pass
 
 
 def main() -> int:
@@ -52,17 +75,20 @@ def main() -> int:
     args = parser.parse_args()
     args.keys.mkdir(parents=True, exist_ok=True)
     key_file = args.keys / "echo.key"
+    # SIGTERM stops the server as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         if not key_file.exists():
             shmsock.Keypair.generate().save(key_file)
         keypair = shmsock.Keypair.load(key_file)
         (args.keys / "echo.pub").write_text(keypair.public_key.text + "\n")
-        asyncio.run(serve(args.name, keypair, args.once))
+        serve(args.name, keypair, args.once)
     except KeyboardInterrupt:
         pass
     except shmsock.Error as e:
         print(f"error ({e.code}): {e}", file=sys.stderr)
         return 1
+    print("stopped", flush=True)
     return 0
 
 

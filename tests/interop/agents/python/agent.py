@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""The Python interop agent: keygen, pubkey, an echo server and a checking
-client, on the `shmsock` Python package only.
+"""The Python interop agent: keygen, pubkey, an echo server, a checking
+client, a publisher and a checking subscriber, on the `shmsock` Python package
+only.
 
 The command line, output lines and exit codes are the contract in
-tests/interop/README.md ("The agent command line"). Run it with ./agent (which
+tests/interop/README.md ("The agent command line", "Publish/subscribe"). Run it with ./agent (which
 uses the repository's .venv; build it with ./build.sh).
 
 The server runs on asyncio (`shmsock.aio`): one event loop accepts clients,
@@ -29,6 +30,7 @@ from shmsock import aio
 EXIT_OK, EXIT_VERIFY, EXIT_USAGE, EXIT_SHMSOCK = 0, 1, 2, 3
 CIPHERS = ("aegis-128l", "chacha20-poly1305")
 DEFAULT_SIZES = "0,1,64,65536,262144"
+DEFAULT_TOPIC_SIZES = "0,1,64,4096,65536"
 INVERSE_31 = 223  # 31 * 223 = 1 (mod 256)
 
 
@@ -91,6 +93,24 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--ring-size", type=count)
     p.add_argument("--sizes", type=size_list, default=size_list(DEFAULT_SIZES))
     p.add_argument("--seconds", type=number(0, strict=True))
+    p.add_argument("--timeout", type=number(0, strict=True), default=10.0)
+
+    p = commands.add_parser("publish", allow_abbrev=False)
+    p.add_argument("--name", required=True)
+    p.add_argument("--key", required=True)
+    p.add_argument("--count", type=count, default=100)
+    p.add_argument("--sizes", type=size_list, default=size_list(DEFAULT_TOPIC_SIZES))
+    p.add_argument("--subscribers", type=count, default=1)
+    p.add_argument("--timeout", type=number(0, strict=True), default=10.0)
+    p.add_argument("--cipher", choices=CIPHERS, default="aegis-128l")
+
+    p = commands.add_parser("subscribe", allow_abbrev=False)
+    p.add_argument("--name", required=True)
+    p.add_argument("--server-key", required=True)
+    p.add_argument("--key")
+    p.add_argument("--count", type=count, default=100)
+    p.add_argument("--cipher", choices=CIPHERS, default="aegis-128l")
+    p.add_argument("--sizes", type=size_list, default=size_list(DEFAULT_TOPIC_SIZES))
     p.add_argument("--timeout", type=number(0, strict=True), default=10.0)
     return parser.parse_args(argv)
 
@@ -289,6 +309,57 @@ def client(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ----------------------------------------------------------- publish/subscribe
+
+
+def publish(args: argparse.Namespace) -> int:
+    keypair = shmsock.Keypair.load(args.key)
+    messages = Messages(args.sizes)
+    # A reliable topic of 64 slots of 64 KiB: the package's defaults.
+    with shmsock.Publisher.bind(
+        args.name, keypair=keypair, require_chacha=args.cipher == "chacha20-poly1305"
+    ) as topic:
+        out(f"ready {args.name} {keypair.public_key.text} {keypair.fingerprint}")
+        topic.wait_for_subscribers(args.subscribers, timeout=args.timeout)
+        total = 0
+        for i in range(args.count):
+            message = messages(i)
+            topic.publish(message)
+            total += len(message)
+        out(f"published messages={args.count} bytes={total}")
+    return EXIT_OK
+
+
+def subscribe(args: argparse.Namespace) -> int:
+    server_key = shmsock.PublicKey(args.server_key)
+    keypair = shmsock.Keypair.load(args.key) if args.key else None
+    messages = Messages(args.sizes)
+    with shmsock.Subscriber.connect(
+        args.name,
+        server_key=server_key,
+        keypair=keypair,
+        recv_timeout=args.timeout,
+        require_chacha=args.cipher == "chacha20-poly1305",
+    ) as sub:
+        if sub.publisher_public_key != server_key:
+            fail(f"mismatch: publisher key is {sub.publisher_public_key.text}, expected {server_key.text}")
+        if sub.cipher != args.cipher:
+            fail(f"mismatch: cipher is {sub.cipher}, expected {args.cipher}")
+        out(f"subscribed {server_key.fingerprint} {sub.cipher}")
+        total = 0
+        for i in range(args.count):
+            got = sub.recv()
+            if sub.lost:
+                fail(f"mismatch: lost {sub.lost} messages")
+            expected = messages(i)
+            if got != expected:
+                fail(f"mismatch: message {i} ({len(expected)} B): {difference(got, expected)}")
+            total += len(got)
+        cipher = sub.cipher
+    out(f"ok cipher={cipher} publisher={server_key.fingerprint} messages={args.count} bytes={total} lost=0")
+    return EXIT_OK
+
+
 # ----------------------------------------------------------------- main
 
 
@@ -301,6 +372,10 @@ def main(argv: Sequence[str]) -> int:
             return pubkey(args.file)
         if args.command == "serve":
             return asyncio.run(serve(args))
+        if args.command == "publish":
+            return publish(args)
+        if args.command == "subscribe":
+            return subscribe(args)
         return client(args)
     except shmsock.Error as e:
         print(f"error {e.code}: {e}", file=sys.stderr, flush=True)

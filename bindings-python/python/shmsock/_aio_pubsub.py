@@ -1,0 +1,293 @@
+"""asyncio publish/subscribe (re-exported by :mod:`shmsock.aio`).
+
+A :class:`Subscriber` receives as :class:`shmsock.aio.Stream` does (the
+shared machinery is ``shmsock._aio_receive``): its pollable descriptor is
+registered with the loop once, when it subscribes, and stays registered; when
+it is readable, the subscriber takes every message there and hands them to the
+pending ``recv()`` calls in the same step, so a message costs one wake-up of
+the loop and no ``epoll_ctl``. Messages that arrive while nobody waits are read
+ahead into a small bounded queue; when it is full the descriptor is
+unregistered until a receive takes from it (on a reliable topic the publisher
+then waits for this subscriber, as it would for a blocking one).
+
+A :class:`Publisher` never blocks the loop. A latest topic's publish never
+waits, so ``await publisher.publish()`` calls it directly. A reliable topic's
+publish may wait for the slowest subscriber (at most the topic's
+``reliable_timeout``), and the core offers no non-blocking publish with a
+readiness signal for room, so those publishes run, in order, on one thread of
+the publisher's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from types import TracebackType
+from typing import Any, Iterable, List, Optional, Type, Union
+
+from . import _shmsock
+from ._aio_receive import _DEFAULT, _Receiver
+from ._shmsock import Closed, Credentials, Error, Keypair, PublicKey, SubscriberInfo, WouldBlock
+
+KeyLike = Union[PublicKey, str, bytes]
+
+
+class Subscriber(_Receiver):
+    """An asyncio subscriber: the same subscription as
+    :class:`shmsock.Subscriber`, with coroutines. Get one from ``await
+    aio.subscribe(...)`` (or ``async with aio.subscribe(...) as sub:``), or
+    wrap a blocking one with ``aio.Subscriber(subscriber)``. ``await
+    recv(timeout=...)``, ``await recv_into(buffer)``, ``async for``, as for
+    :class:`Stream`."""
+
+    def __init__(self, subscriber: _shmsock.Subscriber) -> None:
+        """Wraps a :class:`shmsock.Subscriber` (which it then owns)."""
+        super().__init__(subscriber, "subscriber")
+        self._sub = subscriber
+        # Read ahead from the start (a reliable publisher would otherwise wait
+        # for this subscriber until its first recv): the first try_recv arms
+        # the descriptor, which the publisher signals only after a WouldBlock.
+        self._serve()
+
+    @classmethod
+    async def connect(
+        cls,
+        name: str,
+        *,
+        server_key: KeyLike,
+        keypair: Optional[Keypair] = None,
+        max_message_size: Optional[int] = None,
+        recv_timeout: Optional[float] = None,
+        handshake_timeout: Optional[float] = None,
+        spin: Optional[float] = None,
+        require_chacha: bool = False,
+        wait: Optional[float] = None,
+    ) -> "Subscriber":
+        """Subscribes to topic ``name`` (options as for
+        :meth:`shmsock.Subscriber.connect`); the handshake, and ``wait``'s
+        retries, run in the default executor."""
+        loop = asyncio.get_running_loop()
+        sub = await loop.run_in_executor(
+            None,
+            lambda: _shmsock.Subscriber.connect(
+                name,
+                server_key=server_key,
+                keypair=keypair,
+                max_message_size=max_message_size,
+                recv_timeout=recv_timeout,
+                handshake_timeout=handshake_timeout,
+                spin=spin,
+                require_chacha=require_chacha,
+                wait=wait,
+            ),
+        )
+        return cls(sub)
+
+    def _recheck(self) -> Optional[bytes]:
+        # A subscriber's try_recv looks without losing a wake-up: a WouldBlock
+        # (re)arms the descriptor. Its zero-timeout recv would not: it leaves
+        # the sleep word disarmed, so the publisher would not signal it.
+        try:
+            return self._sub.try_recv()
+        except WouldBlock:
+            return None
+        except Error:
+            self._ended = True
+            return None
+
+    @property
+    def subscriber(self) -> _shmsock.Subscriber:
+        """The underlying blocking :class:`shmsock.Subscriber`."""
+        return self._sub
+
+    @property
+    def lost(self) -> int:
+        """Messages lost to lag so far (latest topics)."""
+        return self._sub.lost
+
+    @property
+    def received(self) -> int:
+        """Messages taken from the topic so far (read-ahead included)."""
+        return self._sub.received
+
+    @property
+    def epoch(self) -> int:
+        """The newest group-key epoch received."""
+        return self._sub.epoch
+
+    @property
+    def topic(self) -> str:
+        """The topic name."""
+        return self._sub.topic
+
+    @property
+    def publisher_public_key(self) -> PublicKey:
+        """The publisher's public key (the pinned one)."""
+        return self._sub.publisher_public_key
+
+    @property
+    def publisher_credentials(self) -> Credentials:
+        """The publisher process's pid, uid and gid, from the kernel."""
+        return self._sub.publisher_credentials
+
+    @property
+    def cipher(self) -> str:
+        """The topic's AEAD."""
+        return self._sub.cipher
+
+    def __repr__(self) -> str:
+        return f"<shmsock.aio.Subscriber {self._sub!r}>"
+
+
+class Publisher:
+    """An asyncio publisher: ``await publish(data)`` never blocks the loop
+    (see the module docstring). Messages are published in the order of the
+    ``publish`` calls. A publish cancelled while a reliable topic waits for
+    room is still published."""
+
+    def __init__(self, publisher: _shmsock.Publisher) -> None:
+        """Wraps a bound :class:`shmsock.Publisher` (which it then owns)."""
+        self._pub = publisher
+        self._reliable = publisher.policy == "reliable"
+        self._thread: Optional[concurrent.futures.ThreadPoolExecutor] = None
+
+    @classmethod
+    def bind(
+        cls,
+        name: str,
+        *,
+        keypair: Keypair,
+        slots: Optional[int] = None,
+        max_message_size: Optional[int] = None,
+        policy: str = "reliable",
+        reliable_timeout: Optional[float] = None,
+        rekey_interval: Optional[float] = _DEFAULT,
+        max_subscribers: Optional[int] = None,
+        allowed_clients: Optional[Iterable[KeyLike]] = None,
+        allowed_uids: Optional[Iterable[int]] = None,
+        handshake_timeout: Optional[float] = None,
+        spin: Optional[float] = None,
+        require_chacha: bool = False,
+    ) -> "Publisher":
+        """Binds topic ``name`` (options as for :meth:`shmsock.Publisher.bind`).
+        Binding does not wait."""
+        extra = {} if rekey_interval is _DEFAULT else {"rekey_interval": rekey_interval}
+        return cls(
+            _shmsock.Publisher.bind(
+                name,
+                keypair=keypair,
+                slots=slots,
+                max_message_size=max_message_size,
+                policy=policy,
+                reliable_timeout=reliable_timeout,
+                max_subscribers=max_subscribers,
+                allowed_clients=allowed_clients,
+                allowed_uids=allowed_uids,
+                handshake_timeout=handshake_timeout,
+                spin=spin,
+                require_chacha=require_chacha,
+                **extra,
+            )
+        )
+
+    async def publish(self, data: Any) -> None:
+        """Publishes one message (any bytes-like object; do not change it
+        until this returns). MessageTooLarge above ``max_message_size``."""
+        if not self._reliable:
+            self._pub.publish(data)
+            return
+        if self._pub.closed:
+            raise Closed("the publisher was closed")
+        if self._thread is None:
+            # One thread: publishes run in the order they were called.
+            self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="shmsock-aio-publish")
+        fut = asyncio.wrap_future(self._thread.submit(self._pub.publish, data))
+        # A cancelled await leaves the publish running; its outcome is dropped.
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+        await asyncio.shield(fut)
+
+    async def wait_for_subscribers(self, n: int, timeout: Optional[float] = None) -> None:
+        """Waits until at least ``n`` subscribers are connected (Timeout after
+        ``timeout`` seconds), in the default executor."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._pub.wait_for_subscribers, n, timeout)
+
+    def remove(self, id: int) -> None:
+        """Removes subscriber ``id``; the key is rotated before this returns."""
+        self._pub.remove(id)
+
+    def rotate_key(self) -> None:
+        """Rotates the group key now."""
+        self._pub.rotate_key()
+
+    def close(self) -> None:
+        """Closes the topic (subscribers receive everything published before,
+        then PeerClosed). Idempotent."""
+        self._pub.close()
+        if self._thread is not None:
+            self._thread.shutdown(wait=False)
+            self._thread = None
+
+    @property
+    def publisher(self) -> _shmsock.Publisher:
+        """The underlying blocking :class:`shmsock.Publisher`."""
+        return self._pub
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` was called."""
+        return self._pub.closed
+
+    @property
+    def name(self) -> str:
+        """The topic name."""
+        return self._pub.name
+
+    @property
+    def public_key(self) -> PublicKey:
+        """The publisher's public key, which subscribers pin."""
+        return self._pub.public_key
+
+    @property
+    def policy(self) -> str:
+        """``"reliable"`` or ``"latest"``."""
+        return self._pub.policy
+
+    @property
+    def subscriber_count(self) -> int:
+        """How many subscribers are connected now."""
+        return self._pub.subscriber_count
+
+    @property
+    def subscribers(self) -> List[SubscriberInfo]:
+        """The subscribers now."""
+        return self._pub.subscribers
+
+    @property
+    def epoch(self) -> int:
+        """The current key epoch."""
+        return self._pub.epoch
+
+    @property
+    def sequence(self) -> int:
+        """How many messages were published."""
+        return self._pub.sequence
+
+    @property
+    def dropped_count(self) -> int:
+        """Subscribers dropped for holding up a reliable topic."""
+        return self._pub.dropped_count
+
+    async def __aenter__(self) -> "Publisher":
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<shmsock.aio.Publisher {self._pub!r}>"

@@ -1,0 +1,329 @@
+"""The receiving half of :mod:`shmsock.aio`'s streams and subscribers.
+
+:class:`_Receiver` owns everything between a pollable source (a
+:class:`shmsock.Stream` or :class:`shmsock.Subscriber`: ``try_recv`` until
+WouldBlock arms its descriptor) and the coroutines waiting on it: the
+descriptor's registration with the loop (once, for as long as anything can
+come of it), the pending receives, the bounded read-ahead queue, spinning
+before sleeping, timeouts and cancellation that lose nothing, and the end.
+Sends waiting for room (a stream's) wake on the same descriptor, so their
+queue lives here too; a subclass resumes them in ``_resume_sends``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from types import TracebackType
+from typing import Any, Deque, Optional, Protocol, Tuple, Type, TypeVar
+
+from ._shmsock import BufferTooSmall, Closed, Error, PeerClosed, Timeout, WouldBlock
+
+# Read-ahead bounds while no receive waits.
+_AHEAD_MESSAGES = 64
+_AHEAD_BYTES = 1 << 20
+# How long a receive looks at the source before it sleeps, and when it stops
+# looking (see _Receiver._spin).
+_SPIN = 30e-6
+_SPIN_GIVE_UP = 8
+_SPIN_RETRY_EVERY = 64
+# ``timeout=`` not given: the source's own recv_timeout.
+_DEFAULT: Any = object()
+
+# A pending receive: its future and, for recv_into, the buffer.
+_Waiter = Tuple["asyncio.Future[Any]", Optional[memoryview]]
+
+_R = TypeVar("_R", bound="_Receiver")
+
+
+class _Source(Protocol):
+    """What a receiver needs of the blocking object it wraps."""
+
+    @property
+    def recv_timeout(self) -> Optional[float]: ...
+    @property
+    def closed(self) -> bool: ...
+    def recv(self, timeout: Optional[float] = ...) -> bytes: ...
+    def try_recv(self) -> bytes: ...
+    def close(self) -> None: ...
+    def fileno(self) -> int: ...
+
+
+class _Receiver:
+    """Receiving through the event loop (see the module docstring)."""
+
+    def __init__(self, source: _Source, what: str) -> None:
+        self._source = source
+        self._what = what
+        self._fd = source.fileno()
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._waiters: Deque[_Waiter] = collections.deque()
+        self._ahead: Deque[bytes] = collections.deque()
+        self._ahead_bytes = 0
+        # The receive side ended (PeerClosed, PeerGone, ...): once the read-ahead
+        # queue is empty, receives raise it (the core repeats it on every call).
+        self._ended = False
+        # Sends waiting for room, in order (a stream's; see _resume_sends).
+        self._sends: Deque[Tuple["asyncio.Future[None]", Any]] = collections.deque()
+        self._spin_failures = 0
+        self._spins_skipped = 0
+
+    async def recv(self, timeout: Optional[float] = _DEFAULT) -> bytes:
+        """Receives the next message, waiting up to ``timeout`` seconds (None:
+        forever; omitted: the stream's ``recv_timeout``), then raises Timeout.
+        Raises PeerClosed once the peer closed and every message it sent was
+        received, PeerGone if it died. A timed-out or cancelled receive loses
+        no message."""
+        result: bytes = await self._wait_message(None, timeout)
+        return result
+
+    async def recv_into(self, buffer: Any, timeout: Optional[float] = _DEFAULT) -> int:
+        """Receives the next message into a writable buffer and returns its
+        length (BufferTooSmall, with ``needed``, keeps the message)."""
+        view = memoryview(buffer)
+        if view.readonly:
+            raise TypeError("recv_into needs a writable buffer (bytearray, memoryview, ...)")
+        result: int = await self._wait_message(view.cast("B"), timeout)
+        return result
+
+    async def _wait_message(self, into: Optional[memoryview], timeout: Optional[float]) -> Any:
+        if timeout is _DEFAULT:
+            timeout = self._source.recv_timeout
+        elif timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+                raise TypeError(f"timeout must be a number of seconds or None, not '{type(timeout).__name__}'")
+            if not timeout >= 0:
+                raise ValueError(f"timeout must be >= 0 (or None to wait forever), not {timeout}")
+        loop = self._attach()
+        fut: asyncio.Future[Any] = loop.create_future()
+        waiter: _Waiter = (fut, into)
+        self._waiters.append(waiter)
+        if len(self._waiters) == 1:
+            self._serve()
+            if not fut.done() and not self._sends and not self._ended:
+                message = self._spin()
+                if message is not None:
+                    self._deliver(message)
+        timer = None
+        if not fut.done() and timeout is not None:
+            timer = loop.call_later(timeout, self._expire, waiter)
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            self._give_back(waiter)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._forget(waiter)
+
+    def _expire(self, waiter: _Waiter) -> None:
+        fut = waiter[0]
+        if not fut.done():
+            self._forget(waiter)
+            fut.set_exception(Timeout("recv timed out: no message arrived; nothing was lost"))
+
+    def _forget(self, waiter: _Waiter) -> None:
+        try:
+            self._waiters.remove(waiter)
+        except ValueError:
+            pass
+        self._update()
+
+    def _give_back(self, waiter: _Waiter) -> None:
+        """A receive was cancelled after its message was handed to it: the
+        message goes back first in line."""
+        fut, into = waiter
+        if fut.done() and not fut.cancelled() and fut.exception() is None and into is None:
+            message = fut.result()
+            self._ahead.appendleft(message)
+            self._ahead_bytes += len(message)
+
+    def _deliver(self, message: bytes) -> None:
+        """Hands ``message`` to the oldest waiter, or to the read-ahead queue."""
+        while self._waiters:
+            fut, into = self._waiters.popleft()
+            if fut.done():
+                continue
+            if into is None:
+                fut.set_result(message)
+            elif len(message) <= len(into):
+                into[: len(message)] = message
+                fut.set_result(len(message))
+            else:
+                error = BufferTooSmall(
+                    f"the message is {len(message)} bytes, the buffer {len(into)}; the message was kept"
+                )
+                error.needed = len(message)
+                fut.set_exception(error)
+                self._ahead.appendleft(message)
+                self._ahead_bytes += len(message)
+                return
+            return
+        self._ahead.append(message)
+        self._ahead_bytes += len(message)
+
+    def _has_room(self) -> bool:
+        return bool(self._waiters or self._sends) or (
+            len(self._ahead) < _AHEAD_MESSAGES and self._ahead_bytes < _AHEAD_BYTES
+        )
+
+    def _serve(self) -> None:
+        """Serves the waiters from the read-ahead queue, then receives what is
+        there (the work of one readiness of the descriptor)."""
+        while self._waiters and self._ahead:
+            message = self._ahead.popleft()
+            self._ahead_bytes -= len(message)
+            self._deliver(message)
+        while not self._ended and not self._source.closed and self._has_room():
+            try:
+                message = self._source.try_recv()
+            except WouldBlock:
+                # Every wake-up was consumed: the waiting sends look again
+                # (freed space may be among them). If one consumed the
+                # wake-ups in turn, the receive side looks once more without
+                # consuming any (recv with a zero timeout).
+                if not self._sends or self._resume_sends():
+                    break
+                recheck = self._recheck()
+                if recheck is None:
+                    break
+                message = recheck
+            except Error:
+                self._ended = True
+                break
+            self._deliver(message)
+        if self._ended and not self._ahead:
+            self._fail_waiters()
+        self._update()
+
+    def _spin(self) -> Optional[bytes]:
+        """Before a receive sleeps: looks at the ring for up to _SPIN seconds
+        without a system call and without consuming a wake-up (a reply from a
+        peer on another core usually comes sooner than a wake-up through the
+        kernel). After _SPIN_GIVE_UP looks in a row found nothing (a slow peer,
+        or one on this core, where looking only delays it), it looks only every
+        _SPIN_RETRY_EVERY-th time, as the core's own waiting does."""
+        if self._spin_failures >= _SPIN_GIVE_UP:
+            self._spins_skipped += 1
+            if self._spins_skipped < _SPIN_RETRY_EVERY:
+                return None
+            self._spins_skipped = 0
+        until = time.perf_counter() + _SPIN
+        while True:
+            message = self._recheck()
+            if message is not None:
+                self._spin_failures = 0
+                return message
+            if self._ended or time.perf_counter() >= until:
+                self._spin_failures += 1
+                return None
+
+    def _recheck(self) -> Optional[bytes]:
+        """Looks at the source once without consuming the descriptor's
+        wake-ups (a stream's zero-timeout recv); a subscriber overrides it."""
+        try:
+            return self._source.recv(timeout=0)
+        except Timeout:
+            return None
+        except Error:
+            self._ended = True
+            return None
+
+    def _fail_waiters(self) -> None:
+        while self._waiters:
+            fut, _ = self._waiters.popleft()
+            if fut.done():
+                continue
+            try:
+                message = self._source.try_recv()
+            except BaseException as e:  # the core repeats the end on every call
+                fut.set_exception(e)
+            else:  # cannot happen once ended; never drop a message
+                fut.set_result(message)
+
+    # ------------------------------------------------------------ the loop
+
+    def _attach(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._unregister()
+        return loop
+
+    def _on_readable(self) -> None:
+        if self._sends:
+            self._resume_sends()
+        self._serve()
+
+    def _update(self) -> None:
+        """Keeps the descriptor registered while anything can come of it."""
+        want = not self._source.closed and (
+            bool(self._sends) or (not self._ended and self._has_room())
+        )
+        if want and self._loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            loop.add_reader(self._fd, self._on_readable)
+            self._loop = loop
+        elif not want:
+            self._unregister()
+
+    def _unregister(self) -> None:
+        if self._loop is not None:
+            if not self._loop.is_closed():
+                self._loop.remove_reader(self._fd)
+            self._loop = None
+
+    def close(self) -> None:
+        """Closes it (a stream's peer receives every message sent before, then
+        PeerClosed; a subscriber leaves its topic); pending receives and sends
+        raise Closed. Idempotent."""
+        self._unregister()
+        self._source.close()
+        self._ahead.clear()
+        self._ahead_bytes = 0
+        self._ended = True
+        self._fail_waiters()
+        while self._sends:
+            fut, _ = self._sends.popleft()
+            if not fut.done():
+                fut.set_exception(Closed(f"the {self._what} was closed"))
+
+
+    def _resume_sends(self) -> bool:
+        """Resumes the waiting sends in order; True when none is left (a
+        receiver that sends overrides it)."""
+        return True
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` was called."""
+        return self._source.closed
+
+    def fileno(self) -> int:
+        """The pollable descriptor (registered with the loop while anything
+        can come of it)."""
+        return self._fd
+
+    async def __aenter__(self: _R) -> _R:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __aiter__(self: _R) -> _R:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self.recv()
+        except PeerClosed:
+            raise StopAsyncIteration from None
