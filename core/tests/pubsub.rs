@@ -270,6 +270,39 @@ fn pollable_fd_reports_a_message_after_would_block() {
 }
 
 #[test]
+fn pollable_fd_reports_a_message_after_a_receive_timed_out() {
+    let name = unique_name("ps-poll-timeout");
+    let (p, kp) = publisher(&name, &latest(4));
+    let s = subscribe(&name, &kp);
+    p.wait_for_subscribers(1, T).unwrap();
+    assert_eq!(s.recv_timeout(Some(Duration::ZERO)).unwrap_err().kind(), ErrorKind::Timeout);
+    assert_eq!(s.recv_timeout(Some(Duration::from_millis(5))).unwrap_err().kind(), ErrorKind::Timeout);
+    p.publish(b"wake").unwrap();
+    let mut fds = [libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+    // SAFETY: one valid pollfd; bounded wait.
+    assert_eq!(unsafe { libc::poll(fds.as_mut_ptr(), 1, WAIT.as_millis() as i32) }, 1);
+    assert_eq!(s.try_recv().unwrap().data, b"wake");
+}
+
+#[test]
+fn closing_a_subscriber_ends_a_receive_in_progress_with_closed() {
+    let name = unique_name("ps-close-recv");
+    let (p, kp) = publisher(&name, &latest(4));
+    let s = Arc::new(subscribe(&name, &kp));
+    p.wait_for_subscribers(1, T).unwrap();
+    let receiver = {
+        let s = Arc::clone(&s);
+        std::thread::spawn(move || s.recv_timeout(T))
+    };
+    // The receive is waiting (or about to): either way it must end Closed.
+    std::thread::sleep(Duration::from_millis(50));
+    s.close();
+    let e = receiver.join().unwrap().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Closed, "{e}");
+    assert_eq!(s.recv_timeout(T).unwrap_err().kind(), ErrorKind::Closed);
+}
+
+#[test]
 fn wrong_key_allow_list_and_kind_confusion_are_refused() {
     let name = unique_name("ps-refuse");
     init();

@@ -290,6 +290,11 @@ impl Subscriber {
             return Err(e.clone());
         }
         match self.receive_locked(rx, out, deadline, try_only) {
+            // Our own close ends a receive in progress as the socket's end
+            // would: that is Closed, not the publisher gone.
+            Err(e) if e.kind() != ErrorKind::Closed && self.closed.load(Ordering::Acquire) => {
+                Err(Error::new(ErrorKind::Closed, "the subscriber was closed"))
+            }
             Err(e) if e.kind().ends_connection() && e.kind() != ErrorKind::Closed => {
                 rx.failure = Some(e.clone());
                 platform::shutdown(self.control.as_fd());
@@ -449,7 +454,11 @@ impl Subscriber {
             }
             Ok(())
         })();
-        self.cursor.set_sleep_word(rx.sleep.disarm())?;
+        // A receive that timed out stays armed, as try_recv does: whoever
+        // polls the pollable fd next is woken by the next message.
+        if !result.as_ref().is_err_and(|e| e.kind() == ErrorKind::Timeout) {
+            self.cursor.set_sleep_word(rx.sleep.disarm())?;
+        }
         result
     }
 
