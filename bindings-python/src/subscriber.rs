@@ -45,16 +45,6 @@ impl PySubscriber {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).is_none()
     }
 
-    /// The error of a receive, or Closed when `close()` ran meanwhile (the
-    /// core's close shuts the control socket down, which a receive blocked at
-    /// that moment takes for the publisher's death).
-    fn or_closed<T>(&self, py: Python<'_>, result: PyResult<T>) -> PyResult<T> {
-        match result {
-            Err(_) if self.is_closed() => Err(errors::closed(py, "subscriber")),
-            other => other,
-        }
-    }
-
     fn receive<'py>(
         &self,
         py: Python<'py>,
@@ -62,7 +52,7 @@ impl PySubscriber {
         try_only: bool,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let sub = self.get(py)?;
-        self.or_closed(py, recv_bytes(py, &*sub, timeout, try_only))
+        recv_bytes(py, &*sub, timeout, try_only)
     }
 }
 
@@ -146,7 +136,7 @@ impl PySubscriber {
     #[pyo3(signature = (buffer, timeout=Timeout::Default))]
     fn recv_into(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>, timeout: Timeout) -> PyResult<usize> {
         let sub = self.get(py)?;
-        self.or_closed(py, recv_into(py, &*sub, buffer, timeout.or(self.recv_timeout), false))
+        recv_into(py, &*sub, buffer, timeout.or(self.recv_timeout), false)
     }
 
     /// As ``recv_into`` without waiting: WouldBlock when no message is there.
