@@ -88,3 +88,21 @@ test('echo: the server sends every message back', { timeout: 120000 }, async () 
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('pubsub: the scenario of examples/run_examples.sh, as for C and Rust', { timeout: 120000 }, async () => {
+  ensureLinked()
+  const script = join(root, '..', 'examples', 'run_examples.sh')
+  const child = spawn('sh', [script, 'pubsub', process.execPath, join(examples, 'pubsub', 'pubsub.mjs')], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  child.stdout.on('data', (d) => (out += d))
+  child.stderr.on('data', (d) => (out += d))
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  try {
+    assert.deepEqual(await within(exited, 100000, 'run_examples.sh pubsub'), { code: 0, signal: null }, out)
+    assert.match(out, /received 3000 messages, lost 0\nreceived 3000 messages, lost 0\nok: example pubsub/)
+  } finally {
+    child.kill('SIGKILL')
+  }
+})
