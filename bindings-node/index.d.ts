@@ -53,6 +53,12 @@ export interface ListenerOptions extends StreamOptions {
   keypair: Keypair
   /** Accept only clients holding one of these keys (default: any). */
   allowedClients?: KeyLike[]
+  /**
+   * A Server connection's queue of sends waiting for ring space holds at most
+   * this many bytes (default 1 MiB); beyond it `send` rejects with
+   * `SHMSOCK_WOULD_BLOCK` and queues nothing.
+   */
+  maxQueuedBytes?: number
   /** Accept only these peer uids (default: any that can reach the endpoint). */
   allowedUids?: number[]
   /** How the server creates each connection's shared memory: `memfd` (Linux default) or `named`. */
@@ -276,7 +282,11 @@ export declare class Connection extends EventEmitter {
   readonly stream: Stream
   /** A number unique within the server. */
   readonly id: number
-  /** Sends a message to this client. */
+  /**
+   * Sends a message to this client; never blocks. What does not fit in the
+   * ring waits in this connection's queue of at most `maxQueuedBytes`; beyond
+   * it the promise rejects with `SHMSOCK_WOULD_BLOCK` and nothing is queued.
+   */
   send(data: Data): Promise<void>
   /** Sends only if the message fits in the ring now. */
   trySend(data: Data): boolean

@@ -182,6 +182,8 @@ function nativeOptions(options, what) {
   if (ringSize !== undefined) n.ringSize = ringSize
   const maxMessageSize = optionalNumber(o, 'maxMessageSize', true)
   if (maxMessageSize !== undefined) n.maxMessageSize = maxMessageSize
+  const maxQueuedBytes = optionalNumber(o, 'maxQueuedBytes', true)
+  if (maxQueuedBytes !== undefined) n.maxQueuedBytes = maxQueuedBytes
   for (const t of ['sendTimeout', 'recvTimeout', 'handshakeTimeout']) {
     const v = optionalTimeout(o, t)
     if (v !== undefined) n[t] = v
@@ -289,32 +291,68 @@ function newOp() {
 // the native side to drop the operation; only if it did (it had not completed)
 // is the promise rejected, so a completed receive is never lost.
 function track(op, owner, wrap, limit) {
-  return new Promise((resolve, reject) => {
-    const p = { resolve, reject, owner, wrap, timer: null, signal: null, onAbort: null }
-    pending.set(op, p)
-    retain()
-    if (!limit) return
-    const giveUp = (error) => {
-      if (pending.get(op) !== p) return
-      if (limit.cancel && !limit.cancel(op)) return
-      settle(op, error)
-    }
-    if (limit.timeout !== undefined) {
-      p.timer = setTimeout(() => giveUp(limit.timeoutError()), limit.timeout)
-    }
-    if (limit.signal) {
-      p.signal = limit.signal
-      p.onAbort = () => giveUp(abortError(limit.signal))
-      limit.signal.addEventListener('abort', p.onAbort, { once: true })
-    }
+  const { promise, p } = begin(op, owner, wrap)
+  waitFor(op, p, limit)
+  return promise
+}
+
+// Registers `op` before the native call that starts it: that call may run
+// JavaScript handlers (it delivers other operations' results), and a nested
+// call may complete `op` before the outer one returns. Not retained yet: an
+// operation complete when its native call returns costs no ref of the loop.
+function begin(op, owner, wrap) {
+  let p
+  const promise = new Promise((resolve, reject) => {
+    p = { resolve, reject, owner, wrap, timer: null, signal: null, onAbort: null, retained: false }
   })
+  pending.set(op, p)
+  return { promise, p }
+}
+
+// A registered operation that must wait: keeps the process alive and arms
+// its limits (unless it completed meanwhile).
+function waitFor(op, p, limit) {
+  if (pending.get(op) !== p) return
+  p.retained = true
+  retain()
+  if (!limit) return
+  const giveUp = (error) => {
+    if (pending.get(op) !== p) return
+    if (limit.cancel && !limit.cancel(op)) return
+    settle(op, error)
+  }
+  if (limit.timeout !== undefined) {
+    p.timer = setTimeout(() => giveUp(limit.timeoutError()), limit.timeout)
+  }
+  if (limit.signal) {
+    p.signal = limit.signal
+    p.onAbort = () => giveUp(abortError(limit.signal))
+    limit.signal.addEventListener('abort', p.onAbort, { once: true })
+  }
+}
+
+// Runs `start()` (the native call that starts `op`, returning true when it
+// completed at once, or its value with `valueOf`) with `op` registered first.
+function started(op, owner, wrap, start, limit) {
+  const { promise, p } = begin(op, owner, wrap)
+  let result
+  try {
+    result = start()
+  } catch (err) {
+    settle(op, fromNative(err))
+    return promise
+  }
+  if (result === true) settle(op, null)
+  else if (result != null && result !== false) settle(op, null, result)
+  else waitFor(op, p, limit)
+  return promise
 }
 
 function settle(op, error, value) {
   const p = pending.get(op)
   if (!p) return
   pending.delete(op)
-  release()
+  if (p.retained) release()
   if (p.timer) clearTimeout(p.timer)
   if (p.signal) p.signal.removeEventListener('abort', p.onAbort)
   if (error) p.reject(error)
@@ -423,15 +461,14 @@ function receive(owner, into, options) {
   if (limit.signal && limit.signal.aborted) return Promise.reject(abortError(limit.signal))
   const timeout = limit.timeout !== undefined ? limit.timeout : owner._n.recvTimeout ?? undefined
   const op = newOp()
-  let msg
-  try {
-    msg = owner._n.recv(op, into)
-  } catch (err) {
-    return Promise.reject(fromNative(err))
-  }
-  if (msg != null) return Promise.resolve(msg)
   const cancel = (op) => owner._n.cancelRecv(op)
-  return track(op, owner, null, { timeout, timeoutError: recvTimeoutError, signal: limit.signal, cancel })
+  // Resolves with the message (a Buffer) or, with `into`, its length.
+  return started(op, owner, null, () => owner._n.recv(op, into), {
+    timeout,
+    timeoutError: recvTimeoutError,
+    signal: limit.signal,
+    cancel,
+  })
 }
 
 // Messages of `owner` until its end (the peer or this side closed); other
@@ -472,13 +509,7 @@ class Stream {
   send(data) {
     const buf = toBuffer(data, 'data')
     const op = newOp()
-    let done
-    try {
-      done = this._n.send(op, buf)
-    } catch (err) {
-      return Promise.reject(fromNative(err))
-    }
-    return done ? Promise.resolve() : track(op, this)
+    return started(op, this, null, () => this._n.send(op, buf))
   }
 
   /** Sends one message only if it fits in the ring now; returns false otherwise. */
@@ -724,7 +755,14 @@ class Connection extends EventEmitter {
     this.id = id
   }
 
-  /** Sends a message to this client. */
+  /**
+   * Sends a message to this client; never blocks. Resolves once it is in the
+   * ring; what does not fit waits in this connection's queue, which holds at
+   * most `maxQueuedBytes` (default 1 MiB; one message of any size when
+   * empty): beyond that the promise rejects with SHMSOCK_WOULD_BLOCK and
+   * nothing is queued (a client that does not read cannot grow the server's
+   * memory). Drop the message, retry later or close the connection.
+   */
   send(data) {
     return this.stream.send(data)
   }
@@ -1056,13 +1094,7 @@ class Publisher {
   publish(data) {
     const buf = toBuffer(data, 'data')
     const op = newOp()
-    let done
-    try {
-      done = this._n.publish(op, buf)
-    } catch (err) {
-      return Promise.reject(fromNative(err))
-    }
-    return done ? Promise.resolve() : track(op, this)
+    return started(op, this, null, () => this._n.publish(op, buf))
   }
 
   /** Resolves once `n` subscribers are connected (`options.timeout` in ms, `options.signal`). */

@@ -248,6 +248,8 @@ export interface NativeOptions {
   ringSize?: number
   /** The largest message this side accepts. */
   maxMessageSize?: number
+  /** Limit on the bytes waiting to be sent on a Server connection. */
+  maxQueuedBytes?: number
   /** Limit on a send waiting for ring space. */
   sendTimeout?: number
   /** Default limit on `recv`. */

@@ -68,6 +68,8 @@ pub(crate) struct StreamState {
     inbox: Inbox,
     /// Sends waiting for ring space, oldest first; the first may be partly sent.
     sends: VecDeque<(i64, Buffer)>,
+    /// Bytes of the messages in `sends`.
+    queued_bytes: usize,
     /// Spins in a row before a receive that found nothing, and spins skipped
     /// since (see `spin`).
     spin_failures: u32,
@@ -81,6 +83,10 @@ pub(crate) struct StreamShared {
     pub(crate) id: i64,
     pub(crate) stream: Stream,
     pub(crate) recv_timeout: Option<Duration>,
+    /// A Server connection's limit on `sends` (its handler does not await
+    /// sends): the core's `Options::max_queued_bytes` policy of
+    /// `Connection::send`. None: unbounded (a Stream's caller awaits each send).
+    queue_limit: Option<usize>,
     pub(crate) st: Mutex<StreamState>,
 }
 
@@ -107,8 +113,23 @@ impl Ready for StreamShared {
 
 impl StreamShared {
     pub(crate) fn new(stream: Stream, recv_timeout: Option<Duration>) -> Arc<StreamShared> {
+        StreamShared::with_queue_limit(stream, recv_timeout, None)
+    }
+
+    /// As `new`, with a limit on the bytes of waiting sends (see `queue_limit`).
+    pub(crate) fn with_queue_limit(
+        stream: Stream,
+        recv_timeout: Option<Duration>,
+        queue_limit: Option<usize>,
+    ) -> Arc<StreamShared> {
         LIVE_STREAMS.fetch_add(1, Ordering::Relaxed);
-        Arc::new(StreamShared { id: next_id(), stream, recv_timeout, st: Mutex::new(StreamState::default()) })
+        Arc::new(StreamShared {
+            id: next_id(),
+            stream,
+            recv_timeout,
+            queue_limit,
+            st: Mutex::new(StreamState::default()),
+        })
     }
 
     /// Room for a message just received: someone waits for it, or the
@@ -198,21 +219,28 @@ impl StreamShared {
         }
     }
 
+    fn pop_send(st: &mut StreamState) {
+        if let Some((_, data)) = st.sends.pop_front() {
+            st.queued_bytes -= data.len();
+        }
+    }
+
     /// Resumes the waiting sends in order; true when none is left waiting.
     fn resume_sends(&self, st: &mut StreamState, events: &mut Vec<Event>) -> bool {
         while let Some((op, data)) = st.sends.front() {
             let op = *op;
             match self.stream.send_resumable(data) {
                 Ok(SendProgress::Complete) => {
-                    st.sends.pop_front();
+                    Self::pop_send(st);
                     events.push(Event::Done { op });
                 }
                 Ok(SendProgress::Partial { .. }) => return false,
                 Err(error) => {
-                    st.sends.pop_front();
+                    Self::pop_send(st);
                     let ends = error.kind().ends_connection() || error.kind() == ErrorKind::Closed;
                     events.push(Event::Failed { op, error: error.clone() });
                     if ends {
+                        st.queued_bytes = 0;
                         for (op, _) in st.sends.drain(..) {
                             events.push(Event::Failed { op, error: error.clone() });
                         }
@@ -318,7 +346,18 @@ impl StreamShared {
                 SendProgress::Complete => return Ok(true),
                 SendProgress::Partial { .. } => {}
             }
+        } else if let Some(limit) = self.queue_limit {
+            if st.queued_bytes.saturating_add(data.len()) > limit {
+                return Err(CoreError::new(
+                    ErrorKind::WouldBlock,
+                    format!(
+                        "the peer is not reading: {} bytes already wait to be sent (maxQueuedBytes {limit}); nothing was sent or queued",
+                        st.queued_bytes
+                    ),
+                ));
+            }
         }
+        st.queued_bytes += data.len();
         st.sends.push_back((op, data));
         // The send consumed the fd's wake-ups: look at the receive side.
         let mut events = Vec::new();
@@ -331,8 +370,18 @@ impl StreamShared {
         }
         self.update_poll(&mut st);
         drop(st);
+        // The pump may have completed this very send (resumed after a receive
+        // consumed the wake-ups): that is returned, not dispatched, since
+        // JavaScript tracks the op only once this returns.
+        let mine =
+            events.iter().position(|e| matches!(e, Event::Done { op: o } | Event::Failed { op: o, .. } if *o == op));
+        let mine = mine.map(|i| events.remove(i));
         deliver(events);
-        Ok(false)
+        match mine {
+            Some(Event::Failed { error, .. }) => Err(error),
+            Some(_) => Ok(true),
+            None => Ok(false),
+        }
     }
 
     /// Sends only if the whole message fits now and no send waits.
@@ -416,6 +465,7 @@ impl StreamShared {
         st.closed = true;
         let mut events = Vec::new();
         st.inbox.close(self.id, &closed("stream"), &mut events);
+        st.queued_bytes = 0;
         for (op, _) in st.sends.drain(..) {
             events.push(Event::Failed { op, error: closed("stream") });
         }
