@@ -25,7 +25,7 @@ use shmsock::{Error as CoreError, ErrorKind, Subscriber};
 use crate::connect::in_background;
 use crate::dispatch::{lock, Event};
 use crate::errors::{closed, to_js, Code};
-use crate::inbox::{event_op, Inbox, RecvWaiter};
+use crate::inbox::{event_op, recv_result, Inbox, RecvWaiter};
 use crate::keys::JsKeypair;
 use crate::options::{to_core, NativeOptions};
 use crate::stream::next_id;
@@ -234,12 +234,7 @@ impl NativeSubscriber {
     /// and its length returned (BufferTooSmall keeps the message).
     #[napi(ts_return_type = "Buffer | number | null")]
     pub fn recv(&self, op: i64, into: Option<Buffer>) -> napi::Result<Option<Either<Buffer, u32>>, Code> {
-        match self.inner.recv(op, into).map_err(to_js)? {
-            Some(Event::Recv { data, .. }) => Ok(Some(Either::A(Buffer::from(data)))),
-            Some(Event::RecvInto { len, .. }) => Ok(Some(Either::B(len))),
-            Some(Event::Failed { error, .. }) => Err(to_js(error)),
-            _ => Ok(None),
-        }
+        recv_result(self.inner.recv(op, into).map_err(to_js)?)
     }
 
     /// Cancels a pending receive; false if it already completed.
