@@ -53,6 +53,12 @@ export interface ListenerOptions extends StreamOptions {
   keypair: Keypair
   /** Accept only clients holding one of these keys (default: any). */
   allowedClients?: KeyLike[]
+  /**
+   * A Server connection's queue of sends waiting for ring space holds at most
+   * this many bytes (default 1 MiB); beyond it `send` rejects with
+   * `SHMSOCK_WOULD_BLOCK` and queues nothing.
+   */
+  maxQueuedBytes?: number
   /** Accept only these peer uids (default: any that can reach the endpoint). */
   allowedUids?: number[]
   /** How the server creates each connection's shared memory: `memfd` (Linux default) or `named`. */
@@ -276,7 +282,11 @@ export declare class Connection extends EventEmitter {
   readonly stream: Stream
   /** A number unique within the server. */
   readonly id: number
-  /** Sends a message to this client. */
+  /**
+   * Sends a message to this client; never blocks. What does not fit in the
+   * ring waits in this connection's queue of at most `maxQueuedBytes`; beyond
+   * it the promise rejects with `SHMSOCK_WOULD_BLOCK` and nothing is queued.
+   */
   send(data: Data): Promise<void>
   /** Sends only if the message fits in the ring now. */
   trySend(data: Data): boolean
@@ -375,6 +385,161 @@ export declare class Client extends EventEmitter {
   once(event: string | symbol, listener: (...args: any[]) => void): this
 }
 
+/** Options of `Publisher.bind` / `publish`: the topic's shape and policy and who may subscribe. */
+export interface PublisherOptions {
+  /** The publisher's identity, which subscribers pin (required). */
+  keypair: Keypair
+  /** Slots in the ring, a power of two (default 64). */
+  slots?: number
+  /** The largest message, in bytes (default 64 KiB; each slot holds one message). */
+  maxMessageSize?: number
+  /**
+   * 'reliable' (default): a publish waits for the slowest subscriber, at most
+   * `reliableTimeout`, then drops it; 'latest': the ring overwrites, never
+   * waits, and a subscriber that fell behind counts what it lost.
+   */
+  policy?: 'reliable' | 'latest'
+  /** How long a reliable publish waits for a slow subscriber, in ms (default 5000). */
+  reliableTimeout?: number
+  /** Rotate the group key this often, in ms (default 10 min); `false` or `Infinity`: only when a subscriber leaves. */
+  rekeyInterval?: number | false
+  /** Most subscribers at once (default 256). */
+  maxSubscribers?: number
+  /** Accept only subscribers holding one of these keys (default: any). */
+  allowedClients?: KeyLike[]
+  /** Accept only subscriber processes of these uids (default: any). */
+  allowedUids?: number[]
+  /** Limit on each subscriber's handshake, in ms. */
+  handshakeTimeout?: number
+  /** Use ChaCha20-Poly1305 even where AEGIS-128L is available. */
+  requireChacha?: boolean
+}
+
+/** Options of `Subscriber.connect` / `subscribe`. */
+export interface SubscribeOptions {
+  /** The publisher's public key, which the subscriber pins (required). */
+  serverKey: KeyLike
+  /** This side's identity (default: a fresh keypair). */
+  keypair?: Keypair
+  /** The largest message this side accepts. */
+  maxMessageSize?: number
+  /** Default limit on `recv`, in ms (default: none). */
+  recvTimeout?: number | null
+  /** Limit on the handshake, in ms. */
+  handshakeTimeout?: number
+  /** Use ChaCha20-Poly1305 even where AEGIS-128L is available. */
+  requireChacha?: boolean
+  /** Keep trying for this many ms while no publisher has bound the name (like the CLI's `--wait`). */
+  wait?: number | null
+  /** Aborts the subscribe (`AbortError`). */
+  signal?: AbortSignal | null
+}
+
+/** A subscriber as the publisher sees it. */
+export interface SubscriberInfo {
+  /** The publisher's number for it, for `remove`. */
+  id: number
+  /** Its static public key, proven by the handshake. */
+  publicKey: Buffer
+  /** Its process, per the kernel. */
+  credentials: PeerCredentials
+  /** The sequence number of the first message it can read. */
+  joinedAt: number
+}
+
+/**
+ * The publishing end of a topic: each message is sealed once for every
+ * subscriber. An open Publisher does not keep the process alive by itself.
+ */
+export declare class Publisher {
+  private constructor()
+  /** Binds topic `name`. Throws SHMSOCK_ADDRESS_IN_USE etc. */
+  static bind(name: string, options: PublisherOptions): Publisher
+  /**
+   * Publishes one message to every subscriber. On a latest topic the promise
+   * is settled at once; on a reliable topic it resolves once the message is
+   * in the ring (waiting, off the JavaScript thread, for the slowest
+   * subscriber at most `reliableTimeout`). Rejects with
+   * SHMSOCK_MESSAGE_TOO_LARGE (nothing published) or SHMSOCK_CLOSED.
+   */
+  publish(data: Data): Promise<void>
+  /** Resolves once `n` subscribers are connected; `options.timeout` (ms) rejects with SHMSOCK_TIMEOUT. */
+  waitForSubscribers(n: number, options?: WaitOptions): Promise<void>
+  /** The subscribers now. */
+  subscribers(): SubscriberInfo[]
+  /** Removes subscriber `id` (its receives end with SHMSOCK_PEER_CLOSED); the key is rotated first. */
+  remove(id: number): void
+  /** Rotates the group key now. */
+  rotateKey(): void
+  /** Closes the topic: subscribers get what was published, then the end. Idempotent. */
+  close(): void
+  [Symbol.dispose](): void
+  readonly subscriberCount: number
+  /** The current key epoch (1, then +1 per rotation). */
+  readonly epoch: number
+  /** The number of messages published. */
+  readonly sequence: number
+  /** Subscribers dropped for falling behind a reliable topic. */
+  readonly droppedCount: number
+  readonly topic: string
+  /** The publisher's public key, which subscribers pin. */
+  readonly publicKey: Buffer
+  readonly publicKeyText: string
+  /** `aegis-128l` or `chacha20-poly1305`. */
+  readonly cipher: string
+  readonly maxMessageSize: number
+  readonly policy: 'reliable' | 'latest'
+  readonly closed: boolean
+}
+
+/**
+ * The receiving end of a topic: `recv()`, `for await` (ends at the end of the
+ * topic), or 'message' events once a 'message' listener is added, with
+ * 'error' (error) and 'close' (reason | null).
+ */
+export declare class Subscriber extends EventEmitter implements AsyncIterable<Buffer> {
+  private constructor()
+  /** Subscribes to topic `name`, pinning `options.serverKey`. */
+  static connect(name: string, options: SubscribeOptions): Promise<Subscriber>
+  /**
+   * The next message. Rejects with SHMSOCK_PEER_CLOSED at the end of the
+   * topic (or when removed or dropped), SHMSOCK_PEER_GONE when the publisher
+   * died, SHMSOCK_TIMEOUT (nothing lost), or SHMSOCK_CLOSED.
+   */
+  recv(options?: WaitOptions): Promise<Buffer>
+  /** The next message into `buffer`; resolves with its length. */
+  recvInto(buffer: Uint8Array, options?: WaitOptions): Promise<number>
+  [Symbol.asyncIterator](): AsyncIterator<Buffer>
+  /** Leaves the topic; pending receives reject with SHMSOCK_CLOSED. Idempotent. */
+  close(): void
+  [Symbol.dispose](): void
+  /** Messages lost to lag so far (latest topics). */
+  readonly lost: number
+  /** Messages received so far. */
+  readonly received: number
+  /** The newest key epoch received. */
+  readonly epoch: number
+  readonly topic: string
+  /** The pinned publisher key, proven by the handshake. */
+  readonly publisherPublicKey: Buffer
+  readonly publisherPublicKeyText: string
+  readonly publisherFingerprint: string
+  readonly localPublicKey: Buffer
+  /** `aegis-128l` or `chacha20-poly1305`. */
+  readonly cipher: string
+  readonly maxMessageSize: number
+  readonly closed: boolean
+
+  on(event: 'message', listener: (data: Buffer) => void): this
+  on(event: 'error', listener: (error: Error) => void): this
+  on(event: 'close', listener: (reason: ShmsockError | null) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
+  once(event: 'message', listener: (data: Buffer) => void): this
+  once(event: 'error', listener: (error: Error) => void): this
+  once(event: 'close', listener: (reason: ShmsockError | null) => void): this
+  once(event: string | symbol, listener: (...args: any[]) => void): this
+}
+
 /** Connects a Stream (same as `Stream.connect`). */
 export declare function connect(name: string, options?: ConnectOptions): Promise<Stream>
 /** Binds a Listener (same as `Listener.bind`). */
@@ -383,6 +548,10 @@ export declare function listen(name: string, options: ListenerOptions): Listener
 export declare function createServer(options: ListenerOptions, connectionListener?: (connection: Connection) => void): Server
 /** Connects a Client (same as `Client.connect`). */
 export declare function connectClient(name: string, options?: ConnectOptions): Promise<Client>
+/** Binds a topic (same as `Publisher.bind`). */
+export declare function publish(name: string, options: PublisherOptions): Publisher
+/** Subscribes to a topic (same as `Subscriber.connect`). */
+export declare function subscribe(name: string, options: SubscribeOptions): Promise<Subscriber>
 /** The text form `shmsock-pk:...` of a public key. */
 export declare function publicKeyText(key: KeyLike): string
 /** The short fingerprint of a public key, e.g. `3f2a:9c11:07be:55d0`. */

@@ -182,6 +182,8 @@ function nativeOptions(options, what) {
   if (ringSize !== undefined) n.ringSize = ringSize
   const maxMessageSize = optionalNumber(o, 'maxMessageSize', true)
   if (maxMessageSize !== undefined) n.maxMessageSize = maxMessageSize
+  const maxQueuedBytes = optionalNumber(o, 'maxQueuedBytes', true)
+  if (maxQueuedBytes !== undefined) n.maxQueuedBytes = maxQueuedBytes
   for (const t of ['sendTimeout', 'recvTimeout', 'handshakeTimeout']) {
     const v = optionalTimeout(o, t)
     if (v !== undefined) n[t] = v
@@ -289,32 +291,68 @@ function newOp() {
 // the native side to drop the operation; only if it did (it had not completed)
 // is the promise rejected, so a completed receive is never lost.
 function track(op, owner, wrap, limit) {
-  return new Promise((resolve, reject) => {
-    const p = { resolve, reject, owner, wrap, timer: null, signal: null, onAbort: null }
-    pending.set(op, p)
-    retain()
-    if (!limit) return
-    const giveUp = (error) => {
-      if (pending.get(op) !== p) return
-      if (limit.cancel && !limit.cancel(op)) return
-      settle(op, error)
-    }
-    if (limit.timeout !== undefined) {
-      p.timer = setTimeout(() => giveUp(limit.timeoutError()), limit.timeout)
-    }
-    if (limit.signal) {
-      p.signal = limit.signal
-      p.onAbort = () => giveUp(abortError(limit.signal))
-      limit.signal.addEventListener('abort', p.onAbort, { once: true })
-    }
+  const { promise, p } = begin(op, owner, wrap)
+  waitFor(op, p, limit)
+  return promise
+}
+
+// Registers `op` before the native call that starts it: that call may run
+// JavaScript handlers (it delivers other operations' results), and a nested
+// call may complete `op` before the outer one returns. Not retained yet: an
+// operation complete when its native call returns costs no ref of the loop.
+function begin(op, owner, wrap) {
+  let p
+  const promise = new Promise((resolve, reject) => {
+    p = { resolve, reject, owner, wrap, timer: null, signal: null, onAbort: null, retained: false }
   })
+  pending.set(op, p)
+  return { promise, p }
+}
+
+// A registered operation that must wait: keeps the process alive and arms
+// its limits (unless it completed meanwhile).
+function waitFor(op, p, limit) {
+  if (pending.get(op) !== p) return
+  p.retained = true
+  retain()
+  if (!limit) return
+  const giveUp = (error) => {
+    if (pending.get(op) !== p) return
+    if (limit.cancel && !limit.cancel(op)) return
+    settle(op, error)
+  }
+  if (limit.timeout !== undefined) {
+    p.timer = setTimeout(() => giveUp(limit.timeoutError()), limit.timeout)
+  }
+  if (limit.signal) {
+    p.signal = limit.signal
+    p.onAbort = () => giveUp(abortError(limit.signal))
+    limit.signal.addEventListener('abort', p.onAbort, { once: true })
+  }
+}
+
+// Runs `start()` (the native call that starts `op`, returning true when it
+// completed at once, or its value with `valueOf`) with `op` registered first.
+function started(op, owner, wrap, start, limit) {
+  const { promise, p } = begin(op, owner, wrap)
+  let result
+  try {
+    result = start()
+  } catch (err) {
+    settle(op, fromNative(err))
+    return promise
+  }
+  if (result === true) settle(op, null)
+  else if (result != null && result !== false) settle(op, null, result)
+  else waitFor(op, p, limit)
+  return promise
 }
 
 function settle(op, error, value) {
   const p = pending.get(op)
   if (!p) return
   pending.delete(op)
-  release()
+  if (p.retained) release()
   if (p.timer) clearTimeout(p.timer)
   if (p.signal) p.signal.removeEventListener('abort', p.onAbort)
   if (error) p.reject(error)
@@ -330,6 +368,7 @@ const END = 5
 const CONNECTION = 6
 const REJECTED = 7
 const RECV_INTO = 8
+const SUBSCRIBER = 9
 
 function dispatch(events) {
   for (const ev of events) {
@@ -340,6 +379,7 @@ function dispatch(events) {
         case RECV_INTO:
         case DONE:
         case STREAM:
+        case SUBSCRIBER:
           settle(id, null, value)
           break
         case FAILED:
@@ -392,6 +432,60 @@ function recvTimeoutError() {
   return makeError(codes.TIMEOUT, 'recv timed out: no message arrived; nothing was lost')
 }
 
+// A connect (or subscribe) through `nativeFn(op, name, keypair, options, wait)`,
+// on a native thread; resolves with `wrap(result)`.
+function connectWith(nativeFn, name, options, wrap) {
+  checkName(name)
+  const [keypair, opts] = nativeOptions(options, 'options')
+  const o = checkOptions(options, 'options')
+  const wait = optionalTimeout(o, 'wait')
+  const signal = checkSignal(o.signal)
+  if (signal && signal.aborted) return Promise.reject(abortError(signal))
+  const op = newOp()
+  try {
+    nativeFn(op, name, keypair, opts, wait)
+  } catch (err) {
+    return Promise.reject(fromNative(err))
+  }
+  const cancel = (op) => {
+    native.cancelConnect(op)
+    return true
+  }
+  return track(op, null, wrap, signal ? { signal, cancel } : undefined)
+}
+
+// A receive on `owner` (a Stream or a Subscriber: same native interface),
+// into `into` when given.
+function receive(owner, into, options) {
+  const limit = waitOptions(options)
+  if (limit.signal && limit.signal.aborted) return Promise.reject(abortError(limit.signal))
+  const timeout = limit.timeout !== undefined ? limit.timeout : owner._n.recvTimeout ?? undefined
+  const op = newOp()
+  const cancel = (op) => owner._n.cancelRecv(op)
+  // Resolves with the message (a Buffer) or, with `into`, its length.
+  return started(op, owner, null, () => owner._n.recv(op, into), {
+    timeout,
+    timeoutError: recvTimeoutError,
+    signal: limit.signal,
+    cancel,
+  })
+}
+
+// Messages of `owner` until its end (the peer or this side closed); other
+// errors are thrown.
+async function* messagesOf(owner) {
+  for (;;) {
+    let msg
+    try {
+      msg = await owner.recv()
+    } catch (err) {
+      if (err.code === codes.PEER_CLOSED || err.code === codes.CLOSED) return
+      throw err
+    }
+    yield msg
+  }
+}
+
 /**
  * One encrypted, authenticated connection. Obtain one with `Stream.connect()`
  * (or `connect()`) or `listener.accept()`.
@@ -408,36 +502,14 @@ class Stream {
    * `--wait`); `options.signal`: an AbortSignal.
    */
   static connect(name, options) {
-    checkName(name)
-    const [keypair, opts] = nativeOptions(options, 'options')
-    const o = checkOptions(options, 'options')
-    const wait = optionalTimeout(o, 'wait')
-    const signal = checkSignal(o.signal)
-    if (signal && signal.aborted) return Promise.reject(abortError(signal))
-    const op = newOp()
-    try {
-      native.connect(op, name, keypair, opts, wait)
-    } catch (err) {
-      return Promise.reject(fromNative(err))
-    }
-    const cancel = (op) => {
-      native.cancelConnect(op)
-      return true
-    }
-    return track(op, null, wrapStream, signal ? { signal, cancel } : undefined)
+    return connectWith(native.connect, name, options, wrapStream)
   }
 
   /** Sends one message; resolves once it is in the ring (in order with earlier sends). */
   send(data) {
     const buf = toBuffer(data, 'data')
     const op = newOp()
-    let done
-    try {
-      done = this._n.send(op, buf)
-    } catch (err) {
-      return Promise.reject(fromNative(err))
-    }
-    return done ? Promise.resolve() : track(op, this)
+    return started(op, this, null, () => this._n.send(op, buf))
   }
 
   /** Sends one message only if it fits in the ring now; returns false otherwise. */
@@ -466,19 +538,7 @@ class Stream {
   }
 
   _recv(into, options) {
-    const limit = waitOptions(options)
-    if (limit.signal && limit.signal.aborted) return Promise.reject(abortError(limit.signal))
-    const timeout = limit.timeout !== undefined ? limit.timeout : this._n.recvTimeout ?? undefined
-    const op = newOp()
-    let msg
-    try {
-      msg = this._n.recv(op, into)
-    } catch (err) {
-      return Promise.reject(fromNative(err))
-    }
-    if (msg != null) return Promise.resolve(msg)
-    const cancel = (op) => this._n.cancelRecv(op)
-    return track(op, this, null, { timeout, timeoutError: recvTimeoutError, signal: limit.signal, cancel })
+    return receive(this, into, options)
   }
 
   /** The next message if one is complete now, else null. Never waits. */
@@ -499,17 +559,8 @@ class Stream {
   }
 
   /** Messages until the peer closes (or this side closes); other errors are thrown. */
-  async *[Symbol.asyncIterator]() {
-    for (;;) {
-      let msg
-      try {
-        msg = await this.recv()
-      } catch (err) {
-        if (err.code === codes.PEER_CLOSED || err.code === codes.CLOSED) return
-        throw err
-      }
-      yield msg
-    }
+  [Symbol.asyncIterator]() {
+    return messagesOf(this)
   }
 
   /**
@@ -595,7 +646,7 @@ class Stream {
 
 // ------------------------------------------------------------------ Listener
 
-// Listeners not closed yet: closed when the process exits (process.exit
+// Listeners and Publishers not closed yet: closed when the process exits (process.exit
 // included), so no endpoint's socket file outlives its process.
 const openListeners = new Set()
 process.on('exit', () => {
@@ -704,7 +755,14 @@ class Connection extends EventEmitter {
     this.id = id
   }
 
-  /** Sends a message to this client. */
+  /**
+   * Sends a message to this client; never blocks. Resolves once it is in the
+   * ring; what does not fit waits in this connection's queue, which holds at
+   * most `maxQueuedBytes` (default 1 MiB; one message of any size when
+   * empty): beyond that the promise rejects with SHMSOCK_WOULD_BLOCK and
+   * nothing is queued (a client that does not read cannot grow the server's
+   * memory). Drop the message, retry later or close the connection.
+   */
   send(data) {
     return this.stream.send(data)
   }
@@ -970,6 +1028,284 @@ class Client extends EventEmitter {
   }
 }
 
+// ------------------------------------------------------------------ publish/subscribe
+
+// The topic's shape and policy, checked: the native topic options object.
+function topicOptions(o) {
+  const t = {}
+  for (const name of ['slots', 'maxMessageSize', 'maxSubscribers']) {
+    const v = optionalNumber(o, name, true)
+    if (v !== undefined) t[name] = v
+  }
+  if (o.policy !== undefined && o.policy !== null) {
+    if (o.policy !== 'reliable' && o.policy !== 'latest') {
+      throw typeError(`options.policy must be 'reliable' or 'latest'; received ${describe(o.policy)}`)
+    }
+    t.policy = o.policy
+  }
+  const timeout = optionalTimeout(o, 'reliableTimeout')
+  if (timeout !== undefined) t.reliableTimeout = timeout
+  if (o.rekeyInterval === false || o.rekeyInterval === Infinity) {
+    t.noRekey = true
+  } else {
+    const interval = optionalNumber(o, 'rekeyInterval', false)
+    if (interval !== undefined) t.rekeyInterval = interval
+  }
+  return t
+}
+
+/**
+ * The publishing end of a topic: each message is sealed once for every
+ * subscriber. Create with `Publisher.bind()` (or `publish()`). An open
+ * Publisher does not keep the process alive by itself.
+ */
+class Publisher {
+  constructor(nativePublisher, token) {
+    if (token !== kStream) throw new TypeError('use Publisher.bind() to get a Publisher')
+    this._n = nativePublisher
+    this._ref = new WeakRef(nativePublisher)
+    openListeners.add(this._ref)
+  }
+
+  /**
+   * Binds topic `name`; `options.keypair` (the publisher's identity, which
+   * subscribers pin) is required. Topic options: `slots`, `maxMessageSize`,
+   * `policy` ('reliable' | 'latest'), `reliableTimeout` (ms), `rekeyInterval`
+   * (ms; `false` or `Infinity`: only on departures), `maxSubscribers`; and
+   * `allowedClients`, `allowedUids`, `handshakeTimeout`, `requireChacha` as
+   * for a listener.
+   */
+  static bind(name, options) {
+    checkName(name)
+    const o = checkOptions(options, 'options')
+    const topic = topicOptions(o)
+    const [keypair, opts] = nativeOptions({ ...o, maxMessageSize: undefined }, 'options')
+    if (!keypair) throw typeError('Publisher.bind needs options.keypair: the publisher\'s Keypair, whose public key subscribers pin')
+    return new Publisher(callNative(() => native.NativePublisher.bind(name, keypair, opts, topic)), kStream)
+  }
+
+  /**
+   * Publishes one message to every subscriber. Always returns a promise: on a
+   * latest topic it is settled at once (publishing never waits there); on a
+   * reliable topic it resolves once the message is in the ring, which may wait
+   * for the slowest subscriber up to `reliableTimeout` (that subscriber is then
+   * dropped) — off the JavaScript thread, in order with earlier publishes.
+   */
+  publish(data) {
+    const buf = toBuffer(data, 'data')
+    const op = newOp()
+    return started(op, this, null, () => this._n.publish(op, buf))
+  }
+
+  /** Resolves once `n` subscribers are connected (`options.timeout` in ms, `options.signal`). */
+  waitForSubscribers(n, options) {
+    if (!Number.isInteger(n) || n < 0) throw typeError(`n must be a non-negative integer; received ${describe(n)}`)
+    const limit = waitOptions(options)
+    if (limit.signal && limit.signal.aborted) return Promise.reject(abortError(limit.signal))
+    const op = newOp()
+    try {
+      this._n.waitForSubscribers(op, n, limit.timeout)
+    } catch (err) {
+      return Promise.reject(fromNative(err))
+    }
+    // An abort just stops listening: the native wait ends with its timeout or the close.
+    return track(op, this, null, limit.signal ? { signal: limit.signal, cancel: () => true } : undefined)
+  }
+
+  /** The subscribers now: `{ id, publicKey, credentials, joinedAt }`. */
+  subscribers() {
+    return this._n.subscribers()
+  }
+
+  /** Removes subscriber `id` (its receives end with SHMSOCK_PEER_CLOSED); the key is rotated before this returns. */
+  remove(id) {
+    if (!Number.isInteger(id)) throw typeError(`id must be an integer; received ${describe(id)}`)
+    callNative(() => this._n.remove(id))
+  }
+
+  /** Rotates the group key now (it also rotates on every departure and on schedule). */
+  rotateKey() {
+    callNative(() => this._n.rotateKey())
+  }
+
+  /**
+   * Closes the topic: subscribers receive every message published before,
+   * then the end; publishes not complete reject with SHMSOCK_CLOSED; the name
+   * is free at once. Idempotent.
+   */
+  close() {
+    openListeners.delete(this._ref)
+    for (const op of this._n.close()) settle(op, makeError(codes.CLOSED, 'the publisher was closed'))
+  }
+
+  /** `using topic = publish(...)` closes it at the end of the block. */
+  [dispose]() {
+    this.close()
+  }
+
+  get subscriberCount() {
+    return this._n.subscriberCount
+  }
+  get epoch() {
+    return this._n.epoch
+  }
+  get sequence() {
+    return this._n.sequence
+  }
+  get droppedCount() {
+    return this._n.droppedCount
+  }
+  get topic() {
+    return this._n.topic
+  }
+  get publicKey() {
+    return this._n.publicKey
+  }
+  get publicKeyText() {
+    return native.publicKeyText(this._n.publicKey)
+  }
+  get cipher() {
+    return this._n.cipher
+  }
+  get maxMessageSize() {
+    return this._n.maxMessageSize
+  }
+  get policy() {
+    return this._n.policy
+  }
+  get closed() {
+    return this._n.closed
+  }
+}
+
+const wrapSubscriber = (n) => new Subscriber(n, kStream)
+
+/**
+ * The receiving end of a topic: `recv()`, `for await (const msg of sub)`
+ * (ends when the publisher closes the topic), or 'message' events (Buffer)
+ * once a 'message' listener is added, with 'error' (Error) and 'close'
+ * (reason | null). Create with `Subscriber.connect()` (or `subscribe()`).
+ */
+class Subscriber extends EventEmitter {
+  constructor(nativeSubscriber, token) {
+    super({ captureRejections: true })
+    if (token !== kStream) throw new TypeError('use Subscriber.connect() to get a Subscriber')
+    this._n = nativeSubscriber
+    this._flowing = false
+    this.on('newListener', (event) => {
+      if (event !== 'message' || this._flowing) return
+      this._flowing = true
+      // After the listener is added (newListener runs before).
+      process.nextTick(() => {
+        if (this._n.closed) return
+        flows.set(this._n.id, this)
+        try {
+          this._n.startFlowing()
+        } catch (err) {
+          this._onEnd(fromNative(err))
+        }
+      })
+    })
+  }
+
+  /**
+   * Subscribes to topic `name` whose publisher key `options.serverKey` pins.
+   * `options.wait` (ms): keep trying while no publisher has bound it;
+   * `options.signal`: an AbortSignal; `options.recvTimeout`: the default
+   * limit of `recv`.
+   */
+  static connect(name, options) {
+    return connectWith(native.subscribe, name, options, wrapSubscriber)
+  }
+
+  /**
+   * The next message. `options.timeout` (ms) overrides `recvTimeout`;
+   * `options.signal` aborts it; neither loses a message. Rejects with
+   * SHMSOCK_PEER_CLOSED at the end of the topic, SHMSOCK_PEER_GONE if the
+   * publisher died.
+   */
+  recv(options) {
+    return receive(this, undefined, options)
+  }
+
+  /** The next message into `buffer`; resolves with its length. */
+  recvInto(buffer, options) {
+    if (!(buffer instanceof Uint8Array)) throw typeError(`buffer must be a Buffer or a Uint8Array; received ${describe(buffer)}`)
+    return receive(this, toBuffer(buffer, 'buffer'), options)
+  }
+
+  /** Messages until the end of the topic; other errors are thrown. */
+  [Symbol.asyncIterator]() {
+    return messagesOf(this)
+  }
+
+  /** Leaves the topic; pending receives reject with SHMSOCK_CLOSED. Idempotent. */
+  close() {
+    this._n.close()
+  }
+
+  [dispose]() {
+    this.close()
+  }
+
+  get lost() {
+    return this._n.lost
+  }
+  get received() {
+    return this._n.received
+  }
+  get epoch() {
+    return this._n.epoch
+  }
+  get topic() {
+    return this._n.topic
+  }
+  get publisherPublicKey() {
+    return this._n.publisherPublicKey
+  }
+  get publisherPublicKeyText() {
+    return native.publicKeyText(this._n.publisherPublicKey)
+  }
+  get publisherFingerprint() {
+    return native.fingerprint(this._n.publisherPublicKey)
+  }
+  get localPublicKey() {
+    return this._n.localPublicKey
+  }
+  get cipher() {
+    return this._n.cipher
+  }
+  get maxMessageSize() {
+    return this._n.maxMessageSize
+  }
+  get closed() {
+    return this._n.closed
+  }
+
+  _emitSafe(event, ...args) {
+    try {
+      this.emit(event, ...args)
+    } catch (err) {
+      reportTo(this, err)
+    }
+  }
+
+  [Symbol.for('nodejs.rejection')](err) {
+    reportTo(this, err)
+  }
+
+  _onData(data) {
+    this._emitSafe('message', data)
+  }
+
+  _onEnd(reason) {
+    flows.delete(this._n.id)
+    if (reason) reportTo(this, reason)
+    this._n.close()
+    this._emitSafe('close', reason)
+  }
+}
+
 // ------------------------------------------------------------------ exports
 
 /** The package version (equal to the Rust workspace's). */
@@ -988,6 +1324,16 @@ function listen(name, options) {
 /** Connects a Client (same as `Client.connect`). */
 function connectClient(name, options) {
   return Client.connect(name, options)
+}
+
+/** Binds a topic (same as `Publisher.bind`). */
+function publish(name, options) {
+  return Publisher.bind(name, options)
+}
+
+/** Subscribes to a topic (same as `Subscriber.connect`). */
+function subscribe(name, options) {
+  return Subscriber.connect(name, options)
 }
 
 /** The text form `shmsock-pk:...` of a public key. */
@@ -1014,6 +1360,8 @@ module.exports = {
   Server,
   Connection,
   Client,
+  Publisher,
+  Subscriber,
   ShmsockError,
   codes,
   version,
@@ -1021,6 +1369,8 @@ module.exports = {
   listen,
   createServer,
   connectClient,
+  publish,
+  subscribe,
   publicKeyText,
   fingerprint,
   parsePublicKey,

@@ -61,6 +61,55 @@ export declare class NativeListener {
   get closed(): boolean
 }
 
+/** Internal: the publishing end of a topic (wrapped by the JavaScript `Publisher`). */
+export declare class NativePublisher {
+  /** Binds topic `name` with `keypair` as the publisher's identity. */
+  static bind(name: string, keypair: NativeKeypair, options?: NativeOptions | undefined | null, topic?: NativeTopicOptions | undefined | null): NativePublisher
+  /**
+   * Publishes `data`: returns true when it is published now (latest
+   * topics), else false and completes `op` once it is (reliable topics, in
+   * order with earlier publishes).
+   */
+  publish(op: number, data: Buffer): boolean
+  /**
+   * Waits on a short-lived thread until `n` subscribers are connected, up
+   * to `timeout` ms, and completes `op`.
+   */
+  waitForSubscribers(op: number, n: number, timeout?: number | undefined | null): void
+  /** How many subscribers there are now. */
+  get subscriberCount(): number
+  /** The subscribers now. */
+  subscribers(): Array<SubscriberInfo>
+  /** Removes subscriber `id` (it gets an error; the key is rotated first). */
+  remove(id: number): void
+  /** Rotates the group key now. */
+  rotateKey(): void
+  /** The current key epoch. */
+  get epoch(): number
+  /** The number of messages published. */
+  get sequence(): number
+  /** Subscribers dropped for falling behind a reliable topic (or a bad cursor). */
+  get droppedCount(): number
+  /** The topic name. */
+  get topic(): string
+  /** The publisher's public key (32 bytes), which subscribers pin. */
+  get publicKey(): Buffer
+  /** The topic's AEAD: `aegis-128l` or `chacha20-poly1305`. */
+  get cipher(): string
+  /** The largest message. */
+  get maxMessageSize(): number
+  /** `reliable` or `latest`. */
+  get policy(): string
+  /** True once closed. */
+  get closed(): boolean
+  /**
+   * Closes the topic: subscribers get what was published, then the end.
+   * Returns the ops of publishes that had not completed (fail them with
+   * SHMSOCK_CLOSED). Idempotent.
+   */
+  close(): Array<number>
+}
+
 /** Internal: one connection (wrapped by the JavaScript `Stream` class). */
 export declare class NativeStream {
   /** The stream's id (unique in the process). */
@@ -119,7 +168,45 @@ export declare class NativeStream {
   get role(): string
 }
 
-/** The caller of connect `op` gave up (its promise was rejected already). */
+/** Internal: the receiving end of a topic (wrapped by the JavaScript `Subscriber`). */
+export declare class NativeSubscriber {
+  /** The subscriber's id (unique in the process, shared with streams). */
+  get id(): number
+  /**
+   * Receives a message: returns it if one is there now, else returns null
+   * and completes `op` later. With `into`, the message is copied into it
+   * and its length returned (BufferTooSmall keeps the message).
+   */
+  recv(op: number, into?: Buffer | undefined | null): Buffer | number | null
+  /** Cancels a pending receive; false if it already completed. */
+  cancelRecv(op: number): boolean
+  /** Delivers every message as a DATA event from now on ('message' events). */
+  startFlowing(): void
+  /** Leaves the topic; pending receives fail with SHMSOCK_CLOSED. Idempotent. */
+  close(): void
+  /** True once closed by this side. */
+  get closed(): boolean
+  /** The default receive timeout in milliseconds (null: none). */
+  get recvTimeout(): number | null
+  /** Messages lost to lag so far (latest topics). */
+  get lost(): number
+  /** Messages received and handed to JavaScript so far (not those read ahead). */
+  get received(): number
+  /** The newest key epoch received. */
+  get epoch(): number
+  /** The topic name. */
+  get topic(): string
+  /** The publisher's public key (32 bytes), the pinned one. */
+  get publisherPublicKey(): Buffer
+  /** This side's public key (32 bytes). */
+  get localPublicKey(): Buffer
+  /** The topic's AEAD: `aegis-128l` or `chacha20-poly1305`. */
+  get cipher(): string
+  /** The topic's largest message. */
+  get maxMessageSize(): number
+}
+
+/** The caller of connect (or subscribe) `op` gave up (its promise was rejected already). */
 export declare function cancelConnect(op: number): void
 
 /**
@@ -161,6 +248,8 @@ export interface NativeOptions {
   ringSize?: number
   /** The largest message this side accepts. */
   maxMessageSize?: number
+  /** Limit on the bytes waiting to be sent on a Server connection. */
+  maxQueuedBytes?: number
   /** Limit on a send waiting for ring space. */
   sendTimeout?: number
   /** Default limit on `recv`. */
@@ -171,6 +260,24 @@ export interface NativeOptions {
   backend?: string
   /** Use ChaCha20-Poly1305 even where AEGIS-128L is available. */
   requireChacha?: boolean
+}
+
+/** The shape and policy of a topic (checked by the JavaScript layer; times in ms). */
+export interface NativeTopicOptions {
+  /** Slots in the ring (a power of two). */
+  slots?: number
+  /** The largest message. */
+  maxMessageSize?: number
+  /** `reliable` or `latest`. */
+  policy?: string
+  /** How long a reliable publish waits for a slow subscriber. */
+  reliableTimeout?: number
+  /** Time between scheduled key rotations. */
+  rekeyInterval?: number
+  /** No scheduled key rotation (only on departures and `rotateKey`). */
+  noRekey?: boolean
+  /** Most subscribers at once. */
+  maxSubscribers?: number
 }
 
 /** The version of the native module (equal to the package version). */
@@ -209,4 +316,23 @@ export interface StreamStats {
   messagesReceived: number
   /** Plaintext bytes received. */
   bytesReceived: number
+}
+
+/**
+ * Subscribes to topic `name` on a short-lived thread and completes `op` with
+ * a `NativeSubscriber`; `wait` (ms): how long to keep trying while no
+ * publisher has bound the topic.
+ */
+export declare function subscribe(op: number, name: string, keypair?: NativeKeypair | undefined | null, options?: NativeOptions | undefined | null, wait?: number | undefined | null): void
+
+/** A subscriber as the publisher sees it. */
+export interface SubscriberInfo {
+  /** The publisher's number for it, for `remove`. */
+  id: number
+  /** Its static public key (32 bytes), proven by the handshake. */
+  publicKey: Buffer
+  /** Its process, per the kernel. */
+  credentials: PeerCredentials
+  /** The sequence number of the first message it can read. */
+  joinedAt: number
 }

@@ -4,6 +4,7 @@
 #   run_examples.sh producer_consumer <producer_consumer binary>
 #   run_examples.sh echo <echo_server binary> <echo_client binary>
 #   run_examples.sh pubsub <pubsub binary>
+#   run_examples.sh pubsub node <pubsub.mjs>     (a command of several words)
 # A Python example is its script (executable, `#!/usr/bin/env python3`), run
 # with an interpreter that has shmsock first on PATH:
 #   PATH=.venv/bin:$PATH run_examples.sh pubsub examples/python/pubsub/pubsub.py
@@ -47,16 +48,16 @@ producer_consumer)
     grep -qx "consumed 2k messages" "$tmp/consumer.out"
     ;;
 pubsub)
-    bin="$1"
-    "$bin" "$endpoint" "$tmp/pub.key" 3000 2 > "$tmp/pub.out" 2>&1 &
+    # The rest of the arguments are the command (a binary, or node and a script).
+    "$@" "$endpoint" "$tmp/pub.key" 3000 2 > "$tmp/pub.out" 2>&1 &
     pid=$!
     wait_for "$tmp/pub.out" "publisher of '$endpoint', key shmsock-pk:"
     # Two subscribers, one pinning the key file, one the key text; a reliable
     # topic delivers every message to both.
     key="$(sed -n "s/.*, key \(shmsock-pk:[A-Za-z0-9_-]*\)$/\1/p" "$tmp/pub.out")"
-    "$bin" -s "$endpoint" "$tmp/pub.key" > "$tmp/sub1.out" &
+    "$@" -s "$endpoint" "$tmp/pub.key" > "$tmp/sub1.out" &
     sub1=$!
-    "$bin" -s "$endpoint" "$key" > "$tmp/sub2.out"
+    "$@" -s "$endpoint" "$key" > "$tmp/sub2.out"
     wait "$sub1"
     wait "$pid"
     pid=""

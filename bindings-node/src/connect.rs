@@ -1,4 +1,4 @@
-//! `connect`: a client connection, made on a short-lived thread (the handshake
+//! `connect` (and the waiting of `subscribe`): a client connection, made on a short-lived thread (the handshake
 //! waits for the server, up to the handshake timeout) and handed to the
 //! JavaScript thread as a job. With `wait`, a missing server (NotFound) is
 //! tried again every 50 ms until it appears or the time is up, like the CLI's
@@ -39,12 +39,30 @@ pub fn connect(
     wait: Option<f64>,
 ) -> napi::Result<(), Code> {
     let (options, recv_timeout) = to_core(keypair, options)?;
+    in_background(
+        op,
+        wait,
+        move || Stream::connect(&name, &options),
+        move |stream| Event::Stream { op, stream: StreamShared::new(stream, recv_timeout) },
+    )
+}
+
+/// Runs `attempt` (a connect, a subscribe) on a short-lived thread, again every
+/// RETRY while it fails with NotFound and `wait` (ms) allows, and completes
+/// `op` with `done` of its result on the JavaScript thread, unless the caller
+/// gave up meanwhile (then the result is dropped, which closes it).
+pub(crate) fn in_background<T: Send + 'static>(
+    op: i64,
+    wait: Option<f64>,
+    attempt: impl Fn() -> Result<T, CoreError> + Send + 'static,
+    done: impl FnOnce(T) -> Event + Send + 'static,
+) -> napi::Result<(), Code> {
     let deadline = wait.map(|ms| millis(ms, "wait")).transpose()?.and_then(|w| Instant::now().checked_add(w));
     std::thread::Builder::new()
         .name("shmsock-connect".into())
         .spawn(move || {
             let result = loop {
-                match Stream::connect(&name, &options) {
+                match attempt() {
                     Err(e)
                         if e.kind() == ErrorKind::NotFound
                             && deadline.is_some_and(|d| Instant::now() + RETRY < d)
@@ -58,9 +76,9 @@ pub fn connect(
             post(Box::new(move |events: &mut Vec<Event>| {
                 let gave_up = lock(&CANCELLED).as_mut().is_some_and(|set| set.remove(&op));
                 match result {
-                    // The caller is gone: dropping the stream closes it.
+                    // The caller is gone: dropping the result closes it.
                     Ok(_) if gave_up => {}
-                    Ok(stream) => events.push(Event::Stream { op, stream: StreamShared::new(stream, recv_timeout) }),
+                    Ok(value) => events.push(done(value)),
                     Err(error) => events.push(Event::Failed { op, error }),
                 }
             }));
@@ -69,7 +87,7 @@ pub fn connect(
     Ok(())
 }
 
-/// The caller of connect `op` gave up (its promise was rejected already).
+/// The caller of connect (or subscribe) `op` gave up (its promise was rejected already).
 #[napi]
 pub fn cancel_connect(op: i64) {
     lock(&CANCELLED).get_or_insert_with(HashSet::new).insert(op);

@@ -1,7 +1,8 @@
 //! Results for JavaScript: the events handed to the JavaScript layer's
 //! `dispatch` function, and the one thread-safe function through which the
-//! rare results computed on other threads (a connect, a server-side handshake,
-//! a close that waited for ring space) reach it.
+//! rare results computed on other threads (a connect, a subscribe, a
+//! server-side handshake, a close that waited for ring space, a reliable
+//! publish) reach it.
 //!
 //! Results of the JavaScript thread's own waiting (receives, sends, accepts)
 //! are delivered directly by [`uv::deliver`](crate::uv::deliver); nothing per
@@ -22,6 +23,7 @@ use shmsock::Error as CoreError;
 use crate::errors::code_of;
 use crate::native_stream::NativeStream;
 use crate::stream::StreamShared;
+use crate::subscriber::{NativeSubscriber, SubShared};
 
 /// Locks a mutex, ignoring poisoning (no lock here is held across user code).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -49,6 +51,8 @@ pub(crate) mod kind {
     pub const REJECTED: u32 = 7;
     /// `[8, op, length]`: a `recvInto` completed.
     pub const RECV_INTO: u32 = 8;
+    /// `[9, op, NativeSubscriber]`: a subscribe completed.
+    pub const SUBSCRIBER: u32 = 9;
 }
 
 /// One result for JavaScript.
@@ -62,6 +66,7 @@ pub(crate) enum Event {
     End { id: i64, error: Option<CoreError> },
     Connection { listener: i64, stream: Arc<StreamShared> },
     Rejected { listener: i64, error: CoreError },
+    Subscriber { op: i64, sub: Arc<SubShared> },
 }
 
 fn error_parts(error: &CoreError) -> (Option<String>, Option<String>) {
@@ -94,6 +99,9 @@ impl ToNapiValue for Event {
                 Event::Rejected { listener, error } => {
                     let (code, message) = error_parts(&error);
                     ToNapiValue::to_napi_value(env, (kind::REJECTED, listener, Null, code, message))
+                }
+                Event::Subscriber { op, sub } => {
+                    ToNapiValue::to_napi_value(env, (kind::SUBSCRIBER, op, NativeSubscriber::wrap(sub)))
                 }
             }
         }

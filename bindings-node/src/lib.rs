@@ -8,9 +8,11 @@
 //! One module per concept:
 //! - [`keys`]: `Keypair`, public-key text forms and fingerprints;
 //! - [`options`]: options objects to core `Options`;
+//! - [`inbox`]: pending receives, read-ahead and flowing delivery (streams, subscribers);
 //! - [`stream`]: one connection's receiving, sending and closing;
 //! - [`native_stream`]: `NativeStream`, its JavaScript class;
 //! - [`listener`]: `NativeListener` (accept, serve);
+//! - [`publisher`], [`subscriber`]: the two ends of a publish/subscribe topic;
 //! - [`connect`]: `connect`, with its `wait` for a server to appear;
 //! - [`dispatch`]: the events handed to JavaScript, and the thread-safe
 //!   function for results of other threads (connects, handshakes, closes);
@@ -25,11 +27,14 @@
 mod connect;
 mod dispatch;
 mod errors;
+mod inbox;
 mod keys;
 mod listener;
 mod native_stream;
 mod options;
+mod publisher;
 mod stream;
+mod subscriber;
 mod uv;
 
 use napi_derive::napi;

@@ -49,6 +49,8 @@ pub(crate) struct ListenerShared {
     pub(crate) id: i64,
     listener: Mutex<Option<Arc<Listener>>>,
     recv_timeout: Option<Duration>,
+    /// The limit on a Server connection's waiting sends (`maxQueuedBytes`).
+    max_queued: usize,
     st: Mutex<ListenerState>,
 }
 
@@ -92,8 +94,9 @@ impl ListenerShared {
         }
     }
 
-    fn stream_of(&self, stream: Stream) -> Arc<StreamShared> {
-        StreamShared::new(stream, self.recv_timeout)
+    /// An accepted stream; a Server's (`serving`) bounds its waiting sends.
+    fn stream_of(&self, stream: Stream, serving: bool) -> Arc<StreamShared> {
+        StreamShared::with_queue_limit(stream, self.recv_timeout, serving.then_some(self.max_queued))
     }
 
     /// Hands finished handshakes to the pending accepts (or the Server).
@@ -105,9 +108,9 @@ impl ListenerShared {
                         continue;
                     }
                     if st.serving {
-                        events.push(Event::Connection { listener: self.id, stream: self.stream_of(stream) });
+                        events.push(Event::Connection { listener: self.id, stream: self.stream_of(stream, true) });
                     } else if let Some(op) = st.waiters.pop_front() {
-                        events.push(Event::Stream { op, stream: self.stream_of(stream) });
+                        events.push(Event::Stream { op, stream: self.stream_of(stream, false) });
                     } else {
                         st.ready.push_front(Ok(stream));
                         break;
@@ -248,6 +251,7 @@ impl NativeListener {
             id: next_id(),
             listener: Mutex::new(Some(Arc::new(listener))),
             recv_timeout,
+            max_queued: options.max_queued_bytes,
             st: Mutex::new(ListenerState::default()),
         });
         Ok(NativeListener { inner, name, public_key })

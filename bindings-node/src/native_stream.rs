@@ -7,8 +7,9 @@ use napi::bindgen_prelude::{Buffer, Either};
 use napi_derive::napi;
 use shmsock::Role;
 
-use crate::dispatch::{lock, Event};
+use crate::dispatch::lock;
 use crate::errors::{to_js, Code};
+use crate::inbox::recv_result;
 use crate::stream::{live_streams as live, StreamShared};
 
 /// Message and byte counts of a stream.
@@ -69,13 +70,7 @@ impl NativeStream {
     /// and its length returned (BufferTooSmall keeps the message).
     #[napi(ts_return_type = "Buffer | number | null")]
     pub fn recv(&self, op: i64, into: Option<Buffer>) -> napi::Result<Option<Either<Buffer, u32>>, Code> {
-        match self.inner.recv(op, into).map_err(to_js)? {
-            None => Ok(None),
-            Some(Event::Recv { data, .. }) => Ok(Some(Either::A(Buffer::from(data)))),
-            Some(Event::RecvInto { len, .. }) => Ok(Some(Either::B(len))),
-            Some(Event::Failed { error, .. }) => Err(to_js(error)),
-            Some(_) => Ok(None),
-        }
+        recv_result(self.inner.recv(op, into).map_err(to_js)?)
     }
 
     /// Cancels a pending receive; false if it already completed.

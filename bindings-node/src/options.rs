@@ -23,6 +23,8 @@ pub struct NativeOptions {
     pub ring_size: Option<u32>,
     /// The largest message this side accepts.
     pub max_message_size: Option<u32>,
+    /// Limit on the bytes waiting to be sent on a Server connection.
+    pub max_queued_bytes: Option<u32>,
     /// Limit on a send waiting for ring space.
     pub send_timeout: Option<f64>,
     /// Default limit on `recv`.
@@ -73,6 +75,9 @@ pub(crate) fn to_core(
     }
     if let Some(size) = opts.max_message_size {
         o = o.max_message_size(size);
+    }
+    if let Some(bytes) = opts.max_queued_bytes {
+        o = o.max_queued_bytes(bytes as usize);
     }
     if let Some(ms) = opts.send_timeout {
         o = o.send_timeout(Some(millis(ms, "sendTimeout")?));

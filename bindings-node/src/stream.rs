@@ -35,12 +35,9 @@ use shmsock::{Error as CoreError, ErrorKind, SendProgress, Stream};
 
 use crate::dispatch::{lock, post, Event};
 use crate::errors::closed;
+use crate::inbox::{event_op, Inbox, RecvWaiter};
 use crate::uv::{deliver, Poll, Ready};
 
-/// Messages read ahead while nobody waits, at most...
-const AHEAD_MESSAGES: usize = 64;
-/// ...and bytes (one message of any size is always taken).
-const AHEAD_BYTES: usize = 1 << 20;
 /// How long a receive looks at the ring before it sleeps on the fd.
 const SPIN: Duration = Duration::from_micros(30);
 /// Spins in a row that found nothing before receives stop spinning...
@@ -64,25 +61,15 @@ pub(crate) fn live_streams() -> u64 {
     LIVE_STREAMS.load(Ordering::Relaxed)
 }
 
-/// A pending receive: `into` for `recvInto`.
-pub(crate) struct RecvWaiter {
-    pub(crate) op: i64,
-    pub(crate) into: Option<Buffer>,
-}
-
 #[derive(Default)]
 pub(crate) struct StreamState {
     pub(crate) closed: bool,
-    waiters: VecDeque<RecvWaiter>,
-    ahead: VecDeque<Vec<u8>>,
-    ahead_bytes: usize,
-    /// Why the receive side ended (reported once `ahead` is empty).
-    ended: Option<CoreError>,
-    flowing: bool,
-    /// A flowing stream's END event was sent.
-    flow_ended: bool,
+    /// Receives, read-ahead and the flowing handler.
+    inbox: Inbox,
     /// Sends waiting for ring space, oldest first; the first may be partly sent.
     sends: VecDeque<(i64, Buffer)>,
+    /// Bytes of the messages in `sends`.
+    queued_bytes: usize,
     /// Spins in a row before a receive that found nothing, and spins skipped
     /// since (see `spin`).
     spin_failures: u32,
@@ -96,6 +83,10 @@ pub(crate) struct StreamShared {
     pub(crate) id: i64,
     pub(crate) stream: Stream,
     pub(crate) recv_timeout: Option<Duration>,
+    /// A Server connection's limit on `sends` (its handler does not await
+    /// sends): the core's `Options::max_queued_bytes` policy of
+    /// `Connection::send`. None: unbounded (a Stream's caller awaits each send).
+    queue_limit: Option<usize>,
     pub(crate) st: Mutex<StreamState>,
 }
 
@@ -122,71 +113,30 @@ impl Ready for StreamShared {
 
 impl StreamShared {
     pub(crate) fn new(stream: Stream, recv_timeout: Option<Duration>) -> Arc<StreamShared> {
+        StreamShared::with_queue_limit(stream, recv_timeout, None)
+    }
+
+    /// As `new`, with a limit on the bytes of waiting sends (see `queue_limit`).
+    pub(crate) fn with_queue_limit(
+        stream: Stream,
+        recv_timeout: Option<Duration>,
+        queue_limit: Option<usize>,
+    ) -> Arc<StreamShared> {
         LIVE_STREAMS.fetch_add(1, Ordering::Relaxed);
-        Arc::new(StreamShared { id: next_id(), stream, recv_timeout, st: Mutex::new(StreamState::default()) })
+        Arc::new(StreamShared {
+            id: next_id(),
+            stream,
+            recv_timeout,
+            queue_limit,
+            st: Mutex::new(StreamState::default()),
+        })
     }
 
     /// Room for a message just received: someone waits for it, or the
     /// read-ahead queue is not full (while sends wait, always: the fd must be
     /// drained for their wake-ups to be seen).
     fn has_room(st: &StreamState) -> bool {
-        st.flowing
-            || !st.waiters.is_empty()
-            || !st.sends.is_empty()
-            || (st.ahead.len() < AHEAD_MESSAGES && st.ahead_bytes < AHEAD_BYTES)
-    }
-
-    /// Hands `message` to the oldest waiter, the handler, or the queue.
-    fn take(&self, st: &mut StreamState, message: Vec<u8>, events: &mut Vec<Event>) {
-        if st.flowing {
-            events.push(Event::Data { id: self.id, data: message });
-            return;
-        }
-        match st.waiters.pop_front() {
-            Some(RecvWaiter { op, into: None }) => events.push(Event::Recv { op, data: message }),
-            Some(RecvWaiter { op, into: Some(mut buffer) }) => {
-                if message.len() <= buffer.len() {
-                    buffer[..message.len()].copy_from_slice(&message);
-                    events.push(Event::RecvInto { op, len: message.len() as u32 });
-                } else {
-                    // The message stays first in line for the next receive.
-                    let error = CoreError::buffer_too_small(message.len(), buffer.len());
-                    events.push(Event::Failed { op, error });
-                    st.ahead_bytes += message.len();
-                    st.ahead.push_front(message);
-                }
-            }
-            None => {
-                st.ahead_bytes += message.len();
-                st.ahead.push_back(message);
-            }
-        }
-    }
-
-    /// Serves waiters from the read-ahead queue (and a flowing handler).
-    fn serve_ahead(&self, st: &mut StreamState, events: &mut Vec<Event>) {
-        while (st.flowing || !st.waiters.is_empty()) && !st.ahead.is_empty() {
-            let Some(message) = st.ahead.pop_front() else { break };
-            st.ahead_bytes -= message.len();
-            self.take(st, message, events);
-        }
-    }
-
-    /// Reports the end of the receive side to whoever waits, once the
-    /// messages before it were delivered.
-    fn report_end(&self, st: &mut StreamState, events: &mut Vec<Event>) {
-        let Some(error) = st.ended.clone() else { return };
-        if !st.ahead.is_empty() {
-            return;
-        }
-        for w in st.waiters.drain(..) {
-            events.push(Event::Failed { op: w.op, error: error.clone() });
-        }
-        if st.flowing && !st.flow_ended {
-            st.flow_ended = true;
-            let error = (error.kind() != ErrorKind::PeerClosed).then_some(error);
-            events.push(Event::End { id: self.id, error });
-        }
+        !st.sends.is_empty() || st.inbox.has_room()
     }
 
     /// Receives what is there (and resumes waiting sends): the work of one
@@ -194,19 +144,19 @@ impl StreamShared {
     /// flowing handler; only in a readiness callback, where the fd stays
     /// readable until this side consumes the wake-up (so libuv calls again).
     fn pump(&self, st: &mut StreamState, events: &mut Vec<Event>, batch: bool) {
-        self.serve_ahead(st, events);
+        st.inbox.serve_ahead(self.id, events);
         let mut delivered = 0;
         // True once this call consumed the fd's wake-ups: from then on it must
         // run until WouldBlock, since libuv will not call again without one.
         let mut drained = false;
-        while st.ended.is_none() && Self::has_room(st) {
-            if batch && !drained && st.flowing && delivered >= FLOW_BATCH {
+        while st.inbox.ended.is_none() && Self::has_room(st) {
+            if batch && !drained && st.inbox.flowing && delivered >= FLOW_BATCH {
                 break;
             }
             match self.stream.try_recv() {
                 Ok(message) => {
                     delivered += 1;
-                    self.take(st, message, events);
+                    st.inbox.take(self.id, message, events);
                 }
                 Err(e) if would_block(&e) => {
                     drained = true;
@@ -218,14 +168,14 @@ impl StreamShared {
                     // A send consumed the wake-ups in turn: look at the
                     // receive side once more without consuming any.
                     match self.recheck(st) {
-                        Some(message) => self.take(st, message, events),
+                        Some(message) => st.inbox.take(self.id, message, events),
                         None => break,
                     }
                 }
-                Err(e) => st.ended = Some(e),
+                Err(e) => st.inbox.ended = Some(e),
             }
         }
-        self.report_end(st, events);
+        st.inbox.report_end(self.id, events);
     }
 
     /// One look at the receive side that consumes no wake-up (and leaves it
@@ -235,7 +185,7 @@ impl StreamShared {
             Ok(message) => Some(message),
             Err(e) if e.kind() == ErrorKind::Timeout => None,
             Err(e) => {
-                st.ended = Some(e);
+                st.inbox.ended = Some(e);
                 None
             }
         }
@@ -262,10 +212,16 @@ impl StreamShared {
                 st.spin_failures = 0;
                 return Some(message);
             }
-            if st.ended.is_some() || Instant::now() >= until {
+            if st.inbox.ended.is_some() || Instant::now() >= until {
                 st.spin_failures = st.spin_failures.saturating_add(1);
                 return None;
             }
+        }
+    }
+
+    fn pop_send(st: &mut StreamState) {
+        if let Some((_, data)) = st.sends.pop_front() {
+            st.queued_bytes -= data.len();
         }
     }
 
@@ -275,15 +231,16 @@ impl StreamShared {
             let op = *op;
             match self.stream.send_resumable(data) {
                 Ok(SendProgress::Complete) => {
-                    st.sends.pop_front();
+                    Self::pop_send(st);
                     events.push(Event::Done { op });
                 }
                 Ok(SendProgress::Partial { .. }) => return false,
                 Err(error) => {
-                    st.sends.pop_front();
+                    Self::pop_send(st);
                     let ends = error.kind().ends_connection() || error.kind() == ErrorKind::Closed;
                     events.push(Event::Failed { op, error: error.clone() });
                     if ends {
+                        st.queued_bytes = 0;
                         for (op, _) in st.sends.drain(..) {
                             events.push(Event::Failed { op, error: error.clone() });
                         }
@@ -300,8 +257,8 @@ impl StreamShared {
         if st.closed {
             return;
         }
-        let pending = !st.waiters.is_empty() || !st.sends.is_empty() || (st.flowing && !st.flow_ended);
-        let watch = (st.ended.is_none() && Self::has_room(st)) || !st.sends.is_empty();
+        let pending = st.inbox.pending() || !st.sends.is_empty();
+        let watch = (st.inbox.ended.is_none() && Self::has_room(st)) || !st.sends.is_empty();
         if st.poll.is_none() {
             if !watch {
                 return;
@@ -325,13 +282,13 @@ impl StreamShared {
     pub(crate) fn recv(self: &Arc<Self>, op: i64, into: Option<Buffer>) -> Result<Option<Event>, CoreError> {
         let mut st = lock(&self.st);
         self.check_recv(&st)?;
-        st.waiters.push_back(RecvWaiter { op, into });
+        st.inbox.waiters.push_back(RecvWaiter { op, into });
         let mut events = Vec::new();
-        if st.waiters.len() == 1 {
+        if st.inbox.waiters.len() == 1 {
             self.pump(&mut st, &mut events, false);
-            if st.waiters.len() == 1 && st.sends.is_empty() && st.ended.is_none() {
+            if st.inbox.waiters.len() == 1 && st.sends.is_empty() && st.inbox.ended.is_none() {
                 if let Some(message) = self.spin(&mut st) {
-                    self.take(&mut st, message, &mut events);
+                    st.inbox.take(self.id, message, &mut events);
                 }
             }
         }
@@ -347,13 +304,13 @@ impl StreamShared {
     pub(crate) fn try_recv(self: &Arc<Self>) -> Result<Option<Vec<u8>>, CoreError> {
         let mut st = lock(&self.st);
         self.check_recv(&st)?;
-        if !st.waiters.is_empty() {
+        if !st.inbox.waiters.is_empty() {
             return Ok(None);
         }
         let mut events = Vec::new();
         // A waiter of our own makes the pump stop after one message.
         let op = 0;
-        st.waiters.push_back(RecvWaiter { op, into: None });
+        st.inbox.waiters.push_back(RecvWaiter { op, into: None });
         self.pump(&mut st, &mut events, false);
         let mut result = Ok(None);
         if let Some(i) = events.iter().position(|e| event_op(e) == Some(op)) {
@@ -363,7 +320,7 @@ impl StreamShared {
                 _ => {}
             }
         } else {
-            st.waiters.retain(|w| w.op != op);
+            st.inbox.waiters.retain(|w| w.op != op);
         }
         self.update_poll(&mut st);
         drop(st);
@@ -374,9 +331,7 @@ impl StreamShared {
     /// Cancels a pending receive (timeout, abort); false if it completed.
     pub(crate) fn cancel_recv(self: &Arc<Self>, op: i64) -> bool {
         let mut st = lock(&self.st);
-        let before = st.waiters.len();
-        st.waiters.retain(|w| w.op != op);
-        let cancelled = st.waiters.len() != before;
+        let cancelled = st.inbox.cancel(op);
         self.update_poll(&mut st);
         cancelled
     }
@@ -391,21 +346,42 @@ impl StreamShared {
                 SendProgress::Complete => return Ok(true),
                 SendProgress::Partial { .. } => {}
             }
+        } else if let Some(limit) = self.queue_limit {
+            if st.queued_bytes.saturating_add(data.len()) > limit {
+                return Err(CoreError::new(
+                    ErrorKind::WouldBlock,
+                    format!(
+                        "the peer is not reading: {} bytes already wait to be sent (maxQueuedBytes {limit}); nothing was sent or queued",
+                        st.queued_bytes
+                    ),
+                ));
+            }
         }
+        st.queued_bytes += data.len();
         st.sends.push_back((op, data));
         // The send consumed the fd's wake-ups: look at the receive side.
         let mut events = Vec::new();
         if Self::wants_messages(&st) {
             if let Some(message) = self.recheck(&mut st) {
-                self.take(&mut st, message, &mut events);
+                st.inbox.take(self.id, message, &mut events);
                 self.pump(&mut st, &mut events, false);
             }
-            self.report_end(&mut st, &mut events);
+            st.inbox.report_end(self.id, &mut events);
         }
         self.update_poll(&mut st);
         drop(st);
+        // The pump may have completed this very send (resumed after a receive
+        // consumed the wake-ups): that is returned, not dispatched, since
+        // JavaScript tracks the op only once this returns.
+        let mine =
+            events.iter().position(|e| matches!(e, Event::Done { op: o } | Event::Failed { op: o, .. } if *o == op));
+        let mine = mine.map(|i| events.remove(i));
         deliver(events);
-        Ok(false)
+        match mine {
+            Some(Event::Failed { error, .. }) => Err(error),
+            Some(_) => Ok(true),
+            None => Ok(false),
+        }
     }
 
     /// Sends only if the whole message fits now and no send waits.
@@ -421,10 +397,10 @@ impl StreamShared {
                 let mut events = Vec::new();
                 if Self::wants_messages(&st) {
                     if let Some(message) = self.recheck(&mut st) {
-                        self.take(&mut st, message, &mut events);
+                        st.inbox.take(self.id, message, &mut events);
                         self.pump(&mut st, &mut events, false);
                     }
-                    self.report_end(&mut st, &mut events);
+                    st.inbox.report_end(self.id, &mut events);
                 }
                 self.update_poll(&mut st);
                 drop(st);
@@ -436,19 +412,19 @@ impl StreamShared {
     }
 
     fn wants_messages(st: &StreamState) -> bool {
-        st.ended.is_none() && (st.flowing || !st.waiters.is_empty())
+        st.inbox.ended.is_none() && (st.inbox.flowing || !st.inbox.waiters.is_empty())
     }
 
     /// Delivers every message as a DATA event from now on (Server/Client).
     pub(crate) fn start_flowing(self: &Arc<Self>) -> Result<(), CoreError> {
         let mut st = lock(&self.st);
         self.check_recv(&st)?;
-        if !st.waiters.is_empty() {
+        if !st.inbox.waiters.is_empty() {
             return Err(CoreError::new(ErrorKind::InvalidArgument, "a recv() is pending on this stream"));
         }
         let mut events = Vec::new();
-        if !st.flowing {
-            st.flowing = true;
+        if !st.inbox.flowing {
+            st.inbox.flowing = true;
             // Not in a readiness of the fd: run until WouldBlock (a batch
             // limit would rely on a readiness that may never come).
             self.pump(&mut st, &mut events, false);
@@ -468,7 +444,7 @@ impl StreamShared {
 
     fn check_recv(&self, st: &StreamState) -> Result<(), CoreError> {
         self.check_open(st)?;
-        if st.flowing {
+        if st.inbox.flowing {
             return Err(CoreError::new(
                 ErrorKind::InvalidArgument,
                 "this stream delivers its messages as events (Server/Client); use them instead",
@@ -488,17 +464,11 @@ impl StreamShared {
         }
         st.closed = true;
         let mut events = Vec::new();
-        for w in st.waiters.drain(..) {
-            events.push(Event::Failed { op: w.op, error: closed("stream") });
-        }
+        st.inbox.close(self.id, &closed("stream"), &mut events);
+        st.queued_bytes = 0;
         for (op, _) in st.sends.drain(..) {
             events.push(Event::Failed { op, error: closed("stream") });
         }
-        if st.flowing && !st.flow_ended {
-            st.flow_ended = true;
-            events.push(Event::End { id: self.id, error: None });
-        }
-        st.ahead.clear();
         if let Some(poll) = st.poll.take() {
             poll.close();
         }
@@ -519,13 +489,5 @@ impl StreamShared {
                 true
             }
         }
-    }
-}
-
-/// The op an event completes, if it completes one.
-fn event_op(event: &Event) -> Option<i64> {
-    match event {
-        Event::Recv { op, .. } | Event::RecvInto { op, .. } | Event::Failed { op, .. } => Some(*op),
-        _ => None,
     }
 }

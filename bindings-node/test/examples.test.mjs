@@ -88,3 +88,54 @@ test('echo: the server sends every message back', { timeout: 120000 }, async () 
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('pubsub: the scenario of examples/run_examples.sh, as for C and Rust', { timeout: 120000 }, async () => {
+  ensureLinked()
+  const script = join(root, '..', 'examples', 'run_examples.sh')
+  const child = spawn('sh', [script, 'pubsub', process.execPath, join(examples, 'pubsub', 'pubsub.mjs')], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  child.stdout.on('data', (d) => (out += d))
+  child.stderr.on('data', (d) => (out += d))
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  try {
+    assert.deepEqual(await within(exited, 100000, 'run_examples.sh pubsub'), { code: 0, signal: null }, out)
+    assert.match(out, /received 3000 messages, lost 0\nreceived 3000 messages, lost 0\nok: example pubsub/)
+  } finally {
+    child.kill('SIGKILL')
+  }
+})
+
+test('echo: a client that never reads its replies costs the server a bounded queue, and others are served', { timeout: 120000 }, async () => {
+  ensureLinked()
+  const dir = mkdtempSync(join(tmpdir(), 'shmsock-ex-'))
+  const name = uniqueName('echo-deaf')
+  const server = start('echo/echo_server.mjs', [name, join(dir, 'echo.key')])
+  let deaf
+  try {
+    await waitFor(server, /serving '.*' as (shmsock-pk:\S+)/)
+    const key = server.out.match(/as (shmsock-pk:\S+)/)[1]
+    // 4 MiB of requests whose replies are never read: more than the reply ring
+    // (64 KiB), this side's read-ahead (1 MiB) and the connection's queue
+    // (1 MiB) hold. trySend: a waiting send would make this side drain its
+    // receive side (one descriptor carries both directions' wake-ups).
+    deaf = await within(shm.Stream.connect(name, { serverKey: key }), 10000, 'connect')
+    const chunk = Buffer.alloc(16384, 1)
+    for (let i = 0; i < 256; i++) {
+      while (!deaf.trySend(chunk)) await new Promise((r) => setImmediate(r))
+    }
+    const errors = { get out() { return server.err }, err: '' }
+    await waitFor(errors, /echo to client 1 dropped: .*not reading/)
+    // The server still serves everyone else.
+    const client = start('echo/echo_client.mjs', [name, key, 'still here'])
+    assert.equal((await within(client.exited, 30000, 'client')).code, 0, client.err)
+    assert.equal(client.out, 'still here\n')
+    server.kill('SIGINT')
+    assert.equal((await within(server.exited, 20000, 'server exit')).code, 0, server.err)
+  } finally {
+    if (deaf) await deaf.close()
+    server.kill('SIGKILL')
+    rmSync(dir, { recursive: true, force: true })
+  }
+})

@@ -18,7 +18,12 @@ try {
   const keypair = loadOrCreate(keyFile)
   const server = createServer({ keypair })
   server.on('connection', (conn) => console.log(`client ${conn.id} connected (${conn.stream.peerFingerprint})`))
-  server.on('data', (conn, data) => conn.send(data))
+  // Never blocks: the ring, or the connection's bounded queue. A client that
+  // does not read its replies fills its queue (SHMSOCK_WOULD_BLOCK): its
+  // replies are dropped, and every other client is served as before.
+  server.on('data', (conn, data) => {
+    conn.send(data).catch((err) => console.error(`echo to client ${conn.id} dropped: ${err.message}`))
+  })
   server.on('close', (conn, reason) => console.log(`client ${conn.id} left${reason ? `: ${reason.message}` : ''}`))
   server.on('error', (err, conn) => console.error(`${conn ? `client ${conn.id}` : 'handshake'}: ${err.message}`))
   server.listen(name, () => console.log(`serving '${name}' as ${keypair.publicKeyText}`))

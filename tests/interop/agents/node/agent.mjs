@@ -1,5 +1,5 @@
 // The Node.js interop agent: keygen, pubkey, an echo server and a checking
-// client, on the `shmsock` Node package only (bindings-node, loaded as an
+// client, a publisher and a checking subscriber, on the `shmsock` Node package only (bindings-node, loaded as an
 // installed package would be).
 //
 // The command line, output lines and exit codes are the contract in
@@ -9,7 +9,7 @@ import { createRequire } from 'node:module'
 import { parseArgs } from 'node:util'
 
 const require = createRequire(import.meta.url)
-const { Keypair, Stream, createServer, fingerprint, parsePublicKey } = require('../../../../bindings-node')
+const { Keypair, Publisher, Stream, Subscriber, createServer, fingerprint, parsePublicKey } = require('../../../../bindings-node')
 
 const EXIT_OK = 0
 const EXIT_VERIFY = 1
@@ -23,7 +23,11 @@ const USAGE = `usage: agent keygen FILE
        agent pubkey FILE
        agent serve --name NAME --key FILE [--allow PUBLIC]... [--backend memfd|named]
        agent client --name NAME --server-key PUBLIC [--key FILE] [--cipher ${CIPHERS.join('|')}]
-                    [--ring-size BYTES] [--sizes LIST] [--seconds S] [--timeout S]`
+                    [--ring-size BYTES] [--sizes LIST] [--seconds S] [--timeout S]
+       agent publish --name NAME --key FILE [--count N] [--sizes LIST] [--subscribers K] [--timeout S]
+                     [--cipher ${CIPHERS.join('|')}]
+       agent subscribe --name NAME --server-key PUBLIC [--key FILE] [--count N] [--sizes LIST] [--timeout S]
+                       [--cipher ${CIPHERS.join('|')}]`
 
 class UsageError extends Error {}
 
@@ -52,6 +56,32 @@ function parse(argv) {
         sizes: { type: 'string' },
         seconds: { type: 'string' },
         timeout: { type: 'string' },
+      },
+      required: ['name', 'server-key'],
+      positionals: 0,
+    },
+    publish: {
+      options: {
+        name: { type: 'string' },
+        key: { type: 'string' },
+        count: { type: 'string' },
+        sizes: { type: 'string' },
+        subscribers: { type: 'string' },
+        timeout: { type: 'string' },
+        cipher: { type: 'string' },
+      },
+      required: ['name', 'key'],
+      positionals: 0,
+    },
+    subscribe: {
+      options: {
+        name: { type: 'string' },
+        'server-key': { type: 'string' },
+        key: { type: 'string' },
+        count: { type: 'string' },
+        sizes: { type: 'string' },
+        timeout: { type: 'string' },
+        cipher: { type: 'string' },
       },
       required: ['name', 'server-key'],
       positionals: 0,
@@ -216,6 +246,71 @@ async function client(args) {
   }
 }
 
+// ------------------------------------------------------------------ publish/subscribe
+
+// The topic's defaults: 64 slots of 64 KiB, so no default size is larger.
+const TOPIC_SIZES = '0,1,64,4096,65536'
+
+async function publish(args) {
+  const cipher = choice(args.cipher, CIPHERS, 'cipher')
+  const count = args.count === undefined ? 100 : integer(args.count, 'count')
+  const sizes = (args.sizes ?? TOPIC_SIZES).split(',').map((s) => integer(s, 'sizes'))
+  const subscribers = args.subscribers === undefined ? 1 : integer(args.subscribers, 'subscribers')
+  const timeout = args.timeout === undefined ? 10 : seconds(args.timeout, 'timeout')
+  const keypair = Keypair.load(args.key)
+  const message = messages(sizes)
+  // Reliable, 64 slots of 64 KiB: the package's defaults.
+  const topic = Publisher.bind(args.name, { keypair, requireChacha: cipher === 'chacha20-poly1305' })
+  try {
+    out(`ready ${args.name} ${keypair.publicKeyText} ${keypair.fingerprint}`)
+    await topic.waitForSubscribers(subscribers, { timeout: timeout * 1000 })
+    let total = 0
+    for (let i = 0; i < count; i++) {
+      const m = message(i)
+      await topic.publish(m)
+      total += m.length
+    }
+    out(`published messages=${count} bytes=${total}`)
+    return EXIT_OK
+  } finally {
+    // Subscribers receive everything published before the end of the topic.
+    topic.close()
+  }
+}
+
+async function subscribe(args) {
+  const cipher = choice(args.cipher, CIPHERS, 'cipher')
+  const count = args.count === undefined ? 100 : integer(args.count, 'count')
+  const sizes = (args.sizes ?? TOPIC_SIZES).split(',').map((s) => integer(s, 'sizes'))
+  const timeout = args.timeout === undefined ? 10 : seconds(args.timeout, 'timeout')
+  const serverKey = parsePublicKey(args['server-key'])
+  const keypair = args.key === undefined ? undefined : Keypair.load(args.key)
+  const message = messages(sizes)
+  const sub = await Subscriber.connect(args.name, {
+    serverKey,
+    keypair,
+    recvTimeout: timeout * 1000,
+    requireChacha: cipher === 'chacha20-poly1305',
+  })
+  try {
+    if (!sub.publisherPublicKey.equals(serverKey)) return mismatch(`publisher key is ${sub.publisherPublicKeyText}, expected ${args['server-key']}`)
+    if (sub.cipher !== cipher) return mismatch(`cipher is ${sub.cipher}, expected ${cipher}`)
+    out(`subscribed ${sub.publisherFingerprint} ${sub.cipher}`)
+    let total = 0
+    for (let i = 0; i < count; i++) {
+      const got = await sub.recv()
+      if (sub.lost !== 0) return mismatch(`lost ${sub.lost} messages`)
+      const expected = message(i)
+      if (!got.equals(expected)) return mismatch(`message ${i} (${expected.length} B): ${difference(got, expected)}`)
+      total += got.length
+    }
+    out(`ok cipher=${sub.cipher} publisher=${sub.publisherFingerprint} messages=${count} bytes=${total} lost=0`)
+    return EXIT_OK
+  } finally {
+    sub.close()
+  }
+}
+
 // ------------------------------------------------------------------ main
 
 const code = (err) => err.code.replace(/^SHMSOCK_/, '')
@@ -233,6 +328,10 @@ async function main(argv) {
       case 'serve':
         serve(args)
         return undefined
+      case 'publish':
+        return await publish(args)
+      case 'subscribe':
+        return await subscribe(args)
       default:
         return await client(args)
     }
