@@ -214,16 +214,7 @@ impl NativePublisher {
             return Ok(true);
         }
         // Refused here rather than on the thread: the caller learns at once.
-        let max = self.shared.publisher.max_message_size();
-        if data.len() > max as usize {
-            return Err(to_js(CoreError::new(
-                ErrorKind::MessageTooLarge,
-                format!(
-                    "a message of {} bytes is larger than the topic's max message size of {max} bytes; nothing was published",
-                    data.len()
-                ),
-            )));
-        }
+        self.shared.publisher.check_size(data.len()).map_err(to_js)?;
         let mut q = lock(&self.shared.queue);
         q.items.push_back((op, data.to_vec()));
         drop(q);

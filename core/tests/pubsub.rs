@@ -147,6 +147,25 @@ fn reliable_topic_drops_a_subscriber_that_never_reads_after_its_timeout() {
 }
 
 #[test]
+fn an_oversized_message_on_a_full_reliable_topic_waits_for_nobody() {
+    let name = unique_name("ps-oversized");
+    // A timeout far longer than the test: publish must not wait for it.
+    let (p, kp) = publisher(&name, &reliable(4, Duration::from_secs(3600)));
+    let slow = subscribe(&name, &kp);
+    p.wait_for_subscribers(1, T).unwrap();
+    for i in 0..4 {
+        p.publish(&message(i, 10)).unwrap();
+    }
+    // The ring is full and the subscriber reads nothing.
+    let e = p.publish(&vec![0; 4097]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::MessageTooLarge, "{e}");
+    assert_eq!(p.check_size(4097).unwrap_err().kind(), ErrorKind::MessageTooLarge);
+    p.check_size(4096).unwrap();
+    assert_eq!((p.dropped_count(), p.subscriber_count(), p.sequence()), (0, 1, 4));
+    assert_eq!(slow.recv().unwrap().sequence, 0);
+}
+
+#[test]
 fn a_removed_subscriber_cannot_read_later_messages() {
     let name = unique_name("ps-rm");
     let (p, kp) = publisher(&name, &latest(16));

@@ -211,19 +211,23 @@ impl Broadcast {
         Ok(())
     }
 
-    /// Writes message `seq` sealed under `key` into its slot and publishes it
-    /// (publisher). The caller made sure the slot may be overwritten.
-    pub fn write(&self, seq: u64, key: &GroupKey, message: &[u8], scratch: &mut Vec<u8>) -> Result<()> {
-        let len = u32::try_from(message.len()).ok().filter(|l| *l <= self.geometry.max_message).ok_or_else(|| {
+    /// `len` as a slot's length field, or MessageTooLarge over the topic's limit.
+    pub fn check_len(&self, len: usize) -> Result<u32> {
+        u32::try_from(len).ok().filter(|l| *l <= self.geometry.max_message).ok_or_else(|| {
             Error::new(
                 ErrorKind::MessageTooLarge,
                 format!(
-                    "a message of {} bytes is larger than the topic's max message size of {} bytes; nothing was published",
-                    message.len(),
+                    "a message of {len} bytes is larger than the topic's max message size of {} bytes; nothing was published",
                     self.geometry.max_message
                 ),
             )
-        })?;
+        })
+    }
+
+    /// Writes message `seq` sealed under `key` into its slot and publishes it
+    /// (publisher). The caller made sure the slot may be overwritten.
+    pub fn write(&self, seq: u64, key: &GroupKey, message: &[u8], scratch: &mut Vec<u8>) -> Result<()> {
+        let len = self.check_len(message.len())?;
         let stamp_end = seq
             .checked_mul(2)
             .and_then(|s| s.checked_add(2))

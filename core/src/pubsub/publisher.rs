@@ -184,6 +184,9 @@ impl Publisher {
         if sh.closed.load(Ordering::Acquire) {
             return Err(Error::new(ErrorKind::Closed, format!("the topic '{}' was closed", sh.topic)));
         }
+        // Before any wait: a message that cannot be published must not hold
+        // the topic up, nor get a slow subscriber dropped.
+        self.check_size(message.len())?;
         let mut st = sh.state.lock();
         let seq = st.next_seq;
         if let SlowSubscribers::Reliable { timeout } = sh.topic_options.policy {
@@ -200,6 +203,12 @@ impl Publisher {
             }
         }
         Ok(())
+    }
+
+    /// MessageTooLarge when a message of `len` bytes exceeds the topic's
+    /// maximum, which [`publish`](Publisher::publish) would refuse.
+    pub fn check_size(&self, len: usize) -> Result<()> {
+        self.shared.broadcast.check_len(len).map(drop)
     }
 
     /// The subscribers now.
