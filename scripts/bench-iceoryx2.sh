@@ -5,7 +5,8 @@
 # placement.
 #
 # iceoryx2 builds its bindings with bindgen, which needs libclang. When no
-# libclang is found this installs Debian's libclang1-14 with apt-get (as root;
+# libclang (or clang's headers) is found this installs Debian's libclang1-14 and
+# libclang-common-14-dev with apt-get (as root;
 # otherwise it says what to install).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,14 +22,17 @@ find_libclang() {
     return 1
 }
 
-if ! libclang_dir="$(find_libclang)"; then
+# bindgen also needs clang's own headers (stddef.h), which libclang1 lacks.
+has_clang_headers() { compgen -G "/usr/lib/llvm-*/lib/clang/*/include/stddef.h" >/dev/null 2>&1; }
+
+if ! libclang_dir="$(find_libclang)" || ! has_clang_headers; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "bench-iceoryx2: installing libclang (Debian libclang1-14) for iceoryx2's bindgen"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libclang1-14 >/dev/null \
-            || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libclang1-14 >/dev/null; }
+        echo "bench-iceoryx2: installing libclang (Debian libclang1-14, libclang-common-14-dev) for iceoryx2's bindgen"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libclang1-14 libclang-common-14-dev >/dev/null \
+            || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libclang1-14 libclang-common-14-dev >/dev/null; }
         libclang_dir="$(find_libclang)"
     else
-        echo "bench-iceoryx2: iceoryx2 needs libclang (Debian: apt-get install libclang1-14); none found" >&2
+        echo "bench-iceoryx2: iceoryx2 needs libclang (Debian: apt-get install libclang1-14 libclang-common-14-dev); none found" >&2
         exit 1
     fi
 fi
