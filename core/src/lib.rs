@@ -69,3 +69,9 @@ pub use stream::{Role, SendProgress, Stats, Stream};
 
 /// The version of this crate (and of every shmsock package built from it).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The Rust programs of the repository's README, compiled and run as doctests
+/// so that each one works when pasted as written.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme {}
