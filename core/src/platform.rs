@@ -409,21 +409,31 @@ pub fn wait_fd(fd: BorrowedFd<'_>, flags: PollFlags, deadline: Option<Instant>) 
     }
 }
 
-/// Reads and discards anything on the control socket without blocking (after
-/// set-up a conforming peer writes nothing there). Returns true when the peer's
-/// end is closed (end of stream or reset).
+/// Reads at most this many times per [`drain_control`] call (of
+/// `CONTROL_DRAIN_CHUNK` bytes each): a peer writing its control socket without
+/// pause must not keep the caller (an event loop serving others) reading.
+const CONTROL_DRAIN_READS: usize = 16;
+const CONTROL_DRAIN_CHUNK: usize = 4096;
+
+/// Reads and discards what is on the control socket without blocking (after
+/// set-up a conforming peer writes nothing there), at most 64 KiB per call:
+/// what remains keeps the socket readable, so the caller's loop comes back to
+/// it after serving the others. Returns true when the peer's end is closed
+/// (end of stream or reset).
 pub fn drain_control(socket: BorrowedFd<'_>) -> bool {
-    let mut buf = [0u8; 64];
-    loop {
+    let mut buf = [0u8; CONTROL_DRAIN_CHUNK];
+    let mut reads = 0;
+    while reads < CONTROL_DRAIN_READS {
         match rustix::net::recv(socket, &mut buf, RecvFlags::DONTWAIT) {
             Ok((0, _)) => return true,
             Ok((n, _)) if n < buf.len() => return false,
-            Ok(_) => continue,
+            Ok(_) => reads += 1,
             Err(rustix::io::Errno::INTR) => continue,
             Err(rustix::io::Errno::AGAIN) => return false,
             Err(_) => return true,
         }
     }
+    false
 }
 
 // ------------------------------------------------------------------ waking
@@ -658,6 +668,13 @@ impl Sleeper {
     pub fn as_fd(&self) -> BorrowedFd<'_> {
         self.epoll.as_fd()
     }
+
+    /// Signals the own wake-up descriptor, as the peer does: the epoll fd
+    /// becomes readable again (for a wake-up a drain consumed on behalf of
+    /// another direction).
+    pub fn wake_self(&self) {
+        wake_peer(self.own.for_peer());
+    }
 }
 
 /// Shuts a socket down both ways so the peer sees end of stream at once, even if
@@ -884,4 +901,40 @@ pub fn current_cpu() -> Option<u32> {
 #[cfg(not(target_os = "linux"))]
 pub fn current_cpu() -> Option<u32> {
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    /// A peer that keeps writing its control socket: one drain reads a bounded
+    /// amount and returns, leaving the rest (the socket stays readable), and a
+    /// later drain sees the hang-up once the peer is gone and all is read.
+    #[test]
+    fn drain_control_is_bounded_per_call() {
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        theirs.set_nonblocking(true).unwrap();
+        let chunk = [0x55u8; 4096];
+        let mut written = 0;
+        while written < 4 * CONTROL_DRAIN_READS * CONTROL_DRAIN_CHUNK {
+            match theirs.write(&chunk) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("write: {e}"),
+            }
+        }
+        assert!(written > CONTROL_DRAIN_READS * CONTROL_DRAIN_CHUNK, "the socket buffer took only {written} bytes");
+        assert!(!drain_control(ours.as_fd()));
+        let mut probe = [0u8; 1];
+        let left = rustix::net::recv(ours.as_fd(), &mut probe, RecvFlags::DONTWAIT | RecvFlags::PEEK).unwrap().0;
+        assert_eq!(left, 1, "one drain read everything: it is not bounded");
+        drop(theirs);
+        let mut calls = 0;
+        while !drain_control(ours.as_fd()) {
+            calls += 1;
+            assert!(calls < 1000, "the hang-up was never seen");
+        }
+    }
 }
