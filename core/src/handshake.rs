@@ -549,6 +549,18 @@ impl Responder {
     /// Reads Noise message 1, checks the client's key against the allow-list and
     /// negotiates. An error says which [`RejectReason`] to send.
     pub fn read_hello(&mut self, msg: &[u8], policy: &ServerPolicy) -> Result<Hello> {
+        let local = self.local.clone();
+        self.read_hello_with(msg, policy, |rs| sodium::x25519(local.secret_bytes(), rs.as_bytes()))
+    }
+
+    /// As [`read_hello`](Responder::read_hello), taking the static-static
+    /// X25519 result for the client's key from `static_dh` (a listener's cache).
+    pub(crate) fn read_hello_with(
+        &mut self,
+        msg: &[u8],
+        policy: &ServerPolicy,
+        static_dh: impl FnOnce(&PublicKey) -> Result<sodium::Secret<32>>,
+    ) -> Result<Hello> {
         if self.remote_ephemeral.is_some() {
             return Err(Error::new(ErrorKind::InvalidArgument, "the hello was already read"));
         }
@@ -572,8 +584,7 @@ impl Responder {
             )
         })?;
         let rs = PublicKey::from_slice(&rs)?;
-        let ss = sodium::x25519(self.local.secret_bytes(), rs.as_bytes())
-            .map_err(|_| malformed("the client's static key is a low-order point"))?;
+        let ss = static_dh(&rs).map_err(|_| malformed("the client's static key is a low-order point"))?;
         self.state.mix_key(ss.expose());
         let payload = self
             .state

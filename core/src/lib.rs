@@ -36,6 +36,7 @@ pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod handshake;
+mod handshake_cache;
 pub mod kdf;
 pub mod keys;
 pub mod listener;
