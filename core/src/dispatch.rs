@@ -33,8 +33,13 @@ const LISTENER_RETRY: u64 = u64::MAX - 2;
 const FD_BACKOFF: Duration = Duration::from_millis(100);
 /// Tokens of handshakes have this bit set (connection ids never reach it).
 const HANDSHAKE_BIT: u64 = 1 << 62;
-/// Clients accepted per turn at most.
+/// Clients accepted per turn at most while no connection is served on this
+/// thread...
 const ACCEPTS_PER_TURN: usize = 16;
+/// ...and while some are: silent connections re-made as fast as they are
+/// refused keep the listener readable, and each costs an accept, a REJECT and
+/// a close; the connections' turns must not wait for many of them.
+const ACCEPTS_PER_BUSY_TURN: usize = 4;
 /// First size of the receive buffer (it grows to the largest message).
 const FIRST_BUFFER: usize = 64 * 1024;
 
@@ -265,7 +270,8 @@ impl Shard {
     fn accept_clients(&mut self, shared: &Arc<Shared>) {
         // A bounded number per turn: clients connecting without pause must not
         // keep the loop from its connections (the listener stays readable).
-        for _ in 0..ACCEPTS_PER_TURN {
+        let budget = if self.connections.is_empty() { ACCEPTS_PER_TURN } else { ACCEPTS_PER_BUSY_TURN };
+        for _ in 0..budget {
             let pending = match shared.listener.try_accept_pending() {
                 Ok(Some(pending)) => pending,
                 Ok(None) => return,
