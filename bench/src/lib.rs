@@ -34,6 +34,7 @@ pub mod config;
 pub mod connect;
 mod error;
 pub mod floor;
+pub mod isolation;
 pub mod measure;
 mod peer;
 pub mod pubsub;

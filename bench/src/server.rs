@@ -40,7 +40,8 @@ pub struct Row {
     pub max_rate: f64,
 }
 
-struct Echo;
+/// Echoes without ever blocking (a full outbound queue drops the reply).
+pub(crate) struct Echo;
 
 impl ServerHandler for Echo {
     fn on_data(&self, c: &Connection, data: &[u8]) {
@@ -49,7 +50,7 @@ impl ServerHandler for Echo {
 }
 
 /// Runs `round_trip` on `clients` threads for `time`, each recording its latencies.
-fn drive(
+pub(crate) fn drive(
     server: &'static str,
     clients: usize,
     time: Duration,

@@ -46,3 +46,19 @@ fn a_tiny_run_measures_every_transport_and_the_floor() {
     let json = serde_json::to_value(&report).unwrap();
     assert!(json["placements"][0]["transports"][0]["latency"][0]["p50_ns"].as_f64().unwrap() > 0.0);
 }
+
+/// The isolation mode runs every attack at once and reports every figure (on a
+/// thread of its own, since it pins the measuring thread).
+#[test]
+fn the_isolation_mode_runs_every_attack() {
+    let cpus = shmsock_bench::affinity::current().unwrap();
+    let first = cpus[..1].to_vec();
+    let time = std::time::Duration::from_millis(100);
+    let figures =
+        std::thread::spawn(move || shmsock_bench::isolation::measure(&first, time)).join().unwrap().expect("measured");
+    for row in [&figures.quiet, &figures.attacked, &figures.futex_floor, &figures.stream_pair] {
+        assert!(row.p50_us > 0.0 && row.p99_us >= row.p50_us, "{row:?}");
+    }
+    assert!(figures.connect_attacked.0 > std::time::Duration::ZERO);
+    assert!(shmsock_bench::isolation::format(&figures).contains("under every attack"));
+}

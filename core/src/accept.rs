@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use crate::control::{self, HELLO, READY};
 use crate::error::{Error, ErrorKind, Result};
-use crate::handshake::{RejectReason, Responder, Session};
+use crate::handshake::{RejectReason, Session};
 use crate::listener::{Listener, Pending};
 use crate::platform::{self, Credentials, OwnWake};
 use crate::segment::Segment;
@@ -179,8 +179,10 @@ impl Handshake {
         if record.kind != HELLO || !self.fds.is_empty() {
             return Err(Error::new(ErrorKind::ProtocolViolation, "expected a HELLO record without descriptors"));
         }
-        let mut responder = Responder::new(listener.keypair(), listener.name())?;
-        let accepted = responder.read_hello(&record.body, listener.policy())?;
+        let cache = listener.handshake_cache();
+        let mut responder = cache.responder(listener.keypair(), listener.name())?;
+        let accepted =
+            responder.read_hello_with(&record.body, listener.policy(), |rs| cache.static_dh(listener.keypair(), rs))?;
         let segment = Segment::create(accepted.choice.backend, accepted.choice.ring_size)?;
         let own_wake = OwnWake::new()?;
         let mut choice = accepted.choice;
@@ -194,6 +196,8 @@ impl Handshake {
         // so this write completes at once.
         let reply_fds: Vec<BorrowedFd<'_>> = segment.memfd().into_iter().chain([own_wake.for_peer()]).collect();
         control::send(self.socket.as_fd(), &control::encode(control::REPLY, &reply), &reply_fds)?;
+        // While the client works on the REPLY: the next handshake's responder.
+        cache.prepare(listener.keypair(), listener.name());
         Ok(Stage::Ready { segment, own_wake, session: Box::new(session) })
     }
 

@@ -7,8 +7,9 @@
 //! pending handshakes are bounded overall and per uid (the oldest client that
 //! has sent nothing is refused first, with a REJECT); connections are bounded
 //! overall and per uid (a refused client gets REJECT 7); a connection whose
-//! outbound queue waits for ring space is retried every [`BACKLOG_RETRY`]; a
-//! close is handed to the closer thread.
+//! outbound queue waits for ring space is served again when its pollable fd
+//! says the peer freed some (the stream keeps that wake-up even when a receive
+//! drains it first); a close is handed to the closer thread.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
@@ -32,11 +33,13 @@ const LISTENER_RETRY: u64 = u64::MAX - 2;
 const FD_BACKOFF: Duration = Duration::from_millis(100);
 /// Tokens of handshakes have this bit set (connection ids never reach it).
 const HANDSHAKE_BIT: u64 = 1 << 62;
-/// How often connections with queued output (or a wake-up another call may
-/// have consumed) are looked at again without an event.
-const BACKLOG_RETRY: Duration = Duration::from_millis(1);
-/// Clients accepted per turn at most.
+/// Clients accepted per turn at most while no connection is served on this
+/// thread...
 const ACCEPTS_PER_TURN: usize = 16;
+/// ...and while some are: silent connections re-made as fast as they are
+/// refused keep the listener readable, and each costs an accept, a REJECT and
+/// a close; the connections' turns must not wait for many of them.
+const ACCEPTS_PER_BUSY_TURN: usize = 4;
 /// First size of the receive buffer (it grows to the largest message).
 const FIRST_BUFFER: usize = 64 * 1024;
 
@@ -89,7 +92,6 @@ pub(crate) struct Shard {
     connections: HashMap<u64, Connection>,
     ready: VecDeque<u64>,
     queued: HashSet<u64>,
-    backlog: HashSet<u64>,
     /// Handshakes in progress by token; tokens grow, so the first is the oldest.
     handshakes: BTreeMap<u64, Pending>,
     next_handshake: u64,
@@ -107,7 +109,6 @@ impl Shard {
             connections: HashMap::new(),
             ready: VecDeque::new(),
             queued: HashSet::new(),
-            backlog: HashSet::new(),
             handshakes: BTreeMap::new(),
             next_handshake: 0,
             buffer: vec![0; FIRST_BUFFER],
@@ -131,13 +132,7 @@ impl Shard {
         }
         let mut events = Vec::new();
         while !shared.stopping.load(Ordering::Acquire) {
-            let timeout = if !self.ready.is_empty() {
-                Some(Duration::ZERO)
-            } else if !self.backlog.is_empty() {
-                Some(BACKLOG_RETRY)
-            } else {
-                None
-            };
+            let timeout = if self.ready.is_empty() { None } else { Some(Duration::ZERO) };
             if let Err(e) = self.reactor.poll(&mut events, timeout) {
                 shared.call("on_error", None, |h| h.on_error(None, &e));
                 std::thread::sleep(Duration::from_millis(10));
@@ -157,12 +152,6 @@ impl Shard {
                     }
                     Event::Timer(_) => {}
                     Event::Woken => self.take_requests(shared),
-                }
-            }
-            if timeout == Some(BACKLOG_RETRY) && events.is_empty() {
-                let backlog: Vec<u64> = self.backlog.iter().copied().collect();
-                for id in backlog {
-                    self.mark_ready(id);
                 }
             }
             let turn = self.ready.len();
@@ -199,7 +188,6 @@ impl Shard {
         }
         for id in requests.backlog {
             if self.connections.contains_key(&id) {
-                self.backlog.insert(id);
                 self.mark_ready(id);
             }
         }
@@ -217,21 +205,11 @@ impl Shard {
             self.remove(shared, id, None);
             return false;
         }
-        let flushed = {
-            let mut outbound = inner.outbound.lock();
-            outbound.flush(&inner.stream).map(|()| outbound.is_empty())
-        };
-        match flushed {
-            Ok(true) => {
-                self.backlog.remove(&id);
-            }
-            Ok(false) => {
-                self.backlog.insert(id);
-            }
-            Err(e) => {
-                self.fail(shared, &connection, e);
-                return false;
-            }
+        // What does not fit stays queued, and the stream is armed for space.
+        let flushed = inner.outbound.lock().flush(&inner.stream);
+        if let Err(e) = flushed {
+            self.fail(shared, &connection, e);
+            return false;
         }
         match inner.stream.try_recv_into(&mut self.buffer) {
             Ok(n) => {
@@ -265,7 +243,6 @@ impl Shard {
     /// the close; `on_close` runs here.
     fn remove(&mut self, shared: &Arc<Shared>, id: u64, reason: Option<&Error>) {
         let Some(connection) = self.connections.remove(&id) else { return };
-        self.backlog.remove(&id);
         self.reactor.deregister(connection.inner.stream.pollable_fd());
         connection.inner.removed.store(true, Ordering::Release);
         shared.connections.lock().remove(id);
@@ -293,7 +270,8 @@ impl Shard {
     fn accept_clients(&mut self, shared: &Arc<Shared>) {
         // A bounded number per turn: clients connecting without pause must not
         // keep the loop from its connections (the listener stays readable).
-        for _ in 0..ACCEPTS_PER_TURN {
+        let budget = if self.connections.is_empty() { ACCEPTS_PER_TURN } else { ACCEPTS_PER_BUSY_TURN };
+        for _ in 0..budget {
             let pending = match shared.listener.try_accept_pending() {
                 Ok(Some(pending)) => pending,
                 Ok(None) => return,

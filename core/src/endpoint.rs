@@ -19,8 +19,25 @@ use std::path::PathBuf;
 use rustix::fs::FlockOperation;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::handshake::validate_endpoint_name;
 use crate::platform;
+
+/// Longest endpoint name (bytes).
+pub const MAX_NAME_LEN: usize = 100;
+
+/// Checks an endpoint name: 1 to 100 bytes of `[A-Za-z0-9._-]`, not `.` or `..`.
+pub fn validate_endpoint_name(name: &str) -> Result<()> {
+    let ok_chars = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if name.is_empty() || name.len() > MAX_NAME_LEN || !ok_chars || name == "." || name == ".." {
+        let shown: String = name.chars().take(40).collect();
+        return Err(Error::new(
+            ErrorKind::InvalidName,
+            format!(
+                "invalid endpoint name '{shown}': use 1 to {MAX_NAME_LEN} characters from A-Z a-z 0-9 . _ - (not '.' or '..')"
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// Longest Unix socket path the kernel accepts (sun_path is 108 bytes with NUL).
 const MAX_SOCKET_PATH: usize = 107;

@@ -13,6 +13,11 @@ use crate::keys::{Keypair, PublicKey, KEY_LEN};
 use crate::noise::{SymmetricState, MAX_MESSAGE_LEN, TAG_LEN};
 use crate::sodium;
 
+// Names and backends are owned by `endpoint` and `segment`; the handshake
+// carries them, and these paths stay for callers that used them from here.
+pub use crate::endpoint::{validate_endpoint_name, MAX_NAME_LEN};
+pub use crate::segment::Backend;
+
 /// The handshake format bound into the prologue. Protocol versions are
 /// negotiated inside the payloads; this changes only if the handshake itself does.
 pub const HANDSHAKE_FORMAT: u16 = 1;
@@ -22,56 +27,11 @@ pub const SUPPORTED_VERSIONS: &[u16] = &[1];
 pub const MIN_RING_SIZE: u32 = 4096;
 /// Largest ring data capacity (bytes).
 pub const MAX_RING_SIZE: u32 = 1 << 30;
-/// Longest endpoint name (bytes).
-pub const MAX_NAME_LEN: usize = 100;
 /// Longest name of a named-backend segment (bytes; macOS allows 31).
 pub const MAX_SEGMENT_NAME_LEN: usize = 31;
 
 const HELLO_FIXED_LEN: usize = KEY_LEN + (KEY_LEN + TAG_LEN) + TAG_LEN;
 const REPLY_FIXED_LEN: usize = KEY_LEN + TAG_LEN;
-
-/// How a connection's shared memory is created and passed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Backend {
-    /// An anonymous sealed memfd passed over the control socket (Linux default).
-    Memfd = 1,
-    /// A POSIX shared-memory object with a random name, unlinked once mapped.
-    Named = 2,
-}
-
-impl Backend {
-    /// The bit of this backend in a client's backend set.
-    pub fn bit(self) -> u8 {
-        1 << (self as u8 - 1)
-    }
-
-    /// The backend with this wire id.
-    pub fn from_id(id: u8) -> Option<Backend> {
-        match id {
-            1 => Some(Backend::Memfd),
-            2 => Some(Backend::Named),
-            _ => None,
-        }
-    }
-
-    /// A human name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Memfd => "memfd",
-            Backend::Named => "named",
-        }
-    }
-
-    /// Parses a human name (`memfd` or `named`).
-    pub fn from_name(name: &str) -> Option<Backend> {
-        match name {
-            "memfd" => Some(Backend::Memfd),
-            "named" | "posix" => Some(Backend::Named),
-            _ => None,
-        }
-    }
-}
 
 /// What the client offers in its hello.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -237,21 +197,6 @@ pub fn prologue(endpoint: &str) -> Result<Vec<u8>> {
     p.push(endpoint.len() as u8);
     p.extend_from_slice(endpoint.as_bytes());
     Ok(p)
-}
-
-/// Checks an endpoint name: 1 to 100 bytes of `[A-Za-z0-9._-]`, not `.` or `..`.
-pub fn validate_endpoint_name(name: &str) -> Result<()> {
-    let ok_chars = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
-    if name.is_empty() || name.len() > MAX_NAME_LEN || !ok_chars || name == "." || name == ".." {
-        let shown: String = name.chars().take(40).collect();
-        return Err(Error::new(
-            ErrorKind::InvalidName,
-            format!(
-                "invalid endpoint name '{shown}': use 1 to {MAX_NAME_LEN} characters from A-Z a-z 0-9 . _ - (not '.' or '..')"
-            ),
-        ));
-    }
-    Ok(())
 }
 
 fn malformed(what: &str) -> Error {
@@ -604,6 +549,18 @@ impl Responder {
     /// Reads Noise message 1, checks the client's key against the allow-list and
     /// negotiates. An error says which [`RejectReason`] to send.
     pub fn read_hello(&mut self, msg: &[u8], policy: &ServerPolicy) -> Result<Hello> {
+        let local = self.local.clone();
+        self.read_hello_with(msg, policy, |rs| sodium::x25519(local.secret_bytes(), rs.as_bytes()))
+    }
+
+    /// As [`read_hello`](Responder::read_hello), taking the static-static
+    /// X25519 result for the client's key from `static_dh` (a listener's cache).
+    pub(crate) fn read_hello_with(
+        &mut self,
+        msg: &[u8],
+        policy: &ServerPolicy,
+        static_dh: impl FnOnce(&PublicKey) -> Result<sodium::Secret<32>>,
+    ) -> Result<Hello> {
         if self.remote_ephemeral.is_some() {
             return Err(Error::new(ErrorKind::InvalidArgument, "the hello was already read"));
         }
@@ -627,8 +584,7 @@ impl Responder {
             )
         })?;
         let rs = PublicKey::from_slice(&rs)?;
-        let ss = sodium::x25519(self.local.secret_bytes(), rs.as_bytes())
-            .map_err(|_| malformed("the client's static key is a low-order point"))?;
+        let ss = static_dh(&rs).map_err(|_| malformed("the client's static key is a low-order point"))?;
         self.state.mix_key(ss.expose());
         let payload = self
             .state

@@ -36,6 +36,7 @@ pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod handshake;
+mod handshake_cache;
 pub mod kdf;
 pub mod keys;
 pub mod listener;
@@ -57,13 +58,14 @@ pub mod wait;
 pub use cipher::CipherSuite;
 pub use client::{Client, ClientHandler};
 pub use error::{Error, ErrorKind, Result};
-pub use handshake::{AllowedClients, Backend};
+pub use handshake::AllowedClients;
 pub use keys::{Keypair, PublicKey};
 pub use listener::Listener;
 pub use options::Options;
 pub use platform::Credentials;
 pub use pubsub::{Publisher, SlowSubscribers, Subscriber, TopicOptions};
 pub use reactor::{Event, Reactor, Registry, TimerId, Token, Waker};
+pub use segment::Backend;
 pub use server::{Connection, Server, ServerHandler};
 pub use stream::{Role, SendProgress, Stats, Stream};
 

@@ -15,6 +15,7 @@ use crate::accept::{Handshake, Progress};
 use crate::endpoint::{self, Bound};
 use crate::error::{Error, ErrorKind, Result};
 use crate::handshake::{RejectReason, ServerPolicy};
+use crate::handshake_cache::HandshakeCache;
 use crate::keys::{Keypair, PublicKey};
 use crate::options::Options;
 use crate::platform::{self, Credentials, Poller};
@@ -54,6 +55,8 @@ pub struct Listener {
     in_progress: Mutex<Vec<Handshake>>,
     /// The listening socket and the sockets of `in_progress`: the pollable fd.
     watch: Poller,
+    /// The next handshake's responder and the static-static X25519 results.
+    cache: HandshakeCache,
 }
 
 impl Listener {
@@ -71,7 +74,10 @@ impl Listener {
         let bound = endpoint::bind(name)?;
         let watch = Poller::new()?;
         watch.add(bound.listener.as_fd(), 0)?;
+        let cache = HandshakeCache::default();
+        cache.prepare(&keypair, name);
         Ok(Listener {
+            cache,
             watch,
             bound,
             keypair,
@@ -265,6 +271,10 @@ impl Listener {
 
     pub(crate) fn keypair(&self) -> &Keypair {
         &self.keypair
+    }
+
+    pub(crate) fn handshake_cache(&self) -> &HandshakeCache {
+        &self.cache
     }
 
     pub(crate) fn policy(&self) -> &ServerPolicy {

@@ -13,7 +13,7 @@
 //! other's counter as untrusted: it is read once per operation, checked against
 //! the capacity and their own counter, and a bad value is a protocol error.
 
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame::HEADER_LEN;
@@ -129,6 +129,22 @@ impl Producer {
         Ok(true)
     }
 
+    /// This ring's [`Interest`]: freed space (the consumer's head).
+    pub fn interest(&self) -> Interest {
+        Interest::new(self.layout.control + segment::PRODUCER_WAITING, self.layout.control + segment::HEAD)
+    }
+
+    /// Records in `interest` that records of these sealed lengths, written one
+    /// after the other, are wanted: met once the consumer's head lets all of
+    /// them fit. Call before [`arm`](Producer::arm).
+    pub fn want(&self, interest: &Interest, sealed_lens: impl Iterator<Item = usize>) {
+        let mut at = self.tail;
+        for len in sealed_lens {
+            at += self.needed(at, record_len(len));
+        }
+        interest.want(at.saturating_sub(self.layout.capacity));
+    }
+
     /// Publishes a reserved record (after it was sealed in place). Returns true
     /// when the consumer said it sleeps, so the caller must wake it.
     #[must_use = "when true the consumer sleeps and must be woken"]
@@ -152,6 +168,54 @@ impl Producer {
     /// Withdraws `arm` once space was found.
     pub fn disarm(&self, seg: &Segment) {
         seg.atomic_u32(self.layout.control + segment::PRODUCER_WAITING).store(0, Ordering::Relaxed);
+    }
+}
+
+/// One direction's wish to be woken by the peer, kept outside the ring (and its
+/// lock) so that a call on the other direction, which drains the wake-up both
+/// directions share, can re-arm it and see whether it was met (see
+/// `Stream::drain_wakeups`).
+///
+/// It names the waiting flag to set and the peer's counter to watch (the tail
+/// of an inbound ring, the head of an outbound one): the wish is met once that
+/// counter reaches the threshold. The counter is untrusted: a peer that forges
+/// it only causes a spurious wake-up, after which the direction's own call
+/// checks the ring properly.
+pub struct Interest {
+    flag: usize,
+    counter: usize,
+    threshold: AtomicU64,
+}
+
+impl Interest {
+    /// No wish.
+    const NONE: u64 = u64::MAX;
+
+    fn new(flag: usize, counter: usize) -> Interest {
+        Interest { flag, counter, threshold: AtomicU64::new(Interest::NONE) }
+    }
+
+    /// Withdraws the wish (its direction is being served now).
+    pub fn clear(&self) {
+        self.threshold.store(Interest::NONE, Ordering::SeqCst);
+    }
+
+    fn want(&self, threshold: u64) {
+        self.threshold.store(threshold.min(Interest::NONE - 1), Ordering::SeqCst);
+    }
+
+    /// If a wish is pending: sets its waiting flag again (the peer took it when
+    /// it last woke us, and that wake-up may just have been drained) and
+    /// returns true when the wish is met already, so the caller must make the
+    /// pollable fd readable again.
+    pub fn rearm(&self, seg: &Segment) -> bool {
+        let threshold = self.threshold.load(Ordering::SeqCst);
+        if threshold == Interest::NONE {
+            return false;
+        }
+        seg.atomic_u32(self.flag).swap(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        seg.atomic_u64(self.counter).load(Ordering::Acquire) >= threshold
     }
 }
 
@@ -195,6 +259,17 @@ impl Consumer {
             return Err(tampered("tail counter out of range"));
         }
         Ok(tail)
+    }
+
+    /// This ring's [`Interest`]: a record published (the producer's tail).
+    pub fn interest(&self) -> Interest {
+        Interest::new(self.layout.control + segment::CONSUMER_WAITING, self.layout.control + segment::TAIL)
+    }
+
+    /// Records in `interest` that the next record is wanted. Call before
+    /// [`arm`](Consumer::arm).
+    pub fn want(&self, interest: &Interest) {
+        interest.want(self.head + 1);
     }
 
     /// True when a record is waiting (does not validate it).

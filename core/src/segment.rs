@@ -30,11 +30,54 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame::{FrameHeader, FrameOpener, FrameSealer, Opened, HEADER_LEN};
-use crate::handshake::{validate_ring_size, Backend};
+use crate::handshake::validate_ring_size;
 use crate::platform;
 use crate::sodium;
 
 mod guard;
+
+/// How a connection's shared memory is created and passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Backend {
+    /// An anonymous sealed memfd passed over the control socket (Linux default).
+    Memfd = 1,
+    /// A POSIX shared-memory object with a random name, unlinked once mapped.
+    Named = 2,
+}
+
+impl Backend {
+    /// The bit of this backend in a client's backend set.
+    pub fn bit(self) -> u8 {
+        1 << (self as u8 - 1)
+    }
+
+    /// The backend with this wire id.
+    pub fn from_id(id: u8) -> Option<Backend> {
+        match id {
+            1 => Some(Backend::Memfd),
+            2 => Some(Backend::Named),
+            _ => None,
+        }
+    }
+
+    /// A human name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Memfd => "memfd",
+            Backend::Named => "named",
+        }
+    }
+
+    /// Parses a human name (`memfd` or `named`).
+    pub fn from_name(name: &str) -> Option<Backend> {
+        match name {
+            "memfd" => Some(Backend::Memfd),
+            "named" | "posix" => Some(Backend::Named),
+            _ => None,
+        }
+    }
+}
 
 /// Magic bytes at offset 0.
 pub const MAGIC: [u8; 8] = *b"shmsock\0";

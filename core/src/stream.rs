@@ -31,7 +31,7 @@ use crate::keys::{Keypair, PublicKey};
 use crate::options::{Options, MAX_FRAGMENT};
 use crate::placement::{self, Hints};
 use crate::platform::{self, Credentials, OwnWake};
-use crate::ring::{Consumer, Producer};
+use crate::ring::{Consumer, Interest, Producer};
 use crate::segment::{self, Segment};
 use crate::sodium;
 use crate::wait::Waiter;
@@ -92,6 +92,11 @@ pub struct Stream {
     /// Signalled (with `tx`) when a partly sent message completes or is abandoned.
     tx_idle: Condvar,
     rx: Mutex<Rx>,
+    /// What a `try_recv` that found nothing waits for, and what a non-blocking
+    /// send that found no room waits for: re-armed after every drain of the
+    /// shared wake-up (see [`drain_wakeups`](Stream::drain_wakeups)).
+    rx_interest: Interest,
+    tx_interest: Interest,
     closed: AtomicBool,
     peer_closed: AtomicBool,
     failure: OnceLock<Error>,
@@ -214,17 +219,18 @@ impl Stream {
         let fragment = MAX_FRAGMENT.min(ring_size / 4 - (HEADER_LEN + cipher.tag_len() + 16) as u32);
         let (own_wake, peer_wake) = wake;
         let sleeper = platform::Sleeper::new(own_wake, control.as_fd())?;
+        let producer = Producer::new(send_ring, ring_size);
+        let consumer = Consumer::new(recv_ring, ring_size);
+        let (rx_interest, tx_interest) = (consumer.interest(), producer.interest());
         Ok(Stream {
             control,
             peer_wake,
             waiter: Waiter::new(options.spin, sleeper),
-            tx: Mutex::new(Tx {
-                sealer: FrameSealer::new(session.send),
-                ring: Producer::new(send_ring, ring_size),
-                pending: None,
-            }),
+            tx: Mutex::new(Tx { sealer: FrameSealer::new(session.send), ring: producer, pending: None }),
             tx_idle: Condvar::new(),
-            rx: Mutex::new(Rx::new(FrameOpener::new(session.recv, own_max), Consumer::new(recv_ring, ring_size))),
+            rx_interest,
+            tx_interest,
+            rx: Mutex::new(Rx::new(FrameOpener::new(session.recv, own_max), consumer)),
             segment,
             closed: AtomicBool::new(false),
             peer_closed: AtomicBool::new(false),
@@ -254,6 +260,21 @@ impl Stream {
             Role::Server => (placement::SERVER_CPU_HINT, placement::CLIENT_CPU_HINT),
         };
         Some(Hints { own: self.segment.atomic_u32(own), peer: self.segment.atomic_u32(peer) })
+    }
+
+    /// Drains the wake-ups of both directions (before a `try_` call arms its
+    /// own), then re-arms the other direction's wish, if any: its waiting flag
+    /// is set again, and if it is met already the wake-up is signalled again,
+    /// so the pollable fd stays readable for it. The caller has cleared its own
+    /// direction's wish.
+    fn drain_wakeups(&self) -> Result<()> {
+        let drained = self.waiter.drain(self.socket());
+        let seg = &self.segment;
+        // Both, unconditionally: `|` rather than `||`, each re-arms its flag.
+        if self.rx_interest.rearm(seg) | self.tx_interest.rearm(seg) {
+            self.waiter.wake_self();
+        }
+        drained
     }
 
     /// Wakes the peer (after taking its waiting flag, or at close).

@@ -33,6 +33,16 @@
 //! [`PLACEMENT_PROBE_EVERY`] (never when pinned to one CPU), so that an idle
 //! core's load balancer can pull one of the two over.
 //!
+//! Both directions share the one eventfd. A `try_` call that finds nothing
+//! drains it ([`Waiter::drain`]), which may consume a wake-up the other
+//! direction's earlier `try_` call waits for (data arrived for a `try_recv`
+//! while a `try_send` drains). The stream keeps each direction's wish as a
+//! [`ring::Interest`](crate::ring::Interest) outside the ring locks, and after
+//! every drain re-arms the other direction's waiting flag and, if its wish is
+//! met already, signals the eventfd again (`Stream::drain_wakeups`), so no
+//! wake-up is lost and the pollable fd stays readable while either direction
+//! can proceed.
+//!
 //! An event loop that watches the pollable fd (the epoll set) itself (after
 //! `try_recv` said WouldBlock) must not share a stream with a thread blocked in
 //! `send` or `recv` on it: that thread drains the wake-ups the event loop waits
@@ -187,6 +197,12 @@ impl Waiter {
         state.generation += 1;
         self.cond.notify_all();
         woken.map(|_| ())
+    }
+
+    /// Makes the pollable fd readable again, for a wake-up a drain consumed
+    /// that another direction still waits for.
+    pub fn wake_self(&self) {
+        self.sleeper.wake_self();
     }
 
     /// After the control socket was seen readable: discard what is there (a

@@ -305,3 +305,88 @@ fn a_stolen_wakeup_only_delays() {
     drop(server);
     eprintln!("a_stolen_wakeup_only_delays: {timeouts} receive timeouts while the wake-ups were stolen");
 }
+
+/// True when the stream's pollable fd becomes readable within `timeout`.
+fn readable_within(stream: &Stream, timeout: Duration) -> bool {
+    let mut pfd = libc::pollfd { fd: stream.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: one valid pollfd; poll only writes its revents.
+    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+    n == 1 && pfd.revents & libc::POLLIN != 0
+}
+
+/// Fills the stream's outbound ring with `try_send` until it says WouldBlock
+/// (whose drain of the shared wake-up is what these tests are about).
+fn fill_with_try_send(stream: &Stream) -> usize {
+    let chunk = [7u8; 512];
+    for sent in 0..10_000 {
+        match stream.try_send(&chunk) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return sent,
+            Err(e) => panic!("try_send: {e}"),
+        }
+    }
+    panic!("the ring never filled");
+}
+
+/// Both directions share one wake-up eventfd. An event loop whose `try_recv`
+/// said WouldBlock waits on the pollable fd for the peer's message; when the
+/// message's wake-up arrives and a `try_send` on the same stream then finds the
+/// ring full and drains the wake-ups, the pollable fd must still become
+/// readable (before, the drain consumed it and the loop slept with the message
+/// waiting: the server rechecked every connection each millisecond for this).
+/// And the other way round: a `try_recv` drain keeps the wake-up of a
+/// `try_send` waiting for space. Once both are served, the fd is quiet (no
+/// wake-up is re-signalled for nothing, which would make a loop spin).
+#[test]
+fn a_drain_for_one_direction_keeps_the_other_directions_wakeup() {
+    let (a, b) = pair("drain-both", 16 * 1024);
+
+    // Receive side first.
+    assert_eq!(a.try_recv().unwrap_err().kind(), ErrorKind::WouldBlock);
+    b.send(b"for the event loop").unwrap();
+    // The message woke `a` (its receive flag was set); now a send drains that.
+    assert!(fill_with_try_send(&a) > 0);
+    assert!(readable_within(&a, WAIT), "the pollable fd lost the wake-up of a message that arrived");
+    assert_eq!(a.try_recv().unwrap(), b"for the event loop");
+
+    // Send side: `a`'s ring is full and its try_send armed for space (above).
+    while b.try_recv().is_ok() {}
+    // `b` freed the space and woke `a`; a receive that finds nothing drains it.
+    assert_eq!(a.try_recv().unwrap_err().kind(), ErrorKind::WouldBlock);
+    assert!(readable_within(&a, WAIT), "the pollable fd lost the wake-up of freed ring space");
+    a.try_send(b"fits again").unwrap();
+
+    // Both served: the drain of the next WouldBlock leaves the fd quiet.
+    assert_eq!(a.try_recv().unwrap_err().kind(), ErrorKind::WouldBlock);
+    assert!(!readable_within(&a, Duration::ZERO), "a wake-up was re-signalled for nothing");
+    assert_eq!(b.recv_timeout(Some(WAIT)).unwrap(), b"fits again");
+}
+
+/// A reader blocked in `recv` while another thread's `try_send` on the same
+/// stream finds the ring full and drains the shared wake-up, again and again:
+/// the reader still gets every message the peer sends meanwhile (bounded by a
+/// generous receive timeout, so a lost wake-up fails instead of hanging).
+#[test]
+fn a_blocked_reader_keeps_its_wakeup_while_try_send_drains() {
+    let (a, b) = pair("drain-reader", 16 * 1024);
+    let a = Arc::new(a);
+    fill_with_try_send(&a);
+    let done = Arc::new(AtomicBool::new(false));
+    let drainer = {
+        let (a, done) = (Arc::clone(&a), Arc::clone(&done));
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                // Never fits (nobody reads `b`'s side): each call drains.
+                let _ = a.try_send(&[1u8; 512]);
+            }
+        })
+    };
+    for i in 0..200u32 {
+        b.send(&i.to_le_bytes()).unwrap();
+        let got = a.recv_timeout(Some(WAIT)).unwrap_or_else(|e| panic!("message {i}: {e}"));
+        assert_eq!(got, i.to_le_bytes());
+    }
+    done.store(true, Ordering::Relaxed);
+    drainer.join().unwrap();
+}

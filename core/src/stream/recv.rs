@@ -159,6 +159,8 @@ impl Stream {
             self.rx.lock()
         };
         let rx = &mut *rx;
+        // This direction is served now: a drain elsewhere need not re-arm it.
+        self.rx_interest.clear();
         if self.peer_closed.load(Ordering::Acquire) {
             return Err(self.peer_closed_error());
         }
@@ -204,11 +206,15 @@ impl Stream {
             let waited = if try_only {
                 // Make the pollable fd report the next message: drop stale
                 // wake-ups, say we wait, and look once more.
-                let drained = self.waiter.drain(self.socket());
+                // The wish is recorded before arming, so that a drain by the
+                // other direction from now on re-arms it.
+                let drained = self.drain_wakeups();
                 let hung_up = self.waiter.peer_hung_up();
+                rx.ring.want(&self.rx_interest);
                 rx.ring.arm(seg);
                 match drained.and_then(|()| rx.ring.has_data(seg)) {
                     Ok(true) => {
+                        self.rx_interest.clear();
                         rx.ring.disarm(seg);
                         continue;
                     }

@@ -231,6 +231,8 @@ impl Stream {
     fn send_with(&self, message: &[u8], mut mode: Mode<'_>) -> Result<SendProgress> {
         let len = self.check_sendable(message)?;
         let mut tx = self.lock_tx(&mut mode)?;
+        // This direction is served now: a drain elsewhere need not re-arm it.
+        self.tx_interest.clear();
         let start = self.start_offset(&mut tx, len, &mut mode)?;
         // Checked again under the lock: a message partly sent may have failed the
         // stream meanwhile.
@@ -286,10 +288,12 @@ impl Stream {
         if tx.ring.fits_all(seg, sealed_lens()).map_err(|e| self.fail(e))? {
             return Ok(true);
         }
-        self.waiter.drain(self.socket()).map_err(|e| self.fail(e))?;
+        self.drain_wakeups().map_err(|e| self.fail(e))?;
+        tx.ring.want(&self.tx_interest, sealed_lens());
         tx.ring.arm(seg);
         let fits = tx.ring.fits_all(seg, sealed_lens()).map_err(|e| self.fail(e))?;
         if fits {
+            self.tx_interest.clear();
             tx.ring.disarm(seg);
         }
         Ok(fits)
@@ -306,11 +310,13 @@ impl Stream {
         if !mode.waits() {
             // As try_recv does: drop stale wake-ups, say we wait for space, and
             // look once more in case the consumer freed some meanwhile.
-            self.waiter.drain(self.socket())?;
+            self.drain_wakeups()?;
             let hung_up = self.waiter.peer_hung_up();
+            ring.want(&self.tx_interest, std::iter::once(sealed));
             ring.arm(seg);
             let reserved = ring.reserve(seg, sealed)?;
             if reserved.is_some() {
+                self.tx_interest.clear();
                 ring.disarm(seg);
             } else if hung_up {
                 return Err(peer_gone());

@@ -1,0 +1,129 @@
+//! Work a listener does ahead of, or once for many, handshakes: a responder
+//! prepared before the next HELLO arrives (its ephemeral keypair and prologue
+//! hash), and a bounded cache of static-static X25519 results per client key.
+//!
+//! The spare responder takes the ephemeral key generation off the connect path:
+//! it is made after a REPLY is sent, while the client computes its side. Each
+//! spare is used once. (Segments are not made ahead: a spare would hold a
+//! descriptor and the ring's memory per listener, and its gain was not
+//! measurable.)
+//!
+//! The static-static result (`ss` in Noise IK) is the same for every handshake
+//! between the listener's keypair and one client key, so it is computed once per
+//! client key and kept, keyed by the full 32-byte public key (the listener holds
+//! exactly one keypair, the other half of the key). It is as secret as the
+//! static key itself, which this process holds anyway, and is zeroed when
+//! evicted or dropped. At most [`CAPACITY`] entries, oldest out first. A cached
+//! entry makes a handshake with a known client key a few tens of µs faster,
+//! which a process that can reach the endpoint (the same user: the runtime
+//! directory is private) could time to learn whether a key it names connected
+//! recently; that process could read this one's memory anyway.
+
+use std::collections::{HashMap, VecDeque};
+
+use parking_lot::Mutex;
+
+use crate::error::Result;
+use crate::handshake::Responder;
+use crate::keys::{Keypair, PublicKey};
+use crate::sodium::{self, Secret};
+
+/// Client keys whose static-static result is kept.
+pub const CAPACITY: usize = 1024;
+
+/// A listener's prepared responder and static-static cache.
+#[derive(Default)]
+pub(crate) struct HandshakeCache {
+    spare: Mutex<Option<Responder>>,
+    static_dh: Mutex<StaticDh>,
+}
+
+#[derive(Default)]
+struct StaticDh {
+    results: HashMap<PublicKey, Secret<32>>,
+    /// Keys in insertion order, for eviction.
+    order: VecDeque<PublicKey>,
+}
+
+impl HandshakeCache {
+    /// The prepared responder if there is one, else a new one.
+    pub(crate) fn responder(&self, local: &Keypair, endpoint: &str) -> Result<Responder> {
+        match self.spare.lock().take() {
+            Some(responder) => Ok(responder),
+            None => Responder::new(local, endpoint),
+        }
+    }
+
+    /// Prepares the responder of the next handshake, if none is ready.
+    pub(crate) fn prepare(&self, local: &Keypair, endpoint: &str) {
+        if self.spare.lock().is_some() {
+            return;
+        }
+        // Made outside the lock: a concurrent `responder` call makes its own.
+        if let Ok(responder) = Responder::new(local, endpoint) {
+            *self.spare.lock() = Some(responder);
+        }
+    }
+
+    /// X25519 of `local`'s secret and the client's static key `peer`, from the
+    /// cache or computed (and kept). A low-order key is an error and not kept.
+    pub(crate) fn static_dh(&self, local: &Keypair, peer: &PublicKey) -> Result<Secret<32>> {
+        if let Some(result) = self.static_dh.lock().results.get(peer) {
+            return Ok(result.clone());
+        }
+        let result = sodium::x25519(local.secret_bytes(), peer.as_bytes())?;
+        let mut cache = self.static_dh.lock();
+        if cache.results.insert(*peer, result.clone()).is_none() {
+            cache.order.push_back(*peer);
+            if cache.order.len() > CAPACITY {
+                if let Some(oldest) = cache.order.pop_front() {
+                    cache.results.remove(&oldest);
+                }
+            }
+        }
+        Ok(result)
+    }
+
+    /// Client keys cached now (a test hook).
+    #[cfg(test)]
+    fn cached(&self) -> usize {
+        self.static_dh.lock().results.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_dh_matches_and_stays_bounded() {
+        let server = Keypair::generate();
+        let cache = HandshakeCache::default();
+        let client = Keypair::generate();
+        let direct = sodium::x25519(server.secret_bytes(), client.public().as_bytes()).unwrap();
+        assert_eq!(cache.static_dh(&server, client.public()).unwrap().expose(), direct.expose());
+        assert_eq!(cache.static_dh(&server, client.public()).unwrap().expose(), direct.expose());
+        assert_eq!(cache.cached(), 1);
+        for _ in 0..CAPACITY + 5 {
+            cache.static_dh(&server, Keypair::generate().public()).unwrap();
+        }
+        assert_eq!(cache.cached(), CAPACITY);
+        // The first key was evicted; computing it again still agrees.
+        assert_eq!(cache.static_dh(&server, client.public()).unwrap().expose(), direct.expose());
+        // A low-order point is refused and not kept.
+        let zero = PublicKey::from_slice(&[0u8; 32]).unwrap();
+        assert!(cache.static_dh(&server, &zero).is_err());
+        assert_eq!(cache.cached(), CAPACITY);
+    }
+
+    #[test]
+    fn each_spare_responder_is_used_once() {
+        let server = Keypair::generate();
+        let cache = HandshakeCache::default();
+        cache.prepare(&server, "spare");
+        assert!(cache.spare.lock().is_some());
+        let _first = cache.responder(&server, "spare").unwrap();
+        assert!(cache.spare.lock().is_none(), "the spare was handed out and is gone");
+        let _second = cache.responder(&server, "spare").unwrap();
+    }
+}

@@ -1,0 +1,77 @@
+//! This process: its uid, its CPU, and its open-descriptor limit (with the
+//! errors that say what to do at it).
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Converts a rustix error into ours, saying what we were doing (and, at the
+/// open-file limit, what to do about it).
+pub(crate) fn os_error(context: &str, errno: rustix::io::Errno) -> Error {
+    let err = Error::io(context, std::io::Error::from_raw_os_error(errno.raw_os_error()));
+    if errno == rustix::io::Errno::MFILE || errno == rustix::io::Errno::NFILE {
+        return Error::new(ErrorKind::ResourceExhausted, format!("{}; {}", err.message(), descriptor_limit_hint()));
+    }
+    err
+}
+
+/// What to say when this process has no descriptor left to open.
+pub(super) fn descriptor_limit_hint() -> String {
+    use rustix::process::{getrlimit, Resource};
+    let limit = getrlimit(Resource::Nofile).current.map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+    format!(
+        "this process is at its open-file limit (RLIMIT_NOFILE, now {limit}): raise it (`ulimit -n`, \
+         LimitNOFILE= in systemd) or close descriptors"
+    )
+}
+
+/// Checks that this process can open `count` more descriptors now (by opening
+/// /dev/null that many times, then closing them). A server calls it before sending
+/// a REPLY, whose READY brings the client's wake-up descriptor: at the limit it
+/// refuses the client with a clear error instead of handing it a connection it
+/// cannot finish. (Another thread may still take the room in between; the
+/// receive then fails with the same error.)
+pub fn ensure_descriptor_room(count: usize) -> Result<()> {
+    use rustix::fs::{open, Mode, OFlags};
+    let mut spare = Vec::with_capacity(count);
+    for _ in 0..count {
+        let fd = open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| os_error("checking for room for the peer's descriptors", e))?;
+        spare.push(fd);
+    }
+    Ok(())
+}
+
+/// The effective uid of this process.
+pub fn current_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Raises this process's soft limit on open files to its hard limit (servers
+/// with many connections, and tests that open a thousand sockets). Returns the
+/// new soft limit.
+pub fn raise_open_files_limit() -> Result<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        setrlimit(Resource::Nofile, limit).map_err(|e| os_error("raising the open files limit", e))?;
+    }
+    Ok(limit.current.unwrap_or(u64::MAX))
+}
+
+/// The CPU this thread runs on now, if the platform says.
+///
+/// libc's call rather than rustix's: rustix parses the vDSO itself, and under
+/// valgrind (which maps no vDSO where the auxiliary vector says) that read
+/// faults; glibc's call is what valgrind expects.
+#[cfg(target_os = "linux")]
+pub fn current_cpu() -> Option<u32> {
+    // SAFETY: sched_getcpu takes no arguments and only returns a number.
+    let cpu = unsafe { libc::sched_getcpu() };
+    u32::try_from(cpu).ok()
+}
+
+/// The CPU this thread runs on now: not known on this platform.
+#[cfg(not(target_os = "linux"))]
+pub fn current_cpu() -> Option<u32> {
+    None
+}
