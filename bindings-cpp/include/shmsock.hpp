@@ -8,6 +8,8 @@
 //   Options              the builder of everything configurable
 //   Listener, Stream     bind/accept, connect, send/recv (blocking, with timeouts, or try_)
 //   Server, Client       the event-driven pair, with std::function callbacks
+//   Publisher, Subscriber encrypted publish/subscribe (shmsock/pubsub.hpp)
+//   Reactor              one thread's wait over many streams and timers (shmsock/reactor.hpp)
 // Every failure throws shmsock::Error, whose code() is the core's stable error
 // code. Keypair, Listener, Stream, Server and Client are move-only RAII handles;
 // using a moved-from or closed one throws Error (code Closed), never aborts.
@@ -320,6 +322,8 @@ private:
     friend class Stream;
     friend class Server;
     friend class Client;
+    friend class Publisher;
+    friend class Subscriber;
     const bridge::OptionsBox& get() const;
     bridge::OptionsBox& get_mut();
     bridge::OptionsBox* impl_ = nullptr;
@@ -642,5 +646,8 @@ struct hash<shmsock::PublicKey> {
     }
 };
 }  // namespace std
+
+// The concepts with a header of their own (they include this one).
+#include "shmsock/pubsub.hpp"
 
 #endif  // SHMSOCK_HPP

@@ -50,6 +50,9 @@ shmsock::Error expect_error(shmsock::ErrorCode code, const std::function<void()>
 /// Bytes 0, 1, 2, ... (mod 251) of length n, seeded.
 std::vector<std::uint8_t> pattern(std::size_t n, unsigned seed = 0);
 
+/// Message i of the pub/sub tests: sizes cycle through 0 B .. 60 KiB, the bytes seeded by i.
+std::vector<std::uint8_t> topic_message(std::size_t i);
+
 /// Polls until `predicate` or `timeout`; true if it held.
 bool eventually(const std::function<bool()>& predicate, std::chrono::milliseconds timeout = 5000ms);
 
