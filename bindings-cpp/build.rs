@@ -7,7 +7,7 @@
 
 /// The C++ API's source files (src/).
 const CPP_SOURCES: &[&str] =
-    &["errors.cpp", "keys.cpp", "options.cpp", "stream.cpp", "server.cpp", "client.cpp", "pubsub.cpp"];
+    &["errors.cpp", "keys.cpp", "options.cpp", "stream.cpp", "server.cpp", "client.cpp", "pubsub.cpp", "reactor.cpp"];
 
 fn main() {
     let mut build = cxx_build::bridge("src/lib.rs");

@@ -382,6 +382,24 @@ public:
     template <class C, std::enable_if_t<detail::byte_range_v<C>, int> = 0>
     bool try_send(const C& bytes) { return try_send(std::data(bytes), std::size(bytes)); }
 
+    /// How far send_resumable() got.
+    struct SendProgress {
+        /// The whole message is in the ring.
+        bool complete = false;
+        /// Bytes of the message in the ring (the whole size when complete).
+        std::size_t sent = 0;
+    };
+    /// Never blocks: writes as much of the message as fits in the ring now
+    /// and keeps the progress. Not complete: call again with the same message
+    /// (same size) once the pollable fd is readable. Meanwhile other sends on
+    /// this stream say no (try_send) or wait (send). Messages larger than the
+    /// ring go through in parts this way; the peer never sees half a message
+    /// (closing with one partly sent ends the connection: PeerGone for it).
+    SendProgress send_resumable(const void* data, std::size_t size);
+    SendProgress send_resumable(std::string_view text) { return send_resumable(text.data(), text.size()); }
+    template <class C, std::enable_if_t<detail::byte_range_v<C>, int> = 0>
+    SendProgress send_resumable(const C& bytes) { return send_resumable(std::data(bytes), std::size(bytes)); }
+
     // ---- receiving
     /// The next message.
     std::vector<std::uint8_t> recv();
@@ -431,6 +449,7 @@ public:
 
 private:
     friend class Listener;
+    friend class Reactor;
     explicit Stream(bridge::StreamBox* impl) noexcept : impl_(impl) {}
     const bridge::StreamBox& get() const;
     bridge::StreamBox* impl_ = nullptr;
@@ -473,6 +492,7 @@ public:
     explicit operator bool() const noexcept { return valid(); }
 
 private:
+    friend class Reactor;
     explicit Listener(bridge::ListenerBox* impl) noexcept : impl_(impl) {}
     const bridge::ListenerBox& get() const;
     bridge::ListenerBox* impl_ = nullptr;
@@ -649,5 +669,6 @@ struct hash<shmsock::PublicKey> {
 
 // The concepts with a header of their own (they include this one).
 #include "shmsock/pubsub.hpp"
+#include "shmsock/reactor.hpp"
 
 #endif  // SHMSOCK_HPP

@@ -20,6 +20,7 @@ mod keys;
 mod listener;
 mod options;
 mod pubsub;
+mod reactor;
 mod server;
 mod stream;
 
@@ -32,6 +33,7 @@ use keys::{
 use listener::{listener_bind, ListenerBox};
 use options::{options_clone, options_new, OptionsBox};
 use pubsub::{publisher_bind, subscriber_connect, topic_options_default, PublisherBox, SubscriberBox};
+use reactor::{reactor_new, ReactorBox};
 use server::{connection_clone, server_start, ConnectionBox, ConnectionList, ServerBox};
 use stream::{stream_connect, StreamBox};
 
@@ -71,6 +73,12 @@ mod ffi {
         public_key: [u8; 32],
         credentials: CredentialsData,
         joined_at: u64,
+    }
+
+    /// One event of a reactor: kind 1 readable, 2 timer, 3 woken.
+    struct EventData {
+        kind: u8,
+        token: u64,
     }
 
     /// Where a received topic message went.
@@ -126,6 +134,7 @@ mod ffi {
         fn stream_connect(name: &[u8], options: &OptionsBox) -> Result<Box<StreamBox>>;
         fn send(self: &StreamBox, data: &[u8], timeout_ns: i64) -> Result<()>;
         fn try_send(self: &StreamBox, data: &[u8]) -> Result<bool>;
+        fn send_resumable(self: &StreamBox, data: &[u8]) -> Result<i64>;
         fn recv(self: &StreamBox, timeout_ns: i64) -> Result<Vec<u8>>;
         fn try_recv(self: &StreamBox, out: &mut Vec<u8>) -> Result<bool>;
         fn recv_into(self: &StreamBox, buf: &mut [u8], timeout_ns: i64) -> Result<usize>;
@@ -238,6 +247,25 @@ mod ffi {
         fn fd(self: &SubscriberBox) -> Result<i32>;
         fn close(self: &SubscriberBox) -> Result<()>;
         fn is_closed(self: &SubscriberBox) -> Result<bool>;
+
+        // ----------------------------------------------------------- reactor
+        type ReactorBox;
+        fn reactor_new(spin_ns: i64) -> Result<Box<ReactorBox>>;
+        fn add_stream(self: &ReactorBox, stream: &StreamBox, token: u64) -> Result<()>;
+        fn remove_stream(self: &ReactorBox, stream: &StreamBox) -> Result<()>;
+        fn add_listener(self: &ReactorBox, listener: &ListenerBox, token: u64) -> Result<()>;
+        fn remove_listener(self: &ReactorBox, listener: &ListenerBox) -> Result<()>;
+        fn add_subscriber(self: &ReactorBox, subscriber: &SubscriberBox, token: u64) -> Result<()>;
+        fn remove_subscriber(self: &ReactorBox, subscriber: &SubscriberBox) -> Result<()>;
+        fn add_fd(self: &ReactorBox, fd: i32, token: u64) -> Result<()>;
+        fn remove_fd(self: &ReactorBox, fd: i32) -> Result<()>;
+        fn add_timer(self: &ReactorBox, after_ns: i64, token: u64) -> Result<u64>;
+        fn cancel_timer(self: &ReactorBox, id: u64) -> Result<()>;
+        fn next_timeout(self: &ReactorBox) -> Result<i64>;
+        fn note_activity(self: &ReactorBox) -> Result<()>;
+        fn poll(self: &ReactorBox, events: &mut Vec<EventData>, timeout_ns: i64) -> Result<()>;
+        fn wake(self: &ReactorBox) -> Result<()>;
+        fn fd(self: &ReactorBox) -> Result<i32>;
     }
 
     // The trampolines (src/server.cpp, src/client.cpp) catch every C++ exception: none may

@@ -5,7 +5,7 @@
 //! (`TopicOptionsData`), turned into the core's `TopicOptions` here; every
 //! check of its values is the core's.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -313,14 +313,17 @@ impl SubscriberBox {
         guard(|| Ok(self.subscriber.max_message_size()))
     }
 
+    /// The pollable fd, while the subscriber is open.
+    pub(crate) fn pollable_fd(&self) -> shmsock::Result<BorrowedFd<'_>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorKind::Closed, "the subscriber was closed"));
+        }
+        Ok(self.subscriber.pollable_fd())
+    }
+
     /// The pollable fd (owned by the subscriber).
     pub fn fd(&self) -> BridgeResult<i32> {
-        guard(|| {
-            if self.closed.load(Ordering::Acquire) {
-                return Err(Error::new(ErrorKind::Closed, "the subscriber was closed"));
-            }
-            Ok(self.subscriber.pollable_fd().as_raw_fd())
-        })
+        guard(|| Ok(self.pollable_fd()?.as_raw_fd()))
     }
 
     /// Leaves the topic (idempotent).

@@ -50,6 +50,16 @@ bool Stream::try_send(const void* data, std::size_t size) {
     return call([&] { return s.try_send(in); });
 }
 
+Stream::SendProgress Stream::send_resumable(const void* data, std::size_t size) {
+    const auto& s = get();
+    auto in = in_bytes(data, size);
+    std::int64_t sent = call([&] { return s.send_resumable(in); });
+    SendProgress progress;
+    progress.complete = sent < 0;
+    progress.sent = sent < 0 ? size : static_cast<std::size_t>(sent);
+    return progress;
+}
+
 std::vector<std::uint8_t> Stream::recv() {
     const auto& s = get();
     return to_vector(call([&] { return s.recv(kDefault); }));

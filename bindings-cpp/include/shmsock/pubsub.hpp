@@ -234,6 +234,7 @@ public:
     explicit operator bool() const noexcept { return valid(); }
 
 private:
+    friend class Reactor;
     explicit Subscriber(bridge::SubscriberBox* impl) noexcept : impl_(impl) {}
     const bridge::SubscriberBox& get() const;
     bridge::SubscriberBox* impl_ = nullptr;
