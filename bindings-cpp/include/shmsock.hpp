@@ -11,7 +11,8 @@
 //   Publisher, Subscriber encrypted publish/subscribe (shmsock/pubsub.hpp)
 //   Reactor              one thread's wait over many streams and timers (shmsock/reactor.hpp)
 // Every failure throws shmsock::Error, whose code() is the core's stable error
-// code. Keypair, Listener, Stream, Server and Client are move-only RAII handles;
+// code. Keypair, Listener, Stream, Server, Client, Publisher, Subscriber and
+// Reactor are move-only RAII handles;
 // using a moved-from or closed one throws Error (code Closed), never aborts.
 //
 // Threads: every method of Stream, Listener, Server, Client and Connection may

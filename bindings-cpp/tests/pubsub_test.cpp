@@ -27,6 +27,18 @@ Options subscriber_options(const shmsock::PublicKey& key) { return Options().ser
 
 std::vector<std::uint8_t> message(std::size_t i) { return support::topic_message(i); }
 
+/// A fresh topic: its publisher's keypair, name and publisher.
+struct Topic {
+    shmsock::Keypair kp = shmsock::Keypair::generate();
+    std::string name;
+    Publisher publisher;
+
+    explicit Topic(const std::string& prefix, const TopicOptions& options = TopicOptions())
+        : name(support::unique_name(prefix)), publisher(Publisher::bind(name, publisher_options(kp), options)) {}
+
+    Subscriber subscribe() const { return Subscriber::connect(name, subscriber_options(kp.public_key())); }
+};
+
 }  // namespace
 
 TEST(PubSub, TopicOptionsHaveTheCoreDefaultsAndChain) {
@@ -121,11 +133,10 @@ TEST(PubSub, SeveralSubscribersInThreadsAndAProcessGetEveryMessageByteForByte) {
 }
 
 TEST(PubSub, SubscribersAreListedAndRemovedWithAKeyRotation) {
-    auto kp = shmsock::Keypair::generate();
-    auto name = support::unique_name("ps-rm");
-    auto p = Publisher::bind(name, publisher_options(kp), TopicOptions().latest().slots(16));
-    auto stays = Subscriber::connect(name, subscriber_options(kp.public_key()));
-    auto removed = Subscriber::connect(name, subscriber_options(kp.public_key()));
+    Topic topic("ps-rm", TopicOptions().latest().slots(16));
+    auto& p = topic.publisher;
+    auto stays = topic.subscribe();
+    auto removed = topic.subscribe();
     p.wait_for_subscribers(2, 10s);
     auto list = p.subscribers();
     ASSERT_EQ(list.size(), 2u);
@@ -159,10 +170,9 @@ TEST(PubSub, SubscribersAreListedAndRemovedWithAKeyRotation) {
 }
 
 TEST(PubSub, LatestTopicReportsWhatASlowSubscriberLost) {
-    auto kp = shmsock::Keypair::generate();
-    auto name = support::unique_name("ps-latest");
-    auto p = Publisher::bind(name, publisher_options(kp), TopicOptions().latest().slots(4));
-    auto s = Subscriber::connect(name, subscriber_options(kp.public_key()));
+    Topic topic("ps-latest", TopicOptions().latest().slots(4));
+    auto& p = topic.publisher;
+    auto s = topic.subscribe();
     p.wait_for_subscribers(1, 10s);
     // 20 messages into 4 slots while nobody reads: the publisher never waits.
     for (std::size_t i = 0; i < 20; ++i) p.publish(message(i));
@@ -188,11 +198,10 @@ TEST(PubSub, LatestTopicReportsWhatASlowSubscriberLost) {
 }
 
 TEST(PubSub, ReliableTopicDropsASubscriberThatNeverReadsAfterItsTimeout) {
-    auto kp = shmsock::Keypair::generate();
-    auto name = support::unique_name("ps-reliable");
-    auto p = Publisher::bind(name, publisher_options(kp), TopicOptions().reliable(1s).slots(2));
-    auto reader = Subscriber::connect(name, subscriber_options(kp.public_key()));
-    auto idle = Subscriber::connect(name, subscriber_options(kp.public_key()));
+    Topic topic("ps-reliable", TopicOptions().reliable(1s).slots(2));
+    auto& p = topic.publisher;
+    auto reader = topic.subscribe();
+    auto idle = topic.subscribe();
     p.wait_for_subscribers(2, 10s);
     // The reader keeps up in a thread; the idle one never reads, so the third
     // publish waits for it (at most 1 s), then drops it.
@@ -237,11 +246,10 @@ TEST(PubSub, WrongKeyIsRefused) {
 }
 
 TEST(PubSub, OversizedPublishThrowsAndTheTopicGoesOn) {
-    auto kp = shmsock::Keypair::generate();
-    auto name = support::unique_name("ps-big");
-    auto p = Publisher::bind(name, publisher_options(kp), TopicOptions().max_message_size(1000));
+    Topic topic("ps-big", TopicOptions().max_message_size(1000));
+    auto& p = topic.publisher;
     EXPECT_EQ(p.max_message_size(), 1000u);
-    auto s = Subscriber::connect(name, subscriber_options(kp.public_key()));
+    auto s = topic.subscribe();
     p.wait_for_subscribers(1, 10s);
     std::vector<std::uint8_t> big(1001, 7);
     EXPECT_SHMSOCK_ERROR(ErrorCode::MessageTooLarge, p.publish(big));
@@ -255,14 +263,13 @@ TEST(PubSub, OversizedPublishThrowsAndTheTopicGoesOn) {
     EXPECT_EQ(std::string(got.begin(), got.end()), "fits");
     // A subscriber that accepts less than the topic carries is refused.
     EXPECT_SHMSOCK_ERROR(ErrorCode::MessageTooLarge,
-                         Subscriber::connect(name, subscriber_options(kp.public_key()).max_message_size(999)));
+                         Subscriber::connect(topic.name, subscriber_options(topic.kp.public_key()).max_message_size(999)));
 }
 
 TEST(PubSub, TryRecvAndThePollableFd) {
-    auto kp = shmsock::Keypair::generate();
-    auto name = support::unique_name("ps-poll");
-    auto p = Publisher::bind(name, publisher_options(kp));
-    auto s = Subscriber::connect(name, subscriber_options(kp.public_key()));
+    Topic topic("ps-poll");
+    auto& p = topic.publisher;
+    auto s = topic.subscribe();
     p.wait_for_subscribers(1, 10s);
     EXPECT_FALSE(s.try_recv().has_value());
     auto publishing = std::async(std::launch::async, [&] {
@@ -297,10 +304,9 @@ TEST(PubSub, PublisherKilledWithSigkillEndsTheSubscription) {
 }
 
 TEST(PubSub, ClosingTheTopicDeliversEverythingThenPeerClosed) {
-    auto kp = shmsock::Keypair::generate();
-    auto name = support::unique_name("ps-close");
-    auto p = Publisher::bind(name, publisher_options(kp));
-    auto s = Subscriber::connect(name, subscriber_options(kp.public_key()));
+    Topic topic("ps-close");
+    auto& p = topic.publisher;
+    auto s = topic.subscribe();
     p.wait_for_subscribers(1, 10s);
     p.publish(std::string_view("one"));
     p.publish(std::string_view("two"));
@@ -313,7 +319,7 @@ TEST(PubSub, ClosingTheTopicDeliversEverythingThenPeerClosed) {
     EXPECT_EQ(s.recv(10s).size(), 3u);
     EXPECT_SHMSOCK_ERROR(ErrorCode::PeerClosed, s.recv(10s));
     // The name is free at once.
-    auto again = Publisher::bind(name, publisher_options(kp));
+    auto again = Publisher::bind(topic.name, publisher_options(topic.kp));
     s.close();
     EXPECT_TRUE(s.is_closed());
     EXPECT_SHMSOCK_ERROR(ErrorCode::Closed, s.recv(1s));
@@ -321,10 +327,9 @@ TEST(PubSub, ClosingTheTopicDeliversEverythingThenPeerClosed) {
 }
 
 TEST(PubSub, MovedFromHandlesThrowClosed) {
-    auto kp = shmsock::Keypair::generate();
-    auto name = support::unique_name("ps-move");
-    auto p = Publisher::bind(name, publisher_options(kp));
-    auto s = Subscriber::connect(name, subscriber_options(kp.public_key()));
+    Topic topic("ps-move");
+    auto& p = topic.publisher;
+    auto s = topic.subscribe();
     Publisher p2 = std::move(p);
     Subscriber s2;
     s2 = std::move(s);

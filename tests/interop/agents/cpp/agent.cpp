@@ -1,6 +1,6 @@
-// The C++ interop agent: keygen, pubkey, an echo server and a checking client,
-// a publisher and a checking subscriber, on the C++ package of shmsock only
-// (shmsock.hpp).
+// The C++ interop agent: keygen, pubkey, an echo server and a checking client
+// (here), a publisher and a checking subscriber (pubsub.cpp), on the C++
+// package of shmsock only (shmsock.hpp).
 //
 // The command line, the output lines and the exit codes are the contract in
 // tests/interop/README.md ("The agent command line"). Build it with ./build.sh
@@ -25,7 +25,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <initializer_list>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -39,12 +38,11 @@
 
 #include <shmsock.hpp>
 
-namespace {
+#include "agent.hpp"
 
-constexpr int kVerify = 1, kUsage = 2, kShmsock = 3;
+namespace agent {
+
 constexpr const char* kDefaultSizes = "0,1,64,65536,262144";
-// Topics carry at most 64 KiB by default (the package's TopicOptions).
-constexpr const char* kDefaultTopicSizes = "0,1,64,4096,65536";
 constexpr double kMaxSeconds = 1e9;  // longer --seconds / --timeout values are refused
 
 constexpr const char* kUsageText =
@@ -60,14 +58,6 @@ constexpr const char* kUsageText =
     "                       [--sizes LIST] [--timeout S] [--cipher aegis-128l|chacha20-poly1305]\n"
     "(see tests/interop/README.md)";
 
-/// A bad command line (exit 2).
-struct UsageError : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-/// A failed check (exit 1); what() is the whole stderr line.
-struct VerifyError : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
 
 std::mutex output_mutex;
 
@@ -90,26 +80,17 @@ std::string fixed3(double value) {
 
 // ------------------------------------------------------------------ arguments
 
-/// The arguments after the command: `--option value` pairs.
-class Args {
-public:
-    Args(char** begin, char** end) : items_(begin, end) {}
+std::optional<std::string> Args::next_option() {
+    if (at_ == items_.size()) return std::nullopt;
+    const std::string& arg = items_[at_++];
+    if (arg.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + arg + "'");
+    return arg;
+}
 
-    std::optional<std::string> next_option() {
-        if (at_ == items_.size()) return std::nullopt;
-        const std::string& arg = items_[at_++];
-        if (arg.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + arg + "'");
-        return arg;
-    }
-    std::string value(const std::string& option) {
-        if (at_ == items_.size()) throw UsageError(option + " needs a value");
-        return items_[at_++];
-    }
-
-private:
-    std::vector<std::string> items_;
-    std::size_t at_ = 0;
-};
+std::string Args::value(const std::string& option) {
+    if (at_ == items_.size()) throw UsageError(option + " needs a value");
+    return items_[at_++];
+}
 
 void set_once(std::optional<std::string>& slot, const std::string& option, std::string value) {
     if (slot) throw UsageError(option + " given twice");
@@ -154,6 +135,28 @@ std::vector<std::size_t> parse_sizes(const std::string& text) {
         start = comma + 1;
     }
 }
+
+
+void fill_message(std::vector<std::uint8_t>& message, std::uint64_t i, std::size_t n) {
+    message.resize(n);
+    auto byte = static_cast<std::uint8_t>(i + n);
+    for (std::size_t j = 0; j < n; j++, byte = static_cast<std::uint8_t>(byte + 31)) message[j] = byte;
+}
+
+/// What differs between an echo of `len` bytes in `got` and the message sent.
+std::string difference(std::size_t len, const std::vector<std::uint8_t>& got, const std::vector<std::uint8_t>& expected) {
+    if (len != expected.size()) return "received " + std::to_string(len) + " bytes";
+    std::size_t j = 0;
+    while (j < len && got[j] == expected[j]) j++;
+    if (j == len) return "no difference";
+    return "byte " + std::to_string(j) + " is " + std::to_string(got[j]) + ", expected " + std::to_string(expected[j]);
+}
+
+}  // namespace agent
+
+namespace {
+
+using namespace agent;
 
 // ----------------------------------------------------------------------- keys
 
@@ -355,20 +358,6 @@ void serve(Args args) {
 // --------------------------------------------------------------------- client
 
 /// Message `i` of size `n`: byte `j` is (i + 31 * j + n) mod 256.
-void fill_message(std::vector<std::uint8_t>& message, std::uint64_t i, std::size_t n) {
-    message.resize(n);
-    auto byte = static_cast<std::uint8_t>(i + n);
-    for (std::size_t j = 0; j < n; j++, byte = static_cast<std::uint8_t>(byte + 31)) message[j] = byte;
-}
-
-/// What differs between an echo of `len` bytes in `got` and the message sent.
-std::string difference(std::size_t len, const std::vector<std::uint8_t>& got, const std::vector<std::uint8_t>& expected) {
-    if (len != expected.size()) return "received " + std::to_string(len) + " bytes";
-    std::size_t j = 0;
-    while (j < len && got[j] == expected[j]) j++;
-    if (j == len) return "no difference";
-    return "byte " + std::to_string(j) + " is " + std::to_string(got[j]) + ", expected " + std::to_string(expected[j]);
-}
 
 void client(Args args) {
     std::optional<std::string> name, server_text, key, cipher_text, ring, sizes_text, seconds_text, timeout_text;
@@ -447,119 +436,6 @@ void client(Args args) {
     say("ok cipher=" + cipher + " server=" + server_key.fingerprint() + " client=" + client_fingerprint +
         " messages=" + std::to_string(i) + " bytes=" + std::to_string(total) +
         " seconds=" + fixed3(seconds_taken));
-}
-
-// -------------------------------------------------------------- publish/subscribe
-
-/// Parses the options of publish / subscribe into `slots` (by option name).
-void topic_options(Args& args, const char* command,
-                   std::initializer_list<std::pair<const char*, std::optional<std::string>*>> slots) {
-    while (auto option = args.next_option()) {
-        std::optional<std::string>* slot = nullptr;
-        for (const auto& [name, target] : slots) {
-            if (*option == name) slot = target;
-        }
-        if (!slot) throw UsageError("unknown option '" + *option + "' for " + command);
-        set_once(*slot, *option, args.value(*option));
-    }
-}
-
-std::string cipher_arg(const std::optional<std::string>& text) {
-    std::string cipher = text.value_or("aegis-128l");
-    if (cipher != "aegis-128l" && cipher != "chacha20-poly1305") {
-        throw UsageError("--cipher: '" + cipher + "' is not aegis-128l or chacha20-poly1305");
-    }
-    return cipher;
-}
-
-std::uint64_t count_arg(const std::optional<std::string>& text, const char* option) {
-    if (!text) return 100;
-    auto count = parse_u32(*text);
-    if (!count) throw UsageError(std::string(option) + ": '" + *text + "' is not a count");
-    return *count;
-}
-
-std::chrono::nanoseconds seconds_arg(const std::optional<std::string>& text) {
-    double seconds = text ? parse_seconds(*text, "--timeout") : 10.0;
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(seconds));
-}
-
-void publish(Args args) {
-    std::optional<std::string> name, key, count_text, sizes_text, subscribers_text, timeout_text, cipher_text;
-    topic_options(args, "publish",
-                  {{"--name", &name}, {"--key", &key}, {"--count", &count_text}, {"--sizes", &sizes_text},
-                   {"--subscribers", &subscribers_text}, {"--timeout", &timeout_text}, {"--cipher", &cipher_text}});
-    std::string topic_name = required(name, "--name"), key_file = required(key, "--key");
-    std::uint64_t count = count_arg(count_text, "--count");
-    std::uint64_t subscribers = subscribers_text ? count_arg(subscribers_text, "--subscribers") : 1;
-    std::vector<std::size_t> sizes = parse_sizes(sizes_text.value_or(kDefaultTopicSizes));
-    std::string cipher = cipher_arg(cipher_text);
-    auto timeout = seconds_arg(timeout_text);
-
-    auto keypair = shmsock::Keypair::load(key_file);
-    auto topic = shmsock::Publisher::bind(
-        topic_name, shmsock::Options().keypair(keypair).require_chacha(cipher == "chacha20-poly1305"));
-    say("ready " + topic_name + " " + keypair.public_key_text() + " " + keypair.fingerprint());
-    topic.wait_for_subscribers(subscribers, timeout);
-    std::vector<std::uint8_t> message;
-    std::uint64_t total = 0;
-    for (std::uint64_t i = 0; i < count; i++) {
-        std::size_t n = sizes[i % sizes.size()];
-        fill_message(message, i, n);
-        topic.publish(message.data(), message.size());
-        total += n;
-    }
-    say("published messages=" + std::to_string(count) + " bytes=" + std::to_string(total));
-    topic.close();  // subscribers receive everything published before the end
-}
-
-void subscribe(Args args) {
-    std::optional<std::string> name, server_text, key, count_text, sizes_text, timeout_text, cipher_text;
-    topic_options(args, "subscribe",
-                  {{"--name", &name}, {"--server-key", &server_text}, {"--key", &key}, {"--count", &count_text},
-                   {"--sizes", &sizes_text}, {"--timeout", &timeout_text}, {"--cipher", &cipher_text}});
-    std::string topic_name = required(name, "--name"), server_public = required(server_text, "--server-key");
-    std::uint64_t count = count_arg(count_text, "--count");
-    std::vector<std::size_t> sizes = parse_sizes(sizes_text.value_or(kDefaultTopicSizes));
-    std::string cipher = cipher_arg(cipher_text);
-    auto timeout = seconds_arg(timeout_text);
-
-    auto publisher_key = shmsock::PublicKey::from_text(server_public);
-    shmsock::Options options;
-    options.server_key(publisher_key).require_chacha(cipher == "chacha20-poly1305");
-    if (key) options.keypair(shmsock::Keypair::load(*key));
-    auto sub = shmsock::Subscriber::connect(topic_name, options);
-    if (sub.publisher_public_key() != publisher_key) {
-        throw VerifyError("mismatch: publisher key is " + sub.publisher_public_key().to_text() + ", expected " +
-                          publisher_key.to_text());
-    }
-    if (sub.cipher() != cipher) throw VerifyError("mismatch: cipher is " + sub.cipher() + ", expected " + cipher);
-    say("subscribed " + publisher_key.fingerprint() + " " + cipher);
-
-    std::vector<std::uint8_t> expected;
-    // One byte more than the largest message, so a longer one shows as such.
-    std::vector<std::uint8_t> got(*std::max_element(sizes.begin(), sizes.end()) + 1);
-    std::uint64_t total = 0;
-    for (std::uint64_t i = 0; i < count; i++) {
-        std::size_t n = sizes[i % sizes.size()];
-        fill_message(expected, i, n);
-        shmsock::Delivery d;
-        try {
-            d = sub.receive_into(got.data(), got.size(), timeout);
-        } catch (const shmsock::Error& e) {
-            if (e.code() != shmsock::ErrorCode::BufferTooSmall) throw;
-            d.size = e.needed();
-        }
-        if (d.lost != 0) throw VerifyError("mismatch: lost " + std::to_string(d.lost) + " messages");
-        if (d.size != n || !std::equal(expected.begin(), expected.end(), got.begin())) {
-            throw VerifyError("mismatch: message " + std::to_string(i) + " (" + std::to_string(n) +
-                              " B): " + difference(d.size, got, expected));
-        }
-        total += n;
-    }
-    sub.close();
-    say("ok cipher=" + cipher + " publisher=" + publisher_key.fingerprint() + " messages=" + std::to_string(count) +
-        " bytes=" + std::to_string(total) + " lost=0");
 }
 
 // ----------------------------------------------------------------------- main
