@@ -31,18 +31,7 @@ TEST(Reactor, OneThreadServesSeveralStreamsAndTimers) {
     constexpr int kClients = 4;
     constexpr int kMessages = 100;
     std::vector<std::future<std::string>> clients;
-    for (int c = 0; c < kClients; ++c) {
-        clients.push_back(std::async(std::launch::async, [&, c] {
-            auto stream = Stream::connect(name, shmsock::Options().server_key(kp.public_key()));
-            for (int i = 0; i < kMessages; ++i) {
-                auto message = support::pattern(static_cast<std::size_t>(1 + (i * 37) % 3000), static_cast<unsigned>(c * 1000 + i));
-                stream.send(message);
-                if (stream.recv(10s) != message) return "client " + std::to_string(c) + ": echo " + std::to_string(i) + " differs";
-            }
-            stream.close();
-            return std::string("ok");
-        }));
-    }
+    for (int c = 0; c < kClients; ++c) clients.push_back(support::echo_client(name, kp.public_key(), static_cast<unsigned>(c), kMessages));
 
     // This thread alone: accept, echo, and a repeating 5 ms timer.
     Reactor reactor;

@@ -103,6 +103,19 @@ std::vector<std::uint8_t> pattern(std::size_t n, unsigned seed) {
     return out;
 }
 
+std::future<std::string> echo_client(const std::string& name, const shmsock::PublicKey& key, unsigned seed, int count) {
+    return std::async(std::launch::async, [name, key, seed, count] {
+        auto stream = shmsock::Stream::connect(name, shmsock::Options().server_key(key));
+        for (int i = 0; i < count; ++i) {
+            auto message = pattern(1 + static_cast<std::size_t>(i * 37) % 3000, seed * 1000 + static_cast<unsigned>(i));
+            stream.send(message, 10s);
+            if (stream.recv(10s) != message) return "echo " + std::to_string(i) + " of client " + std::to_string(seed) + " differs";
+        }
+        stream.close();
+        return std::string("ok");
+    });
+}
+
 std::vector<std::uint8_t> topic_message(std::size_t i) {
     static const std::size_t sizes[] = {0, 1, 64, 4096, 60000, 17};
     return pattern(sizes[i % 6], static_cast<unsigned>(i));

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <functional>
+#include <future>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,11 @@ struct Pair {
 /// adjust the options (the keys are set here).
 Pair connect_pair(const std::function<void(shmsock::Options&)>& server_extra = {},
                   const std::function<void(shmsock::Options&)>& client_extra = {});
+
+/// A client on its own thread: connects to `name` pinning `key`, sends `count`
+/// messages (of varied sizes, bytes seeded by `seed`), checks each echo before
+/// the next, closes; "ok" or what went wrong.
+std::future<std::string> echo_client(const std::string& name, const shmsock::PublicKey& key, unsigned seed, int count);
 
 /// Runs `f`, expects it to throw shmsock::Error with `code`, and returns it.
 shmsock::Error expect_error(shmsock::ErrorCode code, const std::function<void()>& f);
