@@ -14,19 +14,13 @@ using namespace internal;
 Client::Client(Client&& other) noexcept : impl_(std::exchange(other.impl_, nullptr)) {}
 
 Client& Client::operator=(Client&& other) noexcept {
-    if (this != &other) {
-        drop_box(impl_);
-        impl_ = std::exchange(other.impl_, nullptr);
-    }
+    move_box(impl_, other.impl_);
     return *this;
 }
 
 Client::~Client() { drop_box(impl_); }
 
-const bridge::ClientBox& Client::get() const {
-    if (impl_ == nullptr) throw_empty("Client");
-    return *impl_;
-}
+const bridge::ClientBox& Client::get() const { return deref(impl_, "Client"); }
 
 Client Client::connect(std::string_view name, const Options& options, Handlers handlers) {
     auto in = text_bytes(name);

@@ -77,6 +77,22 @@ void drop_box(T*& ptr) noexcept {
     }
 }
 
+// The move assignment of a handle: drops what `mine` holds and takes `theirs`.
+template <class T>
+void move_box(T*& mine, T*& theirs) noexcept {
+    if (&mine != &theirs) {
+        drop_box(mine);
+        mine = std::exchange(theirs, nullptr);
+    }
+}
+
+// The object behind a handle; Error(Closed) for an empty (moved-from) one.
+template <class T>
+const T& deref(const T* box, const char* type) {
+    if (box == nullptr) throw_empty(type);
+    return *box;
+}
+
 template <class T>
 T* into_raw(rust::Box<T> box) noexcept {
     return box.into_raw();

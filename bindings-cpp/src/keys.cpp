@@ -34,19 +34,13 @@ std::string PublicKey::fingerprint() const {
 Keypair::Keypair(Keypair&& other) noexcept : impl_(std::exchange(other.impl_, nullptr)) {}
 
 Keypair& Keypair::operator=(Keypair&& other) noexcept {
-    if (this != &other) {
-        drop_box(impl_);
-        impl_ = std::exchange(other.impl_, nullptr);
-    }
+    move_box(impl_, other.impl_);
     return *this;
 }
 
 Keypair::~Keypair() { drop_box(impl_); }
 
-const bridge::KeypairBox& Keypair::get() const {
-    if (impl_ == nullptr) throw_empty("Keypair");
-    return *impl_;
-}
+const bridge::KeypairBox& Keypair::get() const { return deref(impl_, "Keypair"); }
 
 Keypair Keypair::generate() {
     return Keypair(into_raw(call([] { return bridge::keypair_generate(); })));

@@ -29,19 +29,13 @@ Options& Options::operator=(const Options& other) {
 Options::Options(Options&& other) noexcept : impl_(std::exchange(other.impl_, nullptr)) {}
 
 Options& Options::operator=(Options&& other) noexcept {
-    if (this != &other) {
-        drop_box(impl_);
-        impl_ = std::exchange(other.impl_, nullptr);
-    }
+    move_box(impl_, other.impl_);
     return *this;
 }
 
 Options::~Options() { drop_box(impl_); }
 
-const bridge::OptionsBox& Options::get() const {
-    if (impl_ == nullptr) throw_empty("Options");
-    return *impl_;
-}
+const bridge::OptionsBox& Options::get() const { return deref(impl_, "Options"); }
 
 bridge::OptionsBox& Options::get_mut() {
     if (impl_ == nullptr) throw_empty("Options");

@@ -54,19 +54,13 @@ TopicOptions::TopicOptions() {
 Publisher::Publisher(Publisher&& other) noexcept : impl_(std::exchange(other.impl_, nullptr)) {}
 
 Publisher& Publisher::operator=(Publisher&& other) noexcept {
-    if (this != &other) {
-        drop_box(impl_);
-        impl_ = std::exchange(other.impl_, nullptr);
-    }
+    move_box(impl_, other.impl_);
     return *this;
 }
 
 Publisher::~Publisher() { drop_box(impl_); }
 
-const bridge::PublisherBox& Publisher::get() const {
-    if (impl_ == nullptr) throw_empty("Publisher");
-    return *impl_;
-}
+const bridge::PublisherBox& Publisher::get() const { return deref(impl_, "Publisher"); }
 
 Publisher Publisher::bind(std::string_view name, const Options& options, const TopicOptions& topic) {
     auto in = text_bytes(name);
@@ -170,19 +164,13 @@ bool Publisher::is_closed() const {
 Subscriber::Subscriber(Subscriber&& other) noexcept : impl_(std::exchange(other.impl_, nullptr)) {}
 
 Subscriber& Subscriber::operator=(Subscriber&& other) noexcept {
-    if (this != &other) {
-        drop_box(impl_);
-        impl_ = std::exchange(other.impl_, nullptr);
-    }
+    move_box(impl_, other.impl_);
     return *this;
 }
 
 Subscriber::~Subscriber() { drop_box(impl_); }
 
-const bridge::SubscriberBox& Subscriber::get() const {
-    if (impl_ == nullptr) throw_empty("Subscriber");
-    return *impl_;
-}
+const bridge::SubscriberBox& Subscriber::get() const { return deref(impl_, "Subscriber"); }
 
 Subscriber Subscriber::connect(std::string_view name, const Options& options) {
     auto in = text_bytes(name);

@@ -15,19 +15,13 @@ Reactor::Reactor(std::chrono::nanoseconds spin) {
 Reactor::Reactor(Reactor&& other) noexcept : impl_(std::exchange(other.impl_, nullptr)) {}
 
 Reactor& Reactor::operator=(Reactor&& other) noexcept {
-    if (this != &other) {
-        drop_box(impl_);
-        impl_ = std::exchange(other.impl_, nullptr);
-    }
+    move_box(impl_, other.impl_);
     return *this;
 }
 
 Reactor::~Reactor() { drop_box(impl_); }
 
-const bridge::ReactorBox& Reactor::get() const {
-    if (impl_ == nullptr) throw_empty("Reactor");
-    return *impl_;
-}
+const bridge::ReactorBox& Reactor::get() const { return deref(impl_, "Reactor"); }
 
 void Reactor::add(const Stream& stream, Token token) {
     const auto& r = get();

@@ -73,10 +73,7 @@ Connection& Connection::operator=(Connection&& other) noexcept {
 
 Connection::~Connection() { drop_connection(impl_, owned_); }
 
-const bridge::ConnectionBox& Connection::get() const {
-    if (impl_ == nullptr) throw_empty("Connection");
-    return *impl_;
-}
+const bridge::ConnectionBox& Connection::get() const { return deref(impl_, "Connection"); }
 
 std::uint64_t Connection::id() const {
     const auto& c = get();
@@ -142,19 +139,13 @@ std::string Connection::cipher() const {
 Server::Server(Server&& other) noexcept : impl_(std::exchange(other.impl_, nullptr)) {}
 
 Server& Server::operator=(Server&& other) noexcept {
-    if (this != &other) {
-        drop_box(impl_);
-        impl_ = std::exchange(other.impl_, nullptr);
-    }
+    move_box(impl_, other.impl_);
     return *this;
 }
 
 Server::~Server() { drop_box(impl_); }
 
-const bridge::ServerBox& Server::get() const {
-    if (impl_ == nullptr) throw_empty("Server");
-    return *impl_;
-}
+const bridge::ServerBox& Server::get() const { return deref(impl_, "Server"); }
 
 Server Server::start(std::string_view name, const Options& options, Handlers handlers) {
     auto in = text_bytes(name);

@@ -11,19 +11,13 @@ using namespace internal;
 Stream::Stream(Stream&& other) noexcept : impl_(std::exchange(other.impl_, nullptr)) {}
 
 Stream& Stream::operator=(Stream&& other) noexcept {
-    if (this != &other) {
-        drop_box(impl_);
-        impl_ = std::exchange(other.impl_, nullptr);
-    }
+    move_box(impl_, other.impl_);
     return *this;
 }
 
 Stream::~Stream() { drop_box(impl_); }
 
-const bridge::StreamBox& Stream::get() const {
-    if (impl_ == nullptr) throw_empty("Stream");
-    return *impl_;
-}
+const bridge::StreamBox& Stream::get() const { return deref(impl_, "Stream"); }
 
 Stream Stream::connect(std::string_view name, const Options& options) {
     auto in = text_bytes(name);
@@ -169,19 +163,13 @@ int Stream::native_handle() const {
 Listener::Listener(Listener&& other) noexcept : impl_(std::exchange(other.impl_, nullptr)) {}
 
 Listener& Listener::operator=(Listener&& other) noexcept {
-    if (this != &other) {
-        drop_box(impl_);
-        impl_ = std::exchange(other.impl_, nullptr);
-    }
+    move_box(impl_, other.impl_);
     return *this;
 }
 
 Listener::~Listener() { drop_box(impl_); }
 
-const bridge::ListenerBox& Listener::get() const {
-    if (impl_ == nullptr) throw_empty("Listener");
-    return *impl_;
-}
+const bridge::ListenerBox& Listener::get() const { return deref(impl_, "Listener"); }
 
 Listener Listener::bind(std::string_view name, const Options& options) {
     auto in = text_bytes(name);
