@@ -5,6 +5,8 @@
 #   run_examples.sh echo <echo_server binary> <echo_client binary>
 #   run_examples.sh pubsub <pubsub binary>
 #   run_examples.sh pubsub node <pubsub.mjs>     (a command of several words)
+#   run_examples.sh echo_never_reading_client <echo_server binary> <echo_client binary>
+#     (C++: the server survives a client that never reads its replies)
 # A Python example is its script (executable, `#!/usr/bin/env python3`), run
 # with an interpreter that has shmsock first on PATH:
 #   PATH=.venv/bin:$PATH run_examples.sh pubsub examples/python/pubsub/pubsub.py
@@ -82,6 +84,30 @@ echo)
     cat "$tmp/server.out"
     grep -q "client 1 connected" "$tmp/server.out"
     grep -q "client 2 left" "$tmp/server.out"
+    grep -qx "stopped" "$tmp/server.out"
+    ;;
+echo_never_reading_client)
+    server="$1" client="$2"
+    "$server" "$endpoint" "$tmp/server.key" > "$tmp/server.out" 2>&1 &
+    pid=$!
+    wait_for "$tmp/server.out" "serving '$endpoint' as shmsock-pk:"
+    # 4 MiB of messages whose replies are never read: more than the client's
+    # ring and the server's 1 MiB outbox for it, so the server drops it.
+    "$client" --never-read "$endpoint" "$tmp/server.key" 4096 > "$tmp/stuck.out" 2>&1 &
+    stuck=$!
+    wait_for "$tmp/server.out" "client 1 connected"
+    # Meanwhile, and after, another client gets its echoes.
+    "$client" "$endpoint" "$tmp/server.key" during > "$tmp/client.out"
+    wait_for "$tmp/server.out" "client 1 dropped: it does not read its replies"
+    wait_for "$tmp/stuck.out" "read none"
+    "$client" "$endpoint" "$tmp/server.key" after >> "$tmp/client.out"
+    kill "$stuck"
+    wait "$stuck" || true
+    [ "$(cat "$tmp/client.out")" = "$(printf 'during\nafter')" ]
+    kill -TERM "$pid"
+    wait "$pid"
+    pid=""
+    cat "$tmp/server.out" "$tmp/stuck.out"
     grep -qx "stopped" "$tmp/server.out"
     ;;
 *)

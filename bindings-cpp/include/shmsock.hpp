@@ -8,8 +8,11 @@
 //   Options              the builder of everything configurable
 //   Listener, Stream     bind/accept, connect, send/recv (blocking, with timeouts, or try_)
 //   Server, Client       the event-driven pair, with std::function callbacks
+//   Publisher, Subscriber encrypted publish/subscribe (shmsock/pubsub.hpp)
+//   Reactor              one thread's wait over many streams and timers (shmsock/reactor.hpp)
 // Every failure throws shmsock::Error, whose code() is the core's stable error
-// code. Keypair, Listener, Stream, Server and Client are move-only RAII handles;
+// code. Keypair, Listener, Stream, Server, Client, Publisher, Subscriber and
+// Reactor are move-only RAII handles;
 // using a moved-from or closed one throws Error (code Closed), never aborts.
 //
 // Threads: every method of Stream, Listener, Server, Client and Connection may
@@ -320,6 +323,8 @@ private:
     friend class Stream;
     friend class Server;
     friend class Client;
+    friend class Publisher;
+    friend class Subscriber;
     const bridge::OptionsBox& get() const;
     bridge::OptionsBox& get_mut();
     bridge::OptionsBox* impl_ = nullptr;
@@ -378,6 +383,24 @@ public:
     template <class C, std::enable_if_t<detail::byte_range_v<C>, int> = 0>
     bool try_send(const C& bytes) { return try_send(std::data(bytes), std::size(bytes)); }
 
+    /// How far send_resumable() got.
+    struct SendProgress {
+        /// The whole message is in the ring.
+        bool complete = false;
+        /// Bytes of the message in the ring (the whole size when complete).
+        std::size_t sent = 0;
+    };
+    /// Never blocks: writes as much of the message as fits in the ring now
+    /// and keeps the progress. Not complete: call again with the same message
+    /// (same size) once the pollable fd is readable. Meanwhile other sends on
+    /// this stream say no (try_send) or wait (send). Messages larger than the
+    /// ring go through in parts this way; the peer never sees half a message
+    /// (closing with one partly sent ends the connection: PeerGone for it).
+    SendProgress send_resumable(const void* data, std::size_t size);
+    SendProgress send_resumable(std::string_view text) { return send_resumable(text.data(), text.size()); }
+    template <class C, std::enable_if_t<detail::byte_range_v<C>, int> = 0>
+    SendProgress send_resumable(const C& bytes) { return send_resumable(std::data(bytes), std::size(bytes)); }
+
     // ---- receiving
     /// The next message.
     std::vector<std::uint8_t> recv();
@@ -427,6 +450,7 @@ public:
 
 private:
     friend class Listener;
+    friend class Reactor;
     explicit Stream(bridge::StreamBox* impl) noexcept : impl_(impl) {}
     const bridge::StreamBox& get() const;
     bridge::StreamBox* impl_ = nullptr;
@@ -469,6 +493,7 @@ public:
     explicit operator bool() const noexcept { return valid(); }
 
 private:
+    friend class Reactor;
     explicit Listener(bridge::ListenerBox* impl) noexcept : impl_(impl) {}
     const bridge::ListenerBox& get() const;
     bridge::ListenerBox* impl_ = nullptr;
@@ -642,5 +667,9 @@ struct hash<shmsock::PublicKey> {
     }
 };
 }  // namespace std
+
+// The concepts with a header of their own (they include this one).
+#include "shmsock/pubsub.hpp"
+#include "shmsock/reactor.hpp"
 
 #endif  // SHMSOCK_HPP

@@ -237,8 +237,8 @@ mod tests {
             }
         }
         generated_region::check(&root.join("include/shmsock.hpp"), "error codes", &codes);
-        generated_region::check(&root.join("src/shmsock.cpp"), "error names", &names);
-        generated_region::check(&root.join("src/shmsock.cpp"), "errors that end the connection", &ending);
+        generated_region::check(&root.join("src/errors.cpp"), "error names", &names);
+        generated_region::check(&root.join("src/errors.cpp"), "errors that end the connection", &ending);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! The public C++ API is `include/shmsock.hpp` (namespace `shmsock`); it holds
 //! the boxes declared here through opaque pointers and is implemented in
-//! `src/shmsock.cpp`, which `build.rs` compiles into this crate's static
+//! `src/*.cpp` (one file per concept, sharing `src/internal.hpp`), which `build.rs` compiles into this crate's static
 //! library together with the code cxx generates. Nothing of cxx shows in the
 //! public header.
 //!
@@ -19,6 +19,8 @@ mod errors;
 mod keys;
 mod listener;
 mod options;
+mod pubsub;
+mod reactor;
 mod server;
 mod stream;
 
@@ -30,6 +32,8 @@ use keys::{
 };
 use listener::{listener_bind, ListenerBox};
 use options::{options_clone, options_new, OptionsBox};
+use pubsub::{publisher_bind, subscriber_connect, topic_options_default, PublisherBox, SubscriberBox};
+use reactor::{reactor_new, ReactorBox};
 use server::{connection_clone, server_start, ConnectionBox, ConnectionList, ServerBox};
 use stream::{stream_connect, StreamBox};
 
@@ -48,6 +52,40 @@ mod ffi {
         pid: i32,
         uid: u32,
         gid: u32,
+    }
+
+    /// The shape and policy of a topic (see the C++ `TopicOptions`).
+    #[derive(Clone, Copy)]
+    struct TopicOptionsData {
+        slots: u32,
+        max_message_size: u32,
+        /// True: latest (overwrite); false: reliable with `reliable_timeout_ns`.
+        latest: bool,
+        reliable_timeout_ns: i64,
+        /// -1: rotate only on departures.
+        rekey_interval_ns: i64,
+        max_subscribers: usize,
+    }
+
+    /// A subscriber as its publisher sees it.
+    struct SubscriberInfoData {
+        id: u64,
+        public_key: [u8; 32],
+        credentials: CredentialsData,
+        joined_at: u64,
+    }
+
+    /// One event of a reactor: kind 1 readable, 2 timer, 3 woken.
+    struct EventData {
+        kind: u8,
+        token: u64,
+    }
+
+    /// Where a received topic message went.
+    struct DeliveryData {
+        len: usize,
+        sequence: u64,
+        lost: u64,
     }
 
     extern "Rust" {
@@ -96,6 +134,7 @@ mod ffi {
         fn stream_connect(name: &[u8], options: &OptionsBox) -> Result<Box<StreamBox>>;
         fn send(self: &StreamBox, data: &[u8], timeout_ns: i64) -> Result<()>;
         fn try_send(self: &StreamBox, data: &[u8]) -> Result<bool>;
+        fn send_resumable(self: &StreamBox, data: &[u8]) -> Result<i64>;
         fn recv(self: &StreamBox, timeout_ns: i64) -> Result<Vec<u8>>;
         fn try_recv(self: &StreamBox, out: &mut Vec<u8>) -> Result<bool>;
         fn recv_into(self: &StreamBox, buf: &mut [u8], timeout_ns: i64) -> Result<usize>;
@@ -168,9 +207,68 @@ mod ffi {
         fn is_closed(self: &ClientBox) -> Result<bool>;
         fn server_public_key(self: &ClientBox, out: &mut [u8]) -> Result<()>;
         fn stats(self: &ClientBox) -> Result<StatsData>;
+
+        // ----------------------------------------------------------- pub/sub
+        type PublisherBox;
+        type SubscriberBox;
+        fn topic_options_default() -> Result<TopicOptionsData>;
+        fn publisher_bind(name: &[u8], options: &OptionsBox, topic: &TopicOptionsData) -> Result<Box<PublisherBox>>;
+        fn publish(self: &PublisherBox, data: &[u8]) -> Result<()>;
+        fn wait_for_subscribers(self: &PublisherBox, n: usize, timeout_ns: i64) -> Result<()>;
+        fn subscriber_count(self: &PublisherBox) -> Result<usize>;
+        fn subscribers(self: &PublisherBox) -> Result<Vec<SubscriberInfoData>>;
+        fn remove(self: &PublisherBox, id: u64) -> Result<()>;
+        fn rotate_key(self: &PublisherBox) -> Result<()>;
+        fn epoch(self: &PublisherBox) -> Result<u64>;
+        fn sequence(self: &PublisherBox) -> Result<u64>;
+        fn dropped_count(self: &PublisherBox) -> Result<u64>;
+        fn topic(self: &PublisherBox) -> Result<String>;
+        fn public_key(self: &PublisherBox, out: &mut [u8]) -> Result<()>;
+        fn cipher(self: &PublisherBox) -> Result<String>;
+        fn max_message_size(self: &PublisherBox) -> Result<u32>;
+        fn close(self: &PublisherBox) -> Result<()>;
+        fn is_closed(self: &PublisherBox) -> Result<bool>;
+
+        fn subscriber_connect(name: &[u8], options: &OptionsBox) -> Result<Box<SubscriberBox>>;
+        fn recv(self: &SubscriberBox, out: &mut Vec<u8>, timeout_ns: i64) -> Result<DeliveryData>;
+        fn try_recv(self: &SubscriberBox, out: &mut Vec<u8>, delivery: &mut DeliveryData) -> Result<bool>;
+        fn recv_into(self: &SubscriberBox, buf: &mut [u8], timeout_ns: i64) -> Result<DeliveryData>;
+        fn try_recv_into(self: &SubscriberBox, buf: &mut [u8], delivery: &mut DeliveryData) -> Result<bool>;
+        fn lost(self: &SubscriberBox) -> Result<u64>;
+        fn received(self: &SubscriberBox) -> Result<u64>;
+        fn position(self: &SubscriberBox) -> Result<u64>;
+        fn epoch(self: &SubscriberBox) -> Result<u64>;
+        fn topic(self: &SubscriberBox) -> Result<String>;
+        fn publisher_public_key(self: &SubscriberBox, out: &mut [u8]) -> Result<()>;
+        fn local_public_key(self: &SubscriberBox, out: &mut [u8]) -> Result<()>;
+        fn publisher_credentials(self: &SubscriberBox) -> Result<CredentialsData>;
+        fn cipher(self: &SubscriberBox) -> Result<String>;
+        fn max_message_size(self: &SubscriberBox) -> Result<u32>;
+        fn fd(self: &SubscriberBox) -> Result<i32>;
+        fn close(self: &SubscriberBox) -> Result<()>;
+        fn is_closed(self: &SubscriberBox) -> Result<bool>;
+
+        // ----------------------------------------------------------- reactor
+        type ReactorBox;
+        fn reactor_new(spin_ns: i64) -> Result<Box<ReactorBox>>;
+        fn add_stream(self: &ReactorBox, stream: &StreamBox, token: u64) -> Result<()>;
+        fn remove_stream(self: &ReactorBox, stream: &StreamBox) -> Result<()>;
+        fn add_listener(self: &ReactorBox, listener: &ListenerBox, token: u64) -> Result<()>;
+        fn remove_listener(self: &ReactorBox, listener: &ListenerBox) -> Result<()>;
+        fn add_subscriber(self: &ReactorBox, subscriber: &SubscriberBox, token: u64) -> Result<()>;
+        fn remove_subscriber(self: &ReactorBox, subscriber: &SubscriberBox) -> Result<()>;
+        fn add_fd(self: &ReactorBox, fd: i32, token: u64) -> Result<()>;
+        fn remove_fd(self: &ReactorBox, fd: i32) -> Result<()>;
+        fn add_timer(self: &ReactorBox, after_ns: i64, token: u64) -> Result<u64>;
+        fn cancel_timer(self: &ReactorBox, id: u64) -> Result<()>;
+        fn next_timeout(self: &ReactorBox) -> Result<i64>;
+        fn note_activity(self: &ReactorBox) -> Result<()>;
+        fn poll(self: &ReactorBox, events: &mut Vec<EventData>, timeout_ns: i64) -> Result<()>;
+        fn wake(self: &ReactorBox) -> Result<()>;
+        fn fd(self: &ReactorBox) -> Result<i32>;
     }
 
-    // The trampolines (src/shmsock.cpp) catch every C++ exception: none may
+    // The trampolines (src/server.cpp, src/client.cpp) catch every C++ exception: none may
     // unwind into Rust.
     unsafe extern "C++" {
         include!("shmsock-cxx/src/callbacks.h");

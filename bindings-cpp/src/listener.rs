@@ -63,6 +63,11 @@ impl ListenerBox {
         guard(|| key_into(&self.listener.public_key(), out))
     }
 
+    /// The fd a reactor watches (readable when `accept` with a zero timeout may progress).
+    pub(crate) fn pollable_fd(&self) -> shmsock::Result<std::os::fd::BorrowedFd<'_>> {
+        Ok(self.usable()?.pollable_fd())
+    }
+
     /// The listening socket's fd (readable when a client is waiting).
     pub fn fd(&self) -> BridgeResult<i32> {
         guard(|| Ok(self.usable()?.as_raw_fd()))

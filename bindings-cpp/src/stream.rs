@@ -2,7 +2,7 @@
 
 use std::os::fd::AsRawFd;
 
-use shmsock::{ErrorKind, Role, Stats, Stream};
+use shmsock::{ErrorKind, Role, SendProgress, Stats, Stream};
 
 use crate::errors::{guard, key_into, name_from_bytes, BridgeResult, Guarded, Timeout};
 use crate::ffi::{CredentialsData, StatsData};
@@ -54,6 +54,16 @@ impl StreamBox {
     /// Sends only if the whole message fits now; false: it did not (nothing sent).
     pub fn try_send(&self, data: &[u8]) -> BridgeResult<bool> {
         guard(|| try_send_with(&self.0, data))
+    }
+
+    /// Writes what fits of `data` now and keeps the progress: -1 when all of
+    /// it is in the ring, else the bytes of it in the ring (call again with
+    /// the same message once the pollable fd is readable).
+    pub fn send_resumable(&self, data: &[u8]) -> BridgeResult<i64> {
+        guard(|| match self.0.send_resumable(data)? {
+            SendProgress::Complete => Ok(-1),
+            SendProgress::Partial { sent } => Ok(i64::try_from(sent).unwrap_or(i64::MAX)),
+        })
     }
 
     /// Receives the next message.

@@ -8,6 +8,7 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 cmake --install "$build" --prefix "$tmp/prefix" > "$tmp/install.log"
 test -f "$tmp/prefix/include/shmsock.hpp"
+test -f "$tmp/prefix/include/shmsock/pubsub.hpp"
 test -f "$tmp/prefix/lib/libshmsock_cxx.a" || test -f "$tmp/prefix/lib64/libshmsock_cxx.a"
 cmake -S "$here/install" -B "$tmp/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" -DCMAKE_BUILD_TYPE=Release > "$tmp/configure.log"
 cmake --build "$tmp/build" > "$tmp/build.log"

@@ -103,6 +103,24 @@ std::vector<std::uint8_t> pattern(std::size_t n, unsigned seed) {
     return out;
 }
 
+std::future<std::string> echo_client(const std::string& name, const shmsock::PublicKey& key, unsigned seed, int count) {
+    return std::async(std::launch::async, [name, key, seed, count] {
+        auto stream = shmsock::Stream::connect(name, shmsock::Options().server_key(key));
+        for (int i = 0; i < count; ++i) {
+            auto message = pattern(1 + static_cast<std::size_t>(i * 37) % 3000, seed * 1000 + static_cast<unsigned>(i));
+            stream.send(message, 10s);
+            if (stream.recv(10s) != message) return "echo " + std::to_string(i) + " of client " + std::to_string(seed) + " differs";
+        }
+        stream.close();
+        return std::string("ok");
+    });
+}
+
+std::vector<std::uint8_t> topic_message(std::size_t i) {
+    static const std::size_t sizes[] = {0, 1, 64, 4096, 60000, 17};
+    return pattern(sizes[i % 6], static_cast<unsigned>(i));
+}
+
 bool eventually(const std::function<bool()>& predicate, std::chrono::milliseconds timeout) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
@@ -243,6 +261,35 @@ int child_starved_server(int argc, char** argv) {
     for (;;) (void)listener.accept(60s);
 }
 
+// subscriber NAME PUBLISHER_KEY COUNT: subscribes, says "subscribed", checks
+// COUNT messages (topic_message(i)), says "ok COUNT".
+int child_subscriber(int argc, char** argv) {
+    if (argc != 3) return 2;
+    auto sub = shmsock::Subscriber::connect(argv[0], shmsock::Options().server_key(shmsock::PublicKey::from_text(argv[1])));
+    say("subscribed");
+    std::size_t count = std::stoul(argv[2]);
+    for (std::size_t i = 0; i < count; ++i) {
+        auto m = sub.recv_message(20s);
+        if (m.data != topic_message(i) || m.sequence != i || m.lost != 0) {
+            std::fprintf(stderr, "child subscriber: message %zu differs\n", i);
+            return 1;
+        }
+    }
+    say(("ok " + std::to_string(count)).c_str());
+    return 0;
+}
+
+// publisher NAME KEYFILE: binds, says "ready", publishes "first" to its first
+// subscriber, then waits to be killed.
+int child_publisher(int argc, char** argv) {
+    if (argc != 2) return 2;
+    auto publisher = shmsock::Publisher::bind(argv[0], shmsock::Options().keypair(shmsock::Keypair::load(argv[1])));
+    say("ready");
+    publisher.wait_for_subscribers(1, 20s);
+    publisher.publish(std::string_view("first"));
+    for (;;) pause();
+}
+
 }  // namespace
 
 int run_child(int argc, char** argv) {
@@ -252,6 +299,8 @@ int run_child(int argc, char** argv) {
         if (mode == "echo-server") return child_echo_server(argc - 1, argv + 1);
         if (mode == "connect-and-die") return child_connect_and_die(argc - 1, argv + 1);
         if (mode == "starved-server") return child_starved_server(argc - 1, argv + 1);
+        if (mode == "subscriber") return child_subscriber(argc - 1, argv + 1);
+        if (mode == "publisher") return child_publisher(argc - 1, argv + 1);
     } catch (const shmsock::Error& e) {
         std::fprintf(stderr, "child %s: %s: %s\n", mode.c_str(), e.name(), e.what());
         return 1;

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <functional>
+#include <future>
 #include <string>
 #include <vector>
 
@@ -44,11 +45,19 @@ struct Pair {
 Pair connect_pair(const std::function<void(shmsock::Options&)>& server_extra = {},
                   const std::function<void(shmsock::Options&)>& client_extra = {});
 
+/// A client on its own thread: connects to `name` pinning `key`, sends `count`
+/// messages (of varied sizes, bytes seeded by `seed`), checks each echo before
+/// the next, closes; "ok" or what went wrong.
+std::future<std::string> echo_client(const std::string& name, const shmsock::PublicKey& key, unsigned seed, int count);
+
 /// Runs `f`, expects it to throw shmsock::Error with `code`, and returns it.
 shmsock::Error expect_error(shmsock::ErrorCode code, const std::function<void()>& f);
 
 /// Bytes 0, 1, 2, ... (mod 251) of length n, seeded.
 std::vector<std::uint8_t> pattern(std::size_t n, unsigned seed = 0);
+
+/// Message i of the pub/sub tests: sizes cycle through 0 B .. 60 KiB, the bytes seeded by i.
+std::vector<std::uint8_t> topic_message(std::size_t i);
 
 /// Polls until `predicate` or `timeout`; true if it held.
 bool eventually(const std::function<bool()>& predicate, std::chrono::milliseconds timeout = 5000ms);

@@ -1,5 +1,6 @@
-// The C++ interop agent: keygen, pubkey, an echo server and a checking client,
-// on the C++ package of shmsock only (shmsock.hpp).
+// The C++ interop agent: keygen, pubkey, an echo server and a checking client
+// (here), a publisher and a checking subscriber (pubsub.cpp), on the C++
+// package of shmsock only (shmsock.hpp).
 //
 // The command line, the output lines and the exit codes are the contract in
 // tests/interop/README.md ("The agent command line"). Build it with ./build.sh
@@ -37,9 +38,10 @@
 
 #include <shmsock.hpp>
 
-namespace {
+#include "agent.hpp"
 
-constexpr int kVerify = 1, kUsage = 2, kShmsock = 3;
+namespace agent {
+
 constexpr const char* kDefaultSizes = "0,1,64,65536,262144";
 constexpr double kMaxSeconds = 1e9;  // longer --seconds / --timeout values are refused
 
@@ -50,16 +52,12 @@ constexpr const char* kUsageText =
     "       agent client --name NAME --server-key PUBLIC [--key FILE]\n"
     "                    [--cipher aegis-128l|chacha20-poly1305] [--ring-size BYTES]\n"
     "                    [--sizes LIST] [--seconds S] [--timeout S]\n"
+    "       agent publish --name NAME --key FILE [--count N] [--sizes LIST]\n"
+    "                     [--subscribers K] [--timeout S] [--cipher aegis-128l|chacha20-poly1305]\n"
+    "       agent subscribe --name NAME --server-key PUBLIC [--key FILE] [--count N]\n"
+    "                       [--sizes LIST] [--timeout S] [--cipher aegis-128l|chacha20-poly1305]\n"
     "(see tests/interop/README.md)";
 
-/// A bad command line (exit 2).
-struct UsageError : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-/// A failed check (exit 1); what() is the whole stderr line.
-struct VerifyError : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
 
 std::mutex output_mutex;
 
@@ -82,26 +80,17 @@ std::string fixed3(double value) {
 
 // ------------------------------------------------------------------ arguments
 
-/// The arguments after the command: `--option value` pairs.
-class Args {
-public:
-    Args(char** begin, char** end) : items_(begin, end) {}
+std::optional<std::string> Args::next_option() {
+    if (at_ == items_.size()) return std::nullopt;
+    const std::string& arg = items_[at_++];
+    if (arg.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + arg + "'");
+    return arg;
+}
 
-    std::optional<std::string> next_option() {
-        if (at_ == items_.size()) return std::nullopt;
-        const std::string& arg = items_[at_++];
-        if (arg.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + arg + "'");
-        return arg;
-    }
-    std::string value(const std::string& option) {
-        if (at_ == items_.size()) throw UsageError(option + " needs a value");
-        return items_[at_++];
-    }
-
-private:
-    std::vector<std::string> items_;
-    std::size_t at_ = 0;
-};
+std::string Args::value(const std::string& option) {
+    if (at_ == items_.size()) throw UsageError(option + " needs a value");
+    return items_[at_++];
+}
 
 void set_once(std::optional<std::string>& slot, const std::string& option, std::string value) {
     if (slot) throw UsageError(option + " given twice");
@@ -146,6 +135,28 @@ std::vector<std::size_t> parse_sizes(const std::string& text) {
         start = comma + 1;
     }
 }
+
+
+void fill_message(std::vector<std::uint8_t>& message, std::uint64_t i, std::size_t n) {
+    message.resize(n);
+    auto byte = static_cast<std::uint8_t>(i + n);
+    for (std::size_t j = 0; j < n; j++, byte = static_cast<std::uint8_t>(byte + 31)) message[j] = byte;
+}
+
+/// What differs between an echo of `len` bytes in `got` and the message sent.
+std::string difference(std::size_t len, const std::vector<std::uint8_t>& got, const std::vector<std::uint8_t>& expected) {
+    if (len != expected.size()) return "received " + std::to_string(len) + " bytes";
+    std::size_t j = 0;
+    while (j < len && got[j] == expected[j]) j++;
+    if (j == len) return "no difference";
+    return "byte " + std::to_string(j) + " is " + std::to_string(got[j]) + ", expected " + std::to_string(expected[j]);
+}
+
+}  // namespace agent
+
+namespace {
+
+using namespace agent;
 
 // ----------------------------------------------------------------------- keys
 
@@ -347,20 +358,6 @@ void serve(Args args) {
 // --------------------------------------------------------------------- client
 
 /// Message `i` of size `n`: byte `j` is (i + 31 * j + n) mod 256.
-void fill_message(std::vector<std::uint8_t>& message, std::uint64_t i, std::size_t n) {
-    message.resize(n);
-    auto byte = static_cast<std::uint8_t>(i + n);
-    for (std::size_t j = 0; j < n; j++, byte = static_cast<std::uint8_t>(byte + 31)) message[j] = byte;
-}
-
-/// What differs between an echo of `len` bytes in `got` and the message sent.
-std::string difference(std::size_t len, const std::vector<std::uint8_t>& got, const std::vector<std::uint8_t>& expected) {
-    if (len != expected.size()) return "received " + std::to_string(len) + " bytes";
-    std::size_t j = 0;
-    while (j < len && got[j] == expected[j]) j++;
-    if (j == len) return "no difference";
-    return "byte " + std::to_string(j) + " is " + std::to_string(got[j]) + ", expected " + std::to_string(expected[j]);
-}
 
 void client(Args args) {
     std::optional<std::string> name, server_text, key, cipher_text, ring, sizes_text, seconds_text, timeout_text;
@@ -454,6 +451,10 @@ int run(int argc, char** argv) {
         serve(Args(argv + 2, argv + argc));
     } else if (command == "client") {
         client(Args(argv + 2, argv + argc));
+    } else if (command == "publish") {
+        publish(Args(argv + 2, argv + argc));
+    } else if (command == "subscribe") {
+        subscribe(Args(argv + 2, argv + argc));
     } else if (command == "--help" || command == "-h" || command == "help") {
         say(kUsageText);
     } else {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the C++ interop agent, build/interop/cpp/shmsock-agent, with CMake
-# (CMakeLists.txt here: agent.cpp linked to shmsock::shmsock_cpp of
+# (CMakeLists.txt here: agent.cpp and pubsub.cpp linked to shmsock::shmsock_cpp of
 # bindings-cpp/, as examples/cpp is). Configures only once; the build is
 # incremental (cargo and the compiler skip what did not change).
 # See tests/interop/README.md.
