@@ -46,7 +46,7 @@ suite "C++ package (bindings-cpp): GoogleTest, ASan/UBSan, install" scripts/test
 suite "Python package: build into .venv, stubs, mypy, pytest" scripts/test-python.sh
 suite "Node package: npm install, d.ts, tsc, node --test" scripts/test-node.sh
 suite "CLI: the shmsock command, spawned as users run it" cargo test -p shmsock-cli
-suite "interop: 25 language pairs, refusals, key files, SIGKILL; the demo" scripts/test-interop.sh
+suite "interop: 25 language pairs, refusals, key files, SIGKILL; pub/sub pairs; the demo" scripts/test-interop.sh
 suite "fuzz smoke: 5 targets (parsers, receive path, control records, topic receive)" scripts/fuzz-smoke.sh
 suite "dist: release artifacts installed without Rust, cross-language echo, npm source build" scripts/test-dist.sh
 
