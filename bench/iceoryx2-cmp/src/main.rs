@@ -22,10 +22,9 @@ fn pin(cpu: usize) {
 fn run(ping: bool, rounds: usize) -> Result<Option<f64>, Box<dyn std::error::Error>> {
     let node = NodeBuilder::new().create::<ipc::Service>()?;
     let tag = std::env::var("ICEORYX2_CMP_TAG").unwrap_or_default();
-    let open = |name: &str| {
-        node.service_builder(&format!("shmsock-bench/{tag}/{name}").as_str().try_into()?)
-            .publish_subscribe::<Payload>()
-            .open_or_create()
+    let open = |name: &str| -> Result<_, Box<dyn std::error::Error>> {
+        let service: ServiceName = format!("shmsock-bench/{tag}/{name}").as_str().try_into()?;
+        Ok(node.service_builder(&service).publish_subscribe::<Payload>().open_or_create()?)
     };
     let (out_svc, in_svc) = if ping { (open("ping")?, open("pong")?) } else { (open("pong")?, open("ping")?) };
     let publisher = out_svc.publisher_builder().create()?;
