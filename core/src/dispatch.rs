@@ -314,19 +314,23 @@ impl Shard {
     /// Makes room for one more handshake of `uid` within the limits, refusing
     /// the oldest silent one if needed. False when there is no room.
     fn make_room(&mut self, shared: &Arc<Shared>, uid: u32) -> bool {
-        let options = &shared.options;
-        let of_uid = self.handshakes.values().filter(|p| p.handshake.credentials().uid == uid).count();
-        let victim = if of_uid >= options.max_pending_handshakes_per_uid {
-            Some(self.oldest_silent(Some(uid)))
-        } else if self.handshakes.len() >= options.max_pending_handshakes {
-            Some(self.oldest_silent(None))
-        } else {
-            None
-        };
-        match victim {
-            None => true,
-            Some(None) => false,
-            Some(Some(token)) => {
+        // A victim that spoke since its readiness was last handled is not
+        // silent: look at it first (it may even finish), then choose again.
+        // Bounded: each look either refuses, frees a place, or marks one heard.
+        for _ in 0..=shared.options.max_pending_handshakes {
+            let options = &shared.options;
+            let of_uid = self.handshakes.values().filter(|p| p.handshake.credentials().uid == uid).count();
+            let victim = if of_uid >= options.max_pending_handshakes_per_uid {
+                self.oldest_silent(Some(uid))
+            } else if self.handshakes.len() >= options.max_pending_handshakes {
+                self.oldest_silent(None)
+            } else {
+                return true;
+            };
+            let Some(token) = victim else { return false };
+            self.advance_handshake(shared, token);
+            let still_silent = self.handshakes.get(&token).is_some_and(|p| !p.handshake.heard_from_client());
+            if still_silent {
                 if let Some(mut pending) = self.take_handshake(token) {
                     let err = Error::new(
                         ErrorKind::ResourceExhausted,
@@ -334,9 +338,10 @@ impl Shard {
                     );
                     self.refused(shared, pending.handshake.refuse(RejectReason::ServerError, err));
                 }
-                true
+                return true;
             }
         }
+        false
     }
 
     fn oldest_silent(&self, uid: Option<u32>) -> Option<u64> {

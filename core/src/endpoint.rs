@@ -15,6 +15,7 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
+use std::time::Instant;
 
 use rustix::fs::FlockOperation;
 
@@ -130,6 +131,14 @@ fn in_use(name: &str) -> Error {
     )
 }
 
+/// How many connections the kernel queues for a server before it accepts
+/// them. Small on purpose: the server accepts fast, and a client that finds
+/// the queue full waits in connect (bounded by its handshake timeout) rather
+/// than behind hundreds of silent connections an attacker queued ahead of it;
+/// handshakes the server has accepted are bounded separately
+/// (`Options::max_pending_handshakes`).
+pub const LISTEN_BACKLOG: i32 = 16;
+
 /// Claims `name` and listens on its socket.
 pub fn bind(name: &str) -> Result<Bound> {
     let paths = EndpointPaths::of(name)?;
@@ -167,6 +176,7 @@ pub fn bind(name: &str) -> Result<Bound> {
         let _ = std::fs::remove_file(&paths.temporary);
         let listener = UnixListener::bind(&paths.temporary)
             .map_err(|e| Error::io(&format!("binding {}", paths.temporary.display()), e))?;
+        platform::set_listen_backlog(listener.as_fd(), LISTEN_BACKLOG)?;
         listener.set_nonblocking(true).map_err(|e| Error::io("configuring the listening socket", e))?;
         if let Err(e) = std::fs::rename(&paths.temporary, &paths.socket) {
             let _ = std::fs::remove_file(&paths.temporary);
@@ -179,11 +189,25 @@ pub fn bind(name: &str) -> Result<Bound> {
 
 /// Connects to the server of `name`. No server: NotFound, at once.
 pub fn connect(name: &str) -> Result<UnixStream> {
+    connect_until(name, None)
+}
+
+/// As [`connect`], waiting at most until `deadline` for room in the server's
+/// backlog (it is full while the server accepts slower than clients arrive:
+/// [`LISTEN_BACKLOG`]); Timeout then.
+pub fn connect_until(name: &str, deadline: Option<Instant>) -> Result<UnixStream> {
     let paths = EndpointPaths::of(name)?;
-    UnixStream::connect(&paths.socket).map_err(|e| match e.raw_os_error() {
+    platform::connect_unix(&paths.socket, deadline).map_err(|e| match e.raw_os_error() {
         Some(libc::ENOENT) | Some(libc::ECONNREFUSED) => Error::new(
             ErrorKind::NotFound,
             format!("no server is listening on endpoint '{name}' (socket {})", paths.socket.display()),
+        ),
+        Some(libc::EAGAIN) => Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "the server of '{name}' is busy: it did not take this connection in time (its queue of \
+                 {LISTEN_BACKLOG} waiting connections stayed full)"
+            ),
         ),
         _ => Error::io(&format!("connecting to endpoint '{name}'"), e),
     })

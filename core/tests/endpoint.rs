@@ -110,3 +110,35 @@ fn a_client_without_a_keypair_uses_one_key_per_process() {
     assert_eq!(first.local_public_key(), *shmsock::Keypair::process_default().public());
     assert_eq!(seen, vec![first.local_public_key(), second.local_public_key()]);
 }
+
+/// A server that accepts nothing: once its backlog is full, connecting waits
+/// until the caller's deadline and fails with Timeout (a stream's connect
+/// within its handshake timeout), instead of queueing behind everyone else;
+/// an accept makes room again.
+#[test]
+fn a_full_backlog_makes_connect_time_out_at_its_deadline() {
+    common::init();
+    let name = common::unique_name("backlog");
+    let bound = endpoint::bind(&name).unwrap();
+    let soon = || Some(std::time::Instant::now() + std::time::Duration::from_millis(20));
+    let mut queued = Vec::new();
+    let refused = loop {
+        assert!(queued.len() <= endpoint::LISTEN_BACKLOG as usize + 2, "the backlog never filled");
+        match endpoint::connect_until(&name, soon()) {
+            Ok(socket) => queued.push(socket),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(refused.kind(), ErrorKind::Timeout, "{refused}");
+    assert!(refused.message().contains("busy"), "{refused}");
+    assert!(queued.len() >= endpoint::LISTEN_BACKLOG as usize, "only {} queued", queued.len());
+
+    let options = shmsock::Options::new()
+        .server_key(*shmsock::Keypair::generate().public())
+        .handshake_timeout(std::time::Duration::from_millis(50));
+    let e = shmsock::Stream::connect(&name, &options).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+
+    let (_taken, _) = bound.listener.accept().unwrap();
+    endpoint::connect_until(&name, soon()).unwrap();
+}

@@ -1,10 +1,13 @@
-//! Unix sockets: peer credentials, records with descriptors attached, waiting
-//! for one socket, draining and shutting down a control socket.
+//! Unix sockets: connecting with a deadline, peer credentials, records with
+//! descriptors attached, waiting for one socket, draining and shutting down a
+//! control socket.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::time::Instant;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::net::{
@@ -13,6 +16,41 @@ use rustix::net::{
 
 use super::process::{descriptor_limit_hint, os_error};
 use crate::error::{Error, ErrorKind, Result};
+
+/// Connects a Unix stream socket to `path`. When the listener's backlog is
+/// full (its server accepts slower than clients arrive), the kernel makes
+/// connect wait for room: at most until `deadline` (then EAGAIN), or for
+/// ever without one. SO_SNDTIMEO is what bounds that wait; it is cleared once
+/// connected.
+pub fn connect_unix(path: &Path, deadline: Option<Instant>) -> std::io::Result<UnixStream> {
+    use rustix::net::sockopt::{set_socket_timeout, Timeout};
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let socket = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+    if let Some(deadline) = deadline {
+        // A zero timeout would mean "no limit": keep at least 1 ms.
+        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+        set_socket_timeout(&socket, Timeout::Send, Some(left))?;
+    }
+    let address = SocketAddrUnix::new(path)?;
+    loop {
+        match rustix::net::connect(&socket, &address) {
+            Ok(()) => break,
+            // Interrupted while waiting for room: not connected yet, try again.
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if deadline.is_some() {
+        set_socket_timeout(&socket, Timeout::Send, None)?;
+    }
+    Ok(UnixStream::from(socket))
+}
+
+/// Sets how many connections the kernel queues for `listener` before accept.
+pub fn set_listen_backlog(listener: BorrowedFd<'_>, backlog: i32) -> Result<()> {
+    // listen() again on a listening socket only changes its backlog.
+    rustix::net::listen(listener, backlog).map_err(|e| os_error("setting the listen backlog", e))
+}
 
 /// The credentials of the process at the other end of a Unix socket, from the kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -121,7 +121,7 @@ impl Subscriber {
         })?;
         let keypair = options.keypair.clone().unwrap_or_else(Keypair::generate);
         let deadline = Instant::now() + options.handshake_timeout;
-        let control = endpoint::connect(name)?;
+        let control = endpoint::connect_until(name, Some(deadline))?;
         control.set_nonblocking(true).map_err(|e| Error::io("configuring the control socket", e))?;
         let socket = control.as_fd();
         let credentials = platform::peer_credentials(socket)?;
