@@ -165,6 +165,69 @@ fn an_oversized_message_on_a_full_reliable_topic_waits_for_nobody() {
     assert_eq!(slow.recv().unwrap().sequence, 0);
 }
 
+fn readable(fd: std::os::fd::BorrowedFd<'_>, wait: Duration) -> bool {
+    let mut fds = [libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+    // SAFETY: one valid pollfd; bounded wait.
+    unsafe { libc::poll(fds.as_mut_ptr(), 1, wait.as_millis() as i32) == 1 }
+}
+
+#[test]
+fn try_publish_says_would_block_and_the_pollable_fd_says_when_to_retry() {
+    let name = unique_name("ps-try");
+    let (p, kp) = publisher(&name, &reliable(4, Duration::from_secs(3600)));
+    let s = subscribe(&name, &kp);
+    p.wait_for_subscribers(1, T).unwrap();
+    for i in 0..4 {
+        p.try_publish(&message(i, 32)).unwrap();
+    }
+    assert_eq!(p.publish_deadline(), None);
+    let e = p.try_publish(&message(4, 32)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::WouldBlock, "{e}");
+    assert_eq!(p.sequence(), 4, "nothing was published");
+    assert!(p.publish_deadline().is_some());
+    assert!(!readable(p.pollable_fd(), Duration::ZERO), "nothing moved yet");
+    // The subscriber reads one: the publisher's fd says so, and the retry goes in.
+    assert_eq!(s.recv().unwrap().sequence, 0);
+    assert!(readable(p.pollable_fd(), WAIT), "the subscriber's progress wakes the publisher");
+    p.try_publish(&message(4, 32)).unwrap();
+    assert_eq!(p.publish_deadline(), None);
+    assert!(!readable(p.pollable_fd(), Duration::ZERO), "try_publish consumed the wake-up");
+    for i in 1..5 {
+        let m = s.recv().unwrap();
+        assert_eq!((m.sequence, check_message(&m.data)), (i, Some(i)));
+    }
+}
+
+#[test]
+fn try_publish_drops_a_stuck_subscriber_once_the_timeout_passed() {
+    let name = unique_name("ps-try-drop");
+    let (p, kp) = publisher(&name, &reliable(2, Duration::from_millis(30)));
+    let stuck = subscribe(&name, &kp);
+    p.wait_for_subscribers(1, T).unwrap();
+    p.try_publish(&message(0, 10)).unwrap();
+    p.try_publish(&message(1, 10)).unwrap();
+    assert_eq!(p.try_publish(&message(2, 10)).unwrap_err().kind(), ErrorKind::WouldBlock);
+    let deadline = p.publish_deadline().expect("a blocked publish has a deadline");
+    std::thread::sleep(deadline.saturating_duration_since(std::time::Instant::now()));
+    p.try_publish(&message(2, 10)).unwrap();
+    assert_eq!((p.dropped_count(), p.subscriber_count(), p.sequence()), (1, 0, 3));
+    drop(stuck);
+}
+
+#[test]
+fn try_publish_on_a_latest_topic_never_blocks() {
+    let name = unique_name("ps-try-latest");
+    let (p, kp) = publisher(&name, &latest(2));
+    let _s = subscribe(&name, &kp);
+    p.wait_for_subscribers(1, T).unwrap();
+    for i in 0..10 {
+        p.try_publish(&message(i, 10)).unwrap();
+    }
+    assert_eq!(p.try_publish(&vec![0; 4097]).unwrap_err().kind(), ErrorKind::MessageTooLarge);
+    p.close();
+    assert_eq!(p.try_publish(b"x").unwrap_err().kind(), ErrorKind::Closed);
+}
+
 #[test]
 fn a_removed_subscriber_cannot_read_later_messages() {
     let name = unique_name("ps-rm");

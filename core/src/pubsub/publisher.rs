@@ -7,7 +7,7 @@
 //! subscriber left, which rotates the key at once. Publishing never waits for
 //! that thread; the two share one lock over the topic's state, held briefly.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -72,6 +72,8 @@ struct State {
     last_rotation: Instant,
     dropped: u64,
     closed: bool,
+    /// Since when a reliable topic's try_publish has found no room.
+    blocked_since: Option<Instant>,
 }
 
 struct Shared {
@@ -151,6 +153,7 @@ impl Publisher {
             last_rotation: Instant::now(),
             dropped: 0,
             closed: false,
+            blocked_since: None,
         };
         let shared = Arc::new(Shared {
             topic: name.to_string(),
@@ -181,9 +184,7 @@ impl Publisher {
     /// (the message is sealed for whoever is subscribed: nobody).
     pub fn publish(&self, message: &[u8]) -> Result<()> {
         let sh = &*self.shared;
-        if sh.closed.load(Ordering::Acquire) {
-            return Err(Error::new(ErrorKind::Closed, format!("the topic '{}' was closed", sh.topic)));
-        }
+        sh.check_open()?;
         // Before any wait: a message that cannot be published must not hold
         // the topic up, nor get a slow subscriber dropped.
         self.check_size(message.len())?;
@@ -192,17 +193,66 @@ impl Publisher {
         if let SlowSubscribers::Reliable { timeout } = sh.topic_options.policy {
             sh.make_room(&mut st, seq, timeout)?;
         }
-        let st = &mut *st;
-        sh.broadcast.write(seq, &st.key, message, &mut st.scratch)?;
-        st.next_seq = seq + 1;
-        for m in &mut st.members {
-            if let Ok(word) = m.cursor.sleep_word() {
-                if should_wake(word, &mut m.last_woken) {
-                    platform::wake_peer(m.wake.as_fd());
+        sh.write(&mut st, seq, message)
+    }
+
+    /// Publishes `message` if the ring has room now, never waiting: for event
+    /// loops. On a reliable topic whose slowest subscriber still holds the
+    /// oldest slot it fails with WouldBlock and publishes nothing; the
+    /// [`pollable_fd`](Publisher::pollable_fd) then becomes readable when a
+    /// subscriber moves on or leaves. Once the topic's timeout has passed since
+    /// the first such WouldBlock ([`publish_deadline`](Publisher::publish_deadline)),
+    /// the next call drops the subscribers still in the way and publishes, as
+    /// [`publish`](Publisher::publish) does after waiting. A latest topic
+    /// never blocks. Do not mix with a blocking `publish` on another thread:
+    /// each may take the other's wake-up.
+    pub fn try_publish(&self, message: &[u8]) -> Result<()> {
+        let sh = &*self.shared;
+        sh.check_open()?;
+        self.check_size(message.len())?;
+        // The wake-up that brought the caller here is used up now.
+        sh.own_wake.drain();
+        let mut st = sh.state.lock();
+        let seq = st.next_seq;
+        if let SlowSubscribers::Reliable { timeout } = sh.topic_options.policy {
+            if !sh.has_room(&mut st, seq) {
+                let since = *st.blocked_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < timeout {
+                    // Armed before the last look: a subscriber moving on after
+                    // it wakes the pollable fd.
+                    let word = st.sleep.arm();
+                    let _ = sh.broadcast.set_publisher_waiting(word);
+                    if !sh.has_room(&mut st, seq) {
+                        return Err(Error::new(
+                            ErrorKind::WouldBlock,
+                            "the slowest subscriber still holds the oldest slot; nothing was published",
+                        ));
+                    }
+                } else {
+                    let slots = u64::from(sh.broadcast.geometry().slots);
+                    let behind = sh.laggards(&mut st, seq, slots);
+                    sh.drop_members(&mut st, &behind, ByeReason::TooSlow);
+                    sh.rotate(&mut st);
                 }
             }
+            let _ = sh.broadcast.set_publisher_waiting(st.sleep.disarm());
         }
-        Ok(())
+        sh.write(&mut st, seq, message)
+    }
+
+    /// When a reliable topic's [`try_publish`](Publisher::try_publish), blocked
+    /// since its first WouldBlock, will drop the subscribers in its way: an
+    /// event loop's timer. None when no publish is blocked.
+    pub fn publish_deadline(&self) -> Option<Instant> {
+        let SlowSubscribers::Reliable { timeout } = self.shared.topic_options.policy else { return None };
+        self.shared.state.lock().blocked_since.map(|since| since + timeout)
+    }
+
+    /// Readable when a blocked [`try_publish`](Publisher::try_publish) may
+    /// succeed: a subscriber moved on or left. For poll/epoll and event loops;
+    /// do not read it (try_publish does).
+    pub fn pollable_fd(&self) -> BorrowedFd<'_> {
+        self.shared.own_wake.as_fd()
     }
 
     /// MessageTooLarge when a message of `len` bytes exceeds the topic's
@@ -352,6 +402,36 @@ impl std::fmt::Debug for Publisher {
 }
 
 impl Shared {
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorKind::Closed, format!("the topic '{}' was closed", self.topic)));
+        }
+        Ok(())
+    }
+
+    /// Seals message `seq` into its slot (the caller made room) and wakes the
+    /// subscribers that sleep.
+    fn write(&self, st: &mut State, seq: u64, message: &[u8]) -> Result<()> {
+        self.broadcast.write(seq, &st.key, message, &mut st.scratch)?;
+        st.next_seq = seq + 1;
+        st.blocked_since = None;
+        for m in &mut st.members {
+            if let Ok(word) = m.cursor.sleep_word() {
+                if should_wake(word, &mut m.last_woken) {
+                    platform::wake_peer(m.wake.as_fd());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reliable topics: whether message `seq`'s slot may be reused now (every
+    /// member has read message `seq - slots`).
+    fn has_room(&self, st: &mut State, seq: u64) -> bool {
+        let slots = u64::from(self.broadcast.geometry().slots);
+        seq < slots || seq - st.min_position < slots || self.laggards(st, seq, slots).is_empty()
+    }
+
     /// Reliable topics: waits until every member has read message
     /// `seq - slots`, so its slot may be reused, dropping the members still in
     /// the way when `timeout` passes.
