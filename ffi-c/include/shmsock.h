@@ -1446,6 +1446,35 @@ shmsock_result shmsock_publisher_publish(struct shmsock_publisher *publisher,
                                          const uint8_t *data,
                                          size_t len);
 
+// Publishes one message without waiting. On a reliable topic whose slowest
+// subscriber still holds the oldest slot: SHMSOCK_WOULD_BLOCK and nothing is
+// published; poll shmsock_publisher_pollable_fd() (readable when a subscriber
+// moves on or leaves) and call again, and no later than
+// shmsock_publisher_publish_deadline() says, when the call drops the
+// subscribers still in the way and publishes. A latest topic never blocks.
+// Do not mix with shmsock_publisher_publish() on another thread.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_WOULD_BLOCK, SHMSOCK_MESSAGE_TOO_LARGE,
+// SHMSOCK_CLOSED.
+shmsock_result shmsock_publisher_try_publish(struct shmsock_publisher *publisher,
+                                             const uint8_t *data,
+                                             size_t len);
+
+// Writes the publisher's pollable fd to `*out_fd`: readable when a blocked
+// shmsock_publisher_try_publish() may succeed. Poll it; never read or close it.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT.
+shmsock_result shmsock_publisher_pollable_fd(const struct shmsock_publisher *publisher,
+                                             int *out_fd);
+
+// Writes to `*out_ms` how long from now a blocked
+// shmsock_publisher_try_publish() may wait before it drops the subscribers
+// in its way (0: call it now), or SHMSOCK_FOREVER when no publish is blocked.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT.
+shmsock_result shmsock_publisher_publish_deadline(const struct shmsock_publisher *publisher,
+                                                  uint64_t *out_ms);
+
 // Waits until at least `n` subscribers are connected, up to `timeout_ms`
 // (SHMSOCK_FOREVER: no limit).
 //

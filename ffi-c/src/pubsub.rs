@@ -161,6 +161,69 @@ pub unsafe extern "C" fn shmsock_publisher_publish(
     })
 }
 
+/// Publishes one message without waiting. On a reliable topic whose slowest
+/// subscriber still holds the oldest slot: SHMSOCK_WOULD_BLOCK and nothing is
+/// published; poll shmsock_publisher_pollable_fd() (readable when a subscriber
+/// moves on or leaves) and call again, and no later than
+/// shmsock_publisher_publish_deadline() says, when the call drops the
+/// subscribers still in the way and publishes. A latest topic never blocks.
+/// Do not mix with shmsock_publisher_publish() on another thread.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_WOULD_BLOCK, SHMSOCK_MESSAGE_TOO_LARGE,
+/// SHMSOCK_CLOSED.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_publisher_try_publish(
+    publisher: *mut shmsock_publisher,
+    data: *const u8,
+    len: usize,
+) -> shmsock_result {
+    guard("shmsock_publisher_try_publish", || {
+        // SAFETY: a live publisher or NULL; `data` holds `len` bytes or is NULL with 0.
+        let (p, data) = unsafe { (publisher_arg(publisher)?, util::bytes(data, len, "data")?) };
+        p.try_publish(data)?;
+        Ok(())
+    })
+}
+
+/// Writes the publisher's pollable fd to `*out_fd`: readable when a blocked
+/// shmsock_publisher_try_publish() may succeed. Poll it; never read or close it.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_publisher_pollable_fd(
+    publisher: *const shmsock_publisher,
+    out_fd: *mut c_int,
+) -> shmsock_result {
+    guard("shmsock_publisher_pollable_fd", || {
+        // SAFETY: a live publisher or NULL; a writable int or NULL.
+        let (p, out) = unsafe { (publisher_arg(publisher)?, Out::new(out_fd, "out_fd")?) };
+        out.write(p.pollable_fd().as_raw_fd());
+        Ok(())
+    })
+}
+
+/// Writes to `*out_ms` how long from now a blocked
+/// shmsock_publisher_try_publish() may wait before it drops the subscribers
+/// in its way (0: call it now), or SHMSOCK_FOREVER when no publish is blocked.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_publisher_publish_deadline(
+    publisher: *const shmsock_publisher,
+    out_ms: *mut u64,
+) -> shmsock_result {
+    guard("shmsock_publisher_publish_deadline", || {
+        // SAFETY: a live publisher or NULL; a writable u64 or NULL.
+        let (p, out) = unsafe { (publisher_arg(publisher)?, Out::new(out_ms, "out_ms")?) };
+        out.write(p.publish_deadline().map_or(util::SHMSOCK_FOREVER, |d| {
+            // Rounded up: a timer set for this many ms fires at or after the deadline.
+            let left = d.saturating_duration_since(std::time::Instant::now());
+            u64::try_from(left.as_micros().div_ceil(1000)).unwrap_or(u64::MAX - 1).min(util::SHMSOCK_FOREVER - 1)
+        }));
+        Ok(())
+    })
+}
+
 /// Waits until at least `n` subscribers are connected, up to `timeout_ms`
 /// (SHMSOCK_FOREVER: no limit).
 ///

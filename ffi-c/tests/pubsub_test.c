@@ -138,6 +138,42 @@ TEST(latest_topic_reports_lag_and_pollable_fd_wakes)
     shmsock_keypair_free(kp);
 }
 
+TEST(try_publish_waits_on_the_pollable_fd)
+{
+    char name[64];
+    unique_name(name, sizeof name, "c-try");
+    shmsock_keypair *kp = new_keypair();
+    shmsock_topic_config c = shmsock_topic_config_default();
+    c.slots = 2;
+    c.max_message_size = 64;
+    c.reliable_timeout_ms = 3600000;
+    shmsock_publisher *p = bind_topic(name, kp, &c);
+    shmsock_subscriber *s = subscribe(name, kp);
+    CHECK_OK(shmsock_publisher_wait_for_subscribers(p, 1, 30000));
+    uint8_t buf[64] = {0};
+    uint64_t left = 0;
+    CHECK_OK(shmsock_publisher_try_publish(p, buf, 8));
+    CHECK_OK(shmsock_publisher_try_publish(p, buf, 8));
+    CHECK_OK(shmsock_publisher_publish_deadline(p, &left));
+    CHECK(left == SHMSOCK_FOREVER);
+    CHECK_RC(shmsock_publisher_try_publish(p, buf, 8), SHMSOCK_WOULD_BLOCK);
+    CHECK_OK(shmsock_publisher_publish_deadline(p, &left));
+    CHECK(left > 0 && left <= 3600000);
+    int fd = -1;
+    CHECK_OK(shmsock_publisher_pollable_fd(p, &fd));
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    CHECK(poll(&pfd, 1, 0) == 0);
+    shmsock_delivery d;
+    CHECK_OK(shmsock_subscriber_recv_into(s, buf, sizeof buf, 30000, &d));
+    CHECK(poll(&pfd, 1, 30000) == 1);
+    CHECK_OK(shmsock_publisher_try_publish(p, buf, 8));
+    CHECK_OK(shmsock_publisher_publish_deadline(p, &left));
+    CHECK(left == SHMSOCK_FOREVER);
+    shmsock_subscriber_free(s);
+    shmsock_publisher_free(p);
+    shmsock_keypair_free(kp);
+}
+
 TEST(bad_arguments)
 {
     shmsock_keypair *kp = new_keypair();
@@ -154,6 +190,9 @@ TEST(bad_arguments)
     CHECK_RC(shmsock_publisher_publish(NULL, NULL, 0), SHMSOCK_NULL_ARGUMENT);
     uint64_t n;
     CHECK_RC(shmsock_publisher_sequence(NULL, &n), SHMSOCK_NULL_ARGUMENT);
+    CHECK_RC(shmsock_publisher_try_publish(NULL, NULL, 0), SHMSOCK_NULL_ARGUMENT);
+    CHECK_RC(shmsock_publisher_pollable_fd(NULL, NULL), SHMSOCK_NULL_ARGUMENT);
+    CHECK_RC(shmsock_publisher_publish_deadline(NULL, &n), SHMSOCK_NULL_ARGUMENT);
     CHECK_RC(shmsock_publisher_dropped_count(NULL, &n), SHMSOCK_NULL_ARGUMENT);
     CHECK_RC(shmsock_subscriber_received(NULL, &n), SHMSOCK_NULL_ARGUMENT);
     CHECK_RC(shmsock_subscriber_epoch(NULL, &n), SHMSOCK_NULL_ARGUMENT);
