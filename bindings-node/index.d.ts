@@ -456,11 +456,13 @@ export declare class Publisher {
   /** Binds topic `name`. Throws SHMSOCK_ADDRESS_IN_USE etc. */
   static bind(name: string, options: PublisherOptions): Publisher
   /**
-   * Publishes one message to every subscriber. On a latest topic the promise
-   * is settled at once; on a reliable topic it resolves once the message is
-   * in the ring (waiting, off the JavaScript thread, for the slowest
-   * subscriber at most `reliableTimeout`). Rejects with
-   * SHMSOCK_MESSAGE_TOO_LARGE (nothing published) or SHMSOCK_CLOSED.
+   * Publishes one message to every subscriber. The promise is settled at once
+   * when the message fits in the ring (always on a latest topic); when a
+   * reliable topic's ring is full it resolves once the message is in, in
+   * order: when the slowest subscriber moves on, or after `reliableTimeout`,
+   * when the subscribers in the way are dropped. Never blocks the event loop
+   * and uses no thread. Rejects with SHMSOCK_MESSAGE_TOO_LARGE (nothing
+   * published) or SHMSOCK_CLOSED.
    */
   publish(data: Data): Promise<void>
   /** Resolves once `n` subscribers are connected; `options.timeout` (ms) rejects with SHMSOCK_TIMEOUT. */

@@ -1064,6 +1064,7 @@ class Publisher {
     if (token !== kStream) throw new TypeError('use Publisher.bind() to get a Publisher')
     this._n = nativePublisher
     this._ref = new WeakRef(nativePublisher)
+    this._deadline = null
     openListeners.add(this._ref)
   }
 
@@ -1085,16 +1086,34 @@ class Publisher {
   }
 
   /**
-   * Publishes one message to every subscriber. Always returns a promise: on a
-   * latest topic it is settled at once (publishing never waits there); on a
-   * reliable topic it resolves once the message is in the ring, which may wait
-   * for the slowest subscriber up to `reliableTimeout` (that subscriber is then
-   * dropped) — off the JavaScript thread, in order with earlier publishes.
+   * Publishes one message to every subscriber. Always returns a promise,
+   * settled at once when the message fits in the ring (always on a latest
+   * topic). When a reliable topic's ring is full it resolves once the message
+   * is in, in order with earlier publishes: when the slowest subscriber moves
+   * on, or after `reliableTimeout`, when the subscribers still in the way are
+   * dropped. Never blocks the event loop and uses no thread.
    */
   publish(data) {
     const buf = toBuffer(data, 'data')
     const op = newOp()
-    return started(op, this, null, () => this._n.publish(op, buf))
+    const promise = started(op, this, null, () => this._n.publish(op, buf))
+    this._armDeadline()
+    return promise
+  }
+
+  // Nothing signals the moment a blocked publish may drop the subscribers in
+  // its way (the reliable timeout): a timer then asks the native side to try.
+  // Unreferenced: waiting messages keep the process alive through their poll.
+  _armDeadline() {
+    if (this._deadline) return
+    const ms = this._n.publishDeadline
+    if (ms == null) return
+    this._deadline = setTimeout(() => {
+      this._deadline = null
+      this._n.flush()
+      this._armDeadline()
+    }, Math.ceil(ms))
+    this._deadline.unref()
   }
 
   /** Resolves once `n` subscribers are connected (`options.timeout` in ms, `options.signal`). */
@@ -1135,6 +1154,8 @@ class Publisher {
    */
   close() {
     openListeners.delete(this._ref)
+    if (this._deadline) clearTimeout(this._deadline)
+    this._deadline = null
     for (const op of this._n.close()) settle(op, makeError(codes.CLOSED, 'the publisher was closed'))
   }
 

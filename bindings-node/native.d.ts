@@ -66,11 +66,22 @@ export declare class NativePublisher {
   /** Binds topic `name` with `keypair` as the publisher's identity. */
   static bind(name: string, keypair: NativeKeypair, options?: NativeOptions | undefined | null, topic?: NativeTopicOptions | undefined | null): NativePublisher
   /**
-   * Publishes `data`: returns true when it is published now (latest
-   * topics), else false and completes `op` once it is (reliable topics, in
+   * Publishes `data`: returns true when it is in the ring now, else false
+   * and completes `op` once it is (a reliable topic's ring is full; in
    * order with earlier publishes).
    */
   publish(op: number, data: Buffer): boolean
+  /**
+   * Publishes what waits as far as the ring allows; past the topic's
+   * deadline the core drops the subscribers in the way first. Called by
+   * the JavaScript layer's timer at `publishDeadline`.
+   */
+  flush(): void
+  /**
+   * Milliseconds until a blocked publish makes the core drop the
+   * subscribers in its way (0: flush now); null when nothing waits.
+   */
+  get publishDeadline(): number | null
   /**
    * Waits on a short-lived thread until `n` subscribers are connected, up
    * to `timeout` ms, and completes `op`.

@@ -1,19 +1,19 @@
 //! `NativePublisher`: the publishing end of a topic (wrapped by the JavaScript
 //! `Publisher` class).
 //!
-//! Publishing on a *latest* topic never waits (the core overwrites the oldest
-//! slot), so it runs on the JavaScript thread and is complete when `publish`
-//! returns. On a *reliable* topic the core may wait for the slowest subscriber,
-//! up to the topic's timeout, and the core has no non-blocking publish with a
-//! readiness signal to wait on from the event loop; so reliable publishes go,
-//! in order, to one publishing thread per publisher (started with it), which
-//! completes each one's op. `waitForSubscribers` waits on a short-lived thread.
-//! Both deliver through the dispatch thread-safe function, whose pending
-//! operations keep the process alive.
+//! Publishing never waits and uses no thread: it is the core's `try_publish`,
+//! on the JavaScript thread. When a reliable topic's ring is full (its slowest
+//! subscriber still holds the oldest slot), the message waits, in order, in the
+//! publisher's queue; a libuv poll handle on the publisher's pollable fd
+//! (readable when a subscriber moves on or leaves) publishes what waits, and
+//! the JavaScript layer calls `flush` at `publishDeadline`, when the core drops
+//! the subscribers still in the way. `waitForSubscribers` waits on a
+//! short-lived thread and delivers through the dispatch thread-safe function.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
@@ -24,6 +24,7 @@ use crate::errors::{closed, js_error, to_js, Code};
 use crate::keys::JsKeypair;
 use crate::native_stream::PeerCredentials;
 use crate::options::{millis, to_core, NativeOptions};
+use crate::uv::{deliver, Poll, Ready};
 
 /// The shape and policy of a topic (checked by the JavaScript layer; times in ms).
 #[napi(object)]
@@ -92,45 +93,62 @@ pub struct SubscriberInfo {
     pub joined_at: f64,
 }
 
-/// Reliable publishes waiting for the publishing thread, in order.
+/// Messages waiting for room in a reliable topic's ring, oldest first, and
+/// the poll handle that says when to try again.
 #[derive(Default)]
-struct Queue {
-    items: VecDeque<(i64, Vec<u8>)>,
-    /// The op being published now (failed at once by `close`).
-    current: Option<i64>,
+struct PubState {
     closed: bool,
+    waiting: VecDeque<(i64, Vec<u8>)>,
+    poll: Option<Poll>,
 }
 
 struct Shared {
     publisher: Publisher,
-    queue: Mutex<Queue>,
-    more: Condvar,
+    st: Mutex<PubState>,
 }
 
-/// The publishing thread of a reliable topic: publishes in order until closed.
-fn publishing_thread(sh: Arc<Shared>) {
-    loop {
-        let (op, message) = {
-            let mut q = lock(&sh.queue);
-            loop {
-                if q.closed {
-                    return;
-                }
-                if let Some(item) = q.items.pop_front() {
-                    q.current = Some(item.0);
-                    break item;
-                }
-                q = sh.more.wait(q).unwrap_or_else(|p| p.into_inner());
+impl Ready for Shared {
+    fn ready(self: Arc<Self>, events: &mut Vec<Event>) {
+        let mut st = lock(&self.st);
+        if !st.closed {
+            self.flush(&mut st, events);
+            self.update_poll(&mut st);
+        }
+    }
+}
+
+impl Shared {
+    /// Publishes what waits, in order, until the ring is full again.
+    fn flush(&self, st: &mut PubState, events: &mut Vec<Event>) {
+        while let Some((op, message)) = st.waiting.front() {
+            let op = *op;
+            match self.publisher.try_publish(message) {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Ok(()) => events.push(Event::Done { op }),
+                Err(error) => events.push(Event::Failed { op, error }),
             }
-        };
-        let result = sh.publisher.publish(&message);
-        lock(&sh.queue).current = None;
-        post(Box::new(move |events: &mut Vec<Event>| {
-            events.push(match result {
-                Ok(()) => Event::Done { op },
-                Err(error) => Event::Failed { op, error },
-            })
-        }));
+            st.waiting.pop_front();
+        }
+    }
+
+    /// Watches the pollable fd, and keeps the process alive, while messages
+    /// wait. Creates the poll handle on first use.
+    fn update_poll(self: &Arc<Self>, st: &mut PubState) {
+        let watch = !st.closed && !st.waiting.is_empty();
+        if st.poll.is_none() {
+            if !watch {
+                return;
+            }
+            // The fd outlives the handle: `close` closes the handle before the
+            // publisher can be dropped.
+            match Poll::new(self.publisher.pollable_fd().as_raw_fd(), Arc::clone(self) as Arc<dyn Ready>) {
+                Ok(poll) => st.poll = Some(poll),
+                Err(_) => return,
+            }
+        }
+        if let Some(poll) = st.poll.as_mut() {
+            poll.set(watch, watch);
+        }
     }
 }
 
@@ -150,28 +168,26 @@ impl Drop for NativePublisher {
 }
 
 impl NativePublisher {
-    /// Closes the topic and stops the publishing thread; returns the ops that
-    /// had not completed (the caller fails them with CLOSED).
+    /// Closes the topic; returns the ops of the messages still waiting (the
+    /// caller fails them with CLOSED).
     fn close_now(&self) -> Vec<i64> {
-        let ops = {
-            let mut q = lock(&self.shared.queue);
-            if q.closed {
-                return Vec::new();
-            }
-            q.closed = true;
-            let mut ops: Vec<i64> = q.current.take().into_iter().collect();
-            ops.extend(q.items.drain(..).map(|(op, _)| op));
-            ops
-        };
-        self.shared.more.notify_all();
-        // Subscribers get what was published, then PeerClosed; a publish still
-        // waiting for room in the core fails with Closed on its own thread.
+        let mut st = lock(&self.shared.st);
+        if st.closed {
+            return Vec::new();
+        }
+        st.closed = true;
+        let ops = st.waiting.drain(..).map(|(op, _)| op).collect();
+        if let Some(poll) = st.poll.take() {
+            poll.close();
+        }
+        drop(st);
+        // Subscribers get what was published, then PeerClosed.
         self.shared.publisher.close();
         ops
     }
 
     fn check_open(&self) -> Result<(), CoreError> {
-        if lock(&self.shared.queue).closed {
+        if lock(&self.shared.st).closed {
             return Err(closed("publisher"));
         }
         Ok(())
@@ -192,34 +208,59 @@ impl NativePublisher {
         let topic = topic_options(topic)?;
         let reliable = matches!(topic.policy, SlowSubscribers::Reliable { .. });
         let publisher = Publisher::bind_with(&name, &options, &topic).map_err(to_js)?;
-        let shared = Arc::new(Shared { publisher, queue: Mutex::new(Queue::default()), more: Condvar::new() });
-        if reliable {
-            let for_thread = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name("shmsock-publish".into())
-                .spawn(move || publishing_thread(for_thread))
-                .map_err(|e| to_js(CoreError::io("starting the publishing thread", e)))?;
-        }
+        let shared = Arc::new(Shared { publisher, st: Mutex::new(PubState::default()) });
         Ok(NativePublisher { shared, reliable })
     }
 
-    /// Publishes `data`: returns true when it is published now (latest
-    /// topics), else false and completes `op` once it is (reliable topics, in
+    /// Publishes `data`: returns true when it is in the ring now, else false
+    /// and completes `op` once it is (a reliable topic's ring is full; in
     /// order with earlier publishes).
     #[napi]
     pub fn publish(&self, op: i64, data: Buffer) -> napi::Result<bool, Code> {
-        self.check_open().map_err(to_js)?;
-        if !self.reliable {
-            self.shared.publisher.publish(&data).map_err(to_js)?;
-            return Ok(true);
+        let mut st = lock(&self.shared.st);
+        if st.closed {
+            return Err(to_js(closed("publisher")));
         }
-        // Refused here rather than on the thread: the caller learns at once.
-        self.shared.publisher.check_size(data.len()).map_err(to_js)?;
-        let mut q = lock(&self.shared.queue);
-        q.items.push_back((op, data.to_vec()));
-        drop(q);
-        self.shared.more.notify_one();
+        if st.waiting.is_empty() {
+            match self.shared.publisher.try_publish(&data) {
+                Ok(()) => return Ok(true),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(to_js(e)),
+            }
+        } else {
+            // Refused now rather than when its turn comes: the caller learns at once.
+            self.shared.publisher.check_size(data.len()).map_err(to_js)?;
+        }
+        st.waiting.push_back((op, data.to_vec()));
+        self.shared.update_poll(&mut st);
         Ok(false)
+    }
+
+    /// Publishes what waits as far as the ring allows; past the topic's
+    /// deadline the core drops the subscribers in the way first. Called by
+    /// the JavaScript layer's timer at `publishDeadline`.
+    #[napi]
+    pub fn flush(&self) {
+        let mut st = lock(&self.shared.st);
+        if st.closed {
+            return;
+        }
+        let mut events = Vec::new();
+        self.shared.flush(&mut st, &mut events);
+        self.shared.update_poll(&mut st);
+        drop(st);
+        deliver(events);
+    }
+
+    /// Milliseconds until a blocked publish makes the core drop the
+    /// subscribers in its way (0: flush now); null when nothing waits.
+    #[napi(getter)]
+    pub fn publish_deadline(&self) -> Option<f64> {
+        if lock(&self.shared.st).waiting.is_empty() {
+            return None;
+        }
+        let deadline = self.shared.publisher.publish_deadline()?;
+        Some(deadline.saturating_duration_since(Instant::now()).as_secs_f64() * 1000.0)
     }
 
     /// Waits on a short-lived thread until `n` subscribers are connected, up
@@ -333,7 +374,7 @@ impl NativePublisher {
     /// True once closed.
     #[napi(getter)]
     pub fn closed(&self) -> bool {
-        lock(&self.shared.queue).closed
+        lock(&self.shared.st).closed
     }
 
     /// Closes the topic: subscribers get what was published, then the end.

@@ -233,6 +233,32 @@ test('a pending reliable publish rejects with SHMSOCK_CLOSED when the topic clos
   }
 })
 
+test('a full reliable topic publishes as soon as a subscriber reads, in order', T, async () => {
+  const keypair = Keypair.generate()
+  const name = uniqueName('full')
+  const topic = shm.publish(name, { keypair, slots: 2, reliableTimeout: 60000 })
+  const sub = await shm.subscribe(name, { serverKey: keypair.publicKey })
+  try {
+    await topic.waitForSubscribers(1, { timeout: 10000 })
+    await topic.publish('a')
+    await topic.publish('b')
+    let done = 0
+    const waiting = [topic.publish('c').then(() => done++), topic.publish('d').then(() => done++)]
+    await sleep(50)
+    assert.equal(done, 0, 'the ring is full: both wait')
+    assert.equal(topic.sequence, 2)
+    // Each message the subscriber takes frees a slot: the waiting ones go in.
+    const got = []
+    for (let i = 0; i < 4; i++) got.push(String(await within(sub.recv(), 10000, `recv ${i}`)))
+    await within(Promise.all(waiting), 10000, 'the waiting publishes')
+    assert.deepEqual(got, ['a', 'b', 'c', 'd'])
+    assert.equal(topic.droppedCount, 0)
+  } finally {
+    sub.close()
+    topic.close()
+  }
+})
+
 test('publisher details, removal and key rotation', T, async () => {
   const keypair = Keypair.generate()
   const name = uniqueName('details')

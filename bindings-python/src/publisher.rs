@@ -3,6 +3,7 @@
 //! errors and threading. Every call that can wait releases the GIL;
 //! `wait_for_subscribers` waits in slices so Ctrl-C interrupts it.
 
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -167,6 +168,33 @@ impl PyPublisher {
             py.detach(|| publisher.publish(bytes))
         };
         result.or_raise(py)
+    }
+
+    /// Publishes one message without waiting. On a reliable topic whose
+    /// slowest subscriber still holds the oldest slot it raises WouldBlock and
+    /// publishes nothing: wait until ``fileno()`` is readable (a subscriber
+    /// moved on or left), or ``publish_deadline`` seconds at most, and call
+    /// again; past that deadline the call drops the subscribers still in the
+    /// way and publishes. A latest topic never blocks. For event loops; do
+    /// not mix with ``publish`` on another thread.
+    fn try_publish(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let publisher = self.get(py)?;
+        let data = Data::from_py(data)?;
+        publisher.try_publish(data.as_slice()).or_raise(py)
+    }
+
+    /// Seconds from now until a blocked ``try_publish`` drops the subscribers
+    /// in its way (0.0: call it now), or None when no publish is blocked.
+    #[getter]
+    fn publish_deadline(&self, py: Python<'_>) -> PyResult<Option<f64>> {
+        let deadline = self.get(py)?.publish_deadline();
+        Ok(deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()).as_secs_f64()))
+    }
+
+    /// The descriptor that becomes readable when a blocked ``try_publish`` may
+    /// succeed (for select, selectors, asyncio's add_reader). Do not read it.
+    fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
+        Ok(self.get(py)?.pollable_fd().as_raw_fd())
     }
 
     /// Waits until at least ``n`` subscribers are connected, up to ``timeout``

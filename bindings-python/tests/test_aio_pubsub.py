@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from typing import Any, Callable, List
 
 import pytest
@@ -160,6 +161,33 @@ def test_reliable_publish_waits_without_blocking_the_loop(name: str, server_keyp
             assert [await reader.recv() for _ in range(5)] == [b"%d" % i for i in range(5)]
             reader.close()
             stalled.close()
+
+    run(main())
+
+
+def test_a_full_topic_publishes_when_a_subscriber_reads_without_a_thread(
+    name: str, server_keypair: shmsock.Keypair
+) -> None:
+    async def main() -> None:
+        async with aio.Publisher.bind(name, keypair=server_keypair, slots=2, reliable_timeout=60) as pub:
+            sub = shmsock.subscribe(name, server_key=server_keypair.public_key, recv_timeout=5)
+            await pub.wait_for_subscribers(1, timeout=5)
+            await pub.publish(b"0")
+            await pub.publish(b"1")
+            threads = threading.active_count()
+            publishing = asyncio.ensure_future(pub.publish(b"2"))
+            await asyncio.sleep(0.05)
+            assert not publishing.done(), "the ring is full: the publish waits"
+            assert threading.active_count() == threads, "waiting takes no thread"
+            assert sub.recv() == b"0"  # the subscriber moves on: the publisher's fd says so
+            await asyncio.wait_for(publishing, 5)
+            assert (pub.dropped_count, pub.sequence) == (0, 3)
+            waiting = asyncio.ensure_future(pub.publish(b"3"))
+            await asyncio.sleep(0)
+            pub.close()
+            with pytest.raises(shmsock.Closed):
+                await waiting
+            sub.close()
 
     run(main())
 

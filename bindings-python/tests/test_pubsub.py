@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import signal
 import threading
 import time
@@ -336,3 +337,22 @@ def test_subscriber_killed_publisher_carries_on(
         for i in range(10):  # more than the 4 slots; would wait 30 s for it
             pub.publish(b"%d" % i)
         assert pub.dropped_count == 0
+
+
+def test_try_publish_would_block_until_a_subscriber_moves_on(name: str, server_keypair: shmsock.Keypair) -> None:
+    with shmsock.Publisher.bind(name, keypair=server_keypair, slots=2, reliable_timeout=60) as pub:
+        with shmsock.subscribe(name, server_key=server_keypair.public_key, recv_timeout=5) as sub:
+            pub.wait_for_subscribers(1, timeout=5)
+            pub.try_publish(b"0")
+            pub.try_publish(b"1")
+            assert pub.publish_deadline is None
+            with pytest.raises(shmsock.WouldBlock):
+                pub.try_publish(b"2")
+            left = pub.publish_deadline
+            assert left is not None and 0 < left <= 60
+            assert select.select([pub], [], [], 0)[0] == []
+            assert sub.recv() == b"0"
+            assert select.select([pub], [], [], 5)[0] == [pub]
+            pub.try_publish(b"2")
+            assert pub.publish_deadline is None
+            assert [sub.recv(), sub.recv()] == [b"1", b"2"]

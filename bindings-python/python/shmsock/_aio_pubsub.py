@@ -10,20 +10,21 @@ ahead into a small bounded queue; when it is full the descriptor is
 unregistered until a receive takes from it (on a reliable topic the publisher
 then waits for this subscriber, as it would for a blocking one).
 
-A :class:`Publisher` never blocks the loop. A latest topic's publish never
-waits, so ``await publisher.publish()`` calls it directly. A reliable topic's
-publish may wait for the slowest subscriber (at most the topic's
-``reliable_timeout``), and the core offers no non-blocking publish with a
-readiness signal for room, so those publishes run, in order, on one thread of
-the publisher's own.
+A :class:`Publisher` never blocks the loop and uses no thread: it publishes
+with the core's ``try_publish``. When a reliable topic's ring is full (the
+slowest subscriber still holds the oldest slot) the message waits in order in
+the publisher's queue; the publisher's descriptor, registered with the loop
+while something waits, says when a subscriber moved on, and a timer set to
+``publish_deadline`` makes the call that drops the subscribers still in the
+way once the topic's ``reliable_timeout`` has passed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+from collections import deque
 from types import TracebackType
-from typing import Any, Iterable, List, Optional, Type, Union
+from typing import Any, Deque, Iterable, List, Optional, Tuple, Type, Union
 
 from . import _shmsock
 from ._aio_receive import _DEFAULT, _Receiver
@@ -148,8 +149,11 @@ class Publisher:
     def __init__(self, publisher: _shmsock.Publisher) -> None:
         """Wraps a bound :class:`shmsock.Publisher` (which it then owns)."""
         self._pub = publisher
-        self._reliable = publisher.policy == "reliable"
-        self._thread: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        # Messages waiting for room, oldest first, each with its caller's future.
+        self._waiting: Deque[Tuple[Any, "asyncio.Future[None]"]] = deque()
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._fd = -1
+        self._timer: Optional[asyncio.TimerHandle] = None
 
     @classmethod
     def bind(
@@ -193,18 +197,59 @@ class Publisher:
     async def publish(self, data: Any) -> None:
         """Publishes one message (any bytes-like object; do not change it
         until this returns). MessageTooLarge above ``max_message_size``."""
-        if not self._reliable:
-            self._pub.publish(data)
-            return
-        if self._pub.closed:
-            raise Closed("the publisher was closed")
-        if self._thread is None:
-            # One thread: publishes run in the order they were called.
-            self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="shmsock-aio-publish")
-        fut = asyncio.wrap_future(self._thread.submit(self._pub.publish, data))
-        # A cancelled await leaves the publish running; its outcome is dropped.
+        if not self._waiting:
+            try:
+                self._pub.try_publish(data)
+                return
+            except WouldBlock:
+                pass
+        loop = asyncio.get_running_loop()
+        fut: "asyncio.Future[None]" = loop.create_future()
+        # A cancelled await leaves the message queued; its outcome is dropped.
         fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._waiting.append((data, fut))
+        if self._loop is None:
+            self._loop, self._fd = loop, self._pub.fileno()
+            loop.add_reader(self._fd, self._flush)
+        self._set_timer()
         await asyncio.shield(fut)
+
+    def _flush(self) -> None:
+        """Publishes what waits, in order, until the ring is full again."""
+        while self._waiting:
+            data, fut = self._waiting[0]
+            try:
+                self._pub.try_publish(data)
+            except WouldBlock:
+                self._set_timer()
+                return
+            except Error as e:
+                self._waiting.popleft()
+                if not fut.done():
+                    fut.set_exception(e)
+                continue
+            self._waiting.popleft()
+            if not fut.done():
+                fut.set_result(None)
+        self._stop_watching()
+
+    def _set_timer(self) -> None:
+        """A wake-up at the deadline after which a blocked publish drops the
+        subscribers in its way (the descriptor says nothing then)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        left = self._pub.publish_deadline
+        if left is not None and self._loop is not None:
+            self._timer = self._loop.call_later(left, self._flush)
+
+    def _stop_watching(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._loop is not None:
+            self._loop.remove_reader(self._fd)
+            self._loop = None
 
     async def wait_for_subscribers(self, n: int, timeout: Optional[float] = None) -> None:
         """Waits until at least ``n`` subscribers are connected (Timeout after
@@ -223,10 +268,12 @@ class Publisher:
     def close(self) -> None:
         """Closes the topic (subscribers receive everything published before,
         then PeerClosed). Idempotent."""
+        self._stop_watching()
         self._pub.close()
-        if self._thread is not None:
-            self._thread.shutdown(wait=False)
-            self._thread = None
+        while self._waiting:
+            _, fut = self._waiting.popleft()
+            if not fut.done():
+                fut.set_exception(Closed("the publisher was closed"))
 
     @property
     def publisher(self) -> _shmsock.Publisher:

@@ -640,6 +640,16 @@ class Publisher:
         """Publishes one message to every subscriber (a reliable topic may
         wait for room, at most its timeout); MessageTooLarge above
         ``max_message_size``."""
+    def try_publish(self, data: ReadableBuffer) -> None:
+        """Publishes one message without waiting: WouldBlock while a reliable
+        topic's slowest subscriber holds the oldest slot (then wait for
+        ``fileno()`` or ``publish_deadline``, and call again)."""
+    @property
+    def publish_deadline(self) -> Optional[float]:
+        """Seconds until a blocked ``try_publish`` drops the subscribers in its
+        way; None when no publish is blocked."""
+    def fileno(self) -> int:
+        """Readable when a blocked ``try_publish`` may succeed. Do not read it."""
     def wait_for_subscribers(self, n: int, timeout: Optional[float] = None) -> None:
         """Waits until at least ``n`` subscribers are connected (Timeout after
         ``timeout`` seconds)."""
