@@ -214,6 +214,9 @@ mod ffi {
         fn topic_options_default() -> Result<TopicOptionsData>;
         fn publisher_bind(name: &[u8], options: &OptionsBox, topic: &TopicOptionsData) -> Result<Box<PublisherBox>>;
         fn publish(self: &PublisherBox, data: &[u8]) -> Result<()>;
+        fn try_publish(self: &PublisherBox, data: &[u8]) -> Result<bool>;
+        fn publish_deadline_ns(self: &PublisherBox) -> Result<i64>;
+        fn fd(self: &PublisherBox) -> Result<i32>;
         fn wait_for_subscribers(self: &PublisherBox, n: usize, timeout_ns: i64) -> Result<()>;
         fn subscriber_count(self: &PublisherBox) -> Result<usize>;
         fn subscribers(self: &PublisherBox) -> Result<Vec<SubscriberInfoData>>;

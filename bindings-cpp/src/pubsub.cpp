@@ -75,6 +75,24 @@ void Publisher::publish(const void* data, std::size_t size) {
     call([&] { p.publish(in); });
 }
 
+bool Publisher::try_publish(const void* data, std::size_t size) {
+    const auto& p = get();
+    auto in = in_bytes(data, size);
+    return call([&] { return p.try_publish(in); });
+}
+
+std::optional<std::chrono::nanoseconds> Publisher::publish_deadline() const {
+    const auto& p = get();
+    auto ns = call([&] { return p.publish_deadline_ns(); });
+    if (ns < 0) return std::nullopt;
+    return std::chrono::nanoseconds(ns);
+}
+
+int Publisher::pollable_fd() const {
+    const auto& p = get();
+    return call([&] { return p.fd(); });
+}
+
 void Publisher::wait_for_subscribers(std::size_t n, Timeout timeout) {
     const auto& p = get();
     auto ns = timeout_ns(timeout);

@@ -97,6 +97,28 @@ impl PublisherBox {
         guard(|| self.usable()?.publish(data))
     }
 
+    /// Publishes without waiting: false (nothing published) while a reliable
+    /// topic's ring is full.
+    pub fn try_publish(&self, data: &[u8]) -> BridgeResult<bool> {
+        guard(|| Ok(would_block(self.usable()?.try_publish(data))?.is_some()))
+    }
+
+    /// Nanoseconds until a blocked try_publish drops the subscribers in its
+    /// way (0: call it now); -1 when no publish is blocked.
+    pub fn publish_deadline_ns(&self) -> BridgeResult<i64> {
+        guard(|| {
+            Ok(self.usable()?.publish_deadline().map_or(-1, |d| {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                i64::try_from(left.as_nanos()).unwrap_or(i64::MAX)
+            }))
+        })
+    }
+
+    /// The pollable fd: readable when a blocked try_publish may succeed.
+    pub fn fd(&self) -> BridgeResult<i32> {
+        guard(|| Ok(self.usable()?.pollable_fd().as_raw_fd()))
+    }
+
     /// Waits until `n` subscribers are connected.
     pub fn wait_for_subscribers(&self, n: usize, timeout_ns: i64) -> BridgeResult<()> {
         guard(|| {

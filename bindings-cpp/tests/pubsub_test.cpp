@@ -284,6 +284,27 @@ TEST(PubSub, TryRecvAndThePollableFd) {
     EXPECT_EQ(std::string(got->begin(), got->end()), "wake");
 }
 
+TEST(PubSub, TryPublishWaitsOnThePollableFdWithoutBlocking) {
+    Topic topic("ps-try", TopicOptions().slots(2).reliable(3600s));
+    auto& p = topic.publisher;
+    auto s = topic.subscribe();
+    p.wait_for_subscribers(1, 10s);
+    EXPECT_TRUE(p.try_publish(std::string_view("a")));
+    EXPECT_TRUE(p.try_publish(std::string_view("b")));
+    EXPECT_FALSE(p.publish_deadline().has_value());
+    EXPECT_FALSE(p.try_publish(std::string_view("c")));  // the ring is full
+    EXPECT_EQ(p.sequence(), 2u);
+    ASSERT_TRUE(p.publish_deadline().has_value());
+    EXPECT_LE(*p.publish_deadline(), std::chrono::nanoseconds(3600s));
+    pollfd pfd{p.pollable_fd(), POLLIN, 0};
+    EXPECT_EQ(poll(&pfd, 1, 0), 0);
+    auto got = s.recv(10s);  // the subscriber moves on: the publisher's fd says so
+    EXPECT_EQ(std::string(got.begin(), got.end()), "a");
+    ASSERT_EQ(poll(&pfd, 1, 10000), 1);
+    EXPECT_TRUE(p.try_publish(std::string_view("c")));
+    EXPECT_FALSE(p.publish_deadline().has_value());
+}
+
 TEST(PubSub, PublisherKilledWithSigkillEndsTheSubscription) {
     auto kp = shmsock::Keypair::generate();
     auto key_file = support::scratch_dir() + "/" + support::unique_name("pub") + ".key";

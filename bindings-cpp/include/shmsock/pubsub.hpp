@@ -111,6 +111,23 @@ public:
     template <class C, std::enable_if_t<detail::byte_range_v<C>, int> = 0>
     void publish(const C& bytes) { publish(std::data(bytes), std::size(bytes)); }
 
+    /// Publishes without waiting, for event loops: false (nothing published)
+    /// while a reliable topic's slowest subscriber holds the oldest slot; then
+    /// wait for pollable_fd() (a subscriber moved on or left), at most
+    /// publish_deadline(), and call again: past that deadline the call drops
+    /// the subscribers in the way and publishes. Latest topics never block.
+    /// Do not mix with publish() on another thread.
+    bool try_publish(const void* data, std::size_t size);
+    bool try_publish(std::string_view text) { return try_publish(text.data(), text.size()); }
+    template <class C, std::enable_if_t<detail::byte_range_v<C>, int> = 0>
+    bool try_publish(const C& bytes) { return try_publish(std::data(bytes), std::size(bytes)); }
+    /// How long until a blocked try_publish drops the subscribers in its way;
+    /// nullopt when no publish is blocked.
+    std::optional<std::chrono::nanoseconds> publish_deadline() const;
+    /// Readable when a blocked try_publish may succeed (poll it; never read
+    /// or close it). Also for shmsock::Reactor::add_fd.
+    int pollable_fd() const;
+
     /// Waits until at least `n` subscribers are connected (Timeout otherwise).
     void wait_for_subscribers(std::size_t n, Timeout timeout = forever);
     std::size_t subscriber_count() const;
