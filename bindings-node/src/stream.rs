@@ -175,6 +175,19 @@ impl StreamShared {
                 Err(e) => st.inbox.ended = Some(e),
             }
         }
+        // The connection ended (the peer died or closed, or the stream
+        // failed): sends still waiting for room will never get it. Without
+        // this they would keep the fd watched while it stays readable (the
+        // control socket's hang-up), and the loop would spin.
+        if let Some(e) = &st.inbox.ended {
+            if !st.sends.is_empty() && e.kind().ends_connection() {
+                let error = e.clone();
+                st.queued_bytes = 0;
+                for (op, _) in st.sends.drain(..) {
+                    events.push(Event::Failed { op, error: error.clone() });
+                }
+            }
+        }
         st.inbox.report_end(self.id, events);
     }
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 
-import { pair, rejectsWith, runFixture, shm, uniqueName, within } from './helpers.mjs'
+import { pair, rejectsWith, runFixture, shm, sleep, uniqueName, within } from './helpers.mjs'
 
 const { Keypair, Listener, Stream, codes } = shm
 const T = { timeout: 60000 }
@@ -258,6 +258,33 @@ test('a peer process killed with SIGKILL gives SHMSOCK_PEER_GONE', T, async () =
     const result = await child
     assert.equal(result.signal, 'SIGKILL')
     await rejectsWith(stream.send('x'), codes.PEER_GONE)
+    await stream.close()
+  } finally {
+    listener.close()
+  }
+})
+
+test('a send waiting for room rejects with SHMSOCK_PEER_GONE when the peer is killed', T, async () => {
+  const keypair = Keypair.generate()
+  const name = uniqueName('killed-send')
+  const listener = Listener.bind(name, { keypair })
+  try {
+    const accepted = listener.accept({ timeout: 20000 })
+    let ready
+    const readyP = new Promise((r) => (ready = r))
+    const child = runFixture('peer.mjs', [name, keypair.publicKeyText], {
+      onStdout: (text, proc) => {
+        if (text.includes('ready')) ready(proc)
+      },
+    })
+    const stream = await accepted
+    const proc = await within(readyP, 20000, 'child ready')
+    // The child never reads: this message cannot fit, so the send waits.
+    const pendingSend = stream.send(Buffer.alloc(1 << 20, 7))
+    await sleep(50)
+    proc.kill('SIGKILL')
+    await within(rejectsWith(pendingSend, codes.PEER_GONE), 10000, 'the waiting send ends')
+    await child
     await stream.close()
   } finally {
     listener.close()
