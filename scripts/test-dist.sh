@@ -178,12 +178,12 @@ check "C: pkg-config shmsock is $version" test "$(pc --modversion shmsock)" = "$
 check "C++: pkg-config shmsock_cpp is $version" test "$(pc --modversion shmsock_cpp)" = "$version"
 # shellcheck disable=SC2046
 check "C: agent.c builds against the tarball (shared library, pkg-config)" norust timeout 300 \
-    cc -std=c11 -O2 -Wall "$agents/c/agent.c" $(pc --cflags --libs shmsock) -lm -Wl,-rpath,"$cprefix/lib" -o "$scratch/c-agent"
+    cc -std=c11 -O2 -Wall "$agents/c/agent.c" "$agents/c/topics.c" $(pc --cflags --libs shmsock) -lm -Wl,-rpath,"$cprefix/lib" -o "$scratch/c-agent"
 check "C: the agent loads libshmsock.so from the tarball" \
     sh -c "ldd '$scratch/c-agent' | grep -q '$cprefix/lib/libshmsock.so.'"
 # shellcheck disable=SC2046
 check "C++: agent.cpp builds against the tarball (pkg-config)" norust timeout 300 \
-    c++ -std=c++17 -O2 -Wall "$agents/cpp/agent.cpp" $(pc --cflags --libs shmsock_cpp) -o "$scratch/cpp-agent"
+    c++ -std=c++17 -O2 -Wall "$agents/cpp/agent.cpp" "$agents/cpp/pubsub.cpp" $(pc --cflags --libs shmsock_cpp) -o "$scratch/cpp-agent"
 # find_package of both unpacked tarballs from a CMake project; each program
 # prints its library's version.
 cmake_consumer() {
