@@ -13,6 +13,7 @@
 //! the same launch. Peers are this binary re-executed (`__peer <cpu> pubsub
 //! <role> ...`), each a [`PeerProcess`] killed on drop.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use shmsock::pubsub::{SlowSubscribers, TopicOptions};
@@ -39,10 +40,13 @@ fn unique(tag: &str) -> String {
     format!("bench-{tag}-{}-{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
+/// The CPU peers run on: 1 when the machine has two or more, counted by `run`
+/// before it pins this process to CPU 0 (afterwards the count would say 1).
+static PEER_CPU: AtomicUsize = AtomicUsize::new(0);
+
 fn spawn(role: &str, name: &str, key: &PublicKey) -> Result<PeerProcess> {
     let exe = std::env::current_exe()?;
-    let cpus = affinity::available_cpus();
-    let cpu = if cpus > 1 { 1 } else { 0 };
+    let cpu = PEER_CPU.load(Ordering::Relaxed);
     PeerProcess::spawn(&exe, cpu, &["pubsub".into(), role.into(), name.into(), key.to_string()], None)
 }
 
@@ -259,6 +263,7 @@ fn throughput(messages: usize) -> Result<(f64, f64)> {
 pub fn run(quick: bool) -> Result<()> {
     shmsock::sodium::init()?;
     if affinity::available_cpus() > 1 {
+        PEER_CPU.store(1, Ordering::Relaxed);
         affinity::pin(&[0])?;
     }
     let (mut messages, runs, rounds, big) = if quick { (2000, 3, 2000, 20) } else { (4000, 5, 10000, 100) };
