@@ -277,6 +277,16 @@ impl Stream {
         drained
     }
 
+    /// After a blocking wait of one direction, which may have slept and so
+    /// consumed the shared wake-up: re-arms the other direction's wish, if an
+    /// event loop left one (as `drain_wakeups` does), so that its pollable fd
+    /// becomes readable again when that wish is met, now or later.
+    fn rearm_after_wait(&self, other: &Interest) {
+        if other.rearm(&self.segment) {
+            self.waiter.wake_self();
+        }
+    }
+
     /// Wakes the peer (after taking its waiting flag, or at close).
     fn wake_peer(&self) {
         platform::wake_peer(self.peer_wake.as_fd());

@@ -390,3 +390,49 @@ fn a_blocked_reader_keeps_its_wakeup_while_try_send_drains() {
     done.store(true, Ordering::Relaxed);
     drainer.join().unwrap();
 }
+
+/// An event loop that served a message (`try_recv` said Ok) relies on the
+/// wake-up it got for that message to come back for the next one: the peer's
+/// next message finds the waiting flag taken and wakes nobody. When a
+/// `try_send` on the same stream then finds the ring full and drains the shared
+/// wake-up, the pollable fd must still become readable for the peer's next
+/// message (before, the drain consumed it, and the loop slept with the message
+/// waiting: the C reactor test caught it, 3% of runs).
+#[test]
+fn a_served_message_keeps_the_next_ones_wakeup_across_a_try_send_drain() {
+    let (a, b) = pair("served-drain", 16 * 1024);
+    assert_eq!(a.try_recv().unwrap_err().kind(), ErrorKind::WouldBlock);
+    b.send(b"first").unwrap();
+    assert!(readable_within(&a, WAIT));
+    assert_eq!(a.try_recv().unwrap(), b"first");
+    fill_with_try_send(&a);
+    b.send(b"second").unwrap();
+    assert!(readable_within(&a, WAIT), "the next message's wake-up was lost to the drain");
+    assert_eq!(a.try_recv().unwrap(), b"second");
+}
+
+/// The same with a blocking `send` on the event loop's stream (what the C and
+/// C++ echo examples do: `try_recv` from the loop, then `send` the reply): a
+/// send that sleeps for ring space consumes the shared wake-up, and must leave
+/// the pollable fd armed for the peer's next message.
+#[test]
+fn a_served_message_keeps_the_next_ones_wakeup_across_a_blocking_send() {
+    let ring = 16 * 1024;
+    let (a, b) = pair("served-send", ring);
+    assert_eq!(a.try_recv().unwrap_err().kind(), ErrorKind::WouldBlock);
+    b.send(b"first").unwrap();
+    assert!(readable_within(&a, WAIT));
+    assert_eq!(a.try_recv().unwrap(), b"first");
+    let b = Arc::new(b);
+    let reader = {
+        let b = Arc::clone(&b);
+        std::thread::spawn(move || b.recv_timeout(Some(WAIT)).unwrap().len())
+    };
+    // Larger than the ring: this send must wait (sleep, no spin) for space.
+    let big = vec![3u8; 4 * ring as usize];
+    a.send(&big).unwrap();
+    assert_eq!(reader.join().unwrap(), big.len());
+    b.send(b"second").unwrap();
+    assert!(readable_within(&a, WAIT), "the next message's wake-up was lost to the blocking send");
+    assert_eq!(a.try_recv().unwrap(), b"second");
+}

@@ -193,6 +193,15 @@ impl Stream {
                     }
                     self.counters.messages_received.fetch_add(1, Ordering::Relaxed);
                     self.counters.bytes_received.fetch_add(len as u64, Ordering::Relaxed);
+                    if try_only {
+                        // An event loop comes back for the next message on the
+                        // wake-up it got for this one (the peer found the flag
+                        // taken and wakes nobody for the next): keep the wish,
+                        // so a drain or a sleep of the other direction, which
+                        // consumes that wake-up, re-arms it (`drain_wakeups`,
+                        // `rearm_after_wait`).
+                        rx.ring.want(&self.rx_interest);
+                    }
                     return Ok(len);
                 }
                 Ok(None) => {}
@@ -227,7 +236,7 @@ impl Stream {
                 }
             } else {
                 let ring = &rx.ring;
-                self.waiter.wait(self.socket(), deadline, self.hints(), |armed| {
+                let waited = self.waiter.wait(self.socket(), deadline, self.hints(), |armed| {
                     self.check_usable()?;
                     if armed {
                         ring.arm(seg);
@@ -238,7 +247,9 @@ impl Stream {
                     } else {
                         Ok(Check::NotYet)
                     }
-                })
+                });
+                self.rearm_after_wait(&self.tx_interest);
+                waited
             };
             if let Err(e) = waited {
                 if let Some((message_len, received)) = progress {

@@ -346,7 +346,7 @@ impl Stream {
         if let Some(reservation) = ring.reserve(seg, sealed)? {
             return Ok(reservation);
         }
-        self.waiter.wait(self.socket(), deadline, self.hints(), |armed| {
+        let waited = self.waiter.wait(self.socket(), deadline, self.hints(), |armed| {
             if while_open {
                 self.check_usable()?;
             }
@@ -360,7 +360,9 @@ impl Stream {
                 }
                 None => Ok(Check::NotYet),
             }
-        })
+        });
+        self.rearm_after_wait(&self.rx_interest);
+        waited
     }
 
     /// Part of a message is in the ring and cannot be taken back: the stream
