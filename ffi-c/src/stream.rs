@@ -6,9 +6,11 @@ use std::time::Instant;
 
 use shmsock::{CipherSuite, Credentials, ErrorKind, Role, Stats, Stream};
 
+use crate::boundary::boundary;
+use crate::handle::{self, handle};
 use crate::options::{options_arg, shmsock_backend, shmsock_options};
-use crate::result::{guard, guard_void, shmsock_result, FfiError, FfiResult};
-use crate::util::{self, guard_void_free, Out};
+use crate::result::{shmsock_result, FfiError, FfiResult};
+use crate::util::{self, Out};
 
 /// An encrypted, authenticated message stream to one peer, from
 /// shmsock_stream_connect() or shmsock_listener_accept().
@@ -98,10 +100,7 @@ impl From<Credentials> for shmsock_credentials {
     }
 }
 
-unsafe fn stream_arg<'a>(stream: *const shmsock_stream) -> FfiResult<&'a Stream> {
-    // SAFETY: a live stream or NULL (caller's contract).
-    Ok(&unsafe { util::handle(stream, "stream") }?.inner)
-}
+handle!(shmsock_stream, "stream" => inner: Stream);
 
 // ------------------------------------------------------------------ receiving
 
@@ -135,33 +134,30 @@ impl Wait {
 
 /// Receives into the caller's buffer; on BUFFER_TOO_SMALL, `*out_len` is the size needed.
 unsafe fn recv_into(
-    function: &str,
     stream: *mut shmsock_stream,
     buf: *mut u8,
     len: usize,
     out_len: *mut usize,
     wait: Wait,
-) -> shmsock_result {
-    guard(function, || {
-        // SAFETY: a live stream or NULL (caller's contract).
-        let stream = unsafe { stream_arg(stream) }?;
-        // SAFETY: `buf` holds `len` writable bytes, or is NULL with len 0.
-        let buf = unsafe { util::bytes_mut(buf, len, "buf") }?;
-        // SAFETY: a writable size_t or NULL (caller's contract).
-        let out_len = unsafe { Out::new(out_len, "out_len") }?;
-        match wait.recv_into(stream, buf) {
-            Ok(n) => {
-                out_len.write(n);
-                Ok(())
-            }
-            Err(e) => {
-                if let (ErrorKind::BufferTooSmall, Some(needed)) = (e.kind(), e.needed()) {
-                    out_len.write(needed);
-                }
-                Err(e.into())
-            }
+) -> FfiResult<()> {
+    // SAFETY: a live stream or NULL (caller's contract).
+    let stream = unsafe { handle::arg(stream) }?;
+    // SAFETY: `buf` holds `len` writable bytes, or is NULL with len 0.
+    let buf = unsafe { util::bytes_mut(buf, len, "buf") }?;
+    // SAFETY: a writable size_t or NULL (caller's contract).
+    let out_len = unsafe { Out::new(out_len, "out_len") }?;
+    match wait.recv_into(stream, buf) {
+        Ok(n) => {
+            out_len.write(n);
+            Ok(())
         }
-    })
+        Err(e) => {
+            if let (ErrorKind::BufferTooSmall, Some(needed)) = (e.kind(), e.needed()) {
+                out_len.write(needed);
+            }
+            Err(e.into())
+        }
+    }
 }
 
 /// A message in memory from malloc(3), for shmsock_buffer_free().
@@ -235,24 +231,21 @@ fn recv_malloced(stream: &Stream, wait: Wait) -> shmsock::Result<Result<Malloced
 }
 
 unsafe fn recv_alloc(
-    function: &str,
     stream: *mut shmsock_stream,
     out_buf: *mut *mut u8,
     out_len: *mut usize,
     wait: Wait,
-) -> shmsock_result {
-    guard(function, || {
-        // SAFETY: a live stream or NULL (caller's contract).
-        let stream = unsafe { stream_arg(stream) }?;
-        // SAFETY: writable pointers or NULL (caller's contract).
-        let out_buf = unsafe { Out::new(out_buf, "out_buf") }?;
-        // SAFETY: as above.
-        let out_len = unsafe { Out::new(out_len, "out_len") }?;
-        let buffer = recv_malloced(stream, wait)??;
-        out_len.write(buffer.len);
-        out_buf.write(buffer.into_raw());
-        Ok(())
-    })
+) -> FfiResult<()> {
+    // SAFETY: a live stream or NULL (caller's contract).
+    let stream = unsafe { handle::arg(stream) }?;
+    // SAFETY: writable pointers or NULL (caller's contract).
+    let out_buf = unsafe { Out::new(out_buf, "out_buf") }?;
+    // SAFETY: as above.
+    let out_len = unsafe { Out::new(out_len, "out_len") }?;
+    let buffer = recv_malloced(stream, wait)??;
+    out_len.write(buffer.len);
+    out_buf.write(buffer.into_raw());
+    Ok(())
 }
 
 /// Connects to the server of endpoint `name` and completes the handshake.
@@ -277,7 +270,7 @@ pub unsafe extern "C" fn shmsock_stream_connect(
     options: *const shmsock_options,
     out: *mut *mut shmsock_stream,
 ) -> shmsock_result {
-    guard("shmsock_stream_connect", || {
+    boundary!(|| {
         // SAFETY: NUL-terminated string or NULL (caller's contract).
         let name = unsafe { util::string(name, "name") }?;
         // SAFETY: a live options object or NULL (caller's contract).
@@ -285,26 +278,23 @@ pub unsafe extern "C" fn shmsock_stream_connect(
         // SAFETY: a writable pointer or NULL (caller's contract).
         let out = unsafe { Out::new(out, "out") }?;
         let stream = Stream::connect(name, &options)?;
-        out.write(util::into_handle(shmsock_stream { inner: stream }));
+        out.write(handle::into_raw(shmsock_stream { inner: stream }));
         Ok(())
     })
 }
 
 unsafe fn send(
-    function: &str,
     stream: *mut shmsock_stream,
     data: *const u8,
     len: usize,
     how: impl FnOnce(&Stream, &[u8]) -> shmsock::Result<()>,
-) -> shmsock_result {
-    guard(function, || {
-        // SAFETY: a live stream or NULL (caller's contract).
-        let stream = unsafe { stream_arg(stream) }?;
-        // SAFETY: `data` holds `len` readable bytes, or is NULL with len 0.
-        let data = unsafe { util::bytes(data, len, "data") }?;
-        how(stream, data)?;
-        Ok(())
-    })
+) -> FfiResult<()> {
+    // SAFETY: a live stream or NULL (caller's contract).
+    let stream = unsafe { handle::arg(stream) }?;
+    // SAFETY: `data` holds `len` readable bytes, or is NULL with len 0.
+    let data = unsafe { util::bytes(data, len, "data") }?;
+    how(stream, data)?;
+    Ok(())
 }
 
 /// Sends one message of `len` bytes (0 is allowed; `data` may then be NULL).
@@ -324,7 +314,7 @@ pub unsafe extern "C" fn shmsock_stream_send(
     len: usize,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe { send("shmsock_stream_send", stream, data, len, |s, d| s.send(d)) }
+    boundary!(|| unsafe { send(stream, data, len, |s, d| s.send(d)) })
 }
 
 /// As shmsock_stream_send(), waiting for ring space up to `timeout_ms`
@@ -337,9 +327,7 @@ pub unsafe extern "C" fn shmsock_stream_send_timeout(
     timeout_ms: u64,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe {
-        send("shmsock_stream_send_timeout", stream, data, len, |s, d| s.send_timeout(d, util::timeout(timeout_ms)))
-    }
+    boundary!(|| unsafe { send(stream, data, len, |s, d| s.send_timeout(d, util::timeout(timeout_ms))) })
 }
 
 /// Sends one message only if all of it fits in the ring now; else
@@ -354,7 +342,7 @@ pub unsafe extern "C" fn shmsock_stream_try_send(
     len: usize,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe { send("shmsock_stream_try_send", stream, data, len, |s, d| s.try_send(d)) }
+    boundary!(|| unsafe { send(stream, data, len, |s, d| s.try_send(d)) })
 }
 
 /// Receives the next message into the caller's buffer `buf` of `len` bytes,
@@ -379,7 +367,7 @@ pub unsafe extern "C" fn shmsock_stream_recv_into(
     out_len: *mut usize,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe { recv_into("shmsock_stream_recv_into", stream, buf, len, out_len, Wait::Default) }
+    boundary!(|| unsafe { recv_into(stream, buf, len, out_len, Wait::Default) })
 }
 
 /// As shmsock_stream_recv_into(), waiting up to `timeout_ms` milliseconds
@@ -394,7 +382,7 @@ pub unsafe extern "C" fn shmsock_stream_recv_into_timeout(
     timeout_ms: u64,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe { recv_into("shmsock_stream_recv_into_timeout", stream, buf, len, out_len, Wait::timeout(timeout_ms)) }
+    boundary!(|| unsafe { recv_into(stream, buf, len, out_len, Wait::timeout(timeout_ms)) })
 }
 
 /// As shmsock_stream_recv_into() without waiting: SHMSOCK_WOULD_BLOCK when no
@@ -410,7 +398,7 @@ pub unsafe extern "C" fn shmsock_stream_try_recv_into(
     out_len: *mut usize,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe { recv_into("shmsock_stream_try_recv_into", stream, buf, len, out_len, Wait::No) }
+    boundary!(|| unsafe { recv_into(stream, buf, len, out_len, Wait::No) })
 }
 
 /// Receives the next message into a new buffer owned by the caller, waiting up
@@ -430,7 +418,7 @@ pub unsafe extern "C" fn shmsock_stream_recv(
     out_len: *mut usize,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe { recv_alloc("shmsock_stream_recv", stream, out_buf, out_len, Wait::Default) }
+    boundary!(|| unsafe { recv_alloc(stream, out_buf, out_len, Wait::Default) })
 }
 
 /// As shmsock_stream_recv(), waiting up to `timeout_ms` milliseconds
@@ -443,7 +431,7 @@ pub unsafe extern "C" fn shmsock_stream_recv_timeout(
     out_len: *mut usize,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe { recv_alloc("shmsock_stream_recv_timeout", stream, out_buf, out_len, Wait::timeout(timeout_ms)) }
+    boundary!(|| unsafe { recv_alloc(stream, out_buf, out_len, Wait::timeout(timeout_ms)) })
 }
 
 /// As shmsock_stream_recv() without waiting: SHMSOCK_WOULD_BLOCK when no
@@ -456,7 +444,7 @@ pub unsafe extern "C" fn shmsock_stream_try_recv(
     out_len: *mut usize,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe { recv_alloc("shmsock_stream_try_recv", stream, out_buf, out_len, Wait::No) }
+    boundary!(|| unsafe { recv_alloc(stream, out_buf, out_len, Wait::No) })
 }
 
 /// Frees a buffer returned by shmsock_stream_recv(), shmsock_stream_recv_timeout()
@@ -464,7 +452,7 @@ pub unsafe extern "C" fn shmsock_stream_try_recv(
 /// malloc(3), so free(3) may be used as well.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_buffer_free(buf: *mut u8) {
-    guard_void("shmsock_buffer_free", || {
+    boundary!(|| {
         // SAFETY: NULL or a buffer from calloc handed out by this library, not
         // freed before (caller's contract); free(NULL) is a no-op.
         unsafe { libc::free(buf.cast::<c_void>()) }
@@ -481,9 +469,9 @@ pub unsafe extern "C" fn shmsock_buffer_free(buf: *mut u8) {
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_stream_close(stream: *mut shmsock_stream) -> shmsock_result {
-    guard("shmsock_stream_close", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL (caller's contract).
-        unsafe { stream_arg(stream) }?.close()?;
+        unsafe { handle::arg(stream) }?.close()?;
         Ok(())
     })
 }
@@ -494,7 +482,7 @@ pub unsafe extern "C" fn shmsock_stream_close(stream: *mut shmsock_stream) -> sh
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_stream_free(stream: *mut shmsock_stream) {
     // SAFETY: a stream from this library or NULL, not freed before.
-    unsafe { guard_void_free("shmsock_stream_free", stream) }
+    boundary!(|| unsafe { handle::free(stream) })
 }
 
 /// Sets `*out_closed` to true once shmsock_stream_close() was called on this
@@ -506,9 +494,9 @@ pub unsafe extern "C" fn shmsock_stream_is_closed(
     stream: *const shmsock_stream,
     out_closed: *mut bool,
 ) -> shmsock_result {
-    guard("shmsock_stream_is_closed", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL; a writable bool or NULL.
-        let (stream, out) = unsafe { (stream_arg(stream)?, Out::new(out_closed, "out_closed")?) };
+        let (stream, out) = unsafe { (handle::arg(stream)?, Out::new(out_closed, "out_closed")?) };
         out.write(stream.is_closed());
         Ok(())
     })
@@ -525,9 +513,9 @@ pub unsafe extern "C" fn shmsock_stream_peer_public_key(
     out: *mut u8,
     out_len: usize,
 ) -> shmsock_result {
-    guard("shmsock_stream_peer_public_key", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL (caller's contract).
-        let key = unsafe { stream_arg(stream) }?.peer_public_key();
+        let key = unsafe { handle::arg(stream) }?.peer_public_key();
         // SAFETY: `out` holds `out_len` writable bytes (caller's contract).
         unsafe { util::write_key(key.as_bytes(), out, out_len, "out") }
     })
@@ -543,9 +531,9 @@ pub unsafe extern "C" fn shmsock_stream_local_public_key(
     out: *mut u8,
     out_len: usize,
 ) -> shmsock_result {
-    guard("shmsock_stream_local_public_key", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL (caller's contract).
-        let key = unsafe { stream_arg(stream) }?.local_public_key();
+        let key = unsafe { handle::arg(stream) }?.local_public_key();
         // SAFETY: `out` holds `out_len` writable bytes (caller's contract).
         unsafe { util::write_key(key.as_bytes(), out, out_len, "out") }
     })
@@ -560,9 +548,9 @@ pub unsafe extern "C" fn shmsock_stream_peer_credentials(
     stream: *const shmsock_stream,
     out: *mut shmsock_credentials,
 ) -> shmsock_result {
-    guard("shmsock_stream_peer_credentials", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL; a writable struct or NULL.
-        let (stream, out) = unsafe { (stream_arg(stream)?, Out::new(out, "out")?) };
+        let (stream, out) = unsafe { (handle::arg(stream)?, Out::new(out, "out")?) };
         out.write(stream.peer_credentials().into());
         Ok(())
     })
@@ -576,9 +564,9 @@ pub unsafe extern "C" fn shmsock_stream_stats(
     stream: *const shmsock_stream,
     out: *mut shmsock_stats,
 ) -> shmsock_result {
-    guard("shmsock_stream_stats", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL; a writable struct or NULL.
-        let (stream, out) = unsafe { (stream_arg(stream)?, Out::new(out, "out")?) };
+        let (stream, out) = unsafe { (handle::arg(stream)?, Out::new(out, "out")?) };
         out.write(stream.stats().into());
         Ok(())
     })
@@ -597,9 +585,9 @@ pub unsafe extern "C" fn shmsock_stream_pollable_fd(
     stream: *const shmsock_stream,
     out_fd: *mut c_int,
 ) -> shmsock_result {
-    guard("shmsock_stream_pollable_fd", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL; a writable int or NULL.
-        let (stream, out) = unsafe { (stream_arg(stream)?, Out::new(out_fd, "out_fd")?) };
+        let (stream, out) = unsafe { (handle::arg(stream)?, Out::new(out_fd, "out_fd")?) };
         out.write(stream.pollable_fd().as_raw_fd());
         Ok(())
     })
@@ -613,9 +601,9 @@ pub unsafe extern "C" fn shmsock_stream_cipher(
     stream: *const shmsock_stream,
     out: *mut shmsock_cipher,
 ) -> shmsock_result {
-    guard("shmsock_stream_cipher", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL; a writable value or NULL.
-        let (stream, out) = unsafe { (stream_arg(stream)?, Out::new(out, "out")?) };
+        let (stream, out) = unsafe { (handle::arg(stream)?, Out::new(out, "out")?) };
         out.write(stream.cipher().into());
         Ok(())
     })
@@ -640,9 +628,9 @@ pub unsafe extern "C" fn shmsock_stream_backend(
     stream: *const shmsock_stream,
     out: *mut shmsock_backend,
 ) -> shmsock_result {
-    guard("shmsock_stream_backend", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL; a writable value or NULL.
-        let (stream, out) = unsafe { (stream_arg(stream)?, Out::new(out, "out")?) };
+        let (stream, out) = unsafe { (handle::arg(stream)?, Out::new(out, "out")?) };
         out.write(stream.backend().into());
         Ok(())
     })
@@ -654,9 +642,9 @@ pub unsafe extern "C" fn shmsock_stream_backend(
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_stream_role(stream: *const shmsock_stream, out: *mut shmsock_role) -> shmsock_result {
-    guard("shmsock_stream_role", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL; a writable value or NULL.
-        let (stream, out) = unsafe { (stream_arg(stream)?, Out::new(out, "out")?) };
+        let (stream, out) = unsafe { (handle::arg(stream)?, Out::new(out, "out")?) };
         out.write(match stream.role() {
             Role::Client => shmsock_role::SHMSOCK_ROLE_CLIENT,
             Role::Server => shmsock_role::SHMSOCK_ROLE_SERVER,
@@ -670,9 +658,9 @@ pub unsafe extern "C" fn shmsock_stream_role(stream: *const shmsock_stream, out:
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_stream_ring_size(stream: *const shmsock_stream, out: *mut u32) -> shmsock_result {
-    guard("shmsock_stream_ring_size", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL; a writable value or NULL.
-        let (stream, out) = unsafe { (stream_arg(stream)?, Out::new(out, "out")?) };
+        let (stream, out) = unsafe { (handle::arg(stream)?, Out::new(out, "out")?) };
         out.write(stream.ring_size());
         Ok(())
     })
@@ -687,9 +675,9 @@ pub unsafe extern "C" fn shmsock_stream_peer_max_message_size(
     stream: *const shmsock_stream,
     out: *mut u32,
 ) -> shmsock_result {
-    guard("shmsock_stream_peer_max_message_size", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL; a writable value or NULL.
-        let (stream, out) = unsafe { (stream_arg(stream)?, Out::new(out, "out")?) };
+        let (stream, out) = unsafe { (handle::arg(stream)?, Out::new(out, "out")?) };
         out.write(stream.peer_max_message_size());
         Ok(())
     })
@@ -708,9 +696,9 @@ pub unsafe extern "C" fn shmsock_stream_endpoint(
     len: usize,
     out_len: *mut usize,
 ) -> shmsock_result {
-    guard("shmsock_stream_endpoint", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL (caller's contract).
-        let stream = unsafe { stream_arg(stream) }?;
+        let stream = unsafe { handle::arg(stream) }?;
         // SAFETY: `buf` holds `len` bytes; `out_len` is NULL or writable.
         unsafe { util::write_text(stream.endpoint(), buf, len, out_len, "buf") }
     })
