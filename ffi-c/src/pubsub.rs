@@ -404,9 +404,7 @@ pub unsafe extern "C" fn shmsock_subscriber_recv_into(
     out: *mut shmsock_delivery,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    boundary!(|| unsafe {
-        sub_recv(subscriber, buf, len, out, |s, b| s.recv_into_timeout(b, util::timeout(timeout_ms)))
-    })
+    boundary!(|| unsafe { sub_recv(subscriber, buf, len, out, |s, b| s.recv_with(b, util::deadline(timeout_ms))) })
 }
 
 /// As shmsock_subscriber_recv_into() without waiting: SHMSOCK_WOULD_BLOCK when

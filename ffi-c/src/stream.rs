@@ -4,12 +4,12 @@ use std::ffi::{c_char, c_int, c_void};
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
-use shmsock::{CipherSuite, Credentials, ErrorKind, Role, Stats, Stream};
+use shmsock::{CipherSuite, Credentials, ErrorKind, RecvBuf, Role, Stats, Stream};
 
 use crate::boundary::boundary;
 use crate::handle::{self, handle};
 use crate::options::{options_arg, shmsock_backend, shmsock_options};
-use crate::result::{shmsock_result, FfiError, FfiResult};
+use crate::result::{shmsock_result, FfiResult};
 use crate::util::{self, Out};
 
 /// An encrypted, authenticated message stream to one peer, from
@@ -111,23 +111,16 @@ enum Wait {
     No,
     /// Up to the stream's receive timeout.
     Default,
-    /// Up to a deadline (None: forever).
+    /// Up to the deadline of a `timeout_ms` argument (None: forever).
     Until(Option<Instant>),
 }
 
 impl Wait {
-    fn timeout(ms: u64) -> Wait {
-        Wait::Until(util::timeout(ms).map(|t| Instant::now() + t))
-    }
-
-    fn recv_into(self, stream: &Stream, buf: &mut [u8]) -> shmsock::Result<usize> {
+    fn recv(self, stream: &Stream, buf: &mut (impl RecvBuf + ?Sized)) -> shmsock::Result<usize> {
         match self {
-            Wait::No => stream.try_recv_into(buf),
-            Wait::Default => stream.recv_into(buf),
-            Wait::Until(None) => stream.recv_into_timeout(buf, None),
-            Wait::Until(Some(deadline)) => {
-                stream.recv_into_timeout(buf, Some(deadline.saturating_duration_since(Instant::now())))
-            }
+            Wait::No => stream.try_recv_with(buf),
+            Wait::Default => stream.recv_with(buf, stream.default_recv_deadline()),
+            Wait::Until(deadline) => stream.recv_with(buf, deadline),
         }
     }
 }
@@ -146,7 +139,7 @@ unsafe fn recv_into(
     let buf = unsafe { util::bytes_mut(buf, len, "buf") }?;
     // SAFETY: a writable size_t or NULL (caller's contract).
     let out_len = unsafe { Out::new(out_len, "out_len") }?;
-    match wait.recv_into(stream, buf) {
+    match wait.recv(stream, buf) {
         Ok(n) => {
             out_len.write(n);
             Ok(())
@@ -160,76 +153,54 @@ unsafe fn recv_into(
     }
 }
 
-/// A message in memory from malloc(3), for shmsock_buffer_free().
+/// A message in memory from malloc(3), for shmsock_buffer_free(): allocated
+/// by the core's receive once the message's length is known.
 struct Malloced {
+    /// NULL until `prepare`; then max(len, 1) bytes from calloc, so an empty
+    /// message also has a non-NULL buffer.
     ptr: *mut u8,
     len: usize,
 }
 
-impl Malloced {
-    fn new(len: usize) -> FfiResult<Malloced> {
+impl RecvBuf for Malloced {
+    fn prepare(&mut self, len: usize) -> shmsock::Result<()> {
+        if !self.ptr.is_null() && self.len == len {
+            // Again for the same message, after a timeout: the same memory.
+            return Ok(());
+        }
         // calloc: the memory is initialised before Rust forms a slice over it.
-        // At least 1 byte, so an empty message also has a non-NULL buffer.
         // SAFETY: plain allocation; NULL is checked.
         let ptr = unsafe { libc::calloc(len.max(1), 1) }.cast::<u8>();
         if ptr.is_null() {
-            return Err(FfiError::new(
-                shmsock_result::SHMSOCK_RESOURCE_EXHAUSTED,
-                format!("out of memory allocating {len} bytes for a received message"),
+            return Err(shmsock::Error::new(
+                ErrorKind::ResourceExhausted,
+                format!("out of memory allocating {len} bytes for a received message; it is kept for the next call"),
             ));
         }
-        Ok(Malloced { ptr, len })
+        // SAFETY: NULL or from calloc, not handed out (free(NULL) is a no-op).
+        unsafe { libc::free(self.ptr.cast::<c_void>()) };
+        *self = Malloced { ptr, len };
+        Ok(())
     }
 
-    fn as_mut_slice(&mut self) -> &mut [u8] {
+    fn bytes(&mut self) -> &mut [u8] {
+        if self.ptr.is_null() {
+            return &mut [];
+        }
         // SAFETY: `ptr` holds max(len, 1) zeroed bytes from calloc, owned here.
         unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
-    }
-
-    fn into_raw(self) -> *mut u8 {
-        let ptr = self.ptr;
-        std::mem::forget(self);
-        ptr
     }
 }
 
 impl Drop for Malloced {
     fn drop(&mut self) {
-        // SAFETY: `ptr` came from calloc and was not handed out.
+        // SAFETY: NULL or from calloc, not handed out.
         unsafe { libc::free(self.ptr.cast::<c_void>()) }
     }
 }
 
-/// Receives a message into a new malloc'd buffer of exactly its size: first
-/// learns the size (BUFFER_TOO_SMALL on an empty buffer keeps the message),
-/// then receives into a buffer of that size. No copy of the message is made.
-/// Each of the two steps waits up to the timeout, as each core call does.
-fn recv_malloced(stream: &Stream, wait: Wait) -> shmsock::Result<Result<Malloced, FfiError>> {
-    loop {
-        let needed = match wait.recv_into(stream, &mut []) {
-            Ok(_) => 0,
-            Err(e) if e.kind() == ErrorKind::BufferTooSmall => e.needed().unwrap_or(0),
-            Err(e) => return Err(e),
-        };
-        let mut buffer = match Malloced::new(needed) {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        };
-        if needed == 0 {
-            return Ok(Ok(buffer));
-        }
-        match wait.recv_into(stream, buffer.as_mut_slice()) {
-            Ok(n) => {
-                buffer.len = n;
-                return Ok(Ok(buffer));
-            }
-            // Another thread took that message and a larger one is next.
-            Err(e) if e.kind() == ErrorKind::BufferTooSmall => continue,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
+/// Receives a message into a new malloc'd buffer of exactly its size, in one
+/// core call.
 unsafe fn recv_alloc(
     stream: *mut shmsock_stream,
     out_buf: *mut *mut u8,
@@ -242,9 +213,14 @@ unsafe fn recv_alloc(
     let out_buf = unsafe { Out::new(out_buf, "out_buf") }?;
     // SAFETY: as above.
     let out_len = unsafe { Out::new(out_len, "out_len") }?;
-    let buffer = recv_malloced(stream, wait)??;
-    out_len.write(buffer.len);
-    out_buf.write(buffer.into_raw());
+    let mut buffer = Malloced { ptr: std::ptr::null_mut(), len: 0 };
+    let n = wait.recv(stream, &mut buffer)?;
+    if buffer.ptr.is_null() {
+        // Every message is prepared; this keeps "never NULL" unconditional.
+        buffer.prepare(0)?;
+    }
+    out_len.write(n);
+    out_buf.write(std::mem::replace(&mut buffer.ptr, std::ptr::null_mut()));
     Ok(())
 }
 
@@ -382,7 +358,7 @@ pub unsafe extern "C" fn shmsock_stream_recv_into_timeout(
     timeout_ms: u64,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    boundary!(|| unsafe { recv_into(stream, buf, len, out_len, Wait::timeout(timeout_ms)) })
+    boundary!(|| unsafe { recv_into(stream, buf, len, out_len, Wait::Until(util::deadline(timeout_ms))) })
 }
 
 /// As shmsock_stream_recv_into() without waiting: SHMSOCK_WOULD_BLOCK when no
@@ -410,7 +386,8 @@ pub unsafe extern "C" fn shmsock_stream_try_recv_into(
 /// allocates nothing.
 ///
 /// Errors: as shmsock_stream_recv_into() (but never SHMSOCK_BUFFER_TOO_SMALL),
-/// and SHMSOCK_RESOURCE_EXHAUSTED when the buffer cannot be allocated.
+/// and SHMSOCK_RESOURCE_EXHAUSTED when the buffer cannot be allocated (the
+/// message is kept for the next call).
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_stream_recv(
     stream: *mut shmsock_stream,
@@ -431,7 +408,7 @@ pub unsafe extern "C" fn shmsock_stream_recv_timeout(
     out_len: *mut usize,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    boundary!(|| unsafe { recv_alloc(stream, out_buf, out_len, Wait::timeout(timeout_ms)) })
+    boundary!(|| unsafe { recv_alloc(stream, out_buf, out_len, Wait::Until(util::deadline(timeout_ms))) })
 }
 
 /// As shmsock_stream_recv() without waiting: SHMSOCK_WOULD_BLOCK when no

@@ -6,7 +6,7 @@ use std::ffi::{c_char, CStr, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr::NonNull;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::result::{shmsock_result, FfiError, FfiResult};
 
@@ -21,6 +21,12 @@ pub(crate) fn timeout(ms: u64) -> Option<Duration> {
     } else {
         Some(Duration::from_millis(ms))
     }
+}
+
+/// A `timeout_ms` argument as a deadline from now (None: no limit, also for a
+/// timeout too long for an `Instant` to hold).
+pub(crate) fn deadline(ms: u64) -> Option<Instant> {
+    timeout(ms).and_then(|t| Instant::now().checked_add(t))
 }
 
 /// A pointer to a C struct the caller fills (callbacks, configuration), read
