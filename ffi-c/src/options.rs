@@ -344,15 +344,12 @@ pub unsafe extern "C" fn shmsock_options_set_spin(options: *mut shmsock_options,
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_options_set_backend(options: *mut shmsock_options, backend: u32) -> shmsock_result {
     boundary!(|| {
-        let backend = match backend {
-            1 => Backend::Memfd,
-            2 => Backend::Named,
-            other => {
-                return Err(FfiError::invalid(format!(
-                    "backend {other} is not a shmsock_backend (SHMSOCK_BACKEND_MEMFD = 1, SHMSOCK_BACKEND_NAMED = 2)"
-                )))
-            }
-        };
+        // The C values are the core's backend ids (the test `backend_values_are_the_core_ids`).
+        let backend = u8::try_from(backend).ok().and_then(Backend::from_id).ok_or_else(|| {
+            FfiError::invalid(format!(
+                "backend {backend} is not a shmsock_backend (SHMSOCK_BACKEND_MEMFD = 1, SHMSOCK_BACKEND_NAMED = 2)"
+            ))
+        })?;
         // SAFETY: a live options object or NULL (caller's contract).
         unsafe {
             update(options, |o| {
@@ -397,7 +394,18 @@ mod tests {
             assert_eq!((*p).inner.lock().ring_size, Some(1 << 16));
             assert_eq!(shmsock_options_set_handshake_timeout(p, 0), shmsock_result::SHMSOCK_INVALID_ARGUMENT);
             assert_eq!(shmsock_options_set_backend(p, 7), shmsock_result::SHMSOCK_INVALID_ARGUMENT);
+            assert_eq!(shmsock_options_set_backend(p, 256 + 2), shmsock_result::SHMSOCK_INVALID_ARGUMENT);
+            assert_eq!(shmsock_options_set_backend(p, 2), shmsock_result::SHMSOCK_OK);
+            assert_eq!((*p).inner.lock().backend, Backend::Named);
             shmsock_options_free(p);
+        }
+    }
+
+    #[test]
+    fn backend_values_are_the_core_ids() {
+        for backend in [Backend::Memfd, Backend::Named] {
+            assert_eq!(shmsock_backend::from(backend) as u32, backend as u32, "{backend:?}");
+            assert_eq!(Backend::from_id(backend as u8), Some(backend));
         }
     }
 }

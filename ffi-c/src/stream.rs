@@ -1,7 +1,8 @@
 //! Streams: connect, send, receive, close, and what a stream knows about itself.
 
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_char, c_int, c_void, CString};
 use std::os::fd::AsRawFd;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use shmsock::{CipherSuite, Credentials, ErrorKind, RecvBuf, Role, Stats, Stream};
@@ -9,7 +10,7 @@ use shmsock::{CipherSuite, Credentials, ErrorKind, RecvBuf, Role, Stats, Stream}
 use crate::boundary::boundary;
 use crate::handle::{self, handle};
 use crate::options::{options_arg, shmsock_backend, shmsock_options};
-use crate::result::{shmsock_result, FfiResult};
+use crate::result::{c_string_lossy, shmsock_result, FfiResult};
 use crate::util::{self, Out};
 
 /// An encrypted, authenticated message stream to one peer, from
@@ -590,11 +591,12 @@ pub unsafe extern "C" fn shmsock_stream_cipher(
 /// "unknown": a static string, never NULL. Never blocks. Thread-safe.
 #[no_mangle]
 pub extern "C" fn shmsock_cipher_name(cipher: u32) -> *const c_char {
-    match cipher {
-        1 => c"chacha20-poly1305".as_ptr(),
-        2 => c"aegis-128l".as_ptr(),
-        _ => c"unknown".as_ptr(),
-    }
+    // The core's names as C strings, made once: (wire id, name).
+    static NAMES: OnceLock<Vec<(u32, CString)>> = OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        (1..=u8::MAX).filter_map(CipherSuite::from_id).map(|c| (u32::from(c.id()), c_string_lossy(c.name()))).collect()
+    });
+    names.iter().find(|(id, _)| *id == cipher).map_or(c"unknown", |(_, name)| name.as_c_str()).as_ptr()
 }
 
 /// Writes the segment backend in use (a shmsock_backend) to `*out`. Never blocks.
@@ -679,4 +681,26 @@ pub unsafe extern "C" fn shmsock_stream_endpoint(
         // SAFETY: `buf` holds `len` bytes; `out_len` is NULL or writable.
         unsafe { util::write_text(stream.endpoint(), buf, len, out_len, "buf") }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CStr;
+
+    use super::*;
+
+    #[test]
+    fn cipher_values_and_names_are_the_core_ones() {
+        for cipher in [CipherSuite::ChaCha20Poly1305, CipherSuite::Aegis128L] {
+            let value = shmsock_cipher::from(cipher) as u32;
+            assert_eq!(value, u32::from(cipher.id()), "{cipher:?}");
+            // SAFETY: a static NUL-terminated string.
+            let name = unsafe { CStr::from_ptr(shmsock_cipher_name(value)) };
+            assert_eq!(name.to_str().unwrap(), cipher.name());
+        }
+        for unknown in [0, 3, 256 + 1, u32::MAX] {
+            // SAFETY: as above.
+            assert_eq!(unsafe { CStr::from_ptr(shmsock_cipher_name(unknown)) }, c"unknown");
+        }
+    }
 }
