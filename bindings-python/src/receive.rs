@@ -57,24 +57,43 @@ impl Receive for Subscriber {
     }
 }
 
-/// A `bytes` object of exactly the message's size, made by the core's receive
-/// once it knows the length ([`RecvBuf`]): the message is decrypted straight
-/// into it, in one core call whatever its size.
+/// Messages up to this size are received into a buffer on the stack and
+/// copied into their `bytes` afterwards: making a `bytes` object needs the GIL,
+/// which a blocking receive has released, and taking it back inside the
+/// receive costs more than copying a few KiB.
+const SMALL: usize = 4096;
+
+/// Where [`recv_bytes`] receives a message, made ready by the core once it
+/// knows the length ([`RecvBuf`]): one core call whatever the size.
+enum Storage {
+    /// Nothing prepared yet.
+    Empty,
+    /// The first `len` bytes of `NewBytes::small`.
+    Small,
+    /// A `bytes` object of exactly `len` bytes the message is decrypted
+    /// straight into, and its storage (taken with the GIL at `prepare`).
+    Object(Py<PyBytes>, *mut u8),
+}
+
 struct NewBytes {
-    bytes: Option<Py<PyBytes>>,
-    /// The object's storage (`len` bytes), taken with the GIL at `prepare`.
-    ptr: *mut u8,
+    small: [u8; SMALL],
+    storage: Storage,
     len: usize,
 }
 
-// SAFETY: `ptr` points into the object `bytes` keeps alive, and the object is
-// used by one thread at a time: the one that runs the receive (which may be
-// the thread holding the GIL, or the same thread with the GIL released).
+// SAFETY: the pointer in `Storage::Object` points into the object kept alive
+// beside it, which nothing else references before `recv_bytes` returns it; one
+// thread at a time uses a NewBytes (the one running the receive, with or
+// without the GIL).
 unsafe impl Send for NewBytes {}
 
 impl RecvBuf for NewBytes {
     fn prepare(&mut self, len: usize) -> Result<(), CoreError> {
-        if self.bytes.is_some() && self.len == len {
+        if len <= SMALL {
+            (self.storage, self.len) = (Storage::Small, len);
+            return Ok(());
+        }
+        if matches!(self.storage, Storage::Object(..)) && self.len == len {
             // Again for the same message, after a timed-out slice.
             return Ok(());
         }
@@ -88,7 +107,7 @@ impl RecvBuf for NewBytes {
         });
         match made {
             Ok((bytes, ptr)) if !ptr.is_null() => {
-                *self = NewBytes { bytes: Some(bytes), ptr, len };
+                (self.storage, self.len) = (Storage::Object(bytes, ptr), len);
                 Ok(())
             }
             _ => Err(CoreError::new(
@@ -99,27 +118,27 @@ impl RecvBuf for NewBytes {
     }
 
     fn bytes(&mut self) -> &mut [u8] {
-        if self.bytes.is_none() {
-            return &mut [];
+        match self.storage {
+            Storage::Empty => &mut [],
+            Storage::Small => &mut self.small[..self.len],
+            // SAFETY: `ptr` is the storage of `len` initialised bytes of the
+            // object kept alive beside it; nothing else references that object
+            // before recv_bytes returns it, so writing into it is unobserved.
+            Storage::Object(_, ptr) => unsafe { std::slice::from_raw_parts_mut(ptr, self.len) },
         }
-        // SAFETY: `ptr` is the storage of `len` initialised bytes of the object
-        // `self.bytes` keeps alive; nothing else references that object before
-        // recv_bytes returns it, so writing into it is unobserved.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
     }
 }
 
 /// Receives the next message as `bytes`, waiting up to `timeout` (None:
 /// forever; Some(0): try once). A try holds the GIL throughout (the asyncio
-/// path: small messages, no GIL hand-off); a wait releases it in slices (see
-/// [`crate::wait`]).
+/// path: no GIL hand-off); a wait releases it in slices (see [`crate::wait`]).
 pub(crate) fn recv_bytes<'py, R: Receive>(
     py: Python<'py>,
     source: &R,
     timeout: Option<Duration>,
     try_only: bool,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let mut buf = NewBytes { bytes: None, ptr: std::ptr::null_mut(), len: 0 };
+    let mut buf = NewBytes { small: [0; SMALL], storage: Storage::Empty, len: 0 };
     let result = if try_only {
         source.try_recv_with(&mut buf)
     } else {
@@ -128,16 +147,14 @@ pub(crate) fn recv_bytes<'py, R: Receive>(
         })?
     };
     let n = result.or_raise(py)?;
-    // Every message is prepared at its length, so `n == buf.len`; the other
-    // cases only keep the contract without a panic.
-    let Some(bytes) = buf.bytes.take() else {
-        return Ok(PyBytes::new(py, b""));
-    };
-    let bytes = bytes.into_bound(py);
-    if n == buf.len {
-        Ok(bytes)
-    } else {
-        Ok(PyBytes::new(py, &bytes.as_bytes()[..n.min(buf.len)]))
+    // Every message is prepared at its length (n == buf.len); `min` only keeps
+    // a broken promise from panicking.
+    let n = n.min(buf.len);
+    match std::mem::replace(&mut buf.storage, Storage::Empty) {
+        Storage::Object(bytes, _) if n == buf.len => Ok(bytes.into_bound(py)),
+        Storage::Object(bytes, _) => Ok(PyBytes::new(py, &bytes.bind(py).as_bytes()[..n])),
+        Storage::Small => Ok(PyBytes::new(py, &buf.small[..n])),
+        Storage::Empty => Ok(PyBytes::new(py, b"")),
     }
 }
 
