@@ -6,16 +6,12 @@ use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use shmsock::{Error as CoreError, ErrorKind, Stream, Subscriber};
+use shmsock::{Error as CoreError, ErrorKind, RecvBuf, Stream, Subscriber};
 
 use crate::buffer::WritableBuffer;
-use crate::errors::{self, OrRaise};
+use crate::errors::OrRaise;
 use crate::stream::KEEP_GIL_BELOW;
 use crate::wait::{nothing, sliced};
-
-/// Receives up to this size land on the stack first; larger messages go
-/// straight into a `bytes` of the right size.
-const SMALL: usize = 4096;
 
 /// A core object that receives whole messages into a buffer, keeping a message
 /// that does not fit (BufferTooSmall with the size needed).
@@ -24,6 +20,11 @@ pub(crate) trait Receive: Sync {
     fn try_recv_into(&self, buf: &mut [u8]) -> Result<usize, CoreError>;
     /// Receives the next message, waiting up to `timeout`.
     fn recv_into_timeout(&self, buf: &mut [u8], timeout: Option<Duration>) -> Result<usize, CoreError>;
+    /// Receives the next message into storage `buf` makes ready for its
+    /// length, waiting until `deadline`.
+    fn recv_with<B: RecvBuf + ?Sized>(&self, buf: &mut B, deadline: Option<Instant>) -> Result<usize, CoreError>;
+    /// As `recv_with`, if a message is there now (else WouldBlock).
+    fn try_recv_with<B: RecvBuf + ?Sized>(&self, buf: &mut B) -> Result<usize, CoreError>;
 }
 
 impl Receive for Stream {
@@ -32,6 +33,12 @@ impl Receive for Stream {
     }
     fn recv_into_timeout(&self, buf: &mut [u8], timeout: Option<Duration>) -> Result<usize, CoreError> {
         Stream::recv_into_timeout(self, buf, timeout)
+    }
+    fn recv_with<B: RecvBuf + ?Sized>(&self, buf: &mut B, deadline: Option<Instant>) -> Result<usize, CoreError> {
+        Stream::recv_with(self, buf, deadline)
+    }
+    fn try_recv_with<B: RecvBuf + ?Sized>(&self, buf: &mut B) -> Result<usize, CoreError> {
+        Stream::try_recv_with(self, buf)
     }
 }
 
@@ -42,52 +49,112 @@ impl Receive for Subscriber {
     fn recv_into_timeout(&self, buf: &mut [u8], timeout: Option<Duration>) -> Result<usize, CoreError> {
         Subscriber::recv_into_timeout(self, buf, timeout).map(|d| d.len)
     }
+    fn recv_with<B: RecvBuf + ?Sized>(&self, buf: &mut B, deadline: Option<Instant>) -> Result<usize, CoreError> {
+        Subscriber::recv_with(self, buf, deadline).map(|d| d.len)
+    }
+    fn try_recv_with<B: RecvBuf + ?Sized>(&self, buf: &mut B) -> Result<usize, CoreError> {
+        Subscriber::try_recv_with(self, buf).map(|d| d.len)
+    }
+}
+
+/// Messages up to this size are received into a buffer on the stack and
+/// copied into their `bytes` afterwards: making a `bytes` object needs the GIL,
+/// which a blocking receive has released, and taking it back inside the
+/// receive costs more than copying a few KiB.
+const SMALL: usize = 4096;
+
+/// Where [`recv_bytes`] receives a message, made ready by the core once it
+/// knows the length ([`RecvBuf`]): one core call whatever the size.
+enum Storage {
+    /// Nothing prepared yet.
+    Empty,
+    /// The first `len` bytes of `NewBytes::small`.
+    Small,
+    /// A `bytes` object of exactly `len` bytes the message is decrypted
+    /// straight into, and its storage (taken with the GIL at `prepare`).
+    Object(Py<PyBytes>, *mut u8),
+}
+
+struct NewBytes {
+    small: [u8; SMALL],
+    storage: Storage,
+    len: usize,
+}
+
+// SAFETY: the pointer in `Storage::Object` points into the object kept alive
+// beside it, which nothing else references before `recv_bytes` returns it; one
+// thread at a time uses a NewBytes (the one running the receive, with or
+// without the GIL).
+unsafe impl Send for NewBytes {}
+
+impl RecvBuf for NewBytes {
+    fn prepare(&mut self, len: usize) -> Result<(), CoreError> {
+        if len <= SMALL {
+            (self.storage, self.len) = (Storage::Small, len);
+            return Ok(());
+        }
+        if matches!(self.storage, Storage::Object(..)) && self.len == len {
+            // Again for the same message, after a timed-out slice.
+            return Ok(());
+        }
+        let made = Python::attach(|py| {
+            // Zero-filled by pyo3, so the storage is initialised before a slice is formed over it.
+            let bytes = PyBytes::new_with(py, len, |_| Ok(()))?;
+            // SAFETY: `bytes` is a live bytes object; PyBytes_AsString returns
+            // its storage of `len` bytes (plus a NUL), which lives as long as it.
+            let ptr = unsafe { pyo3::ffi::PyBytes_AsString(bytes.as_ptr()) }.cast::<u8>();
+            PyResult::Ok((bytes.unbind(), ptr))
+        });
+        match made {
+            Ok((bytes, ptr)) if !ptr.is_null() => {
+                (self.storage, self.len) = (Storage::Object(bytes, ptr), len);
+                Ok(())
+            }
+            _ => Err(CoreError::new(
+                ErrorKind::ResourceExhausted,
+                format!("out of memory making a bytes object of {len} bytes; the message is kept"),
+            )),
+        }
+    }
+
+    fn bytes(&mut self) -> &mut [u8] {
+        match self.storage {
+            Storage::Empty => &mut [],
+            Storage::Small => &mut self.small[..self.len],
+            // SAFETY: `ptr` is the storage of `len` initialised bytes of the
+            // object kept alive beside it; nothing else references that object
+            // before recv_bytes returns it, so writing into it is unobserved.
+            Storage::Object(_, ptr) => unsafe { std::slice::from_raw_parts_mut(ptr, self.len) },
+        }
+    }
 }
 
 /// Receives the next message as `bytes`, waiting up to `timeout` (None:
-/// forever; Some(0): try once).
+/// forever; Some(0): try once). A try holds the GIL throughout (the asyncio
+/// path: no GIL hand-off); a wait releases it in slices (see [`crate::wait`]).
 pub(crate) fn recv_bytes<'py, R: Receive>(
     py: Python<'py>,
     source: &R,
     timeout: Option<Duration>,
     try_only: bool,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let deadline = timeout.map(|t| Instant::now() + t);
-    let mut small = [0u8; SMALL];
-    let call = |py: Python<'_>, buf: &mut [u8]| -> PyResult<Result<usize, CoreError>> {
-        if try_only {
-            if buf.len() < KEEP_GIL_BELOW {
-                Ok(source.try_recv_into(buf))
-            } else {
-                Ok(py.detach(|| source.try_recv_into(buf)))
-            }
-        } else {
-            // One deadline for both calls of a large message (measure, then
-            // receive into a bytes object of its size).
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            sliced(py, left, nothing, |t| source.recv_into_timeout(buf, t))
-        }
+    let mut buf = NewBytes { small: [0; SMALL], storage: Storage::Empty, len: 0 };
+    let result = if try_only {
+        source.try_recv_with(&mut buf)
+    } else {
+        sliced(py, timeout, nothing, |slice| {
+            source.recv_with(&mut buf, slice.and_then(|t| Instant::now().checked_add(t)))
+        })?
     };
-    loop {
-        let needed = match call(py, &mut small)? {
-            Ok(n) => return Ok(PyBytes::new(py, &small[..n])),
-            Err(e) if e.kind() == ErrorKind::BufferTooSmall => e.needed().unwrap_or(SMALL * 2),
-            Err(e) => return Err(errors::to_py(py, e)),
-        };
-        // The message is kept by the core: receive it straight into a bytes
-        // object of its size.
-        let mut outcome: Option<Result<usize, CoreError>> = None;
-        let bytes = PyBytes::new_with(py, needed, |buf| {
-            outcome = Some(call(py, buf)?);
-            Ok(())
-        })?;
-        match outcome.expect("set by new_with") {
-            Ok(n) if n == needed => return Ok(bytes),
-            // Another thread took the message we measured; this one is smaller.
-            Ok(n) => return Ok(PyBytes::new(py, &bytes.as_bytes()[..n])),
-            Err(e) if e.kind() == ErrorKind::BufferTooSmall => continue,
-            Err(e) => return Err(errors::to_py(py, e)),
-        }
+    let n = result.or_raise(py)?;
+    // Every message is prepared at its length (n == buf.len); `min` only keeps
+    // a broken promise from panicking.
+    let n = n.min(buf.len);
+    match std::mem::replace(&mut buf.storage, Storage::Empty) {
+        Storage::Object(bytes, _) if n == buf.len => Ok(bytes.into_bound(py)),
+        Storage::Object(bytes, _) => Ok(PyBytes::new(py, &bytes.bind(py).as_bytes()[..n])),
+        Storage::Small => Ok(PyBytes::new(py, &buf.small[..n])),
+        Storage::Empty => Ok(PyBytes::new(py, b"")),
     }
 }
 

@@ -13,7 +13,8 @@
 //! - [`segment`] and [`ring`]: the shared memory of a connection and its two rings;
 //! - [`wait`]: spinning, sleeping and waking;
 //! - [`control`] and [`endpoint`]: the control socket and endpoint names;
-//! - [`listener`] and [`stream`]: accepting, connecting, sending, receiving;
+//! - [`listener`] and [`stream`]: accepting, connecting, sending, receiving
+//!   (into a caller's [`RecvBuf`], [`recv_buf`]);
 //! - [`accept`]: the server side of the handshake, non-blocking;
 //! - [`reactor`]: one thread's wait over many streams, listeners and timers;
 //! - [`server`] and [`client`]: the event-driven pair, built on the reactor;
@@ -47,6 +48,7 @@ pub mod placement;
 pub mod platform;
 pub mod pubsub;
 pub mod reactor;
+pub mod recv_buf;
 pub mod ring;
 pub mod segment;
 pub mod server;
@@ -65,6 +67,7 @@ pub use options::Options;
 pub use platform::Credentials;
 pub use pubsub::{Publisher, SlowSubscribers, Subscriber, TopicOptions};
 pub use reactor::{Event, Reactor, Registry, TimerId, Token, Waker};
+pub use recv_buf::RecvBuf;
 pub use segment::Backend;
 pub use server::{Connection, Server, ServerHandler};
 pub use stream::{Role, SendProgress, Stats, Stream};

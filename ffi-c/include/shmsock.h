@@ -916,7 +916,8 @@ shmsock_result shmsock_stream_try_recv_into(struct shmsock_stream *stream,
 // allocates nothing.
 //
 // Errors: as shmsock_stream_recv_into() (but never SHMSOCK_BUFFER_TOO_SMALL),
-// and SHMSOCK_RESOURCE_EXHAUSTED when the buffer cannot be allocated.
+// and SHMSOCK_RESOURCE_EXHAUSTED when the buffer cannot be allocated (the
+// message is kept for the next call).
 shmsock_result shmsock_stream_recv(struct shmsock_stream *stream,
                                    uint8_t **out_buf,
                                    size_t *out_len);

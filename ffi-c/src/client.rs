@@ -8,11 +8,13 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex};
 use shmsock::{Client, ClientHandler, Error};
 
+use crate::boundary::boundary;
+use crate::handle::{self, handle};
 use crate::options::{options_arg, shmsock_options};
-use crate::result::{c_string_lossy, guard, result_of_kind, shmsock_result, FfiResult};
+use crate::result::{c_string_lossy, result_of_kind, shmsock_result};
 use crate::server::UserData;
 use crate::stream::shmsock_stats;
-use crate::util::{self, guard_void_free, Out};
+use crate::util::{self, Out};
 
 /// The callbacks of a shmsock_client. Each may be NULL (the event is then
 /// ignored). They run on the client's reader thread (a thread of the library,
@@ -112,10 +114,7 @@ pub struct shmsock_client {
     ended: Arc<Ended>,
 }
 
-unsafe fn client_arg<'a>(client: *const shmsock_client) -> FfiResult<&'a shmsock_client> {
-    // SAFETY: a live client or NULL (caller's contract).
-    unsafe { util::handle(client, "client") }
-}
+handle!(shmsock_client, "client");
 
 /// Connects to endpoint `name` (as shmsock_stream_connect(); `options` must pin
 /// the server's key and is copied) and starts the client's reader thread,
@@ -138,19 +137,19 @@ pub unsafe extern "C" fn shmsock_client_connect(
     user_data: *mut c_void,
     out: *mut *mut shmsock_client,
 ) -> shmsock_result {
-    guard("shmsock_client_connect", || {
+    boundary!(|| {
         // SAFETY: NUL-terminated string or NULL (caller's contract).
         let name = unsafe { util::string(name, "name") }?;
         // SAFETY: a live options object or NULL (caller's contract).
         let options = unsafe { options_arg(options) }?;
         // SAFETY: a readable callbacks struct or NULL (caller's contract).
-        let callbacks = *unsafe { util::handle(callbacks, "callbacks") }?;
+        let callbacks = *unsafe { util::struct_ref(callbacks, "callbacks") }?;
         // SAFETY: a writable pointer or NULL (caller's contract).
         let out = unsafe { Out::new(out, "out") }?;
         let ended = Arc::new(Ended::default());
         let handler = Handler { callbacks, user_data: UserData(user_data), ended: Arc::clone(&ended) };
         let client = Client::connect(name, &options, handler)?;
-        out.write(util::into_handle(shmsock_client { client, ended }));
+        out.write(handle::into_raw(shmsock_client { client, ended }));
         Ok(())
     })
 }
@@ -166,9 +165,9 @@ pub unsafe extern "C" fn shmsock_client_write(
     data: *const u8,
     len: usize,
 ) -> shmsock_result {
-    guard("shmsock_client_write", || {
+    boundary!(|| {
         // SAFETY: a live client or NULL; `data` holds `len` bytes.
-        let (client, data) = unsafe { (client_arg(client)?, util::bytes(data, len, "data")?) };
+        let (client, data) = unsafe { (handle::arg(client)?, util::bytes(data, len, "data")?) };
         client.client.write(data)?;
         Ok(())
     })
@@ -183,9 +182,9 @@ pub unsafe extern "C" fn shmsock_client_write_timeout(
     len: usize,
     timeout_ms: u64,
 ) -> shmsock_result {
-    guard("shmsock_client_write_timeout", || {
+    boundary!(|| {
         // SAFETY: a live client or NULL; `data` holds `len` bytes.
-        let (client, data) = unsafe { (client_arg(client)?, util::bytes(data, len, "data")?) };
+        let (client, data) = unsafe { (handle::arg(client)?, util::bytes(data, len, "data")?) };
         client.client.stream().send_timeout(data, util::timeout(timeout_ms))?;
         Ok(())
     })
@@ -201,9 +200,9 @@ pub unsafe extern "C" fn shmsock_client_try_write(
     data: *const u8,
     len: usize,
 ) -> shmsock_result {
-    guard("shmsock_client_try_write", || {
+    boundary!(|| {
         // SAFETY: a live client or NULL; `data` holds `len` bytes.
-        let (client, data) = unsafe { (client_arg(client)?, util::bytes(data, len, "data")?) };
+        let (client, data) = unsafe { (handle::arg(client)?, util::bytes(data, len, "data")?) };
         client.client.try_write(data)?;
         Ok(())
     })
@@ -220,9 +219,9 @@ pub unsafe extern "C" fn shmsock_client_try_write(
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_client_close(client: *mut shmsock_client) -> shmsock_result {
-    guard("shmsock_client_close", || {
+    boundary!(|| {
         // SAFETY: a live client or NULL (caller's contract).
-        let client = unsafe { client_arg(client) }?;
+        let client = unsafe { handle::arg(client) }?;
         client.client.stream().close()?;
         let ended = &client.ended;
         if IN_CALLBACK.with(|c| c.get()) == Arc::as_ptr(ended) {
@@ -242,7 +241,7 @@ pub unsafe extern "C" fn shmsock_client_close(client: *mut shmsock_client) -> sh
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_client_free(client: *mut shmsock_client) {
     // SAFETY: a client from this library or NULL, not freed before.
-    unsafe { guard_void_free("shmsock_client_free", client) }
+    boundary!(|| unsafe { handle::free(client) })
 }
 
 /// Copies the server's public key (the pinned one, proven by the handshake)
@@ -255,9 +254,9 @@ pub unsafe extern "C" fn shmsock_client_server_public_key(
     out: *mut u8,
     out_len: usize,
 ) -> shmsock_result {
-    guard("shmsock_client_server_public_key", || {
+    boundary!(|| {
         // SAFETY: a live client or NULL (caller's contract).
-        let key = unsafe { client_arg(client) }?.client.server_public_key();
+        let key = unsafe { handle::arg(client) }?.client.server_public_key();
         // SAFETY: `out` holds `out_len` writable bytes (caller's contract).
         unsafe { util::write_key(key.as_bytes(), out, out_len, "out") }
     })
@@ -271,9 +270,9 @@ pub unsafe extern "C" fn shmsock_client_stats(
     client: *const shmsock_client,
     out: *mut shmsock_stats,
 ) -> shmsock_result {
-    guard("shmsock_client_stats", || {
+    boundary!(|| {
         // SAFETY: a live client or NULL; a writable struct or NULL.
-        let (client, out) = unsafe { (client_arg(client)?, Out::new(out, "out")?) };
+        let (client, out) = unsafe { (handle::arg(client)?, Out::new(out, "out")?) };
         out.write(client.client.stats().into());
         Ok(())
     })

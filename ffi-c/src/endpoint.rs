@@ -2,8 +2,10 @@
 
 use std::ffi::{c_char, CString};
 
-use crate::result::{c_string_lossy, guard, shmsock_result, FfiError, FfiResult};
-use crate::util::{self, guard_void_free, Out};
+use crate::boundary::boundary;
+use crate::handle::{self, handle};
+use crate::result::{c_string_lossy, shmsock_result, FfiError};
+use crate::util::Out;
 
 /// A snapshot of the endpoints in this user's runtime directory, from
 /// shmsock_endpoint_list_new(). Immutable: may be read from several threads.
@@ -25,10 +27,7 @@ pub struct shmsock_endpoint_info {
     pub alive: bool,
 }
 
-unsafe fn list_arg<'a>(list: *const shmsock_endpoint_list) -> FfiResult<&'a shmsock_endpoint_list> {
-    // SAFETY: a live list or NULL (caller's contract).
-    unsafe { util::handle(list, "list") }
-}
+handle!(shmsock_endpoint_list, "list");
 
 /// Lists the endpoints of this user: every endpoint socket or lock file in the
 /// runtime directory, sorted by name. On success `*out` receives a new list,
@@ -39,14 +38,14 @@ unsafe fn list_arg<'a>(list: *const shmsock_endpoint_list) -> FfiResult<&'a shms
 /// directory), SHMSOCK_IO.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_endpoint_list_new(out: *mut *mut shmsock_endpoint_list) -> shmsock_result {
-    guard("shmsock_endpoint_list_new", || {
+    boundary!(|| {
         // SAFETY: a writable pointer or NULL (caller's contract).
         let out = unsafe { Out::new(out, "out") }?;
         let items = shmsock::endpoint::list()?
             .into_iter()
             .map(|e| (c_string_lossy(&e.name), e.pid.map_or(-1, i64::from), e.alive))
             .collect();
-        out.write(util::into_handle(shmsock_endpoint_list { items }));
+        out.write(handle::into_raw(shmsock_endpoint_list { items }));
         Ok(())
     })
 }
@@ -59,9 +58,9 @@ pub unsafe extern "C" fn shmsock_endpoint_list_len(
     list: *const shmsock_endpoint_list,
     out: *mut usize,
 ) -> shmsock_result {
-    guard("shmsock_endpoint_list_len", || {
+    boundary!(|| {
         // SAFETY: a live list or NULL; a writable value or NULL.
-        let (list, out) = unsafe { (list_arg(list)?, Out::new(out, "out")?) };
+        let (list, out) = unsafe { (handle::arg(list)?, Out::new(out, "out")?) };
         out.write(list.items.len());
         Ok(())
     })
@@ -77,9 +76,9 @@ pub unsafe extern "C" fn shmsock_endpoint_list_get(
     index: usize,
     out: *mut shmsock_endpoint_info,
 ) -> shmsock_result {
-    guard("shmsock_endpoint_list_get", || {
+    boundary!(|| {
         // SAFETY: a live list or NULL; a writable struct or NULL.
-        let (list, out) = unsafe { (list_arg(list)?, Out::new(out, "out")?) };
+        let (list, out) = unsafe { (handle::arg(list)?, Out::new(out, "out")?) };
         let (name, pid, alive) = list.items.get(index).ok_or_else(|| {
             FfiError::invalid(format!("index {index} is out of range: the list has {} endpoints", list.items.len()))
         })?;
@@ -93,5 +92,5 @@ pub unsafe extern "C" fn shmsock_endpoint_list_get(
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_endpoint_list_free(list: *mut shmsock_endpoint_list) {
     // SAFETY: a list from this library or NULL, not freed before.
-    unsafe { guard_void_free("shmsock_endpoint_list_free", list) }
+    boundary!(|| unsafe { handle::free(list) })
 }

@@ -4,9 +4,10 @@ use std::ffi::c_char;
 
 use shmsock::{Keypair, PublicKey};
 
-use crate::result::guard;
+use crate::boundary::boundary;
+use crate::handle::{self, handle};
 use crate::result::{shmsock_result, FfiError, FfiResult};
-use crate::util::{self, guard_void_free, Out};
+use crate::util::{self, Out};
 
 /// Length in bytes of a raw public or secret key.
 pub const SHMSOCK_KEY_LEN: usize = 32;
@@ -27,6 +28,8 @@ pub struct shmsock_keypair {
     pub(crate) inner: Keypair,
 }
 
+handle!(shmsock_keypair, "keypair");
+
 pub(crate) unsafe fn public_key_arg(key: *const u8, key_len: usize, what: &str) -> FfiResult<PublicKey> {
     if key.is_null() {
         return Err(FfiError::null(what));
@@ -44,10 +47,10 @@ pub(crate) unsafe fn public_key_arg(key: *const u8, key_len: usize, what: &str) 
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_keypair_generate(out: *mut *mut shmsock_keypair) -> shmsock_result {
-    guard("shmsock_keypair_generate", || {
+    boundary!(|| {
         // SAFETY: the caller passes a writable pointer or NULL (checked).
         let out = unsafe { Out::new(out, "out") }?;
-        out.write(util::into_handle(shmsock_keypair { inner: Keypair::generate() }));
+        out.write(handle::into_raw(shmsock_keypair { inner: Keypair::generate() }));
         Ok(())
     })
 }
@@ -65,7 +68,7 @@ pub unsafe extern "C" fn shmsock_keypair_from_secret(
     secret_len: usize,
     out: *mut *mut shmsock_keypair,
 ) -> shmsock_result {
-    guard("shmsock_keypair_from_secret", || {
+    boundary!(|| {
         if secret.is_null() {
             return Err(FfiError::null("secret"));
         }
@@ -79,7 +82,7 @@ pub unsafe extern "C" fn shmsock_keypair_from_secret(
                 format!("a secret key is {SHMSOCK_KEY_LEN} bytes long, not {secret_len}"),
             )
         })?;
-        out.write(util::into_handle(shmsock_keypair { inner: Keypair::from_secret_bytes(arr) }));
+        out.write(handle::into_raw(shmsock_keypair { inner: Keypair::from_secret_bytes(arr) }));
         Ok(())
     })
 }
@@ -96,13 +99,13 @@ pub unsafe extern "C" fn shmsock_keypair_from_secret(
 /// (malformed contents), SHMSOCK_PERMISSION_DENIED, SHMSOCK_IO.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_keypair_load(path: *const c_char, out: *mut *mut shmsock_keypair) -> shmsock_result {
-    guard("shmsock_keypair_load", || {
+    boundary!(|| {
         // SAFETY: NUL-terminated string or NULL (caller's contract).
         let path = unsafe { util::path(path, "path") }?;
         // SAFETY: as in shmsock_keypair_generate.
         let out = unsafe { Out::new(out, "out") }?;
         let keypair = Keypair::load(path)?;
-        out.write(util::into_handle(shmsock_keypair { inner: keypair }));
+        out.write(handle::into_raw(shmsock_keypair { inner: keypair }));
         Ok(())
     })
 }
@@ -117,9 +120,9 @@ pub unsafe extern "C" fn shmsock_keypair_load(path: *const c_char, out: *mut *mu
 /// SHMSOCK_PERMISSION_DENIED, SHMSOCK_IO (for example a missing directory).
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_keypair_save(keypair: *const shmsock_keypair, path: *const c_char) -> shmsock_result {
-    guard("shmsock_keypair_save", || {
+    boundary!(|| {
         // SAFETY: a live keypair or NULL (caller's contract).
-        let keypair = unsafe { util::handle(keypair, "keypair") }?;
+        let keypair = unsafe { handle::arg(keypair) }?;
         // SAFETY: NUL-terminated string or NULL (caller's contract).
         let path = unsafe { util::path(path, "path") }?;
         keypair.inner.save(path)?;
@@ -138,9 +141,9 @@ pub unsafe extern "C" fn shmsock_keypair_public_key(
     out: *mut u8,
     out_len: usize,
 ) -> shmsock_result {
-    guard("shmsock_keypair_public_key", || {
+    boundary!(|| {
         // SAFETY: a live keypair or NULL (caller's contract).
-        let keypair = unsafe { util::handle(keypair, "keypair") }?;
+        let keypair = unsafe { handle::arg(keypair) }?;
         // SAFETY: `out` holds `out_len` writable bytes (caller's contract).
         unsafe { util::write_key(keypair.inner.public().as_bytes(), out, out_len, "out") }
     })
@@ -161,9 +164,9 @@ pub unsafe extern "C" fn shmsock_keypair_public_key_text(
     len: usize,
     out_len: *mut usize,
 ) -> shmsock_result {
-    guard("shmsock_keypair_public_key_text", || {
+    boundary!(|| {
         // SAFETY: a live keypair or NULL (caller's contract).
-        let keypair = unsafe { util::handle(keypair, "keypair") }?;
+        let keypair = unsafe { handle::arg(keypair) }?;
         // SAFETY: `buf` holds `len` bytes; `out_len` is NULL or writable.
         unsafe { util::write_text(&keypair.inner.public().to_text(), buf, len, out_len, "buf") }
     })
@@ -182,9 +185,9 @@ pub unsafe extern "C" fn shmsock_keypair_fingerprint(
     len: usize,
     out_len: *mut usize,
 ) -> shmsock_result {
-    guard("shmsock_keypair_fingerprint", || {
+    boundary!(|| {
         // SAFETY: a live keypair or NULL (caller's contract).
-        let keypair = unsafe { util::handle(keypair, "keypair") }?;
+        let keypair = unsafe { handle::arg(keypair) }?;
         // SAFETY: `buf` holds `len` bytes; `out_len` is NULL or writable.
         unsafe { util::write_text(&keypair.inner.public().fingerprint(), buf, len, out_len, "buf") }
     })
@@ -197,7 +200,7 @@ pub unsafe extern "C" fn shmsock_keypair_fingerprint(
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_keypair_free(keypair: *mut shmsock_keypair) {
     // SAFETY: a keypair from this library or NULL, not freed before (contract).
-    unsafe { guard_void_free("shmsock_keypair_free", keypair) }
+    boundary!(|| unsafe { handle::free(keypair) })
 }
 
 /// Parses the text form of a public key (`shmsock-pk:` and 43 characters of
@@ -213,7 +216,7 @@ pub unsafe extern "C" fn shmsock_public_key_from_text(
     out: *mut u8,
     out_len: usize,
 ) -> shmsock_result {
-    guard("shmsock_public_key_from_text", || {
+    boundary!(|| {
         // SAFETY: NUL-terminated string or NULL (caller's contract).
         let text = unsafe { util::string(text, "text") }?;
         if out.is_null() {
@@ -239,7 +242,7 @@ pub unsafe extern "C" fn shmsock_public_key_to_text(
     len: usize,
     out_len: *mut usize,
 ) -> shmsock_result {
-    guard("shmsock_public_key_to_text", || {
+    boundary!(|| {
         // SAFETY: `key` holds `key_len` bytes (caller's contract).
         let key = unsafe { public_key_arg(key, key_len, "key") }?;
         // SAFETY: `buf` holds `len` bytes; `out_len` is NULL or writable.
@@ -260,7 +263,7 @@ pub unsafe extern "C" fn shmsock_public_key_fingerprint(
     len: usize,
     out_len: *mut usize,
 ) -> shmsock_result {
-    guard("shmsock_public_key_fingerprint", || {
+    boundary!(|| {
         // SAFETY: `key` holds `key_len` bytes (caller's contract).
         let key = unsafe { public_key_arg(key, key_len, "key") }?;
         // SAFETY: `buf` holds `len` bytes; `out_len` is NULL or writable.

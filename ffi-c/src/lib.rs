@@ -9,7 +9,8 @@
 //! becomes its comment in the header.
 //!
 //! Safety: every export checks its pointers for NULL at run time and runs
-//! inside a panic boundary (`result::guard`). What cannot be checked at run
+//! inside a panic boundary (`boundary!`); every handle is cast through
+//! `handle`, which states the safety argument once. What cannot be checked at run
 //! time (a dangling handle, a buffer shorter than its stated length, a handle
 //! freed twice) is the caller's contract, as with any C library; it is stated in
 //! the header. Each export is an `unsafe extern "C" fn` whose `# Safety` contract
@@ -42,6 +43,11 @@ pub mod endpoint;
 pub mod pubsub;
 
 pub mod util;
+
+// Internal: the panic boundary and handle casting every export goes through.
+mod boundary;
+
+mod handle;
 
 use std::ffi::c_char;
 

@@ -5,10 +5,12 @@ use std::os::fd::AsRawFd;
 
 use shmsock::Listener;
 
+use crate::boundary::boundary;
+use crate::handle::{self, handle};
 use crate::options::{options_arg, shmsock_options};
-use crate::result::{guard, shmsock_result};
+use crate::result::shmsock_result;
 use crate::stream::shmsock_stream;
-use crate::util::{self, guard_void_free, Out};
+use crate::util::{self, Out};
 
 /// A bound server endpoint, from shmsock_listener_bind().
 ///
@@ -21,10 +23,7 @@ pub struct shmsock_listener {
     inner: Listener,
 }
 
-pub(crate) unsafe fn listener_arg<'a>(listener: *const shmsock_listener) -> crate::result::FfiResult<&'a Listener> {
-    // SAFETY: a live listener or NULL (caller's contract).
-    Ok(&unsafe { util::handle(listener, "listener") }?.inner)
-}
+handle!(shmsock_listener, "listener" => inner: Listener);
 
 /// Binds endpoint `name` (NUL-terminated, 1 to 100 characters of
 /// `[A-Za-z0-9._-]`) in this user's runtime directory ($SHMSOCK_RUNTIME_DIR,
@@ -45,7 +44,7 @@ pub unsafe extern "C" fn shmsock_listener_bind(
     options: *const shmsock_options,
     out: *mut *mut shmsock_listener,
 ) -> shmsock_result {
-    guard("shmsock_listener_bind", || {
+    boundary!(|| {
         // SAFETY: NUL-terminated string or NULL (caller's contract).
         let name = unsafe { util::string(name, "name") }?;
         // SAFETY: a live options object or NULL (caller's contract).
@@ -53,7 +52,7 @@ pub unsafe extern "C" fn shmsock_listener_bind(
         // SAFETY: a writable pointer or NULL (caller's contract).
         let out = unsafe { Out::new(out, "out") }?;
         let listener = Listener::bind(name, &options)?;
-        out.write(util::into_handle(shmsock_listener { inner: listener }));
+        out.write(handle::into_raw(shmsock_listener { inner: listener }));
         Ok(())
     })
 }
@@ -78,13 +77,13 @@ pub unsafe extern "C" fn shmsock_listener_accept(
     timeout_ms: u64,
     out: *mut *mut shmsock_stream,
 ) -> shmsock_result {
-    guard("shmsock_listener_accept", || {
+    boundary!(|| {
         // SAFETY: a live listener or NULL (caller's contract).
-        let listener = unsafe { listener_arg(listener) }?;
+        let listener = unsafe { handle::arg(listener) }?;
         // SAFETY: a writable pointer or NULL (caller's contract).
         let out = unsafe { Out::new(out, "out") }?;
         let stream = listener.accept_timeout(util::timeout(timeout_ms))?;
-        out.write(util::into_handle(shmsock_stream { inner: stream }));
+        out.write(handle::into_raw(shmsock_stream { inner: stream }));
         Ok(())
     })
 }
@@ -99,9 +98,9 @@ pub unsafe extern "C" fn shmsock_listener_public_key(
     out: *mut u8,
     out_len: usize,
 ) -> shmsock_result {
-    guard("shmsock_listener_public_key", || {
+    boundary!(|| {
         // SAFETY: a live listener or NULL (caller's contract).
-        let key = unsafe { listener_arg(listener) }?.public_key();
+        let key = unsafe { handle::arg(listener) }?.public_key();
         // SAFETY: `out` holds `out_len` writable bytes (caller's contract).
         unsafe { util::write_key(key.as_bytes(), out, out_len, "out") }
     })
@@ -118,9 +117,9 @@ pub unsafe extern "C" fn shmsock_listener_public_key(
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_listener_fd(listener: *const shmsock_listener, out_fd: *mut c_int) -> shmsock_result {
-    guard("shmsock_listener_fd", || {
+    boundary!(|| {
         // SAFETY: a live listener or NULL; a writable int or NULL.
-        let (listener, out) = unsafe { (listener_arg(listener)?, Out::new(out_fd, "out_fd")?) };
+        let (listener, out) = unsafe { (handle::arg(listener)?, Out::new(out_fd, "out_fd")?) };
         out.write(listener.as_raw_fd());
         Ok(())
     })
@@ -138,9 +137,9 @@ pub unsafe extern "C" fn shmsock_listener_name(
     len: usize,
     out_len: *mut usize,
 ) -> shmsock_result {
-    guard("shmsock_listener_name", || {
+    boundary!(|| {
         // SAFETY: a live listener or NULL (caller's contract).
-        let listener = unsafe { listener_arg(listener) }?;
+        let listener = unsafe { handle::arg(listener) }?;
         // SAFETY: `buf` holds `len` bytes; `out_len` is NULL or writable.
         unsafe { util::write_text(listener.name(), buf, len, out_len, "buf") }
     })
@@ -155,9 +154,9 @@ pub unsafe extern "C" fn shmsock_listener_rejected_count(
     listener: *const shmsock_listener,
     out: *mut u64,
 ) -> shmsock_result {
-    guard("shmsock_listener_rejected_count", || {
+    boundary!(|| {
         // SAFETY: a live listener or NULL; a writable value or NULL.
-        let (listener, out) = unsafe { (listener_arg(listener)?, Out::new(out, "out")?) };
+        let (listener, out) = unsafe { (handle::arg(listener)?, Out::new(out, "out")?) };
         out.write(listener.rejected_count());
         Ok(())
     })
@@ -173,9 +172,9 @@ pub unsafe extern "C" fn shmsock_listener_last_rejection(
     listener: *const shmsock_listener,
     out_code: *mut u32,
 ) -> shmsock_result {
-    guard("shmsock_listener_last_rejection", || {
+    boundary!(|| {
         // SAFETY: a live listener or NULL; a writable value or NULL.
-        let (listener, out) = unsafe { (listener_arg(listener)?, Out::new(out_code, "out_code")?) };
+        let (listener, out) = unsafe { (handle::arg(listener)?, Out::new(out_code, "out_code")?) };
         match listener.last_rejection() {
             Some(e) => {
                 crate::result::set_last_error(e.message());
@@ -198,9 +197,9 @@ pub unsafe extern "C" fn shmsock_listener_last_rejection(
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_listener_close(listener: *mut shmsock_listener) -> shmsock_result {
-    guard("shmsock_listener_close", || {
+    boundary!(|| {
         // SAFETY: a live listener or NULL (caller's contract).
-        unsafe { listener_arg(listener) }?.close();
+        unsafe { handle::arg(listener) }?.close();
         Ok(())
     })
 }
@@ -214,5 +213,5 @@ pub unsafe extern "C" fn shmsock_listener_close(listener: *mut shmsock_listener)
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_listener_free(listener: *mut shmsock_listener) {
     // SAFETY: a listener from this library or NULL, not freed before.
-    unsafe { guard_void_free("shmsock_listener_free", listener) }
+    boundary!(|| unsafe { handle::free(listener) })
 }

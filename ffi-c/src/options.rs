@@ -5,9 +5,11 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use shmsock::{AllowedClients, Backend, Options};
 
+use crate::boundary::boundary;
+use crate::handle::{self, handle};
 use crate::keys::{public_key_arg, shmsock_keypair};
-use crate::result::{guard, shmsock_result, FfiError, FfiResult};
-use crate::util::{self, guard_void_free, Out};
+use crate::result::{shmsock_result, FfiError, FfiResult};
+use crate::util::{self, Out};
 
 /// Which shared-memory backend a server uses (shmsock_options_set_backend()).
 /// The values are the protocol's wire identifiers.
@@ -44,16 +46,18 @@ pub struct shmsock_options {
     pub(crate) inner: Mutex<Options>,
 }
 
+handle!(shmsock_options, "options");
+
 pub(crate) unsafe fn options_arg(options: *const shmsock_options) -> FfiResult<Options> {
     // SAFETY: a live options object or NULL (caller's contract).
-    let options = unsafe { util::handle(options, "options") }?;
+    let options = unsafe { handle::arg(options) }?;
     Ok(options.inner.lock().clone())
 }
 
 /// Applies `change` to a copy, validates it, and stores it only if valid.
 unsafe fn update(options: *mut shmsock_options, change: impl FnOnce(&mut Options) -> FfiResult<()>) -> FfiResult<()> {
     // SAFETY: a live options object or NULL (caller's contract).
-    let options = unsafe { util::handle(options.cast_const(), "options") }?;
+    let options = unsafe { handle::arg(options.cast_const()) }?;
     let mut guarded = options.inner.lock();
     let mut next = guarded.clone();
     change(&mut next)?;
@@ -70,10 +74,10 @@ unsafe fn update(options: *mut shmsock_options, change: impl FnOnce(&mut Options
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_options_new(out: *mut *mut shmsock_options) -> shmsock_result {
-    guard("shmsock_options_new", || {
+    boundary!(|| {
         // SAFETY: a writable pointer or NULL (caller's contract).
         let out = unsafe { Out::new(out, "out") }?;
-        out.write(util::into_handle(shmsock_options { inner: Mutex::new(Options::new()) }));
+        out.write(handle::into_raw(shmsock_options { inner: Mutex::new(Options::new()) }));
         Ok(())
     })
 }
@@ -83,7 +87,7 @@ pub unsafe extern "C" fn shmsock_options_new(out: *mut *mut shmsock_options) -> 
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_options_free(options: *mut shmsock_options) {
     // SAFETY: an options object from this library or NULL, not freed before.
-    unsafe { guard_void_free("shmsock_options_free", options) }
+    boundary!(|| unsafe { handle::free(options) })
 }
 
 /// Sets this side's static keypair (copied; the caller keeps ownership of
@@ -95,9 +99,9 @@ pub unsafe extern "C" fn shmsock_options_set_keypair(
     options: *mut shmsock_options,
     keypair: *const shmsock_keypair,
 ) -> shmsock_result {
-    guard("shmsock_options_set_keypair", || {
+    boundary!(|| {
         // SAFETY: a live keypair or NULL (caller's contract).
-        let keypair = unsafe { util::handle(keypair, "keypair") }?.inner.clone();
+        let keypair = unsafe { handle::arg(keypair) }?.inner.clone();
         // SAFETY: a live options object or NULL (caller's contract).
         unsafe {
             update(options, |o| {
@@ -119,7 +123,7 @@ pub unsafe extern "C" fn shmsock_options_set_server_key(
     key: *const u8,
     key_len: usize,
 ) -> shmsock_result {
-    guard("shmsock_options_set_server_key", || {
+    boundary!(|| {
         // SAFETY: `key` holds `key_len` bytes (caller's contract).
         let key = unsafe { public_key_arg(key, key_len, "key") }?;
         // SAFETY: a live options object or NULL (caller's contract).
@@ -143,7 +147,7 @@ pub unsafe extern "C" fn shmsock_options_allow_client(
     key: *const u8,
     key_len: usize,
 ) -> shmsock_result {
-    guard("shmsock_options_allow_client", || {
+    boundary!(|| {
         // SAFETY: `key` holds `key_len` bytes (caller's contract).
         let key = unsafe { public_key_arg(key, key_len, "key") }?;
         // SAFETY: a live options object or NULL (caller's contract).
@@ -168,7 +172,7 @@ pub unsafe extern "C" fn shmsock_options_allow_client(
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_options_allow_any_client(options: *mut shmsock_options) -> shmsock_result {
-    guard("shmsock_options_allow_any_client", || {
+    boundary!(|| {
         // SAFETY: a live options object or NULL (caller's contract).
         unsafe {
             update(options, |o| {
@@ -186,7 +190,7 @@ pub unsafe extern "C" fn shmsock_options_allow_any_client(options: *mut shmsock_
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_options_allow_uid(options: *mut shmsock_options, uid: u32) -> shmsock_result {
-    guard("shmsock_options_allow_uid", || {
+    boundary!(|| {
         // SAFETY: a live options object or NULL (caller's contract).
         unsafe {
             update(options, |o| {
@@ -206,7 +210,7 @@ pub unsafe extern "C" fn shmsock_options_allow_uid(options: *mut shmsock_options
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_options_allow_any_uid(options: *mut shmsock_options) -> shmsock_result {
-    guard("shmsock_options_allow_any_uid", || {
+    boundary!(|| {
         // SAFETY: a live options object or NULL (caller's contract).
         unsafe {
             update(options, |o| {
@@ -223,7 +227,7 @@ pub unsafe extern "C" fn shmsock_options_allow_any_uid(options: *mut shmsock_opt
 /// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_options_set_ring_size(options: *mut shmsock_options, bytes: u32) -> shmsock_result {
-    guard("shmsock_options_set_ring_size", || {
+    boundary!(|| {
         // SAFETY: a live options object or NULL (caller's contract).
         unsafe {
             update(options, |o| {
@@ -243,7 +247,7 @@ pub unsafe extern "C" fn shmsock_options_set_max_message_size(
     options: *mut shmsock_options,
     bytes: u32,
 ) -> shmsock_result {
-    guard("shmsock_options_set_max_message_size", || {
+    boundary!(|| {
         // SAFETY: a live options object or NULL (caller's contract).
         unsafe {
             update(options, |o| {
@@ -264,7 +268,7 @@ pub unsafe extern "C" fn shmsock_options_set_send_timeout(
     options: *mut shmsock_options,
     timeout_ms: u64,
 ) -> shmsock_result {
-    guard("shmsock_options_set_send_timeout", || {
+    boundary!(|| {
         // SAFETY: a live options object or NULL (caller's contract).
         unsafe {
             update(options, |o| {
@@ -284,7 +288,7 @@ pub unsafe extern "C" fn shmsock_options_set_recv_timeout(
     options: *mut shmsock_options,
     timeout_ms: u64,
 ) -> shmsock_result {
-    guard("shmsock_options_set_recv_timeout", || {
+    boundary!(|| {
         // SAFETY: a live options object or NULL (caller's contract).
         unsafe {
             update(options, |o| {
@@ -305,7 +309,7 @@ pub unsafe extern "C" fn shmsock_options_set_handshake_timeout(
     options: *mut shmsock_options,
     timeout_ms: u64,
 ) -> shmsock_result {
-    guard("shmsock_options_set_handshake_timeout", || {
+    boundary!(|| {
         // SAFETY: a live options object or NULL (caller's contract).
         unsafe {
             update(options, |o| {
@@ -322,7 +326,7 @@ pub unsafe extern "C" fn shmsock_options_set_handshake_timeout(
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_options_set_spin(options: *mut shmsock_options, spin_us: u64) -> shmsock_result {
-    guard("shmsock_options_set_spin", || {
+    boundary!(|| {
         // SAFETY: a live options object or NULL (caller's contract).
         unsafe {
             update(options, |o| {
@@ -339,16 +343,13 @@ pub unsafe extern "C" fn shmsock_options_set_spin(options: *mut shmsock_options,
 /// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_ARGUMENT (not a shmsock_backend).
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_options_set_backend(options: *mut shmsock_options, backend: u32) -> shmsock_result {
-    guard("shmsock_options_set_backend", || {
-        let backend = match backend {
-            1 => Backend::Memfd,
-            2 => Backend::Named,
-            other => {
-                return Err(FfiError::invalid(format!(
-                    "backend {other} is not a shmsock_backend (SHMSOCK_BACKEND_MEMFD = 1, SHMSOCK_BACKEND_NAMED = 2)"
-                )))
-            }
-        };
+    boundary!(|| {
+        // The C values are the core's backend ids (the test `backend_values_are_the_core_ids`).
+        let backend = u8::try_from(backend).ok().and_then(Backend::from_id).ok_or_else(|| {
+            FfiError::invalid(format!(
+                "backend {backend} is not a shmsock_backend (SHMSOCK_BACKEND_MEMFD = 1, SHMSOCK_BACKEND_NAMED = 2)"
+            ))
+        })?;
         // SAFETY: a live options object or NULL (caller's contract).
         unsafe {
             update(options, |o| {
@@ -368,7 +369,7 @@ pub unsafe extern "C" fn shmsock_options_set_require_chacha(
     options: *mut shmsock_options,
     require: bool,
 ) -> shmsock_result {
-    guard("shmsock_options_set_require_chacha", || {
+    boundary!(|| {
         // SAFETY: a live options object or NULL (caller's contract).
         unsafe {
             update(options, |o| {
@@ -393,7 +394,18 @@ mod tests {
             assert_eq!((*p).inner.lock().ring_size, Some(1 << 16));
             assert_eq!(shmsock_options_set_handshake_timeout(p, 0), shmsock_result::SHMSOCK_INVALID_ARGUMENT);
             assert_eq!(shmsock_options_set_backend(p, 7), shmsock_result::SHMSOCK_INVALID_ARGUMENT);
+            assert_eq!(shmsock_options_set_backend(p, 256 + 2), shmsock_result::SHMSOCK_INVALID_ARGUMENT);
+            assert_eq!(shmsock_options_set_backend(p, 2), shmsock_result::SHMSOCK_OK);
+            assert_eq!((*p).inner.lock().backend, Backend::Named);
             shmsock_options_free(p);
+        }
+    }
+
+    #[test]
+    fn backend_values_are_the_core_ids() {
+        for backend in [Backend::Memfd, Backend::Named] {
+            assert_eq!(shmsock_backend::from(backend) as u32, backend as u32, "{backend:?}");
+            assert_eq!(Backend::from_id(backend as u8), Some(backend));
         }
     }
 }

@@ -8,10 +8,12 @@ use std::time::Duration;
 use shmsock::pubsub::{Delivery, SlowSubscribers, TopicOptions};
 use shmsock::{ErrorKind, Publisher, Subscriber};
 
+use crate::boundary::boundary;
+use crate::handle::{self, handle};
 use crate::options::{options_arg, shmsock_options};
-use crate::result::{guard, shmsock_result, FfiError};
+use crate::result::{shmsock_result, FfiError, FfiResult};
 use crate::stream::shmsock_cipher;
-use crate::util::{self, guard_void_free, Out};
+use crate::util::{self, Out};
 
 /// The publishing end of a topic, from shmsock_publisher_bind().
 ///
@@ -117,7 +119,7 @@ pub unsafe extern "C" fn shmsock_publisher_bind(
     config: *const shmsock_topic_config,
     out: *mut *mut shmsock_publisher,
 ) -> shmsock_result {
-    guard("shmsock_publisher_bind", || {
+    boundary!(|| {
         // SAFETY: NUL-terminated string or NULL (caller's contract).
         let name = unsafe { util::string(name, "name") }?;
         // SAFETY: a live options object or NULL (caller's contract).
@@ -127,20 +129,14 @@ pub unsafe extern "C" fn shmsock_publisher_bind(
         // SAFETY: a writable pointer or NULL (caller's contract).
         let out = unsafe { Out::new(out, "out") }?;
         let publisher = Publisher::bind_with(name, &options, &topic_options(&config)?)?;
-        out.write(util::into_handle(shmsock_publisher { inner: publisher }));
+        out.write(handle::into_raw(shmsock_publisher { inner: publisher }));
         Ok(())
     })
 }
 
-unsafe fn publisher_arg<'a>(p: *const shmsock_publisher) -> crate::result::FfiResult<&'a Publisher> {
-    // SAFETY: a live publisher or NULL (caller's contract).
-    Ok(&unsafe { util::handle(p, "publisher") }?.inner)
-}
+handle!(shmsock_publisher, "publisher" => inner: Publisher);
 
-unsafe fn subscriber_arg<'a>(s: *const shmsock_subscriber) -> crate::result::FfiResult<&'a Subscriber> {
-    // SAFETY: a live subscriber or NULL (caller's contract).
-    Ok(&unsafe { util::handle(s, "subscriber") }?.inner)
-}
+handle!(shmsock_subscriber, "subscriber" => inner: Subscriber);
 
 /// Publishes one message of `len` bytes (0 allowed; `data` may then be NULL),
 /// sealed once for every subscriber. A reliable topic may wait for a slow
@@ -153,9 +149,9 @@ pub unsafe extern "C" fn shmsock_publisher_publish(
     data: *const u8,
     len: usize,
 ) -> shmsock_result {
-    guard("shmsock_publisher_publish", || {
+    boundary!(|| {
         // SAFETY: a live publisher or NULL; `data` holds `len` bytes or is NULL with 0.
-        let (p, data) = unsafe { (publisher_arg(publisher)?, util::bytes(data, len, "data")?) };
+        let (p, data) = unsafe { (handle::arg(publisher)?, util::bytes(data, len, "data")?) };
         p.publish(data)?;
         Ok(())
     })
@@ -177,9 +173,9 @@ pub unsafe extern "C" fn shmsock_publisher_try_publish(
     data: *const u8,
     len: usize,
 ) -> shmsock_result {
-    guard("shmsock_publisher_try_publish", || {
+    boundary!(|| {
         // SAFETY: a live publisher or NULL; `data` holds `len` bytes or is NULL with 0.
-        let (p, data) = unsafe { (publisher_arg(publisher)?, util::bytes(data, len, "data")?) };
+        let (p, data) = unsafe { (handle::arg(publisher)?, util::bytes(data, len, "data")?) };
         p.try_publish(data)?;
         Ok(())
     })
@@ -194,9 +190,9 @@ pub unsafe extern "C" fn shmsock_publisher_pollable_fd(
     publisher: *const shmsock_publisher,
     out_fd: *mut c_int,
 ) -> shmsock_result {
-    guard("shmsock_publisher_pollable_fd", || {
+    boundary!(|| {
         // SAFETY: a live publisher or NULL; a writable int or NULL.
-        let (p, out) = unsafe { (publisher_arg(publisher)?, Out::new(out_fd, "out_fd")?) };
+        let (p, out) = unsafe { (handle::arg(publisher)?, Out::new(out_fd, "out_fd")?) };
         out.write(p.pollable_fd().as_raw_fd());
         Ok(())
     })
@@ -212,9 +208,9 @@ pub unsafe extern "C" fn shmsock_publisher_publish_deadline(
     publisher: *const shmsock_publisher,
     out_ms: *mut u64,
 ) -> shmsock_result {
-    guard("shmsock_publisher_publish_deadline", || {
+    boundary!(|| {
         // SAFETY: a live publisher or NULL; a writable u64 or NULL.
-        let (p, out) = unsafe { (publisher_arg(publisher)?, Out::new(out_ms, "out_ms")?) };
+        let (p, out) = unsafe { (handle::arg(publisher)?, Out::new(out_ms, "out_ms")?) };
         out.write(p.publish_deadline().map_or(util::SHMSOCK_FOREVER, |d| {
             // Rounded up: a timer set for this many ms fires at or after the deadline.
             let left = d.saturating_duration_since(std::time::Instant::now());
@@ -234,9 +230,9 @@ pub unsafe extern "C" fn shmsock_publisher_wait_for_subscribers(
     n: usize,
     timeout_ms: u64,
 ) -> shmsock_result {
-    guard("shmsock_publisher_wait_for_subscribers", || {
+    boundary!(|| {
         // SAFETY: a live publisher or NULL.
-        let p = unsafe { publisher_arg(publisher) }?;
+        let p = unsafe { handle::arg(publisher) }?;
         p.wait_for_subscribers(n, util::timeout(timeout_ms))?;
         Ok(())
     })
@@ -250,9 +246,9 @@ pub unsafe extern "C" fn shmsock_publisher_subscriber_count(
     publisher: *const shmsock_publisher,
     out: *mut usize,
 ) -> shmsock_result {
-    guard("shmsock_publisher_subscriber_count", || {
+    boundary!(|| {
         // SAFETY: a live publisher or NULL; a writable size_t or NULL.
-        let (p, out) = unsafe { (publisher_arg(publisher)?, Out::new(out, "out")?) };
+        let (p, out) = unsafe { (handle::arg(publisher)?, Out::new(out, "out")?) };
         out.write(p.subscriber_count());
         Ok(())
     })
@@ -263,9 +259,9 @@ pub unsafe extern "C" fn shmsock_publisher_subscriber_count(
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_publisher_epoch(publisher: *const shmsock_publisher, out: *mut u64) -> shmsock_result {
-    guard("shmsock_publisher_epoch", || {
+    boundary!(|| {
         // SAFETY: a live publisher or NULL; a writable u64 or NULL.
-        let (p, out) = unsafe { (publisher_arg(publisher)?, Out::new(out, "out")?) };
+        let (p, out) = unsafe { (handle::arg(publisher)?, Out::new(out, "out")?) };
         out.write(p.epoch());
         Ok(())
     })
@@ -280,9 +276,9 @@ pub unsafe extern "C" fn shmsock_publisher_sequence(
     publisher: *const shmsock_publisher,
     out: *mut u64,
 ) -> shmsock_result {
-    guard("shmsock_publisher_sequence", || {
+    boundary!(|| {
         // SAFETY: a live publisher or NULL; a writable u64 or NULL.
-        let (p, out) = unsafe { (publisher_arg(publisher)?, Out::new(out, "out")?) };
+        let (p, out) = unsafe { (handle::arg(publisher)?, Out::new(out, "out")?) };
         out.write(p.sequence());
         Ok(())
     })
@@ -297,9 +293,9 @@ pub unsafe extern "C" fn shmsock_publisher_dropped_count(
     publisher: *const shmsock_publisher,
     out: *mut u64,
 ) -> shmsock_result {
-    guard("shmsock_publisher_dropped_count", || {
+    boundary!(|| {
         // SAFETY: a live publisher or NULL; a writable u64 or NULL.
-        let (p, out) = unsafe { (publisher_arg(publisher)?, Out::new(out, "out")?) };
+        let (p, out) = unsafe { (handle::arg(publisher)?, Out::new(out, "out")?) };
         out.write(p.dropped_count());
         Ok(())
     })
@@ -311,9 +307,9 @@ pub unsafe extern "C" fn shmsock_publisher_dropped_count(
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_publisher_rotate_key(publisher: *mut shmsock_publisher) -> shmsock_result {
-    guard("shmsock_publisher_rotate_key", || {
+    boundary!(|| {
         // SAFETY: a live publisher or NULL.
-        unsafe { publisher_arg(publisher) }?.rotate_key()?;
+        unsafe { handle::arg(publisher) }?.rotate_key()?;
         Ok(())
     })
 }
@@ -324,9 +320,9 @@ pub unsafe extern "C" fn shmsock_publisher_rotate_key(publisher: *mut shmsock_pu
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_publisher_close(publisher: *mut shmsock_publisher) -> shmsock_result {
-    guard("shmsock_publisher_close", || {
+    boundary!(|| {
         // SAFETY: a live publisher or NULL.
-        unsafe { publisher_arg(publisher) }?.close();
+        unsafe { handle::arg(publisher) }?.close();
         Ok(())
     })
 }
@@ -335,7 +331,7 @@ pub unsafe extern "C" fn shmsock_publisher_close(publisher: *mut shmsock_publish
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_publisher_free(publisher: *mut shmsock_publisher) {
     // SAFETY: a publisher from this library or NULL, not freed before.
-    unsafe { guard_void_free("shmsock_publisher_free", publisher) }
+    boundary!(|| unsafe { handle::free(publisher) })
 }
 
 /// Subscribes to topic `name`; `options` must pin the publisher's key
@@ -352,7 +348,7 @@ pub unsafe extern "C" fn shmsock_subscriber_connect(
     options: *const shmsock_options,
     out: *mut *mut shmsock_subscriber,
 ) -> shmsock_result {
-    guard("shmsock_subscriber_connect", || {
+    boundary!(|| {
         // SAFETY: NUL-terminated string or NULL (caller's contract).
         let name = unsafe { util::string(name, "name") }?;
         // SAFETY: a live options object or NULL (caller's contract).
@@ -360,37 +356,33 @@ pub unsafe extern "C" fn shmsock_subscriber_connect(
         // SAFETY: a writable pointer or NULL (caller's contract).
         let out = unsafe { Out::new(out, "out") }?;
         let subscriber = Subscriber::connect(name, &options)?;
-        out.write(util::into_handle(shmsock_subscriber { inner: subscriber }));
+        out.write(handle::into_raw(shmsock_subscriber { inner: subscriber }));
         Ok(())
     })
 }
 
 unsafe fn sub_recv(
-    function: &str,
     subscriber: *mut shmsock_subscriber,
     buf: *mut u8,
     len: usize,
     out: *mut shmsock_delivery,
     recv: impl FnOnce(&Subscriber, &mut [u8]) -> shmsock::Result<Delivery>,
-) -> shmsock_result {
-    guard(function, || {
-        // SAFETY: a live subscriber or NULL; `buf` holds `len` writable bytes
-        // or is NULL with 0; a writable delivery or NULL.
-        let (s, buf, out) =
-            unsafe { (subscriber_arg(subscriber)?, util::bytes_mut(buf, len, "buf")?, Out::new(out, "out")?) };
-        match recv(s, buf) {
-            Ok(d) => {
-                out.write(d.into());
-                Ok(())
-            }
-            Err(e) => {
-                if let (ErrorKind::BufferTooSmall, Some(needed)) = (e.kind(), e.needed()) {
-                    out.write(shmsock_delivery { len: needed, ..Default::default() });
-                }
-                Err(e.into())
-            }
+) -> FfiResult<()> {
+    // SAFETY: a live subscriber or NULL; `buf` holds `len` writable bytes
+    // or is NULL with 0; a writable delivery or NULL.
+    let (s, buf, out) = unsafe { (handle::arg(subscriber)?, util::bytes_mut(buf, len, "buf")?, Out::new(out, "out")?) };
+    match recv(s, buf) {
+        Ok(d) => {
+            out.write(d.into());
+            Ok(())
         }
-    })
+        Err(e) => {
+            if let (ErrorKind::BufferTooSmall, Some(needed)) = (e.kind(), e.needed()) {
+                out.write(shmsock_delivery { len: needed, ..Default::default() });
+            }
+            Err(e.into())
+        }
+    }
 }
 
 /// Receives the next message into `buf` of `len` bytes, waiting up to
@@ -412,11 +404,7 @@ pub unsafe extern "C" fn shmsock_subscriber_recv_into(
     out: *mut shmsock_delivery,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe {
-        sub_recv("shmsock_subscriber_recv_into", subscriber, buf, len, out, |s, b| {
-            s.recv_into_timeout(b, util::timeout(timeout_ms))
-        })
-    }
+    boundary!(|| unsafe { sub_recv(subscriber, buf, len, out, |s, b| s.recv_with(b, util::deadline(timeout_ms))) })
 }
 
 /// As shmsock_subscriber_recv_into() without waiting: SHMSOCK_WOULD_BLOCK when
@@ -429,7 +417,7 @@ pub unsafe extern "C" fn shmsock_subscriber_try_recv_into(
     out: *mut shmsock_delivery,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe { sub_recv("shmsock_subscriber_try_recv_into", subscriber, buf, len, out, |s, b| s.try_recv_into(b)) }
+    boundary!(|| unsafe { sub_recv(subscriber, buf, len, out, |s, b| s.try_recv_into(b)) })
 }
 
 /// Writes the subscriber's pollable fd to `*out_fd` (see
@@ -441,9 +429,9 @@ pub unsafe extern "C" fn shmsock_subscriber_pollable_fd(
     subscriber: *const shmsock_subscriber,
     out_fd: *mut c_int,
 ) -> shmsock_result {
-    guard("shmsock_subscriber_pollable_fd", || {
+    boundary!(|| {
         // SAFETY: a live subscriber or NULL; a writable int or NULL.
-        let (s, out) = unsafe { (subscriber_arg(subscriber)?, Out::new(out_fd, "out_fd")?) };
+        let (s, out) = unsafe { (handle::arg(subscriber)?, Out::new(out_fd, "out_fd")?) };
         out.write(s.pollable_fd().as_raw_fd());
         Ok(())
     })
@@ -457,9 +445,9 @@ pub unsafe extern "C" fn shmsock_subscriber_lost(
     subscriber: *const shmsock_subscriber,
     out: *mut u64,
 ) -> shmsock_result {
-    guard("shmsock_subscriber_lost", || {
+    boundary!(|| {
         // SAFETY: a live subscriber or NULL; a writable u64 or NULL.
-        let (s, out) = unsafe { (subscriber_arg(subscriber)?, Out::new(out, "out")?) };
+        let (s, out) = unsafe { (handle::arg(subscriber)?, Out::new(out, "out")?) };
         out.write(s.lost());
         Ok(())
     })
@@ -473,9 +461,9 @@ pub unsafe extern "C" fn shmsock_subscriber_received(
     subscriber: *const shmsock_subscriber,
     out: *mut u64,
 ) -> shmsock_result {
-    guard("shmsock_subscriber_received", || {
+    boundary!(|| {
         // SAFETY: a live subscriber or NULL; a writable u64 or NULL.
-        let (s, out) = unsafe { (subscriber_arg(subscriber)?, Out::new(out, "out")?) };
+        let (s, out) = unsafe { (handle::arg(subscriber)?, Out::new(out, "out")?) };
         out.write(s.received());
         Ok(())
     })
@@ -489,9 +477,9 @@ pub unsafe extern "C" fn shmsock_subscriber_epoch(
     subscriber: *const shmsock_subscriber,
     out: *mut u64,
 ) -> shmsock_result {
-    guard("shmsock_subscriber_epoch", || {
+    boundary!(|| {
         // SAFETY: a live subscriber or NULL; a writable u64 or NULL.
-        let (s, out) = unsafe { (subscriber_arg(subscriber)?, Out::new(out, "out")?) };
+        let (s, out) = unsafe { (handle::arg(subscriber)?, Out::new(out, "out")?) };
         out.write(s.epoch());
         Ok(())
     })
@@ -506,9 +494,9 @@ pub unsafe extern "C" fn shmsock_subscriber_cipher(
     subscriber: *const shmsock_subscriber,
     out: *mut shmsock_cipher,
 ) -> shmsock_result {
-    guard("shmsock_subscriber_cipher", || {
+    boundary!(|| {
         // SAFETY: a live subscriber or NULL; a writable value or NULL.
-        let (s, out) = unsafe { (subscriber_arg(subscriber)?, Out::new(out, "out")?) };
+        let (s, out) = unsafe { (handle::arg(subscriber)?, Out::new(out, "out")?) };
         out.write(s.cipher().into());
         Ok(())
     })
@@ -525,9 +513,9 @@ pub unsafe extern "C" fn shmsock_subscriber_publisher_public_key(
     out: *mut u8,
     out_len: usize,
 ) -> shmsock_result {
-    guard("shmsock_subscriber_publisher_public_key", || {
+    boundary!(|| {
         // SAFETY: a live subscriber or NULL (caller's contract).
-        let key = unsafe { subscriber_arg(subscriber) }?.publisher_public_key();
+        let key = unsafe { handle::arg(subscriber) }?.publisher_public_key();
         // SAFETY: `out` holds `out_len` writable bytes (caller's contract).
         unsafe { util::write_key(key.as_bytes(), out, out_len, "out") }
     })
@@ -539,9 +527,9 @@ pub unsafe extern "C" fn shmsock_subscriber_publisher_public_key(
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_subscriber_close(subscriber: *mut shmsock_subscriber) -> shmsock_result {
-    guard("shmsock_subscriber_close", || {
+    boundary!(|| {
         // SAFETY: a live subscriber or NULL.
-        unsafe { subscriber_arg(subscriber) }?.close();
+        unsafe { handle::arg(subscriber) }?.close();
         Ok(())
     })
 }
@@ -550,5 +538,5 @@ pub unsafe extern "C" fn shmsock_subscriber_close(subscriber: *mut shmsock_subsc
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_subscriber_free(subscriber: *mut shmsock_subscriber) {
     // SAFETY: a subscriber from this library or NULL, not freed before.
-    unsafe { guard_void_free("shmsock_subscriber_free", subscriber) }
+    boundary!(|| unsafe { handle::free(subscriber) })
 }

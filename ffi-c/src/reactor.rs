@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use shmsock::{Event, Reactor, Registry, TimerId, Waker};
 
-use crate::result::{guard, shmsock_result, FfiError, FfiResult};
-use crate::util::{self, guard_void_free, Out};
+use crate::boundary::boundary;
+use crate::handle::{self, handle};
+use crate::result::{shmsock_result, FfiError, FfiResult};
+use crate::util::{self, Out};
 
 /// A reactor: waits for many streams, listeners, file descriptors and timers
 /// at once, so one thread can drive many connections with the non-blocking
@@ -76,10 +78,7 @@ impl From<Event> for shmsock_event {
     }
 }
 
-unsafe fn reactor_arg<'a>(reactor: *const shmsock_reactor) -> FfiResult<&'a shmsock_reactor> {
-    // SAFETY: a live reactor or NULL (caller's contract).
-    unsafe { util::handle(reactor, "reactor") }
-}
+handle!(shmsock_reactor, "reactor");
 
 /// Creates a reactor that, after traffic, spins up to `spin_us` microseconds
 /// looking for events before it sleeps (0: never spins; spinning stops by
@@ -90,7 +89,7 @@ unsafe fn reactor_arg<'a>(reactor: *const shmsock_reactor) -> FfiResult<&'a shms
 /// spin), SHMSOCK_IO (no epoll set or eventfd could be created).
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_reactor_new(spin_us: u64, out: *mut *mut shmsock_reactor) -> shmsock_result {
-    guard("shmsock_reactor_new", || {
+    boundary!(|| {
         // SAFETY: a writable pointer or NULL (caller's contract).
         let out = unsafe { Out::new(out, "out") }?;
         let spin = Duration::from_micros(spin_us);
@@ -102,7 +101,7 @@ pub unsafe extern "C" fn shmsock_reactor_new(spin_us: u64, out: *mut *mut shmsoc
         let waker = reactor.waker();
         let fd = reactor.as_fd().as_raw_fd();
         let state = ReactorState { reactor, pending: VecDeque::new(), scratch: Vec::new() };
-        out.write(util::into_handle(shmsock_reactor { reactor: Mutex::new(state), registry, waker, fd }));
+        out.write(handle::into_raw(shmsock_reactor { reactor: Mutex::new(state), registry, waker, fd }));
         Ok(())
     })
 }
@@ -113,7 +112,7 @@ pub unsafe extern "C" fn shmsock_reactor_new(spin_us: u64, out: *mut *mut shmsoc
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_reactor_free(reactor: *mut shmsock_reactor) {
     // SAFETY: a reactor from this library or NULL, not freed before.
-    unsafe { guard_void_free("shmsock_reactor_free", reactor) }
+    boundary!(|| unsafe { handle::free(reactor) })
 }
 
 fn register(reactor: &shmsock_reactor, fd: BorrowedFd<'_>, token: u64) -> FfiResult<()> {
@@ -136,10 +135,10 @@ pub unsafe extern "C" fn shmsock_reactor_add_stream(
     stream: *const crate::stream::shmsock_stream,
     token: u64,
 ) -> shmsock_result {
-    guard("shmsock_reactor_add_stream", || {
+    boundary!(|| {
         // SAFETY: a live reactor and stream, or NULL (caller's contract).
-        let (reactor, stream) = unsafe { (reactor_arg(reactor)?, util::handle(stream, "stream")?) };
-        register(reactor, stream.inner.pollable_fd(), token)
+        let (reactor, stream) = unsafe { (handle::arg(reactor)?, handle::arg(stream)?) };
+        register(reactor, stream.pollable_fd(), token)
     })
 }
 
@@ -151,10 +150,10 @@ pub unsafe extern "C" fn shmsock_reactor_remove_stream(
     reactor: *const shmsock_reactor,
     stream: *const crate::stream::shmsock_stream,
 ) -> shmsock_result {
-    guard("shmsock_reactor_remove_stream", || {
+    boundary!(|| {
         // SAFETY: a live reactor and stream, or NULL (caller's contract).
-        let (reactor, stream) = unsafe { (reactor_arg(reactor)?, util::handle(stream, "stream")?) };
-        reactor.registry.deregister(stream.inner.pollable_fd());
+        let (reactor, stream) = unsafe { (handle::arg(reactor)?, handle::arg(stream)?) };
+        reactor.registry.deregister(stream.pollable_fd());
         Ok(())
     })
 }
@@ -171,9 +170,9 @@ pub unsafe extern "C" fn shmsock_reactor_add_listener(
     listener: *const crate::listener::shmsock_listener,
     token: u64,
 ) -> shmsock_result {
-    guard("shmsock_reactor_add_listener", || {
+    boundary!(|| {
         // SAFETY: a live reactor and listener, or NULL (caller's contract).
-        let (reactor, listener) = unsafe { (reactor_arg(reactor)?, crate::listener::listener_arg(listener)?) };
+        let (reactor, listener) = unsafe { (handle::arg(reactor)?, handle::arg(listener)?) };
         register(reactor, listener.pollable_fd(), token)
     })
 }
@@ -186,9 +185,9 @@ pub unsafe extern "C" fn shmsock_reactor_remove_listener(
     reactor: *const shmsock_reactor,
     listener: *const crate::listener::shmsock_listener,
 ) -> shmsock_result {
-    guard("shmsock_reactor_remove_listener", || {
+    boundary!(|| {
         // SAFETY: a live reactor and listener, or NULL (caller's contract).
-        let (reactor, listener) = unsafe { (reactor_arg(reactor)?, crate::listener::listener_arg(listener)?) };
+        let (reactor, listener) = unsafe { (handle::arg(reactor)?, handle::arg(listener)?) };
         reactor.registry.deregister(listener.pollable_fd());
         Ok(())
     })
@@ -206,9 +205,9 @@ pub unsafe extern "C" fn shmsock_reactor_add_fd(
     fd: i32,
     token: u64,
 ) -> shmsock_result {
-    guard("shmsock_reactor_add_fd", || {
+    boundary!(|| {
         // SAFETY: a live reactor or NULL (caller's contract).
-        let reactor = unsafe { reactor_arg(reactor) }?;
+        let reactor = unsafe { handle::arg(reactor) }?;
         let fd = borrowed_fd(fd)?;
         register(reactor, fd, token)
     })
@@ -219,9 +218,9 @@ pub unsafe extern "C" fn shmsock_reactor_add_fd(
 /// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_ARGUMENT (a negative fd).
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_reactor_remove_fd(reactor: *const shmsock_reactor, fd: i32) -> shmsock_result {
-    guard("shmsock_reactor_remove_fd", || {
+    boundary!(|| {
         // SAFETY: a live reactor or NULL (caller's contract).
-        let reactor = unsafe { reactor_arg(reactor) }?;
+        let reactor = unsafe { handle::arg(reactor) }?;
         reactor.registry.deregister(borrowed_fd(fd)?);
         Ok(())
     })
@@ -251,9 +250,9 @@ pub unsafe extern "C" fn shmsock_reactor_add_timer(
     token: u64,
     out_id: *mut u64,
 ) -> shmsock_result {
-    guard("shmsock_reactor_add_timer", || {
+    boundary!(|| {
         // SAFETY: a live reactor or NULL (caller's contract).
-        let reactor = unsafe { reactor_arg(reactor) }?;
+        let reactor = unsafe { handle::arg(reactor) }?;
         let at = Instant::now()
             .checked_add(Duration::from_millis(delay_ms))
             .ok_or_else(|| FfiError::invalid("the timer's delay is too long"))?;
@@ -272,9 +271,9 @@ pub unsafe extern "C" fn shmsock_reactor_add_timer(
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_reactor_cancel_timer(reactor: *const shmsock_reactor, id: u64) -> shmsock_result {
-    guard("shmsock_reactor_cancel_timer", || {
+    boundary!(|| {
         // SAFETY: a live reactor or NULL (caller's contract).
-        let reactor = unsafe { reactor_arg(reactor) }?;
+        let reactor = unsafe { handle::arg(reactor) }?;
         reactor.reactor.lock().reactor.cancel_timer(TimerId(id));
         Ok(())
     })
@@ -287,9 +286,9 @@ pub unsafe extern "C" fn shmsock_reactor_cancel_timer(reactor: *const shmsock_re
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_reactor_wake(reactor: *const shmsock_reactor) -> shmsock_result {
-    guard("shmsock_reactor_wake", || {
+    boundary!(|| {
         // SAFETY: a live reactor or NULL (caller's contract).
-        unsafe { reactor_arg(reactor) }?.waker.wake();
+        unsafe { handle::arg(reactor) }?.waker.wake();
         Ok(())
     })
 }
@@ -302,9 +301,9 @@ pub unsafe extern "C" fn shmsock_reactor_wake(reactor: *const shmsock_reactor) -
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_reactor_fd(reactor: *const shmsock_reactor, out: *mut i32) -> shmsock_result {
-    guard("shmsock_reactor_fd", || {
+    boundary!(|| {
         // SAFETY: a live reactor or NULL; a writable value or NULL.
-        let (reactor, out) = unsafe { (reactor_arg(reactor)?, Out::new(out, "out")?) };
+        let (reactor, out) = unsafe { (handle::arg(reactor)?, Out::new(out, "out")?) };
         out.write(reactor.fd);
         Ok(())
     })
@@ -320,9 +319,9 @@ pub unsafe extern "C" fn shmsock_reactor_next_timeout(
     reactor: *const shmsock_reactor,
     out_ms: *mut u64,
 ) -> shmsock_result {
-    guard("shmsock_reactor_next_timeout", || {
+    boundary!(|| {
         // SAFETY: a live reactor or NULL; a writable value or NULL.
-        let (reactor, out) = unsafe { (reactor_arg(reactor)?, Out::new(out_ms, "out_ms")?) };
+        let (reactor, out) = unsafe { (handle::arg(reactor)?, Out::new(out_ms, "out_ms")?) };
         let next = reactor.reactor.lock().reactor.next_deadline();
         out.write(match next {
             None => u64::MAX,
@@ -351,9 +350,9 @@ pub unsafe extern "C" fn shmsock_reactor_poll(
     capacity: usize,
     out_count: *mut usize,
 ) -> shmsock_result {
-    guard("shmsock_reactor_poll", || {
+    boundary!(|| {
         // SAFETY: a live reactor or NULL; a writable value or NULL.
-        let (reactor, out) = unsafe { (reactor_arg(reactor)?, Out::new(out_count, "out_count")?) };
+        let (reactor, out) = unsafe { (handle::arg(reactor)?, Out::new(out_count, "out_count")?) };
         if events.is_null() {
             return Err(FfiError::null("events"));
         }

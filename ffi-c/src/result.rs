@@ -1,5 +1,4 @@
-//! Result codes, the thread-local last error, and the panic boundary every
-//! export runs inside.
+//! Result codes and the thread-local last error.
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
@@ -220,42 +219,6 @@ pub(crate) fn set_last_error(message: &str) {
     });
 }
 
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_string())
-}
-
-fn panicked(function: &str, payload: &(dyn std::any::Any + Send)) -> shmsock_result {
-    set_last_error(&format!(
-        "internal error in {function}: a panic was caught at the C boundary ({}); please report this bug",
-        panic_text(payload)
-    ));
-    SHMSOCK_PANIC
-}
-
-/// Runs the body of an export: catches panics, records the last error, and
-/// turns the outcome into a result code.
-pub(crate) fn guard(function: &str, body: impl FnOnce() -> FfiResult<()>) -> shmsock_result {
-    match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(Ok(())) => SHMSOCK_OK,
-        Ok(Err(e)) => {
-            set_last_error(&e.message);
-            e.code
-        }
-        Err(payload) => panicked(function, &*payload),
-    }
-}
-
-/// Runs the body of an export that returns nothing (the `_free` functions).
-pub(crate) fn guard_void(function: &str, body: impl FnOnce()) {
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(body)) {
-        panicked(function, &*payload);
-    }
-}
-
 /// A short description of a result code, e.g. "timed out".
 ///
 /// Returns a static, NUL-terminated string (never NULL, never to be freed);
@@ -413,14 +376,6 @@ mod tests {
         assert_eq!(texts(1), (c"SHMSOCK_TIMEOUT", c"timed out"));
         assert_eq!(texts(102), (c"SHMSOCK_PANIC", c"internal error (panic caught at the C boundary)"));
         assert_eq!(texts(99), (c"SHMSOCK_UNKNOWN", c"unknown result code"));
-    }
-
-    #[test]
-    fn guard_catches_panics() {
-        let r = guard("test", || panic!("boom"));
-        assert_eq!(r, SHMSOCK_PANIC);
-        let msg = unsafe { CStr::from_ptr(shmsock_last_error()) }.to_str().unwrap().to_string();
-        assert!(msg.contains("boom"), "{msg}");
     }
 
     #[test]

@@ -6,10 +6,12 @@ use std::ptr;
 use parking_lot::Mutex;
 use shmsock::{Connection, Error, PublicKey, Server, ServerHandler};
 
+use crate::boundary::boundary;
+use crate::handle::{self, handle};
 use crate::options::{options_arg, shmsock_options};
-use crate::result::{c_string_lossy, guard, result_of_kind, shmsock_result, FfiError, FfiResult};
+use crate::result::{c_string_lossy, result_of_kind, shmsock_result, FfiError};
 use crate::stream::{shmsock_cipher, shmsock_credentials, shmsock_stats};
-use crate::util::{self, guard_void_free, Out};
+use crate::util::{self, Out};
 
 /// One client of a shmsock_server.
 ///
@@ -161,10 +163,7 @@ pub struct shmsock_server {
     public_key: PublicKey,
 }
 
-unsafe fn server_arg<'a>(server: *const shmsock_server) -> FfiResult<&'a shmsock_server> {
-    // SAFETY: a live server or NULL (caller's contract).
-    unsafe { util::handle(server, "server") }
-}
+handle!(shmsock_server, "server");
 
 /// Binds endpoint `name` (as shmsock_listener_bind(); `options` must hold the
 /// server's keypair and is copied) and starts serving clients on a dispatch
@@ -189,19 +188,19 @@ pub unsafe extern "C" fn shmsock_server_start(
     user_data: *mut c_void,
     out: *mut *mut shmsock_server,
 ) -> shmsock_result {
-    guard("shmsock_server_start", || {
+    boundary!(|| {
         // SAFETY: NUL-terminated string or NULL (caller's contract).
         let name = unsafe { util::string(name, "name") }?;
         // SAFETY: a live options object or NULL (caller's contract).
         let options = unsafe { options_arg(options) }?;
         // SAFETY: a readable callbacks struct or NULL (caller's contract).
-        let callbacks = *unsafe { util::handle(callbacks, "callbacks") }?;
+        let callbacks = *unsafe { util::struct_ref(callbacks, "callbacks") }?;
         // SAFETY: a writable pointer or NULL (caller's contract).
         let out = unsafe { Out::new(out, "out") }?;
         let handler = Handler { callbacks, user_data: UserData(user_data) };
         let server = Server::start(name, &options, handler)?;
         let public_key = server.public_key();
-        out.write(util::into_handle(shmsock_server { server: Mutex::new(Some(server)), public_key }));
+        out.write(handle::into_raw(shmsock_server { server: Mutex::new(Some(server)), public_key }));
         Ok(())
     })
 }
@@ -219,9 +218,9 @@ pub unsafe extern "C" fn shmsock_server_start(
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_server_close(server: *mut shmsock_server) -> shmsock_result {
-    guard("shmsock_server_close", || {
+    boundary!(|| {
         // SAFETY: a live server or NULL (caller's contract).
-        let server = unsafe { server_arg(server) }?;
+        let server = unsafe { handle::arg(server) }?;
         let taken = server.server.lock().take();
         if let Some(running) = taken {
             running.close();
@@ -237,7 +236,7 @@ pub unsafe extern "C" fn shmsock_server_close(server: *mut shmsock_server) -> sh
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_server_free(server: *mut shmsock_server) {
     // SAFETY: a server from this library or NULL, not freed before.
-    unsafe { guard_void_free("shmsock_server_free", server) }
+    boundary!(|| unsafe { handle::free(server) })
 }
 
 /// Copies the server's public key, which clients pin, into `out` of `out_len`
@@ -250,9 +249,9 @@ pub unsafe extern "C" fn shmsock_server_public_key(
     out: *mut u8,
     out_len: usize,
 ) -> shmsock_result {
-    guard("shmsock_server_public_key", || {
+    boundary!(|| {
         // SAFETY: a live server or NULL (caller's contract).
-        let server = unsafe { server_arg(server) }?;
+        let server = unsafe { handle::arg(server) }?;
         // SAFETY: `out` holds `out_len` writable bytes (caller's contract).
         unsafe { util::write_key(server.public_key.as_bytes(), out, out_len, "out") }
     })
@@ -266,9 +265,9 @@ pub unsafe extern "C" fn shmsock_server_connection_count(
     server: *const shmsock_server,
     out: *mut usize,
 ) -> shmsock_result {
-    guard("shmsock_server_connection_count", || {
+    boundary!(|| {
         // SAFETY: a live server or NULL; a writable value or NULL.
-        let (server, out) = unsafe { (server_arg(server)?, Out::new(out, "out")?) };
+        let (server, out) = unsafe { (handle::arg(server)?, Out::new(out, "out")?) };
         let guarded = server.server.lock();
         let running =
             guarded.as_ref().ok_or_else(|| FfiError::new(shmsock_result::SHMSOCK_CLOSED, "the server was closed"))?;
@@ -279,10 +278,7 @@ pub unsafe extern "C" fn shmsock_server_connection_count(
 
 // ---------------------------------------------------------------- connections
 
-unsafe fn connection_arg<'a>(connection: *const shmsock_connection) -> FfiResult<&'a Connection> {
-    // SAFETY: a live connection or NULL (caller's contract).
-    Ok(&unsafe { util::handle(connection, "connection") }?.inner)
-}
+handle!(shmsock_connection, "connection" => inner: Connection);
 
 /// Makes an owned copy of a connection (for example of the borrowed one a
 /// callback received), usable from any thread until freed with
@@ -294,10 +290,10 @@ pub unsafe extern "C" fn shmsock_connection_clone(
     connection: *const shmsock_connection,
     out: *mut *mut shmsock_connection,
 ) -> shmsock_result {
-    guard("shmsock_connection_clone", || {
+    boundary!(|| {
         // SAFETY: a live connection or NULL; a writable pointer or NULL.
-        let (connection, out) = unsafe { (connection_arg(connection)?, Out::new(out, "out")?) };
-        out.write(util::into_handle(shmsock_connection { inner: connection.clone(), owned: true }));
+        let (connection, out) = unsafe { (handle::arg(connection)?, Out::new(out, "out")?) };
+        out.write(handle::into_raw(shmsock_connection { inner: connection.clone(), owned: true }));
         Ok(())
     })
 }
@@ -307,14 +303,13 @@ pub unsafe extern "C" fn shmsock_connection_clone(
 /// no-ops. Freeing a copy twice is undefined behaviour, as with free(3).
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_connection_free(connection: *mut shmsock_connection) {
-    crate::result::guard_void("shmsock_connection_free", || {
+    boundary!(|| {
         // SAFETY: NULL, a borrowed connection (alive during its callback), or
         // an owned copy not freed before (caller's contract).
-        if let Some(c) = unsafe { connection.as_ref() } {
-            if c.owned {
-                // SAFETY: owned copies come from into_handle.
-                unsafe { util::free_handle(connection) }
-            }
+        let owned = unsafe { connection.as_ref() }.is_some_and(|c| c.owned);
+        if owned {
+            // SAFETY: owned copies come from handle::into_raw (see `handle`).
+            unsafe { handle::free(connection) }
         }
     })
 }
@@ -324,9 +319,9 @@ pub unsafe extern "C" fn shmsock_connection_free(connection: *mut shmsock_connec
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_connection_id(connection: *const shmsock_connection, out: *mut u64) -> shmsock_result {
-    guard("shmsock_connection_id", || {
+    boundary!(|| {
         // SAFETY: a live connection or NULL; a writable value or NULL.
-        let (connection, out) = unsafe { (connection_arg(connection)?, Out::new(out, "out")?) };
+        let (connection, out) = unsafe { (handle::arg(connection)?, Out::new(out, "out")?) };
         out.write(connection.id());
         Ok(())
     })
@@ -348,9 +343,9 @@ pub unsafe extern "C" fn shmsock_connection_send(
     data: *const u8,
     len: usize,
 ) -> shmsock_result {
-    guard("shmsock_connection_send", || {
+    boundary!(|| {
         // SAFETY: a live connection or NULL; `data` holds `len` bytes.
-        let (connection, data) = unsafe { (connection_arg(connection)?, util::bytes(data, len, "data")?) };
+        let (connection, data) = unsafe { (handle::arg(connection)?, util::bytes(data, len, "data")?) };
         connection.send(data)?;
         Ok(())
     })
@@ -367,9 +362,9 @@ pub unsafe extern "C" fn shmsock_connection_send_timeout(
     len: usize,
     timeout_ms: u64,
 ) -> shmsock_result {
-    guard("shmsock_connection_send_timeout", || {
+    boundary!(|| {
         // SAFETY: a live connection or NULL; `data` holds `len` bytes.
-        let (connection, data) = unsafe { (connection_arg(connection)?, util::bytes(data, len, "data")?) };
+        let (connection, data) = unsafe { (handle::arg(connection)?, util::bytes(data, len, "data")?) };
         connection.stream().send_timeout(data, util::timeout(timeout_ms))?;
         Ok(())
     })
@@ -385,9 +380,9 @@ pub unsafe extern "C" fn shmsock_connection_try_send(
     data: *const u8,
     len: usize,
 ) -> shmsock_result {
-    guard("shmsock_connection_try_send", || {
+    boundary!(|| {
         // SAFETY: a live connection or NULL; `data` holds `len` bytes.
-        let (connection, data) = unsafe { (connection_arg(connection)?, util::bytes(data, len, "data")?) };
+        let (connection, data) = unsafe { (handle::arg(connection)?, util::bytes(data, len, "data")?) };
         connection.try_send(data)?;
         Ok(())
     })
@@ -400,9 +395,9 @@ pub unsafe extern "C" fn shmsock_connection_try_send(
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_connection_close(connection: *mut shmsock_connection) -> shmsock_result {
-    guard("shmsock_connection_close", || {
+    boundary!(|| {
         // SAFETY: a live connection or NULL (caller's contract).
-        unsafe { connection_arg(connection) }?.close()?;
+        unsafe { handle::arg(connection) }?.close()?;
         Ok(())
     })
 }
@@ -417,9 +412,9 @@ pub unsafe extern "C" fn shmsock_connection_peer_public_key(
     out: *mut u8,
     out_len: usize,
 ) -> shmsock_result {
-    guard("shmsock_connection_peer_public_key", || {
+    boundary!(|| {
         // SAFETY: a live connection or NULL (caller's contract).
-        let key = unsafe { connection_arg(connection) }?.peer_public_key();
+        let key = unsafe { handle::arg(connection) }?.peer_public_key();
         // SAFETY: `out` holds `out_len` writable bytes (caller's contract).
         unsafe { util::write_key(key.as_bytes(), out, out_len, "out") }
     })
@@ -435,9 +430,9 @@ pub unsafe extern "C" fn shmsock_connection_local_public_key(
     out: *mut u8,
     out_len: usize,
 ) -> shmsock_result {
-    guard("shmsock_connection_local_public_key", || {
+    boundary!(|| {
         // SAFETY: a live connection or NULL (caller's contract).
-        let key = unsafe { connection_arg(connection) }?.stream().local_public_key();
+        let key = unsafe { handle::arg(connection) }?.stream().local_public_key();
         // SAFETY: `out` holds `out_len` writable bytes (caller's contract).
         unsafe { util::write_key(key.as_bytes(), out, out_len, "out") }
     })
@@ -451,9 +446,9 @@ pub unsafe extern "C" fn shmsock_connection_peer_credentials(
     connection: *const shmsock_connection,
     out: *mut shmsock_credentials,
 ) -> shmsock_result {
-    guard("shmsock_connection_peer_credentials", || {
+    boundary!(|| {
         // SAFETY: a live connection or NULL; a writable struct or NULL.
-        let (connection, out) = unsafe { (connection_arg(connection)?, Out::new(out, "out")?) };
+        let (connection, out) = unsafe { (handle::arg(connection)?, Out::new(out, "out")?) };
         out.write(connection.peer_credentials().into());
         Ok(())
     })
@@ -467,9 +462,9 @@ pub unsafe extern "C" fn shmsock_connection_stats(
     connection: *const shmsock_connection,
     out: *mut shmsock_stats,
 ) -> shmsock_result {
-    guard("shmsock_connection_stats", || {
+    boundary!(|| {
         // SAFETY: a live connection or NULL; a writable struct or NULL.
-        let (connection, out) = unsafe { (connection_arg(connection)?, Out::new(out, "out")?) };
+        let (connection, out) = unsafe { (handle::arg(connection)?, Out::new(out, "out")?) };
         out.write(connection.stats().into());
         Ok(())
     })
@@ -485,9 +480,9 @@ pub unsafe extern "C" fn shmsock_connection_cipher(
     connection: *const shmsock_connection,
     out: *mut shmsock_cipher,
 ) -> shmsock_result {
-    guard("shmsock_connection_cipher", || {
+    boundary!(|| {
         // SAFETY: a live connection or NULL; a writable value or NULL.
-        let (connection, out) = unsafe { (connection_arg(connection)?, Out::new(out, "out")?) };
+        let (connection, out) = unsafe { (handle::arg(connection)?, Out::new(out, "out")?) };
         out.write(connection.stream().cipher().into());
         Ok(())
     })
@@ -514,9 +509,9 @@ pub unsafe extern "C" fn shmsock_options_set_server_limits(
     max_queued_bytes: usize,
     dispatch_threads: usize,
 ) -> shmsock_result {
-    guard("shmsock_options_set_server_limits", || {
+    boundary!(|| {
         // SAFETY: a live options object or NULL (caller's contract).
-        let options = unsafe { util::handle(options.cast_const(), "options") }?;
+        let options = unsafe { handle::arg(options.cast_const()) }?;
         let mut guarded = options.inner.lock();
         let next = guarded
             .clone()

@@ -1,14 +1,17 @@
 //! Streams: connect, send, receive, close, and what a stream knows about itself.
 
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_char, c_int, c_void, CString};
 use std::os::fd::AsRawFd;
+use std::sync::OnceLock;
 use std::time::Instant;
 
-use shmsock::{CipherSuite, Credentials, ErrorKind, Role, Stats, Stream};
+use shmsock::{CipherSuite, Credentials, ErrorKind, RecvBuf, Role, Stats, Stream};
 
+use crate::boundary::boundary;
+use crate::handle::{self, handle};
 use crate::options::{options_arg, shmsock_backend, shmsock_options};
-use crate::result::{guard, guard_void, shmsock_result, FfiError, FfiResult};
-use crate::util::{self, guard_void_free, Out};
+use crate::result::{c_string_lossy, shmsock_result, FfiResult};
+use crate::util::{self, Out};
 
 /// An encrypted, authenticated message stream to one peer, from
 /// shmsock_stream_connect() or shmsock_listener_accept().
@@ -98,10 +101,7 @@ impl From<Credentials> for shmsock_credentials {
     }
 }
 
-unsafe fn stream_arg<'a>(stream: *const shmsock_stream) -> FfiResult<&'a Stream> {
-    // SAFETY: a live stream or NULL (caller's contract).
-    Ok(&unsafe { util::handle(stream, "stream") }?.inner)
-}
+handle!(shmsock_stream, "stream" => inner: Stream);
 
 // ------------------------------------------------------------------ receiving
 
@@ -112,147 +112,117 @@ enum Wait {
     No,
     /// Up to the stream's receive timeout.
     Default,
-    /// Up to a deadline (None: forever).
+    /// Up to the deadline of a `timeout_ms` argument (None: forever).
     Until(Option<Instant>),
 }
 
 impl Wait {
-    fn timeout(ms: u64) -> Wait {
-        Wait::Until(util::timeout(ms).map(|t| Instant::now() + t))
-    }
-
-    fn recv_into(self, stream: &Stream, buf: &mut [u8]) -> shmsock::Result<usize> {
+    fn recv(self, stream: &Stream, buf: &mut (impl RecvBuf + ?Sized)) -> shmsock::Result<usize> {
         match self {
-            Wait::No => stream.try_recv_into(buf),
-            Wait::Default => stream.recv_into(buf),
-            Wait::Until(None) => stream.recv_into_timeout(buf, None),
-            Wait::Until(Some(deadline)) => {
-                stream.recv_into_timeout(buf, Some(deadline.saturating_duration_since(Instant::now())))
-            }
+            Wait::No => stream.try_recv_with(buf),
+            Wait::Default => stream.recv_with(buf, stream.default_recv_deadline()),
+            Wait::Until(deadline) => stream.recv_with(buf, deadline),
         }
     }
 }
 
 /// Receives into the caller's buffer; on BUFFER_TOO_SMALL, `*out_len` is the size needed.
 unsafe fn recv_into(
-    function: &str,
     stream: *mut shmsock_stream,
     buf: *mut u8,
     len: usize,
     out_len: *mut usize,
     wait: Wait,
-) -> shmsock_result {
-    guard(function, || {
-        // SAFETY: a live stream or NULL (caller's contract).
-        let stream = unsafe { stream_arg(stream) }?;
-        // SAFETY: `buf` holds `len` writable bytes, or is NULL with len 0.
-        let buf = unsafe { util::bytes_mut(buf, len, "buf") }?;
-        // SAFETY: a writable size_t or NULL (caller's contract).
-        let out_len = unsafe { Out::new(out_len, "out_len") }?;
-        match wait.recv_into(stream, buf) {
-            Ok(n) => {
-                out_len.write(n);
-                Ok(())
-            }
-            Err(e) => {
-                if let (ErrorKind::BufferTooSmall, Some(needed)) = (e.kind(), e.needed()) {
-                    out_len.write(needed);
-                }
-                Err(e.into())
-            }
+) -> FfiResult<()> {
+    // SAFETY: a live stream or NULL (caller's contract).
+    let stream = unsafe { handle::arg(stream) }?;
+    // SAFETY: `buf` holds `len` writable bytes, or is NULL with len 0.
+    let buf = unsafe { util::bytes_mut(buf, len, "buf") }?;
+    // SAFETY: a writable size_t or NULL (caller's contract).
+    let out_len = unsafe { Out::new(out_len, "out_len") }?;
+    match wait.recv(stream, buf) {
+        Ok(n) => {
+            out_len.write(n);
+            Ok(())
         }
-    })
+        Err(e) => {
+            if let (ErrorKind::BufferTooSmall, Some(needed)) = (e.kind(), e.needed()) {
+                out_len.write(needed);
+            }
+            Err(e.into())
+        }
+    }
 }
 
-/// A message in memory from malloc(3), for shmsock_buffer_free().
+/// A message in memory from malloc(3), for shmsock_buffer_free(): allocated
+/// by the core's receive once the message's length is known.
 struct Malloced {
+    /// NULL until `prepare`; then max(len, 1) bytes from calloc, so an empty
+    /// message also has a non-NULL buffer.
     ptr: *mut u8,
     len: usize,
 }
 
-impl Malloced {
-    fn new(len: usize) -> FfiResult<Malloced> {
+impl RecvBuf for Malloced {
+    fn prepare(&mut self, len: usize) -> shmsock::Result<()> {
+        if !self.ptr.is_null() && self.len == len {
+            // Again for the same message, after a timeout: the same memory.
+            return Ok(());
+        }
         // calloc: the memory is initialised before Rust forms a slice over it.
-        // At least 1 byte, so an empty message also has a non-NULL buffer.
         // SAFETY: plain allocation; NULL is checked.
         let ptr = unsafe { libc::calloc(len.max(1), 1) }.cast::<u8>();
         if ptr.is_null() {
-            return Err(FfiError::new(
-                shmsock_result::SHMSOCK_RESOURCE_EXHAUSTED,
-                format!("out of memory allocating {len} bytes for a received message"),
+            return Err(shmsock::Error::new(
+                ErrorKind::ResourceExhausted,
+                format!("out of memory allocating {len} bytes for a received message; it is kept for the next call"),
             ));
         }
-        Ok(Malloced { ptr, len })
+        // SAFETY: NULL or from calloc, not handed out (free(NULL) is a no-op).
+        unsafe { libc::free(self.ptr.cast::<c_void>()) };
+        *self = Malloced { ptr, len };
+        Ok(())
     }
 
-    fn as_mut_slice(&mut self) -> &mut [u8] {
+    fn bytes(&mut self) -> &mut [u8] {
+        if self.ptr.is_null() {
+            return &mut [];
+        }
         // SAFETY: `ptr` holds max(len, 1) zeroed bytes from calloc, owned here.
         unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
-    }
-
-    fn into_raw(self) -> *mut u8 {
-        let ptr = self.ptr;
-        std::mem::forget(self);
-        ptr
     }
 }
 
 impl Drop for Malloced {
     fn drop(&mut self) {
-        // SAFETY: `ptr` came from calloc and was not handed out.
+        // SAFETY: NULL or from calloc, not handed out.
         unsafe { libc::free(self.ptr.cast::<c_void>()) }
     }
 }
 
-/// Receives a message into a new malloc'd buffer of exactly its size: first
-/// learns the size (BUFFER_TOO_SMALL on an empty buffer keeps the message),
-/// then receives into a buffer of that size. No copy of the message is made.
-/// Each of the two steps waits up to the timeout, as each core call does.
-fn recv_malloced(stream: &Stream, wait: Wait) -> shmsock::Result<Result<Malloced, FfiError>> {
-    loop {
-        let needed = match wait.recv_into(stream, &mut []) {
-            Ok(_) => 0,
-            Err(e) if e.kind() == ErrorKind::BufferTooSmall => e.needed().unwrap_or(0),
-            Err(e) => return Err(e),
-        };
-        let mut buffer = match Malloced::new(needed) {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        };
-        if needed == 0 {
-            return Ok(Ok(buffer));
-        }
-        match wait.recv_into(stream, buffer.as_mut_slice()) {
-            Ok(n) => {
-                buffer.len = n;
-                return Ok(Ok(buffer));
-            }
-            // Another thread took that message and a larger one is next.
-            Err(e) if e.kind() == ErrorKind::BufferTooSmall => continue,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
+/// Receives a message into a new malloc'd buffer of exactly its size, in one
+/// core call.
 unsafe fn recv_alloc(
-    function: &str,
     stream: *mut shmsock_stream,
     out_buf: *mut *mut u8,
     out_len: *mut usize,
     wait: Wait,
-) -> shmsock_result {
-    guard(function, || {
-        // SAFETY: a live stream or NULL (caller's contract).
-        let stream = unsafe { stream_arg(stream) }?;
-        // SAFETY: writable pointers or NULL (caller's contract).
-        let out_buf = unsafe { Out::new(out_buf, "out_buf") }?;
-        // SAFETY: as above.
-        let out_len = unsafe { Out::new(out_len, "out_len") }?;
-        let buffer = recv_malloced(stream, wait)??;
-        out_len.write(buffer.len);
-        out_buf.write(buffer.into_raw());
-        Ok(())
-    })
+) -> FfiResult<()> {
+    // SAFETY: a live stream or NULL (caller's contract).
+    let stream = unsafe { handle::arg(stream) }?;
+    // SAFETY: writable pointers or NULL (caller's contract).
+    let out_buf = unsafe { Out::new(out_buf, "out_buf") }?;
+    // SAFETY: as above.
+    let out_len = unsafe { Out::new(out_len, "out_len") }?;
+    let mut buffer = Malloced { ptr: std::ptr::null_mut(), len: 0 };
+    let n = wait.recv(stream, &mut buffer)?;
+    if buffer.ptr.is_null() {
+        // Every message is prepared; this keeps "never NULL" unconditional.
+        buffer.prepare(0)?;
+    }
+    out_len.write(n);
+    out_buf.write(std::mem::replace(&mut buffer.ptr, std::ptr::null_mut()));
+    Ok(())
 }
 
 /// Connects to the server of endpoint `name` and completes the handshake.
@@ -277,7 +247,7 @@ pub unsafe extern "C" fn shmsock_stream_connect(
     options: *const shmsock_options,
     out: *mut *mut shmsock_stream,
 ) -> shmsock_result {
-    guard("shmsock_stream_connect", || {
+    boundary!(|| {
         // SAFETY: NUL-terminated string or NULL (caller's contract).
         let name = unsafe { util::string(name, "name") }?;
         // SAFETY: a live options object or NULL (caller's contract).
@@ -285,26 +255,23 @@ pub unsafe extern "C" fn shmsock_stream_connect(
         // SAFETY: a writable pointer or NULL (caller's contract).
         let out = unsafe { Out::new(out, "out") }?;
         let stream = Stream::connect(name, &options)?;
-        out.write(util::into_handle(shmsock_stream { inner: stream }));
+        out.write(handle::into_raw(shmsock_stream { inner: stream }));
         Ok(())
     })
 }
 
 unsafe fn send(
-    function: &str,
     stream: *mut shmsock_stream,
     data: *const u8,
     len: usize,
     how: impl FnOnce(&Stream, &[u8]) -> shmsock::Result<()>,
-) -> shmsock_result {
-    guard(function, || {
-        // SAFETY: a live stream or NULL (caller's contract).
-        let stream = unsafe { stream_arg(stream) }?;
-        // SAFETY: `data` holds `len` readable bytes, or is NULL with len 0.
-        let data = unsafe { util::bytes(data, len, "data") }?;
-        how(stream, data)?;
-        Ok(())
-    })
+) -> FfiResult<()> {
+    // SAFETY: a live stream or NULL (caller's contract).
+    let stream = unsafe { handle::arg(stream) }?;
+    // SAFETY: `data` holds `len` readable bytes, or is NULL with len 0.
+    let data = unsafe { util::bytes(data, len, "data") }?;
+    how(stream, data)?;
+    Ok(())
 }
 
 /// Sends one message of `len` bytes (0 is allowed; `data` may then be NULL).
@@ -324,7 +291,7 @@ pub unsafe extern "C" fn shmsock_stream_send(
     len: usize,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe { send("shmsock_stream_send", stream, data, len, |s, d| s.send(d)) }
+    boundary!(|| unsafe { send(stream, data, len, |s, d| s.send(d)) })
 }
 
 /// As shmsock_stream_send(), waiting for ring space up to `timeout_ms`
@@ -337,9 +304,7 @@ pub unsafe extern "C" fn shmsock_stream_send_timeout(
     timeout_ms: u64,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe {
-        send("shmsock_stream_send_timeout", stream, data, len, |s, d| s.send_timeout(d, util::timeout(timeout_ms)))
-    }
+    boundary!(|| unsafe { send(stream, data, len, |s, d| s.send_timeout(d, util::timeout(timeout_ms))) })
 }
 
 /// Sends one message only if all of it fits in the ring now; else
@@ -354,7 +319,7 @@ pub unsafe extern "C" fn shmsock_stream_try_send(
     len: usize,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe { send("shmsock_stream_try_send", stream, data, len, |s, d| s.try_send(d)) }
+    boundary!(|| unsafe { send(stream, data, len, |s, d| s.try_send(d)) })
 }
 
 /// Receives the next message into the caller's buffer `buf` of `len` bytes,
@@ -379,7 +344,7 @@ pub unsafe extern "C" fn shmsock_stream_recv_into(
     out_len: *mut usize,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe { recv_into("shmsock_stream_recv_into", stream, buf, len, out_len, Wait::Default) }
+    boundary!(|| unsafe { recv_into(stream, buf, len, out_len, Wait::Default) })
 }
 
 /// As shmsock_stream_recv_into(), waiting up to `timeout_ms` milliseconds
@@ -394,7 +359,7 @@ pub unsafe extern "C" fn shmsock_stream_recv_into_timeout(
     timeout_ms: u64,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe { recv_into("shmsock_stream_recv_into_timeout", stream, buf, len, out_len, Wait::timeout(timeout_ms)) }
+    boundary!(|| unsafe { recv_into(stream, buf, len, out_len, Wait::Until(util::deadline(timeout_ms))) })
 }
 
 /// As shmsock_stream_recv_into() without waiting: SHMSOCK_WOULD_BLOCK when no
@@ -410,7 +375,7 @@ pub unsafe extern "C" fn shmsock_stream_try_recv_into(
     out_len: *mut usize,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe { recv_into("shmsock_stream_try_recv_into", stream, buf, len, out_len, Wait::No) }
+    boundary!(|| unsafe { recv_into(stream, buf, len, out_len, Wait::No) })
 }
 
 /// Receives the next message into a new buffer owned by the caller, waiting up
@@ -422,7 +387,8 @@ pub unsafe extern "C" fn shmsock_stream_try_recv_into(
 /// allocates nothing.
 ///
 /// Errors: as shmsock_stream_recv_into() (but never SHMSOCK_BUFFER_TOO_SMALL),
-/// and SHMSOCK_RESOURCE_EXHAUSTED when the buffer cannot be allocated.
+/// and SHMSOCK_RESOURCE_EXHAUSTED when the buffer cannot be allocated (the
+/// message is kept for the next call).
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_stream_recv(
     stream: *mut shmsock_stream,
@@ -430,7 +396,7 @@ pub unsafe extern "C" fn shmsock_stream_recv(
     out_len: *mut usize,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe { recv_alloc("shmsock_stream_recv", stream, out_buf, out_len, Wait::Default) }
+    boundary!(|| unsafe { recv_alloc(stream, out_buf, out_len, Wait::Default) })
 }
 
 /// As shmsock_stream_recv(), waiting up to `timeout_ms` milliseconds
@@ -443,7 +409,7 @@ pub unsafe extern "C" fn shmsock_stream_recv_timeout(
     out_len: *mut usize,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe { recv_alloc("shmsock_stream_recv_timeout", stream, out_buf, out_len, Wait::timeout(timeout_ms)) }
+    boundary!(|| unsafe { recv_alloc(stream, out_buf, out_len, Wait::Until(util::deadline(timeout_ms))) })
 }
 
 /// As shmsock_stream_recv() without waiting: SHMSOCK_WOULD_BLOCK when no
@@ -456,7 +422,7 @@ pub unsafe extern "C" fn shmsock_stream_try_recv(
     out_len: *mut usize,
 ) -> shmsock_result {
     // SAFETY: forwarded caller's contract.
-    unsafe { recv_alloc("shmsock_stream_try_recv", stream, out_buf, out_len, Wait::No) }
+    boundary!(|| unsafe { recv_alloc(stream, out_buf, out_len, Wait::No) })
 }
 
 /// Frees a buffer returned by shmsock_stream_recv(), shmsock_stream_recv_timeout()
@@ -464,7 +430,7 @@ pub unsafe extern "C" fn shmsock_stream_try_recv(
 /// malloc(3), so free(3) may be used as well.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_buffer_free(buf: *mut u8) {
-    guard_void("shmsock_buffer_free", || {
+    boundary!(|| {
         // SAFETY: NULL or a buffer from calloc handed out by this library, not
         // freed before (caller's contract); free(NULL) is a no-op.
         unsafe { libc::free(buf.cast::<c_void>()) }
@@ -481,9 +447,9 @@ pub unsafe extern "C" fn shmsock_buffer_free(buf: *mut u8) {
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_stream_close(stream: *mut shmsock_stream) -> shmsock_result {
-    guard("shmsock_stream_close", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL (caller's contract).
-        unsafe { stream_arg(stream) }?.close()?;
+        unsafe { handle::arg(stream) }?.close()?;
         Ok(())
     })
 }
@@ -494,7 +460,7 @@ pub unsafe extern "C" fn shmsock_stream_close(stream: *mut shmsock_stream) -> sh
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_stream_free(stream: *mut shmsock_stream) {
     // SAFETY: a stream from this library or NULL, not freed before.
-    unsafe { guard_void_free("shmsock_stream_free", stream) }
+    boundary!(|| unsafe { handle::free(stream) })
 }
 
 /// Sets `*out_closed` to true once shmsock_stream_close() was called on this
@@ -506,9 +472,9 @@ pub unsafe extern "C" fn shmsock_stream_is_closed(
     stream: *const shmsock_stream,
     out_closed: *mut bool,
 ) -> shmsock_result {
-    guard("shmsock_stream_is_closed", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL; a writable bool or NULL.
-        let (stream, out) = unsafe { (stream_arg(stream)?, Out::new(out_closed, "out_closed")?) };
+        let (stream, out) = unsafe { (handle::arg(stream)?, Out::new(out_closed, "out_closed")?) };
         out.write(stream.is_closed());
         Ok(())
     })
@@ -525,9 +491,9 @@ pub unsafe extern "C" fn shmsock_stream_peer_public_key(
     out: *mut u8,
     out_len: usize,
 ) -> shmsock_result {
-    guard("shmsock_stream_peer_public_key", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL (caller's contract).
-        let key = unsafe { stream_arg(stream) }?.peer_public_key();
+        let key = unsafe { handle::arg(stream) }?.peer_public_key();
         // SAFETY: `out` holds `out_len` writable bytes (caller's contract).
         unsafe { util::write_key(key.as_bytes(), out, out_len, "out") }
     })
@@ -543,9 +509,9 @@ pub unsafe extern "C" fn shmsock_stream_local_public_key(
     out: *mut u8,
     out_len: usize,
 ) -> shmsock_result {
-    guard("shmsock_stream_local_public_key", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL (caller's contract).
-        let key = unsafe { stream_arg(stream) }?.local_public_key();
+        let key = unsafe { handle::arg(stream) }?.local_public_key();
         // SAFETY: `out` holds `out_len` writable bytes (caller's contract).
         unsafe { util::write_key(key.as_bytes(), out, out_len, "out") }
     })
@@ -560,9 +526,9 @@ pub unsafe extern "C" fn shmsock_stream_peer_credentials(
     stream: *const shmsock_stream,
     out: *mut shmsock_credentials,
 ) -> shmsock_result {
-    guard("shmsock_stream_peer_credentials", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL; a writable struct or NULL.
-        let (stream, out) = unsafe { (stream_arg(stream)?, Out::new(out, "out")?) };
+        let (stream, out) = unsafe { (handle::arg(stream)?, Out::new(out, "out")?) };
         out.write(stream.peer_credentials().into());
         Ok(())
     })
@@ -576,9 +542,9 @@ pub unsafe extern "C" fn shmsock_stream_stats(
     stream: *const shmsock_stream,
     out: *mut shmsock_stats,
 ) -> shmsock_result {
-    guard("shmsock_stream_stats", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL; a writable struct or NULL.
-        let (stream, out) = unsafe { (stream_arg(stream)?, Out::new(out, "out")?) };
+        let (stream, out) = unsafe { (handle::arg(stream)?, Out::new(out, "out")?) };
         out.write(stream.stats().into());
         Ok(())
     })
@@ -597,9 +563,9 @@ pub unsafe extern "C" fn shmsock_stream_pollable_fd(
     stream: *const shmsock_stream,
     out_fd: *mut c_int,
 ) -> shmsock_result {
-    guard("shmsock_stream_pollable_fd", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL; a writable int or NULL.
-        let (stream, out) = unsafe { (stream_arg(stream)?, Out::new(out_fd, "out_fd")?) };
+        let (stream, out) = unsafe { (handle::arg(stream)?, Out::new(out_fd, "out_fd")?) };
         out.write(stream.pollable_fd().as_raw_fd());
         Ok(())
     })
@@ -613,9 +579,9 @@ pub unsafe extern "C" fn shmsock_stream_cipher(
     stream: *const shmsock_stream,
     out: *mut shmsock_cipher,
 ) -> shmsock_result {
-    guard("shmsock_stream_cipher", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL; a writable value or NULL.
-        let (stream, out) = unsafe { (stream_arg(stream)?, Out::new(out, "out")?) };
+        let (stream, out) = unsafe { (handle::arg(stream)?, Out::new(out, "out")?) };
         out.write(stream.cipher().into());
         Ok(())
     })
@@ -625,11 +591,12 @@ pub unsafe extern "C" fn shmsock_stream_cipher(
 /// "unknown": a static string, never NULL. Never blocks. Thread-safe.
 #[no_mangle]
 pub extern "C" fn shmsock_cipher_name(cipher: u32) -> *const c_char {
-    match cipher {
-        1 => c"chacha20-poly1305".as_ptr(),
-        2 => c"aegis-128l".as_ptr(),
-        _ => c"unknown".as_ptr(),
-    }
+    // The core's names as C strings, made once: (wire id, name).
+    static NAMES: OnceLock<Vec<(u32, CString)>> = OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        (1..=u8::MAX).filter_map(CipherSuite::from_id).map(|c| (u32::from(c.id()), c_string_lossy(c.name()))).collect()
+    });
+    names.iter().find(|(id, _)| *id == cipher).map_or(c"unknown", |(_, name)| name.as_c_str()).as_ptr()
 }
 
 /// Writes the segment backend in use (a shmsock_backend) to `*out`. Never blocks.
@@ -640,9 +607,9 @@ pub unsafe extern "C" fn shmsock_stream_backend(
     stream: *const shmsock_stream,
     out: *mut shmsock_backend,
 ) -> shmsock_result {
-    guard("shmsock_stream_backend", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL; a writable value or NULL.
-        let (stream, out) = unsafe { (stream_arg(stream)?, Out::new(out, "out")?) };
+        let (stream, out) = unsafe { (handle::arg(stream)?, Out::new(out, "out")?) };
         out.write(stream.backend().into());
         Ok(())
     })
@@ -654,9 +621,9 @@ pub unsafe extern "C" fn shmsock_stream_backend(
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_stream_role(stream: *const shmsock_stream, out: *mut shmsock_role) -> shmsock_result {
-    guard("shmsock_stream_role", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL; a writable value or NULL.
-        let (stream, out) = unsafe { (stream_arg(stream)?, Out::new(out, "out")?) };
+        let (stream, out) = unsafe { (handle::arg(stream)?, Out::new(out, "out")?) };
         out.write(match stream.role() {
             Role::Client => shmsock_role::SHMSOCK_ROLE_CLIENT,
             Role::Server => shmsock_role::SHMSOCK_ROLE_SERVER,
@@ -670,9 +637,9 @@ pub unsafe extern "C" fn shmsock_stream_role(stream: *const shmsock_stream, out:
 /// Errors: SHMSOCK_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_stream_ring_size(stream: *const shmsock_stream, out: *mut u32) -> shmsock_result {
-    guard("shmsock_stream_ring_size", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL; a writable value or NULL.
-        let (stream, out) = unsafe { (stream_arg(stream)?, Out::new(out, "out")?) };
+        let (stream, out) = unsafe { (handle::arg(stream)?, Out::new(out, "out")?) };
         out.write(stream.ring_size());
         Ok(())
     })
@@ -687,9 +654,9 @@ pub unsafe extern "C" fn shmsock_stream_peer_max_message_size(
     stream: *const shmsock_stream,
     out: *mut u32,
 ) -> shmsock_result {
-    guard("shmsock_stream_peer_max_message_size", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL; a writable value or NULL.
-        let (stream, out) = unsafe { (stream_arg(stream)?, Out::new(out, "out")?) };
+        let (stream, out) = unsafe { (handle::arg(stream)?, Out::new(out, "out")?) };
         out.write(stream.peer_max_message_size());
         Ok(())
     })
@@ -708,10 +675,32 @@ pub unsafe extern "C" fn shmsock_stream_endpoint(
     len: usize,
     out_len: *mut usize,
 ) -> shmsock_result {
-    guard("shmsock_stream_endpoint", || {
+    boundary!(|| {
         // SAFETY: a live stream or NULL (caller's contract).
-        let stream = unsafe { stream_arg(stream) }?;
+        let stream = unsafe { handle::arg(stream) }?;
         // SAFETY: `buf` holds `len` bytes; `out_len` is NULL or writable.
         unsafe { util::write_text(stream.endpoint(), buf, len, out_len, "buf") }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CStr;
+
+    use super::*;
+
+    #[test]
+    fn cipher_values_and_names_are_the_core_ones() {
+        for cipher in [CipherSuite::ChaCha20Poly1305, CipherSuite::Aegis128L] {
+            let value = shmsock_cipher::from(cipher) as u32;
+            assert_eq!(value, u32::from(cipher.id()), "{cipher:?}");
+            // SAFETY: a static NUL-terminated string.
+            let name = unsafe { CStr::from_ptr(shmsock_cipher_name(value)) };
+            assert_eq!(name.to_str().unwrap(), cipher.name());
+        }
+        for unknown in [0, 3, 256 + 1, u32::MAX] {
+            // SAFETY: as above.
+            assert_eq!(unsafe { CStr::from_ptr(shmsock_cipher_name(unknown)) }, c"unknown");
+        }
+    }
 }

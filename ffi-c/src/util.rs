@@ -1,11 +1,12 @@
-//! Checked conversions of C arguments: handles, strings, buffers, out-parameters
-//! and timeouts. Every dereference of a caller's pointer goes through here.
+//! Checked conversions of C arguments: strings, buffers, C structs,
+//! out-parameters and timeouts. Every dereference of a caller's pointer goes
+//! through here, but for handles, which go through `handle`.
 
 use std::ffi::{c_char, CStr, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr::NonNull;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::result::{shmsock_result, FfiError, FfiResult};
 
@@ -22,12 +23,19 @@ pub(crate) fn timeout(ms: u64) -> Option<Duration> {
     }
 }
 
-/// A handle argument. NULL is SHMSOCK_NULL_ARGUMENT.
+/// A `timeout_ms` argument as a deadline from now (None: no limit, also for a
+/// timeout too long for an `Instant` to hold).
+pub(crate) fn deadline(ms: u64) -> Option<Instant> {
+    timeout(ms).and_then(|t| Instant::now().checked_add(t))
+}
+
+/// A pointer to a C struct the caller fills (callbacks, configuration), read
+/// for the call. NULL is SHMSOCK_NULL_ARGUMENT. (Handles go through `handle`.)
 ///
 /// # Safety
-/// A non-NULL `p` must point to a live object made by this library.
-pub(crate) unsafe fn handle<'a, T>(p: *const T, what: &str) -> FfiResult<&'a T> {
-    // SAFETY: per this function's contract, non-NULL means a live T.
+/// A non-NULL `p` must point to a valid, initialised T for the call.
+pub(crate) unsafe fn struct_ref<'a, T>(p: *const T, what: &str) -> FfiResult<&'a T> {
+    // SAFETY: per this function's contract, non-NULL means a valid T.
     unsafe { p.as_ref() }.ok_or_else(|| FfiError::null(what))
 }
 
@@ -144,22 +152,6 @@ impl<T> OptOut<T> {
     }
 }
 
-/// A new handle for C: the pointer `_free` takes back.
-pub(crate) fn into_handle<T>(value: T) -> *mut T {
-    Box::into_raw(Box::new(value))
-}
-
-/// Frees a handle made by [`into_handle`]. NULL is a no-op.
-///
-/// # Safety
-/// A non-NULL `p` must come from `into_handle::<T>` and not have been freed.
-pub(crate) unsafe fn free_handle<T>(p: *mut T) {
-    if !p.is_null() {
-        // SAFETY: per the contract, `p` is a live Box<T> given to C.
-        drop(unsafe { Box::from_raw(p) });
-    }
-}
-
 /// Writes `text` and a NUL into `(buf, len)`; `out_len` (optional) gets the
 /// text's length without the NUL, also when it does not fit. Text that does not
 /// fit is not written at all (keys must never be cut): SHMSOCK_BUFFER_TOO_SMALL.
@@ -213,13 +205,4 @@ pub(crate) unsafe fn write_key(key: &[u8; 32], out: *mut u8, out_len: usize, wha
     let out = unsafe { bytes_mut(out, key.len(), what) }?;
     out.copy_from_slice(key);
     Ok(())
-}
-
-/// The body of every `_free` function: frees a handle inside the panic boundary.
-///
-/// # Safety
-/// As for [`free_handle`].
-pub(crate) unsafe fn guard_void_free<T>(function: &str, p: *mut T) {
-    // SAFETY: forwarded contract.
-    crate::result::guard_void(function, || unsafe { free_handle(p) })
 }

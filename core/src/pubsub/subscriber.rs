@@ -27,6 +27,7 @@ use crate::handshake::{Backend, ClientOffer, Initiator, RejectReason};
 use crate::keys::{Keypair, PublicKey};
 use crate::options::Options;
 use crate::platform::{self, Credentials, OwnWake, Sleeper};
+use crate::recv_buf::{self, RecvBuf};
 use crate::sodium;
 use crate::stream::deadline_after;
 
@@ -247,7 +248,7 @@ impl Subscriber {
     /// Receives the next message, waiting up to `timeout` (None: forever).
     pub fn recv_timeout(&self, timeout: Option<Duration>) -> Result<Message> {
         let mut data = Vec::new();
-        let d = self.receive(&mut Out::Grow(&mut data), deadline_after(timeout), false)?;
+        let d = self.receive(&mut data, deadline_after(timeout), false)?;
         Ok(Message { data, sequence: d.sequence, lost: d.lost })
     }
 
@@ -255,7 +256,7 @@ impl Subscriber {
     /// pollable fd becomes readable when one arrives).
     pub fn try_recv(&self) -> Result<Message> {
         let mut data = Vec::new();
-        let d = self.receive(&mut Out::Grow(&mut data), None, true)?;
+        let d = self.receive(&mut data, None, true)?;
         Ok(Message { data, sequence: d.sequence, lost: d.lost })
     }
 
@@ -268,15 +269,29 @@ impl Subscriber {
 
     /// As [`recv_into`](Subscriber::recv_into), waiting up to `timeout`.
     pub fn recv_into_timeout(&self, buf: &mut [u8], timeout: Option<Duration>) -> Result<Delivery> {
-        self.receive(&mut Out::Slice(buf), deadline_after(timeout), false)
+        self.receive(buf, deadline_after(timeout), false)
     }
 
     /// As [`recv_into`](Subscriber::recv_into) without waiting.
     pub fn try_recv_into(&self, buf: &mut [u8]) -> Result<Delivery> {
-        self.receive(&mut Out::Slice(buf), None, true)
+        self.receive(buf, None, true)
     }
 
-    fn receive(&self, out: &mut Out<'_>, deadline: Option<Instant>, try_only: bool) -> Result<Delivery> {
+    /// Receives the next message into `buf`, which [`RecvBuf::prepare`] makes
+    /// ready once the message's length is known, waiting until `deadline`
+    /// (None: no limit). The message is the first `Delivery::len` bytes of
+    /// `buf.bytes()`. An error from `prepare` keeps the message (as
+    /// BufferTooSmall does for [`recv_into`](Subscriber::recv_into)).
+    pub fn recv_with<B: RecvBuf + ?Sized>(&self, buf: &mut B, deadline: Option<Instant>) -> Result<Delivery> {
+        self.receive(buf, deadline, false)
+    }
+
+    /// As [`recv_with`](Subscriber::recv_with) without waiting.
+    pub fn try_recv_with<B: RecvBuf + ?Sized>(&self, buf: &mut B) -> Result<Delivery> {
+        self.receive(buf, None, true)
+    }
+
+    fn receive<B: RecvBuf + ?Sized>(&self, out: &mut B, deadline: Option<Instant>, try_only: bool) -> Result<Delivery> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::new(ErrorKind::Closed, "the subscriber was closed"));
         }
@@ -304,10 +319,10 @@ impl Subscriber {
         }
     }
 
-    fn receive_locked(
+    fn receive_locked<B: RecvBuf + ?Sized>(
         &self,
         rx: &mut Rx,
-        out: &mut Out<'_>,
+        out: &mut B,
         deadline: Option<Instant>,
         try_only: bool,
     ) -> Result<Delivery> {
@@ -328,6 +343,8 @@ impl Subscriber {
             match self.broadcast.read(seq, &mut rx.sealed)? {
                 SlotRead::Ready { epoch, len } => {
                     out.prepare(len as usize)?;
+                    // Checked before the slot is freed, so a short buffer keeps the message.
+                    recv_buf::part(out, 0, len as usize)?;
                     // The copy is private now: free the slot before decrypting.
                     rx.position = seq + 1;
                     self.cursor.set_position(rx.position)?;
@@ -350,7 +367,7 @@ impl Subscriber {
                             "published message {seq} names key epoch {epoch}, which the publisher never sent us"
                         )));
                     };
-                    key.open(seq, &rx.sealed, out.part(len as usize))?;
+                    key.open(seq, &rx.sealed, recv_buf::part(out, 0, len as usize)?)?;
                     // Epochs never go back along the sequence: older keys are done.
                     while rx.keys.front().is_some_and(|k| k.epoch < epoch) {
                         rx.keys.pop_front();
@@ -624,32 +641,5 @@ impl std::fmt::Debug for Subscriber {
             .field("publisher", &self.publisher.fingerprint())
             .field("cipher", &self.cipher())
             .finish()
-    }
-}
-
-/// Where a received message goes.
-enum Out<'a> {
-    Grow(&'a mut Vec<u8>),
-    Slice(&'a mut [u8]),
-}
-
-impl Out<'_> {
-    fn prepare(&mut self, len: usize) -> Result<()> {
-        match self {
-            Out::Grow(v) => {
-                v.clear();
-                v.resize(len, 0);
-                Ok(())
-            }
-            Out::Slice(s) if s.len() >= len => Ok(()),
-            Out::Slice(s) => Err(Error::buffer_too_small(len, s.len())),
-        }
-    }
-
-    fn part(&mut self, len: usize) -> &mut [u8] {
-        match self {
-            Out::Grow(v) => &mut v[..len],
-            Out::Slice(s) => &mut s[..len],
-        }
     }
 }

@@ -21,6 +21,8 @@ use super::{deadline_after, Stream};
 use crate::cipher::CipherSuite;
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame::{FrameKind, FrameOpener, Opened, HEADER_LEN};
+use crate::platform;
+use crate::recv_buf::{self, RecvBuf};
 use crate::ring::Consumer;
 use crate::wait::Check;
 
@@ -52,12 +54,15 @@ impl Rx {
     }
 }
 
-/// Where a received message goes.
+/// Where a received message goes, inside the core: a caller's [`RecvBuf`]
+/// ([`Given`]), or a `Vec` that can also take over a kept message's buffer
+/// without copying.
 trait Sink {
-    /// Makes room for a message of `len` bytes, or says it does not fit.
+    /// Makes room for a message of `len` bytes, or says why not (the message
+    /// is then kept).
     fn prepare(&mut self, len: u32) -> Result<()>;
     /// The part of the message at `offset`.
-    fn part(&mut self, offset: u32, len: u32) -> &mut [u8];
+    fn part(&mut self, offset: u32, len: u32) -> Result<&mut [u8]>;
     /// Takes over a partly received message's buffer (a whole `message_len`
     /// bytes) without copying, if this sink can; false leaves `bytes` alone.
     fn adopt(&mut self, bytes: &mut Vec<u8>) -> bool;
@@ -68,12 +73,10 @@ trait Sink {
 
 impl Sink for Vec<u8> {
     fn prepare(&mut self, len: u32) -> Result<()> {
-        self.clear();
-        self.resize(len as usize, 0);
-        Ok(())
+        RecvBuf::prepare(self, len as usize)
     }
-    fn part(&mut self, offset: u32, len: u32) -> &mut [u8] {
-        &mut self[offset as usize..(offset + len) as usize]
+    fn part(&mut self, offset: u32, len: u32) -> Result<&mut [u8]> {
+        recv_buf::part(self, offset as usize, len as usize)
     }
     fn adopt(&mut self, bytes: &mut Vec<u8>) -> bool {
         std::mem::swap(self, bytes);
@@ -84,24 +87,28 @@ impl Sink for Vec<u8> {
     }
 }
 
-struct SliceSink<'a>(&'a mut [u8]);
+/// A caller's [`RecvBuf`].
+struct Given<'a, B: RecvBuf + ?Sized>(&'a mut B);
 
-impl Sink for SliceSink<'_> {
+impl<B: RecvBuf + ?Sized> Sink for Given<'_, B> {
     fn prepare(&mut self, len: u32) -> Result<()> {
-        if len as usize > self.0.len() {
-            return Err(Error::buffer_too_small(len as usize, self.0.len()));
-        }
-        Ok(())
+        self.0.prepare(len as usize)?;
+        // Checked here, before any of the message is taken from the ring, so a
+        // short buffer keeps the message.
+        recv_buf::part(self.0, 0, len as usize).map(|_| ())
     }
-    fn part(&mut self, offset: u32, len: u32) -> &mut [u8] {
-        &mut self.0[offset as usize..(offset + len) as usize]
+    fn part(&mut self, offset: u32, len: u32) -> Result<&mut [u8]> {
+        recv_buf::part(self.0, offset as usize, len as usize)
     }
     fn adopt(&mut self, _bytes: &mut Vec<u8>) -> bool {
         false
     }
     fn keep(&mut self, message_len: u32, received: u32) -> (Vec<u8>, u64) {
         let mut bytes = vec![0u8; message_len as usize];
-        bytes[..received as usize].copy_from_slice(&self.0[..received as usize]);
+        // `prepare` checked the length; a buffer that shrank since keeps zeros.
+        if let Ok(part) = recv_buf::part(self.0, 0, received as usize) {
+            bytes[..received as usize].copy_from_slice(part);
+        }
         (bytes, u64::from(received))
     }
 }
@@ -130,17 +137,56 @@ impl Stream {
     /// Receives the next message into `buf`, returning its length. A buffer too
     /// small gives BufferTooSmall with the size needed, and the message is kept.
     pub fn recv_into(&self, buf: &mut [u8]) -> Result<usize> {
-        self.recv_into_timeout(buf, self.recv_timeout)
+        self.recv_with(buf, self.default_recv_deadline())
     }
 
     /// As [`recv_into`](Stream::recv_into), waiting up to `timeout`.
     pub fn recv_into_timeout(&self, buf: &mut [u8], timeout: Option<Duration>) -> Result<usize> {
-        self.recv_until(&mut SliceSink(buf), deadline_after(timeout), false)
+        self.recv_with(buf, deadline_after(timeout))
     }
 
     /// As [`recv_into`](Stream::recv_into) without waiting.
     pub fn try_recv_into(&self, buf: &mut [u8]) -> Result<usize> {
-        self.recv_until(&mut SliceSink(buf), None, true)
+        self.try_recv_with(buf)
+    }
+
+    /// Receives the next message into `buf`, which [`RecvBuf::prepare`] makes
+    /// ready once the message's length is known, waiting until `deadline`
+    /// (None: no limit; a deadline passed already: only what has arrived).
+    /// Returns the message's length: it is in the first that many bytes of
+    /// `buf.bytes()`.
+    ///
+    /// A timeout keeps a partly received message for the next call, and an
+    /// error from `prepare` keeps the whole message: nothing is lost. One call
+    /// receives a message of any size into storage of exactly its size, so a
+    /// binding allocates once per message and never copies it.
+    ///
+    /// ```no_run
+    /// # fn demo(stream: &shmsock::Stream) -> shmsock::Result<()> {
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let mut message = Vec::new(); // resized to each message
+    /// let len = stream.recv_with(&mut message, Some(Instant::now() + Duration::from_secs(1)))?;
+    /// assert_eq!(len, message.len());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn recv_with<B: RecvBuf + ?Sized>(&self, buf: &mut B, deadline: Option<Instant>) -> Result<usize> {
+        self.recv_until(&mut Given(buf), deadline, false)
+    }
+
+    /// As [`recv_with`](Stream::recv_with) without waiting: WouldBlock when no
+    /// complete message is there (and the pollable fd becomes readable when
+    /// one arrives).
+    pub fn try_recv_with<B: RecvBuf + ?Sized>(&self, buf: &mut B) -> Result<usize> {
+        self.recv_until(&mut Given(buf), None, true)
+    }
+
+    /// The deadline the stream's receive timeout
+    /// ([`Options::recv_timeout`](crate::Options::recv_timeout)) sets for a
+    /// receive starting now (None: no limit), for [`recv_with`](Stream::recv_with).
+    pub fn default_recv_deadline(&self) -> Option<Instant> {
+        deadline_after(self.recv_timeout)
     }
 
     /// Bytes this stream copied to carry partly received messages across calls
@@ -188,7 +234,8 @@ impl Stream {
             match self.receive_available(rx, target, &mut progress) {
                 Ok(Some(len)) => {
                     if let Some(bytes) = kept.take() {
-                        out.part(0, len as u32).copy_from_slice(&bytes[..len]);
+                        let part = out.part(0, len as u32).map_err(|e| self.fail_buffer(e))?;
+                        part.copy_from_slice(&bytes[..len]);
                         rx.carried += len as u64;
                     }
                     self.counters.messages_received.fetch_add(1, Ordering::Relaxed);
@@ -273,6 +320,15 @@ impl Stream {
         }
     }
 
+    /// Ends the stream after a caller's [`RecvBuf`] gave less storage than its
+    /// `prepare` promised, with part of a message consumed: going on would
+    /// deliver a partial message.
+    fn fail_buffer(&self, e: Error) -> Error {
+        let _ = self.failure.set(e.clone());
+        platform::shutdown(self.socket());
+        e
+    }
+
     /// Opens every frame already in the ring until a message completes. Never
     /// waits. Returns the message length when one completed.
     fn receive_available(
@@ -298,7 +354,7 @@ impl Stream {
             }
             let plaintext: &mut [u8] = match header.kind {
                 FrameKind::Close => &mut [],
-                FrameKind::Data => out.part(header.offset, header.frame_len),
+                FrameKind::Data => out.part(header.offset, header.frame_len).map_err(|e| self.fail_buffer(e))?,
             };
             let opened = match rx.opener.suite() {
                 CipherSuite::Aegis128L => {
