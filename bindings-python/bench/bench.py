@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import shmsock
 from shmsock import aio
@@ -128,7 +128,7 @@ class Placement:
         return "-" if self.child is None else str(self.child)
 
 
-def spawn(args: Sequence[str], pass_fds: Sequence[int] = ()) -> "subprocess.Popen[bytes]":
+def spawn(args: Sequence[str], pass_fds: Sequence[int] = ()) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", CHILD, *args], pass_fds=tuple(pass_fds))
 
 
@@ -142,7 +142,7 @@ class Shm:
         self.listener = shmsock.bind(self.name, keypair=self.keypair)
         self.cipher = ""
 
-    def start(self, mode: str, placement: Placement, *extra: str) -> Tuple[shmsock.Stream, "subprocess.Popen[bytes]"]:
+    def start(self, mode: str, placement: Placement, *extra: str) -> Tuple[shmsock.Stream, subprocess.Popen[bytes]]:
         child = spawn([mode, placement.child_arg(), self.name, self.keypair.public_key.text, *extra])
         stream = self.listener.accept(timeout=30)
         self.cipher = stream.cipher
@@ -236,7 +236,7 @@ def read_exact(sock: socket.socket, view: memoryview) -> None:
         got += n
 
 
-def sock_start(mode: str, placement: Placement, *extra: str) -> Tuple[socket.socket, "subprocess.Popen[bytes]"]:
+def sock_start(mode: str, placement: Placement, *extra: str) -> Tuple[socket.socket, subprocess.Popen[bytes]]:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     child = spawn([mode, placement.child_arg(), str(theirs.fileno()), *extra], pass_fds=[theirs.fileno()])
     theirs.close()
@@ -366,32 +366,54 @@ def main() -> int:
             lat_shm = shm.latency(placement, args.seconds)
             lat_sock = sock_latency(placement, args.seconds)
             for label, pick in (("median", 0.5), ("p99", 0.99)):
-                a = statistics.quantiles(lat_shm, n=100)[int(pick * 100) - 1] if pick != 0.5 else statistics.median(lat_shm)
-                b = statistics.quantiles(lat_sock, n=100)[int(pick * 100) - 1] if pick != 0.5 else statistics.median(lat_sock)
+                a = (
+                    statistics.quantiles(lat_shm, n=100)[int(pick * 100) - 1]
+                    if pick != 0.5
+                    else statistics.median(lat_shm)
+                )
+                b = (
+                    statistics.quantiles(lat_sock, n=100)[int(pick * 100) - 1]
+                    if pick != 0.5
+                    else statistics.median(lat_sock)
+                )
                 rows.append((placement.label, f"64 B round trip, {label}", us(a), us(b), f"{a / b:.2f}x time"))
             for into in (False, True):
                 t_shm = shm.throughput(placement, args.count, into)
                 t_sock = sock_throughput(placement, args.count, into)
                 how = "recv_into" if into else "recv"
-                rows.append((placement.label, f"1 MiB throughput ({how})", gbps(t_shm), gbps(t_sock), f"{t_shm / t_sock:.2f}x rate"))
+                rows.append(
+                    (
+                        placement.label,
+                        f"1 MiB throughput ({how})",
+                        gbps(t_shm),
+                        gbps(t_sock),
+                        f"{t_shm / t_sock:.2f}x rate",
+                    )
+                )
             a = statistics.median(shm.aio_latency(placement, args.seconds))
             b = statistics.median(aio_sock_latency(placement, args.seconds))
             rows.append((placement.label, "asyncio 64 B round trip, median", us(a), us(b), f"{a / b:.2f}x time"))
             t_shm = shm.aio_throughput(placement, args.count)
             t_sock = aio_sock_throughput(placement, args.count)
-            rows.append((placement.label, "asyncio 1 MiB throughput", gbps(t_shm), gbps(t_sock), f"{t_shm / t_sock:.2f}x rate"))
+            rows.append(
+                (placement.label, "asyncio 1 MiB throughput", gbps(t_shm), gbps(t_sock), f"{t_shm / t_sock:.2f}x rate")
+            )
             if original is not None:
                 os.sched_setaffinity(0, original)
     finally:
         shm.close()
 
-    print(f"shmsock {shmsock.__version__} Python bench: CPython {sys.version.split()[0]}, cipher {shm.cipher}, "
-          f"{os.cpu_count()} CPUs, 2 processes")
-    print("baseline: socket.socketpair(AF_UNIX, SOCK_STREAM) with a length prefix, plaintext "
-          "(asyncio rows: asyncio streams over it)")
+    print(
+        f"shmsock {shmsock.__version__} Python bench: CPython {sys.version.split()[0]}, cipher {shm.cipher}, "
+        f"{os.cpu_count()} CPUs, 2 processes"
+    )
+    print(
+        "baseline: socket.socketpair(AF_UNIX, SOCK_STREAM) with a length prefix, plaintext "
+        "(asyncio rows: asyncio streams over it)"
+    )
     header = ("placement", "measure", "shmsock", "AF_UNIX", "shmsock / AF_UNIX")
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(5)]
-    for row in [header] + rows:
+    widths = [max(len(str(r[i])) for r in [*rows, header]) for i in range(5)]
+    for row in [header, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
     print("(latency: lower is better, a ratio below 1 means shmsock is faster; throughput: higher is better)")
     return 0

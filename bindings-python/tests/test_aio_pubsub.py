@@ -10,9 +10,9 @@ import threading
 from typing import Any, Callable, List
 
 import pytest
+from conftest import Child
 
 import shmsock
-from conftest import Child
 from shmsock import aio
 
 
@@ -246,7 +246,7 @@ def test_concurrent_reliable_publishes_keep_their_order(name: str, server_keypai
             async with aio.subscribe(name, server_key=server_keypair.public_key, recv_timeout=10) as sub:
                 await pub.wait_for_subscribers(1, timeout=5)
                 # More than the ring and the read-ahead hold: read while publishing.
-                reading = asyncio.ensure_future(asyncio.gather(*(sub.recv() for _ in range(200))))
+                reading = asyncio.gather(*(sub.recv() for _ in range(200)))
                 await asyncio.gather(*(pub.publish(b"%d" % i) for i in range(200)))
                 assert await reading == [b"%d" % i for i in range(200)]
                 assert pub.sequence == 200 and pub.dropped_count == 0

@@ -52,7 +52,7 @@ def test_steady_state_round_trips_register_the_fd_once(name: str, server_keypair
                         await server.send(message)
 
                 task = asyncio.ensure_future(echo())
-                for i in range(300):
+                for _ in range(300):
                     await client.send(b"x" * 64)
                     assert await client.recv() == b"x" * 64
                 for_client = [c for c in calls if c.endswith(f" {client.fileno()}")]

@@ -73,7 +73,10 @@ def test_unknown_keyword_is_a_type_error(call: str, name: str, server_keypair: s
 def test_keyword_of_another_entry_point_is_refused(
     call: str, keyword: str, name: str, server_keypair: shmsock.Keypair
 ) -> None:
-    with pytest.raises(TypeError, match=f"^{call.replace('(', '[(]').replace(')', '[)]')} got an unexpected keyword argument '{keyword}'"):
+    with pytest.raises(
+        TypeError,
+        match=f"^{call.replace('(', '[(]').replace(')', '[)]')} got an unexpected keyword argument '{keyword}'",
+    ):
         _calls(name, server_keypair)[call](**{keyword: None})
 
 

@@ -52,8 +52,10 @@ from ._shmsock import (
     SubscriberInfo as SubscriberInfo,
     __version__ as __version__,
 )
+
 # One exception class per core error kind, made by the native module from the
 # core's table of kinds; tests/test_errors.py checks this list against it.
+# isort: split
 from ._shmsock import (
     # BEGIN GENERATED: error imports (from the core's table of kinds; tools/gen_error_stubs.py)
     AddressInUse as AddressInUse,
@@ -101,7 +103,7 @@ def subscribe(name: str, *, server_key: KeyLike, **options: "_Unpack[SubscribeOp
     return Subscriber.connect(name, server_key=server_key, **options)
 
 
-__all__ = [
+__all__ = [  # noqa: RUF022 (the API, then the error classes, each sorted)
     "CallbackError",
     "Client",
     "Connection",

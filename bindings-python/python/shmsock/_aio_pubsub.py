@@ -60,7 +60,7 @@ class Subscriber(_Receiver):
         *,
         server_key: KeyLike,
         **options: Unpack[SubscribeOptions],
-    ) -> "Subscriber":
+    ) -> Subscriber:
         """Subscribes to topic ``name`` (options as for
         :meth:`shmsock.Subscriber.connect`); the handshake, and ``wait``'s
         retries, run in the default executor."""
@@ -137,7 +137,7 @@ class Publisher:
         """Wraps a bound :class:`shmsock.Publisher` (which it then owns)."""
         self._pub = publisher
         # Messages waiting for room, oldest first, each with its caller's future.
-        self._waiting: Deque[Tuple[Any, "asyncio.Future[None]"]] = deque()
+        self._waiting: Deque[Tuple[Any, asyncio.Future[None]]] = deque()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._fd = -1
         self._timer: Optional[asyncio.TimerHandle] = None
@@ -149,7 +149,7 @@ class Publisher:
         *,
         keypair: Keypair,
         **options: Unpack[PublishOptions],
-    ) -> "Publisher":
+    ) -> Publisher:
         """Binds topic ``name`` (options as for :meth:`shmsock.Publisher.bind`).
         Binding does not wait."""
         return cls(_shmsock.Publisher.bind(name, keypair=keypair, **options))
@@ -164,7 +164,7 @@ class Publisher:
             except WouldBlock:
                 pass
         loop = asyncio.get_running_loop()
-        fut: "asyncio.Future[None]" = loop.create_future()
+        fut: asyncio.Future[None] = loop.create_future()
         # A cancelled await leaves the message queued; its outcome is dropped.
         fut.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._waiting.append((data, fut))
@@ -285,7 +285,7 @@ class Publisher:
         """Subscribers dropped for holding up a reliable topic."""
         return self._pub.dropped_count
 
-    async def __aenter__(self) -> "Publisher":
+    async def __aenter__(self) -> Publisher:
         return self
 
     async def __aexit__(

@@ -65,7 +65,7 @@ class _Receiver:
         # queue is empty, receives raise it (the core repeats it on every call).
         self._ended = False
         # Sends waiting for room, in order (a stream's; see _resume_sends).
-        self._sends: Deque[Tuple["asyncio.Future[None]", Any]] = collections.deque()
+        self._sends: Deque[Tuple[asyncio.Future[None], Any]] = collections.deque()
         self._spin_failures = 0
         self._spins_skipped = 0
 
@@ -258,9 +258,7 @@ class _Receiver:
 
     def _update(self) -> None:
         """Keeps the descriptor registered while anything can come of it."""
-        want = not self._source.closed and (
-            bool(self._sends) or (not self._ended and self._has_room())
-        )
+        want = not self._source.closed and (bool(self._sends) or (not self._ended and self._has_room()))
         if want and self._loop is None:
             try:
                 loop = asyncio.get_running_loop()
@@ -291,7 +289,6 @@ class _Receiver:
             fut, _ = self._sends.popleft()
             if not fut.done():
                 fut.set_exception(Closed(f"the {self._what} was closed"))
-
 
     def _resume_sends(self) -> bool:
         """Resumes the waiting sends in order; True when none is left (a

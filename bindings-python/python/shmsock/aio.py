@@ -97,7 +97,7 @@ class _Readiness:
     def __init__(self, fd: int) -> None:
         self._fd = fd
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._waiters: List["asyncio.Future[None]"] = []
+        self._waiters: List[asyncio.Future[None]] = []
 
     async def wait(self) -> None:
         loop = asyncio.get_running_loop()
@@ -153,7 +153,7 @@ class Stream(_Receiver):
         *,
         server_key: KeyLike,
         **options: Unpack[ConnectOptions],
-    ) -> "Stream":
+    ) -> Stream:
         """Connects to endpoint ``name`` (options as for
         :meth:`shmsock.Stream.connect`); the handshake runs in the default
         executor. ``wait`` (seconds): keep trying while no server listens."""
@@ -258,7 +258,7 @@ class Listener:
         """Wraps a bound :class:`shmsock.Listener` (which it then owns)."""
         self._listener = listener
         self._readable = _Readiness(listener.fileno())
-        self._handshakes: List["asyncio.Future[_shmsock.Stream]"] = []
+        self._handshakes: List[asyncio.Future[_shmsock.Stream]] = []
 
     @classmethod
     def bind(
@@ -267,7 +267,7 @@ class Listener:
         *,
         keypair: Keypair,
         **options: Unpack[ListenOptions],
-    ) -> "Listener":
+    ) -> Listener:
         """Binds endpoint ``name`` (options as for
         :meth:`shmsock.Listener.bind`). Binding does not wait."""
         return cls(_shmsock.Listener.bind(name, keypair=keypair, **options))
@@ -334,7 +334,7 @@ class Listener:
         """The listening socket's descriptor."""
         return self._listener.fileno()
 
-    async def __aenter__(self) -> "Listener":
+    async def __aenter__(self) -> Listener:
         return self
 
     async def __aexit__(
@@ -345,7 +345,7 @@ class Listener:
     ) -> None:
         self.close()
 
-    def __aiter__(self) -> "Listener":
+    def __aiter__(self) -> Listener:
         return self
 
     async def __anext__(self) -> Stream:
