@@ -346,11 +346,49 @@ def placements(choice: str) -> List[Placement]:
     return {"both": two + one, "two": two, "one": one, "none": none}[choice] or none
 
 
+Row = Tuple[str, str, str, str, str]
+
+
+def quantile(samples: List[float], pick: float) -> float:
+    return statistics.median(samples) if pick == 0.5 else statistics.quantiles(samples, n=100)[int(pick * 100) - 1]
+
+
+def sync_rows(shm: Shm, placement: Placement, args: argparse.Namespace, rows: List[Row]) -> None:
+    """Blocking shmsock against a socketpair."""
+    lat_shm = shm.latency(placement, args.seconds)
+    lat_sock = sock_latency(placement, args.seconds)
+    for label, pick in (("median", 0.5), ("p99", 0.99)):
+        a, b = quantile(lat_shm, pick), quantile(lat_sock, pick)
+        rows.append((placement.label, f"64 B round trip, {label}", us(a), us(b), f"{a / b:.2f}x time"))
+    for into in (False, True):
+        t_shm = shm.throughput(placement, args.count, into)
+        t_sock = sock_throughput(placement, args.count, into)
+        how = "recv_into" if into else "recv"
+        rows.append(
+            (placement.label, f"1 MiB throughput ({how})", gbps(t_shm), gbps(t_sock), f"{t_shm / t_sock:.2f}x rate")
+        )
+
+
+def asyncio_rows(shm: Shm, placement: Placement, args: argparse.Namespace, rows: List[Row]) -> None:
+    """shmsock.aio against asyncio streams over a socketpair."""
+    lat_shm = shm.aio_latency(placement, args.seconds)
+    lat_sock = aio_sock_latency(placement, args.seconds)
+    for label, pick in (("median", 0.5), ("p99", 0.99)):
+        a, b = quantile(lat_shm, pick), quantile(lat_sock, pick)
+        rows.append((placement.label, f"asyncio 64 B round trip, {label}", us(a), us(b), f"{a / b:.2f}x time"))
+    t_shm = shm.aio_throughput(placement, args.count)
+    t_sock = aio_sock_throughput(placement, args.count)
+    rows.append((placement.label, "asyncio 1 MiB throughput", gbps(t_shm), gbps(t_sock), f"{t_shm / t_sock:.2f}x rate"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=1.0, help="time per latency measurement")
     parser.add_argument("--count", type=int, default=300, help="1 MiB messages per throughput measurement")
     parser.add_argument("--placement", choices=["both", "two", "one", "none"], default="both")
+    parser.add_argument(
+        "--only", choices=["all", "sync", "asyncio"], default="all", help="run only the blocking or the asyncio rows"
+    )
     args = parser.parse_args()
 
     runtime = tempfile.mkdtemp(prefix="shmsock-bench-")
@@ -359,45 +397,14 @@ def main() -> int:
     original = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
 
     shm = Shm()
-    rows: List[Tuple[str, str, str, str, str]] = []
+    rows: List[Row] = []
     try:
         for placement in placements(args.placement):
             placement.apply()
-            lat_shm = shm.latency(placement, args.seconds)
-            lat_sock = sock_latency(placement, args.seconds)
-            for label, pick in (("median", 0.5), ("p99", 0.99)):
-                a = (
-                    statistics.quantiles(lat_shm, n=100)[int(pick * 100) - 1]
-                    if pick != 0.5
-                    else statistics.median(lat_shm)
-                )
-                b = (
-                    statistics.quantiles(lat_sock, n=100)[int(pick * 100) - 1]
-                    if pick != 0.5
-                    else statistics.median(lat_sock)
-                )
-                rows.append((placement.label, f"64 B round trip, {label}", us(a), us(b), f"{a / b:.2f}x time"))
-            for into in (False, True):
-                t_shm = shm.throughput(placement, args.count, into)
-                t_sock = sock_throughput(placement, args.count, into)
-                how = "recv_into" if into else "recv"
-                rows.append(
-                    (
-                        placement.label,
-                        f"1 MiB throughput ({how})",
-                        gbps(t_shm),
-                        gbps(t_sock),
-                        f"{t_shm / t_sock:.2f}x rate",
-                    )
-                )
-            a = statistics.median(shm.aio_latency(placement, args.seconds))
-            b = statistics.median(aio_sock_latency(placement, args.seconds))
-            rows.append((placement.label, "asyncio 64 B round trip, median", us(a), us(b), f"{a / b:.2f}x time"))
-            t_shm = shm.aio_throughput(placement, args.count)
-            t_sock = aio_sock_throughput(placement, args.count)
-            rows.append(
-                (placement.label, "asyncio 1 MiB throughput", gbps(t_shm), gbps(t_sock), f"{t_shm / t_sock:.2f}x rate")
-            )
+            if args.only != "asyncio":
+                sync_rows(shm, placement, args, rows)
+            if args.only != "sync":
+                asyncio_rows(shm, placement, args, rows)
             if original is not None:
                 os.sched_setaffinity(0, original)
     finally:

@@ -37,6 +37,14 @@ _Waiter = Tuple["asyncio.Future[Any]", Optional[memoryview]]
 _R = TypeVar("_R", bound="_Receiver")
 
 
+def _check_timeout(timeout: Any) -> None:
+    """A ``timeout=`` other than None: a number of seconds, >= 0."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds or None, not '{type(timeout).__name__}'")
+    if not timeout >= 0:
+        raise ValueError(f"timeout must be >= 0 (or None to wait forever), not {timeout}")
+
+
 class _Source(Protocol):
     """What a receiver needs of the blocking object it wraps."""
 
@@ -75,8 +83,36 @@ class _Receiver:
         Raises PeerClosed once the peer closed and every message it sent was
         received, PeerGone if it died. A timed-out or cancelled receive loses
         no message."""
-        result: bytes = await self._wait_message(None, timeout)
+        if timeout is not _DEFAULT and timeout is not None:
+            _check_timeout(timeout)
+        # The usual case costs no future and no turn of the loop: nobody is
+        # ahead in line and a message is there (read ahead, or in the ring).
+        if not self._waiters:
+            if self._ahead:
+                return self._take_ahead()
+            if not self._ended and not self._sends:
+                try:
+                    return self._source.try_recv()
+                except WouldBlock:
+                    # The descriptor is armed: wait for it (not trying again).
+                    result: bytes = await self._wait_message(None, timeout, tried=True)
+                    return result
+                except Error:
+                    # The end (PeerClosed, PeerGone, ...): the core repeats it
+                    # on every call, so later receives raise it too.
+                    self._ended = True
+                    self._update()
+                    raise
+        result = await self._wait_message(None, timeout)
         return result
+
+    def _take_ahead(self) -> bytes:
+        message = self._ahead.popleft()
+        self._ahead_bytes -= len(message)
+        if self._loop is None:
+            # The queue was full (unregistered): there is room again.
+            self._update()
+        return message
 
     async def recv_into(self, buffer: Any, timeout: Optional[float] = _DEFAULT) -> int:
         """Receives the next message into a writable buffer and returns its
@@ -87,20 +123,23 @@ class _Receiver:
         result: int = await self._wait_message(view.cast("B"), timeout)
         return result
 
-    async def _wait_message(self, into: Optional[memoryview], timeout: Optional[float]) -> Any:
+    async def _wait_message(self, into: Optional[memoryview], timeout: Optional[float], tried: bool = False) -> Any:
+        """Waits in line for the next message. ``tried``: the caller found
+        none just now (its try_recv raised WouldBlock, arming the descriptor),
+        so there is nothing to serve before looking again."""
         if timeout is _DEFAULT:
             timeout = self._source.recv_timeout
         elif timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-                raise TypeError(f"timeout must be a number of seconds or None, not '{type(timeout).__name__}'")
-            if not timeout >= 0:
-                raise ValueError(f"timeout must be >= 0 (or None to wait forever), not {timeout}")
+            _check_timeout(timeout)
         loop = self._attach()
         fut: asyncio.Future[Any] = loop.create_future()
         waiter: _Waiter = (fut, into)
         self._waiters.append(waiter)
         if len(self._waiters) == 1:
-            self._serve()
+            if tried:
+                self._update()
+            else:
+                self._serve()
             if not fut.done() and not self._sends and not self._ended:
                 message = self._spin()
                 if message is not None:
@@ -116,7 +155,10 @@ class _Receiver:
         finally:
             if timer is not None:
                 timer.cancel()
-            self._forget(waiter)
+            # A receive that got its message (or its error) left the line
+            # already; a cancelled one leaves it now.
+            if fut.cancelled() or not fut.done():
+                self._forget(waiter)
 
     def _expire(self, waiter: _Waiter) -> None:
         fut = waiter[0]
@@ -125,10 +167,8 @@ class _Receiver:
             fut.set_exception(Timeout("recv timed out: no message arrived; nothing was lost"))
 
     def _forget(self, waiter: _Waiter) -> None:
-        try:
+        if waiter in self._waiters:
             self._waiters.remove(waiter)
-        except ValueError:
-            pass
         self._update()
 
     def _give_back(self, waiter: _Waiter) -> None:

@@ -181,8 +181,7 @@ class Stream(_Receiver):
         """Sends one message (any bytes-like object). When the ring has no
         room for all of it, the rest goes out as the peer frees space, without
         blocking the loop; sends complete in order."""
-        if self._stream.closed:
-            raise Closed("the stream was closed")
+        # A closed stream raises Closed here.
         if not self._sends and self._stream._send_resumable(data):
             return
         loop = self._attach()
