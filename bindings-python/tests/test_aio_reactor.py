@@ -281,3 +281,38 @@ def test_wrong_argument_types_raise_type_error(name: str, server_keypair: shmsoc
             server.close()
 
     run(main())
+
+
+def test_a_full_ring_does_not_starve_other_tasks(name: str, server_keypair: shmsock.Keypair) -> None:
+    """Receives that find their message at once do not wait on the loop; every
+    so often one lets the loop run the other tasks anyway."""
+
+    async def main() -> None:
+        async with aio.bind(name, keypair=server_keypair) as listener:
+            client, server = await pair(listener, server_keypair.public_key)
+            count = 300
+            for i in range(count):
+                await server.send(b"%d" % i)  # all of them fit in the ring
+            ticks = 0
+            done = False
+
+            async def ticker() -> None:
+                nonlocal ticks
+                while not done:
+                    ticks += 1
+                    await asyncio.sleep(0)
+
+            other = asyncio.ensure_future(ticker())
+            await asyncio.sleep(0)
+            before = ticks
+            received = [await client.recv() for _ in range(count)]
+            during = ticks - before
+            done = True
+            await other
+            assert received == [b"%d" % i for i in range(count)]
+            # One turn at least every 64 receives (the exact rate is not the point).
+            assert during >= count // 64 - 1, during
+            client.close()
+            server.close()
+
+    run(main())
