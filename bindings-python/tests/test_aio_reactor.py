@@ -201,10 +201,12 @@ def test_close_fails_pending_calls_with_closed(name: str, server_keypair: shmsoc
             await asyncio.sleep(0.05)
             client.close()
             for r in receives:
-                with pytest.raises(shmsock.Closed):
+                with pytest.raises(shmsock.Closed) as closed:
                     await r
-            with pytest.raises(shmsock.Closed):
+                assert closed.value.code == "CLOSED"
+            with pytest.raises(shmsock.Closed) as closed:
                 await send
+            assert closed.value.code == "CLOSED"
             with pytest.raises(shmsock.Closed):
                 await client.recv()
             server.close()
@@ -277,6 +279,18 @@ def test_wrong_argument_types_raise_type_error(name: str, server_keypair: shmsoc
                 await client.recv_into(b"read-only")
             with pytest.raises(TypeError):
                 await aio.connect(name, server_key=server_keypair.public_key, wait="soon")  # type: ignore[arg-type]
+            # Bad timeouts are refused before anything is taken: the message
+            # waiting is still there for the next receive.
+            await server.send(b"kept")
+            with pytest.raises(TypeError):
+                await client.recv(timeout="1")  # type: ignore[arg-type]
+            with pytest.raises(TypeError):
+                await client.recv(timeout=True)
+            with pytest.raises(ValueError):
+                await client.recv(timeout=-1)
+            with pytest.raises(ValueError):
+                await client.recv(timeout=float("nan"))
+            assert await client.recv(timeout=5) == b"kept"
             client.close()
             server.close()
 

@@ -356,3 +356,19 @@ def test_try_publish_would_block_until_a_subscriber_moves_on(name: str, server_k
             pub.try_publish(b"2")
             assert pub.publish_deadline is None
             assert [sub.recv(), sub.recv()] == [b"1", b"2"]
+
+
+def test_subscribe_waits_for_the_publisher(name: str, server_keypair: shmsock.Keypair) -> None:
+    with pytest.raises(shmsock.NotFound):
+        shmsock.subscribe(name, server_key=server_keypair.public_key, wait=0.1)
+    subscribed: List[shmsock.Subscriber] = []
+    connecting = threading.Thread(
+        target=lambda: subscribed.append(shmsock.subscribe(name, server_key=server_keypair.public_key, wait=30))
+    )
+    connecting.start()
+    with shmsock.Publisher.bind(name, keypair=server_keypair) as pub:
+        connecting.join(30)
+        assert not connecting.is_alive() and len(subscribed) == 1
+        with subscribed[0] as sub:
+            pub.publish(b"hello")
+            assert sub.recv(timeout=10) == b"hello"
