@@ -16,7 +16,11 @@ encrypts and authenticates every byte. Figures are printed as ratios to that
 baseline measured in the same launch, for each placement: both processes on
 two different cores, and both on one core (when the machine lets us pin).
 
-    python bench/bench.py [--seconds 1.0] [--placement both|two|one|none]
+    python bench/bench.py [--seconds 1.0] [--rounds 4] [--placement both|two|one|none] [--only sync|asyncio]
+
+Latencies are measured in alternating turns (``--rounds``) of shmsock and the
+baseline, so that a machine whose load changes during the launch weighs on
+both alike.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import shmsock
 from shmsock import aio
@@ -353,10 +357,26 @@ def quantile(samples: List[float], pick: float) -> float:
     return statistics.median(samples) if pick == 0.5 else statistics.quantiles(samples, n=100)[int(pick * 100) - 1]
 
 
+def interleaved(
+    ours: Callable[[Placement, float], List[float]],
+    theirs: Callable[[Placement, float], List[float]],
+    placement: Placement,
+    args: argparse.Namespace,
+) -> Tuple[List[float], List[float]]:
+    """Round-trip samples of both, measured in ``args.rounds`` alternating
+    turns of ``args.seconds / args.rounds`` each, so that a change in the
+    machine's load during the launch weighs on both alike."""
+    a: List[float] = []
+    b: List[float] = []
+    for _ in range(args.rounds):
+        a += ours(placement, args.seconds / args.rounds)
+        b += theirs(placement, args.seconds / args.rounds)
+    return a, b
+
+
 def sync_rows(shm: Shm, placement: Placement, args: argparse.Namespace, rows: List[Row]) -> None:
     """Blocking shmsock against a socketpair."""
-    lat_shm = shm.latency(placement, args.seconds)
-    lat_sock = sock_latency(placement, args.seconds)
+    lat_shm, lat_sock = interleaved(shm.latency, sock_latency, placement, args)
     for label, pick in (("median", 0.5), ("p99", 0.99)):
         a, b = quantile(lat_shm, pick), quantile(lat_sock, pick)
         rows.append((placement.label, f"64 B round trip, {label}", us(a), us(b), f"{a / b:.2f}x time"))
@@ -371,8 +391,7 @@ def sync_rows(shm: Shm, placement: Placement, args: argparse.Namespace, rows: Li
 
 def asyncio_rows(shm: Shm, placement: Placement, args: argparse.Namespace, rows: List[Row]) -> None:
     """shmsock.aio against asyncio streams over a socketpair."""
-    lat_shm = shm.aio_latency(placement, args.seconds)
-    lat_sock = aio_sock_latency(placement, args.seconds)
+    lat_shm, lat_sock = interleaved(shm.aio_latency, aio_sock_latency, placement, args)
     for label, pick in (("median", 0.5), ("p99", 0.99)):
         a, b = quantile(lat_shm, pick), quantile(lat_sock, pick)
         rows.append((placement.label, f"asyncio 64 B round trip, {label}", us(a), us(b), f"{a / b:.2f}x time"))
@@ -386,6 +405,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=1.0, help="time per latency measurement")
     parser.add_argument("--count", type=int, default=300, help="1 MiB messages per throughput measurement")
     parser.add_argument("--placement", choices=["both", "two", "one", "none"], default="both")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating turns per latency measurement")
     parser.add_argument(
         "--only", choices=["all", "sync", "asyncio"], default="all", help="run only the blocking or the asyncio rows"
     )
