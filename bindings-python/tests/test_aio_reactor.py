@@ -226,6 +226,19 @@ def test_recv_into_keeps_a_message_too_large(name: str, server_keypair: shmsock.
             big = bytearray(16)
             assert await server.recv_into(big, timeout=5) == 10
             assert bytes(big[:10]) == b"0123456789"
+            # The same when the receive waits before the message arrives.
+            waiting = asyncio.ensure_future(server.recv_into(small, timeout=5))
+            await asyncio.sleep(0)
+            await client.send(b"abcdefghij")
+            with pytest.raises(shmsock.BufferTooSmall):
+                await waiting
+            assert await server.recv(timeout=5) == b"abcdefghij"
+            # And at the end: PeerClosed, for recv_into as for recv.
+            client.close()
+            with pytest.raises(shmsock.PeerClosed):
+                await server.recv_into(big, timeout=5)
+            with pytest.raises(shmsock.PeerClosed):
+                await server.recv(timeout=5)
             client.close()
             server.close()
 

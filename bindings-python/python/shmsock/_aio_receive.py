@@ -31,6 +31,9 @@ _SPIN_RETRY_EVERY = 64
 # A receive that finds its message at once lets the loop run other tasks
 # first once in this many calls.
 _YIELD_EVERY = 64
+# What ``_Receiver._now`` says when it has no message.
+_QUEUE: Any = object()
+_ARMED: Any = object()
 # ``timeout=`` not given: the source's own recv_timeout.
 _DEFAULT: Any = object()
 
@@ -57,6 +60,7 @@ class _Source(Protocol):
     def closed(self) -> bool: ...
     def recv(self, timeout: Optional[float] = ...) -> bytes: ...
     def try_recv(self) -> bytes: ...
+    def try_recv_into(self, buffer: Any) -> int: ...
     def close(self) -> None: ...
     def fileno(self) -> int: ...
 
@@ -88,36 +92,51 @@ class _Receiver:
         Raises PeerClosed once the peer closed and every message it sent was
         received, PeerGone if it died. A timed-out or cancelled receive loses
         no message."""
+        if self._turn(timeout):
+            await asyncio.sleep(0)
+        result = self._now(None)
+        if result is _QUEUE or result is _ARMED:
+            result = await self._wait_message(None, timeout, tried=result is _ARMED)
+        message: bytes = result
+        return message
+
+    def _turn(self, timeout: Optional[float]) -> bool:
+        """Checks ``timeout``; True when this receive lets the loop run first.
+        A receive that finds its message at once (see ``_now``) gives the loop
+        no turn, so every _YIELD_EVERY-th one does, before it takes anything
+        (a cancel there loses nothing): a peer that keeps the ring full cannot
+        starve the loop's other tasks."""
         if timeout is not _DEFAULT and timeout is not None:
             _check_timeout(timeout)
-        # The usual case costs no future and no turn of the loop: nobody is
-        # ahead in line and a message is there (read ahead, or in the ring).
-        # Such receives do not give the loop a turn, so every
-        # _YIELD_EVERY-th one does, before it takes anything (a cancel there
-        # loses nothing): a peer that keeps the ring full cannot starve the
-        # loop's other tasks.
         self._streak += 1
-        if self._streak >= _YIELD_EVERY:
-            self._streak = 0
-            await asyncio.sleep(0)
-        if not self._waiters:
-            if self._ahead:
-                return self._take_ahead()
-            if not self._ended and not self._sends:
-                try:
-                    return self._source.try_recv()
-                except WouldBlock:
-                    # The descriptor is armed: wait for it (not trying again).
-                    result: bytes = await self._wait_message(None, timeout, tried=True)
-                    return result
-                except Error:
-                    # The end (PeerClosed, PeerGone, ...): the core repeats it
-                    # on every call, so later receives raise it too.
-                    self._ended = True
-                    self._update()
-                    raise
-        result = await self._wait_message(None, timeout)
-        return result
+        if self._streak < _YIELD_EVERY:
+            return False
+        self._streak = 0
+        return True
+
+    def _now(self, into: Optional[memoryview]) -> Any:
+        """The usual case of a receive, with no future and no turn of the
+        loop: nobody is ahead in line and a message is there (read ahead, or in
+        the ring). Returns it (or, with ``into``, its length), or _QUEUE (wait
+        in line) or _ARMED (none is there: the try armed the descriptor)."""
+        if self._waiters:
+            return _QUEUE
+        if self._ahead:
+            return self._take_ahead() if into is None else _QUEUE
+        if self._ended or self._sends:
+            return _QUEUE
+        try:
+            return self._source.try_recv() if into is None else self._source.try_recv_into(into)
+        except WouldBlock:
+            return _ARMED
+        except BufferTooSmall:
+            raise  # the message stays for the next receive
+        except Error:
+            # The end (PeerClosed, PeerGone, ...): the core repeats it on every
+            # call, so later receives raise it too.
+            self._ended = True
+            self._update()
+            raise
 
     def _take_ahead(self) -> bytes:
         message = self._ahead.popleft()
@@ -133,8 +152,14 @@ class _Receiver:
         view = memoryview(buffer)
         if view.readonly:
             raise TypeError("recv_into needs a writable buffer (bytearray, memoryview, ...)")
-        result: int = await self._wait_message(view.cast("B"), timeout)
-        return result
+        into = view.cast("B")
+        if self._turn(timeout):
+            await asyncio.sleep(0)
+        result = self._now(into)
+        if result is _QUEUE or result is _ARMED:
+            result = await self._wait_message(into, timeout, tried=result is _ARMED)
+        length: int = result
+        return length
 
     async def _wait_message(self, into: Optional[memoryview], timeout: Optional[float], tried: bool = False) -> Any:
         """Waits in line for the next message. ``tried``: the caller found
