@@ -10,11 +10,11 @@ use pyo3::PyTraverseError;
 use shmsock::{Client, ClientHandler, Error as CoreError, PublicKey};
 
 use crate::callbacks::{drop_when_unique, Callbacks, Registry, Slot};
-use crate::errors::{self, OrRaise};
+use crate::errors;
 use crate::keys::PyPublicKey;
 use crate::options::{self, Entry, Given};
 use crate::stream::{self, PyStats};
-use crate::wait::Timeout;
+use crate::wait::{connect_waiting, Timeout};
 
 struct ClientSlot {
     client: Mutex<Option<Arc<Client>>>,
@@ -127,16 +127,17 @@ impl PyClient {
         on_close: Option<Bound<'_, PyAny>>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyClient> {
-        let built = options::client(server_key, &Given::new(Entry::Client, options)?)?;
+        let given = Given::new(Entry::Client, options)?;
+        let built = options::client(server_key, &given)?;
         let callbacks = Arc::new(Callbacks::new([
             (Slot::Connect, None),
             (Slot::Data, on_data),
             (Slot::Error, on_error),
             (Slot::Close, on_close),
         ])?);
-        let handler = Handler { callbacks: Arc::clone(&callbacks) };
         let name = name.to_owned();
-        let client = py.detach(|| Client::connect(&name, &built.options, handler)).or_raise(py)?;
+        let connect = || Client::connect(&name, &built.options, Handler { callbacks: Arc::clone(&callbacks) });
+        let client = connect_waiting(py, given.seconds("wait")?, connect)?;
         let server_key = client.server_public_key();
         let slot = Arc::new(ClientSlot { client: Mutex::new(Some(Arc::new(client))) });
         CLIENTS.add(&slot);

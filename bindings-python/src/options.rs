@@ -80,7 +80,7 @@ pub(crate) const KEYWORDS: &[(&str, &[Entry])] = &[
     ("backend", &[Listen, Server]),
     ("max_queued_bytes", &[Server]),
     // Connecting while no server listens yet.
-    ("wait", &[Connect, Subscribe]),
+    ("wait", &[Connect, Client, Subscribe]),
     // Topics.
     ("slots", &[Publish]),
     ("policy", &[Publish]),

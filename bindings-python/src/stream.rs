@@ -1,7 +1,7 @@
 //! `Stream`, its `Stats` and the peer's `Credentials`.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
@@ -13,14 +13,11 @@ use crate::errors::{self, OrRaise};
 use crate::keys::PyPublicKey;
 use crate::options::{self, Entry, Given};
 use crate::receive::{recv_bytes, recv_into};
-use crate::wait::Timeout;
+use crate::wait::{connect_waiting, Timeout};
 
 /// Messages up to this size are copied with the GIL held by try_ calls (larger
 /// ones release it: sealing a megabyte takes a while).
 pub(crate) const KEEP_GIL_BELOW: usize = 64 * 1024;
-
-/// How often a connect with ``wait`` tries again while no server listens.
-const RETRY: Duration = Duration::from_millis(50);
 
 /// Sends `data` on `stream`, waiting up to `timeout` for ring space with the
 /// GIL released. The core's interruptible send looks at signals between waits
@@ -120,20 +117,9 @@ impl PyStream {
     ) -> PyResult<PyStream> {
         let given = Given::new(Entry::Connect, options)?;
         let built = options::client(server_key, &given)?;
-        let deadline = given.seconds("wait")?.and_then(|w| Instant::now().checked_add(w));
         let name = name.to_owned();
-        loop {
-            match py.detach(|| Stream::connect(&name, &built.options)) {
-                Err(e) if e.kind() == ErrorKind::NotFound && deadline.is_some_and(|d| Instant::now() + RETRY < d) => {
-                    py.detach(|| std::thread::sleep(RETRY));
-                    py.check_signals()?;
-                }
-                result => {
-                    let stream = result.or_raise(py)?;
-                    return Ok(PyStream::wrap(stream, built.send_timeout, built.recv_timeout));
-                }
-            }
-        }
+        let stream = connect_waiting(py, given.seconds("wait")?, || Stream::connect(&name, &built.options))?;
+        Ok(PyStream::wrap(stream, built.send_timeout, built.recv_timeout))
     }
 
     /// The default timeout of ``recv()`` in seconds (None: wait forever).

@@ -4,22 +4,19 @@
 
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 use shmsock::{ErrorKind, Subscriber};
 
-use crate::errors::{self, OrRaise};
+use crate::errors;
 use crate::keys::PyPublicKey;
 use crate::options::{self, Entry, Given};
 use crate::receive::{recv_bytes, recv_into};
 use crate::stream::PyCredentials;
-use crate::wait::Timeout;
-
-/// How often a subscribe with ``wait`` tries again while no publisher listens.
-const RETRY: Duration = Duration::from_millis(50);
+use crate::wait::{connect_waiting, Timeout};
 
 /// The receiving end of a topic.
 ///
@@ -77,23 +74,9 @@ impl PySubscriber {
     ) -> PyResult<PySubscriber> {
         let given = Given::new(Entry::Subscribe, options)?;
         let built = options::client(server_key, &given)?;
-        let deadline = given.seconds("wait")?.and_then(|w| Instant::now().checked_add(w));
         let name = name.to_owned();
-        loop {
-            match py.detach(|| Subscriber::connect(&name, &built.options)) {
-                Err(e) if e.kind() == ErrorKind::NotFound && deadline.is_some_and(|d| Instant::now() + RETRY < d) => {
-                    py.detach(|| std::thread::sleep(RETRY));
-                    py.check_signals()?;
-                }
-                result => {
-                    let sub = result.or_raise(py)?;
-                    return Ok(PySubscriber {
-                        inner: Mutex::new(Some(Arc::new(sub))),
-                        recv_timeout: built.recv_timeout,
-                    });
-                }
-            }
-        }
+        let sub = connect_waiting(py, given.seconds("wait")?, || Subscriber::connect(&name, &built.options))?;
+        Ok(PySubscriber { inner: Mutex::new(Some(Arc::new(sub))), recv_timeout: built.recv_timeout })
     }
 
     /// Receives the next message as bytes, waiting up to ``timeout`` seconds

@@ -161,3 +161,25 @@ def test_garbage_collected_client_is_closed(
     del session
     gc.collect()
     assert ref() is None, "the client was not collected"
+
+
+def test_client_waits_for_the_server(name: str, server_keypair: shmsock.Keypair) -> None:
+    with pytest.raises(shmsock.NotFound):
+        shmsock.Client(name, server_key=server_keypair.public_key, wait=0.1)
+    got: queue.Queue[bytes] = queue.Queue()
+    clients: List[shmsock.Client] = []
+    connecting = threading.Thread(
+        target=lambda: clients.append(
+            shmsock.Client(name, server_key=server_keypair.public_key, on_data=got.put, wait=30)
+        )
+    )
+    connecting.start()
+    server = EchoServer(name, server_keypair)
+    try:
+        connecting.join(30)
+        assert not connecting.is_alive() and len(clients) == 1
+        with clients[0] as client:
+            client.send(b"hello")
+            assert got.get(timeout=10) == b"hello"
+    finally:
+        server.close()

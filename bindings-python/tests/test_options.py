@@ -63,7 +63,7 @@ def test_unknown_keyword_is_a_type_error(call: str, name: str, server_keypair: s
     "call, keyword",
     [
         ("Server()", "send_timeout"),  # Connection.send never waits
-        ("Client()", "wait"),
+        ("Client()", "backend"),  # a server's option
         ("Listener.bind()", "keypair_file"),
         ("Subscriber.connect()", "ring_size"),  # a topic's ring is the publisher's
         ("Publisher.bind()", "recv_timeout"),

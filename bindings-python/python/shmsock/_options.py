@@ -78,12 +78,12 @@ class _Topic(TypedDict, total=False):
 # ------------------------------------------------------------ the entry points
 
 
-class ClientOptions(_Identity, _Handshake, _Receive, _Ring, _Send, total=False):
-    """``shmsock.Client(...)``."""
-
-
-class ConnectOptions(ClientOptions, _Wait, total=False):
+class ConnectOptions(_Identity, _Handshake, _Receive, _Ring, _Send, _Wait, total=False):
     """``Stream.connect``, ``shmsock.connect``, ``aio.connect``."""
+
+
+class ClientOptions(ConnectOptions, total=False):
+    """``shmsock.Client(...)`` (the same keywords as ``connect``)."""
 
 
 class ListenOptions(_Access, _Handshake, _Receive, _Ring, _Send, _Backend, total=False):

@@ -533,7 +533,8 @@ class Client:
         on_close: Optional[Callable[[Optional[Error]], object]] = None,
         **options: Unpack[ClientOptions],
     ) -> Client:
-        """Connects to endpoint ``name`` and starts the reader thread."""
+        """Connects to endpoint ``name`` and starts the reader thread
+        (``wait``: seconds to keep trying while no server listens)."""
     def send(self, data: ReadableBuffer, timeout: Optional[float] = ...) -> None:
         """Sends a message."""
     def write(self, data: ReadableBuffer, timeout: Optional[float] = ...) -> None:
