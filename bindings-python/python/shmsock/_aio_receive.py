@@ -92,12 +92,7 @@ class _Receiver:
         Raises PeerClosed once the peer closed and every message it sent was
         received, PeerGone if it died. A timed-out or cancelled receive loses
         no message."""
-        if self._turn(timeout):
-            await asyncio.sleep(0)
-        result = self._now(None)
-        if result is _QUEUE or result is _ARMED:
-            result = await self._wait_message(None, timeout, tried=result is _ARMED)
-        message: bytes = result
+        message: bytes = await self._receive(None, timeout)
         return message
 
     def _turn(self, timeout: Optional[float]) -> bool:
@@ -152,14 +147,17 @@ class _Receiver:
         view = memoryview(buffer)
         if view.readonly:
             raise TypeError("recv_into needs a writable buffer (bytearray, memoryview, ...)")
-        into = view.cast("B")
+        length: int = await self._receive(view.cast("B"), timeout)
+        return length
+
+    async def _receive(self, into: Optional[memoryview], timeout: Optional[float]) -> Any:
+        """A receive: at once when it can (``_now``), else in line."""
         if self._turn(timeout):
             await asyncio.sleep(0)
         result = self._now(into)
         if result is _QUEUE or result is _ARMED:
             result = await self._wait_message(into, timeout, tried=result is _ARMED)
-        length: int = result
-        return length
+        return result
 
     async def _wait_message(self, into: Optional[memoryview], timeout: Optional[float], tried: bool = False) -> Any:
         """Waits in line for the next message. ``tried``: the caller found
