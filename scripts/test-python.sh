@@ -3,15 +3,19 @@
 # repository and runs its checks and tests:
 #
 #   1. creates .venv (python3 -m venv) unless it exists, and installs the
-#      test tools into it (pytest, pytest-timeout, mypy);
-#   2. builds and installs the package with `pip install ./bindings-python`
+#      test tools into it (pytest, pytest-timeout, mypy, and ruff at the
+#      version pinned below);
+#   2. ruff: lint (ruff check) and formatting (ruff format --check) of the
+#      package, its tests, bench and tools, examples/python and tests/interop
+#      (configured in the root ruff.toml);
+#   3. builds and installs the package with `pip install ./bindings-python`
 #      (maturin is the declared build backend; cargo builds in the workspace's
 #      target directory, so the core and libsodium are built once);
-#   3. checks that the committed stubs match the built module
+#   4. checks that the committed stubs match the built module
 #      (python -m mypy.stubtest shmsock);
-#   4. runs mypy --strict on the examples, the package's typed sources and
+#   5. runs mypy --strict on the examples, the package's typed sources and
 #      tests/interop (the matrix, the demo and the Python agent);
-#   5. runs pytest on bindings-python/tests (every test bounded in time).
+#   6. runs pytest on bindings-python/tests (every test bounded in time).
 #
 # Exits non-zero when any step fails. Environment:
 #   PYTHON        the interpreter that creates the venv (default: python3)
@@ -30,7 +34,15 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet "maturin>=1.5,<2" "pytest>=7" "pytest-timeout>=2.1" "mypy>=1.8"
+# ruff is pinned: a new release may add rules or change formatting.
+ruff_version="0.17.6"
+"$venv/bin/python" -m pip install --quiet "maturin>=1.5,<2" "pytest>=7" "pytest-timeout>=2.1" "mypy>=1.8" \
+    "ruff==$ruff_version"
+
+step "ruff $ruff_version (lint, format check)"
+python_dirs=(bindings-python examples/python tests/interop)
+"$venv/bin/ruff" check "${python_dirs[@]}"
+"$venv/bin/ruff" format --check "${python_dirs[@]}"
 
 step "pip install ./bindings-python"
 # A native module left in the source tree by `maturin develop` would shadow

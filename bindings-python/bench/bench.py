@@ -16,7 +16,11 @@ encrypts and authenticates every byte. Figures are printed as ratios to that
 baseline measured in the same launch, for each placement: both processes on
 two different cores, and both on one core (when the machine lets us pin).
 
-    python bench/bench.py [--seconds 1.0] [--placement both|two|one|none]
+    python bench/bench.py [--seconds 1.0] [--rounds 4] [--placement both|two|one|none] [--only sync|asyncio]
+
+Latencies are measured in alternating turns (``--rounds``) of shmsock and the
+baseline, so that a machine whose load changes during the launch weighs on
+both alike.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import shmsock
 from shmsock import aio
@@ -128,7 +132,7 @@ class Placement:
         return "-" if self.child is None else str(self.child)
 
 
-def spawn(args: Sequence[str], pass_fds: Sequence[int] = ()) -> "subprocess.Popen[bytes]":
+def spawn(args: Sequence[str], pass_fds: Sequence[int] = ()) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", CHILD, *args], pass_fds=tuple(pass_fds))
 
 
@@ -142,7 +146,7 @@ class Shm:
         self.listener = shmsock.bind(self.name, keypair=self.keypair)
         self.cipher = ""
 
-    def start(self, mode: str, placement: Placement, *extra: str) -> Tuple[shmsock.Stream, "subprocess.Popen[bytes]"]:
+    def start(self, mode: str, placement: Placement, *extra: str) -> Tuple[shmsock.Stream, subprocess.Popen[bytes]]:
         child = spawn([mode, placement.child_arg(), self.name, self.keypair.public_key.text, *extra])
         stream = self.listener.accept(timeout=30)
         self.cipher = stream.cipher
@@ -236,7 +240,7 @@ def read_exact(sock: socket.socket, view: memoryview) -> None:
         got += n
 
 
-def sock_start(mode: str, placement: Placement, *extra: str) -> Tuple[socket.socket, "subprocess.Popen[bytes]"]:
+def sock_start(mode: str, placement: Placement, *extra: str) -> Tuple[socket.socket, subprocess.Popen[bytes]]:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     child = spawn([mode, placement.child_arg(), str(theirs.fileno()), *extra], pass_fds=[theirs.fileno()])
     theirs.close()
@@ -346,11 +350,65 @@ def placements(choice: str) -> List[Placement]:
     return {"both": two + one, "two": two, "one": one, "none": none}[choice] or none
 
 
+Row = Tuple[str, str, str, str, str]
+
+
+def quantile(samples: List[float], pick: float) -> float:
+    return statistics.median(samples) if pick == 0.5 else statistics.quantiles(samples, n=100)[int(pick * 100) - 1]
+
+
+def interleaved(
+    ours: Callable[[Placement, float], List[float]],
+    theirs: Callable[[Placement, float], List[float]],
+    placement: Placement,
+    args: argparse.Namespace,
+) -> Tuple[List[float], List[float]]:
+    """Round-trip samples of both, measured in ``args.rounds`` alternating
+    turns of ``args.seconds / args.rounds`` each, so that a change in the
+    machine's load during the launch weighs on both alike."""
+    a: List[float] = []
+    b: List[float] = []
+    for _ in range(args.rounds):
+        a += ours(placement, args.seconds / args.rounds)
+        b += theirs(placement, args.seconds / args.rounds)
+    return a, b
+
+
+def sync_rows(shm: Shm, placement: Placement, args: argparse.Namespace, rows: List[Row]) -> None:
+    """Blocking shmsock against a socketpair."""
+    lat_shm, lat_sock = interleaved(shm.latency, sock_latency, placement, args)
+    for label, pick in (("median", 0.5), ("p99", 0.99)):
+        a, b = quantile(lat_shm, pick), quantile(lat_sock, pick)
+        rows.append((placement.label, f"64 B round trip, {label}", us(a), us(b), f"{a / b:.2f}x time"))
+    for into in (False, True):
+        t_shm = shm.throughput(placement, args.count, into)
+        t_sock = sock_throughput(placement, args.count, into)
+        how = "recv_into" if into else "recv"
+        rows.append(
+            (placement.label, f"1 MiB throughput ({how})", gbps(t_shm), gbps(t_sock), f"{t_shm / t_sock:.2f}x rate")
+        )
+
+
+def asyncio_rows(shm: Shm, placement: Placement, args: argparse.Namespace, rows: List[Row]) -> None:
+    """shmsock.aio against asyncio streams over a socketpair."""
+    lat_shm, lat_sock = interleaved(shm.aio_latency, aio_sock_latency, placement, args)
+    for label, pick in (("median", 0.5), ("p99", 0.99)):
+        a, b = quantile(lat_shm, pick), quantile(lat_sock, pick)
+        rows.append((placement.label, f"asyncio 64 B round trip, {label}", us(a), us(b), f"{a / b:.2f}x time"))
+    t_shm = shm.aio_throughput(placement, args.count)
+    t_sock = aio_sock_throughput(placement, args.count)
+    rows.append((placement.label, "asyncio 1 MiB throughput", gbps(t_shm), gbps(t_sock), f"{t_shm / t_sock:.2f}x rate"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=1.0, help="time per latency measurement")
     parser.add_argument("--count", type=int, default=300, help="1 MiB messages per throughput measurement")
     parser.add_argument("--placement", choices=["both", "two", "one", "none"], default="both")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating turns per latency measurement")
+    parser.add_argument(
+        "--only", choices=["all", "sync", "asyncio"], default="all", help="run only the blocking or the asyncio rows"
+    )
     args = parser.parse_args()
 
     runtime = tempfile.mkdtemp(prefix="shmsock-bench-")
@@ -359,39 +417,30 @@ def main() -> int:
     original = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
 
     shm = Shm()
-    rows: List[Tuple[str, str, str, str, str]] = []
+    rows: List[Row] = []
     try:
         for placement in placements(args.placement):
             placement.apply()
-            lat_shm = shm.latency(placement, args.seconds)
-            lat_sock = sock_latency(placement, args.seconds)
-            for label, pick in (("median", 0.5), ("p99", 0.99)):
-                a = statistics.quantiles(lat_shm, n=100)[int(pick * 100) - 1] if pick != 0.5 else statistics.median(lat_shm)
-                b = statistics.quantiles(lat_sock, n=100)[int(pick * 100) - 1] if pick != 0.5 else statistics.median(lat_sock)
-                rows.append((placement.label, f"64 B round trip, {label}", us(a), us(b), f"{a / b:.2f}x time"))
-            for into in (False, True):
-                t_shm = shm.throughput(placement, args.count, into)
-                t_sock = sock_throughput(placement, args.count, into)
-                how = "recv_into" if into else "recv"
-                rows.append((placement.label, f"1 MiB throughput ({how})", gbps(t_shm), gbps(t_sock), f"{t_shm / t_sock:.2f}x rate"))
-            a = statistics.median(shm.aio_latency(placement, args.seconds))
-            b = statistics.median(aio_sock_latency(placement, args.seconds))
-            rows.append((placement.label, "asyncio 64 B round trip, median", us(a), us(b), f"{a / b:.2f}x time"))
-            t_shm = shm.aio_throughput(placement, args.count)
-            t_sock = aio_sock_throughput(placement, args.count)
-            rows.append((placement.label, "asyncio 1 MiB throughput", gbps(t_shm), gbps(t_sock), f"{t_shm / t_sock:.2f}x rate"))
+            if args.only != "asyncio":
+                sync_rows(shm, placement, args, rows)
+            if args.only != "sync":
+                asyncio_rows(shm, placement, args, rows)
             if original is not None:
                 os.sched_setaffinity(0, original)
     finally:
         shm.close()
 
-    print(f"shmsock {shmsock.__version__} Python bench: CPython {sys.version.split()[0]}, cipher {shm.cipher}, "
-          f"{os.cpu_count()} CPUs, 2 processes")
-    print("baseline: socket.socketpair(AF_UNIX, SOCK_STREAM) with a length prefix, plaintext "
-          "(asyncio rows: asyncio streams over it)")
+    print(
+        f"shmsock {shmsock.__version__} Python bench: CPython {sys.version.split()[0]}, cipher {shm.cipher}, "
+        f"{os.cpu_count()} CPUs, 2 processes"
+    )
+    print(
+        "baseline: socket.socketpair(AF_UNIX, SOCK_STREAM) with a length prefix, plaintext "
+        "(asyncio rows: asyncio streams over it)"
+    )
     header = ("placement", "measure", "shmsock", "AF_UNIX", "shmsock / AF_UNIX")
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(5)]
-    for row in [header] + rows:
+    widths = [max(len(str(r[i])) for r in [*rows, header]) for i in range(5)]
+    for row in [header, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
     print("(latency: lower is better, a ratio below 1 means shmsock is faster; throughput: higher is better)")
     return 0

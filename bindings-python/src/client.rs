@@ -5,16 +5,16 @@ use std::time::Duration;
 
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyTuple};
 use pyo3::PyTraverseError;
 use shmsock::{Client, ClientHandler, Error as CoreError, PublicKey};
 
 use crate::callbacks::{drop_when_unique, Callbacks, Registry, Slot};
-use crate::errors::{self, OrRaise};
+use crate::errors;
 use crate::keys::PyPublicKey;
-use crate::options::{self, Common};
+use crate::options::{self, Entry, Given};
 use crate::stream::{self, PyStats};
-use crate::wait::Timeout;
+use crate::wait::{connect_waiting, Timeout};
 
 struct ClientSlot {
     client: Mutex<Option<Arc<Client>>>,
@@ -117,38 +117,27 @@ impl PyClient {
     /// Connects to endpoint ``name`` (options as for ``Stream.connect``) and
     /// starts the reader thread.
     #[new]
-    #[pyo3(signature = (name, *, server_key, keypair=None, on_data=None, on_error=None, on_close=None,
-                        ring_size=None, max_message_size=None, send_timeout=None, recv_timeout=None,
-                        handshake_timeout=None, spin=None, require_chacha=false))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (name, *, server_key, on_data=None, on_error=None, on_close=None, **options))]
     fn new(
         py: Python<'_>,
         name: &str,
         server_key: &Bound<'_, PyAny>,
-        keypair: Option<&Bound<'_, PyAny>>,
         on_data: Option<Bound<'_, PyAny>>,
         on_error: Option<Bound<'_, PyAny>>,
         on_close: Option<Bound<'_, PyAny>>,
-        ring_size: Option<u32>,
-        max_message_size: Option<u32>,
-        send_timeout: Option<&Bound<'_, PyAny>>,
-        recv_timeout: Option<&Bound<'_, PyAny>>,
-        handshake_timeout: Option<&Bound<'_, PyAny>>,
-        spin: Option<&Bound<'_, PyAny>>,
-        require_chacha: bool,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyClient> {
-        let c =
-            Common { ring_size, max_message_size, send_timeout, recv_timeout, handshake_timeout, spin, require_chacha };
-        let built = options::client(server_key, keypair, &c)?;
+        let given = Given::new(Entry::Client, options)?;
+        let built = options::client(server_key, &given)?;
         let callbacks = Arc::new(Callbacks::new([
             (Slot::Connect, None),
             (Slot::Data, on_data),
             (Slot::Error, on_error),
             (Slot::Close, on_close),
         ])?);
-        let handler = Handler { callbacks: Arc::clone(&callbacks) };
         let name = name.to_owned();
-        let client = py.detach(|| Client::connect(&name, &built.options, handler)).or_raise(py)?;
+        let connect = || Client::connect(&name, &built.options, Handler { callbacks: Arc::clone(&callbacks) });
+        let client = connect_waiting(py, given.seconds("wait")?, connect)?;
         let server_key = client.server_public_key();
         let slot = Arc::new(ClientSlot { client: Mutex::new(Some(Arc::new(client))) });
         CLIENTS.add(&slot);

@@ -52,6 +52,7 @@ fn _shmsock(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<subscriber::PySubscriber>()?;
     m.add_class::<publisher::PySubscriberInfo>()?;
     m.add_function(wrap_pyfunction!(shutdown_all, m)?)?;
+    m.add_function(wrap_pyfunction!(options::option_keywords, m)?)?;
     // Servers and clients run core threads that call into Python: stop them
     // while the interpreter can still run those calls, before it finalizes.
     let atexit = py.import("atexit")?;

@@ -6,12 +6,13 @@ use std::time::{Duration, Instant};
 
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use shmsock::listener::Pending;
 use shmsock::{ErrorKind, Listener, PublicKey};
 
 use crate::errors::{self, OrRaise};
 use crate::keys::PyPublicKey;
-use crate::options::{self, Common};
+use crate::options::{self, Entry, Given};
 use crate::stream::{PyCredentials, PyStream};
 use crate::wait::{sliced, Timeout};
 
@@ -56,28 +57,14 @@ impl PyListener {
     /// ``Stream.connect`` and apply to every accepted stream. Raises
     /// AddressInUse when a live process serves the name.
     #[staticmethod]
-    #[pyo3(signature = (name, *, keypair, allowed_clients=None, allowed_uids=None, ring_size=None,
-                        max_message_size=None, send_timeout=None, recv_timeout=None,
-                        handshake_timeout=None, spin=None, backend=None, require_chacha=false))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (name, *, keypair, **options))]
     fn bind(
         py: Python<'_>,
         name: &str,
         keypair: &Bound<'_, PyAny>,
-        allowed_clients: Option<&Bound<'_, PyAny>>,
-        allowed_uids: Option<&Bound<'_, PyAny>>,
-        ring_size: Option<u32>,
-        max_message_size: Option<u32>,
-        send_timeout: Option<&Bound<'_, PyAny>>,
-        recv_timeout: Option<&Bound<'_, PyAny>>,
-        handshake_timeout: Option<&Bound<'_, PyAny>>,
-        spin: Option<&Bound<'_, PyAny>>,
-        backend: Option<&str>,
-        require_chacha: bool,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyListener> {
-        let c =
-            Common { ring_size, max_message_size, send_timeout, recv_timeout, handshake_timeout, spin, require_chacha };
-        let built = options::server(keypair, allowed_clients, allowed_uids, backend, &c)?;
+        let built = options::server(keypair, &Given::new(Entry::Listen, options)?)?;
         let listener = Listener::bind(name, &built.options).or_raise(py)?;
         Ok(PyListener {
             name: listener.name().to_owned(),

@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyDict, PyTuple};
 use shmsock::pubsub::SubscriberInfo;
 use shmsock::{Publisher, SlowSubscribers, TopicOptions};
 
 use crate::buffer::Data;
 use crate::errors::{self, OrRaise};
 use crate::keys::PyPublicKey;
-use crate::options::{self, Common};
+use crate::options::{self, Entry, Given};
 use crate::stream::PyCredentials;
 use crate::wait::{nothing, sliced, Timeout};
 
@@ -26,31 +26,31 @@ use crate::wait::{nothing, sliced, Timeout};
 const KEEP_GIL_BELOW: usize = 64 * 1024;
 
 /// The topic options given from Python.
-fn topic_options(
-    slots: Option<u32>,
-    max_message_size: Option<u32>,
-    policy: &str,
-    reliable_timeout: Option<&Bound<'_, PyAny>>,
-    rekey_interval: Timeout,
-    max_subscribers: Option<usize>,
-) -> PyResult<TopicOptions> {
+fn topic_options(given: &Given<'_>) -> PyResult<TopicOptions> {
+    let reliable_timeout = given.get("reliable_timeout")?;
+    let policy = given.text("policy")?.unwrap_or_else(|| "reliable".to_owned());
+    // Omitted: the default interval; None: rotate only when a subscriber leaves.
+    let rekey_interval = match given.raw("rekey_interval")? {
+        None => Timeout::Default,
+        Some(v) => v.extract::<Timeout>()?,
+    };
     let mut topic = TopicOptions::new();
     // Ranges (slots a power of two, sizes) are the core's to check: its
     // InvalidArgument is a ValueError.
-    if let Some(s) = slots {
+    if let Some(s) = given.int::<u32>("slots")? {
         topic = topic.slots(s);
     }
-    if let Some(m) = max_message_size {
+    if let Some(m) = given.int::<u32>("max_message_size")? {
         topic = topic.max_message_size(m);
     }
-    let timeout = match reliable_timeout {
+    let timeout = match &reliable_timeout {
         None => shmsock::pubsub::DEFAULT_RELIABLE_TIMEOUT,
         Some(t) => match crate::wait::seconds(t, "reliable_timeout")? {
             Some(d) if !d.is_zero() => d,
             _ => return Err(PyValueError::new_err("reliable_timeout must be a positive number of seconds")),
         },
     };
-    topic = match policy {
+    topic = match policy.as_str() {
         "reliable" => topic.policy(SlowSubscribers::Reliable { timeout }),
         "latest" if reliable_timeout.is_some() => {
             return Err(PyValueError::new_err("reliable_timeout applies to policy='reliable' only"))
@@ -66,7 +66,7 @@ fn topic_options(
         }
         Timeout::After(d) => topic.rekey_interval(Some(d)),
     };
-    if let Some(n) = max_subscribers {
+    if let Some(n) = given.int::<usize>("max_subscribers")? {
         topic = topic.max_subscribers(n);
     }
     Ok(topic)
@@ -111,38 +111,16 @@ impl PyPublisher {
     /// ``Listener.bind``. Raises AddressInUse when a live process serves the
     /// name.
     #[staticmethod]
-    #[pyo3(signature = (name, *, keypair, slots=None, max_message_size=None, policy="reliable",
-                        reliable_timeout=None, rekey_interval=Timeout::Default, max_subscribers=None,
-                        allowed_clients=None, allowed_uids=None, handshake_timeout=None, spin=None,
-                        require_chacha=false))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (name, *, keypair, **options))]
     fn bind(
         py: Python<'_>,
         name: &str,
         keypair: &Bound<'_, PyAny>,
-        slots: Option<u32>,
-        max_message_size: Option<u32>,
-        policy: &str,
-        reliable_timeout: Option<&Bound<'_, PyAny>>,
-        rekey_interval: Timeout,
-        max_subscribers: Option<usize>,
-        allowed_clients: Option<&Bound<'_, PyAny>>,
-        allowed_uids: Option<&Bound<'_, PyAny>>,
-        handshake_timeout: Option<&Bound<'_, PyAny>>,
-        spin: Option<&Bound<'_, PyAny>>,
-        require_chacha: bool,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyPublisher> {
-        let topic = topic_options(slots, max_message_size, policy, reliable_timeout, rekey_interval, max_subscribers)?;
-        let c = Common {
-            ring_size: None,
-            max_message_size: None,
-            send_timeout: None,
-            recv_timeout: None,
-            handshake_timeout,
-            spin,
-            require_chacha,
-        };
-        let built = options::server(keypair, allowed_clients, allowed_uids, None, &c)?;
+        let given = Given::new(Entry::Publish, options)?;
+        let topic = topic_options(&given)?;
+        let built = options::server(keypair, &given)?;
         let owned = name.to_owned();
         let publisher = py.detach(|| Publisher::bind_with(&owned, &built.options, &topic)).or_raise(py)?;
         let reliable = match topic.policy {

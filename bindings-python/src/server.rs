@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyTuple};
 use pyo3::PyTraverseError;
 use shmsock::{Connection, Error as CoreError, PublicKey, Server, ServerHandler};
 
@@ -13,7 +13,7 @@ use crate::buffer::Data;
 use crate::callbacks::{drop_when_unique, Callbacks, Registry, Slot};
 use crate::errors::{self, OrRaise};
 use crate::keys::PyPublicKey;
-use crate::options::{self, Common};
+use crate::options::{self, Entry, Given};
 use crate::stream::{PyCredentials, PyStats, KEEP_GIL_BELOW};
 
 /// Where a running core server lives; None once closed.
@@ -167,10 +167,7 @@ impl PyServer {
     /// ``max_queued_bytes`` bounds each connection's outbound queue (see
     /// ``Connection.send``, which never waits).
     #[new]
-    #[pyo3(signature = (name, *, keypair, on_connect=None, on_data=None, on_error=None, on_close=None,
-                        allowed_clients=None, allowed_uids=None, ring_size=None, max_message_size=None,
-                        max_queued_bytes=None, recv_timeout=None, handshake_timeout=None, spin=None,
-                        backend=None, require_chacha=false))]
+    #[pyo3(signature = (name, *, keypair, on_connect=None, on_data=None, on_error=None, on_close=None, **options))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -180,28 +177,11 @@ impl PyServer {
         on_data: Option<Bound<'_, PyAny>>,
         on_error: Option<Bound<'_, PyAny>>,
         on_close: Option<Bound<'_, PyAny>>,
-        allowed_clients: Option<&Bound<'_, PyAny>>,
-        allowed_uids: Option<&Bound<'_, PyAny>>,
-        ring_size: Option<u32>,
-        max_message_size: Option<u32>,
-        max_queued_bytes: Option<usize>,
-        recv_timeout: Option<&Bound<'_, PyAny>>,
-        handshake_timeout: Option<&Bound<'_, PyAny>>,
-        spin: Option<&Bound<'_, PyAny>>,
-        backend: Option<&str>,
-        require_chacha: bool,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyServer> {
-        let c = Common {
-            ring_size,
-            max_message_size,
-            send_timeout: None,
-            recv_timeout,
-            handshake_timeout,
-            spin,
-            require_chacha,
-        };
-        let mut built = options::server(keypair, allowed_clients, allowed_uids, backend, &c)?;
-        if let Some(bytes) = max_queued_bytes {
+        let given = Given::new(Entry::Server, options)?;
+        let mut built = options::server(keypair, &given)?;
+        if let Some(bytes) = given.int::<usize>("max_queued_bytes")? {
             built.options = built.options.max_queued_bytes(bytes);
         }
         let callbacks = Callbacks::new([

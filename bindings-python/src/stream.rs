@@ -1,26 +1,23 @@
 //! `Stream`, its `Stats` and the peer's `Credentials`.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyDict};
 use shmsock::{Credentials, Error as CoreError, ErrorKind, Role, SendProgress, Stats, Stream};
 
 use crate::buffer::Data;
 use crate::errors::{self, OrRaise};
 use crate::keys::PyPublicKey;
-use crate::options::{self, Common};
+use crate::options::{self, Entry, Given};
 use crate::receive::{recv_bytes, recv_into};
-use crate::wait::Timeout;
+use crate::wait::{connect_waiting, Timeout};
 
 /// Messages up to this size are copied with the GIL held by try_ calls (larger
 /// ones release it: sealing a megabyte takes a while).
 pub(crate) const KEEP_GIL_BELOW: usize = 64 * 1024;
-
-/// How often a connect with ``wait`` tries again while no server listens.
-const RETRY: Duration = Duration::from_millis(50);
 
 /// Sends `data` on `stream`, waiting up to `timeout` for ring space with the
 /// GIL released. The core's interruptible send looks at signals between waits
@@ -111,41 +108,18 @@ impl PyStream {
     /// ``wait`` (seconds) keeps trying while no server listens on the name
     /// (NotFound), every 50 ms, like the command line's ``--wait``; Ctrl-C
     /// interrupts it.
-    #[pyo3(signature = (name, *, server_key, keypair=None, ring_size=None, max_message_size=None,
-                        send_timeout=None, recv_timeout=None, handshake_timeout=None, spin=None,
-                        require_chacha=false, wait=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (name, *, server_key, **options))]
     fn connect(
         py: Python<'_>,
         name: &str,
         server_key: &Bound<'_, PyAny>,
-        keypair: Option<&Bound<'_, PyAny>>,
-        ring_size: Option<u32>,
-        max_message_size: Option<u32>,
-        send_timeout: Option<&Bound<'_, PyAny>>,
-        recv_timeout: Option<&Bound<'_, PyAny>>,
-        handshake_timeout: Option<&Bound<'_, PyAny>>,
-        spin: Option<&Bound<'_, PyAny>>,
-        require_chacha: bool,
-        wait: Option<&Bound<'_, PyAny>>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyStream> {
-        let c =
-            Common { ring_size, max_message_size, send_timeout, recv_timeout, handshake_timeout, spin, require_chacha };
-        let built = options::client(server_key, keypair, &c)?;
-        let deadline = crate::wait::opt_seconds(wait, "wait")?.and_then(|w| Instant::now().checked_add(w));
+        let given = Given::new(Entry::Connect, options)?;
+        let built = options::client(server_key, &given)?;
         let name = name.to_owned();
-        loop {
-            match py.detach(|| Stream::connect(&name, &built.options)) {
-                Err(e) if e.kind() == ErrorKind::NotFound && deadline.is_some_and(|d| Instant::now() + RETRY < d) => {
-                    py.detach(|| std::thread::sleep(RETRY));
-                    py.check_signals()?;
-                }
-                result => {
-                    let stream = result.or_raise(py)?;
-                    return Ok(PyStream::wrap(stream, built.send_timeout, built.recv_timeout));
-                }
-            }
-        }
+        let stream = connect_waiting(py, given.seconds("wait")?, || Stream::connect(&name, &built.options))?;
+        Ok(PyStream::wrap(stream, built.send_timeout, built.recv_timeout))
     }
 
     /// The default timeout of ``recv()`` in seconds (None: wait forever).

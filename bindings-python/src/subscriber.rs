@@ -4,22 +4,19 @@
 
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyTuple};
 use shmsock::{ErrorKind, Subscriber};
 
-use crate::errors::{self, OrRaise};
+use crate::errors;
 use crate::keys::PyPublicKey;
-use crate::options::{self, Common};
+use crate::options::{self, Entry, Given};
 use crate::receive::{recv_bytes, recv_into};
 use crate::stream::PyCredentials;
-use crate::wait::Timeout;
-
-/// How often a subscribe with ``wait`` tries again while no publisher listens.
-const RETRY: Duration = Duration::from_millis(50);
+use crate::wait::{connect_waiting, Timeout};
 
 /// The receiving end of a topic.
 ///
@@ -68,48 +65,18 @@ impl PySubscriber {
     /// ``Stream.connect``; ``wait`` (seconds) keeps trying while nobody
     /// publishes the name (NotFound), every 50 ms.
     #[staticmethod]
-    #[pyo3(signature = (name, *, server_key, keypair=None, max_message_size=None, recv_timeout=None,
-                        handshake_timeout=None, spin=None, require_chacha=false, wait=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (name, *, server_key, **options))]
     fn connect(
         py: Python<'_>,
         name: &str,
         server_key: &Bound<'_, PyAny>,
-        keypair: Option<&Bound<'_, PyAny>>,
-        max_message_size: Option<u32>,
-        recv_timeout: Option<&Bound<'_, PyAny>>,
-        handshake_timeout: Option<&Bound<'_, PyAny>>,
-        spin: Option<&Bound<'_, PyAny>>,
-        require_chacha: bool,
-        wait: Option<&Bound<'_, PyAny>>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PySubscriber> {
-        let c = Common {
-            ring_size: None,
-            max_message_size,
-            send_timeout: None,
-            recv_timeout,
-            handshake_timeout,
-            spin,
-            require_chacha,
-        };
-        let built = options::client(server_key, keypair, &c)?;
-        let deadline = crate::wait::opt_seconds(wait, "wait")?.and_then(|w| Instant::now().checked_add(w));
+        let given = Given::new(Entry::Subscribe, options)?;
+        let built = options::client(server_key, &given)?;
         let name = name.to_owned();
-        loop {
-            match py.detach(|| Subscriber::connect(&name, &built.options)) {
-                Err(e) if e.kind() == ErrorKind::NotFound && deadline.is_some_and(|d| Instant::now() + RETRY < d) => {
-                    py.detach(|| std::thread::sleep(RETRY));
-                    py.check_signals()?;
-                }
-                result => {
-                    let sub = result.or_raise(py)?;
-                    return Ok(PySubscriber {
-                        inner: Mutex::new(Some(Arc::new(sub))),
-                        recv_timeout: built.recv_timeout,
-                    });
-                }
-            }
-        }
+        let sub = connect_waiting(py, given.seconds("wait")?, || Subscriber::connect(&name, &built.options))?;
+        Ok(PySubscriber { inner: Mutex::new(Some(Arc::new(sub))), recv_timeout: built.recv_timeout })
     }
 
     /// Receives the next message as bytes, waiting up to ``timeout`` seconds

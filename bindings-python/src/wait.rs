@@ -126,6 +126,32 @@ where
     }
 }
 
+/// How often a connect with ``wait`` tries again while no server listens.
+const CONNECT_RETRY: Duration = Duration::from_millis(50);
+
+/// Runs `connect` with the GIL released, again every 50 ms while it fails
+/// with NotFound (no server listens yet) and `wait` leaves time, like the
+/// command line's ``--wait``; Ctrl-C interrupts the retries. (The core has no
+/// such option; every binding's connect with ``wait`` is this loop.)
+pub(crate) fn connect_waiting<T: Send>(
+    py: Python<'_>,
+    wait: Option<Duration>,
+    connect: impl Fn() -> Result<T, CoreError> + Sync,
+) -> PyResult<T> {
+    let deadline = wait.and_then(|w| Instant::now().checked_add(w));
+    loop {
+        match py.detach(&connect) {
+            Err(e)
+                if e.kind() == ErrorKind::NotFound && deadline.is_some_and(|d| Instant::now() + CONNECT_RETRY < d) =>
+            {
+                py.detach(|| std::thread::sleep(CONNECT_RETRY));
+                py.check_signals()?;
+            }
+            result => return result.map_err(|e| crate::errors::to_py(py, e)),
+        }
+    }
+}
+
 /// No check between slices.
 pub(crate) fn nothing(_: Python<'_>) -> PyResult<()> {
     Ok(())

@@ -128,13 +128,13 @@ class Child:
             raise AssertionError(f"child did not print {expected!r} within {timeout}s; stderr:\n{err}")
         return result[0]
 
-    def finish(self, timeout: float = 15.0) -> "subprocess.CompletedProcess[str]":
+    def finish(self, timeout: float = 15.0) -> subprocess.CompletedProcess[str]:
         try:
             out, err = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             out, err = self.proc.communicate(timeout=5)
-            raise AssertionError(f"child did not exit within {timeout}s; stderr:\n{err}")
+            raise AssertionError(f"child did not exit within {timeout}s; stderr:\n{err}") from None
         return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, out, err)
 
     def kill(self) -> None:
@@ -178,7 +178,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5.0, interval: floa
 
 def connected_pair(
     listener: shmsock.Listener, server_key: shmsock.PublicKey, **options: object
-) -> "tuple[shmsock.Stream, shmsock.Stream]":
+) -> tuple[shmsock.Stream, shmsock.Stream]:
     """(client, server) streams: the handshake runs in accept, so accept on a
     thread while connecting."""
     accepted: List[shmsock.Stream] = []

@@ -32,7 +32,7 @@ class Ticker:
     def __init__(self) -> None:
         self.ticks = 0
         self.longest_gap = 0.0
-        self._task: "asyncio.Task[None]" = asyncio.ensure_future(self._run())
+        self._task: asyncio.Task[None] = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
         last = time.monotonic()

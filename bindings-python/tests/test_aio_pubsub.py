@@ -10,9 +10,9 @@ import threading
 from typing import Any, Callable, List
 
 import pytest
+from conftest import Child
 
 import shmsock
-from conftest import Child
 from shmsock import aio
 
 
@@ -246,7 +246,7 @@ def test_concurrent_reliable_publishes_keep_their_order(name: str, server_keypai
             async with aio.subscribe(name, server_key=server_keypair.public_key, recv_timeout=10) as sub:
                 await pub.wait_for_subscribers(1, timeout=5)
                 # More than the ring and the read-ahead hold: read while publishing.
-                reading = asyncio.ensure_future(asyncio.gather(*(sub.recv() for _ in range(200))))
+                reading = asyncio.gather(*(sub.recv() for _ in range(200)))
                 await asyncio.gather(*(pub.publish(b"%d" % i) for i in range(200)))
                 assert await reading == [b"%d" % i for i in range(200)]
                 assert pub.sequence == 200 and pub.dropped_count == 0
@@ -289,3 +289,17 @@ def test_publisher_killed_async_subscriber_gets_an_error(
                 await pending  # woken by the loop well before the 20 s timeout
 
     run(main(), timeout=30)
+
+
+def test_subscribe_waits_for_the_publisher(name: str, server_keypair: shmsock.Keypair) -> None:
+    async def main() -> None:
+        with pytest.raises(shmsock.NotFound):
+            await aio.subscribe(name, server_key=server_keypair.public_key, wait=0.1)
+        subscribing = asyncio.ensure_future(aio.subscribe(name, server_key=server_keypair.public_key, wait=30))
+        await asyncio.sleep(0.1)  # (it may or may not have tried yet: either way it must connect)
+        async with aio.Publisher.bind(name, keypair=server_keypair) as pub:
+            async with await asyncio.wait_for(subscribing, 30) as sub:
+                await pub.publish(b"hello")
+                assert await sub.recv(timeout=10) == b"hello"
+
+    run(main())

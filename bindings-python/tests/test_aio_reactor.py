@@ -52,7 +52,7 @@ def test_steady_state_round_trips_register_the_fd_once(name: str, server_keypair
                         await server.send(message)
 
                 task = asyncio.ensure_future(echo())
-                for i in range(300):
+                for _ in range(300):
                     await client.send(b"x" * 64)
                     assert await client.recv() == b"x" * 64
                 for_client = [c for c in calls if c.endswith(f" {client.fileno()}")]
@@ -201,10 +201,12 @@ def test_close_fails_pending_calls_with_closed(name: str, server_keypair: shmsoc
             await asyncio.sleep(0.05)
             client.close()
             for r in receives:
-                with pytest.raises(shmsock.Closed):
+                with pytest.raises(shmsock.Closed) as closed:
                     await r
-            with pytest.raises(shmsock.Closed):
+                assert closed.value.code == "CLOSED"
+            with pytest.raises(shmsock.Closed) as closed:
                 await send
+            assert closed.value.code == "CLOSED"
             with pytest.raises(shmsock.Closed):
                 await client.recv()
             server.close()
@@ -224,6 +226,19 @@ def test_recv_into_keeps_a_message_too_large(name: str, server_keypair: shmsock.
             big = bytearray(16)
             assert await server.recv_into(big, timeout=5) == 10
             assert bytes(big[:10]) == b"0123456789"
+            # The same when the receive waits before the message arrives.
+            waiting = asyncio.ensure_future(server.recv_into(small, timeout=5))
+            await asyncio.sleep(0)
+            await client.send(b"abcdefghij")
+            with pytest.raises(shmsock.BufferTooSmall):
+                await waiting
+            assert await server.recv(timeout=5) == b"abcdefghij"
+            # And at the end: PeerClosed, for recv_into as for recv.
+            client.close()
+            with pytest.raises(shmsock.PeerClosed):
+                await server.recv_into(big, timeout=5)
+            with pytest.raises(shmsock.PeerClosed):
+                await server.recv(timeout=5)
             client.close()
             server.close()
 
@@ -277,6 +292,53 @@ def test_wrong_argument_types_raise_type_error(name: str, server_keypair: shmsoc
                 await client.recv_into(b"read-only")
             with pytest.raises(TypeError):
                 await aio.connect(name, server_key=server_keypair.public_key, wait="soon")  # type: ignore[arg-type]
+            # Bad timeouts are refused before anything is taken: the message
+            # waiting is still there for the next receive.
+            await server.send(b"kept")
+            with pytest.raises(TypeError):
+                await client.recv(timeout="1")  # type: ignore[arg-type]
+            with pytest.raises(TypeError):
+                await client.recv(timeout=True)
+            with pytest.raises(ValueError):
+                await client.recv(timeout=-1)
+            with pytest.raises(ValueError):
+                await client.recv(timeout=float("nan"))
+            assert await client.recv(timeout=5) == b"kept"
+            client.close()
+            server.close()
+
+    run(main())
+
+
+def test_a_full_ring_does_not_starve_other_tasks(name: str, server_keypair: shmsock.Keypair) -> None:
+    """Receives that find their message at once do not wait on the loop; every
+    so often one lets the loop run the other tasks anyway."""
+
+    async def main() -> None:
+        async with aio.bind(name, keypair=server_keypair) as listener:
+            client, server = await pair(listener, server_keypair.public_key)
+            count = 300
+            for i in range(count):
+                await server.send(b"%d" % i)  # all of them fit in the ring
+            ticks = 0
+            done = False
+
+            async def ticker() -> None:
+                nonlocal ticks
+                while not done:
+                    ticks += 1
+                    await asyncio.sleep(0)
+
+            other = asyncio.ensure_future(ticker())
+            await asyncio.sleep(0)
+            before = ticks
+            received = [await client.recv() for _ in range(count)]
+            during = ticks - before
+            done = True
+            await other
+            assert received == [b"%d" % i for i in range(count)]
+            # One turn at least every 64 receives (the exact rate is not the point).
+            assert during >= count // 64 - 1, during
             client.close()
             server.close()
 

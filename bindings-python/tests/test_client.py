@@ -11,14 +11,14 @@ import weakref
 from typing import Any, List, Optional
 
 import pytest
+from conftest import EchoServer
 
 import shmsock
-from conftest import EchoServer
 
 
 def test_callbacks(echo_server: EchoServer, name: str, server_keypair: shmsock.Keypair) -> None:
-    data: "queue.Queue[bytes]" = queue.Queue()
-    closes: "queue.Queue[Optional[shmsock.Error]]" = queue.Queue()
+    data: queue.Queue[bytes] = queue.Queue()
+    closes: queue.Queue[Optional[shmsock.Error]] = queue.Queue()
     client = shmsock.Client(
         name,
         server_key=server_keypair.public_key,
@@ -43,9 +43,12 @@ def test_callbacks(echo_server: EchoServer, name: str, server_keypair: shmsock.K
     client.close()  # idempotent
 
 
-def test_threads_sending_through_one_client(echo_server: EchoServer, name: str, server_keypair: shmsock.Keypair) -> None:
-    got: "queue.Queue[bytes]" = queue.Queue()
+def test_threads_sending_through_one_client(
+    echo_server: EchoServer, name: str, server_keypair: shmsock.Keypair
+) -> None:
+    got: queue.Queue[bytes] = queue.Queue()
     with shmsock.Client(name, server_key=server_keypair.public_key, on_data=got.put) as client:
+
         def sender(t: int) -> None:
             for i in range(100):
                 client.send(b"%d-%d" % (t, i))
@@ -60,7 +63,7 @@ def test_threads_sending_through_one_client(echo_server: EchoServer, name: str, 
 
 
 def test_server_closing_reaches_on_close(name: str, server_keypair: shmsock.Keypair) -> None:
-    closes: "queue.Queue[Optional[shmsock.Error]]" = queue.Queue()
+    closes: queue.Queue[Optional[shmsock.Error]] = queue.Queue()
     server = EchoServer(name, server_keypair)
     client = shmsock.Client(name, server_key=server_keypair.public_key, on_close=closes.put)
     try:
@@ -74,8 +77,10 @@ def test_server_closing_reaches_on_close(name: str, server_keypair: shmsock.Keyp
         client.close()
 
 
-def test_exception_in_on_data_goes_to_on_error(echo_server: EchoServer, name: str, server_keypair: shmsock.Keypair) -> None:
-    errors: "queue.Queue[shmsock.Error]" = queue.Queue()
+def test_exception_in_on_data_goes_to_on_error(
+    echo_server: EchoServer, name: str, server_keypair: shmsock.Keypair
+) -> None:
+    errors: queue.Queue[shmsock.Error] = queue.Queue()
     seen: List[bytes] = []
 
     def on_data(data: bytes) -> None:
@@ -98,8 +103,10 @@ def test_exception_in_on_data_goes_to_on_error(echo_server: EchoServer, name: st
         assert got.is_set()
 
 
-def test_exception_in_on_error_is_reported(echo_server: EchoServer, name: str, server_keypair: shmsock.Keypair, monkeypatch: pytest.MonkeyPatch) -> None:
-    reported: "queue.Queue[Any]" = queue.Queue()
+def test_exception_in_on_error_is_reported(
+    echo_server: EchoServer, name: str, server_keypair: shmsock.Keypair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reported: queue.Queue[Any] = queue.Queue()
     monkeypatch.setattr(sys, "unraisablehook", lambda info: reported.put(info))
 
     def on_data(data: bytes) -> None:
@@ -121,7 +128,9 @@ def test_close_from_on_data(echo_server: EchoServer, name: str, server_keypair: 
     def on_data(data: bytes) -> None:
         holder[0].close()
 
-    client = shmsock.Client(name, server_key=server_keypair.public_key, on_data=on_data, on_close=lambda r: closed.set())
+    client = shmsock.Client(
+        name, server_key=server_keypair.public_key, on_data=on_data, on_close=lambda r: closed.set()
+    )
     holder.append(client)
     client.send(b"x")
     assert closed.wait(5)
@@ -143,10 +152,34 @@ class Session:
         pass
 
 
-def test_garbage_collected_client_is_closed(echo_server: EchoServer, name: str, server_keypair: shmsock.Keypair) -> None:
+def test_garbage_collected_client_is_closed(
+    echo_server: EchoServer, name: str, server_keypair: shmsock.Keypair
+) -> None:
     session = Session(name, server_keypair.public_key)
     session.client.send(b"hi")
     ref = weakref.ref(session.client)
     del session
     gc.collect()
     assert ref() is None, "the client was not collected"
+
+
+def test_client_waits_for_the_server(name: str, server_keypair: shmsock.Keypair) -> None:
+    with pytest.raises(shmsock.NotFound):
+        shmsock.Client(name, server_key=server_keypair.public_key, wait=0.1)
+    got: queue.Queue[bytes] = queue.Queue()
+    clients: List[shmsock.Client] = []
+    connecting = threading.Thread(
+        target=lambda: clients.append(
+            shmsock.Client(name, server_key=server_keypair.public_key, on_data=got.put, wait=30)
+        )
+    )
+    connecting.start()
+    server = EchoServer(name, server_keypair)
+    try:
+        connecting.join(30)
+        assert not connecting.is_alive() and len(clients) == 1
+        with clients[0] as client:
+            client.send(b"hello")
+            assert got.get(timeout=10) == b"hello"
+    finally:
+        server.close()

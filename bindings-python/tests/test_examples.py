@@ -10,13 +10,13 @@ from pathlib import Path
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "python"
 
 
-def start(args: list, cwd: Path) -> "subprocess.Popen[str]":
+def start(args: list, cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-u", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
-def wait_for_line(proc: "subprocess.Popen[str]", prefix: str) -> str:
+def wait_for_line(proc: subprocess.Popen[str], prefix: str) -> str:
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith(prefix):
@@ -40,7 +40,7 @@ def test_producer_consumer(tmp_path: Path, name: str) -> None:
         out, err = consumer.communicate(timeout=30)
         assert consumer.returncode == 0, err
         lines = out.splitlines()
-        assert [l for l in lines if l.startswith("consumed ") and l.endswith("k messages")] == [
+        assert [s for s in lines if s.startswith("consumed ") and s.endswith("k messages")] == [
             "consumed 1k messages",
             "consumed 2k messages",
             "consumed 3k messages",
@@ -52,7 +52,12 @@ def test_producer_consumer(tmp_path: Path, name: str) -> None:
 
 def test_producer_without_consumer_says_what_to_do(tmp_path: Path, name: str) -> None:
     script = EXAMPLES / "producer_consumer" / "producer_consumer.py"
-    r = subprocess.run([sys.executable, str(script), "-p", "--keys", str(tmp_path), "--name", name], capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        [sys.executable, str(script), "-p", "--keys", str(tmp_path), "--name", name],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert r.returncode == 2 and "start the consumer first" in r.stderr
 
 
@@ -61,7 +66,16 @@ def test_echo(tmp_path: Path, name: str) -> None:
     try:
         wait_for_line(server, "echo server on")
         client = subprocess.run(
-            [sys.executable, str(EXAMPLES / "echo" / "client.py"), "--name", name, "--keys", str(tmp_path), "hello", "world"],
+            [
+                sys.executable,
+                str(EXAMPLES / "echo" / "client.py"),
+                "--name",
+                name,
+                "--keys",
+                str(tmp_path),
+                "hello",
+                "world",
+            ],
             capture_output=True,
             text=True,
             timeout=30,
@@ -72,9 +86,18 @@ def test_echo(tmp_path: Path, name: str) -> None:
         assert server.returncode == 0, err
         assert "left after 2 messages" in out
         wrong = subprocess.run(
-            [sys.executable, str(EXAMPLES / "echo" / "client.py"), "--name", name, "--server-key",
-             "shmsock-pk:" + "A" * 43, "x"],
-            capture_output=True, text=True, timeout=30,
+            [
+                sys.executable,
+                str(EXAMPLES / "echo" / "client.py"),
+                "--name",
+                name,
+                "--server-key",
+                "shmsock-pk:" + "A" * 43,
+                "x",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert wrong.returncode == 1 and "NOT_FOUND" in wrong.stderr  # the server is gone
     finally:

@@ -7,9 +7,9 @@ import signal
 import time
 from typing import Callable
 
-import shmsock
-
 from conftest import Child
+
+import shmsock
 
 CHILD = """
 import sys

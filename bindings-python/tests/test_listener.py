@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Callable, List
 
 import pytest
+from conftest import Child, EchoServer, connected_pair, wait_for
 
 import shmsock
-from conftest import Child, EchoServer, connected_pair, wait_for
 
 
 def test_bind_accept_and_properties(name: str, server_keypair: shmsock.Keypair, runtime_dir: Path) -> None:

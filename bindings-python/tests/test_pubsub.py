@@ -13,9 +13,9 @@ import time
 from typing import Callable, List
 
 import pytest
+from conftest import Child
 
 import shmsock
-from conftest import Child
 
 # A subscriber in a child process: prints "subscribed", then one line per
 # message (its length and sha256), then how it ended.
@@ -60,9 +60,10 @@ def test_round_trip_to_subscribers_in_other_processes(
 
 
 def test_any_buffer_and_recv_into(name: str, server_keypair: shmsock.Keypair) -> None:
-    with shmsock.Publisher.bind(name, keypair=server_keypair) as pub, shmsock.subscribe(
-        name, server_key=server_keypair.public_key, recv_timeout=5
-    ) as sub:
+    with (
+        shmsock.Publisher.bind(name, keypair=server_keypair) as pub,
+        shmsock.subscribe(name, server_key=server_keypair.public_key, recv_timeout=5) as sub,
+    ):
         pub.wait_for_subscribers(1, timeout=5)
         pub.publish(bytearray(b"bytearray"))
         pub.publish(memoryview(b"xxmemoryviewxx")[2:-2])
@@ -139,9 +140,7 @@ def test_wrong_publisher_key_is_refused(name: str, server_keypair: shmsock.Keypa
         shmsock.Subscriber.connect(name, server_key=server_keypair.public_key)
 
 
-def test_oversized_publish_is_refused_and_the_topic_stays_usable(
-    name: str, server_keypair: shmsock.Keypair
-) -> None:
+def test_oversized_publish_is_refused_and_the_topic_stays_usable(name: str, server_keypair: shmsock.Keypair) -> None:
     with shmsock.Publisher.bind(name, keypair=server_keypair, max_message_size=1024) as pub:
         with shmsock.subscribe(name, server_key=server_keypair.public_key, recv_timeout=5) as sub:
             pub.wait_for_subscribers(1, timeout=5)
@@ -210,9 +209,10 @@ def test_publisher_killed_subscriber_gets_an_error(
 
 def test_removed_subscriber_cannot_read_later_messages(name: str, server_keypair: shmsock.Keypair) -> None:
     with shmsock.Publisher.bind(name, keypair=server_keypair) as pub:
-        with shmsock.subscribe(name, server_key=server_keypair.public_key, recv_timeout=5) as gone, shmsock.subscribe(
-            name, server_key=server_keypair.public_key, recv_timeout=5
-        ) as stays:
+        with (
+            shmsock.subscribe(name, server_key=server_keypair.public_key, recv_timeout=5) as gone,
+            shmsock.subscribe(name, server_key=server_keypair.public_key, recv_timeout=5) as stays,
+        ):
             pub.wait_for_subscribers(2, timeout=5)
             pub.publish(b"before")
             assert gone.recv() == b"before" and stays.recv() == b"before"
@@ -356,3 +356,19 @@ def test_try_publish_would_block_until_a_subscriber_moves_on(name: str, server_k
             pub.try_publish(b"2")
             assert pub.publish_deadline is None
             assert [sub.recv(), sub.recv()] == [b"1", b"2"]
+
+
+def test_subscribe_waits_for_the_publisher(name: str, server_keypair: shmsock.Keypair) -> None:
+    with pytest.raises(shmsock.NotFound):
+        shmsock.subscribe(name, server_key=server_keypair.public_key, wait=0.1)
+    subscribed: List[shmsock.Subscriber] = []
+    connecting = threading.Thread(
+        target=lambda: subscribed.append(shmsock.subscribe(name, server_key=server_keypair.public_key, wait=30))
+    )
+    connecting.start()
+    with shmsock.Publisher.bind(name, keypair=server_keypair) as pub:
+        connecting.join(30)
+        assert not connecting.is_alive() and len(subscribed) == 1
+        with subscribed[0] as sub:
+            pub.publish(b"hello")
+            assert sub.recv(timeout=10) == b"hello"

@@ -12,16 +12,16 @@ from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
 import pytest
+from conftest import wait_for
 
 import shmsock
-from conftest import wait_for
 
 
 class Recorder:
     """Callbacks that record every event into a queue."""
 
     def __init__(self) -> None:
-        self.events: "queue.Queue[Tuple[Any, ...]]" = queue.Queue()
+        self.events: queue.Queue[Tuple[Any, ...]] = queue.Queue()
         self.threads: List[str] = []
 
     def on_connect(self, conn: shmsock.Connection) -> None:
@@ -84,7 +84,7 @@ def test_callbacks_and_replies(name: str, server_keypair: shmsock.Keypair) -> No
         assert rec.threads[0] != threading.main_thread().name  # the dispatch thread
     assert server.closed
     with pytest.raises(shmsock.Closed):
-        server.connections
+        _ = server.connections
 
 
 @pytest.mark.parametrize("require_chacha", [False, True])
@@ -92,7 +92,7 @@ def test_connection_cipher_equals_the_client_stream_cipher(
     name: str, server_keypair: shmsock.Keypair, require_chacha: bool
 ) -> None:
     rec = Recorder()
-    seen: "queue.Queue[Tuple[str, shmsock.PublicKey]]" = queue.Queue()
+    seen: queue.Queue[Tuple[str, shmsock.PublicKey]] = queue.Queue()
 
     def on_connect(conn: shmsock.Connection) -> None:
         # Read on the dispatch thread, inside the callback.
@@ -136,7 +136,7 @@ def test_many_clients(name: str, server_keypair: shmsock.Keypair) -> None:
 
 
 def test_exception_in_callback_goes_to_on_error(name: str, server_keypair: shmsock.Keypair) -> None:
-    errors: "queue.Queue[Tuple[Optional[shmsock.Connection], BaseException]]" = queue.Queue()
+    errors: queue.Queue[Tuple[Optional[shmsock.Connection], BaseException]] = queue.Queue()
 
     def on_data(conn: shmsock.Connection, data: bytes) -> None:
         if data == b"boom":
@@ -160,10 +160,12 @@ def test_exception_in_callback_goes_to_on_error(name: str, server_keypair: shmso
             assert stream.recv(timeout=5) == b"after"
 
 
-def test_exception_in_on_error_is_reported_not_lost(name: str, server_keypair: shmsock.Keypair, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exception_in_on_error_is_reported_not_lost(
+    name: str, server_keypair: shmsock.Keypair, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import sys
 
-    reported: "queue.Queue[Any]" = queue.Queue()
+    reported: queue.Queue[Any] = queue.Queue()
     monkeypatch.setattr(sys, "unraisablehook", lambda info: reported.put(info))
 
     def on_data(conn: shmsock.Connection, data: bytes) -> None:
@@ -181,10 +183,12 @@ def test_exception_in_on_error_is_reported_not_lost(name: str, server_keypair: s
             assert kinds == {RuntimeError, ValueError}
 
 
-def test_exception_without_on_error_is_reported(name: str, server_keypair: shmsock.Keypair, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exception_without_on_error_is_reported(
+    name: str, server_keypair: shmsock.Keypair, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import sys
 
-    reported: "queue.Queue[Any]" = queue.Queue()
+    reported: queue.Queue[Any] = queue.Queue()
     monkeypatch.setattr(sys, "unraisablehook", lambda info: reported.put(info))
 
     def on_connect(conn: shmsock.Connection) -> None:

@@ -14,9 +14,9 @@ import weakref
 from typing import Callable, Dict, List
 
 import pytest
+from conftest import Child, EchoServer, connected_pair, wait_for
 
 import shmsock
-from conftest import Child, EchoServer, connected_pair, wait_for
 
 SIZES = [0, 1, 63, 64, 1000, 4095, 4096, 65536, 65537, 1 << 20, (1 << 20) + 7, 5 << 20]
 
@@ -368,7 +368,9 @@ time.sleep(60)
 """
 
 
-def test_peer_process_killed_gives_peer_gone(name: str, server_keypair: shmsock.Keypair, child: Callable[..., Child]) -> None:
+def test_peer_process_killed_gives_peer_gone(
+    name: str, server_keypair: shmsock.Keypair, child: Callable[..., Child]
+) -> None:
     with shmsock.bind(name, keypair=server_keypair) as listener:
         c = child(CHILD_CLIENT, name, server_keypair.public_key.text)
         stream = listener.accept(timeout=10)
@@ -433,7 +435,9 @@ print("recv returned", flush=True)
 """
 
 
-def test_ctrl_c_interrupts_blocking_recv(echo_server: EchoServer, name: str, server_keypair: shmsock.Keypair, child: Callable[..., Child]) -> None:
+def test_ctrl_c_interrupts_blocking_recv(
+    echo_server: EchoServer, name: str, server_keypair: shmsock.Keypair, child: Callable[..., Child]
+) -> None:
     c = child(CHILD_CTRL_C, name, server_keypair.public_key.text)
     c.wait_line("blocking")
     time.sleep(0.3)  # well inside the blocking recv
@@ -460,7 +464,9 @@ def test_garbage_collected_stream_is_closed(name: str, server_keypair: shmsock.K
         server.close()
 
 
-def test_zero_length_messages_keep_boundaries(echo_server: EchoServer, name: str, server_keypair: shmsock.Keypair) -> None:
+def test_zero_length_messages_keep_boundaries(
+    echo_server: EchoServer, name: str, server_keypair: shmsock.Keypair
+) -> None:
     with shmsock.connect(name, server_key=server_keypair.public_key) as stream:
         for m in (b"", b"a", b"", b""):
             stream.send(m)

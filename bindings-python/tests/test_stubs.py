@@ -35,3 +35,29 @@ def test_version_is_the_workspace_version() -> None:
     from importlib.metadata import version
 
     assert version("shmsock") == shmsock.__version__
+
+
+def test_final_in_the_stubs_is_what_cannot_be_subclassed() -> None:
+    """A native class is ``@final`` in ``_shmsock.pyi`` exactly when Python
+    refuses to subclass it."""
+    import ast
+
+    import shmsock
+    from shmsock import _shmsock
+
+    stub = Path(shmsock.__file__).with_name("_shmsock.pyi")
+    tree = ast.parse(stub.read_text())
+    checked = 0
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        final = any(isinstance(d, ast.Name) and d.id == "final" for d in node.decorator_list)
+        cls = getattr(_shmsock, node.name)
+        try:
+            type("Sub", (cls,), {})
+            subclassable = True
+        except TypeError:
+            subclassable = False
+        assert final == (not subclassable), f"{node.name}: @final is {final}, subclassable is {subclassable}"
+        checked += 1
+    assert checked > 20

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Writes the error classes into the type stubs, from the installed module.
+"""Writes the error classes into the stubs and the package, from the installed module.
 
 The native module makes one exception class per core error kind from the
 core's table of kinds (name, docstring, codes; ``src/errors.rs`` adds the
-built-in bases). The stubs repeat them for type checkers, between marker lines
-``BEGIN GENERATED: <what>`` and ``END GENERATED: <what>``:
+built-in bases). Type checkers need them spelled out, so these files list
+them, between marker lines ``BEGIN GENERATED: <what>`` and
+``END GENERATED: <what>``:
 
 - ``_shmsock.pyi``: the classes (``error classes``);
-- ``__init__.pyi``: their re-export (``error imports``) and their entries of
+- ``__init__.py`` (typed inline, no stub): their re-export (``error imports``)
+  and their entries of
   ``__all__`` (``error names``).
 
 Run after installing the package: ``python tools/gen_error_stubs.py`` rewrites
@@ -46,7 +48,7 @@ def render() -> Dict[Path, Dict[str, str]]:
     names = sorted(cls.__name__ for cls in _shmsock._error_classes)
     return {
         STUB_DIR / "_shmsock.pyi": {"error classes": "".join(c + "\n" for c in classes)},
-        STUB_DIR / "__init__.pyi": {
+        STUB_DIR / "__init__.py": {
             "error imports": "".join(f"    {n} as {n},\n" for n in names),
             "error names": "".join(f'    "{n}",\n' for n in names),
         },

@@ -20,12 +20,22 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (  # noqa: E402
-    LABELS, LANGUAGES, REPO, Agent, HarnessError, Session, build_agents, fields, how_it_ended, log, main_guard,
+from harness import (
+    LABELS,
+    LANGUAGES,
+    REPO,
+    Agent,
+    HarnessError,
+    Session,
+    build_agents,
+    fields,
+    how_it_ended,
+    log,
+    main_guard,
 )
 
 SIZES = "64,1024,65536"
@@ -62,7 +72,7 @@ class Progress:
     def absorb_new(self) -> None:
         """Takes in the lines the clients printed since the last call."""
         for language, client in self.clients.items():
-            new = client.lines[self.seen[language]:]
+            new = client.lines[self.seen[language] :]
             self.seen[language] += len(new)
             for line in new:
                 self.absorb(language, line)
@@ -103,20 +113,34 @@ def run(server_language: str, seconds: int) -> int:
         for public in client_publics.values():
             args += ["--allow", public]
         server = session.start(server_language, args, "server")
-        ready = server.wait_line(lambda l: l.startswith("ready "), timeout=30)
+        ready = server.wait_line(lambda s: s.startswith("ready "), timeout=30)
         if ready is None:
             raise HarnessError(f"the {LABELS[server_language]} server did not start: {server.stderr_tail()}")
         server_fp = ready.split()[3]
-        log(f"\n{LABELS[server_language]} server on '{name}', key {server_fp}, "
-            f"accepting only the keys of the {len(client_languages)} clients")
+        log(
+            f"\n{LABELS[server_language]} server on '{name}', key {server_fp}, "
+            f"accepting only the keys of the {len(client_languages)} clients"
+        )
 
         clients: Dict[str, Agent] = {}
         for language in client_languages:
-            clients[language] = session.start(language, [
-                "client", "--name", name, "--server-key", server_public,
-                "--key", str(session.path("keys", f"client-{language}.key")),
-                "--sizes", SIZES, "--seconds", str(seconds),
-            ], f"client-{language}")
+            clients[language] = session.start(
+                language,
+                [
+                    "client",
+                    "--name",
+                    name,
+                    "--server-key",
+                    server_public,
+                    "--key",
+                    str(session.path("keys", f"client-{language}.key")),
+                    "--sizes",
+                    SIZES,
+                    "--seconds",
+                    str(seconds),
+                ],
+                f"client-{language}",
+            )
         progress = Progress(clients)
         reported = 0
         start = time.monotonic()
@@ -146,25 +170,33 @@ def run(server_language: str, seconds: int) -> int:
         closes: Dict[str, str] = {}
         for language, done in progress.done.items():
             prefix = f"close {done['client']} "
-            closed = server.wait_line(lambda l: l.startswith(prefix), timeout=10)
+            # wait_line calls it before the loop moves on.
+            closed = server.wait_line(lambda s: s.startswith(prefix), timeout=10)  # noqa: B023
             closes[language] = closed.split()[2] if closed else "?"
         server_code = server.stop(timeout=10)
 
-        log(f"\n{'client':<8} {'key':<19} {'cipher':<18} {'round trips':>12} {'msg/s':>8} {'MB/s each way':>14} "
-            f"{'µs/round trip':>14}  server counted")
+        log(
+            f"\n{'client':<8} {'key':<19} {'cipher':<18} {'round trips':>12} {'msg/s':>8} {'MB/s each way':>14} "
+            f"{'µs/round trip':>14}  server counted"
+        )
         for language in client_languages:
             summary = progress.done.get(language)
             if summary is None:
                 log(f"{LABELS[language]:<8} FAILED: {progress.failed.get(language, 'no result')}")
                 continue
             messages, total, secs = int(summary["messages"]), int(summary["bytes"]), float(summary["seconds"])
-            log(f"{LABELS[language]:<8} {summary['client']:<19} {summary['cipher']:<18} {messages:>12,} "
+            log(
+                f"{LABELS[language]:<8} {summary['client']:<19} {summary['cipher']:<18} {messages:>12,} "
                 f"{rate(messages, secs):>8} {total / secs / 1e6:>14.1f} {secs * 1e6 / max(messages, 1):>14.1f}  "
-                f"{closes[language]} received")
+                f"{closes[language]} received"
+            )
         problems = [f"{LABELS[lang]} client: {why}" for lang, why in progress.failed.items()]
-        problems += [f"the server counted {closes[lang]} messages from the {LABELS[lang]} client, which sent "
-                     f"{progress.done[lang]['messages']}" for lang in progress.done
-                     if closes[lang] != progress.done[lang]["messages"]]
+        problems += [
+            f"the server counted {closes[lang]} messages from the {LABELS[lang]} client, which sent "
+            f"{progress.done[lang]['messages']}"
+            for lang in progress.done
+            if closes[lang] != progress.done[lang]["messages"]
+        ]
         if server_code != 0:
             problems.append(f"the {LABELS[server_language]} server: {how_it_ended(server_code, server.stderr_tail())}")
         problems += [f"left behind: {item}" for item in session.residue()]
@@ -179,8 +211,12 @@ def run(server_language: str, seconds: int) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--server", default="python", choices=LANGUAGES,
-                        help="the server's language (default: %(default)s; the others are clients)")
+    parser.add_argument(
+        "--server",
+        default="python",
+        choices=LANGUAGES,
+        help="the server's language (default: %(default)s; the others are clients)",
+    )
     parser.add_argument("--seconds", type=int, default=8, help="how long the clients send (default: %(default)s)")
     parser.add_argument("--no-build", action="store_true", help="use the agents as they are built")
     args = parser.parse_args()

@@ -43,10 +43,7 @@ def has_aes() -> bool:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return True
-    return any(
-        line.split(":", 1)[0].strip() in ("flags", "Features") and " aes" in line
-        for line in text.splitlines()
-    )
+    return any(line.split(":", 1)[0].strip() in ("flags", "Features") and " aes" in line for line in text.splitlines())
 
 
 def ciphers() -> Sequence[str]:
@@ -65,8 +62,12 @@ def build_agents(languages: Sequence[str], log_dir: Path) -> Dict[str, str]:
         with open(log_file, "wb") as out:
             try:
                 code = subprocess.run(
-                    ["bash", str(script)], cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, timeout=BUILD_TIMEOUT,
+                    ["bash", str(script)],
+                    cwd=REPO,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    timeout=BUILD_TIMEOUT,
                 ).returncode
                 reason = f"build.sh exited {code}" if code else ""
             except subprocess.TimeoutExpired:
@@ -126,10 +127,15 @@ class Agent:
         self.language = language
         self.args = list(args)
         self._stderr_path = stderr_path
-        self._stderr = open(stderr_path, "wb")
+        # Open for the agent's life: closed by stop().
+        self._stderr = open(stderr_path, "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [str(AGENTS / language / "agent"), *args], cwd=REPO, env=env,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+            [str(AGENTS / language / "agent"), *args],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
             start_new_session=True,
         )
         self.lines: List[str] = []
@@ -215,7 +221,7 @@ class Session:
     agents: List[Agent] = field(default_factory=list)
     _shm_before: Set[str] = field(default_factory=set)
 
-    def __enter__(self) -> "Session":
+    def __enter__(self) -> Session:
         self.root = Path(tempfile.mkdtemp(prefix="shmsock-interop-"))
         self.runtime = self.root / "run"
         self.runtime.mkdir(mode=0o700)
@@ -283,11 +289,10 @@ def matrix_main(doc: str, run: Callable[[Sequence[str], bool], int]) -> int:
     args = parser.parse_args()
     languages: Sequence[str] = LANGUAGES
     if args.only:
-        languages = tuple(l.strip() for l in args.only.split(","))
-        unknown = [l for l in languages if l not in LANGUAGES]
+        languages = tuple(s.strip() for s in args.only.split(","))
+        unknown = [s for s in languages if s not in LANGUAGES]
         if unknown:
             parser.error(f"unknown language(s) {', '.join(unknown)}; choose from {', '.join(LANGUAGES)}")
-    if not args.no_build:
-        if build_agents(languages, REPO / "build" / "interop" / "logs"):
-            return 1  # build_agents said which agent failed and why
+    if not args.no_build and build_agents(languages, REPO / "build" / "interop" / "logs"):
+        return 1  # build_agents said which agent failed and why
     return run(languages, args.keep)

@@ -27,8 +27,16 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (  # noqa: E402
-    LABELS, Agent, HarnessError, Session, ciphers, fields, log, main_guard, matrix_main,
+from harness import (
+    LABELS,
+    Agent,
+    HarnessError,
+    Session,
+    ciphers,
+    fields,
+    log,
+    main_guard,
+    matrix_main,
 )
 
 SIZES = (0, 1, 64, 65536, 262144)
@@ -91,12 +99,12 @@ class Servers:
         for public in allow:
             args += ["--allow", public]
         agent = self.session.start(language, args, f"serve-{language}-{backend}")
-        line = agent.wait_line(lambda l: l.startswith("ready "), timeout=30)
+        line = agent.wait_line(lambda s: s.startswith("ready "), timeout=30)
         if line is None:
             reason = agent.stderr_tail() or "no 'ready' line within 30 s"
             agent.kill()
             raise HarnessError(f"the {LABELS[language]} server ({backend}) did not start: {reason}")
-        _, _, public, fingerprint = (line.split() + ["", "", "", ""])[:4]
+        _, _, public, fingerprint = ([*line.split(), "", "", "", ""])[:4]
         if public != self.keys.public[key_file]:
             raise HarnessError(f"the {LABELS[language]} server announced {public}, not the key of {key_file}")
         self.running[(language, backend)] = (agent, name, fingerprint)
@@ -113,31 +121,56 @@ class Servers:
 
 
 def client_args(name: str, server_public: str, cipher: str, key_file: Optional[str]) -> List[str]:
-    args = ["client", "--name", name, "--server-key", server_public, "--cipher", cipher,
-            "--ring-size", str(RING_SIZE), "--sizes", ",".join(map(str, SIZES))]
+    args = [
+        "client",
+        "--name",
+        name,
+        "--server-key",
+        server_public,
+        "--cipher",
+        cipher,
+        "--ring-size",
+        str(RING_SIZE),
+        "--sizes",
+        ",".join(map(str, SIZES)),
+    ]
     return args + (["--key", key_file] if key_file else [])
 
 
-def check_exchange(session: Session, servers: Servers, keys: Keys, server: str, client: str,
-                   cipher: str, client_key: str, server_public: str) -> Optional[str]:
+def check_exchange(
+    session: Session,
+    servers: Servers,
+    keys: Keys,
+    server: str,
+    client: str,
+    cipher: str,
+    client_key: str,
+    server_public: str,
+) -> Optional[str]:
     """One client run against one server; None when every check passed."""
     backend = BACKEND_OF[cipher]
     agent, name, server_fp = servers.running[(server, backend)]
     mark = len(agent.lines)
-    result = session.run(client, client_args(name, server_public, cipher, client_key),
-                         f"client-{server}-{client}-{cipher}", timeout=60)
+    result = session.run(
+        client, client_args(name, server_public, cipher, client_key), f"client-{server}-{client}-{cipher}", timeout=60
+    )
     where = f"{cipher} over {backend}"
     line = result.line("ok ")
     if result.code != 0 or line is None:
         return f"{where}: client {result.describe()}"
     got = fields(line)
-    expected = {"cipher": cipher, "server": server_fp, "client": keys.fingerprint.get(client_key, got.get("client")),
-                "messages": str(len(SIZES)), "bytes": str(sum(SIZES))}
+    expected = {
+        "cipher": cipher,
+        "server": server_fp,
+        "client": keys.fingerprint.get(client_key, got.get("client")),
+        "messages": str(len(SIZES)),
+        "bytes": str(sum(SIZES)),
+    }
     for key, value in expected.items():
         if got.get(key) != value:
             return f"{where}: client reported {key}={got.get(key)}, expected {value}"
     client_fp = got["client"]
-    close = agent.wait_line(lambda l: l.startswith(f"close {client_fp} "), timeout=10, after=mark)
+    close = agent.wait_line(lambda s: s.startswith(f"close {client_fp} "), timeout=10, after=mark)
     if close is None:
         return f"{where}: the server never reported the client's close"
     if close.split()[2:4] != [str(len(SIZES)), str(sum(SIZES))]:
@@ -145,8 +178,9 @@ def check_exchange(session: Session, servers: Servers, keys: Keys, server: str, 
     return None
 
 
-def check_refusals(session: Session, servers: Servers, keys: Keys, server: str, client: str,
-                   client_key: str, server_public: str) -> Optional[str]:
+def check_refusals(
+    session: Session, servers: Servers, keys: Keys, server: str, client: str, client_key: str, server_public: str
+) -> Optional[str]:
     """A client pinning the wrong key, and a client off the allow-list, are refused."""
     cipher = ciphers()[0]
     _, name, _ = servers.running[(server, BACKEND_OF[cipher])]
@@ -156,15 +190,17 @@ def check_refusals(session: Session, servers: Servers, keys: Keys, server: str, 
         ("off the allow-list", server_public, None, "HANDSHAKE_REJECTED"),
     ]
     for what, pinned, key_file, code in cases:
-        result = session.run(client, client_args(name, pinned, cipher, key_file),
-                             f"refused-{server}-{client}-{code}", timeout=30)
+        result = session.run(
+            client, client_args(name, pinned, cipher, key_file), f"refused-{server}-{client}-{code}", timeout=30
+        )
         if result.code != 3 or f"error {code}" not in result.stderr:
             return f"a client {what} should exit 3 with 'error {code}', but: {result.describe()}"
     return None
 
 
-def check_kills(session: Session, keys: Keys, languages: Sequence[str], server_keys: Dict[str, str],
-                client_keys: Dict[str, str]) -> List[str]:
+def check_kills(
+    session: Session, keys: Keys, languages: Sequence[str], server_keys: Dict[str, str], client_keys: Dict[str, str]
+) -> List[str]:
     """SIGKILL mid-transfer, each language on each side once. The client of a
     killed server ends with PEER_GONE, and a new server reclaims the name; the
     server of a killed client reports the close and serves the next client."""
@@ -180,8 +216,9 @@ def check_kills(session: Session, keys: Keys, languages: Sequence[str], server_k
     return failures
 
 
-def kill_one(session: Session, keys: Keys, server: str, client: str, killed_side: str,
-             server_key: str, client_key: str) -> Optional[str]:
+def kill_one(
+    session: Session, keys: Keys, server: str, client: str, killed_side: str, server_key: str, client_key: str
+) -> Optional[str]:
     servers = Servers(session, keys, f"{os.getpid()}-kill-{killed_side}")
     try:
         problem = kill_mid_transfer(session, servers, keys, server, client, killed_side, server_key, client_key)
@@ -191,14 +228,22 @@ def kill_one(session: Session, keys: Keys, server: str, client: str, killed_side
     return "; ".join(problems) or None
 
 
-def kill_mid_transfer(session: Session, servers: Servers, keys: Keys, server: str, client: str, killed_side: str,
-                      server_key: str, client_key: str) -> Optional[str]:
+def kill_mid_transfer(
+    session: Session,
+    servers: Servers,
+    keys: Keys,
+    server: str,
+    client: str,
+    killed_side: str,
+    server_key: str,
+    client_key: str,
+) -> Optional[str]:
     server_public = keys.public[server_key]
     cipher = ciphers()[0]
     agent, name, _ = servers.start(server, "memfd", server_key, [])
-    args = client_args(name, server_public, cipher, client_key) + ["--seconds", "30"]
+    args = [*client_args(name, server_public, cipher, client_key), "--seconds", "30"]
     runner = session.start(client, args, f"kill-{server}-{client}-{killed_side}")
-    if runner.wait_line(lambda l: l.startswith("progress "), timeout=20) is None:
+    if runner.wait_line(lambda s: s.startswith("progress "), timeout=20) is None:
         return f"the client made no progress: {runner.stderr_tail()}"
     if killed_side == "server":
         os.killpg(agent.process.pid, signal.SIGKILL)
@@ -216,10 +261,14 @@ def kill_mid_transfer(session: Session, servers: Servers, keys: Keys, server: st
         os.killpg(runner.process.pid, signal.SIGKILL)
         runner.kill()
         fingerprint = keys.fingerprint[client_key]
-        if agent.wait_line(lambda l: l.startswith(f"close {fingerprint} "), timeout=15) is None:
+        if agent.wait_line(lambda s: s.startswith(f"close {fingerprint} "), timeout=15) is None:
             return "the server did not report the killed client's close"
-    result = session.run(client, client_args(name, server_public, cipher, client_key),
-                         f"after-kill-{server}-{client}-{killed_side}", timeout=60)
+    result = session.run(
+        client,
+        client_args(name, server_public, cipher, client_key),
+        f"after-kill-{server}-{client}-{killed_side}",
+        timeout=60,
+    )
     if result.code != 0:
         return f"the next client was not served: {result.describe()}"
     return None
@@ -259,8 +308,9 @@ def run(languages: Sequence[str], keep: bool) -> int:
             for client in languages:
                 problems = cells[(server, client)]
                 for cipher in ciphers():
-                    problem = check_exchange(session, servers, keys, server, client, cipher,
-                                             client_keys[client], server_public)
+                    problem = check_exchange(
+                        session, servers, keys, server, client, cipher, client_keys[client], server_public
+                    )
                     if problem:
                         problems.append(problem)
                 problem = check_refusals(session, servers, keys, server, client, client_keys[client], server_public)
@@ -284,8 +334,10 @@ def run(languages: Sequence[str], keep: bool) -> int:
         for problem in problems:
             failures.append(f"{LABELS[server]} server, {LABELS[client]} client: {problem}")
     pairs_ok = sum(1 for p in cells.values() if not p)
-    log(f"{pairs_ok}/{len(cells)} pairs passed ({', '.join(ciphers())}; sizes {', '.join(map(str, SIZES))} B; "
-        f"wrong key and allow-list refusals)")
+    log(
+        f"{pairs_ok}/{len(cells)} pairs passed ({', '.join(ciphers())}; sizes {', '.join(map(str, SIZES))} B; "
+        f"wrong key and allow-list refusals)"
+    )
     if failures:
         log(f"{len(failures)} failure(s):")
         for failure in failures:

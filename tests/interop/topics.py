@@ -27,8 +27,16 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (  # noqa: E402
-    LABELS, Agent, HarnessError, Session, ciphers, fields, log, main_guard, matrix_main,
+from harness import (
+    LABELS,
+    Agent,
+    HarnessError,
+    Session,
+    ciphers,
+    fields,
+    log,
+    main_guard,
+    matrix_main,
 )
 
 SIZES = (0, 1, 64, 4096, 65536)
@@ -45,23 +53,52 @@ def keygen(session: Session, language: str, name: str) -> Tuple[str, str]:
     return path, line.split()[1]
 
 
-def start_publisher(session: Session, language: str, name: str, key: str, subscribers: int, cipher: str,
-                    count: int, tag: str) -> Tuple[Agent, str]:
+def start_publisher(
+    session: Session, language: str, name: str, key: str, subscribers: int, cipher: str, count: int, tag: str
+) -> Tuple[Agent, str]:
     """Starts a publisher and waits for its `ready` line: (agent, fingerprint)."""
-    args = ["publish", "--name", name, "--key", key, "--subscribers", str(subscribers), "--count", str(count),
-            "--sizes", ",".join(map(str, SIZES)), "--cipher", cipher, "--timeout", "30"]
+    args = [
+        "publish",
+        "--name",
+        name,
+        "--key",
+        key,
+        "--subscribers",
+        str(subscribers),
+        "--count",
+        str(count),
+        "--sizes",
+        ",".join(map(str, SIZES)),
+        "--cipher",
+        cipher,
+        "--timeout",
+        "30",
+    ]
     agent = session.start(language, args, f"publish-{tag}")
-    line = agent.wait_line(lambda l: l.startswith("ready "), timeout=30)
+    line = agent.wait_line(lambda s: s.startswith("ready "), timeout=30)
     if line is None:
         reason = agent.stderr_tail() or "no 'ready' line within 30 s"
         agent.kill()
         raise HarnessError(f"the {LABELS[language]} publisher did not start: {reason}")
-    return agent, (line.split() + ["", "", "", ""])[3]
+    return agent, ([*line.split(), "", "", "", ""])[3]
 
 
 def subscriber_args(name: str, public: str, cipher: str, count: int) -> List[str]:
-    return ["subscribe", "--name", name, "--server-key", public, "--cipher", cipher, "--count", str(count),
-            "--sizes", ",".join(map(str, SIZES)), "--timeout", "30"]
+    return [
+        "subscribe",
+        "--name",
+        name,
+        "--server-key",
+        public,
+        "--cipher",
+        cipher,
+        "--count",
+        str(count),
+        "--sizes",
+        ",".join(map(str, SIZES)),
+        "--timeout",
+        "30",
+    ]
 
 
 def finish(agent: Agent, timeout: float) -> Tuple[Optional[int], str]:
@@ -74,8 +111,16 @@ def finish(agent: Agent, timeout: float) -> Tuple[Optional[int], str]:
     return code, agent.stderr_tail()
 
 
-def run_topic(session: Session, publisher: str, subscribers: Sequence[str], cipher: str, key: str, public: str,
-              tag: str, count: int = COUNT) -> List[str]:
+def run_topic(
+    session: Session,
+    publisher: str,
+    subscribers: Sequence[str],
+    cipher: str,
+    key: str,
+    public: str,
+    tag: str,
+    count: int = COUNT,
+) -> List[str]:
     """One publisher, one subscriber per entry of `subscribers`, `count`
     messages; the problems found."""
     name = f"interop-topic-{os.getpid()}-{tag}"
@@ -86,23 +131,29 @@ def run_topic(session: Session, publisher: str, subscribers: Sequence[str], ciph
         agent = session.start(language, subscriber_args(name, public, cipher, count), f"subscribe-{tag}-{language}")
         subs.append((language, agent))
         # One at a time: the publisher starts once all of them are in.
-        if agent.wait_line(lambda l: l.startswith("subscribed "), timeout=30) is None:
+        if agent.wait_line(lambda s: s.startswith("subscribed "), timeout=30) is None:
             problems.append(f"{LABELS[language]} subscriber did not subscribe: {agent.stderr_tail()}")
-    expected = {"cipher": cipher, "publisher": fingerprint, "messages": str(count),
-                "bytes": str(sum(SIZES[i % len(SIZES)] for i in range(count))), "lost": "0"}
+    expected = {
+        "cipher": cipher,
+        "publisher": fingerprint,
+        "messages": str(count),
+        "bytes": str(sum(SIZES[i % len(SIZES)] for i in range(count))),
+        "lost": "0",
+    }
     for language, agent in subs:
         code, tail = finish(agent, 60)
-        line = next((l for l in agent.lines if l.startswith("ok ")), None)
+        line = next((s for s in agent.lines if s.startswith("ok ")), None)
         if code != 0 or line is None:
             problems.append(f"{LABELS[language]} subscriber: {describe(code, tail)}")
             continue
         got = fields(line)
         for field_name, value in expected.items():
             if got.get(field_name) != value:
-                problems.append(f"{LABELS[language]} subscriber reported {field_name}={got.get(field_name)}, "
-                                f"expected {value}")
+                problems.append(
+                    f"{LABELS[language]} subscriber reported {field_name}={got.get(field_name)}, expected {value}"
+                )
     code, tail = finish(pub, 60)
-    published = next((l for l in pub.lines if l.startswith("published ")), None)
+    published = next((s for s in pub.lines if s.startswith("published ")), None)
     if code != 0 or published is None:
         problems.append(f"{LABELS[publisher]} publisher: {describe(code, tail)}")
     elif fields(published).get("messages") != str(count):
@@ -115,8 +166,9 @@ def describe(code: Optional[int], detail: str) -> str:
     return f"{how}: {detail}" if detail else how
 
 
-def check_wrong_key(session: Session, publisher: str, subscriber: str, key: str, public: str,
-                    wrong_public: str) -> List[str]:
+def check_wrong_key(
+    session: Session, publisher: str, subscriber: str, key: str, public: str, wrong_public: str
+) -> List[str]:
     """A subscriber pinning a key the publisher does not hold is refused, and
     the topic then serves a subscriber pinning the right one."""
     tag = f"wrong-{publisher}-{subscriber}"
@@ -125,8 +177,10 @@ def check_wrong_key(session: Session, publisher: str, subscriber: str, key: str,
     result = session.run(subscriber, subscriber_args(name, wrong_public, ciphers()[0], 1), tag, timeout=30)
     problems = []
     if result.code != 3 or "error SERVER_KEY_MISMATCH" not in result.stderr:
-        problems.append("a subscriber pinning the wrong key should exit 3 with 'error SERVER_KEY_MISMATCH', "
-                        f"but: {result.describe()}")
+        problems.append(
+            "a subscriber pinning the wrong key should exit 3 with 'error SERVER_KEY_MISMATCH', "
+            f"but: {result.describe()}"
+        )
     after = session.run(subscriber, subscriber_args(name, public, ciphers()[0], 1), f"{tag}-then-right", timeout=30)
     if after.code != 0:
         problems.append(f"after the refusal, a subscriber pinning the right key: {after.describe()}")
@@ -136,15 +190,14 @@ def check_wrong_key(session: Session, publisher: str, subscriber: str, key: str,
     return problems
 
 
-def check_publisher_killed(session: Session, publisher: str, subscriber: str, key: str,
-                           public: str) -> Optional[str]:
+def check_publisher_killed(session: Session, publisher: str, subscriber: str, key: str, public: str) -> Optional[str]:
     """SIGKILL of the publisher mid-topic: the subscriber ends with PEER_GONE."""
     name = f"interop-topic-{os.getpid()}-kill-{publisher}-{subscriber}"
     tag = f"kill-{publisher}-{subscriber}"
     endless = 1 << 30
     pub, _ = start_publisher(session, publisher, name, key, 1, ciphers()[0], endless, tag)
     sub = session.start(subscriber, subscriber_args(name, public, ciphers()[0], endless), f"subscribe-{tag}")
-    if sub.wait_line(lambda l: l.startswith("subscribed "), timeout=30) is None:
+    if sub.wait_line(lambda s: s.startswith("subscribed "), timeout=30) is None:
         pub.kill()
         return f"the subscriber did not subscribe: {sub.stderr_tail()}"
     os.killpg(pub.process.pid, signal.SIGKILL)
@@ -182,8 +235,9 @@ def run(languages: Sequence[str], keep: bool) -> int:
             for subscriber in languages:
                 problems = cells[(publisher, subscriber)]
                 try:
-                    problems += run_topic(session, publisher, [subscriber], ciphers()[0], key, public,
-                                          f"{publisher}-{subscriber}")
+                    problems += run_topic(
+                        session, publisher, [subscriber], ciphers()[0], key, public, f"{publisher}-{subscriber}"
+                    )
                     other = keygen(session, publisher, f"other-{publisher}-{subscriber}")[1]
                     problems += check_wrong_key(session, publisher, subscriber, key, public, other)
                 except HarnessError as e:

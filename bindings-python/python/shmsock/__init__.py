@@ -23,147 +23,135 @@ Event-driven: :class:`Server` and :class:`Client` take callbacks. asyncio:
 stable ``code``.
 """
 
-from typing import Iterable as _Iterable
-from typing import Optional as _Optional
-from typing import Union as _Union
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-from . import _shmsock
+from ._options import (
+    ClientOptions as ClientOptions,
+    ConnectOptions as ConnectOptions,
+    KeyLike as KeyLike,
+    ListenOptions as ListenOptions,
+    PublishOptions as PublishOptions,
+    ServerOptions as ServerOptions,
+    SubscribeOptions as SubscribeOptions,
+)
 from ._shmsock import (
-    CallbackError,
-    Client,
-    Connection,
-    Credentials,
-    Error,
-    Keypair,
-    Listener,
-    PendingClient,
-    PublicKey,
-    Publisher,
-    Server,
-    Stats,
-    Stream,
-    Subscriber,
-    SubscriberInfo,
-    __version__,
+    CallbackError as CallbackError,
+    Client as Client,
+    Connection as Connection,
+    Credentials as Credentials,
+    Error as Error,
+    Keypair as Keypair,
+    Listener as Listener,
+    PendingClient as PendingClient,
+    PublicKey as PublicKey,
+    Publisher as Publisher,
+    Server as Server,
+    Stats as Stats,
+    Stream as Stream,
+    Subscriber as Subscriber,
+    SubscriberInfo as SubscriberInfo,
+    __version__ as __version__,
 )
 
-# One exception class per core error kind (Timeout, PeerGone, ...), made by the
-# native module from the core's table of kinds: re-exported without a list here.
-globals().update((cls.__name__, cls) for cls in _shmsock._error_classes)
+# One exception class per core error kind, made by the native module from the
+# core's table of kinds; tests/test_errors.py checks this list against it.
+# isort: split
+from ._shmsock import (
+    # BEGIN GENERATED: error imports (from the core's table of kinds; tools/gen_error_stubs.py)
+    AddressInUse as AddressInUse,
+    AuthenticationFailed as AuthenticationFailed,
+    BufferTooSmall as BufferTooSmall,
+    Closed as Closed,
+    HandshakeRejected as HandshakeRejected,
+    InsecureKeyFile as InsecureKeyFile,
+    InvalidArgument as InvalidArgument,
+    InvalidKey as InvalidKey,
+    InvalidName as InvalidName,
+    Io as Io,
+    MessageTooLarge as MessageTooLarge,
+    NoCommonCipher as NoCommonCipher,
+    NotFound as NotFound,
+    PeerClosed as PeerClosed,
+    PeerGone as PeerGone,
+    PermissionDenied as PermissionDenied,
+    ProtocolVersion as ProtocolVersion,
+    ProtocolViolation as ProtocolViolation,
+    ResourceExhausted as ResourceExhausted,
+    ServerKeyMismatch as ServerKeyMismatch,
+    Timeout as Timeout,
+    WouldBlock as WouldBlock,
+    # END GENERATED: error imports
+)
 
-KeyLike = _Union[PublicKey, str, bytes]
-"""A public key: a :class:`PublicKey`, its text form or its 32 raw bytes."""
+if _TYPE_CHECKING:
+    from typing_extensions import Unpack as _Unpack
 
 
-def connect(
-    name: str,
-    *,
-    server_key: KeyLike,
-    keypair: _Optional[Keypair] = None,
-    ring_size: _Optional[int] = None,
-    max_message_size: _Optional[int] = None,
-    send_timeout: _Optional[float] = None,
-    recv_timeout: _Optional[float] = None,
-    handshake_timeout: _Optional[float] = None,
-    spin: _Optional[float] = None,
-    require_chacha: bool = False,
-    wait: _Optional[float] = None,
-) -> Stream:
+def connect(name: str, *, server_key: KeyLike, **options: "_Unpack[ConnectOptions]") -> Stream:
     """Connects to endpoint ``name``; the same as :meth:`Stream.connect`
     (``wait``: seconds to keep trying while no server listens)."""
-    return Stream.connect(
-        name,
-        server_key=server_key,
-        keypair=keypair,
-        ring_size=ring_size,
-        max_message_size=max_message_size,
-        send_timeout=send_timeout,
-        recv_timeout=recv_timeout,
-        handshake_timeout=handshake_timeout,
-        spin=spin,
-        require_chacha=require_chacha,
-        wait=wait,
-    )
+    return Stream.connect(name, server_key=server_key, **options)
 
 
-def bind(
-    name: str,
-    *,
-    keypair: Keypair,
-    allowed_clients: _Optional[_Iterable[KeyLike]] = None,
-    allowed_uids: _Optional[_Iterable[int]] = None,
-    ring_size: _Optional[int] = None,
-    max_message_size: _Optional[int] = None,
-    send_timeout: _Optional[float] = None,
-    recv_timeout: _Optional[float] = None,
-    handshake_timeout: _Optional[float] = None,
-    spin: _Optional[float] = None,
-    backend: _Optional[str] = None,
-    require_chacha: bool = False,
-) -> Listener:
+def bind(name: str, *, keypair: Keypair, **options: "_Unpack[ListenOptions]") -> Listener:
     """Binds endpoint ``name``; the same as :meth:`Listener.bind`."""
-    return Listener.bind(
-        name,
-        keypair=keypair,
-        allowed_clients=allowed_clients,
-        allowed_uids=allowed_uids,
-        ring_size=ring_size,
-        max_message_size=max_message_size,
-        send_timeout=send_timeout,
-        recv_timeout=recv_timeout,
-        handshake_timeout=handshake_timeout,
-        spin=spin,
-        backend=backend,
-        require_chacha=require_chacha,
-    )
+    return Listener.bind(name, keypair=keypair, **options)
 
 
-def subscribe(
-    name: str,
-    *,
-    server_key: KeyLike,
-    keypair: _Optional[Keypair] = None,
-    max_message_size: _Optional[int] = None,
-    recv_timeout: _Optional[float] = None,
-    handshake_timeout: _Optional[float] = None,
-    spin: _Optional[float] = None,
-    require_chacha: bool = False,
-    wait: _Optional[float] = None,
-) -> Subscriber:
+def subscribe(name: str, *, server_key: KeyLike, **options: "_Unpack[SubscribeOptions]") -> Subscriber:
     """Subscribes to topic ``name``; the same as :meth:`Subscriber.connect`."""
-    return Subscriber.connect(
-        name,
-        server_key=server_key,
-        keypair=keypair,
-        max_message_size=max_message_size,
-        recv_timeout=recv_timeout,
-        handshake_timeout=handshake_timeout,
-        spin=spin,
-        require_chacha=require_chacha,
-        wait=wait,
-    )
+    return Subscriber.connect(name, server_key=server_key, **options)
 
 
-__all__ = [
+__all__ = [  # noqa: RUF022 (the API, then the error classes, each sorted)
     "CallbackError",
     "Client",
     "Connection",
     "Credentials",
     "Error",
+    "ClientOptions",
+    "ConnectOptions",
     "KeyLike",
     "Keypair",
+    "ListenOptions",
     "Listener",
     "PendingClient",
+    "PublishOptions",
     "PublicKey",
     "Publisher",
     "Server",
+    "ServerOptions",
     "Stats",
     "Stream",
+    "SubscribeOptions",
     "Subscriber",
     "SubscriberInfo",
     "__version__",
     "bind",
     "connect",
     "subscribe",
-    *sorted(cls.__name__ for cls in _shmsock._error_classes),
+    # BEGIN GENERATED: error names (from the core's table of kinds; tools/gen_error_stubs.py)
+    "AddressInUse",
+    "AuthenticationFailed",
+    "BufferTooSmall",
+    "Closed",
+    "HandshakeRejected",
+    "InsecureKeyFile",
+    "InvalidArgument",
+    "InvalidKey",
+    "InvalidName",
+    "Io",
+    "MessageTooLarge",
+    "NoCommonCipher",
+    "NotFound",
+    "PeerClosed",
+    "PeerGone",
+    "PermissionDenied",
+    "ProtocolVersion",
+    "ProtocolViolation",
+    "ResourceExhausted",
+    "ServerKeyMismatch",
+    "Timeout",
+    "WouldBlock",
+    # END GENERATED: error names
 ]

@@ -22,15 +22,18 @@ way once the topic's ``reliable_timeout`` has passed.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
 from types import TracebackType
-from typing import Any, Deque, Iterable, List, Optional, Tuple, Type, Union
+from typing import TYPE_CHECKING, Any, Deque, List, Optional, Tuple, Type
 
 from . import _shmsock
-from ._aio_receive import _DEFAULT, _Receiver
+from ._aio_receive import _Receiver
+from ._options import KeyLike, PublishOptions, SubscribeOptions
 from ._shmsock import Closed, Credentials, Error, Keypair, PublicKey, SubscriberInfo, WouldBlock
 
-KeyLike = Union[PublicKey, str, bytes]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class Subscriber(_Receiver):
@@ -56,31 +59,15 @@ class Subscriber(_Receiver):
         name: str,
         *,
         server_key: KeyLike,
-        keypair: Optional[Keypair] = None,
-        max_message_size: Optional[int] = None,
-        recv_timeout: Optional[float] = None,
-        handshake_timeout: Optional[float] = None,
-        spin: Optional[float] = None,
-        require_chacha: bool = False,
-        wait: Optional[float] = None,
-    ) -> "Subscriber":
+        **options: Unpack[SubscribeOptions],
+    ) -> Subscriber:
         """Subscribes to topic ``name`` (options as for
         :meth:`shmsock.Subscriber.connect`); the handshake, and ``wait``'s
         retries, run in the default executor."""
         loop = asyncio.get_running_loop()
         sub = await loop.run_in_executor(
             None,
-            lambda: _shmsock.Subscriber.connect(
-                name,
-                server_key=server_key,
-                keypair=keypair,
-                max_message_size=max_message_size,
-                recv_timeout=recv_timeout,
-                handshake_timeout=handshake_timeout,
-                spin=spin,
-                require_chacha=require_chacha,
-                wait=wait,
-            ),
+            functools.partial(_shmsock.Subscriber.connect, name, server_key=server_key, **options),
         )
         return cls(sub)
 
@@ -150,7 +137,7 @@ class Publisher:
         """Wraps a bound :class:`shmsock.Publisher` (which it then owns)."""
         self._pub = publisher
         # Messages waiting for room, oldest first, each with its caller's future.
-        self._waiting: Deque[Tuple[Any, "asyncio.Future[None]"]] = deque()
+        self._waiting: Deque[Tuple[Any, asyncio.Future[None]]] = deque()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._fd = -1
         self._timer: Optional[asyncio.TimerHandle] = None
@@ -161,38 +148,11 @@ class Publisher:
         name: str,
         *,
         keypair: Keypair,
-        slots: Optional[int] = None,
-        max_message_size: Optional[int] = None,
-        policy: str = "reliable",
-        reliable_timeout: Optional[float] = None,
-        rekey_interval: Optional[float] = _DEFAULT,
-        max_subscribers: Optional[int] = None,
-        allowed_clients: Optional[Iterable[KeyLike]] = None,
-        allowed_uids: Optional[Iterable[int]] = None,
-        handshake_timeout: Optional[float] = None,
-        spin: Optional[float] = None,
-        require_chacha: bool = False,
-    ) -> "Publisher":
+        **options: Unpack[PublishOptions],
+    ) -> Publisher:
         """Binds topic ``name`` (options as for :meth:`shmsock.Publisher.bind`).
         Binding does not wait."""
-        extra = {} if rekey_interval is _DEFAULT else {"rekey_interval": rekey_interval}
-        return cls(
-            _shmsock.Publisher.bind(
-                name,
-                keypair=keypair,
-                slots=slots,
-                max_message_size=max_message_size,
-                policy=policy,
-                reliable_timeout=reliable_timeout,
-                max_subscribers=max_subscribers,
-                allowed_clients=allowed_clients,
-                allowed_uids=allowed_uids,
-                handshake_timeout=handshake_timeout,
-                spin=spin,
-                require_chacha=require_chacha,
-                **extra,
-            )
-        )
+        return cls(_shmsock.Publisher.bind(name, keypair=keypair, **options))
 
     async def publish(self, data: Any) -> None:
         """Publishes one message (any bytes-like object; do not change it
@@ -204,7 +164,7 @@ class Publisher:
             except WouldBlock:
                 pass
         loop = asyncio.get_running_loop()
-        fut: "asyncio.Future[None]" = loop.create_future()
+        fut: asyncio.Future[None] = loop.create_future()
         # A cancelled await leaves the message queued; its outcome is dropped.
         fut.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._waiting.append((data, fut))
@@ -325,7 +285,7 @@ class Publisher:
         """Subscribers dropped for holding up a reliable topic."""
         return self._pub.dropped_count
 
-    async def __aenter__(self) -> "Publisher":
+    async def __aenter__(self) -> Publisher:
         return self
 
     async def __aexit__(

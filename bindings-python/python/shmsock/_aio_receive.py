@@ -28,6 +28,12 @@ _AHEAD_BYTES = 1 << 20
 _SPIN = 30e-6
 _SPIN_GIVE_UP = 8
 _SPIN_RETRY_EVERY = 64
+# A receive that finds its message at once lets the loop run other tasks
+# first once in this many calls.
+_YIELD_EVERY = 64
+# What ``_Receiver._now`` says when it has no message.
+_QUEUE: Any = object()
+_ARMED: Any = object()
 # ``timeout=`` not given: the source's own recv_timeout.
 _DEFAULT: Any = object()
 
@@ -35,6 +41,14 @@ _DEFAULT: Any = object()
 _Waiter = Tuple["asyncio.Future[Any]", Optional[memoryview]]
 
 _R = TypeVar("_R", bound="_Receiver")
+
+
+def _check_timeout(timeout: Any) -> None:
+    """A ``timeout=`` other than None: a number of seconds, >= 0."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds or None, not '{type(timeout).__name__}'")
+    if not timeout >= 0:
+        raise ValueError(f"timeout must be >= 0 (or None to wait forever), not {timeout}")
 
 
 class _Source(Protocol):
@@ -46,6 +60,7 @@ class _Source(Protocol):
     def closed(self) -> bool: ...
     def recv(self, timeout: Optional[float] = ...) -> bytes: ...
     def try_recv(self) -> bytes: ...
+    def try_recv_into(self, buffer: Any) -> int: ...
     def close(self) -> None: ...
     def fileno(self) -> int: ...
 
@@ -65,9 +80,11 @@ class _Receiver:
         # queue is empty, receives raise it (the core repeats it on every call).
         self._ended = False
         # Sends waiting for room, in order (a stream's; see _resume_sends).
-        self._sends: Deque[Tuple["asyncio.Future[None]", Any]] = collections.deque()
+        self._sends: Deque[Tuple[asyncio.Future[None], Any]] = collections.deque()
         self._spin_failures = 0
         self._spins_skipped = 0
+        # Receives since this receiver last let the loop run (see recv).
+        self._streak = 0
 
     async def recv(self, timeout: Optional[float] = _DEFAULT) -> bytes:
         """Receives the next message, waiting up to ``timeout`` seconds (None:
@@ -75,8 +92,54 @@ class _Receiver:
         Raises PeerClosed once the peer closed and every message it sent was
         received, PeerGone if it died. A timed-out or cancelled receive loses
         no message."""
-        result: bytes = await self._wait_message(None, timeout)
-        return result
+        message: bytes = await self._receive(None, timeout)
+        return message
+
+    def _turn(self, timeout: Optional[float]) -> bool:
+        """Checks ``timeout``; True when this receive lets the loop run first.
+        A receive that finds its message at once (see ``_now``) gives the loop
+        no turn, so every _YIELD_EVERY-th one does, before it takes anything
+        (a cancel there loses nothing): a peer that keeps the ring full cannot
+        starve the loop's other tasks."""
+        if timeout is not _DEFAULT and timeout is not None:
+            _check_timeout(timeout)
+        self._streak += 1
+        if self._streak < _YIELD_EVERY:
+            return False
+        self._streak = 0
+        return True
+
+    def _now(self, into: Optional[memoryview]) -> Any:
+        """The usual case of a receive, with no future and no turn of the
+        loop: nobody is ahead in line and a message is there (read ahead, or in
+        the ring). Returns it (or, with ``into``, its length), or _QUEUE (wait
+        in line) or _ARMED (none is there: the try armed the descriptor)."""
+        if self._waiters:
+            return _QUEUE
+        if self._ahead:
+            return self._take_ahead() if into is None else _QUEUE
+        if self._ended or self._sends:
+            return _QUEUE
+        try:
+            return self._source.try_recv() if into is None else self._source.try_recv_into(into)
+        except WouldBlock:
+            return _ARMED
+        except BufferTooSmall:
+            raise  # the message stays for the next receive
+        except Error:
+            # The end (PeerClosed, PeerGone, ...): the core repeats it on every
+            # call, so later receives raise it too.
+            self._ended = True
+            self._update()
+            raise
+
+    def _take_ahead(self) -> bytes:
+        message = self._ahead.popleft()
+        self._ahead_bytes -= len(message)
+        if self._loop is None:
+            # The queue was full (unregistered): there is room again.
+            self._update()
+        return message
 
     async def recv_into(self, buffer: Any, timeout: Optional[float] = _DEFAULT) -> int:
         """Receives the next message into a writable buffer and returns its
@@ -84,27 +147,41 @@ class _Receiver:
         view = memoryview(buffer)
         if view.readonly:
             raise TypeError("recv_into needs a writable buffer (bytearray, memoryview, ...)")
-        result: int = await self._wait_message(view.cast("B"), timeout)
+        length: int = await self._receive(view.cast("B"), timeout)
+        return length
+
+    async def _receive(self, into: Optional[memoryview], timeout: Optional[float]) -> Any:
+        """A receive: at once when it can (``_now``), else in line."""
+        if self._turn(timeout):
+            await asyncio.sleep(0)
+        result = self._now(into)
+        if result is _QUEUE or result is _ARMED:
+            result = await self._wait_message(into, timeout, tried=result is _ARMED)
         return result
 
-    async def _wait_message(self, into: Optional[memoryview], timeout: Optional[float]) -> Any:
+    async def _wait_message(self, into: Optional[memoryview], timeout: Optional[float], tried: bool = False) -> Any:
+        """Waits in line for the next message. ``tried``: the caller found
+        none just now (its try_recv raised WouldBlock, arming the descriptor),
+        so there is nothing to serve before looking again."""
         if timeout is _DEFAULT:
             timeout = self._source.recv_timeout
         elif timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-                raise TypeError(f"timeout must be a number of seconds or None, not '{type(timeout).__name__}'")
-            if not timeout >= 0:
-                raise ValueError(f"timeout must be >= 0 (or None to wait forever), not {timeout}")
+            _check_timeout(timeout)
         loop = self._attach()
         fut: asyncio.Future[Any] = loop.create_future()
         waiter: _Waiter = (fut, into)
         self._waiters.append(waiter)
         if len(self._waiters) == 1:
-            self._serve()
+            if tried:
+                self._update()
+            else:
+                self._serve()
             if not fut.done() and not self._sends and not self._ended:
                 message = self._spin()
                 if message is not None:
                     self._deliver(message)
+        if not fut.done():
+            self._streak = 0  # this receive lets the loop run
         timer = None
         if not fut.done() and timeout is not None:
             timer = loop.call_later(timeout, self._expire, waiter)
@@ -116,7 +193,10 @@ class _Receiver:
         finally:
             if timer is not None:
                 timer.cancel()
-            self._forget(waiter)
+            # A receive that got its message (or its error) left the line
+            # already; a cancelled one leaves it now.
+            if fut.cancelled() or not fut.done():
+                self._forget(waiter)
 
     def _expire(self, waiter: _Waiter) -> None:
         fut = waiter[0]
@@ -125,10 +205,8 @@ class _Receiver:
             fut.set_exception(Timeout("recv timed out: no message arrived; nothing was lost"))
 
     def _forget(self, waiter: _Waiter) -> None:
-        try:
+        if waiter in self._waiters:
             self._waiters.remove(waiter)
-        except ValueError:
-            pass
         self._update()
 
     def _give_back(self, waiter: _Waiter) -> None:
@@ -258,9 +336,7 @@ class _Receiver:
 
     def _update(self) -> None:
         """Keeps the descriptor registered while anything can come of it."""
-        want = not self._source.closed and (
-            bool(self._sends) or (not self._ended and self._has_room())
-        )
+        want = not self._source.closed and (bool(self._sends) or (not self._ended and self._has_room()))
         if want and self._loop is None:
             try:
                 loop = asyncio.get_running_loop()
@@ -291,7 +367,6 @@ class _Receiver:
             fut, _ = self._sends.popleft()
             if not fut.done():
                 fut.set_exception(Closed(f"the {self._what} was closed"))
-
 
     def _resume_sends(self) -> bool:
         """Resumes the waiting sends in order; True when none is left (a

@@ -2,57 +2,67 @@
 
 import builtins
 from types import TracebackType
-from typing import Callable, Iterable, Iterator, List, Optional, Type, Union, final
+from typing import Callable, Dict, Iterator, List, Optional, Type, Union, final
 
 from _typeshed import ReadableBuffer, StrPath, WriteableBuffer
+from typing_extensions import Unpack
+
+from ._options import (
+    ClientOptions,
+    ConnectOptions,
+    KeyLike as _KeyLike,
+    ListenOptions,
+    PublishOptions,
+    ServerOptions,
+    SubscribeOptions,
+)
 
 __all__ = [
-    "__version__",
-    "Error",
-    "CallbackError",
-    "Timeout",
-    "WouldBlock",
-    "Closed",
-    "PeerClosed",
-    "PeerGone",
-    "HandshakeRejected",
-    "ServerKeyMismatch",
-    "AuthenticationFailed",
-    "ProtocolVersion",
-    "NoCommonCipher",
-    "ProtocolViolation",
-    "MessageTooLarge",
-    "BufferTooSmall",
-    "InvalidName",
     "AddressInUse",
-    "NotFound",
-    "InvalidKey",
+    "AuthenticationFailed",
+    "BufferTooSmall",
+    "CallbackError",
+    "Client",
+    "Closed",
+    "Connection",
+    "Credentials",
+    "Error",
+    "HandshakeRejected",
     "InsecureKeyFile",
     "InvalidArgument",
-    "ResourceExhausted",
-    "PermissionDenied",
+    "InvalidKey",
+    "InvalidName",
     "Io",
-    "PublicKey",
     "Keypair",
-    "Stream",
-    "Stats",
-    "Credentials",
     "Listener",
+    "MessageTooLarge",
+    "NoCommonCipher",
+    "NotFound",
+    "PeerClosed",
+    "PeerGone",
     "PendingClient",
-    "Server",
-    "Connection",
-    "Client",
+    "PermissionDenied",
+    "ProtocolVersion",
+    "ProtocolViolation",
+    "PublicKey",
     "Publisher",
+    "ResourceExhausted",
+    "Server",
+    "ServerKeyMismatch",
+    "Stats",
+    "Stream",
     "Subscriber",
     "SubscriberInfo",
-    "_shutdown_all",
+    "Timeout",
+    "WouldBlock",
+    "__version__",
     "_error_classes",
+    "_option_keywords",
+    "_shutdown_all",
 ]
 
 __version__: str
 """The package version (the version of the Rust workspace)."""
-
-_KeyLike = Union["PublicKey", str, bytes]
 
 # --------------------------------------------------------------------- errors
 
@@ -158,7 +168,7 @@ class PublicKey:
     ``str(key)`` is the text form, ``bytes(key)`` the raw bytes. Keys compare
     equal by value and are hashable."""
 
-    def __new__(cls, key: Union["PublicKey", str, builtins.bytes], /) -> PublicKey:
+    def __new__(cls, key: Union[PublicKey, str, builtins.bytes], /) -> PublicKey:
         """A key from a PublicKey, its text form or its 32 raw bytes."""
     @staticmethod
     def from_text(text: str) -> PublicKey:
@@ -259,15 +269,7 @@ class Stream:
         name: str,
         *,
         server_key: _KeyLike,
-        keypair: Optional[Keypair] = None,
-        ring_size: Optional[int] = None,
-        max_message_size: Optional[int] = None,
-        send_timeout: Optional[float] = None,
-        recv_timeout: Optional[float] = None,
-        handshake_timeout: Optional[float] = None,
-        spin: Optional[float] = None,
-        require_chacha: bool = False,
-        wait: Optional[float] = None,
+        **options: Unpack[ConnectOptions],
     ) -> Stream:
         """Connects to the server of endpoint ``name`` and completes the
         handshake. ``server_key`` pins the server; ``keypair`` is this client's
@@ -378,16 +380,7 @@ class Listener:
         name: str,
         *,
         keypair: Keypair,
-        allowed_clients: Optional[Iterable[_KeyLike]] = None,
-        allowed_uids: Optional[Iterable[int]] = None,
-        ring_size: Optional[int] = None,
-        max_message_size: Optional[int] = None,
-        send_timeout: Optional[float] = None,
-        recv_timeout: Optional[float] = None,
-        handshake_timeout: Optional[float] = None,
-        spin: Optional[float] = None,
-        backend: Optional[str] = None,
-        require_chacha: bool = False,
+        **options: Unpack[ListenOptions],
     ) -> Listener:
         """Binds endpoint ``name`` with this server's ``keypair``.
         ``allowed_clients`` restricts the client keys, ``allowed_uids`` the
@@ -494,16 +487,7 @@ class Server:
         on_data: Optional[Callable[[Connection, bytes], object]] = None,
         on_error: Optional[Callable[[Optional[Connection], Error], object]] = None,
         on_close: Optional[Callable[[Connection, Optional[Error]], object]] = None,
-        allowed_clients: Optional[Iterable[_KeyLike]] = None,
-        allowed_uids: Optional[Iterable[int]] = None,
-        ring_size: Optional[int] = None,
-        max_message_size: Optional[int] = None,
-        max_queued_bytes: Optional[int] = None,
-        recv_timeout: Optional[float] = None,
-        handshake_timeout: Optional[float] = None,
-        spin: Optional[float] = None,
-        backend: Optional[str] = None,
-        require_chacha: bool = False,
+        **options: Unpack[ServerOptions],
     ) -> Server:
         """Binds endpoint ``name`` and starts serving; ``max_queued_bytes``
         bounds each connection's outbound queue (``Connection.send`` never
@@ -544,19 +528,13 @@ class Client:
         name: str,
         *,
         server_key: _KeyLike,
-        keypair: Optional[Keypair] = None,
         on_data: Optional[Callable[[bytes], object]] = None,
         on_error: Optional[Callable[[Error], object]] = None,
         on_close: Optional[Callable[[Optional[Error]], object]] = None,
-        ring_size: Optional[int] = None,
-        max_message_size: Optional[int] = None,
-        send_timeout: Optional[float] = None,
-        recv_timeout: Optional[float] = None,
-        handshake_timeout: Optional[float] = None,
-        spin: Optional[float] = None,
-        require_chacha: bool = False,
+        **options: Unpack[ClientOptions],
     ) -> Client:
-        """Connects to endpoint ``name`` and starts the reader thread."""
+        """Connects to endpoint ``name`` and starts the reader thread
+        (``wait``: seconds to keep trying while no server listens)."""
     def send(self, data: ReadableBuffer, timeout: Optional[float] = ...) -> None:
         """Sends a message."""
     def write(self, data: ReadableBuffer, timeout: Optional[float] = ...) -> None:
@@ -584,6 +562,10 @@ class Client:
         /,
     ) -> None:
         """Closes the client."""
+
+def _option_keywords() -> Dict[str, List[str]]:
+    """Each entry point's option keywords (``src/options.rs``), for the test
+    that checks them against ``shmsock._options``."""
 
 def _shutdown_all() -> None:
     """Closes every Server and Client still running (registered with atexit)."""
@@ -618,17 +600,7 @@ class Publisher:
         name: str,
         *,
         keypair: Keypair,
-        slots: Optional[int] = None,
-        max_message_size: Optional[int] = None,
-        policy: str = "reliable",
-        reliable_timeout: Optional[float] = None,
-        rekey_interval: Optional[float] = ...,
-        max_subscribers: Optional[int] = None,
-        allowed_clients: Optional[Iterable[_KeyLike]] = None,
-        allowed_uids: Optional[Iterable[int]] = None,
-        handshake_timeout: Optional[float] = None,
-        spin: Optional[float] = None,
-        require_chacha: bool = False,
+        **options: Unpack[PublishOptions],
     ) -> Publisher:
         """Binds topic ``name``: ``slots`` (a power of two, default 64),
         ``max_message_size`` (default 64 KiB), ``policy`` ``"reliable"`` (wait
@@ -717,13 +689,7 @@ class Subscriber:
         name: str,
         *,
         server_key: _KeyLike,
-        keypair: Optional[Keypair] = None,
-        max_message_size: Optional[int] = None,
-        recv_timeout: Optional[float] = None,
-        handshake_timeout: Optional[float] = None,
-        spin: Optional[float] = None,
-        require_chacha: bool = False,
-        wait: Optional[float] = None,
+        **options: Unpack[SubscribeOptions],
     ) -> Subscriber:
         """Subscribes to topic ``name``, pinning the publisher's key
         ``server_key``; ``wait`` (seconds) keeps trying while nobody publishes

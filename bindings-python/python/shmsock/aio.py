@@ -49,23 +49,23 @@ import functools
 import time
 from types import TracebackType
 from typing import (
+    TYPE_CHECKING,
     Any,
     Awaitable,
     Callable,
     Generator,
     Generic,
-    Iterable,
     List,
     Optional,
     Protocol,
     Type,
     TypeVar,
-    Union,
 )
 
 from . import _shmsock
 from ._aio_pubsub import Publisher, Subscriber
 from ._aio_receive import _Receiver
+from ._options import ConnectOptions, KeyLike, ListenOptions, SubscribeOptions
 from ._shmsock import (
     Closed,
     Credentials,
@@ -77,7 +77,8 @@ from ._shmsock import (
     WouldBlock,
 )
 
-KeyLike = Union[PublicKey, str, bytes]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["Connecting", "Listener", "Publisher", "Stream", "Subscriber", "bind", "connect", "subscribe"]
 
@@ -96,7 +97,7 @@ class _Readiness:
     def __init__(self, fd: int) -> None:
         self._fd = fd
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._waiters: List["asyncio.Future[None]"] = []
+        self._waiters: List[asyncio.Future[None]] = []
 
     async def wait(self) -> None:
         loop = asyncio.get_running_loop()
@@ -151,33 +152,16 @@ class Stream(_Receiver):
         name: str,
         *,
         server_key: KeyLike,
-        keypair: Optional[Keypair] = None,
-        ring_size: Optional[int] = None,
-        max_message_size: Optional[int] = None,
-        send_timeout: Optional[float] = None,
-        recv_timeout: Optional[float] = None,
-        handshake_timeout: Optional[float] = None,
-        spin: Optional[float] = None,
-        require_chacha: bool = False,
-        wait: Optional[float] = None,
-    ) -> "Stream":
+        **options: Unpack[ConnectOptions],
+    ) -> Stream:
         """Connects to endpoint ``name`` (options as for
         :meth:`shmsock.Stream.connect`); the handshake runs in the default
         executor. ``wait`` (seconds): keep trying while no server listens."""
         loop = asyncio.get_running_loop()
-        connect = functools.partial(
-            _shmsock.Stream.connect,
-            name,
-            server_key=server_key,
-            keypair=keypair,
-            ring_size=ring_size,
-            max_message_size=max_message_size,
-            send_timeout=send_timeout,
-            recv_timeout=recv_timeout,
-            handshake_timeout=handshake_timeout,
-            spin=spin,
-            require_chacha=require_chacha,
-        )
+        # The retries while no server listens run here, between executor
+        # calls, so a cancelled connect stops retrying.
+        wait = options.pop("wait", None)
+        connect = functools.partial(_shmsock.Stream.connect, name, server_key=server_key, **options)
         if wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float))):
             raise TypeError(f"wait must be a number of seconds or None, not '{type(wait).__name__}'")
         deadline = None if wait is None else time.monotonic() + wait
@@ -197,8 +181,7 @@ class Stream(_Receiver):
         """Sends one message (any bytes-like object). When the ring has no
         room for all of it, the rest goes out as the peer frees space, without
         blocking the loop; sends complete in order."""
-        if self._stream.closed:
-            raise Closed("the stream was closed")
+        # A closed stream raises Closed here.
         if not self._sends and self._stream._send_resumable(data):
             return
         loop = self._attach()
@@ -274,7 +257,7 @@ class Listener:
         """Wraps a bound :class:`shmsock.Listener` (which it then owns)."""
         self._listener = listener
         self._readable = _Readiness(listener.fileno())
-        self._handshakes: List["asyncio.Future[_shmsock.Stream]"] = []
+        self._handshakes: List[asyncio.Future[_shmsock.Stream]] = []
 
     @classmethod
     def bind(
@@ -282,35 +265,11 @@ class Listener:
         name: str,
         *,
         keypair: Keypair,
-        allowed_clients: Optional[Iterable[KeyLike]] = None,
-        allowed_uids: Optional[Iterable[int]] = None,
-        ring_size: Optional[int] = None,
-        max_message_size: Optional[int] = None,
-        send_timeout: Optional[float] = None,
-        recv_timeout: Optional[float] = None,
-        handshake_timeout: Optional[float] = None,
-        spin: Optional[float] = None,
-        backend: Optional[str] = None,
-        require_chacha: bool = False,
-    ) -> "Listener":
+        **options: Unpack[ListenOptions],
+    ) -> Listener:
         """Binds endpoint ``name`` (options as for
         :meth:`shmsock.Listener.bind`). Binding does not wait."""
-        return cls(
-            _shmsock.Listener.bind(
-                name,
-                keypair=keypair,
-                allowed_clients=allowed_clients,
-                allowed_uids=allowed_uids,
-                ring_size=ring_size,
-                max_message_size=max_message_size,
-                send_timeout=send_timeout,
-                recv_timeout=recv_timeout,
-                handshake_timeout=handshake_timeout,
-                spin=spin,
-                backend=backend,
-                require_chacha=require_chacha,
-            )
-        )
+        return cls(_shmsock.Listener.bind(name, keypair=keypair, **options))
 
     async def accept(self) -> Stream:
         """Waits for a client and completes its handshake. Refused clients
@@ -374,7 +333,7 @@ class Listener:
         """The listening socket's descriptor."""
         return self._listener.fileno()
 
-    async def __aenter__(self) -> "Listener":
+    async def __aenter__(self) -> Listener:
         return self
 
     async def __aexit__(
@@ -385,7 +344,7 @@ class Listener:
     ) -> None:
         self.close()
 
-    def __aiter__(self) -> "Listener":
+    def __aiter__(self) -> Listener:
         return self
 
     async def __anext__(self) -> Stream:
@@ -434,99 +393,20 @@ class Connecting(Generic[_T]):
             self._result.close()
 
 
-def connect(
-    name: str,
-    *,
-    server_key: KeyLike,
-    keypair: Optional[Keypair] = None,
-    ring_size: Optional[int] = None,
-    max_message_size: Optional[int] = None,
-    send_timeout: Optional[float] = None,
-    recv_timeout: Optional[float] = None,
-    handshake_timeout: Optional[float] = None,
-    spin: Optional[float] = None,
-    require_chacha: bool = False,
-    wait: Optional[float] = None,
-) -> Connecting[Stream]:
+def connect(name: str, *, server_key: KeyLike, **options: Unpack[ConnectOptions]) -> Connecting[Stream]:
     """Connects to endpoint ``name``, as :meth:`Stream.connect` does:
     ``stream = await aio.connect(...)`` or ``async with aio.connect(...) as
     stream:`` (closed at the end of the block)."""
-    return Connecting(
-        functools.partial(
-            Stream.connect,
-            name,
-            server_key=server_key,
-            keypair=keypair,
-            ring_size=ring_size,
-            max_message_size=max_message_size,
-            send_timeout=send_timeout,
-            recv_timeout=recv_timeout,
-            handshake_timeout=handshake_timeout,
-            spin=spin,
-            require_chacha=require_chacha,
-            wait=wait,
-        )
-    )
+    return Connecting(functools.partial(Stream.connect, name, server_key=server_key, **options))
 
 
-def bind(
-    name: str,
-    *,
-    keypair: Keypair,
-    allowed_clients: Optional[Iterable[KeyLike]] = None,
-    allowed_uids: Optional[Iterable[int]] = None,
-    ring_size: Optional[int] = None,
-    max_message_size: Optional[int] = None,
-    send_timeout: Optional[float] = None,
-    recv_timeout: Optional[float] = None,
-    handshake_timeout: Optional[float] = None,
-    spin: Optional[float] = None,
-    backend: Optional[str] = None,
-    require_chacha: bool = False,
-) -> Listener:
+def bind(name: str, *, keypair: Keypair, **options: Unpack[ListenOptions]) -> Listener:
     """Binds endpoint ``name``; the same as :meth:`Listener.bind`."""
-    return Listener.bind(
-        name,
-        keypair=keypair,
-        allowed_clients=allowed_clients,
-        allowed_uids=allowed_uids,
-        ring_size=ring_size,
-        max_message_size=max_message_size,
-        send_timeout=send_timeout,
-        recv_timeout=recv_timeout,
-        handshake_timeout=handshake_timeout,
-        spin=spin,
-        backend=backend,
-        require_chacha=require_chacha,
-    )
+    return Listener.bind(name, keypair=keypair, **options)
 
 
-def subscribe(
-    name: str,
-    *,
-    server_key: KeyLike,
-    keypair: Optional[Keypair] = None,
-    max_message_size: Optional[int] = None,
-    recv_timeout: Optional[float] = None,
-    handshake_timeout: Optional[float] = None,
-    spin: Optional[float] = None,
-    require_chacha: bool = False,
-    wait: Optional[float] = None,
-) -> Connecting[Subscriber]:
+def subscribe(name: str, *, server_key: KeyLike, **options: Unpack[SubscribeOptions]) -> Connecting[Subscriber]:
     """Subscribes to topic ``name``, as :meth:`Subscriber.connect` does: ``sub
     = await aio.subscribe(...)`` or ``async with aio.subscribe(...) as sub:``
     (closed at the end of the block)."""
-    return Connecting(
-        functools.partial(
-            Subscriber.connect,
-            name,
-            server_key=server_key,
-            keypair=keypair,
-            max_message_size=max_message_size,
-            recv_timeout=recv_timeout,
-            handshake_timeout=handshake_timeout,
-            spin=spin,
-            require_chacha=require_chacha,
-            wait=wait,
-        )
-    )
+    return Connecting(functools.partial(Subscriber.connect, name, server_key=server_key, **options))

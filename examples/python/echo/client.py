@@ -48,7 +48,9 @@ def main() -> int:
     messages = [m.encode() for m in args.messages] or (line.rstrip("\n").encode() for line in sys.stdin)
     try:
         with shmsock.connect(args.name, server_key=text) as stream:
-            print(f"connected to '{args.name}' ({stream.cipher}, server {stream.peer_public_key.fingerprint})", flush=True)
+            print(
+                f"connected to '{args.name}' ({stream.cipher}, server {stream.peer_public_key.fingerprint})", flush=True
+            )
             return run(stream, messages)
     except shmsock.Error as e:
         print(f"error ({e.code}): {e}", file=sys.stderr)

@@ -90,7 +90,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-p", "--produce", action="store_true", help="be a producer (default: the consumer)")
     parser.add_argument("--name", default="producer_consumer", help="endpoint name (default: %(default)s)")
-    parser.add_argument("--keys", type=Path, default=Path(os.environ.get("SHMSOCK_KEYS", ".")), help="folder of the key files (default: current folder)")
+    parser.add_argument(
+        "--keys",
+        type=Path,
+        default=Path(os.environ.get("SHMSOCK_KEYS", ".")),
+        help="folder of the key files (default: current folder)",
+    )
     parser.add_argument("-n", "--count", type=int, help="stop after this many messages (default: run until Ctrl-C)")
     args = parser.parse_args()
     args.keys.mkdir(parents=True, exist_ok=True)

@@ -149,7 +149,7 @@ async def echo(stream: aio.Stream) -> None:
         out(f"close {client} {stats.messages_received} {stats.bytes_received}")
 
 
-async def accept_all(listener: aio.Listener, clients: Set["asyncio.Task[None]"]) -> None:
+async def accept_all(listener: aio.Listener, clients: Set[asyncio.Task[None]]) -> None:
     async for stream in listener:
         task = asyncio.ensure_future(echo(stream))
         clients.add(task)
@@ -215,7 +215,7 @@ async def serve(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    clients: Set["asyncio.Task[None]"] = set()
+    clients: Set[asyncio.Task[None]] = set()
     async with listener:
         out(f"ready {args.name} {keypair.public_key.text} {keypair.fingerprint}")
         rejections = Rejections(listener)
@@ -316,9 +316,7 @@ def publish(args: argparse.Namespace) -> int:
     keypair = shmsock.Keypair.load(args.key)
     messages = Messages(args.sizes)
     # A reliable topic of 64 slots of 64 KiB: the package's defaults.
-    with shmsock.Publisher.bind(
-        args.name, keypair=keypair, require_chacha=args.cipher == "chacha20-poly1305"
-    ) as topic:
+    with shmsock.Publisher.bind(args.name, keypair=keypair, require_chacha=args.cipher == "chacha20-poly1305") as topic:
         out(f"ready {args.name} {keypair.public_key.text} {keypair.fingerprint}")
         topic.wait_for_subscribers(args.subscribers, timeout=args.timeout)
         total = 0
