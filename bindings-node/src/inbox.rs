@@ -84,6 +84,38 @@ impl Inbox {
         }
     }
 
+    /// The buffer of the receive at the head of the line if it is a
+    /// `recvInto` (and messages are not flowing): its owner decrypts the next
+    /// message straight into it, then calls [`complete_into`](Inbox::complete_into).
+    pub(crate) fn head_buffer(&mut self) -> Option<&mut Buffer> {
+        if self.flowing || !self.ahead.is_empty() {
+            return None;
+        }
+        self.waiters.front_mut().and_then(|w| w.into.as_mut())
+    }
+
+    /// Completes the head `recvInto` with the owner's receive into its
+    /// buffer: its length, or BufferTooSmall (the core keeps the message first
+    /// in line). Any other error is given back, the receive still waiting.
+    pub(crate) fn complete_into(
+        &mut self,
+        result: Result<usize, CoreError>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), CoreError> {
+        match result {
+            Err(e) if e.kind() != ErrorKind::BufferTooSmall => Err(e),
+            result => {
+                let Some(w) = self.waiters.pop_front() else { return Ok(()) };
+                events.push(match result {
+                    // A message is at most u32::MAX bytes (frame lengths are u32).
+                    Ok(len) => Event::RecvInto { op: w.op, len: u32::try_from(len).unwrap_or(u32::MAX) },
+                    Err(error) => Event::Failed { op: w.op, error },
+                });
+                Ok(())
+            }
+        }
+    }
+
     /// Serves waiters (and a flowing handler) from the read-ahead queue.
     pub(crate) fn serve_ahead(&mut self, id: i64, events: &mut Vec<Event>) {
         while (self.flowing || !self.waiters.is_empty()) && !self.ahead.is_empty() {

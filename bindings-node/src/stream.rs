@@ -196,30 +196,17 @@ impl StreamShared {
     /// is complete now, Err when the receive side ended.
     fn receive_one(&self, st: &mut StreamState, events: &mut Vec<Event>, consume: bool) -> Result<bool, CoreError> {
         let nothing = |e: &CoreError| if consume { would_block(e) } else { e.kind() == ErrorKind::Timeout };
-        if !st.inbox.flowing {
-            if let Some(RecvWaiter { op, into: Some(buffer) }) = st.inbox.waiters.front_mut() {
-                let op = *op;
-                let result = if consume {
-                    self.stream.try_recv_into(buffer)
-                } else {
-                    self.stream.recv_into_timeout(buffer, Some(Duration::ZERO))
-                };
-                return match result {
-                    Ok(len) => {
-                        st.inbox.waiters.pop_front();
-                        // A message is at most u32::MAX bytes (frame lengths are u32).
-                        events.push(Event::RecvInto { op, len: u32::try_from(len).unwrap_or(u32::MAX) });
-                        Ok(true)
-                    }
-                    Err(e) if e.kind() == ErrorKind::BufferTooSmall => {
-                        st.inbox.waiters.pop_front();
-                        events.push(Event::Failed { op, error: e });
-                        Ok(true)
-                    }
-                    Err(e) if nothing(&e) => Ok(false),
-                    Err(e) => Err(e),
-                };
-            }
+        if let Some(buffer) = st.inbox.head_buffer() {
+            let result = if consume {
+                self.stream.try_recv_into(buffer)
+            } else {
+                self.stream.recv_into_timeout(buffer, Some(Duration::ZERO))
+            };
+            return match st.inbox.complete_into(result, events) {
+                Ok(()) => Ok(true),
+                Err(e) if nothing(&e) => Ok(false),
+                Err(e) => Err(e),
+            };
         }
         let result = if consume { self.stream.try_recv() } else { self.stream.recv_timeout(Some(Duration::ZERO)) };
         match result {

@@ -74,11 +74,17 @@ impl SubShared {
             if batch && st.inbox.flowing && delivered >= FLOW_BATCH {
                 break;
             }
-            match self.sub.try_recv() {
-                Ok(message) => {
-                    delivered += 1;
-                    st.inbox.take(self.id, message.data, events);
+            // A `recvInto` at the head of the line gets the message decrypted
+            // straight into its buffer; anyone else a new buffer.
+            let result = match st.inbox.head_buffer() {
+                Some(buffer) => {
+                    let result = self.sub.try_recv_into(buffer).map(|d| d.len);
+                    st.inbox.complete_into(result, events)
                 }
+                None => self.sub.try_recv().map(|message| st.inbox.take(self.id, message.data, events)),
+            };
+            match result {
+                Ok(()) => delivered += 1,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) => st.inbox.ended = Some(e),
             }
