@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use napi::bindgen_prelude::{Buffer, Either};
 use shmsock::{Error as CoreError, ErrorKind};
 
-use crate::dispatch::Event;
+use crate::dispatch::{Event, Message};
 use crate::errors::{to_js, Code};
 
 /// Messages read ahead while nobody waits, at most...
@@ -186,9 +186,9 @@ pub(crate) fn event_op(event: &Event) -> Option<i64> {
 
 /// A receive's own completion as its native call returns it to JavaScript:
 /// the message, the length copied (`recvInto`), or null (it waits).
-pub(crate) fn recv_result(event: Option<Event>) -> napi::Result<Option<Either<Buffer, u32>>, Code> {
+pub(crate) fn recv_result(event: Option<Event>) -> napi::Result<Option<Either<Message, u32>>, Code> {
     match event {
-        Some(Event::Recv { data, .. }) => Ok(Some(Either::A(Buffer::from(data)))),
+        Some(Event::Recv { data, .. }) => Ok(Some(Either::A(Message(data)))),
         Some(Event::RecvInto { len, .. }) => Ok(Some(Either::B(len))),
         Some(Event::Failed { error, .. }) => Err(to_js(error)),
         _ => Ok(None),

@@ -23,7 +23,7 @@ use napi_derive::napi;
 use shmsock::{Error as CoreError, ErrorKind, Subscriber};
 
 use crate::connect::in_background;
-use crate::dispatch::{lock, Event};
+use crate::dispatch::{lock, Event, Message};
 use crate::errors::{closed, to_js, Code};
 use crate::inbox::{event_op, recv_result, Inbox, RecvWaiter};
 use crate::keys::JsKeypair;
@@ -239,7 +239,7 @@ impl NativeSubscriber {
     /// and completes `op` later. With `into`, the message is copied into it
     /// and its length returned (BufferTooSmall keeps the message).
     #[napi(ts_return_type = "Buffer | number | null")]
-    pub fn recv(&self, op: i64, into: Option<Buffer>) -> napi::Result<Option<Either<Buffer, u32>>, Code> {
+    pub fn recv(&self, op: i64, into: Option<Buffer>) -> napi::Result<Option<Either<Message, u32>>, Code> {
         recv_result(self.inner.recv(op, into).map_err(to_js)?)
     }
 
