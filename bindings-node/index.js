@@ -10,8 +10,9 @@
 // This file only re-exports, and defines the short function forms
 // (`connect`, `listen`, ...) of the classes' factories. One concept per file
 // under lib/: errors, args (plain argument checks), keypair, options,
-// dispatch, stream, duplex, listener, server (Server, Connection), client,
-// pubsub (Publisher, Subscriber).
+// dispatch, events (the error reporting of event emitters), stream, duplex,
+// listener, server (Server, Connection), client, pubsub (Publisher,
+// Subscriber).
 
 const native = require('./lib/native.js')
 const { codes, ShmsockError, typeError, describe, callNative } = require('./lib/errors.js')

@@ -236,7 +236,7 @@ function main() {
   if (canPin && (which === 'both' || which === 'one')) placements.push(['one core', '0', '0'])
   if (placements.length === 0) placements.push(['unpinned', '-', '-'])
   console.log(`shmsock ${shm.version}, node ${process.version}; peer in a second node process; net = node:net over a Unix socket`)
-  console.log(`${'placement'.padEnd(10)} ${'measure'.padEnd(27)}${'shmsock'.padStart(12)}${'net'.padStart(12)}   shmsock vs net`)
+  console.log(`${'placement'.padEnd(10)} ${'measure'.padEnd(27)}${'shmsock'.padStart(13)}${'net'.padStart(13)}   shmsock vs net`)
   for (const [label, mine, theirs] of placements) {
     const args = [self, '--run', theirs, ...(quick ? ['--quick'] : [])]
     const r =
@@ -245,7 +245,7 @@ function main() {
         : spawnSync('taskset', ['-c', mine, process.execPath, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
     if (r.status !== 0) throw new Error(`the ${label} run failed`)
     const { net: n, shmsock: s } = JSON.parse(r.stdout.trim().split('\n').pop())
-    const f = (x, unit) => `${x.toFixed(1)} ${unit}`.padStart(12)
+    const f = (x, unit) => `${x.toFixed(1)} ${unit}`.padStart(13)
     console.log(`${label.padEnd(10)} ${'64 B round trip, median'.padEnd(27)}${f(s.rtt, 'us')}${f(n.rtt, 'us')}   ${(n.rtt / s.rtt).toFixed(2)}x faster`)
     for (const [how, rates] of [
       ['', s.rates],

@@ -2,8 +2,8 @@
 // Client: the event-driven client (one connection whose messages arrive as
 // 'data' events, like a `net.Socket`).
 
-const { EventEmitter } = require('node:events')
-const { fromNative, reportTo } = require('./errors.js')
+const { fromNative } = require('./errors.js')
+const { ReportingEmitter, reportTo } = require('./events.js')
 const { kInternal, asyncDispose } = require('./args.js')
 const { flows, retain, release } = require('./dispatch.js')
 const { Stream } = require('./stream.js')
@@ -12,13 +12,13 @@ const { Stream } = require('./stream.js')
  * An event-driven client: 'data' (Buffer), 'error' (Error), 'close' (reason | null).
  * An open Client keeps the process alive until it is closed (by either side).
  */
-class Client extends EventEmitter {
+class Client extends ReportingEmitter {
   /**
    * @param {Stream} stream
    * @param {symbol} token
    */
   constructor(stream, token) {
-    super({ captureRejections: true })
+    super()
     if (token !== kInternal) throw new TypeError('use Client.connect() to get a Client')
     this.stream = stream
     this._open = true
@@ -78,23 +78,6 @@ class Client extends EventEmitter {
   }
   get closed() {
     return !this._open
-  }
-
-  /**
-   * @param {string} event
-   * @param {...unknown} args
-   */
-  _emitSafe(event, ...args) {
-    try {
-      this.emit(event, ...args)
-    } catch (err) {
-      reportTo(this, err)
-    }
-  }
-
-  /** @param {unknown} err */
-  [Symbol.for('nodejs.rejection')](err) {
-    reportTo(this, err)
   }
 
   /** @param {Buffer} data */

@@ -1,8 +1,7 @@
 'use strict'
 // Errors: the stable codes (one per core error kind, from the native module),
-// the ShmsockError class, TypeErrors of bad arguments, AbortErrors, the
-// conversion of errors thrown by the native module, and where an event
-// emitter's unhandled errors go.
+// the ShmsockError class, TypeErrors of bad arguments, AbortErrors, and the
+// conversion of errors thrown by the native module.
 
 const native = require('./native.js')
 
@@ -97,25 +96,4 @@ function callNative(fn) {
   }
 }
 
-/**
- * Gives an error to `emitter`'s 'error' listeners (a user handler's
- * exception or rejected promise included), or when there is none (or the
- * listener throws), to a process warning: never an uncaught exception.
- * @param {import('node:events').EventEmitter} emitter
- * @param {unknown} err
- * @param {...unknown} rest
- */
-function reportTo(emitter, err, ...rest) {
-  if (emitter.listenerCount('error') > 0) {
-    try {
-      emitter.emit('error', err, ...rest)
-      return
-    } catch (again) {
-      err = again
-    }
-  }
-  const e = /** @type {any} */ (err)
-  process.emitWarning(`shmsock: unhandled error in ${emitter.constructor.name}: ${e && e.stack ? e.stack : e}`)
-}
-
-module.exports = { codes, ShmsockError, makeError, abortError, typeError, describe, fromNative, callNative, reportTo }
+module.exports = { codes, ShmsockError, makeError, abortError, typeError, describe, fromNative, callNative }

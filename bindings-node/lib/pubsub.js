@@ -3,9 +3,9 @@
 // every subscriber) and Subscriber (receives a topic's messages by `recv`,
 // async iteration or 'message' events).
 
-const { EventEmitter } = require('node:events')
 const native = require('./native.js')
-const { codes, makeError, typeError, describe, abortError, fromNative, callNative, reportTo } = require('./errors.js')
+const { codes, makeError, typeError, describe, abortError, fromNative, callNative } = require('./errors.js')
+const { ReportingEmitter, reportTo } = require('./events.js')
 const { kInternal, dispose, toBuffer, checkOptions, checkName, waitOptions, checkReceiveBuffer } = require('./args.js')
 const { nativeOptions, topicOptions } = require('./options.js')
 const { flows, newOp, track, started, settle } = require('./dispatch.js')
@@ -183,13 +183,13 @@ class Publisher {
  * once a 'message' listener is added, with 'error' (Error) and 'close'
  * (reason | null). Create with `Subscriber.connect()` (or `subscribe()`).
  */
-class Subscriber extends EventEmitter {
+class Subscriber extends ReportingEmitter {
   /**
    * @param {import('../native').NativeSubscriber} nativeSubscriber
    * @param {symbol} token
    */
   constructor(nativeSubscriber, token) {
-    super({ captureRejections: true })
+    super()
     if (token !== kInternal) throw new TypeError('use Subscriber.connect() to get a Subscriber')
     this._n = nativeSubscriber
     this._flowing = false
@@ -290,23 +290,6 @@ class Subscriber extends EventEmitter {
   }
   get closed() {
     return this._n.closed
-  }
-
-  /**
-   * @param {string} event
-   * @param {...unknown} args
-   */
-  _emitSafe(event, ...args) {
-    try {
-      this.emit(event, ...args)
-    } catch (err) {
-      reportTo(this, err)
-    }
-  }
-
-  /** @param {unknown} err */
-  [Symbol.for('nodejs.rejection')](err) {
-    reportTo(this, err)
   }
 
   /** @param {Buffer} data */

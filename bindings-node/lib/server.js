@@ -3,9 +3,9 @@
 // client from the native reactor, and Connection, one client of it, whose
 // messages arrive as 'data' events.
 
-const { EventEmitter } = require('node:events')
 const native = require('./native.js')
-const { codes, makeError, typeError, describe, fromNative, callNative, reportTo } = require('./errors.js')
+const { codes, makeError, typeError, describe, fromNative, callNative } = require('./errors.js')
+const { ReportingEmitter, reportTo } = require('./events.js')
 const { kInternal, asyncDispose, checkName } = require('./args.js')
 const { nativeOptions } = require('./options.js')
 const { flows, servers, retain, release } = require('./dispatch.js')
@@ -13,14 +13,14 @@ const { Stream } = require('./stream.js')
 const { openListeners } = require('./listener.js')
 
 /** One client of a Server. Emits 'data' (Buffer), 'error' (Error) and 'close' (reason). */
-class Connection extends EventEmitter {
+class Connection extends ReportingEmitter {
   /**
    * @param {Server} server
    * @param {Stream} stream
    * @param {number} id
    */
   constructor(server, stream, id) {
-    super({ captureRejections: true })
+    super()
     this.server = server
     this.stream = stream
     this.id = id
@@ -76,19 +76,10 @@ class Connection extends EventEmitter {
   }
 
   /**
-   * @param {string} event
-   * @param {...unknown} args
+   * A listener's error is the server's, about this connection.
+   * @param {unknown} err
    */
-  _emitSafe(event, ...args) {
-    try {
-      this.emit(event, ...args)
-    } catch (err) {
-      this.server._report(err, this)
-    }
-  }
-
-  /** @param {unknown} err */
-  [Symbol.for('nodejs.rejection')](err) {
+  _reportEvent(err) {
     this.server._report(err, this)
   }
 
@@ -117,13 +108,13 @@ class Connection extends EventEmitter {
  * 'error' (err, conn | null), 'close' (conn, reason | null), 'listening'.
  * An open Server keeps the process alive until `close()`.
  */
-class Server extends EventEmitter {
+class Server extends ReportingEmitter {
   /**
    * @param {object | ((conn: Connection) => void)} [options]
    * @param {(conn: Connection) => void} [connectionListener]
    */
   constructor(options, connectionListener) {
-    super({ captureRejections: true })
+    super()
     if (typeof options === 'function') {
       connectionListener = /** @type {(conn: Connection) => void} */ (options)
       options = undefined
@@ -200,23 +191,13 @@ class Server extends EventEmitter {
   }
 
   /**
-   * @param {string | symbol} event
-   * @param {...unknown} args
-   */
-  _emitSafe(event, ...args) {
-    try {
-      this.emit(event, ...args)
-    } catch (err) {
-      this._report(err, event === 'data' || event === 'close' || event === 'connection' ? /** @type {Connection} */ (args[0]) : null)
-    }
-  }
-
-  /**
+   * A listener's error, with the connection its event concerns (the first
+   * argument of 'connection', 'data' and 'close').
    * @param {unknown} err
    * @param {string | symbol} event
-   * @param {...unknown} args
+   * @param {unknown[]} args
    */
-  [Symbol.for('nodejs.rejection')](err, event, ...args) {
+  _reportEvent(err, event, args) {
     this._report(err, event === 'data' || event === 'close' || event === 'connection' ? /** @type {Connection} */ (args[0]) : null)
   }
 
