@@ -76,6 +76,34 @@ test('recvInto: a waiting receive gets the message in its buffer; one too small 
   }
 })
 
+test('subscribe waits for its topic; AbortSignals on subscribe, recv and waitForSubscribers lose nothing', T, async () => {
+  const keypair = Keypair.generate()
+  const name = uniqueName('abort')
+  // Already aborted: rejects at once, nothing is started.
+  await assert.rejects(Subscriber.connect(name, { serverKey: keypair.publicKey, signal: AbortSignal.abort() }), (e) => e.code === 'ABORT_ERR')
+  // Started before the topic exists: `wait` keeps trying until it is bound.
+  const subscribing = Subscriber.connect(name, { serverKey: keypair.publicKey, wait: 20000 })
+  await sleep(50)
+  const topic = Publisher.bind(name, { keypair, slots: 8 })
+  const sub = await within(subscribing, 25000, 'subscribe with wait')
+  try {
+    const ac = new AbortController()
+    const waiting = topic.waitForSubscribers(2, { signal: ac.signal })
+    ac.abort()
+    await assert.rejects(waiting, (e) => e.code === 'ABORT_ERR')
+    const ac2 = new AbortController()
+    const pending = sub.recv({ signal: ac2.signal })
+    ac2.abort()
+    await assert.rejects(pending, (e) => e.code === 'ABORT_ERR')
+    await topic.publish('kept')
+    assert.equal(String(await sub.recv({ timeout: 10000 })), 'kept')
+    assert.throws(() => sub.recv({ signal: 'no' }), (e) => e instanceof TypeError && e.code === 'ERR_INVALID_ARG_TYPE')
+  } finally {
+    sub.close()
+    topic.close()
+  }
+})
+
 test('a latest topic overwrites and the subscriber learns how many it lost', T, async () => {
   const keypair = Keypair.generate()
   const name = uniqueName('latest')
