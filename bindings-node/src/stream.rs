@@ -9,7 +9,11 @@
 //! message that arrives while nobody waits is read ahead into a small bounded
 //! queue (that consumes the wake-up, so the fd does not stay readable); when
 //! the queue is full the fd is no longer watched until a receive takes some.
-//! The handle keeps the process alive only while something is pending.
+//! The handle keeps the process alive only while something is pending. A
+//! receive first looks at the ring for a short, adaptive spin, and asks to be
+//! woken (`try_recv`'s WouldBlock arms the ring) only when nothing came: a
+//! reply that arrives within the spin costs no system call on either side.
+//! `recvInto` decrypts straight into the caller's buffer.
 //!
 //! Sending: `send_resumable` on the JavaScript thread. What does not fit now
 //! waits in order in `sends` and is resumed when the fd reports freed space.
@@ -231,8 +235,8 @@ impl StreamShared {
         }
     }
 
-    /// Before a receive goes to sleep on the fd: looks at the ring for up to
-    /// SPIN, without a system call and without consuming any wake-up (a reply
+    /// Before a receive asks to be woken: looks at the ring for up to SPIN,
+    /// without a system call and without consuming any wake-up (a reply
     /// from a peer on another core usually comes within microseconds, far
     /// sooner than a wake-up through the kernel). Adaptive, as the core's own
     /// waiting: after SPIN_GIVE_UP spins in a row found nothing (the peer is
@@ -325,9 +329,17 @@ impl StreamShared {
         st.inbox.waiters.push_back(RecvWaiter { op, into });
         let mut events = Vec::new();
         if st.inbox.waiters.len() == 1 {
-            self.pump(&mut st, &mut events, false);
-            if st.inbox.waiters.len() == 1 && st.sends.is_empty() && st.inbox.ended.is_none() {
+            // Look for the message before asking to be woken: `try_recv`'s
+            // WouldBlock arms the ring, and an armed ring makes the peer write
+            // to the fd for its next message, which this side then consumes
+            // (two system calls and a readiness callback per message). A
+            // message found by the spin needs none of that; one that is not
+            // there is still armed for below, race-free, by `pump`.
+            if st.inbox.ahead_len() == 0 && st.sends.is_empty() && st.inbox.ended.is_none() {
                 self.spin(&mut st, &mut events);
+            }
+            if !st.inbox.waiters.is_empty() {
+                self.pump(&mut st, &mut events, false);
             }
         }
         self.update_poll(&mut st);
