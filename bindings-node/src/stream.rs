@@ -335,7 +335,15 @@ impl StreamShared {
             // (two system calls and a readiness callback per message). A
             // message found by the spin needs none of that; one that is not
             // there is still armed for below, race-free, by `pump`.
-            if st.inbox.ahead_len() == 0 && st.sends.is_empty() && st.inbox.ended.is_none() {
+            // A message already there is taken without counting as a spin
+            // that succeeded: on one core the reply is often complete before
+            // the receive (the peer ran when woken), which says nothing
+            // about whether spinning for it pays.
+            if st.inbox.ahead_len() == 0
+                && st.sends.is_empty()
+                && st.inbox.ended.is_none()
+                && !self.recheck(&mut st, &mut events)
+            {
                 self.spin(&mut st, &mut events);
             }
             if !st.inbox.waiters.is_empty() {
