@@ -32,8 +32,7 @@ function makeError(code, message) {
   return new ShmsockError(message, code)
 }
 
-/** An Error with Node's `code` property (TypeError, AbortError...). */
-/** @typedef {Error & { code?: string }} CodedError */
+/** @typedef {Error & { code?: string }} CodedError An Error with Node's `code` property. */
 
 /**
  * The error of an operation given up because its AbortSignal fired (as Node's own APIs).

@@ -43,10 +43,7 @@ class Keypair {
    */
   static load(path) {
     checkPath(path)
-    return new Keypair(
-      callNative(() => native.NativeKeypair.load(path)),
-      kKeypair
-    )
+    return new Keypair(callNative(() => native.NativeKeypair.load(path)), kKeypair)
   }
 
   /**
@@ -55,10 +52,7 @@ class Keypair {
    */
   static fromSecretKey(secret) {
     if (!(secret instanceof Uint8Array)) throw typeError(`the secret key must be a 32-byte Buffer or Uint8Array; received ${describe(secret)}`)
-    return new Keypair(
-      callNative(() => native.NativeKeypair.fromSecretKey(toBuffer(secret, 'secret'))),
-      kKeypair
-    )
+    return new Keypair(callNative(() => native.NativeKeypair.fromSecretKey(toBuffer(secret, 'secret'))), kKeypair)
   }
 
   /**

@@ -46,10 +46,7 @@ class Listener {
     checkName(name)
     const [keypair, opts] = nativeOptions(options, 'options')
     if (!keypair) throw typeError("Listener.bind needs options.keypair: the server's Keypair, whose public key clients pin")
-    return new Listener(
-      callNative(() => native.NativeListener.bind(name, keypair, opts)),
-      kInternal
-    )
+    return new Listener(callNative(() => native.NativeListener.bind(name, keypair, opts)), kInternal)
   }
 
   /**

@@ -47,10 +47,7 @@ class Publisher {
     const topic = topicOptions(o)
     const [keypair, opts] = nativeOptions({ ...o, maxMessageSize: undefined }, 'options')
     if (!keypair) throw typeError("Publisher.bind needs options.keypair: the publisher's Keypair, whose public key subscribers pin")
-    return new Publisher(
-      callNative(() => native.NativePublisher.bind(name, keypair, opts, topic)),
-      kInternal
-    )
+    return new Publisher(callNative(() => native.NativePublisher.bind(name, keypair, opts, topic)), kInternal)
   }
 
   /**
