@@ -190,7 +190,10 @@ export declare class Stream implements AsyncIterable<Buffer> {
   /**
    * Receives the next message into `buffer` and resolves with its length. A
    * message longer than the buffer rejects with `SHMSOCK_BUFFER_TOO_SMALL` and
-   * stays first in line.
+   * stays first in line. The message is decrypted straight into `buffer` (no
+   * allocation, no copy); until the promise settles `buffer` belongs to the
+   * receive, and after a timeout or an abort its contents are unspecified
+   * (the message itself is kept for the next receive).
    * @throws TypeError when `buffer` is not a Buffer or Uint8Array.
    */
   recvInto(buffer: Uint8Array, options?: WaitOptions): Promise<number>
@@ -509,7 +512,11 @@ export declare class Subscriber extends EventEmitter implements AsyncIterable<Bu
    * died, SHMSOCK_TIMEOUT (nothing lost), or SHMSOCK_CLOSED.
    */
   recv(options?: WaitOptions): Promise<Buffer>
-  /** The next message into `buffer`; resolves with its length. */
+  /**
+   * The next message into `buffer` (decrypted straight into it); resolves
+   * with its length. As `Stream.recvInto`: one too long rejects with
+   * SHMSOCK_BUFFER_TOO_SMALL and stays first in line.
+   */
   recvInto(buffer: Uint8Array, options?: WaitOptions): Promise<number>
   [Symbol.asyncIterator](): AsyncIterator<Buffer>
   /** Leaves the topic; pending receives reject with SHMSOCK_CLOSED. Idempotent. */

@@ -1,11 +1,12 @@
 'use strict'
 // Which prebuilt native-module package fits this machine, by napi-rs's naming
 // convention: shmsock-<platform>-<arch>, plus -gnu or -musl on Linux (the C
-// library the module was linked against). Shared by index.js (loading) and
+// library the module was linked against). Shared by lib/native.js (loading) and
 // scripts/install.mjs (deciding whether to build from source).
 
 function linuxAbi() {
   // glibcVersionRuntime is set only when Node itself runs on glibc.
+  /** @type {any} */
   const report = process.report && typeof process.report.getReport === 'function' ? process.report.getReport() : null
   return report && report.header && report.header.glibcVersionRuntime ? 'gnu' : 'musl'
 }

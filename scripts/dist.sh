@@ -137,7 +137,7 @@ dist_node() {
     step "node: package shmsock (with the sources for a source build)"
     local main="$npm_stage/shmsock"
     mkdir -p "$main/scripts" "$main/vendor"
-    (cd bindings-node && cp -r index.js index.d.ts native.d.ts native-package.js README.md build.rs src package.json "$main/")
+    (cd bindings-node && cp -r index.js lib index.d.ts native.d.ts native-package.js README.md build.rs src package.json "$main/")
     cp bindings-node/scripts/build.mjs bindings-node/scripts/install.mjs "$main/scripts/"
     cp LICENSE-MIT LICENSE-APACHE CHANGELOG.md "$main/"
     # The core crate as crates.io would get it (workspace fields resolved).

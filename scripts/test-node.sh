@@ -3,7 +3,8 @@
 #   1. npm ci in bindings-node (its install script builds the native module
 #      from source with napi build: cargo, in the workspace's target directory);
 #   2. package.json's version equals the Cargo workspace's;
-#   3. native.d.ts / index.d.ts are current (scripts/gen-dts.mjs --check);
+#   3. native.d.ts / index.d.ts are current (scripts/gen-dts.mjs --check), and
+#      the package's JavaScript type-checks (tsc --checkJs, tsconfig.js.json);
 #   4. `npm install <path-to-bindings-node>` works from another project;
 #   5. the examples (examples/node) install and type-check with tsc --noEmit;
 #   6. the node:test suites (bindings-node/test/*.test.mjs).
@@ -26,6 +27,9 @@ node scripts/check-version.mjs
 
 step "TypeScript declarations are current"
 node scripts/gen-dts.mjs --check
+
+step "the JavaScript type-checks (tsc --checkJs over index.js and lib/)"
+node node_modules/typescript/bin/tsc -p tsconfig.js.json
 
 step "npm install <path-to-bindings-node> from another project"
 # Without the module, so the package's install script must build it again.

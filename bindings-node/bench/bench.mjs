@@ -1,7 +1,10 @@
 // Node round-trip latency (64 B) and throughput (64 KiB and 1 MiB messages) of
 // shmsock against a `net` Unix-socket pair in Node, in one launch, for both
 // placements (the two processes pinned to two cores, then both to one core,
-// with taskset); prints ratios.
+// with taskset); prints ratios. The throughput rows are repeated with the
+// receiver using recvInto() into one reused buffer (shmsock decrypts straight
+// into it) against the same `net` figures (whose receiver gets a new Buffer
+// per read, as every 'data' listener does).
 //
 //   node bench/bench.mjs [--quick] [--placement both|two|one|none]
 //
@@ -40,16 +43,24 @@ async function peer(kind, where, key) {
     const keypair = shm.Keypair.fromSecretKey(Buffer.from(key, 'hex'))
     const listener = shm.Listener.bind(where, { keypair })
     console.log('ready')
-    for (const mode of ['echo', ...SIZES.map(() => 'sink')]) {
+    // The echo, then each size received with recv() (a new Buffer per
+    // message), then each size received with recvInto() (one buffer reused).
+    for (const mode of ['echo', ...SIZES.map(() => 'sink'), ...SIZES.map(() => 'sink')]) {
       const stream = await listener.accept()
       if (mode === 'echo') {
         for await (const m of stream) await stream.send(m)
       } else {
-        const want = Number(String(await stream.recv()))
+        const [how, want] = String(await stream.recv()).split(' ')
         let bytes = 0
-        for await (const m of stream) {
-          bytes += m.length
-          if (bytes >= want) await stream.send('done')
+        if (how === 'into') {
+          const buf = Buffer.alloc(Math.max(...SIZES.map(([size]) => size)))
+          while (bytes < Number(want)) bytes += await stream.recvInto(buf)
+          await stream.send('done')
+        } else {
+          for await (const m of stream) {
+            bytes += m.length
+            if (bytes >= Number(want)) await stream.send('done')
+          }
         }
       }
       await stream.close()
@@ -130,20 +141,26 @@ async function benchShmsock(cpu) {
   await echo.close()
 
   const rates = []
+  const ratesInto = []
   let cipher
-  for (const [size, count] of SIZES) {
-    const sink = await shm.Stream.connect(name, opts)
-    cipher = sink.cipher
-    await sink.send(String(total(size, count)))
-    const big = Buffer.alloc(size, 0x62)
-    const t = process.hrtime.bigint()
-    for (let i = 0; i < count; i++) await sink.send(big)
-    await sink.recv()
-    rates.push(total(size, count) / 2 ** 20 / (Number(process.hrtime.bigint() - t) / 1e9))
-    await sink.close()
+  for (const [how, out] of [
+    ['recv', rates],
+    ['into', ratesInto],
+  ]) {
+    for (const [size, count] of SIZES) {
+      const sink = await shm.Stream.connect(name, opts)
+      cipher = sink.cipher
+      await sink.send(`${how} ${total(size, count)}`)
+      const big = Buffer.alloc(size, 0x62)
+      const t = process.hrtime.bigint()
+      for (let i = 0; i < count; i++) await sink.send(big)
+      await sink.recv()
+      out.push(total(size, count) / 2 ** 20 / (Number(process.hrtime.bigint() - t) / 1e9))
+      await sink.close()
+    }
   }
   await once(child, 'exit')
-  return { rtt, rates, cipher }
+  return { rtt, rates, ratesInto, cipher }
 }
 
 async function benchNet(dir, cpu) {
@@ -219,7 +236,7 @@ function main() {
   if (canPin && (which === 'both' || which === 'one')) placements.push(['one core', '0', '0'])
   if (placements.length === 0) placements.push(['unpinned', '-', '-'])
   console.log(`shmsock ${shm.version}, node ${process.version}; peer in a second node process; net = node:net over a Unix socket`)
-  console.log('placement  measure                    shmsock       net   shmsock vs net')
+  console.log(`${'placement'.padEnd(10)} ${'measure'.padEnd(27)}${'shmsock'.padStart(13)}${'net'.padStart(13)}   shmsock vs net`)
   for (const [label, mine, theirs] of placements) {
     const args = [self, '--run', theirs, ...(quick ? ['--quick'] : [])]
     const r =
@@ -228,14 +245,17 @@ function main() {
         : spawnSync('taskset', ['-c', mine, process.execPath, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
     if (r.status !== 0) throw new Error(`the ${label} run failed`)
     const { net: n, shmsock: s } = JSON.parse(r.stdout.trim().split('\n').pop())
-    const f = (x, unit) => `${x.toFixed(1)} ${unit}`.padStart(12)
-    console.log(`${label.padEnd(10)} 64 B round trip, median  ${f(s.rtt, 'us')}${f(n.rtt, 'us')}   ${(n.rtt / s.rtt).toFixed(2)}x faster`)
-    SIZES.forEach(([size], i) => {
-      const what = size >= 1 << 20 ? `${size >> 20} MiB` : `${size >> 10} KiB`
-      console.log(
-        `${label.padEnd(10)} ${what.padEnd(6)} throughput       ${f(s.rates[i], 'MiB/s')}${f(n.rates[i], 'MiB/s')}   ${(s.rates[i] / n.rates[i]).toFixed(2)}x`
-      )
-    })
+    const f = (x, unit) => `${x.toFixed(1)} ${unit}`.padStart(13)
+    console.log(`${label.padEnd(10)} ${'64 B round trip, median'.padEnd(27)}${f(s.rtt, 'us')}${f(n.rtt, 'us')}   ${(n.rtt / s.rtt).toFixed(2)}x faster`)
+    for (const [how, rates] of [
+      ['', s.rates],
+      [' recvInto', s.ratesInto],
+    ]) {
+      SIZES.forEach(([size], i) => {
+        const what = `${size >= 1 << 20 ? `${size >> 20} MiB` : `${size >> 10} KiB`} throughput${how}`
+        console.log(`${label.padEnd(10)} ${what.padEnd(27)}${f(rates[i], 'MiB/s')}${f(n.rates[i], 'MiB/s')}   ${(rates[i] / n.rates[i]).toFixed(2)}x`)
+      })
+    }
   }
 }
 

@@ -55,6 +55,46 @@ pub(crate) mod kind {
     pub const SUBSCRIBER: u32 = 9;
 }
 
+/// A received message on its way to JavaScript as a `Buffer`. A small one is
+/// copied into a buffer Node allocates (`napi_create_buffer_copy`): for a
+/// few hundred bytes that costs less than handing over the `Vec` as an
+/// external buffer (a boxed owner, a finalizer, and GC bookkeeping per
+/// message). A large one is handed over without a copy.
+pub struct Message(pub(crate) Vec<u8>);
+
+/// The largest message copied rather than handed over (see [`Message`]).
+const COPY_MAX: usize = 4096;
+
+impl ToNapiValue for Message {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
+        let data = val.0;
+        if data.is_empty() || data.len() > COPY_MAX {
+            // SAFETY: called by napi-rs on the JavaScript thread with its env.
+            return unsafe { ToNapiValue::to_napi_value(env, Buffer::from(data)) };
+        }
+        let mut value = std::ptr::null_mut();
+        // SAFETY: on the JavaScript thread with its env; Node copies `len`
+        // bytes from `data`, which lives until the end of this function; no
+        // pointer to the copy is kept (the out parameter is null).
+        let status = unsafe {
+            sys::napi_create_buffer_copy(env, data.len(), data.as_ptr().cast(), std::ptr::null_mut(), &mut value)
+        };
+        if status != sys::Status::napi_ok {
+            return Err(Error::new(Status::from(status), "could not allocate a Buffer for a message"));
+        }
+        Ok(value)
+    }
+}
+
+impl TypeName for Message {
+    fn type_name() -> &'static str {
+        "Buffer"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
 /// One result for JavaScript.
 pub(crate) enum Event {
     Recv { op: i64, data: Vec<u8> },
@@ -78,7 +118,7 @@ impl ToNapiValue for Event {
         // SAFETY: called by napi-rs on the JavaScript thread with its env.
         unsafe {
             match val {
-                Event::Recv { op, data } => ToNapiValue::to_napi_value(env, (kind::RECV, op, Buffer::from(data))),
+                Event::Recv { op, data } => ToNapiValue::to_napi_value(env, (kind::RECV, op, Message(data))),
                 Event::Done { op } => ToNapiValue::to_napi_value(env, (kind::DONE, op)),
                 Event::Failed { op, error } => {
                     let (code, message) = error_parts(&error);
@@ -87,7 +127,7 @@ impl ToNapiValue for Event {
                 Event::Stream { op, stream } => {
                     ToNapiValue::to_napi_value(env, (kind::STREAM, op, NativeStream::wrap(stream)))
                 }
-                Event::Data { id, data } => ToNapiValue::to_napi_value(env, (kind::DATA, id, Buffer::from(data))),
+                Event::Data { id, data } => ToNapiValue::to_napi_value(env, (kind::DATA, id, Message(data))),
                 Event::RecvInto { op, len } => ToNapiValue::to_napi_value(env, (kind::RECV_INTO, op, len)),
                 Event::End { id, error } => {
                     let (code, message) = error.as_ref().map(error_parts).unwrap_or((None, None));

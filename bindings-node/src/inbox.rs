@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use napi::bindgen_prelude::{Buffer, Either};
 use shmsock::{Error as CoreError, ErrorKind};
 
-use crate::dispatch::Event;
+use crate::dispatch::{Event, Message};
 use crate::errors::{to_js, Code};
 
 /// Messages read ahead while nobody waits, at most...
@@ -80,6 +80,38 @@ impl Inbox {
             None => {
                 self.ahead_bytes += message.len();
                 self.ahead.push_back(message);
+            }
+        }
+    }
+
+    /// The buffer of the receive at the head of the line if it is a
+    /// `recvInto` (and messages are not flowing): its owner decrypts the next
+    /// message straight into it, then calls [`complete_into`](Inbox::complete_into).
+    pub(crate) fn head_buffer(&mut self) -> Option<&mut Buffer> {
+        if self.flowing || !self.ahead.is_empty() {
+            return None;
+        }
+        self.waiters.front_mut().and_then(|w| w.into.as_mut())
+    }
+
+    /// Completes the head `recvInto` with the owner's receive into its
+    /// buffer: its length, or BufferTooSmall (the core keeps the message first
+    /// in line). Any other error is given back, the receive still waiting.
+    pub(crate) fn complete_into(
+        &mut self,
+        result: Result<usize, CoreError>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), CoreError> {
+        match result {
+            Err(e) if e.kind() != ErrorKind::BufferTooSmall => Err(e),
+            result => {
+                let Some(w) = self.waiters.pop_front() else { return Ok(()) };
+                events.push(match result {
+                    // A message is at most u32::MAX bytes (frame lengths are u32).
+                    Ok(len) => Event::RecvInto { op: w.op, len: u32::try_from(len).unwrap_or(u32::MAX) },
+                    Err(error) => Event::Failed { op: w.op, error },
+                });
+                Ok(())
             }
         }
     }
@@ -154,9 +186,9 @@ pub(crate) fn event_op(event: &Event) -> Option<i64> {
 
 /// A receive's own completion as its native call returns it to JavaScript:
 /// the message, the length copied (`recvInto`), or null (it waits).
-pub(crate) fn recv_result(event: Option<Event>) -> napi::Result<Option<Either<Buffer, u32>>, Code> {
+pub(crate) fn recv_result(event: Option<Event>) -> napi::Result<Option<Either<Message, u32>>, Code> {
     match event {
-        Some(Event::Recv { data, .. }) => Ok(Some(Either::A(Buffer::from(data)))),
+        Some(Event::Recv { data, .. }) => Ok(Some(Either::A(Message(data)))),
         Some(Event::RecvInto { len, .. }) => Ok(Some(Either::B(len))),
         Some(Event::Failed { error, .. }) => Err(to_js(error)),
         _ => Ok(None),

@@ -7,7 +7,7 @@ use napi::bindgen_prelude::{Buffer, Either};
 use napi_derive::napi;
 use shmsock::Role;
 
-use crate::dispatch::lock;
+use crate::dispatch::{lock, Message};
 use crate::errors::{to_js, Code};
 use crate::inbox::recv_result;
 use crate::stream::{live_streams as live, StreamShared};
@@ -69,7 +69,7 @@ impl NativeStream {
     /// and completes `op` later. With `into`, the message is copied into it
     /// and its length returned (BufferTooSmall keeps the message).
     #[napi(ts_return_type = "Buffer | number | null")]
-    pub fn recv(&self, op: i64, into: Option<Buffer>) -> napi::Result<Option<Either<Buffer, u32>>, Code> {
+    pub fn recv(&self, op: i64, into: Option<Buffer>) -> napi::Result<Option<Either<Message, u32>>, Code> {
         recv_result(self.inner.recv(op, into).map_err(to_js)?)
     }
 
@@ -80,9 +80,9 @@ impl NativeStream {
     }
 
     /// Receives a message if one is complete now, else returns null. Never waits.
-    #[napi]
-    pub fn try_recv(&self) -> napi::Result<Option<Buffer>, Code> {
-        Ok(self.inner.try_recv().map_err(to_js)?.map(Buffer::from))
+    #[napi(ts_return_type = "Buffer | null")]
+    pub fn try_recv(&self) -> napi::Result<Option<Message>, Code> {
+        Ok(self.inner.try_recv().map_err(to_js)?.map(Message))
     }
 
     /// Sends a message: returns true if it is in the ring now, else false and

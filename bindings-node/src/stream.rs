@@ -9,7 +9,11 @@
 //! message that arrives while nobody waits is read ahead into a small bounded
 //! queue (that consumes the wake-up, so the fd does not stay readable); when
 //! the queue is full the fd is no longer watched until a receive takes some.
-//! The handle keeps the process alive only while something is pending.
+//! The handle keeps the process alive only while something is pending. A
+//! receive first looks at the ring for a short, adaptive spin, and asks to be
+//! woken (`try_recv`'s WouldBlock arms the ring) only when nothing came: a
+//! reply that arrives within the spin costs no system call on either side.
+//! `recvInto` decrypts straight into the caller's buffer.
 //!
 //! Sending: `send_resumable` on the JavaScript thread. What does not fit now
 //! waits in order in `sends` and is resumed when the fd reports freed space.
@@ -153,12 +157,9 @@ impl StreamShared {
             if batch && !drained && st.inbox.flowing && delivered >= FLOW_BATCH {
                 break;
             }
-            match self.stream.try_recv() {
-                Ok(message) => {
-                    delivered += 1;
-                    st.inbox.take(self.id, message, events);
-                }
-                Err(e) if would_block(&e) => {
+            match self.receive_one(st, events, true) {
+                Ok(true) => delivered += 1,
+                Ok(false) => {
                     drained = true;
                     // The receive side consumed every wake-up: the waiting
                     // sends look again (their freed space may be among them).
@@ -167,9 +168,8 @@ impl StreamShared {
                     }
                     // A send consumed the wake-ups in turn: look at the
                     // receive side once more without consuming any.
-                    match self.recheck(st) {
-                        Some(message) => st.inbox.take(self.id, message, events),
-                        None => break,
+                    if !self.recheck(st, events) {
+                        break;
                     }
                 }
                 Err(e) => st.inbox.ended = Some(e),
@@ -191,43 +191,74 @@ impl StreamShared {
         st.inbox.report_end(self.id, events);
     }
 
+    /// Receives the next message for the inbox: a `recvInto` at the head of
+    /// the line gets it decrypted straight into its buffer (no allocation, no
+    /// copy), anyone else as a new buffer. `consume`: on nothing, consume the
+    /// fd's wake-ups (`try_recv`) or leave them armed (a zero timeout). Ok(true)
+    /// when a message was handed on (or a `recvInto` failed with
+    /// BufferTooSmall, the message staying first in line), Ok(false) when none
+    /// is complete now, Err when the receive side ended.
+    fn receive_one(&self, st: &mut StreamState, events: &mut Vec<Event>, consume: bool) -> Result<bool, CoreError> {
+        let nothing = |e: &CoreError| if consume { would_block(e) } else { e.kind() == ErrorKind::Timeout };
+        if let Some(buffer) = st.inbox.head_buffer() {
+            let result = if consume {
+                self.stream.try_recv_into(buffer)
+            } else {
+                self.stream.recv_into_timeout(buffer, Some(Duration::ZERO))
+            };
+            return match st.inbox.complete_into(result, events) {
+                Ok(()) => Ok(true),
+                Err(e) if nothing(&e) => Ok(false),
+                Err(e) => Err(e),
+            };
+        }
+        let result = if consume { self.stream.try_recv() } else { self.stream.recv_timeout(Some(Duration::ZERO)) };
+        match result {
+            Ok(message) => {
+                st.inbox.take(self.id, message, events);
+                Ok(true)
+            }
+            Err(e) if nothing(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// One look at the receive side that consumes no wake-up (and leaves it
-    /// armed): a message if one is complete now.
-    fn recheck(&self, st: &mut StreamState) -> Option<Vec<u8>> {
-        match self.stream.recv_timeout(Some(Duration::ZERO)) {
-            Ok(message) => Some(message),
-            Err(e) if e.kind() == ErrorKind::Timeout => None,
+    /// armed): true when a message was handed on.
+    fn recheck(&self, st: &mut StreamState, events: &mut Vec<Event>) -> bool {
+        match self.receive_one(st, events, false) {
+            Ok(found) => found,
             Err(e) => {
                 st.inbox.ended = Some(e);
-                None
+                false
             }
         }
     }
 
-    /// Before a receive goes to sleep on the fd: looks at the ring for up to
-    /// SPIN, without a system call and without consuming any wake-up (a reply
+    /// Before a receive asks to be woken: looks at the ring for up to SPIN,
+    /// without a system call and without consuming any wake-up (a reply
     /// from a peer on another core usually comes within microseconds, far
     /// sooner than a wake-up through the kernel). Adaptive, as the core's own
     /// waiting: after SPIN_GIVE_UP spins in a row found nothing (the peer is
     /// slow, or shares this core, where spinning only delays it), it spins only
     /// every SPIN_RETRY_EVERY-th time.
-    fn spin(&self, st: &mut StreamState) -> Option<Vec<u8>> {
+    fn spin(&self, st: &mut StreamState, events: &mut Vec<Event>) {
         if st.spin_failures >= SPIN_GIVE_UP {
             st.spins_skipped += 1;
             if st.spins_skipped < SPIN_RETRY_EVERY {
-                return None;
+                return;
             }
             st.spins_skipped = 0;
         }
         let until = Instant::now() + SPIN;
         loop {
-            if let Some(message) = self.recheck(st) {
+            if self.recheck(st, events) {
                 st.spin_failures = 0;
-                return Some(message);
+                return;
             }
             if st.inbox.ended.is_some() || Instant::now() >= until {
                 st.spin_failures = st.spin_failures.saturating_add(1);
-                return None;
+                return;
             }
         }
     }
@@ -298,11 +329,25 @@ impl StreamShared {
         st.inbox.waiters.push_back(RecvWaiter { op, into });
         let mut events = Vec::new();
         if st.inbox.waiters.len() == 1 {
-            self.pump(&mut st, &mut events, false);
-            if st.inbox.waiters.len() == 1 && st.sends.is_empty() && st.inbox.ended.is_none() {
-                if let Some(message) = self.spin(&mut st) {
-                    st.inbox.take(self.id, message, &mut events);
-                }
+            // Look for the message before asking to be woken: `try_recv`'s
+            // WouldBlock arms the ring, and an armed ring makes the peer write
+            // to the fd for its next message, which this side then consumes
+            // (two system calls and a readiness callback per message). A
+            // message found by the spin needs none of that; one that is not
+            // there is still armed for below, race-free, by `pump`.
+            // A message already there is taken without counting as a spin
+            // that succeeded: on one core the reply is often complete before
+            // the receive (the peer ran when woken), which says nothing
+            // about whether spinning for it pays.
+            if st.inbox.ahead_len() == 0
+                && st.sends.is_empty()
+                && st.inbox.ended.is_none()
+                && !self.recheck(&mut st, &mut events)
+            {
+                self.spin(&mut st, &mut events);
+            }
+            if !st.inbox.waiters.is_empty() {
+                self.pump(&mut st, &mut events, false);
             }
         }
         self.update_poll(&mut st);
@@ -375,8 +420,7 @@ impl StreamShared {
         // The send consumed the fd's wake-ups: look at the receive side.
         let mut events = Vec::new();
         if Self::wants_messages(&st) {
-            if let Some(message) = self.recheck(&mut st) {
-                st.inbox.take(self.id, message, &mut events);
+            if self.recheck(&mut st, &mut events) {
                 self.pump(&mut st, &mut events, false);
             }
             st.inbox.report_end(self.id, &mut events);
@@ -409,8 +453,7 @@ impl StreamShared {
             Err(e) if would_block(&e) => {
                 let mut events = Vec::new();
                 if Self::wants_messages(&st) {
-                    if let Some(message) = self.recheck(&mut st) {
-                        st.inbox.take(self.id, message, &mut events);
+                    if self.recheck(&mut st, &mut events) {
                         self.pump(&mut st, &mut events, false);
                     }
                     st.inbox.report_end(self.id, &mut events);

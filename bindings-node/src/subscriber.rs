@@ -23,7 +23,7 @@ use napi_derive::napi;
 use shmsock::{Error as CoreError, ErrorKind, Subscriber};
 
 use crate::connect::in_background;
-use crate::dispatch::{lock, Event};
+use crate::dispatch::{lock, Event, Message};
 use crate::errors::{closed, to_js, Code};
 use crate::inbox::{event_op, recv_result, Inbox, RecvWaiter};
 use crate::keys::JsKeypair;
@@ -74,11 +74,17 @@ impl SubShared {
             if batch && st.inbox.flowing && delivered >= FLOW_BATCH {
                 break;
             }
-            match self.sub.try_recv() {
-                Ok(message) => {
-                    delivered += 1;
-                    st.inbox.take(self.id, message.data, events);
+            // A `recvInto` at the head of the line gets the message decrypted
+            // straight into its buffer; anyone else a new buffer.
+            let result = match st.inbox.head_buffer() {
+                Some(buffer) => {
+                    let result = self.sub.try_recv_into(buffer).map(|d| d.len);
+                    st.inbox.complete_into(result, events)
                 }
+                None => self.sub.try_recv().map(|message| st.inbox.take(self.id, message.data, events)),
+            };
+            match result {
+                Ok(()) => delivered += 1,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) => st.inbox.ended = Some(e),
             }
@@ -233,7 +239,7 @@ impl NativeSubscriber {
     /// and completes `op` later. With `into`, the message is copied into it
     /// and its length returned (BufferTooSmall keeps the message).
     #[napi(ts_return_type = "Buffer | number | null")]
-    pub fn recv(&self, op: i64, into: Option<Buffer>) -> napi::Result<Option<Either<Buffer, u32>>, Code> {
+    pub fn recv(&self, op: i64, into: Option<Buffer>) -> napi::Result<Option<Either<Message, u32>>, Code> {
         recv_result(self.inner.recv(op, into).map_err(to_js)?)
     }
 

@@ -140,6 +140,61 @@ test('recvInto copies into the buffer; a buffer too small keeps the message', T,
   }
 })
 
+test('recvInto receives messages larger than the ring, in order with recv, and keeps one too big for its buffer', T, async () => {
+  // A 16 KiB ring: a 200 KiB message arrives in many fragments, over many
+  // readiness turns, decrypted straight into the caller's buffer.
+  const p = await pair({ client: { ringSize: 16384 }, server: { ringSize: 16384 } })
+  try {
+    const big = Buffer.alloc(200 * 1024)
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7 + 3) & 0xff
+    const buf = Buffer.alloc(256 * 1024)
+    const into = p.server.recvInto(buf, { timeout: 20000 })
+    const second = p.server.recv({ timeout: 20000 })
+    const sending = Promise.all([p.client.send(big), p.client.send('after')])
+    assert.equal(await into, big.length)
+    assert.ok(buf.subarray(0, big.length).equals(big), 'the bytes received are the bytes sent')
+    assert.equal(String(await second), 'after')
+    await sending
+    // Too small for a fragmented message: rejected, and the message stays
+    // first in line, whole, for the next receive of either kind.
+    const sent = p.client.send(big)
+    await rejectsWith(p.server.recvInto(Buffer.alloc(1024), { timeout: 20000 }), codes.BUFFER_TOO_SMALL)
+    assert.ok((await p.server.recv({ timeout: 20000 })).equals(big))
+    await sent
+    // Messages read ahead (nobody waited) are copied into the buffer too.
+    await p.client.send('one')
+    await p.client.send('two')
+    await sleep(20)
+    const small = Buffer.alloc(8)
+    assert.equal(await p.server.recvInto(small, { timeout: 5000 }), 3)
+    assert.equal(String(small.subarray(0, 3)), 'one')
+    assert.equal(await p.server.recvInto(small, { timeout: 5000 }), 3)
+    assert.equal(String(small.subarray(0, 3)), 'two')
+  } finally {
+    await p.close()
+  }
+})
+
+test('a recvInto aborted in the middle of a fragmented message loses nothing', T, async () => {
+  const p = await pair({ client: { ringSize: 16384 }, server: { ringSize: 16384 } })
+  try {
+    const big = Buffer.alloc(100 * 1024)
+    for (let i = 0; i < big.length; i++) big[i] = (i * 13 + 5) & 0xff
+    // The first fragments go into the ring now; the rest wait for room,
+    // which only this thread's event loop can give them.
+    const sending = p.client.send(big)
+    // Aborted at once: no turn of the event loop lets more fragments in.
+    const ac = new AbortController()
+    const into = p.server.recvInto(Buffer.alloc(big.length), { signal: ac.signal })
+    ac.abort()
+    await assert.rejects(into, (e) => e.code === 'ABORT_ERR')
+    assert.ok((await p.server.recv({ timeout: 20000 })).equals(big))
+    await sending
+  } finally {
+    await p.close()
+  }
+})
+
 test('Connection.peerFingerprint is the client key fingerprint', T, async () => {
   const keypair = Keypair.generate()
   const clientKey = Keypair.generate()

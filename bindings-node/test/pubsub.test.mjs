@@ -53,6 +53,57 @@ test('subscribers in other processes receive every message byte for byte', T, as
   }
 })
 
+test('recvInto: a waiting receive gets the message in its buffer; one too small keeps it', T, async () => {
+  const keypair = Keypair.generate()
+  const name = uniqueName('into')
+  const topic = Publisher.bind(name, { keypair, slots: 8, maxMessageSize: 4096 })
+  const sub = await Subscriber.connect(name, { serverKey: keypair.publicKey })
+  try {
+    const buf = Buffer.alloc(4096)
+    const waiting = sub.recvInto(buf, { timeout: 10000 })
+    const big = message(7, [3000])
+    await topic.publish(big)
+    assert.equal(await waiting, big.length)
+    assert.ok(buf.subarray(0, big.length).equals(big))
+    await topic.publish(big)
+    await rejectsWith(sub.recvInto(Buffer.alloc(16), { timeout: 10000 }), codes.BUFFER_TOO_SMALL)
+    assert.ok((await sub.recv({ timeout: 10000 })).equals(big))
+    assert.equal(sub.lost, 0)
+    assert.throws(() => sub.recvInto('no'), (e) => e instanceof TypeError && e.code === 'ERR_INVALID_ARG_TYPE')
+  } finally {
+    sub.close()
+    topic.close()
+  }
+})
+
+test('subscribe waits for its topic; AbortSignals on subscribe, recv and waitForSubscribers lose nothing', T, async () => {
+  const keypair = Keypair.generate()
+  const name = uniqueName('abort')
+  // Already aborted: rejects at once, nothing is started.
+  await assert.rejects(Subscriber.connect(name, { serverKey: keypair.publicKey, signal: AbortSignal.abort() }), (e) => e.code === 'ABORT_ERR')
+  // Started before the topic exists: `wait` keeps trying until it is bound.
+  const subscribing = Subscriber.connect(name, { serverKey: keypair.publicKey, wait: 20000 })
+  await sleep(50)
+  const topic = Publisher.bind(name, { keypair, slots: 8 })
+  const sub = await within(subscribing, 25000, 'subscribe with wait')
+  try {
+    const ac = new AbortController()
+    const waiting = topic.waitForSubscribers(2, { signal: ac.signal })
+    ac.abort()
+    await assert.rejects(waiting, (e) => e.code === 'ABORT_ERR')
+    const ac2 = new AbortController()
+    const pending = sub.recv({ signal: ac2.signal })
+    ac2.abort()
+    await assert.rejects(pending, (e) => e.code === 'ABORT_ERR')
+    await topic.publish('kept')
+    assert.equal(String(await sub.recv({ timeout: 10000 })), 'kept')
+    assert.throws(() => sub.recv({ signal: 'no' }), (e) => e instanceof TypeError && e.code === 'ERR_INVALID_ARG_TYPE')
+  } finally {
+    sub.close()
+    topic.close()
+  }
+})
+
 test('a latest topic overwrites and the subscriber learns how many it lost', T, async () => {
   const keypair = Keypair.generate()
   const name = uniqueName('latest')

@@ -1,0 +1,257 @@
+'use strict'
+// Dispatch: the operations waiting for the native side and the promises they
+// settle, with their timeouts and AbortSignals; the objects that receive
+// events (flowing streams, serving listeners); the count that keeps Node's
+// event loop alive; and `dispatch`, the one function the native module calls
+// with its results (it waits on the connections' fds with libuv poll handles
+// on this thread's own event loop).
+
+const native = require('./native.js')
+const { makeError, abortError, fromNative } = require('./errors.js')
+
+/**
+ * An operation waiting for the native side. `owner` keeps the object it runs
+ * on reachable until it settles.
+ * @typedef {object} Pending
+ * @property {(value: any) => void} resolve
+ * @property {(error: unknown) => void} reject
+ * @property {object | null} owner
+ * @property {((value: any) => any) | null} wrap
+ * @property {ReturnType<typeof setTimeout> | null} timer
+ * @property {AbortSignal | null} signal
+ * @property {(() => void) | null} onAbort
+ * @property {boolean} retained
+ */
+
+/**
+ * The limits of a waiting operation: on a timeout or an abort, `cancel(op)`
+ * asks the native side to drop the operation; only if it did (it had not
+ * completed) is the promise rejected, so a completed receive is never lost.
+ * @typedef {object} Limit
+ * @property {number} [timeout] ms
+ * @property {() => Error} [timeoutError]
+ * @property {AbortSignal} [signal]
+ * @property {(op: number) => boolean} [cancel]
+ */
+
+/**
+ * What receives a flowing stream's events (a Server's Connection, a Client, a Subscriber).
+ * @typedef {object} Flow
+ * @property {(data: Buffer) => void} _onData
+ * @property {(reason: Error | null) => void} _onEnd
+ */
+
+/**
+ * What receives a serving listener's events (a Server).
+ * @typedef {object} Serving
+ * @property {(stream: import('../native').NativeStream) => void} _onConnection
+ * @property {(err: Error, connection: null) => void} _report
+ */
+
+/** @type {Map<number, Pending>} Operations waiting for the native side. */
+const pending = new Map()
+/** @type {Map<number, Flow>} Flowing streams (Server connections, Clients, Subscribers): stream id -> handler. */
+const flows = new Map()
+/** @type {Map<number, Serving>} Serving listeners: listener id -> Server. */
+const servers = new Map()
+let nextOp = 1
+// Pending operations + open Servers and Clients. While > 0, the dispatch
+// function keeps Node's event loop alive; at 0 the process may exit.
+let active = 0
+
+function retain() {
+  if (active++ === 0) native.setActive(true)
+}
+
+function release() {
+  if (--active === 0) native.setActive(false)
+}
+
+function newOp() {
+  const op = nextOp
+  nextOp = nextOp >= Number.MAX_SAFE_INTEGER ? 1 : nextOp + 1
+  return op
+}
+
+/**
+ * A promise settled when the native side reports `op`.
+ * @param {number} op
+ * @param {object | null} owner
+ * @param {((value: any) => any) | null} [wrap]
+ * @param {Limit} [limit]
+ * @returns {Promise<any>}
+ */
+function track(op, owner, wrap, limit) {
+  const { promise, p } = begin(op, owner, wrap)
+  waitFor(op, p, limit)
+  return promise
+}
+
+/**
+ * Registers `op` before the native call that starts it: that call may run
+ * JavaScript handlers (it delivers other operations' results), and a nested
+ * call may complete `op` before the outer one returns. Not retained yet: an
+ * operation complete when its native call returns costs no ref of the loop.
+ * @param {number} op
+ * @param {object | null} owner
+ * @param {((value: any) => any) | null | undefined} wrap
+ */
+function begin(op, owner, wrap) {
+  /** @type {Pending | undefined} */
+  let p
+  /** @type {Promise<any>} */
+  const promise = new Promise((resolve, reject) => {
+    p = { resolve, reject, owner, wrap: wrap || null, timer: null, signal: null, onAbort: null, retained: false }
+  })
+  const registered = /** @type {Pending} */ (p)
+  pending.set(op, registered)
+  return { promise, p: registered }
+}
+
+/**
+ * A registered operation that must wait: keeps the process alive and arms
+ * its limits (unless it completed meanwhile).
+ * @param {number} op
+ * @param {Pending} p
+ * @param {Limit} [limit]
+ */
+function waitFor(op, p, limit) {
+  if (pending.get(op) !== p) return
+  p.retained = true
+  retain()
+  if (!limit) return
+  /** @param {unknown} error */
+  const giveUp = (error) => {
+    if (pending.get(op) !== p) return
+    if (limit.cancel && !limit.cancel(op)) return
+    settle(op, error)
+  }
+  if (limit.timeout !== undefined) {
+    const timeoutError = limit.timeoutError || (() => new Error('timed out'))
+    p.timer = setTimeout(() => giveUp(timeoutError()), limit.timeout)
+  }
+  const signal = limit.signal
+  if (signal) {
+    p.signal = signal
+    p.onAbort = () => giveUp(abortError(signal))
+    signal.addEventListener('abort', p.onAbort, { once: true })
+  }
+}
+
+/**
+ * Runs `start()` (the native call that starts `op`, returning true when it
+ * completed at once, or its value) with `op` registered first.
+ * @param {number} op
+ * @param {object | null} owner
+ * @param {((value: any) => any) | null} wrap
+ * @param {() => unknown} start
+ * @param {Limit} [limit]
+ * @returns {Promise<any>}
+ */
+function started(op, owner, wrap, start, limit) {
+  const { promise, p } = begin(op, owner, wrap)
+  let result
+  try {
+    result = start()
+  } catch (err) {
+    settle(op, fromNative(err))
+    return promise
+  }
+  if (result === true) settle(op, null)
+  else if (result != null && result !== false) settle(op, null, result)
+  else waitFor(op, p, limit)
+  return promise
+}
+
+/**
+ * @param {number} op
+ * @param {unknown} error
+ * @param {unknown} [value]
+ */
+function settle(op, error, value) {
+  const p = pending.get(op)
+  if (!p) return
+  pending.delete(op)
+  if (p.retained) release()
+  if (p.timer) clearTimeout(p.timer)
+  if (p.signal && p.onAbort) p.signal.removeEventListener('abort', p.onAbort)
+  if (error) p.reject(error)
+  else p.resolve(p.wrap ? p.wrap(value) : value)
+}
+
+// The kinds of the native module's events.
+const RECV = 0
+const DONE = 1
+const FAILED = 2
+const STREAM = 3
+const DATA = 4
+const END = 5
+const CONNECTION = 6
+const REJECTED = 7
+const RECV_INTO = 8
+const SUBSCRIBER = 9
+
+/**
+ * The native module's results: `[kind, id, value, code, message]` each.
+ * @param {Array<Array<unknown>>} events
+ */
+function dispatch(events) {
+  for (const ev of events) {
+    try {
+      const [kind, id, value, code, message] = /** @type {[number, number, any, string, string]} */ (ev)
+      switch (kind) {
+        case RECV:
+        case RECV_INTO:
+        case DONE:
+        case STREAM:
+        case SUBSCRIBER:
+          settle(id, null, value)
+          break
+        case FAILED:
+          settle(id, makeError(code, message))
+          break
+        case DATA: {
+          const flow = flows.get(id)
+          if (flow) flow._onData(value)
+          break
+        }
+        case END: {
+          const flow = flows.get(id)
+          if (flow) flow._onEnd(code ? makeError(code, message) : null)
+          break
+        }
+        case CONNECTION: {
+          const server = servers.get(id)
+          if (server) server._onConnection(value)
+          else value.close(0)
+          break
+        }
+        case REJECTED: {
+          const server = servers.get(id)
+          if (server) server._report(makeError(code, message), null)
+          break
+        }
+      }
+    } catch (err) {
+      // Handlers report their own exceptions; this is a last resort so that
+      // nothing thrown here becomes an uncaught exception of the process.
+      const e = /** @type {any} */ (err)
+      process.emitWarning(`shmsock: error while dispatching an event: ${e && e.stack ? e.stack : e}`)
+    }
+  }
+}
+
+native.init(dispatch)
+
+module.exports = {
+  pending,
+  flows,
+  servers,
+  retain,
+  release,
+  newOp,
+  track,
+  started,
+  settle,
+  activeCount: () => active,
+}
