@@ -270,8 +270,15 @@ impl Stream {
                 rx.ring.arm(seg);
                 match drained.and_then(|()| rx.ring.has_data(seg)) {
                     Ok(true) => {
+                        // Data arrived before the flag was set, so the peer woke
+                        // nobody, and the drain above consumed the wake-up the
+                        // pollable fd had: signal it again, so the fd stays
+                        // readable until a try_ call says WouldBlock (the event
+                        // loop that gets this message comes back for the next
+                        // one on that readability alone).
                         self.rx_interest.clear();
                         rx.ring.disarm(seg);
+                        self.waiter.wake_self();
                         continue;
                     }
                     Ok(false) if hung_up => Err(Error::new(
