@@ -43,10 +43,13 @@
 //! wake-up is lost and the pollable fd stays readable while either direction
 //! can proceed.
 //!
-//! An event loop that watches the pollable fd (the epoll set) itself (after
-//! `try_recv` said WouldBlock) must not share a stream with a thread blocked in
-//! `send` or `recv` on it: that thread drains the wake-ups the event loop waits
-//! for. Event loops use the `try_` calls for both directions.
+//! A `try_recv` that returns a message keeps its direction's wish too (the
+//! loop comes back for the next message on the wake-up it got for this one),
+//! and a blocking wait re-arms the other direction's wish once it returns, so an
+//! event loop may reply with a blocking `send` from the loop's own thread. It
+//! must still not share a stream with *another* thread blocked in `send` or
+//! `recv` on it: that thread drains the wake-ups the event loop waits for while
+//! the loop sleeps.
 
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
