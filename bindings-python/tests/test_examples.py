@@ -62,13 +62,13 @@ def test_producer_without_consumer_says_what_to_do(tmp_path: Path, name: str) ->
 
 
 def test_echo(tmp_path: Path, name: str) -> None:
-    server = start([str(EXAMPLES / "echo" / "server.py"), "--name", name, "--keys", str(tmp_path), "--once"], tmp_path)
+    server = start([str(EXAMPLES / "echo" / "echo_server.py"), "--name", name, "--keys", str(tmp_path), "--once"], tmp_path)
     try:
         wait_for_line(server, "echo server on")
         client = subprocess.run(
             [
                 sys.executable,
-                str(EXAMPLES / "echo" / "client.py"),
+                str(EXAMPLES / "echo" / "echo_client.py"),
                 "--name",
                 name,
                 "--keys",
@@ -88,7 +88,7 @@ def test_echo(tmp_path: Path, name: str) -> None:
         wrong = subprocess.run(
             [
                 sys.executable,
-                str(EXAMPLES / "echo" / "client.py"),
+                str(EXAMPLES / "echo" / "echo_client.py"),
                 "--name",
                 name,
                 "--server-key",
@@ -109,7 +109,7 @@ def test_echo_server_survives_a_client_that_never_reads(tmp_path: Path, name: st
     """The server replies with the non-blocking Connection.send: a client that
     sends a lot and never reads fills only its own queue (its further echoes
     are dropped), and the next client is served as before."""
-    server = start([str(EXAMPLES / "echo" / "server.py"), "--name", name, "--keys", str(tmp_path)], tmp_path)
+    server = start([str(EXAMPLES / "echo" / "echo_server.py"), "--name", name, "--keys", str(tmp_path)], tmp_path)
     deaf = None
     try:
         wait_for_line(server, "echo server on")
@@ -132,7 +132,7 @@ def test_echo_server_survives_a_client_that_never_reads(tmp_path: Path, name: st
         wait_for_line(deaf, "sent")
         assert "dropped" in wait_for_line(server, "echo to client")
         client = subprocess.run(
-            [sys.executable, str(EXAMPLES / "echo" / "client.py"), "--name", name, "--server-key", key, "still here"],
+            [sys.executable, str(EXAMPLES / "echo" / "echo_client.py"), "--name", name, "--server-key", key, "still here"],
             capture_output=True,
             text=True,
             timeout=30,

@@ -2,10 +2,10 @@
 """Echo client on shmsock: sends each argument (or each line of stdin) and
 checks that the server sends it back unchanged.
 
-    python client.py hello world
-    printf 'a\\nb\\n' | python client.py
+    python echo_client.py hello world
+    printf 'a\\nb\\n' | python echo_client.py
 
-Pins the server's public key from ``echo.pub`` (written by server.py), or
+Pins the server's public key from ``echo.pub`` (written by echo_server.py), or
 ``--server-key shmsock-pk:...``.
 """
 
@@ -43,7 +43,7 @@ def main() -> int:
     try:
         text = args.server_key or (args.keys / "echo.pub").read_text().strip()
     except FileNotFoundError:
-        print("echo.pub not found: start server.py first, or pass --server-key", file=sys.stderr)
+        print("echo.pub not found: start echo_server.py first, or pass --server-key", file=sys.stderr)
         return 2
     messages = [m.encode() for m in args.messages] or (line.rstrip("\n").encode() for line in sys.stdin)
     try:

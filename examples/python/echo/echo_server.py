@@ -2,7 +2,7 @@
 """Echo server on shmsock: one shmsock.Server serves every client from its
 dispatch thread, and replies never block it.
 
-    python server.py [--name echo] [--keys DIR] [--once]
+    python echo_server.py [--name echo] [--keys DIR] [--once]
 
 Loads (or creates) its key file ``echo.key`` and writes its public key to
 ``echo.pub`` for clients to pin. ``--once`` exits after the first client.
