@@ -84,6 +84,7 @@ impl<K: std::hash::Hash + Eq + Copy> StaticDh<K> {
         Ok(result)
     }
 
+    #[cfg(test)]
     fn len(&self) -> usize {
         self.results.len()
     }
