@@ -12,6 +12,16 @@
 //! Both sides keep their own counter privately and treat the shared copy of the
 //! other's counter as untrusted: it is read once per operation, checked against
 //! the capacity and their own counter, and a bad value is a protocol error.
+//!
+//! Wake-ups (PROTOCOL.md, "Waking and liveness"): after publishing, a side
+//! takes the other's waiting flag and wakes it. For a message in pieces that
+//! wake-up may be deferred until it pays: a sleeping consumer is woken once
+//! half the ring is in use or a record ends a message, a sleeping producer once
+//! at most a quarter is in use. A side that defers leaves the flag set and
+//! takes it (`take_deferred_wake`) at the latest when it stops: before it waits
+//! itself, and before it returns to its caller. So every wake-up still comes,
+//! only later, and a large message through a small ring costs a few wake-ups
+//! per ring's worth instead of one per fragment (tests/loom models the rule).
 
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
