@@ -454,7 +454,8 @@ impl Initiator {
         self.state.mix_hash(&e_pub);
         self.state.mix_key(sodium::x25519(self.ephemeral.secret_bytes(), self.server.as_bytes())?.expose());
         self.state.encrypt_and_hash(self.local.public().as_bytes(), &mut out);
-        self.state.mix_key(sodium::x25519(self.local.secret_bytes(), self.server.as_bytes())?.expose());
+        // ss is the same for every connect between these two keys: kept.
+        self.state.mix_key(crate::handshake_cache::client_static_dh(&self.local, &self.server)?.expose());
         self.state.encrypt_and_hash(&self.offer.encode(), &mut out);
         Ok(out)
     }

@@ -18,6 +18,14 @@
 //! which a process that can reach the endpoint (the same user: the runtime
 //! directory is private) could time to learn whether a key it names connected
 //! recently; that process could read this one's memory anyway.
+//!
+//! Clients keep the same result for the same reason: `ss` of a connect is the
+//! X25519 of the client's static secret and the pinned server key, the same
+//! for every connection between those two keys. [`client_static_dh`] keeps it
+//! per (client key, server key) pair, process-wide, bounded and zeroed like
+//! the listener's. A process that connects again and again to one server
+//! (a client reconnecting, a pool, the connect benchmark) does one X25519 less
+//! per connect.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -35,14 +43,64 @@ pub const CAPACITY: usize = 1024;
 #[derive(Default)]
 pub(crate) struct HandshakeCache {
     spare: Mutex<Option<Responder>>,
-    static_dh: Mutex<StaticDh>,
+    static_dh: Mutex<StaticDh<PublicKey>>,
 }
 
-#[derive(Default)]
-struct StaticDh {
-    results: HashMap<PublicKey, Secret<32>>,
+/// Static-static results by key (one peer key, or a pair of keys), at most
+/// [`CAPACITY`], oldest out first.
+struct StaticDh<K> {
+    results: HashMap<K, Secret<32>>,
     /// Keys in insertion order, for eviction.
-    order: VecDeque<PublicKey>,
+    order: VecDeque<K>,
+}
+
+impl<K> Default for StaticDh<K> {
+    fn default() -> StaticDh<K> {
+        StaticDh { results: HashMap::new(), order: VecDeque::new() }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Copy> StaticDh<K> {
+    /// The result for `key` from `cache`, or `compute`d (outside the lock) and
+    /// kept. An error is returned and not kept.
+    fn get_or_compute(
+        cache: &Mutex<StaticDh<K>>,
+        key: K,
+        compute: impl FnOnce() -> Result<Secret<32>>,
+    ) -> Result<Secret<32>> {
+        if let Some(result) = cache.lock().results.get(&key) {
+            return Ok(result.clone());
+        }
+        let result = compute()?;
+        let mut cache = cache.lock();
+        if cache.results.insert(key, result.clone()).is_none() {
+            cache.order.push_back(key);
+            if cache.order.len() > CAPACITY {
+                if let Some(oldest) = cache.order.pop_front() {
+                    cache.results.remove(&oldest);
+                }
+            }
+        }
+        Ok(result)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.results.len()
+    }
+}
+
+/// The clients' cache, by (client key, server key).
+static CLIENT_STATIC_DH: std::sync::LazyLock<Mutex<StaticDh<(PublicKey, PublicKey)>>> =
+    std::sync::LazyLock::new(Mutex::default);
+
+/// X25519 of the client's static secret `local` and the pinned server key
+/// `server` (`ss` of Noise IK), from the process-wide cache or computed (and
+/// kept). A low-order server key is an error and not kept.
+pub(crate) fn client_static_dh(local: &Keypair, server: &PublicKey) -> Result<Secret<32>> {
+    StaticDh::get_or_compute(&CLIENT_STATIC_DH, (*local.public(), *server), || {
+        sodium::x25519(local.secret_bytes(), server.as_bytes())
+    })
 }
 
 impl HandshakeCache {
@@ -68,26 +126,13 @@ impl HandshakeCache {
     /// X25519 of `local`'s secret and the client's static key `peer`, from the
     /// cache or computed (and kept). A low-order key is an error and not kept.
     pub(crate) fn static_dh(&self, local: &Keypair, peer: &PublicKey) -> Result<Secret<32>> {
-        if let Some(result) = self.static_dh.lock().results.get(peer) {
-            return Ok(result.clone());
-        }
-        let result = sodium::x25519(local.secret_bytes(), peer.as_bytes())?;
-        let mut cache = self.static_dh.lock();
-        if cache.results.insert(*peer, result.clone()).is_none() {
-            cache.order.push_back(*peer);
-            if cache.order.len() > CAPACITY {
-                if let Some(oldest) = cache.order.pop_front() {
-                    cache.results.remove(&oldest);
-                }
-            }
-        }
-        Ok(result)
+        StaticDh::get_or_compute(&self.static_dh, *peer, || sodium::x25519(local.secret_bytes(), peer.as_bytes()))
     }
 
     /// Client keys cached now (a test hook).
     #[cfg(test)]
     fn cached(&self) -> usize {
-        self.static_dh.lock().results.len()
+        self.static_dh.lock().len()
     }
 }
 
@@ -114,6 +159,22 @@ mod tests {
         let zero = PublicKey::from_slice(&[0u8; 32]).unwrap();
         assert!(cache.static_dh(&server, &zero).is_err());
         assert_eq!(cache.cached(), CAPACITY);
+    }
+
+    #[test]
+    fn client_static_dh_matches_per_key_pair() {
+        let (client, other_client) = (Keypair::generate(), Keypair::generate());
+        let (server, other_server) = (Keypair::generate(), Keypair::generate());
+        for (c, s) in [(&client, &server), (&client, &other_server), (&other_client, &server)] {
+            let direct = sodium::x25519(c.secret_bytes(), s.public().as_bytes()).unwrap();
+            // Computed, then from the cache: the same either way, and per pair
+            // (a result kept for one pair is never used for another).
+            assert_eq!(client_static_dh(c, s.public()).unwrap().expose(), direct.expose());
+            assert_eq!(client_static_dh(c, s.public()).unwrap().expose(), direct.expose());
+        }
+        let zero = PublicKey::from_slice(&[0u8; 32]).unwrap();
+        assert!(client_static_dh(&client, &zero).is_err(), "a low-order server key is refused");
+        assert!(CLIENT_STATIC_DH.lock().len() <= CAPACITY);
     }
 
     #[test]

@@ -114,6 +114,10 @@ impl Listener {
     /// when this returns continue at the next call.
     pub fn accept_timeout(&self, timeout: Option<Duration>) -> Result<Stream> {
         let deadline = crate::stream::deadline_after(timeout);
+        // Whether the listening socket may hold a client: at first, and then
+        // when the last wait said so (a round woken by a handshake's socket
+        // skips the accept that would only say EAGAIN).
+        let mut listener_ready = true;
         loop {
             if self.bound.is_released() {
                 return Err(self.closed_error());
@@ -121,7 +125,7 @@ impl Listener {
             // Take the handshakes in progress: another thread accepting at the
             // same time starts its own.
             let mut handshakes = std::mem::take(&mut *self.in_progress.lock());
-            let accepted = self.drive(&mut handshakes, deadline);
+            let accepted = self.drive(&mut handshakes, deadline, &mut listener_ready);
             self.in_progress.lock().append(&mut handshakes);
             match accepted? {
                 Some(stream) => return Ok(stream),
@@ -133,35 +137,20 @@ impl Listener {
         }
     }
 
-    /// One round of accepting: takes new clients (up to the pending bound), advances
-    /// every handshake that can move, and waits for the next event until the
-    /// earliest deadline. Returns a stream as soon as one is established.
-    fn drive(&self, handshakes: &mut Vec<Handshake>, deadline: Option<Instant>) -> Result<Option<Stream>> {
+    /// One round of accepting: takes new clients (up to the pending bound) if
+    /// `listener_ready`, advances every handshake that can move, and waits for
+    /// the next event until the earliest deadline, setting `listener_ready` to
+    /// whether the listening socket became readable. Returns a stream as soon
+    /// as one is established.
+    fn drive(
+        &self,
+        handshakes: &mut Vec<Handshake>,
+        deadline: Option<Instant>,
+        listener_ready: &mut bool,
+    ) -> Result<Option<Stream>> {
         // Out of descriptors with handshakes to finish: finish those first, and
         // leave the (still readable) listening socket out of this round's wait.
-        let mut starved = false;
-        loop {
-            let pending = match self.try_accept_pending() {
-                Ok(Some(pending)) => pending,
-                Ok(None) => break,
-                Err(e) if e.kind() == ErrorKind::ResourceExhausted && !handshakes.is_empty() => {
-                    starved = true;
-                    break;
-                }
-                Err(e) => return Err(e),
-            };
-            let mut handshake = Handshake::new(pending, Instant::now() + self.options.handshake_timeout);
-            if handshakes.len() >= self.options.max_pending_handshakes {
-                let err = Error::new(ErrorKind::ResourceExhausted, "too many handshakes in progress; try again");
-                self.note_rejection(handshake.refuse(RejectReason::ServerError, err));
-                continue;
-            }
-            // Watched so that an event loop polling `pollable_fd` sees the
-            // client's next record; a failure only costs that (accept polls
-            // the socket itself).
-            let _ = self.watch.add(handshake.fd(), 1);
-            handshakes.push(handshake);
-        }
+        let starved = *listener_ready && self.take_new_clients(handshakes)?;
         let mut i = 0;
         while i < handshakes.len() {
             match handshakes[i].advance(self) {
@@ -188,7 +177,36 @@ impl Listener {
             .map(|fd| PollFd::from_borrowed_fd(fd, PollFlags::IN))
             .collect();
         platform::poll_until(&mut fds, until)?;
+        // Starved: the listening socket was not watched; look at it next round.
+        *listener_ready = starved || fds.first().is_some_and(|fd| !fd.revents().is_empty());
         Ok(None)
+    }
+
+    /// Accepts every client queued now into `handshakes` (up to the pending
+    /// bound). True when this process ran out of descriptors with handshakes
+    /// to finish ("starved").
+    fn take_new_clients(&self, handshakes: &mut Vec<Handshake>) -> Result<bool> {
+        loop {
+            let pending = match self.try_accept_pending() {
+                Ok(Some(pending)) => pending,
+                Ok(None) => return Ok(false),
+                Err(e) if e.kind() == ErrorKind::ResourceExhausted && !handshakes.is_empty() => {
+                    return Ok(true);
+                }
+                Err(e) => return Err(e),
+            };
+            let mut handshake = Handshake::new(pending, Instant::now() + self.options.handshake_timeout);
+            if handshakes.len() >= self.options.max_pending_handshakes {
+                let err = Error::new(ErrorKind::ResourceExhausted, "too many handshakes in progress; try again");
+                self.note_rejection(handshake.refuse(RejectReason::ServerError, err));
+                continue;
+            }
+            // Watched so that an event loop polling `pollable_fd` sees the
+            // client's next record; a failure only costs that (accept polls
+            // the socket itself).
+            let _ = self.watch.add(handshake.fd(), 1);
+            handshakes.push(handshake);
+        }
     }
 
     fn closed_error(&self) -> Error {

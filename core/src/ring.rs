@@ -12,6 +12,16 @@
 //! Both sides keep their own counter privately and treat the shared copy of the
 //! other's counter as untrusted: it is read once per operation, checked against
 //! the capacity and their own counter, and a bad value is a protocol error.
+//!
+//! Wake-ups (PROTOCOL.md, "Waking and liveness"): after publishing, a side
+//! takes the other's waiting flag and wakes it. For a message in pieces that
+//! wake-up may be deferred until it pays: a sleeping consumer is woken once
+//! half the ring is in use or a record ends a message, a sleeping producer once
+//! at most a quarter is in use. A side that defers leaves the flag set and
+//! takes it (`take_deferred_wake`) at the latest when it stops: before it waits
+//! itself, and before it returns to its caller. So every wake-up still comes,
+//! only later, and a large message through a small ring costs a few wake-ups
+//! per ring's worth instead of one per fragment (tests/loom models the rule).
 
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
@@ -146,14 +156,38 @@ impl Producer {
     }
 
     /// Publishes a reserved record (after it was sealed in place). Returns true
-    /// when the consumer said it sleeps, so the caller must wake it.
+    /// when the consumer said it sleeps and must be woken now.
+    ///
+    /// `last`: the record ends a message (or is a CLOSE). A sleeping consumer
+    /// can only deliver a whole message, so for a record that does not end one
+    /// the wake-up is deferred while the ring holds less than half its
+    /// capacity (see [`Producer::defers_wake`]); the flag stays set, and the
+    /// caller must call [`take_deferred_wake`](Producer::take_deferred_wake)
+    /// before it waits for room or returns with the message unfinished.
     #[must_use = "when true the consumer sleeps and must be woken"]
-    pub fn publish(&mut self, seg: &Segment, reservation: Reservation) -> bool {
+    pub fn publish(&mut self, seg: &Segment, reservation: Reservation, last: bool) -> bool {
         self.tail = reservation.end;
         seg.atomic_u64(self.layout.control + segment::TAIL).store(self.tail, Ordering::Release);
         // Pairs with the consumer's fence between setting its flag and re-reading
         // the tail: one of the two sides sees the other's write.
         fence(Ordering::SeqCst);
+        (last || !self.defers_wake(seg)) && take_flag(seg, self.layout.control + segment::CONSUMER_WAITING)
+    }
+
+    /// True while a wake-up for a record that does not end a message may wait:
+    /// the ring holds less than half its capacity, so a consumer woken now
+    /// could not make much progress (half the ring is what it opens while this
+    /// side writes the other half). The head is untrusted: a bad one wakes now.
+    fn defers_wake(&self, seg: &Segment) -> bool {
+        self.head(seg).is_ok_and(|head| self.tail - head < self.layout.capacity / 2)
+    }
+
+    /// Takes the consumer's waiting flag, if set, whatever the ring holds: a
+    /// wake-up `publish` deferred is owed now, because this producer is about
+    /// to wait for room or to return with a message unfinished. True when the
+    /// consumer must be woken.
+    #[must_use = "when true the consumer sleeps and must be woken"]
+    pub fn take_deferred_wake(&self, seg: &Segment) -> bool {
         take_flag(seg, self.layout.control + segment::CONSUMER_WAITING)
     }
 
@@ -232,6 +266,9 @@ pub struct Consumer {
     /// Set when skipping a PAD marker freed space and took the producer's
     /// waiting flag: the producer must be woken (see `take_owed_wake`).
     wake_owed: bool,
+    /// The tail `peek` last read (validated), for deciding whether to defer a
+    /// wake-up.
+    seen_tail: u64,
 }
 
 /// A record found at the head of a ring.
@@ -250,7 +287,7 @@ pub struct Peeked {
 impl Consumer {
     /// The consumer of ring `ring` (starting from an empty ring).
     pub fn new(ring: usize, capacity: u32) -> Consumer {
-        Consumer { layout: RingLayout::new(ring, capacity), head: 0, wake_owed: false }
+        Consumer { layout: RingLayout::new(ring, capacity), head: 0, wake_owed: false, seen_tail: 0 }
     }
 
     fn tail(&self, seg: &Segment) -> Result<u64> {
@@ -281,6 +318,7 @@ impl Consumer {
     /// empty.
     pub fn peek(&mut self, seg: &Segment) -> Result<Option<Peeked>> {
         let tail = self.tail(seg)?;
+        self.seen_tail = tail;
         loop {
             if self.head == tail {
                 return Ok(None);
@@ -325,12 +363,33 @@ impl Consumer {
     }
 
     /// Consumes `record` bytes and publishes the new head. Returns true when the
-    /// producer said it sleeps, so the caller must wake it.
+    /// producer said it sleeps and must be woken now.
+    ///
+    /// While more than a quarter of the ring is still in use the wake-up is
+    /// deferred (a producer woken now would find room for a record or two and
+    /// sleep again, and on one core each wake-up is a pair of context switches):
+    /// the flag stays set, and the caller must call
+    /// [`take_deferred_wake`](Consumer::take_deferred_wake) before it stops
+    /// reading (to wait for data, or to return a message).
     #[must_use = "when true the producer sleeps and must be woken"]
     pub fn advance(&mut self, seg: &Segment, record: u64) -> bool {
         self.head += record;
         seg.atomic_u64(self.layout.control + segment::HEAD).store(self.head, Ordering::Release);
         fence(Ordering::SeqCst);
+        !self.defers_wake() && take_flag(seg, self.layout.control + segment::PRODUCER_WAITING)
+    }
+
+    /// True while more than a quarter of the ring is in use, as far as the tail
+    /// last seen tells (an older tail only makes the wake-up come sooner).
+    fn defers_wake(&self) -> bool {
+        self.seen_tail.saturating_sub(self.head) > self.layout.capacity / 4
+    }
+
+    /// Takes the producer's waiting flag, if set, however full the ring is: a
+    /// wake-up `advance` deferred is owed now, because this consumer stops
+    /// reading. True when the producer must be woken.
+    #[must_use = "when true the producer sleeps and must be woken"]
+    pub fn take_deferred_wake(&self, seg: &Segment) -> bool {
         take_flag(seg, self.layout.control + segment::PRODUCER_WAITING)
     }
 
@@ -363,7 +422,7 @@ mod tests {
             let mut hdr = [0u8; 16];
             hdr[0] = 1;
             seg.write_bytes(r.offset, &hdr).unwrap();
-            let _ = p.publish(&seg, r);
+            let _ = p.publish(&seg, r, true);
             n += 1;
         }
         assert_eq!(n, 4);
@@ -376,7 +435,7 @@ mod tests {
         let mut hdr = [0u8; 16];
         hdr[0] = 1;
         seg.write_bytes(r.offset, &hdr).unwrap();
-        let _ = p.publish(&seg, r);
+        let _ = p.publish(&seg, r, true);
         for _ in 0..3 {
             let pk = c.peek(&seg).unwrap().unwrap();
             let rec = c.check_record(&pk, 1000).unwrap();
@@ -396,24 +455,93 @@ mod tests {
             let mut hdr = [0u8; 16];
             hdr[0] = 1;
             seg.write_bytes(r.offset, &hdr).unwrap();
-            let _ = p2.publish(&seg, r);
+            let _ = p2.publish(&seg, r, true);
             let pk = c2.peek(&seg).unwrap().unwrap();
             let rec = c2.check_record(&pk, 2000).unwrap();
             let _ = c2.advance(&seg, rec);
         }
         let r = p2.reserve(&seg, 2000).unwrap().unwrap(); // PAD at 4032, record at 0
         seg.write_bytes(r.offset, &[1u8; 16]).unwrap();
-        let _ = p2.publish(&seg, r);
+        let _ = p2.publish(&seg, r, true);
         p2.arm(&seg); // the producer now sleeps, waiting for space
         let pk = c2.peek(&seg).unwrap().unwrap(); // skips the PAD
         assert_eq!(pk.offset, segment::ring_data_offset(1, 4096));
-        assert!(c2.take_owed_wake(), "skipping the PAD took the producer's flag: it must be woken");
+        // More than a quarter of the ring is still in use (the 2,000-byte
+        // record), so the wake-up is deferred, not lost: the flag stays set for
+        // the consumer to take when it stops reading.
         assert!(!c2.take_owed_wake());
+        assert!(c2.take_deferred_wake(&seg), "the producer waiting for the PAD's space must still be woken");
+        assert!(!c2.take_deferred_wake(&seg));
 
         // A tampered tail is caught, never followed.
         seg.atomic_u64(segment::ring_control_offset(0) + segment::TAIL).store(1 << 40, Ordering::SeqCst);
         assert_eq!(c.peek(&seg).unwrap_err().kind(), ErrorKind::ProtocolViolation);
         seg.atomic_u64(segment::ring_control_offset(0) + segment::HEAD).store(7, Ordering::SeqCst);
         assert_eq!(p.reserve(&seg, 10).unwrap_err().kind(), ErrorKind::ProtocolViolation);
+    }
+
+    /// Writes a record of `len` sealed bytes (a non-PAD header) and publishes it.
+    fn put(seg: &Segment, p: &mut Producer, len: usize, last: bool) -> bool {
+        let r = p.reserve(seg, len).unwrap().expect("room");
+        seg.write_bytes(r.offset, &[1u8; 16]).unwrap();
+        p.publish(seg, r, last)
+    }
+
+    /// Consumes the next record of `len` sealed bytes.
+    fn take(seg: &Segment, c: &mut Consumer, len: usize) -> bool {
+        let pk = c.peek(seg).unwrap().expect("a record");
+        let rec = c.check_record(&pk, len).unwrap();
+        c.advance(seg, rec)
+    }
+
+    #[test]
+    fn a_sleeping_consumer_is_woken_once_half_the_ring_or_a_message_end_is_in() {
+        let seg = Segment::create(Backend::Memfd, 4096).unwrap();
+        let mut p = Producer::new(0, 4096);
+        let c = Consumer::new(0, 4096);
+        c.arm(&seg);
+        // 1,024 bytes of a message in a 4,096-byte ring: a consumer woken now
+        // could deliver nothing, so the wake-up waits and the flag stays set.
+        assert!(!put(&seg, &mut p, 1024, false));
+        // Half the ring: woken (and the flag taken).
+        assert!(put(&seg, &mut p, 1024, false));
+        assert!(!p.take_deferred_wake(&seg), "the flag was taken with the wake-up");
+        // The end of a message wakes at once, however little is in.
+        let mut p = Producer::new(1, 4096);
+        let c = Consumer::new(1, 4096);
+        c.arm(&seg);
+        assert!(put(&seg, &mut p, 64, true));
+        // A deferred wake-up is owed when the producer stops (to wait, or to
+        // return with the message unfinished).
+        c.arm(&seg);
+        assert!(!put(&seg, &mut p, 64, false));
+        assert!(p.take_deferred_wake(&seg));
+        assert!(!p.take_deferred_wake(&seg), "one wake-up per setting of the flag");
+    }
+
+    #[test]
+    fn a_sleeping_producer_is_woken_once_three_quarters_are_free_or_the_consumer_stops() {
+        let seg = Segment::create(Backend::Memfd, 4096).unwrap();
+        let mut p = Producer::new(0, 4096);
+        let mut c = Consumer::new(0, 4096);
+        for _ in 0..4 {
+            let _ = put(&seg, &mut p, 1024, false);
+        }
+        assert!(p.reserve(&seg, 16).unwrap().is_none(), "the ring is full");
+        p.arm(&seg);
+        // 3,072 then 2,048 bytes still in use: the producer would find room for
+        // little, so the wake-up waits.
+        assert!(!take(&seg, &mut c, 1024));
+        assert!(!take(&seg, &mut c, 1024));
+        // A quarter in use: woken.
+        assert!(take(&seg, &mut c, 1024));
+        // A consumer that stops reading owes the deferred wake-up.
+        for _ in 0..3 {
+            let _ = put(&seg, &mut p, 1024, false);
+        }
+        p.arm(&seg);
+        assert!(!take(&seg, &mut c, 1024));
+        assert!(c.take_deferred_wake(&seg));
+        assert!(!c.take_deferred_wake(&seg));
     }
 }

@@ -350,7 +350,7 @@ impl Stream {
                     if seg.seal_at(reservation.offset, &mut tx.sealer, &FrameHeader::CLOSE, &[]).is_ok() {
                         // Wake unconditionally: the shutdown below ends the
                         // connection, so a sleeping peer must look now.
-                        let _ = tx.ring.publish(seg, reservation);
+                        let _ = tx.ring.publish(seg, reservation, true);
                         self.wake_peer();
                     }
                 }

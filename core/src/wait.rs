@@ -13,9 +13,14 @@
 //! sets its waiting flag in the segment and checks the ring again; after
 //! publishing, the other side checks that flag and, only if it is set, clears it
 //! and writes the value 1 to this side's eventfd. So the hot path makes no system
-//! call. A side sleeps in the connection's [`Sleeper`](platform::Sleeper), an
-//! epoll set of its own eventfd (edge-triggered, so a wake-up is one system
-//! call for each side: the peer's write and our `epoll_wait`) and the control
+//! call. For a message in pieces the other side may defer that wake-up until it
+//! pays (`ring::Producer::publish`, `ring::Consumer::advance`: half the ring in,
+//! or the message's end, for a sleeping receiver; three quarters of it free for
+//! a sleeping sender), and pays it at the latest when it stops (to wait itself,
+//! or to return), so a wake-up is late, never lost. A side sleeps in the
+//! connection's [`Sleeper`](platform::Sleeper), an epoll set of its own
+//! eventfd (edge-triggered, so a wake-up is one system call for each side: the
+//! peer's write and our `epoll_wait`) and the control
 //! socket, so it wakes from the kernel when data, space or a close is
 //! signalled, and at once when the peer dies (end of stream on the socket). On
 //! one core this matters: an eventfd wake-up costs about half of a byte through

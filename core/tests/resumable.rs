@@ -92,6 +92,36 @@ fn partial_progress_over_many_calls() {
     assert_eq!(server.recv_timeout(Some(WAIT)).unwrap(), b"");
 }
 
+/// A receiver that takes a message and returns while the ring is still mostly
+/// full wakes a sender waiting for room: the wake-up its reading deferred (too
+/// little room freed to be worth a wake-up yet) is paid when it stops reading.
+#[test]
+fn a_receiver_that_stops_reading_wakes_a_waiting_sender() {
+    let (client, server) = pair("resume-pay");
+    assert_eq!(client.send_resumable(b"a").unwrap(), SendProgress::Complete);
+    let big = message(3, 4 * RING as usize);
+    let mut sent = start_big(&client, &big);
+    assert!(!readable(&client), "the sender's pollable fd is readable before any space was freed");
+    // One small record freed; the rest of the ring still holds the big message.
+    assert_eq!(server.try_recv().unwrap(), b"a");
+    assert!(readable(&client), "the receiver returned without waking the sender waiting for room");
+    // The rest goes through as usual.
+    let mut rounds = 0;
+    let got = loop {
+        match server.try_recv() {
+            Ok(m) => break m,
+            Err(e) => assert_eq!(e.kind(), ErrorKind::WouldBlock, "{e}"),
+        }
+        rounds += 1;
+        assert!(rounds < 10_000 && sent < big.len(), "no progress: {sent} of {} bytes sent", big.len());
+        sent = match client.send_resumable(&big).unwrap() {
+            SendProgress::Complete => big.len(),
+            SendProgress::Partial { sent } => sent,
+        };
+    };
+    assert!(got == big, "the message arrived changed");
+}
+
 /// With nothing written (the ring full of earlier messages), Partial { sent: 0 }
 /// holds nothing: another message may go first.
 #[test]

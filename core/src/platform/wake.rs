@@ -121,6 +121,11 @@ fn check_wake_kind(fd: BorrowedFd<'_>) -> Result<()> {
 pub fn check_peer_wake(fd: BorrowedFd<'_>) -> Result<()> {
     check_wake_kind(fd)?;
     let flags = rustix::fs::fcntl_getfl(fd).map_err(|e| os_error("checking the peer's wake-up descriptor", e))?;
+    // The peer creates it non-blocking (PROTOCOL.md section 9): one system call
+    // less per connect then.
+    if flags.contains(rustix::fs::OFlags::NONBLOCK) {
+        return Ok(());
+    }
     rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK)
         .map_err(|e| os_error("making the peer's wake-up descriptor non-blocking", e))
 }

@@ -344,6 +344,22 @@ impl Stream {
         out: &mut dyn Sink,
         progress: &mut Option<(u32, u32)>,
     ) -> Result<Option<usize>> {
+        let received = self.open_available(rx, out, progress);
+        // This side stops reading now (to wait, or to hand over a message): a
+        // wake-up `advance` deferred for the producer is owed.
+        if rx.ring.take_deferred_wake(&self.segment) {
+            self.wake_peer();
+        }
+        received
+    }
+
+    /// The loop of [`receive_available`](Stream::receive_available).
+    fn open_available(
+        &self,
+        rx: &mut Rx,
+        out: &mut dyn Sink,
+        progress: &mut Option<(u32, u32)>,
+    ) -> Result<Option<usize>> {
         let seg = &self.segment;
         loop {
             let peeked = rx.ring.peek(seg)?;

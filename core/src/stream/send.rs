@@ -267,7 +267,7 @@ impl Stream {
             if let Err(e) = seg.seal_at(reservation.offset, &mut tx.sealer, &header, piece) {
                 return Err(self.end_mid_message(tx, self.fail(e), false));
             }
-            if tx.ring.publish(seg, reservation) {
+            if tx.ring.publish(seg, reservation, offset + frame_len >= len) {
                 self.wake_peer();
             }
         }
@@ -308,6 +308,11 @@ impl Stream {
             return Ok(Some(reservation));
         }
         if !mode.waits() {
+            // A wake-up deferred for this message's earlier fragments is owed
+            // now: the consumer must free the room this side waits for.
+            if ring.take_deferred_wake(seg) {
+                self.wake_peer();
+            }
             // As try_recv does: drop stale wake-ups, say we wait for space, and
             // look once more in case the consumer freed some meanwhile.
             self.drain_wakeups()?;
@@ -345,6 +350,11 @@ impl Stream {
         let seg = &self.segment;
         if let Some(reservation) = ring.reserve(seg, sealed)? {
             return Ok(reservation);
+        }
+        // A wake-up deferred for earlier fragments is owed before waiting: the
+        // consumer must free the room this side waits for.
+        if ring.take_deferred_wake(seg) {
+            self.wake_peer();
         }
         let waited = self.waiter.wait(self.socket(), deadline, self.hints(), |armed| {
             if while_open {

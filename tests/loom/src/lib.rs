@@ -70,6 +70,25 @@ impl Orderings {
     };
 }
 
+/// The deferred wake-ups of ring.rs (`Producer::publish`, `Consumer::advance`):
+/// a record that does not end a message wakes a sleeping consumer only once
+/// `producer_wakes_at` records are in use, and consuming a record wakes a
+/// sleeping producer only once at most `consumer_wakes_at` are; a side that
+/// stops (to wait, or at the end of a message) takes the other's flag and
+/// wakes it whatever the ring holds (`take_deferred_wake`).
+#[derive(Clone, Copy, Debug)]
+pub struct Deferral {
+    /// Records per message (the last one always wakes).
+    pub fragments: u64,
+    /// The producer wakes the consumer once this many records are in use.
+    pub producer_wakes_at: u64,
+    /// The consumer wakes the producer once at most this many are in use.
+    pub consumer_wakes_at: u64,
+    /// `take_deferred_wake` where ring.rs calls it (false only to show that
+    /// loom then finds the lost wake-up).
+    pub flush: bool,
+}
+
 /// The shared part of one ring: what lives in the segment, plus the eventfds.
 struct Ring {
     slots: Vec<UnsafeCell<u64>>,
@@ -82,6 +101,7 @@ struct Ring {
     /// The producer's wake-up eventfd, written by the consumer.
     producer_wake: Notify,
     orderings: Orderings,
+    deferral: Option<Deferral>,
 }
 
 impl Ring {
@@ -96,11 +116,11 @@ impl Ring {
         tail - head < self.capacity()
     }
 
-    /// `Consumer::has_data`.
-    fn has_data(&self, head: u64) -> bool {
+    /// `Consumer::tail`, checked.
+    fn load_tail(&self, head: u64) -> u64 {
         let tail = self.tail.load(self.orderings.load_tail);
         assert!(tail >= head && tail - head <= self.capacity(), "tail counter out of range");
-        tail != head
+        tail
     }
 
     /// `arm`: say this side sleeps, then order that before the re-check.
@@ -132,9 +152,22 @@ impl Ring {
         }
     }
 
-    /// One send: wait for room, write the frame, publish, wake a sleeping consumer.
-    fn send(&self, tail: &mut u64, value: u64) {
+    /// `take_deferred_wake`: the other side's flag, taken whatever the ring
+    /// holds, because this side stops.
+    fn flush(&self, flag: &AtomicU32, wake: &Notify) {
+        if self.deferral.is_some_and(|d| d.flush) && self.take_flag(flag) {
+            wake.notify();
+        }
+    }
+
+    /// One send: wait for room, write the frame, publish, wake a sleeping
+    /// consumer (now, or with a deferral, once enough is in or `last`).
+    fn send(&self, tail: &mut u64, value: u64, last: bool) {
         let at = *tail;
+        if !self.has_space(at) {
+            // `reserve_waiting`: a deferred wake-up is owed before waiting.
+            self.flush(&self.consumer_waiting, &self.consumer_wake);
+        }
         self.wait(&self.producer_waiting, &self.producer_wake, || self.has_space(at));
         self.slots[(at % self.capacity()) as usize].with_mut(|frame| {
             // SAFETY: loom's own cell; the pointer is valid for the closure, and
@@ -146,16 +179,30 @@ impl Ring {
         if self.orderings.fence_after_publish {
             fence(Ordering::SeqCst);
         }
-        if self.take_flag(&self.consumer_waiting) {
+        // `Producer::defers_wake`: the head is read after the fence.
+        let defers = !last
+            && self.deferral.is_some_and(|d| *tail - self.head.load(self.orderings.load_head) < d.producer_wakes_at);
+        if !defers && self.take_flag(&self.consumer_waiting) {
             self.consumer_wake.notify();
         }
     }
 
     /// One receive: wait for a frame, copy it out, free its room, wake a sleeping
     /// producer.
-    fn recv(&self, head: &mut u64) -> u64 {
+    fn recv(&self, head: &mut u64, last: bool) -> u64 {
         let at = *head;
-        self.wait(&self.consumer_waiting, &self.consumer_wake, || self.has_data(at));
+        // `Consumer::peek`'s tail, kept for `defers_wake`.
+        let seen_tail = std::cell::Cell::new(at);
+        let ready = || {
+            seen_tail.set(self.load_tail(at));
+            seen_tail.get() != at
+        };
+        if !ready() {
+            // `receive_available` returns with the ring empty: it owes a
+            // deferred wake-up before waiting.
+            self.flush(&self.producer_waiting, &self.producer_wake);
+        }
+        self.wait(&self.consumer_waiting, &self.consumer_wake, ready);
         let value = self.slots[(at % self.capacity()) as usize].with(|frame| {
             // SAFETY: as in `send`; loom reports a read of an unpublished frame.
             unsafe { *frame }
@@ -165,8 +212,13 @@ impl Ring {
         if self.orderings.fence_after_publish {
             fence(Ordering::SeqCst);
         }
-        if self.take_flag(&self.producer_waiting) {
+        let defers = self.deferral.is_some_and(|d| seen_tail.get().saturating_sub(*head) > d.consumer_wakes_at);
+        if !defers && self.take_flag(&self.producer_waiting) {
             self.producer_wake.notify();
+        }
+        if last {
+            // `receive_available` returns a message: a deferred wake-up is owed.
+            self.flush(&self.producer_waiting, &self.producer_wake);
         }
         value
     }
@@ -177,6 +229,23 @@ impl Ring {
 /// Returns after every interleaving loom explores within `preemption_bound`;
 /// panics (loom's report) when one breaks a property.
 pub fn check(orderings: Orderings, capacity: usize, messages: u64, preemption_bound: usize) {
+    check_with(orderings, None, capacity, messages, preemption_bound);
+}
+
+/// [`check`] with deferred wake-ups: `messages` records in messages of
+/// `deferral.fragments` records each.
+pub fn check_deferred(deferral: Deferral, capacity: usize, messages: u64, preemption_bound: usize) {
+    check_with(Orderings::RING_RS, Some(deferral), capacity, messages, preemption_bound);
+}
+
+fn check_with(
+    orderings: Orderings,
+    deferral: Option<Deferral>,
+    capacity: usize,
+    messages: u64,
+    preemption_bound: usize,
+) {
+    let fragments = deferral.map_or(1, |d| d.fragments.max(1));
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(preemption_bound);
     builder.check(move || {
@@ -189,19 +258,21 @@ pub fn check(orderings: Orderings, capacity: usize, messages: u64, preemption_bo
             consumer_wake: Notify::new(),
             producer_wake: Notify::new(),
             orderings,
+            deferral,
         });
         let producer = {
             let ring = ring.clone();
             loom::thread::spawn(move || {
                 let mut tail = 0;
                 for value in 1..=messages {
-                    ring.send(&mut tail, value);
+                    ring.send(&mut tail, value, value % fragments == 0 || value == messages);
                 }
             })
         };
         let mut head = 0;
         for expected in 1..=messages {
-            assert_eq!(ring.recv(&mut head), expected, "a frame arrived out of order or torn");
+            let last = expected % fragments == 0 || expected == messages;
+            assert_eq!(ring.recv(&mut head, last), expected, "a frame arrived out of order or torn");
         }
         producer.join().expect("the producer panicked");
     });

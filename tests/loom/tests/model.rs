@@ -52,6 +52,7 @@ fn loom_catches_each_weakening() {
         ("weak_relaxed_head_load", "Causality violation"),
         ("weak_no_fence_after_publish", "deadlock"),
         ("weak_no_fence_after_arm", "deadlock"),
+        ("weak_deferral_without_flush", "deadlock"),
     ] {
         let text = failure_of(name);
         assert!(text.contains(expected), "{name} failed, but not with \"{expected}\":\n{text}");
@@ -101,4 +102,31 @@ fn weak_no_fence_after_publish() {
 #[ignore = "fails by design; run by loom_catches_each_weakening"]
 fn weak_no_fence_after_arm() {
     check(Orderings { fence_after_arm: false, ..Orderings::RING_RS }, 1, 2, BOUND);
+}
+
+/// Deferred wake-ups (ring.rs `Producer::publish`, `Consumer::advance`) at
+/// their extreme: a producer wakes a sleeping consumer only when a message
+/// ends, a consumer wakes a sleeping producer only when the ring is empty;
+/// otherwise each side relies on `take_deferred_wake` when it stops.
+const DEFERRAL: shmsock_loom::Deferral =
+    shmsock_loom::Deferral { fragments: 2, producer_wakes_at: u64::MAX, consumer_wakes_at: 0, flush: true };
+
+#[test]
+fn deferred_wake_ups_are_never_lost() {
+    // Two messages of two records through two records of room.
+    shmsock_loom::check_deferred(DEFERRAL, 2, 4, BOUND);
+}
+
+#[test]
+fn deferred_wake_ups_are_never_lost_with_a_message_larger_than_the_ring() {
+    // One message of three records through two records of room: the producer
+    // waits for room in the middle of the message.
+    shmsock_loom::check_deferred(shmsock_loom::Deferral { fragments: 3, ..DEFERRAL }, 2, 3, BOUND);
+}
+
+/// Deferring without paying the wake-up when a side stops loses it.
+#[test]
+#[ignore = "fails by design; run by loom_catches_each_weakening"]
+fn weak_deferral_without_flush() {
+    shmsock_loom::check_deferred(shmsock_loom::Deferral { fragments: 3, flush: false, ..DEFERRAL }, 2, 3, BOUND);
 }
