@@ -1,7 +1,7 @@
 //! Streams: the stream handle and the value types it reports (cipher, role,
 //! stats, credentials). The exports are split by concept, in the order the
 //! header presents them (cbindgen follows the module order):
-//! [`connect`], [`send`], [`recv`], [`close`] and [`info`].
+//! `connect`, `send`, `recv`, `close` and `info`.
 
 use shmsock::{CipherSuite, Credentials, Stats, Stream};
 
