@@ -178,7 +178,7 @@ check "C: pkg-config shmsock is $version" test "$(pc --modversion shmsock)" = "$
 check "C++: pkg-config shmsock_cpp is $version" test "$(pc --modversion shmsock_cpp)" = "$version"
 # shellcheck disable=SC2046
 check "C: agent.c builds against the tarball (shared library, pkg-config)" norust timeout 300 \
-    cc -std=c11 -O2 -Wall "$agents/c/agent.c" "$agents/c/topics.c" $(pc --cflags --libs shmsock) -lm -Wl,-rpath,"$cprefix/lib" -o "$scratch/c-agent"
+    cc -std=c11 -O2 -Wall "$agents/c/"*.c $(pc --cflags --libs shmsock) -lm -Wl,-rpath,"$cprefix/lib" -o "$scratch/c-agent"
 check "C: the agent loads libshmsock.so from the tarball" \
     sh -c "ldd '$scratch/c-agent' | grep -q '$cprefix/lib/libshmsock.so.'"
 # shellcheck disable=SC2046

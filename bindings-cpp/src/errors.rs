@@ -236,7 +236,7 @@ mod tests {
                 ending.push_str(&format!("        case ErrorCode::{}:\n", kind.type_name()));
             }
         }
-        generated_region::check(&root.join("include/shmsock.hpp"), "error codes", &codes);
+        generated_region::check(&root.join("include/shmsock/error.hpp"), "error codes", &codes);
         generated_region::check(&root.join("src/errors.cpp"), "error names", &names);
         generated_region::check(&root.join("src/errors.cpp"), "errors that end the connection", &ending);
     }

@@ -1,6 +1,7 @@
 //! C++17 bindings of shmsock through the `cxx` bridge.
 //!
-//! The public C++ API is `include/shmsock.hpp` (namespace `shmsock`); it holds
+//! The public C++ API is `include/shmsock.hpp` (namespace `shmsock`; one header
+//! per concept under `include/shmsock/`); it holds
 //! the boxes declared here through opaque pointers and is implemented in
 //! `src/*.cpp` (one file per concept, sharing `src/internal.hpp`), which `build.rs` compiles into this crate's static
 //! library together with the code cxx generates. Nothing of cxx shows in the

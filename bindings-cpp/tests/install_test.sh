@@ -8,7 +8,10 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 cmake --install "$build" --prefix "$tmp/prefix" > "$tmp/install.log"
 test -f "$tmp/prefix/include/shmsock.hpp"
-test -f "$tmp/prefix/include/shmsock/pubsub.hpp"
+# Every per-concept header is installed beside it.
+for header in "$here"/../include/shmsock/*.hpp; do
+    test -f "$tmp/prefix/include/shmsock/$(basename "$header")"
+done
 test -f "$tmp/prefix/lib/libshmsock_cxx.a" || test -f "$tmp/prefix/lib64/libshmsock_cxx.a"
 cmake -S "$here/install" -B "$tmp/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" -DCMAKE_BUILD_TYPE=Release > "$tmp/configure.log"
 cmake --build "$tmp/build" > "$tmp/build.log"

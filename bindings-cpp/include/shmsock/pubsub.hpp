@@ -1,5 +1,6 @@
 // shmsock publish/subscribe: one publisher, many subscribers, each message
-// sealed once (PROTOCOL.md section 14). Included by <shmsock.hpp>.
+// sealed once (PROTOCOL.md section 14). Included by <shmsock.hpp>; compiles on
+// its own.
 //
 //   Publisher    binds a topic; publish() seals each message once for all
 //   Subscriber   connects with the publisher's pinned key; recv() opens them
@@ -13,7 +14,20 @@
 #ifndef SHMSOCK_PUBSUB_HPP
 #define SHMSOCK_PUBSUB_HPP
 
-#include "../shmsock.hpp"
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bytes.hpp"
+#include "error.hpp"
+#include "keys.hpp"
+#include "options.hpp"
+#include "stream.hpp"
 
 namespace shmsock {
 

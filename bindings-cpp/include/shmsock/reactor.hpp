@@ -1,6 +1,6 @@
 // shmsock::Reactor: one thread's wait over many streams, listeners,
 // subscribers, file descriptors and timers (the core's reactor). Included by
-// <shmsock.hpp>.
+// <shmsock.hpp>; compiles on its own.
 //
 // Register each source with a token of your choice (any value but UINT64_MAX);
 // poll() reports the tokens of the sources that are readable, of the timers
@@ -30,7 +30,16 @@
 #ifndef SHMSOCK_REACTOR_HPP
 #define SHMSOCK_REACTOR_HPP
 
-#include "../shmsock.hpp"
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "bytes.hpp"
+#include "listener.hpp"
+#include "pubsub.hpp"
+#include "stream.hpp"
 
 namespace shmsock {
 
