@@ -11,6 +11,8 @@
 //! bounded queue; when it is full the fd is no longer watched (on a latest
 //! topic, what the publisher overwrites meanwhile is counted as lost by the
 //! core). The handle keeps the process alive only while something is pending.
+//! A receive first looks at the ring (the core's short adaptive spin, no
+//! system call) and arms the fd only when nothing came.
 //!
 //! Subscribing (the handshake) runs on a short-lived thread, as a connect does.
 
@@ -74,22 +76,40 @@ impl SubShared {
             if batch && st.inbox.flowing && delivered >= FLOW_BATCH {
                 break;
             }
-            // A `recvInto` at the head of the line gets the message decrypted
-            // straight into its buffer; anyone else a new buffer.
-            let result = match st.inbox.head_buffer() {
-                Some(buffer) => {
-                    let result = self.sub.try_recv_into(buffer).map(|d| d.len);
-                    st.inbox.complete_into(result, events)
-                }
-                None => self.sub.try_recv().map(|message| st.inbox.take(self.id, message.data, events)),
-            };
-            match result {
-                Ok(()) => delivered += 1,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            match self.receive_one(st, events, true) {
+                Ok(true) => delivered += 1,
+                Ok(false) => break,
                 Err(e) => st.inbox.ended = Some(e),
             }
         }
         st.inbox.report_end(self.id, events);
+    }
+
+    /// Receives the next message for the inbox: a `recvInto` at the head of
+    /// the line gets it decrypted straight into its buffer, anyone else a new
+    /// buffer. `consume`: on nothing, consume the fd's wake-ups and arm it
+    /// (`try_recv`, WouldBlock); else only look, after the core's own short
+    /// adaptive spin, with no system call (a zero timeout). Ok(true) when a
+    /// message was handed on, Ok(false) when none is there, Err when the
+    /// subscription ended.
+    fn receive_one(&self, st: &mut SubState, events: &mut Vec<Event>, consume: bool) -> Result<bool, CoreError> {
+        let now = Some(Duration::ZERO);
+        let result = match st.inbox.head_buffer() {
+            Some(buffer) => {
+                let result =
+                    if consume { self.sub.try_recv_into(buffer) } else { self.sub.recv_into_timeout(buffer, now) };
+                st.inbox.complete_into(result.map(|d| d.len), events)
+            }
+            None => {
+                let result = if consume { self.sub.try_recv() } else { self.sub.recv_timeout(now) };
+                result.map(|message| st.inbox.take(self.id, message.data, events))
+            }
+        };
+        match result {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == if consume { ErrorKind::WouldBlock } else { ErrorKind::Timeout } => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Watches the fd while a message could be taken, and keeps the process
@@ -131,7 +151,21 @@ impl SubShared {
         st.inbox.waiters.push_back(RecvWaiter { op, into });
         let mut events = Vec::new();
         if st.inbox.waiters.len() == 1 {
-            self.pump(&mut st, &mut events, false);
+            // Look for the message before asking to be woken, as a stream's
+            // receive does: `try_recv`'s WouldBlock drains the fd and arms
+            // the subscriber, so the publisher then writes to the fd for its
+            // next message (two system calls and a readiness callback per
+            // message). A message that is there, or comes within the core's
+            // adaptive spin, is taken with none of that; when none came, the
+            // pump arms the fd, race-free.
+            if st.inbox.ahead_len() == 0 && st.inbox.ended.is_none() {
+                if let Err(e) = self.receive_one(&mut st, &mut events, false) {
+                    st.inbox.ended = Some(e);
+                }
+            }
+            if !st.inbox.waiters.is_empty() || st.inbox.ended.is_some() {
+                self.pump(&mut st, &mut events, false);
+            }
         }
         self.update_poll(&mut st);
         drop(st);

@@ -76,6 +76,47 @@ test('recvInto: a waiting receive gets the message in its buffer; one too small 
   }
 })
 
+test('a receive takes messages already published, waits when none is, and loses none either way', T, async () => {
+  // A receive first looks at the ring without arming the fd (a zero timeout
+  // after the core's spin), then arms it (try_recv) when nothing came: both
+  // paths, alternating recv and recvInto, in order and byte for byte.
+  const keypair = Keypair.generate()
+  const name = uniqueName('lookfirst')
+  const topic = Publisher.bind(name, { keypair, slots: 8, maxMessageSize: 8192 })
+  const sub = await Subscriber.connect(name, { serverKey: keypair.publicKey })
+  try {
+    const sizes = [0, 1, 100, 8192]
+    const buf = Buffer.alloc(8192)
+    let i = 0
+    const check = async (k) => {
+      const want = message(k, sizes)
+      if (k % 2 === 0) {
+        assert.ok((await sub.recv({ timeout: 10000 })).equals(want), `message ${k}`)
+      } else {
+        const n = await sub.recvInto(buf, { timeout: 10000 })
+        assert.ok(buf.subarray(0, n).equals(want), `message ${k}`)
+      }
+    }
+    for (let round = 0; round < 20; round++) {
+      // Already there: found by the look, nothing armed.
+      for (let k = 0; k < 4; k++) await topic.publish(message(i + k, sizes))
+      for (let k = 0; k < 4; k++) await check(i + k)
+      i += 4
+      // Not there yet: the receive arms the fd and is woken.
+      const waiting = check(i)
+      await sleep(1)
+      await topic.publish(message(i, sizes))
+      await waiting
+      i += 1
+    }
+    assert.equal(sub.received, i)
+    assert.equal(sub.lost, 0)
+  } finally {
+    sub.close()
+    topic.close()
+  }
+})
+
 test('subscribe waits for its topic; AbortSignals on subscribe, recv and waitForSubscribers lose nothing', T, async () => {
   const keypair = Keypair.generate()
   const name = uniqueName('abort')
