@@ -33,6 +33,8 @@ use super::group_key::GroupKey;
 use super::records::{self, ByeReason};
 use super::{SlowSubscribers, TopicOptions};
 
+mod admission;
+
 /// Poller token of the listening socket.
 const LISTENER_TOKEN: u64 = u64::MAX - 1;
 /// Most handshakes in progress at once.
@@ -173,7 +175,7 @@ impl Publisher {
         let for_thread = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name(format!("shmsock-pub-{name}"))
-            .spawn(move || control_loop(&for_thread))
+            .spawn(move || admission::control_loop(&for_thread))
             .map_err(|e| Error::io("starting the publisher's thread", e))?;
         Ok(Publisher { shared, thread: Mutex::new(Some(thread)) })
     }
@@ -551,162 +553,6 @@ impl Shared {
         }
         if !full.is_empty() {
             self.drop_members(st, &full, ByeReason::TooSlow);
-        }
-    }
-
-    /// Runs the publisher side of a subscription on an accepted socket.
-    fn admit(&self, socket: UnixStream, credentials: Credentials) -> Result<()> {
-        let fd = socket.as_fd();
-        let deadline = Instant::now() + self.options.handshake_timeout;
-        let reject = |err: Error| {
-            let reason = RejectReason::for_error(err.kind());
-            let _ = control::send(fd, &control::encode_reject(reason, err.message()), &[]);
-            err
-        };
-        let mut fds = Vec::new();
-        let (kind, body) = records::receive_raw(fd, &mut fds, Some(deadline))?;
-        if let Some(uids) = &self.options.allowed_uids {
-            if !uids.contains(&credentials.uid) {
-                return Err(reject(Error::new(
-                    ErrorKind::PermissionDenied,
-                    format!("uid {} is not allowed to subscribe", credentials.uid),
-                )));
-            }
-        }
-        if kind == control::HELLO {
-            return Err(reject(Error::new(
-                ErrorKind::ProtocolViolation,
-                format!("'{}' is a publish/subscribe topic: subscribe to it, a stream cannot connect", self.topic),
-            )));
-        }
-        if kind != records::SUBSCRIBE || !fds.is_empty() {
-            return Err(reject(Error::new(ErrorKind::ProtocolViolation, "expected a SUBSCRIBE record")));
-        }
-        let mut responder = Responder::new(&self.keypair, &self.topic)?;
-        let accepted = responder.read_hello(&body, &self.policy).map_err(reject)?;
-        if self.state.lock().members.len() >= self.topic_options.max_subscribers {
-            return Err(reject(Error::new(
-                ErrorKind::ResourceExhausted,
-                format!("topic '{}' has its maximum of {} subscribers", self.topic, self.topic_options.max_subscribers),
-            )));
-        }
-        let (reply, session) = responder.write_reply(&accepted.choice)?;
-        let read_only = platform::reopen_read_only(self.broadcast.fd()).map_err(reject)?;
-        control::send(fd, &control::encode(records::WELCOME, &reply), &[read_only.as_fd(), self.own_wake.for_peer()])?;
-        drop(read_only);
-        let (kind, body) = records::receive_raw(fd, &mut fds, Some(deadline))?;
-        if kind != control::READY || !body.is_empty() || fds.len() != 2 {
-            return Err(Error::new(
-                ErrorKind::ProtocolViolation,
-                "expected a READY record with the cursor memfd and the subscriber's wake-up eventfd",
-            ));
-        }
-        let mut fds = fds.into_iter();
-        let (Some(cursor_fd), Some(wake)) = (fds.next(), fds.next()) else {
-            return Err(Error::new(ErrorKind::ProtocolViolation, "READY lost its descriptors"));
-        };
-        platform::check_peer_wake(wake.as_fd())?;
-        let cursor = Cursor::open(cursor_fd)?;
-        let mut st = self.state.lock();
-        if st.closed {
-            return Err(Error::new(ErrorKind::Closed, "the topic was closed"));
-        }
-        let id = st.next_id;
-        st.next_id += 1;
-        let start = st.next_seq;
-        let mut sender = session.send;
-        // The first key says where this subscriber starts: the next message.
-        let mut first = st.key.clone();
-        first.first_seq = start;
-        let record = records::seal(records::KEY, &mut sender, first.encode().expose())?;
-        platform::send_now(fd, &record)?;
-        self.poller.add(fd, id)?;
-        let info = SubscriberInfo { id, public_key: accepted.client, credentials, joined_at: start };
-        st.members.push(Member { info, socket, cursor, wake, sender, last_woken: 0 });
-        self.changed.notify_all();
-        Ok(())
-    }
-
-    /// A member's socket became readable: it left (end of stream), or it wrote
-    /// something, which a subscriber never does after set-up.
-    fn member_readable(&self, id: u64) {
-        let mut st = self.state.lock();
-        let Some(m) = st.members.iter().find(|m| m.info.id == id) else { return };
-        let mut buf = Vec::new();
-        let (open, bytes) = match platform::recv_available(m.socket.as_fd(), &mut buf, 64) {
-            Ok(open) => (open, buf.len()),
-            Err(_) => (false, 0),
-        };
-        if !open || bytes > 0 {
-            let reason = if bytes > 0 { ByeReason::Violation } else { ByeReason::Removed };
-            self.drop_members(&mut st, &[id], reason);
-            self.rotate(&mut st);
-            drop(st);
-            // A publisher waiting for this member's progress looks again.
-            platform::wake_peer(self.own_wake.for_peer());
-        }
-    }
-}
-
-/// The publisher's thread: accepts, notices departures, rotates on schedule.
-fn control_loop(sh: &Arc<Shared>) {
-    let mut tokens = Vec::new();
-    while !sh.closed.load(Ordering::Acquire) {
-        let timeout = sh.topic_options.rekey_interval.map(|i| {
-            let since = sh.state.lock().last_rotation.elapsed();
-            i.saturating_sub(since).max(Duration::from_millis(1))
-        });
-        if sh.poller.wait(&mut tokens, timeout).is_err() {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if sh.closed.load(Ordering::Acquire) {
-            break;
-        }
-        for &token in &tokens {
-            match token {
-                WAKE_TOKEN => {}
-                LISTENER_TOKEN => accept_all(sh),
-                id => sh.member_readable(id),
-            }
-        }
-        if let Some(interval) = sh.topic_options.rekey_interval {
-            let mut st = sh.state.lock();
-            if st.last_rotation.elapsed() >= interval {
-                sh.rotate(&mut st);
-            }
-        }
-    }
-}
-
-/// Accepts every waiting connection and starts its handshake on a thread.
-fn accept_all(sh: &Arc<Shared>) {
-    loop {
-        let socket = match sh.bound.listener.accept() {
-            Ok((socket, _)) => socket,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => continue,
-            Err(_) => return,
-        };
-        if sh.pending.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING {
-            // Too many handshakes at once: refuse this one now.
-            sh.pending.fetch_sub(1, Ordering::AcqRel);
-            continue;
-        }
-        let credentials =
-            match socket.set_nonblocking(true).ok().and_then(|()| platform::peer_credentials(socket.as_fd()).ok()) {
-                Some(c) => c,
-                None => {
-                    sh.pending.fetch_sub(1, Ordering::AcqRel);
-                    continue;
-                }
-            };
-        let sh2 = Arc::clone(sh);
-        let spawned = std::thread::Builder::new().name("shmsock-sub-handshake".into()).spawn(move || {
-            let _ = sh2.admit(socket, credentials);
-            sh2.pending.fetch_sub(1, Ordering::AcqRel);
-        });
-        if spawned.is_err() {
-            sh.pending.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
