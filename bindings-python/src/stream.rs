@@ -105,9 +105,9 @@ impl PyStream {
     /// ChaCha20-Poly1305.
     #[staticmethod]
     ///
-    /// ``wait`` (seconds) keeps trying while no server listens on the name
-    /// (NotFound), every 50 ms, like the command line's ``--wait``; Ctrl-C
-    /// interrupts it.
+    /// ``wait`` (seconds, at most a day) waits for a server to appear while
+    /// none listens on the name, like the command line's ``--wait``, then
+    /// raises NotFound; other errors are raised at once. Ctrl-C interrupts it.
     #[pyo3(signature = (name, *, server_key, **options))]
     fn connect(
         py: Python<'_>,
@@ -118,7 +118,7 @@ impl PyStream {
         let given = Given::new(Entry::Connect, options)?;
         let built = options::client(server_key, &given)?;
         let name = name.to_owned();
-        let stream = connect_waiting(py, given.seconds("wait")?, || Stream::connect(&name, &built.options))?;
+        let stream = connect_waiting(py, &built.options, |options| Stream::connect(&name, options))?;
         Ok(PyStream::wrap(stream, built.send_timeout, built.recv_timeout))
     }
 

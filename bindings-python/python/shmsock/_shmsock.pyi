@@ -274,8 +274,8 @@ class Stream:
         """Connects to the server of endpoint ``name`` and completes the
         handshake. ``server_key`` pins the server; ``keypair`` is this client's
         identity (a fresh one when None); ``send_timeout`` and ``recv_timeout``
-        are the defaults of ``send()`` and ``recv()``; ``wait`` (seconds) keeps
-        trying while no server listens."""
+        are the defaults of ``send()`` and ``recv()``; ``wait`` (seconds, at
+        most a day) waits for a server to appear, then raises NotFound."""
     @property
     def recv_timeout(self) -> Optional[float]:
         """The default timeout of ``recv()`` in seconds (None: wait forever)."""
