@@ -301,6 +301,8 @@ class Stream:
         WouldBlock and ``fileno()`` becomes readable when one arrives."""
     def try_recv_into(self, buffer: WriteableBuffer) -> int:
         """As ``recv_into`` without waiting."""
+    def _recv_now(self) -> Optional[bytes]:
+        """For event loops: ``recv(timeout=0)``, None instead of Timeout."""
     def close(self) -> None:
         """Closes the stream; the peer receives every message sent before,
         then PeerClosed. Idempotent."""
