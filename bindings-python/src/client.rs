@@ -136,8 +136,8 @@ impl PyClient {
             (Slot::Close, on_close),
         ])?);
         let name = name.to_owned();
-        let connect = || Client::connect(&name, &built.options, Handler { callbacks: Arc::clone(&callbacks) });
-        let client = connect_waiting(py, given.seconds("wait")?, connect)?;
+        let connect = |options: &_| Client::connect(&name, options, Handler { callbacks: Arc::clone(&callbacks) });
+        let client = connect_waiting(py, &built.options, connect)?;
         let server_key = client.server_public_key();
         let slot = Arc::new(ClientSlot { client: Mutex::new(Some(Arc::new(client))) });
         CLIENTS.add(&slot);

@@ -238,6 +238,8 @@ pub(crate) fn client(server_key: &Bound<'_, PyAny>, given: &Given<'_>) -> PyResu
         ));
     }
     built.options = built.options.server_key(PyPublicKey::extract_key(server_key, "server_key")?);
+    // ``wait=None`` (or omitted, or infinite): one attempt.
+    built.options = built.options.connect_wait(given.seconds("wait")?.unwrap_or_default());
     if let Some(kp) = given.get("keypair")? {
         let kp = kp.cast::<PyKeypair>().map_err(|_| {
             PyTypeError::new_err(format!(

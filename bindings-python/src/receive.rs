@@ -138,24 +138,45 @@ pub(crate) fn recv_bytes<'py, R: Receive>(
     timeout: Option<Duration>,
     try_only: bool,
 ) -> PyResult<Bound<'py, PyBytes>> {
+    let message = recv_bytes_unless(py, source, timeout, try_only, None)?;
+    // Without a kind to answer None for, every outcome is a message or an error.
+    Ok(message.unwrap_or_else(|| PyBytes::new(py, b"")))
+}
+
+/// As [`recv_bytes`], with None instead of an exception for an error of kind
+/// `none_on`: event loops look at a stream many times in a row, and a raised
+/// exception per miss costs about as much as the look itself.
+pub(crate) fn recv_bytes_unless<'py, R: Receive>(
+    py: Python<'py>,
+    source: &R,
+    timeout: Option<Duration>,
+    try_only: bool,
+    none_on: Option<ErrorKind>,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
     let mut buf = NewBytes { small: [0; SMALL], storage: Storage::Empty, len: 0 };
     let result = if try_only {
         source.try_recv_with(&mut buf)
+    } else if timeout == Some(Duration::ZERO) {
+        // One look that never sleeps: as a try, with the GIL held (no hand-off).
+        source.recv_with(&mut buf, Some(Instant::now()))
     } else {
         sliced(py, timeout, nothing, |slice| {
             source.recv_with(&mut buf, slice.and_then(|t| Instant::now().checked_add(t)))
         })?
     };
-    let n = result.or_raise(py)?;
+    let n = match result {
+        Err(e) if Some(e.kind()) == none_on => return Ok(None),
+        result => result.or_raise(py)?,
+    };
     // Every message is prepared at its length (n == buf.len); `min` only keeps
     // a broken promise from panicking.
     let n = n.min(buf.len);
-    match std::mem::replace(&mut buf.storage, Storage::Empty) {
-        Storage::Object(bytes, _) if n == buf.len => Ok(bytes.into_bound(py)),
-        Storage::Object(bytes, _) => Ok(PyBytes::new(py, &bytes.bind(py).as_bytes()[..n])),
-        Storage::Small => Ok(PyBytes::new(py, &buf.small[..n])),
-        Storage::Empty => Ok(PyBytes::new(py, b"")),
-    }
+    Ok(Some(match std::mem::replace(&mut buf.storage, Storage::Empty) {
+        Storage::Object(bytes, _) if n == buf.len => bytes.into_bound(py),
+        Storage::Object(bytes, _) => PyBytes::new(py, &bytes.bind(py).as_bytes()[..n]),
+        Storage::Small => PyBytes::new(py, &buf.small[..n]),
+        Storage::Empty => PyBytes::new(py, b""),
+    }))
 }
 
 /// Receives the next message into a writable buffer.

@@ -62,8 +62,8 @@ impl PySubscriber {
     /// ``max_message_size`` is the largest message this side accepts (a topic
     /// carrying larger ones is refused with MessageTooLarge).
     /// ``handshake_timeout``, ``spin`` and ``require_chacha`` are as for
-    /// ``Stream.connect``; ``wait`` (seconds) keeps trying while nobody
-    /// publishes the name (NotFound), every 50 ms.
+    /// ``Stream.connect``; ``wait`` (seconds) waits for a publisher to
+    /// appear, as for ``Stream.connect``.
     #[staticmethod]
     #[pyo3(signature = (name, *, server_key, **options))]
     fn connect(
@@ -75,7 +75,7 @@ impl PySubscriber {
         let given = Given::new(Entry::Subscribe, options)?;
         let built = options::client(server_key, &given)?;
         let name = name.to_owned();
-        let sub = connect_waiting(py, given.seconds("wait")?, || Subscriber::connect(&name, &built.options))?;
+        let sub = connect_waiting(py, &built.options, |options| Subscriber::connect(&name, options))?;
         Ok(PySubscriber { inner: Mutex::new(Some(Arc::new(sub))), recv_timeout: built.recv_timeout })
     }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBool;
-use shmsock::{Error as CoreError, ErrorKind};
+use shmsock::{Error as CoreError, ErrorKind, Options};
 
 /// Longest time a blocking call waits without looking at signals.
 pub(crate) const SLICE: Duration = Duration::from_millis(50);
@@ -95,6 +95,21 @@ pub(crate) fn opt_seconds(obj: Option<&Bound<'_, PyAny>>, what: &str) -> PyResul
 pub(crate) fn sliced<T, F>(
     py: Python<'_>,
     timeout: Option<Duration>,
+    between: impl FnMut(Python<'_>) -> PyResult<()>,
+    f: F,
+) -> PyResult<Result<T, CoreError>>
+where
+    F: FnMut(Option<Duration>) -> Result<T, CoreError> + Send,
+    T: Send,
+{
+    sliced_while(py, timeout, |kind| kind == ErrorKind::Timeout, between, f)
+}
+
+/// As [`sliced`], going on after any error of a kind for which `again` holds.
+fn sliced_while<T, F>(
+    py: Python<'_>,
+    timeout: Option<Duration>,
+    again: impl Fn(ErrorKind) -> bool,
     mut between: impl FnMut(Python<'_>) -> PyResult<()>,
     mut f: F,
 ) -> PyResult<Result<T, CoreError>>
@@ -117,7 +132,7 @@ where
         };
         let result = py.detach(|| f(Some(slice)));
         match result {
-            Err(e) if e.kind() == ErrorKind::Timeout && !last => {
+            Err(e) if again(e.kind()) && !last => {
                 py.check_signals()?;
                 between(py)?;
             }
@@ -126,30 +141,23 @@ where
     }
 }
 
-/// How often a connect with ``wait`` tries again while no server listens.
-const CONNECT_RETRY: Duration = Duration::from_millis(50);
-
-/// Runs `connect` with the GIL released, again every 50 ms while it fails
-/// with NotFound (no server listens yet) and `wait` leaves time, like the
-/// command line's ``--wait``; Ctrl-C interrupts the retries. (The core has no
-/// such option; every binding's connect with ``wait`` is this loop.)
+/// Runs `connect(options)` with the GIL released. Under a wait (the ``wait``
+/// keyword: `options.connect_wait`) the core waits for the server to appear;
+/// it does so here in slices of at most [`SLICE`] (the core's wait going on
+/// after each one while the core says it retries the error), so that Ctrl-C
+/// interrupts the wait.
 pub(crate) fn connect_waiting<T: Send>(
     py: Python<'_>,
-    wait: Option<Duration>,
-    connect: impl Fn() -> Result<T, CoreError> + Sync,
+    options: &Options,
+    connect: impl Fn(&Options) -> Result<T, CoreError> + Sync,
 ) -> PyResult<T> {
-    let deadline = wait.and_then(|w| Instant::now().checked_add(w));
-    loop {
-        match py.detach(&connect) {
-            Err(e)
-                if e.kind() == ErrorKind::NotFound && deadline.is_some_and(|d| Instant::now() + CONNECT_RETRY < d) =>
-            {
-                py.detach(|| std::thread::sleep(CONNECT_RETRY));
-                py.check_signals()?;
-            }
-            result => return result.map_err(|e| crate::errors::to_py(py, e)),
-        }
-    }
+    // The slices are each valid; the whole wait must be too.
+    options.validate().map_err(|e| crate::errors::to_py(py, e))?;
+    let retried = shmsock::connect_wait::is_retried;
+    let result = sliced_while(py, Some(options.connect_wait), retried, nothing, |slice| {
+        connect(&options.clone().connect_wait(slice.unwrap_or_default()))
+    })?;
+    result.map_err(|e| crate::errors::to_py(py, e))
 }
 
 /// No check between slices.

@@ -471,3 +471,25 @@ def test_zero_length_messages_keep_boundaries(
         for m in (b"", b"a", b"", b""):
             stream.send(m)
         assert [stream.recv(timeout=5) for _ in range(4)] == [b"", b"a", b"", b""]
+
+
+def test_recv_now_gives_none_instead_of_raising(name: str, server_keypair: shmsock.Keypair) -> None:
+    """The event loops' zero-timeout look: None when nothing is there, the
+    message when it is, the end as the usual exception."""
+    with shmsock.Listener.bind(name, keypair=server_keypair) as listener:
+        client, server = connected_pair(listener, server_keypair.public_key)
+        with client, server:
+            assert client._recv_now() is None
+            server.send(b"now")
+            got = None
+            deadline = time.monotonic() + 10
+            while got is None and time.monotonic() < deadline:
+                got = client._recv_now()
+            assert got == b"now"
+            assert client._recv_now() is None
+            server.close()
+            with pytest.raises(shmsock.PeerClosed):
+                while time.monotonic() < deadline:
+                    client._recv_now()
+        with pytest.raises(shmsock.Closed):
+            client._recv_now()

@@ -1,7 +1,7 @@
 //! `shmsock connect`: the client side of the pipe.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shmsock::{ErrorKind, Keypair, Options, PublicKey, Stream};
 
@@ -9,9 +9,6 @@ use crate::error::{code, CliError};
 use crate::events::{signal_exit_code, Events};
 use crate::pipe::{self, End, Outbox};
 use crate::records::Mode;
-
-/// How often `--wait` tries again while no server is listening.
-const RETRY: Duration = Duration::from_millis(50);
 
 /// What `connect` was asked to do.
 pub struct Connect {
@@ -33,13 +30,15 @@ pub struct Connect {
 
 /// Runs `connect`; returns the exit code.
 pub fn run(args: Connect) -> Result<u8, CliError> {
-    let events = Events::new()?;
     let keypair = args.key.clone().unwrap_or_else(Keypair::generate);
     let client_key = *keypair.public();
-    let options = Options::new().server_key(args.server_key).keypair(keypair);
-    let Some(stream) = connect(&args, &options, &client_key, &events)? else {
-        return Ok(events.signal().map_or(code::FAILED, signal_exit_code));
-    };
+    let options =
+        Options::new().server_key(args.server_key).keypair(keypair).connect_wait(args.wait.unwrap_or_default());
+    // Connected (waiting up to --wait for the server) before the signals are
+    // taken over: a Ctrl-C while waiting ends the command at once, as there
+    // is no connection to close yet.
+    let stream = Stream::connect(&args.name, &options).map_err(|e| connect_error(&args, &options, &client_key, &e))?;
+    let events = Events::new()?;
     let stream = Arc::new(stream);
     pipe::info(
         args.quiet,
@@ -63,35 +62,6 @@ pub fn run(args: Connect) -> Result<u8, CliError> {
     };
     let _ = stream.close();
     Ok(exit)
-}
-
-/// Connects, retrying while no server listens for up to `--wait`. None: a
-/// signal came first.
-fn connect(
-    args: &Connect,
-    options: &Options,
-    client_key: &PublicKey,
-    events: &Events,
-) -> Result<Option<Stream>, CliError> {
-    let deadline = args.wait.map(|w| Instant::now() + w);
-    loop {
-        match Stream::connect(&args.name, options) {
-            Ok(stream) => {
-                if events.signal().is_some() {
-                    let _ = stream.close();
-                    return Ok(None);
-                }
-                return Ok(Some(stream));
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound && deadline.is_some_and(|d| Instant::now() < d) => {
-                if events.signal().is_some() {
-                    return Ok(None);
-                }
-                std::thread::sleep(RETRY);
-            }
-            Err(e) => return Err(connect_error(args, options, client_key, &e)),
-        }
-    }
 }
 
 fn connect_error(args: &Connect, options: &Options, client_key: &PublicKey, err: &shmsock::Error) -> CliError {

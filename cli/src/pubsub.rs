@@ -7,7 +7,7 @@
 //! stderr, and ends with 0 when the publisher closes the topic.
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 use shmsock::pubsub::{SlowSubscribers, TopicOptions};
@@ -16,9 +16,6 @@ use shmsock::{ErrorKind, Keypair, Options, Publisher, Subscriber};
 use crate::error::{code, CliError};
 use crate::pipe;
 use crate::records::{Mode, RecordReader, RecordWriter};
-
-/// How often `sub --wait` tries again while no publisher is there.
-const RETRY: Duration = Duration::from_millis(50);
 
 pub const PUB_EXAMPLES: &str = "\
 Each stdin line (or with --binary each 4-byte little-endian length + bytes
@@ -163,17 +160,10 @@ pub fn run_sub(a: SubArgs) -> Result<u8, CliError> {
     if let Some(path) = &a.key {
         options = options.keypair(crate::keys::load_identity(path)?);
     }
+    options = options.connect_wait(a.wait.unwrap_or_default());
     let name = &a.name;
-    let deadline = a.wait.map(|w| Instant::now() + w);
-    let subscriber = loop {
-        match Subscriber::connect(name, &options) {
-            Ok(s) => break s,
-            Err(e) if e.kind() == ErrorKind::NotFound && deadline.is_some_and(|d| Instant::now() < d) => {
-                std::thread::sleep(RETRY);
-            }
-            Err(e) => return Err(CliError::core(format!("subscribing to '{name}'"), &e)),
-        }
-    };
+    let subscriber =
+        Subscriber::connect(name, &options).map_err(|e| CliError::core(format!("subscribing to '{name}'"), &e))?;
     pipe::info(a.quiet, format_args!("subscribed to '{name}' (publisher {})", server_key.fingerprint()));
     let mut out = RecordWriter::new(std::io::stdout().lock(), mode(a.binary));
     loop {

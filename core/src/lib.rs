@@ -14,7 +14,8 @@
 //! - [`wait`]: spinning, sleeping and waking;
 //! - [`control`] and [`endpoint`]: the control socket and endpoint names;
 //! - [`listener`] and [`stream`]: accepting, connecting, sending, receiving
-//!   (into a caller's [`RecvBuf`], [`recv_buf`]);
+//!   (into a caller's [`RecvBuf`], [`recv_buf`]); [`connect_wait`]: a client
+//!   waiting for its server to appear;
 //! - [`accept`]: the server side of the handshake, non-blocking;
 //! - [`reactor`]: one thread's wait over many streams, listeners and timers;
 //! - [`server`] and [`client`]: the event-driven pair, built on the reactor;
@@ -28,6 +29,7 @@
 pub mod accept;
 pub mod cipher;
 pub mod client;
+pub mod connect_wait;
 pub mod control;
 mod dispatch;
 pub mod endpoint;

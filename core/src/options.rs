@@ -23,6 +23,8 @@ pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest handshake timeout accepted (a day): longer ones are mistakes.
 pub const MAX_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+/// Longest connect wait accepted (a day): longer ones are mistakes.
+pub const MAX_CONNECT_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
 /// Longest spin budget accepted.
 pub const MAX_SPIN: Duration = Duration::from_secs(1);
 /// Default most connections per server.
@@ -67,6 +69,9 @@ pub struct Options {
     pub recv_timeout: Option<Duration>,
     /// Limit on connecting and on each server-side handshake.
     pub handshake_timeout: Duration,
+    /// How long a client's connect waits for its server to appear (0, the
+    /// default: it fails at once with NotFound). See [`Options::connect_wait`].
+    pub connect_wait: Duration,
     /// How long a blocking call spins before sleeping (0: sleep at once).
     pub spin: Duration,
     /// How the server creates the segment (the client accepts either).
@@ -107,6 +112,7 @@ impl Default for Options {
             send_timeout: None,
             recv_timeout: None,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            connect_wait: Duration::ZERO,
             spin: DEFAULT_SPIN,
             backend: if cfg!(target_os = "linux") { Backend::Memfd } else { Backend::Named },
             require_chacha: false,
@@ -170,6 +176,19 @@ impl Options {
         self.handshake_timeout = timeout;
         self
     }
+    /// Makes a client's connect (streams, [`Client`](crate::Client),
+    /// [`Subscriber`](crate::Subscriber)) wait up to `wait` for its server,
+    /// like the command line's `--wait`: while no server listens on the name
+    /// (NotFound) it tries again whenever an endpoint appears in the runtime
+    /// directory (at least every 64 ms), and a busy server's full backlog is
+    /// waited for as long. When the wait ends, the connect fails with the last
+    /// error: NotFound, or Timeout for a server that stayed busy. Other errors
+    /// (a wrong key, a rejection) are never retried. The handshake that follows
+    /// still has `handshake_timeout`. At most [`MAX_CONNECT_WAIT`].
+    pub fn connect_wait(mut self, wait: Duration) -> Options {
+        self.connect_wait = wait;
+        self
+    }
     /// Sets the spin budget.
     pub fn spin(mut self, spin: Duration) -> Options {
         self.spin = spin;
@@ -222,6 +241,12 @@ impl Options {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
                 format!("the handshake timeout must be positive and at most {} s", MAX_HANDSHAKE_TIMEOUT.as_secs()),
+            ));
+        }
+        if self.connect_wait > MAX_CONNECT_WAIT {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("the connect wait must be at most {} s", MAX_CONNECT_WAIT.as_secs()),
             ));
         }
         if self.spin > MAX_SPIN {
@@ -281,6 +306,7 @@ mod tests {
             Options::new().handshake_timeout(Duration::ZERO),
             Options::new().handshake_timeout(Duration::MAX),
             Options::new().spin(MAX_SPIN + Duration::from_nanos(1)),
+            Options::new().connect_wait(MAX_CONNECT_WAIT + Duration::from_nanos(1)),
             Options::new().ring_size(3000),
             Options::new().max_connections(0),
             Options::new().max_connections_per_uid(Some(0)),
@@ -293,6 +319,11 @@ mod tests {
             let e = options.validate().unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
         }
-        assert!(Options::new().handshake_timeout(MAX_HANDSHAKE_TIMEOUT).spin(MAX_SPIN).validate().is_ok());
+        assert!(Options::new()
+            .handshake_timeout(MAX_HANDSHAKE_TIMEOUT)
+            .spin(MAX_SPIN)
+            .connect_wait(MAX_CONNECT_WAIT)
+            .validate()
+            .is_ok());
     }
 }

@@ -23,7 +23,6 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::cipher::CipherSuite;
 use crate::control::{self, Record};
-use crate::endpoint;
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame::{FrameHeader, FrameOpener, FrameSealer, HEADER_LEN};
 use crate::handshake::{Backend, Initiator, Session};
@@ -124,7 +123,8 @@ pub(crate) fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
 
 impl Stream {
     /// Connects to the server of endpoint `name`, whose key `options.server_key`
-    /// pins, and completes the handshake within `options.handshake_timeout`.
+    /// pins, and completes the handshake within `options.handshake_timeout`
+    /// (waiting first for the server to appear: [`Options::connect_wait`]).
     pub fn connect(name: &str, options: &Options) -> Result<Stream> {
         sodium::init()?;
         options.validate()?;
@@ -135,8 +135,7 @@ impl Stream {
             )
         })?;
         let keypair = options.keypair.clone().unwrap_or_else(Keypair::process_default);
-        let deadline = Instant::now() + options.handshake_timeout;
-        let control = endpoint::connect_until(name, Some(deadline))?;
+        let (control, deadline) = crate::connect_wait::control_socket(name, options)?;
         control.set_nonblocking(true).map_err(|e| Error::io("configuring the control socket", e))?;
         let socket = control.as_fd();
         let credentials = platform::peer_credentials(socket)?;

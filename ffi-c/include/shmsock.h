@@ -705,6 +705,19 @@ shmsock_result shmsock_options_set_recv_timeout(struct shmsock_options *options,
 shmsock_result shmsock_options_set_handshake_timeout(struct shmsock_options *options,
                                                      uint64_t timeout_ms);
 
+// Makes connecting (shmsock_stream_connect, shmsock_client_connect,
+// shmsock_subscriber_connect) wait up to `wait_ms` milliseconds for the
+// server to appear, like the command line's `--wait` (default 0: fail at once
+// with SHMSOCK_NOT_FOUND). While no server listens on the name the connect
+// tries again as soon as one appears; a busy server is waited for as long.
+// When the wait ends, the connect fails with the last error (SHMSOCK_NOT_FOUND,
+// or SHMSOCK_TIMEOUT for a server that stayed busy); other errors (a wrong key,
+// a rejection) are returned at once. At most a day (86400000);
+// SHMSOCK_FOREVER means a day.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_ARGUMENT (over a day).
+shmsock_result shmsock_options_set_connect_wait(struct shmsock_options *options, uint64_t wait_ms);
+
 // Sets how long a blocking call spins before it sleeps, in microseconds
 // (default 50; 0 sleeps at once). Spinning trades CPU for latency.
 //

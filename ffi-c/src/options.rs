@@ -320,6 +320,33 @@ pub unsafe extern "C" fn shmsock_options_set_handshake_timeout(
     })
 }
 
+/// Makes connecting (shmsock_stream_connect, shmsock_client_connect,
+/// shmsock_subscriber_connect) wait up to `wait_ms` milliseconds for the
+/// server to appear, like the command line's `--wait` (default 0: fail at once
+/// with SHMSOCK_NOT_FOUND). While no server listens on the name the connect
+/// tries again as soon as one appears; a busy server is waited for as long.
+/// When the wait ends, the connect fails with the last error (SHMSOCK_NOT_FOUND,
+/// or SHMSOCK_TIMEOUT for a server that stayed busy); other errors (a wrong key,
+/// a rejection) are returned at once. At most a day (86400000);
+/// SHMSOCK_FOREVER means a day.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_ARGUMENT (over a day).
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_options_set_connect_wait(
+    options: *mut shmsock_options,
+    wait_ms: u64,
+) -> shmsock_result {
+    boundary!(|| {
+        // SAFETY: a live options object or NULL (caller's contract).
+        unsafe {
+            update(options, |o| {
+                o.connect_wait = util::timeout(wait_ms).unwrap_or(shmsock::options::MAX_CONNECT_WAIT);
+                Ok(())
+            })
+        }
+    })
+}
+
 /// Sets how long a blocking call spins before it sleeps, in microseconds
 /// (default 50; 0 sleeps at once). Spinning trades CPU for latency.
 ///
@@ -393,6 +420,9 @@ mod tests {
             assert_eq!(shmsock_options_set_ring_size(p, 12345), shmsock_result::SHMSOCK_INVALID_ARGUMENT);
             assert_eq!((*p).inner.lock().ring_size, Some(1 << 16));
             assert_eq!(shmsock_options_set_handshake_timeout(p, 0), shmsock_result::SHMSOCK_INVALID_ARGUMENT);
+            assert_eq!(shmsock_options_set_connect_wait(p, 86_400_001), shmsock_result::SHMSOCK_INVALID_ARGUMENT);
+            assert_eq!(shmsock_options_set_connect_wait(p, util::SHMSOCK_FOREVER), shmsock_result::SHMSOCK_OK);
+            assert_eq!((*p).inner.lock().connect_wait, shmsock::options::MAX_CONNECT_WAIT);
             assert_eq!(shmsock_options_set_backend(p, 7), shmsock_result::SHMSOCK_INVALID_ARGUMENT);
             assert_eq!(shmsock_options_set_backend(p, 256 + 2), shmsock_result::SHMSOCK_INVALID_ARGUMENT);
             assert_eq!(shmsock_options_set_backend(p, 2), shmsock_result::SHMSOCK_OK);

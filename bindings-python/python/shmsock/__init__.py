@@ -89,7 +89,7 @@ if _TYPE_CHECKING:
 
 def connect(name: str, *, server_key: KeyLike, **options: "_Unpack[ConnectOptions]") -> Stream:
     """Connects to endpoint ``name``; the same as :meth:`Stream.connect`
-    (``wait``: seconds to keep trying while no server listens)."""
+    (``wait``: seconds to wait for a server to appear)."""
     return Stream.connect(name, server_key=server_key, **options)
 
 

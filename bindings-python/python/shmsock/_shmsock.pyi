@@ -274,8 +274,8 @@ class Stream:
         """Connects to the server of endpoint ``name`` and completes the
         handshake. ``server_key`` pins the server; ``keypair`` is this client's
         identity (a fresh one when None); ``send_timeout`` and ``recv_timeout``
-        are the defaults of ``send()`` and ``recv()``; ``wait`` (seconds) keeps
-        trying while no server listens."""
+        are the defaults of ``send()`` and ``recv()``; ``wait`` (seconds, at
+        most a day) waits for a server to appear, then raises NotFound."""
     @property
     def recv_timeout(self) -> Optional[float]:
         """The default timeout of ``recv()`` in seconds (None: wait forever)."""
@@ -301,6 +301,8 @@ class Stream:
         WouldBlock and ``fileno()`` becomes readable when one arrives."""
     def try_recv_into(self, buffer: WriteableBuffer) -> int:
         """As ``recv_into`` without waiting."""
+    def _recv_now(self) -> Optional[bytes]:
+        """For event loops: ``recv(timeout=0)``, None instead of Timeout."""
     def close(self) -> None:
         """Closes the stream; the peer receives every message sent before,
         then PeerClosed. Idempotent."""

@@ -82,8 +82,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Connecting", "Listener", "Publisher", "Stream", "Subscriber", "bind", "connect", "subscribe"]
 
-# How often a connect with ``wait`` tries again while no server listens.
-_CONNECT_RETRY = 0.05
+# Longest part of a connect's ``wait`` run in one executor call (the core
+# wakes up as soon as the server appears; this only bounds cancellation).
+_CONNECT_SLICE = 0.25
 
 
 class _Readiness:
@@ -156,22 +157,23 @@ class Stream(_Receiver):
     ) -> Stream:
         """Connects to endpoint ``name`` (options as for
         :meth:`shmsock.Stream.connect`); the handshake runs in the default
-        executor. ``wait`` (seconds): keep trying while no server listens."""
+        executor. ``wait`` (seconds): wait for a server to appear."""
         loop = asyncio.get_running_loop()
-        # The retries while no server listens run here, between executor
-        # calls, so a cancelled connect stops retrying.
+        # The core waits for the server (``wait``), in executor calls of at
+        # most _CONNECT_SLICE each, so a cancelled connect stops waiting soon.
         wait = options.pop("wait", None)
-        connect = functools.partial(_shmsock.Stream.connect, name, server_key=server_key, **options)
         if wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float))):
             raise TypeError(f"wait must be a number of seconds or None, not '{type(wait).__name__}'")
         deadline = None if wait is None else time.monotonic() + wait
         while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            options["wait"] = None if left is None else min(left, _CONNECT_SLICE)
+            connect = functools.partial(_shmsock.Stream.connect, name, server_key=server_key, **options)
             try:
                 stream = await loop.run_in_executor(None, connect)
             except NotFound:
-                if deadline is None or time.monotonic() + _CONNECT_RETRY >= deadline:
+                if deadline is None or time.monotonic() >= deadline:
                     raise
-                await asyncio.sleep(_CONNECT_RETRY)
                 continue
             return cls(stream)
 
@@ -196,6 +198,16 @@ class Stream(_Receiver):
                 self._serve()
         self._update()
         await fut
+
+    def _recheck(self) -> Optional[bytes]:
+        # The receiver's zero-timeout look, returning None instead of raising
+        # Timeout: a spin looks many times in a row, and an exception per miss
+        # cost as much as the look.
+        try:
+            return self._stream._recv_now()
+        except Error:
+            self._ended = True
+            return None
 
     def _resume_sends(self) -> bool:
         """Resumes the waiting sends in order; True when none is left."""

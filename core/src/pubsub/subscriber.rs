@@ -21,7 +21,6 @@ use rustix::event::PollFlags;
 
 use crate::cipher::{CipherSuite, RecvCipher};
 use crate::control;
-use crate::endpoint;
 use crate::error::{Error, ErrorKind, Result};
 use crate::handshake::{Backend, ClientOffer, Initiator, RejectReason};
 use crate::keys::{Keypair, PublicKey};
@@ -121,8 +120,7 @@ impl Subscriber {
             )
         })?;
         let keypair = options.keypair.clone().unwrap_or_else(Keypair::generate);
-        let deadline = Instant::now() + options.handshake_timeout;
-        let control = endpoint::connect_until(name, Some(deadline))?;
+        let (control, deadline) = crate::connect_wait::control_socket(name, options)?;
         control.set_nonblocking(true).map_err(|e| Error::io("configuring the control socket", e))?;
         let socket = control.as_fd();
         let credentials = platform::peer_credentials(socket)?;
