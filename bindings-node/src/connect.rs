@@ -1,16 +1,16 @@
 //! `connect` (and the waiting of `subscribe`): a client connection, made on a short-lived thread (the handshake
 //! waits for the server, up to the handshake timeout) and handed to the
-//! JavaScript thread as a job. With `wait`, a missing server (NotFound) is
-//! tried again every 50 ms until it appears or the time is up, like the CLI's
-//! `--wait`. A connect cancelled by an AbortSignal stops retrying, and a
-//! stream it still made is closed.
+//! JavaScript thread as a job. With `wait`, the core waits for a missing
+//! server ([`shmsock::Options::connect_wait`], like the CLI's `--wait`), in
+//! slices of at most [`SLICE`], so that a connect cancelled by an AbortSignal
+//! stops waiting soon; a stream it still made is closed.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use napi_derive::napi;
-use shmsock::{Error as CoreError, ErrorKind, Stream};
+use shmsock::{connect_wait, Error as CoreError, Stream};
 
 use crate::dispatch::{lock, post, Event};
 use crate::errors::{to_js, Code};
@@ -18,8 +18,8 @@ use crate::keys::JsKeypair;
 use crate::options::{millis, to_core, NativeOptions};
 use crate::stream::StreamShared;
 
-/// How often a connect with `wait` tries again while no server listens.
-const RETRY: Duration = Duration::from_millis(50);
+/// Longest core wait for a server between two looks at cancellation.
+const SLICE: Duration = Duration::from_millis(250);
 
 /// Connects whose caller gave up (an aborted signal).
 static CANCELLED: Mutex<Option<HashSet<i64>>> = Mutex::new(None);
@@ -42,19 +42,20 @@ pub fn connect(
     in_background(
         op,
         wait,
-        move || Stream::connect(&name, &options),
+        move |wait| Stream::connect(&name, &options.clone().connect_wait(wait)),
         move |stream| Event::Stream { op, stream: StreamShared::new(stream, recv_timeout) },
     )
 }
 
-/// Runs `attempt` (a connect, a subscribe) on a short-lived thread, again every
-/// RETRY while it fails with NotFound and `wait` (ms) allows, and completes
+/// Runs `attempt(wait)` (a connect, a subscribe, waiting up to `wait` for its
+/// server) on a short-lived thread, in slices of at most SLICE while it fails
+/// with an error the core's wait retries and `wait` (ms) allows, and completes
 /// `op` with `done` of its result on the JavaScript thread, unless the caller
 /// gave up meanwhile (then the result is dropped, which closes it).
 pub(crate) fn in_background<T: Send + 'static>(
     op: i64,
     wait: Option<f64>,
-    attempt: impl Fn() -> Result<T, CoreError> + Send + 'static,
+    attempt: impl Fn(Duration) -> Result<T, CoreError> + Send + 'static,
     done: impl FnOnce(T) -> Event + Send + 'static,
 ) -> napi::Result<(), Code> {
     let deadline = wait.map(|ms| millis(ms, "wait")).transpose()?.and_then(|w| Instant::now().checked_add(w));
@@ -62,14 +63,9 @@ pub(crate) fn in_background<T: Send + 'static>(
         .name("shmsock-connect".into())
         .spawn(move || {
             let result = loop {
-                match attempt() {
-                    Err(e)
-                        if e.kind() == ErrorKind::NotFound
-                            && deadline.is_some_and(|d| Instant::now() + RETRY < d)
-                            && !cancelled(op) =>
-                    {
-                        std::thread::sleep(RETRY);
-                    }
+                let left = deadline.map_or(Duration::ZERO, |d| d.saturating_duration_since(Instant::now()));
+                match attempt(left.min(SLICE)) {
+                    Err(e) if connect_wait::is_retried(e.kind()) && left > SLICE && !cancelled(op) => {}
                     other => break other,
                 }
             };

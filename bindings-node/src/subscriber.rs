@@ -233,7 +233,7 @@ pub fn subscribe(
     in_background(
         op,
         wait,
-        move || Subscriber::connect(&name, &options),
+        move |wait| Subscriber::connect(&name, &options.clone().connect_wait(wait)),
         move |sub| Event::Subscriber {
             op,
             sub: Arc::new(SubShared { id: next_id(), sub, recv_timeout, st: Mutex::new(SubState::default()) }),
