@@ -49,11 +49,31 @@ impl Hints<'_> {
     }
 }
 
+/// How long this thread's answer to [`may_run_elsewhere`] is kept: affinity
+/// rarely changes, and asking the kernel on every wait cost a system call per
+/// message to a thread pinned to one CPU (which asks each time it sleeps).
+#[cfg(target_os = "linux")]
+const AFFINITY_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// True when this thread's affinity allows more than one CPU (a thread pinned
 /// to one CPU gains nothing by staying runnable: it would only delay its peer).
+/// Looked up at most once per [`AFFINITY_RECHECK`] per thread.
 #[cfg(target_os = "linux")]
 pub fn may_run_elsewhere() -> bool {
-    rustix::thread::sched_getaffinity(None).is_ok_and(|set| set.count() > 1)
+    use std::cell::Cell;
+    use std::time::Instant;
+    thread_local! {
+        static KNOWN: Cell<Option<(Instant, bool)>> = const { Cell::new(None) };
+    }
+    let now = Instant::now();
+    KNOWN.with(|known| match known.get() {
+        Some((at, answer)) if now.duration_since(at) < AFFINITY_RECHECK => answer,
+        _ => {
+            let answer = rustix::thread::sched_getaffinity(None).is_ok_and(|set| set.count() > 1);
+            known.set(Some((now, answer)));
+            answer
+        }
+    })
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -75,5 +95,27 @@ mod tests {
         b.store(cpu, Ordering::Relaxed);
         assert_eq!(mine.peer_on(cpu), cpu != 0);
         assert!(!mine.peer_on(0));
+    }
+
+    /// The answer follows this thread's affinity, after the recheck interval.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn may_run_elsewhere_follows_affinity_and_is_cached() {
+        use rustix::thread::{sched_getaffinity, sched_setaffinity, CpuSet};
+        let original = sched_getaffinity(None).unwrap();
+        std::thread::spawn(move || {
+            let expected = original.count() > 1;
+            assert_eq!(may_run_elsewhere(), expected);
+            let mut one = CpuSet::new();
+            let cpu = (0..CpuSet::MAX_CPU).find(|&c| original.is_set(c)).unwrap();
+            one.set(cpu);
+            sched_setaffinity(None, &one).unwrap();
+            // Kept for the interval (not asserted: a slow machine may pass
+            // it at any moment), then the new affinity.
+            std::thread::sleep(AFFINITY_RECHECK + std::time::Duration::from_millis(50));
+            assert!(!may_run_elsewhere());
+        })
+        .join()
+        .unwrap();
     }
 }
