@@ -57,7 +57,7 @@ const AFFINITY_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// True when this thread's affinity allows more than one CPU (a thread pinned
 /// to one CPU gains nothing by staying runnable: it would only delay its peer).
-/// Looked up at most once per [`AFFINITY_RECHECK`] per thread.
+/// Looked up at most once per `AFFINITY_RECHECK` (1 s) per thread.
 #[cfg(target_os = "linux")]
 pub fn may_run_elsewhere() -> bool {
     use std::cell::Cell;

@@ -161,7 +161,7 @@ impl Producer {
     /// `last`: the record ends a message (or is a CLOSE). A sleeping consumer
     /// can only deliver a whole message, so for a record that does not end one
     /// the wake-up is deferred while the ring holds less than half its
-    /// capacity (see [`Producer::defers_wake`]); the flag stays set, and the
+    /// capacity (see `Producer::defers_wake`); the flag stays set, and the
     /// caller must call [`take_deferred_wake`](Producer::take_deferred_wake)
     /// before it waits for room or returns with the message unfinished.
     #[must_use = "when true the consumer sleeps and must be woken"]
