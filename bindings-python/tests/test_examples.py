@@ -62,7 +62,9 @@ def test_producer_without_consumer_says_what_to_do(tmp_path: Path, name: str) ->
 
 
 def test_echo(tmp_path: Path, name: str) -> None:
-    server = start([str(EXAMPLES / "echo" / "echo_server.py"), "--name", name, "--keys", str(tmp_path), "--once"], tmp_path)
+    server = start(
+        [str(EXAMPLES / "echo" / "echo_server.py"), "--name", name, "--keys", str(tmp_path), "--once"], tmp_path
+    )
     try:
         wait_for_line(server, "echo server on")
         client = subprocess.run(
@@ -132,7 +134,15 @@ def test_echo_server_survives_a_client_that_never_reads(tmp_path: Path, name: st
         wait_for_line(deaf, "sent")
         assert "dropped" in wait_for_line(server, "echo to client")
         client = subprocess.run(
-            [sys.executable, str(EXAMPLES / "echo" / "echo_client.py"), "--name", name, "--server-key", key, "still here"],
+            [
+                sys.executable,
+                str(EXAMPLES / "echo" / "echo_client.py"),
+                "--name",
+                name,
+                "--server-key",
+                key,
+                "still here",
+            ],
             capture_output=True,
             text=True,
             timeout=30,
