@@ -22,6 +22,7 @@ use shmsock::Error as CoreError;
 
 use crate::errors::code_of;
 use crate::native_stream::NativeStream;
+use crate::pool;
 use crate::stream::StreamShared;
 use crate::subscriber::{NativeSubscriber, SubShared};
 
@@ -68,10 +69,20 @@ const COPY_MAX: usize = 4096;
 impl ToNapiValue for Message {
     unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
         let data = val.0;
-        if data.is_empty() || data.len() > COPY_MAX {
+        if data.is_empty() {
             // SAFETY: called by napi-rs on the JavaScript thread with its env.
             return unsafe { ToNapiValue::to_napi_value(env, Buffer::from(data)) };
         }
+        let data = if data.len() > COPY_MAX {
+            // SAFETY: on the JavaScript thread with its env (as above).
+            match unsafe { external(env, data) } {
+                Ok(value) => return Ok(value),
+                // External buffers refused (a runtime with a V8 sandbox): copied below.
+                Err(data) => data,
+            }
+        } else {
+            data
+        };
         let mut value = std::ptr::null_mut();
         // SAFETY: on the JavaScript thread with its env; Node copies `len`
         // bytes from `data`, which lives until the end of this function; no
@@ -84,6 +95,49 @@ impl ToNapiValue for Message {
         }
         Ok(value)
     }
+}
+
+/// `data` as an external Buffer whose finalizer gives its block back to the
+/// [`pool`](crate::pool); `Err(data)` when the runtime refuses external buffers.
+///
+/// # Safety
+/// On the JavaScript thread, with its `env`.
+unsafe fn external(env: sys::napi_env, data: Vec<u8>) -> std::result::Result<sys::napi_value, Vec<u8>> {
+    unsafe extern "C" fn finalize(env: sys::napi_env, _data: *mut std::ffi::c_void, hint: *mut std::ffi::c_void) {
+        // SAFETY: `hint` is the box made below, handed to this finalizer only,
+        // which Node calls once.
+        let block = unsafe { Box::from_raw(hint.cast::<Vec<u8>>()) };
+        let extra = block.capacity() - block.len();
+        if extra > 0 {
+            let mut total = 0;
+            // SAFETY: Node calls finalizers with a usable env on its thread.
+            unsafe { sys::napi_adjust_external_memory(env, -(extra as i64), &mut total) };
+        }
+        pool::give_back(*block);
+    }
+    let len = data.len();
+    let extra = data.capacity() - len;
+    let mut block = Box::new(data);
+    let ptr = block.as_mut_ptr();
+    let hint = Box::into_raw(block);
+    let mut value = std::ptr::null_mut();
+    // SAFETY: `ptr` points to `len` initialized bytes owned by the box at
+    // `hint`, which stays alive (and its heap block unmoved) until Node calls
+    // `finalize`, once, when the Buffer is collected.
+    let status =
+        unsafe { sys::napi_create_external_buffer(env, len, ptr.cast(), Some(finalize), hint.cast(), &mut value) };
+    if status != sys::Status::napi_ok {
+        // SAFETY: the call failed, so Node did not take the box: it is ours again.
+        return Err(*unsafe { Box::from_raw(hint) });
+    }
+    if extra > 0 {
+        // V8 counts the Buffer's length; the block's rounding up is ours to
+        // report, so that collections come as soon as the memory warrants.
+        let mut total = 0;
+        // SAFETY: on the JavaScript thread with its env.
+        unsafe { sys::napi_adjust_external_memory(env, extra as i64, &mut total) };
+    }
+    Ok(value)
 }
 
 impl TypeName for Message {

@@ -17,6 +17,7 @@
 //! - [`dispatch`]: the events handed to JavaScript, and the thread-safe
 //!   function for results of other threads (connects, handshakes, closes);
 //! - [`uv`]: libuv poll handles and delivery to JavaScript (the unsafe part);
+//! - [`pool`]: reused blocks for large received messages;
 //! - [`errors`]: core errors as `Error`s with a `SHMSOCK_*` code.
 
 #![deny(clippy::all)]
@@ -32,6 +33,7 @@ mod keys;
 mod listener;
 mod native_stream;
 mod options;
+mod pool;
 mod publisher;
 mod stream;
 mod subscriber;

@@ -40,6 +40,7 @@ use shmsock::{Error as CoreError, ErrorKind, SendProgress, Stream};
 use crate::dispatch::{lock, post, Event};
 use crate::errors::closed;
 use crate::inbox::{event_op, Inbox, RecvWaiter};
+use crate::pool::Incoming;
 use crate::uv::{deliver, Poll, Ready};
 
 /// How long a receive looks at the ring before it sleeps on the fd.
@@ -212,10 +213,15 @@ impl StreamShared {
                 Err(e) => Err(e),
             };
         }
-        let result = if consume { self.stream.try_recv() } else { self.stream.recv_timeout(Some(Duration::ZERO)) };
+        let mut message = Incoming::default();
+        let result = if consume {
+            self.stream.try_recv_with(&mut message)
+        } else {
+            self.stream.recv_with(&mut message, Some(Instant::now()))
+        };
         match result {
-            Ok(message) => {
-                st.inbox.take(self.id, message, events);
+            Ok(_) => {
+                st.inbox.take(self.id, message.into_vec(), events);
                 Ok(true)
             }
             Err(e) if nothing(&e) => Ok(false),

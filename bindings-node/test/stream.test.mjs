@@ -358,3 +358,26 @@ test('stream information', T, async () => {
     await p.close()
   }
 })
+
+// Large messages are received into reused native blocks (src/pool.rs): a
+// Buffer the user keeps must never be handed out again, however many
+// messages of its size class come and go (and get collected) after it.
+test('kept large messages stay intact while later ones reuse collected blocks', T, async () => {
+  const p = await pair()
+  try {
+    const kept = []
+    const size = 40000 // rounds up to a 64 KiB block
+    for (let i = 0; i < 300; i++) {
+      const msg = Buffer.alloc(size, i & 0xff)
+      const [got] = await within(Promise.all([p.server.recv(), p.client.send(msg)]), 30000, `message ${i}`)
+      assert.equal(got.length, size)
+      assert.ok(got.equals(msg), `message ${i} differs`)
+      if (i % 50 === 0) kept.push([i, got])
+      if (i % 100 === 99 && typeof globalThis.gc === 'function') globalThis.gc()
+      await sleep(0) // lets finalizers give blocks back between messages
+    }
+    for (const [i, got] of kept) assert.ok(got.equals(Buffer.alloc(size, i & 0xff)), `kept message ${i} was overwritten`)
+  } finally {
+    await p.close()
+  }
+})
