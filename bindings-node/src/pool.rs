@@ -124,6 +124,16 @@ impl RecvBuf for Incoming {
     fn bytes(&mut self) -> &mut [u8] {
         &mut self.0
     }
+
+    // A message trickled over many receives stays in its block between them.
+    fn detach(&mut self, _len: usize) -> Option<Vec<u8>> {
+        Some(std::mem::take(&mut self.0))
+    }
+
+    fn take_back(&mut self, bytes: &mut Vec<u8>) -> bool {
+        give_back(std::mem::replace(&mut self.0, std::mem::take(bytes)));
+        true
+    }
 }
 
 #[cfg(test)]

@@ -54,6 +54,30 @@ pub trait RecvBuf {
     /// least its `len` bytes (a shorter one fails the receive with
     /// InvalidArgument, keeping the message).
     fn bytes(&mut self) -> &mut [u8];
+
+    /// A receive that returns before the message is whole (WouldBlock, a
+    /// timeout) asks for the storage the message is going into: a vector
+    /// holding its `len` bytes (as made ready by `prepare`), which the core
+    /// keeps, filling it further, until a later receive hands it back through
+    /// [`take_back`](RecvBuf::take_back). None (the default): the core copies
+    /// the part received into storage of its own.
+    ///
+    /// Storage that must stay where it is (a caller's slice) says None; one
+    /// that allocates per message (a binding's pooled block) gives its
+    /// vector, so a message trickled over many calls is neither copied nor
+    /// decrypted into fresh memory. A vector of another length is copied from.
+    fn detach(&mut self, _len: usize) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Takes over `bytes`, the storage of a partly received message (of the
+    /// length the next `prepare` would be asked for), from
+    /// [`detach`](RecvBuf::detach) or the core; the rest of the message is
+    /// decrypted into it. False (the default) leaves `bytes` alone: the core
+    /// calls `prepare` and copies the message over once it is whole.
+    fn take_back(&mut self, _bytes: &mut Vec<u8>) -> bool {
+        false
+    }
 }
 
 /// A caller's buffer: a message longer than it is BufferTooSmall with the

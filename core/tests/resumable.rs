@@ -382,3 +382,51 @@ fn trickled_receive_copies_linearly() {
         assert!(copied <= bound, "{copied} bytes copied to reassemble {len} bytes over {calls} calls (bound {bound})");
     }
 }
+
+/// A receive buffer that hands its storage to the core between calls
+/// (`RecvBuf::detach` / `take_back`), as a binding's pooled blocks do.
+#[derive(Default)]
+struct Handed(Vec<u8>);
+
+impl shmsock::RecvBuf for Handed {
+    fn prepare(&mut self, len: usize) -> shmsock::Result<()> {
+        self.0.resize(len, 0);
+        Ok(())
+    }
+    fn bytes(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+    fn detach(&mut self, _len: usize) -> Option<Vec<u8>> {
+        Some(std::mem::take(&mut self.0))
+    }
+    fn take_back(&mut self, bytes: &mut Vec<u8>) -> bool {
+        std::mem::swap(&mut self.0, bytes);
+        true
+    }
+}
+
+/// A trickled message received through a buffer that detaches its storage
+/// stays in that storage: nothing is copied, whatever the number of calls.
+#[test]
+fn trickled_receive_into_detached_storage_copies_nothing() {
+    let (client, server) = pair("trickle-detach");
+    let len = 1 << 20;
+    let big = message(11, len);
+    start_big(&client, &big);
+    let mut complete = false;
+    let mut calls = 0u64;
+    let got = loop {
+        // A new buffer per call, as a binding's per-message receive makes.
+        let mut buf = Handed::default();
+        calls += 1;
+        match server.try_recv_with(&mut buf) {
+            Ok(n) => break buf.0[..n].to_vec(),
+            Err(e) => assert_eq!(e.kind(), ErrorKind::WouldBlock, "{e}"),
+        }
+        assert!(!complete, "complete, yet the receiver has no message");
+        complete = client.send_resumable(&big).unwrap() == SendProgress::Complete;
+    };
+    assert!(got == big, "the trickled message arrived changed");
+    assert!(calls > 100, "only {calls} receive calls: the message was not trickled");
+    assert_eq!(server.reassembly_bytes_copied(), 0);
+}

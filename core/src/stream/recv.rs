@@ -100,13 +100,21 @@ impl<B: RecvBuf + ?Sized> Sink for Given<'_, B> {
     fn part(&mut self, offset: u32, len: u32) -> Result<&mut [u8]> {
         recv_buf::part(self.0, offset as usize, len as usize)
     }
-    fn adopt(&mut self, _bytes: &mut Vec<u8>) -> bool {
-        false
+    fn adopt(&mut self, bytes: &mut Vec<u8>) -> bool {
+        self.0.take_back(bytes)
     }
     fn keep(&mut self, message_len: u32, received: u32) -> (Vec<u8>, u64) {
+        let detached = match self.0.detach(message_len as usize) {
+            Some(bytes) if bytes.len() == message_len as usize => return (bytes, 0),
+            other => other,
+        };
         let mut bytes = vec![0u8; message_len as usize];
         // `prepare` checked the length; a buffer that shrank since keeps zeros.
-        if let Ok(part) = recv_buf::part(self.0, 0, received as usize) {
+        let source = match detached.as_deref() {
+            Some(d) => d.get(..received as usize),
+            None => recv_buf::part(self.0, 0, received as usize).ok().map(|p| &*p),
+        };
+        if let Some(part) = source {
             bytes[..received as usize].copy_from_slice(part);
         }
         (bytes, u64::from(received))
