@@ -193,8 +193,11 @@ impl Attack {
         // then keep their socket without reading: the close must not stall.
         for _ in 0..if on("stallclose") { STALL_CLOSE } else { 0 } {
             let stream = Stream::connect(name, &options)?;
+            // 20 x 8000 B: the ring towards the peer (64 KiB) fills and the
+            // rest waits in the server's queue, under the half at which the
+            // server stops reading it (backpressure), so the "bye" is read.
             let message = vec![9u8; 8000];
-            for _ in 0..64 {
+            for _ in 0..20 {
                 let _ = stream.send(&message);
             }
             let _ = stream.send(b"bye");

@@ -11,6 +11,9 @@
 //! Every refusal before the REPLY is answered with a REJECT saying why (a
 //! malformed first record gets reason 5, a full server reason 7); after the
 //! REPLY the client has all it needs to notice a failure itself (end of stream).
+//!
+//! [`Limits`] bounds the handshakes in progress, by what each costs: one that
+//! waits for its HELLO holds a descriptor, one past it a segment.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -20,6 +23,7 @@ use crate::control::{self, HELLO, READY};
 use crate::error::{Error, ErrorKind, Result};
 use crate::handshake::{RejectReason, Session};
 use crate::listener::{Listener, Pending};
+use crate::options::Options;
 use crate::platform::{self, Credentials, OwnWake};
 use crate::segment::Segment;
 use crate::stream::{Role, Stream};
@@ -57,6 +61,85 @@ pub struct Handshake {
     fds: Vec<OwnedFd>,
     /// Whether the client sent anything yet (a silent one may be evicted first).
     heard: bool,
+}
+
+/// How many handshakes a server (or `Listener::accept`) keeps in progress at
+/// once, overall and per uid, by what each one costs.
+///
+/// A client whose HELLO has not arrived whole costs a descriptor and a few
+/// bytes. Those are bounded by `max_connections` (and
+/// `max_connections_per_uid`), the number of descriptors the server is sized
+/// for anyway; when they are full, the oldest is refused so that the newcomer
+/// has its chance. A thousand silent connections therefore wait quietly for
+/// their deadline instead of being refused and re-made in a loop.
+///
+/// A handshake past its HELLO has cost a key exchange and holds a new segment
+/// until the client's READY. Those are bounded by `max_pending_handshakes`
+/// (and `max_pending_handshakes_per_uid`); a HELLO beyond them is refused.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    awaiting_hello: usize,
+    awaiting_hello_per_uid: usize,
+    holding_segment: usize,
+    holding_segment_per_uid: usize,
+}
+
+impl Limits {
+    /// The limits `options` set.
+    pub fn new(options: &Options) -> Limits {
+        Limits {
+            awaiting_hello: options.max_connections,
+            awaiting_hello_per_uid: options.max_connections_per_uid.unwrap_or(options.max_connections),
+            holding_segment: options.max_pending_handshakes,
+            holding_segment_per_uid: options.max_pending_handshakes_per_uid,
+        }
+    }
+
+    /// Whether a handshake of `uid` may create its segment now, beside `others`.
+    pub fn room_for_segment<'a>(&self, uid: u32, others: impl IntoIterator<Item = &'a Handshake>) -> bool {
+        let (mut total, mut of_uid) = (0, 0);
+        for h in others.into_iter().filter(|h| h.holds_segment()) {
+            total += 1;
+            of_uid += usize::from(h.credentials.uid == uid);
+        }
+        total < self.holding_segment && of_uid < self.holding_segment_per_uid
+    }
+
+    /// Which handshake must give way (the oldest still awaiting its HELLO, of
+    /// `uid` if that uid is at its own limit) before a new client of `uid` is
+    /// taken in; None when there is room.
+    pub fn to_evict<'a, K>(&self, uid: u32, handshakes: impl IntoIterator<Item = (K, &'a Handshake)>) -> Option<K> {
+        let (mut total, mut of_uid) = (0, 0);
+        // (deadline, key) of the oldest overall and of `uid`.
+        let mut oldest: Option<(Instant, K)> = None;
+        let mut oldest_of_uid: Option<(Instant, K)> = None;
+        for (key, h) in handshakes.into_iter().filter(|(_, h)| h.awaits_hello()) {
+            total += 1;
+            if h.credentials.uid == uid {
+                of_uid += 1;
+                if oldest_of_uid.as_ref().is_none_or(|(d, _)| h.deadline < *d) {
+                    oldest_of_uid = Some((h.deadline, key));
+                    continue;
+                }
+            }
+            if oldest.as_ref().is_none_or(|(d, _)| h.deadline < *d) {
+                oldest = Some((h.deadline, key));
+            }
+        }
+        // Handshakes are started with the same timeout: the earliest deadline is
+        // the oldest. (The uid's oldest may be older than `oldest`: compare.)
+        let victim = if of_uid >= self.awaiting_hello_per_uid {
+            oldest_of_uid
+        } else if total >= self.awaiting_hello {
+            match (oldest, oldest_of_uid) {
+                (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+                (a, b) => a.or(b),
+            }
+        } else {
+            None
+        };
+        victim.map(|(_, key)| key)
+    }
 }
 
 /// One complete control record.
@@ -100,6 +183,17 @@ impl Handshake {
         self.heard
     }
 
+    /// True while the client's HELLO has not been read whole (nothing of this
+    /// handshake is committed yet but its socket).
+    pub fn awaits_hello(&self) -> bool {
+        matches!(self.stage, Stage::Hello)
+    }
+
+    /// True between the REPLY and the READY: this handshake holds a segment.
+    pub fn holds_segment(&self) -> bool {
+        matches!(self.stage, Stage::Ready { .. })
+    }
+
     /// Refuses the client: sends a REJECT (never blocking; a client that does
     /// not read it loses it) and ends the handshake. Returns the error to report.
     pub fn refuse(&mut self, reason: RejectReason, err: Error) -> Error {
@@ -128,7 +222,12 @@ impl Handshake {
     /// Advances with what the client sent so far, without waiting. A refusal
     /// or failure is an error (the client got a REJECT where one fits); the
     /// handshake is over then. Past its deadline, a handshake fails with Timeout.
-    pub fn advance(&mut self, listener: &Listener) -> Result<Progress> {
+    ///
+    /// `room_for_segment` is asked when a whole HELLO is there, before any work
+    /// is spent on it: false refuses the client (REJECT 7, the server is busy)
+    /// instead of creating its segment (see [`Limits::room_for_segment`]).
+    pub fn advance(&mut self, listener: &Listener, room_for_segment: impl FnOnce() -> bool) -> Result<Progress> {
+        let mut room_for_segment = Some(room_for_segment);
         loop {
             let record = match self.read_record() {
                 Ok(Some(record)) => record,
@@ -140,14 +239,18 @@ impl Handshake {
                 Err(e) => return Err(self.fail(e)),
             };
             match std::mem::replace(&mut self.stage, Stage::Over) {
-                Stage::Hello => match self.on_hello(listener, record) {
-                    Ok(stage) => self.stage = stage,
-                    Err(e) => {
-                        // Still answering the HELLO: the client gets a REJECT.
-                        self.stage = Stage::Hello;
-                        return Err(self.fail(e));
+                Stage::Hello => {
+                    // Still answering the HELLO: a refusal or failure gets a REJECT.
+                    self.stage = Stage::Hello;
+                    if !room_for_segment.take().is_none_or(|room| room()) {
+                        let err = Error::new(
+                            ErrorKind::ResourceExhausted,
+                            "too many handshakes in progress on the server; try again",
+                        );
+                        return Err(self.fail(err));
                     }
-                },
+                    self.stage = self.on_hello(listener, record).map_err(|e| self.fail(e))?;
+                }
                 Stage::Ready { segment, own_wake, session } => {
                     return match self.on_ready(listener, record, segment, own_wake, *session) {
                         Ok(stream) => Ok(Progress::Done(Box::new(stream))),

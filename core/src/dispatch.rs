@@ -4,12 +4,16 @@
 //! Fairness: every ready connection gets one message per turn, in turn order;
 //! one that has more goes to the back of the line. Safety from peers: handshakes
 //! advance only on what the client already sent and end at their own deadline;
-//! pending handshakes are bounded overall and per uid (the oldest client that
-//! has sent nothing is refused first, with a REJECT); connections are bounded
+//! pending handshakes are bounded overall and per uid by what they cost (see
+//! [`Limits`]: the oldest client still without its HELLO gives way to a
+//! newcomer, a HELLO beyond the segments allowed is refused with a REJECT, and
+//! silent clients otherwise wait for their deadline); connections are bounded
 //! overall and per uid (a refused client gets REJECT 7); a connection whose
 //! outbound queue waits for ring space is served again when its pollable fd
 //! says the peer freed some (the stream keeps that wake-up even when a receive
-//! drains it first); a close is handed to the closer thread.
+//! drains it first), and its messages are not read while that queue is half
+//! full (backpressure, see `outbound.rs`); a close is handed to the closer
+//! thread.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
@@ -18,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::accept::{Handshake, Progress};
+use crate::accept::{Handshake, Limits, Progress};
 use crate::error::{Error, ErrorKind};
 use crate::handshake::RejectReason;
 use crate::reactor::{Event, Reactor, TimerId, Waker};
@@ -94,13 +98,14 @@ pub(crate) struct Shard {
     queued: HashSet<u64>,
     /// Handshakes in progress by token; tokens grow, so the first is the oldest.
     handshakes: BTreeMap<u64, Pending>,
+    limits: Limits,
     next_handshake: u64,
     buffer: Vec<u8>,
 }
 
 impl Shard {
-    pub(crate) fn new(index: usize, spin: Duration) -> crate::Result<Shard> {
-        let reactor = Reactor::new(spin)?;
+    pub(crate) fn new(index: usize, options: &crate::Options) -> crate::Result<Shard> {
+        let reactor = Reactor::new(options.spin)?;
         let mailbox = Arc::new(Mailbox { requests: Mutex::new(Requests::default()), waker: reactor.waker() });
         Ok(Shard {
             index,
@@ -110,6 +115,7 @@ impl Shard {
             ready: VecDeque::new(),
             queued: HashSet::new(),
             handshakes: BTreeMap::new(),
+            limits: Limits::new(options),
             next_handshake: 0,
             buffer: vec![0; FIRST_BUFFER],
         })
@@ -206,10 +212,25 @@ impl Shard {
             return false;
         }
         // What does not fit stays queued, and the stream is armed for space.
-        let flushed = inner.outbound.lock().flush(&inner.stream);
-        if let Err(e) = flushed {
-            self.fail(shared, &connection, e);
-            return false;
+        let flushed = {
+            let mut outbound = inner.outbound.lock();
+            outbound.flush(&inner.stream).map(|()| outbound.pauses_reading(inner.max_queued))
+        };
+        match flushed {
+            Err(e) => {
+                self.fail(shared, &connection, e);
+                return false;
+            }
+            // Backpressure: the peer is not taking its replies. Its messages
+            // wait (without keeping the pollable fd readable); the wake-up for
+            // freed space brings it back here.
+            Ok(true) => {
+                if let Err(e) = inner.stream.pause_receiving() {
+                    self.fail(shared, &connection, e);
+                }
+                return false;
+            }
+            Ok(false) => {}
         }
         match inner.stream.try_recv_into(&mut self.buffer) {
             Ok(n) => {
@@ -293,11 +314,7 @@ impl Shard {
                 self.refused(shared, handshake.refuse(RejectReason::ServerError, err));
                 continue;
             }
-            if !self.make_room(shared, uid) {
-                let err = Error::new(ErrorKind::ResourceExhausted, "too many handshakes in progress; try again");
-                self.refused(shared, handshake.refuse(RejectReason::ServerError, err));
-                continue;
-            }
+            self.make_room(shared, uid);
             self.next_handshake += 1;
             let token = HANDSHAKE_BIT | self.next_handshake;
             if let Err(e) = self.reactor.register(handshake.fd(), token) {
@@ -311,51 +328,39 @@ impl Shard {
         }
     }
 
-    /// Makes room for one more handshake of `uid` within the limits, refusing
-    /// the oldest silent one if needed. False when there is no room.
-    fn make_room(&mut self, shared: &Arc<Shared>, uid: u32) -> bool {
-        // A victim that spoke since its readiness was last handled is not
-        // silent: look at it first (it may even finish), then choose again.
-        // Bounded: each look either refuses, frees a place, or marks one heard.
-        for _ in 0..=shared.options.max_pending_handshakes {
-            let options = &shared.options;
-            let of_uid = self.handshakes.values().filter(|p| p.handshake.credentials().uid == uid).count();
-            let victim = if of_uid >= options.max_pending_handshakes_per_uid {
-                self.oldest_silent(Some(uid))
-            } else if self.handshakes.len() >= options.max_pending_handshakes {
-                self.oldest_silent(None)
-            } else {
-                return true;
-            };
-            let Some(token) = victim else { return false };
+    /// Makes room for one more client of `uid` among the handshakes awaiting
+    /// their HELLO: while the limits say one must give way, the oldest is looked
+    /// at first (its HELLO may be there) and refused if it still sent none.
+    fn make_room(&mut self, shared: &Arc<Shared>, uid: u32) {
+        // Bounded: each look refuses, finishes or moves past its HELLO the
+        // handshake it looked at.
+        for _ in 0..=self.handshakes.len() {
+            let handshakes = self.handshakes.iter().map(|(token, p)| (*token, &p.handshake));
+            let Some(token) = self.limits.to_evict(uid, handshakes) else { return };
             self.advance_handshake(shared, token);
-            let still_silent = self.handshakes.get(&token).is_some_and(|p| !p.handshake.heard_from_client());
-            if still_silent {
+            let still_waiting = self.handshakes.get(&token).is_some_and(|p| p.handshake.awaits_hello());
+            if still_waiting {
                 if let Some(mut pending) = self.take_handshake(token) {
                     let err = Error::new(
                         ErrorKind::ResourceExhausted,
-                        "the server is busy and this client had not started its handshake; try again",
+                        "the server is busy and this client had not sent its HELLO; try again",
                     );
                     self.refused(shared, pending.handshake.refuse(RejectReason::ServerError, err));
                 }
-                return true;
             }
         }
-        false
-    }
-
-    fn oldest_silent(&self, uid: Option<u32>) -> Option<u64> {
-        self.handshakes
-            .iter()
-            .find(|(_, p)| !p.handshake.heard_from_client() && uid.is_none_or(|u| p.handshake.credentials().uid == u))
-            .map(|(token, _)| *token)
     }
 
     fn take_handshake(&mut self, token: u64) -> Option<Pending> {
         let pending = self.handshakes.remove(&token)?;
+        self.forget_handshake(&pending);
+        Some(pending)
+    }
+
+    /// Stops watching a handshake taken out of the map.
+    fn forget_handshake(&mut self, pending: &Pending) {
         self.reactor.deregister(pending.handshake.fd());
         self.reactor.cancel_timer(pending.timer);
-        Some(pending)
     }
 
     fn refused(&self, shared: &Arc<Shared>, e: Error) {
@@ -364,16 +369,21 @@ impl Shard {
     }
 
     fn advance_handshake(&mut self, shared: &Arc<Shared>, token: u64) {
-        let Some(pending) = self.handshakes.get_mut(&token) else { return };
-        let progress = pending.handshake.advance(&shared.listener);
-        match progress {
-            Ok(Progress::Waiting) => {}
+        // Out of the map while it advances, so that the limits can look at the others.
+        let Some(mut pending) = self.handshakes.remove(&token) else { return };
+        let uid = pending.handshake.credentials().uid;
+        let (limits, others) = (self.limits, &self.handshakes);
+        let room = || limits.room_for_segment(uid, others.values().map(|p| &p.handshake));
+        match pending.handshake.advance(&shared.listener, room) {
+            Ok(Progress::Waiting) => {
+                self.handshakes.insert(token, pending);
+            }
             Ok(Progress::Done(stream)) => {
-                self.take_handshake(token);
+                self.forget_handshake(&pending);
                 self.established(shared, *stream);
             }
             Err(e) => {
-                self.take_handshake(token);
+                self.forget_handshake(&pending);
                 self.refused(shared, e);
             }
         }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use rustix::event::{PollFd, PollFlags};
 
-use crate::accept::{Handshake, Progress};
+use crate::accept::{Handshake, Limits, Progress};
 use crate::endpoint::{self, Bound};
 use crate::error::{Error, ErrorKind, Result};
 use crate::handshake::{RejectReason, ServerPolicy};
@@ -137,8 +137,8 @@ impl Listener {
         }
     }
 
-    /// One round of accepting: takes new clients (up to the pending bound) if
-    /// `listener_ready`, advances every handshake that can move, and waits for
+    /// One round of accepting: advances every handshake that can move, takes
+    /// new clients (within [`Limits`]) if `listener_ready`, and waits for
     /// the next event until the earliest deadline, setting `listener_ready` to
     /// whether the listening socket became readable. Returns a stream as soon
     /// as one is established.
@@ -148,12 +148,14 @@ impl Listener {
         deadline: Option<Instant>,
         listener_ready: &mut bool,
     ) -> Result<Option<Stream>> {
-        // Out of descriptors with handshakes to finish: finish those first, and
-        // leave the (still readable) listening socket out of this round's wait.
-        let starved = *listener_ready && self.take_new_clients(handshakes)?;
+        let limits = Limits::new(&self.options);
         let mut i = 0;
         while i < handshakes.len() {
-            match handshakes[i].advance(self) {
+            let (before, rest) = handshakes.split_at_mut(i);
+            let Some((current, after)) = rest.split_first_mut() else { break };
+            let uid = current.credentials().uid;
+            let room = || limits.room_for_segment(uid, before.iter().chain(after.iter()));
+            match current.advance(self, room) {
                 Ok(Progress::Waiting) => i += 1,
                 Ok(Progress::Done(stream)) => {
                     self.watch.remove(handshakes.swap_remove(i).fd());
@@ -165,6 +167,11 @@ impl Listener {
                 }
             }
         }
+        // After advancing the others, so that a client that gives way to a
+        // newcomer surely did not send its HELLO. Out of descriptors with
+        // handshakes to finish: finish those first, and leave the (still
+        // readable) listening socket out of this round's wait.
+        let starved = *listener_ready && self.take_new_clients(handshakes)?;
         let mut until = handshakes.iter().map(Handshake::deadline).chain(deadline).min();
         if starved {
             // Look at the listening socket again soon: descriptors may be free by then.
@@ -182,8 +189,7 @@ impl Listener {
         Ok(None)
     }
 
-    /// Accepts every client queued now into `handshakes` (up to the pending
-    /// bound). True when this process ran out of descriptors with handshakes
+    /// Accepts every client queued now into `handshakes` (within [`Limits`]). True when this process ran out of descriptors with handshakes
     /// to finish ("starved").
     fn take_new_clients(&self, handshakes: &mut Vec<Handshake>) -> Result<bool> {
         loop {
@@ -195,17 +201,29 @@ impl Listener {
                 }
                 Err(e) => return Err(e),
             };
-            let mut handshake = Handshake::new(pending, Instant::now() + self.options.handshake_timeout);
-            if handshakes.len() >= self.options.max_pending_handshakes {
-                let err = Error::new(ErrorKind::ResourceExhausted, "too many handshakes in progress; try again");
-                self.note_rejection(handshake.refuse(RejectReason::ServerError, err));
-                continue;
-            }
+            let handshake = Handshake::new(pending, Instant::now() + self.options.handshake_timeout);
+            self.make_room(handshakes, handshake.credentials().uid);
             // Watched so that an event loop polling `pollable_fd` sees the
             // client's next record; a failure only costs that (accept polls
             // the socket itself).
             let _ = self.watch.add(handshake.fd(), 1);
             handshakes.push(handshake);
+        }
+    }
+
+    /// Makes room for one more client of `uid` among the handshakes awaiting
+    /// their HELLO (see [`Limits`]): the oldest gives way. Every handshake was
+    /// advanced just before, so one still awaiting its HELLO did not send it.
+    fn make_room(&self, handshakes: &mut Vec<Handshake>, uid: u32) {
+        let limits = Limits::new(&self.options);
+        while let Some(i) = limits.to_evict(uid, handshakes.iter().enumerate()) {
+            let mut victim = handshakes.swap_remove(i);
+            self.watch.remove(victim.fd());
+            let err = Error::new(
+                ErrorKind::ResourceExhausted,
+                "the server is busy and this client had not sent its HELLO; try again",
+            );
+            self.note_rejection(victim.refuse(RejectReason::ServerError, err));
         }
     }
 
@@ -258,7 +276,8 @@ impl Listener {
     pub fn handshake(&self, pending: Pending) -> Result<Stream> {
         let mut handshake = Handshake::new(pending, Instant::now() + self.options.handshake_timeout);
         loop {
-            match handshake.advance(self) {
+            // A lone handshake: nothing else holds a segment.
+            match handshake.advance(self, || true) {
                 Ok(Progress::Done(stream)) => return Ok(*stream),
                 Ok(Progress::Waiting) => {
                     platform::wait_fd(handshake.fd(), PollFlags::IN, Some(handshake.deadline()))?;

@@ -80,21 +80,27 @@ pub struct Options {
     pub require_chacha: bool,
     /// Most connections a server keeps at once; further clients get a REJECT
     /// (reason 7). With the ring size it bounds the shared memory a server
-    /// commits: about `2 × ring_size × max_connections`.
+    /// commits: about `2 × ring_size × max_connections`. It also bounds the
+    /// accepted clients that have not sent their HELLO yet.
     pub max_connections: usize,
     /// Most connections a server keeps at once for one uid (None: only
     /// `max_connections`).
     pub max_connections_per_uid: Option<usize>,
-    /// Most handshakes in progress at once (servers and `Listener::accept`).
-    /// When full, the oldest client that has sent nothing yet is refused to make
-    /// room; if every one has, the newcomer is refused (both with a REJECT).
+    /// Most handshakes past the client's HELLO at once (servers and
+    /// `Listener::accept`): each holds a new segment until the client's READY.
+    /// A HELLO beyond them is refused with a REJECT (reason 7). Clients that
+    /// have not sent their HELLO cost only a descriptor: they are bounded by
+    /// `max_connections` (and `max_connections_per_uid`) instead, the oldest
+    /// giving way to a newcomer when full, and otherwise wait for the
+    /// handshake timeout.
     pub max_pending_handshakes: usize,
-    /// Most handshakes in progress at once for one uid.
+    /// Most handshakes past the client's HELLO at once for one uid.
     pub max_pending_handshakes_per_uid: usize,
     /// Most bytes a server connection queues when its ring is full (see
     /// `Connection::send`); a send that would exceed it fails with WouldBlock
     /// and queues nothing. A single message larger than this is still queued
-    /// when the queue is empty.
+    /// when the queue is empty. While a connection's queue holds half of this
+    /// or more, the server reads no more of its messages (backpressure).
     pub max_queued_bytes: usize,
     /// Dispatch threads of a server (at least 1); connections are spread over them.
     pub dispatch_threads: usize,
@@ -215,7 +221,7 @@ impl Options {
         self.max_connections_per_uid = n;
         self
     }
-    /// Sets the most handshakes in progress, overall and per uid.
+    /// Sets the most handshakes past the client's HELLO, overall and per uid.
     pub fn max_pending_handshakes(mut self, overall: usize, per_uid: usize) -> Options {
         self.max_pending_handshakes = overall;
         self.max_pending_handshakes_per_uid = per_uid;

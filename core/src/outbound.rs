@@ -8,6 +8,13 @@
 //! empty); a send that would exceed it fails with WouldBlock and queues nothing
 //! (the policy is the same in every language: the caller decides whether to
 //! drop the message, retry later or close the connection).
+//!
+//! Backpressure: while the queue holds half its bound or more, the dispatch
+//! loop stops reading that connection's messages ([`Outbound::pauses_reading`]).
+//! A peer that sends without reading its replies then fills its own ring and
+//! waits in its send, asleep, instead of keeping the server busy reading
+//! messages whose replies it can only drop. Reading resumes as soon as the
+//! peer takes enough replies.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -46,6 +53,13 @@ impl Outbound {
     /// True when nothing waits.
     pub(crate) fn is_empty(&self) -> bool {
         self.queue.is_empty()
+    }
+
+    /// Whether the loop should leave this connection's messages unread for
+    /// now: the queue holds at least half of `limit` (the other half leaves
+    /// room for the replies to messages already taken).
+    pub(crate) fn pauses_reading(&self, limit: usize) -> bool {
+        self.bytes >= limit.div_ceil(2)
     }
 
     /// Sends `message` now or queues it behind the others. Ok(true): it is in

@@ -434,6 +434,18 @@ impl Stream {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// For an event loop that stops reading this stream for a while (to push
+    /// back on a peer that does not take its replies): withdraws the wish for
+    /// incoming messages and consumes pending wake-ups, so that the pollable fd
+    /// becomes readable again only for what the loop still waits for (ring
+    /// space a `try_send` or `send_resumable` found missing, or the peer's
+    /// death), not for messages it leaves unread. The next `try_recv` wishes
+    /// for messages again.
+    pub fn pause_receiving(&self) -> Result<()> {
+        self.rx_interest.clear();
+        self.drain_wakeups()
+    }
+
     /// The pollable fd: readable when, after a `try_recv` returned WouldBlock (or
     /// a blocking call slept), a message, a close or the peer's death is pending.
     /// Wait on it with epoll, asyncio's `add_reader` or libuv, then call

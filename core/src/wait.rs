@@ -57,14 +57,21 @@
 //! the loop sleeps.
 
 use std::os::fd::BorrowedFd;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::placement::{self, Hints};
-use crate::platform;
+use crate::platform::{self, ControlAfterSetUp};
+
+/// The peer is connected, as far as this side knows.
+const PEER_PRESENT: u8 = 0;
+/// The peer's end of the control socket was seen closed.
+const PEER_HUNG_UP: u8 = 1;
+/// The peer wrote on its control socket after set-up; this side ended the connection.
+const PEER_WROTE_CONTROL: u8 = 2;
 
 /// Spin rounds between two readings of the clock.
 const CLOCK_EVERY: u32 = 64;
@@ -102,7 +109,8 @@ pub struct Waiter {
     sleeper: platform::Sleeper,
     state: Mutex<PollState>,
     cond: Condvar,
-    peer_hung_up: AtomicBool,
+    /// Why the connection is over from the peer's side, if it is (`PEER_*`).
+    peer_gone: AtomicU8,
     spin: Duration,
     /// Waits in a row whose spin found nothing (the peer is slow, or shares our
     /// core, where spinning only delays it).
@@ -128,7 +136,7 @@ impl Waiter {
             sleeper,
             state: Mutex::new(PollState::default()),
             cond: Condvar::new(),
-            peer_hung_up: AtomicBool::new(false),
+            peer_gone: AtomicU8::new(PEER_PRESENT),
             spin,
             spin_failures: AtomicU32::new(0),
             skipped_spins: AtomicU32::new(0),
@@ -177,9 +185,10 @@ impl Waiter {
         Some(PLACEMENT_PROBE)
     }
 
-    /// True once the peer's end of the control socket was seen closed.
+    /// True once the peer's end of the control socket was seen closed, or the
+    /// peer wrote there and this side ended the connection.
     pub fn peer_hung_up(&self) -> bool {
-        self.peer_hung_up.load(Ordering::Acquire)
+        self.peer_gone.load(Ordering::Acquire) != PEER_PRESENT
     }
 
     /// The pollable fd: the epoll set of the own eventfd and the control socket.
@@ -213,12 +222,35 @@ impl Waiter {
         self.sleeper.wake_self();
     }
 
-    /// After the control socket was seen readable: discard what is there (a
-    /// conforming peer writes nothing after set-up) and note a hang-up.
+    /// After the control socket was seen readable: note a hang-up, or end the
+    /// connection of a peer that wrote there (nothing is written after set-up,
+    /// PROTOCOL.md §9): shut down, its writes fail at once, so a flood costs
+    /// the flooder its connection instead of costing this side a read per
+    /// wake-up.
     fn note_control(&self, socket: BorrowedFd<'_>, woken: platform::Woken) {
-        if woken.control && platform::drain_control(socket) {
-            self.peer_hung_up.store(true, Ordering::Release);
+        if !woken.control {
+            return;
         }
+        let gone = match platform::check_control(socket) {
+            ControlAfterSetUp::Quiet => return,
+            ControlAfterSetUp::Closed => PEER_HUNG_UP,
+            ControlAfterSetUp::Written => {
+                platform::shutdown(socket);
+                PEER_WROTE_CONTROL
+            }
+        };
+        let _ = self.peer_gone.compare_exchange(PEER_PRESENT, gone, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// The error for a connection whose peer is gone (see [`peer_hung_up`](Waiter::peer_hung_up)).
+    pub fn peer_gone_error(&self) -> Error {
+        let why = match self.peer_gone.load(Ordering::Acquire) {
+            PEER_WROTE_CONTROL => {
+                "the peer wrote on its control socket after set-up (a protocol violation): the connection was ended"
+            }
+            _ => "the peer process exited or was killed without closing the connection",
+        };
+        Error::new(ErrorKind::PeerGone, why)
     }
 
     /// Waits until `check` is ready, the deadline passes (Timeout) or the peer
@@ -270,10 +302,7 @@ impl Waiter {
                 return Ok(v);
             }
             if hung_up {
-                return Err(Error::new(
-                    ErrorKind::PeerGone,
-                    "the peer process exited or was killed without closing the connection",
-                ));
+                return Err(self.peer_gone_error());
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(Error::new(ErrorKind::Timeout, "timed out"));

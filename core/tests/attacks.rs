@@ -263,9 +263,12 @@ fn attacker() {
             // keep the socket and read nothing.
             let streams: Vec<Stream> =
                 (0..count).map(|_| Stream::connect(&name, &Options::new().server_key(key)).unwrap()).collect();
+            // 20 x 8000 B: the ring towards us (64 KiB) fills and the rest
+            // waits in the server's queue (256 KiB), under the half at which the
+            // server would stop reading us, so the "bye" is read.
             let msg = vec![9u8; 8000];
             for s in &streams {
-                for _ in 0..64 {
+                for _ in 0..20 {
                     s.send(&msg).unwrap();
                 }
                 s.send(b"bye").unwrap();
@@ -289,6 +292,14 @@ fn attacker() {
 /// Connects without the library's client: HELLO, REPLY, READY with an eventfd,
 /// returning the control socket, which the server now treats as a connection.
 fn handshake_by_hand(name: &str, key: &PublicKey) -> UnixStream {
+    let socket = hello_by_hand(name, key).expect("the server answers the HELLO");
+    ready_by_hand(&socket);
+    socket
+}
+
+/// The first half of [`handshake_by_hand`]: sends a HELLO and reads the REPLY
+/// (the server now holds a segment for this client); Err(reason) on a REJECT.
+fn hello_by_hand(name: &str, key: &PublicKey) -> Result<UnixStream, u16> {
     let socket = shmsock::endpoint::connect(name).unwrap();
     let me = Keypair::generate();
     let mut initiator = Initiator::new(
@@ -302,13 +313,164 @@ fn handshake_by_hand(name: &str, key: &PublicKey) -> UnixStream {
     let mut fds = Vec::new();
     let reply = match control::receive(socket.as_fd(), &mut fds, None).unwrap() {
         Record::Reply(reply) => reply,
+        Record::Reject(reason, _) => return Err(reason as u16),
         other => panic!("expected a REPLY, got {other:?}"),
     };
     initiator.read_reply(&reply).unwrap();
+    Ok(socket)
+}
+
+/// The second half of [`handshake_by_hand`]: READY with an eventfd.
+fn ready_by_hand(socket: &UnixStream) {
     let wake = OwnWake::new().unwrap();
     control::send(socket.as_fd(), &control::encode(control::READY, &[]), &[wake.for_peer()]).unwrap();
     std::mem::forget(wake);
-    socket
+}
+
+/// Bytes on the control socket after set-up end that connection (its writes
+/// fail soon, instead of being read forever), and nobody else's.
+#[test]
+fn a_control_socket_flood_ends_the_flooders_connection() {
+    let name = unique("flood-ends");
+    let (server, key) = start(&name);
+    let bystander = Stream::connect(&name, &client_options(&key)).expect("the bystander connects");
+    let socket = handshake_by_hand(&name, &key);
+    socket.set_write_timeout(Some(WAIT)).unwrap();
+    let junk = [0x5au8; 64 * 1024];
+    let mut written = 0usize;
+    let e = loop {
+        match (&socket).write(&junk) {
+            Ok(n) => written += n,
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(e.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset),
+        "the flood should end with the connection, got {e} after {written} bytes"
+    );
+    bystander_is_served(&bystander);
+    bystander.close().unwrap();
+    server.close();
+}
+
+/// A client that sends without reading its replies stops being read once its
+/// outbound queue is half full: its own sends then wait (and time out) instead
+/// of keeping the server busy; once it reads, it is served again.
+#[test]
+fn a_peer_that_never_reads_waits_in_its_own_sends() {
+    let name = unique("backpressure");
+    let (server, key) = start(&name);
+    let options = client_options(&key).send_timeout(Some(Duration::from_millis(100)));
+    let stream = Stream::connect(&name, &options).expect("the client connects");
+    let message = vec![7u8; 1000];
+    // Rings of 64 KiB each way and a queue of 256 KiB hold about 256 KiB in
+    // all: far fewer than 16 MiB of sends must get through before one waits.
+    let mut sent = 0usize;
+    let stopped = loop {
+        match stream.send(&message) {
+            Ok(()) => sent += message.len(),
+            Err(e) => break e,
+        }
+        assert!(sent < 16 << 20, "16 MiB sent without reading: the server never stopped reading this client");
+    };
+    assert_eq!(stopped.kind(), ErrorKind::Timeout, "{stopped}");
+    // Reading the replies lets the server read again: a marked message comes back.
+    let marker = b"marker";
+    let mut marker_sent = false;
+    let mut echoes = 0usize;
+    loop {
+        if !marker_sent {
+            marker_sent = stream.try_send(marker).is_ok();
+        }
+        let echo = stream.recv().expect("the echoes keep coming");
+        if echo == marker {
+            break;
+        }
+        echoes += 1;
+        assert!(echoes <= sent / message.len(), "more echoes than messages");
+    }
+    assert!(marker_sent);
+    stream.close().unwrap();
+    server.close();
+}
+
+/// Clients that have not sent their HELLO wait for their deadline instead of
+/// being refused (and re-made by an attacker, in a loop) while there is room
+/// for them; past `max_connections` of them, the oldest give way.
+#[test]
+fn silent_clients_wait_while_there_is_room() {
+    let name = unique("silent-room");
+    let kp = Keypair::generate();
+    let options = Options::new().keypair(kp.clone()).max_connections(16).max_pending_handshakes(2, 2);
+    let server = Server::start(&name, &options, Echo).unwrap();
+    let key = *kp.public();
+    let nothing_received = |s: &UnixStream| {
+        s.set_nonblocking(true).unwrap();
+        let got = std::io::Read::read(&mut &*s, &mut [0u8; 1]);
+        s.set_nonblocking(false).unwrap();
+        matches!(got, Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    };
+    let mut silent: Vec<UnixStream> = (0..10).map(|_| shmsock::endpoint::connect(&name).unwrap()).collect();
+    // More clients than the pending-handshake limit, one after another: the
+    // server accepted every silent one before each (the kernel queues in order).
+    for _ in 0..3 {
+        newcomer_is_served(&name, &key);
+    }
+    for (i, s) in silent.iter().enumerate() {
+        assert!(nothing_received(s), "silent client {i} was refused while there was room");
+    }
+    silent.extend((0..10).map(|_| shmsock::endpoint::connect(&name).unwrap()));
+    newcomer_is_served(&name, &key);
+    // 20 silent and a newcomer against room for 16 waiting: the 5 oldest gave way.
+    let mut fds = Vec::new();
+    for s in &silent[..5] {
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        match control::receive(s.as_fd(), &mut fds, None).unwrap() {
+            Record::Reject(reason, _) => assert_eq!(reason as u16, 7),
+            other => panic!("expected a REJECT, got {other:?}"),
+        }
+    }
+    for (i, s) in silent.iter().enumerate().skip(5) {
+        assert!(nothing_received(s), "silent client {i} was refused, though only the 5 oldest had to be");
+    }
+    server.close();
+}
+
+/// A HELLO beyond `max_pending_handshakes` (handshakes holding a segment until
+/// their READY) is refused with REJECT 7; once one finishes, clients connect.
+#[test]
+fn handshakes_holding_a_segment_are_bounded() {
+    let name = unique("hello-bound");
+    let kp = Keypair::generate();
+    let options = Options::new().keypair(kp.clone()).max_pending_handshakes(1, 1);
+    let server = Server::start(&name, &options, Echo).unwrap();
+    let key = *kp.public();
+    let stalled = hello_by_hand(&name, &key).expect("the first HELLO is answered");
+    assert_eq!(
+        hello_by_hand(&name, &key).err(),
+        Some(7),
+        "a second HELLO is refused while the first holds its segment"
+    );
+    let e = Stream::connect(&name, &client_options(&key)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ResourceExhausted, "{e}");
+    ready_by_hand(&stalled);
+    // The READY ends the first handshake, freeing its place (served in order).
+    let mut connected = None;
+    for _ in 0..1000 {
+        match Stream::connect(&name, &client_options(&key)) {
+            Ok(s) => {
+                connected = Some(s);
+                break;
+            }
+            Err(e) if e.kind() == ErrorKind::ResourceExhausted => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => panic!("connecting after the READY: {e}"),
+        }
+    }
+    let stream = connected.expect("a client connects once the stalled handshake finished");
+    stream.send(b"after").unwrap();
+    assert_eq!(stream.recv().unwrap(), b"after");
+    drop(stalled);
+    server.close();
 }
 
 /// Refusals are answered, never silent.

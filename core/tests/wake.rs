@@ -171,6 +171,9 @@ fn own_eventfds(stream: &Stream) -> Vec<RawFd> {
 /// A connected pair in this process, sleeping at once (no spin) so that every
 /// wait goes through the eventfds.
 fn pair(tag: &str, ring: u32) -> (Stream, Stream) {
+    // Before naming: a test that sets the runtime directory up while another
+    // binds and connects would split them across two directories.
+    init();
     let name = unique_name(tag);
     let kp = Keypair::generate();
     let listener =
@@ -435,4 +438,32 @@ fn a_served_message_keeps_the_next_ones_wakeup_across_a_blocking_send() {
     b.send(b"second").unwrap();
     assert!(readable_within(&a, WAIT), "the next message's wake-up was lost to the blocking send");
     assert_eq!(a.try_recv().unwrap(), b"second");
+}
+
+/// An event loop that stops reading a stream (backpressure) calls
+/// `pause_receiving`: the pollable fd then stays quiet for the messages it
+/// leaves unread (else a level-triggered loop would spin on it), still wakes
+/// for the ring space its `try_send` waits for, and the next `try_recv` gets
+/// every message that waited.
+#[test]
+fn a_paused_stream_wakes_only_for_what_the_loop_waits_for() {
+    let (a, b) = pair("paused", 16 * 1024);
+    assert_eq!(a.try_recv().unwrap_err().kind(), ErrorKind::WouldBlock);
+    b.send(b"first").unwrap();
+    assert!(readable_within(&a, WAIT));
+    assert_eq!(a.try_recv().unwrap(), b"first");
+    // `a`'s ring towards `b` full, its try_send armed for space; then `b` sends.
+    fill_with_try_send(&a);
+    b.send(b"second").unwrap();
+    b.send(b"third").unwrap();
+    a.pause_receiving().unwrap();
+    assert!(!readable_within(&a, Duration::ZERO), "a paused stream's fd stays readable for unread messages");
+    // Space freed by `b`: that wake-up still comes.
+    while b.try_recv().is_ok() {}
+    assert!(readable_within(&a, WAIT), "the wake-up for freed ring space was lost to the pause");
+    a.try_send(b"fits again").unwrap();
+    assert_eq!(a.try_recv().unwrap(), b"second");
+    assert_eq!(a.try_recv().unwrap(), b"third");
+    assert_eq!(a.try_recv().unwrap_err().kind(), ErrorKind::WouldBlock);
+    assert!(!readable_within(&a, Duration::ZERO), "a wake-up was re-signalled for nothing");
 }

@@ -490,11 +490,13 @@ pub unsafe extern "C" fn shmsock_connection_cipher(
 
 /// Sets a server's limits on `options`: the most connections at once
 /// (`max_connections`, default 1024) and per peer uid
-/// (`max_connections_per_uid`, 0: no limit of its own), the most handshakes in
-/// progress overall and per uid (`max_pending`, `max_pending_per_uid`, default
-/// 64 each; when full, the oldest client that has sent nothing is refused to
-/// make room), the most bytes a connection queues (`max_queued_bytes`, default
-/// 1 MiB), and the number of dispatch threads (`dispatch_threads`, default 1).
+/// (`max_connections_per_uid`, 0: no limit of its own), the most handshakes
+/// past the client's HELLO overall and per uid, each holding a segment until
+/// the client's READY (`max_pending`, `max_pending_per_uid`, default 64 each;
+/// clients that have not sent their HELLO are bounded by the connection limits,
+/// the oldest giving way to a newcomer), the most bytes a connection queues
+/// (`max_queued_bytes`, default 1 MiB), and the number of dispatch threads
+/// (`dispatch_threads`, default 1).
 /// Refused clients get a REJECT (reason 7). Never blocks.
 ///
 /// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_ARGUMENT (a zero limit, or

@@ -45,7 +45,7 @@ fn epoll_wait<'a>(
 /// What a [`Sleeper`] saw.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Woken {
-    /// The control socket is readable or hung up: call [`drain_control`](super::drain_control).
+    /// The control socket is readable or hung up: call [`check_control`](super::check_control).
     pub control: bool,
 }
 

@@ -289,10 +289,7 @@ impl Stream {
                         self.waiter.wake_self();
                         continue;
                     }
-                    Ok(false) if hung_up => Err(Error::new(
-                        ErrorKind::PeerGone,
-                        "the peer process exited or was killed without closing the connection",
-                    )),
+                    Ok(false) if hung_up => Err(self.waiter.peer_gone_error()),
                     Ok(false) => Err(Error::new(ErrorKind::WouldBlock, "no complete message yet")),
                     Err(e) => Err(e),
                 }

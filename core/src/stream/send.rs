@@ -324,7 +324,7 @@ impl Stream {
                 self.tx_interest.clear();
                 ring.disarm(seg);
             } else if hung_up {
-                return Err(peer_gone());
+                return Err(self.waiter.peer_gone_error());
             }
             return Ok(reserved);
         }
@@ -408,8 +408,4 @@ fn nothing_sent(e: Error) -> Error {
         }
         _ => e,
     }
-}
-
-fn peer_gone() -> Error {
-    Error::new(ErrorKind::PeerGone, "the peer process exited or was killed without closing the connection")
 }
