@@ -194,8 +194,9 @@ impl Attack {
         for _ in 0..if on("stallclose") { STALL_CLOSE } else { 0 } {
             let stream = Stream::connect(name, &options)?;
             // 20 x 8000 B: the ring towards the peer (64 KiB) fills and the
-            // rest waits in the server's queue, under the half at which the
-            // server stops reading it (backpressure), so the "bye" is read.
+            // rest waits in the server's queue without filling it (a refused
+            // reply makes the server stop reading the peer: backpressure), so
+            // the "bye" is read.
             let message = vec![9u8; 8000];
             for _ in 0..20 {
                 let _ = stream.send(&message);

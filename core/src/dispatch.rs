@@ -11,9 +11,8 @@
 //! overall and per uid (a refused client gets REJECT 7); a connection whose
 //! outbound queue waits for ring space is served again when its pollable fd
 //! says the peer freed some (the stream keeps that wake-up even when a receive
-//! drains it first), and its messages are not read while that queue is half
-//! full (backpressure, see `outbound.rs`); a close is handed to the closer
-//! thread.
+//! drains it first), and its messages are not read while that queue is full
+//! (backpressure, see `outbound.rs`); a close is handed to the closer thread.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
@@ -214,7 +213,7 @@ impl Shard {
         // What does not fit stays queued, and the stream is armed for space.
         let flushed = {
             let mut outbound = inner.outbound.lock();
-            outbound.flush(&inner.stream).map(|()| outbound.pauses_reading(inner.max_queued))
+            outbound.flush(&inner.stream).map(|()| outbound.pauses_reading())
         };
         match flushed {
             Err(e) => {

@@ -9,12 +9,13 @@
 //! (the policy is the same in every language: the caller decides whether to
 //! drop the message, retry later or close the connection).
 //!
-//! Backpressure: while the queue holds half its bound or more, the dispatch
-//! loop stops reading that connection's messages ([`Outbound::pauses_reading`]).
-//! A peer that sends without reading its replies then fills its own ring and
-//! waits in its send, asleep, instead of keeping the server busy reading
-//! messages whose replies it can only drop. Reading resumes as soon as the
-//! peer takes enough replies.
+//! Backpressure: once the queue refused a send (it is full), the dispatch loop
+//! stops reading that connection's messages until the peer takes a reply
+//! ([`Outbound::pauses_reading`]). A peer that sends without reading its
+//! replies then fills its own ring and waits in its send, asleep, instead of
+//! keeping the server busy reading messages whose replies can only be dropped.
+//! The refusal itself still reaches the caller first, so the policy above
+//! (drop, retry or close) is unchanged.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -30,6 +31,8 @@ use crate::stream::{SendProgress, Stream};
 pub(crate) struct Outbound {
     queue: VecDeque<Vec<u8>>,
     bytes: usize,
+    /// A send was refused since the queue last moved.
+    refused: bool,
 }
 
 /// Sends as much of `message` as fits now without waiting (resuming a message
@@ -56,10 +59,9 @@ impl Outbound {
     }
 
     /// Whether the loop should leave this connection's messages unread for
-    /// now: the queue holds at least half of `limit` (the other half leaves
-    /// room for the replies to messages already taken).
-    pub(crate) fn pauses_reading(&self, limit: usize) -> bool {
-        self.bytes >= limit.div_ceil(2)
+    /// now: the queue refused a send and has not moved since.
+    pub(crate) fn pauses_reading(&self) -> bool {
+        self.refused
     }
 
     /// Sends `message` now or queues it behind the others. Ok(true): it is in
@@ -71,6 +73,7 @@ impl Outbound {
                 return Ok(true);
             }
         } else if self.bytes.saturating_add(message.len()) > limit {
+            self.refused = true;
             return Err(Error::new(
                 ErrorKind::WouldBlock,
                 format!(
@@ -92,6 +95,7 @@ impl Outbound {
             }
             self.bytes -= front.len();
             self.queue.pop_front();
+            self.refused = false;
         }
         Ok(())
     }

@@ -58,7 +58,7 @@ pub(crate) struct ConnectionInner {
     pub(crate) id: u64,
     pub(crate) stream: Stream,
     pub(crate) outbound: Mutex<Outbound>,
-    pub(crate) max_queued: usize,
+    max_queued: usize,
     /// Set when the connection left its dispatch thread: sends fail with Closed.
     pub(crate) removed: AtomicBool,
     /// Set by `close`: the dispatch thread removes the connection.
@@ -98,10 +98,10 @@ impl Connection {
     /// queue already holds `Options::max_queued_bytes`, fails with WouldBlock
     /// and queues nothing (a client that does not read cannot grow the
     /// server's memory or stall it); the caller may drop the message, retry
-    /// later or close the connection. While the queue holds half of
-    /// `max_queued_bytes` or more, the server reads no more messages from this
-    /// client (so a client that does not read its replies waits in its own
-    /// sends). Safe from callbacks and other threads.
+    /// later or close the connection. After such a refusal the server reads
+    /// no more messages from this client until it takes a reply (so a client
+    /// that does not read its replies waits in its own sends). Safe from
+    /// callbacks and other threads.
     pub fn send(&self, data: &[u8]) -> Result<()> {
         let inner = &*self.inner;
         if inner.removed.load(Ordering::Acquire) {

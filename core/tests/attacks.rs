@@ -264,8 +264,9 @@ fn attacker() {
             let streams: Vec<Stream> =
                 (0..count).map(|_| Stream::connect(&name, &Options::new().server_key(key)).unwrap()).collect();
             // 20 x 8000 B: the ring towards us (64 KiB) fills and the rest
-            // waits in the server's queue (256 KiB), under the half at which the
-            // server would stop reading us, so the "bye" is read.
+            // waits in the server's queue (256 KiB) without filling it (a
+            // refused reply would make the server stop reading us), so the
+            // "bye" is read.
             let msg = vec![9u8; 8000];
             for s in &streams {
                 for _ in 0..20 {
@@ -354,8 +355,8 @@ fn a_control_socket_flood_ends_the_flooders_connection() {
 }
 
 /// A client that sends without reading its replies stops being read once its
-/// outbound queue is half full: its own sends then wait (and time out) instead
-/// of keeping the server busy; once it reads, it is served again.
+/// outbound queue refused a reply: its own sends then wait (and time out)
+/// instead of keeping the server busy; once it reads, it is served again.
 #[test]
 fn a_peer_that_never_reads_waits_in_its_own_sends() {
     let name = unique("backpressure");

@@ -28,8 +28,9 @@ static void on_data(void *user_data, shmsock_connection *c, const uint8_t *data,
 {
     (void)user_data;
     /* Never blocks: the ring, or the connection's bounded queue. A client that
-     * does not read its replies fills its queue (SHMSOCK_WOULD_BLOCK): its
-     * replies are dropped, and every other client is served as before. */
+     * does not read its replies fills its queue (SHMSOCK_WOULD_BLOCK): that
+     * reply is dropped, the server stops reading the client until it reads
+     * (its own sends wait), and every other client is served as before. */
     if (shmsock_connection_send(c, data, len) != SHMSOCK_OK) {
         uint64_t id = 0;
         shmsock_connection_id(c, &id);

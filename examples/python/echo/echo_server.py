@@ -32,9 +32,9 @@ class Echo:
 
     def on_data(self, conn: shmsock.Connection, data: bytes) -> None:
         # Never waits: into the client's ring, or its bounded queue. A client
-        # that does not read its replies fills its queue, and further replies
-        # to it are dropped (WouldBlock); every other client is served as
-        # before.
+        # that does not read its replies fills its queue: that reply is dropped
+        # (WouldBlock), the server stops reading the client until it reads
+        # (its own sends wait), and every other client is served as before.
         try:
             conn.send(data)
         except shmsock.WouldBlock as e:

@@ -12,8 +12,9 @@ impl ServerHandler for Echo {
     }
     fn on_data(&self, c: &Connection, data: &[u8]) {
         // Never blocks: the ring, or the connection's bounded queue. A client
-        // that does not read its replies fills its queue, and further replies
-        // to it are dropped (WouldBlock); everyone else is served as before.
+        // that does not read its replies fills its queue: that reply is
+        // dropped (WouldBlock), the server stops reading the client until it
+        // reads (its own sends wait), and everyone else is served as before.
         if let Err(e) = c.send(data) {
             eprintln!("echo to client {} dropped: {e}", c.id());
         }
