@@ -237,7 +237,8 @@ impl Reactor {
     /// How long to spin now, if at all.
     fn spin_budget(&mut self, now: Instant) -> Option<Duration> {
         let recent = self.last_activity.is_some_and(|t| now.duration_since(t) < RECENT);
-        if self.spin.is_zero() || !recent {
+        // Crowded: spinning would take a CPU from the peers it waits for.
+        if self.spin.is_zero() || !recent || crate::placement::crowded() {
             return None;
         }
         if self.spin_failures < SPIN_GIVE_UP {

@@ -148,7 +148,7 @@ impl Waiter {
     /// lately; even then a short probe now and then, since the peer may have
     /// moved to another core (a probe that succeeds restores the full budget).
     fn spin_budget(&self) -> Option<Duration> {
-        if self.spin.is_zero() {
+        if self.spin.is_zero() || placement::crowded() {
             return None;
         }
         if self.spin_failures.load(Ordering::Relaxed) < SPIN_GIVE_UP {
@@ -166,7 +166,7 @@ impl Waiter {
     /// CPU, this thread may run on another, and no probe ran lately.
     fn placement_probe(&self, hints: Option<Hints<'_>>) -> Option<Duration> {
         let hints = hints?;
-        if self.spin.is_zero() || !hints.peer_on(hints.publish()) {
+        if self.spin.is_zero() || !hints.peer_on(hints.publish()) || placement::crowded() {
             return None;
         }
         let mut probe = self.placement_probe.lock();

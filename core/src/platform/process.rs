@@ -75,3 +75,27 @@ pub fn current_cpu() -> Option<u32> {
 pub fn current_cpu() -> Option<u32> {
     None
 }
+
+/// Threads runnable on the whole machine right now and CPUs online, per the
+/// kernel (the fourth field of /proc/loadavg, "running/total", and
+/// sysconf(_SC_NPROCESSORS_ONLN)). Reads without allocating. None when unknown.
+#[cfg(target_os = "linux")]
+pub fn runnable_and_cpus() -> Option<(u32, u32)> {
+    use rustix::fs::{Mode, OFlags};
+    let file = rustix::fs::open("/proc/loadavg", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    let mut buf = [0u8; 128];
+    let n = rustix::io::read(&file, &mut buf).ok()?;
+    // "0.52 0.58 0.59 3/467 12345": the number before the '/'.
+    let field = buf[..n].split(|&b| b == b' ').nth(3)?;
+    let running = field.split(|&b| b == b'/').next()?;
+    let running = std::str::from_utf8(running).ok()?.parse().ok()?;
+    // SAFETY: sysconf takes a constant and only returns a number.
+    let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    Some((running, u32::try_from(cpus).ok().filter(|&c| c > 0)?))
+}
+
+/// Not known on this platform.
+#[cfg(not(target_os = "linux"))]
+pub fn runnable_and_cpus() -> Option<(u32, u32)> {
+    None
+}
