@@ -11,7 +11,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::kdf::HASHLEN;
 use crate::keys::{Keypair, PublicKey, KEY_LEN};
 use crate::noise::{SymmetricState, MAX_MESSAGE_LEN, TAG_LEN};
-use crate::sodium;
+use crate::sodium::{self, Secret};
 
 // Names and backends are owned by `endpoint` and `segment`; the handshake
 // carries them, and these paths stay for callers that used them from here.
@@ -409,13 +409,23 @@ pub struct Initiator {
     endpoint: String,
     offer: ClientOffer,
     sent_hello: bool,
+    /// `es` computed ahead with the ephemeral key (see `handshake_cache`).
+    es: Option<Secret<32>>,
 }
 
 impl Initiator {
-    /// Starts a handshake with the server whose key is pinned as `server`.
+    /// Starts a handshake with the server whose key is pinned as `server`,
+    /// with the ephemeral key an earlier connect to that server prepared, if
+    /// there is one (each is used once), else a fresh one.
     pub fn new(local: &Keypair, server: &PublicKey, endpoint: &str, offer: ClientOffer) -> Result<Initiator> {
         sodium::init()?;
-        Initiator::with_ephemeral(local, server, endpoint, offer, Keypair::generate())
+        let (ephemeral, es) = match crate::handshake_cache::take_client_spare(server) {
+            Some((ephemeral, es)) => (ephemeral, Some(es)),
+            None => (Keypair::generate(), None),
+        };
+        let mut initiator = Initiator::with_ephemeral(local, server, endpoint, offer, ephemeral)?;
+        initiator.es = es;
+        Ok(initiator)
     }
 
     /// As [`new`](Initiator::new) with a given ephemeral key. Only for test vectors:
@@ -439,6 +449,7 @@ impl Initiator {
             endpoint: endpoint.to_string(),
             offer,
             sent_hello: false,
+            es: None,
         })
     }
 
@@ -452,7 +463,11 @@ impl Initiator {
         let e_pub = *self.ephemeral.public().as_bytes();
         out.extend_from_slice(&e_pub);
         self.state.mix_hash(&e_pub);
-        self.state.mix_key(sodium::x25519(self.ephemeral.secret_bytes(), self.server.as_bytes())?.expose());
+        let es = match self.es.take() {
+            Some(es) => es,
+            None => sodium::x25519(self.ephemeral.secret_bytes(), self.server.as_bytes())?,
+        };
+        self.state.mix_key(es.expose());
         self.state.encrypt_and_hash(self.local.public().as_bytes(), &mut out);
         // ss is the same for every connect between these two keys: kept.
         self.state.mix_key(crate::handshake_cache::client_static_dh(&self.local, &self.server)?.expose());

@@ -26,6 +26,12 @@
 //! the listener's. A process that connects again and again to one server
 //! (a client reconnecting, a pool, the connect benchmark) does one X25519 less
 //! per connect.
+//!
+//! Such a process also prepares its next connect's ephemeral keypair and its
+//! `es` with the server key while a connect waits for the server's REPLY (the
+//! client is idle then, for the server's three X25519): [`prepare_client_spare`]
+//! and [`take_client_spare`]. One spare per process, for the last server key,
+//! used at most once; its secrets are zeroed when dropped.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -103,6 +109,38 @@ pub(crate) fn client_static_dh(local: &Keypair, server: &PublicKey) -> Result<Se
     })
 }
 
+/// A client's ephemeral keypair and its `es` with `server`, made ahead.
+struct ClientSpare {
+    server: PublicKey,
+    ephemeral: Keypair,
+    es: Secret<32>,
+}
+
+static CLIENT_SPARE: Mutex<Option<ClientSpare>> = Mutex::new(None);
+
+/// The prepared ephemeral keypair and `es` for `server`, if there is one (it
+/// is handed out once).
+pub(crate) fn take_client_spare(server: &PublicKey) -> Option<(Keypair, Secret<32>)> {
+    let mut spare = CLIENT_SPARE.lock();
+    if spare.as_ref().is_some_and(|s| s.server == *server) {
+        return spare.take().map(|s| (s.ephemeral, s.es));
+    }
+    None
+}
+
+/// Prepares the next connect's ephemeral keypair and `es` with `server`
+/// (unless one is ready for it), replacing a spare for another server.
+pub(crate) fn prepare_client_spare(server: &PublicKey) {
+    if CLIENT_SPARE.lock().as_ref().is_some_and(|s| s.server == *server) {
+        return;
+    }
+    // Made outside the lock; a low-order key fails here and later, not silently.
+    let ephemeral = Keypair::generate();
+    if let Ok(es) = sodium::x25519(ephemeral.secret_bytes(), server.as_bytes()) {
+        *CLIENT_SPARE.lock() = Some(ClientSpare { server: *server, ephemeral, es });
+    }
+}
+
 impl HandshakeCache {
     /// The prepared responder if there is one, else a new one.
     pub(crate) fn responder(&self, local: &Keypair, endpoint: &str) -> Result<Responder> {
@@ -175,6 +213,17 @@ mod tests {
         let zero = PublicKey::from_slice(&[0u8; 32]).unwrap();
         assert!(client_static_dh(&client, &zero).is_err(), "a low-order server key is refused");
         assert!(CLIENT_STATIC_DH.lock().len() <= CAPACITY);
+    }
+
+    #[test]
+    fn a_client_spare_is_for_its_server_and_used_once() {
+        let (server, other) = (Keypair::generate(), Keypair::generate());
+        prepare_client_spare(server.public());
+        assert!(take_client_spare(other.public()).is_none(), "a spare is only for its server key");
+        let (ephemeral, es) = take_client_spare(server.public()).expect("the spare for this server");
+        let direct = sodium::x25519(ephemeral.secret_bytes(), server.public().as_bytes()).unwrap();
+        assert_eq!(es.expose(), direct.expose());
+        assert!(take_client_spare(server.public()).is_none(), "a spare is handed out once");
     }
 
     #[test]

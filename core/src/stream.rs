@@ -141,6 +141,8 @@ impl Stream {
         let credentials = platform::peer_credentials(socket)?;
         let mut initiator = Initiator::new(&keypair, &server_key, name, options.client_offer())?;
         control::send_first(socket, &control::encode(control::HELLO, &initiator.write_hello()?), name)?;
+        // While the server works on the HELLO: the next connect's ephemeral key.
+        crate::handshake_cache::prepare_client_spare(&server_key);
         let mut fds = Vec::new();
         let record = control::receive(socket, &mut fds, Some(deadline)).map_err(|e| match e.kind() {
             ErrorKind::Timeout => Error::new(
