@@ -394,6 +394,20 @@ fn a_blocked_reader_keeps_its_wakeup_while_try_send_drains() {
     drainer.join().unwrap();
 }
 
+/// A pair where `a`, as an event loop, served one message from `b` (so it
+/// keeps the wish for the next) and then filled its ring towards `b` with
+/// `try_send` (whose drain of the shared wake-up, and whose wish for space,
+/// the tests using this are about).
+fn served_one_then_full(tag: &str) -> (Stream, Stream) {
+    let (a, b) = pair(tag, 16 * 1024);
+    assert_eq!(a.try_recv().unwrap_err().kind(), ErrorKind::WouldBlock);
+    b.send(b"first").unwrap();
+    assert!(readable_within(&a, WAIT));
+    assert_eq!(a.try_recv().unwrap(), b"first");
+    fill_with_try_send(&a);
+    (a, b)
+}
+
 /// An event loop that served a message (`try_recv` said Ok) relies on the
 /// wake-up it got for that message to come back for the next one: the peer's
 /// next message finds the waiting flag taken and wakes nobody. When a
@@ -403,12 +417,7 @@ fn a_blocked_reader_keeps_its_wakeup_while_try_send_drains() {
 /// waiting: the C reactor test caught it, 3% of runs).
 #[test]
 fn a_served_message_keeps_the_next_ones_wakeup_across_a_try_send_drain() {
-    let (a, b) = pair("served-drain", 16 * 1024);
-    assert_eq!(a.try_recv().unwrap_err().kind(), ErrorKind::WouldBlock);
-    b.send(b"first").unwrap();
-    assert!(readable_within(&a, WAIT));
-    assert_eq!(a.try_recv().unwrap(), b"first");
-    fill_with_try_send(&a);
+    let (a, b) = served_one_then_full("served-drain");
     b.send(b"second").unwrap();
     assert!(readable_within(&a, WAIT), "the next message's wake-up was lost to the drain");
     assert_eq!(a.try_recv().unwrap(), b"second");
@@ -447,13 +456,7 @@ fn a_served_message_keeps_the_next_ones_wakeup_across_a_blocking_send() {
 /// every message that waited.
 #[test]
 fn a_paused_stream_wakes_only_for_what_the_loop_waits_for() {
-    let (a, b) = pair("paused", 16 * 1024);
-    assert_eq!(a.try_recv().unwrap_err().kind(), ErrorKind::WouldBlock);
-    b.send(b"first").unwrap();
-    assert!(readable_within(&a, WAIT));
-    assert_eq!(a.try_recv().unwrap(), b"first");
-    // `a`'s ring towards `b` full, its try_send armed for space; then `b` sends.
-    fill_with_try_send(&a);
+    let (a, b) = served_one_then_full("paused");
     b.send(b"second").unwrap();
     b.send(b"third").unwrap();
     a.pause_receiving().unwrap();
