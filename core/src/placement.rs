@@ -96,14 +96,14 @@ const CROWD_SLACK: u32 = 2;
 /// happened to spin at the right time: per-client rates at N = 16 and 64
 /// spread 1.3–2.3× (max/min) without this check, 1.0–1.5× with it. Looked up
 /// at most once per `CROWD_RECHECK` (20 ms) per thread, without allocating;
-/// false when the kernel does not say.
-pub fn crowded() -> bool {
+/// false when the kernel does not say. `now`: the caller's reading of the
+/// clock (a waiter has one anyway; another reading cost about 26 ns a wait).
+pub fn crowded(now: std::time::Instant) -> bool {
     use std::cell::Cell;
     use std::time::Instant;
     thread_local! {
         static KNOWN: Cell<Option<(Instant, bool)>> = const { Cell::new(None) };
     }
-    let now = Instant::now();
     KNOWN.with(|known| match known.get() {
         Some((at, answer)) if now.duration_since(at) < CROWD_RECHECK => answer,
         _ => {
@@ -138,7 +138,7 @@ mod tests {
     fn runnable_threads_are_counted() {
         let (running, cpus) = crate::platform::runnable_and_cpus().expect("/proc/loadavg and sysconf answer");
         assert!(running >= 1 && cpus >= 1, "{running} runnable, {cpus} CPUs");
-        let _ = crowded();
+        let _ = crowded(std::time::Instant::now());
     }
 
     /// The answer follows this thread's affinity, after the recheck interval.

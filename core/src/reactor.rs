@@ -238,7 +238,7 @@ impl Reactor {
     fn spin_budget(&mut self, now: Instant) -> Option<Duration> {
         let recent = self.last_activity.is_some_and(|t| now.duration_since(t) < RECENT);
         // Crowded: spinning would take a CPU from the peers it waits for.
-        if self.spin.is_zero() || !recent || crate::placement::crowded() {
+        if self.spin.is_zero() || !recent || crate::placement::crowded(now) {
             return None;
         }
         if self.spin_failures < SPIN_GIVE_UP {

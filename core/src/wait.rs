@@ -147,30 +147,32 @@ impl Waiter {
     /// How long to spin now: the full budget unless spinning kept failing
     /// lately; even then a short probe now and then, since the peer may have
     /// moved to another core (a probe that succeeds restores the full budget).
-    fn spin_budget(&self) -> Option<Duration> {
-        if self.spin.is_zero() || placement::crowded() {
+    fn spin_budget(&self, now: Instant) -> Option<Duration> {
+        if self.spin.is_zero() {
             return None;
         }
-        if self.spin_failures.load(Ordering::Relaxed) < SPIN_GIVE_UP {
-            return Some(self.spin);
-        }
-        let skipped = self.skipped_spins.fetch_add(1, Ordering::Relaxed) + 1;
-        if skipped >= SPIN_RETRY_EVERY {
-            self.skipped_spins.store(0, Ordering::Relaxed);
-            return Some(self.spin.min(SPIN_PROBE));
-        }
-        None
+        let budget = if self.spin_failures.load(Ordering::Relaxed) < SPIN_GIVE_UP {
+            Some(self.spin)
+        } else {
+            let skipped = self.skipped_spins.fetch_add(1, Ordering::Relaxed) + 1;
+            if skipped >= SPIN_RETRY_EVERY {
+                self.skipped_spins.store(0, Ordering::Relaxed);
+                Some(self.spin.min(SPIN_PROBE))
+            } else {
+                None
+            }
+        };
+        budget.filter(|_| !placement::crowded(now))
     }
 
     /// With spinning given up: a longer spin when the peer last ran on this
     /// CPU, this thread may run on another, and no probe ran lately.
-    fn placement_probe(&self, hints: Option<Hints<'_>>) -> Option<Duration> {
+    fn placement_probe(&self, hints: Option<Hints<'_>>, now: Instant) -> Option<Duration> {
         let hints = hints?;
-        if self.spin.is_zero() || !hints.peer_on(hints.publish()) || placement::crowded() {
+        if self.spin.is_zero() || !hints.peer_on(hints.publish()) || placement::crowded(now) {
             return None;
         }
         let mut probe = self.placement_probe.lock();
-        let now = Instant::now();
         if probe.last.is_some_and(|t| now.duration_since(t) < probe.interval) || !placement::may_run_elsewhere() {
             return None;
         }
@@ -270,8 +272,10 @@ impl Waiter {
         if let Check::Ready(v) = check(false)? {
             return Ok(v);
         }
-        if let Some(budget) = self.spin_budget().or_else(|| self.placement_probe(hints)) {
-            let spin_until = Instant::now() + budget;
+        // One reading of the clock for the spin's choices and its end.
+        let now = Instant::now();
+        if let Some(budget) = self.spin_budget(now).or_else(|| self.placement_probe(hints, now)) {
+            let spin_until = now + budget;
             let mut rounds = 0u32;
             loop {
                 std::hint::spin_loop();
