@@ -59,8 +59,6 @@ pub struct Handshake {
     record: Vec<u8>,
     /// Descriptors received with the record being read.
     fds: Vec<OwnedFd>,
-    /// Whether the client sent anything yet (a silent one may be evicted first).
-    heard: bool,
 }
 
 /// How many handshakes a server (or `Listener::accept`) keeps in progress at
@@ -108,33 +106,33 @@ impl Limits {
     /// Which handshake must give way (the oldest still awaiting its HELLO, of
     /// `uid` if that uid is at its own limit) before a new client of `uid` is
     /// taken in; None when there is room.
-    pub fn to_evict<'a, K>(&self, uid: u32, handshakes: impl IntoIterator<Item = (K, &'a Handshake)>) -> Option<K> {
+    pub fn to_evict<'a, K: Copy>(
+        &self,
+        uid: u32,
+        handshakes: impl IntoIterator<Item = (K, &'a Handshake)>,
+    ) -> Option<K> {
         let (mut total, mut of_uid) = (0, 0);
-        // (deadline, key) of the oldest overall and of `uid`.
+        // (deadline, key) of the oldest overall and of `uid`: handshakes start
+        // with the same timeout, so the earliest deadline is the oldest.
         let mut oldest: Option<(Instant, K)> = None;
         let mut oldest_of_uid: Option<(Instant, K)> = None;
+        let keep_older = |best: &mut Option<(Instant, K)>, deadline: Instant, key: K| {
+            if best.is_none_or(|(d, _)| deadline < d) {
+                *best = Some((deadline, key));
+            }
+        };
         for (key, h) in handshakes.into_iter().filter(|(_, h)| h.awaits_hello()) {
             total += 1;
+            keep_older(&mut oldest, h.deadline, key);
             if h.credentials.uid == uid {
                 of_uid += 1;
-                if oldest_of_uid.as_ref().is_none_or(|(d, _)| h.deadline < *d) {
-                    oldest_of_uid = Some((h.deadline, key));
-                    continue;
-                }
-            }
-            if oldest.as_ref().is_none_or(|(d, _)| h.deadline < *d) {
-                oldest = Some((h.deadline, key));
+                keep_older(&mut oldest_of_uid, h.deadline, key);
             }
         }
-        // Handshakes are started with the same timeout: the earliest deadline is
-        // the oldest. (The uid's oldest may be older than `oldest`: compare.)
         let victim = if of_uid >= self.awaiting_hello_per_uid {
             oldest_of_uid
         } else if total >= self.awaiting_hello {
-            match (oldest, oldest_of_uid) {
-                (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
-                (a, b) => a.or(b),
-            }
+            oldest
         } else {
             None
         };
@@ -159,7 +157,6 @@ impl Handshake {
             stage: Stage::Hello,
             record: Vec::with_capacity(RECORD_HEADER),
             fds: Vec::new(),
-            heard: false,
         }
     }
 
@@ -176,11 +173,6 @@ impl Handshake {
     /// Who connected, per the kernel.
     pub fn credentials(&self) -> Credentials {
         self.credentials
-    }
-
-    /// True once the client sent at least one byte.
-    pub fn heard_from_client(&self) -> bool {
-        self.heard
     }
 
     /// True while the client's HELLO has not been read whole (nothing of this
@@ -391,7 +383,6 @@ impl Handshake {
                     "the client closed the control socket during the handshake",
                 ));
             }
-            self.heard = true;
             if self.fds.len() > platform::MAX_RECORD_FDS {
                 return Err(Error::new(
                     ErrorKind::ProtocolViolation,

@@ -189,8 +189,9 @@ impl Listener {
         Ok(None)
     }
 
-    /// Accepts every client queued now into `handshakes` (within [`Limits`]). True when this process ran out of descriptors with handshakes
-    /// to finish ("starved").
+    /// Accepts every client queued now into `handshakes` (within [`Limits`]).
+    /// True when this process ran out of descriptors with handshakes to finish
+    /// ("starved").
     fn take_new_clients(&self, handshakes: &mut Vec<Handshake>) -> Result<bool> {
         loop {
             let pending = match self.try_accept_pending() {

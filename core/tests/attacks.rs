@@ -57,9 +57,13 @@ impl ServerHandler for Echo {
 }
 
 fn start(name: &str) -> (Server, PublicKey) {
+    start_with(name, Options::new().ring_size(1 << 16).max_queued_bytes(256 << 10))
+}
+
+/// An echo server with `options` and a fresh keypair, and its public key.
+fn start_with(name: &str, options: Options) -> (Server, PublicKey) {
     let kp = Keypair::generate();
-    let options = Options::new().keypair(kp.clone()).ring_size(1 << 16).max_queued_bytes(256 << 10);
-    (Server::start(name, &options, Echo).expect("server starts"), *kp.public())
+    (Server::start(name, &options.keypair(kp.clone()), Echo).expect("server starts"), *kp.public())
 }
 
 fn client_options(key: &PublicKey) -> Options {
@@ -401,10 +405,7 @@ fn a_peer_that_never_reads_waits_in_its_own_sends() {
 #[test]
 fn silent_clients_wait_while_there_is_room() {
     let name = unique("silent-room");
-    let kp = Keypair::generate();
-    let options = Options::new().keypair(kp.clone()).max_connections(16).max_pending_handshakes(2, 2);
-    let server = Server::start(&name, &options, Echo).unwrap();
-    let key = *kp.public();
+    let (server, key) = start_with(&name, Options::new().max_connections(16).max_pending_handshakes(2, 2));
     let nothing_received = |s: &UnixStream| {
         s.set_nonblocking(true).unwrap();
         let got = std::io::Read::read(&mut &*s, &mut [0u8; 1]);
@@ -442,10 +443,7 @@ fn silent_clients_wait_while_there_is_room() {
 #[test]
 fn handshakes_holding_a_segment_are_bounded() {
     let name = unique("hello-bound");
-    let kp = Keypair::generate();
-    let options = Options::new().keypair(kp.clone()).max_pending_handshakes(1, 1);
-    let server = Server::start(&name, &options, Echo).unwrap();
-    let key = *kp.public();
+    let (server, key) = start_with(&name, Options::new().max_pending_handshakes(1, 1));
     let stalled = hello_by_hand(&name, &key).expect("the first HELLO is answered");
     assert_eq!(
         hello_by_hand(&name, &key).err(),
@@ -478,10 +476,7 @@ fn handshakes_holding_a_segment_are_bounded() {
 #[test]
 fn refusals_get_a_reject() {
     let name = unique("full");
-    let kp = Keypair::generate();
-    let options = Options::new().keypair(kp.clone()).max_connections(1).max_pending_handshakes(2, 2);
-    let server = Server::start(&name, &options, Echo).unwrap();
-    let key = *kp.public();
+    let (server, key) = start_with(&name, Options::new().max_connections(1).max_pending_handshakes(2, 2));
     let first = Stream::connect(&name, &client_options(&key)).unwrap();
     let e: Error = Stream::connect(&name, &client_options(&key)).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ResourceExhausted, "{e}");
