@@ -5,7 +5,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -18,12 +18,27 @@ use crate::handshake::{RejectReason, ServerPolicy};
 use crate::handshake_cache::HandshakeCache;
 use crate::keys::{Keypair, PublicKey};
 use crate::options::Options;
-use crate::platform::{self, Credentials, Poller};
+use crate::platform::{self, Credentials, DeadlineTimer, Poller};
 use crate::sodium;
 use crate::stream::Stream;
 
 /// How long accepting rests after running out of file descriptors.
 const FD_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Tokens of the pollable set (only its readability is used).
+const LISTENING: u64 = 0;
+const HANDSHAKE: u64 = 1;
+const DEADLINE: u64 = 2;
+
+/// What one round of accepting achieved.
+enum Round {
+    Established(Box<Stream>),
+    /// Nothing established; `starved`: out of descriptors with handshakes
+    /// to finish, so the listening socket should rest.
+    Waiting {
+        starved: bool,
+    },
+}
 
 /// A client socket accepted but not yet through the handshake.
 pub struct Pending {
@@ -53,8 +68,14 @@ pub struct Listener {
     last_rejection: Mutex<Option<Error>>,
     /// Handshakes that `accept` started and that have not finished yet.
     in_progress: Mutex<Vec<Handshake>>,
-    /// The listening socket and the sockets of `in_progress`: the pollable fd.
+    /// The listening socket, the sockets of `in_progress` and the deadline
+    /// timer: the pollable fd.
     watch: Poller,
+    /// Readable once the earliest deadline of `in_progress` passed.
+    deadline_timer: DeadlineTimer,
+    /// The listening socket is out of `watch` for a while: `try_accept` ran
+    /// out of descriptors.
+    listening_rests: AtomicBool,
     /// The next handshake's responder and the static-static X25519 results.
     cache: HandshakeCache,
 }
@@ -73,12 +94,16 @@ impl Listener {
         })?;
         let bound = endpoint::bind(name)?;
         let watch = Poller::new()?;
-        watch.add(bound.listener.as_fd(), 0)?;
+        watch.add(bound.listener.as_fd(), LISTENING)?;
+        let deadline_timer = DeadlineTimer::new()?;
+        watch.add(deadline_timer.as_fd(), DEADLINE)?;
         let cache = HandshakeCache::default();
         cache.prepare(&keypair, name);
         Ok(Listener {
             cache,
             watch,
+            deadline_timer,
+            listening_rests: AtomicBool::new(false),
             bound,
             keypair,
             policy: options.server_policy(),
@@ -111,8 +136,14 @@ impl Listener {
     /// Handshakes run side by side, each within the handshake timeout, on the
     /// calling thread: a silent or slow client never delays the others, and
     /// the deadline holds whatever clients do. Handshakes still in progress
-    /// when this returns continue at the next call.
+    /// when this returns continue at the next call. A zero timeout is
+    /// [`try_accept`](Listener::try_accept), with Timeout for None.
     pub fn accept_timeout(&self, timeout: Option<Duration>) -> Result<Stream> {
+        if timeout == Some(Duration::ZERO) {
+            return self
+                .try_accept()?
+                .ok_or_else(|| Error::new(ErrorKind::Timeout, "accept timed out: no client completed a handshake"));
+        }
         let deadline = crate::stream::deadline_after(timeout);
         // Whether the listening socket may hold a client: at first, and then
         // when the last wait said so (a round woken by a handshake's socket
@@ -125,29 +156,74 @@ impl Listener {
             // Take the handshakes in progress: another thread accepting at the
             // same time starts its own.
             let mut handshakes = std::mem::take(&mut *self.in_progress.lock());
-            let accepted = self.drive(&mut handshakes, deadline, &mut listener_ready);
-            self.in_progress.lock().append(&mut handshakes);
-            match accepted? {
-                Some(stream) => return Ok(stream),
-                None if deadline.is_some_and(|d| Instant::now() >= d) => {
-                    return Err(Error::new(ErrorKind::Timeout, "accept timed out: no client completed a handshake"));
+            let round = self.advance_all(&mut handshakes, listener_ready);
+            let starved = match round {
+                Ok(Round::Established(stream)) => {
+                    self.put_back(handshakes, false);
+                    return Ok(*stream);
                 }
-                None => {}
+                Ok(Round::Waiting { starved }) => starved,
+                Err(e) => {
+                    self.put_back(handshakes, false);
+                    return Err(e);
+                }
+            };
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                self.put_back(handshakes, false);
+                return Err(Error::new(ErrorKind::Timeout, "accept timed out: no client completed a handshake"));
             }
+            listener_ready = self.wait_for_progress(&handshakes, deadline, starved);
+            self.put_back(handshakes, false);
         }
     }
 
-    /// One round of accepting: advances every handshake that can move, takes
-    /// new clients (within [`Limits`]) if `listener_ready`, and waits for
-    /// the next event until the earliest deadline, setting `listener_ready` to
-    /// whether the listening socket became readable. Returns a stream as soon
-    /// as one is established.
-    fn drive(
-        &self,
-        handshakes: &mut Vec<Handshake>,
-        deadline: Option<Instant>,
-        listener_ready: &mut bool,
-    ) -> Result<Option<Stream>> {
+    /// Accepts without waiting, for event loops: advances every handshake in
+    /// progress with what its client sent, takes the clients waiting now, and
+    /// returns a stream if one completed its handshake (None otherwise). Call
+    /// it whenever [`pollable_fd`](Listener::pollable_fd) is readable, until
+    /// it returns None; that fd also becomes readable when a handshake's
+    /// deadline passes, so an event loop needs no timer of its own. Clients
+    /// that fail the handshake are refused and skipped, as in `accept`.
+    pub fn try_accept(&self) -> Result<Option<Stream>> {
+        if self.bound.is_released() {
+            return Err(self.closed_error());
+        }
+        self.deadline_timer.clear();
+        if self.listening_rests.swap(false, Ordering::Relaxed) {
+            let _ = self.watch.add(self.bound.listener.as_fd(), LISTENING);
+        }
+        let mut handshakes = std::mem::take(&mut *self.in_progress.lock());
+        let round = self.advance_all(&mut handshakes, true);
+        let starved = matches!(round, Ok(Round::Waiting { starved: true }));
+        if starved {
+            // Out of descriptors: the listening socket stays readable, so an
+            // event loop watching it would spin. It rests out of the set, and
+            // the timer brings the loop back to look at it again.
+            self.watch.remove(self.bound.listener.as_fd());
+            self.listening_rests.store(true, Ordering::Relaxed);
+        }
+        self.put_back(handshakes, starved);
+        match round? {
+            Round::Established(stream) => Ok(Some(*stream)),
+            Round::Waiting { .. } => Ok(None),
+        }
+    }
+
+    /// Returns handshakes taken out of `in_progress`, and arms the deadline
+    /// timer for the earliest of all (or for the end of a rest from accepting,
+    /// when `starved`), under the lock, so the last to arm saw every handshake.
+    fn put_back(&self, mut handshakes: Vec<Handshake>, starved: bool) {
+        let mut in_progress = self.in_progress.lock();
+        in_progress.append(&mut handshakes);
+        let rest_over = starved.then(|| Instant::now() + FD_BACKOFF);
+        let earliest = in_progress.iter().map(Handshake::deadline).chain(rest_over).min();
+        self.deadline_timer.set(earliest);
+    }
+
+    /// One round of accepting without waiting: advances every handshake that
+    /// can move, then takes new clients (within [`Limits`]) if `take_new`.
+    /// Returns a stream as soon as one is established.
+    fn advance_all(&self, handshakes: &mut Vec<Handshake>, take_new: bool) -> Result<Round> {
         let limits = Limits::new(&self.options);
         let mut i = 0;
         while i < handshakes.len() {
@@ -159,7 +235,7 @@ impl Listener {
                 Ok(Progress::Waiting) => i += 1,
                 Ok(Progress::Done(stream)) => {
                     self.watch.remove(handshakes.swap_remove(i).fd());
-                    return Ok(Some(*stream));
+                    return Ok(Round::Established(stream));
                 }
                 Err(e) => {
                     self.watch.remove(handshakes.swap_remove(i).fd());
@@ -168,14 +244,22 @@ impl Listener {
             }
         }
         // After advancing the others, so that a client that gives way to a
-        // newcomer surely did not send its HELLO. Out of descriptors with
-        // handshakes to finish: finish those first, and leave the (still
-        // readable) listening socket out of this round's wait.
-        let starved = *listener_ready && self.take_new_clients(handshakes)?;
+        // newcomer surely did not send its HELLO.
+        let starved = take_new && self.take_new_clients(handshakes)?;
+        Ok(Round::Waiting { starved })
+    }
+
+    /// Waits until a client may be waiting, a handshake's client sent
+    /// something, or the earliest deadline (the caller's or a handshake's)
+    /// passed. Returns whether the listening socket became readable. Out of
+    /// descriptors with handshakes to finish (`starved`): finish those first,
+    /// and leave the (still readable) listening socket out of this wait.
+    fn wait_for_progress(&self, handshakes: &[Handshake], deadline: Option<Instant>, starved: bool) -> bool {
         let mut until = handshakes.iter().map(Handshake::deadline).chain(deadline).min();
         if starved {
             // Look at the listening socket again soon: descriptors may be free by then.
-            until = Some(until.map_or(Instant::now() + FD_BACKOFF, |u| u.min(Instant::now() + FD_BACKOFF)));
+            let rest_over = Instant::now() + FD_BACKOFF;
+            until = Some(until.map_or(rest_over, |u| u.min(rest_over)));
         }
         let listening = (!starved).then(|| self.bound.listener.as_fd());
         let mut fds: Vec<PollFd<'_>> = listening
@@ -183,10 +267,10 @@ impl Listener {
             .chain(handshakes.iter().map(Handshake::fd))
             .map(|fd| PollFd::from_borrowed_fd(fd, PollFlags::IN))
             .collect();
-        platform::poll_until(&mut fds, until)?;
+        // A failed wait is retried by the caller's loop, which re-checks everything.
+        let _ = platform::poll_until(&mut fds, until);
         // Starved: the listening socket was not watched; look at it next round.
-        *listener_ready = starved || fds.first().is_some_and(|fd| !fd.revents().is_empty());
-        Ok(None)
+        starved || fds.first().is_some_and(|fd| !fd.revents().is_empty())
     }
 
     /// Accepts every client queued now into `handshakes` (within [`Limits`]).
@@ -207,7 +291,7 @@ impl Listener {
             // Watched so that an event loop polling `pollable_fd` sees the
             // client's next record; a failure only costs that (accept polls
             // the socket itself).
-            let _ = self.watch.add(handshake.fd(), 1);
+            let _ = self.watch.add(handshake.fd(), HANDSHAKE);
             handshakes.push(handshake);
         }
     }
@@ -323,11 +407,12 @@ impl Listener {
         &self.options
     }
 
-    /// A file descriptor that is readable when `accept_timeout(Some(ZERO))`
-    /// may make progress: a client is waiting, or a handshake in progress got
-    /// its client's next record. For event loops (register it with a
-    /// [`Reactor`](crate::reactor::Reactor)); it does not report handshake
-    /// deadlines, which the next `accept` call enforces.
+    /// A file descriptor that is readable when
+    /// [`try_accept`](Listener::try_accept) may make progress: a client is
+    /// waiting, a handshake in progress got its client's next record, or a
+    /// handshake's deadline passed. For event loops (libuv, asyncio, a
+    /// [`Reactor`](crate::reactor::Reactor)): watch it, and call `try_accept`
+    /// until it returns None.
     pub fn pollable_fd(&self) -> BorrowedFd<'_> {
         self.watch.as_fd()
     }

@@ -536,3 +536,65 @@ fn accept_is_not_held_up_by_silent_clients() {
     assert_eq!(e.kind(), ErrorKind::Timeout);
     drop(silent);
 }
+
+/// Whether `fd` becomes readable within `timeout`.
+fn readable_within(fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> bool {
+    shmsock::platform::wait_fd(fd, rustix::event::PollFlags::IN, Some(std::time::Instant::now() + timeout)).unwrap()
+}
+
+/// An event loop's accept (`pollable_fd` + `try_accept`) serves a real client
+/// behind silent ones, without waiting in any call.
+#[test]
+fn try_accept_serves_a_client_behind_silent_ones() {
+    let name = unique("try-accept");
+    let kp = Keypair::generate();
+    let listener = shmsock::Listener::bind(&name, &Options::new().keypair(kp.clone())).unwrap();
+    let silent: Vec<UnixStream> = (0..5).map(|_| shmsock::endpoint::connect(&name).unwrap()).collect();
+    assert!(listener.try_accept().unwrap().is_none(), "silent clients complete nothing");
+    let key = *kp.public();
+    let client_name = name.clone();
+    let client = std::thread::spawn(move || {
+        let s = Stream::connect(&client_name, &client_options(&key)).unwrap();
+        s.send(b"hi").unwrap();
+        s
+    });
+    let mut stream = None;
+    for _ in 0..100 {
+        assert!(readable_within(listener.pollable_fd(), WAIT), "the pollable fd reports the client's progress");
+        if let Some(s) = listener.try_accept().unwrap() {
+            stream = Some(s);
+            break;
+        }
+    }
+    let stream = stream.expect("the real client is accepted");
+    assert_eq!(stream.recv_timeout(Some(WAIT)).unwrap(), b"hi");
+    let _client = client.join().unwrap();
+    assert!(listener.try_accept().unwrap().is_none());
+    assert_eq!(listener.rejected_count(), 0, "the silent clients still wait for their deadline");
+    drop(silent);
+}
+
+/// A handshake's deadline makes the pollable fd readable, so an event loop
+/// needs no timer: the silent client is then refused with a REJECT.
+#[test]
+fn the_pollable_fd_reports_a_handshake_deadline() {
+    let name = unique("deadline");
+    let kp = Keypair::generate();
+    let options = Options::new().keypair(kp).handshake_timeout(Duration::from_millis(200));
+    let listener = shmsock::Listener::bind(&name, &options).unwrap();
+    let silent = shmsock::endpoint::connect(&name).unwrap();
+    assert!(readable_within(listener.pollable_fd(), WAIT), "the client is waiting");
+    assert!(listener.try_accept().unwrap().is_none());
+    assert!(readable_within(listener.pollable_fd(), WAIT), "the deadline wakes the event loop");
+    assert!(listener.try_accept().unwrap().is_none());
+    assert_eq!(listener.rejected_count(), 1, "the silent client was refused at its deadline");
+    let err = listener.last_rejection().unwrap();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    silent.set_read_timeout(Some(WAIT)).unwrap();
+    let mut fds = Vec::new();
+    match control::receive(silent.as_fd(), &mut fds, None).unwrap() {
+        Record::Reject(..) => {}
+        other => panic!("expected a REJECT, got {other:?}"),
+    }
+    assert!(!readable_within(listener.pollable_fd(), Duration::ZERO), "nothing left to report");
+}

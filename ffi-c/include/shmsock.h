@@ -780,9 +780,11 @@ shmsock_result shmsock_listener_public_key(const struct shmsock_listener *listen
                                            size_t out_len);
 
 // Writes the listener's pollable file descriptor to `*out_fd`: it becomes
-// readable when a client is waiting or a handshake in progress received its
-// client's next record, so an event loop can call shmsock_listener_accept()
-// with timeout 0 then. That call never waits: it accepts waiting clients and
+// readable when a client is waiting, a handshake in progress received its
+// client's next record, or a handshake's deadline passed, so an event loop
+// (which needs no timer of its own for handshakes) can call
+// shmsock_listener_accept() with timeout 0 then, until it returns
+// SHMSOCK_TIMEOUT. That call never waits: it accepts waiting clients and
 // advances every handshake in progress (several run side by side, so a silent
 // client delays no other), returning a stream when one completed, else
 // SHMSOCK_TIMEOUT. The fd belongs to the listener: do not close it. Never blocks.

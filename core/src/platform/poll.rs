@@ -1,5 +1,6 @@
-//! Waiting on epoll sets: a connection's [`Sleeper`] (its pollable fd) and the
-//! [`Poller`] of a set of descriptors.
+//! Waiting on epoll sets: a connection's [`Sleeper`] (its pollable fd), the
+//! [`Poller`] of a set of descriptors, and a [`DeadlineTimer`] that makes a
+//! deadline readable in such a set.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
@@ -178,6 +179,66 @@ impl Poller {
     /// Wakes a thread blocked in `wait`.
     pub fn notify(&self) {
         let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
+    }
+}
+
+/// A timerfd armed for one deadline at a time: readable once the deadline
+/// passed, until [`clear`](DeadlineTimer::clear). Put in an epoll set, it lets
+/// an event loop that watches only that set's fd learn about deadlines too.
+pub struct DeadlineTimer {
+    fd: OwnedFd,
+    /// The deadline the timer is armed for, so that re-arming for the same one
+    /// costs no system call.
+    armed: parking_lot::Mutex<Option<std::time::Instant>>,
+}
+
+impl DeadlineTimer {
+    /// A new, disarmed timer.
+    pub fn new() -> Result<DeadlineTimer> {
+        use rustix::time::{timerfd_create, TimerfdClockId, TimerfdFlags};
+        let fd = timerfd_create(TimerfdClockId::Monotonic, TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK)
+            .map_err(|e| os_error("creating a timerfd", e))?;
+        Ok(DeadlineTimer { fd, armed: parking_lot::Mutex::new(None) })
+    }
+
+    /// Arms the timer for `deadline` (None disarms it). A deadline already
+    /// passed makes the timer readable at once.
+    pub fn set(&self, deadline: Option<std::time::Instant>) {
+        use rustix::time::{timerfd_settime, Itimerspec, TimerfdTimerFlags, Timespec};
+        let mut armed = self.armed.lock();
+        if *armed == deadline {
+            return;
+        }
+        let value = match deadline {
+            // A zero value disarms: a deadline already passed fires in 1 ns.
+            Some(at) => at.saturating_duration_since(std::time::Instant::now()).max(std::time::Duration::from_nanos(1)),
+            None => std::time::Duration::ZERO,
+        };
+        let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
+        let spec = Itimerspec {
+            it_interval: zero,
+            it_value: Timespec { tv_sec: value.as_secs() as i64, tv_nsec: value.subsec_nanos() as _ },
+        };
+        // Relative to now, on the monotonic clock that `Instant` reads. A
+        // failure (impossible with these arguments) leaves the old setting:
+        // callers re-check deadlines whenever they are called anyway.
+        if timerfd_settime(&self.fd, TimerfdTimerFlags::empty(), &spec).is_ok() {
+            *armed = deadline;
+        }
+    }
+
+    /// Makes the timer unreadable again after it fired (it stays armed for
+    /// nothing until the next [`set`](DeadlineTimer::set)).
+    pub fn clear(&self) {
+        let mut expirations = [0u8; 8];
+        if rustix::io::read(&self.fd, &mut expirations).is_ok() {
+            *self.armed.lock() = None;
+        }
+    }
+
+    /// The timerfd, to add to an epoll set.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 
