@@ -156,7 +156,7 @@ impl Listener {
             // Take the handshakes in progress: another thread accepting at the
             // same time starts its own.
             let mut handshakes = std::mem::take(&mut *self.in_progress.lock());
-            let round = self.advance_all(&mut handshakes, listener_ready);
+            let round = self.advance_all(&mut handshakes, listener_ready, &mut |_| {});
             let starved = match round {
                 Ok(Round::Established(stream)) => {
                     self.put_back(handshakes, false);
@@ -185,6 +185,13 @@ impl Listener {
     /// deadline passes, so an event loop needs no timer of its own. Clients
     /// that fail the handshake are refused and skipped, as in `accept`.
     pub fn try_accept(&self) -> Result<Option<Stream>> {
+        self.try_accept_reporting(&mut |_| {})
+    }
+
+    /// As [`try_accept`](Listener::try_accept), calling `on_refused` with
+    /// the error of each client refused meanwhile (for a server that reports
+    /// them; `rejected_count` counts them either way).
+    pub fn try_accept_reporting(&self, on_refused: &mut dyn FnMut(&Error)) -> Result<Option<Stream>> {
         if self.bound.is_released() {
             return Err(self.closed_error());
         }
@@ -193,7 +200,7 @@ impl Listener {
             let _ = self.watch.add(self.bound.listener.as_fd(), LISTENING);
         }
         let mut handshakes = std::mem::take(&mut *self.in_progress.lock());
-        let round = self.advance_all(&mut handshakes, true);
+        let round = self.advance_all(&mut handshakes, true, on_refused);
         let starved = matches!(round, Ok(Round::Waiting { starved: true }));
         if starved {
             // Out of descriptors: the listening socket stays readable, so an
@@ -223,7 +230,12 @@ impl Listener {
     /// One round of accepting without waiting: advances every handshake that
     /// can move, then takes new clients (within [`Limits`]) if `take_new`.
     /// Returns a stream as soon as one is established.
-    fn advance_all(&self, handshakes: &mut Vec<Handshake>, take_new: bool) -> Result<Round> {
+    fn advance_all(
+        &self,
+        handshakes: &mut Vec<Handshake>,
+        take_new: bool,
+        on_refused: &mut dyn FnMut(&Error),
+    ) -> Result<Round> {
         let limits = Limits::new(&self.options);
         let mut i = 0;
         while i < handshakes.len() {
@@ -239,13 +251,14 @@ impl Listener {
                 }
                 Err(e) => {
                     self.watch.remove(handshakes.swap_remove(i).fd());
+                    on_refused(&e);
                     self.note_rejection(e);
                 }
             }
         }
         // After advancing the others, so that a client that gives way to a
         // newcomer surely did not send its HELLO.
-        let starved = take_new && self.take_new_clients(handshakes)?;
+        let starved = take_new && self.take_new_clients(handshakes, on_refused)?;
         Ok(Round::Waiting { starved })
     }
 
@@ -276,7 +289,7 @@ impl Listener {
     /// Accepts every client queued now into `handshakes` (within [`Limits`]).
     /// True when this process ran out of descriptors with handshakes to finish
     /// ("starved").
-    fn take_new_clients(&self, handshakes: &mut Vec<Handshake>) -> Result<bool> {
+    fn take_new_clients(&self, handshakes: &mut Vec<Handshake>, on_refused: &mut dyn FnMut(&Error)) -> Result<bool> {
         loop {
             let pending = match self.try_accept_pending() {
                 Ok(Some(pending)) => pending,
@@ -287,7 +300,7 @@ impl Listener {
                 Err(e) => return Err(e),
             };
             let handshake = Handshake::new(pending, Instant::now() + self.options.handshake_timeout);
-            self.make_room(handshakes, handshake.credentials().uid);
+            self.make_room(handshakes, handshake.credentials().uid, on_refused);
             // Watched so that an event loop polling `pollable_fd` sees the
             // client's next record; a failure only costs that (accept polls
             // the socket itself).
@@ -299,7 +312,7 @@ impl Listener {
     /// Makes room for one more client of `uid` among the handshakes awaiting
     /// their HELLO (see [`Limits`]): the oldest gives way. Every handshake was
     /// advanced just before, so one still awaiting its HELLO did not send it.
-    fn make_room(&self, handshakes: &mut Vec<Handshake>, uid: u32) {
+    fn make_room(&self, handshakes: &mut Vec<Handshake>, uid: u32, on_refused: &mut dyn FnMut(&Error)) {
         let limits = Limits::new(&self.options);
         while let Some(i) = limits.to_evict(uid, handshakes.iter().enumerate()) {
             let mut victim = handshakes.swap_remove(i);
@@ -308,7 +321,9 @@ impl Listener {
                 ErrorKind::ResourceExhausted,
                 "the server is busy and this client had not sent its HELLO; try again",
             );
-            self.note_rejection(victim.refuse(RejectReason::ServerError, err));
+            let err = victim.refuse(RejectReason::ServerError, err);
+            on_refused(&err);
+            self.note_rejection(err);
         }
     }
 

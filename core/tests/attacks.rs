@@ -586,7 +586,9 @@ fn the_pollable_fd_reports_a_handshake_deadline() {
     assert!(readable_within(listener.pollable_fd(), WAIT), "the client is waiting");
     assert!(listener.try_accept().unwrap().is_none());
     assert!(readable_within(listener.pollable_fd(), WAIT), "the deadline wakes the event loop");
-    assert!(listener.try_accept().unwrap().is_none());
+    let mut reported = Vec::new();
+    assert!(listener.try_accept_reporting(&mut |e| reported.push(e.kind())).unwrap().is_none());
+    assert_eq!(reported, [ErrorKind::Timeout], "the refusal is reported to the caller");
     assert_eq!(listener.rejected_count(), 1, "the silent client was refused at its deadline");
     let err = listener.last_rejection().unwrap();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
