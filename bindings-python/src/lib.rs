@@ -44,7 +44,6 @@ fn _shmsock(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stream::PyStats>()?;
     m.add_class::<stream::PyCredentials>()?;
     m.add_class::<listener::PyListener>()?;
-    m.add_class::<listener::PyPendingClient>()?;
     m.add_class::<server::PyServer>()?;
     m.add_class::<server::PyConnection>()?;
     m.add_class::<client::PyClient>()?;

@@ -1,13 +1,13 @@
-//! `Listener` and the not-yet-handshaken `PendingClient` (for shmsock.aio).
+//! `Listener`: a bound endpoint that accepts clients, blocking or (for
+//! shmsock.aio) without waiting.
 
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use shmsock::listener::Pending;
 use shmsock::{ErrorKind, Listener, PublicKey};
 
 use crate::errors::{self, OrRaise};
@@ -93,31 +93,16 @@ impl PyListener {
         Ok(self.wrap_stream(stream))
     }
 
-    /// Takes a client that connected, without waiting and without the
-    /// handshake; raises WouldBlock when none is waiting (then ``fileno()``
-    /// becomes readable when one connects). Complete it with ``_handshake``.
-    /// Used by shmsock.aio, which runs handshakes off the event loop.
-    fn _accept_pending(&self, py: Python<'_>) -> PyResult<PyPendingClient> {
+    /// Accepts without waiting, for event loops: advances every handshake in
+    /// progress with what its client sent, takes the clients waiting now, and
+    /// returns a stream if one completed its handshake, else None. Call it
+    /// whenever ``fileno()`` is readable (which includes a handshake's
+    /// deadline passing), until it returns None. Refused clients are skipped.
+    /// Used by shmsock.aio; releases the GIL (a HELLO costs key exchanges).
+    fn _try_accept(&self, py: Python<'_>) -> PyResult<Option<PyStream>> {
         let listener = self.get(py)?;
-        match listener.accept_pending(Some(Instant::now())) {
-            Ok(pending) => Ok(PyPendingClient { pending: Mutex::new(Some(pending)) }),
-            Err(e) if e.kind() == ErrorKind::Timeout => {
-                Err(errors::new(py, ErrorKind::WouldBlock, "no client is waiting to be accepted"))
-            }
-            Err(e) => Err(errors::to_py(py, e)),
-        }
-    }
-
-    /// Runs the server side of the handshake for a client taken with
-    /// ``_accept_pending`` (releases the GIL; bounded by handshake_timeout).
-    fn _handshake(&self, py: Python<'_>, pending: &Bound<'_, PyPendingClient>) -> PyResult<PyStream> {
-        let listener = self.get(py)?;
-        let pending =
-            pending.get().pending.lock().unwrap_or_else(|p| p.into_inner()).take().ok_or_else(|| {
-                errors::new(py, ErrorKind::InvalidArgument, "this pending client was already handshaken")
-            })?;
-        let stream = py.detach(|| listener.handshake(pending)).or_raise(py)?;
-        Ok(self.wrap_stream(stream))
+        let stream = py.detach(|| listener.try_accept()).or_raise(py)?;
+        Ok(stream.map(|s| self.wrap_stream(s)))
     }
 
     /// Stops listening and releases the endpoint name (its socket file is
@@ -157,8 +142,10 @@ impl PyListener {
         Ok(self.get(py)?.last_rejection().map(|e| errors::instance(py, &e)))
     }
 
-    /// The listening socket's file descriptor: readable when a client waits
-    /// to be accepted (for select, selectors, asyncio's add_reader).
+    /// The listener's pollable file descriptor: readable when ``accept`` with
+    /// a zero timeout may make progress (a client waits, a handshake in
+    /// progress got its client's next record, or a handshake's deadline
+    /// passed), for select, selectors and asyncio's add_reader.
     fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
         Ok(self.get(py)?.as_raw_fd())
     }
@@ -187,26 +174,5 @@ impl PyListener {
     fn __repr__(&self) -> String {
         let state = if self.is_closed() { " closed" } else { "" };
         format!("<shmsock.Listener name='{}' key={}{}>", self.name, self.public_key.fingerprint(), state)
-    }
-}
-
-/// A client that connected to a Listener but has not completed the handshake
-/// yet (see ``Listener._accept_pending``).
-#[pyclass(module = "shmsock", name = "PendingClient", frozen)]
-pub struct PyPendingClient {
-    pending: Mutex<Option<Pending>>,
-}
-
-#[pymethods]
-impl PyPendingClient {
-    /// Who connected, per the kernel.
-    #[getter]
-    fn credentials(&self, py: Python<'_>) -> PyResult<PyCredentials> {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|p| PyCredentials::from(p.credentials()))
-            .ok_or_else(|| errors::new(py, ErrorKind::InvalidArgument, "this pending client was already handshaken"))
     }
 }

@@ -4,6 +4,7 @@ cancellation, closing."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from typing import Any, Callable, List, Tuple
@@ -252,6 +253,63 @@ def test_rejected_clients_are_skipped(name: str, server_keypair: shmsock.Keypair
             assert listener.rejected_count == 1
             client.close()
             server.close()
+
+    run(main())
+
+
+def test_accept_is_not_held_up_by_silent_clients(name: str, server_keypair: shmsock.Keypair, runtime_dir: Any) -> None:
+    """Handshakes advance side by side on the loop: clients that connect and
+    never speak (long handshake timeout) do not delay a real one."""
+
+    async def main() -> None:
+        listener = aio.bind(name, keypair=server_keypair, handshake_timeout=60)
+        silent = []
+        for _ in range(5):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(str(runtime_dir / f"{name}.sock"))
+            silent.append(s)
+        try:
+            accepting = asyncio.ensure_future(listener.accept())
+            await asyncio.sleep(0.05)  # the silent clients are taken first
+            client, server = await asyncio.wait_for(
+                asyncio.gather(aio.connect(name, server_key=server_keypair.public_key), accepting), 20
+            )
+            await client.send(b"through")
+            assert await server.recv() == b"through"
+            assert listener.rejected_count == 0, "the silent clients still wait for their deadline"
+            client.close()
+            server.close()
+        finally:
+            for s in silent:
+                s.close()
+            listener.close()
+
+    run(main())
+
+
+def test_a_silent_client_is_refused_at_its_deadline(
+    name: str, server_keypair: shmsock.Keypair, runtime_dir: Any
+) -> None:
+    """The listener's descriptor reports handshake deadlines: a pending
+    accept refuses a silent client (a REJECT) without any timer."""
+
+    async def main() -> None:
+        listener = aio.bind(name, keypair=server_keypair, handshake_timeout=0.2)
+        silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        silent.connect(str(runtime_dir / f"{name}.sock"))
+        silent.setblocking(False)
+        accepting = asyncio.ensure_future(listener.accept())
+        try:
+            loop = asyncio.get_running_loop()
+            record = await asyncio.wait_for(loop.sock_recv(silent, 64), 20)
+            assert record[:1] == b"\x03", f"expected a REJECT record, got {record!r}"
+            assert listener.rejected_count == 1
+            assert isinstance(listener.listener.last_rejection, shmsock.Timeout)
+            assert not accepting.done()
+        finally:
+            accepting.cancel()
+            silent.close()
+            listener.close()
 
     run(main())
 

@@ -40,7 +40,6 @@ __all__ = [
     "NotFound",
     "PeerClosed",
     "PeerGone",
-    "PendingClient",
     "PermissionDenied",
     "ProtocolVersion",
     "ProtocolViolation",
@@ -360,15 +359,6 @@ class Stream:
 # ------------------------------------------------------------------ listener
 
 @final
-class PendingClient:
-    """A client that connected to a Listener but has not completed the
-    handshake yet (see ``Listener._accept_pending``)."""
-
-    @property
-    def credentials(self) -> Credentials:
-        """Who connected, per the kernel."""
-
-@final
 class Listener:
     """A bound endpoint that accepts clients.
 
@@ -390,10 +380,9 @@ class Listener:
     def accept(self, timeout: Optional[float] = None) -> Stream:
         """Waits for a client and completes its handshake, up to ``timeout``
         seconds (None: forever)."""
-    def _accept_pending(self) -> PendingClient:
-        """Takes a waiting client without the handshake (WouldBlock if none)."""
-    def _handshake(self, pending: PendingClient) -> Stream:
-        """Runs the server side of the handshake for a pending client."""
+    def _try_accept(self) -> Optional[Stream]:
+        """Advances the handshakes in progress and takes waiting clients
+        without waiting; a stream if one completed, else None."""
     def close(self) -> None:
         """Stops listening and releases the endpoint name. Idempotent."""
     @property
@@ -412,7 +401,8 @@ class Listener:
     def last_rejection(self) -> Optional[Error]:
         """Why the last client failed the handshake (or None)."""
     def fileno(self) -> int:
-        """The listening socket's descriptor (readable when a client waits)."""
+        """The pollable descriptor: readable when a client waits, a handshake
+        got its client's next record, or a handshake's deadline passed."""
     def __enter__(self) -> Listener:
         """Returns the listener."""
     def __exit__(

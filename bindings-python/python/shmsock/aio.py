@@ -30,8 +30,9 @@ A ``recv()`` that times out (``timeout=``, the stream's ``recv_timeout``) or is
 cancelled (``asyncio.wait_for``, ``asyncio.timeout``, ``task.cancel()``) loses
 no message: the next ``recv()`` gets it. A ``send()`` cancelled after its
 message started to go out still finishes sending it (a message is never cut).
-Connecting and the server side of each handshake (bounded by
-``handshake_timeout``) run in the loop's default executor.
+Connecting runs in the loop's default executor; the server side of the
+handshakes runs on the loop without waiting, several side by side (each
+bounded by ``handshake_timeout``), so a silent client delays no other.
 
 Publish/subscribe: ``await aio.subscribe(name, server_key=...)`` (or ``async
 with``) gives a :class:`Subscriber` (``await sub.recv(timeout=...)``, ``async
@@ -74,7 +75,6 @@ from ._shmsock import (
     NotFound,
     PublicKey,
     Stats,
-    WouldBlock,
 )
 
 if TYPE_CHECKING:
@@ -262,14 +262,15 @@ class Stream(_Receiver):
 
 
 class Listener:
-    """An asyncio listener: ``await accept()`` waits on the listening socket
-    through the loop and runs each handshake in the default executor."""
+    """An asyncio listener: ``await accept()`` waits on the listener's
+    pollable descriptor through the loop and advances every handshake in
+    progress without waiting (the core's ``try_accept``); the descriptor also
+    reports handshake deadlines, so no timer is involved."""
 
     def __init__(self, listener: _shmsock.Listener) -> None:
         """Wraps a bound :class:`shmsock.Listener` (which it then owns)."""
         self._listener = listener
         self._readable = _Readiness(listener.fileno())
-        self._handshakes: List[asyncio.Future[_shmsock.Stream]] = []
 
     @classmethod
     def bind(
@@ -285,30 +286,14 @@ class Listener:
 
     async def accept(self) -> Stream:
         """Waits for a client and completes its handshake. Refused clients
-        are skipped (see ``rejected_count``). A client whose handshake was
-        under way when an accept was cancelled goes to the next accept."""
-        loop = asyncio.get_running_loop()
+        are skipped (see ``rejected_count``). Handshakes advance side by side
+        on the loop as their clients' records arrive, each bounded by
+        ``handshake_timeout``: a silent or slow client delays no other."""
         while True:
-            if self._handshakes:
-                fut = self._handshakes.pop(0)
-            else:
-                try:
-                    pending = self._listener._accept_pending()
-                except WouldBlock:
-                    await self._readable.wait()
-                    continue
-                fut = loop.run_in_executor(None, self._listener._handshake, pending)
-            try:
-                stream = await asyncio.shield(fut)
-            except asyncio.CancelledError:
-                # The handshake goes on in the executor: keep its client.
-                self._handshakes.insert(0, fut)
-                raise
-            except Closed:
-                raise
-            except Error:
-                continue
-            return Stream(stream)
+            stream = self._listener._try_accept()
+            if stream is not None:
+                return Stream(stream)
+            await self._readable.wait()
 
     def close(self) -> None:
         """Stops listening and releases the endpoint name; pending accepts
