@@ -156,24 +156,23 @@ impl Listener {
             // Take the handshakes in progress: another thread accepting at the
             // same time starts its own.
             let mut handshakes = std::mem::take(&mut *self.in_progress.lock());
-            let round = self.advance_all(&mut handshakes, listener_ready, &mut |_| {});
-            let starved = match round {
-                Ok(Round::Established(stream)) => {
-                    self.put_back(handshakes, false);
-                    return Ok(*stream);
+            let outcome = match self.advance_all(&mut handshakes, listener_ready, &mut |_| {}) {
+                Ok(Round::Established(stream)) => Some(Ok(*stream)),
+                Ok(Round::Waiting { .. }) if deadline.is_some_and(|d| Instant::now() >= d) => {
+                    Some(Err(Error::new(ErrorKind::Timeout, "accept timed out: no client completed a handshake")))
                 }
-                Ok(Round::Waiting { starved }) => starved,
-                Err(e) => {
-                    self.put_back(handshakes, false);
-                    return Err(e);
+                Ok(Round::Waiting { starved }) => {
+                    listener_ready = self.wait_for_progress(&handshakes, deadline, starved);
+                    None
                 }
+                Err(e) => Some(Err(e)),
             };
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                self.put_back(handshakes, false);
-                return Err(Error::new(ErrorKind::Timeout, "accept timed out: no client completed a handshake"));
+            // The deadline timer is for event loops: set when returning only,
+            // so a blocking accept pays no timerfd call per client.
+            self.put_back(handshakes, outcome.is_some().then_some(false));
+            if let Some(outcome) = outcome {
+                return outcome;
             }
-            listener_ready = self.wait_for_progress(&handshakes, deadline, starved);
-            self.put_back(handshakes, false);
         }
     }
 
@@ -209,19 +208,21 @@ impl Listener {
             self.watch.remove(self.bound.listener.as_fd());
             self.listening_rests.store(true, Ordering::Relaxed);
         }
-        self.put_back(handshakes, starved);
+        self.put_back(handshakes, Some(starved));
         match round? {
             Round::Established(stream) => Ok(Some(*stream)),
             Round::Waiting { .. } => Ok(None),
         }
     }
 
-    /// Returns handshakes taken out of `in_progress`, and arms the deadline
-    /// timer for the earliest of all (or for the end of a rest from accepting,
-    /// when `starved`), under the lock, so the last to arm saw every handshake.
-    fn put_back(&self, mut handshakes: Vec<Handshake>, starved: bool) {
+    /// Returns handshakes taken out of `in_progress`. With `arm =
+    /// Some(starved)`, also arms the deadline timer for the earliest of all (or
+    /// for the end of a rest from accepting, when `starved`), under the lock,
+    /// so the last to arm saw every handshake.
+    fn put_back(&self, mut handshakes: Vec<Handshake>, arm: Option<bool>) {
         let mut in_progress = self.in_progress.lock();
         in_progress.append(&mut handshakes);
+        let Some(starved) = arm else { return };
         let rest_over = starved.then(|| Instant::now() + FD_BACKOFF);
         let earliest = in_progress.iter().map(Handshake::deadline).chain(rest_over).min();
         self.deadline_timer.set(earliest);
