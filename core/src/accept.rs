@@ -278,7 +278,7 @@ impl Handshake {
         let mut responder = cache.responder(listener.keypair(), listener.name())?;
         let accepted =
             responder.read_hello_with(&record.body, listener.policy(), |rs| cache.static_dh(listener.keypair(), rs))?;
-        let segment = Segment::create(accepted.choice.backend, accepted.choice.ring_size)?;
+        let segment = cache.segment(accepted.choice.backend, accepted.choice.ring_size)?;
         let own_wake = OwnWake::new()?;
         let mut choice = accepted.choice;
         choice.segment_name = segment.name().to_string();
@@ -291,8 +291,10 @@ impl Handshake {
         // so this write completes at once.
         let reply_fds: Vec<BorrowedFd<'_>> = segment.memfd().into_iter().chain([own_wake.for_peer()]).collect();
         control::send(self.socket.as_fd(), &control::encode(control::REPLY, &reply), &reply_fds)?;
-        // While the client works on the REPLY: the next handshake's responder.
+        // While the client works on the REPLY: the next handshake's responder
+        // and segment.
         cache.prepare(listener.keypair(), listener.name());
+        cache.prepare_segment(choice.backend, choice.ring_size);
         Ok(Stage::Ready { segment, own_wake, session: Box::new(session) })
     }
 
