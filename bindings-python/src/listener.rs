@@ -13,7 +13,7 @@ use shmsock::{ErrorKind, Listener, PublicKey};
 use crate::errors::{self, OrRaise};
 use crate::keys::PyPublicKey;
 use crate::options::{self, Entry, Given};
-use crate::stream::{PyCredentials, PyStream};
+use crate::stream::PyStream;
 use crate::wait::{sliced, Timeout};
 
 /// A bound endpoint that accepts clients.

@@ -25,6 +25,15 @@ pub(crate) trait Receive: Sync {
     fn recv_with<B: RecvBuf + ?Sized>(&self, buf: &mut B, deadline: Option<Instant>) -> Result<usize, CoreError>;
     /// As `recv_with`, if a message is there now (else WouldBlock).
     fn try_recv_with<B: RecvBuf + ?Sized>(&self, buf: &mut B) -> Result<usize, CoreError>;
+    /// The next message's length if it is there now (a hint; None: unknown).
+    fn next_message_len(&self) -> Option<usize>;
+}
+
+/// Whether a try should release the GIL: the message there now is large
+/// enough that decrypting it (about 0.1 ms per MiB) is worth other threads'
+/// time, and the hand-off (a few µs) is not paid for small ones.
+fn large_message_waiting<R: Receive>(source: &R) -> bool {
+    source.next_message_len().is_some_and(|len| len >= KEEP_GIL_BELOW)
 }
 
 impl Receive for Stream {
@@ -40,6 +49,9 @@ impl Receive for Stream {
     fn try_recv_with<B: RecvBuf + ?Sized>(&self, buf: &mut B) -> Result<usize, CoreError> {
         Stream::try_recv_with(self, buf)
     }
+    fn next_message_len(&self) -> Option<usize> {
+        Stream::next_message_len(self)
+    }
 }
 
 impl Receive for Subscriber {
@@ -54,6 +66,10 @@ impl Receive for Subscriber {
     }
     fn try_recv_with<B: RecvBuf + ?Sized>(&self, buf: &mut B) -> Result<usize, CoreError> {
         Subscriber::try_recv_with(self, buf).map(|d| d.len)
+    }
+    fn next_message_len(&self) -> Option<usize> {
+        // Not known for a subscriber: its tries keep the GIL.
+        None
     }
 }
 
@@ -130,8 +146,9 @@ impl RecvBuf for NewBytes {
 }
 
 /// Receives the next message as `bytes`, waiting up to `timeout` (None:
-/// forever; Some(0): try once). A try holds the GIL throughout (the asyncio
-/// path: no GIL hand-off); a wait releases it in slices (see [`crate::wait`]).
+/// forever; Some(0): try once). A try holds the GIL (the asyncio path: no GIL
+/// hand-off) unless the message there is large; a wait releases it in slices
+/// (see [`crate::wait`]).
 pub(crate) fn recv_bytes<'py, R: Receive>(
     py: Python<'py>,
     source: &R,
@@ -155,7 +172,11 @@ pub(crate) fn recv_bytes_unless<'py, R: Receive>(
 ) -> PyResult<Option<Bound<'py, PyBytes>>> {
     let mut buf = NewBytes { small: [0; SMALL], storage: Storage::Empty, len: 0 };
     let result = if try_only {
-        source.try_recv_with(&mut buf)
+        if large_message_waiting(source) {
+            py.detach(|| source.try_recv_with(&mut buf))
+        } else {
+            source.try_recv_with(&mut buf)
+        }
     } else if timeout == Some(Duration::ZERO) {
         // One look that never sleeps: as a try, with the GIL held (no hand-off).
         source.recv_with(&mut buf, Some(Instant::now()))
@@ -190,10 +211,10 @@ pub(crate) fn recv_into<R: Receive>(
     let mut buf = WritableBuffer::from_py(buffer)?;
     let slice = buf.as_mut_slice();
     let result = if try_only {
-        if slice.len() < KEEP_GIL_BELOW {
-            source.try_recv_into(slice)
-        } else {
+        if large_message_waiting(source) {
             py.detach(|| source.try_recv_into(slice))
+        } else {
+            source.try_recv_into(slice)
         }
     } else {
         sliced(py, timeout, nothing, |t| source.recv_into_timeout(slice, t))?

@@ -314,6 +314,21 @@ impl Consumer {
         Ok(self.tail(seg)? != self.head)
     }
 
+    /// The next frame's header bytes, without moving (None when the ring is
+    /// empty, the next record is a PAD marker, or the counters look tampered
+    /// with: the caller learns the truth when it receives). Unverified, as the
+    /// peer wrote them.
+    pub fn next_header(&self, seg: &Segment) -> Option<[u8; HEADER_LEN]> {
+        let tail = self.tail(seg).ok()?;
+        if self.head == tail {
+            return None;
+        }
+        let offset = self.layout.data + (self.head % self.layout.capacity) as usize;
+        let mut header = [0u8; HEADER_LEN];
+        seg.copy_out(offset, &mut header).ok()?;
+        (header[0] != 0).then_some(header)
+    }
+
     /// The next frame's header, skipping PAD markers, or None when the ring is
     /// empty.
     pub fn peek(&mut self, seg: &Segment) -> Result<Option<Peeked>> {

@@ -179,3 +179,49 @@ fn a_closed_or_gone_peer_ends_the_receive() {
     server.close().unwrap();
     assert_eq!(server.recv_with(&mut Vec::new(), soon()).unwrap_err().kind(), ErrorKind::Closed);
 }
+
+/// `next_message_len` tells the length of what is there without taking it:
+/// a whole small message, the first fragment of a large one, a message partly
+/// received; nothing on an empty ring or after the peer's close.
+#[test]
+fn next_message_len_looks_without_taking() {
+    let (a, b) = pair(4096);
+    assert_eq!(b.next_message_len(), None, "nothing sent yet");
+    a.send(b"hello").unwrap();
+    assert_eq!(b.next_message_len(), Some(5));
+    assert_eq!(b.next_message_len(), Some(5), "looking takes nothing");
+    assert_eq!(b.try_recv().unwrap(), b"hello");
+    assert_eq!(b.next_message_len(), None);
+
+    // Larger than the ring: the first fragment says the whole length.
+    let big = message(20_000, 3);
+    let sender = {
+        let big = big.clone();
+        std::thread::spawn(move || {
+            a.send(&big).unwrap();
+            a
+        })
+    };
+    let mut seen = None;
+    for _ in 0..10_000 {
+        seen = b.next_message_len();
+        if seen.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(seen, Some(20_000));
+    // Partly received (a try takes what is there and keeps it): still the
+    // whole length. (The sender may have kept up and completed it.)
+    match b.try_recv() {
+        Ok(got) => assert_eq!(got, big),
+        Err(e) => {
+            assert_eq!(e.kind(), ErrorKind::WouldBlock, "{e}");
+            assert_eq!(b.next_message_len(), Some(20_000), "the partial message's length");
+            assert_eq!(b.recv_timeout(Some(WAIT)).unwrap(), big);
+        }
+    }
+    let a = sender.join().unwrap();
+    a.close().unwrap();
+    assert_eq!(b.next_message_len(), None, "a CLOSE is no message");
+}

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use super::{deadline_after, Stream};
 use crate::cipher::CipherSuite;
 use crate::error::{Error, ErrorKind, Result};
-use crate::frame::{FrameKind, FrameOpener, Opened, HEADER_LEN};
+use crate::frame::{FrameHeader, FrameKind, FrameOpener, Opened, HEADER_LEN};
 use crate::platform;
 use crate::recv_buf::{self, RecvBuf};
 use crate::ring::Consumer;
@@ -156,6 +156,21 @@ impl Stream {
     /// As [`recv_into`](Stream::recv_into) without waiting.
     pub fn try_recv_into(&self, buf: &mut [u8]) -> Result<usize> {
         self.try_recv_with(buf)
+    }
+
+    /// The length of the next message, if its first frame is in the ring now
+    /// or it is partly received; None when nothing is there (or another
+    /// thread is receiving). It changes nothing. The length is the one the
+    /// peer wrote in the frame header, not yet verified: use it to choose how
+    /// to receive (a binding releases its interpreter lock for a large one),
+    /// never as a promise.
+    pub fn next_message_len(&self) -> Option<usize> {
+        let rx = self.rx.try_lock()?;
+        if let Some(partial) = &rx.partial {
+            return Some(partial.message_len as usize);
+        }
+        let header = FrameHeader::decode(&rx.ring.next_header(&self.segment)?).ok()?;
+        (header.kind == FrameKind::Data).then_some(header.message_len as usize)
     }
 
     /// Receives the next message into `buf`, which [`RecvBuf::prepare`] makes
