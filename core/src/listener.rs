@@ -3,13 +3,14 @@
 //! exchange of wake-up eventfds) through the non-blocking driver in
 //! [`accept`](crate::accept), several clients at once.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use rustix::event::{PollFd, PollFlags};
+use rustix::event::PollFlags;
 
 use crate::accept::{Handshake, Limits, Progress};
 use crate::endpoint::{self, Bound};
@@ -25,19 +26,27 @@ use crate::stream::Stream;
 /// How long accepting rests after running out of file descriptors.
 const FD_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Tokens of the pollable set (only its readability is used).
+/// Tokens in the pollable set: the listening socket, the deadline timer, and
+/// each handshake by its id (from [`FIRST_HANDSHAKE`] up).
 const LISTENING: u64 = 0;
-const HANDSHAKE: u64 = 1;
-const DEADLINE: u64 = 2;
+const DEADLINE: u64 = 1;
+const FIRST_HANDSHAKE: u64 = 16;
 
-/// What one round of accepting achieved.
-enum Round {
-    Established(Box<Stream>),
-    /// Nothing established; `starved`: out of descriptors with handshakes
-    /// to finish, so the listening socket should rest.
-    Waiting {
-        starved: bool,
-    },
+/// The handshakes in progress and what goes with them.
+struct Accepting {
+    /// By id. Ids grow and every handshake gets the same timeout, so the
+    /// first entry is the oldest, with the earliest deadline.
+    handshakes: BTreeMap<u64, Handshake>,
+    next_id: u64,
+    /// Handshakes that completed while room was being made for a newcomer,
+    /// handed out first by the next calls.
+    established: VecDeque<Stream>,
+    /// While this process is out of descriptors, the listening socket rests
+    /// out of the pollable set until then (it stays readable: watching it
+    /// would spin an event loop).
+    resting_until: Option<Instant>,
+    /// The ready tokens of one look at the pollable set (kept to reuse).
+    tokens: Vec<u64>,
 }
 
 /// A client socket accepted but not yet through the handshake.
@@ -66,16 +75,14 @@ pub struct Listener {
     policy: ServerPolicy,
     rejected: AtomicU64,
     last_rejection: Mutex<Option<Error>>,
-    /// Handshakes that `accept` started and that have not finished yet.
-    in_progress: Mutex<Vec<Handshake>>,
-    /// The listening socket, the sockets of `in_progress` and the deadline
-    /// timer: the pollable fd.
+    /// Handshakes that accepting started and that have not finished yet.
+    accepting: Mutex<Accepting>,
+    limits: Limits,
+    /// The listening socket, the sockets of the handshakes in progress and
+    /// the deadline timer: the pollable fd.
     watch: Poller,
-    /// Readable once the earliest deadline of `in_progress` passed.
+    /// Readable once the earliest deadline of the handshakes passed.
     deadline_timer: DeadlineTimer,
-    /// The listening socket is out of `watch` for a while: `try_accept` ran
-    /// out of descriptors.
-    listening_rests: AtomicBool,
     /// The next handshake's responder and the static-static X25519 results.
     cache: HandshakeCache,
 }
@@ -103,14 +110,20 @@ impl Listener {
             cache,
             watch,
             deadline_timer,
-            listening_rests: AtomicBool::new(false),
+            limits: Limits::new(options),
             bound,
             keypair,
             policy: options.server_policy(),
             options: options.clone(),
             rejected: AtomicU64::new(0),
             last_rejection: Mutex::new(None),
-            in_progress: Mutex::new(Vec::new()),
+            accepting: Mutex::new(Accepting {
+                handshakes: BTreeMap::new(),
+                next_id: FIRST_HANDSHAKE,
+                established: VecDeque::new(),
+                resting_until: None,
+                tokens: Vec::new(),
+            }),
         })
     }
 
@@ -139,50 +152,30 @@ impl Listener {
     /// when this returns continue at the next call. A zero timeout is
     /// [`try_accept`](Listener::try_accept), with Timeout for None.
     pub fn accept_timeout(&self, timeout: Option<Duration>) -> Result<Stream> {
-        if timeout == Some(Duration::ZERO) {
-            return self
-                .try_accept()?
-                .ok_or_else(|| Error::new(ErrorKind::Timeout, "accept timed out: no client completed a handshake"));
-        }
         let deadline = crate::stream::deadline_after(timeout);
-        // Whether the listening socket may hold a client: at first, and then
-        // when the last wait said so (a round woken by a handshake's socket
-        // skips the accept that would only say EAGAIN).
-        let mut listener_ready = true;
         loop {
-            if self.bound.is_released() {
-                return Err(self.closed_error());
+            if let Some(stream) = self.try_accept()? {
+                return Ok(stream);
             }
-            // Take the handshakes in progress: another thread accepting at the
-            // same time starts its own.
-            let mut handshakes = std::mem::take(&mut *self.in_progress.lock());
-            let outcome = match self.advance_all(&mut handshakes, listener_ready, &mut |_| {}) {
-                Ok(Round::Established(stream)) => Some(Ok(*stream)),
-                Ok(Round::Waiting { .. }) if deadline.is_some_and(|d| Instant::now() >= d) => {
-                    Some(Err(Error::new(ErrorKind::Timeout, "accept timed out: no client completed a handshake")))
-                }
-                Ok(Round::Waiting { starved }) => {
-                    listener_ready = self.wait_for_progress(&handshakes, deadline, starved);
-                    None
-                }
-                Err(e) => Some(Err(e)),
-            };
-            // The deadline timer is for event loops: set when returning only,
-            // so a blocking accept pays no timerfd call per client.
-            self.put_back(handshakes, outcome.is_some().then_some(false));
-            if let Some(outcome) = outcome {
-                return outcome;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Error::new(ErrorKind::Timeout, "accept timed out: no client completed a handshake"));
             }
+            // The pollable fd reports everything try_accept acts on, handshake
+            // deadlines included; closing the listener makes it readable too.
+            platform::wait_fd(self.watch.as_fd(), PollFlags::IN, deadline)?;
         }
     }
 
-    /// Accepts without waiting, for event loops: advances every handshake in
-    /// progress with what its client sent, takes the clients waiting now, and
-    /// returns a stream if one completed its handshake (None otherwise). Call
-    /// it whenever [`pollable_fd`](Listener::pollable_fd) is readable, until
-    /// it returns None; that fd also becomes readable when a handshake's
-    /// deadline passes, so an event loop needs no timer of its own. Clients
-    /// that fail the handshake are refused and skipped, as in `accept`.
+    /// Accepts without waiting, for event loops: advances the handshakes
+    /// whose client sent something or whose deadline passed, takes the clients
+    /// waiting now, and returns a stream if one completed its handshake (None
+    /// otherwise). Call it whenever [`pollable_fd`](Listener::pollable_fd) is
+    /// readable, until it returns None; that fd also becomes readable when a
+    /// handshake's deadline passes, so an event loop needs no timer of its
+    /// own. The work is proportional to what happened, not to the handshakes
+    /// in progress: a thousand silent clients cost nothing until their
+    /// deadline. Clients that fail the handshake are refused and skipped, as
+    /// in `accept`.
     pub fn try_accept(&self) -> Result<Option<Stream>> {
         self.try_accept_reporting(&mut |_| {})
     }
@@ -194,137 +187,154 @@ impl Listener {
         if self.bound.is_released() {
             return Err(self.closed_error());
         }
-        self.deadline_timer.clear();
-        if self.listening_rests.swap(false, Ordering::Relaxed) {
-            let _ = self.watch.add(self.bound.listener.as_fd(), LISTENING);
-        }
-        let mut handshakes = std::mem::take(&mut *self.in_progress.lock());
-        let round = self.advance_all(&mut handshakes, true, on_refused);
-        let starved = matches!(round, Ok(Round::Waiting { starved: true }));
-        if starved {
-            // Out of descriptors: the listening socket stays readable, so an
-            // event loop watching it would spin. It rests out of the set, and
-            // the timer brings the loop back to look at it again.
-            self.watch.remove(self.bound.listener.as_fd());
-            self.listening_rests.store(true, Ordering::Relaxed);
-        }
-        self.put_back(handshakes, Some(starved));
-        match round? {
-            Round::Established(stream) => Ok(Some(*stream)),
-            Round::Waiting { .. } => Ok(None),
-        }
+        let mut st = self.accepting.lock();
+        let result = self.accept_round(&mut st, on_refused);
+        // Every way out: the timer follows the earliest deadline, or the end
+        // of the listening socket's rest.
+        let earliest = st.handshakes.first_key_value().map(|(_, h)| h.deadline());
+        self.deadline_timer.set(earliest.into_iter().chain(st.resting_until).min());
+        result
     }
 
-    /// Returns handshakes taken out of `in_progress`. With `arm =
-    /// Some(starved)`, also arms the deadline timer for the earliest of all (or
-    /// for the end of a rest from accepting, when `starved`), under the lock,
-    /// so the last to arm saw every handshake.
-    fn put_back(&self, mut handshakes: Vec<Handshake>, arm: Option<bool>) {
-        let mut in_progress = self.in_progress.lock();
-        in_progress.append(&mut handshakes);
-        let Some(starved) = arm else { return };
-        let rest_over = starved.then(|| Instant::now() + FD_BACKOFF);
-        let earliest = in_progress.iter().map(Handshake::deadline).chain(rest_over).min();
-        self.deadline_timer.set(earliest);
-    }
-
-    /// One round of accepting without waiting: advances every handshake that
-    /// can move, then takes new clients (within [`Limits`]) if `take_new`.
-    /// Returns a stream as soon as one is established.
-    fn advance_all(
-        &self,
-        handshakes: &mut Vec<Handshake>,
-        take_new: bool,
-        on_refused: &mut dyn FnMut(&Error),
-    ) -> Result<Round> {
-        let limits = Limits::new(&self.options);
-        let mut i = 0;
-        while i < handshakes.len() {
-            let (before, rest) = handshakes.split_at_mut(i);
-            let Some((current, after)) = rest.split_first_mut() else { break };
-            let uid = current.credentials().uid;
-            let room = || limits.room_for_segment(uid, before.iter().chain(after.iter()));
-            match current.advance(self, room) {
-                Ok(Progress::Waiting) => i += 1,
-                Ok(Progress::Done(stream)) => {
-                    self.watch.remove(handshakes.swap_remove(i).fd());
-                    return Ok(Round::Established(stream));
-                }
-                Err(e) => {
-                    self.watch.remove(handshakes.swap_remove(i).fd());
-                    on_refused(&e);
-                    self.note_rejection(e);
+    /// One look at the pollable set, acting on what it reports.
+    fn accept_round(&self, st: &mut Accepting, on_refused: &mut dyn FnMut(&Error)) -> Result<Option<Stream>> {
+        if let Some(stream) = st.established.pop_front() {
+            return Ok(Some(stream));
+        }
+        let mut tokens = std::mem::take(&mut st.tokens);
+        let looked = self.watch.wait(&mut tokens, Some(Duration::ZERO));
+        let mut take_new = false;
+        let mut found = None;
+        for &token in &tokens {
+            match token {
+                LISTENING => take_new = true,
+                DEADLINE => self.deadline_timer.clear(),
+                platform::WAKE_TOKEN => {}
+                id => {
+                    if let Some(stream) = self.advance(st, id, on_refused) {
+                        // The others stay readable for the next call.
+                        found = Some(stream);
+                        break;
+                    }
                 }
             }
         }
-        // After advancing the others, so that a client that gives way to a
-        // newcomer surely did not send its HELLO.
-        let starved = take_new && self.take_new_clients(handshakes, on_refused)?;
-        Ok(Round::Waiting { starved })
-    }
-
-    /// Waits until a client may be waiting, a handshake's client sent
-    /// something, or the earliest deadline (the caller's or a handshake's)
-    /// passed. Returns whether the listening socket became readable. Out of
-    /// descriptors with handshakes to finish (`starved`): finish those first,
-    /// and leave the (still readable) listening socket out of this wait.
-    fn wait_for_progress(&self, handshakes: &[Handshake], deadline: Option<Instant>, starved: bool) -> bool {
-        let mut until = handshakes.iter().map(Handshake::deadline).chain(deadline).min();
-        if starved {
-            // Look at the listening socket again soon: descriptors may be free by then.
-            let rest_over = Instant::now() + FD_BACKOFF;
-            until = Some(until.map_or(rest_over, |u| u.min(rest_over)));
+        st.tokens = tokens;
+        looked?;
+        if found.is_some() {
+            return Ok(found);
         }
-        let listening = (!starved).then(|| self.bound.listener.as_fd());
-        let mut fds: Vec<PollFd<'_>> = listening
-            .into_iter()
-            .chain(handshakes.iter().map(Handshake::fd))
-            .map(|fd| PollFd::from_borrowed_fd(fd, PollFlags::IN))
-            .collect();
-        // A failed wait is retried by the caller's loop, which re-checks everything.
-        let _ = platform::poll_until(&mut fds, until);
-        // Starved: the listening socket was not watched; look at it next round.
-        starved || fds.first().is_some_and(|fd| !fd.revents().is_empty())
+        // Past their deadline: the oldest first, which are the first entries.
+        let now = Instant::now();
+        while let Some((&id, handshake)) = st.handshakes.first_key_value() {
+            if handshake.deadline() > now {
+                break;
+            }
+            if let Some(stream) = self.advance(st, id, on_refused) {
+                return Ok(Some(stream));
+            }
+        }
+        if st.resting_until.is_some_and(|until| now >= until) {
+            st.resting_until = None;
+            let _ = self.watch.add(self.bound.listener.as_fd(), LISTENING);
+            take_new = true;
+        }
+        if take_new {
+            if let Some(stream) = self.take_new_clients(st, on_refused)? {
+                return Ok(Some(stream));
+            }
+        }
+        Ok(st.established.pop_front())
     }
 
-    /// Accepts every client queued now into `handshakes` (within [`Limits`]).
-    /// True when this process ran out of descriptors with handshakes to finish
-    /// ("starved").
-    fn take_new_clients(&self, handshakes: &mut Vec<Handshake>, on_refused: &mut dyn FnMut(&Error)) -> Result<bool> {
+    /// Advances handshake `id` with what its client sent; the stream if it
+    /// completed. A failure refuses the client (counted and reported).
+    fn advance(&self, st: &mut Accepting, id: u64, on_refused: &mut dyn FnMut(&Error)) -> Option<Stream> {
+        // Out of the map while it advances, so that the limits see the others.
+        let mut handshake = st.handshakes.remove(&id)?;
+        let uid = handshake.credentials().uid;
+        let (limits, others) = (self.limits, &st.handshakes);
+        let room = || limits.room_for_segment(uid, others.values());
+        match handshake.advance(self, room) {
+            Ok(Progress::Waiting) => {
+                st.handshakes.insert(id, handshake);
+                None
+            }
+            // The stream's socket is a duplicate of the handshake's: the epoll
+            // entry would outlive the handshake's descriptor, so it is removed.
+            Ok(Progress::Done(stream)) => {
+                self.watch.remove(handshake.fd());
+                Some(*stream)
+            }
+            Err(e) => {
+                self.watch.remove(handshake.fd());
+                on_refused(&e);
+                self.note_rejection(e);
+                None
+            }
+        }
+    }
+
+    /// Takes the clients queued now (within [`Limits`]), advancing each at
+    /// once (its HELLO is often there already); the stream of one that
+    /// completed. Out of descriptors: the listening socket rests, and with no
+    /// handshake to finish the error is returned.
+    fn take_new_clients(&self, st: &mut Accepting, on_refused: &mut dyn FnMut(&Error)) -> Result<Option<Stream>> {
         loop {
             let pending = match self.try_accept_pending() {
                 Ok(Some(pending)) => pending,
-                Ok(None) => return Ok(false),
-                Err(e) if e.kind() == ErrorKind::ResourceExhausted && !handshakes.is_empty() => {
-                    return Ok(true);
+                Ok(None) => return Ok(None),
+                Err(e) if e.kind() == ErrorKind::ResourceExhausted => {
+                    self.watch.remove(self.bound.listener.as_fd());
+                    st.resting_until = Some(Instant::now() + FD_BACKOFF);
+                    return if st.handshakes.is_empty() { Err(e) } else { Ok(None) };
                 }
                 Err(e) => return Err(e),
             };
             let handshake = Handshake::new(pending, Instant::now() + self.options.handshake_timeout);
-            self.make_room(handshakes, handshake.credentials().uid, on_refused);
-            // Watched so that an event loop polling `pollable_fd` sees the
-            // client's next record; a failure only costs that (accept polls
-            // the socket itself).
-            let _ = self.watch.add(handshake.fd(), HANDSHAKE);
-            handshakes.push(handshake);
+            self.make_room(st, handshake.credentials().uid, on_refused);
+            let id = st.next_id;
+            st.next_id += 1;
+            if let Err(e) = self.watch.add(handshake.fd(), id) {
+                let mut handshake = handshake;
+                let e = handshake.refuse(RejectReason::ServerError, e);
+                on_refused(&e);
+                self.note_rejection(e);
+                continue;
+            }
+            st.handshakes.insert(id, handshake);
+            if let Some(stream) = self.advance(st, id, on_refused) {
+                return Ok(Some(stream));
+            }
         }
     }
 
     /// Makes room for one more client of `uid` among the handshakes awaiting
-    /// their HELLO (see [`Limits`]): the oldest gives way. Every handshake was
-    /// advanced just before, so one still awaiting its HELLO did not send it.
-    fn make_room(&self, handshakes: &mut Vec<Handshake>, uid: u32, on_refused: &mut dyn FnMut(&Error)) {
-        let limits = Limits::new(&self.options);
-        while let Some(i) = limits.to_evict(uid, handshakes.iter().enumerate()) {
-            let mut victim = handshakes.swap_remove(i);
-            self.watch.remove(victim.fd());
-            let err = Error::new(
-                ErrorKind::ResourceExhausted,
-                "the server is busy and this client had not sent its HELLO; try again",
-            );
-            let err = victim.refuse(RejectReason::ServerError, err);
-            on_refused(&err);
-            self.note_rejection(err);
+    /// their HELLO (see [`Limits`]): while one must give way, the oldest is
+    /// looked at first (its HELLO may be there) and refused if it still sent
+    /// none.
+    fn make_room(&self, st: &mut Accepting, uid: u32, on_refused: &mut dyn FnMut(&Error)) {
+        // Bounded: each look refuses, finishes or moves past its HELLO the
+        // handshake it looked at.
+        for _ in 0..=st.handshakes.len() {
+            let Some(id) = self.limits.to_evict(uid, st.handshakes.iter().map(|(id, h)| (*id, h))) else { return };
+            if let Some(stream) = self.advance(st, id, on_refused) {
+                st.established.push_back(stream);
+                continue;
+            }
+            if !st.handshakes.get(&id).is_some_and(Handshake::awaits_hello) {
+                continue;
+            }
+            if let Some(mut victim) = st.handshakes.remove(&id) {
+                self.watch.remove(victim.fd());
+                let err = Error::new(
+                    ErrorKind::ResourceExhausted,
+                    "the server is busy and this client had not sent its HELLO; try again",
+                );
+                let err = victim.refuse(RejectReason::ServerError, err);
+                on_refused(&err);
+                self.note_rejection(err);
+            }
         }
     }
 

@@ -600,3 +600,37 @@ fn the_pollable_fd_reports_a_handshake_deadline() {
     }
     assert!(!readable_within(listener.pollable_fd(), Duration::ZERO), "nothing left to report");
 }
+
+/// A listener bounds the clients awaiting their HELLO by `max_connections`:
+/// beyond it the oldest give way (REJECT 7), the others wait.
+#[test]
+fn a_listener_makes_room_by_refusing_the_oldest_silent_clients() {
+    let name = unique("listener-room");
+    let kp = Keypair::generate();
+    let listener = shmsock::Listener::bind(&name, &Options::new().keypair(kp).max_connections(4)).unwrap();
+    let silent: Vec<UnixStream> = (0..6)
+        .map(|_| {
+            let s = shmsock::endpoint::connect(&name).unwrap();
+            // One at a time, so that the listener takes them in order.
+            while listener.try_accept().unwrap().is_some() {}
+            s
+        })
+        .collect();
+    assert_eq!(listener.rejected_count(), 2, "{:?}", listener.last_rejection());
+    let mut fds = Vec::new();
+    for s in &silent[..2] {
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        match control::receive(s.as_fd(), &mut fds, None).unwrap() {
+            Record::Reject(reason, _) => assert_eq!(reason as u16, 7),
+            other => panic!("expected a REJECT, got {other:?}"),
+        }
+    }
+    for (i, s) in silent.iter().enumerate().skip(2) {
+        s.set_nonblocking(true).unwrap();
+        let got = std::io::Read::read(&mut &*s, &mut [0u8; 1]);
+        assert!(
+            matches!(got, Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "silent client {i} was refused, though only the 2 oldest had to be: {got:?}"
+        );
+    }
+}
