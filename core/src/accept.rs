@@ -15,11 +15,11 @@
 //! [`Limits`] bounds the handshakes in progress, by what each costs: one that
 //! waits for its HELLO holds a descriptor, one past it a segment.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
-use crate::control::{self, HELLO, READY};
+use crate::control::{self, RecordReader, HELLO, READY};
 use crate::error::{Error, ErrorKind, Result};
 use crate::handshake::{RejectReason, Session};
 use crate::listener::{Listener, Pending};
@@ -27,9 +27,6 @@ use crate::options::Options;
 use crate::platform::{self, Credentials, OwnWake};
 use crate::segment::Segment;
 use crate::stream::{Role, Stream};
-
-/// Length of a control record's header: type, reserved byte, body length (u16 LE).
-const RECORD_HEADER: usize = 4;
 
 /// What the handshake waits for.
 enum Stage {
@@ -55,10 +52,8 @@ pub struct Handshake {
     credentials: Credentials,
     deadline: Instant,
     stage: Stage,
-    /// The bytes of the record being read (header first, then body).
-    record: Vec<u8>,
-    /// Descriptors received with the record being read.
-    fds: Vec<OwnedFd>,
+    /// The record being read, and the descriptors that came with it.
+    reader: RecordReader,
 }
 
 /// How many handshakes a server (or `Listener::accept`) keeps in progress at
@@ -150,14 +145,7 @@ impl Handshake {
     /// Starts the handshake of an accepted socket, which must end by `deadline`.
     pub fn new(pending: Pending, deadline: Instant) -> Handshake {
         let (socket, credentials) = pending.into_parts();
-        Handshake {
-            socket,
-            credentials,
-            deadline,
-            stage: Stage::Hello,
-            record: Vec::with_capacity(RECORD_HEADER),
-            fds: Vec::new(),
-        }
+        Handshake { socket, credentials, deadline, stage: Stage::Hello, reader: RecordReader::default() }
     }
 
     /// The socket to watch for readability.
@@ -271,7 +259,7 @@ impl Handshake {
         // socket while the client was still sending it, so the client got EPIPE
         // or a reset (PeerGone) instead of reading the REJECT.
         listener.check_uid(self.credentials.uid)?;
-        if record.kind != HELLO || !self.fds.is_empty() {
+        if record.kind != HELLO || !self.reader.fds().is_empty() {
             return Err(Error::new(ErrorKind::ProtocolViolation, "expected a HELLO record without descriptors"));
         }
         let cache = listener.handshake_cache();
@@ -310,7 +298,8 @@ impl Handshake {
             return Err(Error::new(ErrorKind::ProtocolViolation, "expected a READY record"));
         }
         // The READY carries exactly the client's wake-up eventfd.
-        let peer_wake = match (self.fds.pop(), self.fds.is_empty()) {
+        let fds = self.reader.fds();
+        let peer_wake = match (fds.pop(), fds.is_empty()) {
             (Some(fd), true) => fd,
             _ => {
                 return Err(Error::new(
@@ -337,60 +326,11 @@ impl Handshake {
     }
 
     /// Reads what is there of the current record without waiting: Some when it
-    /// is complete (descriptors in `self.fds`), None when more must come.
+    /// is complete (descriptors in the reader), None when more must come.
     fn read_record(&mut self) -> Result<Option<RawRecord>> {
-        loop {
-            let want = if self.record.len() < RECORD_HEADER {
-                RECORD_HEADER
-            } else {
-                if self.record[1] != 0 {
-                    return Err(Error::new(
-                        ErrorKind::ProtocolViolation,
-                        "malformed control record (nonzero reserved byte)",
-                    ));
-                }
-                let want = RECORD_HEADER + u16::from_le_bytes([self.record[2], self.record[3]]) as usize;
-                if self.record.len() == want {
-                    let body = self.record.split_off(RECORD_HEADER);
-                    let kind = self.record[0];
-                    self.record.clear();
-                    return Ok(Some(RawRecord { kind, body }));
-                }
-                want
-            };
-            let have = self.record.len();
-            self.record.resize(want, 0);
-            // A deadline in the past: take what is there, never wait.
-            let got = platform::recv_with_fds(
-                self.socket.as_fd(),
-                &mut self.record[have..],
-                &mut self.fds,
-                Some(Instant::now()),
-            );
-            let n = match got {
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::Timeout => {
-                    self.record.truncate(have);
-                    return Ok(None);
-                }
-                Err(e) => {
-                    self.record.truncate(have);
-                    return Err(e);
-                }
-            };
-            self.record.truncate(have + n);
-            if n == 0 {
-                return Err(Error::new(
-                    ErrorKind::PeerGone,
-                    "the client closed the control socket during the handshake",
-                ));
-            }
-            if self.fds.len() > platform::MAX_RECORD_FDS {
-                return Err(Error::new(
-                    ErrorKind::ProtocolViolation,
-                    format!("the client passed more than {} file descriptors", platform::MAX_RECORD_FDS),
-                ));
-            }
-        }
+        Ok(self
+            .reader
+            .read(self.socket.as_fd(), "the client")?
+            .map(|(header, body)| RawRecord { kind: header[0], body }))
     }
 }

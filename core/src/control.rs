@@ -113,6 +113,73 @@ pub(crate) fn read_exact(
     Ok(())
 }
 
+/// Length of a record's header: type, reserved byte, body length (u16 LE).
+const HEADER: usize = 4;
+
+/// Reads records without waiting, for handshakes an event loop drives: what
+/// arrived of an incomplete record is kept until the rest comes (a peer may
+/// send one in pieces), with the descriptors that came with it.
+#[derive(Default)]
+pub struct RecordReader {
+    /// The bytes of the record being read (header first, then body).
+    record: Vec<u8>,
+    /// Descriptors received with the records read so far.
+    fds: Vec<OwnedFd>,
+}
+
+impl RecordReader {
+    /// The next record's header and body once it is complete, None while
+    /// more must come. `peer` names the other side in errors.
+    pub fn read(&mut self, socket: BorrowedFd<'_>, peer: &str) -> Result<Option<([u8; HEADER], Vec<u8>)>> {
+        loop {
+            let want = if self.record.len() < HEADER {
+                HEADER
+            } else {
+                if self.record[1] != 0 {
+                    return Err(malformed("nonzero reserved byte".to_string()));
+                }
+                let want = HEADER + u16::from_le_bytes([self.record[2], self.record[3]]) as usize;
+                if self.record.len() == want {
+                    let body = self.record.split_off(HEADER);
+                    let header = [self.record[0], self.record[1], self.record[2], self.record[3]];
+                    self.record.clear();
+                    return Ok(Some((header, body)));
+                }
+                want
+            };
+            let have = self.record.len();
+            self.record.resize(want, 0);
+            // A deadline in the past: take what is there, never wait.
+            let got = platform::recv_with_fds(socket, &mut self.record[have..], &mut self.fds, Some(Instant::now()));
+            let n = match got {
+                Ok(n) => n,
+                Err(e) => {
+                    self.record.truncate(have);
+                    return if e.kind() == ErrorKind::Timeout { Ok(None) } else { Err(e) };
+                }
+            };
+            self.record.truncate(have + n);
+            if n == 0 {
+                return Err(Error::new(
+                    ErrorKind::PeerGone,
+                    format!("{peer} closed the control socket during the handshake"),
+                ));
+            }
+            if self.fds.len() > platform::MAX_RECORD_FDS {
+                return Err(Error::new(
+                    ErrorKind::ProtocolViolation,
+                    format!("{peer} passed more than {} file descriptors", platform::MAX_RECORD_FDS),
+                ));
+            }
+        }
+    }
+
+    /// The descriptors received with the records read so far.
+    pub fn fds(&mut self) -> &mut Vec<OwnedFd> {
+        &mut self.fds
+    }
+}
+
 /// The body length a record header announces.
 pub fn body_len(header: &[u8; 4]) -> usize {
     u16::from_le_bytes([header[2], header[3]]) as usize
