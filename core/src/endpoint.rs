@@ -198,10 +198,6 @@ pub fn connect(name: &str) -> Result<UnixStream> {
 pub fn connect_until(name: &str, deadline: Option<Instant>) -> Result<UnixStream> {
     let paths = EndpointPaths::of(name)?;
     platform::connect_unix(&paths.socket, deadline).map_err(|e| match e.raw_os_error() {
-        Some(libc::ENOENT) | Some(libc::ECONNREFUSED) => Error::new(
-            ErrorKind::NotFound,
-            format!("no server is listening on endpoint '{name}' (socket {})", paths.socket.display()),
-        ),
         Some(libc::EAGAIN) => Error::new(
             ErrorKind::Timeout,
             format!(
@@ -209,8 +205,34 @@ pub fn connect_until(name: &str, deadline: Option<Instant>) -> Result<UnixStream
                  {LISTEN_BACKLOG} waiting connections stayed full)"
             ),
         ),
-        _ => Error::io(&format!("connecting to endpoint '{name}'"), e),
+        _ => connect_error(name, &paths, e),
     })
+}
+
+/// As [`connect`], never waiting: WouldBlock when the server's backlog is
+/// full (the socket cannot wait for room without blocking its caller).
+pub fn connect_now(name: &str) -> Result<UnixStream> {
+    let paths = EndpointPaths::of(name)?;
+    platform::connect_unix_now(&paths.socket).map_err(|e| match e.raw_os_error() {
+        Some(libc::EAGAIN) => Error::new(
+            ErrorKind::WouldBlock,
+            format!(
+                "the server of '{name}' is busy: its queue of {LISTEN_BACKLOG} waiting connections is full; \
+                 try again (a blocking connect waits for room)"
+            ),
+        ),
+        _ => connect_error(name, &paths, e),
+    })
+}
+
+fn connect_error(name: &str, paths: &EndpointPaths, e: std::io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ECONNREFUSED) => Error::new(
+            ErrorKind::NotFound,
+            format!("no server is listening on endpoint '{name}' (socket {})", paths.socket.display()),
+        ),
+        _ => Error::io(&format!("connecting to endpoint '{name}'"), e),
+    }
 }
 
 /// An endpoint found in the runtime directory.

@@ -16,7 +16,8 @@
 //! - [`listener`] and [`stream`]: accepting, connecting, sending, receiving
 //!   (into a caller's [`RecvBuf`], [`recv_buf`]); [`connect_wait`]: a client
 //!   waiting for its server to appear;
-//! - [`accept`]: the server side of the handshake, non-blocking;
+//! - [`accept`] and [`connecting`]: the server and the client side of the
+//!   handshake, non-blocking (event loops drive them);
 //! - [`reactor`]: one thread's wait over many streams, listeners and timers;
 //! - [`server`] and [`client`]: the event-driven pair, built on the reactor;
 //! - [`pubsub`] and [`shared_map`]: encrypted publish/subscribe (one seal, many readers);
@@ -30,6 +31,7 @@ pub mod accept;
 pub mod cipher;
 pub mod client;
 pub mod connect_wait;
+pub mod connecting;
 pub mod control;
 mod dispatch;
 pub mod endpoint;
@@ -61,6 +63,7 @@ pub mod wait;
 
 pub use cipher::CipherSuite;
 pub use client::{Client, ClientHandler};
+pub use connecting::{ConnectProgress, Connecting};
 pub use error::{Error, ErrorKind, Result};
 pub use handshake::AllowedClients;
 pub use keys::{Keypair, PublicKey};

@@ -22,17 +22,15 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::cipher::CipherSuite;
-use crate::control::{self, Record};
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame::{FrameHeader, FrameOpener, FrameSealer, HEADER_LEN};
-use crate::handshake::{Backend, Initiator, Session};
-use crate::keys::{Keypair, PublicKey};
+use crate::handshake::{Backend, Session};
+use crate::keys::PublicKey;
 use crate::options::{Options, MAX_FRAGMENT};
 use crate::placement::{self, Hints};
 use crate::platform::{self, Credentials, OwnWake};
 use crate::ring::{Consumer, Interest, Producer};
 use crate::segment::{self, Segment};
-use crate::sodium;
 use crate::wait::Waiter;
 
 mod recv;
@@ -122,75 +120,6 @@ pub(crate) fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
 }
 
 impl Stream {
-    /// Connects to the server of endpoint `name`, whose key `options.server_key`
-    /// pins, and completes the handshake within `options.handshake_timeout`
-    /// (waiting first for the server to appear: [`Options::connect_wait`]).
-    pub fn connect(name: &str, options: &Options) -> Result<Stream> {
-        sodium::init()?;
-        options.validate()?;
-        let server_key = options.server_key.ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidArgument,
-                "connecting needs the server's public key: set Options::server_key (shmsock never trusts a key the server sends)",
-            )
-        })?;
-        let keypair = options.keypair.clone().unwrap_or_else(Keypair::process_default);
-        let (control, deadline) = crate::connect_wait::control_socket(name, options)?;
-        control.set_nonblocking(true).map_err(|e| Error::io("configuring the control socket", e))?;
-        let socket = control.as_fd();
-        let credentials = platform::peer_credentials(socket)?;
-        let mut initiator = Initiator::new(&keypair, &server_key, name, options.client_offer())?;
-        control::send_first(socket, &control::encode(control::HELLO, &initiator.write_hello()?), name)?;
-        // While the server works on the HELLO: the next connect's ephemeral key.
-        crate::handshake_cache::prepare_client_spare(&server_key);
-        let mut fds = Vec::new();
-        let record = control::receive(socket, &mut fds, Some(deadline)).map_err(|e| match e.kind() {
-            ErrorKind::Timeout => Error::new(
-                ErrorKind::Timeout,
-                format!("the server of '{name}' did not answer the handshake within {:?}", options.handshake_timeout),
-            ),
-            _ => e.context(&format!("connecting to '{name}'")),
-        })?;
-        let reply = match record {
-            Record::Reply(reply) => reply,
-            Record::Reject(reason, text) => return Err(reason.to_error(name, &text)),
-            _ => {
-                return Err(Error::new(
-                    ErrorKind::ProtocolViolation,
-                    "the server answered the hello with an unexpected record",
-                ))
-            }
-        };
-        let session = initiator.read_reply(&reply)?;
-        let ring_size = session.choice.ring_size;
-        // The REPLY carries, in order, the memfd (memfd backend only) and the
-        // server's wake-up eventfd.
-        let mut fds = fds.into_iter();
-        let (memfd, peer_wake) = match (session.choice.backend, fds.next(), fds.next(), fds.next()) {
-            (Backend::Memfd, Some(memfd), Some(wake), None) => (Some(memfd), wake),
-            (Backend::Named, Some(wake), None, None) => (None, wake),
-            (Backend::Memfd, ..) => return Err(Error::new(
-                ErrorKind::ProtocolViolation,
-                "the server's reply must carry exactly two descriptors (the segment's memfd, then its wake-up eventfd)",
-            )),
-            (Backend::Named, ..) => {
-                return Err(Error::new(
-                    ErrorKind::ProtocolViolation,
-                    "the server's reply must carry exactly one descriptor (its wake-up eventfd) with a named segment",
-                ))
-            }
-        };
-        platform::check_peer_wake(peer_wake.as_fd())?;
-        let segment = match memfd {
-            Some(fd) => Segment::open_memfd(fd, ring_size)?,
-            None => Segment::open_named(&session.choice.segment_name, ring_size, credentials.uid)?,
-        };
-        let own_wake = OwnWake::new()?;
-        control::send(socket, &control::encode(control::READY, &[]), &[own_wake.for_peer()])?;
-        let wake = (own_wake, peer_wake);
-        Stream::establish(control, wake, segment, session, Role::Client, options, credentials, name, *keypair.public())
-    }
-
     /// Builds the stream once both sides hold the segment and each other's
     /// wake-up descriptor (`wake`: this side's, then the peer's, already checked).
     #[allow(clippy::too_many_arguments)]

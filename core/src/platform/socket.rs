@@ -46,6 +46,22 @@ pub fn connect_unix(path: &Path, deadline: Option<Instant>) -> std::io::Result<U
     Ok(UnixStream::from(socket))
 }
 
+/// Connects a non-blocking Unix stream socket to `path`, never waiting: a
+/// full backlog is EAGAIN at once (a Unix socket has no connect in progress).
+pub fn connect_unix_now(path: &Path) -> std::io::Result<UnixStream> {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let flags = SocketFlags::CLOEXEC | SocketFlags::NONBLOCK;
+    let socket = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, flags, None)?;
+    let address = SocketAddrUnix::new(path)?;
+    loop {
+        match rustix::net::connect(&socket, &address) {
+            Ok(()) => return Ok(UnixStream::from(socket)),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Sets how many connections the kernel queues for `listener` before accept.
 pub fn set_listen_backlog(listener: BorrowedFd<'_>, backlog: i32) -> Result<()> {
     // listen() again on a listening socket only changes its backlog.
