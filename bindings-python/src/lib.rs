@@ -21,6 +21,7 @@ use pyo3::prelude::*;
 mod buffer;
 mod callbacks;
 mod client;
+mod connecting;
 mod errors;
 mod keys;
 mod listener;
@@ -43,6 +44,7 @@ fn _shmsock(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stream::PyStream>()?;
     m.add_class::<stream::PyStats>()?;
     m.add_class::<stream::PyCredentials>()?;
+    m.add_class::<connecting::PyConnecting>()?;
     m.add_class::<listener::PyListener>()?;
     m.add_class::<server::PyServer>()?;
     m.add_class::<server::PyConnection>()?;

@@ -9,6 +9,7 @@ use pyo3::types::{PyBytes, PyDict};
 use shmsock::{Credentials, Error as CoreError, ErrorKind, Role, SendProgress, Stats, Stream};
 
 use crate::buffer::Data;
+use crate::connecting::PyConnecting;
 use crate::errors::{self, OrRaise};
 use crate::keys::PyPublicKey;
 use crate::options::{self, Entry, Given};
@@ -120,6 +121,21 @@ impl PyStream {
         let name = name.to_owned();
         let stream = connect_waiting(py, &built.options, |options| Stream::connect(&name, options))?;
         Ok(PyStream::wrap(stream, built.send_timeout, built.recv_timeout))
+    }
+
+    /// For event loops (``shmsock.aio``): starts connecting without waiting
+    /// (options as for ``connect``, without ``wait``): NotFound at once when no
+    /// server listens, WouldBlock when its queue of waiting connections is
+    /// full. Finish it with ``_advance()`` when its ``fileno()`` is readable.
+    #[staticmethod]
+    #[pyo3(signature = (name, *, server_key, **options))]
+    fn _connect_start(
+        py: Python<'_>,
+        name: &str,
+        server_key: &Bound<'_, PyAny>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyConnecting> {
+        PyConnecting::start(py, name, server_key, options)
     }
 
     /// The default timeout of ``recv()`` in seconds (None: wait forever).

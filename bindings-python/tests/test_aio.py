@@ -4,6 +4,7 @@ cancellation, closing."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import socket
 import threading
 import time
@@ -310,6 +311,73 @@ def test_a_silent_client_is_refused_at_its_deadline(
             accepting.cancel()
             silent.close()
             listener.close()
+
+    run(main())
+
+
+class _NoExecutor(concurrent.futures.ThreadPoolExecutor):
+    """A default executor that refuses work: proves a call never uses one."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"the default executor was used for {fn!r}")
+
+
+def test_connect_runs_on_the_loop(name: str, server_keypair: shmsock.Keypair) -> None:
+    """Both sides of the handshake run on the loop: no executor thread."""
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_default_executor(_NoExecutor())
+        async with aio.bind(name, keypair=server_keypair) as listener:
+            client, server = await pair(listener, server_keypair.public_key, recv_timeout=7)
+            assert client.stream.recv_timeout == 7
+            await client.send(b"no threads")
+            assert await server.recv() == b"no threads"
+            client.close()
+            server.close()
+
+    run(main())
+
+
+def test_connect_to_a_silent_server_times_out(name: str, server_keypair: shmsock.Keypair) -> None:
+    """A server that takes the connection and never answers: Timeout at the
+    handshake deadline, on the loop, which keeps running meanwhile."""
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_default_executor(_NoExecutor())
+        listener = shmsock.Listener.bind(name, keypair=server_keypair)  # never accepts
+        ticker = Ticker()
+        try:
+            with pytest.raises(shmsock.Timeout, match="did not answer the handshake"):
+                await aio.connect(name, server_key=server_keypair.public_key, handshake_timeout=0.3)
+            assert ticker.ticks > 0, "the loop ran while the connect waited"
+        finally:
+            ticker.stop()
+            listener.close()
+
+    run(main())
+
+
+def test_a_cancelled_connect_leaves(name: str, server_keypair: shmsock.Keypair) -> None:
+    """Cancelling a connect closes its socket: the server sees the client go."""
+
+    async def main() -> None:
+        async with aio.bind(name, keypair=server_keypair) as listener:
+            # A listener that is not accepting: the connect waits for its REPLY.
+            connect = asyncio.ensure_future(aio.connect(name, server_key=server_keypair.public_key))
+            await asyncio.sleep(0.05)
+            connect.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await connect
+            # Now accepting: the cancelled client's handshake fails (it left),
+            # and a new client is served.
+            client, server = await pair(listener, server_keypair.public_key)
+            for _ in range(200):
+                if listener.rejected_count >= 1:
+                    break
+                await asyncio.sleep(0.01)
+            assert listener.rejected_count == 1, "the cancelled client left"
+            client.close()
+            server.close()
 
     run(main())
 

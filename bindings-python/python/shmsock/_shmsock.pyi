@@ -54,6 +54,7 @@ __all__ = [
     "SubscriberInfo",
     "Timeout",
     "WouldBlock",
+    "_Connecting",
     "__version__",
     "_error_classes",
     "_option_keywords",
@@ -255,6 +256,20 @@ class Credentials:
         """Group id."""
 
 @final
+class _Connecting:
+    """A connect in progress (see ``Stream._connect_start``)."""
+
+    def fileno(self) -> int:
+        """The descriptor to watch: readable when ``_advance`` may finish."""
+    @property
+    def time_left(self) -> float:
+        """Seconds until the handshake times out (0 once past)."""
+    def _advance(self) -> Optional[Stream]:
+        """Finishes the connect if the server answered (None: not yet)."""
+    def close(self) -> None:
+        """Gives up: closes the socket. Idempotent."""
+
+@final
 class Stream:
     """An encrypted, authenticated message stream to one peer.
 
@@ -275,6 +290,15 @@ class Stream:
         identity (a fresh one when None); ``send_timeout`` and ``recv_timeout``
         are the defaults of ``send()`` and ``recv()``; ``wait`` (seconds, at
         most a day) waits for a server to appear, then raises NotFound."""
+    @staticmethod
+    def _connect_start(
+        name: str,
+        *,
+        server_key: _KeyLike,
+        **options: Unpack[ConnectOptions],
+    ) -> _Connecting:
+        """For event loops: starts connecting without waiting (NotFound at
+        once, WouldBlock when the server's queue is full)."""
     @property
     def recv_timeout(self) -> Optional[float]:
         """The default timeout of ``recv()`` in seconds (None: wait forever)."""

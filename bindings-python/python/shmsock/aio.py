@@ -30,9 +30,11 @@ A ``recv()`` that times out (``timeout=``, the stream's ``recv_timeout``) or is
 cancelled (``asyncio.wait_for``, ``asyncio.timeout``, ``task.cancel()``) loses
 no message: the next ``recv()`` gets it. A ``send()`` cancelled after its
 message started to go out still finishes sending it (a message is never cut).
-Connecting runs in the loop's default executor; the server side of the
-handshakes runs on the loop without waiting, several side by side (each
-bounded by ``handshake_timeout``), so a silent client delays no other.
+Both sides of the handshake run on the loop without waiting (a connect sends
+its HELLO and finishes when the server's answer arrives; an accept advances
+every handshake side by side, each bounded by ``handshake_timeout``, so a
+silent client delays no other). Only a connect's ``wait`` for a server that is
+not there yet runs in the default executor.
 
 Publish/subscribe: ``await aio.subscribe(name, server_key=...)`` (or ``async
 with``) gives a :class:`Subscriber` (``await sub.recv(timeout=...)``, ``async
@@ -75,6 +77,7 @@ from ._shmsock import (
     NotFound,
     PublicKey,
     Stats,
+    WouldBlock,
 )
 
 if TYPE_CHECKING:
@@ -156,26 +159,24 @@ class Stream(_Receiver):
         **options: Unpack[ConnectOptions],
     ) -> Stream:
         """Connects to endpoint ``name`` (options as for
-        :meth:`shmsock.Stream.connect`); the handshake runs in the default
-        executor. ``wait`` (seconds): wait for a server to appear."""
-        loop = asyncio.get_running_loop()
-        # The core waits for the server (``wait``), in executor calls of at
-        # most _CONNECT_SLICE each, so a cancelled connect stops waiting soon.
+        :meth:`shmsock.Stream.connect`). The handshake runs on the loop
+        without waiting: the HELLO goes out at once, and the rest when the
+        server's answer makes the socket readable. ``wait`` (seconds): wait for
+        a server to appear (that wait, and a wait for room when the server's
+        queue of waiting connections is full, run in the default executor)."""
         wait = options.pop("wait", None)
         if wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float))):
             raise TypeError(f"wait must be a number of seconds or None, not '{type(wait).__name__}'")
-        deadline = None if wait is None else time.monotonic() + wait
-        while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            options["wait"] = None if left is None else min(left, _CONNECT_SLICE)
-            connect = functools.partial(_shmsock.Stream.connect, name, server_key=server_key, **options)
-            try:
-                stream = await loop.run_in_executor(None, connect)
-            except NotFound:
-                if deadline is None or time.monotonic() >= deadline:
-                    raise
-                continue
-            return cls(stream)
+        try:
+            connecting = _shmsock.Stream._connect_start(name, server_key=server_key, **options)
+        except NotFound:
+            if wait is None:
+                raise
+        except WouldBlock:
+            pass
+        else:
+            return cls(await _finish_connect(connecting))
+        return cls(await _connect_in_executor(name, server_key, wait, options))
 
     # ------------------------------------------------------------ sending
 
@@ -259,6 +260,42 @@ class Stream(_Receiver):
 
     def __repr__(self) -> str:
         return f"<shmsock.aio.Stream {self._stream!r}>"
+
+
+async def _finish_connect(connecting: _shmsock._Connecting) -> _shmsock.Stream:
+    """Advances a connect whenever its socket is readable, until it is done or
+    its deadline passes; a cancelled connect closes its socket."""
+    readable = _Readiness(connecting.fileno())
+    try:
+        while True:
+            stream = connecting._advance()
+            if stream is not None:
+                return stream
+            try:
+                await asyncio.wait_for(readable.wait(), connecting.time_left)
+            except asyncio.TimeoutError:
+                pass  # the next _advance raises Timeout
+    finally:
+        readable.close()
+        connecting.close()
+
+
+async def _connect_in_executor(name: str, server_key: KeyLike, wait: Optional[float], options: Any) -> _shmsock.Stream:
+    """The blocking connect, for what the loop cannot wait for itself: a server
+    that is not there yet (``wait``, the core's inotify watch) or whose queue
+    is full. In executor calls of at most _CONNECT_SLICE each, so a cancelled
+    connect stops waiting soon."""
+    loop = asyncio.get_running_loop()
+    deadline = None if wait is None else time.monotonic() + wait
+    while True:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        options["wait"] = None if left is None else min(left, _CONNECT_SLICE)
+        connect = functools.partial(_shmsock.Stream.connect, name, server_key=server_key, **options)
+        try:
+            return await loop.run_in_executor(None, connect)
+        except NotFound:
+            if deadline is None or time.monotonic() >= deadline:
+                raise
 
 
 class Listener:
