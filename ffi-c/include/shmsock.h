@@ -224,6 +224,14 @@ typedef uint32_t shmsock_event_kind;
 // from several threads at once, and from inside the client's callbacks.
 typedef struct shmsock_client shmsock_client;
 
+// A connect in progress, for event loops: from shmsock_connect_start(),
+// finished with shmsock_connecting_advance() when its fd is readable, freed
+// with shmsock_connecting_free().
+//
+// Thread safety: calls may come from several threads, but a connect is
+// meant to be driven by one event loop.
+typedef struct shmsock_connecting shmsock_connecting;
+
 // One client of a shmsock_server.
 //
 // Callbacks receive a borrowed connection, valid only until the callback
@@ -855,6 +863,57 @@ void shmsock_listener_free(struct shmsock_listener *listener);
 shmsock_result shmsock_stream_connect(const char *name,
                                       const struct shmsock_options *options,
                                       struct shmsock_stream **out);
+
+// Starts connecting to the server of endpoint `name` without waiting: the
+// control socket is connected and the HELLO sent. `options` as for
+// shmsock_stream_connect(), whose connect wait
+// (shmsock_options_set_connect_wait()) is not used here.
+//
+// Never blocks: no server is SHMSOCK_NOT_FOUND at once, and a server whose
+// queue of waiting connections is full is SHMSOCK_WOULD_BLOCK (retry, or use
+// shmsock_stream_connect(), which waits for room). Then watch
+// shmsock_connecting_fd() for readability and call
+// shmsock_connecting_advance(). On success `*out` receives a new handle,
+// owned by the caller, to be freed with shmsock_connecting_free().
+//
+// Errors: as shmsock_stream_connect(), and SHMSOCK_WOULD_BLOCK.
+shmsock_result shmsock_connect_start(const char *name,
+                                     const struct shmsock_options *options,
+                                     struct shmsock_connecting **out);
+
+// Writes the connect's file descriptor to `*out_fd`: readable when
+// shmsock_connecting_advance() may finish. The fd belongs to the connect: do
+// not close it. Never blocks.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_CLOSED (the connect is over).
+shmsock_result shmsock_connecting_fd(const struct shmsock_connecting *connecting, int *out_fd);
+
+// Writes to `*out_ms` the milliseconds left before the handshake times out
+// (0 once past): call shmsock_connecting_advance() then, if its fd said
+// nothing before. Never blocks.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_CLOSED (the connect is over).
+shmsock_result shmsock_connecting_time_left(const struct shmsock_connecting *connecting,
+                                            uint64_t *out_ms);
+
+// Finishes the connect if the server answered, never waiting. On success
+// `*out` receives a new stream, owned by the caller, to be freed with
+// shmsock_stream_free(); the connect's fd lives on as the stream's control
+// socket, so remove it from your epoll set (watch
+// shmsock_stream_pollable_fd() instead). SHMSOCK_WOULD_BLOCK: the answer has
+// not come whole; wait for the fd (or the time left) and call again.
+//
+// Any other error ends the connect (later calls give SHMSOCK_CLOSED): what
+// the server's REJECT says, or SHMSOCK_TIMEOUT past the handshake timeout.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_WOULD_BLOCK, SHMSOCK_CLOSED, and the
+// handshake's errors as for shmsock_stream_connect().
+shmsock_result shmsock_connecting_advance(const struct shmsock_connecting *connecting,
+                                          struct shmsock_stream **out);
+
+// Frees a connect (closing its socket if it is still in progress: the
+// server sees the client leave). NULL is a no-op.
+void shmsock_connecting_free(struct shmsock_connecting *connecting);
 
 // Sends one message of `len` bytes (0 is allowed; `data` may then be NULL).
 //
