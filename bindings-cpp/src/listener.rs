@@ -68,7 +68,9 @@ impl ListenerBox {
         Ok(self.usable()?.pollable_fd())
     }
 
-    /// The listening socket's fd (readable when a client is waiting).
+    /// The listener's pollable fd: readable when `accept` with a zero timeout
+    /// may progress (a client waits, a handshake got its client's next record,
+    /// or a handshake's deadline passed).
     pub fn fd(&self) -> BridgeResult<i32> {
         guard(|| Ok(self.usable()?.as_raw_fd()))
     }

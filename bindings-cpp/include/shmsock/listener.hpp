@@ -43,7 +43,9 @@ public:
 
     std::string name() const;
     PublicKey public_key() const;
-    /// The listening socket: readable when a client is waiting.
+    /// The pollable fd: readable when accept(0ns) may make progress (a client
+    /// waits, a handshake got its client's next record, or a handshake's
+    /// deadline passed); call accept(0ns) until it throws Timeout.
     int native_handle() const;
     int fd() const { return native_handle(); }
     /// How many clients failed the handshake so far.
