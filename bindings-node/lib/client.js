@@ -30,7 +30,8 @@ class Client extends ReportingEmitter {
       try {
         stream._n.startFlowing()
       } catch (err) {
-        this._onEnd(fromNative(err))
+        // Closed by this side before it started: a clean close, no error.
+        this._onEnd(this.stream.closed ? null : fromNative(err))
       }
     })
   }

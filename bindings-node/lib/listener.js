@@ -4,10 +4,10 @@
 // process closes when it exits, so no socket file outlives its process.
 
 const native = require('./native.js')
-const { codes, makeError, typeError, abortError, fromNative, callNative } = require('./errors.js')
+const { codes, makeError, typeError, abortError, callNative } = require('./errors.js')
 const { kInternal, dispose, checkName, waitOptions } = require('./args.js')
 const { nativeOptions } = require('./options.js')
-const { newOp, track } = require('./dispatch.js')
+const { newOp, started } = require('./dispatch.js')
 const { wrapStream } = require('./stream.js')
 
 /**
@@ -58,15 +58,13 @@ class Listener {
     const limit = waitOptions(options)
     if (limit.signal && limit.signal.aborted) return Promise.reject(abortError(limit.signal))
     const op = newOp()
-    try {
-      this._n.accept(op)
-    } catch (err) {
-      return Promise.reject(fromNative(err))
-    }
     const timeoutError = () => makeError(codes.TIMEOUT, 'accept timed out: no client connected')
     /** @param {number} op */
     const cancel = (op) => this._n.cancelAccept(op)
-    return track(op, this, wrapStream, { timeout: limit.timeout, timeoutError, signal: limit.signal, cancel })
+    // `op` is registered before the native call: a stream that completed
+    // while nobody was accepting completes it within that call.
+    const limits = { timeout: limit.timeout, timeoutError, signal: limit.signal, cancel }
+    return started(op, this, wrapStream, () => this._n.accept(op), limits)
   }
 
   /** Removes the endpoint; pending accepts fail with SHMSOCK_CLOSED. Accepted streams stay open. Idempotent. */

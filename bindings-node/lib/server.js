@@ -1,7 +1,8 @@
 'use strict'
 // Server: the event-driven server (like `net.Server`) that accepts every
-// client from the native reactor, and Connection, one client of it, whose
-// messages arrive as 'data' events.
+// client on the event loop (the native listener's poll handle: handshakes
+// advance side by side, no thread each), and Connection, one client of it,
+// whose messages arrive as 'data' events.
 
 const native = require('./native.js')
 const { codes, makeError, typeError, describe, fromNative, callNative } = require('./errors.js')

@@ -1,35 +1,51 @@
-//! `NativeListener` and `connect`: accepting and connecting without blocking
-//! the event loop.
+//! `NativeListener`: accepting without blocking the event loop, and without
+//! a thread per handshake.
 //!
-//! A libuv poll handle on the JavaScript thread watches a listener's fd while
-//! an `accept` is pending (or, for a Server, always); on readiness it takes
-//! queued client sockets without waiting and runs each handshake on a
-//! short-lived thread (a handshake waits for the client, up to the handshake
-//! timeout; a slow or hostile client must not stall the others, nor hold a
-//! thread of libuv's pool). A finished handshake comes back to the JavaScript
-//! thread as a job, which completes the oldest pending accept, or emits a
-//! CONNECTION event for a Server. Accept timeouts are the JavaScript layer's
-//! timers ([`NativeListener::cancel_accept`]).
+//! The core listener's pollable fd (an epoll set of the listening socket, the
+//! sockets of the handshakes in progress and a timerfd of their earliest
+//! deadline) is watched by a libuv poll handle on the JavaScript thread. On
+//! readiness, `try_accept_reporting` runs until it returns None: it advances
+//! every handshake side by side (a silent or slow client never delays the
+//! others; the core bounds how many are in progress), refuses those past
+//! their deadline, and takes the clients waiting. Each completed stream
+//! completes the oldest pending accept, waits in `ready` for the next one, or
+//! is a CONNECTION event of a Server; each refused client is a REJECTED event
+//! of a Server (accept() skips it, as the core's accept does). No JavaScript
+//! timer is needed for handshakes: the timerfd makes the fd readable when a
+//! deadline passes. Accept timeouts are the JavaScript layer's timers
+//! ([`NativeListener::cancel_accept`]).
+//!
+//! Watching and keep-alive: handshakes advance only when `try_accept` runs,
+//! so the fd is watched from `bind` until `close`, whether or not an accept
+//! is pending: a client that connects between two accepts goes through its
+//! handshake at once (its stream waits in `ready` for the next accept), and
+//! a silent one is refused at its deadline. Two exceptions, for a plain
+//! listener (not a Server) with no accept pending: with `max_connections`
+//! streams in `ready` it stops watching until the next accept, so that a
+//! listener nobody accepts from holds no more connections than it is sized
+//! for (later clients wait in their handshake or in the kernel's backlog);
+//! and after accepting failed (e.g. out of descriptors, when the listening
+//! socket stays readable) it rests until the next accept rather than spin
+//! the loop (a Server reports each failure as an 'error', as before). The
+//! handle keeps Node's event loop alive only while accepts are pending: an
+//! idle listener lets the process exit, and a Server keeps the process
+//! alive on its own while it is open (the JavaScript layer's `retain`).
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use napi_derive::napi;
 use shmsock::{Error as CoreError, ErrorKind, Listener, Stream};
 
-use crate::dispatch::{lock, post, Event};
+use crate::dispatch::{lock, Event};
 use crate::errors::{closed, js_error, to_js, Code};
 use crate::keys::JsKeypair;
 use crate::options::{to_core, NativeOptions};
 use crate::stream::{next_id, StreamShared};
 use crate::uv::{deliver, Poll, Ready};
-
-/// Handshakes that may run at once per listener; more clients wait in the
-/// kernel's backlog.
-const MAX_HANDSHAKES: usize = 64;
 
 static LIVE_LISTENERS: AtomicU64 = AtomicU64::new(0);
 
@@ -39,9 +55,12 @@ struct ListenerState {
     serving: bool,
     /// Pending accepts, oldest first.
     waiters: VecDeque<i64>,
-    /// Finished handshakes no accept took yet.
-    ready: VecDeque<Result<Stream, CoreError>>,
-    handshakes: usize,
+    /// Completed handshakes no accept took yet.
+    ready: VecDeque<Stream>,
+    /// Accepting failed with no accept pending to report it to: a plain
+    /// listener stops watching until the next accept (out of descriptors,
+    /// the listening socket stays readable and would spin the loop).
+    resting: bool,
     poll: Option<Poll>,
 }
 
@@ -51,6 +70,9 @@ pub(crate) struct ListenerShared {
     recv_timeout: Option<Duration>,
     /// The limit on a Server connection's waiting sends (`maxQueuedBytes`).
     max_queued: usize,
+    /// How many streams `ready` holds before the listener stops watching
+    /// (`max_connections`).
+    max_ready: usize,
     st: Mutex<ListenerState>,
 }
 
@@ -65,32 +87,14 @@ impl ListenerShared {
         lock(&self.listener).clone()
     }
 
-    /// True when the reactor should take another client now: a Server takes
-    /// up to MAX_HANDSHAKES at once, accept() one per pending call.
-    fn wants_accept(st: &ListenerState) -> bool {
-        let limit = if st.serving { MAX_HANDSHAKES } else { st.waiters.len().min(MAX_HANDSHAKES) };
-        !st.closed && st.handshakes < limit
-    }
-
-    /// Watches the fd while clients are wanted (and keeps the process alive
-    /// then; a Server's own reference does that while it is open).
-    fn refresh(self: &Arc<Self>, st: &mut ListenerState) {
-        if st.closed {
-            return;
-        }
-        let watch = Self::wants_accept(st);
-        if st.poll.is_none() {
-            if !watch {
-                return;
-            }
-            let Some(listener) = self.listener() else { return };
-            match Poll::new(listener.as_fd().as_raw_fd(), Arc::clone(self) as Arc<dyn Ready>) {
-                Ok(poll) => st.poll = Some(poll),
-                Err(_) => return,
-            }
-        }
+    /// Watches the fd while the listener is open, unless `ready` is full and
+    /// nobody accepts; keeps the process alive while accepts are pending (see
+    /// the module comment).
+    fn refresh(&self, st: &mut ListenerState) {
+        let waiting = !st.waiters.is_empty();
+        let watch = !st.closed && !st.resting && (st.serving || waiting || st.ready.len() < self.max_ready);
         if let Some(poll) = st.poll.as_mut() {
-            poll.set(watch, watch && !st.waiters.is_empty());
+            poll.set(watch, watch && waiting);
         }
     }
 
@@ -99,61 +103,50 @@ impl ListenerShared {
         StreamShared::with_queue_limit(stream, self.recv_timeout, serving.then_some(self.max_queued))
     }
 
-    /// Hands finished handshakes to the pending accepts (or the Server).
-    fn deliver_ready(&self, st: &mut ListenerState, events: &mut Vec<Event>) {
-        while let Some(result) = st.ready.pop_front() {
-            match result {
-                Ok(stream) => {
-                    if st.closed {
-                        continue;
-                    }
-                    if st.serving {
-                        events.push(Event::Connection { listener: self.id, stream: self.stream_of(stream, true) });
-                    } else if let Some(op) = st.waiters.pop_front() {
-                        events.push(Event::Stream { op, stream: self.stream_of(stream, false) });
-                    } else {
-                        st.ready.push_front(Ok(stream));
-                        break;
-                    }
-                }
-                Err(error) => {
-                    // accept() skips clients that fail the handshake (as the
-                    // core's accept does); a Server reports them.
-                    if st.serving && !st.closed {
-                        events.push(Event::Rejected { listener: self.id, error });
-                    }
-                }
-            }
+    /// Hands a completed stream to the Server, the oldest pending accept, or
+    /// `ready` for the next accept.
+    fn completed(&self, st: &mut ListenerState, stream: Stream, events: &mut Vec<Event>) {
+        if st.serving {
+            events.push(Event::Connection { listener: self.id, stream: self.stream_of(stream, true) });
+        } else if let Some(op) = st.waiters.pop_front() {
+            events.push(Event::Stream { op, stream: self.stream_of(stream, false) });
+        } else {
+            st.ready.push_back(stream);
         }
     }
 
-    /// Takes the clients queued on the socket while someone wants them, each
-    /// handshake on its own short-lived thread.
-    fn take_clients(self: &Arc<Self>, st: &mut ListenerState, events: &mut Vec<Event>) {
+    /// Hands the streams in `ready` to the pending accepts (or the Server).
+    fn deliver_ready(&self, st: &mut ListenerState, events: &mut Vec<Event>) {
+        while st.serving || !st.waiters.is_empty() {
+            let Some(stream) = st.ready.pop_front() else { break };
+            self.completed(st, stream, events);
+        }
+    }
+
+    /// Runs `try_accept` until it has nothing more: every handshake in
+    /// progress advanced, every waiting client taken in.
+    fn drive(&self, st: &mut ListenerState, events: &mut Vec<Event>) {
         let Some(listener) = self.listener() else { return };
-        while Self::wants_accept(st) {
-            match listener.accept_pending(Some(Instant::now())) {
-                Ok(pending) => {
-                    st.handshakes += 1;
-                    let shared = Arc::clone(self);
-                    let listener = Arc::clone(&listener);
-                    let spawned = std::thread::Builder::new().name("shmsock-handshake".into()).spawn(move || {
-                        let result = listener.handshake(pending);
-                        drop(listener);
-                        post(Box::new(move |events: &mut Vec<Event>| shared.handshake_done(result, events)));
-                    });
-                    if spawned.is_err() {
-                        // Dropping the client's socket refuses it.
-                        st.handshakes -= 1;
-                        break;
-                    }
+        let (id, serving) = (self.id, st.serving);
+        loop {
+            let mut on_refused = |error: &CoreError| {
+                // accept() skips clients that fail the handshake (as the
+                // core's accept does); a Server reports them.
+                if serving {
+                    events.push(Event::Rejected { listener: id, error: error.clone() });
                 }
-                Err(e) if e.kind() == ErrorKind::Timeout => break,
+            };
+            match listener.try_accept_reporting(&mut on_refused) {
+                Ok(Some(stream)) => self.completed(st, stream, events),
+                Ok(None) => break,
                 Err(error) => {
-                    if st.serving {
-                        events.push(Event::Rejected { listener: self.id, error });
-                    } else if let Some(op) = st.waiters.pop_front() {
-                        events.push(Event::Failed { op, error });
+                    if serving {
+                        events.push(Event::Rejected { listener: id, error });
+                    } else {
+                        if let Some(op) = st.waiters.pop_front() {
+                            events.push(Event::Failed { op, error });
+                        }
+                        st.resting = st.waiters.is_empty();
                     }
                     break;
                 }
@@ -161,26 +154,27 @@ impl ListenerShared {
         }
     }
 
-    /// A handshake thread finished (on the JavaScript thread).
-    fn handshake_done(self: &Arc<Self>, result: Result<Stream, CoreError>, events: &mut Vec<Event>) {
-        let mut st = lock(&self.st);
-        st.handshakes -= 1;
-        st.ready.push_back(result);
-        self.deliver_ready(&mut st, events);
-        if !st.closed {
-            self.take_clients(&mut st, events);
-            self.refresh(&mut st);
-        }
-    }
-
     /// Cancels a pending accept (timeout, abort); false if it completed.
-    fn cancel(self: &Arc<Self>, op: i64) -> bool {
+    fn cancel(&self, op: i64) -> bool {
         let mut st = lock(&self.st);
         let before = st.waiters.len();
         st.waiters.retain(|w| *w != op);
         let cancelled = st.waiters.len() != before;
         self.refresh(&mut st);
         cancelled
+    }
+
+    /// After a new accept or `serve`: hands out what `ready` holds, and looks
+    /// at the listener at once (it may have stopped watching while `ready` was
+    /// full). The results may complete an accept before its call returns.
+    fn resume(&self, mut st: MutexGuard<'_, ListenerState>) {
+        let mut events = Vec::new();
+        st.resting = false;
+        self.deliver_ready(&mut st, &mut events);
+        self.drive(&mut st, &mut events);
+        self.refresh(&mut st);
+        drop(st);
+        deliver(events);
     }
 }
 
@@ -190,7 +184,7 @@ impl Ready for ListenerShared {
         if st.closed {
             return;
         }
-        self.take_clients(&mut st, events);
+        self.drive(&mut st, events);
         self.refresh(&mut st);
     }
 }
@@ -246,14 +240,26 @@ impl NativeListener {
         let listener = Listener::bind(&name, &options).map_err(to_js)?;
         let public_key = listener.public_key().as_bytes().to_vec();
         let name = listener.name().to_string();
+        let fd = listener.as_fd().as_raw_fd();
         LIVE_LISTENERS.fetch_add(1, Ordering::Relaxed);
         let inner = Arc::new(ListenerShared {
             id: next_id(),
             listener: Mutex::new(Some(Arc::new(listener))),
             recv_timeout,
             max_queued: options.max_queued_bytes,
+            max_ready: options.max_connections,
             st: Mutex::new(ListenerState::default()),
         });
+        // Watched from now on (see the module comment). The fd outlives the
+        // handle: `close_now` closes the handle before dropping the listener,
+        // and the handle holds `inner` until closed.
+        let poll = Poll::new(fd, Arc::clone(&inner) as Arc<dyn Ready>)
+            .map_err(|e| napi::Error::new(Code::from(e.status), e.reason.clone()))?;
+        {
+            let mut st = lock(&inner.st);
+            st.poll = Some(poll);
+            inner.refresh(&mut st);
+        }
         Ok(NativeListener { inner, name, public_key })
     }
 
@@ -293,12 +299,7 @@ impl NativeListener {
             return Err(js_error(ErrorKind::InvalidArgument, "this listener is serving a Server; it has no accept()"));
         }
         st.waiters.push_back(op);
-        let mut events = Vec::new();
-        s.deliver_ready(&mut st, &mut events);
-        s.take_clients(&mut st, &mut events);
-        s.refresh(&mut st);
-        drop(st);
-        deliver(events);
+        s.resume(st);
         Ok(())
     }
 
@@ -317,12 +318,7 @@ impl NativeListener {
             return Err(to_js(closed("listener")));
         }
         st.serving = true;
-        let mut events = Vec::new();
-        s.deliver_ready(&mut st, &mut events);
-        s.take_clients(&mut st, &mut events);
-        s.refresh(&mut st);
-        drop(st);
-        deliver(events);
+        s.resume(st);
         Ok(())
     }
 

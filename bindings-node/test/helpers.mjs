@@ -1,8 +1,9 @@
 // Shared by the tests: a private runtime directory, unique endpoint names,
-// connected pairs, bounded waits and child processes.
+// connected pairs, silent clients, bounded waits and child processes.
 import { spawn } from 'node:child_process'
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -24,6 +25,53 @@ let counter = 0
 export function uniqueName(prefix = 't') {
   counter += 1
   return `${prefix}-${process.pid}-${counter}-${Math.random().toString(36).slice(2, 8)}`
+}
+
+/**
+ * Opens `n` raw connections to endpoint `name` (its socket in the runtime
+ * directory) that never send their HELLO, one after the other; a connection
+ * the full backlog refuses (EAGAIN) is retried until `ms` have passed.
+ * Resolves the sockets; `destroyAll(sockets)` closes them.
+ */
+export async function silentClients(name, n, ms = 20000) {
+  const path = join(process.env.SHMSOCK_RUNTIME_DIR, `${name}.sock`)
+  const until = Date.now() + ms
+  const sockets = []
+  const one = () =>
+    new Promise((resolve, reject) => {
+      const socket = connect(path)
+      socket.once('connect', () => {
+        socket.removeAllListeners('error')
+        socket.on('error', () => {})
+        resolve(socket)
+      })
+      socket.once('error', (err) => {
+        socket.destroy()
+        if (err.code === 'EAGAIN' && Date.now() < until) setTimeout(() => one().then(resolve, reject), 10)
+        else reject(new Error(`silent client ${sockets.length + 1} of ${n} could not connect: ${err.message}`))
+      })
+    })
+  try {
+    while (sockets.length < n) sockets.push(await one())
+  } catch (err) {
+    destroyAll(sockets)
+    throw err
+  }
+  return sockets
+}
+
+/** Closes sockets. */
+export function destroyAll(sockets) {
+  for (const socket of sockets) socket.destroy()
+}
+
+/** Resolves when `check()` is true, looking every 10 ms; rejects after `ms`. */
+export async function until(check, ms, what = 'condition') {
+  const limit = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > limit) throw new Error(`${what} was not met within ${ms} ms`)
+    await sleep(10)
+  }
 }
 
 /** Rejects if `promise` does not settle within `ms`. */
