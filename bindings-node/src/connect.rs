@@ -1,31 +1,150 @@
-//! `connect` (and the waiting of `subscribe`): a client connection, made on a short-lived thread (the handshake
-//! waits for the server, up to the handshake timeout) and handed to the
-//! JavaScript thread as a job. With `wait`, the core waits for a missing
-//! server ([`shmsock::Options::connect_wait`], like the CLI's `--wait`), in
-//! slices of at most [`SLICE`], so that a connect cancelled by an AbortSignal
-//! stops waiting soon; a stream it still made is closed.
+//! `connect` (and the waiting of `subscribe`): a client connection.
+//!
+//! A connect runs on the JavaScript thread when it can: the core's
+//! [`Connecting`] connects the control socket and sends the HELLO without
+//! waiting, then a libuv poll handle watches the socket, and a second one a
+//! timerfd armed for the handshake's deadline. Whichever becomes readable
+//! calls [`Connecting::advance`], which completes `op` with the stream, with
+//! the error of the server's REJECT, or with Timeout once the deadline passed
+//! (so the deadline needs neither a thread nor a JavaScript timer: the timerfd
+//! counts on the monotonic clock that `Instant` reads). A connect cancelled by
+//! an AbortSignal closes its socket at once (the server sees the client leave)
+//! and completes nothing.
+//!
+//! What the event loop cannot wait for runs on a short-lived thread
+//! ([`in_background`]): a server that is not there yet, with `wait` (the core
+//! waits for it, [`shmsock::Options::connect_wait`], like the CLI's `--wait`),
+//! and a server whose queue of waiting connections is full (the blocking
+//! connect waits for room). The thread waits in slices of at most [`SLICE`],
+//! so that a connect cancelled meanwhile stops waiting soon; a stream it still
+//! made is closed. Subscribing always runs there.
 
-use std::collections::HashSet;
-use std::sync::Mutex;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use napi_derive::napi;
-use shmsock::{connect_wait, Error as CoreError, Stream};
+use shmsock::platform::DeadlineTimer;
+use shmsock::{connect_wait, ConnectProgress, Connecting, Error as CoreError, ErrorKind, Stream};
 
 use crate::dispatch::{lock, post, Event};
 use crate::errors::{to_js, Code};
 use crate::keys::JsKeypair;
 use crate::options::{millis, to_core, NativeOptions};
 use crate::stream::StreamShared;
+use crate::uv::{Poll, Ready};
 
 /// Longest core wait for a server between two looks at cancellation.
 const SLICE: Duration = Duration::from_millis(250);
 
-/// Connects whose caller gave up (an aborted signal).
+/// Connects whose caller gave up (an aborted signal), on a thread.
 static CANCELLED: Mutex<Option<HashSet<i64>>> = Mutex::new(None);
 
 fn cancelled(op: i64) -> bool {
     lock(&CANCELLED).as_ref().is_some_and(|set| set.contains(&op))
+}
+
+/// A connect the JavaScript thread drives.
+struct Watched {
+    connecting: Connecting,
+    recv_timeout: Option<Duration>,
+    watch: Watch,
+}
+
+/// The watching of a connect: a poll handle on its socket, another on a timer
+/// readable once the handshake's deadline passed.
+struct Watch {
+    timer: DeadlineTimer,
+    /// A duplicate of the connect's socket, which the first poll handle
+    /// watches: `advance` consumes the connect (and closes its socket when it
+    /// fails), and libuv must stop watching an fd before the fd is closed.
+    socket: OwnedFd,
+    /// On `socket` and on `timer`.
+    polls: [Poll; 2],
+}
+
+impl Watch {
+    /// Watches `connecting` for connect `op` (keeping the process alive).
+    fn new(op: i64, connecting: &Connecting) -> napi::Result<Watch, Code> {
+        let socket = connecting
+            .fd()
+            .try_clone_to_owned()
+            .map_err(|e| to_js(CoreError::io("duplicating the socket of a connect", e)))?;
+        let timer = DeadlineTimer::new().map_err(to_js)?;
+        timer.set(Some(connecting.deadline()));
+        let pump: Arc<dyn Ready> = Arc::new(Pump { op });
+        let poll = |fd: BorrowedFd<'_>| {
+            Poll::new(fd.as_raw_fd(), Arc::clone(&pump))
+                .map_err(|e| to_js(CoreError::new(ErrorKind::Io, format!("watching a connect: {}", e.reason))))
+        };
+        let on_socket = poll(socket.as_fd())?;
+        let on_timer = match poll(timer.as_fd()) {
+            Ok(handle) => handle,
+            Err(e) => {
+                on_socket.close();
+                return Err(e);
+            }
+        };
+        let mut polls = [on_socket, on_timer];
+        // A pending connect keeps the process alive (as the JavaScript
+        // layer's count of pending operations does too).
+        for handle in &mut polls {
+            handle.set(true, true);
+        }
+        Ok(Watch { timer, socket, polls })
+    }
+
+    /// After an `advance` that did not finish: a timer that fired stays
+    /// readable until read, so it is read and armed again; one that did not
+    /// fire keeps its setting. (It does not fire before the deadline: it
+    /// counts on the monotonic clock that `Instant` reads.)
+    fn rearm(&self, deadline: Instant) {
+        self.timer.clear();
+        self.timer.set(Some(deadline));
+    }
+
+    /// Stops watching, then closes the timer and the duplicate socket.
+    fn close(self) {
+        let Watch { timer, socket, polls } = self;
+        for handle in polls {
+            handle.close();
+        }
+        drop((timer, socket));
+    }
+}
+
+thread_local! {
+    /// The connects this JavaScript thread drives, by op (ops are unique per
+    /// JavaScript thread, as is its libuv loop).
+    static WATCHED: RefCell<HashMap<i64, Watched>> = RefCell::new(HashMap::new());
+}
+
+/// What the poll handles of connect `op` serve: each readiness advances it.
+struct Pump {
+    op: i64,
+}
+
+impl Ready for Pump {
+    fn ready(self: Arc<Self>, events: &mut Vec<Event>) {
+        let op = self.op;
+        // None: completed or cancelled (a late readiness of its other fd).
+        let Some(Watched { connecting, recv_timeout, watch }) = WATCHED.with(|w| w.borrow_mut().remove(&op)) else {
+            return;
+        };
+        let event = match connecting.advance() {
+            Ok(ConnectProgress::Waiting(connecting)) => {
+                watch.rearm(connecting.deadline());
+                WATCHED.with(|w| w.borrow_mut().insert(op, Watched { connecting, recv_timeout, watch }));
+                return;
+            }
+            Ok(ConnectProgress::Done(stream)) => Event::Stream { op, stream: StreamShared::new(stream, recv_timeout) },
+            Err(error) => Event::Failed { op, error },
+        };
+        watch.close();
+        events.push(event);
+    }
 }
 
 /// Connects to endpoint `name` and completes `op` with the stream; `wait` (ms):
@@ -39,12 +158,23 @@ pub fn connect(
     wait: Option<f64>,
 ) -> napi::Result<(), Code> {
     let (options, recv_timeout) = to_core(keypair, options)?;
-    in_background(
-        op,
-        wait,
-        move |wait| Stream::connect(&name, &options.clone().connect_wait(wait)),
-        move |stream| Event::Stream { op, stream: StreamShared::new(stream, recv_timeout) },
-    )
+    let waits = wait.map(|ms| millis(ms, "wait")).transpose()?.is_some_and(|w| !w.is_zero());
+    match Connecting::start(&name, &options) {
+        Ok(connecting) => {
+            let watch = Watch::new(op, &connecting)?;
+            WATCHED.with(|w| w.borrow_mut().insert(op, Watched { connecting, recv_timeout, watch }));
+            Ok(())
+        }
+        // The blocking connect waits for the server to appear, or for room in
+        // its queue of waiting connections.
+        Err(e) if e.kind() == ErrorKind::WouldBlock || (waits && connect_wait::is_retried(e.kind())) => in_background(
+            op,
+            wait,
+            move |wait| Stream::connect(&name, &options.clone().connect_wait(wait)),
+            move |stream| Event::Stream { op, stream: StreamShared::new(stream, recv_timeout) },
+        ),
+        Err(e) => Err(to_js(e)),
+    }
 }
 
 /// Runs `attempt(wait)` (a connect, a subscribe, waiting up to `wait` for its
@@ -86,5 +216,16 @@ pub(crate) fn in_background<T: Send + 'static>(
 /// The caller of connect (or subscribe) `op` gave up (its promise was rejected already).
 #[napi]
 pub fn cancel_connect(op: i64) {
-    lock(&CANCELLED).get_or_insert_with(HashSet::new).insert(op);
+    // A connect this thread drives closes its socket now; one on a thread is
+    // dropped when it comes back.
+    match WATCHED.with(|w| w.borrow_mut().remove(&op)) {
+        Some(Watched { connecting, watch, .. }) => {
+            watch.close();
+            // Closes the socket: the server sees the client leave.
+            drop(connecting);
+        }
+        None => {
+            lock(&CANCELLED).get_or_insert_with(HashSet::new).insert(op);
+        }
+    }
 }
