@@ -24,31 +24,38 @@ using shmsock::Stream;
 
 namespace {
 
-// The shared memory of the most recent connection of this process, mapped
-// through its memfd: what any process holding the segment could write.
+// The shared memory of the connection of this process whose client sent a
+// frame, mapped through its memfd: what any process holding the segment could
+// write. (The listener also holds a spare segment for its next client, with
+// empty rings.)
 struct Segment {
     std::uint8_t* base = nullptr;
     std::size_t size = 0;
     Segment() {
-        int best = -1;
         DIR* dir = opendir("/proc/self/fd");
         if (dir == nullptr) return;
         while (dirent* entry = readdir(dir)) {
             char link[256] = {0};
             std::string path = std::string("/proc/self/fd/") + entry->d_name;
             ssize_t n = readlink(path.c_str(), link, sizeof link - 1);
-            if (n > 0 && std::string(link, static_cast<std::size_t>(n)).find("memfd:shmsock") != std::string::npos) {
-                best = std::max(best, std::atoi(entry->d_name));
+            if (n <= 0 || std::string(link, static_cast<std::size_t>(n)).find("memfd:shmsock") == std::string::npos) {
+                continue;
             }
+            int fd = std::atoi(entry->d_name);
+            struct stat st {};
+            if (fstat(fd, &st) != 0 || st.st_size <= 0x1000) continue;
+            auto len = static_cast<std::size_t>(st.st_size);
+            void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            if (p == MAP_FAILED) continue;
+            auto* seg = static_cast<std::uint8_t*>(p);
+            if (seg[0x1000] != 0) {  // a frame in ring 0
+                base = seg;
+                size = len;
+                break;
+            }
+            munmap(p, len);
         }
         closedir(dir);
-        if (best < 0) return;
-        struct stat st {};
-        if (fstat(best, &st) != 0) return;
-        void* p = mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, best, 0);
-        if (p == MAP_FAILED) return;
-        base = static_cast<std::uint8_t*>(p);
-        size = static_cast<std::size_t>(st.st_size);
     }
     ~Segment() {
         if (base != nullptr) munmap(base, size);

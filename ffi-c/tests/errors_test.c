@@ -204,8 +204,10 @@ TEST(server_key_mismatch)
 
 /* Overwrites one ciphertext byte of the next server-to-client frame, as a
  * hostile process with the segment mapped could. The segment is found in
- * /proc/self/maps by its size (ring 16 KiB: 0x1000 + 2 * 0x4000 bytes). */
-static uint8_t *find_segment(size_t size)
+ * /proc/self/maps by its size (ring 16 KiB: 0x1000 + 2 * 0x4000 bytes) and
+ * by a frame at `frame_at` (the listener's spare segment for its next client
+ * has the same size and header, and empty rings). */
+static uint8_t *find_segment(size_t size, size_t frame_at)
 {
     FILE *maps = fopen("/proc/self/maps", "r");
     CHECK(maps != NULL);
@@ -217,7 +219,7 @@ static uint8_t *find_segment(size_t size)
         if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3) continue;
         if (hi - lo == size && strncmp(perms, "rw-s", 4) == 0 && strstr(line, "memfd:shmsock")) {
             uint8_t *base = (uint8_t *)lo;
-            if (memcmp(base, "shmsock\0", 8) == 0) {
+            if (memcmp(base, "shmsock\0", 8) == 0 && base[frame_at] == 1) {
                 found = base;
                 break;
             }
@@ -232,11 +234,11 @@ TEST(authentication_failed)
     const uint32_t ring = 1 << 14;
     pair p;
     pair_open(&p, ring, 0);
-    uint8_t *seg = find_segment(0x1000 + 2 * (size_t)ring);
-    CHECK(seg != NULL);
     CHECK_OK(shmsock_stream_send(p.server, (const uint8_t *)"attack at dawn", 14));
     /* Ring 1 (server to client) data starts at 0x1000 + ring; the first frame
-     * has a 16-byte header, then its ciphertext. */
+     * has a 16-byte header (kind 1, DATA), then its ciphertext. */
+    uint8_t *seg = find_segment(0x1000 + 2 * (size_t)ring, 0x1000 + ring);
+    CHECK(seg != NULL);
     volatile uint8_t *ciphertext = seg + 0x1000 + ring + 16;
     *ciphertext ^= 0x01;
     uint8_t b[64];
