@@ -16,6 +16,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod client;
+mod connecting;
 mod errors;
 mod keys;
 mod listener;
@@ -26,6 +27,7 @@ mod server;
 mod stream;
 
 use client::{client_connect, ClientBox};
+use connecting::{connect_start, ConnectingBox};
 use errors::{error_name, last_error_code, last_error_needed, testing_panic, testing_raise, version};
 use keys::{
     keypair_clone, keypair_from_secret, keypair_generate, keypair_load, public_key_fingerprint, public_key_from_text,
@@ -153,6 +155,14 @@ mod ffi {
         fn endpoint(self: &StreamBox) -> Result<String>;
         fn is_server_side(self: &StreamBox) -> Result<bool>;
         fn fd(self: &StreamBox) -> Result<i32>;
+
+        // -------------------------------------------------------- connecting
+        type ConnectingBox;
+        fn connect_start(name: &[u8], options: &OptionsBox) -> Result<Box<ConnectingBox>>;
+        fn advance(self: &ConnectingBox) -> Result<bool>;
+        fn take_stream(self: &ConnectingBox) -> Result<Box<StreamBox>>;
+        fn fd(self: &ConnectingBox) -> Result<i32>;
+        fn time_left_ns(self: &ConnectingBox) -> Result<i64>;
 
         // ---------------------------------------------------------- listener
         type ListenerBox;

@@ -1,4 +1,5 @@
-// Stream (one connection) and Listener (bind/accept).
+// Stream (one connection), Connecting (a connect an event loop drives) and
+// Listener (bind/accept).
 
 #include "internal.hpp"
 
@@ -24,6 +25,43 @@ Stream Stream::connect(std::string_view name, const Options& options) {
     const auto& o = options.get();
     return Stream(into_raw(call([&] { return bridge::stream_connect(in, o); })));
 }
+
+// -------------------------------------------------------------- connecting
+
+Connecting::Connecting(Connecting&& other) noexcept : impl_(std::exchange(other.impl_, nullptr)) {}
+
+Connecting& Connecting::operator=(Connecting&& other) noexcept {
+    move_box(impl_, other.impl_);
+    return *this;
+}
+
+Connecting::~Connecting() { drop_box(impl_); }
+
+const bridge::ConnectingBox& Connecting::get() const { return deref(impl_, "Connecting"); }
+
+Connecting Connecting::start(std::string_view name, const Options& options) {
+    auto in = text_bytes(name);
+    const auto& o = options.get();
+    return Connecting(into_raw(call([&] { return bridge::connect_start(in, o); })));
+}
+
+std::optional<Stream> Connecting::advance() {
+    const auto& c = get();
+    if (!call([&] { return c.advance(); })) return std::nullopt;
+    return Stream(into_raw(call([&] { return c.take_stream(); })));
+}
+
+int Connecting::fd() const {
+    const auto& c = get();
+    return call([&] { return c.fd(); });
+}
+
+std::chrono::nanoseconds Connecting::time_left() const {
+    const auto& c = get();
+    return std::chrono::nanoseconds(call([&] { return c.time_left_ns(); }));
+}
+
+// ------------------------------------------------- stream: send, receive
 
 void Stream::send(const void* data, std::size_t size) {
     const auto& s = get();

@@ -1,6 +1,7 @@
 // Listener: bind, accept with timeouts, names, close, and the pollable fd.
 #include <poll.h>
 
+#include <algorithm>
 #include <future>
 #include <thread>
 
@@ -137,4 +138,70 @@ TEST(Listener, AcceptedStreamsOutliveTheListener) {
     pair.client.send(std::string_view("still here"));
     auto got = pair.server.recv(5s);
     EXPECT_EQ(std::string(got.begin(), got.end()), "still here");
+}
+
+// One thread drives a listener and two connects to it with poll(): no call
+// waits (Connecting and accept(0ns) advance on readiness).
+TEST(Connecting, OneThreadDrivesAListenerAndItsClients) {
+    auto kp = Keypair::generate();
+    auto name = support::unique_name("connecting");
+    auto listener = Listener::bind(name, support::server_options(kp));
+    Options opts;
+    opts.server_key(kp.public_key());
+    std::vector<shmsock::Connecting> pending;
+    pending.push_back(shmsock::Connecting::start(name, opts));
+    pending.push_back(shmsock::Connecting::start(name, opts));
+    EXPECT_GT(pending[0].time_left(), 0ns);
+    std::vector<Stream> clients, served;
+    auto until = std::chrono::steady_clock::now() + 30s;
+    while (clients.size() < 2 || served.size() < 2) {
+        ASSERT_LT(std::chrono::steady_clock::now(), until);
+        std::vector<pollfd> fds{{listener.fd(), POLLIN, 0}};
+        for (auto& c : pending) fds.push_back({c ? c.fd() : -1, POLLIN, 0});
+        ASSERT_GE(poll(fds.data(), fds.size(), 1000), 0);
+        for (;;) {
+            try {
+                served.push_back(listener.accept(0ns));
+            } catch (const shmsock::Error& e) {
+                ASSERT_EQ(e.code(), ErrorCode::Timeout) << e.what();
+                break;
+            }
+        }
+        for (auto& c : pending) {
+            if (!c) continue;
+            if (auto stream = c.advance()) {
+                clients.push_back(std::move(*stream));
+                EXPECT_SHMSOCK_ERROR(ErrorCode::Closed, c.advance());
+                c = shmsock::Connecting();
+            }
+        }
+    }
+    clients[0].send("one");
+    clients[1].send("two");
+    std::vector<std::string> got;
+    for (auto& s : served) {
+        auto m = s.recv(5s);
+        got.emplace_back(m.begin(), m.end());
+    }
+    std::sort(got.begin(), got.end());
+    EXPECT_EQ(got, (std::vector<std::string>{"one", "two"}));
+}
+
+TEST(Connecting, NoServerIsNotFoundAndASilentOneTimesOut) {
+    auto kp = Keypair::generate();
+    Options opts;
+    opts.server_key(kp.public_key());
+    EXPECT_SHMSOCK_ERROR(ErrorCode::NotFound, shmsock::Connecting::start(support::unique_name("nobody"), opts));
+    auto name = support::unique_name("silent-server");
+    auto listener = Listener::bind(name, support::server_options(kp));  // never accepts
+    opts.handshake_timeout(200ms);
+    auto c = shmsock::Connecting::start(name, opts);
+    EXPECT_FALSE(c.advance().has_value());
+    std::this_thread::sleep_for(c.time_left() + 10ms);
+    EXPECT_EQ(c.time_left(), 0ns);
+    EXPECT_SHMSOCK_ERROR(ErrorCode::Timeout, c.advance());
+    EXPECT_SHMSOCK_ERROR(ErrorCode::Closed, c.advance());
+    shmsock::Connecting empty;
+    EXPECT_FALSE(empty.valid());
+    EXPECT_SHMSOCK_ERROR(ErrorCode::Closed, empty.advance());
 }

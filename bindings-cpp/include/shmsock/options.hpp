@@ -73,6 +73,7 @@ public:
 private:
     friend class Listener;
     friend class Stream;
+    friend class Connecting;
     friend class Server;
     friend class Client;
     friend class Publisher;

@@ -4,6 +4,7 @@
 #ifndef SHMSOCK_STREAM_HPP
 #define SHMSOCK_STREAM_HPP
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
@@ -22,6 +23,7 @@ namespace shmsock {
 namespace bridge {
 // The Rust objects behind the handles (opaque here; defined by the cxx bridge).
 struct StreamBox;
+struct ConnectingBox;
 }  // namespace bridge
 
 /// Message and byte counts.
@@ -143,9 +145,53 @@ public:
 private:
     friend class Listener;
     friend class Reactor;
+    friend class Connecting;
     explicit Stream(bridge::StreamBox* impl) noexcept : impl_(impl) {}
     const bridge::StreamBox& get() const;
     bridge::StreamBox* impl_ = nullptr;
+};
+
+/// A connect that an event loop drives. Move-only; destroying it while it is
+/// pending closes its socket (the server sees the client leave).
+///
+///     auto c = shmsock::Connecting::start("orders", opts);   // sends the HELLO, never waits
+///     // when c.fd() is readable (or c.time_left() has passed):
+///     if (auto stream = c.advance()) { ... }                   // nullopt: not yet
+class Connecting {
+public:
+    /// An empty handle (as if moved from).
+    Connecting() noexcept = default;
+    Connecting(Connecting&& other) noexcept;
+    Connecting& operator=(Connecting&& other) noexcept;
+    Connecting(const Connecting&) = delete;
+    Connecting& operator=(const Connecting&) = delete;
+    ~Connecting();
+
+    /// Connects the control socket and sends the HELLO without waiting
+    /// (Options::connect_wait is for Stream::connect). Throws NotFound when no
+    /// server listens, WouldBlock when its queue of waiting connections is full
+    /// (Stream::connect waits for room instead), and the errors of
+    /// Stream::connect.
+    static Connecting start(std::string_view name, const Options& options);
+    /// Finishes if the server answered: the Stream, or nullopt while its answer
+    /// has not come whole. Never waits. Throws what the server's REJECT says,
+    /// or Timeout once time_left() is zero; the connect is over then (later
+    /// calls throw Closed), as it is once the Stream was returned.
+    std::optional<Stream> advance();
+    /// The fd to watch for reading while the connect is pending. Owned by the
+    /// connect (it becomes the stream's control socket): do not close it, and
+    /// stop watching it once advance() returned the Stream.
+    int fd() const;
+    /// How long until the handshake times out (zero once past).
+    std::chrono::nanoseconds time_left() const;
+
+    bool valid() const noexcept { return impl_ != nullptr; }
+    explicit operator bool() const noexcept { return valid(); }
+
+private:
+    explicit Connecting(bridge::ConnectingBox* impl) noexcept : impl_(impl) {}
+    const bridge::ConnectingBox& get() const;
+    bridge::ConnectingBox* impl_ = nullptr;
 };
 
 }  // namespace shmsock
