@@ -13,6 +13,7 @@ use shmsock::{Error as CoreError, ErrorKind};
 
 use crate::dispatch::{Event, Message};
 use crate::errors::{to_js, Code};
+use crate::pool;
 
 /// Messages read ahead while nobody waits, at most...
 const AHEAD_MESSAGES: usize = 64;
@@ -69,6 +70,9 @@ impl Inbox {
                 if message.len() <= buffer.len() {
                     buffer[..message.len()].copy_from_slice(&message);
                     events.push(Event::RecvInto { op, len: message.len() as u32 });
+                    // A message read ahead into a pool block: the block is
+                    // free again for the next one.
+                    pool::give_back(message);
                 } else {
                     // The message stays first in line for the next receive.
                     let error = CoreError::buffer_too_small(message.len(), buffer.len());

@@ -18,6 +18,7 @@
 //!   function for results of other threads (connects, handshakes, closes);
 //! - [`uv`]: libuv poll handles and delivery to JavaScript (the unsafe part);
 //! - [`pool`]: reused blocks for large received messages;
+//! - [`cpu`]: this thread's preemptions (tell a spin that took turns with its peer);
 //! - [`errors`]: core errors as `Error`s with a `SHMSOCK_*` code.
 
 #![deny(clippy::all)]
@@ -26,6 +27,7 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod connect;
+mod cpu;
 mod dispatch;
 mod errors;
 mod inbox;

@@ -15,6 +15,18 @@
 //! reply that arrives within the spin costs no system call on either side.
 //! `recvInto` decrypts straight into the caller's buffer.
 //!
+//! A large message comes in fragments (a quarter of the ring at most), so a
+//! receive of one is mostly waiting for its next fragment. While a message is
+//! partly received and someone waits for it, the receive keeps looking at the
+//! ring for as long as fragments keep coming within microseconds of each other
+//! (`spin_partial`), and a send whose message is partly in a full ring keeps
+//! trying (`send_spin`): between two cores that replaces a wake-up through the
+//! kernel per ring's worth on both sides (an eventfd write, a sleep, a drain),
+//! which cost more than the fragments themselves. Both are bounded (2 ms of the
+//! event loop at most), adaptive, and stop when the peer shares this thread's
+//! CPU (its placement hint says so, or this thread was preempted while it
+//! spun), where spinning would only take turns with the peer.
+//!
 //! Sending: `send_resumable` on the JavaScript thread. What does not fit now
 //! waits in order in `sends` and is resumed when the fd reports freed space.
 //!
@@ -35,8 +47,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::Buffer;
-use shmsock::{Error as CoreError, ErrorKind, SendProgress, Stream};
+use shmsock::placement::{self, Hints};
+use shmsock::{Error as CoreError, ErrorKind, RecvBuf, Role, SendProgress, Stream};
 
+use crate::cpu::preemptions;
 use crate::dispatch::{lock, post, Event};
 use crate::errors::closed;
 use crate::inbox::{event_op, Inbox, RecvWaiter};
@@ -49,6 +63,19 @@ const SPIN: Duration = Duration::from_micros(30);
 const SPIN_GIVE_UP: u32 = 8;
 /// ...and how often one spins again after that.
 const SPIN_RETRY_EVERY: u32 = 64;
+/// While a message is partly received and someone waits for it, how long the
+/// receive looks at the ring for its next fragment before it sleeps on the fd
+/// (the window starts again at each fragment)...
+const PARTIAL_SPIN: Duration = Duration::from_micros(20);
+/// ...and for how long in all, before it lets the event loop run other work.
+const PARTIAL_SPIN_MAX: Duration = Duration::from_millis(2);
+/// How often a spin that keeps seeing progress asks whether this thread was
+/// preempted meanwhile (see `SpinClock`).
+const PREEMPTION_LOOK_EVERY: Duration = Duration::from_micros(50);
+/// While a message is partly sent and the ring is full, how often a send
+/// looks again for freed space (each look that finds none costs a system
+/// call: the core drains the fd and arms it).
+const SEND_SPIN_EVERY: Duration = Duration::from_micros(2);
 /// Messages handed to a flowing stream's handler per turn of the event loop
 /// before others get a turn (the fd stays readable, so libuv comes back).
 const FLOW_BATCH: usize = 64;
@@ -66,6 +93,72 @@ pub(crate) fn live_streams() -> u64 {
     LIVE_STREAMS.load(Ordering::Relaxed)
 }
 
+/// When to spin: after SPIN_GIVE_UP spins in a row found nothing, only every
+/// SPIN_RETRY_EVERY-th time.
+#[derive(Default)]
+struct Adaptive {
+    failures: u32,
+    skipped: u32,
+}
+
+impl Adaptive {
+    /// A spin starting now, if it may: the peer did not say it last ran on
+    /// this thread's CPU (see `placement_hints`), the machine is not
+    /// crowded, and spinning paid lately (or it is time to try again).
+    fn start(&mut self, now: Instant, hints: Hints<'_>) -> Option<SpinClock> {
+        if hints.peer_on(hints.publish()) || placement::crowded(now) {
+            return None;
+        }
+        if self.failures >= SPIN_GIVE_UP {
+            self.skipped += 1;
+            if self.skipped < SPIN_RETRY_EVERY {
+                return None;
+            }
+            self.skipped = 0;
+        }
+        Some(SpinClock { preemptions: preemptions(), next_look: now + PREEMPTION_LOOK_EVERY })
+    }
+
+    /// Notes how the spin that `clock` started ended: `paid` when what it
+    /// waited for came, unless the thread was preempted meanwhile (most
+    /// likely by the peer, sharing its core: what the peer did then came
+    /// from taking turns, not from running alongside, so spinning stops for a
+    /// while, as after SPIN_GIVE_UP spins in vain).
+    fn end(&mut self, clock: SpinClock, paid: bool) {
+        if clock.preempted() {
+            self.failures = self.failures.max(SPIN_GIVE_UP);
+        } else if paid {
+            self.failures = 0;
+        } else {
+            self.failures = self.failures.saturating_add(1);
+        }
+    }
+}
+
+/// A spin under way: this thread's preemptions when it started, and when
+/// they may be looked at next while it goes on.
+struct SpinClock {
+    preemptions: Option<std::ffi::c_long>,
+    next_look: Instant,
+}
+
+impl SpinClock {
+    /// True when the kernel took this thread's CPU away since the spin started.
+    fn preempted(&self) -> bool {
+        matches!((self.preemptions, preemptions()), (Some(before), Some(after)) if after != before)
+    }
+
+    /// As `preempted`, during the spin: at most every PREEMPTION_LOOK_EVERY
+    /// (each look is a system call), else false.
+    fn preempted_by(&mut self, now: Instant) -> bool {
+        if now < self.next_look {
+            return false;
+        }
+        self.next_look = now + PREEMPTION_LOOK_EVERY;
+        self.preempted()
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct StreamState {
     pub(crate) closed: bool,
@@ -79,6 +172,17 @@ pub(crate) struct StreamState {
     /// since (see `spin`).
     spin_failures: u32,
     spins_skipped: u32,
+    /// The last receive found part of a message, not all of it.
+    partial: bool,
+    /// Fragments received so far (progress of a partly received message).
+    fragments: u64,
+    /// The last message received fits in one frame.
+    single_frame: bool,
+    /// When to spin for a partly received message's next fragment (see
+    /// `spin_partial`).
+    partial_spin: Adaptive,
+    /// Likewise for a send that waits for ring space (see `send_spin`).
+    send_spin: Adaptive,
     poll: Option<Poll>,
 }
 
@@ -111,7 +215,7 @@ impl Ready for StreamShared {
         if st.closed {
             return;
         }
-        self.pump(&mut st, events, true);
+        self.pump(&mut st, events, true, true);
         self.update_poll(&mut st);
     }
 }
@@ -137,6 +241,21 @@ impl StreamShared {
         })
     }
 
+    /// The CPU hints of this connection (`shmsock::placement`): each side
+    /// writes the CPU it runs on there (the core before it sleeps; this
+    /// binding before it spins), so a spin can tell that the peer shares its
+    /// CPU, where spinning only delays the peer (two processes pinned to one
+    /// core). Advisory, like everything in the segment: a wrong value only
+    /// costs a bounded spin, and preempted spins stop (`SpinClock`).
+    fn placement_hints(&self) -> Hints<'_> {
+        let (own, peer) = match self.stream.role() {
+            Role::Client => (placement::CLIENT_CPU_HINT, placement::SERVER_CPU_HINT),
+            Role::Server => (placement::SERVER_CPU_HINT, placement::CLIENT_CPU_HINT),
+        };
+        let segment = self.stream.shared_segment();
+        Hints { own: segment.atomic_u32(own), peer: segment.atomic_u32(peer) }
+    }
+
     /// Room for a message just received: someone waits for it, or the
     /// read-ahead queue is not full (while sends wait, always: the fd must be
     /// drained for their wake-ups to be seen).
@@ -148,7 +267,7 @@ impl StreamShared {
     /// readiness of the fd. `batch`: stop after FLOW_BATCH messages to a
     /// flowing handler; only in a readiness callback, where the fd stays
     /// readable until this side consumes the wake-up (so libuv calls again).
-    fn pump(&self, st: &mut StreamState, events: &mut Vec<Event>, batch: bool) {
+    fn pump(&self, st: &mut StreamState, events: &mut Vec<Event>, batch: bool, spin: bool) {
         st.inbox.serve_ahead(self.id, events);
         let mut delivered = 0;
         // True once this call consumed the fd's wake-ups: from then on it must
@@ -158,13 +277,35 @@ impl StreamShared {
             if batch && !drained && st.inbox.flowing && delivered >= FLOW_BATCH {
                 break;
             }
+            // The receives that waited have their (one-frame) messages: read
+            // no further ahead now. Their continuations run as this callback
+            // returns and usually receive again at once, which then finds the
+            // next message or arms the fd itself (one drain of the wake-up per
+            // message instead of two); if none does, the fd is still readable
+            // (this call consumed nothing) and the next turn reads ahead. Not
+            // after a message in fragments: the next one is most likely coming
+            // in already, and reading it on at once keeps its sender going
+            // (measured: 1 MiB messages between two cores lost half their rate).
+            if batch
+                && !drained
+                && delivered > 0
+                && st.single_frame
+                && st.inbox.waiters.is_empty()
+                && !st.inbox.flowing
+                && st.sends.is_empty()
+            {
+                break;
+            }
             match self.receive_one(st, events, true) {
                 Ok(true) => delivered += 1,
                 Ok(false) => {
+                    if spin && self.spin_partial(st, events) {
+                        continue;
+                    }
                     drained = true;
                     // The receive side consumed every wake-up: the waiting
                     // sends look again (their freed space may be among them).
-                    if st.sends.is_empty() || self.resume_sends(st, events) {
+                    if st.sends.is_empty() || self.resume_sends(st, events, spin) {
                         break;
                     }
                     // A send consumed the wake-ups in turn: look at the
@@ -201,12 +342,22 @@ impl StreamShared {
     /// is complete now, Err when the receive side ended.
     fn receive_one(&self, st: &mut StreamState, events: &mut Vec<Event>, consume: bool) -> Result<bool, CoreError> {
         let nothing = |e: &CoreError| if consume { would_block(e) } else { e.kind() == ErrorKind::Timeout };
-        if let Some(buffer) = st.inbox.head_buffer() {
-            let result = if consume {
-                self.stream.try_recv_into(buffer)
+        let receive = |buf: &mut dyn RecvBuf| {
+            if consume {
+                self.stream.try_recv_with(buf)
             } else {
-                self.stream.recv_into_timeout(buffer, Some(Duration::ZERO))
-            };
+                self.stream.recv_with(buf, Some(Instant::now()))
+            }
+        };
+        if let Some(buffer) = st.inbox.head_buffer() {
+            let mut watched = Watched::new(&mut **buffer);
+            let result = receive(&mut watched);
+            let (started, fragments) = (watched.started, watched.fragments);
+            st.fragments += fragments;
+            st.partial = started && result.as_ref().is_err_and(nothing);
+            if let Ok(len) = result {
+                st.single_frame = len <= self.stream.max_frame_payload() as usize;
+            }
             return match st.inbox.complete_into(result, events) {
                 Ok(()) => Ok(true),
                 Err(e) if nothing(&e) => Ok(false),
@@ -214,19 +365,60 @@ impl StreamShared {
             };
         }
         let mut message = Incoming::default();
-        let result = if consume {
-            self.stream.try_recv_with(&mut message)
-        } else {
-            self.stream.recv_with(&mut message, Some(Instant::now()))
-        };
+        let mut watched = Watched::new(&mut message);
+        let result = receive(&mut watched);
+        let (started, fragments) = (watched.started, watched.fragments);
+        st.fragments += fragments;
+        st.partial = started && result.as_ref().is_err_and(nothing);
         match result {
-            Ok(_) => {
+            Ok(len) => {
+                st.single_frame = len <= self.stream.max_frame_payload() as usize;
                 st.inbox.take(self.id, message.into_vec(), events);
                 Ok(true)
             }
             Err(e) if nothing(&e) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// With a message partly received and someone waiting for it: looks at
+    /// the ring for its next fragments (without a system call, consuming no
+    /// wake-up) for as long as they keep coming within PARTIAL_SPIN of each
+    /// other, up to PARTIAL_SPIN_MAX. A sender on another core is usually
+    /// sealing the next fragment right now: waiting for it here spares both
+    /// sides a wake-up through the kernel (the sender's eventfd write, this
+    /// side's sleep and drain), which cost more than the fragment itself.
+    /// Adaptive as `spin`: after SPIN_GIVE_UP spins in a row that saw no
+    /// fragment (the sender is slow, or shares this core, where spinning
+    /// only delays it) it spins only every SPIN_RETRY_EVERY-th time. True
+    /// when a fragment came (the caller receives on).
+    fn spin_partial(&self, st: &mut StreamState, events: &mut Vec<Event>) -> bool {
+        let waited_for = st.inbox.flowing || !st.inbox.waiters.is_empty();
+        if !st.partial || !waited_for || st.inbox.ended.is_some() {
+            return false;
+        }
+        let start = Instant::now();
+        let Some(mut clock) = st.partial_spin.start(start, self.placement_hints()) else { return false };
+        let end = start + PARTIAL_SPIN_MAX;
+        let mut until = start + PARTIAL_SPIN;
+        let before = st.fragments;
+        let came = loop {
+            let seen = st.fragments;
+            let delivered = self.recheck(st, events);
+            let now = Instant::now();
+            if delivered || st.fragments != seen {
+                // A fragment came: had this thread been preempted meanwhile,
+                // spinning on would only take turns with the peer.
+                if delivered || !st.partial || now >= end || clock.preempted_by(now) {
+                    break true;
+                }
+                until = now + PARTIAL_SPIN;
+            } else if st.inbox.ended.is_some() || now >= until || now >= end {
+                break st.fragments != before;
+            }
+        };
+        st.partial_spin.end(clock, came);
+        came
     }
 
     /// One look at the receive side that consumes no wake-up (and leaves it
@@ -269,6 +461,57 @@ impl StreamShared {
         }
     }
 
+    /// `send_resumable`, and while it leaves the message partly sent and the
+    /// ring fills up, tries again every SEND_SPIN_EVERY for as long as the
+    /// receiver frees space within PARTIAL_SPIN of the last try that made
+    /// progress, up to PARTIAL_SPIN_MAX: a receiver on another core frees a
+    /// fragment's space within microseconds, far sooner than a wake-up of this
+    /// thread through the kernel would come. Adaptive as `spin_partial`.
+    fn send_spin(&self, adapt: &mut Adaptive, data: &[u8]) -> Result<SendProgress, CoreError> {
+        let mut progress = self.stream.send_resumable(data)?;
+        let SendProgress::Partial { sent } = progress else { return Ok(progress) };
+        if sent == 0 {
+            // Nothing of it went out: the ring is full of earlier messages
+            // (the peer is not reading now), not of this one's fragments.
+            return Ok(progress);
+        }
+        let start = Instant::now();
+        let Some(mut clock) = adapt.start(start, self.placement_hints()) else { return Ok(progress) };
+        let end = start + PARTIAL_SPIN_MAX;
+        let mut until = start + PARTIAL_SPIN;
+        let mut last = sent;
+        let mut next_try = start + SEND_SPIN_EVERY;
+        let result = loop {
+            std::hint::spin_loop();
+            let now = Instant::now();
+            if now < next_try {
+                continue;
+            }
+            next_try = now + SEND_SPIN_EVERY;
+            progress = match self.stream.send_resumable(data) {
+                Ok(progress) => progress,
+                Err(e) => break Err(e),
+            };
+            match progress {
+                SendProgress::Complete => break Ok(progress),
+                SendProgress::Partial { sent } if sent != last => {
+                    last = sent;
+                    until = now + PARTIAL_SPIN;
+                    // As in `spin_partial`.
+                    if clock.preempted_by(now) {
+                        break Ok(progress);
+                    }
+                }
+                SendProgress::Partial { .. } => {}
+            }
+            if now >= until || now >= end {
+                break Ok(progress);
+            }
+        };
+        adapt.end(clock, last != sent || matches!(result, Ok(SendProgress::Complete)));
+        result
+    }
+
     fn pop_send(st: &mut StreamState) {
         if let Some((_, data)) = st.sends.pop_front() {
             st.queued_bytes -= data.len();
@@ -276,10 +519,11 @@ impl StreamShared {
     }
 
     /// Resumes the waiting sends in order; true when none is left waiting.
-    fn resume_sends(&self, st: &mut StreamState, events: &mut Vec<Event>) -> bool {
+    fn resume_sends(&self, st: &mut StreamState, events: &mut Vec<Event>, spin: bool) -> bool {
         while let Some((op, data)) = st.sends.front() {
             let op = *op;
-            match self.stream.send_resumable(data) {
+            let resumed = if spin { self.send_spin(&mut st.send_spin, data) } else { self.stream.send_resumable(data) };
+            match resumed {
                 Ok(SendProgress::Complete) => {
                     Self::pop_send(st);
                     events.push(Event::Done { op });
@@ -353,7 +597,7 @@ impl StreamShared {
                 self.spin(&mut st, &mut events);
             }
             if !st.inbox.waiters.is_empty() {
-                self.pump(&mut st, &mut events, false);
+                self.pump(&mut st, &mut events, false, true);
             }
         }
         self.update_poll(&mut st);
@@ -375,7 +619,7 @@ impl StreamShared {
         // A waiter of our own makes the pump stop after one message.
         let op = 0;
         st.inbox.waiters.push_back(RecvWaiter { op, into: None });
-        self.pump(&mut st, &mut events, false);
+        self.pump(&mut st, &mut events, false, false);
         let mut result = Ok(None);
         if let Some(i) = events.iter().position(|e| event_op(e) == Some(op)) {
             match events.remove(i) {
@@ -406,7 +650,7 @@ impl StreamShared {
         let mut st = lock(&self.st);
         self.check_open(&st)?;
         if st.sends.is_empty() {
-            match self.stream.send_resumable(&data)? {
+            match self.send_spin(&mut st.send_spin, &data)? {
                 SendProgress::Complete => return Ok(true),
                 SendProgress::Partial { .. } => {}
             }
@@ -427,7 +671,7 @@ impl StreamShared {
         let mut events = Vec::new();
         if Self::wants_messages(&st) {
             if self.recheck(&mut st, &mut events) {
-                self.pump(&mut st, &mut events, false);
+                self.pump(&mut st, &mut events, false, false);
             }
             st.inbox.report_end(self.id, &mut events);
         }
@@ -460,7 +704,7 @@ impl StreamShared {
                 let mut events = Vec::new();
                 if Self::wants_messages(&st) {
                     if self.recheck(&mut st, &mut events) {
-                        self.pump(&mut st, &mut events, false);
+                        self.pump(&mut st, &mut events, false, false);
                     }
                     st.inbox.report_end(self.id, &mut events);
                 }
@@ -489,7 +733,7 @@ impl StreamShared {
             st.inbox.flowing = true;
             // Not in a readiness of the fd: run until WouldBlock (a batch
             // limit would rely on a readiness that may never come).
-            self.pump(&mut st, &mut events, false);
+            self.pump(&mut st, &mut events, false, false);
         }
         self.update_poll(&mut st);
         drop(st);
@@ -551,5 +795,43 @@ impl StreamShared {
                 true
             }
         }
+    }
+}
+
+/// A receive's storage, noting whether a message was started in it and how
+/// many fragments were opened into it (the core asks for the bytes once per
+/// fragment).
+struct Watched<'a, B: RecvBuf + ?Sized> {
+    inner: &'a mut B,
+    started: bool,
+    fragments: u64,
+}
+
+impl<'a, B: RecvBuf + ?Sized> Watched<'a, B> {
+    fn new(inner: &'a mut B) -> Self {
+        Watched { inner, started: false, fragments: 0 }
+    }
+}
+
+impl<B: RecvBuf + ?Sized> RecvBuf for Watched<'_, B> {
+    fn prepare(&mut self, len: usize) -> shmsock::Result<()> {
+        let prepared = self.inner.prepare(len);
+        self.started |= prepared.is_ok();
+        prepared
+    }
+
+    fn bytes(&mut self) -> &mut [u8] {
+        self.fragments += 1;
+        self.inner.bytes()
+    }
+
+    fn detach(&mut self, len: usize) -> Option<Vec<u8>> {
+        self.inner.detach(len)
+    }
+
+    fn take_back(&mut self, bytes: &mut Vec<u8>) -> bool {
+        let taken = self.inner.take_back(bytes);
+        self.started |= taken;
+        taken
     }
 }

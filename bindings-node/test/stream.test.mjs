@@ -381,3 +381,42 @@ test('kept large messages stay intact while later ones reuse collected blocks', 
     await p.close()
   }
 })
+
+test('large messages to and from another process arrive whole and intact, received by recv, recvInto and iteration', T, async () => {
+  // Between two processes both sides may spin for each other's fragments
+  // (src/stream.rs): every message must still arrive once, whole and in order.
+  const keypair = Keypair.generate()
+  const name = uniqueName('echo')
+  const listener = Listener.bind(name, { keypair })
+  const child = runFixture('echo.mjs', [name, keypair.publicKeyText], { timeout: 60000 })
+  try {
+    const stream = await within(listener.accept(), 30000, 'accept')
+    const sizes = [65536, (1 << 20) + 7, 100, 300000, 65537, 3 << 20, 0, 40000]
+    const msgs = []
+    for (let k = 0; k < 48; k++) {
+      const size = sizes[k % sizes.length]
+      const m = Buffer.alloc(size)
+      for (let i = 0; i < size; i += 1021) m[i] = (i * 31 + k) & 0xff
+      if (size >= 4) m.writeUInt32LE(k, size - 4)
+      msgs.push(m)
+    }
+    const sending = Promise.all(msgs.map((m) => stream.send(m)))
+    const buf = Buffer.alloc(4 << 20)
+    const iterator = stream[Symbol.asyncIterator]()
+    for (const [k, want] of msgs.entries()) {
+      let got
+      if (k % 3 === 0) got = await stream.recv()
+      else if (k % 3 === 1) got = buf.subarray(0, await stream.recvInto(buf))
+      else got = (await iterator.next()).value
+      assert.equal(got.length, want.length, `message ${k}`)
+      assert.ok(got.equals(want), `message ${k} (${want.length} bytes) differs`)
+    }
+    await within(sending, 30000, 'the sends')
+    assert.equal(stream.stats.messagesReceived, msgs.length)
+    await stream.close()
+    const r = await child
+    assert.equal(r.code, 0, r.stderr)
+  } finally {
+    listener.close()
+  }
+})
