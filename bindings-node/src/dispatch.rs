@@ -1,10 +1,11 @@
 //! Results for JavaScript: the events handed to the JavaScript layer's
 //! `dispatch` function, and the one thread-safe function through which the
-//! rare results computed on other threads (a connect, a subscribe, a
-//! server-side handshake, a close that waited for ring space, a reliable
-//! publish) reach it.
+//! rare results computed on other threads (a connect that waits for its
+//! server with `wait` or for room in a full queue, a subscribe, a close that
+//! waited for ring space, a reliable publish) reach it.
 //!
-//! Results of the JavaScript thread's own waiting (receives, sends, accepts)
+//! Results of the JavaScript thread's own waiting (receives, sends, accepts,
+//! connects)
 //! are delivered directly by [`uv::deliver`](crate::uv::deliver); nothing per
 //! message goes through the thread-safe function.
 //!

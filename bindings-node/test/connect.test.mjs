@@ -5,6 +5,8 @@
 // kernel queues the client's socket and nobody answers its HELLO.)
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
 import { test } from 'node:test'
 
 import { rejectsWith, shm, sleep, uniqueName, within } from './helpers.mjs'
@@ -74,7 +76,13 @@ test('a connect waits for the answer on the JavaScript thread (no thread), then 
 })
 
 test('a server that never answers: the connect times out after handshakeTimeout while the loop runs', T, async () => {
-  const { keypair, name, listener } = silentServer('silent')
+  // A socket on the endpoint's path that takes the connection and never
+  // answers (a shmsock Listener runs handshakes even while nobody accepts).
+  const keypair = Keypair.generate()
+  const name = uniqueName('silent')
+  const held = []
+  const listener = createServer((socket) => held.push(socket))
+  await new Promise((resolve) => listener.listen(join(process.env.SHMSOCK_RUNTIME_DIR, `${name}.sock`), resolve))
   let ticks = 0
   const ticker = setInterval(() => ticks++, 5)
   try {
@@ -89,6 +97,7 @@ test('a server that never answers: the connect times out after handshakeTimeout 
     assert.deepEqual(threadsWhileWaiting, [], 'a thread waited for the connect')
   } finally {
     clearInterval(ticker)
+    for (const socket of held) socket.destroy()
     listener.close()
   }
 })
