@@ -2,7 +2,6 @@
 
 use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::time::Instant;
 
 use shmsock::{ErrorKind, Keypair, Listener, Options, PublicKey, Stream};
 
@@ -147,17 +146,12 @@ fn accept(listener: &Listener, events: &Events, args: &Listen) -> Result<Accepte
             return Ok(Accepted::Done(code::OK));
         }
         pipe::wait_readable(&[listener.as_fd(), events.fd()])?;
-        match listener.accept_pending(Some(Instant::now())) {
-            Ok(pending) => {
-                let pid = pending.credentials().pid;
-                match listener.handshake(pending) {
-                    Ok(stream) => return Ok(Accepted::Client(Box::new(stream))),
-                    Err(e) => {
-                        crate::error::eprint_line(&format!("shmsock: refused a client (pid {pid}): {}", e.message()))
-                    }
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::Timeout => {}
+        // Handshakes advance side by side (a silent client delays no other).
+        let mut refused =
+            |e: &shmsock::Error| crate::error::eprint_line(&format!("shmsock: refused a client: {}", e.message()));
+        match listener.try_accept_reporting(&mut refused) {
+            Ok(Some(stream)) => return Ok(Accepted::Client(Box::new(stream))),
+            Ok(None) => {}
             Err(e) => return Err(CliError::core(format!("accepting clients on '{}'", args.name), &e)),
         }
     }

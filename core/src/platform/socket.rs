@@ -312,19 +312,6 @@ pub fn recv_available(socket: BorrowedFd<'_>, out: &mut Vec<u8>, limit: usize) -
     Ok(true)
 }
 
-/// Waits until one of `fds` is ready or `until` passes (None: no limit). A
-/// signal ends the wait early; callers re-check their state either way.
-pub fn poll_until(fds: &mut [PollFd<'_>], until: Option<Instant>) -> Result<()> {
-    let timeout = until.map(|d| {
-        let left = d.saturating_duration_since(Instant::now());
-        rustix::time::Timespec { tv_sec: left.as_secs() as i64, tv_nsec: left.subsec_nanos() as _ }
-    });
-    match poll(fds, timeout.as_ref()) {
-        Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
-        Err(e) => Err(os_error("waiting for clients", e)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
