@@ -33,7 +33,9 @@ class Connection extends ReportingEmitter {
    * most `maxQueuedBytes` (default 1 MiB; one message of any size when
    * empty): beyond that the promise rejects with SHMSOCK_WOULD_BLOCK and
    * nothing is queued (a client that does not read cannot grow the server's
-   * memory). Drop the message, retry later or close the connection.
+   * memory). Drop the message, retry later or close the connection. After a
+   * refusal this connection's messages stay unread until the client takes a
+   * reply (backpressure).
    * @param {Uint8Array | string} data
    */
   send(data) {

@@ -28,7 +28,7 @@
 //! spun), where spinning would only take turns with the peer.
 //!
 //! Sending: `send_resumable` on the JavaScript thread. What does not fit now
-//! waits in order in `sends` and is resumed when the fd reports freed space.
+//! waits in order in the `Outbox` and is resumed when the fd reports freed space.
 //!
 //! One fd carries both directions' wake-ups, and a WouldBlock from either
 //! side consumes all pending wake-ups. So after the receive side consumed them,
@@ -40,7 +40,8 @@
 //! call [`cancel_recv`](StreamShared::cancel_recv): a receive is either
 //! completed with a message or cancelled, never both, so none is lost.
 
-use std::collections::VecDeque;
+mod send;
+
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -48,34 +49,24 @@ use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::Buffer;
 use shmsock::placement::{self, Hints};
-use shmsock::{Error as CoreError, ErrorKind, RecvBuf, Role, SendProgress, Stream};
+use shmsock::{Error as CoreError, ErrorKind, RecvBuf, Role, Stream};
 
-use crate::cpu::preemptions;
 use crate::dispatch::{lock, post, Event};
 use crate::errors::closed;
 use crate::inbox::{event_op, Inbox, RecvWaiter};
+use crate::outbox::Outbox;
 use crate::pool::Incoming;
+use crate::spin::{Adaptive, SPIN_GIVE_UP, SPIN_RETRY_EVERY};
 use crate::uv::{deliver, Poll, Ready};
 
 /// How long a receive looks at the ring before it sleeps on the fd.
 const SPIN: Duration = Duration::from_micros(30);
-/// Spins in a row that found nothing before receives stop spinning...
-const SPIN_GIVE_UP: u32 = 8;
-/// ...and how often one spins again after that.
-const SPIN_RETRY_EVERY: u32 = 64;
 /// While a message is partly received and someone waits for it, how long the
 /// receive looks at the ring for its next fragment before it sleeps on the fd
 /// (the window starts again at each fragment)...
 const PARTIAL_SPIN: Duration = Duration::from_micros(20);
 /// ...and for how long in all, before it lets the event loop run other work.
 const PARTIAL_SPIN_MAX: Duration = Duration::from_millis(2);
-/// How often a spin that keeps seeing progress asks whether this thread was
-/// preempted meanwhile (see `SpinClock`).
-const PREEMPTION_LOOK_EVERY: Duration = Duration::from_micros(50);
-/// While a message is partly sent and the ring is full, how often a send
-/// looks again for freed space (each look that finds none costs a system
-/// call: the core drains the fd and arms it).
-const SEND_SPIN_EVERY: Duration = Duration::from_micros(2);
 /// Messages handed to a flowing stream's handler per turn of the event loop
 /// before others get a turn (the fd stays readable, so libuv comes back).
 const FLOW_BATCH: usize = 64;
@@ -93,81 +84,13 @@ pub(crate) fn live_streams() -> u64 {
     LIVE_STREAMS.load(Ordering::Relaxed)
 }
 
-/// When to spin: after SPIN_GIVE_UP spins in a row found nothing, only every
-/// SPIN_RETRY_EVERY-th time.
-#[derive(Default)]
-struct Adaptive {
-    failures: u32,
-    skipped: u32,
-}
-
-impl Adaptive {
-    /// A spin starting now, if it may: the peer did not say it last ran on
-    /// this thread's CPU (see `placement_hints`), the machine is not
-    /// crowded, and spinning paid lately (or it is time to try again).
-    fn start(&mut self, now: Instant, hints: Hints<'_>) -> Option<SpinClock> {
-        if hints.peer_on(hints.publish()) || placement::crowded(now) {
-            return None;
-        }
-        if self.failures >= SPIN_GIVE_UP {
-            self.skipped += 1;
-            if self.skipped < SPIN_RETRY_EVERY {
-                return None;
-            }
-            self.skipped = 0;
-        }
-        Some(SpinClock { preemptions: preemptions(), next_look: now + PREEMPTION_LOOK_EVERY })
-    }
-
-    /// Notes how the spin that `clock` started ended: `paid` when what it
-    /// waited for came, unless the thread was preempted meanwhile (most
-    /// likely by the peer, sharing its core: what the peer did then came
-    /// from taking turns, not from running alongside, so spinning stops for a
-    /// while, as after SPIN_GIVE_UP spins in vain).
-    fn end(&mut self, clock: SpinClock, paid: bool) {
-        if clock.preempted() {
-            self.failures = self.failures.max(SPIN_GIVE_UP);
-        } else if paid {
-            self.failures = 0;
-        } else {
-            self.failures = self.failures.saturating_add(1);
-        }
-    }
-}
-
-/// A spin under way: this thread's preemptions when it started, and when
-/// they may be looked at next while it goes on.
-struct SpinClock {
-    preemptions: Option<std::ffi::c_long>,
-    next_look: Instant,
-}
-
-impl SpinClock {
-    /// True when the kernel took this thread's CPU away since the spin started.
-    fn preempted(&self) -> bool {
-        matches!((self.preemptions, preemptions()), (Some(before), Some(after)) if after != before)
-    }
-
-    /// As `preempted`, during the spin: at most every PREEMPTION_LOOK_EVERY
-    /// (each look is a system call), else false.
-    fn preempted_by(&mut self, now: Instant) -> bool {
-        if now < self.next_look {
-            return false;
-        }
-        self.next_look = now + PREEMPTION_LOOK_EVERY;
-        self.preempted()
-    }
-}
-
 #[derive(Default)]
 pub(crate) struct StreamState {
     pub(crate) closed: bool,
     /// Receives, read-ahead and the flowing handler.
     inbox: Inbox,
-    /// Sends waiting for ring space, oldest first; the first may be partly sent.
-    sends: VecDeque<(i64, Buffer)>,
-    /// Bytes of the messages in `sends`.
-    queued_bytes: usize,
+    /// Sends waiting for ring space.
+    outbox: Outbox,
     /// Spins in a row before a receive that found nothing, and spins skipped
     /// since (see `spin`).
     spin_failures: u32,
@@ -192,10 +115,6 @@ pub(crate) struct StreamShared {
     pub(crate) id: i64,
     pub(crate) stream: Stream,
     pub(crate) recv_timeout: Option<Duration>,
-    /// A Server connection's limit on `sends` (its handler does not await
-    /// sends): the core's `Options::max_queued_bytes` policy of
-    /// `Connection::send`. None: unbounded (a Stream's caller awaits each send).
-    queue_limit: Option<usize>,
     pub(crate) st: Mutex<StreamState>,
 }
 
@@ -225,7 +144,8 @@ impl StreamShared {
         StreamShared::with_queue_limit(stream, recv_timeout, None)
     }
 
-    /// As `new`, with a limit on the bytes of waiting sends (see `queue_limit`).
+    /// As `new`, with a limit on the bytes of waiting sends (a Server
+    /// connection's `maxQueuedBytes`: see [`Outbox`]).
     pub(crate) fn with_queue_limit(
         stream: Stream,
         recv_timeout: Option<Duration>,
@@ -236,8 +156,7 @@ impl StreamShared {
             id: next_id(),
             stream,
             recv_timeout,
-            queue_limit,
-            st: Mutex::new(StreamState::default()),
+            st: Mutex::new(StreamState { outbox: Outbox::with_limit(queue_limit), ..StreamState::default() }),
         })
     }
 
@@ -260,7 +179,7 @@ impl StreamShared {
     /// read-ahead queue is not full (while sends wait, always: the fd must be
     /// drained for their wake-ups to be seen).
     fn has_room(st: &StreamState) -> bool {
-        !st.sends.is_empty() || st.inbox.has_room()
+        !st.outbox.is_empty() || st.inbox.has_room()
     }
 
     /// Receives what is there (and resumes waiting sends): the work of one
@@ -269,6 +188,9 @@ impl StreamShared {
     /// readable until this side consumes the wake-up (so libuv calls again).
     fn pump(&self, st: &mut StreamState, events: &mut Vec<Event>, batch: bool, spin: bool) {
         st.inbox.serve_ahead(self.id, events);
+        if st.outbox.pauses_reading() && !self.resume_paused(st, events, spin) {
+            return;
+        }
         let mut delivered = 0;
         // True once this call consumed the fd's wake-ups: from then on it must
         // run until WouldBlock, since libuv will not call again without one.
@@ -292,7 +214,7 @@ impl StreamShared {
                 && st.single_frame
                 && st.inbox.waiters.is_empty()
                 && !st.inbox.flowing
-                && st.sends.is_empty()
+                && st.outbox.is_empty()
             {
                 break;
             }
@@ -305,7 +227,7 @@ impl StreamShared {
                     drained = true;
                     // The receive side consumed every wake-up: the waiting
                     // sends look again (their freed space may be among them).
-                    if st.sends.is_empty() || self.resume_sends(st, events, spin) {
+                    if st.outbox.is_empty() || self.resume_sends(st, events, spin) {
                         break;
                     }
                     // A send consumed the wake-ups in turn: look at the
@@ -322,15 +244,31 @@ impl StreamShared {
         // this they would keep the fd watched while it stays readable (the
         // control socket's hang-up), and the loop would spin.
         if let Some(e) = &st.inbox.ended {
-            if !st.sends.is_empty() && e.kind().ends_connection() {
+            if e.kind().ends_connection() {
                 let error = e.clone();
-                st.queued_bytes = 0;
-                for (op, _) in st.sends.drain(..) {
-                    events.push(Event::Failed { op, error: error.clone() });
-                }
+                st.outbox.fail_all(&error, events);
             }
         }
         st.inbox.report_end(self.id, events);
+    }
+
+    /// Backpressure (see [`Outbox`]): the queue of this Server connection
+    /// refused a reply, so the peer's messages stay unread until the queue
+    /// moves. Resumes the waiting sends; true when one went out (reading goes
+    /// on). Else withdraws the wish for messages, so the fd becomes readable
+    /// only for freed ring space or the peer's end, not for the messages the
+    /// peer keeps sending: the peer's ring fills and its sends wait.
+    fn resume_paused(&self, st: &mut StreamState, events: &mut Vec<Event>, spin: bool) -> bool {
+        self.resume_sends(st, events, spin);
+        if !st.outbox.pauses_reading() {
+            return true;
+        }
+        if let Err(e) = self.stream.pause_receiving() {
+            st.inbox.ended = Some(e.clone());
+            st.outbox.fail_all(&e, events);
+            st.inbox.report_end(self.id, events);
+        }
+        false
     }
 
     /// Receives the next message for the inbox: a `recvInto` at the head of
@@ -461,98 +399,14 @@ impl StreamShared {
         }
     }
 
-    /// `send_resumable`, and while it leaves the message partly sent and the
-    /// ring fills up, tries again every SEND_SPIN_EVERY for as long as the
-    /// receiver frees space within PARTIAL_SPIN of the last try that made
-    /// progress, up to PARTIAL_SPIN_MAX: a receiver on another core frees a
-    /// fragment's space within microseconds, far sooner than a wake-up of this
-    /// thread through the kernel would come. Adaptive as `spin_partial`.
-    fn send_spin(&self, adapt: &mut Adaptive, data: &[u8]) -> Result<SendProgress, CoreError> {
-        let mut progress = self.stream.send_resumable(data)?;
-        let SendProgress::Partial { sent } = progress else { return Ok(progress) };
-        if sent == 0 {
-            // Nothing of it went out: the ring is full of earlier messages
-            // (the peer is not reading now), not of this one's fragments.
-            return Ok(progress);
-        }
-        let start = Instant::now();
-        let Some(mut clock) = adapt.start(start, self.placement_hints()) else { return Ok(progress) };
-        let end = start + PARTIAL_SPIN_MAX;
-        let mut until = start + PARTIAL_SPIN;
-        let mut last = sent;
-        let mut next_try = start + SEND_SPIN_EVERY;
-        let result = loop {
-            std::hint::spin_loop();
-            let now = Instant::now();
-            if now < next_try {
-                continue;
-            }
-            next_try = now + SEND_SPIN_EVERY;
-            progress = match self.stream.send_resumable(data) {
-                Ok(progress) => progress,
-                Err(e) => break Err(e),
-            };
-            match progress {
-                SendProgress::Complete => break Ok(progress),
-                SendProgress::Partial { sent } if sent != last => {
-                    last = sent;
-                    until = now + PARTIAL_SPIN;
-                    // As in `spin_partial`.
-                    if clock.preempted_by(now) {
-                        break Ok(progress);
-                    }
-                }
-                SendProgress::Partial { .. } => {}
-            }
-            if now >= until || now >= end {
-                break Ok(progress);
-            }
-        };
-        adapt.end(clock, last != sent || matches!(result, Ok(SendProgress::Complete)));
-        result
-    }
-
-    fn pop_send(st: &mut StreamState) {
-        if let Some((_, data)) = st.sends.pop_front() {
-            st.queued_bytes -= data.len();
-        }
-    }
-
-    /// Resumes the waiting sends in order; true when none is left waiting.
-    fn resume_sends(&self, st: &mut StreamState, events: &mut Vec<Event>, spin: bool) -> bool {
-        while let Some((op, data)) = st.sends.front() {
-            let op = *op;
-            let resumed = if spin { self.send_spin(&mut st.send_spin, data) } else { self.stream.send_resumable(data) };
-            match resumed {
-                Ok(SendProgress::Complete) => {
-                    Self::pop_send(st);
-                    events.push(Event::Done { op });
-                }
-                Ok(SendProgress::Partial { .. }) => return false,
-                Err(error) => {
-                    Self::pop_send(st);
-                    let ends = error.kind().ends_connection() || error.kind() == ErrorKind::Closed;
-                    events.push(Event::Failed { op, error: error.clone() });
-                    if ends {
-                        st.queued_bytes = 0;
-                        for (op, _) in st.sends.drain(..) {
-                            events.push(Event::Failed { op, error: error.clone() });
-                        }
-                    }
-                }
-            }
-        }
-        true
-    }
-
     /// Watches the fd while anything could come of it, and keeps the process
     /// alive while something is pending. Creates the poll handle on first use.
     pub(crate) fn update_poll(self: &Arc<Self>, st: &mut StreamState) {
         if st.closed {
             return;
         }
-        let pending = st.inbox.pending() || !st.sends.is_empty();
-        let watch = (st.inbox.ended.is_none() && Self::has_room(st)) || !st.sends.is_empty();
+        let pending = st.inbox.pending() || !st.outbox.is_empty();
+        let watch = (st.inbox.ended.is_none() && Self::has_room(st)) || !st.outbox.is_empty();
         if st.poll.is_none() {
             if !watch {
                 return;
@@ -590,7 +444,7 @@ impl StreamShared {
             // the receive (the peer ran when woken), which says nothing
             // about whether spinning for it pays.
             if st.inbox.ahead_len() == 0
-                && st.sends.is_empty()
+                && st.outbox.is_empty()
                 && st.inbox.ended.is_none()
                 && !self.recheck(&mut st, &mut events)
             {
@@ -642,79 +496,6 @@ impl StreamShared {
         let cancelled = st.inbox.cancel(op);
         self.update_poll(&mut st);
         cancelled
-    }
-
-    /// A send from JavaScript: true when the message is in the ring now, else
-    /// it completes as `op` once it is (in order with earlier sends).
-    pub(crate) fn send(self: &Arc<Self>, op: i64, data: Buffer) -> Result<bool, CoreError> {
-        let mut st = lock(&self.st);
-        self.check_open(&st)?;
-        if st.sends.is_empty() {
-            match self.send_spin(&mut st.send_spin, &data)? {
-                SendProgress::Complete => return Ok(true),
-                SendProgress::Partial { .. } => {}
-            }
-        } else if let Some(limit) = self.queue_limit {
-            if st.queued_bytes.saturating_add(data.len()) > limit {
-                return Err(CoreError::new(
-                    ErrorKind::WouldBlock,
-                    format!(
-                        "the peer is not reading: {} bytes already wait to be sent (maxQueuedBytes {limit}); nothing was sent or queued",
-                        st.queued_bytes
-                    ),
-                ));
-            }
-        }
-        st.queued_bytes += data.len();
-        st.sends.push_back((op, data));
-        // The send consumed the fd's wake-ups: look at the receive side.
-        let mut events = Vec::new();
-        if Self::wants_messages(&st) {
-            if self.recheck(&mut st, &mut events) {
-                self.pump(&mut st, &mut events, false, false);
-            }
-            st.inbox.report_end(self.id, &mut events);
-        }
-        self.update_poll(&mut st);
-        drop(st);
-        // The pump may have completed this very send (resumed after a receive
-        // consumed the wake-ups): that is returned, not dispatched, since
-        // JavaScript tracks the op only once this returns.
-        let mine =
-            events.iter().position(|e| matches!(e, Event::Done { op: o } | Event::Failed { op: o, .. } if *o == op));
-        let mine = mine.map(|i| events.remove(i));
-        deliver(events);
-        match mine {
-            Some(Event::Failed { error, .. }) => Err(error),
-            Some(_) => Ok(true),
-            None => Ok(false),
-        }
-    }
-
-    /// Sends only if the whole message fits now and no send waits.
-    pub(crate) fn try_send(self: &Arc<Self>, data: &[u8]) -> Result<bool, CoreError> {
-        let mut st = lock(&self.st);
-        self.check_open(&st)?;
-        if !st.sends.is_empty() {
-            return Ok(false);
-        }
-        match self.stream.try_send(data) {
-            Ok(()) => Ok(true),
-            Err(e) if would_block(&e) => {
-                let mut events = Vec::new();
-                if Self::wants_messages(&st) {
-                    if self.recheck(&mut st, &mut events) {
-                        self.pump(&mut st, &mut events, false, false);
-                    }
-                    st.inbox.report_end(self.id, &mut events);
-                }
-                self.update_poll(&mut st);
-                drop(st);
-                deliver(events);
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
     }
 
     fn wants_messages(st: &StreamState) -> bool {
@@ -771,10 +552,7 @@ impl StreamShared {
         st.closed = true;
         let mut events = Vec::new();
         st.inbox.close(self.id, &closed("stream"), &mut events);
-        st.queued_bytes = 0;
-        for (op, _) in st.sends.drain(..) {
-            events.push(Event::Failed { op, error: closed("stream") });
-        }
+        st.outbox.fail_all(&closed("stream"), &mut events);
         if let Some(poll) = st.poll.take() {
             poll.close();
         }

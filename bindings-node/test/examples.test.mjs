@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 
-import { root, shm, uniqueName, within } from './helpers.mjs'
+import { root, shm, sleep, uniqueName, within } from './helpers.mjs'
 
 const examples = join(root, '..', 'examples', 'node')
 
@@ -116,17 +116,24 @@ test('echo: a client that never reads its replies costs the server a bounded que
   try {
     await waitFor(server, /serving '.*' as (shmsock-pk:\S+)/)
     const key = server.out.match(/as (shmsock-pk:\S+)/)[1]
-    // 4 MiB of requests whose replies are never read: more than the reply ring
-    // (64 KiB), this side's read-ahead (1 MiB) and the connection's queue
-    // (1 MiB) hold. trySend: a waiting send would make this side drain its
-    // receive side (one descriptor carries both directions' wake-ups).
+    // Requests whose replies are never read, until the server drops one: more
+    // than the reply ring (64 KiB), this side's read-ahead (1 MiB) and the
+    // connection's queue (1 MiB) hold. (The server then stops reading this
+    // client, whose sends find its ring full from then on.) trySend: a
+    // waiting send would make this side drain its receive side (one
+    // descriptor carries both directions' wake-ups).
     deaf = await within(shm.Stream.connect(name, { serverKey: key }), 10000, 'connect')
     const chunk = Buffer.alloc(16384, 1)
-    for (let i = 0; i < 256; i++) {
-      while (!deaf.trySend(chunk)) await new Promise((r) => setImmediate(r))
-    }
-    const errors = { get out() { return server.err }, err: '' }
-    await waitFor(errors, /echo to client 1 dropped: .*not reading/)
+    const dropped = /echo to client 1 dropped: .*not reading/
+    await within(
+      (async () => {
+        while (!dropped.test(server.err)) {
+          if (!deaf.trySend(chunk)) await sleep(5)
+        }
+      })(),
+      60000,
+      'a dropped reply'
+    )
     // The server still serves everyone else.
     const client = start('echo/echo_client.mjs', [name, key, 'still here'])
     assert.equal((await within(client.exited, 30000, 'client')).code, 0, client.err)

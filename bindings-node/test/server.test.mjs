@@ -196,3 +196,68 @@ test('a server replies to many clients at once', T, async () => {
   await Promise.all(clients.map((c) => c.close()))
   await server.close()
 })
+
+test('a client that never reads: once a reply is refused the server reads no more of its requests, and reads on when it takes its replies', T, async () => {
+  const keypair = Keypair.generate()
+  const name = uniqueName('deaf')
+  // A small queue: 16 replies of 4 KiB wait beyond the ring.
+  const server = createServer({ keypair, maxQueuedBytes: 65536 })
+  let received = 0
+  let refused = 0
+  server.on('data', (conn, data) => {
+    received += 1
+    conn.send(data).catch((err) => {
+      assert.equal(err.code, codes.WOULD_BLOCK)
+      refused += 1
+    })
+  })
+  server.listen(name)
+  const client = await within(shm.Stream.connect(name, { serverKey: keypair.publicKey }), 10000, 'connect')
+  try {
+    // Requests without reading a reply, until the server takes no more: the
+    // replies fill the client's ring, its read-ahead (64 messages) and the
+    // server's queue, a refusal pauses reading, and the requests then fill
+    // the server's ring. Without the pause the server reads (and drops)
+    // everything, up to `cap`.
+    const chunk = Buffer.alloc(4096, 7)
+    const cap = 3000
+    let sent = 0
+    for (let idle = 0; idle < 50 && sent < cap; ) {
+      if (client.trySend(chunk)) {
+        sent += 1
+        idle = 0
+      } else {
+        idle += 1
+        await sleep(10)
+      }
+    }
+    assert.ok(refused > 0, `no reply was refused (${sent} requests sent)`)
+    assert.ok(sent < cap, `the server kept reading a client that takes no replies: ${sent} requests, ${refused} replies refused`)
+    const readWhilePaused = received
+    assert.ok(readWhilePaused < sent, 'requests wait unread in the ring')
+    // Taking the replies moves the queue: the server reads the rest, and
+    // every request gets its reply or a refusal (when replies outrun reads).
+    let replies = 0
+    await within(
+      (async () => {
+        while (replies + refused < sent) {
+          try {
+            assert.equal((await client.recv({ timeout: 200 })).length, chunk.length)
+            replies += 1
+          } catch (err) {
+            if (err.code !== codes.TIMEOUT) throw err
+          }
+        }
+      })(),
+      30000,
+      'the replies'
+    )
+    assert.equal(received, sent)
+    // The connection works as before.
+    await client.send('ping')
+    assert.equal(String(await within(client.recv(), 10000, 'ping reply')), 'ping')
+  } finally {
+    await client.close()
+    await server.close()
+  }
+})

@@ -20,7 +20,8 @@ try {
   server.on('connection', (conn) => console.log(`client ${conn.id} connected (${conn.stream.peerFingerprint})`))
   // Never blocks: the ring, or the connection's bounded queue. A client that
   // does not read its replies fills its queue (SHMSOCK_WOULD_BLOCK): its
-  // replies are dropped, and every other client is served as before.
+  // replies are dropped, the server reads no more of its requests until it
+  // takes a reply, and every other client is served as before.
   server.on('data', (conn, data) => {
     conn.send(data).catch((err) => console.error(`echo to client ${conn.id} dropped: ${err.message}`))
   })

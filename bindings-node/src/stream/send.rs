@@ -1,0 +1,164 @@
+//! The sending side of [`StreamShared`]: sends from JavaScript, the sends
+//! that wait in its [`Outbox`](crate::outbox::Outbox) for ring space, and the
+//! spin that keeps a partly sent message going.
+//!
+//! A send goes straight into the ring (`send_resumable`) from the JavaScript
+//! thread; what does not fit waits in order and is resumed when the fd
+//! reports freed space. Such a WouldBlock consumes every pending wake-up of
+//! the fd, the receive side's too, so each send that left something waiting
+//! looks at the receive side once more without consuming anything.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use napi::bindgen_prelude::Buffer;
+use shmsock::{Error as CoreError, ErrorKind, SendProgress};
+
+use super::{would_block, StreamShared, StreamState, PARTIAL_SPIN, PARTIAL_SPIN_MAX};
+use crate::dispatch::{lock, Event};
+use crate::spin::Adaptive;
+use crate::uv::deliver;
+
+/// While a message is partly sent and the ring is full, how often a send
+/// looks again for freed space (each look that finds none costs a system
+/// call: the core drains the fd and arms it).
+const SEND_SPIN_EVERY: Duration = Duration::from_micros(2);
+
+impl StreamShared {
+    /// A send from JavaScript: true when the message is in the ring now, else
+    /// it completes as `op` once it is (in order with earlier sends). On a
+    /// Server connection whose queue is full: WouldBlock, nothing queued.
+    pub(crate) fn send(self: &Arc<Self>, op: i64, data: Buffer) -> Result<bool, CoreError> {
+        let mut st = lock(&self.st);
+        self.check_open(&st)?;
+        if st.outbox.is_empty() {
+            match self.send_spin(&mut st.send_spin, &data)? {
+                SendProgress::Complete => return Ok(true),
+                SendProgress::Partial { .. } => {}
+            }
+        }
+        st.outbox.push(op, data)?;
+        let mut events = Vec::new();
+        self.look_at_receive_side(&mut st, &mut events);
+        self.update_poll(&mut st);
+        drop(st);
+        // The pump may have completed this very send (resumed after a receive
+        // consumed the wake-ups): that is returned, not dispatched, since
+        // JavaScript tracks the op only once this returns.
+        let mine =
+            events.iter().position(|e| matches!(e, Event::Done { op: o } | Event::Failed { op: o, .. } if *o == op));
+        let mine = mine.map(|i| events.remove(i));
+        deliver(events);
+        match mine {
+            Some(Event::Failed { error, .. }) => Err(error),
+            Some(_) => Ok(true),
+            None => Ok(false),
+        }
+    }
+
+    /// Sends only if the whole message fits now and no send waits.
+    pub(crate) fn try_send(self: &Arc<Self>, data: &[u8]) -> Result<bool, CoreError> {
+        let mut st = lock(&self.st);
+        self.check_open(&st)?;
+        if !st.outbox.is_empty() {
+            return Ok(false);
+        }
+        match self.stream.try_send(data) {
+            Ok(()) => Ok(true),
+            Err(e) if would_block(&e) => {
+                let mut events = Vec::new();
+                self.look_at_receive_side(&mut st, &mut events);
+                self.update_poll(&mut st);
+                drop(st);
+                deliver(events);
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// After a send consumed the fd's wake-ups: takes what the receive side
+    /// has, if anyone wants it, without consuming any (so that none is lost).
+    fn look_at_receive_side(&self, st: &mut StreamState, events: &mut Vec<Event>) {
+        if !Self::wants_messages(st) || st.outbox.pauses_reading() {
+            return;
+        }
+        if self.recheck(st, events) {
+            self.pump(st, events, false, false);
+        }
+        st.inbox.report_end(self.id, events);
+    }
+
+    /// Resumes the waiting sends in order; true when none is left waiting.
+    pub(super) fn resume_sends(&self, st: &mut StreamState, events: &mut Vec<Event>, spin: bool) -> bool {
+        while let Some((op, data)) = st.outbox.front() {
+            let resumed = if spin { self.send_spin(&mut st.send_spin, data) } else { self.stream.send_resumable(data) };
+            match resumed {
+                Ok(SendProgress::Complete) => {
+                    st.outbox.pop();
+                    events.push(Event::Done { op });
+                }
+                Ok(SendProgress::Partial { .. }) => return false,
+                Err(error) => {
+                    st.outbox.pop();
+                    events.push(Event::Failed { op, error: error.clone() });
+                    if error.kind().ends_connection() || error.kind() == ErrorKind::Closed {
+                        st.outbox.fail_all(&error, events);
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// `send_resumable`, and while it leaves the message partly sent and the
+    /// ring fills up, tries again every SEND_SPIN_EVERY for as long as the
+    /// receiver frees space within PARTIAL_SPIN of the last try that made
+    /// progress, up to PARTIAL_SPIN_MAX: a receiver on another core frees a
+    /// fragment's space within microseconds, far sooner than a wake-up of this
+    /// thread through the kernel would come. Adaptive as `spin_partial`.
+    fn send_spin(&self, adapt: &mut Adaptive, data: &[u8]) -> Result<SendProgress, CoreError> {
+        let mut progress = self.stream.send_resumable(data)?;
+        let SendProgress::Partial { sent } = progress else { return Ok(progress) };
+        if sent == 0 {
+            // Nothing of it went out: the ring is full of earlier messages
+            // (the peer is not reading now), not of this one's fragments.
+            return Ok(progress);
+        }
+        let start = Instant::now();
+        let Some(mut clock) = adapt.start(start, self.placement_hints()) else { return Ok(progress) };
+        let end = start + PARTIAL_SPIN_MAX;
+        let mut until = start + PARTIAL_SPIN;
+        let mut last = sent;
+        let mut next_try = start + SEND_SPIN_EVERY;
+        let result = loop {
+            std::hint::spin_loop();
+            let now = Instant::now();
+            if now < next_try {
+                continue;
+            }
+            next_try = now + SEND_SPIN_EVERY;
+            progress = match self.stream.send_resumable(data) {
+                Ok(progress) => progress,
+                Err(e) => break Err(e),
+            };
+            match progress {
+                SendProgress::Complete => break Ok(progress),
+                SendProgress::Partial { sent } if sent != last => {
+                    last = sent;
+                    until = now + PARTIAL_SPIN;
+                    // As in `spin_partial`.
+                    if clock.preempted_by(now) {
+                        break Ok(progress);
+                    }
+                }
+                SendProgress::Partial { .. } => {}
+            }
+            if now >= until || now >= end {
+                break Ok(progress);
+            }
+        };
+        adapt.end(clock, last != sent || matches!(result, Ok(SendProgress::Complete)));
+        result
+    }
+}
