@@ -127,6 +127,7 @@ mod ffi {
         fn set_send_timeout(self: &mut OptionsBox, ns: i64) -> Result<()>;
         fn set_recv_timeout(self: &mut OptionsBox, ns: i64) -> Result<()>;
         fn set_handshake_timeout(self: &mut OptionsBox, ns: i64) -> Result<()>;
+        fn set_connect_wait(self: &mut OptionsBox, ns: i64) -> Result<()>;
         fn set_spin(self: &mut OptionsBox, ns: i64) -> Result<()>;
         fn set_backend(self: &mut OptionsBox, backend: u8) -> Result<()>;
         fn set_require_chacha(self: &mut OptionsBox, require: bool) -> Result<()>;

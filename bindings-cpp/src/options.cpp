@@ -115,6 +115,13 @@ Options& Options::handshake_timeout(std::chrono::nanoseconds timeout) {
     return *this;
 }
 
+Options& Options::connect_wait(std::chrono::nanoseconds wait) {
+    auto& o = get_mut();
+    auto ns = timeout_ns(wait);
+    call([&] { o.set_connect_wait(ns); });
+    return *this;
+}
+
 Options& Options::spin(std::chrono::nanoseconds spin) {
     auto& o = get_mut();
     auto ns = timeout_ns(spin);

@@ -115,6 +115,13 @@ impl OptionsBox {
             Ok(())
         })
     }
+    /// Connect wait in ns (0: none; checked by `Options::validate`).
+    pub fn set_connect_wait(&mut self, ns: i64) -> BridgeResult<()> {
+        guard(|| {
+            self.0.connect_wait = positive(ns, "connect wait")?;
+            Ok(())
+        })
+    }
     /// Spin budget in ns.
     pub fn set_spin(&mut self, ns: i64) -> BridgeResult<()> {
         guard(|| {

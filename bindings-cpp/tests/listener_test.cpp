@@ -187,6 +187,55 @@ TEST(Connecting, OneThreadDrivesAListenerAndItsClients) {
     EXPECT_EQ(got, (std::vector<std::string>{"one", "two"}));
 }
 
+// With a connect wait, a connect started before its server binds finds it
+// through fd() (the same fd throughout); a wait that ends first is NotFound.
+TEST(Connecting, AConnectWaitFindsAServerThatBindsLater) {
+    auto kp = Keypair::generate();
+    auto name = support::unique_name("later");
+    Options opts;
+    opts.server_key(kp.public_key()).connect_wait(20s);
+    auto c = shmsock::Connecting::start(name, opts);
+    const int fd = c.fd();
+    EXPECT_FALSE(c.advance().has_value());
+    auto listener = Listener::bind(name, support::server_options(kp));
+    std::optional<Stream> client, served;
+    auto until = std::chrono::steady_clock::now() + 30s;
+    while (!client || !served) {
+        ASSERT_LT(std::chrono::steady_clock::now(), until);
+        std::vector<pollfd> fds{{listener.fd(), POLLIN, 0}, {client ? -1 : c.fd(), POLLIN, 0}};
+        ASSERT_GE(poll(fds.data(), fds.size(), 1000), 0);
+        if (!served) {
+            try {
+                served = listener.accept(0ns);
+            } catch (const shmsock::Error& e) {
+                ASSERT_EQ(e.code(), ErrorCode::Timeout) << e.what();
+            }
+        }
+        if (!client) {
+            ASSERT_EQ(c.fd(), fd);
+            client = c.advance();
+        }
+    }
+    client->send("later");
+    auto m = served->recv(5s);
+    EXPECT_EQ(std::string(m.begin(), m.end()), "later");
+
+    Options brief;
+    brief.server_key(kp.public_key()).connect_wait(100ms);
+    auto never = shmsock::Connecting::start(support::unique_name("never"), brief);
+    for (;;) {
+        pollfd p{never.fd(), POLLIN, 0};
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(never.time_left()).count();
+        ASSERT_GE(poll(&p, 1, static_cast<int>(left) + 1), 0);
+        try {
+            ASSERT_FALSE(never.advance().has_value());
+        } catch (const shmsock::Error& e) {
+            EXPECT_EQ(e.code(), ErrorCode::NotFound) << e.what();
+            break;
+        }
+    }
+}
+
 TEST(Connecting, NoServerIsNotFoundAndASilentOneTimesOut) {
     auto kp = Keypair::generate();
     Options opts;

@@ -11,13 +11,16 @@
 //! an AbortSignal closes its socket at once (the server sees the client leave)
 //! and completes nothing.
 //!
-//! What the event loop cannot wait for runs on a short-lived thread
-//! ([`in_background`]): a server that is not there yet, with `wait` (the core
-//! waits for it, [`shmsock::Options::connect_wait`], like the CLI's `--wait`),
-//! and a server whose queue of waiting connections is full (the blocking
-//! connect waits for room). The thread waits in slices of at most [`SLICE`],
-//! so that a connect cancelled meanwhile stops waiting soon; a stream it still
-//! made is closed. Subscribing always runs there.
+//! A server that is not there yet, with `wait` (like the CLI's `--wait`), and
+//! a server whose queue of waiting connections is full are waited for the
+//! same way: the core's `Connecting` then has one fd for the whole connect
+//! (an epoll set of its watch of the runtime directory, a backoff timer and,
+//! later, the socket), and its deadline moves when the server takes the
+//! connection, so the timer is armed again after each advance.
+//!
+//! Subscribing runs on a short-lived thread ([`in_background`]), which waits
+//! in slices of at most [`SLICE`], so that a subscribe cancelled meanwhile
+//! stops waiting soon; a subscriber it still made is closed.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -27,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use napi_derive::napi;
 use shmsock::platform::DeadlineTimer;
-use shmsock::{connect_wait, ConnectProgress, Connecting, Error as CoreError, ErrorKind, Stream};
+use shmsock::{connect_wait, ConnectProgress, Connecting, Error as CoreError, ErrorKind};
 
 use crate::dispatch::{lock, post, Event};
 use crate::errors::{to_js, Code};
@@ -53,13 +56,14 @@ struct Watched {
     watch: Watch,
 }
 
-/// The watching of a connect: a poll handle on its socket, another on a timer
-/// readable once the handshake's deadline passed.
+/// The watching of a connect: a poll handle on its fd, another on a timer
+/// readable once its deadline passed.
 struct Watch {
     timer: DeadlineTimer,
-    /// A duplicate of the connect's socket, which the first poll handle
-    /// watches: `advance` consumes the connect (and closes its socket when it
-    /// fails), and libuv must stop watching an fd before the fd is closed.
+    /// A duplicate of the connect's fd (the same for the whole connect),
+    /// which the first poll handle watches: `advance` consumes the connect
+    /// (and closes its fd when it fails), and libuv must stop watching an fd
+    /// before the fd is closed.
     socket: OwnedFd,
     /// On `socket` and on `timer`.
     polls: [Poll; 2],
@@ -71,7 +75,7 @@ impl Watch {
         let socket = connecting
             .fd()
             .try_clone_to_owned()
-            .map_err(|e| to_js(CoreError::io("duplicating the socket of a connect", e)))?;
+            .map_err(|e| to_js(CoreError::io("duplicating the fd of a connect", e)))?;
         let timer = DeadlineTimer::new().map_err(to_js)?;
         timer.set(Some(connecting.deadline()));
         let pump: Arc<dyn Ready> = Arc::new(Pump { op });
@@ -157,27 +161,17 @@ pub fn connect(
     options: Option<NativeOptions>,
     wait: Option<f64>,
 ) -> napi::Result<(), Code> {
-    let (options, recv_timeout) = to_core(keypair, options)?;
-    let waits = wait.map(|ms| millis(ms, "wait")).transpose()?.is_some_and(|w| !w.is_zero());
-    match Connecting::start(&name, &options) {
-        Ok(connecting) => {
-            let watch = Watch::new(op, &connecting)?;
-            WATCHED.with(|w| w.borrow_mut().insert(op, Watched { connecting, recv_timeout, watch }));
-            Ok(())
-        }
-        // The blocking connect waits for the server to appear, or for room in
-        // its queue of waiting connections.
-        Err(e) if e.kind() == ErrorKind::WouldBlock || (waits && connect_wait::is_retried(e.kind())) => in_background(
-            op,
-            wait,
-            move |wait| Stream::connect(&name, &options.clone().connect_wait(wait)),
-            move |stream| Event::Stream { op, stream: StreamShared::new(stream, recv_timeout) },
-        ),
-        Err(e) => Err(to_js(e)),
+    let (mut options, recv_timeout) = to_core(keypair, options)?;
+    if let Some(wait) = wait.map(|ms| millis(ms, "wait")).transpose()? {
+        options = options.connect_wait(wait);
     }
+    let connecting = Connecting::start(&name, &options).map_err(to_js)?;
+    let watch = Watch::new(op, &connecting)?;
+    WATCHED.with(|w| w.borrow_mut().insert(op, Watched { connecting, recv_timeout, watch }));
+    Ok(())
 }
 
-/// Runs `attempt(wait)` (a connect, a subscribe, waiting up to `wait` for its
+/// Runs `attempt(wait)` (a subscribe, waiting up to `wait` for its
 /// server) on a short-lived thread, in slices of at most SLICE while it fails
 /// with an error the core's wait retries and `wait` (ms) allows, and completes
 /// `op` with `done` of its result on the JavaScript thread, unless the caller

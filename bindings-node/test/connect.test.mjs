@@ -1,7 +1,8 @@
-// Stream.connect without `wait` runs on the JavaScript thread: the HELLO goes
-// out at once, a libuv poll handle waits for the server's answer and a timerfd
-// for the handshake's deadline; no thread waits. An aborted connect closes its
-// socket at once. (A listener with no pending accept takes no client: the
+// Stream.connect runs on the JavaScript thread: the HELLO goes out at once, a
+// libuv poll handle waits for the server's answer and a timerfd for the
+// handshake's deadline; a server that is not there yet (`wait`) or whose queue
+// is full is waited for through the same poll handle; no thread waits. An
+// aborted connect closes its socket at once. (A listener with no pending accept takes no client: the
 // kernel queues the client's socket and nobody answers its HELLO.)
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -151,17 +152,38 @@ test('connects side by side each complete when the server answers it', T, async 
   }
 })
 
-test("a server whose queue of waiting connections is full: the connect waits for room on a thread", T, async () => {
+test('a connect with wait finds a server that binds later, with no thread', T, async () => {
+  const keypair = Keypair.generate()
+  const name = uniqueName('later')
+  const before = threads()
+  const connecting = Stream.connect(name, { serverKey: keypair.publicKey, wait: 30000 })
+  let listener
+  try {
+    await sleep(100)
+    assert.deepEqual(newShmsockThreads(before), [], 'a thread waits for the server')
+    listener = Listener.bind(name, { keypair })
+    const server = await within(listener.accept(), 10000, 'accept')
+    const client = await within(connecting, 10000, 'connect')
+    await client.send('found')
+    assert.equal(String(await within(server.recv(), 10000, 'recv')), 'found')
+    await Promise.all([client.close(), server.close()])
+    // A wait that ends first: NOT_FOUND.
+    await rejectsWith(Stream.connect(uniqueName('never'), { serverKey: keypair.publicKey, wait: 100 }), codes.NOT_FOUND)
+  } finally {
+    if (listener) listener.close()
+    await Promise.allSettled([connecting])
+  }
+})
+
+test('a server whose queue of waiting connections is full: the connect waits for room on the JavaScript thread', T, async () => {
   const { keypair, name, listener } = silentServer('fullqueue')
   // More clients than the queue holds (16): the last ones find it full.
   const count = 24
   const before = threads()
   const connecting = Array.from({ length: count }, () => Stream.connect(name, { serverKey: keypair.publicKey, handshakeTimeout: 30000 }))
   try {
-    assert.ok(
-      newShmsockThreads(before).some((t) => t.endsWith(' shmsock-connect')),
-      'no connect waits for room on a thread',
-    )
+    await sleep(50)
+    assert.deepEqual(newShmsockThreads(before), [], 'a thread waits for room')
     const servers = []
     for (let i = 0; i < count; i++) servers.push(await within(listener.accept({ timeout: 20000 }), 20000, `accept ${i}`))
     const clients = await within(Promise.all(connecting), 20000, 'connects')

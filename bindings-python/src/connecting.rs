@@ -24,9 +24,9 @@ pub struct PyConnecting {
 }
 
 impl PyConnecting {
-    /// Starts connecting to `name` (options as for ``Stream.connect``, without
-    /// ``wait``), never waiting: NotFound at once when no server listens,
-    /// WouldBlock when its queue of waiting connections is full.
+    /// Starts connecting to `name` (options as for ``Stream.connect``), never
+    /// waiting (see the core's `Connecting::start`: with ``wait``, a missing
+    /// server is looked for again through the descriptor).
     pub(crate) fn start(
         py: Python<'_>,
         name: &str,
@@ -50,14 +50,16 @@ impl PyConnecting {
 
 #[pymethods]
 impl PyConnecting {
-    /// The descriptor to watch: readable when ``_advance`` may finish.
+    /// The descriptor to watch (the same for the whole connect): readable
+    /// when ``_advance`` may make progress.
     fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.as_ref().map(|c| c.fd().as_raw_fd()).ok_or_else(|| Self::over(py))
     }
 
-    /// Seconds until the handshake times out (0 once past): call
-    /// ``_advance`` then, if the descriptor said nothing before.
+    /// Seconds until the connect gives up (the handshake's timeout, or the end
+    /// of ``wait``; 0 once past): call ``_advance`` then, if the descriptor
+    /// said nothing before. Read it again after each ``_advance``.
     #[getter]
     fn time_left(&self, py: Python<'_>) -> PyResult<f64> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());

@@ -124,9 +124,11 @@ impl PyStream {
     }
 
     /// For event loops (``shmsock.aio``): starts connecting without waiting
-    /// (options as for ``connect``, without ``wait``): NotFound at once when no
-    /// server listens, WouldBlock when its queue of waiting connections is
-    /// full. Finish it with ``_advance()`` when its ``fileno()`` is readable.
+    /// (options as for ``connect``): NotFound at once when no server listens
+    /// and no ``wait`` was given; a server to wait for, or one whose queue of
+    /// waiting connections is full, is looked for again through the
+    /// descriptor. Finish it with ``_advance()`` when its ``fileno()`` is
+    /// readable.
     #[staticmethod]
     #[pyo3(signature = (name, *, server_key, **options))]
     fn _connect_start(

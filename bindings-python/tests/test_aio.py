@@ -338,6 +338,34 @@ def test_connect_runs_on_the_loop(name: str, server_keypair: shmsock.Keypair) ->
     run(main())
 
 
+def test_connect_waits_for_its_server_on_the_loop(name: str, server_keypair: shmsock.Keypair) -> None:
+    """``wait=``: a connect started before its server binds finds it, with
+    no executor thread; the loop runs meanwhile. A wait that ends first is
+    NotFound."""
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_default_executor(_NoExecutor())
+        with pytest.raises(shmsock.NotFound):
+            await aio.connect(name, server_key=server_keypair.public_key, wait=0.1)
+        ticker = Ticker()
+        try:
+            connecting = asyncio.ensure_future(aio.connect(name, server_key=server_keypair.public_key, wait=30))
+            await asyncio.sleep(0.2)
+            assert not connecting.done()
+            async with aio.bind(name, keypair=server_keypair) as listener:
+                server = await asyncio.wait_for(listener.accept(), 10)
+                client = await asyncio.wait_for(connecting, 10)
+                await client.send(b"found")
+                assert await server.recv(timeout=5) == b"found"
+                client.close()
+                server.close()
+            assert ticker.ticks > 0, "the loop ran while the connect waited"
+        finally:
+            ticker.stop()
+
+    run(main())
+
+
 def test_connect_to_a_silent_server_times_out(name: str, server_keypair: shmsock.Keypair) -> None:
     """A server that takes the connection and never answers: Timeout at the
     handshake deadline, on the loop, which keeps running meanwhile."""

@@ -10,6 +10,9 @@
 //! directory (a server renames its socket into place, so the watch fires the
 //! moment it can be reached), bounded by a short backoff in case the watch
 //! cannot be made or misses; no attempt loop spins.
+//! [`Connecting`](crate::connecting::Connecting) waits the same way without
+//! blocking: an event loop watches the same inotify watch and a timer for the
+//! backoff.
 
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
@@ -19,9 +22,9 @@ use crate::error::{ErrorKind, Result};
 use crate::options::Options;
 
 /// First pause between two attempts; it doubles up to [`MAX_PAUSE`].
-const FIRST_PAUSE: Duration = Duration::from_millis(1);
+pub(crate) const FIRST_PAUSE: Duration = Duration::from_millis(1);
 /// Longest pause between two attempts (the watch usually ends it earlier).
-const MAX_PAUSE: Duration = Duration::from_millis(64);
+pub(crate) const MAX_PAUSE: Duration = Duration::from_millis(64);
 
 /// True for the errors a connect under [`Options::connect_wait`] retries until
 /// its deadline: NotFound, i.e. no server listens on the name yet. Anything
@@ -78,7 +81,7 @@ pub(crate) fn control_socket(name: &str, options: &Options) -> Result<(UnixStrea
 /// An inotify watch on the runtime directory: readable once an entry was
 /// created or moved in (a server renames its socket into place).
 #[cfg(target_os = "linux")]
-struct Watch {
+pub(crate) struct Watch {
     fd: std::os::fd::OwnedFd,
 }
 
@@ -86,7 +89,7 @@ struct Watch {
 impl Watch {
     /// None when the watch cannot be made (no inotify instances or watches
     /// left): the caller then sleeps its backoff instead.
-    fn new() -> Option<Watch> {
+    pub(crate) fn new() -> Option<Watch> {
         use rustix::fs::inotify;
         let dir = crate::platform::runtime_dir().ok()?;
         let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).ok()?;
@@ -103,21 +106,36 @@ impl Watch {
         let timeout = Timespec::try_from(timeout).ok();
         // A signal or an error ends the pause early: the next attempt decides.
         let _ = poll(&mut fds, timeout.as_ref());
+        self.drain();
+    }
+
+    /// Empties the event queue, so the fd is not readable until the next change.
+    pub(crate) fn drain(&self) {
         let mut buf = [0u8; 4096];
         while matches!(rustix::io::read(&self.fd, &mut buf), Ok(n) if n > 0) {}
+    }
+
+    /// The inotify fd: readable once the directory changed.
+    pub(crate) fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        Some(self.fd.as_fd())
     }
 }
 
 /// Elsewhere the backoff alone paces the attempts.
 #[cfg(not(target_os = "linux"))]
-struct Watch;
+pub(crate) struct Watch;
 
 #[cfg(not(target_os = "linux"))]
 impl Watch {
-    fn new() -> Option<Watch> {
+    pub(crate) fn new() -> Option<Watch> {
         None
     }
     fn wait(&self, timeout: Duration) {
         std::thread::sleep(timeout);
+    }
+    pub(crate) fn drain(&self) {}
+    pub(crate) fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
     }
 }

@@ -866,31 +866,39 @@ shmsock_result shmsock_stream_connect(const char *name,
 
 // Starts connecting to the server of endpoint `name` without waiting: the
 // control socket is connected and the HELLO sent. `options` as for
-// shmsock_stream_connect(), whose connect wait
-// (shmsock_options_set_connect_wait()) is not used here.
+// shmsock_stream_connect().
 //
-// Never blocks: no server is SHMSOCK_NOT_FOUND at once, and a server whose
-// queue of waiting connections is full is SHMSOCK_WOULD_BLOCK (retry, or use
-// shmsock_stream_connect(), which waits for room). Then watch
-// shmsock_connecting_fd() for readability and call
+// Never blocks. No server is SHMSOCK_NOT_FOUND at once, unless a connect
+// wait is set (shmsock_options_set_connect_wait()): then the connect looks
+// for its server again whenever the runtime directory changes and after a
+// short backoff, through its fd, until the wait ends (then
+// shmsock_connecting_advance() gives SHMSOCK_NOT_FOUND). A server whose
+// queue of waiting connections is full is tried again the same way until
+// the handshake timeout (or the wait, if longer) ends (then SHMSOCK_TIMEOUT).
+// Watch shmsock_connecting_fd() for readability and call
 // shmsock_connecting_advance(). On success `*out` receives a new handle,
 // owned by the caller, to be freed with shmsock_connecting_free().
 //
-// Errors: as shmsock_stream_connect(), and SHMSOCK_WOULD_BLOCK.
+// Errors: as shmsock_stream_connect().
 shmsock_result shmsock_connect_start(const char *name,
                                      const struct shmsock_options *options,
                                      struct shmsock_connecting **out);
 
 // Writes the connect's file descriptor to `*out_fd`: readable when
-// shmsock_connecting_advance() may finish. The fd belongs to the connect: do
-// not close it. Never blocks.
+// shmsock_connecting_advance() may make progress; the same fd for the whole
+// connect. The fd belongs to the connect: do not close it, and stop watching
+// it once the connect is over (a connect that waited for its server closes
+// it then; otherwise it becomes the stream's control socket). Never blocks.
 //
 // Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_CLOSED (the connect is over).
 shmsock_result shmsock_connecting_fd(const struct shmsock_connecting *connecting, int *out_fd);
 
-// Writes to `*out_ms` the milliseconds left before the handshake times out
-// (0 once past): call shmsock_connecting_advance() then, if its fd said
-// nothing before. Never blocks.
+// Writes to `*out_ms` the milliseconds left before the connect gives up
+// (the handshake's timeout, or the end of the wait for the server; 0 once
+// past): call shmsock_connecting_advance() then, if its fd said nothing
+// before. It may grow when the server takes a connect that waited (the
+// handshake's timeout starts then): read it again after each advance. Never
+// blocks.
 //
 // Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_CLOSED (the connect is over).
 shmsock_result shmsock_connecting_time_left(const struct shmsock_connecting *connecting,

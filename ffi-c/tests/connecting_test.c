@@ -1,10 +1,12 @@
 /* shmsock_connect_start(): connects that an event loop drives. One thread,
  * one epoll set: a listener and several connects to it advance side by side,
- * and no call waits. Also: no server, a server that never answers, and a
- * finished connect. */
+ * and no call waits. Also: no server, a connect started before its server
+ * binds (a connect wait), a server that never answers, and a finished
+ * connect. */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -157,6 +159,98 @@ TEST(a_silent_server_times_out)
     shmsock_connecting_free(c);
     shmsock_listener_free(l);
     shmsock_options_free(so);
+    shmsock_options_free(co);
+    shmsock_keypair_free(kp);
+}
+
+/* With a connect wait, a connect started before its server binds looks for
+ * it through its fd (the same fd throughout), and one thread then drives the
+ * listener and the connect. */
+TEST(a_connect_wait_finds_a_server_that_binds_later)
+{
+    char name[64];
+    unique_name(name, sizeof name, "cg-later");
+    shmsock_keypair *kp = new_keypair();
+    shmsock_options *co = client_options(kp);
+    CHECK_OK(shmsock_options_set_connect_wait(co, 20000));
+    shmsock_connecting *c = NULL;
+    CHECK_OK(shmsock_connect_start(name, co, &c));
+    int cfd = -1;
+    CHECK_OK(shmsock_connecting_fd(c, &cfd));
+    shmsock_stream *client = NULL;
+    CHECK_RC(shmsock_connecting_advance(c, &client), SHMSOCK_WOULD_BLOCK);
+
+    shmsock_options *so = server_options(kp, 0);
+    shmsock_listener *l = NULL;
+    CHECK_OK(shmsock_listener_bind(name, so, &l));
+    int lfd = -1;
+    CHECK_OK(shmsock_listener_fd(l, &lfd));
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    CHECK(ep >= 0);
+    watch(ep, lfd, LISTENER_TOKEN);
+    watch(ep, cfd, 0);
+    shmsock_stream *served = NULL;
+    uint64_t deadline = now_ms() + 30000;
+    while (client == NULL || served == NULL) {
+        CHECK(now_ms() < deadline);
+        struct epoll_event events[2];
+        CHECK(epoll_wait(ep, events, 2, 1000) >= 0);
+        if (served == NULL) {
+            shmsock_result rc = shmsock_listener_accept(l, 0, &served);
+            if (rc != SHMSOCK_TIMEOUT) CHECK_OK(rc);
+        }
+        if (client == NULL) {
+            int fd = -1;
+            CHECK_OK(shmsock_connecting_fd(c, &fd));
+            CHECK(fd == cfd);
+            /* Done: the fd of a connect that waited is closed, which takes it
+             * out of the epoll set. */
+            shmsock_result rc = shmsock_connecting_advance(c, &client);
+            if (rc != SHMSOCK_WOULD_BLOCK) CHECK_OK(rc);
+        }
+    }
+    uint8_t msg[5] = {'l', 'a', 't', 'e', 'r'}, buf[8];
+    size_t got = 0;
+    CHECK_OK(shmsock_stream_send(client, msg, sizeof msg));
+    CHECK_OK(shmsock_stream_recv_into_timeout(served, buf, sizeof buf, &got, 10000));
+    CHECK(got == sizeof msg && memcmp(buf, msg, got) == 0);
+    close(ep);
+    shmsock_connecting_free(c);
+    shmsock_stream_free(client);
+    shmsock_stream_free(served);
+    shmsock_listener_free(l);
+    shmsock_options_free(so);
+    shmsock_options_free(co);
+    shmsock_keypair_free(kp);
+}
+
+/* A connect wait that ends before any server binds: SHMSOCK_NOT_FOUND from
+ * the advance at its end. */
+TEST(a_connect_wait_that_ends_is_not_found)
+{
+    char name[64];
+    unique_name(name, sizeof name, "cg-never");
+    shmsock_keypair *kp = new_keypair();
+    shmsock_options *co = client_options(kp);
+    CHECK_OK(shmsock_options_set_connect_wait(co, 100));
+    shmsock_connecting *c = NULL;
+    CHECK_OK(shmsock_connect_start(name, co, &c));
+    shmsock_stream *s = NULL;
+    shmsock_result rc = SHMSOCK_WOULD_BLOCK;
+    uint64_t deadline = now_ms() + 30000;
+    while (rc == SHMSOCK_WOULD_BLOCK) {
+        CHECK(now_ms() < deadline);
+        int fd = -1;
+        uint64_t left = 0;
+        CHECK_OK(shmsock_connecting_fd(c, &fd));
+        CHECK_OK(shmsock_connecting_time_left(c, &left));
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        CHECK(poll(&p, 1, (int)left + 1) >= 0);
+        rc = shmsock_connecting_advance(c, &s);
+    }
+    CHECK_RC(rc, SHMSOCK_NOT_FOUND);
+    CHECK_LAST_ERROR_HAS("no server is listening");
+    shmsock_connecting_free(c);
     shmsock_options_free(co);
     shmsock_keypair_free(kp);
 }

@@ -61,6 +61,11 @@ public:
     Options& recv_timeout(Timeout timeout);
     /// Limit of connecting and of each server-side handshake (default 5 s).
     Options& handshake_timeout(std::chrono::nanoseconds timeout);
+    /// Clients: how long a connect waits for its server to appear (default 0:
+    /// NotFound at once), like the command line's `--wait`. It tries again
+    /// whenever an endpoint appears in the runtime directory (at least every
+    /// 64 ms); a busy server's full queue is waited for as long. At most a day.
+    Options& connect_wait(std::chrono::nanoseconds wait);
     /// How long a blocking call spins before sleeping (default 50 µs).
     Options& spin(std::chrono::nanoseconds spin);
     /// Servers: how segments are created.

@@ -167,10 +167,13 @@ public:
     Connecting& operator=(const Connecting&) = delete;
     ~Connecting();
 
-    /// Connects the control socket and sends the HELLO without waiting
-    /// (Options::connect_wait is for Stream::connect). Throws NotFound when no
-    /// server listens, WouldBlock when its queue of waiting connections is full
-    /// (Stream::connect waits for room instead), and the errors of
+    /// Connects the control socket and sends the HELLO without waiting. Throws
+    /// NotFound when no server listens, unless Options::connect_wait is set:
+    /// then the connect looks for its server again through fd() (when the
+    /// runtime directory changes, and after a short backoff) until the wait
+    /// ends, and advance() throws NotFound then. A server whose queue of
+    /// waiting connections is full is tried again the same way until the
+    /// handshake timeout (advance() throws Timeout then). Throws the errors of
     /// Stream::connect.
     static Connecting start(std::string_view name, const Options& options);
     /// Finishes if the server answered: the Stream, or nullopt while its answer
@@ -178,11 +181,15 @@ public:
     /// or Timeout once time_left() is zero; the connect is over then (later
     /// calls throw Closed), as it is once the Stream was returned.
     std::optional<Stream> advance();
-    /// The fd to watch for reading while the connect is pending. Owned by the
-    /// connect (it becomes the stream's control socket): do not close it, and
-    /// stop watching it once advance() returned the Stream.
+    /// The fd to watch for reading while the connect is pending (the same for
+    /// the whole connect). Owned by the connect: do not close it, and stop
+    /// watching it once advance() returned the Stream (a connect that waited
+    /// for its server closes it then; otherwise it becomes the stream's
+    /// control socket).
     int fd() const;
-    /// How long until the handshake times out (zero once past).
+    /// How long until the connect gives up (the handshake's timeout, or the
+    /// end of the wait for its server; zero once past). It may grow when the
+    /// server takes a connect that waited: read it again after each advance().
     std::chrono::nanoseconds time_left() const;
 
     bool valid() const noexcept { return impl_ != nullptr; }

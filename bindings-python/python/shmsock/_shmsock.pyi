@@ -260,10 +260,11 @@ class _Connecting:
     """A connect in progress (see ``Stream._connect_start``)."""
 
     def fileno(self) -> int:
-        """The descriptor to watch: readable when ``_advance`` may finish."""
+        """The descriptor to watch (the same for the whole connect): readable
+        when ``_advance`` may make progress."""
     @property
     def time_left(self) -> float:
-        """Seconds until the handshake times out (0 once past)."""
+        """Seconds until the connect gives up (0 once past)."""
     def _advance(self) -> Optional[Stream]:
         """Finishes the connect if the server answered (None: not yet)."""
     def close(self) -> None:
@@ -298,7 +299,8 @@ class Stream:
         **options: Unpack[ConnectOptions],
     ) -> _Connecting:
         """For event loops: starts connecting without waiting (NotFound at
-        once, WouldBlock when the server's queue is full)."""
+        once unless ``wait`` is given; a server to wait for is looked for
+        again through the descriptor)."""
     @property
     def recv_timeout(self) -> Optional[float]:
         """The default timeout of ``recv()`` in seconds (None: wait forever)."""

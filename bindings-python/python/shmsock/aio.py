@@ -33,8 +33,9 @@ message started to go out still finishes sending it (a message is never cut).
 Both sides of the handshake run on the loop without waiting (a connect sends
 its HELLO and finishes when the server's answer arrives; an accept advances
 every handshake side by side, each bounded by ``handshake_timeout``, so a
-silent client delays no other). Only a connect's ``wait`` for a server that is
-not there yet runs in the default executor.
+silent client delays no other). A connect's ``wait`` for a server that is not
+there yet is waited for on the loop too (the core watches the runtime
+directory): no executor thread.
 
 Publish/subscribe: ``await aio.subscribe(name, server_key=...)`` (or ``async
 with``) gives a :class:`Subscriber` (``await sub.recv(timeout=...)``, ``async
@@ -49,7 +50,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 from types import TracebackType
 from typing import (
     TYPE_CHECKING,
@@ -74,20 +74,14 @@ from ._shmsock import (
     Credentials,
     Error,
     Keypair,
-    NotFound,
     PublicKey,
     Stats,
-    WouldBlock,
 )
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 __all__ = ["Connecting", "Listener", "Publisher", "Stream", "Subscriber", "bind", "connect", "subscribe"]
-
-# Longest part of a connect's ``wait`` run in one executor call (the core
-# wakes up as soon as the server appears; this only bounds cancellation).
-_CONNECT_SLICE = 0.25
 
 
 class _Readiness:
@@ -162,21 +156,11 @@ class Stream(_Receiver):
         :meth:`shmsock.Stream.connect`). The handshake runs on the loop
         without waiting: the HELLO goes out at once, and the rest when the
         server's answer makes the socket readable. ``wait`` (seconds): wait for
-        a server to appear (that wait, and a wait for room when the server's
-        queue of waiting connections is full, run in the default executor)."""
-        wait = options.pop("wait", None)
-        if wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float))):
-            raise TypeError(f"wait must be a number of seconds or None, not '{type(wait).__name__}'")
-        try:
-            connecting = _shmsock.Stream._connect_start(name, server_key=server_key, **options)
-        except NotFound:
-            if wait is None:
-                raise
-        except WouldBlock:
-            pass
-        else:
-            return cls(await _finish_connect(connecting))
-        return cls(await _connect_in_executor(name, server_key, wait, options))
+        a server to appear; the loop looks for it again whenever the runtime
+        directory changes (and after a short backoff), as it does for a server
+        whose queue of waiting connections is full. No thread waits."""
+        connecting = _shmsock.Stream._connect_start(name, server_key=server_key, **options)
+        return cls(await _finish_connect(connecting))
 
     # ------------------------------------------------------------ sending
 
@@ -263,8 +247,10 @@ class Stream(_Receiver):
 
 
 async def _finish_connect(connecting: _shmsock._Connecting) -> _shmsock.Stream:
-    """Advances a connect whenever its socket is readable, until it is done or
-    its deadline passes; a cancelled connect closes its socket."""
+    """Advances a connect whenever its descriptor (the same for the whole
+    connect) is readable, until it is done or its deadline passes (read again
+    after each advance: it moves when a server that was waited for takes the
+    connection); a cancelled connect closes its socket."""
     readable = _Readiness(connecting.fileno())
     try:
         while True:
@@ -278,24 +264,6 @@ async def _finish_connect(connecting: _shmsock._Connecting) -> _shmsock.Stream:
     finally:
         readable.close()
         connecting.close()
-
-
-async def _connect_in_executor(name: str, server_key: KeyLike, wait: Optional[float], options: Any) -> _shmsock.Stream:
-    """The blocking connect, for what the loop cannot wait for itself: a server
-    that is not there yet (``wait``, the core's inotify watch) or whose queue
-    is full. In executor calls of at most _CONNECT_SLICE each, so a cancelled
-    connect stops waiting soon."""
-    loop = asyncio.get_running_loop()
-    deadline = None if wait is None else time.monotonic() + wait
-    while True:
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        options["wait"] = None if left is None else min(left, _CONNECT_SLICE)
-        connect = functools.partial(_shmsock.Stream.connect, name, server_key=server_key, **options)
-        try:
-            return await loop.run_in_executor(None, connect)
-        except NotFound:
-            if deadline is None or time.monotonic() >= deadline:
-                raise
 
 
 class Listener:

@@ -120,26 +120,18 @@ impl Sleeper {
     }
 }
 
-/// An epoll set of file descriptors, each with a token, plus a wake-up of its own
-/// (an eventfd) so another thread can interrupt a wait.
-pub struct Poller {
+/// An epoll set of file descriptors, each with a token, watched for
+/// readability: one fd that an outer event loop can watch for all of them.
+pub struct PollSet {
     epoll: OwnedFd,
-    wake: OwnedFd,
 }
 
-/// The token a [`Poller`] reports for its own wake-up.
-pub const WAKE_TOKEN: u64 = u64::MAX;
-
-impl Poller {
-    /// A new, empty poller.
-    pub fn new() -> Result<Poller> {
-        use rustix::event::{epoll, eventfd, EventfdFlags};
+impl PollSet {
+    /// A new, empty set.
+    pub fn new() -> Result<PollSet> {
+        use rustix::event::epoll;
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| os_error("creating an epoll set", e))?;
-        let wake = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
-            .map_err(|e| os_error("creating an eventfd", e))?;
-        let poller = Poller { epoll, wake };
-        poller.add(poller.wake.as_fd(), WAKE_TOKEN)?;
-        Ok(poller)
+        Ok(PollSet { epoll })
     }
 
     /// Watches `fd` for readability, reporting `token`.
@@ -154,13 +146,51 @@ impl Poller {
         let _ = rustix::event::epoll::delete(&self.epoll, fd);
     }
 
+    /// The epoll fd: readable while a watched fd is.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.epoll.as_fd()
+    }
+}
+
+/// A [`PollSet`] plus a wake-up of its own (an eventfd) so another thread can
+/// interrupt a wait.
+pub struct Poller {
+    set: PollSet,
+    wake: OwnedFd,
+}
+
+/// The token a [`Poller`] reports for its own wake-up.
+pub const WAKE_TOKEN: u64 = u64::MAX;
+
+impl Poller {
+    /// A new, empty poller.
+    pub fn new() -> Result<Poller> {
+        use rustix::event::{eventfd, EventfdFlags};
+        let set = PollSet::new()?;
+        let wake = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
+            .map_err(|e| os_error("creating an eventfd", e))?;
+        let poller = Poller { set, wake };
+        poller.add(poller.wake.as_fd(), WAKE_TOKEN)?;
+        Ok(poller)
+    }
+
+    /// Watches `fd` for readability, reporting `token`.
+    pub fn add(&self, fd: BorrowedFd<'_>, token: u64) -> Result<()> {
+        self.set.add(fd, token)
+    }
+
+    /// Stops watching `fd`.
+    pub fn remove(&self, fd: BorrowedFd<'_>) {
+        self.set.remove(fd)
+    }
+
     /// Waits until a watched fd is readable or `notify` was called, up to
     /// `timeout` (None: no limit), and puts the ready tokens in `tokens`. The
     /// wake-up is reported as [`WAKE_TOKEN`] and reset.
     pub fn wait(&self, tokens: &mut Vec<u64>, timeout: Option<std::time::Duration>) -> Result<()> {
         tokens.clear();
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
-        for token in epoll_wait(self.epoll.as_fd(), &mut events, timeout)? {
+        for token in epoll_wait(self.set.as_fd(), &mut events, timeout)? {
             if token == WAKE_TOKEN {
                 let mut buf = [0u8; 8];
                 let _ = rustix::io::read(&self.wake, &mut buf);
@@ -173,7 +203,7 @@ impl Poller {
     /// The epoll fd itself: readable when `wait` would report something, so an
     /// outer event loop (libuv, asyncio) can watch a whole set at once.
     pub fn as_fd(&self) -> BorrowedFd<'_> {
-        self.epoll.as_fd()
+        self.set.as_fd()
     }
 
     /// Wakes a thread blocked in `wait`.
