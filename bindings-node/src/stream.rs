@@ -541,9 +541,11 @@ impl StreamShared {
     }
 
     /// Closes for this binding: fails what is pending with `code` CLOSED,
-    /// stops the poll handle, then closes the core stream on a short-lived
-    /// thread (a close may wait up to 2 s for ring space for its CLOSE frame)
-    /// and completes `op`. Returns true when nothing is left to wait for.
+    /// stops the poll handle, then closes the core stream: at once on this
+    /// thread when its ring has room for the CLOSE frame (`try_close`, the
+    /// usual case), else on a short-lived thread (a close waits up to 2 s for
+    /// a peer that does not read to make room) that completes `op`. Returns
+    /// true when nothing is left to wait for.
     pub(crate) fn close(self: &Arc<Self>, op: Option<i64>) -> bool {
         let mut st = lock(&self.st);
         if st.closed {
@@ -558,6 +560,11 @@ impl StreamShared {
         }
         drop(st);
         deliver(events);
+        // Err: the stream failed; the core's close only shuts it down then.
+        if !matches!(self.stream.try_close(), Ok(false)) {
+            let _ = self.stream.close();
+            return true;
+        }
         let shared = Arc::clone(self);
         let spawned = std::thread::Builder::new().name("shmsock-close".into()).spawn(move || {
             let _ = shared.stream.close();

@@ -5,35 +5,14 @@
 // aborted connect closes its socket at once. (A listener with no pending accept takes no client: the
 // kernel queues the client's socket and nobody answers its HELLO.)
 import assert from 'node:assert/strict'
-import { readdirSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { test } from 'node:test'
 
-import { rejectsWith, shm, sleep, uniqueName, within } from './helpers.mjs'
+import { newShmsockThreads, rejectsWith, shm, sleep, threads, uniqueName, within } from './helpers.mjs'
 
 const { Keypair, Listener, Stream, codes } = shm
 const T = { timeout: 60000 }
-
-/** This process's threads: tid -> name. */
-function threads() {
-  const names = new Map()
-  for (const tid of readdirSync('/proc/self/task')) {
-    try {
-      names.set(tid, readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim())
-    } catch {
-      // The thread exited meanwhile.
-    }
-  }
-  return names
-}
-
-/** The threads of shmsock's that were not in `before` ("tid name" each). */
-function newShmsockThreads(before) {
-  return [...threads()]
-    .filter(([tid, name]) => !before.has(tid) && name.startsWith('shmsock'))
-    .map(([tid, name]) => `${tid} ${name}`)
-}
 
 /** A listener of a fresh endpoint that accepts only when asked. */
 function silentServer(prefix) {

@@ -1,7 +1,7 @@
 // Shared by the tests: a private runtime directory, unique endpoint names,
 // connected pairs, silent clients, bounded waits and child processes.
 import { spawn } from 'node:child_process'
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -63,6 +63,26 @@ export async function silentClients(name, n, ms = 20000) {
 /** Closes sockets. */
 export function destroyAll(sockets) {
   for (const socket of sockets) socket.destroy()
+}
+
+/** This process's threads: tid -> name. */
+export function threads() {
+  const names = new Map()
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      names.set(tid, readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim())
+    } catch {
+      // The thread exited meanwhile.
+    }
+  }
+  return names
+}
+
+/** The threads of shmsock's that were not in `before` ("tid name" each). */
+export function newShmsockThreads(before) {
+  return [...threads()]
+    .filter(([tid, name]) => !before.has(tid) && name.startsWith('shmsock'))
+    .map(([tid, name]) => `${tid} ${name}`)
 }
 
 /** Resolves when `check()` is true, looking every 10 ms; rejects after `ms`. */

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 
-import { pair, rejectsWith, runFixture, shm, sleep, uniqueName, within } from './helpers.mjs'
+import { newShmsockThreads, pair, rejectsWith, runFixture, shm, sleep, threads, uniqueName, until, within } from './helpers.mjs'
 
 const { Keypair, Listener, Stream, codes } = shm
 const T = { timeout: 60000 }
@@ -419,4 +419,30 @@ test('large messages to and from another process arrive whole and intact, receiv
   } finally {
     listener.close()
   }
+})
+
+test('close: at once on the JavaScript thread with room for the CLOSE frame; a thread waits only for a peer that does not read', T, async () => {
+  const p = await pair({ prefix: 'close' })
+  const before = threads()
+  await p.client.send('last words')
+  await within(p.client.close(), 10000, 'close')
+  assert.deepEqual(newShmsockThreads(before), [], 'a close with room used a thread')
+  assert.equal(String(await within(p.server.recv(), 10000, 'recv')), 'last words')
+  await rejectsWith(p.server.recv(), codes.PEER_CLOSED)
+  await p.close()
+
+  // A full ring: the close waits for room on a thread, and the peer still
+  // gets every message, then the clean close.
+  const q = await pair({ prefix: 'closefull' })
+  const sent = []
+  for (const message of [Buffer.alloc(500, 1), Buffer.alloc(0)]) {
+    while (q.client.trySend(message)) sent.push(message)
+  }
+  const closing = q.client.close()
+  // (A new thread names itself once it runs.)
+  await until(() => newShmsockThreads(before).some((t) => t.endsWith(' shmsock-close')), 5000, 'a thread waiting for room')
+  for (const message of sent) assert.deepEqual(await within(q.server.recv(), 10000, 'recv'), message)
+  await within(closing, 10000, 'close')
+  await rejectsWith(q.server.recv(), codes.PEER_CLOSED)
+  await q.close()
 })

@@ -238,6 +238,29 @@ impl PyStream {
         Ok(())
     }
 
+    /// For event loops (``shmsock.aio``): closes as ``close()`` does, without
+    /// waiting. When the ring has no room for the CLOSE frame now (a peer
+    /// that does not read), a short-lived thread waits for it (up to 2 s) so
+    /// that the loop does not; returns False then. Idempotent.
+    fn _close_nowait(&self) -> bool {
+        let Some(stream) = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take() else { return true };
+        if !matches!(stream.try_close(), Ok(false)) {
+            // Closed (or failed: `close` only shuts it down).
+            let _ = stream.close();
+            return true;
+        }
+        let lingering = Arc::clone(&stream);
+        let spawned = std::thread::Builder::new().name("shmsock-close".into()).spawn(move || {
+            let _ = lingering.close();
+        });
+        if spawned.is_err() {
+            // No thread to be had: give up on the CLOSE frame (the peer sees
+            // PeerGone) rather than wait here.
+            drop(stream);
+        }
+        false
+    }
+
     /// True once ``close()`` was called.
     #[getter]
     fn closed(&self) -> bool {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import socket
 import threading
 import time
@@ -362,6 +363,51 @@ def test_connect_waits_for_its_server_on_the_loop(name: str, server_keypair: shm
             assert ticker.ticks > 0, "the loop ran while the connect waited"
         finally:
             ticker.stop()
+
+    run(main())
+
+
+def _thread_names() -> List[str]:
+    """The names of this process's threads, native ones included."""
+    names = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/comm") as comm:
+                names.append(comm.read().strip())
+        except OSError:
+            pass  # the thread ended meanwhile
+    return names
+
+
+def test_close_with_a_full_ring_leaves_the_wait_to_a_thread(name: str, server_keypair: shmsock.Keypair) -> None:
+    """A close whose CLOSE frame finds no room (the peer does not read) does
+    not wait on the loop: a thread waits for room, and the peer still gets
+    every message, then PeerClosed. With room, it closes at once."""
+
+    async def main() -> None:
+        async with aio.bind(name, keypair=server_keypair) as listener:
+            client, server = await pair(listener, server_keypair.public_key)
+            sent: List[bytes] = []
+            for message in (b"m" * 500, b""):  # the slack too, down to the last frame
+                while True:
+                    try:
+                        client.stream.try_send(message)
+                    except shmsock.WouldBlock:
+                        break
+                    sent.append(message)
+            client.close()
+            assert client.closed
+            # (A new thread names itself once it runs.)
+            for _ in range(500):
+                if "shmsock-close" in _thread_names():
+                    break
+                await asyncio.sleep(0.01)
+            assert "shmsock-close" in _thread_names(), "the close did not leave its wait to a thread"
+            for message in sent:
+                assert await server.recv(timeout=5) == message
+            with pytest.raises(shmsock.PeerClosed):
+                await server.recv(timeout=5)
+            server.close()
 
     run(main())
 

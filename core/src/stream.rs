@@ -23,7 +23,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::cipher::CipherSuite;
 use crate::error::{Error, ErrorKind, Result};
-use crate::frame::{FrameHeader, FrameOpener, FrameSealer, HEADER_LEN};
+use crate::frame::{FrameOpener, FrameSealer, HEADER_LEN};
 use crate::handshake::{Backend, Session};
 use crate::keys::PublicKey;
 use crate::options::{Options, MAX_FRAGMENT};
@@ -33,6 +33,7 @@ use crate::ring::{Consumer, Interest, Producer};
 use crate::segment::{self, Segment};
 use crate::wait::Waiter;
 
+mod close;
 mod recv;
 mod send;
 
@@ -246,49 +247,6 @@ impl Stream {
     }
 
     // ---------------------------------------------------------------- closing
-
-    /// Closes the stream: the peer receives every message sent before, then
-    /// PeerClosed. Idempotent; later calls on this stream fail with Closed.
-    /// When the ring is full, waits up to 2 s (or the send timeout, if shorter)
-    /// for the peer to make room for the close; after that the peer sees PeerGone.
-    pub fn close(&self) -> Result<()> {
-        if self.closed.swap(true, Ordering::AcqRel) {
-            return Ok(());
-        }
-        if self.failure.get().is_none() {
-            // A thread blocked in send holds the lock; it wakes from the shutdown
-            // below and fails with Closed, and the peer sees PeerGone instead.
-            if let Some(mut tx) = self.tx.try_lock_for(Duration::from_millis(100)) {
-                let tx = &mut *tx;
-                // A message partly sent by send_resumable: the peer refuses a
-                // CLOSE in the middle of a message, and must not take the part
-                // for a whole, so the connection ends without CLOSE (PeerGone).
-                if tx.pending.take().is_some() {
-                    platform::shutdown(self.socket());
-                    self.tx_idle.notify_all();
-                    return Ok(());
-                }
-                let seg = &self.segment;
-                let sealed = FrameHeader::CLOSE.sealed_len(tx.sealer.suite());
-                // With the ring full (a peer that reads slowly), giving up at once
-                // turned a clean close into PeerGone on the other side, although
-                // every message arrived. Wait for room a bounded time (the send
-                // timeout if shorter); a dead peer ends the wait at once.
-                let linger = self.send_timeout.map_or(CLOSE_LINGER, |t| t.min(CLOSE_LINGER));
-                let reserved = self.reserve_waiting(&mut tx.ring, sealed, Some(Instant::now() + linger), false).ok();
-                if let Some(reservation) = reserved {
-                    if seg.seal_at(reservation.offset, &mut tx.sealer, &FrameHeader::CLOSE, &[]).is_ok() {
-                        // Wake unconditionally: the shutdown below ends the
-                        // connection, so a sleeping peer must look now.
-                        let _ = tx.ring.publish(seg, reservation, true);
-                        self.wake_peer();
-                    }
-                }
-            }
-        }
-        platform::shutdown(self.socket());
-        Ok(())
-    }
 
     // ------------------------------------------------------------ information
 

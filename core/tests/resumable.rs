@@ -430,3 +430,64 @@ fn trickled_receive_into_detached_storage_copies_nothing() {
     assert!(calls > 100, "only {calls} receive calls: the message was not trickled");
     assert_eq!(server.reassembly_bytes_copied(), 0);
 }
+
+/// `try_close` with room in the ring: closed at once; the peer receives every
+/// message, then PeerClosed.
+#[test]
+fn try_close_with_room_closes_at_once() {
+    let (client, server) = pair("tryclose");
+    client.send(b"before the close").unwrap();
+    assert!(client.try_close().unwrap());
+    assert!(client.is_closed());
+    assert!(client.try_close().unwrap(), "idempotent");
+    assert_eq!(client.send(b"after").unwrap_err().kind(), ErrorKind::Closed);
+    assert_eq!(server.recv_timeout(Some(WAIT)).unwrap(), b"before the close");
+    assert_eq!(server.recv_timeout(Some(WAIT)).unwrap_err().kind(), ErrorKind::PeerClosed);
+}
+
+/// `try_close` with a full ring: Ok(false) and nothing changes (the stream
+/// still sends once there is room); the pollable fd says when the peer freed
+/// room, and the next `try_close` closes cleanly after every message.
+#[test]
+fn try_close_with_a_full_ring_waits_for_the_pollable_fd() {
+    let (client, server) = pair("tryclosefull");
+    let mut sent = 0;
+    while client.try_send(&[9u8; 500]).is_ok() {
+        sent += 1;
+    }
+    // The slack that a 500-byte message does not fit, down to the last frame.
+    let mut small = 0;
+    while client.try_send(&[]).is_ok() {
+        small += 1;
+    }
+    assert!(!client.try_close().unwrap(), "no room for the CLOSE frame");
+    assert!(!client.is_closed());
+    assert!(!readable(&client), "readable before the peer freed room");
+    assert_eq!(server.recv_timeout(Some(WAIT)).unwrap(), vec![9u8; 500]);
+    assert!(readable(&client), "the room freed did not make the pollable fd readable");
+    assert!(client.try_close().unwrap());
+    for _ in 1..sent {
+        assert_eq!(server.recv_timeout(Some(WAIT)).unwrap(), vec![9u8; 500]);
+    }
+    for _ in 0..small {
+        assert_eq!(server.recv_timeout(Some(WAIT)).unwrap(), Vec::<u8>::new());
+    }
+    assert_eq!(server.recv_timeout(Some(WAIT)).unwrap_err().kind(), ErrorKind::PeerClosed);
+}
+
+/// `try_close` with a message partly sent, or after the peer left: closed at
+/// once, without a CLOSE frame (the peer sees PeerGone, never the part).
+#[test]
+fn try_close_mid_message_or_without_a_peer_ends_at_once() {
+    let (client, server) = pair("tryclosemid");
+    start_big(&client, &message(8, 10 * RING as usize));
+    assert!(client.try_close().unwrap());
+    assert_eq!(server.recv_timeout(Some(WAIT)).unwrap_err().kind(), ErrorKind::PeerGone);
+    assert_eq!(server.stats().messages_received, 0);
+
+    let (client, server) = pair("trycloseorphan");
+    while client.try_send(&[1u8; 500]).is_ok() {}
+    drop(server);
+    assert!(client.try_close().unwrap(), "a gone peer frees no room: nothing to wait for");
+    assert!(client.is_closed());
+}

@@ -353,12 +353,16 @@ class _Receiver:
                 self._loop.remove_reader(self._fd)
             self._loop = None
 
+    def _close_source(self) -> None:
+        """Closes the source without blocking the loop (see ``Stream``)."""
+        self._source.close()
+
     def close(self) -> None:
         """Closes it (a stream's peer receives every message sent before, then
         PeerClosed; a subscriber leaves its topic); pending receives and sends
         raise Closed. Idempotent."""
         self._unregister()
-        self._source.close()
+        self._close_source()
         self._ahead.clear()
         self._ahead_bytes = 0
         self._ended = True

@@ -331,6 +331,9 @@ class Stream:
     def close(self) -> None:
         """Closes the stream; the peer receives every message sent before,
         then PeerClosed. Idempotent."""
+    def _close_nowait(self) -> bool:
+        """For event loops: ``close()`` without waiting (False: a thread waits
+        for room for the CLOSE frame)."""
     @property
     def closed(self) -> bool:
         """True once ``close()`` was called."""

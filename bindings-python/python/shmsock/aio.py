@@ -144,6 +144,11 @@ class Stream(_Receiver):
         super().__init__(stream, "stream")
         self._stream = stream
 
+    def _close_source(self) -> None:
+        # A blocking close waits up to 2 s for a peer that does not read to
+        # make room for the CLOSE frame: not on the loop.
+        self._stream._close_nowait()
+
     @classmethod
     async def connect(
         cls,

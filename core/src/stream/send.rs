@@ -303,30 +303,11 @@ impl Stream {
     /// modes), or None at once when the ring is full, after arming the pollable
     /// fd for freed space.
     fn reserve_for(&self, ring: &mut Producer, sealed: usize, mode: &mut Mode<'_>) -> Result<Option<Reservation>> {
-        let seg = &self.segment;
-        if let Some(reservation) = ring.reserve(seg, sealed)? {
-            return Ok(Some(reservation));
-        }
         if !mode.waits() {
-            // A wake-up deferred for this message's earlier fragments is owed
-            // now: the consumer must free the room this side waits for.
-            if ring.take_deferred_wake(seg) {
-                self.wake_peer();
-            }
-            // As try_recv does: drop stale wake-ups, say we wait for space, and
-            // look once more in case the consumer freed some meanwhile.
-            self.drain_wakeups()?;
-            let hung_up = self.waiter.peer_hung_up();
-            ring.want(&self.tx_interest, std::iter::once(sealed));
-            ring.arm(seg);
-            let reserved = ring.reserve(seg, sealed)?;
-            if reserved.is_some() {
-                self.tx_interest.clear();
-                ring.disarm(seg);
-            } else if hung_up {
-                return Err(self.waiter.peer_gone_error());
-            }
-            return Ok(reserved);
+            return self.reserve_now(ring, sealed);
+        }
+        if let Some(reservation) = ring.reserve(&self.segment, sealed)? {
+            return Ok(Some(reservation));
         }
         loop {
             let end = mode.next_wait_end()?;
@@ -335,6 +316,34 @@ impl Stream {
                 other => return other.map(Some),
             }
         }
+    }
+
+    /// Room for a frame of `sealed` bytes now, or None after arming the
+    /// pollable fd for freed space (PeerGone when the peer hung up).
+    pub(super) fn reserve_now(&self, ring: &mut Producer, sealed: usize) -> Result<Option<Reservation>> {
+        let seg = &self.segment;
+        if let Some(reservation) = ring.reserve(seg, sealed)? {
+            return Ok(Some(reservation));
+        }
+        // A wake-up deferred for this message's earlier fragments is owed
+        // now: the consumer must free the room this side waits for.
+        if ring.take_deferred_wake(seg) {
+            self.wake_peer();
+        }
+        // As try_recv does: drop stale wake-ups, say we wait for space, and
+        // look once more in case the consumer freed some meanwhile.
+        self.drain_wakeups()?;
+        let hung_up = self.waiter.peer_hung_up();
+        ring.want(&self.tx_interest, std::iter::once(sealed));
+        ring.arm(seg);
+        let reserved = ring.reserve(seg, sealed)?;
+        if reserved.is_some() {
+            self.tx_interest.clear();
+            ring.disarm(seg);
+        } else if hung_up {
+            return Err(self.waiter.peer_gone_error());
+        }
+        Ok(reserved)
     }
 
     /// Reserves room for a frame of `sealed` bytes in the outbound ring, waiting
