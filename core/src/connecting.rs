@@ -10,31 +10,25 @@
 //! inside `advance`, on the loop's thread.
 //!
 //! `start` never waits, and neither does a connect that must wait for its
-//! server: with [`Options::connect_wait`], a server that is not there yet is
-//! looked for again whenever the runtime directory changes (the inotify watch
-//! of [`connect_wait`]) and after a backoff (1 to 64 ms),
-//! until the wait ends (then NotFound); a server whose queue of waiting
-//! connections is full is tried again after a shorter backoff (1 to 8 ms)
-//! until the later of the wait and the handshake timeout (then Timeout).
-//! Such a connect's fd is an epoll set of the watch, a timer for the next
-//! attempt and, once the server took the connection, its socket: one fd for
-//! the whole connect. Without a wait, no server is NotFound at once. The
-//! blocking [`Stream::connect`] waits in the kernel for room in a full queue
-//! instead, then takes the same steps.
+//! server (with [`Options::connect_wait`], or a server whose queue of waiting
+//! connections is full): it is looked for again through the same fd (see
+//! `reaching.rs`), one fd for the whole connect. Without a wait, no server is
+//! NotFound at once. The blocking [`Stream::connect`] waits in the kernel for
+//! room in a full queue instead, then takes the same steps.
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rustix::event::PollFlags;
 
-use crate::connect_wait::{self, Watch, FIRST_PAUSE, MAX_PAUSE};
 use crate::control::{self, Record, RecordReader};
 use crate::error::{Error, ErrorKind, Result};
 use crate::handshake::{Backend, Initiator};
 use crate::keys::{Keypair, PublicKey};
 use crate::options::Options;
-use crate::platform::{self, Credentials, DeadlineTimer, OwnWake, PollSet};
+use crate::platform::{self, Credentials, OwnWake};
+use crate::reaching::{self, Reached, Reaching, WaitSet};
 use crate::segment::Segment;
 use crate::sodium;
 use crate::stream::{Role, Stream};
@@ -48,18 +42,12 @@ pub enum ConnectProgress {
     Done(Stream),
 }
 
-/// Longest pause between two attempts on a server whose queue of waiting
-/// connections is full (nothing says when it has room again).
-const MAX_BUSY_PAUSE: Duration = Duration::from_millis(8);
-
 /// A connect in progress: waiting for its server (see the module
 /// documentation), or the HELLO sent and the REPLY awaited.
 pub struct Connecting {
     name: String,
     options: Options,
     server_key: PublicKey,
-    /// When `advance` fails at the latest (see [`Connecting::deadline`]).
-    deadline: Instant,
     phase: Phase,
 }
 
@@ -73,18 +61,6 @@ enum Phase {
     Hello(Hello),
 }
 
-struct Reaching {
-    /// Until when a missing server is looked for again (None: it is not).
-    wait_until: Option<Instant>,
-    /// Until when a server with a full queue is tried again.
-    busy_until: Instant,
-    /// The next pause between two attempts.
-    pause: Duration,
-    /// The runtime directory, once a server was missing.
-    watch: Option<Watch>,
-    waiting: WaitSet,
-}
-
 struct Hello {
     local: PublicKey,
     control: UnixStream,
@@ -93,36 +69,8 @@ struct Hello {
     reader: RecordReader,
     /// The fd of a connect that waited for its server.
     waiting: Option<WaitSet>,
-}
-
-/// The fd of a connect that waited for its server: an epoll set of a timer
-/// (the next attempt, or the handshake's deadline), the watch of the runtime
-/// directory while the server is missing, and the control socket once
-/// connected.
-struct WaitSet {
-    set: PollSet,
-    timer: DeadlineTimer,
-}
-
-impl WaitSet {
-    fn new() -> Result<WaitSet> {
-        let set = PollSet::new()?;
-        let timer = DeadlineTimer::new()?;
-        set.add(timer.as_fd(), 0)?;
-        Ok(WaitSet { set, timer })
-    }
-}
-
-impl Reaching {
-    /// Until when an attempt that failed with `kind` is tried again, and the
-    /// longest pause between attempts; None when it is not tried again.
-    fn retried(&self, kind: ErrorKind) -> Option<(Instant, Duration)> {
-        match kind {
-            ErrorKind::WouldBlock => Some((self.busy_until, MAX_BUSY_PAUSE)),
-            kind if connect_wait::is_retried(kind) => self.wait_until.map(|until| (until, MAX_PAUSE)),
-            _ => None,
-        }
-    }
+    /// When the handshake times out.
+    deadline: Instant,
 }
 
 impl Connecting {
@@ -135,38 +83,13 @@ impl Connecting {
     /// connection.
     pub fn start(name: &str, options: &Options) -> Result<Connecting> {
         let server_key = check(options)?;
-        let now = Instant::now();
-        let handshake_deadline = now + options.handshake_timeout;
-        let connecting = |phase| Connecting {
-            name: name.to_string(),
-            options: options.clone(),
-            server_key,
-            deadline: handshake_deadline,
-            phase,
-        };
-        let err = match crate::endpoint::connect_now(name) {
-            Ok(control) => {
-                return Ok(connecting(Phase::Hello(Hello::send(name, options, &server_key, control, None)?)))
+        let phase = match reaching::start(name, options)? {
+            Reached::Pending(reaching) => Phase::Reaching(reaching),
+            Reached::Connected { control, waiting, deadline } => {
+                Phase::Hello(Hello::send(name, options, &server_key, control, waiting, deadline)?)
             }
-            Err(err) => err,
         };
-        // Options::validate bounds the wait to a day, which an Instant holds.
-        let wait_until = Some(options.connect_wait).filter(|w| !w.is_zero()).and_then(|w| now.checked_add(w));
-        let reaching = Reaching {
-            wait_until,
-            // As the blocking connect: a busy server is waited for until the
-            // later deadline.
-            busy_until: wait_until.map_or(handshake_deadline, |w| w.max(handshake_deadline)),
-            pause: FIRST_PAUSE,
-            watch: None,
-            waiting: match wait_until {
-                // Without a wait, a missing server is NotFound at once:
-                // nothing to make.
-                None if err.kind() != ErrorKind::WouldBlock => return Err(err),
-                _ => WaitSet::new()?,
-            },
-        };
-        connecting(Phase::Reaching(reaching)).retry_later(err)
+        Ok(Connecting { name: name.to_string(), options: options.clone(), server_key, phase })
     }
 
     /// Sends the HELLO on a control socket connected with a blocking connect
@@ -178,25 +101,16 @@ impl Connecting {
         control: UnixStream,
         deadline: Instant,
     ) -> Result<Connecting> {
-        let hello = Hello::send(name, options, &server_key, control, None)?;
-        Ok(Connecting {
-            name: name.to_string(),
-            options: options.clone(),
-            server_key,
-            deadline,
-            phase: Phase::Hello(hello),
-        })
+        let hello = Hello::send(name, options, &server_key, control, None, deadline)?;
+        Ok(Connecting { name: name.to_string(), options: options.clone(), server_key, phase: Phase::Hello(hello) })
     }
 
     /// Readable when [`advance`](Connecting::advance) may make progress. The
     /// same fd for the whole connect.
     pub fn fd(&self) -> BorrowedFd<'_> {
         match &self.phase {
-            Phase::Reaching(reaching) => reaching.waiting.set.as_fd(),
-            Phase::Hello(hello) => match &hello.waiting {
-                Some(waiting) => waiting.set.as_fd(),
-                None => hello.control.as_fd(),
-            },
+            Phase::Reaching(reaching) => reaching.fd(),
+            Phase::Hello(hello) => hello.waiting.as_ref().map_or(hello.control.as_fd(), WaitSet::fd),
         }
     }
 
@@ -205,70 +119,24 @@ impl Connecting {
     /// before. It moves when the server takes a connect that waited (the
     /// handshake's timeout starts then): read it again after each `advance`.
     pub fn deadline(&self) -> Instant {
-        self.deadline
+        match &self.phase {
+            Phase::Reaching(reaching) => reaching.deadline(),
+            Phase::Hello(hello) => hello.deadline,
+        }
     }
 
-    /// After an attempt to reach the server failed with `err`: this connect,
-    /// to try again after a pause (or once the runtime directory changes), or
-    /// the error when it may not.
-    fn retry_later(mut self, err: Error) -> Result<Connecting> {
-        let Phase::Reaching(reaching) = &mut self.phase else { return Err(err) };
-        let Some((until, max_pause)) = reaching.retried(err.kind()) else { return Err(err) };
-        let now = Instant::now();
-        if now >= until {
-            return Err(match err.kind() {
-                ErrorKind::WouldBlock => Error::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "the server of '{}' is busy: it did not take this connection in time (its queue of waiting \
-                         connections stayed full)",
-                        self.name
-                    ),
-                ),
-                _ => err,
-            });
+    /// While waiting for the server: tries to reach it again, and sends the
+    /// HELLO once connected.
+    fn reach(mut self) -> Result<Connecting> {
+        if let Phase::Reaching(reaching) = self.phase {
+            self.phase = match reaching.retry(&self.name, &self.options)? {
+                Reached::Pending(reaching) => Phase::Reaching(reaching),
+                Reached::Connected { control, waiting, deadline } => {
+                    Phase::Hello(Hello::send(&self.name, &self.options, &self.server_key, control, waiting, deadline)?)
+                }
+            };
         }
-        if err.kind() != ErrorKind::WouldBlock && reaching.watch.is_none() {
-            // Made after a failed attempt, so a socket that appears from now
-            // on makes the fd readable. Without one, the backoff alone paces
-            // the attempts.
-            reaching.watch = Watch::new();
-            if let Some(fd) = reaching.watch.as_ref().and_then(Watch::fd) {
-                reaching.waiting.set.add(fd, 1)?;
-            }
-        }
-        reaching.waiting.timer.set(Some((now + reaching.pause).min(until)));
-        reaching.pause = (reaching.pause * 2).min(max_pause);
-        self.deadline = until;
         Ok(self)
-    }
-
-    /// Tries to reach the server again; once it took the connection, sends
-    /// the HELLO.
-    fn reach(self) -> Result<Connecting> {
-        let Connecting { name, options, server_key, deadline, phase } = self;
-        let Phase::Reaching(reaching) = phase else {
-            return Ok(Connecting { name, options, server_key, deadline, phase });
-        };
-        reaching.waiting.timer.clear();
-        if let Some(watch) = &reaching.watch {
-            watch.drain();
-        }
-        let control = match crate::endpoint::connect_now(&name) {
-            Ok(control) => control,
-            Err(e) => {
-                let phase = Phase::Reaching(reaching);
-                return Connecting { name, options, server_key, deadline, phase }.retry_later(e);
-            }
-        };
-        let Reaching { waiting, watch, .. } = reaching;
-        // Dropping the watch takes it out of the set.
-        drop(watch);
-        let deadline = Instant::now() + options.handshake_timeout;
-        waiting.set.add(control.as_fd(), 2)?;
-        waiting.timer.set(Some(deadline));
-        let hello = Hello::send(&name, &options, &server_key, control, Some(waiting))?;
-        Ok(Connecting { name, options, server_key, deadline, phase: Phase::Hello(hello) })
     }
 
     /// Finishes the connect if the server answered: the stream, or this
@@ -281,7 +149,7 @@ impl Connecting {
         let name = &connecting.name;
         let context = |e: Error| e.context(&format!("connecting to '{name}'"));
         let Some((header, body)) = hello.reader.read(hello.control.as_fd(), "the server").map_err(context)? else {
-            if Instant::now() >= connecting.deadline {
+            if Instant::now() >= hello.deadline {
                 return Err(Error::new(
                     ErrorKind::Timeout,
                     format!(
@@ -351,6 +219,7 @@ impl Hello {
         server_key: &PublicKey,
         control: UnixStream,
         waiting: Option<WaitSet>,
+        deadline: Instant,
     ) -> Result<Hello> {
         let keypair = options.keypair.clone().unwrap_or_else(Keypair::process_default);
         control.set_nonblocking(true).map_err(|e| Error::io("configuring the control socket", e))?;
@@ -367,6 +236,7 @@ impl Hello {
             initiator,
             reader: RecordReader::default(),
             waiting,
+            deadline,
         })
     }
 }

@@ -51,6 +51,7 @@ mod outbound;
 pub mod placement;
 pub mod platform;
 pub mod pubsub;
+mod reaching;
 pub mod reactor;
 pub mod recv_buf;
 pub mod ring;
