@@ -71,7 +71,7 @@ pub use keys::{Keypair, PublicKey};
 pub use listener::Listener;
 pub use options::Options;
 pub use platform::Credentials;
-pub use pubsub::{Publisher, SlowSubscribers, Subscriber, TopicOptions};
+pub use pubsub::{Publisher, SlowSubscribers, SubscribeProgress, Subscriber, Subscribing, TopicOptions};
 pub use reactor::{Event, Reactor, Registry, TimerId, Token, Waker};
 pub use recv_buf::RecvBuf;
 pub use segment::Backend;

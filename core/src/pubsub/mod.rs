@@ -26,6 +26,9 @@
 //! from a tampered one, so lag is never reported as tampering, and a torn or
 //! stale message is never delivered).
 //!
+//! [`Subscriber::connect`] subscribes in one blocking call; event loops use
+//! [`Subscribing`], the same handshake driven by readiness of one fd.
+//!
 //! Linux only (memfd seals); the named-segment backend has no equivalent of
 //! FUTURE_WRITE, so topics do not offer it.
 
@@ -35,11 +38,13 @@ pub mod group_key;
 mod publisher;
 pub mod records;
 mod subscriber;
+mod subscribing;
 
 use std::time::Duration;
 
 pub use publisher::{Publisher, SubscriberInfo};
 pub use subscriber::{Delivery, Message, Subscriber};
+pub use subscribing::{SubscribeProgress, Subscribing};
 
 /// What a topic does when a subscriber falls behind by a whole ring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

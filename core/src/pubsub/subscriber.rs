@@ -17,17 +17,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use rustix::event::PollFlags;
 
 use crate::cipher::{CipherSuite, RecvCipher};
-use crate::control;
 use crate::error::{Error, ErrorKind, Result};
-use crate::handshake::{Backend, ClientOffer, Initiator, RejectReason};
-use crate::keys::{Keypair, PublicKey};
+use crate::keys::PublicKey;
 use crate::options::Options;
 use crate::platform::{self, Credentials, OwnWake, Sleeper};
 use crate::recv_buf::{self, RecvBuf};
-use crate::sodium;
 use crate::stream::deadline_after;
 
 use super::broadcast::{Broadcast, SlotRead};
@@ -40,7 +36,7 @@ use super::records::{self, ByeReason};
 /// 80 bytes each).
 const KEPT_KEYS: usize = 1024;
 /// Most bytes of unparsed control records held at once.
-const INBOX_LIMIT: usize = 64 * 1024;
+pub(super) const INBOX_LIMIT: usize = 64 * 1024;
 /// Spins in a row that found nothing before a subscriber stops spinning (its
 /// publisher is slow or shares its core), and how often it tries again.
 const SPIN_GIVE_UP: u32 = 8;
@@ -85,6 +81,24 @@ struct Rx {
     skipped_spins: u32,
 }
 
+/// What the handshake hands over to [`Subscriber::established`].
+pub(super) struct Established {
+    pub(super) control: UnixStream,
+    pub(super) credentials: Credentials,
+    pub(super) publisher: PublicKey,
+    pub(super) local: PublicKey,
+    pub(super) broadcast: Broadcast,
+    pub(super) publisher_wake: OwnedFd,
+    pub(super) cursor: Cursor,
+    pub(super) own_wake: OwnWake,
+    pub(super) recv: RecvCipher,
+    /// Control bytes read after the first key.
+    pub(super) inbox: Vec<u8>,
+    pub(super) first: GroupKey,
+    /// The publisher's side of the socket was closed already.
+    pub(super) hung_up: bool,
+}
+
 /// The receiving end of a topic.
 pub struct Subscriber {
     control: UnixStream,
@@ -107,99 +121,23 @@ fn violation(what: impl Into<String>) -> Error {
 }
 
 impl Subscriber {
-    /// Subscribes to topic `name`, whose publisher's key `options.server_key`
-    /// pins, within `options.handshake_timeout`. Reading starts with the next
-    /// message published.
-    pub fn connect(name: &str, options: &Options) -> Result<Subscriber> {
-        sodium::init()?;
-        options.validate()?;
-        let server_key = options.server_key.ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidArgument,
-                "subscribing needs the publisher's public key: set Options::server_key (shmsock never trusts a key the publisher sends)",
-            )
-        })?;
-        let keypair = options.keypair.clone().unwrap_or_else(Keypair::generate);
-        let (control, deadline) = crate::connect_wait::control_socket(name, options)?;
-        control.set_nonblocking(true).map_err(|e| Error::io("configuring the control socket", e))?;
-        let socket = control.as_fd();
-        let credentials = platform::peer_credentials(socket)?;
-        let offer = ClientOffer::local(options.require_chacha, options.max_message_size, 0, Backend::Memfd.bit());
-        let mut initiator = Initiator::new(&keypair, &server_key, name, offer)?;
-        control::send_first(socket, &control::encode(records::SUBSCRIBE, &initiator.write_hello()?), name)?;
-        let mut fds = Vec::new();
-        let (kind, body) = records::receive_raw(socket, &mut fds, Some(deadline)).map_err(|e| match e.kind() {
-            ErrorKind::Timeout => Error::new(
-                ErrorKind::Timeout,
-                format!("the publisher of '{name}' did not answer within {:?}", options.handshake_timeout),
-            ),
-            ErrorKind::PeerGone => Error::new(
-                ErrorKind::PeerGone,
-                format!(
-                    "'{name}' closed the connection while subscribing: is it a stream listener rather than a topic?"
-                ),
-            ),
-            _ => e.context(&format!("subscribing to '{name}'")),
-        })?;
-        if kind == control::REJECT && body.len() >= 2 {
-            let reason =
-                RejectReason::from_code(u16::from_le_bytes([body[0], body[1]])).unwrap_or(RejectReason::ServerError);
-            return Err(reason.to_error(name, &String::from_utf8_lossy(&body[2..])));
-        }
-        if kind != records::WELCOME {
-            return Err(violation(format!("'{name}' answered a subscription with record type {kind}: not a topic")));
-        }
-        let session = initiator.read_reply(&body)?;
-        let suite = session.choice.cipher;
-        let mut fds = fds.into_iter();
-        let (Some(broadcast_fd), Some(publisher_wake), None) = (fds.next(), fds.next(), fds.next()) else {
-            return Err(violation(
-                "the publisher's WELCOME must carry exactly two descriptors (the broadcast memfd, then its wake-up eventfd)",
-            ));
-        };
-        platform::check_peer_wake(publisher_wake.as_fd())?;
-        let broadcast = Broadcast::open(broadcast_fd, suite)?;
-        if broadcast.geometry().max_message != session.choice.max_message {
-            return Err(violation("the broadcast segment's max message differs from the handshake's"));
-        }
-        if session.choice.max_message > options.max_message_size {
-            return Err(Error::new(
-                ErrorKind::MessageTooLarge,
-                format!(
-                    "topic '{name}' carries messages up to {} bytes, more than this subscriber's max_message_size of {}",
-                    session.choice.max_message, options.max_message_size
-                ),
-            ));
-        }
-        let cursor = Cursor::create()?;
-        let own_wake = OwnWake::new()?;
-        control::send(socket, &control::encode(control::READY, &[]), &[cursor.fd(), own_wake.for_peer()])?;
-        let mut recv = session.recv;
-        let mut inbox = Vec::new();
-        let mut open = true;
-        let first = loop {
-            open = open && platform::recv_available(socket, &mut inbox, INBOX_LIMIT)?;
-            if let Some((kind, plain, used)) = records::open_front(&inbox, &mut recv)? {
-                inbox.drain(..used);
-                if kind != records::KEY {
-                    let (reason, _) = records::parse_bye(&plain)?;
-                    return Err(reason.to_error(name));
-                }
-                break GroupKey::decode(suite, &plain)?;
-            }
-            if !open {
-                return Err(Error::new(
-                    ErrorKind::PeerGone,
-                    format!("the publisher of '{name}' closed the connection before sending the group key"),
-                ));
-            }
-            if !platform::wait_fd(socket, PollFlags::IN, Some(deadline))? {
-                return Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("the publisher of '{name}' sent no group key in time"),
-                ));
-            }
-        };
+    /// The subscriber once its handshake (`subscribing.rs`) got the first
+    /// group key.
+    pub(super) fn established(name: &str, options: &Options, e: Established) -> Result<Subscriber> {
+        let Established {
+            control,
+            credentials,
+            publisher,
+            local,
+            broadcast,
+            publisher_wake,
+            cursor,
+            own_wake,
+            recv,
+            inbox,
+            first,
+            hung_up,
+        } = e;
         let position = first.first_seq;
         cursor.set_position(position)?;
         let sleeper = Sleeper::new(own_wake, control.as_fd())?;
@@ -209,7 +147,7 @@ impl Subscriber {
             recv,
             inbox,
             bye: None,
-            hung_up: !open,
+            hung_up,
             failure: None,
             sealed: Vec::new(),
             lost_total: 0,
@@ -228,8 +166,8 @@ impl Subscriber {
             rx: Mutex::new(rx),
             closed: AtomicBool::new(false),
             topic: name.to_string(),
-            publisher: session.peer,
-            local: *keypair.public(),
+            publisher,
+            local,
             credentials,
             spin: options.spin,
             recv_timeout: options.recv_timeout,

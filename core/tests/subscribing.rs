@@ -1,0 +1,88 @@
+//! `Subscribing`, the subscriber's handshake for event loops: driven by
+//! polling its fd (the same fd throughout), it subscribes without ever waiting
+//! in a call; with a connect wait, a topic that binds later is found; no topic
+//! is NotFound at once; a server that never answers is Timeout.
+
+mod common;
+
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use common::*;
+use rustix::event::PollFlags;
+use shmsock::{ErrorKind, Keypair, Listener, Options, Publisher, SubscribeProgress, Subscriber, Subscribing};
+
+/// Drives `subscribing` as an event loop would, checking that its fd stays
+/// the same.
+fn drive(mut subscribing: Subscribing) -> shmsock::Result<Subscriber> {
+    let fd = subscribing.fd().as_raw_fd();
+    loop {
+        subscribing = match subscribing.advance()? {
+            SubscribeProgress::Done(subscriber) => return Ok(subscriber),
+            SubscribeProgress::Waiting(subscribing) => subscribing,
+        };
+        assert_eq!(subscribing.fd().as_raw_fd(), fd, "the fd of a subscription changed");
+        let until = subscribing.deadline().min(Instant::now() + WAIT);
+        shmsock::platform::wait_fd(subscribing.fd(), PollFlags::IN, Some(until))?;
+    }
+}
+
+#[test]
+fn an_event_loop_subscribes_and_receives() {
+    init();
+    let name = unique_name("sg-talks");
+    let kp = Keypair::generate();
+    let publisher = Publisher::bind(&name, &Options::new().keypair(kp.clone())).unwrap();
+    let subscribing = Subscribing::start(&name, &Options::new().server_key(*kp.public())).unwrap();
+    let subscriber = drive(subscribing).unwrap();
+    assert_eq!(subscriber.publisher_public_key(), *kp.public());
+    publisher.wait_for_subscribers(1, Some(WAIT)).unwrap();
+    publisher.publish(b"through the loop").unwrap();
+    assert_eq!(subscriber.recv_timeout(Some(WAIT)).unwrap().data, b"through the loop");
+}
+
+#[test]
+fn with_a_wait_a_topic_that_binds_later_is_found() {
+    init();
+    let name = unique_name("sg-later");
+    let kp = Keypair::generate();
+    let options = Options::new().server_key(*kp.public()).connect_wait(WAIT);
+    let subscribing = Subscribing::start(&name, &options).expect("waits for the topic");
+    let topic = name.clone();
+    let publisher = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        let publisher = Publisher::bind(&topic, &Options::new().keypair(kp)).unwrap();
+        publisher.wait_for_subscribers(1, Some(WAIT)).unwrap();
+        publisher.publish(b"found you").unwrap();
+        publisher
+    });
+    let subscriber = drive(subscribing).unwrap();
+    assert_eq!(subscriber.recv_timeout(Some(WAIT)).unwrap().data, b"found you");
+    let _publisher = publisher.join().unwrap();
+}
+
+#[test]
+fn no_topic_is_not_found_at_once_or_at_the_end_of_the_wait() {
+    init();
+    let options = Options::new().server_key(*Keypair::generate().public());
+    let err = Subscribing::start(&unique_name("sg-none"), &options).err().expect("nothing listens");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    let options = options.connect_wait(Duration::from_millis(100));
+    let subscribing = Subscribing::start(&unique_name("sg-never"), &options).expect("waits");
+    let err = drive(subscribing).expect_err("nothing binds");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+}
+
+/// A stream listener that never answers the SUBSCRIBE: Timeout at the deadline.
+#[test]
+fn a_server_that_never_answers_times_out() {
+    init();
+    let name = unique_name("sg-silent");
+    let kp = Keypair::generate();
+    let _listener = Listener::bind(&name, &Options::new().keypair(kp.clone())).unwrap();
+    let options = Options::new().server_key(*kp.public()).handshake_timeout(Duration::from_millis(200));
+    let subscribing = Subscribing::start(&name, &options).unwrap();
+    let err = drive(subscribing).expect_err("nobody answers");
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(err.message().contains("did not answer"), "{err}");
+}
