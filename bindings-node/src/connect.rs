@@ -1,58 +1,98 @@
-//! `connect` (and the waiting of `subscribe`): a client connection.
+//! `connect` and `subscribe`: the client handshakes, driven from the
+//! JavaScript thread.
 //!
-//! A connect runs on the JavaScript thread when it can: the core's
-//! [`Connecting`] connects the control socket and sends the HELLO without
-//! waiting, then a libuv poll handle watches the socket, and a second one a
-//! timerfd armed for the handshake's deadline. Whichever becomes readable
-//! calls [`Connecting::advance`], which completes `op` with the stream, with
-//! the error of the server's REJECT, or with Timeout once the deadline passed
-//! (so the deadline needs neither a thread nor a JavaScript timer: the timerfd
-//! counts on the monotonic clock that `Instant` reads). A connect cancelled by
-//! an AbortSignal closes its socket at once (the server sees the client leave)
+//! The core's [`Connecting`] (a stream) and [`Subscribing`] (a topic) connect
+//! the control socket and send their first record without waiting; a libuv
+//! poll handle then watches the handshake's fd, and a second one a timerfd
+//! armed for its deadline. Whichever becomes readable calls `advance`, which
+//! completes `op` with the stream or subscriber, with the error of the
+//! server's REJECT, or with Timeout once the deadline passed (so the deadline
+//! needs neither a thread nor a JavaScript timer: the timerfd counts on the
+//! monotonic clock that `Instant` reads). A handshake cancelled by an
+//! AbortSignal closes its socket at once (the server sees the client leave)
 //! and completes nothing.
 //!
 //! A server that is not there yet, with `wait` (like the CLI's `--wait`), and
 //! a server whose queue of waiting connections is full are waited for the
-//! same way: the core's `Connecting` then has one fd for the whole connect
-//! (an epoll set of its watch of the runtime directory, a backoff timer and,
+//! same way: the core's handshake then has one fd for the whole handshake (an
+//! epoll set of its watch of the runtime directory, a backoff timer and,
 //! later, the socket), and its deadline moves when the server takes the
-//! connection, so the timer is armed again after each advance.
-//!
-//! Subscribing runs on a short-lived thread ([`in_background`]), which waits
-//! in slices of at most [`SLICE`], so that a subscribe cancelled meanwhile
-//! stops waiting soon; a subscriber it still made is closed.
+//! connection, so the timer is armed again after each advance. No thread.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use napi_derive::napi;
 use shmsock::platform::DeadlineTimer;
-use shmsock::{connect_wait, ConnectProgress, Connecting, Error as CoreError, ErrorKind};
+use shmsock::{ConnectProgress, Connecting, Error as CoreError, ErrorKind, SubscribeProgress, Subscribing};
 
-use crate::dispatch::{lock, post, Event};
+use crate::dispatch::Event;
 use crate::errors::{to_js, Code};
 use crate::keys::JsKeypair;
 use crate::options::{millis, to_core, NativeOptions};
 use crate::stream::StreamShared;
+use crate::subscriber::SubShared;
 use crate::uv::{Poll, Ready};
 
-/// Longest core wait for a server between two looks at cancellation.
-const SLICE: Duration = Duration::from_millis(250);
-
-/// Connects whose caller gave up (an aborted signal), on a thread.
-static CANCELLED: Mutex<Option<HashSet<i64>>> = Mutex::new(None);
-
-fn cancelled(op: i64) -> bool {
-    lock(&CANCELLED).as_ref().is_some_and(|set| set.contains(&op))
+/// A client handshake in progress, and the receive timeout of what it makes.
+pub(crate) enum Handshake {
+    Connect(Connecting, Option<Duration>),
+    Subscribe(Subscribing, Option<Duration>),
 }
 
-/// A connect the JavaScript thread drives.
+impl Handshake {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Handshake::Connect(connecting, _) => connecting.fd(),
+            Handshake::Subscribe(subscribing, _) => subscribing.fd(),
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        match self {
+            Handshake::Connect(connecting, _) => connecting.deadline(),
+            Handshake::Subscribe(subscribing, _) => subscribing.deadline(),
+        }
+    }
+
+    /// One step: the handshake back while it waits, else the event that
+    /// completes `op`.
+    fn advance(self, op: i64) -> Step {
+        match self {
+            Handshake::Connect(connecting, recv_timeout) => match connecting.advance() {
+                Ok(ConnectProgress::Waiting(connecting)) => Step::Waiting(Handshake::Connect(connecting, recv_timeout)),
+                Ok(ConnectProgress::Done(stream)) => {
+                    Step::Done(Event::Stream { op, stream: StreamShared::new(stream, recv_timeout) })
+                }
+                Err(error) => Step::Done(Event::Failed { op, error }),
+            },
+            Handshake::Subscribe(subscribing, recv_timeout) => match subscribing.advance() {
+                Ok(SubscribeProgress::Waiting(subscribing)) => {
+                    Step::Waiting(Handshake::Subscribe(subscribing, recv_timeout))
+                }
+                Ok(SubscribeProgress::Done(sub)) => {
+                    Step::Done(Event::Subscriber { op, sub: SubShared::new(sub, recv_timeout) })
+                }
+                Err(error) => Step::Done(Event::Failed { op, error }),
+            },
+        }
+    }
+}
+
+/// What one step of a handshake achieved.
+// Made once per step and unpacked at once, as the core's `ConnectProgress`.
+#[allow(clippy::large_enum_variant)]
+enum Step {
+    Waiting(Handshake),
+    Done(Event),
+}
+
+/// A handshake the JavaScript thread drives.
 struct Watched {
-    connecting: Connecting,
-    recv_timeout: Option<Duration>,
+    handshake: Handshake,
     watch: Watch,
 }
 
@@ -70,14 +110,14 @@ struct Watch {
 }
 
 impl Watch {
-    /// Watches `connecting` for connect `op` (keeping the process alive).
-    fn new(op: i64, connecting: &Connecting) -> napi::Result<Watch, Code> {
-        let socket = connecting
+    /// Watches `handshake` for operation `op` (keeping the process alive).
+    fn new(op: i64, handshake: &Handshake) -> napi::Result<Watch, Code> {
+        let socket = handshake
             .fd()
             .try_clone_to_owned()
             .map_err(|e| to_js(CoreError::io("duplicating the fd of a connect", e)))?;
         let timer = DeadlineTimer::new().map_err(to_js)?;
-        timer.set(Some(connecting.deadline()));
+        timer.set(Some(handshake.deadline()));
         let pump: Arc<dyn Ready> = Arc::new(Pump { op });
         let poll = |fd: BorrowedFd<'_>| {
             Poll::new(fd.as_raw_fd(), Arc::clone(&pump))
@@ -134,21 +174,27 @@ impl Ready for Pump {
     fn ready(self: Arc<Self>, events: &mut Vec<Event>) {
         let op = self.op;
         // None: completed or cancelled (a late readiness of its other fd).
-        let Some(Watched { connecting, recv_timeout, watch }) = WATCHED.with(|w| w.borrow_mut().remove(&op)) else {
+        let Some(Watched { handshake, watch }) = WATCHED.with(|w| w.borrow_mut().remove(&op)) else {
             return;
         };
-        let event = match connecting.advance() {
-            Ok(ConnectProgress::Waiting(connecting)) => {
-                watch.rearm(connecting.deadline());
-                WATCHED.with(|w| w.borrow_mut().insert(op, Watched { connecting, recv_timeout, watch }));
-                return;
+        match handshake.advance(op) {
+            Step::Waiting(handshake) => {
+                watch.rearm(handshake.deadline());
+                WATCHED.with(|w| w.borrow_mut().insert(op, Watched { handshake, watch }));
             }
-            Ok(ConnectProgress::Done(stream)) => Event::Stream { op, stream: StreamShared::new(stream, recv_timeout) },
-            Err(error) => Event::Failed { op, error },
-        };
-        watch.close();
-        events.push(event);
+            Step::Done(event) => {
+                watch.close();
+                events.push(event);
+            }
+        }
     }
+}
+
+/// Starts driving `handshake`, which completes `op`.
+pub(crate) fn drive(op: i64, handshake: Handshake) -> napi::Result<(), Code> {
+    let watch = Watch::new(op, &handshake)?;
+    WATCHED.with(|w| w.borrow_mut().insert(op, Watched { handshake, watch }));
+    Ok(())
 }
 
 /// Connects to endpoint `name` and completes `op` with the stream; `wait` (ms):
@@ -161,65 +207,30 @@ pub fn connect(
     options: Option<NativeOptions>,
     wait: Option<f64>,
 ) -> napi::Result<(), Code> {
+    let (options, recv_timeout) = client_options(keypair, options, wait)?;
+    let connecting = Connecting::start(&name, &options).map_err(to_js)?;
+    drive(op, Handshake::Connect(connecting, recv_timeout))
+}
+
+/// The core options of a client, with `wait` (ms) as its connect wait.
+pub(crate) fn client_options(
+    keypair: Option<&JsKeypair>,
+    options: Option<NativeOptions>,
+    wait: Option<f64>,
+) -> napi::Result<(shmsock::Options, Option<Duration>), Code> {
     let (mut options, recv_timeout) = to_core(keypair, options)?;
     if let Some(wait) = wait.map(|ms| millis(ms, "wait")).transpose()? {
         options = options.connect_wait(wait);
     }
-    let connecting = Connecting::start(&name, &options).map_err(to_js)?;
-    let watch = Watch::new(op, &connecting)?;
-    WATCHED.with(|w| w.borrow_mut().insert(op, Watched { connecting, recv_timeout, watch }));
-    Ok(())
-}
-
-/// Runs `attempt(wait)` (a subscribe, waiting up to `wait` for its
-/// server) on a short-lived thread, in slices of at most SLICE while it fails
-/// with an error the core's wait retries and `wait` (ms) allows, and completes
-/// `op` with `done` of its result on the JavaScript thread, unless the caller
-/// gave up meanwhile (then the result is dropped, which closes it).
-pub(crate) fn in_background<T: Send + 'static>(
-    op: i64,
-    wait: Option<f64>,
-    attempt: impl Fn(Duration) -> Result<T, CoreError> + Send + 'static,
-    done: impl FnOnce(T) -> Event + Send + 'static,
-) -> napi::Result<(), Code> {
-    let deadline = wait.map(|ms| millis(ms, "wait")).transpose()?.and_then(|w| Instant::now().checked_add(w));
-    std::thread::Builder::new()
-        .name("shmsock-connect".into())
-        .spawn(move || {
-            let result = loop {
-                let left = deadline.map_or(Duration::ZERO, |d| d.saturating_duration_since(Instant::now()));
-                match attempt(left.min(SLICE)) {
-                    Err(e) if connect_wait::is_retried(e.kind()) && left > SLICE && !cancelled(op) => {}
-                    other => break other,
-                }
-            };
-            post(Box::new(move |events: &mut Vec<Event>| {
-                let gave_up = lock(&CANCELLED).as_mut().is_some_and(|set| set.remove(&op));
-                match result {
-                    // The caller is gone: dropping the result closes it.
-                    Ok(_) if gave_up => {}
-                    Ok(value) => events.push(done(value)),
-                    Err(error) => events.push(Event::Failed { op, error }),
-                }
-            }));
-        })
-        .map_err(|e| to_js(CoreError::io("starting a connect thread", e)))?;
-    Ok(())
+    Ok((options, recv_timeout))
 }
 
 /// The caller of connect (or subscribe) `op` gave up (its promise was rejected already).
 #[napi]
 pub fn cancel_connect(op: i64) {
-    // A connect this thread drives closes its socket now; one on a thread is
-    // dropped when it comes back.
-    match WATCHED.with(|w| w.borrow_mut().remove(&op)) {
-        Some(Watched { connecting, watch, .. }) => {
-            watch.close();
-            // Closes the socket: the server sees the client leave.
-            drop(connecting);
-        }
-        None => {
-            lock(&CANCELLED).get_or_insert_with(HashSet::new).insert(op);
-        }
+    if let Some(Watched { handshake, watch }) = WATCHED.with(|w| w.borrow_mut().remove(&op)) {
+        watch.close();
+        // Closes the socket: the server sees the client leave.
+        drop(handshake);
     }
 }

@@ -14,7 +14,8 @@
 //! A receive first looks at the ring (the core's short adaptive spin, no
 //! system call) and arms the fd only when nothing came.
 //!
-//! Subscribing (the handshake) runs on a short-lived thread, as a connect does.
+//! Subscribing (the handshake) runs on the JavaScript thread, as a connect
+//! does (the core's `Subscribing`, see [`crate::connect`]).
 
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
@@ -22,14 +23,14 @@ use std::time::Duration;
 
 use napi::bindgen_prelude::{Buffer, Either};
 use napi_derive::napi;
-use shmsock::{Error as CoreError, ErrorKind, Subscriber};
+use shmsock::{Error as CoreError, ErrorKind, Subscriber, Subscribing};
 
-use crate::connect::in_background;
+use crate::connect::{client_options, drive, Handshake};
 use crate::dispatch::{lock, Event, Message};
 use crate::errors::{closed, to_js, Code};
 use crate::inbox::{event_op, recv_result, Inbox, RecvWaiter};
 use crate::keys::JsKeypair;
-use crate::options::{to_core, NativeOptions};
+use crate::options::NativeOptions;
 use crate::stream::next_id;
 use crate::uv::{deliver, Poll, Ready};
 
@@ -65,6 +66,10 @@ impl Ready for SubShared {
 }
 
 impl SubShared {
+    pub(crate) fn new(sub: Subscriber, recv_timeout: Option<Duration>) -> Arc<SubShared> {
+        Arc::new(SubShared { id: next_id(), sub, recv_timeout, st: Mutex::new(SubState::default()) })
+    }
+
     /// Receives what is there: the work of one readiness of the fd. `batch`:
     /// stop after FLOW_BATCH messages to a flowing handler (only in a
     /// readiness callback: the wake-up is consumed only by a WouldBlock, so
@@ -218,9 +223,9 @@ impl SubShared {
     }
 }
 
-/// Subscribes to topic `name` on a short-lived thread and completes `op` with
-/// a `NativeSubscriber`; `wait` (ms): how long to keep trying while no
-/// publisher has bound the topic.
+/// Subscribes to topic `name` on the JavaScript thread (see
+/// [`crate::connect`]) and completes `op` with a `NativeSubscriber`; `wait`
+/// (ms): how long to keep trying while no publisher has bound the topic.
 #[napi]
 pub fn subscribe(
     op: i64,
@@ -229,16 +234,9 @@ pub fn subscribe(
     options: Option<NativeOptions>,
     wait: Option<f64>,
 ) -> napi::Result<(), Code> {
-    let (options, recv_timeout) = to_core(keypair, options)?;
-    in_background(
-        op,
-        wait,
-        move |wait| Subscriber::connect(&name, &options.clone().connect_wait(wait)),
-        move |sub| Event::Subscriber {
-            op,
-            sub: Arc::new(SubShared { id: next_id(), sub, recv_timeout, st: Mutex::new(SubState::default()) }),
-        },
-    )
+    let (options, recv_timeout) = client_options(keypair, options, wait)?;
+    let subscribing = Subscribing::start(&name, &options).map_err(to_js)?;
+    drive(op, Handshake::Subscribe(subscribing, recv_timeout))
 }
 
 /// Internal: the receiving end of a topic (wrapped by the JavaScript `Subscriber`).

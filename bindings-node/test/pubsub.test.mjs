@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { test } from 'node:test'
 
-import { rejectsWith, runFixture, shm, sleep, uniqueName, within } from './helpers.mjs'
+import { newShmsockThreads, rejectsWith, runFixture, shm, sleep, threads, uniqueName, within } from './helpers.mjs'
 
 const { Keypair, Publisher, Subscriber, codes } = shm
 const T = { timeout: 60000 }
@@ -117,14 +117,17 @@ test('a receive takes messages already published, waits when none is, and loses 
   }
 })
 
-test('subscribe waits for its topic; AbortSignals on subscribe, recv and waitForSubscribers lose nothing', T, async () => {
+test('subscribe waits for its topic on the JavaScript thread; AbortSignals on subscribe, recv and waitForSubscribers lose nothing', T, async () => {
   const keypair = Keypair.generate()
   const name = uniqueName('abort')
   // Already aborted: rejects at once, nothing is started.
   await assert.rejects(Subscriber.connect(name, { serverKey: keypair.publicKey, signal: AbortSignal.abort() }), (e) => e.code === 'ABORT_ERR')
-  // Started before the topic exists: `wait` keeps trying until it is bound.
+  // Started before the topic exists: `wait` keeps trying until it is bound,
+  // with no thread.
+  const before = threads()
   const subscribing = Subscriber.connect(name, { serverKey: keypair.publicKey, wait: 20000 })
   await sleep(50)
+  assert.deepEqual(newShmsockThreads(before), [], 'a thread waits for the topic')
   const topic = Publisher.bind(name, { keypair, slots: 8 })
   const sub = await within(subscribing, 25000, 'subscribe with wait')
   try {

@@ -1,24 +1,111 @@
-//! `_Connecting`: a connect an event loop drives (for shmsock.aio), wrapping
-//! the core's `Connecting`: started without waiting, advanced when its
-//! descriptor is readable, so no executor thread waits for the server.
+//! `_Connecting` and `_Subscribing`: client handshakes an event loop drives
+//! (for shmsock.aio), wrapping the core's `Connecting` and `Subscribing`:
+//! started without waiting, advanced when their descriptor (the same for the
+//! whole handshake) is readable, so no executor thread waits for the server,
+//! not even one that is not there yet (``wait``).
 
-use std::os::fd::AsRawFd;
-use std::sync::Mutex;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use shmsock::{ConnectProgress, Connecting, ErrorKind};
+use shmsock::{ConnectProgress, Connecting, ErrorKind, SubscribeProgress, Subscribing};
 
 use crate::errors::{self, OrRaise};
 use crate::options::{self, Entry, Given};
 use crate::stream::PyStream;
+use crate::subscriber::PySubscriber;
+
+/// A core handshake that an event loop advances.
+trait Handshake: Sized + Send {
+    /// What it makes.
+    type Done: Send;
+    fn fd(&self) -> BorrowedFd<'_>;
+    fn deadline(&self) -> Instant;
+    /// Ok(Err(self)) while it waits.
+    fn step(self) -> shmsock::Result<Result<Self::Done, Self>>;
+}
+
+impl Handshake for Connecting {
+    type Done = shmsock::Stream;
+    fn fd(&self) -> BorrowedFd<'_> {
+        Connecting::fd(self)
+    }
+    fn deadline(&self) -> Instant {
+        Connecting::deadline(self)
+    }
+    fn step(self) -> shmsock::Result<Result<Self::Done, Self>> {
+        Ok(match self.advance()? {
+            ConnectProgress::Done(stream) => Ok(stream),
+            ConnectProgress::Waiting(connecting) => Err(connecting),
+        })
+    }
+}
+
+impl Handshake for Subscribing {
+    type Done = shmsock::Subscriber;
+    fn fd(&self) -> BorrowedFd<'_> {
+        Subscribing::fd(self)
+    }
+    fn deadline(&self) -> Instant {
+        Subscribing::deadline(self)
+    }
+    fn step(self) -> shmsock::Result<Result<Self::Done, Self>> {
+        Ok(match self.advance()? {
+            SubscribeProgress::Done(subscriber) => Ok(subscriber),
+            SubscribeProgress::Waiting(subscribing) => Err(subscribing),
+        })
+    }
+}
+
+/// A handshake until it is over (finished, failed or closed: None).
+struct Pending<H>(Mutex<Option<H>>);
+
+impl<H: Handshake> Pending<H> {
+    fn new(handshake: H) -> Self {
+        Pending(Mutex::new(Some(handshake)))
+    }
+
+    fn over(py: Python<'_>) -> PyErr {
+        errors::new(py, ErrorKind::Closed, "this handshake is over (finished, failed or closed)")
+    }
+
+    fn with<T>(&self, py: Python<'_>, f: impl FnOnce(&H) -> T) -> PyResult<T> {
+        let inner = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        inner.as_ref().map(f).ok_or_else(|| Self::over(py))
+    }
+
+    fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
+        self.with(py, |h| h.fd().as_raw_fd())
+    }
+
+    fn time_left(&self, py: Python<'_>) -> PyResult<f64> {
+        self.with(py, |h| h.deadline().saturating_duration_since(Instant::now()).as_secs_f64())
+    }
+
+    /// One step, without the GIL (the key exchange): what it made, or None.
+    fn advance(&self, py: Python<'_>) -> PyResult<Option<H::Done>> {
+        let mut inner = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let handshake = inner.take().ok_or_else(|| Self::over(py))?;
+        match py.detach(|| handshake.step()).or_raise(py)? {
+            Err(handshake) => {
+                *inner = Some(handshake);
+                Ok(None)
+            }
+            Ok(done) => Ok(Some(done)),
+        }
+    }
+
+    fn close(&self) {
+        drop(self.0.lock().unwrap_or_else(|p| p.into_inner()).take());
+    }
+}
 
 /// A connect in progress (see ``Stream._connect_start``).
 #[pyclass(module = "shmsock", name = "_Connecting", frozen)]
 pub struct PyConnecting {
-    /// None once finished, failed or closed.
-    inner: Mutex<Option<Connecting>>,
+    pending: Pending<Connecting>,
     send_timeout: Option<Duration>,
     recv_timeout: Option<Duration>,
 }
@@ -37,14 +124,10 @@ impl PyConnecting {
         let built = options::client(server_key, &given)?;
         let connecting = py.detach(|| Connecting::start(name, &built.options)).or_raise(py)?;
         Ok(PyConnecting {
-            inner: Mutex::new(Some(connecting)),
+            pending: Pending::new(connecting),
             send_timeout: built.send_timeout,
             recv_timeout: built.recv_timeout,
         })
-    }
-
-    fn over(py: Python<'_>) -> PyErr {
-        errors::new(py, ErrorKind::Closed, "this connect is over (finished, failed or closed)")
     }
 }
 
@@ -53,8 +136,7 @@ impl PyConnecting {
     /// The descriptor to watch (the same for the whole connect): readable
     /// when ``_advance`` may make progress.
     fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.as_ref().map(|c| c.fd().as_raw_fd()).ok_or_else(|| Self::over(py))
+        self.pending.fileno(py)
     }
 
     /// Seconds until the connect gives up (the handshake's timeout, or the end
@@ -62,9 +144,7 @@ impl PyConnecting {
     /// said nothing before. Read it again after each ``_advance``.
     #[getter]
     fn time_left(&self, py: Python<'_>) -> PyResult<f64> {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let deadline = inner.as_ref().map(Connecting::deadline).ok_or_else(|| Self::over(py))?;
-        Ok(deadline.saturating_duration_since(Instant::now()).as_secs_f64())
+        self.pending.time_left(py)
     }
 
     /// Finishes the connect if the server answered: the Stream, or None while
@@ -72,20 +152,65 @@ impl PyConnecting {
     /// key exchange). Raises what the server's REJECT says, or Timeout past
     /// the deadline; the connect is over then.
     fn _advance(&self, py: Python<'_>) -> PyResult<Option<PyStream>> {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let connecting = inner.take().ok_or_else(|| Self::over(py))?;
-        match py.detach(|| connecting.advance()).or_raise(py)? {
-            ConnectProgress::Waiting(connecting) => {
-                *inner = Some(connecting);
-                Ok(None)
-            }
-            ConnectProgress::Done(stream) => Ok(Some(PyStream::wrap(stream, self.send_timeout, self.recv_timeout))),
-        }
+        let done = self.pending.advance(py)?;
+        Ok(done.map(|stream| PyStream::wrap(stream, self.send_timeout, self.recv_timeout)))
     }
 
     /// Gives up: closes the socket (the server sees the client leave).
     /// Idempotent.
     fn close(&self) {
-        drop(self.inner.lock().unwrap_or_else(|p| p.into_inner()).take());
+        self.pending.close();
+    }
+}
+
+/// A subscription in progress (see ``Subscriber._subscribe_start``).
+#[pyclass(module = "shmsock", name = "_Subscribing", frozen)]
+pub struct PySubscribing {
+    pending: Pending<Subscribing>,
+    recv_timeout: Option<Duration>,
+}
+
+impl PySubscribing {
+    /// Starts subscribing to `name` (options as for ``Subscriber.connect``),
+    /// never waiting.
+    pub(crate) fn start(
+        py: Python<'_>,
+        name: &str,
+        server_key: &Bound<'_, PyAny>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PySubscribing> {
+        let given = Given::new(Entry::Subscribe, options)?;
+        let built = options::client(server_key, &given)?;
+        let subscribing = py.detach(|| Subscribing::start(name, &built.options)).or_raise(py)?;
+        Ok(PySubscribing { pending: Pending::new(subscribing), recv_timeout: built.recv_timeout })
+    }
+}
+
+#[pymethods]
+impl PySubscribing {
+    /// The descriptor to watch (the same for the whole handshake): readable
+    /// when ``_advance`` may make progress.
+    fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
+        self.pending.fileno(py)
+    }
+
+    /// Seconds until the subscription gives up (0 once past). Read it again
+    /// after each ``_advance``.
+    #[getter]
+    fn time_left(&self, py: Python<'_>) -> PyResult<f64> {
+        self.pending.time_left(py)
+    }
+
+    /// Takes the steps whose input is there: the Subscriber, or None while it
+    /// waits for the publisher. Never waits. Raises what the publisher's
+    /// REJECT says, or Timeout past the deadline; it is over then.
+    fn _advance(&self, py: Python<'_>) -> PyResult<Option<PySubscriber>> {
+        let done = self.pending.advance(py)?;
+        Ok(done.map(|sub| PySubscriber::wrap(Arc::new(sub), self.recv_timeout)))
+    }
+
+    /// Gives up: closes the socket. Idempotent.
+    fn close(&self) {
+        self.pending.close();
     }
 }

@@ -45,6 +45,7 @@ fn _shmsock(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stream::PyStats>()?;
     m.add_class::<stream::PyCredentials>()?;
     m.add_class::<connecting::PyConnecting>()?;
+    m.add_class::<connecting::PySubscribing>()?;
     m.add_class::<listener::PyListener>()?;
     m.add_class::<server::PyServer>()?;
     m.add_class::<server::PyConnection>()?;

@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 use shmsock::{ErrorKind, Subscriber};
 
+use crate::connecting::PySubscribing;
 use crate::errors;
 use crate::keys::PyPublicKey;
 use crate::options::{self, Entry, Given};
@@ -34,6 +35,10 @@ pub struct PySubscriber {
 }
 
 impl PySubscriber {
+    pub(crate) fn wrap(sub: Arc<Subscriber>, recv_timeout: Option<Duration>) -> PySubscriber {
+        PySubscriber { inner: Mutex::new(Some(sub)), recv_timeout }
+    }
+
     fn get(&self, py: Python<'_>) -> PyResult<Arc<Subscriber>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or_else(|| errors::closed(py, "subscriber"))
     }
@@ -76,7 +81,21 @@ impl PySubscriber {
         let built = options::client(server_key, &given)?;
         let name = name.to_owned();
         let sub = connect_waiting(py, &built.options, |options| Subscriber::connect(&name, options))?;
-        Ok(PySubscriber { inner: Mutex::new(Some(Arc::new(sub))), recv_timeout: built.recv_timeout })
+        Ok(PySubscriber::wrap(Arc::new(sub), built.recv_timeout))
+    }
+
+    /// For event loops (``shmsock.aio``): starts subscribing without waiting
+    /// (options as for ``connect``); finish it with ``_advance()`` when its
+    /// ``fileno()`` is readable.
+    #[staticmethod]
+    #[pyo3(signature = (name, *, server_key, **options))]
+    fn _subscribe_start(
+        py: Python<'_>,
+        name: &str,
+        server_key: &Bound<'_, PyAny>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PySubscribing> {
+        PySubscribing::start(py, name, server_key, options)
     }
 
     /// Receives the next message as bytes, waiting up to ``timeout`` seconds

@@ -3,6 +3,7 @@ an echo server on a thread and child processes running small scripts."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import os
 import shutil
@@ -13,7 +14,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 import pytest
 
@@ -46,6 +47,14 @@ def name() -> str:
 @pytest.fixture
 def server_keypair() -> shmsock.Keypair:
     return shmsock.Keypair.generate()
+
+
+class NoExecutor(concurrent.futures.ThreadPoolExecutor):
+    """A default executor that refuses work: proves a call never uses one
+    (``loop.set_default_executor(NoExecutor())``)."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"the default executor was used for {fn!r}")
 
 
 class EchoServer:

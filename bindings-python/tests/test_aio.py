@@ -4,7 +4,6 @@ cancellation, closing."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 import socket
 import threading
@@ -12,6 +11,7 @@ import time
 from typing import Any, Callable, List, Tuple
 
 import pytest
+from conftest import NoExecutor
 
 import shmsock
 from shmsock import aio
@@ -316,18 +316,11 @@ def test_a_silent_client_is_refused_at_its_deadline(
     run(main())
 
 
-class _NoExecutor(concurrent.futures.ThreadPoolExecutor):
-    """A default executor that refuses work: proves a call never uses one."""
-
-    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-        raise AssertionError(f"the default executor was used for {fn!r}")
-
-
 def test_connect_runs_on_the_loop(name: str, server_keypair: shmsock.Keypair) -> None:
     """Both sides of the handshake run on the loop: no executor thread."""
 
     async def main() -> None:
-        asyncio.get_running_loop().set_default_executor(_NoExecutor())
+        asyncio.get_running_loop().set_default_executor(NoExecutor())
         async with aio.bind(name, keypair=server_keypair) as listener:
             client, server = await pair(listener, server_keypair.public_key, recv_timeout=7)
             assert client.stream.recv_timeout == 7
@@ -345,7 +338,7 @@ def test_connect_waits_for_its_server_on_the_loop(name: str, server_keypair: shm
     NotFound."""
 
     async def main() -> None:
-        asyncio.get_running_loop().set_default_executor(_NoExecutor())
+        asyncio.get_running_loop().set_default_executor(NoExecutor())
         with pytest.raises(shmsock.NotFound):
             await aio.connect(name, server_key=server_keypair.public_key, wait=0.1)
         ticker = Ticker()
@@ -417,7 +410,7 @@ def test_connect_to_a_silent_server_times_out(name: str, server_keypair: shmsock
     handshake deadline, on the loop, which keeps running meanwhile."""
 
     async def main() -> None:
-        asyncio.get_running_loop().set_default_executor(_NoExecutor())
+        asyncio.get_running_loop().set_default_executor(NoExecutor())
         listener = shmsock.Listener.bind(name, keypair=server_keypair)  # never accepts
         ticker = Ticker()
         try:

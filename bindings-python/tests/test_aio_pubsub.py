@@ -10,7 +10,7 @@ import threading
 from typing import Any, Callable, List
 
 import pytest
-from conftest import Child
+from conftest import Child, NoExecutor
 
 import shmsock
 from shmsock import aio
@@ -292,7 +292,11 @@ def test_publisher_killed_async_subscriber_gets_an_error(
 
 
 def test_subscribe_waits_for_the_publisher(name: str, server_keypair: shmsock.Keypair) -> None:
+    """The subscription, and ``wait`` for a publisher that is not there yet,
+    run on the loop: no executor thread."""
+
     async def main() -> None:
+        asyncio.get_running_loop().set_default_executor(NoExecutor())
         with pytest.raises(shmsock.NotFound):
             await aio.subscribe(name, server_key=server_keypair.public_key, wait=0.1)
         subscribing = asyncio.ensure_future(aio.subscribe(name, server_key=server_keypair.public_key, wait=30))

@@ -22,12 +22,12 @@ way once the topic's ``reliable_timeout`` has passed.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections import deque
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Deque, List, Optional, Tuple, Type
 
 from . import _shmsock
+from ._aio_handshake import _finish_handshake
 from ._aio_receive import _Receiver
 from ._options import KeyLike, PublishOptions, SubscribeOptions
 from ._shmsock import Closed, Credentials, Error, Keypair, PublicKey, SubscriberInfo, WouldBlock
@@ -62,14 +62,11 @@ class Subscriber(_Receiver):
         **options: Unpack[SubscribeOptions],
     ) -> Subscriber:
         """Subscribes to topic ``name`` (options as for
-        :meth:`shmsock.Subscriber.connect`); the handshake, and ``wait``'s
-        retries, run in the default executor."""
-        loop = asyncio.get_running_loop()
-        sub = await loop.run_in_executor(
-            None,
-            functools.partial(_shmsock.Subscriber.connect, name, server_key=server_key, **options),
-        )
-        return cls(sub)
+        :meth:`shmsock.Subscriber.connect`). The handshake runs on the loop
+        without waiting, ``wait`` for a publisher that is not there yet too:
+        no executor thread."""
+        subscribing = _shmsock.Subscriber._subscribe_start(name, server_key=server_key, **options)
+        return cls(await _finish_handshake(subscribing))
 
     def _recheck(self) -> Optional[bytes]:
         # A subscriber's try_recv looks without losing a wake-up: a WouldBlock

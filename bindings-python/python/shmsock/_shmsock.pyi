@@ -55,6 +55,7 @@ __all__ = [
     "Timeout",
     "WouldBlock",
     "_Connecting",
+    "_Subscribing",
     "__version__",
     "_error_classes",
     "_option_keywords",
@@ -267,6 +268,20 @@ class _Connecting:
         """Seconds until the connect gives up (0 once past)."""
     def _advance(self) -> Optional[Stream]:
         """Finishes the connect if the server answered (None: not yet)."""
+    def close(self) -> None:
+        """Gives up: closes the socket. Idempotent."""
+
+@final
+class _Subscribing:
+    """A subscription in progress (see ``Subscriber._subscribe_start``)."""
+
+    def fileno(self) -> int:
+        """The descriptor to watch (the same for the whole handshake)."""
+    @property
+    def time_left(self) -> float:
+        """Seconds until the subscription gives up (0 once past)."""
+    def _advance(self) -> Optional[Subscriber]:
+        """Takes the steps whose input is there (None: not done yet)."""
     def close(self) -> None:
         """Gives up: closes the socket. Idempotent."""
 
@@ -715,6 +730,14 @@ class Subscriber:
         """Subscribes to topic ``name``, pinning the publisher's key
         ``server_key``; ``wait`` (seconds) keeps trying while nobody publishes
         the name."""
+    @staticmethod
+    def _subscribe_start(
+        name: str,
+        *,
+        server_key: _KeyLike,
+        **options: Unpack[SubscribeOptions],
+    ) -> _Subscribing:
+        """For event loops: starts subscribing without waiting."""
     def recv(self, timeout: Optional[float] = ...) -> bytes:
         """Receives the next message (Timeout after ``timeout`` seconds;
         omitted: ``recv_timeout``; PeerClosed at the end of the topic)."""

@@ -58,7 +58,6 @@ from typing import (
     Callable,
     Generator,
     Generic,
-    List,
     Optional,
     Protocol,
     Type,
@@ -66,6 +65,7 @@ from typing import (
 )
 
 from . import _shmsock
+from ._aio_handshake import _finish_handshake, _Readiness
 from ._aio_pubsub import Publisher, Subscriber
 from ._aio_receive import _Receiver
 from ._options import ConnectOptions, KeyLike, ListenOptions, SubscribeOptions
@@ -82,55 +82,6 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 __all__ = ["Connecting", "Listener", "Publisher", "Stream", "Subscriber", "bind", "connect", "subscribe"]
-
-
-class _Readiness:
-    """One ``add_reader`` registration per descriptor, shared by every
-    coroutine waiting on it (a listener's accepts). The registration is
-    one-shot: it is removed when the descriptor becomes readable and every
-    waiter is woken to retry."""
-
-    __slots__ = ("_fd", "_loop", "_waiters")
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._waiters: List[asyncio.Future[None]] = []
-
-    async def wait(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._loop is not None and self._loop is not loop:
-            self._unregister()
-        fut: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(fut)
-        try:
-            if self._loop is None:
-                loop.add_reader(self._fd, self._ready)
-                self._loop = loop
-            await fut
-        finally:
-            if fut in self._waiters:
-                self._waiters.remove(fut)
-            if not self._waiters:
-                self._unregister()
-
-    def _ready(self) -> None:
-        self._unregister()
-        waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
-
-    def _unregister(self) -> None:
-        if self._loop is not None:
-            if not self._loop.is_closed():
-                self._loop.remove_reader(self._fd)
-            self._loop = None
-
-    def close(self) -> None:
-        """Unregisters (before the descriptor is closed) and wakes every
-        waiter, so each one retries and sees Closed."""
-        self._ready()
 
 
 class Stream(_Receiver):
@@ -165,7 +116,7 @@ class Stream(_Receiver):
         directory changes (and after a short backoff), as it does for a server
         whose queue of waiting connections is full. No thread waits."""
         connecting = _shmsock.Stream._connect_start(name, server_key=server_key, **options)
-        return cls(await _finish_connect(connecting))
+        return cls(await _finish_handshake(connecting))
 
     # ------------------------------------------------------------ sending
 
@@ -249,26 +200,6 @@ class Stream(_Receiver):
 
     def __repr__(self) -> str:
         return f"<shmsock.aio.Stream {self._stream!r}>"
-
-
-async def _finish_connect(connecting: _shmsock._Connecting) -> _shmsock.Stream:
-    """Advances a connect whenever its descriptor (the same for the whole
-    connect) is readable, until it is done or its deadline passes (read again
-    after each advance: it moves when a server that was waited for takes the
-    connection); a cancelled connect closes its socket."""
-    readable = _Readiness(connecting.fileno())
-    try:
-        while True:
-            stream = connecting._advance()
-            if stream is not None:
-                return stream
-            try:
-                await asyncio.wait_for(readable.wait(), connecting.time_left)
-            except asyncio.TimeoutError:
-                pass  # the next _advance raises Timeout
-    finally:
-        readable.close()
-        connecting.close()
 
 
 class Listener:
