@@ -331,6 +331,14 @@ typedef struct shmsock_stream shmsock_stream;
 // must not run while another thread uses it.
 typedef struct shmsock_subscriber shmsock_subscriber;
 
+// A subscription in progress, for event loops: from
+// shmsock_subscribe_start(), finished with shmsock_subscribing_advance()
+// when its fd is readable, freed with shmsock_subscribing_free().
+//
+// Thread safety: calls may come from several threads, but a subscription is
+// meant to be driven by one event loop.
+typedef struct shmsock_subscribing shmsock_subscribing;
+
 // The peer process's identity per the kernel (SO_PEERCRED), taken when the
 // connection was made.
 typedef struct shmsock_credentials {
@@ -906,10 +914,11 @@ shmsock_result shmsock_connecting_time_left(const struct shmsock_connecting *con
 
 // Finishes the connect if the server answered, never waiting. On success
 // `*out` receives a new stream, owned by the caller, to be freed with
-// shmsock_stream_free(); the connect's fd lives on as the stream's control
-// socket, so remove it from your epoll set (watch
-// shmsock_stream_pollable_fd() instead). SHMSOCK_WOULD_BLOCK: the answer has
-// not come whole; wait for the fd (or the time left) and call again.
+// shmsock_stream_free(); stop watching the connect's fd then (it lives on as
+// the stream's control socket, or, for a connect that waited for its
+// server, is closed; watch shmsock_stream_pollable_fd() instead).
+// SHMSOCK_WOULD_BLOCK: not done yet; wait for the fd (or the time left) and
+// call again.
 //
 // Any other error ends the connect (later calls give SHMSOCK_CLOSED): what
 // the server's REJECT says, or SHMSOCK_TIMEOUT past the handshake timeout.
@@ -1689,6 +1698,54 @@ shmsock_result shmsock_subscriber_close(struct shmsock_subscriber *subscriber);
 
 // Frees a subscriber, leaving the topic. NULL is a no-op.
 void shmsock_subscriber_free(struct shmsock_subscriber *subscriber);
+
+// Starts subscribing to topic `name` without waiting: the control socket is
+// connected and the SUBSCRIBE sent. `options` as for
+// shmsock_subscriber_connect(); a connect wait
+// (shmsock_options_set_connect_wait()) and a publisher whose queue of
+// waiting connections is full are waited for through the fd, as for
+// shmsock_connect_start(). Watch shmsock_subscribing_fd() for readability
+// and call shmsock_subscribing_advance(). On success `*out` receives a new
+// handle, owned by the caller, to be freed with shmsock_subscribing_free().
+//
+// Errors: as shmsock_subscriber_connect().
+shmsock_result shmsock_subscribe_start(const char *name,
+                                       const struct shmsock_options *options,
+                                       struct shmsock_subscribing **out);
+
+// Writes the subscription's file descriptor to `*out_fd`: readable when
+// shmsock_subscribing_advance() may make progress; the same fd for the whole
+// handshake. It belongs to the subscription: do not close it, and stop
+// watching it once the subscription is over. Never blocks.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_CLOSED (the subscription is over).
+shmsock_result shmsock_subscribing_fd(const struct shmsock_subscribing *subscribing, int *out_fd);
+
+// Writes to `*out_ms` the milliseconds left before the subscription gives
+// up (0 once past): call shmsock_subscribing_advance() then, if its fd said
+// nothing before. Read it again after each advance. Never blocks.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_CLOSED (the subscription is over).
+shmsock_result shmsock_subscribing_time_left(const struct shmsock_subscribing *subscribing,
+                                             uint64_t *out_ms);
+
+// Takes the steps of the handshake whose input is there, never waiting. On
+// success `*out` receives a new subscriber, owned by the caller, to be freed
+// with shmsock_subscriber_free(); stop watching the subscription's fd then
+// (watch shmsock_subscriber_pollable_fd() instead). SHMSOCK_WOULD_BLOCK: not
+// done yet; wait for the fd (or the time left) and call again.
+//
+// Any other error ends the subscription (later calls give SHMSOCK_CLOSED):
+// what the publisher's REJECT says, or SHMSOCK_TIMEOUT past the deadline.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_WOULD_BLOCK, SHMSOCK_CLOSED, and the
+// handshake's errors as for shmsock_subscriber_connect().
+shmsock_result shmsock_subscribing_advance(const struct shmsock_subscribing *subscribing,
+                                           struct shmsock_subscriber **out);
+
+// Frees a subscription (closing its socket if it is still in progress).
+// NULL is a no-op.
+void shmsock_subscribing_free(struct shmsock_subscribing *subscribing);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -540,3 +540,6 @@ pub unsafe extern "C" fn shmsock_subscriber_free(subscriber: *mut shmsock_subscr
     // SAFETY: a subscriber from this library or NULL, not freed before.
     boundary!(|| unsafe { handle::free(subscriber) })
 }
+
+// Subscribing for event loops.
+mod subscribing;

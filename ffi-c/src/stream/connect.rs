@@ -154,10 +154,11 @@ pub unsafe extern "C" fn shmsock_connecting_time_left(
 
 /// Finishes the connect if the server answered, never waiting. On success
 /// `*out` receives a new stream, owned by the caller, to be freed with
-/// shmsock_stream_free(); the connect's fd lives on as the stream's control
-/// socket, so remove it from your epoll set (watch
-/// shmsock_stream_pollable_fd() instead). SHMSOCK_WOULD_BLOCK: the answer has
-/// not come whole; wait for the fd (or the time left) and call again.
+/// shmsock_stream_free(); stop watching the connect's fd then (it lives on as
+/// the stream's control socket, or, for a connect that waited for its
+/// server, is closed; watch shmsock_stream_pollable_fd() instead).
+/// SHMSOCK_WOULD_BLOCK: not done yet; wait for the fd (or the time left) and
+/// call again.
 ///
 /// Any other error ends the connect (later calls give SHMSOCK_CLOSED): what
 /// the server's REJECT says, or SHMSOCK_TIMEOUT past the handshake timeout.
