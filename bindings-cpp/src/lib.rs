@@ -27,7 +27,7 @@ mod server;
 mod stream;
 
 use client::{client_connect, ClientBox};
-use connecting::{connect_start, ConnectingBox};
+use connecting::{connect_start, subscribe_start, ConnectingBox, SubscribingBox};
 use errors::{error_name, last_error_code, last_error_needed, testing_panic, testing_raise, version};
 use keys::{
     keypair_clone, keypair_from_secret, keypair_generate, keypair_load, public_key_fingerprint, public_key_from_text,
@@ -164,6 +164,13 @@ mod ffi {
         fn take_stream(self: &ConnectingBox) -> Result<Box<StreamBox>>;
         fn fd(self: &ConnectingBox) -> Result<i32>;
         fn time_left_ns(self: &ConnectingBox) -> Result<i64>;
+
+        type SubscribingBox;
+        fn subscribe_start(name: &[u8], options: &OptionsBox) -> Result<Box<SubscribingBox>>;
+        fn advance(self: &SubscribingBox) -> Result<bool>;
+        fn take_subscriber(self: &SubscribingBox) -> Result<Box<SubscriberBox>>;
+        fn fd(self: &SubscribingBox) -> Result<i32>;
+        fn time_left_ns(self: &SubscribingBox) -> Result<i64>;
 
         // ---------------------------------------------------------- listener
         type ListenerBox;

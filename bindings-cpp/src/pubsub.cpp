@@ -196,6 +196,41 @@ Subscriber Subscriber::connect(std::string_view name, const Options& options) {
     return Subscriber(into_raw(call([&] { return bridge::subscriber_connect(in, o); })));
 }
 
+// ------------------------------------------------------------- subscribing
+
+Subscribing::Subscribing(Subscribing&& other) noexcept : impl_(std::exchange(other.impl_, nullptr)) {}
+
+Subscribing& Subscribing::operator=(Subscribing&& other) noexcept {
+    move_box(impl_, other.impl_);
+    return *this;
+}
+
+Subscribing::~Subscribing() { drop_box(impl_); }
+
+const bridge::SubscribingBox& Subscribing::get() const { return deref(impl_, "Subscribing"); }
+
+Subscribing Subscribing::start(std::string_view name, const Options& options) {
+    auto in = text_bytes(name);
+    const auto& o = options.get();
+    return Subscribing(into_raw(call([&] { return bridge::subscribe_start(in, o); })));
+}
+
+std::optional<Subscriber> Subscribing::advance() {
+    const auto& s = get();
+    if (!call([&] { return s.advance(); })) return std::nullopt;
+    return Subscriber(into_raw(call([&] { return s.take_subscriber(); })));
+}
+
+int Subscribing::fd() const {
+    const auto& s = get();
+    return call([&] { return s.fd(); });
+}
+
+std::chrono::nanoseconds Subscribing::time_left() const {
+    const auto& s = get();
+    return std::chrono::nanoseconds(call([&] { return s.time_left_ns(); }));
+}
+
 std::vector<std::uint8_t> Subscriber::recv() {
     const auto& s = get();
     rust::Vec<std::uint8_t> data;

@@ -219,10 +219,7 @@ pub struct SubscriberBox {
 
 /// Subscribes to topic `name`.
 pub fn subscriber_connect(name: &[u8], options: &OptionsBox) -> BridgeResult<Box<SubscriberBox>> {
-    guard(|| {
-        let subscriber = Subscriber::connect(name_from_bytes(name)?, &options.0)?;
-        Ok(Box::new(SubscriberBox { subscriber: Guarded::new(subscriber), closed: AtomicBool::new(false) }))
-    })
+    guard(|| Ok(SubscriberBox::boxed(Subscriber::connect(name_from_bytes(name)?, &options.0)?)))
 }
 
 fn delivery_data(len: usize, sequence: u64, lost: u64) -> DeliveryData {
@@ -238,6 +235,10 @@ fn would_block<T>(result: shmsock::Result<T>) -> shmsock::Result<Option<T>> {
 }
 
 impl SubscriberBox {
+    pub(crate) fn boxed(subscriber: Subscriber) -> Box<SubscriberBox> {
+        Box::new(SubscriberBox { subscriber: Guarded::new(subscriber), closed: AtomicBool::new(false) })
+    }
+
     /// Receives the next message into `out`.
     pub fn recv(&self, out: &mut Vec<u8>, timeout_ns: i64) -> BridgeResult<DeliveryData> {
         guard(|| {

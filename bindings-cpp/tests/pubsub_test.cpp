@@ -374,3 +374,33 @@ TEST(PubSub, MovedFromHandlesThrowClosed) {
     EXPECT_SHMSOCK_ERROR(ErrorCode::InvalidArgument, p2.publish(nullptr, 3));
     EXPECT_SHMSOCK_ERROR(ErrorCode::InvalidArgument, s2.recv_into(nullptr, 3, 1s));
 }
+
+// Subscribing: started before the topic is bound (a connect wait), it finds
+// the topic through fd() (the same fd throughout) with poll(); no topic and
+// no wait: NotFound at once.
+TEST(PubSub, SubscribingAnEventLoopDrivesFindsATopicBoundLater) {
+    auto kp = shmsock::Keypair::generate();
+    auto name = support::unique_name("subscribing");
+    EXPECT_SHMSOCK_ERROR(ErrorCode::NotFound,
+                         shmsock::Subscribing::start(name, subscriber_options(kp.public_key())));
+    auto s = shmsock::Subscribing::start(name, subscriber_options(kp.public_key()).connect_wait(20s));
+    const int fd = s.fd();
+    EXPECT_FALSE(s.advance().has_value());
+    auto publisher = Publisher::bind(name, publisher_options(kp));
+    std::optional<Subscriber> sub;
+    auto until = std::chrono::steady_clock::now() + 30s;
+    while (!sub) {
+        ASSERT_LT(std::chrono::steady_clock::now(), until);
+        ASSERT_EQ(s.fd(), fd);
+        pollfd p{s.fd(), POLLIN, 0};
+        ASSERT_GE(poll(&p, 1, 1000), 0);
+        sub = s.advance();
+    }
+    EXPECT_SHMSOCK_ERROR(ErrorCode::Closed, s.advance());
+    publisher.wait_for_subscribers(1, 30s);
+    publisher.publish(message(7));
+    EXPECT_EQ(sub->recv(30s), message(7));
+    shmsock::Subscribing empty;
+    EXPECT_FALSE(empty.valid());
+    EXPECT_SHMSOCK_ERROR(ErrorCode::Closed, empty.advance());
+}

@@ -4,65 +4,26 @@
 //! whole handshake) is readable, so no executor thread waits for the server,
 //! not even one that is not there yet (``wait``).
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use shmsock::{ConnectProgress, Connecting, ErrorKind, SubscribeProgress, Subscribing};
+use shmsock::{ClientHandshake, Connecting, ErrorKind, Subscribing};
 
 use crate::errors::{self, OrRaise};
 use crate::options::{self, Entry, Given};
 use crate::stream::PyStream;
 use crate::subscriber::PySubscriber;
 
-/// A core handshake that an event loop advances.
-trait Handshake: Sized + Send {
-    /// What it makes.
-    type Done: Send;
-    fn fd(&self) -> BorrowedFd<'_>;
-    fn deadline(&self) -> Instant;
-    /// Ok(Err(self)) while it waits.
-    fn step(self) -> shmsock::Result<Result<Self::Done, Self>>;
-}
-
-impl Handshake for Connecting {
-    type Done = shmsock::Stream;
-    fn fd(&self) -> BorrowedFd<'_> {
-        Connecting::fd(self)
-    }
-    fn deadline(&self) -> Instant {
-        Connecting::deadline(self)
-    }
-    fn step(self) -> shmsock::Result<Result<Self::Done, Self>> {
-        Ok(match self.advance()? {
-            ConnectProgress::Done(stream) => Ok(stream),
-            ConnectProgress::Waiting(connecting) => Err(connecting),
-        })
-    }
-}
-
-impl Handshake for Subscribing {
-    type Done = shmsock::Subscriber;
-    fn fd(&self) -> BorrowedFd<'_> {
-        Subscribing::fd(self)
-    }
-    fn deadline(&self) -> Instant {
-        Subscribing::deadline(self)
-    }
-    fn step(self) -> shmsock::Result<Result<Self::Done, Self>> {
-        Ok(match self.advance()? {
-            SubscribeProgress::Done(subscriber) => Ok(subscriber),
-            SubscribeProgress::Waiting(subscribing) => Err(subscribing),
-        })
-    }
-}
-
 /// A handshake until it is over (finished, failed or closed: None).
 struct Pending<H>(Mutex<Option<H>>);
 
-impl<H: Handshake> Pending<H> {
+impl<H: ClientHandshake + Send> Pending<H>
+where
+    H::Output: Send,
+{
     fn new(handshake: H) -> Self {
         Pending(Mutex::new(Some(handshake)))
     }
@@ -85,7 +46,7 @@ impl<H: Handshake> Pending<H> {
     }
 
     /// One step, without the GIL (the key exchange): what it made, or None.
-    fn advance(&self, py: Python<'_>) -> PyResult<Option<H::Done>> {
+    fn advance(&self, py: Python<'_>) -> PyResult<Option<H::Output>> {
         let mut inner = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let handshake = inner.take().ok_or_else(|| Self::over(py))?;
         match py.detach(|| handshake.step()).or_raise(py)? {

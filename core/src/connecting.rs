@@ -42,6 +42,39 @@ pub enum ConnectProgress {
     Done(Stream),
 }
 
+/// What the non-blocking client handshakes ([`Connecting`],
+/// [`Subscribing`](crate::Subscribing)) offer an event loop, for code that
+/// drives either: watch [`fd`](ClientHandshake::fd) for readability, call
+/// [`step`](ClientHandshake::step) then and at the
+/// [`deadline`](ClientHandshake::deadline) (read again after each step).
+pub trait ClientHandshake: Sized {
+    /// What the handshake makes: a stream, a subscriber.
+    type Output;
+    /// Readable when `step` may make progress; the same for the whole handshake.
+    fn fd(&self) -> BorrowedFd<'_>;
+    /// When `step` gives up at the latest.
+    fn deadline(&self) -> Instant;
+    /// Takes what steps it can without waiting: Ok(Ok(output)) once done,
+    /// Ok(Err(self)) while it waits. After an error the handshake is over.
+    fn step(self) -> Result<std::result::Result<Self::Output, Self>>;
+}
+
+impl ClientHandshake for Connecting {
+    type Output = Stream;
+    fn fd(&self) -> BorrowedFd<'_> {
+        Connecting::fd(self)
+    }
+    fn deadline(&self) -> Instant {
+        Connecting::deadline(self)
+    }
+    fn step(self) -> Result<std::result::Result<Stream, Connecting>> {
+        Ok(match self.advance()? {
+            ConnectProgress::Done(stream) => Ok(stream),
+            ConnectProgress::Waiting(connecting) => Err(connecting),
+        })
+    }
+}
+
 /// A connect in progress: waiting for its server (see the module
 /// documentation), or the HELLO sent and the REPLY awaited.
 pub struct Connecting {

@@ -64,7 +64,7 @@ pub mod wait;
 
 pub use cipher::CipherSuite;
 pub use client::{Client, ClientHandler};
-pub use connecting::{ConnectProgress, Connecting};
+pub use connecting::{ClientHandshake, ConnectProgress, Connecting};
 pub use error::{Error, ErrorKind, Result};
 pub use handshake::AllowedClients;
 pub use keys::{Keypair, PublicKey};

@@ -83,6 +83,7 @@ private:
     friend class Client;
     friend class Publisher;
     friend class Subscriber;
+    friend class Subscribing;
     const bridge::OptionsBox& get() const;
     bridge::OptionsBox& get_mut();
     bridge::OptionsBox* impl_ = nullptr;

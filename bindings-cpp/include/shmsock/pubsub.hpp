@@ -34,6 +34,7 @@ namespace shmsock {
 namespace bridge {
 struct PublisherBox;
 struct SubscriberBox;
+struct SubscribingBox;
 }  // namespace bridge
 
 /// What a topic does with a subscriber that falls a whole ring behind.
@@ -266,9 +267,54 @@ public:
 
 private:
     friend class Reactor;
+    friend class Subscribing;
     explicit Subscriber(bridge::SubscriberBox* impl) noexcept : impl_(impl) {}
     const bridge::SubscriberBox& get() const;
     bridge::SubscriberBox* impl_ = nullptr;
+};
+
+/// A subscription that an event loop drives, as Connecting is for streams.
+/// Move-only; destroying it while it is pending closes its socket.
+///
+///     auto s = shmsock::Subscribing::start("ticks", opts);   // sends the SUBSCRIBE, never waits
+///     // when s.fd() is readable (or s.time_left() has passed):
+///     if (auto sub = s.advance()) { ... }                     // nullopt: not yet
+class Subscribing {
+public:
+    /// An empty handle (as if moved from).
+    Subscribing() noexcept = default;
+    Subscribing(Subscribing&& other) noexcept;
+    Subscribing& operator=(Subscribing&& other) noexcept;
+    Subscribing(const Subscribing&) = delete;
+    Subscribing& operator=(const Subscribing&) = delete;
+    ~Subscribing();
+
+    /// Connects the control socket and sends the SUBSCRIBE without waiting.
+    /// Throws NotFound when nobody publishes the name, unless
+    /// Options::connect_wait is set: then the publisher is looked for again
+    /// through fd() until the wait ends (advance() throws NotFound then).
+    /// Throws the errors of Subscriber::connect.
+    static Subscribing start(std::string_view name, const Options& options);
+    /// Takes the steps whose input is there: the Subscriber, or nullopt while
+    /// it waits. Never waits. Throws what the publisher's REJECT says, or
+    /// Timeout once time_left() is zero; it is over then (later calls throw
+    /// Closed), as it is once the Subscriber was returned.
+    std::optional<Subscriber> advance();
+    /// The fd to watch for reading while it is pending (the same for the
+    /// whole handshake). Owned by the subscription: do not close it, and stop
+    /// watching it once advance() returned the Subscriber.
+    int fd() const;
+    /// How long until the subscription gives up (zero once past); read it
+    /// again after each advance().
+    std::chrono::nanoseconds time_left() const;
+
+    bool valid() const noexcept { return impl_ != nullptr; }
+    explicit operator bool() const noexcept { return valid(); }
+
+private:
+    explicit Subscribing(bridge::SubscribingBox* impl) noexcept : impl_(impl) {}
+    const bridge::SubscribingBox& get() const;
+    bridge::SubscribingBox* impl_ = nullptr;
 };
 
 }  // namespace shmsock

@@ -24,6 +24,7 @@ use super::group_key::GroupKey;
 use super::records;
 use super::subscriber::{Established, Subscriber, INBOX_LIMIT};
 use crate::cipher::{CipherSuite, RecvCipher};
+use crate::connecting::ClientHandshake;
 use crate::control::{self, RecordReader};
 use crate::error::{Error, ErrorKind, Result};
 use crate::handshake::{Backend, ClientOffer, Initiator, RejectReason};
@@ -192,6 +193,22 @@ impl Subscribing {
             };
         };
         Ok(SubscribeProgress::Waiting(Subscribing { name, options, server_key, keypair, phase: waiting }))
+    }
+}
+
+impl ClientHandshake for Subscribing {
+    type Output = Subscriber;
+    fn fd(&self) -> BorrowedFd<'_> {
+        Subscribing::fd(self)
+    }
+    fn deadline(&self) -> Instant {
+        Subscribing::deadline(self)
+    }
+    fn step(self) -> Result<std::result::Result<Subscriber, Subscribing>> {
+        Ok(match self.advance()? {
+            SubscribeProgress::Done(subscriber) => Ok(subscriber),
+            SubscribeProgress::Waiting(subscribing) => Err(subscribing),
+        })
     }
 }
 
