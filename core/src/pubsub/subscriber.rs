@@ -1,5 +1,6 @@
-//! `Subscriber`: connects to a topic, maps its broadcast ring read-only, and
-//! opens each message from a private copy with the group key.
+//! `Subscriber`: the receiving end of a topic once subscribed (the handshake
+//! is `subscribing.rs`): maps its broadcast ring read-only, and opens each
+//! message from a private copy with the group key.
 //!
 //! Reading message `seq`: copy its slot out between two looks at the slot's
 //! stamp (see [`broadcast`](super::broadcast)); record the new position in the
