@@ -330,9 +330,9 @@ export interface StreamStats {
 }
 
 /**
- * Subscribes to topic `name` on a short-lived thread and completes `op` with
- * a `NativeSubscriber`; `wait` (ms): how long to keep trying while no
- * publisher has bound the topic.
+ * Subscribes to topic `name` on the JavaScript thread (see
+ * [`crate::connect`]) and completes `op` with a `NativeSubscriber`; `wait`
+ * (ms): how long to keep trying while no publisher has bound the topic.
  */
 export declare function subscribe(op: number, name: string, keypair?: NativeKeypair | undefined | null, options?: NativeOptions | undefined | null, wait?: number | undefined | null): void
 

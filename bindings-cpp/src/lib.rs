@@ -237,6 +237,8 @@ mod ffi {
         fn publish_deadline_ns(self: &PublisherBox) -> Result<i64>;
         fn fd(self: &PublisherBox) -> Result<i32>;
         fn wait_for_subscribers(self: &PublisherBox, n: usize, timeout_ns: i64) -> Result<()>;
+        fn try_wait_for_subscribers(self: &PublisherBox, n: usize) -> Result<bool>;
+        fn membership_fd(self: &PublisherBox) -> Result<i32>;
         fn subscriber_count(self: &PublisherBox) -> Result<usize>;
         fn subscribers(self: &PublisherBox) -> Result<Vec<SubscriberInfoData>>;
         fn remove(self: &PublisherBox, id: u64) -> Result<()>;

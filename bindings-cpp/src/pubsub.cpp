@@ -99,6 +99,16 @@ void Publisher::wait_for_subscribers(std::size_t n, Timeout timeout) {
     call([&] { p.wait_for_subscribers(n, ns); });
 }
 
+bool Publisher::try_wait_for_subscribers(std::size_t n) {
+    const auto& p = get();
+    return call([&] { return p.try_wait_for_subscribers(n); });
+}
+
+int Publisher::membership_fd() const {
+    const auto& p = get();
+    return call([&] { return p.membership_fd(); });
+}
+
 std::size_t Publisher::subscriber_count() const {
     const auto& p = get();
     return call([&] { return p.subscriber_count(); });

@@ -127,6 +127,17 @@ impl PublisherBox {
         })
     }
 
+    /// True when at least `n` subscribers are connected; else false, and the
+    /// membership fd becomes readable at the next join or departure.
+    pub fn try_wait_for_subscribers(&self, n: usize) -> BridgeResult<bool> {
+        guard(|| self.usable()?.try_wait_for_subscribers(n))
+    }
+
+    /// Readable when a subscriber joined or left.
+    pub fn membership_fd(&self) -> BridgeResult<i32> {
+        guard(|| Ok(self.usable()?.membership_fd().as_raw_fd()))
+    }
+
     /// How many subscribers there are now.
     pub fn subscriber_count(&self) -> BridgeResult<usize> {
         guard(|| Ok(self.publisher.subscriber_count()))

@@ -184,6 +184,20 @@ impl PyPublisher {
         sliced(py, timeout, nothing, |t| publisher.wait_for_subscribers(n, t))?.or_raise(py)
     }
 
+    /// For event loops, ``wait_for_subscribers`` without waiting: True when
+    /// at least ``n`` subscribers are connected; else False, and
+    /// ``membership_fileno()`` becomes readable at the next join or departure
+    /// (call again then). Raises Closed once the topic was closed.
+    fn try_wait_for_subscribers(&self, py: Python<'_>, n: usize) -> PyResult<bool> {
+        self.get(py)?.try_wait_for_subscribers(n).or_raise(py)
+    }
+
+    /// The descriptor that becomes readable when a subscriber joins or leaves
+    /// (see ``try_wait_for_subscribers``). Do not read it.
+    fn membership_fileno(&self, py: Python<'_>) -> PyResult<i32> {
+        Ok(self.get(py)?.membership_fd().as_raw_fd())
+    }
+
     /// How many subscribers are connected now.
     #[getter]
     fn subscriber_count(&self, py: Python<'_>) -> PyResult<usize> {

@@ -307,3 +307,25 @@ def test_subscribe_waits_for_the_publisher(name: str, server_keypair: shmsock.Ke
                 assert await sub.recv(timeout=10) == b"hello"
 
     run(main())
+
+
+def test_wait_for_subscribers_runs_on_the_loop(name: str, server_keypair: shmsock.Keypair) -> None:
+    """``wait_for_subscribers`` watches the membership descriptor: no executor;
+    Timeout when too few came, done when they did."""
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_default_executor(NoExecutor())
+        async with aio.Publisher.bind(name, keypair=server_keypair) as pub:
+            with pytest.raises(shmsock.Timeout, match="0 of 1 subscribers"):
+                await pub.wait_for_subscribers(1, timeout=0.1)
+            waiting = asyncio.ensure_future(pub.wait_for_subscribers(2, timeout=30))
+            async with aio.subscribe(name, server_key=server_keypair.public_key):
+                await asyncio.sleep(0.05)
+                assert not waiting.done()
+                async with aio.subscribe(name, server_key=server_keypair.public_key):
+                    await asyncio.wait_for(waiting, 30)
+                    assert pub.subscriber_count == 2
+            with pytest.raises(TypeError):
+                await pub.wait_for_subscribers(1, timeout="soon")  # type: ignore[arg-type]
+
+    run(main())

@@ -636,3 +636,38 @@ fn a_subscriber_claiming_an_impossible_position_is_dropped() {
     // A position far behind only holds the publisher up to its timeout, like a
     // subscriber that does not read (see the reliable timeout test).
 }
+
+/// `try_wait_for_subscribers` and `membership_fd`, what an event loop uses
+/// instead of the blocking `wait_for_subscribers`: the fd becomes readable at
+/// a join and at a departure, and stays quiet otherwise.
+#[test]
+fn try_wait_for_subscribers_follows_the_membership_fd() {
+    use rustix::event::PollFlags;
+    let name = unique_name("ps-members");
+    let (p, kp) = publisher(&name, &latest(4));
+    let readable_soon = |p: &Publisher| {
+        shmsock::platform::wait_fd(p.membership_fd(), PollFlags::IN, Some(std::time::Instant::now() + WAIT)).unwrap()
+    };
+    let readable_now = |p: &Publisher| {
+        shmsock::platform::wait_fd(p.membership_fd(), PollFlags::IN, Some(std::time::Instant::now())).unwrap()
+    };
+    assert!(!p.try_wait_for_subscribers(1).unwrap());
+    assert!(!readable_now(&p), "readable with nothing changed");
+    let s = subscribe(&name, &kp);
+    let mut joined = false;
+    while !joined {
+        assert!(readable_soon(&p), "the join did not make the fd readable");
+        joined = p.try_wait_for_subscribers(1).unwrap();
+    }
+    assert!(p.try_wait_for_subscribers(0).unwrap());
+    assert!(!p.try_wait_for_subscribers(2).unwrap());
+    assert!(!readable_now(&p), "readable after a look with nothing changed");
+    drop(s);
+    assert!(readable_soon(&p), "the departure did not make the fd readable");
+    while p.subscriber_count() != 0 {
+        assert!(readable_soon(&p));
+        p.try_wait_for_subscribers(1).unwrap();
+    }
+    p.close();
+    assert_eq!(p.try_wait_for_subscribers(1).unwrap_err().kind(), ErrorKind::Closed);
+}

@@ -1577,6 +1577,24 @@ shmsock_result shmsock_publisher_wait_for_subscribers(struct shmsock_publisher *
                                                       size_t n,
                                                       uint64_t timeout_ms);
 
+// For event loops, shmsock_publisher_wait_for_subscribers() without
+// waiting: SHMSOCK_OK when at least `n` subscribers are connected, else
+// SHMSOCK_WOULD_BLOCK, and the fd of shmsock_publisher_membership_fd()
+// becomes readable at the next join or departure: call again then.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_WOULD_BLOCK, SHMSOCK_CLOSED.
+shmsock_result shmsock_publisher_try_wait_for_subscribers(const struct shmsock_publisher *publisher,
+                                                          size_t n);
+
+// Writes to `*out_fd` the publisher's membership fd: readable when a
+// subscriber joined or left (or the topic closed) since the last
+// shmsock_publisher_try_wait_for_subscribers(). Poll it; never read or close
+// it.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT.
+shmsock_result shmsock_publisher_membership_fd(const struct shmsock_publisher *publisher,
+                                               int *out_fd);
+
 // Writes the number of subscribers now to `*out`. Never blocks.
 //
 // Errors: SHMSOCK_NULL_ARGUMENT.

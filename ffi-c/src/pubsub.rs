@@ -238,6 +238,47 @@ pub unsafe extern "C" fn shmsock_publisher_wait_for_subscribers(
     })
 }
 
+/// For event loops, shmsock_publisher_wait_for_subscribers() without
+/// waiting: SHMSOCK_OK when at least `n` subscribers are connected, else
+/// SHMSOCK_WOULD_BLOCK, and the fd of shmsock_publisher_membership_fd()
+/// becomes readable at the next join or departure: call again then.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_WOULD_BLOCK, SHMSOCK_CLOSED.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_publisher_try_wait_for_subscribers(
+    publisher: *const shmsock_publisher,
+    n: usize,
+) -> shmsock_result {
+    boundary!(|| {
+        // SAFETY: a live publisher or NULL.
+        let p = unsafe { handle::arg(publisher) }?;
+        if p.try_wait_for_subscribers(n)? {
+            Ok(())
+        } else {
+            Err(shmsock::Error::new(ErrorKind::WouldBlock, format!("fewer than {n} subscribers are connected")).into())
+        }
+    })
+}
+
+/// Writes to `*out_fd` the publisher's membership fd: readable when a
+/// subscriber joined or left (or the topic closed) since the last
+/// shmsock_publisher_try_wait_for_subscribers(). Poll it; never read or close
+/// it.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_publisher_membership_fd(
+    publisher: *const shmsock_publisher,
+    out_fd: *mut c_int,
+) -> shmsock_result {
+    boundary!(|| {
+        // SAFETY: a live publisher or NULL; a writable int or NULL.
+        let (p, out) = unsafe { (handle::arg(publisher)?, Out::new(out_fd, "out_fd")?) };
+        out.write(p.membership_fd().as_raw_fd());
+        Ok(())
+    })
+}
+
 /// Writes the number of subscribers now to `*out`. Never blocks.
 ///
 /// Errors: SHMSOCK_NULL_ARGUMENT.

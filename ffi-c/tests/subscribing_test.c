@@ -95,3 +95,41 @@ TEST(no_topic_is_not_found_and_a_silent_server_times_out)
     shmsock_options_free(co);
     shmsock_keypair_free(kp);
 }
+
+/* The publisher's side for event loops: shmsock_publisher_try_wait_for_subscribers
+ * is SHMSOCK_WOULD_BLOCK until enough subscribers joined, and the membership
+ * fd says when to look again. */
+TEST(a_publisher_waits_for_subscribers_through_its_membership_fd)
+{
+    char name[64];
+    unique_name(name, sizeof name, "sg-members");
+    shmsock_keypair *kp = new_keypair();
+    shmsock_options *so = server_options(kp, 0);
+    shmsock_topic_config c = shmsock_topic_config_default();
+    shmsock_publisher *p = NULL;
+    CHECK_OK(shmsock_publisher_bind(name, so, &c, &p));
+    CHECK_RC(shmsock_publisher_try_wait_for_subscribers(p, 1), SHMSOCK_WOULD_BLOCK);
+    CHECK_RC(shmsock_publisher_try_wait_for_subscribers(NULL, 1), SHMSOCK_NULL_ARGUMENT);
+    int fd = -1;
+    CHECK_OK(shmsock_publisher_membership_fd(p, &fd));
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    CHECK(poll(&pfd, 1, 0) == 0);
+
+    shmsock_options *co = client_options(kp);
+    shmsock_subscriber *sub = NULL;
+    CHECK_OK(shmsock_subscriber_connect(name, co, &sub));
+    uint64_t deadline = now_ms() + 30000;
+    shmsock_result rc;
+    while ((rc = shmsock_publisher_try_wait_for_subscribers(p, 1)) == SHMSOCK_WOULD_BLOCK) {
+        CHECK(now_ms() < deadline);
+        CHECK(poll(&pfd, 1, 1000) >= 0);
+    }
+    CHECK_OK(rc);
+    shmsock_subscriber_free(sub);
+    CHECK_OK(shmsock_publisher_close(p));
+    CHECK_RC(shmsock_publisher_try_wait_for_subscribers(p, 1), SHMSOCK_CLOSED);
+    shmsock_publisher_free(p);
+    shmsock_options_free(so);
+    shmsock_options_free(co);
+    shmsock_keypair_free(kp);
+}

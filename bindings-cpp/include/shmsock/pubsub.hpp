@@ -145,6 +145,14 @@ public:
 
     /// Waits until at least `n` subscribers are connected (Timeout otherwise).
     void wait_for_subscribers(std::size_t n, Timeout timeout = forever);
+    /// For event loops, wait_for_subscribers without waiting: true when at
+    /// least `n` subscribers are connected; else false, and membership_fd()
+    /// becomes readable at the next join or departure (call again then).
+    /// Throws Closed once the topic was closed.
+    bool try_wait_for_subscribers(std::size_t n);
+    /// Readable when a subscriber joined or left (poll it; never read or
+    /// close it).
+    int membership_fd() const;
     std::size_t subscriber_count() const;
     std::vector<SubscriberInfo> subscribers() const;
     /// Removes a subscriber (it gets an error) and rotates the key before

@@ -27,10 +27,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Deque, List, Optional, Tuple, Type
 
 from . import _shmsock
-from ._aio_handshake import _finish_handshake
+from ._aio_handshake import _finish_handshake, _Readiness
 from ._aio_receive import _Receiver
 from ._options import KeyLike, PublishOptions, SubscribeOptions
-from ._shmsock import Closed, Credentials, Error, Keypair, PublicKey, SubscriberInfo, WouldBlock
+from ._shmsock import Closed, Credentials, Error, Keypair, PublicKey, SubscriberInfo, Timeout, WouldBlock
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -210,9 +210,23 @@ class Publisher:
 
     async def wait_for_subscribers(self, n: int, timeout: Optional[float] = None) -> None:
         """Waits until at least ``n`` subscribers are connected (Timeout after
-        ``timeout`` seconds), in the default executor."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self._pub.wait_for_subscribers, n, timeout)
+        ``timeout`` seconds), on the loop: the publisher's membership
+        descriptor says when one joins or leaves."""
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
+            raise TypeError(f"timeout must be a number of seconds or None, not '{type(timeout).__name__}'")
+        readable = _Readiness(self._pub.membership_fileno())
+
+        async def joined() -> None:
+            while not self._pub.try_wait_for_subscribers(n):
+                await readable.wait()
+
+        try:
+            await asyncio.wait_for(joined(), timeout)
+        except asyncio.TimeoutError:
+            count = self._pub.subscriber_count
+            raise Timeout(f"{count} of {n} subscribers connected in time") from None
+        finally:
+            readable.close()
 
     def remove(self, id: int) -> None:
         """Removes subscriber ``id``; the key is rotated before this returns."""

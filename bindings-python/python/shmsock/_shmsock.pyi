@@ -661,6 +661,12 @@ class Publisher:
     def wait_for_subscribers(self, n: int, timeout: Optional[float] = None) -> None:
         """Waits until at least ``n`` subscribers are connected (Timeout after
         ``timeout`` seconds)."""
+    def try_wait_for_subscribers(self, n: int) -> bool:
+        """For event loops: True when at least ``n`` subscribers are connected,
+        else False (``membership_fileno()`` becomes readable at the next join
+        or departure)."""
+    def membership_fileno(self) -> int:
+        """Readable when a subscriber joins or leaves (do not read it)."""
     @property
     def subscriber_count(self) -> int:
         """How many subscribers are connected now."""

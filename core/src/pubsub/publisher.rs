@@ -87,8 +87,12 @@ struct Shared {
     policy: ServerPolicy,
     broadcast: Broadcast,
     own_wake: OwnWake,
+    /// Signalled when a subscriber joins or leaves, or the topic closes (see
+    /// `membership_fd`).
+    membership: OwnWake,
     poller: Poller,
     state: Mutex<State>,
+    /// Notified with `membership` (see `membership_changed`).
     changed: Condvar,
     closed: AtomicBool,
     pending: AtomicUsize,
@@ -166,6 +170,7 @@ impl Publisher {
             policy,
             broadcast,
             own_wake: OwnWake::new()?,
+            membership: OwnWake::new()?,
             poller,
             state: Mutex::new(state),
             changed: Condvar::new(),
@@ -296,6 +301,31 @@ impl Publisher {
         Ok(())
     }
 
+    /// For event loops, what [`wait_for_subscribers`](Publisher::wait_for_subscribers)
+    /// does without blocking: true when at least `n` subscribers are
+    /// connected. Else false, and [`membership_fd`](Publisher::membership_fd)
+    /// becomes readable at the next join or departure: call again then.
+    /// Closed once the topic was closed.
+    pub fn try_wait_for_subscribers(&self, n: usize) -> Result<bool> {
+        // Drained before looking, so a change after the look signals again.
+        self.shared.membership.drain();
+        let st = self.shared.state.lock();
+        if st.members.len() >= n {
+            return Ok(true);
+        }
+        if st.closed {
+            return Err(Error::new(ErrorKind::Closed, "the topic was closed"));
+        }
+        Ok(false)
+    }
+
+    /// Readable after a subscriber joined or left, or the topic closed, since
+    /// the last [`try_wait_for_subscribers`](Publisher::try_wait_for_subscribers).
+    /// For poll/epoll and event loops; do not read it.
+    pub fn membership_fd(&self) -> BorrowedFd<'_> {
+        self.shared.membership.as_fd()
+    }
+
     /// Removes a subscriber: it gets a BYE, its socket is closed, and the group
     /// key is rotated before this returns, so nothing published afterwards is
     /// readable with what it holds.
@@ -381,7 +411,7 @@ impl Publisher {
             st.closed = true;
             let ids: Vec<u64> = st.members.iter().map(|m| m.info.id).collect();
             sh.drop_members(&mut st, &ids, ByeReason::Closed);
-            sh.changed.notify_all();
+            sh.membership_changed();
         }
         sh.bound.release();
         sh.poller.notify();
@@ -525,7 +555,14 @@ impl Shared {
         }
         st.members = kept;
         st.min_position = 0;
+        self.membership_changed();
+    }
+
+    /// Wakes whoever waits for subscribers: threads in `wait_for_subscribers`
+    /// and event loops watching `membership_fd`.
+    fn membership_changed(&self) {
         self.changed.notify_all();
+        platform::wake_peer(self.membership.for_peer());
     }
 
     /// A new epoch: a fresh key for every message from now on, sent to each

@@ -75,7 +75,7 @@ impl Shared {
         self.poller.add(fd, id)?;
         let info = SubscriberInfo { id, public_key: accepted.client, credentials, joined_at: start };
         st.members.push(Member { info, socket, cursor, wake, sender, last_woken: 0 });
-        self.changed.notify_all();
+        self.membership_changed();
         Ok(())
     }
 
