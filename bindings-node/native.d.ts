@@ -83,10 +83,14 @@ export declare class NativePublisher {
    */
   get publishDeadline(): number | null
   /**
-   * Waits on a short-lived thread until `n` subscribers are connected, up
-   * to `timeout` ms, and completes `op`.
+   * Waits until `n` subscribers are connected: true when they are now,
+   * else completes `op` once they are (the membership fd says when to
+   * look). The JavaScript layer's timeout and abort call
+   * `cancel_wait_for_subscribers`.
    */
-  waitForSubscribers(op: number, n: number, timeout?: number | undefined | null): void
+  waitForSubscribers(op: number, n: number): boolean
+  /** Gives up waiting `op` (timeout, abort): false if it completed. */
+  cancelWaitForSubscribers(op: number): boolean
   /** How many subscribers there are now. */
   get subscriberCount(): number
   /** The subscribers now. */

@@ -94,13 +94,13 @@ class Publisher {
     const limit = waitOptions(options)
     if (limit.signal && limit.signal.aborted) return Promise.reject(abortError(limit.signal))
     const op = newOp()
-    try {
-      this._n.waitForSubscribers(op, n, limit.timeout)
-    } catch (err) {
-      return Promise.reject(fromNative(err))
-    }
-    // An abort just stops listening: the native wait ends with its timeout or the close.
-    return track(op, this, null, limit.signal ? { signal: limit.signal, cancel: () => true } : undefined)
+    return started(op, this, null, () => this._n.waitForSubscribers(op, n), {
+      timeout: limit.timeout,
+      timeoutError: () => makeError(codes.TIMEOUT, `${this._n.subscriberCount} of ${n} subscribers connected in time`),
+      signal: limit.signal,
+      /** @param {number} op */
+      cancel: (op) => this._n.cancelWaitForSubscribers(op),
+    })
   }
 
   /** The subscribers now: `{ id, publicKey, credentials, joinedAt }`. */

@@ -7,19 +7,21 @@
 //! publisher's queue; a libuv poll handle on the publisher's pollable fd
 //! (readable when a subscriber moves on or leaves) publishes what waits, and
 //! the JavaScript layer calls `flush` at `publishDeadline`, when the core drops
-//! the subscribers still in the way. `waitForSubscribers` waits on a
-//! short-lived thread and delivers through the dispatch thread-safe function.
+//! the subscribers still in the way. `waitForSubscribers` watches the
+//! publisher's membership fd (readable when a subscriber joins or leaves)
+//! with a second poll handle while someone waits; its timeout and abort are
+//! the JavaScript layer's, which cancel the wait.
 
 use std::collections::VecDeque;
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 use shmsock::{Error as CoreError, ErrorKind, Publisher, SlowSubscribers, TopicOptions};
 
-use crate::dispatch::{lock, post, Event};
+use crate::dispatch::{lock, Event};
 use crate::errors::{closed, js_error, to_js, Code};
 use crate::keys::JsKeypair;
 use crate::native_stream::PeerCredentials;
@@ -100,6 +102,24 @@ struct PubState {
     closed: bool,
     waiting: VecDeque<(i64, Vec<u8>)>,
     poll: Option<Poll>,
+    /// `waitForSubscribers` calls still waiting: (op, how many).
+    member_waits: Vec<(i64, usize)>,
+    /// On the membership fd, while someone waits.
+    member_poll: Option<Poll>,
+}
+
+/// What the membership poll handle serves.
+struct Membership(Arc<Shared>);
+
+impl Ready for Membership {
+    fn ready(self: Arc<Self>, events: &mut Vec<Event>) {
+        let shared = &self.0;
+        let mut st = lock(&shared.st);
+        if !st.closed {
+            shared.serve_member_waits(&mut st, events);
+            shared.update_member_poll(&mut st);
+        }
+    }
 }
 
 struct Shared {
@@ -128,6 +148,45 @@ impl Shared {
                 Err(error) => events.push(Event::Failed { op, error }),
             }
             st.waiting.pop_front();
+        }
+    }
+
+    /// Completes the `waitForSubscribers` calls that enough subscribers met
+    /// (all of them, failed, once the topic was closed).
+    fn serve_member_waits(&self, st: &mut PubState, events: &mut Vec<Event>) {
+        // Drains the membership fd first, so a change after the count below
+        // makes it readable again.
+        if let Err(error) = self.publisher.try_wait_for_subscribers(usize::MAX) {
+            for (op, _) in st.member_waits.drain(..) {
+                events.push(Event::Failed { op, error: error.clone() });
+            }
+            return;
+        }
+        let count = self.publisher.subscriber_count();
+        st.member_waits.retain(|&(op, n)| {
+            if n <= count {
+                events.push(Event::Done { op });
+            }
+            n > count
+        });
+    }
+
+    /// Watches the membership fd, and keeps the process alive, while a
+    /// `waitForSubscribers` waits.
+    fn update_member_poll(self: &Arc<Self>, st: &mut PubState) {
+        let watch = !st.closed && !st.member_waits.is_empty();
+        if st.member_poll.is_none() {
+            if !watch {
+                return;
+            }
+            let ready: Arc<dyn Ready> = Arc::new(Membership(Arc::clone(self)));
+            match Poll::new(self.publisher.membership_fd().as_raw_fd(), ready) {
+                Ok(poll) => st.member_poll = Some(poll),
+                Err(_) => return,
+            }
+        }
+        if let Some(poll) = st.member_poll.as_mut() {
+            poll.set(watch, watch);
         }
     }
 
@@ -176,8 +235,12 @@ impl NativePublisher {
             return Vec::new();
         }
         st.closed = true;
-        let ops = st.waiting.drain(..).map(|(op, _)| op).collect();
+        let mut ops: Vec<i64> = st.waiting.drain(..).map(|(op, _)| op).collect();
+        ops.extend(st.member_waits.drain(..).map(|(op, _)| op));
         if let Some(poll) = st.poll.take() {
+            poll.close();
+        }
+        if let Some(poll) = st.member_poll.take() {
             poll.close();
         }
         drop(st);
@@ -263,26 +326,31 @@ impl NativePublisher {
         Some(deadline.saturating_duration_since(Instant::now()).as_secs_f64() * 1000.0)
     }
 
-    /// Waits on a short-lived thread until `n` subscribers are connected, up
-    /// to `timeout` ms, and completes `op`.
+    /// Waits until `n` subscribers are connected: true when they are now,
+    /// else completes `op` once they are (the membership fd says when to
+    /// look). The JavaScript layer's timeout and abort call
+    /// `cancel_wait_for_subscribers`.
     #[napi]
-    pub fn wait_for_subscribers(&self, op: i64, n: u32, timeout: Option<f64>) -> napi::Result<(), Code> {
+    pub fn wait_for_subscribers(&self, op: i64, n: u32) -> napi::Result<bool, Code> {
         self.check_open().map_err(to_js)?;
-        let timeout: Option<Duration> = timeout.map(|ms| millis(ms, "timeout")).transpose()?;
-        let shared = Arc::clone(&self.shared);
-        std::thread::Builder::new()
-            .name("shmsock-wait-subs".into())
-            .spawn(move || {
-                let result = shared.publisher.wait_for_subscribers(n as usize, timeout);
-                post(Box::new(move |events: &mut Vec<Event>| {
-                    events.push(match result {
-                        Ok(()) => Event::Done { op },
-                        Err(error) => Event::Failed { op, error },
-                    })
-                }));
-            })
-            .map_err(|e| to_js(CoreError::io("starting a thread", e)))?;
-        Ok(())
+        if self.shared.publisher.try_wait_for_subscribers(n as usize).map_err(to_js)? {
+            return Ok(true);
+        }
+        let mut st = lock(&self.shared.st);
+        st.member_waits.push((op, n as usize));
+        self.shared.update_member_poll(&mut st);
+        Ok(false)
+    }
+
+    /// Gives up waiting `op` (timeout, abort): false if it completed.
+    #[napi]
+    pub fn cancel_wait_for_subscribers(&self, op: i64) -> bool {
+        let mut st = lock(&self.shared.st);
+        let before = st.member_waits.len();
+        st.member_waits.retain(|&(o, _)| o != op);
+        let cancelled = st.member_waits.len() != before;
+        self.shared.update_member_poll(&mut st);
+        cancelled
     }
 
     /// How many subscribers there are now.

@@ -418,3 +418,28 @@ test('a closed subscriber does not keep the process alive', T, async () => {
     topic.close()
   }
 })
+
+test('waitForSubscribers waits on the JavaScript thread: a timeout, then the subscribers it waits for, then a close', T, async () => {
+  const keypair = Keypair.generate()
+  const name = uniqueName('members')
+  const topic = Publisher.bind(name, { keypair, slots: 8 })
+  const subs = []
+  try {
+    const before = threads()
+    await rejectsWith(topic.waitForSubscribers(1, { timeout: 50 }), codes.TIMEOUT)
+    const two = topic.waitForSubscribers(2, { timeout: 30000 })
+    assert.deepEqual(newShmsockThreads(before), [], 'a thread waits for subscribers')
+    subs.push(await Subscriber.connect(name, { serverKey: keypair.publicKey }))
+    await sleep(50)
+    subs.push(await Subscriber.connect(name, { serverKey: keypair.publicKey }))
+    await within(two, 30000, 'two subscribers')
+    assert.equal(topic.subscriberCount, 2)
+    await topic.waitForSubscribers(0)
+    const three = topic.waitForSubscribers(3)
+    topic.close()
+    await rejectsWith(three, codes.CLOSED)
+  } finally {
+    for (const s of subs) s.close()
+    topic.close()
+  }
+})
