@@ -254,9 +254,10 @@ impl PyStream {
             let _ = lingering.close();
         });
         if spawned.is_err() {
-            // No thread to be had: give up on the CLOSE frame (the peer sees
-            // PeerGone) rather than wait here.
-            drop(stream);
+            // No thread to be had: close here, as a blocking close does (it
+            // waits for room up to 2 s).
+            let _ = stream.close();
+            return true;
         }
         false
     }

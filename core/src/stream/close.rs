@@ -74,9 +74,7 @@ impl Stream {
             return Ok(true);
         }
         if self.ends_mid_message(tx) {
-            self.closed.store(true, Ordering::Release);
-            platform::shutdown(self.socket());
-            return Ok(true);
+            return self.end_without_close_frame();
         }
         let sealed = FrameHeader::CLOSE.sealed_len(tx.sealer.suite());
         match self.reserve_now(&mut tx.ring, sealed) {
@@ -104,6 +102,7 @@ impl Stream {
         true
     }
 
+    /// Ends the connection without a CLOSE frame (the peer sees PeerGone).
     fn end_without_close_frame(&self) -> Result<bool> {
         self.closed.store(true, Ordering::Release);
         platform::shutdown(self.socket());
