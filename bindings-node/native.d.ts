@@ -129,21 +129,10 @@ export declare class NativePublisher {
 export declare class NativeStream {
   /** The stream's id (unique in the process). */
   get id(): number
-  /**
-   * Receives a message: returns it if one is there now, else returns null
-   * and completes `op` later. With `into`, the message is copied into it
-   * and its length returned (BufferTooSmall keeps the message).
-   */
-  recv(op: number, into?: Buffer | undefined | null): Buffer | number | null
   /** Cancels a pending receive; false if it already completed. */
   cancelRecv(op: number): boolean
   /** Receives a message if one is complete now, else returns null. Never waits. */
   tryRecv(): Buffer | null
-  /**
-   * Sends a message: returns true if it is in the ring now, else false and
-   * completes `op` once it is (in order with earlier sends).
-   */
-  send(op: number, data: Buffer): boolean
   /**
    * Sends a message only if all of it fits in the ring now and no send
    * waits; returns false otherwise (nothing was sent).
@@ -235,6 +224,12 @@ export declare function errorCodes(): Array<string>
 
 /** The fingerprint of a 32-byte public key, e.g. `3f2a:9c11:07be:55d0`. */
 export declare function fingerprint(key: Buffer): string
+
+/**
+ * Internal: the per-message stream calls as plain functions (see the module
+ * comment): `send(id, op, data)` and `recv(id, op, into?)`.
+ */
+export declare function hotCalls(): { send(id: number, op: number, data: Buffer): boolean; recv(id: number, op: number, into?: Buffer): Buffer | number | null }
 
 /**
  * Registers the JavaScript function that receives every batch of events.

@@ -54,6 +54,10 @@ const pending = new Map()
 const flows = new Map()
 /** @type {Map<number, Serving>} Serving listeners: listener id -> Server. */
 const servers = new Map()
+/** @type {number[]} Operations whose starting native call is running (see `started`). */
+const starting = []
+/** @type {Map<number, { error: unknown, value: unknown }>} Their results, delivered before that call returned. */
+const early = new Map()
 let nextOp = 1
 // Pending operations + open Servers and Clients. While > 0, the dispatch
 // function keeps Node's event loop alive; at 0 the process may exit.
@@ -88,10 +92,8 @@ function track(op, owner, wrap, limit) {
 }
 
 /**
- * Registers `op` before the native call that starts it: that call may run
- * JavaScript handlers (it delivers other operations' results), and a nested
- * call may complete `op` before the outer one returns. Not retained yet: an
- * operation complete when its native call returns costs no ref of the loop.
+ * Registers `op`, whose result the native side will report through
+ * `dispatch`. Not retained yet (see `waitFor`).
  * @param {number} op
  * @param {object | null} owner
  * @param {((value: any) => any) | null | undefined} wrap
@@ -140,7 +142,12 @@ function waitFor(op, p, limit) {
 
 /**
  * Runs `start()` (the native call that starts `op`, returning true when it
- * completed at once, or its value) with `op` registered first.
+ * completed at once, or its value) and returns a promise of its result.
+ * Most operations complete in that call (a send that fits, a message already
+ * there): they cost no registration, no pending entry and no ref of the loop.
+ * An operation registers only when it must wait; one the call completed
+ * anyway, through a nested call made by a JavaScript handler it ran (it
+ * delivers other operations' results), is taken from `early`.
  * @param {number} op
  * @param {object | null} owner
  * @param {((value: any) => any) | null} wrap
@@ -149,17 +156,25 @@ function waitFor(op, p, limit) {
  * @returns {Promise<any>}
  */
 function started(op, owner, wrap, start, limit) {
-  const { promise, p } = begin(op, owner, wrap)
   let result
+  starting.push(op)
   try {
     result = start()
   } catch (err) {
-    settle(op, fromNative(err))
-    return promise
+    early.delete(op)
+    return Promise.reject(fromNative(err))
+  } finally {
+    starting.pop()
   }
-  if (result === true) settle(op, null)
-  else if (result != null && result !== false) settle(op, null, result)
-  else waitFor(op, p, limit)
+  if (early.size !== 0 && early.has(op)) {
+    const { error, value } = /** @type {{ error: unknown, value: unknown }} */ (early.get(op))
+    early.delete(op)
+    return error ? Promise.reject(error) : Promise.resolve(wrap ? wrap(value) : value)
+  }
+  if (result === true) return Promise.resolve(wrap ? wrap(undefined) : undefined)
+  if (result != null && result !== false) return Promise.resolve(wrap ? wrap(result) : result)
+  const { promise, p } = begin(op, owner, wrap)
+  waitFor(op, p, limit)
   return promise
 }
 
@@ -170,7 +185,11 @@ function started(op, owner, wrap, start, limit) {
  */
 function settle(op, error, value) {
   const p = pending.get(op)
-  if (!p) return
+  if (!p) {
+    // Completed while its own starting call still runs (see `started`).
+    if (starting.includes(op)) early.set(op, { error, value })
+    return
+  }
   pending.delete(op)
   if (p.retained) release()
   if (p.timer) clearTimeout(p.timer)

@@ -189,6 +189,7 @@ class Subscriber extends ReportingEmitter {
     super()
     if (token !== kInternal) throw new TypeError('use Subscriber.connect() to get a Subscriber')
     this._n = nativeSubscriber
+    this._recvTimeout = nativeSubscriber.recvTimeout ?? undefined
     this._flowing = false
     this.on('newListener', (event) => {
       if (event !== 'message' || this._flowing) return
@@ -239,6 +240,14 @@ class Subscriber extends ReportingEmitter {
    */
   recvInto(buffer, options) {
     return receive(this, checkReceiveBuffer(buffer), options)
+  }
+
+  /**
+   * @param {number} op
+   * @param {Buffer | undefined} into
+   */
+  _startRecv(op, into) {
+    return this._n.recv(op, into)
   }
 
   /** Messages until the end of the topic; other errors are thrown. */

@@ -10,6 +10,9 @@ const { nativeOptions } = require('./options.js')
 const { newOp, track, started } = require('./dispatch.js')
 const { toDuplex } = require('./duplex.js')
 
+// send and recv without napi-rs's per-call bookkeeping (src/hot.rs).
+const hot = native.hotCalls()
+
 function recvTimeoutError() {
   return makeError(codes.TIMEOUT, 'recv timed out: no message arrived; nothing was lost')
 }
@@ -46,9 +49,11 @@ function connectWith(nativeFn, name, options, wrap) {
 }
 
 /**
- * What a receive runs on: a Stream or a Subscriber (same native interface).
+ * What a receive runs on: a Stream or a Subscriber.
  * @typedef {object} Receiver
- * @property {{ recvTimeout?: number | null, cancelRecv(op: number): boolean, recv(op: number, into?: Buffer): unknown }} _n
+ * @property {{ cancelRecv(op: number): boolean }} _n
+ * @property {number | undefined} _recvTimeout its default receive timeout (ms)
+ * @property {(op: number, into: Buffer | undefined) => unknown} _startRecv the native receive
  * @property {() => Promise<Buffer>} recv
  */
 
@@ -61,17 +66,20 @@ function connectWith(nativeFn, name, options, wrap) {
  * @returns {Promise<any>}
  */
 function receive(owner, into, options) {
-  const limit = waitOptions(options)
-  if (limit.signal && limit.signal.aborted) return Promise.reject(abortError(limit.signal))
-  const timeout = limit.timeout !== undefined ? limit.timeout : (owner._n.recvTimeout ?? undefined)
+  let timeout = owner._recvTimeout
+  let signal
+  if (options !== undefined) {
+    const limit = waitOptions(options)
+    signal = limit.signal
+    if (signal && signal.aborted) return Promise.reject(abortError(signal))
+    if (limit.timeout !== undefined) timeout = limit.timeout
+  }
   const op = newOp()
-  /** @param {number} op */
-  const cancel = (op) => owner._n.cancelRecv(op)
-  return started(op, owner, null, () => owner._n.recv(op, into), {
+  return started(op, owner, null, () => owner._startRecv(op, into), {
     timeout,
     timeoutError: recvTimeoutError,
-    signal: limit.signal,
-    cancel,
+    signal,
+    cancel: (op) => owner._n.cancelRecv(op),
   })
 }
 
@@ -107,6 +115,8 @@ class Stream {
   constructor(nativeStream, token) {
     if (token !== kInternal) throw new TypeError('use Stream.connect() or listener.accept() to get a Stream')
     this._n = nativeStream
+    this._id = nativeStream.id
+    this._recvTimeout = nativeStream.recvTimeout ?? undefined
   }
 
   /**
@@ -129,7 +139,7 @@ class Stream {
   send(data) {
     const buf = toBuffer(data, 'data')
     const op = newOp()
-    return started(op, this, null, () => this._n.send(op, buf))
+    return started(op, this, null, () => hot.send(this._id, op, buf))
   }
 
   /**
@@ -171,6 +181,14 @@ class Stream {
    */
   _recv(into, options) {
     return receive(this, into, options)
+  }
+
+  /**
+   * @param {number} op
+   * @param {Buffer | undefined} into
+   */
+  _startRecv(op, into) {
+    return hot.recv(this._id, op, into)
   }
 
   /**

@@ -11,6 +11,7 @@
 //! - [`inbox`]: pending receives, read-ahead and flowing delivery (streams, subscribers);
 //! - [`stream`]: one connection's receiving, sending and closing;
 //! - [`native_stream`]: `NativeStream`, its JavaScript class;
+//! - [`hot`]: its per-message calls (`send`, `recv`) as plain Node-API functions;
 //! - [`listener`]: `NativeListener` (accept, serve);
 //! - [`publisher`], [`subscriber`]: the two ends of a publish/subscribe topic;
 //! - [`connect`]: `connect`, with its `wait` for a server to appear;
@@ -30,6 +31,7 @@ mod connect;
 mod cpu;
 mod dispatch;
 mod errors;
+mod hot;
 mod inbox;
 mod keys;
 mod listener;

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Buffer, Either};
+use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 use shmsock::Role;
 
 use crate::dispatch::{lock, Message};
 use crate::errors::{to_js, Code};
-use crate::inbox::recv_result;
+use crate::hot;
 use crate::stream::{live_streams as live, StreamShared};
 
 /// Message and byte counts of a stream.
@@ -44,6 +44,7 @@ pub struct NativeStream {
 
 impl NativeStream {
     pub(crate) fn wrap(inner: Arc<StreamShared>) -> NativeStream {
+        hot::register(&inner);
         NativeStream { inner }
     }
 }
@@ -53,6 +54,7 @@ impl Drop for NativeStream {
     /// this thread) so the fd, the mapping and the peer are released. Pending
     /// operations keep the JavaScript object reachable, so none is pending.
     fn drop(&mut self) {
+        hot::unregister(self.inner.id);
         self.inner.close(None);
     }
 }
@@ -65,14 +67,6 @@ impl NativeStream {
         self.inner.id
     }
 
-    /// Receives a message: returns it if one is there now, else returns null
-    /// and completes `op` later. With `into`, the message is copied into it
-    /// and its length returned (BufferTooSmall keeps the message).
-    #[napi(ts_return_type = "Buffer | number | null")]
-    pub fn recv(&self, op: i64, into: Option<Buffer>) -> napi::Result<Option<Either<Message, u32>>, Code> {
-        recv_result(self.inner.recv(op, into).map_err(to_js)?)
-    }
-
     /// Cancels a pending receive; false if it already completed.
     #[napi]
     pub fn cancel_recv(&self, op: i64) -> bool {
@@ -83,13 +77,6 @@ impl NativeStream {
     #[napi(ts_return_type = "Buffer | null")]
     pub fn try_recv(&self) -> napi::Result<Option<Message>, Code> {
         Ok(self.inner.try_recv().map_err(to_js)?.map(Message))
-    }
-
-    /// Sends a message: returns true if it is in the ring now, else false and
-    /// completes `op` once it is (in order with earlier sends).
-    #[napi]
-    pub fn send(&self, op: i64, data: Buffer) -> napi::Result<bool, Code> {
-        self.inner.send(op, data).map_err(to_js)
     }
 
     /// Sends a message only if all of it fits in the ring now and no send

@@ -76,7 +76,7 @@ thread_local! {
     static JS: RefCell<Option<JsContext>> = const { RefCell::new(None) };
 }
 
-fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
+pub(crate) fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
     if status == sys::Status::napi_ok {
         Ok(())
     } else {

@@ -1,6 +1,7 @@
 // Stream: echo of every size, ordering under backpressure, timeouts, keys,
 // closed streams, bad arguments, a peer that dies.
 import assert from 'node:assert/strict'
+import { createRequire } from 'node:module'
 import { test } from 'node:test'
 
 import { newShmsockThreads, pair, rejectsWith, runFixture, shm, sleep, threads, uniqueName, until, within } from './helpers.mjs'
@@ -284,6 +285,51 @@ test('wrong argument types throw TypeError', T, async () => {
   } finally {
     await p.close()
   }
+})
+
+test('the internal per-message calls (src/hot.rs) throw on bad arguments and unknown streams, never crash', T, async () => {
+  const require = createRequire(import.meta.url)
+  const hot = require('../lib/native.js').hotCalls()
+  const p = await pair()
+  try {
+    const id = p.client._id
+    const code = (c) => (e) => e.code === c
+    assert.throws(() => hot.send(id, 1, 'not a buffer'), code(codes.INVALID_ARGUMENT))
+    assert.throws(() => hot.send(id, 'op', Buffer.alloc(1)), code(codes.INVALID_ARGUMENT))
+    assert.throws(() => hot.send(), code(codes.INVALID_ARGUMENT))
+    assert.throws(() => hot.recv(id, 1, 42), code(codes.INVALID_ARGUMENT))
+    assert.throws(() => hot.recv({}, 1), code(codes.INVALID_ARGUMENT))
+    // No stream has this id (or it was collected): the stream is closed.
+    assert.throws(() => hot.send(-5, 1, Buffer.alloc(1)), code(codes.CLOSED))
+    assert.throws(() => hot.recv(2 ** 40, 1), code(codes.CLOSED))
+    // The stream is untouched by all that.
+    await p.client.send('still fine')
+    assert.equal(String(await p.server.recv()), 'still fine')
+  } finally {
+    await p.close()
+  }
+})
+
+test('an operation completed while its own starting call still runs resolves with that result', T, async () => {
+  const require = createRequire(import.meta.url)
+  const { newOp, started, settle, pending } = require('../lib/dispatch.js')
+  // What a JavaScript handler run by the native call (a nested call) can do:
+  // report the operation's result before the outer call returns null.
+  const op = newOp()
+  const got = started(op, null, (v) => `wrapped ${v}`, () => {
+    settle(op, null, 'early')
+    return null
+  })
+  assert.equal(await got, 'wrapped early')
+  const failing = newOp()
+  const failed = started(failing, null, null, () => {
+    settle(failing, new Error('early failure'))
+    return null
+  })
+  await assert.rejects(failed, /early failure/)
+  // Nothing is left registered, and a stray result for an unknown op is dropped.
+  assert.equal(pending.has(op) || pending.has(failing), false)
+  settle(newOp(), null, 'nobody waits')
 })
 
 test('a peer process killed with SIGKILL gives SHMSOCK_PEER_GONE', T, async () => {

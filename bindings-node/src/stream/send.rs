@@ -26,18 +26,24 @@ const SEND_SPIN_EVERY: Duration = Duration::from_micros(2);
 
 impl StreamShared {
     /// A send from JavaScript: true when the message is in the ring now, else
-    /// it completes as `op` once it is (in order with earlier sends). On a
-    /// Server connection whose queue is full: WouldBlock, nothing queued.
-    pub(crate) fn send(self: &Arc<Self>, op: i64, data: Buffer) -> Result<bool, CoreError> {
+    /// it completes as `op` once it is (in order with earlier sends): `keep`
+    /// then holds on to the caller's buffer. On a Server connection whose
+    /// queue is full: WouldBlock, nothing queued.
+    pub(crate) fn send(
+        self: &Arc<Self>,
+        op: i64,
+        data: &[u8],
+        keep: impl FnOnce() -> Result<Buffer, CoreError>,
+    ) -> Result<bool, CoreError> {
         let mut st = lock(&self.st);
         self.check_open(&st)?;
         if st.outbox.is_empty() {
-            match self.send_spin(&mut st.send_spin, &data)? {
+            match self.send_spin(&mut st.send_spin, data)? {
                 SendProgress::Complete => return Ok(true),
                 SendProgress::Partial { .. } => {}
             }
         }
-        st.outbox.push(op, data)?;
+        st.outbox.push(op, keep()?)?;
         let mut events = Vec::new();
         self.look_at_receive_side(&mut st, &mut events);
         self.update_poll(&mut st);
