@@ -377,8 +377,16 @@ impl StreamShared {
     /// sooner than a wake-up through the kernel). Adaptive, as the core's own
     /// waiting: after SPIN_GIVE_UP spins in a row found nothing (the peer is
     /// slow, or shares this core, where spinning only delays it), it spins only
-    /// every SPIN_RETRY_EVERY-th time.
+    /// every SPIN_RETRY_EVERY-th time; never when the peer shares this CPU.
     fn spin(&self, st: &mut StreamState, events: &mut Vec<Event>) {
+        // As `Adaptive::start`: not when the peer said it runs on this CPU
+        // (on one core it could only answer once this thread stops). Without
+        // its preemption count: that is a system call, and this spin is on
+        // every small message's path.
+        let hints = self.placement_hints();
+        if hints.peer_on(hints.publish()) || placement::crowded(Instant::now()) {
+            return;
+        }
         if st.spin_failures >= SPIN_GIVE_UP {
             st.spins_skipped += 1;
             if st.spins_skipped < SPIN_RETRY_EVERY {
