@@ -66,6 +66,12 @@ impl RingLayout {
 pub struct Producer {
     layout: RingLayout,
     tail: u64,
+    /// The consumer's head as last read (validated). It only grows, so room
+    /// computed from it is never more than there is; re-reading it only when
+    /// that room is too small spares a transfer of the head's cache line
+    /// between cores on nearly every record (the consumer writes it on each
+    /// one).
+    known_head: u64,
 }
 
 /// Where a reserved record goes.
@@ -80,7 +86,7 @@ pub struct Reservation {
 impl Producer {
     /// The producer of ring `ring` (starting from an empty ring).
     pub fn new(ring: usize, capacity: u32) -> Producer {
-        Producer { layout: RingLayout::new(ring, capacity), tail: 0 }
+        Producer { layout: RingLayout::new(ring, capacity), tail: 0, known_head: 0 }
     }
 
     /// Capacity in bytes.
@@ -94,6 +100,16 @@ impl Producer {
             return Err(tampered("head counter out of range"));
         }
         Ok(head)
+    }
+
+    /// True when `needed` more bytes fit after the tail: first by the head
+    /// last read, then, if not, by the head read now.
+    fn room_for(&mut self, seg: &Segment, needed: u64) -> Result<bool> {
+        if needed <= self.layout.capacity - (self.tail - self.known_head) {
+            return Ok(true);
+        }
+        self.known_head = self.head(seg)?;
+        Ok(needed <= self.layout.capacity - (self.tail - self.known_head))
     }
 
     /// Bytes a record of `record` bytes takes at `tail`, counting a PAD skip.
@@ -111,9 +127,7 @@ impl Producer {
     pub fn reserve(&mut self, seg: &Segment, sealed_len: usize) -> Result<Option<Reservation>> {
         let record = record_len(sealed_len);
         assert!(record <= self.layout.capacity, "record larger than the ring");
-        let head = self.head(seg)?;
-        let free = self.layout.capacity - (self.tail - head);
-        if self.needed(self.tail, record) > free {
+        if !self.room_for(seg, self.needed(self.tail, record))? {
             return Ok(None);
         }
         let mut at = self.tail;
@@ -127,16 +141,15 @@ impl Producer {
 
     /// True when records of these sealed lengths, written one after the other,
     /// fit in the ring now (for `try_send`, which is all or nothing).
-    pub fn fits_all(&self, seg: &Segment, sealed_lens: impl Iterator<Item = usize>) -> Result<bool> {
-        let head = self.head(seg)?;
+    pub fn fits_all(&mut self, seg: &Segment, sealed_lens: impl Iterator<Item = usize>) -> Result<bool> {
         let mut at = self.tail;
         for len in sealed_lens {
             at += self.needed(at, record_len(len));
-            if at - head > self.layout.capacity {
+            if at - self.tail > self.layout.capacity {
                 return Ok(false);
             }
         }
-        Ok(true)
+        self.room_for(seg, at - self.tail)
     }
 
     /// This ring's [`Interest`]: freed space (the consumer's head).
@@ -493,6 +506,35 @@ mod tests {
         assert_eq!(c.peek(&seg).unwrap_err().kind(), ErrorKind::ProtocolViolation);
         seg.atomic_u64(segment::ring_control_offset(0) + segment::HEAD).store(7, Ordering::SeqCst);
         assert_eq!(p.reserve(&seg, 10).unwrap_err().kind(), ErrorKind::ProtocolViolation);
+    }
+
+    #[test]
+    fn the_producer_reads_the_head_again_only_when_the_room_it_saw_runs_out() {
+        let seg = Segment::create(Backend::Memfd, 4096).unwrap();
+        let mut p = Producer::new(0, 4096);
+        let mut c = Consumer::new(0, 4096);
+        let head = segment::ring_control_offset(0) + segment::HEAD;
+        // 1,024-byte records: four fill the 4,096-byte ring.
+        let _ = put(&seg, &mut p, 1024, true);
+        let _ = take(&seg, &mut c, 1024);
+        // A bad head is not read while the room the producer knows (from the
+        // empty ring it started with) suffices: records go where they would.
+        seg.atomic_u64(head).store(7, Ordering::SeqCst);
+        for _ in 0..3 {
+            let _ = put(&seg, &mut p, 1024, true);
+        }
+        // Past that room it reads the head, and the bad value ends it.
+        assert_eq!(p.reserve(&seg, 1024).unwrap_err().kind(), ErrorKind::ProtocolViolation);
+        // A good head read then gives the room it frees; a stale one never
+        // gives more than there is.
+        let mut p = Producer::new(1, 4096);
+        let mut c = Consumer::new(1, 4096);
+        for _ in 0..4 {
+            let _ = put(&seg, &mut p, 1024, true);
+        }
+        assert!(p.reserve(&seg, 1024).unwrap().is_none(), "a full ring has no room");
+        let _ = take(&seg, &mut c, 1024);
+        assert!(p.reserve(&seg, 1024).unwrap().is_some(), "the freed record's room is seen");
     }
 
     /// Writes a record of `len` sealed bytes (a non-PAD header) and publishes it.

@@ -124,18 +124,22 @@ fn garbage_counters() {
         (S2C, segment::TAIL, 'C'), // the client consumes server->client
     ];
     for (ring, counter, reader) in cases {
-        let values = |cur: u64| -> Vec<u64> {
-            let mut v = vec![u64::MAX, cur + 8, cur + 4096 + 16, 1 << 63];
-            if counter == segment::TAIL {
-                v.push(cur - 16); // tail behind the consumer's head
-            } else {
-                v.push(cur + 16); // head ahead of the producer's tail
-            }
-            v
-        };
         let probe = rig.victim(&[]);
         let cur = probe.map.load_u64(ring + counter);
+        let ring_size = probe.ring as u64;
         rig.finish(probe);
+        let values = |cur: u64| -> Vec<u64> {
+            if counter == segment::TAIL {
+                // The last: tail behind the consumer's head.
+                vec![u64::MAX, cur + 8, cur + 4096 + 16, 1 << 63, cur - 16]
+            } else {
+                // The producer reads the head again only once the room it
+                // last saw runs out, which a message of the ring's size makes
+                // happen before its tail passes `cur + ring_size`: values past
+                // that (or misaligned) are out of range whenever it reads them.
+                vec![u64::MAX, cur + 8, cur + ring_size + 16, 1 << 63]
+            }
+        };
         for garbage in values(cur) {
             let what = format!("ring {ring:#x} counter {counter:#x} := {garbage:#x} (was {cur:#x})");
             let mut v = rig.victim(&[]);
@@ -147,11 +151,12 @@ fn garbage_counters() {
             } else {
                 (&mut v.client, 0, &mut rig.server, conn)
             };
-            // The reader reads the counter on its next call.
+            // The reader reads the counter on its next call (the producer: on
+            // the next that needs more room than it last saw).
             let detected = if counter == segment::TAIL {
                 detector.recv(detector_conn, WAIT)
             } else {
-                detector.cmd(&format!("{detector_conn} send 100 7"));
+                detector.cmd(&format!("{detector_conn} send {ring_size} 7"));
                 detector.result(detector_conn)
             };
             assert_detected(detected, &what);
