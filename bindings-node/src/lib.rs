@@ -17,7 +17,7 @@
 //! - [`connect`]: `connect`, with its `wait` for a server to appear;
 //! - [`dispatch`]: the events handed to JavaScript, and the thread-safe
 //!   function for results of other threads (connects, handshakes, closes);
-//! - [`uv`]: libuv poll handles and delivery to JavaScript (the unsafe part);
+//! - [`uv`]: libuv poll handles and delivery to JavaScript (unsafe, as [`hot`]);
 //! - [`pool`]: reused blocks for large received messages;
 //! - [`cpu`]: this thread's preemptions (tell a spin that took turns with its peer);
 //! - [`errors`]: core errors as `Error`s with a `SHMSOCK_*` code.

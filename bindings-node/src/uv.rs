@@ -1,7 +1,8 @@
 //! The JavaScript thread's own waiting: libuv poll handles on the pollable fds
 //! of streams and listeners, and the delivery of results to JavaScript.
 //!
-//! This is the one unsafe module of the binding. Node links libuv into its
+//! With [`hot`](crate::hot) (the per-message calls), this is where the
+//! binding's unsafe code lives. Node links libuv into its
 //! executable and exports its symbols (they are part of Node's documented
 //! native ABI, which `napi_get_uv_event_loop` hands out), so they are declared
 //! here with `extern "C"` and resolved when Node loads the module.
