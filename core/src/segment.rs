@@ -402,6 +402,11 @@ impl Segment {
         // the caller passes a slice of another mapping of it, which nothing in this
         // crate does.
         unsafe { sealer.seal_raw(header, plaintext, self.base.add(offset)) }?;
+        let sealed = header.sealed_len(sealer.suite());
+        if sealed <= DEMOTE_MAX {
+            // SAFETY: the sealed frame is inside the mapping (checked above).
+            demote(unsafe { self.base.add(offset) }, sealed);
+        }
         self.check_intact()
     }
 
@@ -445,9 +450,64 @@ impl Drop for Segment {
     }
 }
 
+/// The largest sealed frame whose cache lines the sender demotes. For small
+/// frames the receiver's read is the round trip's critical path, and taking
+/// the lines from the shared cache instead of by a snoop into the sender's
+/// core saved 8-15 % of a 64 B-2 KiB round trip on a Xeon with CLDEMOTE (A/B
+/// within one process). Large transfers gained nothing and 1 MiB lost a
+/// little (each demote costs some nanoseconds and the receiver's prefetcher
+/// already streams them), so they keep their lines.
+const DEMOTE_MAX: usize = 4096;
+
+/// Asks the CPU to move the cache lines of `[ptr, ptr + len)` from this core's
+/// private caches to the shared last-level cache (x86 CLDEMOTE), where the
+/// peer's core reads them sooner. A hint: it changes no value, cannot fault,
+/// and is skipped on CPUs without the instruction.
+fn demote(ptr: *const u8, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if cpu_has_cldemote() {
+        let end = ptr as usize + len;
+        let mut line = ptr as usize & !63;
+        while line < end {
+            // SAFETY: CLDEMOTE neither reads nor writes memory and never faults,
+            // whatever the address; the CPU implements it (checked above).
+            // `readonly` (not `nomem`) keeps it after the seal's stores.
+            unsafe {
+                std::arch::asm!("cldemote byte ptr [{0}]", in(reg) line, options(nostack, preserves_flags, readonly))
+            };
+            line += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (ptr, len);
+}
+
+/// CPUID.(EAX=7, ECX=0):ECX bit 25, read once.
+#[cfg(target_arch = "x86_64")]
+fn cpu_has_cldemote() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        // SAFETY: CPUID exists on every x86_64 CPU. (The intrinsics are safe
+        // functions since Rust 1.89 but not in 1.85, our minimum.)
+        #[allow(unused_unsafe)]
+        let (max_leaf, leaf7) = unsafe { (std::arch::x86_64::__cpuid(0).eax, std::arch::x86_64::__cpuid_count(7, 0)) };
+        // Leaf 7 is meaningful only when leaf 0 says it exists.
+        max_leaf >= 7 && leaf7.ecx & (1 << 25) != 0
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn demoting_lines_changes_no_byte() {
+        let buf: Vec<u8> = (0..300u16).map(|i| i as u8).collect();
+        // An unaligned range across several lines, and an empty one.
+        demote(buf[3..].as_ptr(), 290);
+        demote(buf.as_ptr(), 0);
+        assert!(buf.iter().enumerate().all(|(i, &b)| b == i as u8));
+    }
 
     #[test]
     fn only_names_of_the_created_form_are_segment_names() {
