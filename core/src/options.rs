@@ -7,9 +7,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::handshake::{validate_ring_size, AllowedClients, Backend, ClientOffer, ServerPolicy, SUPPORTED_VERSIONS};
 use crate::keys::{Keypair, PublicKey};
 
-/// Default capacity of each ring: 64 KiB, so an idle connection commits 132 KiB
-/// of shared memory (4 KiB of header and two rings), within the 256 KiB budget
-/// (a 128 KiB ring would make it 260 KiB). Larger messages stream through in
+/// Default capacity of each ring: 64 KiB. Ring pages are reserved as they come
+/// into use (`ring`), so an idle connection commits 4 KiB of shared memory and
+/// one moving data at most 132 KiB (4 KiB of header and two rings). Larger messages stream through in
 /// fragments of up to a quarter of the ring; measured on a 2-vCPU EPYC in one
 /// launch, 1 MiB messages between two cores lost little against a 1 MiB ring,
 /// while connecting took 4.5 times less time (see PROTOCOL.md §8).

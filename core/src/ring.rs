@@ -22,6 +22,16 @@
 //! itself, and before it returns to its caller. So every wake-up still comes,
 //! only later, and a large message through a small ring costs a few wake-ups
 //! per ring's worth instead of one per fragment (tests/loom models the rule).
+//!
+//! Committed pages (PROTOCOL.md §10, "Committing ring pages"): a memfd
+//! segment is created with only its header reserved, and each side reserves
+//! (`Segment::commit`) the pages of a ring from its start up to the furthest
+//! byte it is about to touch, in steps of [`COMMIT_STEP`], before touching
+//! them, so memory pressure is an error from `fallocate`, never a SIGBUS. An
+//! idle connection therefore costs a page, and one that only exchanges small
+//! messages keeps to the first step: a producer whose message would run past
+//! what it committed starts again at the ring's beginning (a PAD marker) when
+//! the ring is empty and the message fits before its current position.
 
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
@@ -31,6 +41,9 @@ use crate::segment::{self, Segment};
 
 /// Records start at multiples of this.
 pub const ALIGN: u64 = 16;
+
+/// Ring bytes reserved at a time as a side first reaches them.
+pub const COMMIT_STEP: u64 = 64 * 1024;
 
 /// Rounds a sealed frame length up to its record length.
 pub fn record_len(sealed_len: usize) -> u64 {
@@ -60,6 +73,18 @@ impl RingLayout {
             capacity: u64::from(capacity),
         }
     }
+
+    /// Makes `*committed` (ring bytes reserved from the ring's start) reach at
+    /// least `end`, reserving whole steps.
+    fn commit(&self, seg: &Segment, committed: &mut u64, end: u64) -> Result<()> {
+        if end <= *committed {
+            return Ok(());
+        }
+        let target = end.div_ceil(COMMIT_STEP).saturating_mul(COMMIT_STEP).min(self.capacity);
+        seg.commit(self.data + *committed as usize, (target - *committed) as usize)?;
+        *committed = target;
+        Ok(())
+    }
 }
 
 /// The writing end of a ring.
@@ -72,6 +97,8 @@ pub struct Producer {
     /// between cores on nearly every record (the consumer writes it on each
     /// one).
     known_head: u64,
+    /// Ring bytes this side reserved, from the ring's start.
+    committed: u64,
 }
 
 /// Where a reserved record goes.
@@ -86,7 +113,7 @@ pub struct Reservation {
 impl Producer {
     /// The producer of ring `ring` (starting from an empty ring).
     pub fn new(ring: usize, capacity: u32) -> Producer {
-        Producer { layout: RingLayout::new(ring, capacity), tail: 0, known_head: 0 }
+        Producer { layout: RingLayout::new(ring, capacity), tail: 0, known_head: 0, committed: 0 }
     }
 
     /// Capacity in bytes.
@@ -131,12 +158,46 @@ impl Producer {
             return Ok(None);
         }
         let mut at = self.tail;
-        let contiguous = self.layout.capacity - at % self.layout.capacity;
+        let pos = at % self.layout.capacity;
+        let contiguous = self.layout.capacity - pos;
         if record > contiguous {
-            seg.write_bytes(self.layout.data + (at % self.layout.capacity) as usize, &[0u8; ALIGN as usize])?;
+            self.write_pad(seg, pos)?;
             at += contiguous;
         }
-        Ok(Some(Reservation { offset: self.layout.data + (at % self.layout.capacity) as usize, end: at + record }))
+        let pos = at % self.layout.capacity;
+        self.layout.commit(seg, &mut self.committed, pos + record)?;
+        Ok(Some(Reservation { offset: self.layout.data + pos as usize, end: at + record }))
+    }
+
+    /// Writes a PAD marker at ring position `pos`.
+    fn write_pad(&mut self, seg: &Segment, pos: u64) -> Result<()> {
+        self.layout.commit(seg, &mut self.committed, pos + ALIGN)?;
+        seg.write_bytes(self.layout.data + pos as usize, &[0u8; ALIGN as usize])
+    }
+
+    /// Called before the first record of a message whose records have these
+    /// sealed lengths: when they would run past the committed part of the
+    /// ring but fit before the tail's position, and the ring is empty, the
+    /// message starts again at the ring's beginning (a PAD marker, published
+    /// with its first record), so a connection that only exchanges small
+    /// messages keeps to the pages it already reserved.
+    pub fn begin_message(&mut self, seg: &Segment, sealed_lens: impl Iterator<Item = usize>) -> Result<()> {
+        let pos = self.tail % self.layout.capacity;
+        if pos == 0 || self.committed >= self.layout.capacity || pos + ALIGN > self.committed {
+            return Ok(());
+        }
+        let total: u64 = sealed_lens.map(record_len).sum();
+        if pos + total <= self.committed || total > pos {
+            return Ok(());
+        }
+        // Only the head read now can tell that the ring is empty.
+        self.known_head = self.head(seg)?;
+        if self.known_head != self.tail {
+            return Ok(());
+        }
+        self.write_pad(seg, pos)?;
+        self.tail += self.layout.capacity - pos;
+        Ok(())
     }
 
     /// True when records of these sealed lengths, written one after the other,
@@ -282,6 +343,10 @@ pub struct Consumer {
     /// The tail `peek` last read (validated), for deciding whether to defer a
     /// wake-up.
     seen_tail: u64,
+    /// Ring bytes this side reserved, from the ring's start: it reserves what
+    /// it is about to read too, because the peer may publish records over
+    /// pages nobody reserved.
+    committed: u64,
 }
 
 /// A record found at the head of a ring.
@@ -300,7 +365,7 @@ pub struct Peeked {
 impl Consumer {
     /// The consumer of ring `ring` (starting from an empty ring).
     pub fn new(ring: usize, capacity: u32) -> Consumer {
-        Consumer { layout: RingLayout::new(ring, capacity), head: 0, wake_owed: false, seen_tail: 0 }
+        Consumer { layout: RingLayout::new(ring, capacity), head: 0, wake_owed: false, seen_tail: 0, committed: 0 }
     }
 
     fn tail(&self, seg: &Segment) -> Result<u64> {
@@ -331,12 +396,14 @@ impl Consumer {
     /// empty, the next record is a PAD marker, or the counters look tampered
     /// with: the caller learns the truth when it receives). Unverified, as the
     /// peer wrote them.
-    pub fn next_header(&self, seg: &Segment) -> Option<[u8; HEADER_LEN]> {
+    pub fn next_header(&mut self, seg: &Segment) -> Option<[u8; HEADER_LEN]> {
         let tail = self.tail(seg).ok()?;
         if self.head == tail {
             return None;
         }
-        let offset = self.layout.data + (self.head % self.layout.capacity) as usize;
+        let pos = self.head % self.layout.capacity;
+        self.layout.commit(seg, &mut self.committed, pos + HEADER_LEN as u64).ok()?;
+        let offset = self.layout.data + pos as usize;
         let mut header = [0u8; HEADER_LEN];
         seg.copy_out(offset, &mut header).ok()?;
         (header[0] != 0).then_some(header)
@@ -354,6 +421,7 @@ impl Consumer {
             let pos = self.head % self.layout.capacity;
             let contiguous = self.layout.capacity - pos;
             let offset = self.layout.data + pos as usize;
+            self.layout.commit(seg, &mut self.committed, pos + HEADER_LEN as u64)?;
             let mut header = [0u8; HEADER_LEN];
             seg.copy_out(offset, &mut header)?;
             if header[0] == 0 {
@@ -381,12 +449,14 @@ impl Consumer {
     }
 
     /// Checks that a frame of `sealed_len` bytes at `peeked` lies inside the
-    /// published part of the ring and does not wrap.
-    pub fn check_record(&self, peeked: &Peeked, sealed_len: usize) -> Result<u64> {
+    /// published part of the ring and does not wrap, and reserves its pages.
+    pub fn check_record(&mut self, seg: &Segment, peeked: &Peeked, sealed_len: usize) -> Result<u64> {
         let record = record_len(sealed_len);
         if record > peeked.contiguous || self.head + record > peeked.tail {
             return Err(tampered("frame runs past the published data"));
         }
+        let pos = (peeked.offset - self.layout.data) as u64;
+        self.layout.commit(seg, &mut self.committed, pos + record)?;
         Ok(record)
     }
 
@@ -455,7 +525,7 @@ mod tests {
         }
         assert_eq!(n, 4);
         let peeked = c.peek(&seg).unwrap().unwrap();
-        let rec = c.check_record(&peeked, 1000).unwrap();
+        let rec = c.check_record(&seg, &peeked, 1000).unwrap();
         let _ = c.advance(&seg, rec);
         // Next record wraps: PAD written, lands at the start.
         let r = p.reserve(&seg, 1000).unwrap().unwrap();
@@ -466,7 +536,7 @@ mod tests {
         let _ = p.publish(&seg, r, true);
         for _ in 0..3 {
             let pk = c.peek(&seg).unwrap().unwrap();
-            let rec = c.check_record(&pk, 1000).unwrap();
+            let rec = c.check_record(&seg, &pk, 1000).unwrap();
             let _ = c.advance(&seg, rec);
         }
         let pk = c.peek(&seg).unwrap().unwrap();
@@ -485,7 +555,7 @@ mod tests {
             seg.write_bytes(r.offset, &hdr).unwrap();
             let _ = p2.publish(&seg, r, true);
             let pk = c2.peek(&seg).unwrap().unwrap();
-            let rec = c2.check_record(&pk, 2000).unwrap();
+            let rec = c2.check_record(&seg, &pk, 2000).unwrap();
             let _ = c2.advance(&seg, rec);
         }
         let r = p2.reserve(&seg, 2000).unwrap().unwrap(); // PAD at 4032, record at 0
@@ -537,6 +607,72 @@ mod tests {
         assert!(p.reserve(&seg, 1024).unwrap().is_some(), "the freed record's room is seen");
     }
 
+    /// Bytes of the segment's memfd that hold pages.
+    fn reserved_bytes(seg: &Segment) -> u64 {
+        let st = rustix::fs::fstat(seg.memfd().expect("a memfd segment")).unwrap();
+        st.st_blocks as u64 * 512
+    }
+
+    #[test]
+    fn ring_pages_are_reserved_as_they_come_into_use() {
+        const RING: u32 = 256 * 1024;
+        let seg = Segment::create(Backend::Memfd, RING).unwrap();
+        assert_eq!(reserved_bytes(&seg), segment::DATA_OFFSET as u64, "a new segment reserves its header only");
+        let (mut p, mut c) = (Producer::new(0, RING), Consumer::new(0, RING));
+        // Small messages, one at a time, for several times the ring: the
+        // producer starts again at the beginning instead of reserving more.
+        for _ in 0..(4 * RING / 1024) {
+            p.begin_message(&seg, [1000].into_iter()).unwrap();
+            let _ = put(&seg, &mut p, 1000, true);
+            let _ = take(&seg, &mut c, 1000);
+        }
+        assert_eq!(p.committed, COMMIT_STEP);
+        assert_eq!(c.committed, COMMIT_STEP);
+        assert_eq!(reserved_bytes(&seg), segment::DATA_OFFSET as u64 + COMMIT_STEP);
+        // With records still in the ring it cannot start again: it reserves more.
+        let _ = put(&seg, &mut p, 1000, true);
+        for _ in 0..(COMMIT_STEP / 1024) {
+            p.begin_message(&seg, [1000].into_iter()).unwrap();
+            let _ = put(&seg, &mut p, 1000, true);
+        }
+        assert_eq!(p.committed, 2 * COMMIT_STEP);
+        // A ring kept full reserves all of it, and no more.
+        while let Some(r) = p.reserve(&seg, 16000).unwrap() {
+            seg.write_bytes(r.offset, &[1u8; 16]).unwrap();
+            let _ = p.publish(&seg, r, true);
+            let _ = take(&seg, &mut c, 1000);
+        }
+        assert_eq!(p.committed, u64::from(RING));
+        assert_eq!(reserved_bytes(&seg), segment::DATA_OFFSET as u64 + u64::from(RING));
+    }
+
+    #[test]
+    fn a_consumer_reserves_what_it_reads_even_where_the_producer_did_not() {
+        const RING: u32 = 256 * 1024;
+        let seg = Segment::create(Backend::Memfd, RING).unwrap();
+        let mut c = Consumer::new(1, RING);
+        // A peer publishes records up to 200 KiB and beyond, past anything
+        // reserved, without reserving them (as a hostile or careless one may).
+        let at = 200 * 1024u64;
+        let pad = segment::ring_data_offset(1, RING);
+        seg.write_bytes(pad, &[1u8; 16]).unwrap();
+        seg.atomic_u64(segment::ring_control_offset(1) + segment::TAIL).store(at + 1024, Ordering::Release);
+        // The consumer reads the first record (1024 bytes at 0): one step.
+        let pk = c.peek(&seg).unwrap().unwrap();
+        let rec = c.check_record(&seg, &pk, 1024).unwrap();
+        let _ = c.advance(&seg, rec);
+        assert_eq!(c.committed, COMMIT_STEP);
+        // Jump the consumer's head as if it had read up to `at`.
+        c.head = at;
+        seg.atomic_u64(segment::ring_control_offset(1) + segment::HEAD).store(at, Ordering::Release);
+        // What it finds there is zeros (a PAD marker running past the tail: an
+        // error), read from a page it reserved first.
+        let before = reserved_bytes(&seg);
+        c.peek(&seg).unwrap_err();
+        assert!(c.committed > at, "the header's page is reserved before it is read");
+        assert!(reserved_bytes(&seg) > before);
+    }
+
     /// Writes a record of `len` sealed bytes (a non-PAD header) and publishes it.
     fn put(seg: &Segment, p: &mut Producer, len: usize, last: bool) -> bool {
         let r = p.reserve(seg, len).unwrap().expect("room");
@@ -547,7 +683,7 @@ mod tests {
     /// Consumes the next record of `len` sealed bytes.
     fn take(seg: &Segment, c: &mut Consumer, len: usize) -> bool {
         let pk = c.peek(seg).unwrap().expect("a record");
-        let rec = c.check_record(&pk, len).unwrap();
+        let rec = c.check_record(seg, &pk, len).unwrap();
         c.advance(seg, rec)
     }
 

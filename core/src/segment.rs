@@ -187,7 +187,8 @@ impl Segment {
         let size = segment_size(ring_size);
         let seg = match backend {
             Backend::Memfd => {
-                let fd = platform::create_memfd(size)?;
+                // The rings' pages are reserved as they come into use (`commit`).
+                let fd = platform::create_memfd(size, DATA_OFFSET as u64)?;
                 let base = map_fd(fd.as_fd(), size as usize)?;
                 Segment { base, len: size as usize, ring_size, backing: Backing::Memfd(fd), guard: None }
             }
@@ -386,6 +387,17 @@ impl Segment {
         // private memory.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.base.add(offset), src.len()) };
         self.check_intact()
+    }
+
+    /// Reserves the pages of `[offset, offset + len)` before this side first
+    /// touches them (memfd segments, whose rings are reserved as they come
+    /// into use; a named object is reserved whole when created).
+    pub fn commit(&self, offset: usize, len: usize) -> Result<()> {
+        self.check_range(offset, len)?;
+        match &self.backing {
+            Backing::Memfd(fd) => platform::reserve_memfd(fd.as_fd(), offset as u64, len as u64),
+            Backing::Named { .. } => Ok(()),
+        }
     }
 
     /// Seals a frame straight into the segment at `offset`.

@@ -1,7 +1,7 @@
 //! Shared-memory segments: memfds and their seals, named objects in /dev/shm,
 //! and the read-only segments of publish/subscribe.
 
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{MemfdFlags, SealFlags};
 
@@ -13,22 +13,29 @@ fn required_seals() -> SealFlags {
     SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL
 }
 
-/// Creates an anonymous memfd of `size` bytes with all of it reserved now (so a
-/// short memory limit is an error here, never a SIGBUS later), sealed against
-/// shrinking, growing and further sealing.
-pub fn create_memfd(size: u64) -> Result<OwnedFd> {
+/// Creates an anonymous memfd of `size` bytes with its first `reserved` bytes
+/// reserved now (the rest is reserved by [`reserve_memfd`] as it comes into
+/// use), sealed against shrinking, growing and further sealing.
+pub fn create_memfd(size: u64, reserved: u64) -> Result<OwnedFd> {
     let fd = rustix::fs::memfd_create("shmsock", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
         .map_err(|e| os_error("creating the shared-memory segment (memfd_create)", e))?;
     rustix::fs::ftruncate(&fd, size).map_err(|e| os_error("sizing the shared-memory segment", e))?;
-    rustix::fs::fallocate(&fd, rustix::fs::FallocateFlags::empty(), 0, size).map_err(|e| {
-        let err = os_error(&format!("reserving {size} bytes of shared memory"), e);
+    reserve_memfd(fd.as_fd(), 0, reserved.min(size))?;
+    rustix::fs::fcntl_add_seals(&fd, required_seals()).map_err(|e| os_error("sealing the shared-memory segment", e))?;
+    Ok(fd)
+}
+
+/// Reserves `len` bytes of a memfd at `offset` (`fallocate`), so that touching
+/// them can never raise SIGBUS: a short memory limit is this error instead.
+/// Bytes already reserved stay as they are.
+pub fn reserve_memfd(fd: BorrowedFd<'_>, offset: u64, len: u64) -> Result<()> {
+    rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), offset, len).map_err(|e| {
+        let err = os_error(&format!("reserving {len} bytes of shared memory"), e);
         Error::new(
             ErrorKind::ResourceExhausted,
             format!("{}; lower the ring size or raise the memory limit", err.message()),
         )
-    })?;
-    rustix::fs::fcntl_add_seals(&fd, required_seals()).map_err(|e| os_error("sealing the shared-memory segment", e))?;
-    Ok(fd)
+    })
 }
 
 /// Checks a received memfd: it must carry the seals and have exactly `size` bytes.

@@ -165,7 +165,7 @@ impl Stream {
     /// to receive (a binding releases its interpreter lock for a large one),
     /// never as a promise.
     pub fn next_message_len(&self) -> Option<usize> {
-        let rx = self.rx.try_lock()?;
+        let mut rx = self.rx.try_lock()?;
         if let Some(partial) = &rx.partial {
             return Some(partial.message_len as usize);
         }
@@ -390,7 +390,7 @@ impl Stream {
             let Some(peeked) = peeked else { return Ok(None) };
             let header = rx.opener.check_header(&peeked.header)?;
             let sealed = header.sealed_len(rx.opener.suite());
-            let record = rx.ring.check_record(&peeked, sealed)?;
+            let record = rx.ring.check_record(seg, &peeked, sealed)?;
             if header.kind == FrameKind::Data && header.offset == 0 {
                 out.prepare(header.message_len)?;
                 *progress = Some((header.message_len, 0));

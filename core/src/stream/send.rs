@@ -238,6 +238,11 @@ impl Stream {
         // stream meanwhile.
         self.check_usable()?;
         let tx = &mut *tx;
+        if start == 0 {
+            let suite = tx.sealer.suite();
+            let sealed_lens = fragments(len, self.fragment).map(|(_, l)| sealed_len(l as usize, suite));
+            tx.ring.begin_message(&self.segment, sealed_lens).map_err(|e| self.fail(e))?;
+        }
         if matches!(mode, Mode::AllOrNothing) && !self.fits_now(tx, len)? {
             return Err(Error::new(
                 ErrorKind::WouldBlock,
