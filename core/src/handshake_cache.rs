@@ -5,8 +5,8 @@
 //! The spare responder takes the ephemeral key generation off the connect path:
 //! it is made after a REPLY is sent, while the client computes its side. Each
 //! spare is used once. A spare segment does the same for the segment's
-//! creation (memfd_create, fallocate of the whole segment, mmap: about 50 µs
-//! here, most of it fallocate): one per listener, of the backend and ring size
+//! creation (memfd_create, sealing, mmap; it reserved the whole segment then,
+//! about 50 µs, and reserves its header page now): one per listener, of the backend and ring size
 //! of the last connection, memfd only (a named spare would be a visible file in
 //! /dev/shm). It costs one descriptor and one idle segment's memory per
 //! listener; it was never shared with anyone before it is handed out.

@@ -9,8 +9,8 @@ use crate::keys::{Keypair, PublicKey};
 
 /// Default capacity of each ring: 64 KiB. Ring pages are reserved as they come
 /// into use (`ring`), so an idle connection commits 4 KiB of shared memory and
-/// one moving data at most 132 KiB (4 KiB of header and two rings). Larger messages stream through in
-/// fragments of up to a quarter of the ring; measured on a 2-vCPU EPYC in one
+/// one moving data at most 132 KiB (4 KiB of header and two rings). Larger
+/// messages stream through in fragments of up to a quarter of the ring; measured on a 2-vCPU EPYC in one
 /// launch, 1 MiB messages between two cores lost little against a 1 MiB ring,
 /// while connecting took 4.5 times less time (see PROTOCOL.md §8).
 pub const DEFAULT_RING_SIZE: u32 = 1 << 16;

@@ -408,13 +408,13 @@ impl Segment {
         header: &FrameHeader,
         plaintext: &[u8],
     ) -> Result<()> {
-        self.check_range(offset, header.sealed_len(sealer.suite()))?;
+        let sealed = header.sealed_len(sealer.suite());
+        self.check_range(offset, sealed)?;
         // SAFETY: the whole sealed length is inside the mapping (checked); plaintext
         // is the caller's private buffer and cannot overlap the segment... unless
         // the caller passes a slice of another mapping of it, which nothing in this
         // crate does.
         unsafe { sealer.seal_raw(header, plaintext, self.base.add(offset)) }?;
-        let sealed = header.sealed_len(sealer.suite());
         if sealed <= DEMOTE_MAX {
             // SAFETY: the sealed frame is inside the mapping (checked above).
             demote(unsafe { self.base.add(offset) }, sealed);
