@@ -117,7 +117,7 @@ def test_echo_server_survives_a_client_that_never_reads(tmp_path: Path, name: st
     try:
         wait_for_line(server, "echo server on")
         key = (tmp_path / "echo.pub").read_text().strip()
-        # 40 x 64 KiB of echoes: more than its ring (64 KiB) and queue (1 MiB).
+        # 40 x 64 KiB of echoes: more than its ring (256 KiB) and queue (1 MiB).
         deaf = start(
             [
                 "-c",
