@@ -28,6 +28,7 @@ use rustix::event::epoll;
 
 use crate::error::Result;
 use crate::platform::os_error;
+use crate::wait::{SPIN_GIVE_UP, SPIN_PROBE, SPIN_RETRY_EVERY};
 
 /// A caller-chosen number naming a source or a timer in its events.
 pub type Token = u64;
@@ -36,10 +37,6 @@ pub type Token = u64;
 const WAKER_TOKEN: Token = u64::MAX;
 /// Events taken from the kernel per `epoll_wait`.
 const EVENTS_PER_WAIT: usize = 256;
-/// Polls that found nothing in a row before spinning stops...
-const SPIN_GIVE_UP: u32 = 8;
-/// ...and how many sleeps pass before it is tried again.
-const SPIN_RETRY_EVERY: u32 = 64;
 /// Spinning is worth it only shortly after traffic.
 const RECENT: Duration = Duration::from_millis(1);
 
@@ -248,7 +245,7 @@ impl Reactor {
         if self.skipped_spins >= SPIN_RETRY_EVERY {
             self.skipped_spins = 0;
             self.spin_failures = SPIN_GIVE_UP - 1;
-            return Some(self.spin);
+            return Some(self.spin.min(SPIN_PROBE));
         }
         None
     }

@@ -75,12 +75,15 @@ const PEER_WROTE_CONTROL: u8 = 2;
 
 /// Spin rounds between two readings of the clock.
 const CLOCK_EVERY: u32 = 64;
-/// Spins in a row that found nothing before this side stops spinning...
-const SPIN_GIVE_UP: u32 = 8;
+/// Spins in a row that found nothing before this side stops spinning (a
+/// reactor's polls too)...
+pub(crate) const SPIN_GIVE_UP: u32 = 8;
 /// ...and how often it probes with a short spin after that...
-const SPIN_RETRY_EVERY: u32 = 64;
-/// ...of this length: a few round trips between two cores.
-const SPIN_PROBE: Duration = Duration::from_micros(3);
+pub(crate) const SPIN_RETRY_EVERY: u32 = 64;
+/// ...of this length: a few round trips between two cores (a whole spin
+/// budget every 64 sleeps would cost a peer that shares this core 0.8 µs a
+/// wake-up: 50 µs / 64, about what the wake-up itself costs there).
+pub(crate) const SPIN_PROBE: Duration = Duration::from_micros(3);
 /// A waiter whose peer shares its CPU stays runnable this long (about one
 /// scheduler tick, when an idle core's balancer looks for work)...
 const PLACEMENT_PROBE: Duration = Duration::from_millis(4);
