@@ -235,12 +235,7 @@ impl Shard {
             Ok(n) => {
                 let data = &self.buffer[..n];
                 shared.call("on_data", Some(&connection), |h| h.on_data(&connection, data));
-                // A client waiting for its reply has sent nothing more: arm for
-                // its next message now, so that this thread can sleep without
-                // first polling the kernel and looking again only to find
-                // nothing (two system calls a message). An error is reported
-                // by the next receive.
-                inner.stream.arm_recv().unwrap_or(true)
+                true
             }
             Err(e) if e.kind() == ErrorKind::BufferTooSmall => {
                 let needed = e.needed().unwrap_or(self.buffer.len() * 2);

@@ -35,15 +35,6 @@ struct Partial {
     bytes: Vec<u8>,
 }
 
-/// What arming the pollable fd for the next message found.
-enum Armed {
-    /// A message began to arrive meanwhile: receive it (the fd was signalled again).
-    DataArrived,
-    /// The fd will report the next message; the peer's hang-up had been seen
-    /// before the last look at the ring.
-    Waiting { peer_hung_up: bool },
-}
-
 /// The receiving half of a stream.
 pub(super) struct Rx {
     opener: FrameOpener,
@@ -292,12 +283,29 @@ impl Stream {
                 }
             }
             let waited = if try_only {
-                match self.arm_rx(rx) {
-                    Ok(Armed::DataArrived) => continue,
-                    Ok(Armed::Waiting { peer_hung_up: true }) => Err(self.waiter.peer_gone_error()),
-                    Ok(Armed::Waiting { peer_hung_up: false }) => {
-                        Err(Error::new(ErrorKind::WouldBlock, "no complete message yet"))
+                // Make the pollable fd report the next message: drop stale
+                // wake-ups, say we wait, and look once more.
+                // The wish is recorded before arming, so that a drain by the
+                // other direction from now on re-arms it.
+                let drained = self.drain_wakeups();
+                let hung_up = self.waiter.peer_hung_up();
+                rx.ring.want(&self.rx_interest);
+                rx.ring.arm(seg);
+                match drained.and_then(|()| rx.ring.has_data(seg)) {
+                    Ok(true) => {
+                        // Data arrived before the flag was set, so the peer woke
+                        // nobody, and the drain above consumed the wake-up the
+                        // pollable fd had: signal it again, so the fd stays
+                        // readable until a try_ call says WouldBlock (the event
+                        // loop that gets this message comes back for the next
+                        // one on that readability alone).
+                        self.rx_interest.clear();
+                        rx.ring.disarm(seg);
+                        self.waiter.wake_self();
+                        continue;
                     }
+                    Ok(false) if hung_up => Err(self.waiter.peer_gone_error()),
+                    Ok(false) => Err(Error::new(ErrorKind::WouldBlock, "no complete message yet")),
                     Err(e) => Err(e),
                 }
             } else {
@@ -337,53 +345,6 @@ impl Stream {
                 });
             }
         }
-    }
-
-    /// Arms the pollable fd for the next message unless one has begun to
-    /// arrive: what a `try_recv` that finds nothing does, without taking a
-    /// message that is there. True when the caller should receive now rather
-    /// than wait for the fd: part of a message is there, the peer hung up, or
-    /// another thread is receiving. An event loop calls it after handling a
-    /// message, so that it goes to sleep at once instead of first polling its
-    /// fd (still readable from the wake-up that brought that message) only to
-    /// find nothing.
-    pub(crate) fn arm_recv(&self) -> Result<bool> {
-        self.check_usable()?;
-        let Some(mut rx) = self.rx.try_lock() else { return Ok(true) };
-        if rx.partial.is_some() || rx.ring.has_data(&self.segment)? || self.peer_closed.load(Ordering::Acquire) {
-            return Ok(true);
-        }
-        self.rx_interest.clear();
-        Ok(match self.arm_rx(&mut rx)? {
-            Armed::DataArrived => true,
-            Armed::Waiting { peer_hung_up } => peer_hung_up,
-        })
-    }
-
-    /// Makes the pollable fd report the next message: drops stale wake-ups,
-    /// says this direction waits, and looks at the ring once more.
-    fn arm_rx(&self, rx: &mut Rx) -> Result<Armed> {
-        let seg = &self.segment;
-        let drained = self.drain_wakeups();
-        // Read after the drain (which notes a hang-up) and before the last look
-        // at the ring, so that data sent before a hang-up is delivered first.
-        let peer_hung_up = self.waiter.peer_hung_up();
-        // The wish is recorded before arming, so that a drain by the other
-        // direction from now on re-arms it.
-        rx.ring.want(&self.rx_interest);
-        rx.ring.arm(seg);
-        if drained.and_then(|()| rx.ring.has_data(seg))? {
-            // Data arrived before the flag was set, so the peer woke nobody,
-            // and the drain above consumed the wake-up the pollable fd had:
-            // signal it again, so the fd stays readable until a try_ call says
-            // WouldBlock (the event loop that gets this message comes back for
-            // the next one on that readability alone).
-            self.rx_interest.clear();
-            rx.ring.disarm(seg);
-            self.waiter.wake_self();
-            return Ok(Armed::DataArrived);
-        }
-        Ok(Armed::Waiting { peer_hung_up })
     }
 
     /// Ends the stream after a caller's [`RecvBuf`] gave less storage than its
