@@ -634,3 +634,40 @@ fn a_listener_makes_room_by_refusing_the_oldest_silent_clients() {
         );
     }
 }
+
+/// A client whose control socket hangs up without a CLOSE (as when its
+/// process dies) is removed with PeerGone as the reason, and the bystander
+/// is still served.
+#[test]
+fn a_peer_that_hangs_up_without_closing_is_removed() {
+    struct Closes(std::sync::mpsc::Sender<Option<ErrorKind>>);
+    impl ServerHandler for Closes {
+        fn on_data(&self, c: &Connection, data: &[u8]) {
+            let _ = c.send(data);
+        }
+        fn on_close(&self, _c: &Connection, reason: Option<&Error>) {
+            let _ = self.0.send(reason.map(Error::kind));
+        }
+    }
+    let name = unique("hang-up");
+    let kp = Keypair::generate();
+    let (tx, closes) = std::sync::mpsc::channel();
+    let server = Server::start(&name, &Options::new().keypair(kp.clone()), Closes(tx)).expect("server starts");
+    let key = *kp.public();
+    let bystander = Stream::connect(&name, &client_options(&key)).expect("the bystander connects");
+    let socket = handshake_by_hand(&name, &key);
+    // Both served before the hang-up.
+    bystander_is_served(&bystander);
+    let deadline = std::time::Instant::now() + WAIT;
+    while server.connections().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the server never adopted the connection made by hand");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(socket);
+    let reason = closes.recv_timeout(WAIT).expect("the hung-up connection is closed");
+    assert_eq!(reason, Some(ErrorKind::PeerGone));
+    assert_eq!(server.connections().len(), 1, "only the hung-up connection is gone");
+    bystander_is_served(&bystander);
+    bystander.close().unwrap();
+    server.close();
+}
