@@ -656,7 +656,8 @@ fn a_peer_that_hangs_up_without_closing_is_removed() {
     let key = *kp.public();
     let bystander = Stream::connect(&name, &client_options(&key)).expect("the bystander connects");
     let socket = handshake_by_hand(&name, &key);
-    // Both served before the hang-up.
+    // Before the hang-up: the bystander is served and the connection made by
+    // hand is adopted.
     bystander_is_served(&bystander);
     let deadline = std::time::Instant::now() + WAIT;
     while server.connections().len() < 2 {
