@@ -211,52 +211,73 @@ const RECV_INTO = 8
 const SUBSCRIBER = 9
 
 /**
- * The native module's results: `[kind, id, value, code, message]` each.
- * @param {Array<Array<unknown>>} events
+ * Receives the native side's events: one as arguments (kind, id, value, code,
+ * message), or a batch as an array of such arrays.
+ * @param {number | Array<Array<unknown>>} events
+ * @param {number} [id]
+ * @param {unknown} [value]
+ * @param {string} [code]
+ * @param {string} [message]
  */
-function dispatch(events) {
+function dispatch(events, id, value, code, message) {
+  if (typeof events === 'number') {
+    handle(events, /** @type {number} */ (id), value, /** @type {string} */ (code), /** @type {string} */ (message))
+    return
+  }
   for (const ev of events) {
-    try {
-      const [kind, id, value, code, message] = /** @type {[number, number, any, string, string]} */ (ev)
-      switch (kind) {
-        case RECV:
-        case RECV_INTO:
-        case DONE:
-        case STREAM:
-        case SUBSCRIBER:
-          settle(id, null, value)
-          break
-        case FAILED:
-          settle(id, makeError(code, message))
-          break
-        case DATA: {
-          const flow = flows.get(id)
-          if (flow) flow._onData(value)
-          break
-        }
-        case END: {
-          const flow = flows.get(id)
-          if (flow) flow._onEnd(code ? makeError(code, message) : null)
-          break
-        }
-        case CONNECTION: {
-          const server = servers.get(id)
-          if (server) server._onConnection(value)
-          else value.close(0)
-          break
-        }
-        case REJECTED: {
-          const server = servers.get(id)
-          if (server) server._report(makeError(code, message), null)
-          break
-        }
+    const [kind, evId, evValue, evCode, evMessage] = /** @type {[number, number, any, string, string]} */ (ev)
+    handle(kind, evId, evValue, evCode, evMessage)
+  }
+}
+
+/**
+ * One event: settles the operation it completes or tells its receiver.
+ * @param {number} kind
+ * @param {number} id
+ * @param {any} value
+ * @param {string} code absent (undefined) when the event carries no error
+ * @param {string} message likewise
+ */
+function handle(kind, id, value, code, message) {
+  try {
+    switch (kind) {
+      case RECV:
+      case RECV_INTO:
+      case DONE:
+      case STREAM:
+      case SUBSCRIBER:
+        settle(id, null, value)
+        break
+      case FAILED:
+        settle(id, makeError(code, message))
+        break
+      case DATA: {
+        const flow = flows.get(id)
+        if (flow) flow._onData(value)
+        break
       }
-    } catch (err) {
-      // Handlers report their own exceptions; this is a last resort so that
-      // nothing thrown here becomes an uncaught exception of the process.
-      const e = /** @type {any} */ (err)
-      process.emitWarning(`shmsock: error while dispatching an event: ${e && e.stack ? e.stack : e}`)
+      case END: {
+        const flow = flows.get(id)
+        if (flow) flow._onEnd(code ? makeError(code, message) : null)
+        break
+      }
+      case CONNECTION: {
+        const server = servers.get(id)
+        if (server) server._onConnection(value)
+        else value.close(0)
+        break
+      }
+      case REJECTED: {
+        const server = servers.get(id)
+        if (server) server._report(makeError(code, message), null)
+        break
+      }
     }
+  } catch (err) {
+    // Handlers report their own exceptions; this is a last resort so that
+    // nothing thrown here becomes an uncaught exception of the process.
+    const e = /** @type {any} */ (err)
+    process.emitWarning(`shmsock: error while dispatching an event: ${e && e.stack ? e.stack : e}`)
   }
 }
 

@@ -164,41 +164,95 @@ pub(crate) enum Event {
     Subscriber { op: i64, sub: Arc<SubShared> },
 }
 
-fn error_parts(error: &CoreError) -> (Option<String>, Option<String>) {
-    (Some(code_of(error.kind())), Some(error.message().to_string()))
+/// How many values an event has at most: `[kind, id, value, code, message]`.
+pub(crate) const EVENT_ARGS: usize = 5;
+
+/// A JavaScript value for `v`.
+///
+/// # Safety
+/// On the JavaScript thread, with its `env`.
+unsafe fn js<T: ToNapiValue>(env: sys::napi_env, v: T) -> Result<sys::napi_value> {
+    // SAFETY: as the caller promised.
+    unsafe { T::to_napi_value(env, v) }
+}
+
+impl Event {
+    /// The event's values, `[kind, id, value, code, message]`, those it lacks
+    /// `undefined`: the arguments of a `dispatch` call for this event alone,
+    /// or the elements of its array in a batch.
+    ///
+    /// # Safety
+    /// On the JavaScript thread, with its `env`.
+    pub(crate) unsafe fn into_values(self, env: sys::napi_env) -> Result<[sys::napi_value; EVENT_ARGS]> {
+        let mut undefined = std::ptr::null_mut();
+        // SAFETY: on the JavaScript thread with its env (the caller's promise).
+        check(unsafe { sys::napi_get_undefined(env, &mut undefined) })?;
+        let mut values = [undefined; EVENT_ARGS];
+        let (kind, id) = match &self {
+            Event::Recv { op, .. } => (kind::RECV, *op),
+            Event::Done { op } => (kind::DONE, *op),
+            Event::Failed { op, .. } => (kind::FAILED, *op),
+            Event::Stream { op, .. } => (kind::STREAM, *op),
+            Event::Data { id, .. } => (kind::DATA, *id),
+            Event::RecvInto { op, .. } => (kind::RECV_INTO, *op),
+            Event::End { id, .. } => (kind::END, *id),
+            Event::Connection { listener, .. } => (kind::CONNECTION, *listener),
+            Event::Rejected { listener, .. } => (kind::REJECTED, *listener),
+            Event::Subscriber { op, .. } => (kind::SUBSCRIBER, *op),
+        };
+        // SAFETY (every `js` call): on the JavaScript thread with its env.
+        unsafe {
+            values[0] = js(env, kind)?;
+            values[1] = js(env, id)?;
+            let error = match self {
+                Event::Recv { data, .. } | Event::Data { data, .. } => {
+                    values[2] = js(env, Message(data))?;
+                    None
+                }
+                Event::RecvInto { len, .. } => {
+                    values[2] = js(env, len)?;
+                    None
+                }
+                Event::Stream { stream, .. } | Event::Connection { stream, .. } => {
+                    values[2] = js(env, NativeStream::wrap(stream))?;
+                    None
+                }
+                Event::Subscriber { sub, .. } => {
+                    values[2] = js(env, NativeSubscriber::wrap(sub))?;
+                    None
+                }
+                Event::Failed { error, .. } | Event::Rejected { error, .. } => Some(error),
+                Event::End { error, .. } => error,
+                Event::Done { .. } => None,
+            };
+            if let Some(error) = error {
+                values[3] = js(env, code_of(error.kind()))?;
+                values[4] = js(env, error.message().to_string())?;
+            }
+        }
+        Ok(values)
+    }
+}
+
+fn check(status: sys::napi_status) -> Result<()> {
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(Error::new(Status::from(status), "a Node-API call failed while delivering an event"))
+    }
 }
 
 impl ToNapiValue for Event {
     unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
         // SAFETY: called by napi-rs on the JavaScript thread with its env.
         unsafe {
-            match val {
-                Event::Recv { op, data } => ToNapiValue::to_napi_value(env, (kind::RECV, op, Message(data))),
-                Event::Done { op } => ToNapiValue::to_napi_value(env, (kind::DONE, op)),
-                Event::Failed { op, error } => {
-                    let (code, message) = error_parts(&error);
-                    ToNapiValue::to_napi_value(env, (kind::FAILED, op, Null, code, message))
-                }
-                Event::Stream { op, stream } => {
-                    ToNapiValue::to_napi_value(env, (kind::STREAM, op, NativeStream::wrap(stream)))
-                }
-                Event::Data { id, data } => ToNapiValue::to_napi_value(env, (kind::DATA, id, Message(data))),
-                Event::RecvInto { op, len } => ToNapiValue::to_napi_value(env, (kind::RECV_INTO, op, len)),
-                Event::End { id, error } => {
-                    let (code, message) = error.as_ref().map(error_parts).unwrap_or((None, None));
-                    ToNapiValue::to_napi_value(env, (kind::END, id, Null, code, message))
-                }
-                Event::Connection { listener, stream } => {
-                    ToNapiValue::to_napi_value(env, (kind::CONNECTION, listener, NativeStream::wrap(stream)))
-                }
-                Event::Rejected { listener, error } => {
-                    let (code, message) = error_parts(&error);
-                    ToNapiValue::to_napi_value(env, (kind::REJECTED, listener, Null, code, message))
-                }
-                Event::Subscriber { op, sub } => {
-                    ToNapiValue::to_napi_value(env, (kind::SUBSCRIBER, op, NativeSubscriber::wrap(sub)))
-                }
+            let values = val.into_values(env)?;
+            let mut array = std::ptr::null_mut();
+            check(sys::napi_create_array_with_length(env, EVENT_ARGS, &mut array))?;
+            for (i, value) in values.into_iter().enumerate() {
+                check(sys::napi_set_element(env, array, i as u32, value))?;
             }
+            Ok(array)
         }
     }
 }
@@ -213,7 +267,9 @@ static DISPATCH: Mutex<Option<Dispatch>> = Mutex::new(None);
 
 /// Registers the JavaScript function that receives every batch of events.
 /// Called once by the JavaScript layer when it loads.
-#[napi(ts_args_type = "dispatch: (events: Array<Array<unknown>>) => void")]
+#[napi(
+    ts_args_type = "dispatch: (events: Array<Array<unknown>> | number, id?: number, value?: unknown, code?: string, message?: string) => void"
+)]
 pub fn init(env: Env, dispatch: Function<Vec<Event>, ()>) -> Result<()> {
     crate::uv::init(env.raw(), dispatch.value().value)?;
     let tsfn = dispatch.build_threadsafe_function::<Job>().callee_handled::<false>().weak::<true>().build_callback(

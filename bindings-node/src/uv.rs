@@ -31,7 +31,7 @@ use std::sync::Arc;
 use napi::bindgen_prelude::ToNapiValue;
 use napi::sys;
 
-use crate::dispatch::Event;
+use crate::dispatch::{Event, EVENT_ARGS};
 
 /// libuv's `uv_poll_t`, opaque: its size is asked from libuv.
 #[repr(C)]
@@ -85,8 +85,9 @@ pub(crate) fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
     }
 }
 
-/// Registers `dispatch` (a JavaScript function taking an array of events) for
-/// this thread's env. Called once per env when the JavaScript layer loads.
+/// Registers `dispatch` (a JavaScript function taking one event as arguments,
+/// or a batch as an array of events) for this thread's env. Called once per env
+/// when the JavaScript layer loads.
 pub(crate) fn init(env: sys::napi_env, dispatch: sys::napi_value) -> napi::Result<()> {
     let mut reference = ptr::null_mut();
     let mut async_context = ptr::null_mut();
@@ -123,12 +124,20 @@ pub(crate) fn deliver(events: Vec<Event>) {
             let mut recv = ptr::null_mut();
             let ok = sys::napi_get_reference_value(env, js.dispatch, &mut func) == sys::Status::napi_ok
                 && sys::napi_get_global(env, &mut recv) == sys::Status::napi_ok;
+            // One event (the usual case: a message, a receive completed) is
+            // passed as the call's arguments; a batch as an array of arrays.
+            // Building those arrays cost about a tenth of a small message's
+            // time in each process.
+            let args = if events.len() == 1 {
+                events.into_iter().next().map(|event| event.into_values(env)).map(|v| v.map(|v| (v, EVENT_ARGS)))
+            } else {
+                Some(ToNapiValue::to_napi_value(env, events).map(|array| ([array; EVENT_ARGS], 1)))
+            };
             if ok {
-                if let Ok(array) = ToNapiValue::to_napi_value(env, events) {
-                    let argv = [array];
+                if let Some(Ok((argv, argc))) = args {
                     let mut result = ptr::null_mut();
                     let status =
-                        sys::napi_make_callback(env, js.async_context, recv, func, 1, argv.as_ptr(), &mut result);
+                        sys::napi_make_callback(env, js.async_context, recv, func, argc, argv.as_ptr(), &mut result);
                     if status == sys::Status::napi_pending_exception {
                         // `dispatch` catches what handlers throw; anything
                         // else is reported as Node reports an uncaught error.
