@@ -28,7 +28,7 @@ use rustix::event::epoll;
 
 use crate::error::Result;
 use crate::platform::os_error;
-use crate::wait::{SPIN_GIVE_UP, SPIN_PROBE, SPIN_RETRY_EVERY};
+use crate::wait::SpinHistory;
 
 /// A caller-chosen number naming a source or a timer in its events.
 pub type Token = u64;
@@ -109,8 +109,7 @@ pub struct Reactor {
     next_timer: u64,
     spin: Duration,
     last_activity: Option<Instant>,
-    spin_failures: u32,
-    skipped_spins: u32,
+    spins: SpinHistory,
     buffer: Vec<libc::epoll_event>,
 }
 
@@ -129,8 +128,7 @@ impl Reactor {
             next_timer: 0,
             spin,
             last_activity: None,
-            spin_failures: 0,
-            skipped_spins: 0,
+            spins: SpinHistory::default(),
             buffer: vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS_PER_WAIT],
         };
         epoll::add(
@@ -209,7 +207,7 @@ impl Reactor {
             loop {
                 self.wait_kernel(events, Some(Duration::ZERO))?;
                 if !events.is_empty() {
-                    self.spin_failures = 0;
+                    self.spins.found();
                     return Ok(());
                 }
                 std::hint::spin_loop();
@@ -217,7 +215,7 @@ impl Reactor {
                     break;
                 }
             }
-            self.spin_failures = self.spin_failures.saturating_add(1);
+            self.spins.missed();
         }
         if events.is_empty() {
             let wait = match (until, self.next_deadline()) {
@@ -238,16 +236,7 @@ impl Reactor {
         if self.spin.is_zero() || !recent || crate::placement::crowded(now) {
             return None;
         }
-        if self.spin_failures < SPIN_GIVE_UP {
-            return Some(self.spin);
-        }
-        self.skipped_spins += 1;
-        if self.skipped_spins >= SPIN_RETRY_EVERY {
-            self.skipped_spins = 0;
-            self.spin_failures = SPIN_GIVE_UP - 1;
-            return Some(self.spin.min(SPIN_PROBE));
-        }
-        None
+        self.spins.budget(self.spin)
     }
 
     fn expire_timers(&mut self, now: Instant, events: &mut Vec<Event>) {

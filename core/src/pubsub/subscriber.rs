@@ -26,6 +26,7 @@ use crate::options::Options;
 use crate::platform::{self, Credentials, OwnWake, Sleeper};
 use crate::recv_buf::{self, RecvBuf};
 use crate::stream::deadline_after;
+use crate::wait::SpinHistory;
 
 use super::broadcast::{Broadcast, SlotRead};
 use super::cursor::{should_wake, Cursor, SleepWord};
@@ -38,10 +39,6 @@ use super::records::{self, ByeReason};
 const KEPT_KEYS: usize = 1024;
 /// Most bytes of unparsed control records held at once.
 pub(super) const INBOX_LIMIT: usize = 64 * 1024;
-/// Spins in a row that found nothing before a subscriber stops spinning (its
-/// publisher is slow or shares its core), and how often it tries again.
-const SPIN_GIVE_UP: u32 = 8;
-const SPIN_RETRY_EVERY: u32 = 64;
 
 /// A received message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,8 +75,9 @@ struct Rx {
     received: u64,
     sleep: SleepWord,
     last_publisher_woken: u32,
-    spin_failures: u32,
-    skipped_spins: u32,
+    /// Whether spinning finds the publisher's messages (it does not when the
+    /// publisher is slow or shares this core).
+    spins: SpinHistory,
 }
 
 /// What the handshake hands over to [`Subscriber::established`].
@@ -155,8 +153,7 @@ impl Subscriber {
             received: 0,
             sleep: SleepWord::default(),
             last_publisher_woken: 0,
-            spin_failures: 0,
-            skipped_spins: 0,
+            spins: SpinHistory::default(),
         };
         Ok(Subscriber {
             control,
@@ -366,21 +363,13 @@ impl Subscriber {
     /// Waits until message `rx.position` looks published, a control record
     /// arrives, or the deadline passes: a bounded spin, then sleep.
     fn wait(&self, rx: &mut Rx, deadline: Option<Instant>) -> Result<()> {
-        let spin = if self.spin.is_zero() {
-            None
-        } else if rx.spin_failures < SPIN_GIVE_UP {
-            Some(self.spin)
-        } else {
-            rx.skipped_spins += 1;
-            (rx.skipped_spins % SPIN_RETRY_EVERY == 0).then_some(self.spin.min(Duration::from_micros(3)))
-        };
-        if let Some(budget) = spin {
+        if let Some(budget) = rx.spins.budget(self.spin) {
             let until = Instant::now() + budget;
             let mut rounds = 0u32;
             loop {
                 std::hint::spin_loop();
                 if self.broadcast.looks_ready(rx.position)? {
-                    rx.spin_failures = 0;
+                    rx.spins.found();
                     return Ok(());
                 }
                 rounds += 1;
@@ -388,7 +377,7 @@ impl Subscriber {
                     break;
                 }
             }
-            rx.spin_failures = rx.spin_failures.saturating_add(1);
+            rx.spins.missed();
         }
         self.cursor.set_sleep_word(rx.sleep.arm())?;
         let result = (|| {
