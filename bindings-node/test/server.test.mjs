@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { test } from 'node:test'
 
-import { rejectsWith, shm, sleep, uniqueName, within } from './helpers.mjs'
+import { rejectsWith, runFixture, shm, sleep, uniqueName, within } from './helpers.mjs'
 
 const { Client, Keypair, codes, createServer } = shm
 const T = { timeout: 60000 }
@@ -260,4 +260,41 @@ test('a client that never reads: once a reply is refused the server reads no mor
     await client.close()
     await server.close()
   }
+})
+
+test('handlers on both sides in two processes: quick replies and slow ones, none lost', T, async () => {
+  // Between two cores a flowing stream looks at the ring for the next message
+  // after its handler ran; a look that runs out must leave the stream asking
+  // to be woken, or the next message waits forever. Rounds of quick replies
+  // with a slow one after each make both sides' looks find and then miss.
+  const keypair = Keypair.generate()
+  const name = uniqueName('flow')
+  const server = createServer({ keypair })
+  const connected = once(server, 'connection')
+  server.listen(name)
+  await once(server, 'listening')
+  const child = runFixture('flow-echo.mjs', [name, keypair.publicKeyText], { timeout: 60000 })
+  const [conn] = await within(connected, 30000, 'connection')
+  const rounds = 20
+  const quick = 50
+  let sent = 0
+  let received = 0
+  const done = new Promise((resolve, reject) => {
+    const next = () => {
+      if (sent === rounds * (quick + 1)) return resolve(undefined)
+      sent += 1
+      const slow = sent % (quick + 1) === 0
+      conn.send(Buffer.from(`${slow ? 'slow' : 'fast'} ${sent}`)).catch(reject)
+    }
+    conn.on('data', (data) => {
+      received += 1
+      assert.equal(String(data).split(' ')[1], String(received))
+      next()
+    })
+    next()
+  })
+  await within(done, 30000, `replies (${received} of ${rounds * (quick + 1)} came)`)
+  await server.close()
+  const { code, stderr } = await child
+  assert.equal(code, 0, stderr)
 })

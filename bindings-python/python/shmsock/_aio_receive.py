@@ -27,6 +27,7 @@ _AHEAD_BYTES = 1 << 20
 # looking (see _Receiver._spin).
 _SPIN = 30e-6
 _SPIN_GIVE_UP = 8
+_SPIN_MISS_WEIGHT = 2
 _SPIN_RETRY_EVERY = 64
 # A receive that finds its message at once lets the loop run other tasks
 # first once in this many calls.
@@ -81,7 +82,7 @@ class _Receiver:
         self._ended = False
         # Sends waiting for room, in order (a stream's; see _resume_sends).
         self._sends: Deque[Tuple[asyncio.Future[None], Any]] = collections.deque()
-        self._spin_failures = 0
+        self._spin_score = 0
         self._spins_skipped = 0
         # Receives since this receiver last let the loop run (see recv).
         self._streak = 0
@@ -280,10 +281,13 @@ class _Receiver:
         """Before a receive sleeps: looks at the ring for up to _SPIN seconds
         without a system call and without consuming a wake-up (a reply from a
         peer on another core usually comes sooner than a wake-up through the
-        kernel). After _SPIN_GIVE_UP looks in a row found nothing (a slow peer,
-        or one on this core, where looking only delays it), it looks only every
-        _SPIN_RETRY_EVERY-th time, as the core's own waiting does."""
-        if self._spin_failures >= _SPIN_GIVE_UP:
+        kernel). It keeps looking only while at least two looks in three find
+        the message (a look that finds nothing counts _SPIN_MISS_WEIGHT, one
+        that finds takes one off, up to _SPIN_GIVE_UP): a slow peer, or one on
+        this core, where looking only delays it, makes it look only every
+        _SPIN_RETRY_EVERY-th time, as the core's own waiting does
+        (``wait::SpinHistory``)."""
+        if self._spin_score >= _SPIN_GIVE_UP:
             self._spins_skipped += 1
             if self._spins_skipped < _SPIN_RETRY_EVERY:
                 return None
@@ -292,10 +296,10 @@ class _Receiver:
         while True:
             message = self._recheck()
             if message is not None:
-                self._spin_failures = 0
+                self._spin_score = max(0, self._spin_score - 1)
                 return message
             if self._ended or time.perf_counter() >= until:
-                self._spin_failures += 1
+                self._spin_score = min(_SPIN_GIVE_UP, self._spin_score + _SPIN_MISS_WEIGHT)
                 return None
 
     def _recheck(self) -> Optional[bytes]:
