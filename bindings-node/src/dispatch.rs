@@ -26,6 +26,7 @@ use crate::native_stream::NativeStream;
 use crate::pool;
 use crate::stream::StreamShared;
 use crate::subscriber::{NativeSubscriber, SubShared};
+use crate::uv::check;
 
 /// Locks a mutex, ignoring poisoning (no lock here is held across user code).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -186,7 +187,7 @@ impl Event {
     pub(crate) unsafe fn into_values(self, env: sys::napi_env) -> Result<[sys::napi_value; EVENT_ARGS]> {
         let mut undefined = std::ptr::null_mut();
         // SAFETY: on the JavaScript thread with its env (the caller's promise).
-        check(unsafe { sys::napi_get_undefined(env, &mut undefined) })?;
+        check(unsafe { sys::napi_get_undefined(env, &mut undefined) }, "napi_get_undefined")?;
         let mut values = [undefined; EVENT_ARGS];
         let (kind, id) = match &self {
             Event::Recv { op, .. } => (kind::RECV, *op),
@@ -234,23 +235,15 @@ impl Event {
     }
 }
 
-fn check(status: sys::napi_status) -> Result<()> {
-    if status == sys::Status::napi_ok {
-        Ok(())
-    } else {
-        Err(Error::new(Status::from(status), "a Node-API call failed while delivering an event"))
-    }
-}
-
 impl ToNapiValue for Event {
     unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
         // SAFETY: called by napi-rs on the JavaScript thread with its env.
         unsafe {
             let values = val.into_values(env)?;
             let mut array = std::ptr::null_mut();
-            check(sys::napi_create_array_with_length(env, EVENT_ARGS, &mut array))?;
+            check(sys::napi_create_array_with_length(env, EVENT_ARGS, &mut array), "napi_create_array_with_length")?;
             for (i, value) in values.into_iter().enumerate() {
-                check(sys::napi_set_element(env, array, i as u32, value))?;
+                check(sys::napi_set_element(env, array, i as u32, value), "napi_set_element")?;
             }
             Ok(array)
         }

@@ -434,17 +434,21 @@ impl StreamShared {
             // The lock is not held while JavaScript runs: the handler sends.
             deliver(std::mem::take(events));
             let mut st = lock(&self.st);
-            if st.closed || !st.inbox.flowing || st.inbox.ended.is_some() || !st.outbox.is_empty() {
+            if st.closed {
                 return;
             }
-            if Instant::now() < end && self.spin(&mut st, events) {
-                found = true;
-                continue;
+            let more = st.inbox.flowing
+                && st.inbox.ended.is_none()
+                && st.outbox.is_empty()
+                && Instant::now() < end
+                && self.spin(&mut st, events);
+            if !more {
+                if found {
+                    self.rearm(&mut st, events);
+                }
+                return;
             }
-            if found {
-                self.rearm(&mut st, events);
-            }
-            return;
+            found = true;
         }
         let mut st = lock(&self.st);
         if !st.closed {
