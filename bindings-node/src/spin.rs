@@ -1,74 +1,81 @@
-//! When spinning pays: the adaptive rule every spin of this binding follows
-//! (`Adaptive`), and how a spin under way notices that it only takes turns
-//! with the peer (`SpinClock`).
+//! When spinning pays, for this binding's spins (a receive, a partly
+//! received message's next fragments, a partly sent message's room): the
+//! core's one rule, `shmsock::wait::SpinHistory`, the same as every blocking
+//! wait, reactor and subscriber follows, plus two things an event loop's
+//! spin can see: the peer's placement hint and this thread's preemptions
+//! (`SpinClock`).
 //!
-//! A spin looks at the ring without a system call instead of sleeping on the
-//! fd: a peer on another core usually answers within microseconds, far sooner
-//! than a wake-up through the kernel. It only delays a peer that shares this
-//! thread's CPU, so a spin does not start when the peer's placement hint says
-//! so, stops when this thread was preempted while it spun, and, after
-//! SPIN_GIVE_UP spins in a row in vain, runs only every SPIN_RETRY_EVERY-th
-//! time.
+//! A spin looks at the ring without a system call instead of asking libuv to
+//! wake this thread: a peer on another core usually answers within
+//! microseconds, far sooner than a wake-up through the kernel. It only delays
+//! a peer that shares this thread's CPU, so a spin does not start when the
+//! peer's placement hint says so, and one that finds this thread was
+//! preempted while it spun stops spinning for a while (`SpinHistory::give_up`).
 
 use std::time::{Duration, Instant};
 
 use shmsock::placement::{self, Hints};
+use shmsock::wait::SpinHistory;
 
 use crate::cpu::preemptions;
 
-/// Spins in a row that found nothing before spinning stops...
-pub(crate) const SPIN_GIVE_UP: u32 = 8;
-/// ...and how often one spins again after that.
-pub(crate) const SPIN_RETRY_EVERY: u32 = 64;
 /// How often a spin that keeps seeing progress asks whether this thread was
 /// preempted meanwhile (see `SpinClock`).
 const PREEMPTION_LOOK_EVERY: Duration = Duration::from_micros(50);
 
-/// When to spin: after SPIN_GIVE_UP spins in a row found nothing, only every
-/// SPIN_RETRY_EVERY-th time.
+/// The history of one kind of spin on one stream.
 #[derive(Default)]
 pub(crate) struct Adaptive {
-    failures: u32,
-    skipped: u32,
+    history: SpinHistory,
 }
 
 impl Adaptive {
-    /// A spin starting now, if it may: the peer did not say it last ran on
-    /// this thread's CPU, the machine is not crowded, and spinning paid lately
-    /// (or it is time to try again).
-    pub(crate) fn start(&mut self, now: Instant, hints: Hints<'_>) -> Option<SpinClock> {
+    /// How long a spin starting now may last, of a full `spin`, if it may
+    /// start at all: the peer did not say it last ran on this thread's CPU
+    /// (on one core it could only answer once this thread stops), the
+    /// machine is not crowded, and the core's rule says spinning pays lately
+    /// (or that it is time for a short probe).
+    pub(crate) fn budget(&self, now: Instant, hints: Hints<'_>, spin: Duration) -> Option<Duration> {
         if hints.peer_on(hints.publish()) || placement::crowded(now) {
             return None;
         }
-        if self.failures >= SPIN_GIVE_UP {
-            self.skipped += 1;
-            if self.skipped < SPIN_RETRY_EVERY {
-                return None;
-            }
-            self.skipped = 0;
-        }
-        Some(SpinClock { preemptions: preemptions(), next_look: now + PREEMPTION_LOOK_EVERY })
+        self.history.budget(spin)
+    }
+
+    /// As `budget`, for a spin that may go on while it sees progress, and so
+    /// watches for preemption: its clock.
+    pub(crate) fn start(&self, now: Instant, hints: Hints<'_>, spin: Duration) -> Option<SpinClock> {
+        let budget = self.budget(now, hints, spin)?;
+        Some(SpinClock { budget, preemptions: preemptions(), next_look: now + PREEMPTION_LOOK_EVERY })
     }
 
     /// Notes how the spin that `clock` started ended: `paid` when what it
     /// waited for came, unless the thread was preempted meanwhile (most
     /// likely by the peer, sharing its core: what the peer did then came
-    /// from taking turns, not from running alongside, so spinning stops for a
-    /// while, as after SPIN_GIVE_UP spins in vain).
-    pub(crate) fn end(&mut self, clock: SpinClock, paid: bool) {
+    /// from taking turns, not from running alongside, so spinning stops).
+    pub(crate) fn end(&self, clock: SpinClock, paid: bool) {
         if clock.preempted() {
-            self.failures = self.failures.max(SPIN_GIVE_UP);
-        } else if paid {
-            self.failures = 0;
+            self.history.give_up();
         } else {
-            self.failures = self.failures.saturating_add(1);
+            self.ended(paid);
+        }
+    }
+
+    /// Notes how a spin started by `budget` ended.
+    pub(crate) fn ended(&self, paid: bool) {
+        if paid {
+            self.history.found();
+        } else {
+            self.history.missed();
         }
     }
 }
 
-/// A spin under way: this thread's preemptions when it started, and when
-/// they may be looked at next while it goes on.
+/// A spin under way: how long it may wait for its first sign of progress,
+/// this thread's preemptions when it started, and when they may be looked
+/// at next while it goes on.
 pub(crate) struct SpinClock {
+    pub(crate) budget: Duration,
     preemptions: Option<std::ffi::c_long>,
     next_look: Instant,
 }

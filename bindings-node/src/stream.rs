@@ -58,7 +58,7 @@ use crate::errors::closed;
 use crate::inbox::{event_op, Inbox, RecvWaiter};
 use crate::outbox::Outbox;
 use crate::pool::Incoming;
-use crate::spin::{Adaptive, SPIN_GIVE_UP, SPIN_RETRY_EVERY};
+use crate::spin::Adaptive;
 use crate::uv::{deliver, Poll, Ready};
 
 /// How long a receive looks at the ring before it sleeps on the fd.
@@ -97,10 +97,8 @@ pub(crate) struct StreamState {
     inbox: Inbox,
     /// Sends waiting for ring space.
     outbox: Outbox,
-    /// Spins in a row before a receive that found nothing, and spins skipped
-    /// since (see `spin`).
-    spin_failures: u32,
-    spins_skipped: u32,
+    /// When a receive looks at the ring before it asks to be woken (see `spin`).
+    recv_spin: Adaptive,
     /// The last receive found part of a message, not all of it.
     partial: bool,
     /// Fragments received so far (progress of a partly received message).
@@ -337,19 +335,20 @@ impl StreamShared {
     /// sealing the next fragment right now: waiting for it here spares both
     /// sides a wake-up through the kernel (the sender's eventfd write, this
     /// side's sleep and drain), which cost more than the fragment itself.
-    /// Adaptive as `spin`: after SPIN_GIVE_UP spins in a row that saw no
-    /// fragment (the sender is slow, or shares this core, where spinning
-    /// only delays it) it spins only every SPIN_RETRY_EVERY-th time. True
-    /// when a fragment came (the caller receives on).
+    /// Adaptive as `spin` (`crate::spin`): a sender that is slow, or shares
+    /// this core, where spinning only delays it, soon stops it. True when a
+    /// fragment came (the caller receives on).
     fn spin_partial(&self, st: &mut StreamState, events: &mut Vec<Event>) -> bool {
         let waited_for = st.inbox.flowing || !st.inbox.waiters.is_empty();
         if !st.partial || !waited_for || st.inbox.ended.is_some() {
             return false;
         }
         let start = Instant::now();
-        let Some(mut clock) = st.partial_spin.start(start, self.placement_hints()) else { return false };
+        let Some(mut clock) = st.partial_spin.start(start, self.placement_hints(), PARTIAL_SPIN) else {
+            return false;
+        };
         let end = start + PARTIAL_SPIN_MAX;
-        let mut until = start + PARTIAL_SPIN;
+        let mut until = start + clock.budget;
         let before = st.fragments;
         let came = loop {
             let seen = st.fragments;
@@ -385,34 +384,22 @@ impl StreamShared {
     /// Before a receive asks to be woken: looks at the ring for up to SPIN,
     /// without a system call and without consuming any wake-up (a reply
     /// from a peer on another core usually comes within microseconds, far
-    /// sooner than a wake-up through the kernel). Adaptive, as the core's own
-    /// waiting: after SPIN_GIVE_UP spins in a row found nothing (the peer is
-    /// slow, or shares this core, where spinning only delays it), it spins only
-    /// every SPIN_RETRY_EVERY-th time; never when the peer shares this CPU.
+    /// sooner than a wake-up through the kernel). Adaptive (`crate::spin`):
+    /// a peer that is slow, or shares this core, where spinning only delays
+    /// it, soon stops it; never when the peer shares this CPU. Without a
+    /// preemption count (`Adaptive::budget`, not `start`): that is a system
+    /// call, and this spin is on every small message's path.
     fn spin(&self, st: &mut StreamState, events: &mut Vec<Event>) -> bool {
-        // As `Adaptive::start`: not when the peer said it runs on this CPU
-        // (on one core it could only answer once this thread stops). Without
-        // its preemption count: that is a system call, and this spin is on
-        // every small message's path.
-        let hints = self.placement_hints();
-        if hints.peer_on(hints.publish()) || placement::crowded(Instant::now()) {
-            return false;
-        }
-        if st.spin_failures >= SPIN_GIVE_UP {
-            st.spins_skipped += 1;
-            if st.spins_skipped < SPIN_RETRY_EVERY {
-                return false;
-            }
-            st.spins_skipped = 0;
-        }
-        let until = Instant::now() + SPIN;
+        let now = Instant::now();
+        let Some(budget) = st.recv_spin.budget(now, self.placement_hints(), SPIN) else { return false };
+        let until = now + budget;
         loop {
             if self.recheck(st, events) {
-                st.spin_failures = 0;
+                st.recv_spin.ended(true);
                 return true;
             }
             if st.inbox.ended.is_some() || Instant::now() >= until {
-                st.spin_failures = st.spin_failures.saturating_add(1);
+                st.recv_spin.ended(false);
                 return false;
             }
         }

@@ -29,6 +29,7 @@ mod options;
 mod publisher;
 mod receive;
 mod server;
+mod spin;
 mod stream;
 mod subscriber;
 mod wait;
@@ -53,6 +54,7 @@ fn _shmsock(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<publisher::PyPublisher>()?;
     m.add_class::<subscriber::PySubscriber>()?;
     m.add_class::<publisher::PySubscriberInfo>()?;
+    m.add_class::<spin::PySpinHistory>()?;
     m.add_function(wrap_pyfunction!(shutdown_all, m)?)?;
     m.add_function(wrap_pyfunction!(options::option_keywords, m)?)?;
     // Servers and clients run core threads that call into Python: stop them

@@ -466,3 +466,24 @@ def test_wraps_blocking_objects(name: str, server_keypair: shmsock.Keypair) -> N
         listener.close()
 
     run(main())
+
+
+def test_looks_at_the_ring_follow_the_cores_spin_rule() -> None:
+    # shmsock.aio asks the core when looking at a ring pays (wait::SpinHistory):
+    # looks that keep missing stop; a probe now and then; a find resumes.
+    from shmsock._shmsock import _SpinHistory
+
+    spins = _SpinHistory()
+    full = 30e-6
+    assert spins.budget(full) == pytest.approx(full)
+    for _ in range(4):
+        spins.missed()
+    budgets = [spins.budget(full) for _ in range(64)]
+    assert budgets[:63] == [None] * 63
+    probe = budgets[63]
+    assert probe is not None and 0 < probe < full
+    spins.found()
+    assert spins.budget(full) == pytest.approx(full)
+    assert spins.budget(0.0) is None
+    with pytest.raises(ValueError):
+        spins.budget(-1.0)

@@ -107,17 +107,43 @@ struct ProbeState {
 
 /// Whether spinning has paid off lately, and so how long to spin now. One per
 /// waiting place: a connection's [`Waiter`], a
-/// [`Reactor`](crate::reactor::Reactor), a subscriber.
+/// [`Reactor`](crate::reactor::Reactor), a subscriber, and each place where a
+/// binding looks at a ring before it asks its event loop to wake it (Node's
+/// and Python asyncio's receives and partly sent messages), so that every
+/// spin of every language follows this one rule.
 ///
 /// A spin that finds nothing burns its whole budget; one that finds the
-/// message saves a sleep and a wake-up. So misses weigh more than finds
-/// ([`SPIN_MISS_WEIGHT`]), and one find does not wipe out the misses before
-/// it: sixteen clients of one server each found their reply in the spin now
-/// and then, so a history reset by every find kept all of them spinning for
-/// most of the 70 µs they waited, on the two CPUs the server needed (client
-/// p99 1.5 to 1.9× that of clients that never spin, same aggregate).
-#[derive(Default)]
-pub(crate) struct SpinHistory {
+/// message saves a sleep and a wake-up. So a miss weighs twice a find, and
+/// spinning goes on while at least two spins in three find. One find does
+/// not wipe out the misses before it: sixteen clients of one server each
+/// found their reply in the spin now and then, so a history reset by every
+/// find kept all of them spinning for most of the 70 µs they waited, on the
+/// two CPUs the server needed (client p99 1.5 to 1.9× that of clients that
+/// never spin, same aggregate).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use shmsock::wait::SpinHistory;
+///
+/// let spins = SpinHistory::default();
+/// let arrived = || true; // a look at the ring that makes no system call
+/// if let Some(budget) = spins.budget(Duration::from_micros(30)) {
+///     let until = Instant::now() + budget;
+///     loop {
+///         if arrived() {
+///             spins.found();
+///             break;
+///         }
+///         if Instant::now() >= until {
+///             spins.missed(); // then ask the event loop to wake this side
+///             break;
+///         }
+///         std::hint::spin_loop();
+///     }
+/// }
+/// ```
+#[derive(Debug, Default)]
+pub struct SpinHistory {
     /// Misses (weighted) less finds, at most [`SPIN_GIVE_UP`].
     score: AtomicU32,
     /// Waits that skipped spinning since the last probe.
@@ -126,10 +152,10 @@ pub(crate) struct SpinHistory {
 
 impl SpinHistory {
     /// How long to spin now, given a full budget of `spin`: all of it while
-    /// spinning pays, else nothing, but a short probe every
-    /// [`SPIN_RETRY_EVERY`] waits, since the peer may have moved to another
-    /// core or sped up (a probe that finds the message resumes spinning).
-    pub(crate) fn budget(&self, spin: Duration) -> Option<Duration> {
+    /// spinning pays, else nothing, but a short probe (3 µs) every 64th
+    /// wait, since the peer may have moved to another core or sped up (a
+    /// probe that finds the message resumes spinning).
+    pub fn budget(&self, spin: Duration) -> Option<Duration> {
         if spin.is_zero() {
             return None;
         }
@@ -145,15 +171,24 @@ impl SpinHistory {
     }
 
     /// The spin found what it waited for.
-    pub(crate) fn found(&self) {
+    pub fn found(&self) {
         let score = self.score.load(Ordering::Relaxed);
         self.score.store(score.saturating_sub(1), Ordering::Relaxed);
     }
 
     /// The spin ran out without finding it.
-    pub(crate) fn missed(&self) {
+    pub fn missed(&self) {
         let score = self.score.load(Ordering::Relaxed);
         self.score.store((score + SPIN_MISS_WEIGHT).min(SPIN_GIVE_UP), Ordering::Relaxed);
+    }
+
+    /// The spin saw that it only takes turns with the peer: this thread lost
+    /// its CPU while it spun (most likely to the peer, sharing its core), so
+    /// what it found came from the two running in turn, not side by side.
+    /// Spinning stops at once, as after enough misses, and resumes only when
+    /// a probe finds the peer's work.
+    pub fn give_up(&self) {
+        self.score.store(SPIN_GIVE_UP, Ordering::Relaxed);
     }
 }
 
@@ -430,5 +465,18 @@ mod tests {
         history.found();
         assert_eq!(history.budget(SPIN), Some(SPIN));
         assert_eq!(SpinHistory::default().budget(Duration::ZERO), None, "a zero spin never spins");
+    }
+
+    #[test]
+    fn a_spin_that_only_took_turns_with_the_peer_stops_spinning_at_once() {
+        let history = SpinHistory::default();
+        history.found();
+        history.give_up();
+        for _ in 1..SPIN_RETRY_EVERY {
+            assert_eq!(history.budget(SPIN), None);
+        }
+        assert_eq!(history.budget(SPIN), Some(SPIN_PROBE), "it still probes now and then");
+        history.found();
+        assert_eq!(history.budget(SPIN), Some(SPIN));
     }
 }

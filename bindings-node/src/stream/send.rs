@@ -38,7 +38,7 @@ impl StreamShared {
         let mut st = lock(&self.st);
         self.check_open(&st)?;
         if st.outbox.is_empty() {
-            match self.send_spin(&mut st.send_spin, data)? {
+            match self.send_spin(&st.send_spin, data)? {
                 SendProgress::Complete => return Ok(true),
                 SendProgress::Partial { .. } => {}
             }
@@ -98,7 +98,7 @@ impl StreamShared {
     /// Resumes the waiting sends in order; true when none is left waiting.
     pub(super) fn resume_sends(&self, st: &mut StreamState, events: &mut Vec<Event>, spin: bool) -> bool {
         while let Some((op, data)) = st.outbox.front() {
-            let resumed = if spin { self.send_spin(&mut st.send_spin, data) } else { self.stream.send_resumable(data) };
+            let resumed = if spin { self.send_spin(&st.send_spin, data) } else { self.stream.send_resumable(data) };
             match resumed {
                 Ok(SendProgress::Complete) => {
                     st.outbox.pop();
@@ -123,7 +123,7 @@ impl StreamShared {
     /// progress, up to PARTIAL_SPIN_MAX: a receiver on another core frees a
     /// fragment's space within microseconds, far sooner than a wake-up of this
     /// thread through the kernel would come. Adaptive as `spin_partial`.
-    fn send_spin(&self, adapt: &mut Adaptive, data: &[u8]) -> Result<SendProgress, CoreError> {
+    fn send_spin(&self, adapt: &Adaptive, data: &[u8]) -> Result<SendProgress, CoreError> {
         let mut progress = self.stream.send_resumable(data)?;
         let SendProgress::Partial { sent } = progress else { return Ok(progress) };
         if sent == 0 {
@@ -132,9 +132,9 @@ impl StreamShared {
             return Ok(progress);
         }
         let start = Instant::now();
-        let Some(mut clock) = adapt.start(start, self.placement_hints()) else { return Ok(progress) };
+        let Some(mut clock) = adapt.start(start, self.placement_hints(), PARTIAL_SPIN) else { return Ok(progress) };
         let end = start + PARTIAL_SPIN_MAX;
-        let mut until = start + PARTIAL_SPIN;
+        let mut until = start + clock.budget;
         let mut last = sent;
         let mut next_try = start + SEND_SPIN_EVERY;
         let result = loop {

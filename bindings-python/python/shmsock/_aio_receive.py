@@ -18,7 +18,7 @@ import time
 from types import TracebackType
 from typing import Any, Deque, Optional, Protocol, Tuple, Type, TypeVar
 
-from ._shmsock import BufferTooSmall, Closed, Error, PeerClosed, Timeout, WouldBlock
+from ._shmsock import BufferTooSmall, Closed, Error, PeerClosed, Timeout, WouldBlock, _SpinHistory
 
 # Read-ahead bounds while no receive waits.
 _AHEAD_MESSAGES = 64
@@ -26,9 +26,6 @@ _AHEAD_BYTES = 1 << 20
 # How long a receive looks at the source before it sleeps, and when it stops
 # looking (see _Receiver._spin).
 _SPIN = 30e-6
-_SPIN_GIVE_UP = 8
-_SPIN_MISS_WEIGHT = 2
-_SPIN_RETRY_EVERY = 64
 # A receive that finds its message at once lets the loop run other tasks
 # first once in this many calls.
 _YIELD_EVERY = 64
@@ -82,8 +79,8 @@ class _Receiver:
         self._ended = False
         # Sends waiting for room, in order (a stream's; see _resume_sends).
         self._sends: Deque[Tuple[asyncio.Future[None], Any]] = collections.deque()
-        self._spin_score = 0
-        self._spins_skipped = 0
+        # When looking at the ring pays (the core's rule: see _spin).
+        self._spins = _SpinHistory()
         # Receives since this receiver last let the loop run (see recv).
         self._streak = 0
 
@@ -281,25 +278,22 @@ class _Receiver:
         """Before a receive sleeps: looks at the ring for up to _SPIN seconds
         without a system call and without consuming a wake-up (a reply from a
         peer on another core usually comes sooner than a wake-up through the
-        kernel). It keeps looking only while at least two looks in three find
-        the message (a look that finds nothing counts _SPIN_MISS_WEIGHT, one
-        that finds takes one off, up to _SPIN_GIVE_UP): a slow peer, or one on
-        this core, where looking only delays it, makes it look only every
-        _SPIN_RETRY_EVERY-th time, as the core's own waiting does
-        (``wait::SpinHistory``)."""
-        if self._spin_score >= _SPIN_GIVE_UP:
-            self._spins_skipped += 1
-            if self._spins_skipped < _SPIN_RETRY_EVERY:
-                return None
-            self._spins_skipped = 0
-        until = time.perf_counter() + _SPIN
+        kernel). When to look is the core's rule, the one every blocking wait
+        and every binding follows (``_SpinHistory``, ``wait::SpinHistory``): it
+        keeps looking while at least two looks in three find the message, so a
+        slow peer, or one on this core, where looking only delays it, soon
+        makes it look only now and then."""
+        budget = self._spins.budget(_SPIN)
+        if budget is None:
+            return None
+        until = time.perf_counter() + budget
         while True:
             message = self._recheck()
             if message is not None:
-                self._spin_score = max(0, self._spin_score - 1)
+                self._spins.found()
                 return message
             if self._ended or time.perf_counter() >= until:
-                self._spin_score = min(_SPIN_GIVE_UP, self._spin_score + _SPIN_MISS_WEIGHT)
+                self._spins.missed()
                 return None
 
     def _recheck(self) -> Optional[bytes]:

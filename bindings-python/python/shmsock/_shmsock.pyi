@@ -55,6 +55,7 @@ __all__ = [
     "Timeout",
     "WouldBlock",
     "_Connecting",
+    "_SpinHistory",
     "_Subscribing",
     "__version__",
     "_error_classes",
@@ -270,6 +271,19 @@ class _Connecting:
         """Finishes the connect if the server answered (None: not yet)."""
     def close(self) -> None:
         """Gives up: closes the socket. Idempotent."""
+
+@final
+class _SpinHistory:
+    """Whether looking at a ring has paid lately (see ``shmsock.aio``)."""
+
+    def __init__(self) -> None: ...
+    def budget(self, spin: float) -> Optional[float]:
+        """How many seconds to look now, of a full ``spin``: all of it while
+        looking pays, else None, but now and then a short probe."""
+    def found(self) -> None:
+        """The look found what it waited for."""
+    def missed(self) -> None:
+        """The look ran out without finding it."""
 
 @final
 class _Subscribing:
