@@ -364,13 +364,12 @@ pub(crate) fn serve(fd: RawFd, aead: Aead, kind: FloorKind, spin: bool) -> Resul
             n = 1025;
         } else if n > 1024 && n % 64 == 0 && idle_since.elapsed() > Duration::from_millis(2) {
             // Say we sleep, then look once more (pairs with the parent's store of
-            // the sequence, then load of the flag, in wake_peer).
-            // It stays asleep until the parent's turn comes (or it quits):
-            // a peer that woke at each timeout and yielded until its next
-            // check ran on the measuring CPU between the runs of the
-            // transports measured there (one core: shmsock's 64 B round
-            // trip 3.9 us with the floors' peers idle beside it, 2.8 us
-            // without them; a Unix socket's 3.6 against 4.2 us).
+            // the sequence, then load of the flag, in wake_peer). Sleep until the
+            // parent's turn comes or it quits, across timeouts: a peer that woke
+            // at each timeout and yielded until its next check ran on the
+            // measuring CPU during the other transports' runs (one core:
+            // shmsock's 64 B round trip read 3.9 us beside such peers, 2.8 us
+            // without; a Unix socket's 3.6 against 4.2 us).
             asleep.store(1, Ordering::SeqCst);
             loop {
                 let v = seq.load(Ordering::SeqCst);
