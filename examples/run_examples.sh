@@ -92,7 +92,7 @@ echo_never_reading_client)
     pid=$!
     wait_for "$tmp/server.out" "serving '$endpoint' as shmsock-pk:"
     # 4 MiB of messages whose replies are never read: more than the client's
-    # ring and the server's 1 MiB outbox for it, so the server drops it.
+    # ring (2 MiB) and the server's 1 MiB outbox for it, so the server drops it.
     "$client" --never-read "$endpoint" "$tmp/server.key" 4096 > "$tmp/stuck.out" 2>&1 &
     stuck=$!
     wait_for "$tmp/server.out" "client 1 connected"

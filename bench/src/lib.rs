@@ -23,7 +23,7 @@
 //!
 //! Modules, one concept each: [`config`] (what to measure), `session` and
 //! [`transport`] (the peers and the transports under test), [`floor`],
-//! [`measure`] (one timed run), `run` (the loop over placements), [`report`]
+//! [`measure`] (one timed run), [`seal_rate`] (the raw cipher's ceiling), `run` (the loop over placements), [`report`]
 //! (the results), [`ratios`] (ratios and goals), [`table`] (the text table),
 //! [`units`] (how figures are written).
 
@@ -41,6 +41,7 @@ pub mod pubsub;
 pub mod ratios;
 pub mod report;
 mod run;
+pub mod seal_rate;
 pub mod server;
 mod session;
 pub mod stats;

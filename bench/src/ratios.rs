@@ -21,7 +21,7 @@ pub struct Ratio {
     /// The shmsock transport id.
     pub transport: String,
     /// The baseline id (`unix-plain`, `unix-<cipher>`, `floor-<cipher>`,
-    /// `floor+frame-<cipher>`).
+    /// `floor+frame-<cipher>`, `seal-<cipher>`: one core's raw seal rate).
     pub baseline: String,
     /// How many times better shmsock is.
     pub ratio: f64,
@@ -96,6 +96,17 @@ pub fn ratios(report: &Report) -> Vec<Ratio> {
                     });
                 }
             }
+            for size in p.throughput_sizes() {
+                if let (Some(s), Some(seal)) = (shm.throughput_of(size), p.seal_rate_of(suite, size)) {
+                    out.push(Ratio {
+                        placement: p.name,
+                        metric: throughput_metric(size),
+                        transport: shm.transport.id(),
+                        baseline: format!("seal-{}", suite.name()),
+                        ratio: s.gb_per_s / seal.gb_per_s,
+                    });
+                }
+            }
             for kind in [FloorKind::Line, FloorKind::Frame] {
                 if let (Some(f), Some(s)) = (p.floor_of(suite, kind), shm.latency_of(FLOOR_SIZE)) {
                     out.push(Ratio {
@@ -167,6 +178,13 @@ pub fn goals(report: &Report) -> Vec<GoalCheck> {
             thr(two, shm).zip(thr(two, plain)).map(|(s, b)| s / b),
             ">=",
             1.2,
+        );
+        let seal = two.and_then(|p| p.seal_rate_of(suite, 1 << 20)).map(|r| r.gb_per_s);
+        push(
+            "1 MiB throughput, two cores: at least 0.9x one core's raw seal rate (shmsock / seal)",
+            thr(two, shm).zip(seal).map(|(s, r)| s / r),
+            ">=",
+            0.9,
         );
     }
     out

@@ -14,6 +14,7 @@ use crate::error::{BenchError, Result};
 use crate::floor::FloorKind;
 use crate::measure::{LatencyRun, ThroughputRun};
 use crate::ratios::{GoalCheck, Ratio};
+use crate::seal_rate::SealRate;
 use crate::stats;
 
 /// Round-trip figures of one message size.
@@ -112,6 +113,8 @@ pub struct PlacementReport {
     pub transports: Vec<TransportReport>,
     /// Per cipher.
     pub floors: Vec<FloorReport>,
+    /// One core's raw seal rate, per cipher and streaming size.
+    pub seal_rates: Vec<SealRate>,
 }
 
 impl PlacementReport {
@@ -126,6 +129,10 @@ impl PlacementReport {
     /// A floor of one cipher.
     pub fn floor_of(&self, cipher: CipherSuite, kind: FloorKind) -> Option<&FloorReport> {
         self.floors.iter().find(|f| f.cipher == cipher && f.kind == kind)
+    }
+    /// One core's seal rate of one cipher and message size.
+    pub fn seal_rate_of(&self, cipher: CipherSuite, size: usize) -> Option<&SealRate> {
+        self.seal_rates.iter().find(|r| r.cipher == cipher && r.size == size)
     }
     /// The ping-pong sizes measured.
     pub fn latency_sizes(&self) -> Vec<usize> {

@@ -16,6 +16,7 @@ use crate::measure::{self, SampleBuffer};
 use crate::peer::{self, PeerProcess};
 use crate::ratios;
 use crate::report::{FloorReport, LatencyStat, PlacementReport, Report, ThroughputStat, TransportReport};
+use crate::seal_rate::SealRate;
 use crate::session::{start_session, Session};
 use crate::stats;
 use crate::units::size_name;
@@ -128,6 +129,14 @@ impl Runner<'_> {
                 latency: LatencyStat::new(floor::FLOOR_SIZE),
             })
             .collect();
+        let mut seal_rates: Vec<SealRate> = sessions
+            .iter()
+            .filter_map(|s| match s.kind {
+                TransportKind::Shm(suite) => Some(suite),
+                _ => None,
+            })
+            .flat_map(|suite| config.throughput_sizes.iter().map(move |&size| SealRate::new(suite, size)))
+            .collect();
         for round in 0..config.runs {
             let r = format!("run {}/{}", round + 1, config.runs);
             for (li, &size) in config.latency_sizes.iter().enumerate() {
@@ -165,6 +174,10 @@ impl Runner<'_> {
                     rep.throughput[ti].runs.push(run);
                 }
             }
+            for rate in &mut seal_rates {
+                self.step(&format!("{pname}: seal rate of {} {} ({r})", rate.cipher.name(), size_name(rate.size)));
+                rate.run(config.throughput_run / 3);
+            }
         }
         self.watchdog.unwatch_all();
         for s in sessions {
@@ -185,7 +198,8 @@ impl Runner<'_> {
             }
         }
         floor_reports.iter_mut().for_each(|f| f.latency.finish());
-        Ok(PlacementReport { placement, name: pname, transports: reports, floors: floor_reports })
+        seal_rates.iter_mut().for_each(SealRate::finish);
+        Ok(PlacementReport { placement, name: pname, transports: reports, floors: floor_reports, seal_rates })
     }
 
     /// Starts every transport's peer, then warms each up (untimed).
@@ -253,6 +267,7 @@ fn step_count(config: &Config, kinds: usize, suites: usize, placements: &[Placem
     let floors = if config.floor { 2 * suites } else { 0 };
     let per_placement = 2 * kinds
         + config.runs * ((config.latency_sizes.len() + config.throughput_sizes.len()) * kinds + floors)
+        + config.runs * suites * config.throughput_sizes.len()
         + floors;
     let hogs = placements.iter().filter(|p| p.hog).count();
     (per_placement * placements.len() + hogs).max(1) as f64

@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
+use shmsock::CipherSuite;
 
 use crate::floor::FloorKind;
 use crate::measure::STALL;
@@ -170,6 +171,17 @@ fn figures(p: &PlacementReport) -> Table {
         }
         t.add_row(row);
     }
+    // Seal rates are grouped by cipher (one per streaming size).
+    let mut suites: Vec<CipherSuite> = p.seal_rates.iter().map(|r| r.cipher).collect();
+    suites.dedup();
+    for cipher in suites {
+        let mut row = vec![Cell::new(format!("one core's raw seal, {}", cipher.name()))];
+        row.extend(p.latency_sizes().iter().flat_map(|_| [Cell::new(""), Cell::new("")]));
+        for s in p.throughput_sizes() {
+            row.push(Cell::new(p.seal_rate_of(cipher, s).map(|r| gb_per_s_name(r.gb_per_s)).unwrap_or_default()));
+        }
+        t.add_row(row);
+    }
     t
 }
 
@@ -181,6 +193,8 @@ fn baseline_name(id: &str) -> &'static str {
         "unix + same AEAD"
     } else if id.starts_with("floor+frame-") {
         "floor + frame"
+    } else if id.starts_with("seal-") {
+        "one core's seal"
     } else {
         "floor"
     }
@@ -307,5 +321,6 @@ mod tests {
         assert_eq!(baseline_name("unix-aegis-128l"), "unix + same AEAD");
         assert_eq!(baseline_name("floor-aegis-128l"), "floor");
         assert_eq!(baseline_name("floor+frame-aegis-128l"), "floor + frame");
+        assert_eq!(baseline_name("seal-aegis-128l"), "one core's seal");
     }
 }

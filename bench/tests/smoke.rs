@@ -28,8 +28,11 @@ fn a_tiny_run_measures_every_transport_and_the_floor() {
                 assert!(x.gb_per_s > 0.0, "{} {}", t.label, x.size);
             }
         }
+        // One core's seal rate of every cipher and streaming size.
+        assert_eq!(p.seal_rates.len(), suites * config.throughput_sizes.len());
+        assert!(p.seal_rates.iter().all(|r| r.gb_per_s > 0.0 && r.runs.len() == config.runs), "{:?}", p.seal_rates);
     }
-    assert_eq!(report.goals.len(), 4 * suites);
+    assert_eq!(report.goals.len(), 5 * suites);
     let text = format_report(&report);
     assert!(text.contains("x better than") && text.contains("unix plaintext"), "{text}");
     assert!(!text.contains("[MET") && !text.contains("[MISS"), "{text}");
@@ -43,6 +46,7 @@ fn a_tiny_run_measures_every_transport_and_the_floor() {
     );
     let wide: Vec<&str> = text.lines().filter(|l| l.chars().count() > shmsock_bench::table::WIDTH).collect();
     assert!(wide.is_empty(), "lines wider than the table width: {wide:#?}");
+    assert!(text.contains("one core's raw seal") && text.contains("vs one core's seal"), "{text}");
     let json = serde_json::to_value(&report).unwrap();
     assert!(json["placements"][0]["transports"][0]["latency"][0]["p50_ns"].as_f64().unwrap() > 0.0);
 }

@@ -117,13 +117,13 @@ def test_echo_server_survives_a_client_that_never_reads(tmp_path: Path, name: st
     try:
         wait_for_line(server, "echo server on")
         key = (tmp_path / "echo.pub").read_text().strip()
-        # 40 x 64 KiB of echoes: more than its ring (256 KiB) and queue (1 MiB).
+        # 80 x 64 KiB of echoes: more than its ring (2 MiB) and queue (1 MiB).
         deaf = start(
             [
                 "-c",
                 "import sys, time, shmsock\n"
                 "s = shmsock.connect(sys.argv[1], server_key=sys.argv[2])\n"
-                "for _ in range(40):\n"
+                "for _ in range(80):\n"
                 "    try:\n"
                 "        s.send(bytes(65536), timeout=2)\n"
                 "    except shmsock.Timeout:\n"
@@ -136,7 +136,7 @@ def test_echo_server_survives_a_client_that_never_reads(tmp_path: Path, name: st
             ],
             tmp_path,
         )
-        assert wait_for_line(deaf, "stopped").strip() == "stopped"  # not all 40 were taken
+        assert wait_for_line(deaf, "stopped").strip() == "stopped"  # not all 80 were taken
         assert "dropped" in wait_for_line(server, "echo to client")
         client = subprocess.run(
             [

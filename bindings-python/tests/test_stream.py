@@ -119,7 +119,7 @@ def test_properties(echo_server: EchoServer, name: str, server_keypair: shmsock.
         assert stream.peer_credentials.uid == os.getuid()
         assert stream.cipher in ("aegis-128l", "chacha20-poly1305")
         assert stream.backend == "memfd"
-        assert stream.ring_size == 1 << 18  # the default ring: 256 KiB
+        assert stream.ring_size == 2 << 20  # the default ring: 2 MiB
         assert stream.role == "client"
         assert stream.endpoint == name
         assert not stream.closed

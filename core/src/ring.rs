@@ -30,8 +30,9 @@
 //! them, so memory pressure is an error from `fallocate`, never a SIGBUS. An
 //! idle connection therefore costs a page, and one that only exchanges small
 //! messages keeps to the first step: a producer whose message would run past
-//! what it committed starts again at the ring's beginning (a PAD marker) when
-//! the ring is empty and the message fits before its current position.
+//! the first step starts again at the ring's beginning (a PAD marker) when the
+//! ring is empty and the message fits before its current position. The same
+//! rule brings small messages back to the first step after large ones.
 
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
@@ -176,18 +177,21 @@ impl Producer {
     }
 
     /// Called before the first record of a message whose records have these
-    /// sealed lengths: when they would run past the committed part of the
-    /// ring but fit before the tail's position, and the ring is empty, the
-    /// message starts again at the ring's beginning (a PAD marker, published
-    /// with its first record), so a connection that only exchanges small
-    /// messages keeps to the pages it already reserved.
+    /// sealed lengths: when they would run past the ring's first
+    /// [`COMMIT_STEP`] but fit before the tail's position, and the ring is
+    /// empty, the message starts again at the ring's beginning (a PAD marker,
+    /// published with its first record). So a connection that exchanges small
+    /// messages keeps to the pages it reserved first, and after a burst of
+    /// large messages it returns to them instead of walking the whole ring:
+    /// fewer cache lines and TLB entries per message, which a large ring would
+    /// otherwise cost every small message.
     pub fn begin_message(&mut self, seg: &Segment, sealed_lens: impl Iterator<Item = usize>) -> Result<()> {
         let pos = self.tail % self.layout.capacity;
-        if pos == 0 || self.committed >= self.layout.capacity || pos + ALIGN > self.committed {
+        if pos == 0 || pos + ALIGN > self.committed {
             return Ok(());
         }
         let total: u64 = sealed_lens.map(record_len).sum();
-        if pos + total <= self.committed || total > pos {
+        if pos + total <= COMMIT_STEP || total > pos {
             return Ok(());
         }
         // Only the head read now can tell that the ring is empty.
@@ -644,6 +648,33 @@ mod tests {
         }
         assert_eq!(p.committed, u64::from(RING));
         assert_eq!(reserved_bytes(&seg), segment::DATA_OFFSET as u64 + u64::from(RING));
+    }
+
+    #[test]
+    fn small_messages_return_to_the_first_step_after_large_ones() {
+        const RING: u32 = 256 * 1024;
+        let seg = Segment::create(Backend::Memfd, RING).unwrap();
+        let (mut p, mut c) = (Producer::new(0, RING), Consumer::new(0, RING));
+        // One large message (ten fragments) takes the ring past its first step...
+        p.begin_message(&seg, [16000; 10].into_iter()).unwrap();
+        for i in 0..10 {
+            let _ = put(&seg, &mut p, 16000, i == 9);
+            let _ = take(&seg, &mut c, 16000);
+        }
+        assert!(p.tail % u64::from(RING) > COMMIT_STEP);
+        // ...then small ones, one at a time, start again at the beginning and
+        // stay in the first step, for several times the ring.
+        for _ in 0..(4 * RING / 1024) {
+            p.begin_message(&seg, [1000].into_iter()).unwrap();
+            let _ = put(&seg, &mut p, 1000, true);
+            assert!(p.tail % u64::from(RING) <= COMMIT_STEP, "a small message ran past the first step");
+            let _ = take(&seg, &mut c, 1000);
+        }
+        // A small message while others are still in the ring goes on in place.
+        let _ = put(&seg, &mut p, 1000, true);
+        let before = p.tail;
+        p.begin_message(&seg, [COMMIT_STEP as usize].into_iter()).unwrap();
+        assert_eq!(p.tail, before, "a ring that is not empty is not started again");
     }
 
     #[test]

@@ -34,7 +34,7 @@ impl From<Backend> for shmsock_backend {
 /// Everything configurable about a connection, with the core's defaults: no
 /// keypair (a client then uses one generated once per process; a server must have
 /// one), no pinned server key, any client key and uid allowed, ring size chosen
-/// by the server (256 KiB), 16 MiB maximum message size, no send or receive
+/// by the server (2 MiB), 16 MiB maximum message size, no send or receive
 /// timeout, 5 s handshake timeout, 50 µs spin, memfd backend, cipher by hardware.
 ///
 /// An options object is read when it is passed to a function that binds or
@@ -222,7 +222,7 @@ pub unsafe extern "C" fn shmsock_options_allow_any_uid(options: *mut shmsock_opt
 }
 
 /// Sets the capacity of each ring in bytes: a power of two from 4 KiB to 1 GiB,
-/// or 0 for the default (a server uses 256 KiB; a client lets the server decide).
+/// or 0 for the default (a server uses 2 MiB; a client lets the server decide).
 ///
 /// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_ARGUMENT.
 #[no_mangle]
