@@ -376,8 +376,9 @@ test('a send waiting for room rejects with SHMSOCK_PEER_GONE when the peer is ki
     })
     const stream = await accepted
     const proc = await within(readyP, 20000, 'child ready')
-    // The child never reads: this message cannot fit, so the send waits.
-    const pendingSend = stream.send(Buffer.alloc(1 << 20, 7))
+    // The child never reads: this message is larger than the ring (2 MiB by
+    // default), so the send waits.
+    const pendingSend = stream.send(Buffer.alloc(4 << 20, 7))
     await sleep(50)
     proc.kill('SIGKILL')
     await within(rejectsWith(pendingSend, codes.PEER_GONE), 10000, 'the waiting send ends')
