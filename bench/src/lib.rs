@@ -23,9 +23,10 @@
 //!
 //! Modules, one concept each: [`config`] (what to measure), `session` and
 //! [`transport`] (the peers and the transports under test), [`floor`],
-//! [`measure`] (one timed run), [`seal_rate`] (the raw cipher's ceiling), `run` (the loop over placements), [`report`]
-//! (the results), [`ratios`] (ratios and goals), [`table`] (the text table),
-//! [`units`] (how figures are written).
+//! [`measure`] (one timed run), [`seal_rate`] (the raw cipher's ceiling),
+//! `run` (the loop over placements), [`report`] (the results), [`ratios`]
+//! (ratios and goals), [`table`] (the text table), [`units`] (how figures are
+//! written).
 
 #![warn(missing_docs)]
 

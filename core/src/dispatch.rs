@@ -126,8 +126,9 @@ pub(crate) struct Shard {
     buffer: Vec<u8>,
     /// Whether watching a served connection's ring finds its next message.
     next_spins: SpinHistory,
-    /// False when the options turned spinning off.
-    may_spin: bool,
+    /// How long to watch it: [`NEXT_MESSAGE_SPIN`], or the options' shorter
+    /// spin (zero: never).
+    next_spin: Duration,
     /// Messages taken in a row without a look at the epoll set.
     unlooked: u32,
 }
@@ -148,7 +149,7 @@ impl Shard {
             next_handshake: 0,
             buffer: vec![0; FIRST_BUFFER],
             next_spins: SpinHistory::default(),
-            may_spin: !options.spin.is_zero(),
+            next_spin: options.spin.min(NEXT_MESSAGE_SPIN),
             unlooked: 0,
         })
     }
@@ -231,16 +232,16 @@ impl Shard {
     /// crowded, and every [`LOOK_EVERY`] messages, so other sources wait at
     /// most that many messages of one client.
     fn next_message_here(&mut self) -> bool {
-        if !self.may_spin || self.ready.len() != 1 || self.unlooked >= LOOK_EVERY {
+        if self.ready.len() != 1 || self.unlooked >= LOOK_EVERY {
             return false;
         }
         let Some(connection) = self.ready.front().and_then(|id| self.connections.get(id)) else { return false };
         let stream = &connection.inner.stream;
         let now = Instant::now();
-        let Some(budget) = self.next_spins.budget(NEXT_MESSAGE_SPIN) else { return false };
         if crate::placement::crowded(now) {
             return false;
         }
+        let Some(budget) = self.next_spins.budget(self.next_spin) else { return false };
         let until = now + budget;
         loop {
             if stream.next_message_len().is_some() {

@@ -670,7 +670,7 @@ mod tests {
             assert!(p.tail % u64::from(RING) <= COMMIT_STEP, "a small message ran past the first step");
             let _ = take(&seg, &mut c, 1000);
         }
-        // A small message while others are still in the ring goes on in place.
+        // With a record still in the ring, a message goes on in place.
         let _ = put(&seg, &mut p, 1000, true);
         let before = p.tail;
         p.begin_message(&seg, [COMMIT_STEP as usize].into_iter()).unwrap();
