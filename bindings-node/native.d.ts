@@ -227,9 +227,9 @@ export declare function fingerprint(key: Buffer): string
 
 /**
  * Internal: the per-message stream calls as plain functions (see the module
- * comment): `send(id, op, data)` and `recv(id, op, into?)`.
+ * comment): `send(id, op, data)` and `recv(id, op, into?, timeout?)`.
  */
-export declare function hotCalls(): { send(id: number, op: number, data: Buffer): boolean; recv(id: number, op: number, into?: Buffer): Buffer | number | null }
+export declare function hotCalls(): { send(id: number, op: number, data: Buffer): boolean; recv(id: number, op: number, into?: Buffer, timeout?: number): Buffer | number | null }
 
 /**
  * Registers the JavaScript function that receives every batch of events.

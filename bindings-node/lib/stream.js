@@ -53,7 +53,7 @@ function connectWith(nativeFn, name, options, wrap) {
  * @typedef {object} Receiver
  * @property {{ cancelRecv(op: number): boolean }} _n
  * @property {number | undefined} _recvTimeout its default receive timeout (ms)
- * @property {(op: number, into: Buffer | undefined) => unknown} _startRecv the native receive
+ * @property {(op: number, into: Buffer | undefined, timeout: number | undefined) => unknown} _startRecv the native receive
  * @property {() => Promise<Buffer>} recv
  */
 
@@ -75,7 +75,7 @@ function receive(owner, into, options) {
     if (limit.timeout !== undefined) timeout = limit.timeout
   }
   const op = newOp()
-  return started(op, owner, null, () => owner._startRecv(op, into), {
+  return started(op, owner, null, () => owner._startRecv(op, into, timeout), {
     timeout,
     timeoutError: recvTimeoutError,
     signal,
@@ -186,9 +186,10 @@ class Stream {
   /**
    * @param {number} op
    * @param {Buffer | undefined} into
+   * @param {number | undefined} timeout ms
    */
-  _startRecv(op, into) {
-    return hot.recv(this._id, op, into)
+  _startRecv(op, into, timeout) {
+    return hot.recv(this._id, op, into, timeout)
   }
 
   /**

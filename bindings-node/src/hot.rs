@@ -28,6 +28,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use napi::bindgen_prelude::{Buffer, FromNapiValue, ToNapiValue};
 use napi::{sys, JsError, Status};
@@ -179,12 +180,30 @@ unsafe extern "C" fn send(env: sys::napi_env, info: sys::napi_callback_info) -> 
     }
 }
 
-/// `recv(id, op, into?)`: the message (or, with `into`, its length) if one is
-/// there now, else null and `op` completes later (see [`StreamShared::recv`]).
+/// A timeout argument in milliseconds (undefined or null: none).
+///
+/// # Safety
+/// As [`integer`].
+unsafe fn timeout(env: sys::napi_env, value: sys::napi_value) -> Result<Option<Duration>, napi::Error<Code>> {
+    if is_nullish(env, value) {
+        return Ok(None);
+    }
+    let mut ms = 0.0;
+    // SAFETY: see the function's contract.
+    let status = unsafe { sys::napi_get_value_double(env, value, &mut ms) };
+    if status != sys::Status::napi_ok || ms.is_nan() || ms < 0.0 {
+        return Err(js_error(ErrorKind::InvalidArgument, "timeout must be a number of milliseconds >= 0"));
+    }
+    Ok(Some(Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(Duration::MAX)))
+}
+
+/// `recv(id, op, into?, timeout?)`: the message (or, with `into`, its length)
+/// if one is there now, else null and `op` completes later (see
+/// [`StreamShared::recv`]); `timeout`: the receive's own, in ms.
 unsafe extern "C" fn recv(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: Node's arguments to this callback.
     unsafe {
-        call(env, info, |[id, op, into]: [sys::napi_value; 3]| {
+        call(env, info, |[id, op, into, limit]: [sys::napi_value; 4]| {
             let stream = stream(integer(env, id, "id")?).map_err(to_js)?;
             let op = integer(env, op, "op")?;
             let into = if is_nullish(env, into) {
@@ -194,7 +213,8 @@ unsafe extern "C" fn recv(env: sys::napi_env, info: sys::napi_callback_info) -> 
                     .map_err(|_| js_error(ErrorKind::InvalidArgument, "buffer must be a Buffer"))?;
                 Some(buffer)
             };
-            let result = recv_result(stream.recv(op, into).map_err(to_js)?)?;
+            let limit = timeout(env, limit)?;
+            let result = recv_result(stream.recv(op, into, limit).map_err(to_js)?)?;
             ToNapiValue::to_napi_value(env, result).map_err(|e| napi_failed(e.status.into(), "returning a message"))
         })
     }
@@ -231,9 +251,9 @@ impl ToNapiValue for HotCalls {
 }
 
 /// Internal: the per-message stream calls as plain functions (see the module
-/// comment): `send(id, op, data)` and `recv(id, op, into?)`.
+/// comment): `send(id, op, data)` and `recv(id, op, into?, timeout?)`.
 #[napi(
-    ts_return_type = "{ send(id: number, op: number, data: Buffer): boolean; recv(id: number, op: number, into?: Buffer): Buffer | number | null }"
+    ts_return_type = "{ send(id: number, op: number, data: Buffer): boolean; recv(id: number, op: number, into?: Buffer, timeout?: number): Buffer | number | null }"
 )]
 pub fn hot_calls() -> HotCalls {
     HotCalls

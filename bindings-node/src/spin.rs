@@ -42,6 +42,16 @@ impl Adaptive {
         self.history.budget(spin)
     }
 
+    /// How long a receive may wait in place (`StreamShared::wait_in_place`),
+    /// of `limit`, if at all: only when the peer said it last ran on this
+    /// thread's CPU (the opposite of a spin), and while such waits pay.
+    pub(crate) fn in_place_budget(&self, hints: Hints<'_>, limit: Duration) -> Option<Duration> {
+        if !hints.peer_on(hints.publish()) {
+            return None;
+        }
+        self.history.budget(limit)
+    }
+
     /// As `budget`, for a spin that may go on while it sees progress, and so
     /// watches for preemption: its clock.
     pub(crate) fn start(&self, now: Instant, hints: Hints<'_>, spin: Duration) -> Option<SpinClock> {

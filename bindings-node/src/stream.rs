@@ -46,7 +46,7 @@ mod send;
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::Buffer;
@@ -59,7 +59,7 @@ use crate::inbox::{event_op, Inbox, RecvWaiter};
 use crate::outbox::Outbox;
 use crate::pool::Incoming;
 use crate::spin::Adaptive;
-use crate::uv::{deliver, Poll, Ready};
+use crate::uv::{self, deliver, InPlace, Poll, Ready};
 
 /// How long a receive looks at the ring before it sleeps on the fd.
 const SPIN: Duration = Duration::from_micros(30);
@@ -69,6 +69,9 @@ const SPIN: Duration = Duration::from_micros(30);
 const PARTIAL_SPIN: Duration = Duration::from_micros(20);
 /// ...and for how long in all, before it lets the event loop run other work.
 const PARTIAL_SPIN_MAX: Duration = Duration::from_millis(2);
+/// How long a receive whose peer shares this CPU may wait for it in place
+/// (see `wait_in_place`).
+const IN_PLACE: Duration = Duration::from_millis(5);
 /// Messages handed to a flowing stream's handler per turn of the event loop
 /// before others get a turn (the fd stays readable, so libuv comes back).
 const FLOW_BATCH: usize = 64;
@@ -99,6 +102,9 @@ pub(crate) struct StreamState {
     outbox: Outbox,
     /// When a receive looks at the ring before it asks to be woken (see `spin`).
     recv_spin: Adaptive,
+    /// When a receive whose peer shares this CPU waits for it in place (see
+    /// `wait_in_place`).
+    in_place: Adaptive,
     /// The last receive found part of a message, not all of it.
     partial: bool,
     /// Fragments received so far (progress of a partly received message).
@@ -480,7 +486,14 @@ impl StreamShared {
 
     /// A receive from JavaScript: the message now if there is one (Ok(Some)),
     /// else it waits as `op` (Ok(None)).
-    pub(crate) fn recv(self: &Arc<Self>, op: i64, into: Option<Buffer>) -> Result<Option<Event>, CoreError> {
+    /// `timeout`: the receive's own, if it has one (a wait in place does not
+    /// outlast it).
+    pub(crate) fn recv(
+        self: &Arc<Self>,
+        op: i64,
+        into: Option<Buffer>,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Event>, CoreError> {
         let mut st = lock(&self.st);
         self.check_recv(&st)?;
         st.inbox.waiters.push_back(RecvWaiter { op, into });
@@ -506,6 +519,10 @@ impl StreamShared {
             if !st.inbox.waiters.is_empty() {
                 self.pump(&mut st, &mut events, false, true);
             }
+            if !events.iter().any(|e| event_op(e) == Some(op)) {
+                let limit = timeout.map_or(IN_PLACE, |t| t.min(IN_PLACE));
+                st = self.wait_in_place(st, &mut events, op, limit);
+            }
         }
         self.update_poll(&mut st);
         drop(st);
@@ -513,6 +530,53 @@ impl StreamShared {
         let mine = events.iter().position(|e| event_op(e) == Some(op)).map(|i| events.remove(i));
         deliver(events);
         Ok(mine)
+    }
+
+    /// A receive that found nothing, armed, whose peer last ran on this
+    /// thread's CPU (two processes pinned to one core): sleeps for the peer's
+    /// answer right here, for up to `limit` (`uv::wait_in_place`: never past
+    /// the event loop's next timer, and only while no fd the loop watches is
+    /// readable). The peer then runs at once, and its answer completes this
+    /// receive when the thread wakes, without a turn of the event loop, a
+    /// readiness callback and a callback into JavaScript for the result:
+    /// measured on one core of a 2-vCPU EPYC, a 64 B round trip between two
+    /// node processes took about 7% less (21.8 against 23.5 µs, medians of 6
+    /// interleaved launches; 15.9-16.4 against 16.5-17.3 µs in another
+    /// launch). Adaptive as a spin: waits that run out stop it for a while.
+    /// Never for a peer in this process (it may be this very thread, which
+    /// could only answer once this call returns). The lock is not held while
+    /// it sleeps.
+    fn wait_in_place<'a>(
+        self: &'a Arc<Self>,
+        mut st: MutexGuard<'a, StreamState>,
+        events: &mut Vec<Event>,
+        op: i64,
+        limit: Duration,
+    ) -> MutexGuard<'a, StreamState> {
+        let eligible = st.inbox.waiters.len() == 1
+            && st.inbox.ended.is_none()
+            && st.outbox.is_empty()
+            && self.stream.peer_credentials().pid != std::process::id() as i32;
+        let Some(limit) = eligible.then(|| st.in_place.in_place_budget(self.placement_hints(), limit)).flatten() else {
+            return st;
+        };
+        // The poll handle keeps the loop alive while the receive waits:
+        // without it the loop has nothing to wait for, and no wait happens.
+        self.update_poll(&mut st);
+        drop(st);
+        let ended = uv::wait_in_place(self.stream.pollable_fd().as_raw_fd(), limit);
+        let mut st = lock(&self.st);
+        match ended {
+            InPlace::TimedOut => st.in_place.ended(false),
+            InPlace::LoopBusy => {}
+            InPlace::Readable if !st.closed => {
+                self.pump(&mut st, events, false, true);
+                let came = events.iter().any(|e| event_op(e) == Some(op));
+                st.in_place.ended(came);
+            }
+            InPlace::Readable => {}
+        }
+        st
     }
 
     /// A message if one is complete now and no receive waits; never waits.

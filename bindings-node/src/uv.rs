@@ -27,6 +27,7 @@ use std::ffi::{c_int, c_void};
 use std::os::fd::RawFd;
 use std::ptr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use napi::bindgen_prelude::ToNapiValue;
 use napi::sys;
@@ -57,6 +58,8 @@ extern "C" {
     fn uv_unref(handle: *mut UvPoll);
     fn uv_handle_set_data(handle: *mut UvPoll, data: *mut c_void);
     fn uv_handle_get_data(handle: *const UvPoll) -> *mut c_void;
+    fn uv_backend_fd(event_loop: *const sys::uv_loop_s) -> c_int;
+    fn uv_backend_timeout(event_loop: *const sys::uv_loop_s) -> c_int;
 }
 
 /// Something a poll handle serves: called on the JavaScript thread when its fd
@@ -69,6 +72,7 @@ pub(crate) trait Ready: Send + Sync {
 /// async context results are delivered in.
 struct JsContext {
     env: sys::napi_env,
+    event_loop: *mut sys::uv_loop_s,
     dispatch: sys::napi_ref,
     async_context: sys::napi_async_context,
 }
@@ -92,13 +96,15 @@ pub(crate) fn init(env: sys::napi_env, dispatch: sys::napi_value) -> napi::Resul
     let mut reference = ptr::null_mut();
     let mut async_context = ptr::null_mut();
     let mut name = ptr::null_mut();
+    let mut event_loop = ptr::null_mut();
     // SAFETY: on the JavaScript thread, inside a napi call with this env.
     unsafe {
+        check(sys::napi_get_uv_event_loop(env, &mut event_loop), "napi_get_uv_event_loop")?;
         check(sys::napi_create_reference(env, dispatch, 1, &mut reference), "napi_create_reference")?;
         check(sys::napi_create_string_utf8(env, c"shmsock".as_ptr(), 7, &mut name), "napi_create_string_utf8")?;
         check(sys::napi_async_init(env, ptr::null_mut(), name, &mut async_context), "napi_async_init")?;
     }
-    JS.with(|js| *js.borrow_mut() = Some(JsContext { env, dispatch: reference, async_context }));
+    JS.with(|js| *js.borrow_mut() = Some(JsContext { env, event_loop, dispatch: reference, async_context }));
     Ok(())
 }
 
@@ -150,6 +156,58 @@ pub(crate) fn deliver(events: Vec<Event>) {
             sys::napi_close_handle_scope(env, scope);
         }
     });
+}
+
+/// How a [`wait_in_place`] ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum InPlace {
+    /// The fd is readable.
+    Readable,
+    /// The event loop has work (a watched fd is readable, a timer is due, an
+    /// immediate waits): the caller returns to it.
+    LoopBusy,
+    /// Nothing happened within the limit.
+    TimedOut,
+}
+
+/// Waits on the JavaScript thread itself, without going back to the event
+/// loop, until `fd` is readable, for at most `limit` and never past what the
+/// event loop has to do: it returns as soon as any fd the loop watches is
+/// readable (its epoll set, `uv_backend_fd`, is polled beside `fd`), and it
+/// does not start, or ends, when the loop's next timer is due
+/// (`uv_backend_timeout`, which is 0 also when immediates or closing handles
+/// wait). Nothing is consumed: the loop still sees every readiness.
+pub(crate) fn wait_in_place(fd: RawFd, limit: Duration) -> InPlace {
+    let event_loop = JS.with(|js| js.borrow().as_ref().map(|js| js.event_loop));
+    let Some(event_loop) = event_loop else { return InPlace::LoopBusy };
+    // SAFETY: the loop of this thread's env, alive while the env is; both
+    // calls only read it.
+    let (backend, next_timer_ms) = unsafe { (uv_backend_fd(event_loop), uv_backend_timeout(event_loop)) };
+    let (limit, timer_first) = match u64::try_from(next_timer_ms) {
+        Ok(ms) if Duration::from_millis(ms) <= limit => (Duration::from_millis(ms), true),
+        _ => (limit, false), // -1: no timer
+    };
+    if limit.is_zero() {
+        return InPlace::LoopBusy;
+    }
+    let mut fds = [
+        libc::pollfd { fd, events: libc::POLLIN, revents: 0 },
+        libc::pollfd { fd: backend, events: libc::POLLIN, revents: 0 },
+    ];
+    let timeout = libc::timespec {
+        tv_sec: libc::time_t::try_from(limit.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(limit.subsec_nanos()),
+    };
+    // SAFETY: `fds` is an array of two pollfds, valid for the whole call, and
+    // its length is passed; the timeout is a valid timespec; no signal mask.
+    let n = unsafe { libc::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, &timeout, ptr::null()) };
+    if n > 0 && fds[0].revents != 0 {
+        InPlace::Readable
+    } else if n != 0 || timer_first {
+        InPlace::LoopBusy // ready, interrupted by a signal, or the timer is due
+    } else {
+        InPlace::TimedOut
+    }
 }
 
 /// A libuv poll handle watching one fd for readability on the JavaScript thread.

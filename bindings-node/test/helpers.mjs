@@ -136,11 +136,15 @@ export async function rejectsWith(promise, code) {
   throw new Error(`expected a rejection with ${code}, but it resolved`)
 }
 
-/** Runs a fixture script in a child node process; resolves { code, signal, stdout, stderr, ms }. */
-export function runFixture(script, args = [], { nodeArgs = [], timeout = 30000, env = {}, onStdout } = {}) {
+/**
+ * Runs a fixture script in a child node process (started through `wrapper`,
+ * e.g. `['taskset', '-c', '0']`, when given); resolves { code, signal, stdout, stderr, ms }.
+ */
+export function runFixture(script, args = [], { nodeArgs = [], timeout = 30000, env = {}, onStdout, wrapper = [] } = {}) {
   return new Promise((resolve, reject) => {
     const started = Date.now()
-    const child = spawn(process.execPath, [...nodeArgs, join(root, 'test', 'fixtures', script), ...args], {
+    const [command, ...argv] = [...wrapper, process.execPath, ...nodeArgs, join(root, 'test', 'fixtures', script), ...args]
+    const child = spawn(command, argv, {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })

@@ -299,6 +299,8 @@ test('the internal per-message calls (src/hot.rs) throw on bad arguments and unk
     assert.throws(() => hot.send(), code(codes.INVALID_ARGUMENT))
     assert.throws(() => hot.recv(id, 1, 42), code(codes.INVALID_ARGUMENT))
     assert.throws(() => hot.recv({}, 1), code(codes.INVALID_ARGUMENT))
+    assert.throws(() => hot.recv(id, 1, undefined, 'soon'), code(codes.INVALID_ARGUMENT))
+    assert.throws(() => hot.recv(id, 1, undefined, -1), code(codes.INVALID_ARGUMENT))
     // No stream has this id (or it was collected): the stream is closed.
     assert.throws(() => hot.send(-5, 1, Buffer.alloc(1)), code(codes.CLOSED))
     assert.throws(() => hot.recv(2 ** 40, 1), code(codes.CLOSED))
@@ -330,6 +332,49 @@ test('an operation completed while its own starting call still runs resolves wit
   // Nothing is left registered, and a stray result for an unknown op is dropped.
   assert.equal(pending.has(op) || pending.has(failing), false)
   settle(newOp(), null, 'nobody waits')
+})
+
+test('receives that complete at once still let the event loop turn (timers, immediates, finalizers)', T, async () => {
+  const p = await pair()
+  try {
+    // Every message is in the ring before the receives start, so each one
+    // completes at once: without a turn of the loop now and then, the
+    // immediate below would wait for all of them.
+    const n = 3000
+    for (let i = 0; i < n; i++) assert.equal(p.client.trySend(`m${i}`), true)
+    let receivedWhenTurned = -1
+    let received = 0
+    setImmediate(() => {
+      receivedWhenTurned = received
+    })
+    for (; received < n; received++) assert.equal(String(await p.server.recv()), `m${received}`)
+    assert.ok(receivedWhenTurned >= 0 && receivedWhenTurned < n, `the loop turned after ${receivedWhenTurned} of ${n}`)
+    // Large messages make it turn sooner (by bytes): 64 x 256 KiB = 16 MiB.
+    const big = Buffer.alloc(256 << 10, 3)
+    const sending = (async () => {
+      for (let i = 0; i < 64; i++) await p.client.send(big)
+    })()
+    let bigWhenTurned = -1
+    let bigReceived = 0
+    const turned = () =>
+      setImmediate(() => {
+        if (bigWhenTurned < 0) bigWhenTurned = bigReceived
+      })
+    turned()
+    for (; bigReceived < 64; bigReceived++) assert.equal((await p.server.recv()).length, big.length)
+    await sending
+    assert.ok(bigWhenTurned >= 0 && bigWhenTurned < 64)
+  } finally {
+    await p.close()
+  }
+})
+
+test('two processes pinned to one CPU: receives that wait for their answer in place keep order, timeouts and timers', T, async (t) => {
+  const { spawnSync } = await import('node:child_process')
+  if (spawnSync('taskset', ['-c', '0', 'true']).status !== 0) return t.skip('taskset cannot pin here')
+  const r = await runFixture('one-core.mjs', [uniqueName('one-core')], { wrapper: ['taskset', '-c', '0'] })
+  assert.equal(r.code, 0, r.stderr)
+  assert.equal(r.stdout.trim(), 'ok')
 })
 
 test('a peer process killed with SIGKILL gives SHMSOCK_PEER_GONE', T, async () => {
