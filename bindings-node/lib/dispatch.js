@@ -65,6 +65,8 @@ let streakOps = 0
 let streakBytes = 0
 const YIELD_OPS = 1024
 const YIELD_BYTES = 4 << 20
+// What a send that completed at once returns: a settled promise can be shared.
+const DONE_NOW = Promise.resolve(undefined)
 // Pending operations + open Servers and Clients. While > 0, the dispatch
 // function keeps Node's event loop alive; at 0 the process may exit.
 let active = 0
@@ -206,7 +208,7 @@ function atOnce(value) {
   } else if (typeof value === 'number') {
     streakBytes += value
   }
-  if (streakOps < YIELD_OPS && streakBytes < YIELD_BYTES) return Promise.resolve(value)
+  if (streakOps < YIELD_OPS && streakBytes < YIELD_BYTES) return value === undefined ? DONE_NOW : Promise.resolve(value)
   streakOps = 0
   streakBytes = 0
   return new Promise((resolve) => setImmediate(resolve, value))
