@@ -71,6 +71,28 @@ struct Counters {
     bytes_received: AtomicU64,
 }
 
+impl Counters {
+    /// Adds `n` to a counter that only the holder of its direction's lock
+    /// writes: a load and a store rather than a locked read-modify-write,
+    /// which cost about 7 ns each on every message's path (`stats` reads
+    /// them with relaxed loads, from any thread).
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    /// A message of `len` bytes was sent (call with the send lock held).
+    fn sent(&self, len: u64) {
+        Counters::add(&self.messages_sent, 1);
+        Counters::add(&self.bytes_sent, len);
+    }
+
+    /// A message of `len` bytes was received (call with the receive lock held).
+    fn received(&self, len: u64) {
+        Counters::add(&self.messages_received, 1);
+        Counters::add(&self.bytes_received, len);
+    }
+}
+
 struct Tx {
     sealer: FrameSealer,
     ring: Producer,

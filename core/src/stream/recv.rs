@@ -261,8 +261,7 @@ impl Stream {
                         part.copy_from_slice(&bytes[..len]);
                         rx.carried += len as u64;
                     }
-                    self.counters.messages_received.fetch_add(1, Ordering::Relaxed);
-                    self.counters.bytes_received.fetch_add(len as u64, Ordering::Relaxed);
+                    self.counters.received(len as u64);
                     if try_only {
                         // An event loop comes back for the next message on the
                         // wake-up it got for this one (the peer found the flag

@@ -286,8 +286,7 @@ impl Stream {
         if tx.pending.take().is_some() {
             self.tx_idle.notify_all();
         }
-        self.counters.messages_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.counters.bytes_sent.fetch_add(u64::from(len), std::sync::atomic::Ordering::Relaxed);
+        self.counters.sent(u64::from(len));
         Ok(SendProgress::Complete)
     }
 
