@@ -8,8 +8,9 @@ use crate::handshake::{validate_ring_size, AllowedClients, Backend, ClientOffer,
 use crate::keys::{Keypair, PublicKey};
 
 /// Default capacity of each ring: 2 MiB. Ring pages are reserved as they come
-/// into use (`ring`, 64 KiB at a time), so an idle connection commits 4 KiB of
-/// shared memory, one exchanging small messages 132 KiB, and one moving bulk data
+/// into use (`ring`: a page first, then 64 KiB at a time), so an idle connection
+/// commits 4 KiB of shared memory, a short-lived one 12 KiB, one exchanging small
+/// messages 132 KiB, and one moving bulk data
 /// at most 4 MiB + 4 KiB (the header and two rings). Larger messages stream
 /// through in fragments of up to 64 KiB. A ring larger than the receiving core's
 /// L2 cache doubled two-core 1 MiB throughput on a 2-vCPU EPYC (1 MiB L2): the
