@@ -15,6 +15,11 @@
 //! reply that arrives within the spin costs no system call on either side. A
 //! flowing stream spins the same way after its handler ran (`flow_on`), for
 //! the message that answers the handler's reply.
+//! When the peer said it runs on this thread's CPU (two processes on one
+//! core), where a spin would only delay it, a receive that found nothing
+//! waits for the answer in place instead (`wait_in_place`): it sleeps on the
+//! fd beside libuv's own epoll fd, so any other work of the loop ends the
+//! wait, and the answer completes the receive without a turn of the loop.
 //! `recvInto` decrypts straight into the caller's buffer.
 //!
 //! A large message comes in fragments (a quarter of the ring at most), so a
