@@ -219,8 +219,8 @@ impl Attack {
 }
 
 /// A connected client and a blocking handle on its control socket (found as
-/// the one unnamed socket `Stream::connect` opened; the server's end, in this
-/// process too, is named after the endpoint), to flood it.
+/// the one new unnamed socket whose peer is the endpoint's listener; the
+/// server's end, in this process too, is named after the endpoint), to flood it.
 fn flooding_peer(name: &str, options: &Options) -> Result<(Stream, UnixStream)> {
     let before = sockets();
     let stream = Stream::connect(name, options)?;
@@ -235,8 +235,14 @@ fn flooding_peer(name: &str, options: &Options) -> Result<(Stream, UnixStream)> 
             (dup >= 0).then(|| unsafe { OwnedFd::from_raw_fd(dup) })
         })
         .filter(|fd| {
-            let addr = fd.try_clone().ok().map(UnixStream::from).and_then(|s| s.local_addr().ok());
-            addr.is_some_and(|a| a.is_unnamed())
+            // Other threads (another test in this binary) may open sockets
+            // meanwhile: the client's end is unnamed and its peer is this
+            // endpoint's listener (bound as `<name>.tmp`, then renamed).
+            let Some(socket) = fd.try_clone().ok().map(UnixStream::from) else { return false };
+            let unnamed = socket.local_addr().is_ok_and(|a| a.is_unnamed());
+            let peer = socket.peer_addr().ok();
+            let listener = peer.as_ref().and_then(|a| a.as_pathname()).and_then(|p| p.file_stem());
+            unnamed && listener.is_some_and(|stem| stem == name)
         })
         .collect();
     let mut new = new.into_iter();

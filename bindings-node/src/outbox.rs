@@ -7,9 +7,9 @@
 //! at most `maxQueuedBytes` (one message of any size when it is empty): the
 //! core's `Options::max_queued_bytes` policy of `Connection::send`. A send
 //! beyond it fails with WouldBlock and queues nothing. Once one was refused,
-//! the stream reads no more of that peer's messages until the queue moves
-//! ([`pauses_reading`](Outbox::pauses_reading)), as the core's dispatch loop
-//! does: a peer that sends without taking its replies then fills its own ring
+//! the stream reads no more of that peer's messages until every queued send
+//! has gone out ([`pauses_reading`](Outbox::pauses_reading)), as the core's
+//! dispatch loop does: a peer that sends without taking its replies then fills its own ring
 //! and waits in its send, instead of keeping the server busy reading messages
 //! whose replies can only be dropped. A Stream's caller awaits each send, so
 //! its queue has no bound.
@@ -31,7 +31,7 @@ pub(crate) struct Outbox {
     bytes: usize,
     /// The bound on `bytes` (None: unbounded).
     limit: Option<usize>,
-    /// A send was refused since the queue last moved.
+    /// A send was refused since the queue was last empty.
     refused: bool,
 }
 
@@ -53,7 +53,7 @@ impl Outbox {
 
     /// Queues send `op` behind the others, unless that would exceed the bound
     /// while others wait: then WouldBlock, nothing is queued, and reading
-    /// pauses until the queue moves.
+    /// pauses until the queue is empty.
     pub(crate) fn push(&mut self, op: i64, data: Buffer) -> Result<(), CoreError> {
         if let Some(limit) = self.limit {
             if !self.sends.is_empty() && self.bytes.saturating_add(data.len()) > limit {
@@ -72,10 +72,14 @@ impl Outbox {
         Ok(())
     }
 
-    /// The oldest send went out (or failed): the queue moved.
+    /// The oldest send went out (or failed). Reading resumes once none waits:
+    /// a peer taking its replies one by one would otherwise have a batch of
+    /// its messages read (and most of their replies refused) at each one.
     pub(crate) fn pop(&mut self) {
         if let Some((_, data)) = self.sends.pop_front() {
             self.bytes -= data.len();
+        }
+        if self.sends.is_empty() {
             self.refused = false;
         }
     }
@@ -90,7 +94,7 @@ impl Outbox {
     }
 
     /// Whether the stream should leave the peer's messages unread for now: a
-    /// send was refused and the queue has not moved since.
+    /// send was refused and the queue has not been emptied since.
     pub(crate) fn pauses_reading(&self) -> bool {
         self.refused
     }

@@ -204,8 +204,10 @@ test('a client that never reads: once a reply is refused the server reads no mor
   const server = createServer({ keypair, maxQueuedBytes: 65536 })
   let received = 0
   let refused = 0
+  let serverConn
   server.on('data', (conn, data) => {
     received += 1
+    serverConn = conn
     conn.send(data).catch((err) => {
       assert.equal(err.code, codes.WOULD_BLOCK)
       refused += 1
@@ -232,12 +234,23 @@ test('a client that never reads: once a reply is refused the server reads no mor
       }
     }
     assert.ok(refused > 0, `no reply was refused (${sent} requests sent)`)
-    assert.ok(sent < cap, `the server kept reading a client that takes no replies: ${sent} requests, ${refused} replies refused`)
+    // The figures that tell where the pause failed, should it ever fail: how
+    // many requests the server read, how many replies reached the client's
+    // ring and how many the client took (its read-ahead holds 64 at most).
+    const where = () =>
+      `server read ${received}, sent ${serverConn?.stats.messagesSent}; client took ${client.stats.messagesReceived}`
+    assert.ok(sent < cap, `the server kept reading a client that takes no replies: ${sent} requests, ${refused} replies refused (${where()})`)
     const readWhilePaused = received
     assert.ok(readWhilePaused < sent, 'requests wait unread in the ring')
-    // Taking the replies moves the queue: the server reads the rest, and
+    // One reply taken moves the queue by one, and reading stays paused until
+    // every queued reply has gone out: else each reply taken would have a
+    // batch of requests read and most of their replies refused.
+    assert.equal((await within(client.recv(), 10000, 'one reply')).length, chunk.length)
+    await sleep(100)
+    assert.equal(received, readWhilePaused, `one reply taken resumed reading (${where()})`)
+    // Taking the replies empties the queue: the server reads the rest, and
     // every request gets its reply or a refusal (when replies outrun reads).
-    let replies = 0
+    let replies = 1
     await within(
       (async () => {
         while (replies + refused < sent) {

@@ -102,8 +102,8 @@ pub struct Options {
     /// `Connection::send`); a send that would exceed it fails with WouldBlock
     /// and queues nothing. A single message larger than this is still queued
     /// when the queue is empty. Once a connection's queue refused a send, the
-    /// server reads no more of its messages until the client takes a reply
-    /// (backpressure).
+    /// server reads no more of its messages until the client has taken every
+    /// queued reply (backpressure).
     pub max_queued_bytes: usize,
     /// Dispatch threads of a server (at least 1); connections are spread over them.
     pub dispatch_threads: usize,

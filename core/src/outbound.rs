@@ -10,10 +10,13 @@
 //! drop the message, retry later or close the connection).
 //!
 //! Backpressure: once the queue refused a send (it is full), the dispatch loop
-//! stops reading that connection's messages until the peer takes a reply
-//! ([`Outbound::pauses_reading`]). A peer that sends without reading its
+//! stops reading that connection's messages until every queued reply has gone
+//! out ([`Outbound::pauses_reading`]). A peer that sends without reading its
 //! replies then fills its own ring and waits in its send, asleep, instead of
 //! keeping the server busy reading messages whose replies can only be dropped.
+//! Waiting for the whole queue, not for one reply, is the hysteresis that
+//! keeps a peer taking its replies one by one from having the server read a
+//! batch of its messages, and refuse most of their replies, at each one.
 //! The refusal itself still reaches the caller first, so the policy above
 //! (drop, retry or close) is unchanged.
 
@@ -31,7 +34,7 @@ use crate::stream::{SendProgress, Stream};
 pub(crate) struct Outbound {
     queue: VecDeque<Vec<u8>>,
     bytes: usize,
-    /// A send was refused since the queue last moved.
+    /// A send was refused since the queue was last empty.
     refused: bool,
 }
 
@@ -59,7 +62,7 @@ impl Outbound {
     }
 
     /// Whether the loop should leave this connection's messages unread for
-    /// now: the queue refused a send and has not moved since.
+    /// now: the queue refused a send and has not been emptied since.
     pub(crate) fn pauses_reading(&self) -> bool {
         self.refused
     }
@@ -95,8 +98,8 @@ impl Outbound {
             }
             self.bytes -= front.len();
             self.queue.pop_front();
-            self.refused = false;
         }
+        self.refused = false;
         Ok(())
     }
 

@@ -99,8 +99,8 @@ impl Connection {
     /// and queues nothing (a client that does not read cannot grow the
     /// server's memory or stall it); the caller may drop the message, retry
     /// later or close the connection. After such a refusal the server reads
-    /// no more messages from this client until it takes a reply (so a client
-    /// that does not read its replies waits in its own sends). Safe from
+    /// no more messages from this client until every queued reply has gone
+    /// out (so a client that does not read its replies waits in its own sends). Safe from
     /// callbacks and other threads.
     pub fn send(&self, data: &[u8]) -> Result<()> {
         let inner = &*self.inner;

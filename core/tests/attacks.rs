@@ -379,6 +379,15 @@ fn a_peer_that_never_reads_waits_in_its_own_sends() {
         assert!(sent < 16 << 20, "16 MiB sent without reading: the server never stopped reading this client");
     };
     assert_eq!(stopped.kind(), ErrorKind::Timeout, "{stopped}");
+    // One reply taken moves the queue by one, and reading stays paused until
+    // the whole queue has gone out: no request is read, so none fits.
+    stream.recv().expect("a reply");
+    std::thread::sleep(Duration::from_millis(100));
+    let one_more = stream.try_send(&message);
+    assert!(
+        matches!(&one_more, Err(e) if e.kind() == ErrorKind::WouldBlock),
+        "one reply taken resumed reading: {one_more:?}"
+    );
     // Reading the replies lets the server read again: a marked message comes back.
     let marker = b"marker";
     let mut marker_sent = false;
