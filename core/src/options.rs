@@ -61,7 +61,8 @@ pub struct Options {
     /// the runtime directory already keeps other users out).
     pub allowed_uids: Option<Vec<u32>>,
     /// Capacity of each ring in bytes (a power of two, 4 KiB to 1 GiB). A client
-    /// that sets none lets the server decide; a server that sets none uses 64 KiB.
+    /// that sets none lets the server decide; a server that sets none uses
+    /// [`DEFAULT_RING_SIZE`] (2 MiB).
     pub ring_size: Option<u32>,
     /// The largest message this side accepts to receive.
     pub max_message_size: u32,
