@@ -273,7 +273,7 @@ impl Handshake {
         let (reply, session) = responder.write_reply(&choice)?;
         // The READY brings the client's wake-up descriptor: a server at its fd
         // limit refuses now (REJECT 7) rather than hand out a dead connection.
-        platform::ensure_descriptor_room(1)?;
+        platform::ensure_descriptor_room(self.socket.as_fd(), 1)?;
         // The REPLY carries, in order, the memfd (memfd backend only) and this
         // side's wake-up eventfd. It is small and the socket's buffer is empty,
         // so this write completes at once.

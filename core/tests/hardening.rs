@@ -77,8 +77,8 @@ fn role_child() {
             // The one that did arrive was closed.
             assert_eq!(lowest_free_fd(), free, "a received descriptor leaked");
             // What a server checks before its REPLY.
-            shmsock::platform::ensure_descriptor_room(1).unwrap();
-            let full = shmsock::platform::ensure_descriptor_room(2).unwrap_err();
+            shmsock::platform::ensure_descriptor_room(b.as_fd(), 1).unwrap();
+            let full = shmsock::platform::ensure_descriptor_room(b.as_fd(), 2).unwrap_err();
             assert_eq!(full.kind(), ErrorKind::ResourceExhausted, "{full}");
             assert!(full.message().contains("RLIMIT_NOFILE"), "{full}");
         }
