@@ -15,11 +15,11 @@
 //! `reaching.rs`), one fd for the whole connect. Without a wait, no server is
 //! NotFound at once. The blocking [`Stream::connect`] waits in the kernel for
 //! room in a full queue instead, then takes the same steps, and looks for the
-//! server's answer for a moment before it sleeps (see [`ANSWER_LOOK`]).
+//! server's answer for a moment before it sleeps (`wait::look_for_answer`).
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rustix::event::PollFlags;
 
@@ -33,19 +33,6 @@ use crate::reaching::{self, Reached, Reaching, WaitSet};
 use crate::segment::Segment;
 use crate::sodium;
 use crate::stream::{Role, Stream};
-
-/// How long the blocking [`Stream::connect`] looks for the server's answer
-/// before it sleeps. The answer comes after the server's share of the
-/// handshake (a few X25519, about 100 µs), and a thread that sleeps meanwhile
-/// pays a wake-up on top, which on a VM whose idle CPU halts can take tens of
-/// µs. On a 2-vCPU EPYC, sequential connects in one process (`shmsock-bench
-/// --connect`), six alternating pairs: p50 292-320 µs against 326-360 µs
-/// sleeping at once, 1.03-1.12x the connections/s (median 1.075x). The
-/// looking thread yields between looks, so a server sharing its CPU still
-/// runs, but a thread pinned to one CPU does not look at all (pinned, the
-/// looks cost 2% of the rate). Skipped too when spinning is off
-/// (`Options::spin` zero) or the machine is crowded.
-const ANSWER_LOOK: Duration = Duration::from_micros(300);
 
 /// What one call to [`Connecting::advance`] achieved.
 pub enum ConnectProgress {
@@ -314,31 +301,9 @@ impl Stream {
                 ConnectProgress::Done(stream) => return Ok(stream),
                 ConnectProgress::Waiting(connecting) => connecting,
             };
-            if options.spin.is_zero() || !look_for_answer(connecting.fd(), deadline)? {
+            if options.spin.is_zero() || !crate::wait::look_for_answer(connecting.fd(), deadline)? {
                 platform::wait_fd(connecting.fd(), PollFlags::IN, Some(deadline))?;
             }
         }
-    }
-}
-
-/// Looks for the server's answer on `fd` for up to [`ANSWER_LOOK`] (never past
-/// `deadline`), yielding the CPU between looks; true once it is there. False
-/// at once when this thread is pinned to one CPU or the machine is crowded:
-/// the look would take a CPU that other threads, the server's perhaps, want.
-fn look_for_answer(fd: BorrowedFd<'_>, deadline: Instant) -> Result<bool> {
-    let now = Instant::now();
-    if !crate::placement::may_run_elsewhere() || crate::placement::crowded(now) {
-        return Ok(false);
-    }
-    let until = deadline.min(now + ANSWER_LOOK);
-    loop {
-        let now = Instant::now();
-        if platform::wait_fd(fd, PollFlags::IN, Some(now))? {
-            return Ok(true);
-        }
-        if now >= until {
-            return Ok(false);
-        }
-        std::thread::yield_now();
     }
 }

@@ -160,10 +160,22 @@ impl Listener {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(Error::new(ErrorKind::Timeout, "accept timed out: no client completed a handshake"));
             }
+            // A client that has our REPLY sends its READY after its own
+            // X25519 work: look for it a moment before sleeping.
+            let answer_due = !self.options.spin.is_zero() && self.awaits_ready();
+            let until = deadline.unwrap_or_else(|| Instant::now() + crate::wait::ANSWER_LOOK);
+            if answer_due && crate::wait::look_for_answer(self.watch.as_fd(), until)? {
+                continue;
+            }
             // The pollable fd reports everything try_accept acts on, handshake
             // deadlines included; closing the listener makes it readable too.
             platform::wait_fd(self.watch.as_fd(), PollFlags::IN, deadline)?;
         }
+    }
+
+    /// True when a handshake in progress sent its REPLY and awaits the READY.
+    fn awaits_ready(&self) -> bool {
+        self.accepting.lock().handshakes.values().any(Handshake::holds_segment)
     }
 
     /// Accepts without waiting, for event loops: advances the handshakes
@@ -391,7 +403,10 @@ impl Listener {
             match handshake.advance(self, || true) {
                 Ok(Progress::Done(stream)) => return Ok(*stream),
                 Ok(Progress::Waiting) => {
-                    platform::wait_fd(handshake.fd(), PollFlags::IN, Some(handshake.deadline()))?;
+                    let answer_due = !self.options.spin.is_zero() && handshake.holds_segment();
+                    if !(answer_due && crate::wait::look_for_answer(handshake.fd(), handshake.deadline())?) {
+                        platform::wait_fd(handshake.fd(), PollFlags::IN, Some(handshake.deadline()))?;
+                    }
                 }
                 Err(e) => {
                     self.note_rejection(e.clone());
