@@ -1,6 +1,6 @@
 //! Waiting for a ring: a short bounded spin, then sleep until the peer writes
 //! this side's wake-up eventfd or goes away. (And, apart, a blocking handshake
-//! step's brief look for the peer's next record: [`look_for_answer`].)
+//! step's brief look for the peer's next record: `look_for_answer`.)
 //!
 //! The spin never yields the CPU: `sched_yield` hands the core to any runnable
 //! task for a whole time slice, milliseconds, which is far worse than sleeping.
