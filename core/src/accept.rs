@@ -32,8 +32,8 @@ use crate::stream::{Role, Stream};
 enum Stage {
     /// The client's HELLO (Noise message 1).
     Hello,
-    /// The client's READY, after our REPLY: it mapped the segment.
-    Ready { segment: Segment, own_wake: OwnWake, session: Box<Session> },
+    /// The client's READY, after our REPLY (sent at `replied`): it mapped the segment.
+    Ready { segment: Segment, own_wake: OwnWake, session: Box<Session>, replied: Instant },
     /// Finished (established, refused or failed): nothing more to do.
     Over,
 }
@@ -174,6 +174,17 @@ impl Handshake {
         matches!(self.stage, Stage::Ready { .. })
     }
 
+    /// Between the REPLY and the READY, until when a waiting thread may look
+    /// for the READY before it sleeps (see `wait::look_for_answer`): one
+    /// `wait::ANSWER_LOOK` (300 µs) after the REPLY, so a client that stalls
+    /// its READY costs that much looking once, not until its deadline.
+    pub fn answer_looked_for_until(&self) -> Option<Instant> {
+        match self.stage {
+            Stage::Ready { replied, .. } => Some(replied + crate::wait::ANSWER_LOOK),
+            _ => None,
+        }
+    }
+
     /// Refuses the client: sends a REJECT (never blocking; a client that does
     /// not read it loses it) and ends the handshake. Returns the error to report.
     pub fn refuse(&mut self, reason: RejectReason, err: Error) -> Error {
@@ -231,7 +242,7 @@ impl Handshake {
                     }
                     self.stage = self.on_hello(listener, record).map_err(|e| self.fail(e))?;
                 }
-                Stage::Ready { segment, own_wake, session } => {
+                Stage::Ready { segment, own_wake, session, .. } => {
                     return match self.on_ready(listener, record, segment, own_wake, *session) {
                         Ok(stream) => Ok(Progress::Done(Box::new(stream))),
                         Err(e) => Err(self.fail(e)),
@@ -279,11 +290,12 @@ impl Handshake {
         // so this write completes at once.
         let reply_fds: Vec<BorrowedFd<'_>> = segment.memfd().into_iter().chain([own_wake.for_peer()]).collect();
         control::send(self.socket.as_fd(), &control::encode(control::REPLY, &reply), &reply_fds)?;
+        let replied = Instant::now();
         // While the client works on the REPLY: the next handshake's responder
         // and segment.
         cache.prepare(listener.keypair(), listener.name());
         cache.prepare_segment(choice.backend, choice.ring_size);
-        Ok(Stage::Ready { segment, own_wake, session: Box::new(session) })
+        Ok(Stage::Ready { segment, own_wake, session: Box::new(session), replied })
     }
 
     fn on_ready(

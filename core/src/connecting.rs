@@ -287,6 +287,10 @@ fn check(options: &Options) -> Result<PublicKey> {
     })
 }
 
+/// Whether the blocking connects' looks for their server's answer pay (one
+/// history for the process: a slow server makes every client of it sleep).
+static ANSWER_LOOKS: crate::wait::SpinHistory = crate::wait::SpinHistory::new();
+
 impl Stream {
     /// Connects to the server of endpoint `name`, whose key `options.server_key`
     /// pins, and completes the handshake within `options.handshake_timeout`
@@ -301,7 +305,7 @@ impl Stream {
                 ConnectProgress::Done(stream) => return Ok(stream),
                 ConnectProgress::Waiting(connecting) => connecting,
             };
-            if options.spin.is_zero() || !crate::wait::look_for_answer(connecting.fd(), deadline)? {
+            if options.spin.is_zero() || !crate::wait::look_for_answer(connecting.fd(), deadline, &ANSWER_LOOKS)? {
                 platform::wait_fd(connecting.fd(), PollFlags::IN, Some(deadline))?;
             }
         }

@@ -22,6 +22,7 @@ use crate::options::Options;
 use crate::platform::{self, Credentials, DeadlineTimer, Poller};
 use crate::sodium;
 use crate::stream::Stream;
+use crate::wait::SpinHistory;
 
 /// How long accepting rests after running out of file descriptors.
 const FD_BACKOFF: Duration = Duration::from_millis(100);
@@ -85,6 +86,8 @@ pub struct Listener {
     deadline_timer: DeadlineTimer,
     /// The next handshake's responder and the static-static X25519 results.
     cache: HandshakeCache,
+    /// Whether a blocking accept's looks for a READY pay (see `accept_timeout`).
+    answer_looks: SpinHistory,
 }
 
 impl Listener {
@@ -111,6 +114,7 @@ impl Listener {
             watch,
             deadline_timer,
             limits: Limits::new(options),
+            answer_looks: SpinHistory::default(),
             bound,
             keypair,
             policy: options.server_policy(),
@@ -162,10 +166,11 @@ impl Listener {
             }
             // A client that has our REPLY sends its READY after its own
             // X25519 work: look for it a moment before sleeping.
-            let answer_due = !self.options.spin.is_zero() && self.awaits_ready();
-            let until = deadline.unwrap_or_else(|| Instant::now() + crate::wait::ANSWER_LOOK);
-            if answer_due && crate::wait::look_for_answer(self.watch.as_fd(), until)? {
-                continue;
+            if let Some(until) = self.answer_looked_for_until() {
+                let until = deadline.map_or(until, |d| d.min(until));
+                if crate::wait::look_for_answer(self.watch.as_fd(), until, &self.answer_looks)? {
+                    continue;
+                }
             }
             // The pollable fd reports everything try_accept acts on, handshake
             // deadlines included; closing the listener makes it readable too.
@@ -173,9 +178,15 @@ impl Listener {
         }
     }
 
-    /// True when a handshake in progress sent its REPLY and awaits the READY.
-    fn awaits_ready(&self) -> bool {
-        self.accepting.lock().handshakes.values().any(Handshake::holds_segment)
+    /// Until when a blocking accept may look for a READY before it sleeps
+    /// ([`Handshake::answer_looked_for_until`]); None when no handshake awaits
+    /// one now or spinning is off.
+    fn answer_looked_for_until(&self) -> Option<Instant> {
+        if self.options.spin.is_zero() {
+            return None;
+        }
+        let until = self.accepting.lock().handshakes.values().filter_map(Handshake::answer_looked_for_until).max();
+        until.filter(|&until| until > Instant::now())
     }
 
     /// Accepts without waiting, for event loops: advances the handshakes
@@ -403,8 +414,15 @@ impl Listener {
             match handshake.advance(self, || true) {
                 Ok(Progress::Done(stream)) => return Ok(*stream),
                 Ok(Progress::Waiting) => {
-                    let answer_due = !self.options.spin.is_zero() && handshake.holds_segment();
-                    if !(answer_due && crate::wait::look_for_answer(handshake.fd(), handshake.deadline())?) {
+                    let now = Instant::now();
+                    let look_until = handshake
+                        .answer_looked_for_until()
+                        .filter(|&until| until > now && !self.options.spin.is_zero());
+                    let looked = match look_until {
+                        Some(until) => crate::wait::look_for_answer(handshake.fd(), until, &self.answer_looks)?,
+                        None => false,
+                    };
+                    if !looked {
                         platform::wait_fd(handshake.fd(), PollFlags::IN, Some(handshake.deadline()))?;
                     }
                 }

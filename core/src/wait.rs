@@ -70,7 +70,10 @@ use crate::platform::{self, ControlAfterSetUp};
 /// How long a blocking handshake step looks for the peer's next record before
 /// it sleeps ([`look_for_answer`]): a client waiting for the REPLY (the
 /// server's X25519 work, about 100 µs), a blocking accept waiting for a READY
-/// (the client's). A thread that sleeps meanwhile pays a wake-up on top, which
+/// (the client's), at most this long after the REPLY
+/// (`Handshake::answer_looked_for_until`). A `Server`'s dispatch thread does
+/// not look: there it gained 3-4% (connect p50 278 against 290 µs, median of
+/// ten launches each), too little for a loop that serves every connection. A thread that sleeps meanwhile pays a wake-up on top, which
 /// on a VM whose idle CPU halts takes tens of µs. On a 2-vCPU EPYC, sequential
 /// connects in one process (`shmsock-bench --connect`, a `Listener` accepting
 /// on one thread), six alternating pairs: p50 257-293 µs against 282-354 µs
@@ -83,20 +86,25 @@ pub(crate) const ANSWER_LOOK: Duration = Duration::from_micros(300);
 /// ring's spin (see the module comment) this look yields: it runs once per
 /// handshake step, and the thread it waits for may share this CPU, where the
 /// yield lets it work. False at once, without looking, when this thread is
-/// pinned to one CPU (the looks cost 2% of the connect rate there) or the
-/// machine is crowded: the look would take a CPU that other threads want.
-pub(crate) fn look_for_answer(fd: BorrowedFd<'_>, deadline: Instant) -> Result<bool> {
+/// pinned to one CPU (the looks cost 2% of the connect rate there), when the
+/// machine is crowded (the look would take a CPU that other threads want), or
+/// while `looks` says such looks keep running out (a peer that stalls its
+/// handshake must not have us burn a CPU on it until its deadline).
+pub(crate) fn look_for_answer(fd: BorrowedFd<'_>, deadline: Instant, looks: &SpinHistory) -> Result<bool> {
     let now = Instant::now();
     if !placement::may_run_elsewhere() || placement::crowded(now) {
         return Ok(false);
     }
-    let until = deadline.min(now + ANSWER_LOOK);
+    let Some(budget) = looks.budget(ANSWER_LOOK) else { return Ok(false) };
+    let until = deadline.min(now + budget);
     loop {
         let now = Instant::now();
         if platform::wait_fd(fd, rustix::event::PollFlags::IN, Some(now))? {
+            looks.found();
             return Ok(true);
         }
         if now >= until {
+            looks.missed();
             return Ok(false);
         }
         std::thread::yield_now();
@@ -188,6 +196,11 @@ pub struct SpinHistory {
 }
 
 impl SpinHistory {
+    /// A history in which spinning pays (as `default()`, usable in a `static`).
+    pub const fn new() -> SpinHistory {
+        SpinHistory { score: AtomicU32::new(0), skipped: AtomicU32::new(0) }
+    }
+
     /// How long to spin now, given a full budget of `spin`: all of it while
     /// spinning pays, else nothing, but a short probe (3 µs) every 64th
     /// wait, since the peer may have moved to another core or sped up (a
@@ -515,5 +528,30 @@ mod tests {
         assert_eq!(history.budget(SPIN), Some(SPIN_PROBE), "it still probes now and then");
         history.found();
         assert_eq!(history.budget(SPIN), Some(SPIN));
+    }
+
+    /// A handshake's look finds a record already there (when this thread may
+    /// look at all), ends on silence, and stops looking once looks keep
+    /// running out, as they would for a peer that stalls its handshakes.
+    #[test]
+    fn a_look_for_an_answer_finds_it_ends_by_its_deadline_and_gives_up_on_silence() {
+        use std::io::Write;
+        let may_look = || placement::may_run_elsewhere() && !placement::crowded(Instant::now());
+        let (mut client, server) = std::os::unix::net::UnixStream::pair().unwrap();
+        let looks = SpinHistory::new();
+        let soon = || Instant::now() + Duration::from_millis(1);
+        // Silence: false (at the deadline at the latest).
+        for _ in 0..8 {
+            let deadline = soon();
+            assert!(!look_for_answer(std::os::fd::AsFd::as_fd(&server), deadline, &looks).unwrap());
+        }
+        if may_look() {
+            // Eight misses in a row: the looks stopped (but for rare probes).
+            assert!(looks.budget(ANSWER_LOOK).is_none_or(|b| b < ANSWER_LOOK));
+        }
+        let fresh = SpinHistory::new();
+        client.write_all(b"x").unwrap();
+        let found = look_for_answer(std::os::fd::AsFd::as_fd(&server), soon(), &fresh).unwrap();
+        assert!(found || !may_look(), "a record already there was not found");
     }
 }
