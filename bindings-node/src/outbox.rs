@@ -9,9 +9,9 @@
 //! beyond it fails with WouldBlock and queues nothing. Once one was refused,
 //! the stream reads no more of that peer's messages until every queued send
 //! has gone out ([`pauses_reading`](Outbox::pauses_reading)), as the core's
-//! dispatch loop does: a peer that sends without taking its replies then fills its own ring
-//! and waits in its send, instead of keeping the server busy reading messages
-//! whose replies can only be dropped. A Stream's caller awaits each send, so
+//! dispatch loop does: a peer that sends without taking its replies then fills
+//! its own ring and waits in its send, instead of keeping the server busy
+//! reading messages whose replies can only be dropped. A Stream's caller awaits each send, so
 //! its queue has no bound.
 //!
 //! It does no I/O, like [`Inbox`](crate::inbox::Inbox): its owner sends the

@@ -305,7 +305,7 @@ impl Stream {
                 ConnectProgress::Done(stream) => return Ok(stream),
                 ConnectProgress::Waiting(connecting) => connecting,
             };
-            if options.spin.is_zero() || !crate::wait::look_for_answer(connecting.fd(), deadline, &ANSWER_LOOKS)? {
+            if !crate::wait::look_for_answer(connecting.fd(), deadline, options.spin, &ANSWER_LOOKS)? {
                 platform::wait_fd(connecting.fd(), PollFlags::IN, Some(deadline))?;
             }
         }

@@ -168,7 +168,7 @@ impl Listener {
             // X25519 work: look for it a moment before sleeping.
             if let Some(until) = self.answer_looked_for_until() {
                 let until = deadline.map_or(until, |d| d.min(until));
-                if crate::wait::look_for_answer(self.watch.as_fd(), until, &self.answer_looks)? {
+                if crate::wait::look_for_answer(self.watch.as_fd(), until, self.options.spin, &self.answer_looks)? {
                     continue;
                 }
             }
@@ -178,15 +178,11 @@ impl Listener {
         }
     }
 
-    /// Until when a blocking accept may look for a READY before it sleeps
-    /// ([`Handshake::answer_looked_for_until`]); None when no handshake awaits
-    /// one now or spinning is off.
+    /// Until when a blocking accept may look for a READY before it sleeps:
+    /// the latest [`Handshake::answer_looked_for_until`]; None when no
+    /// handshake awaits one.
     fn answer_looked_for_until(&self) -> Option<Instant> {
-        if self.options.spin.is_zero() {
-            return None;
-        }
-        let until = self.accepting.lock().handshakes.values().filter_map(Handshake::answer_looked_for_until).max();
-        until.filter(|&until| until > Instant::now())
+        self.accepting.lock().handshakes.values().filter_map(Handshake::answer_looked_for_until).max()
     }
 
     /// Accepts without waiting, for event loops: advances the handshakes
@@ -414,12 +410,10 @@ impl Listener {
             match handshake.advance(self, || true) {
                 Ok(Progress::Done(stream)) => return Ok(*stream),
                 Ok(Progress::Waiting) => {
-                    let now = Instant::now();
-                    let look_until = handshake
-                        .answer_looked_for_until()
-                        .filter(|&until| until > now && !self.options.spin.is_zero());
-                    let looked = match look_until {
-                        Some(until) => crate::wait::look_for_answer(handshake.fd(), until, &self.answer_looks)?,
+                    let looked = match handshake.answer_looked_for_until() {
+                        Some(until) => {
+                            crate::wait::look_for_answer(handshake.fd(), until, self.options.spin, &self.answer_looks)?
+                        }
                         None => false,
                     };
                     if !looked {

@@ -100,8 +100,8 @@ impl Connection {
     /// server's memory or stall it); the caller may drop the message, retry
     /// later or close the connection. After such a refusal the server reads
     /// no more messages from this client until every queued reply has gone
-    /// out (so a client that does not read its replies waits in its own sends). Safe from
-    /// callbacks and other threads.
+    /// out (so a client that does not read its replies waits in its own
+    /// sends). Safe from callbacks and other threads.
     pub fn send(&self, data: &[u8]) -> Result<()> {
         let inner = &*self.inner;
         if inner.removed.load(Ordering::Acquire) {

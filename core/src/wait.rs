@@ -71,28 +71,35 @@ use crate::platform::{self, ControlAfterSetUp};
 /// it sleeps ([`look_for_answer`]): a client waiting for the REPLY (the
 /// server's X25519 work, about 100 µs), a blocking accept waiting for a READY
 /// (the client's), at most this long after the REPLY
-/// (`Handshake::answer_looked_for_until`). A `Server`'s dispatch thread does
-/// not look: there it gained 3-4% (connect p50 278 against 290 µs, median of
-/// ten launches each), too little for a loop that serves every connection. A thread that sleeps meanwhile pays a wake-up on top, which
-/// on a VM whose idle CPU halts takes tens of µs. On a 2-vCPU EPYC, sequential
-/// connects in one process (`shmsock-bench --connect`, a `Listener` accepting
-/// on one thread), six alternating pairs: p50 257-293 µs against 282-354 µs
-/// sleeping at once, 1.06-1.27x the connections/s (median 1.19x; 2,200-2,532
-/// against 1,876-2,265 per second); the client's look alone gave median 1.075x.
+/// (`Handshake::answer_looked_for_until`). A thread that sleeps meanwhile pays
+/// a wake-up on top, which on a VM whose idle CPU halts takes tens of µs. On a
+/// 2-vCPU EPYC, sequential connects in one process (`shmsock-bench --connect`,
+/// a `Listener` accepting on one thread), six alternating pairs: p50 257-293
+/// µs against 282-354 µs sleeping at once, 1.06-1.27x the connections/s
+/// (median 1.19x; 2,200-2,532 against 1,876-2,265 per second); the client's
+/// look alone gave median 1.075x. A `Server`'s dispatch thread does not look:
+/// there it gained 3-4% (connect p50 278 against 290 µs, median of ten
+/// launches each), too little for a loop that serves every connection.
 pub(crate) const ANSWER_LOOK: Duration = Duration::from_micros(300);
 
 /// Looks for `fd` to become readable for up to [`ANSWER_LOOK`] (never past
 /// `deadline`), yielding the CPU between looks; true once it is. Unlike a
 /// ring's spin (see the module comment) this look yields: it runs once per
 /// handshake step, and the thread it waits for may share this CPU, where the
-/// yield lets it work. False at once, without looking, when this thread is
-/// pinned to one CPU (the looks cost 2% of the connect rate there), when the
-/// machine is crowded (the look would take a CPU that other threads want), or
-/// while `looks` says such looks keep running out (a peer that stalls its
-/// handshake must not have us burn a CPU on it until its deadline).
-pub(crate) fn look_for_answer(fd: BorrowedFd<'_>, deadline: Instant, looks: &SpinHistory) -> Result<bool> {
+/// yield lets it work. False at once, without looking, when spinning is off
+/// (`spin` zero, the options' spin), when `deadline` has passed, when this
+/// thread is pinned to one CPU (the looks cost 2% of the connect rate there),
+/// when the machine is crowded (the look would take a CPU that other threads
+/// want), or while `looks` says such looks keep running out (a peer that
+/// stalls its handshake must not have us burn a CPU on it until its deadline).
+pub(crate) fn look_for_answer(
+    fd: BorrowedFd<'_>,
+    deadline: Instant,
+    spin: Duration,
+    looks: &SpinHistory,
+) -> Result<bool> {
     let now = Instant::now();
-    if !placement::may_run_elsewhere() || placement::crowded(now) {
+    if spin.is_zero() || deadline <= now || !placement::may_run_elsewhere() || placement::crowded(now) {
         return Ok(false);
     }
     let Some(budget) = looks.budget(ANSWER_LOOK) else { return Ok(false) };
@@ -536,14 +543,15 @@ mod tests {
     #[test]
     fn a_look_for_an_answer_finds_it_ends_by_its_deadline_and_gives_up_on_silence() {
         use std::io::Write;
+        use std::os::fd::AsFd;
         let may_look = || placement::may_run_elsewhere() && !placement::crowded(Instant::now());
         let (mut client, server) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd = server.as_fd();
         let looks = SpinHistory::new();
         let soon = || Instant::now() + Duration::from_millis(1);
         // Silence: false (at the deadline at the latest).
         for _ in 0..8 {
-            let deadline = soon();
-            assert!(!look_for_answer(std::os::fd::AsFd::as_fd(&server), deadline, &looks).unwrap());
+            assert!(!look_for_answer(fd, soon(), ANSWER_LOOK, &looks).unwrap());
         }
         if may_look() {
             // Eight misses in a row: the looks stopped (but for rare probes).
@@ -551,7 +559,10 @@ mod tests {
         }
         let fresh = SpinHistory::new();
         client.write_all(b"x").unwrap();
-        let found = look_for_answer(std::os::fd::AsFd::as_fd(&server), soon(), &fresh).unwrap();
+        // Spinning off, or the window already past: no look, even at a record.
+        assert!(!look_for_answer(fd, soon(), Duration::ZERO, &fresh).unwrap());
+        assert!(!look_for_answer(fd, Instant::now(), ANSWER_LOOK, &fresh).unwrap());
+        let found = look_for_answer(fd, soon(), ANSWER_LOOK, &fresh).unwrap();
         assert!(found || !may_look(), "a record already there was not found");
     }
 }
