@@ -131,6 +131,10 @@ pub(crate) struct StreamShared {
     pub(crate) stream: Stream,
     pub(crate) recv_timeout: Option<Duration>,
     pub(crate) st: Mutex<StreamState>,
+    /// The peer is a stream of this very process (it may be this thread,
+    /// which could only answer once a wait returns). Found once: asking
+    /// the kernel for our pid costs a system call per receive.
+    peer_in_this_process: bool,
 }
 
 impl Drop for StreamShared {
@@ -172,8 +176,10 @@ impl StreamShared {
         queue_limit: Option<usize>,
     ) -> Arc<StreamShared> {
         LIVE_STREAMS.fetch_add(1, Ordering::Relaxed);
+        let peer_in_this_process = u32::try_from(stream.peer_credentials().pid) == Ok(std::process::id());
         Arc::new(StreamShared {
             id: next_id(),
+            peer_in_this_process,
             stream,
             recv_timeout,
             st: Mutex::new(StreamState { outbox: Outbox::with_limit(queue_limit), ..StreamState::default() }),
@@ -228,8 +234,7 @@ impl StreamShared {
             // after a message in fragments: the next one is most likely coming
             // in already, and reading it on at once keeps its sender going
             // (measured: 1 MiB messages between two cores lost half their rate).
-            if batch
-                && !drained
+            if !drained
                 && delivered > 0
                 && st.single_frame
                 && st.inbox.waiters.is_empty()
@@ -562,7 +567,7 @@ impl StreamShared {
         let eligible = st.inbox.waiters.len() == 1
             && st.inbox.ended.is_none()
             && st.outbox.is_empty()
-            && self.stream.peer_credentials().pid != std::process::id() as i32;
+            && !self.peer_in_this_process;
         let Some(limit) = eligible.then(|| st.in_place.in_place_budget(self.placement_hints(), limit)).flatten() else {
             return st;
         };
@@ -570,7 +575,7 @@ impl StreamShared {
         // without it the loop has nothing to wait for, and no wait happens.
         self.update_poll(&mut st);
         drop(st);
-        let ended = uv::wait_in_place(self.stream.pollable_fd().as_raw_fd(), limit);
+        let ended = uv::wait_in_place(self.id, self.stream.pollable_fd().as_raw_fd(), limit);
         let mut st = lock(&self.st);
         match ended {
             // A loop with other work (a busy server's other connections, a

@@ -24,7 +24,7 @@
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::cell::RefCell;
 use std::ffi::{c_int, c_void};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -171,13 +171,19 @@ pub(crate) enum InPlace {
 }
 
 /// Waits on the JavaScript thread itself, without going back to the event
-/// loop, until `fd` is readable, for at most `limit` and never past what the
-/// event loop has to do: it returns as soon as any fd the loop watches is
-/// readable (its epoll set, `uv_backend_fd`, is polled beside `fd`), and it
-/// does not start, or ends, when the loop's next timer is due
-/// (`uv_backend_timeout`, which is 0 also when immediates or closing handles
-/// wait). Nothing is consumed: the loop still sees every readiness.
-pub(crate) fn wait_in_place(fd: RawFd, limit: Duration) -> InPlace {
+/// loop, until `fd` (the pollable fd of the stream `owner`) is readable, for
+/// at most `limit` and never past what the event loop has to do: it returns
+/// as soon as any fd the loop watches is readable (its epoll set,
+/// `uv_backend_fd`, is watched beside `fd`), and it does not start, or ends,
+/// when the loop's next timer is due (`uv_backend_timeout`, which is 0 also
+/// when immediates or closing handles wait). Nothing is consumed: the loop
+/// still sees every readiness.
+///
+/// It sleeps in an epoll set of this thread's own ([`InPlaceSet`]) that
+/// holds the loop's epoll fd and the stream's, registered once, not on each
+/// wait: a `ppoll` of the two costs about four times an `epoll_wait` (it
+/// sets up and tears down a wait on each nested set every call).
+pub(crate) fn wait_in_place(owner: i64, fd: RawFd, limit: Duration) -> InPlace {
     let event_loop = JS.with(|js| js.borrow().as_ref().map(|js| js.event_loop));
     let Some(event_loop) = event_loop else { return InPlace::LoopBusy };
     // SAFETY: the loop of this thread's env, alive while the env is; both
@@ -190,23 +196,87 @@ pub(crate) fn wait_in_place(fd: RawFd, limit: Duration) -> InPlace {
     if limit.is_zero() {
         return InPlace::LoopBusy;
     }
-    let mut fds = [
-        libc::pollfd { fd, events: libc::POLLIN, revents: 0 },
-        libc::pollfd { fd: backend, events: libc::POLLIN, revents: 0 },
-    ];
-    let timeout = libc::timespec {
-        tv_sec: libc::time_t::try_from(limit.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_nsec: libc::c_long::from(limit.subsec_nanos()),
-    };
-    // SAFETY: `fds` is an array of two pollfds, valid for the whole call, and
-    // its length is passed; the timeout is a valid timespec; no signal mask.
-    let n = unsafe { libc::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, &timeout, ptr::null()) };
-    if n > 0 && fds[0].revents != 0 {
-        InPlace::Readable
-    } else if n != 0 || timer_first {
-        InPlace::LoopBusy // ready, interrupted by a signal, or the timer is due
-    } else {
-        InPlace::TimedOut
+    // Whole milliseconds, rounded up: epoll_wait's unit (a wait in place is
+    // bounded by its budget, which is milliseconds anyway).
+    let timeout_ms = c_int::try_from(limit.as_micros().div_ceil(1000)).unwrap_or(c_int::MAX);
+    let waited = IN_PLACE_SET.with(|set| {
+        let mut set = set.borrow_mut();
+        if set.as_ref().is_none_or(|s| s.backend != backend) {
+            *set = InPlaceSet::new(backend);
+        }
+        set.as_mut().map(|set| set.wait(owner, fd, timeout_ms))
+    });
+    match waited {
+        Some(Ok(Some(true))) => InPlace::Readable,
+        Some(Ok(None)) if !timer_first => InPlace::TimedOut,
+        // The loop has work, a signal came, the timer is due, or no set could
+        // be made: back to the loop.
+        _ => InPlace::LoopBusy,
+    }
+}
+
+/// The epoll set a [`wait_in_place`] sleeps in: the event loop's own epoll
+/// fd, and the pollable fd of the stream that waited last (one at a time:
+/// a JavaScript thread waits for one receive at once). Both level-triggered,
+/// so a readiness is reported, never consumed, whenever the wait starts.
+struct InPlaceSet {
+    epoll: OwnedFd,
+    backend: RawFd,
+    /// The stream registered now: its id and fd.
+    current: Option<(i64, RawFd)>,
+}
+
+/// The token of the loop's epoll fd in an [`InPlaceSet`] (a stream's is its fd).
+const LOOP_TOKEN: u64 = u64::MAX;
+
+thread_local! {
+    static IN_PLACE_SET: RefCell<Option<InPlaceSet>> = const { RefCell::new(None) };
+}
+
+impl InPlaceSet {
+    fn new(backend: RawFd) -> Option<InPlaceSet> {
+        // SAFETY: plain system calls on fds this function owns or was given
+        // (the loop's epoll fd lives as long as this thread's loop).
+        let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if epoll < 0 {
+            return None;
+        }
+        // SAFETY: `epoll` was just created and is owned by nobody else.
+        let epoll = unsafe { OwnedFd::from_raw_fd(epoll) };
+        let set = InPlaceSet { epoll, backend, current: None };
+        set.control(libc::EPOLL_CTL_ADD, backend, LOOP_TOKEN).then_some(set)
+    }
+
+    fn control(&self, op: c_int, fd: RawFd, token: u64) -> bool {
+        let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: token };
+        // SAFETY: `event` is valid for the call; the kernel checks the fds.
+        unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut event) == 0 }
+    }
+
+    /// Sleeps up to `timeout_ms`: Some(true) when `fd` is readable,
+    /// Some(false) when only the loop's fd is (or a signal came), None when
+    /// nothing happened; Err when `fd` cannot be watched.
+    fn wait(&mut self, owner: i64, fd: RawFd, timeout_ms: c_int) -> Result<Option<bool>, ()> {
+        if self.current != Some((owner, fd)) {
+            if let Some((_, old)) = self.current.take() {
+                // Fails harmlessly when that stream's fd is closed already (the
+                // kernel dropped it from the set) or now names another file.
+                self.control(libc::EPOLL_CTL_DEL, old, 0);
+            }
+            let token = u64::try_from(fd).map_err(|_| ())?;
+            if !self.control(libc::EPOLL_CTL_ADD, fd, token) {
+                return Err(());
+            }
+            self.current = Some((owner, fd));
+        }
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 2];
+        // SAFETY: `events` is valid for two entries during the call.
+        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), 2, timeout_ms) };
+        match usize::try_from(n) {
+            Ok(0) => Ok(None),
+            Ok(n) => Ok(Some(events[..n.min(2)].iter().any(|e| e.u64 != LOOP_TOKEN))),
+            Err(_) => Ok(Some(false)), // EINTR: back to the loop
+        }
     }
 }
 
