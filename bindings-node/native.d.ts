@@ -234,8 +234,9 @@ export declare function hotCalls(): { send(id: number, op: number, data: Buffer)
 /**
  * Registers the JavaScript function that receives every batch of events.
  * Called once by the JavaScript layer when it loads.
+ * `landing`: the Buffer small messages are copied into (see `uv::land`).
  */
-export declare function init(dispatch: (events: Array<Array<unknown>> | number, id?: number, value?: unknown, code?: string, message?: string) => void): void
+export declare function init(dispatch: (events: Array<Array<unknown>> | number, id?: number, value?: unknown, code?: string, message?: string) => void, landing: Buffer): void
 
 /** How many listeners are alive in this process (for tests). */
 export declare function liveListeners(): number

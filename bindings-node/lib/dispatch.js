@@ -280,6 +280,8 @@ function handle(kind, id, value, code, message) {
   try {
     switch (kind) {
       case RECV:
+        settle(id, null, typeof value === 'number' ? landed(value) : value)
+        break
       case RECV_INTO:
       case DONE:
       case STREAM:
@@ -291,7 +293,7 @@ function handle(kind, id, value, code, message) {
         break
       case DATA: {
         const flow = flows.get(id)
-        if (flow) flow._onData(value)
+        if (flow) flow._onData(typeof value === 'number' ? landed(value) : value)
         break
       }
       case END: {
@@ -319,7 +321,27 @@ function handle(kind, id, value, code, message) {
   }
 }
 
-native.init(dispatch)
+/**
+ * Where the native side copies a small received message it hands over alone
+ * (a receive's own result, or an event delivered by itself): it passes only
+ * the length, and `landed` copies the message out into a Buffer from Node's
+ * pool at once, before anything else can land. That costs less than a Buffer
+ * made natively (an ArrayBuffer with its own memory for each message).
+ */
+const landing = Buffer.allocUnsafeSlow(4096)
+
+/**
+ * The message of `length` bytes in the landing buffer, as a Buffer of its own.
+ * @param {number} length
+ * @returns {Buffer}
+ */
+function landed(length) {
+  const message = Buffer.allocUnsafe(length)
+  landing.copy(message, 0, 0, length)
+  return message
+}
+
+native.init(dispatch, landing)
 
 module.exports = {
   pending,
@@ -331,5 +353,6 @@ module.exports = {
   track,
   started,
   settle,
+  landed,
   activeCount: () => active,
 }

@@ -8,7 +8,7 @@ const { codes, makeError, typeError, describe, abortError, fromNative, callNativ
 const { ReportingEmitter, reportTo } = require('./events.js')
 const { kInternal, dispose, toBuffer, checkOptions, checkName, waitOptions, checkReceiveBuffer } = require('./args.js')
 const { nativeOptions, topicOptions } = require('./options.js')
-const { flows, newOp, track, started, settle } = require('./dispatch.js')
+const { flows, newOp, track, started, settle, landed } = require('./dispatch.js')
 const { connectWith, receive, messagesOf } = require('./stream.js')
 const { openListeners } = require('./listener.js')
 
@@ -247,7 +247,9 @@ class Subscriber extends ReportingEmitter {
    * @param {Buffer | undefined} into
    */
   _startRecv(op, into) {
-    return this._n.recv(op, into)
+    const result = this._n.recv(op, into)
+    // A plain receive's small message comes as its length: it is in the landing buffer.
+    return into == null && typeof result === 'number' ? landed(result) : result
   }
 
   /** Messages until the end of the topic; other errors are thrown. */

@@ -7,7 +7,7 @@ const native = require('./native.js')
 const { codes, makeError, abortError, fromNative, callNative } = require('./errors.js')
 const { kInternal, asyncDispose, toBuffer, optionalTimeout, checkOptions, checkName, checkSignal, waitOptions, checkReceiveBuffer } = require('./args.js')
 const { nativeOptions } = require('./options.js')
-const { newOp, track, started } = require('./dispatch.js')
+const { newOp, track, started, landed } = require('./dispatch.js')
 const { toDuplex } = require('./duplex.js')
 
 // send and recv without napi-rs's per-call bookkeeping (src/hot.rs).
@@ -221,7 +221,9 @@ class Stream {
    * @param {number | undefined} timeout ms
    */
   _startRecv(op, into, timeout) {
-    return hot.recv(this._id, op, into, timeout)
+    const result = hot.recv(this._id, op, into, timeout)
+    // A plain receive's small message comes as its length: it is in the landing buffer.
+    return into == null && typeof result === 'number' ? landed(result) : result
   }
 
   /**

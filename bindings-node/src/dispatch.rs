@@ -180,11 +180,13 @@ unsafe fn js<T: ToNapiValue>(env: sys::napi_env, v: T) -> Result<sys::napi_value
 impl Event {
     /// The event's values, `[kind, id, value, code, message]`, those it lacks
     /// `undefined`: the arguments of a `dispatch` call for this event alone,
-    /// or the elements of its array in a batch.
+    /// or the elements of its array in a batch. `land`: a small message goes
+    /// to the landing buffer and its value is its length (`uv::land`); only
+    /// for an event delivered alone, which JavaScript copies out at once.
     ///
     /// # Safety
     /// On the JavaScript thread, with its `env`.
-    pub(crate) unsafe fn into_values(self, env: sys::napi_env) -> Result<[sys::napi_value; EVENT_ARGS]> {
+    pub(crate) unsafe fn into_values(self, env: sys::napi_env, land: bool) -> Result<[sys::napi_value; EVENT_ARGS]> {
         let mut undefined = std::ptr::null_mut();
         // SAFETY: on the JavaScript thread with its env (the caller's promise).
         check(unsafe { sys::napi_get_undefined(env, &mut undefined) }, "napi_get_undefined")?;
@@ -207,7 +209,11 @@ impl Event {
             values[1] = js(env, id)?;
             let error = match self {
                 Event::Recv { data, .. } | Event::Data { data, .. } => {
-                    values[2] = js(env, Message(data))?;
+                    values[2] = if land && crate::uv::land(&data) {
+                        js(env, data.len() as u32)?
+                    } else {
+                        js(env, Message(data))?
+                    };
                     None
                 }
                 Event::RecvInto { len, .. } => {
@@ -239,7 +245,7 @@ impl ToNapiValue for Event {
     unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
         // SAFETY: called by napi-rs on the JavaScript thread with its env.
         unsafe {
-            let values = val.into_values(env)?;
+            let values = val.into_values(env, false)?;
             let mut array = std::ptr::null_mut();
             check(sys::napi_create_array_with_length(env, EVENT_ARGS, &mut array), "napi_create_array_with_length")?;
             for (i, value) in values.into_iter().enumerate() {
@@ -260,11 +266,12 @@ static DISPATCH: Mutex<Option<Dispatch>> = Mutex::new(None);
 
 /// Registers the JavaScript function that receives every batch of events.
 /// Called once by the JavaScript layer when it loads.
+/// `landing`: the Buffer small messages are copied into (see `uv::land`).
 #[napi(
-    ts_args_type = "dispatch: (events: Array<Array<unknown>> | number, id?: number, value?: unknown, code?: string, message?: string) => void"
+    ts_args_type = "dispatch: (events: Array<Array<unknown>> | number, id?: number, value?: unknown, code?: string, message?: string) => void, landing: Buffer"
 )]
-pub fn init(env: Env, dispatch: Function<Vec<Event>, ()>) -> Result<()> {
-    crate::uv::init(env.raw(), dispatch.value().value)?;
+pub fn init(env: Env, dispatch: Function<Vec<Event>, ()>, landing: Buffer) -> Result<()> {
+    crate::uv::init(env.raw(), dispatch.value().value, landing)?;
     let tsfn = dispatch.build_threadsafe_function::<Job>().callee_handled::<false>().weak::<true>().build_callback(
         |ctx: ThreadsafeCallContext<Job>| {
             let mut events = Vec::new();

@@ -189,9 +189,11 @@ pub(crate) fn event_op(event: &Event) -> Option<i64> {
 }
 
 /// A receive's own completion as its native call returns it to JavaScript:
-/// the message, the length copied (`recvInto`), or null (it waits).
+/// the message, the length copied (`recvInto`, or a plain receive's small
+/// message copied to the landing buffer, `uv::land`), or null (it waits).
 pub(crate) fn recv_result(event: Option<Event>) -> napi::Result<Option<Either<Message, u32>>, Code> {
     match event {
+        Some(Event::Recv { data, .. }) if crate::uv::land(&data) => Ok(Some(Either::B(data.len() as u32))),
         Some(Event::Recv { data, .. }) => Ok(Some(Either::A(Message(data)))),
         Some(Event::RecvInto { len, .. }) => Ok(Some(Either::B(len))),
         Some(Event::Failed { error, .. }) => Err(to_js(error)),
