@@ -17,7 +17,9 @@
 //! the message that answers the handler's reply.
 //! When the peer said it runs on this thread's CPU (two processes on one
 //! core), where a spin would only delay it, a receive that found nothing
-//! waits for the answer in place instead (`wait_in_place`): it sleeps on the
+//! hands the CPU over to the peer instead (`hand_over`: `sched_yield`, with
+//! nothing armed, so the answer wakes nobody), and if that finds nothing
+//! either, waits for the answer in place (`wait_in_place`): it sleeps on the
 //! fd beside libuv's own epoll fd, so any other work of the loop ends the
 //! wait, and the answer completes the receive without a turn of the loop.
 //! `recvInto` decrypts straight into the caller's buffer.
@@ -77,6 +79,12 @@ const PARTIAL_SPIN_MAX: Duration = Duration::from_millis(2);
 /// How long a receive whose peer shares this CPU may wait for it in place
 /// (see `wait_in_place`).
 const IN_PLACE: Duration = Duration::from_millis(5);
+/// How many times a receive hands the CPU over to its peer on the same CPU
+/// before it asks to be woken (see `StreamShared::hand_over`).
+const HAND_OVERS: usize = 2;
+/// A hand-over that kept this thread off its CPU longer than this gave the
+/// core to some other task, not just the peer (see `StreamShared::hand_over`).
+const HAND_OVER_SLOW: Duration = Duration::from_micros(200);
 /// Messages handed to a flowing stream's handler per turn of the event loop
 /// before others get a turn (the fd stays readable, so libuv comes back).
 const FLOW_BATCH: usize = 64;
@@ -110,6 +118,9 @@ pub(crate) struct StreamState {
     /// When a receive whose peer shares this CPU waits for it in place (see
     /// `wait_in_place`).
     in_place: Adaptive,
+    /// When a receive whose peer shares this CPU hands the CPU over to it
+    /// (see `hand_over`).
+    hand_over: Adaptive,
     /// The last receive found part of a message, not all of it.
     partial: bool,
     /// Fragments received so far (progress of a partly received message).
@@ -523,8 +534,9 @@ impl StreamShared {
                 && st.outbox.is_empty()
                 && st.inbox.ended.is_none()
                 && !self.recheck(&mut st, &mut events)
+                && !self.spin(&mut st, &mut events)
             {
-                self.spin(&mut st, &mut events);
+                st = self.hand_over(st, &mut events);
             }
             if !st.inbox.waiters.is_empty() {
                 self.pump(&mut st, &mut events, false, true);
@@ -540,6 +552,56 @@ impl StreamShared {
         let mine = events.iter().position(|e| event_op(e) == Some(op)).map(|i| events.remove(i));
         deliver(events);
         Ok(mine)
+    }
+
+    /// A receive that found nothing, before it asks to be woken, whose peer
+    /// last ran on this thread's CPU (two processes on one core): hands the
+    /// CPU over to the peer (`sched_yield`), which this side's send has just
+    /// made runnable, and looks again when it comes back, up to HAND_OVERS
+    /// times. Nothing is armed meanwhile, so the peer's answer wakes nobody:
+    /// neither side writes an eventfd, sleeps or drains a wake-up, and each
+    /// message costs one `sched_yield` and one context switch. Measured on
+    /// one core of a 2-vCPU EPYC, a 64 B round trip between two node
+    /// processes took 10.0-10.3 µs against 14.3-14.4 µs sleeping (three
+    /// launches each). Adaptive as a spin: hand-overs that find nothing stop
+    /// it for a while, and one that kept this thread off its CPU for longer
+    /// than HAND_OVER_SLOW (another task ran on this core, as it would for a
+    /// whole time slice) stops it at once: sleeping then gets the CPU back
+    /// sooner when the answer comes. Never for a peer in this process, nor
+    /// on a crowded machine. The lock is not held while the peer runs.
+    fn hand_over<'a>(
+        self: &'a Arc<Self>,
+        mut st: MutexGuard<'a, StreamState>,
+        events: &mut Vec<Event>,
+    ) -> MutexGuard<'a, StreamState> {
+        let eligible = st.inbox.waiters.len() == 1
+            && st.inbox.ended.is_none()
+            && st.outbox.is_empty()
+            && !self.peer_in_this_process;
+        let start = Instant::now();
+        if !eligible || !st.hand_over.hand_over_allowed(start, self.placement_hints()) {
+            return st;
+        }
+        for _ in 0..HAND_OVERS {
+            drop(st);
+            // SAFETY: sched_yield takes no arguments and only reschedules.
+            unsafe { libc::sched_yield() };
+            st = lock(&self.st);
+            if st.closed {
+                return st;
+            }
+            let found = self.recheck(&mut st, events);
+            if start.elapsed() > HAND_OVER_SLOW {
+                st.hand_over.give_up();
+                return st;
+            }
+            if found {
+                st.hand_over.ended(true);
+                return st;
+            }
+        }
+        st.hand_over.ended(false);
+        st
     }
 
     /// A receive that found nothing, armed, whose peer last ran on this
