@@ -440,7 +440,8 @@ impl StreamShared {
     /// costs no sleep and no wake-up through the kernel (a `Server`'s or
     /// `Client`'s 'data' handler otherwise paid one per message, and ran at
     /// the speed of a Unix socket). The spin is a receive's (`spin`):
-    /// adaptive, and never when the peer shares this CPU.
+    /// adaptive, and never when the peer shares this CPU; there the CPU is
+    /// handed over to the peer instead, as a receive does (`hand_over`).
     fn flow_on(self: &Arc<Self>, events: &mut Vec<Event>) {
         let end = Instant::now() + FLOW_SPIN_MAX;
         let mut found = false;
@@ -451,11 +452,12 @@ impl StreamShared {
             if st.closed {
                 return;
             }
-            let more = st.inbox.flowing
-                && st.inbox.ended.is_none()
-                && st.outbox.is_empty()
-                && Instant::now() < end
-                && self.spin(&mut st, events);
+            let go_on = st.inbox.flowing && st.inbox.ended.is_none() && st.outbox.is_empty() && Instant::now() < end;
+            let mut more = go_on && self.spin(&mut st, events);
+            if go_on && !more {
+                // A peer on this CPU: let it answer the reply now (`hand_over`).
+                (st, more) = self.hand_over(st, events);
+            }
             if !more {
                 if found {
                     self.rearm(&mut st, events);
@@ -536,7 +538,7 @@ impl StreamShared {
                 && !self.recheck(&mut st, &mut events)
                 && !self.spin(&mut st, &mut events)
             {
-                st = self.hand_over(st, &mut events);
+                st = self.hand_over(st, &mut events).0;
             }
             if !st.inbox.waiters.is_empty() {
                 self.pump(&mut st, &mut events, false, true);
@@ -573,14 +575,14 @@ impl StreamShared {
         self: &'a Arc<Self>,
         mut st: MutexGuard<'a, StreamState>,
         events: &mut Vec<Event>,
-    ) -> MutexGuard<'a, StreamState> {
-        let eligible = st.inbox.waiters.len() == 1
+    ) -> (MutexGuard<'a, StreamState>, bool) {
+        let eligible = (st.inbox.waiters.len() == 1 || st.inbox.flowing)
             && st.inbox.ended.is_none()
             && st.outbox.is_empty()
             && !self.peer_in_this_process;
         let start = Instant::now();
         if !eligible || !st.hand_over.hand_over_allowed(start, self.placement_hints()) {
-            return st;
+            return (st, false);
         }
         for _ in 0..HAND_OVERS {
             drop(st);
@@ -588,20 +590,20 @@ impl StreamShared {
             unsafe { libc::sched_yield() };
             st = lock(&self.st);
             if st.closed {
-                return st;
+                return (st, false);
             }
             let found = self.recheck(&mut st, events);
             if start.elapsed() > HAND_OVER_SLOW {
                 st.hand_over.give_up();
-                return st;
+                return (st, found);
             }
             if found {
                 st.hand_over.ended(true);
-                return st;
+                return (st, true);
             }
         }
         st.hand_over.ended(false);
-        st
+        (st, false)
     }
 
     /// A receive that found nothing, armed, whose peer last ran on this
