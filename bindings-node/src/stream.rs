@@ -58,6 +58,7 @@ use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::Buffer;
 use shmsock::placement::{self, Hints};
+use shmsock::wait::{HAND_OVERS, HAND_OVER_SLOW};
 use shmsock::{Error as CoreError, ErrorKind, RecvBuf, Role, Stream};
 
 use crate::dispatch::{lock, post, Event};
@@ -79,12 +80,7 @@ const PARTIAL_SPIN_MAX: Duration = Duration::from_millis(2);
 /// How long a receive whose peer shares this CPU may wait for it in place
 /// (see `wait_in_place`).
 const IN_PLACE: Duration = Duration::from_millis(5);
-/// How many times a receive hands the CPU over to its peer on the same CPU
-/// before it asks to be woken (see `StreamShared::hand_over`).
-const HAND_OVERS: usize = 2;
-/// A hand-over that kept this thread off its CPU longer than this gave the
-/// core to some other task, not just the peer (see `StreamShared::hand_over`).
-const HAND_OVER_SLOW: Duration = Duration::from_micros(200);
+
 /// Messages handed to a flowing stream's handler per turn of the event loop
 /// before others get a turn (the fd stays readable, so libuv comes back).
 const FLOW_BATCH: usize = 64;
@@ -559,18 +555,19 @@ impl StreamShared {
     /// A receive that found nothing, before it asks to be woken, whose peer
     /// last ran on this thread's CPU (two processes on one core): hands the
     /// CPU over to the peer (`sched_yield`), which this side's send has just
-    /// made runnable, and looks again when it comes back, up to HAND_OVERS
-    /// times. Nothing is armed meanwhile, so the peer's answer wakes nobody:
-    /// neither side writes an eventfd, sleeps or drains a wake-up, and each
-    /// message costs one `sched_yield` and one context switch. Measured on
-    /// one core of a 2-vCPU EPYC, a 64 B round trip between two node
-    /// processes took 10.0-10.3 µs against 14.3-14.4 µs sleeping (three
-    /// launches each). Adaptive as a spin: hand-overs that find nothing stop
-    /// it for a while, and one that kept this thread off its CPU for longer
-    /// than HAND_OVER_SLOW (another task ran on this core, as it would for a
-    /// whole time slice) stops it at once: sleeping then gets the CPU back
-    /// sooner when the answer comes. Never for a peer in this process, nor
-    /// on a crowded machine. The lock is not held while the peer runs.
+    /// made runnable, and looks again when it comes back, by the core's rule
+    /// for a blocking wait (`shmsock::wait::HAND_OVERS` times at most, and
+    /// stopped by one slower than `HAND_OVER_SLOW`: another task ran on this
+    /// core, as it would for a whole time slice, and sleeping then gets the
+    /// CPU back sooner). Nothing is armed meanwhile, so the peer's answer
+    /// wakes nobody: neither side writes an eventfd, sleeps or drains a
+    /// wake-up, and a message costs one `sched_yield` and one context switch.
+    /// On one core of a 2-vCPU EPYC, a 64 B round trip between two node
+    /// processes took 8.5-9.0 µs against 14.3-14.7 µs sleeping (alternating
+    /// launches). Adaptive as a spin: hand-overs that find nothing stop for a
+    /// while. Never for a peer in this process, nor on a crowded machine.
+    /// The lock is not held while the peer runs. Returns whether a message
+    /// (or, flowing, a DATA event) came.
     fn hand_over<'a>(
         self: &'a Arc<Self>,
         mut st: MutexGuard<'a, StreamState>,
@@ -586,8 +583,7 @@ impl StreamShared {
         }
         for _ in 0..HAND_OVERS {
             drop(st);
-            // SAFETY: sched_yield takes no arguments and only reschedules.
-            unsafe { libc::sched_yield() };
+            std::thread::yield_now();
             st = lock(&self.st);
             if st.closed {
                 return (st, false);

@@ -2,13 +2,19 @@
 //! this side's wake-up eventfd or goes away. (And, apart, a blocking handshake
 //! step's brief look for the peer's next record: `look_for_answer`.)
 //!
-//! The spin never yields the CPU: `sched_yield` hands the core to any runnable
-//! task for a whole time slice, milliseconds, which is far worse than sleeping.
-//! Instead a side that spun in vain several times in a row (its peer is slow or
-//! shares its core, where spinning only delays the peer) stops spinning and
-//! sleeps at once, trying a spin again every so often. So two processes on one
-//! core hand the core to each other through the kernel's wake-up, and two on
-//! different cores meet in the spin without any system call.
+//! The spin never yields the CPU. Instead a side that spun in vain several
+//! times in a row (its peer is slow or shares its core, where spinning only
+//! delays the peer) stops spinning, trying a spin again every so often. When
+//! the peer said it runs on this very CPU, the side then hands the CPU over to
+//! it ([`HAND_OVERS`] `sched_yield`s, each followed by a look, without setting
+//! its waiting flag): the peer, which this side's message has just made
+//! runnable, answers at once and wakes nobody, so two processes on one core
+//! take turns with one system call and one context switch per message instead
+//! of an eventfd write, a sleep and a drain. A yield also hands the core to
+//! any other runnable task, possibly for a whole time slice, so a hand-over
+//! that kept this thread away longer than [`HAND_OVER_SLOW`] stops them, and
+//! the side sleeps until the peer's wake-up, as it does when hand-overs find
+//! nothing. Two on different cores meet in the spin without any system call.
 //!
 //! The wake protocol (PROTOCOL.md, "Waking and liveness"): before sleeping, a side
 //! sets its waiting flag in the segment and checks the ring again; after
@@ -150,6 +156,18 @@ pub const PLACEMENT_PROBE_EVERY: Duration = Duration::from_millis(250);
 /// Longest interval between placement probes.
 pub const PLACEMENT_PROBE_MAX_EVERY: Duration = Duration::from_secs(8);
 
+/// How many times a waiter whose peer shares its CPU hands the CPU over to it
+/// (`sched_yield`) and looks again before it sleeps (see [`Waiter::wait`]).
+/// Between two processes on one core the peer, which this side's send has
+/// just made runnable, then answers at once, and since this side did not set
+/// its waiting flag, it writes no eventfd: no wake-up, no sleep, no drain.
+pub const HAND_OVERS: u32 = 2;
+/// A hand-over that kept the thread off its CPU longer than this gave the
+/// core to some other task as well, which may keep it for a whole time slice:
+/// hand-overs stop at once (until a probe finds them paying), since a sleeper
+/// that the peer wakes gets the CPU back sooner.
+pub const HAND_OVER_SLOW: Duration = Duration::from_micros(200);
+
 /// When the last placement probe started and how long until the next may.
 #[derive(Default)]
 struct ProbeState {
@@ -266,6 +284,8 @@ pub struct Waiter {
     /// Whether spinning finds the peer's message (it does not when the peer is
     /// slow or shares our core, where spinning only delays it).
     spins: SpinHistory,
+    /// Whether handing the CPU over to a peer on this CPU finds its answer.
+    hand_overs: SpinHistory,
     /// When the last placement probe started (None: never).
     placement_probe: Mutex<ProbeState>,
 }
@@ -288,6 +308,7 @@ impl Waiter {
             peer_gone: AtomicU8::new(PEER_PRESENT),
             spin,
             spins: SpinHistory::default(),
+            hand_overs: SpinHistory::default(),
             placement_probe: Mutex::new(ProbeState { last: None, interval: PLACEMENT_PROBE_EVERY }),
         }
     }
@@ -318,6 +339,50 @@ impl Waiter {
         }
         probe.last = Some(now);
         Some(PLACEMENT_PROBE)
+    }
+
+    /// When the peer said it last ran on this thread's CPU (two processes on
+    /// one core), where a spin only delays it: hands the CPU over to it
+    /// ([`HAND_OVERS`] times at most) and looks after each, without setting
+    /// the waiting flag. Not when spinning is off (`spin` zero), on a crowded
+    /// machine, or while hand-overs keep finding nothing (the same rule as a
+    /// spin's, [`SpinHistory`]); a hand-over slower than [`HAND_OVER_SLOW`]
+    /// stops them at once. Measured on one core of a 2-vCPU EPYC
+    /// (`shmsock-bench --one-core-only`): see the CHANGELOG.
+    fn hand_over<T>(
+        &self,
+        hints: Hints<'_>,
+        deadline: Option<Instant>,
+        check: &mut impl FnMut(bool) -> Result<Check<T>>,
+    ) -> Result<Option<T>> {
+        let start = Instant::now();
+        if self.spin.is_zero()
+            || !hints.peer_on(hints.publish())
+            || placement::crowded(start)
+            || self.hand_overs.budget(self.spin).is_none()
+        {
+            return Ok(None);
+        }
+        for _ in 0..HAND_OVERS {
+            std::thread::yield_now();
+            let ready = check(false)?;
+            let now = Instant::now();
+            let slow = now.duration_since(start) > HAND_OVER_SLOW;
+            if slow {
+                self.hand_overs.give_up();
+            }
+            if let Check::Ready(v) = ready {
+                if !slow {
+                    self.hand_overs.found();
+                }
+                return Ok(Some(v));
+            }
+            if slow || deadline.is_some_and(|d| now >= d) {
+                return Ok(None);
+            }
+        }
+        self.hand_overs.missed();
+        Ok(None)
     }
 
     /// True once the peer's end of the control socket was seen closed, or the
@@ -440,6 +505,9 @@ impl Waiter {
             self.spins.missed();
         }
         if let Some(hints) = hints {
+            if let Some(v) = self.hand_over(hints, deadline, &mut check)? {
+                return Ok(v);
+            }
             hints.publish();
         }
         loop {
