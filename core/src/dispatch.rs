@@ -43,7 +43,8 @@ use crate::error::{Error, ErrorKind};
 use crate::handshake::RejectReason;
 use crate::reactor::{Event, Reactor, TimerId, Waker};
 use crate::server::{Connection, Shared};
-use crate::wait::SpinHistory;
+use crate::stream::Stream;
+use crate::wait::{SpinHistory, HAND_OVERS, HAND_OVER_SLOW};
 
 /// Token of the listener.
 const LISTENER_TOKEN: u64 = u64::MAX - 1;
@@ -126,6 +127,9 @@ pub(crate) struct Shard {
     buffer: Vec<u8>,
     /// Whether watching a served connection's ring finds its next message.
     next_spins: SpinHistory,
+    /// Whether handing the CPU over to the one client finds its next message
+    /// (see [`hand_over_to`]).
+    hand_overs: SpinHistory,
     /// How long to watch it: [`NEXT_MESSAGE_SPIN`], or the options' shorter
     /// spin (zero: never).
     next_spin: Duration,
@@ -149,6 +153,7 @@ impl Shard {
             next_handshake: 0,
             buffer: vec![0; FIRST_BUFFER],
             next_spins: SpinHistory::default(),
+            hand_overs: SpinHistory::default(),
             next_spin: options.spin.min(NEXT_MESSAGE_SPIN),
             unlooked: 0,
         })
@@ -241,19 +246,21 @@ impl Shard {
         if crate::placement::crowded(now) {
             return false;
         }
-        let Some(budget) = self.next_spins.budget(self.next_spin) else { return false };
-        let until = now + budget;
-        loop {
-            if stream.next_message_len().is_some() {
-                self.next_spins.found();
-                return true;
-            }
-            std::hint::spin_loop();
-            if Instant::now() >= until {
-                self.next_spins.missed();
-                return false;
+        if let Some(budget) = self.next_spins.budget(self.next_spin) {
+            let until = now + budget;
+            loop {
+                if stream.next_message_len().is_some() {
+                    self.next_spins.found();
+                    return true;
+                }
+                std::hint::spin_loop();
+                if Instant::now() >= until {
+                    self.next_spins.missed();
+                    break;
+                }
             }
         }
+        hand_over_to(&self.hand_overs, self.next_spin, stream)
     }
 
     fn mark_ready(&mut self, id: u64) {
@@ -477,4 +484,40 @@ impl Shard {
             shared.mailboxes[target].post(|r| r.adopt.push(connection));
         }
     }
+}
+
+/// The one client being served says it runs on this thread's CPU (two
+/// processes on one core): hands the CPU over to it, as a blocking wait
+/// does (`wait::HAND_OVERS`, `wait::HAND_OVER_SLOW`), and true when its
+/// next message came meanwhile. Nothing is armed, so neither side writes
+/// an eventfd or sleeps: the client, which hands over in turn, takes the
+/// reply and sends its next message while this thread yields. Its own
+/// CPU goes into the connection's placement hint here, which is what lets
+/// the client hand over. Adaptive like `Shard::next_message_here`'s spin
+/// (`history`); not with `spin` zero. One core of a 2-vCPU EPYC, one
+/// client: 3.7 µs per round trip through the server against 5.7 µs with the
+/// client sleeping (0.82x a futex ping-pong between two threads).
+/// Publishing the hint alone, the client handing over and this thread
+/// sleeping, measured worse (7.05 µs): this thread was then woken for every
+/// message.
+fn hand_over_to(history: &SpinHistory, spin: Duration, stream: &Stream) -> bool {
+    let start = Instant::now();
+    if spin.is_zero() || !stream.peer_on_this_cpu() || history.budget(spin).is_none() {
+        return false;
+    }
+    for _ in 0..HAND_OVERS {
+        std::thread::yield_now();
+        let found = stream.next_message_len().is_some();
+        let slow = start.elapsed() > HAND_OVER_SLOW;
+        if slow {
+            history.give_up();
+            return found;
+        }
+        if found {
+            history.found();
+            return true;
+        }
+    }
+    history.missed();
+    false
 }

@@ -461,10 +461,10 @@ impl Waiter {
     /// so that the peer wakes this side if it looks too early. `hints`: where
     /// the two sides run, if known (see [`placement`]).
     ///
-    /// A deadline that has passed already makes it one look, which neither
-    /// spins nor arms: a waiting flag left set for a wait that never sleeps
-    /// would only make the peer write to the eventfd for nothing (a system
-    /// call on each side: the write, and the drain of the wake-up later).
+    /// A deadline that has passed already makes it one armed look (no spin,
+    /// no hand-over): event loops rely on it to leave the waiting flag set
+    /// when nothing was there. To look without arming, use
+    /// [`Stream::next_message_len`](crate::Stream::next_message_len).
     pub fn wait<T>(
         &self,
         socket: BorrowedFd<'_>,
@@ -472,20 +472,15 @@ impl Waiter {
         hints: Option<Hints<'_>>,
         mut check: impl FnMut(bool) -> Result<Check<T>>,
     ) -> Result<T> {
-        // Read before looking at the ring, as below.
-        let hung_up = self.peer_hung_up();
         if let Check::Ready(v) = check(false)? {
             return Ok(v);
         }
         // One reading of the clock for the spin's choices and its end.
         let now = Instant::now();
-        if deadline.is_some_and(|d| now >= d) {
-            if hung_up {
-                return Err(self.peer_gone_error());
-            }
-            return Err(Error::new(ErrorKind::Timeout, "timed out"));
-        }
-        if let Some(budget) = self.spin_budget(now).or_else(|| self.placement_probe(hints, now)) {
+        // A deadline passed already: one armed look below, no spin, no hand-over.
+        let expired = deadline.is_some_and(|d| now >= d);
+        let spin = if expired { None } else { self.spin_budget(now).or_else(|| self.placement_probe(hints, now)) };
+        if let Some(budget) = spin {
             let spin_until = now + budget;
             let mut rounds = 0u32;
             loop {
@@ -505,8 +500,10 @@ impl Waiter {
             self.spins.missed();
         }
         if let Some(hints) = hints {
-            if let Some(v) = self.hand_over(hints, deadline, &mut check)? {
-                return Ok(v);
+            if !expired {
+                if let Some(v) = self.hand_over(hints, deadline, &mut check)? {
+                    return Ok(v);
+                }
             }
             hints.publish();
         }

@@ -488,33 +488,3 @@ fn a_paused_stream_wakes_only_for_what_the_loop_waits_for() {
     assert_eq!(a.try_recv().unwrap_err().kind(), ErrorKind::WouldBlock);
     assert!(!readable_within(&a, Duration::ZERO), "a wake-up was re-signalled for nothing");
 }
-
-/// A receive with a zero timeout is one look: it neither sleeps nor sets its
-/// waiting flag, so the peer's next message wakes nobody (the pollable fd
-/// stays quiet) and the message is there for the next look. Before, the look
-/// left the flag set, and the peer wrote the eventfd for a side that was never
-/// going to sleep (a system call on each side per message for a binding that
-/// looks before it waits).
-#[test]
-fn a_zero_timeout_receive_arms_nothing() {
-    let _serial = serial();
-    let (client, server) = pair("zero-look", 64 << 10);
-    for round in 0..3 {
-        let err = server.recv_timeout(Some(Duration::ZERO)).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Timeout, "round {round}: nothing was sent yet");
-        client.send(b"ping").unwrap();
-        assert!(
-            !readable_within(&server, Duration::from_millis(50)),
-            "round {round}: the look left the waiting flag set, so the send woke the server"
-        );
-        assert_eq!(server.recv_timeout(Some(Duration::ZERO)).unwrap(), b"ping", "round {round}");
-    }
-    // A receive that does wait is still woken.
-    let sender = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(20));
-        client.send(b"late").unwrap();
-        client
-    });
-    assert_eq!(server.recv_timeout(Some(WAIT)).unwrap(), b"late");
-    drop(sender.join().unwrap());
-}
