@@ -52,20 +52,6 @@ impl Adaptive {
         self.history.budget(limit)
     }
 
-    /// Whether a receive may hand the CPU over to its peer
-    /// (`StreamShared::hand_over`): only when the peer said it last ran on
-    /// this thread's CPU, the machine is not crowded (other tasks would get
-    /// the CPU too), and while hand-overs find the answer (or it is time for
-    /// a probe).
-    pub(crate) fn hand_over_allowed(&self, now: Instant, hints: Hints<'_>) -> bool {
-        hints.peer_on(hints.publish()) && !placement::crowded(now) && self.history.budget(Duration::MAX).is_some()
-    }
-
-    /// Stops what this history governs at once (until a probe finds it pays).
-    pub(crate) fn give_up(&self) {
-        self.history.give_up();
-    }
-
     /// As `budget`, for a spin that may go on while it sees progress, and so
     /// watches for preemption: its clock.
     pub(crate) fn start(&self, now: Instant, hints: Hints<'_>, spin: Duration) -> Option<SpinClock> {

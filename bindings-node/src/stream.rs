@@ -58,7 +58,6 @@ use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::Buffer;
 use shmsock::placement::{self, Hints};
-use shmsock::wait::{HAND_OVERS, HAND_OVER_SLOW};
 use shmsock::{Error as CoreError, ErrorKind, RecvBuf, Role, Stream};
 
 use crate::dispatch::{lock, post, Event};
@@ -114,9 +113,6 @@ pub(crate) struct StreamState {
     /// When a receive whose peer shares this CPU waits for it in place (see
     /// `wait_in_place`).
     in_place: Adaptive,
-    /// When a receive whose peer shares this CPU hands the CPU over to it
-    /// (see `hand_over`).
-    hand_over: Adaptive,
     /// The last receive found part of a message, not all of it.
     partial: bool,
     /// Fragments received so far (progress of a partly received message).
@@ -564,52 +560,36 @@ impl StreamShared {
 
     /// A receive that found nothing, before it asks to be woken, whose peer
     /// last ran on this thread's CPU (two processes on one core): hands the
-    /// CPU over to the peer (`sched_yield`), which this side's send has just
-    /// made runnable, and looks again when it comes back, by the core's rule
-    /// for a blocking wait (`shmsock::wait::HAND_OVERS` times at most, and
-    /// stopped by one slower than `HAND_OVER_SLOW`: another task ran on this
-    /// core, as it would for a whole time slice, and sleeping then gets the
-    /// CPU back sooner). Nothing is armed meanwhile, so the peer's answer
-    /// wakes nobody: neither side writes an eventfd, sleeps or drains a
-    /// wake-up, and a message costs one `sched_yield` and one context switch.
-    /// On one core of a 2-vCPU EPYC, a 64 B round trip between two node
-    /// processes took 9.6-9.9 µs against 14.3-14.7 µs sleeping (alternating
-    /// launches). Adaptive as a spin: hand-overs that find nothing stop for a
-    /// while. Never for a peer in this process, nor on a crowded machine.
-    /// The lock is not held while the peer runs. Returns whether a message
-    /// (or, flowing, a DATA event) came.
+    /// CPU over to the peer, which this side's send has just made runnable,
+    /// by the core's rule for a blocking wait (`shmsock::Stream::hand_over`:
+    /// `sched_yield` and a look, twice at most, adaptive, never on a crowded
+    /// machine). Nothing is armed meanwhile, so the peer's answer wakes
+    /// nobody: neither side writes an eventfd, sleeps or drains a wake-up,
+    /// and a message costs one `sched_yield` and one context switch. On one
+    /// core of a 2-vCPU EPYC, a 64 B round trip between two node processes
+    /// took 9.6-9.9 µs against 14.3-14.7 µs sleeping (alternating launches).
+    /// Never for a peer in this process. The lock is not held while the peer
+    /// runs. Returns whether a message (or, flowing, a DATA event) came.
     fn hand_over<'a>(
         self: &'a Arc<Self>,
-        mut st: MutexGuard<'a, StreamState>,
+        st: MutexGuard<'a, StreamState>,
         events: &mut Vec<Event>,
     ) -> (MutexGuard<'a, StreamState>, bool) {
         let eligible = (st.inbox.waiters.len() == 1 || st.inbox.flowing)
             && st.inbox.ended.is_none()
             && st.outbox.is_empty()
             && !self.peer_in_this_process;
-        let start = Instant::now();
-        if !eligible || !st.hand_over.hand_over_allowed(start, self.placement_hints()) {
+        if !eligible {
             return (st, false);
         }
-        for _ in 0..HAND_OVERS {
-            drop(st);
-            std::thread::yield_now();
-            st = lock(&self.st);
-            if st.closed {
-                return (st, false);
-            }
-            let found = self.recheck(&mut st, events);
-            if start.elapsed() > HAND_OVER_SLOW {
-                st.hand_over.give_up();
-                return (st, found);
-            }
-            if found {
-                st.hand_over.ended(true);
-                return (st, true);
-            }
+        drop(st);
+        let came = self.stream.hand_over();
+        let mut st = lock(&self.st);
+        if !came || st.closed {
+            return (st, false);
         }
-        st.hand_over.ended(false);
-        (st, false)
+        let found = self.recheck(&mut st, events);
+        (st, found)
     }
 
     /// A receive that found nothing, armed, whose peer last ran on this

@@ -216,6 +216,15 @@ impl PyStream {
         recv_bytes_unless(py, &*stream, Some(Duration::ZERO), false, Some(ErrorKind::Timeout))
     }
 
+    /// For event loops (``shmsock.aio``) about to sleep for a message: when
+    /// the peer runs on this CPU, hands the CPU over to it as a blocking
+    /// receive does (the core's ``Stream::hand_over``), without the GIL.
+    /// True when a message is there now; it arms and receives nothing.
+    fn _hand_over(&self, py: Python<'_>) -> PyResult<bool> {
+        let stream = self.get(py)?;
+        Ok(py.detach(|| stream.hand_over()))
+    }
+
     /// As ``recv_into`` without waiting: WouldBlock when no message is complete.
     fn try_recv_into(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>) -> PyResult<usize> {
         let stream = self.get(py)?;

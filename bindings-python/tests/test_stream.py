@@ -493,3 +493,20 @@ def test_recv_now_gives_none_instead_of_raising(name: str, server_keypair: shmso
                     client._recv_now()
         with pytest.raises(shmsock.Closed):
             client._recv_now()
+
+
+def test_hand_over_looks_without_taking(name: str, server_keypair: shmsock.Keypair) -> None:
+    """The event loops' hand-over before they sleep (``_hand_over``): a bool,
+    False when nothing is there, and it never takes a message; Closed once
+    the stream is closed."""
+    with shmsock.Listener.bind(name, keypair=server_keypair) as listener:
+        client, server = connected_pair(listener, server_keypair.public_key)
+        with client, server:
+            assert client._hand_over() is False
+            for i in range(4):
+                server.send(bytes([i]) * 10)
+                assert isinstance(client._hand_over(), bool)
+                assert client.recv(timeout=5) == bytes([i]) * 10
+            assert client._hand_over() is False
+        with pytest.raises(shmsock.Closed):
+            client._hand_over()

@@ -349,7 +349,7 @@ impl Waiter {
     /// spin's, [`SpinHistory`]); a hand-over slower than [`HAND_OVER_SLOW`]
     /// stops them at once. Measured on one core of a 2-vCPU EPYC
     /// (`shmsock-bench --one-core-only`): see the CHANGELOG.
-    fn hand_over<T>(
+    pub(crate) fn hand_over<T>(
         &self,
         hints: Hints<'_>,
         deadline: Option<Instant>,

@@ -282,10 +282,11 @@ class _Receiver:
         and every binding follows (``_SpinHistory``, ``wait::SpinHistory``): it
         keeps looking while at least two looks in three find the message, so a
         slow peer, or one on this core, where looking only delays it, soon
-        makes it look only now and then."""
+        makes it look only now and then; it then hands the CPU over to a peer
+        on this core instead (``_hand_over``)."""
         budget = self._spins.budget(_SPIN)
         if budget is None:
-            return None
+            return self._hand_over()
         until = time.perf_counter() + budget
         while True:
             message = self._recheck()
@@ -295,6 +296,12 @@ class _Receiver:
             if self._ended or time.perf_counter() >= until:
                 self._spins.missed()
                 return None
+
+    def _hand_over(self) -> Optional[bytes]:
+        """Before a receive sleeps, when spinning does not pay: a stream hands
+        the CPU over to a peer on this CPU (see ``Stream._hand_over``); a
+        subscriber does not."""
+        return None
 
     def _recheck(self) -> Optional[bytes]:
         """Looks at the source once without consuming the descriptor's

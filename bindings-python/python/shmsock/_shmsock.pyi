@@ -357,6 +357,9 @@ class Stream:
         """As ``recv_into`` without waiting."""
     def _recv_now(self) -> Optional[bytes]:
         """For event loops: ``recv(timeout=0)``, None instead of Timeout."""
+    def _hand_over(self) -> bool:
+        """For event loops about to sleep: hands the CPU over to a peer on
+        this CPU; True when a message is there now."""
     def close(self) -> None:
         """Closes the stream; the peer receives every message sent before,
         then PeerClosed. Idempotent."""

@@ -140,6 +140,12 @@ class Stream(_Receiver):
         self._update()
         await fut
 
+    def _hand_over(self) -> Optional[bytes]:
+        # A peer on this CPU (two processes on one core), where a spin only
+        # delays it: the core lets it answer now, as a blocking receive does,
+        # instead of this loop sleeping and being woken by the answer.
+        return self._recheck() if self._stream._hand_over() else None
+
     def _recheck(self) -> Optional[bytes]:
         # The receiver's zero-timeout look, returning None instead of raising
         # Timeout: a spin looks many times in a row, and an exception per miss
