@@ -143,6 +143,7 @@ mod ffi {
         fn try_recv(self: &StreamBox, out: &mut Vec<u8>) -> Result<bool>;
         fn recv_into(self: &StreamBox, buf: &mut [u8], timeout_ns: i64) -> Result<usize>;
         fn try_recv_into(self: &StreamBox, buf: &mut [u8]) -> Result<i64>;
+        fn hand_over(self: &StreamBox) -> Result<bool>;
         fn close(self: &StreamBox) -> Result<()>;
         fn is_closed(self: &StreamBox) -> Result<bool>;
         fn peer_public_key(self: &StreamBox, out: &mut [u8]) -> Result<()>;

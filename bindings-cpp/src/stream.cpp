@@ -131,6 +131,11 @@ std::optional<std::size_t> Stream::try_recv_into(void* buffer, std::size_t capac
     return static_cast<std::size_t>(n);
 }
 
+bool Stream::hand_over() {
+    const auto& s = get();
+    return call([&] { return s.hand_over(); });
+}
+
 void Stream::close() {
     const auto& s = get();
     call([&] { s.close(); });

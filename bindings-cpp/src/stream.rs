@@ -103,6 +103,11 @@ impl StreamBox {
         })
     }
 
+    /// An event loop's hand-over to a peer on this CPU (`Stream::hand_over`).
+    pub fn hand_over(&self) -> BridgeResult<bool> {
+        guard(|| self.0.hand_over())
+    }
+
     /// Closes the stream (idempotent); blocked calls on other threads fail with Closed.
     pub fn close(&self) -> BridgeResult<()> {
         guard(|| self.0.close())

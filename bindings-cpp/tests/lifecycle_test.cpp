@@ -119,6 +119,7 @@ TEST(Lifecycle, UseAfterCloseThrowsClosedAndCloseIsIdempotent) {
     EXPECT_SHMSOCK_ERROR(ErrorCode::Closed, pair.client.try_recv());
     char buf[1];
     EXPECT_SHMSOCK_ERROR(ErrorCode::Closed, pair.client.try_recv_into(buf, 1));
+    EXPECT_SHMSOCK_ERROR(ErrorCode::Closed, pair.client.hand_over());
     // Information stays available after close.
     EXPECT_EQ(pair.client.peer_public_key(), pair.server_keypair.public_key());
     EXPECT_NO_THROW(pair.client.stats());

@@ -116,6 +116,21 @@ TEST(Stream, TryCallsNeverBlock) {
     EXPECT_EQ(std::string(buf.begin(), buf.begin() + 10), "fits again");
 }
 
+// An event loop's hand-over before it waits on the pollable fd: false with
+// nothing sent, and it never takes a message, whatever it returns (whether it
+// yields depends on where the peer runs).
+TEST(Stream, HandOverLooksWithoutTaking) {
+    auto pair = support::connect_pair();
+    EXPECT_FALSE(pair.server.hand_over());
+    for (int i = 0; i < 4; ++i) {
+        auto message = support::pattern(100 + i);
+        pair.client.send(message);
+        (void)pair.server.hand_over();
+        EXPECT_EQ(pair.server.recv(5s), message);
+    }
+    EXPECT_FALSE(pair.server.hand_over());
+}
+
 TEST(Stream, SendTimesOutWhenThePeerDoesNotRead) {
     auto pair = support::connect_pair([](shmsock::Options& o) { o.ring_size(4096); });
     // One fragment per message (a quarter of the ring at most), so a timed-out

@@ -583,7 +583,9 @@ impl StreamShared {
             return (st, false);
         }
         drop(st);
-        let came = self.stream.hand_over();
+        // An error (a close, the end of the connection) is for the look below
+        // to report, as any receive's is.
+        let came = self.stream.hand_over().unwrap_or(true);
         let mut st = lock(&self.st);
         if !came || st.closed {
             return (st, false);

@@ -222,7 +222,7 @@ impl PyStream {
     /// True when a message is there now; it arms and receives nothing.
     fn _hand_over(&self, py: Python<'_>) -> PyResult<bool> {
         let stream = self.get(py)?;
-        Ok(py.detach(|| stream.hand_over()))
+        py.detach(|| stream.hand_over()).or_raise(py)
     }
 
     /// As ``recv_into`` without waiting: WouldBlock when no message is complete.

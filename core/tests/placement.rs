@@ -65,20 +65,20 @@ fn hand_over_looks_without_taking() {
     std::thread::spawn(move || {
         let seg = client.shared_segment();
         let own = pin_here();
-        assert!(!client.hand_over(), "nothing was sent and the peer's hint names no CPU");
+        assert!(!client.hand_over().unwrap(), "nothing was sent and the peer's hint names no CPU");
         assert_eq!(seg.atomic_u32(CLIENT_CPU_HINT).load(Ordering::Relaxed), own, "it published this side's CPU");
 
         // The peer says it runs on this CPU: with nothing sent, hand-overs find
         // nothing (and stop paying), but take nothing either.
         seg.atomic_u32(SERVER_CPU_HINT).store(own, Ordering::Relaxed);
         for _ in 0..4 {
-            assert!(!client.hand_over(), "no message is there");
+            assert!(!client.hand_over().unwrap(), "no message is there");
         }
         for round in 0..8u8 {
             server.send(&[round; 100]).unwrap();
             // True or false (a crowded machine, or hand-overs that stopped
             // paying, make it return at once), the message stays for recv.
-            let _ = client.hand_over();
+            let _ = client.hand_over().unwrap();
             assert_eq!(client.next_message_len(), Some(100), "round {round}: the message is still there");
             assert_eq!(client.try_recv().unwrap(), vec![round; 100]);
         }
@@ -86,10 +86,14 @@ fn hand_over_looks_without_taking() {
         // Garbage hints: no hand-over, no harm.
         for garbage in [u32::MAX, own.wrapping_add(1000), 0] {
             seg.atomic_u32(SERVER_CPU_HINT).store(garbage, Ordering::Relaxed);
-            assert!(!client.hand_over());
+            assert!(!client.hand_over().unwrap());
         }
         server.send(b"after garbage").unwrap();
         assert_eq!(client.recv_timeout(Some(WAIT)).unwrap(), b"after garbage");
+
+        // After close, what a receive would say.
+        client.close().unwrap();
+        assert_eq!(client.hand_over().unwrap_err().kind(), ErrorKind::Closed);
     })
     .join()
     .unwrap();

@@ -2,7 +2,9 @@
  * the listener's fd), echoing every message, until each peer closed or died. */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -231,4 +233,68 @@ TEST(pollable_fd_is_quiet_until_a_message_arrives)
     shmsock_keypair_free(kp);
     close(go[0]);
     close(go[1]);
+}
+
+/* An event loop on one core: before it waits on the fd it hands the CPU over
+ * to its peer (shmsock_stream_hand_over), which runs on the same CPU. Every
+ * echo comes back intact whether the hand-over found it or the fd did, and
+ * the call refuses NULL arguments. (How often it finds the echo depends on
+ * the machine's load: it stops on a crowded one, so that is not asserted.) */
+TEST(hand_over_before_waiting_loses_nothing)
+{
+    /* This process on the CPU it runs on now: the echo thread inherits it. */
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    int cpu = sched_getcpu();
+    CHECK(cpu >= 0);
+    CPU_SET(cpu, &set);
+    CHECK(sched_setaffinity(0, sizeof set, &set) == 0);
+    echo_server server;
+    echo_server_start(&server, "handover", 1 << 16, 1);
+    shmsock_options *co = client_options(server.keypair);
+    shmsock_stream *s = NULL;
+    CHECK_OK(shmsock_stream_connect(server.name, co, &s));
+    shmsock_options_free(co);
+    int fd = -1;
+    CHECK_OK(shmsock_stream_pollable_fd(s, &fd));
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    CHECK(ep >= 0);
+    struct epoll_event ev = {.events = EPOLLIN};
+    CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0);
+    uint8_t out[512], in[512];
+    int found_by_hand_over = 0;
+    enum { ROUNDS = 300 };
+    for (int i = 0; i < ROUNDS; i++) {
+        size_t len = (size_t)(i * 7) % sizeof out;
+        fill_pattern(out, len, (uint32_t)i);
+        CHECK_OK(shmsock_stream_send(s, out, len));
+        size_t n = 0;
+        for (;;) {
+            shmsock_result rc = shmsock_stream_try_recv_into(s, in, sizeof in, &n);
+            if (rc == SHMSOCK_OK) break;
+            CHECK_RC(rc, SHMSOCK_WOULD_BLOCK);
+            bool ready = false;
+            CHECK_OK(shmsock_stream_hand_over(s, &ready));
+            if (ready) {
+                found_by_hand_over++;
+                continue; /* the echo is there: take it */
+            }
+            struct epoll_event got;
+            CHECK(epoll_wait(ep, &got, 1, 10000) == 1);
+        }
+        CHECK(n == len && check_pattern(in, len, (uint32_t)i));
+    }
+    fprintf(stderr, "%d of %d echoes found by a hand-over\n", found_by_hand_over, ROUNDS);
+    bool ready = true;
+    CHECK_RC(shmsock_stream_hand_over(NULL, &ready), SHMSOCK_NULL_ARGUMENT);
+    CHECK_RC(shmsock_stream_hand_over(s, NULL), SHMSOCK_NULL_ARGUMENT);
+    CHECK_OK(shmsock_stream_hand_over(s, &ready));
+    CHECK(!ready); /* nothing was sent: nothing is there */
+    close(ep);
+    CHECK_OK(shmsock_stream_close(s));
+    CHECK_RC(shmsock_stream_hand_over(s, &ready), SHMSOCK_CLOSED);
+    shmsock_stream_free(s);
+    echo_server_join(&server);
+    CHECK(server.end[0] == SHMSOCK_PEER_CLOSED);
+    CHECK(server.echoed == ROUNDS);
 }

@@ -113,6 +113,14 @@ public:
     std::optional<std::size_t> try_recv_into(void* buffer, std::size_t capacity);
     template <class C, std::enable_if_t<detail::mutable_byte_range_v<C>, int> = 0>
     std::optional<std::size_t> try_recv_into(C& buffer) { return try_recv_into(std::data(buffer), std::size(buffer)); }
+    /// For an event loop about to wait on pollable_fd() after try_recv found
+    /// nothing: when the peer runs on this thread's CPU (two processes on one
+    /// core), hands the CPU over to it as a blocking receive does (sched_yield
+    /// and a look, twice at most; adaptive) and returns true as soon as a
+    /// message (its first frame, for a large one) is there; false at once
+    /// otherwise. Receives nothing: after true, call try_recv again (a large
+    /// message may still be incomplete); after false, wait on the fd.
+    bool hand_over();
 
     // ---- closing
     /// Closes: the peer receives every message sent before, then PeerClosed.

@@ -144,7 +144,11 @@ class Stream(_Receiver):
         # A peer on this CPU (two processes on one core), where a spin only
         # delays it: the core lets it answer now, as a blocking receive does,
         # instead of this loop sleeping and being woken by the answer.
-        return self._recheck() if self._stream._hand_over() else None
+        try:
+            came = self._stream._hand_over()
+        except Error:
+            came = True  # the look below reports the end, as any receive's does
+        return self._recheck() if came else None
 
     def _recheck(self) -> Optional[bytes]:
         # The receiver's zero-timeout look, returning None instead of raising

@@ -179,7 +179,8 @@ impl Stream {
     /// ([`wait::HAND_OVERS`](crate::wait::HAND_OVERS) `sched_yield`s at
     /// most, each followed by a look; adaptive; stopped by one slower than
     /// [`wait::HAND_OVER_SLOW`](crate::wait::HAND_OVER_SLOW)), and returns
-    /// true as soon as a message is there ([`next_message_len`](Self::next_message_len)).
+    /// true as soon as a message is there ([`next_message_len`](Self::next_message_len):
+    /// its first frame, for one larger than a frame).
     /// False at once when the peer runs elsewhere, the stream spins not at
     /// all, the machine is crowded or hand-overs have stopped paying. It
     /// arms nothing, receives nothing and never blocks longer than the peer
@@ -187,11 +188,15 @@ impl Stream {
     /// CPU hint, which lets the peer hand over in turn. One core of a 2-vCPU
     /// EPYC, a Python asyncio client against a blocking echo: see the
     /// CHANGELOG.
-    pub fn hand_over(&self) -> bool {
-        let Some(hints) = self.hints() else { return false };
+    ///
+    /// Errors: Closed after [`close`](Stream::close), or the error that ended
+    /// the connection, as a receive would report them.
+    pub fn hand_over(&self) -> Result<bool> {
+        self.check_usable()?;
+        let Some(hints) = self.hints() else { return Ok(false) };
         let mut look =
             |_armed: bool| Ok(if self.next_message_len().is_some() { Check::Ready(()) } else { Check::NotYet });
-        matches!(self.waiter.hand_over(hints, None, &mut look), Ok(Some(())))
+        Ok(self.waiter.hand_over(hints, None, &mut look)?.is_some())
     }
 
     /// Receives the next message into `buf`, which [`RecvBuf::prepare`] makes

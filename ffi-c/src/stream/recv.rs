@@ -188,6 +188,34 @@ pub unsafe extern "C" fn shmsock_stream_try_recv_into(
     boundary!(|| unsafe { recv_into(stream, buf, len, out_len, Wait::No) })
 }
 
+/// For an event loop about to wait on the pollable fd after
+/// SHMSOCK_WOULD_BLOCK: when the peer says it runs on this thread's CPU (two
+/// processes on one core, where the loop's sleep and the peer's wake-up cost
+/// more than the message), hands the CPU over to it as a blocking receive
+/// does (sched_yield(2) and a look, twice at most; adaptive: hand-overs that
+/// find nothing stop for a while) and sets `*out_ready` to true as soon as a
+/// message is there (its first frame, for one larger than a frame). Sets it
+/// to false at once when the peer runs elsewhere, the stream's spin is 0 or
+/// the machine is crowded. It receives nothing and changes nothing a later
+/// wait relies on: after true, call shmsock_stream_try_recv_into() again (for
+/// a large message it may still say SHMSOCK_WOULD_BLOCK); after false, wait
+/// on the fd as usual.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT; SHMSOCK_CLOSED after shmsock_stream_close(),
+/// or the error that ended the connection, as a receive would return them.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_stream_hand_over(
+    stream: *const shmsock_stream,
+    out_ready: *mut bool,
+) -> shmsock_result {
+    boundary!(|| {
+        // SAFETY: a live stream or NULL; a writable bool or NULL.
+        let (stream, out) = unsafe { (handle::arg(stream)?, Out::new(out_ready, "out_ready")?) };
+        out.write(stream.hand_over()?);
+        Ok(())
+    })
+}
+
 /// Receives the next message into a new buffer owned by the caller, waiting up
 /// to the stream's receive timeout.
 ///
