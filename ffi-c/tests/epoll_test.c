@@ -38,6 +38,18 @@ static bool serve(slot *sl, uint8_t *buf)
     }
 }
 
+/* A new epoll set watching `s`'s pollable fd for reading. */
+static int epoll_for(shmsock_stream *s)
+{
+    int fd = -1;
+    CHECK_OK(shmsock_stream_pollable_fd(s, &fd));
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    CHECK(ep >= 0);
+    struct epoll_event ev = {.events = EPOLLIN};
+    CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0);
+    return ep;
+}
+
 /* Serves until `expected` streams ended; returns how they ended. */
 static void serve_all(shmsock_listener *l, slot *slots, int expected)
 {
@@ -145,12 +157,7 @@ TEST(epoll_sees_a_peer_die)
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
 
-    int fd = -1;
-    CHECK_OK(shmsock_stream_pollable_fd(s, &fd));
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    CHECK(ep >= 0);
-    struct epoll_event ev = {.events = EPOLLIN};
-    CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0);
+    int ep = epoll_for(s);
     uint8_t buf[16];
     int messages = 0;
     shmsock_result end = SHMSOCK_OK;
@@ -211,11 +218,7 @@ TEST(pollable_fd_is_quiet_until_a_message_arrives)
     uint8_t buf[8];
     size_t n = 0;
     CHECK_RC(shmsock_stream_try_recv_into(s, buf, sizeof buf, &n), SHMSOCK_WOULD_BLOCK);
-    int fd = -1;
-    CHECK_OK(shmsock_stream_pollable_fd(s, &fd));
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event ev = {.events = EPOLLIN};
-    CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0);
+    int ep = epoll_for(s);
     struct epoll_event got;
     CHECK(epoll_wait(ep, &got, 1, 100) == 0); /* nothing pending: quiet */
     CHECK(write(go[1], "x", 1) == 1);
@@ -255,12 +258,7 @@ TEST(hand_over_before_waiting_loses_nothing)
     shmsock_stream *s = NULL;
     CHECK_OK(shmsock_stream_connect(server.name, co, &s));
     shmsock_options_free(co);
-    int fd = -1;
-    CHECK_OK(shmsock_stream_pollable_fd(s, &fd));
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    CHECK(ep >= 0);
-    struct epoll_event ev = {.events = EPOLLIN};
-    CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0);
+    int ep = epoll_for(s);
     uint8_t out[512], in[512];
     int found_by_hand_over = 0;
     enum { ROUNDS = 300 };
