@@ -43,8 +43,7 @@ use crate::error::{Error, ErrorKind};
 use crate::handshake::RejectReason;
 use crate::reactor::{Event, Reactor, TimerId, Waker};
 use crate::server::{Connection, Shared};
-use crate::stream::Stream;
-use crate::wait::{SpinHistory, HAND_OVERS, HAND_OVER_SLOW};
+use crate::wait::SpinHistory;
 
 /// Token of the listener.
 const LISTENER_TOKEN: u64 = u64::MAX - 1;
@@ -127,9 +126,6 @@ pub(crate) struct Shard {
     buffer: Vec<u8>,
     /// Whether watching a served connection's ring finds its next message.
     next_spins: SpinHistory,
-    /// Whether handing the CPU over to the one client finds its next message
-    /// (see [`hand_over_to`]).
-    hand_overs: SpinHistory,
     /// How long to watch it: [`NEXT_MESSAGE_SPIN`], or the options' shorter
     /// spin (zero: never).
     next_spin: Duration,
@@ -153,7 +149,6 @@ impl Shard {
             next_handshake: 0,
             buffer: vec![0; FIRST_BUFFER],
             next_spins: SpinHistory::default(),
-            hand_overs: SpinHistory::default(),
             next_spin: options.spin.min(NEXT_MESSAGE_SPIN),
             unlooked: 0,
         })
@@ -260,7 +255,18 @@ impl Shard {
                 }
             }
         }
-        hand_over_to(&self.hand_overs, self.next_spin, stream)
+        // A client on this CPU (two processes on one core): hand the CPU over
+        // to it, as a blocking wait does (`Stream::hand_over`). Nothing is
+        // armed, so neither side writes an eventfd or sleeps: the client,
+        // which hands over in turn (this side's CPU goes into the
+        // connection's placement hint here), takes the reply and sends its
+        // next message while this thread yields. One core of a 2-vCPU EPYC,
+        // one client: 3.7 µs per round trip through the server against 5.7 µs
+        // with the client sleeping (0.82x a futex ping-pong between two
+        // threads). Publishing the hint alone, the client handing over and
+        // this thread sleeping, measured worse (7.05 µs): this thread was then
+        // woken for every message. An error is for the receive to report.
+        stream.hand_over().unwrap_or(true)
     }
 
     fn mark_ready(&mut self, id: u64) {
@@ -484,40 +490,4 @@ impl Shard {
             shared.mailboxes[target].post(|r| r.adopt.push(connection));
         }
     }
-}
-
-/// The one client being served says it runs on this thread's CPU (two
-/// processes on one core): hands the CPU over to it, as a blocking wait
-/// does (`wait::HAND_OVERS`, `wait::HAND_OVER_SLOW`), and true when its
-/// next message came meanwhile. Nothing is armed, so neither side writes
-/// an eventfd or sleeps: the client, which hands over in turn, takes the
-/// reply and sends its next message while this thread yields. Its own
-/// CPU goes into the connection's placement hint here, which is what lets
-/// the client hand over. Adaptive like `Shard::next_message_here`'s spin
-/// (`history`); not with `spin` zero. One core of a 2-vCPU EPYC, one
-/// client: 3.7 µs per round trip through the server against 5.7 µs with the
-/// client sleeping (0.82x a futex ping-pong between two threads).
-/// Publishing the hint alone, the client handing over and this thread
-/// sleeping, measured worse (7.05 µs): this thread was then woken for every
-/// message.
-fn hand_over_to(history: &SpinHistory, spin: Duration, stream: &Stream) -> bool {
-    let start = Instant::now();
-    if spin.is_zero() || !stream.peer_on_this_cpu() || history.budget(spin).is_none() {
-        return false;
-    }
-    for _ in 0..HAND_OVERS {
-        std::thread::yield_now();
-        let found = stream.next_message_len().is_some();
-        let slow = start.elapsed() > HAND_OVER_SLOW;
-        if slow {
-            history.give_up();
-            return found;
-        }
-        if found {
-            history.found();
-            return true;
-        }
-    }
-    history.missed();
-    false
 }

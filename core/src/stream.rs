@@ -215,14 +215,6 @@ impl Stream {
         Some(Hints { own: self.segment.atomic_u32(own), peer: self.segment.atomic_u32(peer) })
     }
 
-    /// Says in the segment which CPU this side runs on now (its placement
-    /// hint) and tells whether the peer said it last ran on that same CPU:
-    /// an event loop's version of what a blocking wait does before it hands
-    /// the CPU over to its peer (see `wait::HAND_OVERS`).
-    pub(crate) fn peer_on_this_cpu(&self) -> bool {
-        self.hints().is_some_and(|hints| hints.peer_on(hints.publish()))
-    }
-
     /// Drains the wake-ups of both directions (before a `try_` call arms its
     /// own), then re-arms the other direction's wish, if any: its waiting flag
     /// is set again, and if it is met already the wake-up is signalled again,
