@@ -477,9 +477,17 @@ impl StreamShared {
     /// After messages found by spinning (looks that ask for no wake-up):
     /// receives until WouldBlock, which asks to be woken for the next one, as
     /// a receive does when its spin finds nothing. Without it the fd would
-    /// stay quiet while the peer's next message sits in the ring.
+    /// stay quiet while the peer's next message sits in the ring. Not while
+    /// a reply waits for room: reading until WouldBlock would then hand the
+    /// handler every message in the ring, past the backpressure of a Server
+    /// connection's queue; the core watches the receive side instead, as
+    /// after the send that left the reply waiting.
     fn rearm(self: &Arc<Self>, st: &mut StreamState, events: &mut Vec<Event>) {
-        self.pump(st, events, false, false);
+        if st.outbox.is_empty() {
+            self.pump(st, events, false, false);
+        } else {
+            self.watch_receive_side(st);
+        }
         self.update_poll(st);
     }
 

@@ -488,3 +488,29 @@ fn a_paused_stream_wakes_only_for_what_the_loop_waits_for() {
     assert_eq!(a.try_recv().unwrap_err().kind(), ErrorKind::WouldBlock);
     assert!(!readable_within(&a, Duration::ZERO), "a wake-up was re-signalled for nothing");
 }
+
+/// An event loop that wants messages but does not read them now (a send just
+/// drained the shared wake-up) calls `watch_receiving`: it takes nothing, and
+/// the pollable fd reports a message already in the ring, or the next one, as
+/// after a `try_recv` that said WouldBlock; even after a pause withdrew the
+/// wish. After close it says Closed.
+#[test]
+fn watching_the_receive_side_reports_waiting_and_coming_messages() {
+    let (a, b) = served_one_then_full("watch");
+    b.send(b"second").unwrap();
+    a.pause_receiving().unwrap();
+    assert!(!readable_within(&a, Duration::ZERO));
+    a.watch_receiving().unwrap();
+    assert!(readable_within(&a, Duration::ZERO), "a message in the ring was not reported");
+    assert_eq!(a.next_message_len(), Some(b"second".len()), "watching took the message");
+    assert_eq!(a.try_recv().unwrap(), b"second");
+    assert_eq!(a.try_recv().unwrap_err().kind(), ErrorKind::WouldBlock);
+    a.pause_receiving().unwrap();
+    a.watch_receiving().unwrap();
+    assert!(!readable_within(&a, Duration::ZERO), "an empty ring was reported");
+    b.send(b"third").unwrap();
+    assert!(readable_within(&a, WAIT), "the next message was not reported");
+    assert_eq!(a.try_recv().unwrap(), b"third");
+    a.close().unwrap();
+    assert_eq!(a.watch_receiving().unwrap_err().kind(), ErrorKind::Closed);
+}

@@ -6,7 +6,9 @@
 //! thread; what does not fit waits in order and is resumed when the fd
 //! reports freed space. Such a WouldBlock consumes every pending wake-up of
 //! the fd, the receive side's too, so each send that left something waiting
-//! looks at the receive side once more without consuming anything.
+//! has the core watch the receive side again (`Stream::watch_receiving`):
+//! the messages are read at the fd's next readiness, a batch at a time, not
+//! inside the send.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +19,6 @@ use shmsock::{Error as CoreError, ErrorKind, SendProgress};
 use super::{would_block, StreamShared, StreamState, PARTIAL_SPIN, PARTIAL_SPIN_MAX};
 use crate::dispatch::{lock, Event};
 use crate::spin::Adaptive;
-use crate::uv::deliver;
 
 /// While a message is partly sent and the ring is full, how often a send
 /// looks again for freed space (each look that finds none costs a system
@@ -44,22 +45,9 @@ impl StreamShared {
             }
         }
         st.outbox.push(op, keep()?)?;
-        let mut events = Vec::new();
-        self.look_at_receive_side(&mut st, &mut events);
+        self.watch_receive_side(&mut st);
         self.update_poll(&mut st);
-        drop(st);
-        // The pump may have completed this very send (resumed after a receive
-        // consumed the wake-ups): that is returned, not dispatched, since
-        // JavaScript tracks the op only once this returns.
-        let mine =
-            events.iter().position(|e| matches!(e, Event::Done { op: o } | Event::Failed { op: o, .. } if *o == op));
-        let mine = mine.map(|i| events.remove(i));
-        deliver(events);
-        match mine {
-            Some(Event::Failed { error, .. }) => Err(error),
-            Some(_) => Ok(true),
-            None => Ok(false),
-        }
+        Ok(false)
     }
 
     /// Sends only if the whole message fits now and no send waits.
@@ -72,27 +60,28 @@ impl StreamShared {
         match self.stream.try_send(data) {
             Ok(()) => Ok(true),
             Err(e) if would_block(&e) => {
-                let mut events = Vec::new();
-                self.look_at_receive_side(&mut st, &mut events);
+                self.watch_receive_side(&mut st);
                 self.update_poll(&mut st);
-                drop(st);
-                deliver(events);
                 Ok(false)
             }
             Err(e) => Err(e),
         }
     }
 
-    /// After a send consumed the fd's wake-ups: takes what the receive side
-    /// has, if anyone wants it, without consuming any (so that none is lost).
-    fn look_at_receive_side(&self, st: &mut StreamState, events: &mut Vec<Event>) {
+    /// After a send consumed the fd's wake-ups: if anyone wants messages, the
+    /// fd reports the next one (or one already there) again. Nothing is read
+    /// here: a send from a Server connection's handler that read on at once
+    /// would read the peer's messages until the ring is empty, handing each to
+    /// the handler, whose replies then mostly find the queue full; read at the
+    /// fd's readiness, a batch goes to the handler and its first refused reply
+    /// pauses reading (`Outbox::pauses_reading`).
+    pub(super) fn watch_receive_side(&self, st: &mut StreamState) {
         if !Self::wants_messages(st) || st.outbox.pauses_reading() {
             return;
         }
-        if self.recheck(st, events) {
-            self.pump(st, events, false, false);
-        }
-        st.inbox.report_end(self.id, events);
+        // An error ended the connection: the fd reports that as well, and the
+        // pump then fails what waits.
+        let _ = self.stream.watch_receiving();
     }
 
     /// Resumes the waiting sends in order; true when none is left waiting.

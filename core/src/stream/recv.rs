@@ -199,6 +199,31 @@ impl Stream {
         Ok(self.waiter.hand_over(hints, None, &mut look)?.is_some())
     }
 
+    /// For an event loop that wants messages but will not read them now (a
+    /// send that found no room just consumed the wake-ups both directions
+    /// share, and reading on at once would run the peer's messages past the
+    /// loop's own bounds): records the wish for messages and makes the
+    /// pollable fd readable when one is there or comes, as a `try_recv` that
+    /// returned WouldBlock would, without taking anything. A no-op while
+    /// another thread is receiving (it watches for itself). An error (the
+    /// ring's counters were tampered with) ends the connection, and the fd
+    /// reports that too.
+    pub fn watch_receiving(&self) -> Result<()> {
+        self.check_usable()?;
+        let Some(rx) = self.rx.try_lock() else { return Ok(()) };
+        let seg = &self.segment;
+        // The wish first, as in `try_recv`: a drain by the other direction
+        // from now on re-arms it.
+        rx.ring.want(&self.rx_interest);
+        rx.ring.arm(seg);
+        if rx.ring.has_data(seg).map_err(|e| self.fail(e))? || self.peer_closed.load(Ordering::Acquire) {
+            // The peer may have published before the flag was set and woken
+            // nobody: signal the fd now.
+            self.waiter.wake_self();
+        }
+        Ok(())
+    }
+
     /// Receives the next message into `buf`, which [`RecvBuf::prepare`] makes
     /// ready once the message's length is known, waiting until `deadline`
     /// (None: no limit; a deadline passed already: only what has arrived).
