@@ -222,17 +222,23 @@ impl Attack {
 /// the one new unnamed socket whose peer is the endpoint's listener; the
 /// server's end, in this process too, is named after the endpoint), to flood it.
 fn flooding_peer(name: &str, options: &Options) -> Result<(Stream, UnixStream)> {
-    let before = sockets();
+    // Sockets are told apart by inode, not descriptor number: the server's
+    // thread closes connections that ended earlier at its own pace, and the
+    // new socket may get a number that was in `before` (the smoke test once
+    // found none).
+    let before: Vec<u64> = sockets().into_iter().map(|(_, inode)| inode).collect();
     let stream = Stream::connect(name, options)?;
     let new: Vec<OwnedFd> = sockets()
         .into_iter()
-        .filter(|fd| !before.contains(fd))
-        .filter_map(|fd| {
-            // SAFETY: `fd` is an open socket of this process (the client's or
-            // the server's end); dup gives a descriptor this handle owns.
+        .filter(|(_, inode)| !before.contains(inode))
+        .filter_map(|(fd, inode)| {
+            // SAFETY: `fd` was a socket of this process a moment ago (the
+            // client's or the server's end); dup gives a descriptor this
+            // handle owns, checked below to be that same socket.
             let dup = unsafe { libc::dup(fd) };
             // SAFETY: `dup` was just returned by dup and is owned by nobody else.
-            (dup >= 0).then(|| unsafe { OwnedFd::from_raw_fd(dup) })
+            let dup = (dup >= 0).then(|| unsafe { OwnedFd::from_raw_fd(dup) })?;
+            rustix::fs::fstat(&dup).is_ok_and(|st| st.st_ino == inode).then_some(dup)
         })
         .filter(|fd| {
             // Other threads (another test in this binary) may open sockets
@@ -254,12 +260,15 @@ fn flooding_peer(name: &str, options: &Options) -> Result<(Stream, UnixStream)> 
     Ok((stream, socket))
 }
 
-/// The socket descriptors this process holds.
-fn sockets() -> Vec<i32> {
+/// The socket descriptors this process holds, with each socket's inode.
+fn sockets() -> Vec<(i32, u64)> {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return Vec::new() };
     dir.flatten()
-        .filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().starts_with("socket:")))
-        .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
+        .filter_map(|e| {
+            let target = std::fs::read_link(e.path()).ok()?;
+            let inode = target.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()?;
+            Some((e.file_name().to_str()?.parse().ok()?, inode))
+        })
         .collect()
 }
 
