@@ -38,14 +38,19 @@ impl StreamShared {
     ) -> Result<bool, CoreError> {
         let mut st = lock(&self.st);
         self.check_open(&st)?;
-        if st.outbox.is_empty() {
+        // Behind a waiting send this one only queues: no ring operation, so
+        // no wake-up consumed and nothing to watch again.
+        let tried = st.outbox.is_empty();
+        if tried {
             match self.send_spin(&st.send_spin, data)? {
                 SendProgress::Complete => return Ok(true),
                 SendProgress::Partial { .. } => {}
             }
         }
         st.outbox.push(op, keep()?)?;
-        self.watch_receive_side(&mut st);
+        if tried {
+            self.watch_receive_side(&mut st);
+        }
         self.update_poll(&mut st);
         Ok(false)
     }
