@@ -59,6 +59,15 @@ export interface ListenerOptions extends StreamOptions {
    * `SHMSOCK_WOULD_BLOCK` and queues nothing.
    */
   maxQueuedBytes?: number
+  /**
+   * The connections of one listener or server gather at most this many bytes
+   * of messages longer than one 64 KiB frame at once (default 64 MiB). A
+   * connection without room leaves its message in its ring (its peer's sends
+   * wait) until room comes back: peers that stop half way through giant
+   * messages cannot exhaust the server's memory. Nothing is lost; messages of
+   * one frame never wait.
+   */
+  maxReassemblyBytes?: number
   /** Accept only these peer uids (default: any that can reach the endpoint). */
   allowedUids?: number[]
   /** How the server creates each connection's shared memory: `memfd` (Linux default) or `named`. */

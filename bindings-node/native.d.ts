@@ -261,6 +261,8 @@ export interface NativeOptions {
   maxMessageSize?: number
   /** Limit on the bytes waiting to be sent on a Server connection. */
   maxQueuedBytes?: number
+  /** Limit on the bytes of large messages a listener's connections gather at once. */
+  maxReassemblyBytes?: number
   /** Limit on a send waiting for ring space. */
   sendTimeout?: number
   /** Default limit on `recv`. */

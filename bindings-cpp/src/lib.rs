@@ -131,6 +131,7 @@ mod ffi {
         fn set_spin(self: &mut OptionsBox, ns: i64) -> Result<()>;
         fn set_backend(self: &mut OptionsBox, backend: u8) -> Result<()>;
         fn set_require_chacha(self: &mut OptionsBox, require: bool) -> Result<()>;
+        fn set_max_reassembly_bytes(self: &mut OptionsBox, bytes: usize) -> Result<()>;
         fn validate(self: &OptionsBox) -> Result<()>;
 
         // ------------------------------------------------------------ stream

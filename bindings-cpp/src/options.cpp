@@ -141,6 +141,12 @@ Options& Options::require_chacha(bool require) {
     return *this;
 }
 
+Options& Options::max_reassembly_bytes(std::size_t bytes) {
+    auto& o = get_mut();
+    call([&] { o.set_max_reassembly_bytes(bytes); });
+    return *this;
+}
+
 void Options::validate() const {
     const auto& o = get();
     call([&] { o.validate(); });

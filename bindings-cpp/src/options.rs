@@ -145,6 +145,13 @@ impl OptionsBox {
             Ok(())
         })
     }
+    /// Listeners and servers: bytes of large messages gathered at once.
+    pub fn set_max_reassembly_bytes(&mut self, bytes: usize) -> BridgeResult<()> {
+        guard(|| {
+            self.0.max_reassembly_bytes = bytes;
+            Ok(())
+        })
+    }
     /// Checks the values that do not depend on the side.
     pub fn validate(&self) -> BridgeResult<()> {
         guard(|| self.0.validate())

@@ -13,7 +13,8 @@ TEST(Options, SettersChainAndCopiesAreIndependent) {
     auto kp = Keypair::generate();
     Options a;
     a.keypair(kp).ring_size(1 << 16).max_message_size(1 << 20).send_timeout(1s).recv_timeout(shmsock::forever)
-        .handshake_timeout(2s).spin(10us).backend(Backend::Named).require_chacha().allow_any_client().allow_any_uid();
+        .handshake_timeout(2s).spin(10us).backend(Backend::Named).require_chacha().allow_any_client().allow_any_uid()
+        .max_reassembly_bytes(1 << 20);
     Options b = a;
     b.ring_size(3);  // invalid, but only in b
     EXPECT_NO_THROW(a.validate());
@@ -52,6 +53,18 @@ TEST(Options, RingSizeAndMaxMessageSizeTakeEffect) {
     big.resize(4096);
     pair.client.send(big);
     EXPECT_EQ(pair.server.recv(5s).size(), 4096u);
+}
+
+TEST(Options, ABudgetSmallerThanAMessageStillLetsItThrough) {
+    // 4 KiB rings: 100 KiB takes many frames, gathered under a 1-byte bound
+    // (one message always passes when no other is being gathered).
+    auto pair = support::connect_pair([](Options& o) { o.ring_size(4096).max_reassembly_bytes(1); },
+                                      [](Options&) {});
+    std::vector<std::uint8_t> big(100 << 10, 0x5a);
+    std::thread sender([&] { pair.client.send(big); });
+    auto got = pair.server.recv(5s);
+    sender.join();
+    EXPECT_EQ(std::vector<std::uint8_t>(got.begin(), got.end()), big);
 }
 
 TEST(Options, NamedBackendAndChaCha) {

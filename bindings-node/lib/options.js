@@ -38,6 +38,8 @@ function nativeOptions(options, what) {
   if (maxMessageSize !== undefined) n.maxMessageSize = maxMessageSize
   const maxQueuedBytes = optionalNumber(o, 'maxQueuedBytes', true)
   if (maxQueuedBytes !== undefined) n.maxQueuedBytes = maxQueuedBytes
+  const maxReassemblyBytes = optionalNumber(o, 'maxReassemblyBytes', true)
+  if (maxReassemblyBytes !== undefined) n.maxReassemblyBytes = maxReassemblyBytes
   for (const t of /** @type {const} */ (['sendTimeout', 'recvTimeout', 'handshakeTimeout'])) {
     const v = optionalTimeout(o, t)
     if (v !== undefined) n[t] = v

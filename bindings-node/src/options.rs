@@ -25,6 +25,8 @@ pub struct NativeOptions {
     pub max_message_size: Option<u32>,
     /// Limit on the bytes waiting to be sent on a Server connection.
     pub max_queued_bytes: Option<u32>,
+    /// Limit on the bytes of large messages a listener's connections gather at once.
+    pub max_reassembly_bytes: Option<u32>,
     /// Limit on a send waiting for ring space.
     pub send_timeout: Option<f64>,
     /// Default limit on `recv`.
@@ -78,6 +80,9 @@ pub(crate) fn to_core(
     }
     if let Some(bytes) = opts.max_queued_bytes {
         o = o.max_queued_bytes(bytes as usize);
+    }
+    if let Some(bytes) = opts.max_reassembly_bytes {
+        o = o.max_reassembly_bytes(bytes as usize);
     }
     if let Some(ms) = opts.send_timeout {
         o = o.send_timeout(Some(millis(ms, "sendTimeout")?));

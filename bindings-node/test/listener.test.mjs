@@ -78,3 +78,35 @@ test('binding a name in use fails with SHMSOCK_ADDRESS_IN_USE, a bad name with S
   const again = Listener.bind(name, { keypair })
   again.close()
 })
+
+test('large messages beyond maxReassemblyBytes wait in their rings, and every one arrives whole', T, async () => {
+  const keypair = Keypair.generate()
+  const name = uniqueName('reasm')
+  assert.throws(() => Listener.bind(uniqueName('re'), { keypair, maxReassemblyBytes: 'lots' }), TypeError)
+  // 4 KiB rings: a 9,000-byte message takes several frames and never fits a
+  // ring whole; a 10,000-byte budget holds one such message at a time.
+  const listener = Listener.bind(name, { keypair, ringSize: 4096, maxReassemblyBytes: 10000 })
+  const clients = []
+  const servers = []
+  try {
+    for (let i = 0; i < 3; i++) {
+      const accepting = listener.accept({ timeout: 10000 })
+      clients.push(await Stream.connect(name, { serverKey: keypair.publicKey }))
+      servers.push(await accepting)
+    }
+    const messages = clients.map((_, i) => Buffer.alloc(9000, i + 1))
+    // Each receive waits for room in turn: one that is never woken when room
+    // comes back times out.
+    const received = servers.map((s) => s.recv({ timeout: 10000 }))
+    await Promise.all(clients.map((c, i) => c.send(messages[i])))
+    const got = await Promise.all(received)
+    got.forEach((m, i) => assert.ok(m.equals(messages[i]), `message ${i} arrived changed`))
+    // And again, the other way round.
+    const again = servers.map((s) => s.recv({ timeout: 10000 }))
+    for (const i of [2, 1, 0]) await clients[i].send(messages[i])
+    ;(await Promise.all(again)).forEach((m, i) => assert.ok(m.equals(messages[i])))
+  } finally {
+    for (const s of [...clients, ...servers]) s.close()
+    listener.close()
+  }
+})

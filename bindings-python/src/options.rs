@@ -79,6 +79,7 @@ pub(crate) const KEYWORDS: &[(&str, &[Entry])] = &[
     ("recv_timeout", &[Connect, Client, Listen, Server, Subscribe]),
     ("backend", &[Listen, Server]),
     ("max_queued_bytes", &[Server]),
+    ("max_reassembly_bytes", &[Listen, Server]),
     // Connecting while no server listens yet.
     ("wait", &[Connect, Client, Subscribe]),
     // Topics.
@@ -296,6 +297,11 @@ pub(crate) fn server(keypair: &Bound<'_, PyAny>, given: &Given<'_>) -> PyResult<
             let b = Backend::from_name(&name)
                 .ok_or_else(|| PyValueError::new_err(format!("backend must be 'memfd' or 'named', not '{name}'")))?;
             built.options = built.options.backend(b);
+        }
+    }
+    if takes(given.entry, "max_reassembly_bytes") {
+        if let Some(bytes) = given.int::<usize>("max_reassembly_bytes")? {
+            built.options = built.options.max_reassembly_bytes(bytes);
         }
     }
     Ok(built)

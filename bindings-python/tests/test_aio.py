@@ -487,3 +487,22 @@ def test_looks_at_the_ring_follow_the_cores_spin_rule() -> None:
     assert spins.budget(0.0) is None
     with pytest.raises(ValueError):
         spins.budget(-1.0)
+
+
+def test_large_messages_beyond_the_reassembly_bound_wait_their_turn(name: str, server_keypair: shmsock.Keypair) -> None:
+    """4 KiB rings and a 10,000-byte bound: three 9,000-byte messages (several
+    frames each) are gathered one at a time; a receive that is not woken when
+    room comes back times out."""
+
+    async def main() -> None:
+        async with aio.bind(name, keypair=server_keypair, ring_size=4096, max_reassembly_bytes=10_000) as listener:
+            pairs = [await pair(listener, server_keypair.public_key) for _ in range(3)]
+            messages = [bytes([i + 1]) * 9000 for i in range(3)]
+            receiving = [asyncio.ensure_future(server.recv(timeout=10)) for _, server in pairs]
+            await asyncio.gather(*(client.send(m) for (client, _), m in zip(pairs, messages)))
+            assert await asyncio.gather(*receiving) == messages
+            for client, server in pairs:
+                client.close()
+                server.close()
+
+    run(main())

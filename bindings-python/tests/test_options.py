@@ -104,6 +104,10 @@ def test_option_values_are_checked(name: str, server_keypair: shmsock.Keypair) -
         bind(send_timeout="1s")
     with pytest.raises(TypeError, match="argument 'max_queued_bytes'"):
         _calls(name, server_keypair)["Server()"](max_queued_bytes=1.5)
+    with pytest.raises(TypeError, match="argument 'max_reassembly_bytes'"):
+        bind(max_reassembly_bytes="64 MiB")
+    with pytest.raises(OverflowError, match="argument 'max_reassembly_bytes'"):
+        _calls(name, server_keypair)["Server()"](max_reassembly_bytes=-1)
     with pytest.raises(ValueError, match="policy must be 'reliable' or 'latest'"):
         _calls(name, server_keypair)["Publisher.bind()"](policy="newest")
 

@@ -18,6 +18,8 @@
 //!   waiting for its server to appear;
 //! - [`accept`] and [`connecting`]: the server and the client side of the
 //!   handshake, non-blocking (event loops drive them);
+//! - `reassembly` (private): the bound on the memory a listener's connections
+//!   hold in large messages they are gathering ([`Options`]' `max_reassembly_bytes`);
 //! - [`reactor`]: one thread's wait over many streams, listeners and timers;
 //! - [`server`] and [`client`]: the event-driven pair, built on the reactor;
 //! - [`pubsub`] and [`shared_map`]: encrypted publish/subscribe (one seal, many readers);
@@ -53,6 +55,7 @@ pub mod platform;
 pub mod pubsub;
 mod reaching;
 pub mod reactor;
+mod reassembly;
 pub mod recv_buf;
 pub mod ring;
 pub mod segment;

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -20,6 +21,7 @@ use crate::handshake_cache::HandshakeCache;
 use crate::keys::{Keypair, PublicKey};
 use crate::options::Options;
 use crate::platform::{self, Credentials, DeadlineTimer, Poller};
+use crate::reassembly::{ReassemblyBudget, Share};
 use crate::sodium;
 use crate::stream::Stream;
 use crate::wait::SpinHistory;
@@ -88,6 +90,8 @@ pub struct Listener {
     cache: HandshakeCache,
     /// Whether a blocking accept's looks for a READY pay (see `accept_timeout`).
     answer_looks: SpinHistory,
+    /// Bytes of large messages the accepted streams gather at once (`reassembly`).
+    reassembly: Arc<ReassemblyBudget>,
 }
 
 impl Listener {
@@ -115,6 +119,7 @@ impl Listener {
             deadline_timer,
             limits: Limits::new(options),
             answer_looks: SpinHistory::default(),
+            reassembly: ReassemblyBudget::new(options.max_reassembly_bytes as u64),
             bound,
             keypair,
             policy: options.server_policy(),
@@ -454,6 +459,11 @@ impl Listener {
 
     pub(crate) fn policy(&self) -> &ServerPolicy {
         &self.policy
+    }
+
+    /// A new accepted stream's share of the bound on large messages being received.
+    pub(crate) fn reassembly_share(&self) -> Share {
+        self.reassembly.share()
     }
 
     pub(crate) fn options(&self) -> &Options {

@@ -35,6 +35,10 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 64;
 /// Default most bytes queued per server connection.
 pub const DEFAULT_MAX_QUEUED_BYTES: usize = 1 << 20;
+/// Default most bytes of messages a listener's connections gather at once:
+/// 64 MiB, four messages of the default maximum size (see
+/// [`Options`]' field `max_reassembly_bytes`).
+pub const DEFAULT_MAX_REASSEMBLY_BYTES: usize = 64 << 20;
 /// Most dispatch threads a server accepts.
 pub const MAX_DISPATCH_THREADS: usize = 256;
 /// Largest plaintext per frame; smaller frames let both sides work at once on
@@ -106,6 +110,17 @@ pub struct Options {
     /// server reads no more of its messages until the client has taken every
     /// queued reply (backpressure).
     pub max_queued_bytes: usize,
+    /// Most bytes of messages longer than one frame (64 KiB) that the
+    /// connections of one listener or server gather at once: a connection
+    /// reserves a message's length before taking its first frame and gives it
+    /// back once the message is delivered. Without this bound, peers that send
+    /// all of a large message but its last frame, then stop, would make the
+    /// server hold `max_connections × max_message_size` bytes. A connection
+    /// that finds no room leaves the message in its ring (its peer's sends
+    /// wait, as for a slow reader) until room is given back; nothing is lost
+    /// or ended, messages of one frame never wait, and one message always
+    /// passes when nothing is reserved. Clients have no such bound.
+    pub max_reassembly_bytes: usize,
     /// Dispatch threads of a server (at least 1); connections are spread over them.
     pub dispatch_threads: usize,
 }
@@ -131,6 +146,7 @@ impl Default for Options {
             max_pending_handshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
             max_pending_handshakes_per_uid: DEFAULT_MAX_PENDING_HANDSHAKES,
             max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
+            max_reassembly_bytes: DEFAULT_MAX_REASSEMBLY_BYTES,
             dispatch_threads: 1,
         }
     }
@@ -234,6 +250,12 @@ impl Options {
     /// Sets the most bytes queued per server connection.
     pub fn max_queued_bytes(mut self, bytes: usize) -> Options {
         self.max_queued_bytes = bytes;
+        self
+    }
+    /// Sets the most bytes of large messages a listener's connections gather
+    /// at once (see the field of that name).
+    pub fn max_reassembly_bytes(mut self, bytes: usize) -> Options {
+        self.max_reassembly_bytes = bytes;
         self
     }
     /// Sets the number of dispatch threads of a server.

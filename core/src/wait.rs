@@ -422,6 +422,12 @@ impl Waiter {
         self.sleeper.wake_self();
     }
 
+    /// The descriptor [`wake_self`](Waiter::wake_self) signals: signalling it
+    /// from elsewhere makes the pollable fd readable.
+    pub fn own_wake(&self) -> BorrowedFd<'_> {
+        self.sleeper.own_wake()
+    }
+
     /// After the control socket was seen readable: note a hang-up, or end the
     /// connection of a peer that wrote there (nothing is written after set-up,
     /// PROTOCOL.md §9): shut down, its writes fail at once, so a flood costs

@@ -752,6 +752,19 @@ shmsock_result shmsock_options_set_backend(struct shmsock_options *options, uint
 // Errors: SHMSOCK_NULL_ARGUMENT.
 shmsock_result shmsock_options_set_require_chacha(struct shmsock_options *options, bool require);
 
+// Sets, for a listener or server, the most bytes of messages longer than one
+// 64 KiB frame that all its connections gather at once (default 64 MiB). A
+// connection without room leaves its message in its ring (its peer's sends
+// wait, as for a slow reader) until room comes back: a blocking receive
+// waits for it, a non-blocking one returns SHMSOCK_WOULD_BLOCK and the
+// stream's pollable fd becomes readable when room comes back. Nothing is
+// lost; messages of one frame never wait; one message always passes when
+// no other is being gathered. Clients ignore it.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT.
+shmsock_result shmsock_options_set_max_reassembly_bytes(struct shmsock_options *options,
+                                                        size_t bytes);
+
 // Binds endpoint `name` (NUL-terminated, 1 to 100 characters of
 // `[A-Za-z0-9._-]`) in this user's runtime directory ($SHMSOCK_RUNTIME_DIR,
 // else $XDG_RUNTIME_DIR/shmsock, else `/tmp/shmsock-<uid>`; created 0700).

@@ -407,6 +407,32 @@ pub unsafe extern "C" fn shmsock_options_set_require_chacha(
     })
 }
 
+/// Sets, for a listener or server, the most bytes of messages longer than one
+/// 64 KiB frame that all its connections gather at once (default 64 MiB). A
+/// connection without room leaves its message in its ring (its peer's sends
+/// wait, as for a slow reader) until room comes back: a blocking receive
+/// waits for it, a non-blocking one returns SHMSOCK_WOULD_BLOCK and the
+/// stream's pollable fd becomes readable when room comes back. Nothing is
+/// lost; messages of one frame never wait; one message always passes when
+/// no other is being gathered. Clients ignore it.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_options_set_max_reassembly_bytes(
+    options: *mut shmsock_options,
+    bytes: usize,
+) -> shmsock_result {
+    boundary!(|| {
+        // SAFETY: a live options object or NULL (caller's contract).
+        unsafe {
+            update(options, |o| {
+                o.max_reassembly_bytes = bytes;
+                Ok(())
+            })
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

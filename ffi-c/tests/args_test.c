@@ -61,6 +61,7 @@ TEST(null_handles_are_refused)
     CHECK_RC(shmsock_options_set_spin(NULL, 0), NUL);
     CHECK_RC(shmsock_options_set_backend(NULL, 1), NUL);
     CHECK_RC(shmsock_options_set_require_chacha(NULL, true), NUL);
+    CHECK_RC(shmsock_options_set_max_reassembly_bytes(NULL, 1 << 20), NUL);
 
     CHECK_RC(shmsock_listener_accept(NULL, 0, &stream), NUL);
     CHECK_RC(shmsock_listener_public_key(NULL, key, sizeof key), NUL);

@@ -72,6 +72,12 @@ public:
     Options& backend(Backend backend);
     /// Use ChaCha20-Poly1305 even where AEGIS-128L is available.
     Options& require_chacha(bool require = true);
+    /// Listeners and servers: the most bytes of messages longer than one 64 KiB
+    /// frame that all their connections gather at once (default 64 MiB). A
+    /// connection without room leaves its message in its ring (its peer's
+    /// sends wait) until room comes back, so peers that stop half way through
+    /// giant messages cannot exhaust the server's memory; nothing is lost.
+    Options& max_reassembly_bytes(std::size_t bytes);
     /// Checks the values that do not depend on the side (throws InvalidArgument).
     void validate() const;
 

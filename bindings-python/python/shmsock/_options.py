@@ -63,6 +63,10 @@ class _Queue(TypedDict, total=False):
     max_queued_bytes: Optional[int]
 
 
+class _Reassembly(TypedDict, total=False):
+    max_reassembly_bytes: Optional[int]
+
+
 class _Wait(TypedDict, total=False):
     wait: Optional[float]
 
@@ -86,11 +90,11 @@ class ClientOptions(ConnectOptions, total=False):
     """``shmsock.Client(...)`` (the same keywords as ``connect``)."""
 
 
-class ListenOptions(_Access, _Handshake, _Receive, _Ring, _Send, _Backend, total=False):
+class ListenOptions(_Access, _Handshake, _Receive, _Ring, _Send, _Backend, _Reassembly, total=False):
     """``Listener.bind``, ``shmsock.bind``, ``aio.bind``."""
 
 
-class ServerOptions(_Access, _Handshake, _Receive, _Ring, _Backend, _Queue, total=False):
+class ServerOptions(_Access, _Handshake, _Receive, _Ring, _Backend, _Queue, _Reassembly, total=False):
     """``shmsock.Server(...)``."""
 
 

@@ -118,6 +118,12 @@ impl Sleeper {
     pub fn wake_self(&self) {
         wake_peer(self.own.for_peer());
     }
+
+    /// The descriptor [`wake_self`](Sleeper::wake_self) signals, for a waker
+    /// outside the stream (the budget of large messages being received).
+    pub fn own_wake(&self) -> BorrowedFd<'_> {
+        self.own.for_peer()
+    }
 }
 
 /// An epoll set of file descriptors, each with a token, watched for

@@ -22,6 +22,7 @@ use crate::cipher::CipherSuite;
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame::{FrameHeader, FrameKind, FrameOpener, Opened, HEADER_LEN};
 use crate::platform;
+use crate::reassembly::Share;
 use crate::recv_buf::{self, RecvBuf};
 use crate::ring::Consumer;
 use crate::wait::Check;
@@ -46,12 +47,26 @@ pub(super) struct Rx {
     /// Bytes copied to keep partial messages across calls and to hand them
     /// over (a test hook: it must stay linear in the bytes received).
     carried: u64,
+    /// An accepted stream's share of its listener's bound on large messages
+    /// being received (`reassembly`); None for a client.
+    reassembly: Option<Share>,
 }
 
 impl Rx {
     pub(super) fn new(opener: FrameOpener, ring: Consumer) -> Rx {
-        Rx { opener, ring, scratch: Vec::new(), partial: None, carried: 0 }
+        Rx { opener, ring, scratch: Vec::new(), partial: None, carried: 0, reassembly: None }
     }
+}
+
+/// What one look at the ring found.
+enum Received {
+    /// A whole message of this length.
+    Message(usize),
+    /// No whole message yet (part of one may have been taken).
+    Nothing,
+    /// The first frame of a message of this length, left in the ring: the
+    /// listener's bound on large messages being received has no room for it.
+    NoRoom(u32),
 }
 
 /// Where a received message goes, inside the core: a caller's [`RecvBuf`]
@@ -263,6 +278,13 @@ impl Stream {
         deadline_after(self.recv_timeout)
     }
 
+    /// Puts an accepted stream under its listener's bound on large messages
+    /// being received.
+    pub(crate) fn with_reassembly_share(mut self, share: Share) -> Stream {
+        self.rx.get_mut().reassembly = Some(share);
+        self
+    }
+
     /// Bytes this stream copied to carry partly received messages across calls
     /// (a test hook, not part of the supported API: it stays linear in the bytes
     /// received however finely messages are fragmented).
@@ -306,7 +328,7 @@ impl Stream {
                 None => &mut *out,
             };
             match self.receive_available(rx, target, &mut progress) {
-                Ok(Some(len)) => {
+                Ok(Received::Message(len)) => {
                     if let Some(bytes) = kept.take() {
                         let part = out.part(0, len as u32).map_err(|e| self.fail_buffer(e))?;
                         part.copy_from_slice(&bytes[..len]);
@@ -324,7 +346,11 @@ impl Stream {
                     }
                     return Ok(len);
                 }
-                Ok(None) => {}
+                Ok(Received::Nothing) => {}
+                Ok(Received::NoRoom(len)) => {
+                    self.wait_for_reassembly_room(rx, len, deadline, try_only)?;
+                    continue;
+                }
                 Err(e) => {
                     if e.kind() == ErrorKind::BufferTooSmall {
                         return Err(e);
@@ -397,6 +423,38 @@ impl Stream {
         }
     }
 
+    /// Waits until the listener's bound on large messages being received has
+    /// room for the `len` bytes of the message at the head of the ring (none
+    /// of it taken yet, so nothing is kept meanwhile): a blocking receive up
+    /// to `deadline`; a non-blocking one not at all, saying WouldBlock and
+    /// having the pollable fd signalled once room is given back.
+    fn wait_for_reassembly_room(&self, rx: &mut Rx, len: u32, deadline: Option<Instant>, try_only: bool) -> Result<()> {
+        let Some(share) = rx.reassembly.as_mut() else { return Ok(()) };
+        if try_only {
+            // Stale wake-ups go first, so that the fd stays quiet until room
+            // is given back (registered below, after the drain) or the peer
+            // hangs up. Data wake-ups are not armed: the frames are there.
+            self.drain_wakeups()?;
+            if self.waiter.peer_hung_up() {
+                return Err(self.waiter.peer_gone_error());
+            }
+            if share.reserve(len, Some(self.waiter.own_wake())) {
+                return Ok(());
+            }
+            return Err(Error::new(
+                ErrorKind::WouldBlock,
+                "no complete message yet: the next one waits for room among the large messages this server's connections are receiving (Options::max_reassembly_bytes)",
+            ));
+        }
+        if share.wait_reserve(len, deadline, || self.check_usable())? {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Timeout,
+            "recv timed out: the next message waited for room among the large messages this server's connections are receiving (Options::max_reassembly_bytes); nothing was lost",
+        ))
+    }
+
     /// Ends the stream after a caller's [`RecvBuf`] gave less storage than its
     /// `prepare` promised, with part of a message consumed: going on would
     /// deliver a partial message.
@@ -413,7 +471,7 @@ impl Stream {
         rx: &mut Rx,
         out: &mut dyn Sink,
         progress: &mut Option<(u32, u32)>,
-    ) -> Result<Option<usize>> {
+    ) -> Result<Received> {
         let received = self.open_available(rx, out, progress);
         // This side stops reading now (to wait, or to hand over a message): a
         // wake-up `advance` deferred for the producer is owed.
@@ -424,12 +482,7 @@ impl Stream {
     }
 
     /// The loop of [`receive_available`](Stream::receive_available).
-    fn open_available(
-        &self,
-        rx: &mut Rx,
-        out: &mut dyn Sink,
-        progress: &mut Option<(u32, u32)>,
-    ) -> Result<Option<usize>> {
+    fn open_available(&self, rx: &mut Rx, out: &mut dyn Sink, progress: &mut Option<(u32, u32)>) -> Result<Received> {
         let seg = &self.segment;
         loop {
             let peeked = rx.ring.peek(seg)?;
@@ -437,11 +490,19 @@ impl Stream {
             if rx.ring.take_owed_wake() {
                 self.wake_peer();
             }
-            let Some(peeked) = peeked else { return Ok(None) };
+            let Some(peeked) = peeked else { return Ok(Received::Nothing) };
             let header = rx.opener.check_header(&peeked.header)?;
             let sealed = header.sealed_len(rx.opener.suite());
             let record = rx.ring.check_record(seg, &peeked, sealed)?;
             if header.kind == FrameKind::Data && header.offset == 0 {
+                // A message of several frames may have to be kept between
+                // calls: it needs room in the listener's bound first.
+                let several_frames = header.message_len > header.frame_len;
+                if let Some(share) = rx.reassembly.as_mut().filter(|_| several_frames) {
+                    if !share.reserve(header.message_len, None) {
+                        return Ok(Received::NoRoom(header.message_len));
+                    }
+                }
                 out.prepare(header.message_len)?;
                 *progress = Some((header.message_len, 0));
             }
@@ -479,7 +540,10 @@ impl Stream {
                 }
                 Opened::Fragment { last: true, message_len, .. } => {
                     *progress = None;
-                    return Ok(Some(message_len as usize));
+                    if let Some(share) = rx.reassembly.as_mut() {
+                        share.release();
+                    }
+                    return Ok(Received::Message(message_len as usize));
                 }
                 Opened::Fragment { len, .. } => {
                     if let Some((_, received)) = progress {
