@@ -120,18 +120,26 @@ fn a_large_message_without_room_waits_in_its_ring_and_is_woken_when_room_comes_b
     }
 }
 
+/// A connection closed (or dropped) half way through a message gives its
+/// room back at once, waking the connection waiting for it.
 #[test]
-fn a_connection_dropped_half_way_through_a_message_gives_its_room_back() {
-    let mut pairs = pairs("dropped", BUDGET, 2);
-    let (b, a) = (pairs.pop().unwrap(), pairs.pop().unwrap());
-    hold_part(&a.0, &a.1, &message(1, 9000));
-    let big_b = message(2, 5000);
-    start(&b.0, &big_b);
-    assert_eq!(b.1.try_recv().unwrap_err().kind(), ErrorKind::WouldBlock);
-    assert!(!readable(&b.1));
-    drop(a);
-    assert!(readable(&b.1), "the dropped connection's room did not wake the waiting one");
-    assert_eq!(finish(&b.0, &b.1, &big_b), big_b);
+fn a_connection_closed_half_way_through_a_message_gives_its_room_back() {
+    for drop_it in [false, true] {
+        let mut pairs = pairs(if drop_it { "dropped" } else { "closed" }, BUDGET, 2);
+        let (b, a) = (pairs.pop().unwrap(), pairs.pop().unwrap());
+        hold_part(&a.0, &a.1, &message(1, 9000));
+        let big_b = message(2, 5000);
+        start(&b.0, &big_b);
+        assert_eq!(b.1.try_recv().unwrap_err().kind(), ErrorKind::WouldBlock);
+        assert!(!readable(&b.1));
+        if drop_it {
+            drop(a);
+        } else {
+            a.1.close().unwrap();
+        }
+        assert!(readable(&b.1), "the room of the connection let go of did not wake the waiting one");
+        assert_eq!(finish(&b.0, &b.1, &big_b), big_b);
+    }
 }
 
 #[test]

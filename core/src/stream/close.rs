@@ -46,6 +46,7 @@ impl Stream {
             }
         }
         platform::shutdown(self.socket());
+        self.forget_partial();
         Ok(())
     }
 
@@ -82,6 +83,7 @@ impl Stream {
                 self.closed.store(true, Ordering::Release);
                 self.publish_close(tx, reservation);
                 platform::shutdown(self.socket());
+                self.forget_partial();
                 Ok(true)
             }
             Ok(None) => Ok(false),
@@ -106,6 +108,7 @@ impl Stream {
     fn end_without_close_frame(&self) -> Result<bool> {
         self.closed.store(true, Ordering::Release);
         platform::shutdown(self.socket());
+        self.forget_partial();
         Ok(true)
     }
 

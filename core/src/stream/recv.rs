@@ -285,6 +285,19 @@ impl Stream {
         self
     }
 
+    /// After a close, which no receive follows: frees a message kept partly
+    /// received, and gives its room back to the listener's bound at once
+    /// rather than when the stream is dropped. Skipped while another thread
+    /// is receiving (it fails with Closed, and the stream's drop frees both).
+    pub(super) fn forget_partial(&self) {
+        if let Some(mut rx) = self.rx.try_lock() {
+            rx.partial = None;
+            if let Some(share) = rx.reassembly.as_mut() {
+                share.release();
+            }
+        }
+    }
+
     /// Bytes this stream copied to carry partly received messages across calls
     /// (a test hook, not part of the supported API: it stays linear in the bytes
     /// received however finely messages are fragmented).
