@@ -45,8 +45,7 @@ impl Stream {
                 }
             }
         }
-        platform::shutdown(self.socket());
-        self.forget_partial();
+        self.end_connection();
         Ok(())
     }
 
@@ -82,8 +81,7 @@ impl Stream {
             Ok(Some(reservation)) => {
                 self.closed.store(true, Ordering::Release);
                 self.publish_close(tx, reservation);
-                platform::shutdown(self.socket());
-                self.forget_partial();
+                self.end_connection();
                 Ok(true)
             }
             Ok(None) => Ok(false),
@@ -107,9 +105,16 @@ impl Stream {
     /// Ends the connection without a CLOSE frame (the peer sees PeerGone).
     fn end_without_close_frame(&self) -> Result<bool> {
         self.closed.store(true, Ordering::Release);
+        self.end_connection();
+        Ok(true)
+    }
+
+    /// The last step of every close: shuts the control socket down (the peer
+    /// sees the end) and frees a message kept partly received, which no
+    /// receive will take any more.
+    fn end_connection(&self) {
         platform::shutdown(self.socket());
         self.forget_partial();
-        Ok(true)
     }
 
     /// Seals the CLOSE frame into `reservation` and wakes the peer.
