@@ -65,7 +65,9 @@ export interface ListenerOptions extends StreamOptions {
    * connection without room leaves its message in its ring (its peer's sends
    * wait) until room comes back: peers that stop half way through giant
    * messages cannot exhaust the server's memory. Nothing is lost; messages of
-   * one frame never wait.
+   * one frame never wait. While others wait for room, a connection whose
+   * message stopped moving (no frame for 3 s, or slower than 1 MiB/s) is
+   * ended: its `recv` rejects with code `SHMSOCK_RESOURCE_EXHAUSTED`.
    */
   maxReassemblyBytes?: number
   /** Accept only these peer uids (default: any that can reach the endpoint). */

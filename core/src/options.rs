@@ -117,9 +117,13 @@ pub struct Options {
     /// all of a large message but its last frame, then stop, would make the
     /// server hold `max_connections × max_message_size` bytes. A connection
     /// that finds no room leaves the message in its ring (its peer's sends
-    /// wait, as for a slow reader) until room is given back; nothing is lost
-    /// or ended, messages of one frame never wait, and one message always
-    /// passes when nothing is reserved. Clients have no such bound.
+    /// wait, as for a slow reader) until room is given back; nothing is lost,
+    /// messages of one frame never wait, and one message always passes when
+    /// nothing is reserved. While some connection waits for room, a holder
+    /// whose message stopped moving (no frame for 3 s, or not complete 3 s
+    /// plus 1 s per MiB after it took room) is ended: its next receive fails
+    /// with ResourceExhausted, and its room goes to those waiting. Clients
+    /// have no such bound.
     pub max_reassembly_bytes: usize,
     /// Dispatch threads of a server (at least 1); connections are spread over them.
     pub dispatch_threads: usize,

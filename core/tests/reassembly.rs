@@ -183,6 +183,98 @@ fn a_budget_smaller_than_a_message_lets_one_through_at_a_time() {
     assert_eq!(finish(&b.0, &b.1, &big_b), big_b);
 }
 
+/// Waits (up to `WAIT`) until `stream`'s pollable fd is readable.
+fn wait_readable(stream: &Stream) -> bool {
+    let mut pfd = libc::pollfd { fd: stream.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut pfd, 1, WAIT.as_millis() as i32) };
+    n == 1 && pfd.revents & libc::POLLIN != 0
+}
+
+/// The end of a connection whose held message was ended: the receive that
+/// notices says why, later calls say Closed, and the peer's sends fail.
+fn assert_ended(client: &Stream, server: &Stream, message: &[u8]) {
+    let e = server.try_recv().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ResourceExhausted, "{e}");
+    assert!(e.to_string().contains("stopped moving"), "{e}");
+    let later = server.try_recv().unwrap_err();
+    assert_eq!(later.kind(), ErrorKind::Closed, "{later}");
+    let mut failed = None;
+    for _ in 0..1000 {
+        match client.send_resumable(message) {
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+            Ok(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    let failed = failed.expect("the peer of an ended connection could still send");
+    assert!(failed.kind().ends_connection(), "{failed}");
+}
+
+/// A peer that sends part of a large message and stops keeps the room it took
+/// only while nobody waits: once a receive waits for room, the stalled
+/// connection is ended after a few seconds, its room goes to the waiting one
+/// (whose pollable fd says so), and the stalled stream's fd says it too.
+#[test]
+fn a_connection_whose_message_stopped_moving_is_ended_when_others_wait_for_room() {
+    let mut pairs = pairs("stalled", BUDGET, 2);
+    let (b, a) = (pairs.pop().unwrap(), pairs.pop().unwrap());
+    let big_a = message(1, 9000);
+    hold_part(&a.0, &a.1, &big_a);
+    let big_b = message(2, 5000);
+    start(&b.0, &big_b);
+    assert_eq!(b.1.try_recv().unwrap_err().kind(), ErrorKind::WouldBlock);
+    assert!(wait_readable(&b.1), "the waiting connection was never given room");
+    assert!(wait_readable(&a.1), "the ended connection's fd did not say so");
+    assert_eq!(finish(&b.0, &b.1, &big_b), big_b);
+    assert_ended(&a.0, &a.1, &big_a);
+    // The waiting connection goes on as before.
+    assert_eq!(finish(&b.0, &b.1, &big_a), big_a);
+}
+
+/// The same for a peer that trickles its message a few KiB at a time (every
+/// frame in time, the whole far too slow), with a blocking receive waiting.
+#[test]
+fn a_connection_trickling_its_message_is_ended_when_others_wait_for_room() {
+    let mut pairs = pairs("trickle", 60_000, 2);
+    let (b, a) = (pairs.pop().unwrap(), pairs.pop().unwrap());
+    let big_a = message(1, 50_000);
+    hold_part(&a.0, &a.1, &big_a);
+    let (client_b, server_b) = b;
+    let big_b = message(2, 20_000);
+    let sender = {
+        let big_b = big_b.clone();
+        std::thread::spawn(move || {
+            client_b.send(&big_b).unwrap();
+            client_b
+        })
+    };
+    let receiver = std::thread::spawn(move || (server_b.recv_timeout(Some(WAIT)), server_b));
+    // A frame or two every 0.4 s: about 10 KiB/s, never 3 s without one.
+    let mut ended = false;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(400));
+        if receiver.is_finished() {
+            ended = true;
+            break;
+        }
+        let _ = a.0.send_resumable(&big_a);
+        match a.1.try_recv() {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => panic!("the trickling connection was ended before the waiting one got room: {e}"),
+            Ok(_) => panic!("the trickled message completed: the test trickles too fast"),
+        }
+    }
+    assert!(ended, "the waiting receive never got room");
+    let (got, server_b) = receiver.join().unwrap();
+    assert_eq!(got.unwrap(), big_b);
+    assert_ended(&a.0, &a.1, &big_a);
+    sender.join().unwrap().close().unwrap();
+    server_b.close().unwrap();
+}
+
 // ------------------------------------------- many giant messages, other processes
 
 /// Connections that each send all but the end of a 15 MiB message, then stop:
@@ -192,11 +284,20 @@ const GIANTS: usize = 12;
 /// A peer stops sending this much before the end of its message.
 const STOP_SHORT: usize = 3 << 20;
 
-/// Discards what it gets.
+/// Discards what it gets, and counts the connections ended for holding room
+/// with a message that stopped moving.
 struct Sink;
+
+static ENDED_STALLED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 impl shmsock::ServerHandler for Sink {
     fn on_data(&self, _: &shmsock::Connection, _: &[u8]) {}
+
+    fn on_error(&self, _: Option<&shmsock::Connection>, error: &shmsock::Error) {
+        if error.kind() == ErrorKind::ResourceExhausted && error.to_string().contains("stopped moving") {
+            ENDED_STALLED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 /// Kilobytes of this process's anonymous memory (the heap: kept messages).
@@ -253,6 +354,18 @@ fn giant_messages_stopped_half_way_hold_no_more_than_the_budget() {
     assert!(grown_mib < 100, "the server's heap grew by {grown_mib} MiB under {GIANTS} giant messages");
     // A large message of a bystander still fits beside them.
     bystander.send(&message(2, 1 << 20)).unwrap();
+    // The bystander waited for nothing, so nobody was ended; a giant message
+    // of its own does not fit beside the four held ones and waits, so the
+    // four holders, stopped, are ended (through the Server's event loop) and
+    // give it their room.
+    let ended = || ENDED_STALLED.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(ended(), 0);
+    bystander.send(&message(3, GIANT)).unwrap();
+    let until = std::time::Instant::now() + WAIT;
+    while ended() < 4 {
+        assert!(std::time::Instant::now() < until, "{} stalled connections ended, not 4", ended());
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let _ = attacker.kill();
     let _ = attacker.wait();
     bystander.close().unwrap();

@@ -759,7 +759,11 @@ shmsock_result shmsock_options_set_require_chacha(struct shmsock_options *option
 // waits for it, a non-blocking one returns SHMSOCK_WOULD_BLOCK and the
 // stream's pollable fd becomes readable when room comes back. Nothing is
 // lost; messages of one frame never wait; one message always passes when
-// no other is being gathered. Clients ignore it.
+// no other is being gathered. While some connection waits for room, one
+// whose message stopped moving (no frame for 3 s, or not complete 3 s plus
+// 1 s per MiB after it took room) is ended: its receive fails with
+// SHMSOCK_RESOURCE_EXHAUSTED, and its room goes to those waiting. Clients
+// ignore it.
 //
 // Errors: SHMSOCK_NULL_ARGUMENT.
 shmsock_result shmsock_options_set_max_reassembly_bytes(struct shmsock_options *options,

@@ -77,6 +77,9 @@ public:
     /// connection without room leaves its message in its ring (its peer's
     /// sends wait) until room comes back, so peers that stop half way through
     /// giant messages cannot exhaust the server's memory; nothing is lost.
+    /// While others wait for room, a connection whose message stopped moving
+    /// (no frame for 3 s, or slower than 1 MiB/s) is ended: its receive
+    /// throws ResourceExhausted.
     Options& max_reassembly_bytes(std::size_t bytes);
     /// Checks the values that do not depend on the side (throws InvalidArgument).
     void validate() const;

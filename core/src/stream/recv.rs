@@ -25,6 +25,10 @@ use crate::platform;
 use crate::reassembly::Share;
 use crate::recv_buf::{self, RecvBuf};
 use crate::ring::Consumer;
+
+/// Why a stream was ended by its listener's bound on large messages being
+/// received (see `reassembly`).
+const EVICTED: &str = "the connection was ended: its large message stopped moving while other connections waited for room (Options::max_reassembly_bytes); what it had received was dropped";
 use crate::wait::Check;
 
 /// A message partly received when a call had to return (timeout, WouldBlock).
@@ -316,6 +320,9 @@ impl Stream {
         let rx = &mut *rx;
         // This direction is served now: a drain elsewhere need not re-arm it.
         self.rx_interest.clear();
+        if rx.reassembly.as_ref().is_some_and(Share::evicted) {
+            return Err(self.end_evicted(rx));
+        }
         if self.peer_closed.load(Ordering::Acquire) {
             return Err(self.peer_closed_error());
         }
@@ -398,9 +405,12 @@ impl Stream {
                     Err(e) => Err(e),
                 }
             } else {
-                let ring = &rx.ring;
+                let (ring, share) = (&rx.ring, rx.reassembly.as_ref());
                 let waited = self.waiter.wait(self.socket(), deadline, self.hints(), |armed| {
                     self.check_usable()?;
+                    if share.is_some_and(Share::evicted) {
+                        return Err(Error::new(ErrorKind::ResourceExhausted, EVICTED));
+                    }
                     if armed {
                         ring.arm(seg);
                     }
@@ -415,6 +425,9 @@ impl Stream {
                 waited
             };
             if let Err(e) = waited {
+                if rx.reassembly.as_ref().is_some_and(Share::evicted) {
+                    return Err(self.end_evicted(rx));
+                }
                 if let Some((message_len, received)) = progress {
                     let bytes = match kept.take() {
                         Some(bytes) => bytes,
@@ -451,7 +464,7 @@ impl Stream {
             if self.waiter.peer_hung_up() {
                 return Err(self.waiter.peer_gone_error());
             }
-            if share.reserve(len, Some(self.waiter.own_wake())) {
+            if share.reserve(len, self.waiter.own_wake(), true) {
                 return Ok(());
             }
             return Err(Error::new(
@@ -459,13 +472,24 @@ impl Stream {
                 "no complete message yet: the next one waits for room among the large messages this server's connections are receiving (Options::max_reassembly_bytes)",
             ));
         }
-        if share.wait_reserve(len, deadline, || self.check_usable())? {
+        if share.wait_reserve(len, self.waiter.own_wake(), deadline, || self.check_usable())? {
             return Ok(());
         }
         Err(Error::new(
             ErrorKind::Timeout,
             "recv timed out: the next message waited for room among the large messages this server's connections are receiving (Options::max_reassembly_bytes); nothing was lost",
         ))
+    }
+
+    /// Ends the stream after the listener's watchdog ended the message it was
+    /// gathering (`reassembly`: it stopped moving while others waited for
+    /// room, which was given back then): frees what was kept, and says why.
+    /// Later calls say Closed, with the same words.
+    fn end_evicted(&self, rx: &mut Rx) -> Error {
+        rx.partial = None;
+        let _ = self.failure.set(Error::new(ErrorKind::Closed, EVICTED));
+        platform::shutdown(self.socket());
+        Error::new(ErrorKind::ResourceExhausted, EVICTED)
     }
 
     /// Ends the stream after a caller's [`RecvBuf`] gave less storage than its
@@ -512,7 +536,7 @@ impl Stream {
                 // calls: it needs room in the listener's bound first.
                 let several_frames = header.message_len > header.frame_len;
                 if let Some(share) = rx.reassembly.as_mut().filter(|_| several_frames) {
-                    if !share.reserve(header.message_len, None) {
+                    if !share.reserve(header.message_len, self.waiter.own_wake(), false) {
                         return Ok(Received::NoRoom(header.message_len));
                     }
                 }
@@ -561,6 +585,9 @@ impl Stream {
                 Opened::Fragment { len, .. } => {
                     if let Some((_, received)) = progress {
                         *received += len;
+                    }
+                    if let Some(share) = rx.reassembly.as_ref() {
+                        share.note_frame();
                     }
                 }
             }
