@@ -360,7 +360,9 @@ fn giant_messages_stopped_half_way_hold_no_more_than_the_budget() {
     // give it their room.
     let ended = || ENDED_STALLED.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(ended(), 0);
+    let sending = std::time::Instant::now();
     bystander.send(&message(3, GIANT)).unwrap();
+    eprintln!("BYSTANDER GIANT {:?}", sending.elapsed());
     let until = std::time::Instant::now() + WAIT;
     while ended() < 4 {
         assert!(std::time::Instant::now() < until, "{} stalled connections ended, not 4", ended());
