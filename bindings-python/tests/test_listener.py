@@ -171,3 +171,35 @@ def test_ctrl_c_interrupts_blocking_accept(name: str, child: Callable[..., Child
     assert time.monotonic() - sent < 1.5
     # The interpreter exited and the endpoint went with it.
     assert wait_for(lambda: not (runtime_dir / f"{name}.sock").exists(), timeout=2)
+
+
+def test_a_connection_whose_large_message_stopped_moving_is_ended_for_those_waiting(
+    name: str, server_keypair: shmsock.Keypair
+) -> None:
+    """4 KiB rings and a 10,000-byte bound on large messages being received:
+    a client that sends part of a 9,000-byte message and stops holds its room
+    only while nobody waits; once another connection's receive waits, the
+    stalled connection is ended (after about 3 s without a frame) and the
+    waiting receive gets its message."""
+    with shmsock.bind(name, keypair=server_keypair, ring_size=4096, max_reassembly_bytes=10_000) as listener:
+        stalled_client, stalled = connected_pair(listener, server_keypair.public_key)
+        client, server = connected_pair(listener, server_keypair.public_key)
+        held = b"a" * 9000
+        assert stalled_client._send_resumable(held) is False, "9,000 bytes fit a 4 KiB ring"
+        with pytest.raises(shmsock.WouldBlock):
+            stalled.try_recv()  # takes the frames there, and keeps them
+        message = b"b" * 5000
+        sender = threading.Thread(target=lambda: client.send(message, timeout=20))
+        sender.start()
+        assert server.recv(timeout=20) == message
+        sender.join(20)
+        with pytest.raises(shmsock.ResourceExhausted, match="stopped moving"):
+            stalled.try_recv()
+        with pytest.raises(shmsock.Closed):
+            stalled.try_recv()
+        with pytest.raises(shmsock.PeerGone):
+            for _ in range(1000):
+                stalled_client._send_resumable(held)
+                time.sleep(0.005)
+        for s in (stalled_client, stalled, client, server):
+            s.close()
