@@ -335,7 +335,7 @@ impl Handshake {
             listener.name(),
             listener.public_key(),
         )
-        .map(|stream| stream.with_reassembly_share(listener.reassembly_share()))
+        .map(|stream| stream.with_reassembly_share(listener.reassembly_share(self.credentials.pid)))
     }
 
     /// Reads what is there of the current record without waiting: Some when it

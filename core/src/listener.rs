@@ -462,8 +462,8 @@ impl Listener {
     }
 
     /// A new accepted stream's share of the bound on large messages being received.
-    pub(crate) fn reassembly_share(&self) -> Share {
-        self.reassembly.share()
+    pub(crate) fn reassembly_share(&self, peer_pid: i32) -> Share {
+        self.reassembly.share(peer_pid)
     }
 
     pub(crate) fn options(&self) -> &Options {

@@ -122,8 +122,9 @@ pub struct Options {
     /// nothing is reserved. While some connection waits for room, a holder
     /// whose message stopped moving (no frame for 3 s, or not complete 3 s
     /// plus 1 s per MiB after it took room) is ended: its next receive fails
-    /// with ResourceExhausted, and its room goes to those waiting. Clients
-    /// have no such bound.
+    /// with ResourceExhausted, and its room goes to those waiting; for 30 s
+    /// after, that peer process gathers one message at a time at most.
+    /// Clients have no such bound.
     pub max_reassembly_bytes: usize,
     /// Dispatch threads of a server (at least 1); connections are spread over them.
     pub dispatch_threads: usize,

@@ -36,7 +36,11 @@
 //! once, its stream is woken, and its next receive frees what it kept and
 //! fails with ResourceExhausted (the stream is over; its peer sees the
 //! connection end). Holders are never ended while nobody waits: the memory
-//! is bounded by the budget either way.
+//! is bounded by the budget either way. For [`PENALTY`] after one of its
+//! connections was ended so, a peer process gathers one message at a time
+//! at most (it gets room only while nothing else holds any): a process with
+//! many connections waiting would otherwise take the room given back, stop
+//! again, and keep the others' large messages waiting round after round.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -63,6 +67,10 @@ pub(crate) const STALL_AFTER: Duration = Duration::from_secs(3);
 /// seconds keeps moving, but at this rate a 16 MiB message may hold room for
 /// 19 s; shmsock moves gigabytes per second).
 pub(crate) const SLOWEST_RATE: u64 = 1 << 20;
+
+/// How long a process one of whose connections was ended for a stalled
+/// message gets room only while nothing else holds any.
+pub(crate) const PENALTY: Duration = Duration::from_secs(30);
 
 /// Bytes of messages being received, shared by the connections of one listener.
 pub(crate) struct ReassemblyBudget {
@@ -91,11 +99,16 @@ struct State {
     blocked: usize,
     /// Whether the watchdog thread runs.
     watchdog: bool,
+    /// Peer processes recently ended for a stalled message, and until when
+    /// they gather one message at a time (few entries: one per process).
+    penalized: Vec<(i32, Instant)>,
 }
 
 /// A message holding room.
 struct Holding {
     key: u64,
+    /// The peer process (0: unknown).
+    pid: i32,
     len: u64,
     since: Instant,
     flags: Arc<Flags>,
@@ -139,18 +152,20 @@ impl ReassemblyBudget {
                 watching: Vec::new(),
                 blocked: 0,
                 watchdog: false,
+                penalized: Vec::new(),
             }),
             room: Condvar::new(),
             waiting: Condvar::new(),
         })
     }
 
-    /// A share for one new connection.
-    pub(crate) fn share(self: &Arc<Self>) -> Share {
+    /// A share for one new connection, to the peer process `pid` (0: unknown).
+    pub(crate) fn share(self: &Arc<Self>, pid: i32) -> Share {
         static NEXT_KEY: AtomicU64 = AtomicU64::new(0);
         Share {
             budget: Arc::clone(self),
             key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
+            pid,
             held: 0,
             flags: Arc::new(Flags::default()),
         }
@@ -190,9 +205,14 @@ impl ReassemblyBudget {
                 self.waiting.wait_until(&mut state, next);
                 continue;
             }
+            state.penalized.retain(|(_, until)| *until > now);
             for holder in &stalled {
                 state.used -= holder.len;
                 holder.flags.evicted.store(true, Ordering::Release);
+                if holder.pid != 0 {
+                    state.penalized.retain(|(pid, _)| *pid != holder.pid);
+                    state.penalized.push((holder.pid, now + PENALTY));
+                }
             }
             let watching = std::mem::take(&mut state.watching);
             drop(state);
@@ -211,8 +231,12 @@ impl ReassemblyBudget {
         self.state.lock().used
     }
 
-    fn fits(&self, state: &State, len: u64) -> bool {
-        state.used == 0 || state.used.saturating_add(len) <= self.limit
+    fn fits(&self, state: &State, len: u64, pid: i32) -> bool {
+        if state.used == 0 {
+            return true;
+        }
+        let penalized = || state.penalized.iter().any(|(p, until)| *p == pid && *until > Instant::now());
+        state.used.saturating_add(len) <= self.limit && (pid == 0 || !penalized())
     }
 }
 
@@ -221,6 +245,8 @@ impl ReassemblyBudget {
 pub(crate) struct Share {
     budget: Arc<ReassemblyBudget>,
     key: u64,
+    /// The peer process (0: unknown).
+    pid: i32,
     held: u64,
     flags: Arc<Flags>,
 }
@@ -238,7 +264,7 @@ impl Share {
         }
         let len = u64::from(len);
         let mut state = self.budget.state.lock();
-        if self.budget.fits(&state, len) {
+        if self.budget.fits(&state, len, self.pid) {
             state.used += len;
             self.held = len;
             self.flags.last_frame.store(self.budget.now_nanos(), Ordering::Relaxed);
@@ -247,6 +273,7 @@ impl Share {
             let wake = own.try_clone_to_owned().ok();
             state.holding.push(Holding {
                 key: self.key,
+                pid: self.pid,
                 len,
                 since: Instant::now(),
                 flags: Arc::clone(&self.flags),
@@ -301,7 +328,7 @@ impl Share {
                 None => LOOK_AT_STREAM_EVERY,
             };
             let mut state = self.budget.state.lock();
-            if !self.budget.fits(&state, u64::from(len)) {
+            if !self.budget.fits(&state, u64::from(len), self.pid) {
                 state.blocked += 1;
                 self.budget.someone_waits(&mut state);
                 self.budget.room.wait_for(&mut state, nap);
@@ -362,7 +389,7 @@ mod tests {
     #[test]
     fn reservations_stay_within_the_limit_and_come_back() {
         let budget = ReassemblyBudget::new(100);
-        let (mut a, mut b, wake) = (budget.share(), budget.share(), own());
+        let (mut a, mut b, wake) = (budget.share(0), budget.share(0), own());
         assert!(a.reserve(60, wake.for_peer(), false));
         assert!(a.reserve(60, wake.for_peer(), false), "a share asked again for its message holds it already");
         assert_eq!(budget.used(), 60);
@@ -378,7 +405,7 @@ mod tests {
     #[test]
     fn one_message_larger_than_the_budget_still_passes_alone() {
         let budget = ReassemblyBudget::new(10);
-        let (mut a, mut b, wake) = (budget.share(), budget.share(), own());
+        let (mut a, mut b, wake) = (budget.share(0), budget.share(0), own());
         assert!(a.reserve(1000, wake.for_peer(), false));
         assert!(!b.reserve(1, wake.for_peer(), false));
         drop(a);
@@ -389,7 +416,7 @@ mod tests {
     #[test]
     fn room_given_back_signals_the_watching_descriptors_once() {
         let budget = ReassemblyBudget::new(10);
-        let (mut holder, mut watcher) = (budget.share(), budget.share());
+        let (mut holder, mut watcher) = (budget.share(0), budget.share(0));
         let (holder_wake, wake) = (own(), own());
         assert!(holder.reserve(10, holder_wake.for_peer(), false));
         assert!(!watcher.reserve(5, wake.for_peer(), true));
@@ -405,10 +432,10 @@ mod tests {
     #[test]
     fn a_blocking_wait_ends_at_its_deadline_or_when_room_comes_back() {
         let budget = ReassemblyBudget::new(10);
-        let mut holder = budget.share();
+        let mut holder = budget.share(0);
         let wake = own();
         assert!(holder.reserve(10, wake.for_peer(), false));
-        let mut waiter = budget.share();
+        let mut waiter = budget.share(0);
         let soon = Instant::now() + Duration::from_millis(20);
         assert!(!waiter.wait_reserve(5, wake.for_peer(), Some(soon), || Ok(())).unwrap());
         let stop = crate::Error::new(crate::ErrorKind::Closed, "closed");
@@ -436,7 +463,7 @@ mod tests {
     fn a_holder_that_stops_moving_while_others_wait_is_ended_and_gives_its_room_back() {
         const MIB: u32 = 1 << 20;
         let budget = ReassemblyBudget::with_stall(3 << 20, Duration::from_millis(50));
-        let (mut stalled, mut moving, mut watcher) = (budget.share(), budget.share(), budget.share());
+        let (mut stalled, mut moving, mut watcher) = (budget.share(0), budget.share(0), budget.share(0));
         let (stalled_wake, moving_wake, wake) = (own(), own(), own());
         assert!(stalled.reserve(MIB, stalled_wake.for_peer(), false));
         // Nobody waits: a holder may rest as long as it likes.
@@ -474,7 +501,7 @@ mod tests {
     fn a_message_that_moves_too_slowly_for_its_size_is_ended_too() {
         // 4 MiB at 1 MiB/s: four seconds after 20 ms, though a frame comes every 5 ms.
         let budget = ReassemblyBudget::with_stall(1 << 22, Duration::from_millis(20));
-        let (mut slow, wake) = (budget.share(), own());
+        let (mut slow, wake) = (budget.share(0), own());
         assert!(slow.reserve(1 << 22, wake.for_peer(), false));
         let deadline_and_since = || {
             let state = budget.state.lock();
@@ -492,11 +519,35 @@ mod tests {
     #[test]
     fn a_blocking_waiter_gets_the_room_of_a_stalled_holder() {
         let budget = ReassemblyBudget::with_stall(10, Duration::from_millis(30));
-        let (mut stalled, mut waiter, wake) = (budget.share(), budget.share(), own());
+        let (mut stalled, mut waiter, wake) = (budget.share(0), budget.share(0), own());
         assert!(stalled.reserve(10, wake.for_peer(), false));
         let soon = Instant::now() + Duration::from_secs(20);
         assert!(waiter.wait_reserve(5, wake.for_peer(), Some(soon), || Ok(())).unwrap());
         assert!(stalled.evicted());
         assert_eq!(budget.used(), 5);
+    }
+
+    #[test]
+    fn a_process_ended_for_a_stalled_message_then_gathers_one_message_at_a_time() {
+        const KIB: u32 = 1 << 10;
+        let budget = ReassemblyBudget::with_stall(2 << 20, Duration::from_millis(30));
+        let wake = own();
+        let mut stalled = budget.share(7);
+        assert!(stalled.reserve(1024 * KIB, wake.for_peer(), false));
+        let mut waiter = budget.share(8);
+        assert!(!waiter.reserve(1536 * KIB, wake.for_peer(), true));
+        eventually("the stalled holder was not ended", || stalled.evicted());
+        assert!(waiter.reserve(1536 * KIB, wake.for_peer(), false));
+        // Room for 512 KiB more, but not for process 7 while anything is held.
+        let (mut same_process, mut other_process) = (budget.share(7), budget.share(9));
+        assert!(!same_process.reserve(256 * KIB, wake.for_peer(), false));
+        assert!(other_process.reserve(256 * KIB, wake.for_peer(), false));
+        waiter.release();
+        other_process.release();
+        assert!(same_process.reserve(256 * KIB, wake.for_peer(), false), "one message at a time still passes");
+        let mut second = budget.share(7);
+        assert!(!second.reserve(KIB, wake.for_peer(), false));
+        // Unknown processes (pid 0) are never held back.
+        assert!(budget.share(0).reserve(KIB, wake.for_peer(), false));
     }
 }
