@@ -166,7 +166,7 @@ impl ReassemblyBudget {
             budget: Arc::clone(self),
             key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
             pid,
-            held: 0,
+            holds: false,
             flags: Arc::new(Flags::default()),
         }
     }
@@ -240,14 +240,16 @@ impl ReassemblyBudget {
     }
 }
 
-/// One connection's part of a [`ReassemblyBudget`]: what it holds for the
-/// message it is receiving (0 between messages).
+/// One connection's part of a [`ReassemblyBudget`]: whether it holds room
+/// for the message it is receiving (the length is in the budget's
+/// [`Holding`]).
 pub(crate) struct Share {
     budget: Arc<ReassemblyBudget>,
     key: u64,
     /// The peer process (0: unknown).
     pid: i32,
-    held: u64,
+    /// Holds room now (a look without the budget's lock).
+    holds: bool,
     flags: Arc<Flags>,
 }
 
@@ -259,14 +261,14 @@ impl Share {
     /// this holder and, when `watch` is set and there is no room (false),
     /// once room is given back.
     pub(crate) fn reserve(&mut self, len: u32, own: BorrowedFd<'_>, watch: bool) -> bool {
-        if self.held != 0 {
+        if self.holds {
             return true;
         }
         let len = u64::from(len);
         let mut state = self.budget.state.lock();
         if self.budget.fits(&state, len, self.pid) {
             state.used += len;
-            self.held = len;
+            self.holds = true;
             self.flags.last_frame.store(self.budget.now_nanos(), Ordering::Relaxed);
             // Without a descriptor (out of descriptors), an ended holder
             // notices at its next receive.
@@ -296,7 +298,7 @@ impl Share {
 
     /// The held message moved: a frame of it was opened.
     pub(crate) fn note_frame(&self) {
-        if self.held != 0 {
+        if self.holds {
             self.flags.last_frame.store(self.budget.now_nanos(), Ordering::Relaxed);
         }
     }
@@ -341,10 +343,11 @@ impl Share {
 
     /// Gives back what this share holds (its message was delivered).
     pub(crate) fn release(&mut self) {
-        if self.held == 0 {
+        if !self.holds {
             return;
         }
-        let (watching, holding) = {
+        // The holding goes out with the lock released: dropping it closes a descriptor.
+        let (watching, _holding) = {
             let mut state = self.budget.state.lock();
             // Not there when the watchdog ended this holder: it gave the room back.
             let holding = state.holding.iter().position(|h| h.key == self.key).map(|i| state.holding.swap_remove(i));
@@ -353,8 +356,7 @@ impl Share {
             }
             (std::mem::take(&mut state.watching), holding)
         };
-        drop(holding);
-        self.held = 0;
+        self.holds = false;
         self.budget.room.notify_all();
         for (_, fd) in watching {
             platform::wake_peer(fd.as_fd());

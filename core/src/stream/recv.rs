@@ -25,11 +25,11 @@ use crate::platform;
 use crate::reassembly::Share;
 use crate::recv_buf::{self, RecvBuf};
 use crate::ring::Consumer;
+use crate::wait::Check;
 
 /// Why a stream was ended by its listener's bound on large messages being
 /// received (see `reassembly`).
 const EVICTED: &str = "the connection was ended: its large message stopped moving while other connections waited for room (Options::max_reassembly_bytes); what it had received was dropped";
-use crate::wait::Check;
 
 /// A message partly received when a call had to return (timeout, WouldBlock).
 struct Partial {
@@ -59,6 +59,11 @@ pub(super) struct Rx {
 impl Rx {
     pub(super) fn new(opener: FrameOpener, ring: Consumer) -> Rx {
         Rx { opener, ring, scratch: Vec::new(), partial: None, carried: 0, reassembly: None }
+    }
+
+    /// True once the listener's watchdog ended this stream's held message.
+    fn evicted(&self) -> bool {
+        self.reassembly.as_ref().is_some_and(Share::evicted)
     }
 }
 
@@ -320,7 +325,7 @@ impl Stream {
         let rx = &mut *rx;
         // This direction is served now: a drain elsewhere need not re-arm it.
         self.rx_interest.clear();
-        if rx.reassembly.as_ref().is_some_and(Share::evicted) {
+        if rx.evicted() {
             return Err(self.end_evicted(rx));
         }
         if self.peer_closed.load(Ordering::Acquire) {
@@ -425,7 +430,7 @@ impl Stream {
                 waited
             };
             if let Err(e) = waited {
-                if rx.reassembly.as_ref().is_some_and(Share::evicted) {
+                if rx.evicted() {
                     return Err(self.end_evicted(rx));
                 }
                 if let Some((message_len, received)) = progress {
