@@ -335,6 +335,12 @@ impl Subscriber {
                         if let Ok(w) = self.sleeper.wait(Some(Duration::ZERO)) {
                             if w.control {
                                 self.pump_control(rx)?;
+                                // A BYE that came since the first look, maybe
+                                // with the hang-up: the topic's end, not the
+                                // publisher gone.
+                                if rx.bye.is_some() {
+                                    continue;
+                                }
                             }
                         }
                         self.cursor.set_sleep_word(rx.sleep.arm())?;
