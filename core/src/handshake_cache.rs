@@ -35,6 +35,12 @@
 //! client is idle then, for the server's three X25519): [`prepare_client_spare`]
 //! and [`take_client_spare`]. One spare per process, for the last server key,
 //! used at most once; its secrets are zeroed when dropped.
+//!
+//! Everything made ahead remembers the process that made it, and only that
+//! process uses it (see [`Prepared`]): a child of `fork()` inherits its
+//! parent's memory, so parent and child would otherwise hand the same
+//! ephemeral key to their next peers, and the same spare segment (one shared
+//! memory) to two different connections.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -52,9 +58,36 @@ pub const CAPACITY: usize = 1024;
 /// A listener's prepared responder and static-static cache.
 #[derive(Default)]
 pub(crate) struct HandshakeCache {
-    spare: Mutex<Option<Responder>>,
-    spare_segment: Mutex<Option<Segment>>,
+    spare: Mutex<Option<Prepared<Responder>>>,
+    spare_segment: Mutex<Option<Prepared<Segment>>>,
     static_dh: Mutex<StaticDh<PublicKey>>,
+}
+
+/// Something made ahead for a handshake, and the process that made it.
+struct Prepared<T> {
+    by: u32,
+    value: T,
+}
+
+impl<T> Prepared<T> {
+    fn new(value: T) -> Prepared<T> {
+        Prepared { by: std::process::id(), value }
+    }
+
+    /// What `slot` holds, taken, if this process made it and it `fits`. What
+    /// another process made (this one is its child by `fork()`) is dropped
+    /// instead: that process may use it too.
+    fn take(slot: &mut Option<Prepared<T>>, fits: impl FnOnce(&T) -> bool) -> Option<T> {
+        let prepared = slot.take()?;
+        if prepared.by != std::process::id() {
+            return None;
+        }
+        if fits(&prepared.value) {
+            return Some(prepared.value);
+        }
+        *slot = Some(prepared);
+        None
+    }
 }
 
 /// Static-static results by key (one peer key, or a pair of keys), at most
@@ -121,35 +154,31 @@ struct ClientSpare {
     es: Secret<32>,
 }
 
-static CLIENT_SPARE: Mutex<Option<ClientSpare>> = Mutex::new(None);
+static CLIENT_SPARE: Mutex<Option<Prepared<ClientSpare>>> = Mutex::new(None);
 
 /// The prepared ephemeral keypair and `es` for `server`, if there is one (it
 /// is handed out once).
 pub(crate) fn take_client_spare(server: &PublicKey) -> Option<(Keypair, Secret<32>)> {
-    let mut spare = CLIENT_SPARE.lock();
-    if spare.as_ref().is_some_and(|s| s.server == *server) {
-        return spare.take().map(|s| (s.ephemeral, s.es));
-    }
-    None
+    Prepared::take(&mut CLIENT_SPARE.lock(), |s| s.server == *server).map(|s| (s.ephemeral, s.es))
 }
 
 /// Prepares the next connect's ephemeral keypair and `es` with `server`
 /// (unless one is ready for it), replacing a spare for another server.
 pub(crate) fn prepare_client_spare(server: &PublicKey) {
-    if CLIENT_SPARE.lock().as_ref().is_some_and(|s| s.server == *server) {
+    if CLIENT_SPARE.lock().as_ref().is_some_and(|s| s.value.server == *server && s.by == std::process::id()) {
         return;
     }
     // Made outside the lock; a low-order key fails here and later, not silently.
     let ephemeral = Keypair::generate();
     if let Ok(es) = sodium::x25519(ephemeral.secret_bytes(), server.as_bytes()) {
-        *CLIENT_SPARE.lock() = Some(ClientSpare { server: *server, ephemeral, es });
+        *CLIENT_SPARE.lock() = Some(Prepared::new(ClientSpare { server: *server, ephemeral, es }));
     }
 }
 
 impl HandshakeCache {
     /// The prepared responder if there is one, else a new one.
     pub(crate) fn responder(&self, local: &Keypair, endpoint: &str) -> Result<Responder> {
-        match self.spare.lock().take() {
+        match Prepared::take(&mut self.spare.lock(), |_| true) {
             Some(responder) => Ok(responder),
             None => Responder::new(local, endpoint),
         }
@@ -157,37 +186,35 @@ impl HandshakeCache {
 
     /// Prepares the responder of the next handshake, if none is ready.
     pub(crate) fn prepare(&self, local: &Keypair, endpoint: &str) {
-        if self.spare.lock().is_some() {
+        if self.spare.lock().as_ref().is_some_and(|s| s.by == std::process::id()) {
             return;
         }
         // Made outside the lock: a concurrent `responder` call makes its own.
         if let Ok(responder) = Responder::new(local, endpoint) {
-            *self.spare.lock() = Some(responder);
+            *self.spare.lock() = Some(Prepared::new(responder));
         }
     }
 
     /// A new segment for `backend` and `ring_size`: the spare if it fits,
     /// else created now.
     pub(crate) fn segment(&self, backend: Backend, ring_size: u32) -> Result<Segment> {
-        let mut spare = self.spare_segment.lock();
-        if spare.as_ref().is_some_and(|s| s.backend() == backend && s.ring_size() == ring_size) {
-            if let Some(segment) = spare.take() {
-                return Ok(segment);
-            }
+        let fits = |s: &Segment| s.backend() == backend && s.ring_size() == ring_size;
+        let spare = Prepared::take(&mut self.spare_segment.lock(), fits);
+        match spare {
+            Some(segment) => Ok(segment),
+            None => Segment::create(backend, ring_size),
         }
-        drop(spare);
-        Segment::create(backend, ring_size)
     }
 
     /// Prepares the next handshake's segment, like the last one (memfd
     /// only), if no spare is ready. A failure (out of memory or descriptors)
     /// only means the next handshake creates its own, and reports it then.
     pub(crate) fn prepare_segment(&self, backend: Backend, ring_size: u32) {
-        if backend != Backend::Memfd || self.spare_segment.lock().is_some() {
+        if backend != Backend::Memfd || self.spare_segment.lock().as_ref().is_some_and(|s| s.by == std::process::id()) {
             return;
         }
         if let Ok(segment) = Segment::create(backend, ring_size) {
-            *self.spare_segment.lock() = Some(segment);
+            *self.spare_segment.lock() = Some(Prepared::new(segment));
         }
     }
 
@@ -263,7 +290,7 @@ mod tests {
         cache.prepare_segment(Backend::Named, 4096);
         assert!(cache.spare_segment.lock().is_none(), "no named spare");
         cache.prepare_segment(Backend::Memfd, 4096);
-        let spare_fd = cache.spare_segment.lock().as_ref().and_then(|s| s.memfd().map(|fd| fd.as_raw_fd()));
+        let spare_fd = cache.spare_segment.lock().as_ref().and_then(|s| s.value.memfd().map(|fd| fd.as_raw_fd()));
         assert!(spare_fd.is_some());
         let other = cache.segment(Backend::Memfd, 8192).unwrap();
         assert_eq!(other.ring_size(), 8192, "a spare of another size is not handed out");
@@ -284,5 +311,43 @@ mod tests {
         let _first = cache.responder(&server, "spare").unwrap();
         assert!(cache.spare.lock().is_none(), "the spare was handed out and is gone");
         let _second = cache.responder(&server, "spare").unwrap();
+    }
+
+    /// What a process finds made ahead by another (its parent, before
+    /// `fork()`, as the child inherits the parent's memory).
+    fn made_elsewhere<T>(value: T) -> Option<Prepared<T>> {
+        Some(Prepared { by: std::process::id().wrapping_add(1), value })
+    }
+
+    #[test]
+    fn what_another_process_made_ahead_is_dropped_not_used() {
+        let server = Keypair::generate();
+        let cache = HandshakeCache::default();
+        // The spare segment: another process may hand the same memory out.
+        // (Told apart by inode: the dropped one's descriptor number is reused.)
+        let inode = |s: &Segment| s.memfd().map(|fd| rustix::fs::fstat(fd).unwrap().st_ino);
+        let inherited = Segment::create(Backend::Memfd, 4096).unwrap();
+        let inherited_inode = inode(&inherited);
+        *cache.spare_segment.lock() = made_elsewhere(inherited);
+        let fresh = cache.segment(Backend::Memfd, 4096).unwrap();
+        assert!(inherited_inode.is_some());
+        assert_ne!(inode(&fresh), inherited_inode, "a segment made elsewhere was used");
+        assert!(cache.spare_segment.lock().is_none(), "and it was dropped");
+        cache.prepare_segment(Backend::Memfd, 4096);
+        assert!(cache.spare_segment.lock().as_ref().is_some_and(|s| s.by == std::process::id()));
+        // The spare responder: its ephemeral key may be used there too.
+        *cache.spare.lock() = made_elsewhere(Responder::new(&server, "forked").unwrap());
+        cache.prepare(&server, "forked");
+        assert!(cache.spare.lock().as_ref().is_some_and(|s| s.by == std::process::id()), "not replaced");
+        *cache.spare.lock() = made_elsewhere(Responder::new(&server, "forked").unwrap());
+        let _own = cache.responder(&server, "forked").unwrap();
+        assert!(cache.spare.lock().is_none(), "a responder made elsewhere was kept");
+        // The client's spare ephemeral key and `es`.
+        let elsewhere = Keypair::generate();
+        let es = sodium::x25519(elsewhere.secret_bytes(), server.public().as_bytes()).unwrap();
+        let spare = ClientSpare { server: *server.public(), ephemeral: elsewhere, es };
+        let mut slot = made_elsewhere(spare);
+        assert!(Prepared::take(&mut slot, |s| s.server == *server.public()).is_none());
+        assert!(slot.is_none(), "a client spare made elsewhere was kept");
     }
 }

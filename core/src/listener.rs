@@ -71,6 +71,10 @@ impl Pending {
 
 /// A server endpoint. Dropping it removes its socket; streams already accepted
 /// stay connected.
+///
+/// Processes forked after `bind` may each accept on it (a pre-fork server):
+/// every process serves its clients on segments of its own, as what one
+/// process prepares ahead of its next handshake is never used by another.
 pub struct Listener {
     bound: Bound,
     keypair: Keypair,

@@ -97,8 +97,9 @@ struct State {
     watching: Vec<(u64, OwnedFd)>,
     /// Blocking receives waiting for room.
     blocked: usize,
-    /// Whether the watchdog thread runs.
-    watchdog: bool,
+    /// The process whose watchdog thread runs, if one does: a process forked
+    /// from this one inherits the record but not the thread, and starts its own.
+    watchdog: Option<u32>,
     /// Peer processes recently ended for a stalled message, and until when
     /// they gather one message at a time (few entries: one per process).
     penalized: Vec<(i32, Instant)>,
@@ -151,7 +152,7 @@ impl ReassemblyBudget {
                 holding: Vec::new(),
                 watching: Vec::new(),
                 blocked: 0,
-                watchdog: false,
+                watchdog: None,
                 penalized: Vec::new(),
             }),
             room: Condvar::new(),
@@ -177,12 +178,13 @@ impl ReassemblyBudget {
 
     /// Someone waits for room: makes sure the watchdog runs, and tells it.
     fn someone_waits(self: &Arc<Self>, state: &mut State) {
-        if !state.watchdog {
+        let this_process = std::process::id();
+        if state.watchdog != Some(this_process) {
             let budget = Arc::clone(self);
             let started = std::thread::Builder::new().name("shmsock-reassembly".into()).spawn(move || budget.watch());
             // Without a thread (out of threads), holders are not ended: the
             // memory stays bounded, and waiters wait for the holders.
-            state.watchdog = started.is_ok();
+            state.watchdog = started.is_ok().then_some(this_process);
         }
         self.waiting.notify_all();
     }
@@ -193,7 +195,7 @@ impl ReassemblyBudget {
         let mut state = self.state.lock();
         loop {
             if state.watching.is_empty() && state.blocked == 0 {
-                state.watchdog = false;
+                state.watchdog = None;
                 return;
             }
             let now = Instant::now();
@@ -470,7 +472,7 @@ mod tests {
         assert!(stalled.reserve(MIB, stalled_wake.for_peer(), false));
         // Nobody waits: a holder may rest as long as it likes.
         std::thread::sleep(Duration::from_millis(120));
-        assert!(!stalled.evicted() && !budget.state.lock().watchdog);
+        assert!(!stalled.evicted() && budget.state.lock().watchdog.is_none());
         // (2 MiB: two seconds at the slowest rate, so only its frames count here.)
         assert!(moving.reserve(2 * MIB, moving_wake.for_peer(), false));
         // Someone waits: the one that does not move is ended, the other kept.
@@ -496,7 +498,7 @@ mod tests {
         moving.release();
         watcher.release();
         assert_eq!(budget.used(), 0);
-        eventually("the watchdog did not stop once nobody waited", || !budget.state.lock().watchdog);
+        eventually("the watchdog did not stop once nobody waited", || budget.state.lock().watchdog.is_none());
     }
 
     #[test]
@@ -551,5 +553,21 @@ mod tests {
         assert!(!second.reserve(KIB, wake.for_peer(), false));
         // Unknown processes (pid 0) are never held back.
         assert!(budget.share(0).reserve(KIB, wake.for_peer(), false));
+    }
+
+    #[test]
+    fn a_forked_process_starts_its_own_watchdog() {
+        // A child of fork() inherits the record of its parent's watchdog but
+        // not the thread: the record names the parent, so the child starts one.
+        let budget = ReassemblyBudget::with_stall(10, Duration::from_millis(30));
+        let parent = std::process::id().wrapping_add(1);
+        budget.state.lock().watchdog = Some(parent);
+        let (mut stalled, mut waiter, wake) = (budget.share(0), budget.share(0), own());
+        assert!(stalled.reserve(10, wake.for_peer(), false));
+        assert!(!waiter.reserve(5, wake.for_peer(), true));
+        eventually("no watchdog ended the stalled holder", || stalled.evicted());
+        assert!(waiter.reserve(5, wake.for_peer(), false));
+        waiter.release();
+        eventually("the watchdog did not stop once nobody waited", || budget.state.lock().watchdog.is_none());
     }
 }
