@@ -203,3 +203,98 @@ def test_a_connection_whose_large_message_stopped_moving_is_ended_for_those_wait
                 time.sleep(0.005)
         for s in (stalled_client, stalled, client, server):
             s.close()
+
+
+_ROUNDS = 200  # messages each client sends once both connections are open
+
+
+def _serve_one(listener: shmsock.Listener, who: bytes) -> None:
+    """Accepts one client and echoes its messages back behind `who`, until
+    the client hangs up."""
+    with listener.accept(timeout=20) as stream:
+        while True:
+            try:
+                message = stream.recv(timeout=20)
+            except shmsock.PeerClosed:
+                return
+            stream.send(who + b":" + message)
+
+
+class _Client(threading.Thread):
+    """Connects, sends `message` and keeps the reply; once `both_open` is
+    set, sends _ROUNDS more messages, each of whose replies it checks."""
+
+    def __init__(self, name: str, server_key: shmsock.PublicKey, message: bytes, both_open: threading.Event) -> None:
+        super().__init__()
+        self.args = (name, server_key, message, both_open)
+        self.answered = threading.Event()
+        self.reply = b""
+        self.rounds = 0
+
+    def run(self) -> None:
+        name, server_key, message, both_open = self.args
+        with shmsock.connect(name, server_key=server_key) as stream:
+            stream.send(message)
+            self.reply = stream.recv(timeout=20)
+            self.answered.set()
+            both_open.wait(20)
+            who = self.reply.split(b":")[0]
+            for i in range(_ROUNDS):
+                stream.send(b"%s %d" % (message, i))
+                assert stream.recv(timeout=20) == b"%s:%s %d" % (who, message, i)
+                self.rounds += 1
+
+
+def test_a_listener_shared_by_fork_serves_each_client_on_its_own_memory(
+    name: str, server_keypair: shmsock.Keypair
+) -> None:
+    """A pre-fork server: bound, then forked, each process accepting. What the
+    parent prepared for its next handshake is inherited by the child; used by
+    both, it put two clients on one shared segment. The processes take turns
+    (an accept may take several waiting clients): the child serves the first
+    client, the parent the second, then both clients talk at once."""
+    with shmsock.bind(name, keypair=server_keypair) as listener:
+        # A first connection, so that the listener prepares the next one here.
+        client, server = connected_pair(listener, server_keypair.public_key)
+        with client, server:
+            client.send(b"warm-up")
+            assert server.recv(timeout=5) == b"warm-up"
+        child = os.fork()
+        if child == 0:
+            code = 1
+            try:
+                _serve_one(listener, b"child")
+                code = 0
+            finally:
+                os._exit(code)
+        both_open = threading.Event()
+        first = _Client(name, server_keypair.public_key, b"first", both_open)
+        second = _Client(name, server_keypair.public_key, b"second", both_open)
+        try:
+            first.start()
+            assert first.answered.wait(20), "the child did not answer the first client"
+            second.start()
+            parent = threading.Thread(target=_serve_one, args=(listener, b"parent"))
+            parent.start()
+            second.answered.wait(20)
+        finally:
+            both_open.set()
+            for t in (first, second):
+                t.join(30)
+            status = _reap(child)
+        parent.join(30)
+        assert (first.reply, second.reply) == (b"child:first", b"parent:second")
+        assert (first.rounds, second.rounds) == (_ROUNDS, _ROUNDS)
+        assert os.waitstatus_to_exitcode(status) == 0, "the child failed"
+
+
+def _reap(pid: int) -> int:
+    """The wait status of child `pid`, killed if it has not ended in 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
