@@ -298,3 +298,37 @@ def _reap(pid: int) -> int:
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
         time.sleep(0.01)
+
+
+def test_a_child_of_fork_cannot_use_or_end_its_parents_connection(
+    name: str, server_keypair: shmsock.Keypair, runtime_dir: Path
+) -> None:
+    """A child of fork() (multiprocessing's default on Linux) holds copies of
+    the parent's listener and streams: using them fails with Closed, and
+    closing them (or the child's exit) leaves the parent's as they were."""
+    with shmsock.bind(name, keypair=server_keypair) as listener:
+        client, server = connected_pair(listener, server_keypair.public_key)
+        with client, server:
+            child = os.fork()
+            if child == 0:
+                code = 1
+                try:
+                    with pytest.raises(shmsock.Closed, match=r"fork\(\)"):
+                        client.send(b"from the child")
+                    with pytest.raises(shmsock.Closed, match=r"fork\(\)"):
+                        server.recv(timeout=0)
+                    client.close()
+                    server.close()
+                    listener.close()
+                    code = 0
+                finally:
+                    os._exit(code)
+            assert os.waitstatus_to_exitcode(_reap(child)) == 0, "the child failed"
+            client.send(b"after")
+            assert server.recv(timeout=5) == b"after"
+            server.send(b"back")
+            assert client.recv(timeout=5) == b"back"
+            assert (runtime_dir / f"{name}.sock").exists()
+            newcomer, accepted = connected_pair(listener, server_keypair.public_key)
+            newcomer.close()
+            accepted.close()

@@ -87,6 +87,11 @@ impl Client {
     pub fn close(&self) -> Result<()> {
         self.stream.close()?;
         let reader = self.reader.lock().take();
+        if self.stream.forked_away() {
+            // A child of fork() has no reader thread (joining would never return).
+            std::mem::forget(reader);
+            return Ok(());
+        }
         if let Some(reader) = reader {
             if reader.thread().id() != std::thread::current().id() {
                 let _ = reader.join();

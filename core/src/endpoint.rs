@@ -87,6 +87,9 @@ pub struct Bound {
     paths: EndpointPaths,
     lock: File,
     released: std::sync::atomic::AtomicBool,
+    /// The process that bound the name: a child of `fork()` gives up only its
+    /// copy (see [`platform::Origin`]).
+    origin: platform::Origin,
     /// The listening control socket (non-blocking).
     pub listener: UnixListener,
 }
@@ -94,9 +97,11 @@ pub struct Bound {
 impl Bound {
     /// Gives the name up now: removes the socket and lock files, releases the
     /// lock, and wakes any thread waiting to accept. Idempotent; the name can be
-    /// bound again at once.
+    /// bound again at once. In a child of `fork()` (a pre-fork server's
+    /// worker), only this process stops accepting: the files, the lock and the
+    /// socket are the parent's too.
     pub fn release(&self) {
-        if self.released.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        if self.released.swap(true, std::sync::atomic::Ordering::AcqRel) || self.origin.forked() {
             return;
         }
         // Remove the files while still holding the lock, so no new server can be
@@ -182,7 +187,13 @@ pub fn bind(name: &str) -> Result<Bound> {
             let _ = std::fs::remove_file(&paths.temporary);
             return Err(Error::io(&format!("moving the socket into place at {}", paths.socket.display()), e));
         }
-        return Ok(Bound { paths, lock, released: std::sync::atomic::AtomicBool::new(false), listener });
+        return Ok(Bound {
+            paths,
+            lock,
+            released: std::sync::atomic::AtomicBool::new(false),
+            origin: platform::Origin::here(),
+            listener,
+        });
     }
     Err(in_use(name))
 }

@@ -37,7 +37,7 @@
 //! used at most once; its secrets are zeroed when dropped.
 //!
 //! Everything made ahead remembers the process that made it, and only that
-//! process uses it (see [`Prepared`]): a child of `fork()` inherits its
+//! process uses it (see [`Prepared`], [`Origin`]): a child of `fork()` inherits its
 //! parent's memory, so parent and child would otherwise hand the same
 //! ephemeral key to their next peers, and the same spare segment (one shared
 //! memory) to two different connections.
@@ -49,6 +49,7 @@ use parking_lot::Mutex;
 use crate::error::Result;
 use crate::handshake::{Backend, Responder};
 use crate::keys::{Keypair, PublicKey};
+use crate::platform::Origin;
 use crate::segment::Segment;
 use crate::sodium::{self, Secret};
 
@@ -65,13 +66,13 @@ pub(crate) struct HandshakeCache {
 
 /// Something made ahead for a handshake, and the process that made it.
 struct Prepared<T> {
-    by: u32,
+    origin: Origin,
     value: T,
 }
 
 impl<T> Prepared<T> {
     fn new(value: T) -> Prepared<T> {
-        Prepared { by: std::process::id(), value }
+        Prepared { origin: Origin::here(), value }
     }
 
     /// What `slot` holds, taken, if this process made it and it `fits`. What
@@ -79,7 +80,7 @@ impl<T> Prepared<T> {
     /// instead: that process may use it too.
     fn take(slot: &mut Option<Prepared<T>>, fits: impl FnOnce(&T) -> bool) -> Option<T> {
         let prepared = slot.take()?;
-        if prepared.by != std::process::id() {
+        if prepared.origin.forked() {
             return None;
         }
         if fits(&prepared.value) {
@@ -165,7 +166,7 @@ pub(crate) fn take_client_spare(server: &PublicKey) -> Option<(Keypair, Secret<3
 /// Prepares the next connect's ephemeral keypair and `es` with `server`
 /// (unless one is ready for it), replacing a spare for another server.
 pub(crate) fn prepare_client_spare(server: &PublicKey) {
-    if CLIENT_SPARE.lock().as_ref().is_some_and(|s| s.value.server == *server && s.by == std::process::id()) {
+    if CLIENT_SPARE.lock().as_ref().is_some_and(|s| s.value.server == *server && !s.origin.forked()) {
         return;
     }
     // Made outside the lock; a low-order key fails here and later, not silently.
@@ -186,7 +187,7 @@ impl HandshakeCache {
 
     /// Prepares the responder of the next handshake, if none is ready.
     pub(crate) fn prepare(&self, local: &Keypair, endpoint: &str) {
-        if self.spare.lock().as_ref().is_some_and(|s| s.by == std::process::id()) {
+        if self.spare.lock().as_ref().is_some_and(|s| !s.origin.forked()) {
             return;
         }
         // Made outside the lock: a concurrent `responder` call makes its own.
@@ -210,7 +211,7 @@ impl HandshakeCache {
     /// only), if no spare is ready. A failure (out of memory or descriptors)
     /// only means the next handshake creates its own, and reports it then.
     pub(crate) fn prepare_segment(&self, backend: Backend, ring_size: u32) {
-        if backend != Backend::Memfd || self.spare_segment.lock().as_ref().is_some_and(|s| s.by == std::process::id()) {
+        if backend != Backend::Memfd || self.spare_segment.lock().as_ref().is_some_and(|s| !s.origin.forked()) {
             return;
         }
         if let Ok(segment) = Segment::create(backend, ring_size) {
@@ -316,7 +317,7 @@ mod tests {
     /// What a process finds made ahead by another (its parent, before
     /// `fork()`, as the child inherits the parent's memory).
     fn made_elsewhere<T>(value: T) -> Option<Prepared<T>> {
-        Some(Prepared { by: std::process::id().wrapping_add(1), value })
+        Some(Prepared { origin: Origin::elsewhere(), value })
     }
 
     #[test]
@@ -334,11 +335,11 @@ mod tests {
         assert_ne!(inode(&fresh), inherited_inode, "a segment made elsewhere was used");
         assert!(cache.spare_segment.lock().is_none(), "and it was dropped");
         cache.prepare_segment(Backend::Memfd, 4096);
-        assert!(cache.spare_segment.lock().as_ref().is_some_and(|s| s.by == std::process::id()));
+        assert!(cache.spare_segment.lock().as_ref().is_some_and(|s| !s.origin.forked()));
         // The spare responder: its ephemeral key may be used there too.
         *cache.spare.lock() = made_elsewhere(Responder::new(&server, "forked").unwrap());
         cache.prepare(&server, "forked");
-        assert!(cache.spare.lock().as_ref().is_some_and(|s| s.by == std::process::id()), "not replaced");
+        assert!(cache.spare.lock().as_ref().is_some_and(|s| !s.origin.forked()), "not replaced");
         *cache.spare.lock() = made_elsewhere(Responder::new(&server, "forked").unwrap());
         let _own = cache.responder(&server, "forked").unwrap();
         assert!(cache.spare.lock().is_none(), "a responder made elsewhere was kept");

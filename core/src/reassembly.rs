@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::platform;
+use crate::platform::{self, Origin};
 
 /// How long a blocking receive waiting for room sleeps before it looks
 /// whether its own stream was closed meanwhile.
@@ -99,7 +99,7 @@ struct State {
     blocked: usize,
     /// The process whose watchdog thread runs, if one does: a process forked
     /// from this one inherits the record but not the thread, and starts its own.
-    watchdog: Option<u32>,
+    watchdog: Option<Origin>,
     /// Peer processes recently ended for a stalled message, and until when
     /// they gather one message at a time (few entries: one per process).
     penalized: Vec<(i32, Instant)>,
@@ -178,13 +178,12 @@ impl ReassemblyBudget {
 
     /// Someone waits for room: makes sure the watchdog runs, and tells it.
     fn someone_waits(self: &Arc<Self>, state: &mut State) {
-        let this_process = std::process::id();
-        if state.watchdog != Some(this_process) {
+        if state.watchdog.is_none_or(Origin::forked) {
             let budget = Arc::clone(self);
             let started = std::thread::Builder::new().name("shmsock-reassembly".into()).spawn(move || budget.watch());
             // Without a thread (out of threads), holders are not ended: the
             // memory stays bounded, and waiters wait for the holders.
-            state.watchdog = started.is_ok().then_some(this_process);
+            state.watchdog = started.is_ok().then(Origin::here);
         }
         self.waiting.notify_all();
     }
@@ -560,8 +559,7 @@ mod tests {
         // A child of fork() inherits the record of its parent's watchdog but
         // not the thread: the record names the parent, so the child starts one.
         let budget = ReassemblyBudget::with_stall(10, Duration::from_millis(30));
-        let parent = std::process::id().wrapping_add(1);
-        budget.state.lock().watchdog = Some(parent);
+        budget.state.lock().watchdog = Some(Origin::elsewhere());
         let (mut stalled, mut waiter, wake) = (budget.share(0), budget.share(0), own());
         assert!(stalled.reserve(10, wake.for_peer(), false));
         assert!(!waiter.reserve(5, wake.for_peer(), true));

@@ -29,7 +29,7 @@ use crate::keys::PublicKey;
 use crate::listener::Listener;
 use crate::options::Options;
 use crate::outbound::Outbound;
-use crate::platform::Credentials;
+use crate::platform::{Credentials, Origin};
 use crate::stream::{Stats, Stream};
 
 /// How long closing a connection may wait for a peer to take its queued
@@ -300,6 +300,8 @@ impl Shared {
 pub struct Server {
     shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The process that started the server (see [`Origin`]).
+    origin: Origin,
 }
 
 impl Server {
@@ -333,13 +335,13 @@ impl Server {
             match spawned {
                 Ok(thread) => threads.push(thread),
                 Err(e) => {
-                    let server = Server { shared, threads: Mutex::new(threads) };
+                    let server = Server { shared, threads: Mutex::new(threads), origin: Origin::here() };
                     server.close();
                     return Err(Error::io("starting a dispatch thread", e));
                 }
             }
         }
-        Ok(Server { shared, threads: Mutex::new(threads) })
+        Ok(Server { shared, threads: Mutex::new(threads), origin: Origin::here() })
     }
 
     /// The endpoint name.
@@ -366,6 +368,14 @@ impl Server {
     /// the endpoint and joins the dispatch threads. Idempotent.
     pub fn close(&self) {
         let threads = std::mem::take(&mut *self.threads.lock());
+        if self.origin.forked() {
+            // A child of fork() has a copy of the server but none of its
+            // threads (joining them would never return), and its connections
+            // and endpoint are the parent's: it leaves them alone.
+            std::mem::forget(threads);
+            self.shared.stopping.store(true, Ordering::Release);
+            return;
+        }
         if self.shared.stopping.swap(true, Ordering::AcqRel) {
             return;
         }

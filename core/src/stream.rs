@@ -131,6 +131,8 @@ pub struct Stream {
     fragment: u32,
     send_timeout: Option<Duration>,
     recv_timeout: Option<Duration>,
+    /// The process that made this stream (see [`platform::Origin`]).
+    origin: platform::Origin,
 }
 
 /// How long `close` waits for room for its CLOSE frame when the ring is full.
@@ -197,6 +199,7 @@ impl Stream {
             cipher,
             peer_max_message: peer_max,
             fragment,
+            origin: platform::Origin::here(),
             send_timeout: options.send_timeout,
             recv_timeout: options.recv_timeout,
         })
@@ -254,7 +257,16 @@ impl Stream {
         err
     }
 
+    /// True in a child of `fork()` made after this stream: it holds a copy of
+    /// the stream, not the connection, and sends, receives and closes nothing.
+    pub(crate) fn forked_away(&self) -> bool {
+        self.origin.forked()
+    }
+
     fn check_usable(&self) -> Result<()> {
+        if self.forked_away() {
+            return Err(platform::Origin::forked_error("stream"));
+        }
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::new(ErrorKind::Closed, "the stream was closed"));
         }
@@ -353,6 +365,9 @@ impl Stream {
     /// death), not for messages it leaves unread. The next `try_recv` wishes
     /// for messages again.
     pub fn pause_receiving(&self) -> Result<()> {
+        if self.forked_away() {
+            return Err(platform::Origin::forked_error("stream"));
+        }
         self.rx_interest.clear();
         self.drain_wakeups()
     }

@@ -9,16 +9,27 @@
 //! process gets one client here, they take turns: the child accepts the first
 //! client, then the parent the second, and both connections stay open together.
 //!
-//! One test in this file: `fork()` copies only the calling thread, so no other
-//! test may be running shmsock calls at that moment.
+//! A child's copies of what its parent opened (streams, a listener, a topic
+//! and its subscriber, a server and a client) do nothing: their calls fail
+//! with Closed, and dropping them when the child ends leaves the parent's
+//! connections, endpoints and threads as they were.
+//!
+//! `fork()` copies only the calling thread, so the tests here take turns (no
+//! other test's thread may be inside shmsock when one forks).
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::time::Duration;
 
-use shmsock::{Keypair, Listener, Options, Stream};
+use shmsock::{
+    Client, ClientHandler, Connection, ErrorKind, Keypair, Listener, Options, Publisher, Server, ServerHandler, Stream,
+    Subscriber,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
+
+/// Held by each test for its whole run.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn runtime_dir() -> std::path::PathBuf {
     let dir = tempfile::Builder::new().prefix("shmsock-fork-").tempdir_in("/tmp").expect("temp dir").keep();
@@ -66,6 +77,7 @@ fn client(name: &str, options: &Options, message: &str, answered: Sender<()>, do
 
 #[test]
 fn a_listener_shared_by_fork_serves_each_client_on_its_own_memory() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = runtime_dir();
     let name = format!("fork-{}", std::process::id());
     let server = Keypair::generate();
@@ -127,13 +139,123 @@ fn a_listener_shared_by_fork_serves_each_client_on_its_own_memory() {
         serving.join()
     });
     let replies = (first.join(), second.join());
-    let mut status = 0;
-    // SAFETY: waits for our own child, with a valid pointer to `status`.
-    assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+    let status = reap(child);
     served.unwrap().unwrap();
     assert_eq!(replies.0.unwrap(), "child:first");
     assert_eq!(replies.1.unwrap(), "parent:second");
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child failed: {status:#x}");
     drop(listener);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The wait status of child `pid`, killed if it has not ended within [`WAIT`].
+fn reap(pid: libc::pid_t) -> i32 {
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut status = 0;
+    loop {
+        // SAFETY: waits for our own child, with a valid pointer to `status`.
+        let done = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        assert!(done >= 0, "waitpid failed");
+        if done == pid {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            // SAFETY: signals our own child, which has not been reaped.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Echoes every message.
+struct Echo;
+impl ServerHandler for Echo {
+    fn on_data(&self, connection: &Connection, data: &[u8]) {
+        let _ = connection.send(data);
+    }
+}
+
+/// Passes what a client receives to the test.
+struct Inbox(std::sync::Mutex<Sender<Vec<u8>>>);
+impl ClientHandler for Inbox {
+    fn on_data(&self, data: &[u8]) {
+        let _ = self.0.lock().unwrap().send(data.to_vec());
+    }
+}
+
+#[test]
+fn what_a_child_of_fork_inherits_does_nothing_to_its_parent() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = runtime_dir();
+    let tag = std::process::id();
+    let keypair = Keypair::generate();
+    let server_options = Options::new().keypair(keypair.clone());
+    let client_options = Options::new().server_key(*keypair.public()).connect_wait(WAIT).recv_timeout(Some(WAIT));
+    // A listener and a connection through it.
+    let listener = Listener::bind(&format!("fork-listener-{tag}"), &server_options).unwrap();
+    let client = std::thread::scope(|scope| {
+        let connecting = scope.spawn(|| Stream::connect(&format!("fork-listener-{tag}"), &client_options).unwrap());
+        let accepted = listener.accept_timeout(Some(WAIT)).unwrap();
+        (connecting.join().unwrap(), accepted)
+    });
+    let (client, accepted) = client;
+    // A topic and a subscriber.
+    let topic = format!("fork-topic-{tag}");
+    let publisher = Publisher::bind(&topic, &server_options).unwrap();
+    let subscriber = Subscriber::connect(&topic, &client_options).unwrap();
+    // A server and a client with their threads.
+    let served = format!("fork-server-{tag}");
+    let server = Server::start(&served, &server_options, Echo).unwrap();
+    let (inbox, echoes) = channel();
+    let server_client = Client::connect(&served, &client_options, Inbox(std::sync::Mutex::new(inbox))).unwrap();
+    server_client.write(b"before").unwrap();
+    assert_eq!(echoes.recv_timeout(WAIT).unwrap(), b"before");
+
+    // SAFETY: this test holds the turn, so no other thread of this process is
+    // inside shmsock now (the threads of the server, client and topic wait in
+    // the kernel); the child leaves with _exit.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0, "fork failed");
+    if child == 0 {
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let refused = |what: &str, e: shmsock::Error| {
+                assert_eq!(e.kind(), ErrorKind::Closed, "{what}: {e}");
+                assert!(e.message().contains("fork()"), "{what}: {e}");
+            };
+            refused("send", client.send(b"from the child").unwrap_err());
+            refused("recv", accepted.try_recv().unwrap_err());
+            refused("publish", publisher.publish(b"from the child").unwrap_err());
+            refused("subscriber", subscriber.try_recv().unwrap_err());
+            refused("client", server_client.write(b"from the child").unwrap_err());
+            // Closed and dropped here, as when a child returns or exits.
+            client.close().unwrap();
+            listener.close();
+            server.close();
+            drop((client, accepted, listener, publisher, subscriber, server, server_client));
+        }));
+        // SAFETY: ends the child at once, without returning into the harness.
+        unsafe { libc::_exit(if checked.is_ok() { 0 } else { 1 }) };
+    }
+    let status = reap(child);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child failed: {status:#x}");
+
+    // Everything of the parent's still works.
+    client.send(b"after").unwrap();
+    assert_eq!(accepted.recv_timeout(Some(WAIT)).unwrap(), b"after");
+    accepted.send(b"back").unwrap();
+    assert_eq!(client.recv_timeout(Some(WAIT)).unwrap(), b"back");
+    let newcomer = std::thread::scope(|scope| {
+        let connecting = scope.spawn(|| Stream::connect(&format!("fork-listener-{tag}"), &client_options));
+        let accepted = listener.accept_timeout(Some(WAIT));
+        (connecting.join().unwrap(), accepted)
+    });
+    assert!(newcomer.0.is_ok() && newcomer.1.is_ok(), "the listener's endpoint is gone: {newcomer:?}");
+    publisher.publish(b"news").unwrap();
+    assert_eq!(subscriber.recv().unwrap().data, b"news");
+    server_client.write(b"after").unwrap();
+    assert_eq!(echoes.recv_timeout(WAIT).unwrap(), b"after");
+    server_client.close().unwrap();
+    server.close();
+    drop((client, accepted, listener, publisher, subscriber));
     let _ = std::fs::remove_dir_all(dir);
 }

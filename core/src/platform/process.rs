@@ -1,7 +1,8 @@
-//! This process: its uid, its CPU, and its open-descriptor limit (with the
-//! errors that say what to do at it).
+//! This process: its uid, its CPU, its open-descriptor limit (with the
+//! errors that say what to do at it), and whether it is a child of `fork()`.
 
 use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -100,4 +101,63 @@ pub fn runnable_and_cpus() -> Option<(u32, u32)> {
 #[cfg(not(target_os = "linux"))]
 pub fn runnable_and_cpus() -> Option<(u32, u32)> {
     None
+}
+
+/// `fork()`s since the first [`Origin::here`], counted in the child.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn count_fork_in_child() {
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
+fn fork_generation() -> u64 {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        // SAFETY: registers a handler that runs in the child of each fork()
+        // and only increments an atomic (async-signal-safe, as a handler in
+        // the child of a multi-threaded process must be). If registering
+        // fails (out of memory), forks go uncounted.
+        let _ = unsafe { libc::pthread_atfork(None, None, Some(count_fork_in_child)) };
+    });
+    FORKS.load(Ordering::Relaxed)
+}
+
+/// The process something was made in. A child of `fork()` holds a copy of its
+/// parent's memory, so of every stream, listener, topic and server the parent
+/// had; but the connections, threads and endpoints they stand for stay the
+/// parent's. What records its origin refuses to act in another process: a
+/// child's sends would reuse the parent's nonces, its receives take the
+/// parent's messages, and its close (or the drop of its copy when it exits)
+/// would end the parent's connection or remove its endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin(u64);
+
+impl Origin {
+    /// This process.
+    pub fn here() -> Origin {
+        Origin(fork_generation())
+    }
+
+    /// True in a child of `fork()` made since this origin (one load).
+    pub fn forked(self) -> bool {
+        fork_generation() != self.0
+    }
+
+    /// The error for using, in a child of `fork()`, `what` (a stream, a
+    /// subscriber...) its parent opened.
+    pub fn forked_error(what: &str) -> Error {
+        Error::new(
+            ErrorKind::Closed,
+            format!(
+                "this {what} belongs to the process that opened it, and this process is a child of fork() \
+                 since: open one of its own (the parent's stays open)"
+            ),
+        )
+    }
+
+    /// An origin that is not this process (for tests).
+    #[cfg(test)]
+    pub(crate) fn elsewhere() -> Origin {
+        Origin(fork_generation().wrapping_add(1))
+    }
 }

@@ -102,6 +102,8 @@ struct Shared {
 pub struct Publisher {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The process that bound the topic (see [`platform::Origin`]).
+    origin: platform::Origin,
 }
 
 impl Publisher {
@@ -182,7 +184,7 @@ impl Publisher {
             .name(format!("shmsock-pub-{name}"))
             .spawn(move || admission::control_loop(&for_thread))
             .map_err(|e| Error::io("starting the publisher's thread", e))?;
-        Ok(Publisher { shared, thread: Mutex::new(Some(thread)) })
+        Ok(Publisher { shared, thread: Mutex::new(Some(thread)), origin: platform::Origin::here() })
     }
 
     /// Seals `message` once into the ring for every subscriber. A reliable topic
@@ -191,7 +193,7 @@ impl Publisher {
     /// (the message is sealed for whoever is subscribed: nobody).
     pub fn publish(&self, message: &[u8]) -> Result<()> {
         let sh = &*self.shared;
-        sh.check_open()?;
+        self.check_usable()?;
         // Before any wait: a message that cannot be published must not hold
         // the topic up, nor get a slow subscriber dropped.
         self.check_size(message.len())?;
@@ -215,7 +217,7 @@ impl Publisher {
     /// each may take the other's wake-up.
     pub fn try_publish(&self, message: &[u8]) -> Result<()> {
         let sh = &*self.shared;
-        sh.check_open()?;
+        self.check_usable()?;
         self.check_size(message.len())?;
         // The wake-up that brought the caller here is used up now.
         sh.own_wake.drain();
@@ -406,6 +408,13 @@ impl Publisher {
         if sh.closed.swap(true, Ordering::AcqRel) {
             return;
         }
+        if self.origin.forked() {
+            // A child of fork() closes only its copy: the topic, its
+            // subscribers and its thread are the parent's (joining a thread
+            // this process does not have would never return).
+            std::mem::forget(self.thread.lock().take());
+            return;
+        }
         {
             let mut st = sh.state.lock();
             st.closed = true;
@@ -418,6 +427,15 @@ impl Publisher {
         if let Some(thread) = self.thread.lock().take() {
             let _ = thread.join();
         }
+    }
+}
+
+impl Publisher {
+    fn check_usable(&self) -> Result<()> {
+        if self.origin.forked() {
+            return Err(platform::Origin::forked_error("publisher"));
+        }
+        self.shared.check_open()
     }
 }
 

@@ -107,6 +107,8 @@ pub struct Subscriber {
     sleeper: Sleeper,
     rx: Mutex<Rx>,
     closed: AtomicBool,
+    /// The process that subscribed (see [`platform::Origin`]).
+    origin: platform::Origin,
     topic: String,
     publisher: PublicKey,
     local: PublicKey,
@@ -163,6 +165,7 @@ impl Subscriber {
             sleeper,
             rx: Mutex::new(rx),
             closed: AtomicBool::new(false),
+            origin: platform::Origin::here(),
             topic: name.to_string(),
             publisher,
             local,
@@ -226,6 +229,9 @@ impl Subscriber {
     }
 
     fn receive<B: RecvBuf + ?Sized>(&self, out: &mut B, deadline: Option<Instant>, try_only: bool) -> Result<Delivery> {
+        if self.origin.forked() {
+            return Err(platform::Origin::forked_error("subscriber"));
+        }
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::new(ErrorKind::Closed, "the subscriber was closed"));
         }
@@ -448,7 +454,8 @@ impl Subscriber {
     /// Leaves the topic: the publisher sees the socket close and rotates its
     /// key. Idempotent; later calls fail with Closed.
     pub fn close(&self) {
-        if !self.closed.swap(true, Ordering::AcqRel) {
+        // (A child of fork() closes only its copy: the subscription is the parent's.)
+        if !self.closed.swap(true, Ordering::AcqRel) && !self.origin.forked() {
             platform::shutdown(self.control.as_fd());
         }
     }

@@ -22,7 +22,8 @@ impl Stream {
     /// for the peer to make room for the close; after that the peer sees
     /// PeerGone. Event loops use [`try_close`](Stream::try_close) instead.
     pub fn close(&self) -> Result<()> {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if self.closed.swap(true, Ordering::AcqRel) || self.forked_away() {
+            // (A child of fork() closes only its copy: the connection is the parent's.)
             return Ok(());
         }
         if self.failure.get().is_none() {
@@ -58,8 +59,8 @@ impl Stream {
     /// some (or dies): call again then. To stop waiting, call `close` (off the
     /// loop, since it waits for room up to 2 s).
     pub fn try_close(&self) -> Result<bool> {
-        if self.closed.load(Ordering::Acquire) {
-            return Ok(true);
+        if self.closed.load(Ordering::Acquire) || self.forked_away() {
+            return self.close().map(|()| true);
         }
         if self.failure.get().is_some() {
             return self.close().map(|()| true);
