@@ -352,6 +352,34 @@ TEST(peer_close_delivers_everything_then_peer_closed)
     shmsock_keypair_free(kp);
 }
 
+/* A child of fork() holds a copy of the stream, not the connection: its calls
+ * are SHMSOCK_CLOSED, and closing and freeing its copy leave the parent's. */
+TEST(a_child_of_fork_cannot_use_or_end_its_parents_stream)
+{
+    echo_server server;
+    echo_server_start(&server, "forkcopy", 0, 1);
+    shmsock_stream *s = connect_to(&server);
+    echo_once(s, 100, 1, false);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        static const uint8_t message[] = "from the child";
+        bool ok = shmsock_stream_send(s, message, sizeof message) == SHMSOCK_CLOSED &&
+                  strstr(shmsock_last_error(), "fork()") != NULL;
+        ok = ok && shmsock_stream_close(s) == SHMSOCK_OK;
+        shmsock_stream_free(s);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    echo_once(s, 1000, 2, true);
+    CHECK_OK(shmsock_stream_close(s));
+    shmsock_stream_free(s);
+    echo_server_join(&server);
+    CHECK(server.end[0] == SHMSOCK_PEER_CLOSED);
+    CHECK(server.echoed == 2);
+}
+
 TEST(peer_death_is_peer_gone)
 {
     shmsock_keypair *kp = new_keypair();
