@@ -86,3 +86,50 @@ fn a_server_that_never_answers_times_out() {
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert!(err.message().contains("did not answer"), "{err}");
 }
+
+/// Silent connections to a topic, made again as fast as they end, while
+/// subscribers join: each subscriber gets in (the oldest silent handshake
+/// gives way to it) and receives what is published. Before, once 32 silent
+/// handshakes were running every newcomer was dropped at once, and a
+/// subscriber failed with PeerGone ("is it a stream listener rather than a
+/// topic?").
+#[test]
+fn silent_connections_do_not_keep_subscribers_out() {
+    init();
+    let name = unique_name("sg-flood");
+    let kp = Keypair::generate();
+    let publisher = Publisher::bind(&name, &Options::new().keypair(kp.clone())).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = std::thread::spawn({
+        let (name, stop) = (name.clone(), stop.clone());
+        move || {
+            let mut silent = std::collections::VecDeque::new();
+            let mut made = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match shmsock::endpoint::connect_now(&name) {
+                    Ok(socket) => {
+                        made += 1;
+                        silent.push_back(socket);
+                        if silent.len() > 200 {
+                            silent.pop_front();
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+            made
+        }
+    });
+    // Time for the flood to take every place (a subscriber joining earlier
+    // would only make the test easier).
+    std::thread::sleep(Duration::from_millis(300));
+    let options = Options::new().server_key(*kp.public()).connect_wait(WAIT).recv_timeout(Some(WAIT));
+    for i in 0..5u8 {
+        let subscriber = Subscriber::connect(&name, &options).unwrap_or_else(|e| panic!("subscriber {i}: {e}"));
+        publisher.publish(&[i]).unwrap();
+        assert_eq!(subscriber.recv().unwrap().data, [i]);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let made = flood.join().unwrap();
+    assert!(made > 32, "the flood made only {made} connections");
+}

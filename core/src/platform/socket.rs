@@ -276,6 +276,13 @@ pub fn shutdown(socket: BorrowedFd<'_>) {
     let _ = rustix::net::shutdown(socket, rustix::net::Shutdown::Both);
 }
 
+/// True when bytes the peer sent wait unread in `socket` (looked at, not
+/// taken; an end of stream or an error is no bytes).
+pub fn has_unread_bytes(socket: BorrowedFd<'_>) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(rustix::net::recv(socket, &mut probe, RecvFlags::DONTWAIT | RecvFlags::PEEK), Ok((1, _)))
+}
+
 /// Sends one whole record on a non-blocking socket without ever waiting: a
 /// peer whose socket buffer is full gets an error (WouldBlock), not our time.
 pub fn send_now(socket: BorrowedFd<'_>, bytes: &[u8]) -> Result<()> {

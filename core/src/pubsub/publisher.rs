@@ -9,7 +9,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -37,7 +37,7 @@ mod admission;
 
 /// Poller token of the listening socket.
 const LISTENER_TOKEN: u64 = u64::MAX - 1;
-/// Most handshakes in progress at once.
+/// Most handshakes in progress at once (see `admission::Admissions`).
 const MAX_PENDING: usize = 32;
 
 /// A subscriber as the publisher sees it.
@@ -95,7 +95,7 @@ struct Shared {
     /// Notified with `membership` (see `membership_changed`).
     changed: Condvar,
     closed: AtomicBool,
-    pending: AtomicUsize,
+    admissions: Mutex<admission::Admissions>,
 }
 
 /// The publishing end of a topic. Dropping it closes the topic.
@@ -177,7 +177,7 @@ impl Publisher {
             state: Mutex::new(state),
             changed: Condvar::new(),
             closed: AtomicBool::new(false),
-            pending: AtomicUsize::new(0),
+            admissions: Mutex::new(admission::Admissions::default()),
         });
         let for_thread = Arc::clone(&shared);
         let thread = std::thread::Builder::new()

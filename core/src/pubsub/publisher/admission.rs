@@ -2,12 +2,69 @@
 //! subscriber's control socket, runs each new subscriber's handshake on a
 //! short-lived thread of its own (so a silent client delays nobody), and notes
 //! a closed socket as a subscriber that left.
+//!
+//! Handshakes in progress are bounded ([`MAX_PENDING`]). When they are all
+//! taken, the oldest client that has not sent its SUBSCRIBE yet gives way to
+//! the newcomer (it gets a REJECT and its handshake ends), as a listener's
+//! silent clients do: connections that never speak, made again as fast as
+//! they end, cannot keep subscribers out. Only when every handshake in
+//! progress has spoken is the newcomer refused, with a REJECT saying so.
+
+use std::collections::VecDeque;
 
 use super::*;
 
+/// The subscriber handshakes in progress, oldest first.
+#[derive(Default)]
+pub(super) struct Admissions {
+    next_id: u64,
+    running: VecDeque<Admission>,
+}
+
+/// One handshake in progress, on its own thread.
+struct Admission {
+    id: u64,
+    /// A duplicate of its socket, to end it if it must give way.
+    socket: OwnedFd,
+    /// Set once its first record arrived (or was seen waiting in the socket).
+    spoke: Arc<AtomicBool>,
+}
+
+impl Admissions {
+    /// Room for one more handshake on `socket`: its id and the flag its
+    /// thread sets when the client speaks. When every place is taken, the
+    /// oldest silent handshake is ended (REJECT, shutdown); None when none is
+    /// silent (or the socket cannot be duplicated).
+    fn enter(&mut self, socket: &UnixStream) -> Option<(u64, Arc<AtomicBool>)> {
+        if self.running.len() >= MAX_PENDING {
+            // Silent: its thread has not read a SUBSCRIBE, and none waits in its
+            // socket (the thread of a client that spoke may not have run yet).
+            let silent = self.running.iter().position(|a| {
+                let spoke = a.spoke.load(Ordering::Acquire) || platform::has_unread_bytes(a.socket.as_fd());
+                a.spoke.fetch_or(spoke, Ordering::AcqRel);
+                !spoke
+            })?;
+            let ended = self.running.remove(silent)?;
+            let why = "the topic is busy and this client had not sent its SUBSCRIBE; try again";
+            let _ = control::send(ended.socket.as_fd(), &control::encode_reject(RejectReason::ServerError, why), &[]);
+            platform::shutdown(ended.socket.as_fd());
+        }
+        let duplicate = socket.as_fd().try_clone_to_owned().ok()?;
+        let (id, spoke) = (self.next_id, Arc::new(AtomicBool::new(false)));
+        self.next_id += 1;
+        self.running.push_back(Admission { id, socket: duplicate, spoke: Arc::clone(&spoke) });
+        Some((id, spoke))
+    }
+
+    /// Handshake `id` ended (or was ended).
+    fn leave(&mut self, id: u64) {
+        self.running.retain(|a| a.id != id);
+    }
+}
+
 impl Shared {
     /// Runs the publisher side of a subscription on an accepted socket.
-    pub(super) fn admit(&self, socket: UnixStream, credentials: Credentials) -> Result<()> {
+    pub(super) fn admit(&self, socket: UnixStream, credentials: Credentials, spoke: &AtomicBool) -> Result<()> {
         let fd = socket.as_fd();
         let deadline = Instant::now() + self.options.handshake_timeout;
         let reject = |err: Error| {
@@ -17,6 +74,7 @@ impl Shared {
         };
         let mut fds = Vec::new();
         let (kind, body) = records::receive_raw(fd, &mut fds, Some(deadline))?;
+        spoke.store(true, Ordering::Release);
         if let Some(uids) = &self.options.allowed_uids {
             if !uids.contains(&credentials.uid) {
                 return Err(reject(Error::new(
@@ -139,26 +197,23 @@ fn accept_all(sh: &Arc<Shared>) {
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => continue,
             Err(_) => return,
         };
-        if sh.pending.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING {
-            // Too many handshakes at once: refuse this one now.
-            sh.pending.fetch_sub(1, Ordering::AcqRel);
-            continue;
-        }
         let credentials =
             match socket.set_nonblocking(true).ok().and_then(|()| platform::peer_credentials(socket.as_fd()).ok()) {
                 Some(c) => c,
-                None => {
-                    sh.pending.fetch_sub(1, Ordering::AcqRel);
-                    continue;
-                }
+                None => continue,
             };
+        let Some((id, spoke)) = sh.admissions.lock().enter(&socket) else {
+            let why = format!("topic '{}' is busy with {MAX_PENDING} subscribers joining; try again", sh.topic);
+            let _ = control::send(socket.as_fd(), &control::encode_reject(RejectReason::ServerError, &why), &[]);
+            continue;
+        };
         let sh2 = Arc::clone(sh);
         let spawned = std::thread::Builder::new().name("shmsock-sub-handshake".into()).spawn(move || {
-            let _ = sh2.admit(socket, credentials);
-            sh2.pending.fetch_sub(1, Ordering::AcqRel);
+            let _ = sh2.admit(socket, credentials, &spoke);
+            sh2.admissions.lock().leave(id);
         });
         if spawned.is_err() {
-            sh.pending.fetch_sub(1, Ordering::AcqRel);
+            sh.admissions.lock().leave(id);
         }
     }
 }
