@@ -341,4 +341,18 @@ mod tests {
         drop(theirs);
         assert_eq!(check_control(ours.as_fd()), ControlAfterSetUp::Closed);
     }
+
+    #[test]
+    fn unread_bytes_are_seen_and_left_in_place() {
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        assert!(!has_unread_bytes(ours.as_fd()));
+        theirs.write_all(b"SUBSCRIBE").unwrap();
+        assert!(has_unread_bytes(ours.as_fd()));
+        let mut all = Vec::new();
+        assert!(recv_available(ours.as_fd(), &mut all, 64).unwrap());
+        assert_eq!(all, b"SUBSCRIBE", "looking took bytes");
+        assert!(!has_unread_bytes(ours.as_fd()));
+        drop(theirs);
+        assert!(!has_unread_bytes(ours.as_fd()), "an end of stream is no bytes");
+    }
 }
