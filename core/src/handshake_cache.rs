@@ -75,12 +75,17 @@ impl<T> Prepared<T> {
         Prepared { origin: Origin::here(), value }
     }
 
+    /// Whether this process made it.
+    fn made_here(&self) -> bool {
+        !self.origin.forked()
+    }
+
     /// What `slot` holds, taken, if this process made it and it `fits`. What
     /// another process made (this one is its child by `fork()`) is dropped
     /// instead: that process may use it too.
     fn take(slot: &mut Option<Prepared<T>>, fits: impl FnOnce(&T) -> bool) -> Option<T> {
         let prepared = slot.take()?;
-        if prepared.origin.forked() {
+        if !prepared.made_here() {
             return None;
         }
         if fits(&prepared.value) {
@@ -166,7 +171,7 @@ pub(crate) fn take_client_spare(server: &PublicKey) -> Option<(Keypair, Secret<3
 /// Prepares the next connect's ephemeral keypair and `es` with `server`
 /// (unless one is ready for it), replacing a spare for another server.
 pub(crate) fn prepare_client_spare(server: &PublicKey) {
-    if CLIENT_SPARE.lock().as_ref().is_some_and(|s| s.value.server == *server && !s.origin.forked()) {
+    if CLIENT_SPARE.lock().as_ref().is_some_and(|s| s.made_here() && s.value.server == *server) {
         return;
     }
     // Made outside the lock; a low-order key fails here and later, not silently.
@@ -187,7 +192,7 @@ impl HandshakeCache {
 
     /// Prepares the responder of the next handshake, if none is ready.
     pub(crate) fn prepare(&self, local: &Keypair, endpoint: &str) {
-        if self.spare.lock().as_ref().is_some_and(|s| !s.origin.forked()) {
+        if self.spare.lock().as_ref().is_some_and(Prepared::made_here) {
             return;
         }
         // Made outside the lock: a concurrent `responder` call makes its own.
@@ -211,7 +216,7 @@ impl HandshakeCache {
     /// only), if no spare is ready. A failure (out of memory or descriptors)
     /// only means the next handshake creates its own, and reports it then.
     pub(crate) fn prepare_segment(&self, backend: Backend, ring_size: u32) {
-        if backend != Backend::Memfd || self.spare_segment.lock().as_ref().is_some_and(|s| !s.origin.forked()) {
+        if backend != Backend::Memfd || self.spare_segment.lock().as_ref().is_some_and(Prepared::made_here) {
             return;
         }
         if let Ok(segment) = Segment::create(backend, ring_size) {
@@ -335,11 +340,11 @@ mod tests {
         assert_ne!(inode(&fresh), inherited_inode, "a segment made elsewhere was used");
         assert!(cache.spare_segment.lock().is_none(), "and it was dropped");
         cache.prepare_segment(Backend::Memfd, 4096);
-        assert!(cache.spare_segment.lock().as_ref().is_some_and(|s| !s.origin.forked()));
+        assert!(cache.spare_segment.lock().as_ref().is_some_and(Prepared::made_here));
         // The spare responder: its ephemeral key may be used there too.
         *cache.spare.lock() = made_elsewhere(Responder::new(&server, "forked").unwrap());
         cache.prepare(&server, "forked");
-        assert!(cache.spare.lock().as_ref().is_some_and(|s| !s.origin.forked()), "not replaced");
+        assert!(cache.spare.lock().as_ref().is_some_and(Prepared::made_here), "not replaced");
         *cache.spare.lock() = made_elsewhere(Responder::new(&server, "forked").unwrap());
         let _own = cache.responder(&server, "forked").unwrap();
         assert!(cache.spare.lock().is_none(), "a responder made elsewhere was kept");

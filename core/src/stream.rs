@@ -263,10 +263,16 @@ impl Stream {
         self.origin.forked()
     }
 
-    fn check_usable(&self) -> Result<()> {
+    /// Err in a child of `fork()` (see [`forked_away`](Stream::forked_away)).
+    fn check_this_process(&self) -> Result<()> {
         if self.forked_away() {
             return Err(platform::Origin::forked_error("stream"));
         }
+        Ok(())
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        self.check_this_process()?;
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::new(ErrorKind::Closed, "the stream was closed"));
         }
@@ -365,9 +371,7 @@ impl Stream {
     /// death), not for messages it leaves unread. The next `try_recv` wishes
     /// for messages again.
     pub fn pause_receiving(&self) -> Result<()> {
-        if self.forked_away() {
-            return Err(platform::Origin::forked_error("stream"));
-        }
+        self.check_this_process()?;
         self.rx_interest.clear();
         self.drain_wakeups()
     }

@@ -270,6 +270,14 @@ impl Publisher {
         self.shared.broadcast.check_len(len).map(drop)
     }
 
+    /// Err in a child of `fork()`, or once the topic is closed.
+    fn check_usable(&self) -> Result<()> {
+        if self.origin.forked() {
+            return Err(platform::Origin::forked_error("publisher"));
+        }
+        self.shared.check_open()
+    }
+
     /// The subscribers now.
     pub fn subscribers(&self) -> Vec<SubscriberInfo> {
         self.shared.state.lock().members.iter().map(|m| m.info.clone()).collect()
@@ -427,15 +435,6 @@ impl Publisher {
         if let Some(thread) = self.thread.lock().take() {
             let _ = thread.join();
         }
-    }
-}
-
-impl Publisher {
-    fn check_usable(&self) -> Result<()> {
-        if self.origin.forked() {
-            return Err(platform::Origin::forked_error("publisher"));
-        }
-        self.shared.check_open()
     }
 }
 

@@ -59,10 +59,8 @@ impl Stream {
     /// some (or dies): call again then. To stop waiting, call `close` (off the
     /// loop, since it waits for room up to 2 s).
     pub fn try_close(&self) -> Result<bool> {
-        if self.closed.load(Ordering::Acquire) || self.forked_away() {
-            return self.close().map(|()| true);
-        }
-        if self.failure.get().is_some() {
+        // (Closed already, a copy in a child of fork(), or failed: nothing to wait for.)
+        if self.closed.load(Ordering::Acquire) || self.forked_away() || self.failure.get().is_some() {
             return self.close().map(|()| true);
         }
         let Some(mut tx) = self.tx.try_lock() else {

@@ -26,8 +26,26 @@ struct Admission {
     id: u64,
     /// A duplicate of its socket, to end it if it must give way.
     socket: OwnedFd,
-    /// Set once its first record arrived (or was seen waiting in the socket).
+    /// Set by its thread once its first record arrived (or here, once one
+    /// was seen waiting in the socket).
     spoke: Arc<AtomicBool>,
+}
+
+impl Admission {
+    /// Whether the client sent its first record: its thread read one, or one
+    /// waits in the socket (the thread of a client that spoke may not have
+    /// run yet). Remembered once seen.
+    fn has_spoken(&self) -> bool {
+        if !self.spoke.load(Ordering::Acquire) && platform::has_unread_bytes(self.socket.as_fd()) {
+            self.spoke.store(true, Ordering::Release);
+        }
+        self.spoke.load(Ordering::Acquire)
+    }
+}
+
+/// Refuses a client whose handshake cannot go on now (REJECT 7, best effort).
+fn refuse_busy(socket: BorrowedFd<'_>, why: &str) {
+    let _ = control::send(socket, &control::encode_reject(RejectReason::ServerError, why), &[]);
 }
 
 impl Admissions {
@@ -37,16 +55,12 @@ impl Admissions {
     /// silent (or the socket cannot be duplicated).
     fn enter(&mut self, socket: &UnixStream) -> Option<(u64, Arc<AtomicBool>)> {
         if self.running.len() >= MAX_PENDING {
-            // Silent: its thread has not read a SUBSCRIBE, and none waits in its
-            // socket (the thread of a client that spoke may not have run yet).
-            let silent = self.running.iter().position(|a| {
-                let spoke = a.spoke.load(Ordering::Acquire) || platform::has_unread_bytes(a.socket.as_fd());
-                a.spoke.fetch_or(spoke, Ordering::AcqRel);
-                !spoke
-            })?;
+            let silent = self.running.iter().position(|a| !a.has_spoken())?;
             let ended = self.running.remove(silent)?;
-            let why = "the topic is busy and this client had not sent its SUBSCRIBE; try again";
-            let _ = control::send(ended.socket.as_fd(), &control::encode_reject(RejectReason::ServerError, why), &[]);
+            refuse_busy(
+                ended.socket.as_fd(),
+                "the topic is busy and this client had not sent its SUBSCRIBE; try again",
+            );
             platform::shutdown(ended.socket.as_fd());
         }
         let duplicate = socket.as_fd().try_clone_to_owned().ok()?;
@@ -203,8 +217,10 @@ fn accept_all(sh: &Arc<Shared>) {
                 None => continue,
             };
         let Some((id, spoke)) = sh.admissions.lock().enter(&socket) else {
-            let why = format!("topic '{}' is busy with {MAX_PENDING} subscribers joining; try again", sh.topic);
-            let _ = control::send(socket.as_fd(), &control::encode_reject(RejectReason::ServerError, &why), &[]);
+            refuse_busy(
+                socket.as_fd(),
+                &format!("topic '{}' is busy with {MAX_PENDING} subscribers joining; try again", sh.topic),
+            );
             continue;
         };
         let sh2 = Arc::clone(sh);
