@@ -100,8 +100,16 @@ pub struct Options {
     /// `max_connections` (and `max_connections_per_uid`) instead, the oldest
     /// giving way to a newcomer when full, and otherwise wait for the
     /// handshake timeout.
+    ///
+    /// A topic (`Publisher`) bounds all its subscriber handshakes in progress
+    /// by it, each on a thread of its own: when full, the oldest client that
+    /// has not sent its SUBSCRIBE gives way to the newcomer, and when all have
+    /// spoken the newcomer gets a REJECT (reason 7).
     pub max_pending_handshakes: usize,
-    /// Most handshakes past the client's HELLO at once for one uid.
+    /// Most handshakes past the client's HELLO at once for one uid (a topic:
+    /// most subscriber handshakes in progress for one uid). Below
+    /// `max_pending_handshakes`, it keeps clients of one uid that speak and
+    /// then stall from holding every place.
     pub max_pending_handshakes_per_uid: usize,
     /// Most bytes a server connection queues when its ring is full (see
     /// `Connection::send`); a send that would exceed it fails with WouldBlock

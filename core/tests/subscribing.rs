@@ -133,3 +133,37 @@ fn silent_connections_do_not_keep_subscribers_out() {
     let made = flood.join().unwrap();
     assert!(made > 32, "the flood made only {made} connections");
 }
+
+/// Clients that send their SUBSCRIBE and then stall hold at most
+/// `max_pending_handshakes_per_uid` places: one more of their uid is refused
+/// at once, with a REJECT that says why (not left to time out), and once one
+/// of them gives up, a subscriber of that uid gets in again.
+#[test]
+fn clients_that_stall_after_subscribing_hold_at_most_their_uids_places() {
+    init();
+    let name = unique_name("sg-stall");
+    let kp = Keypair::generate();
+    let bounds = Options::new().keypair(kp.clone()).max_pending_handshakes(8, 2).handshake_timeout(WAIT * 4);
+    let publisher = Publisher::bind(&name, &bounds).unwrap();
+    let options = Options::new().server_key(*kp.public()).handshake_timeout(WAIT);
+    let mut stalled: Vec<Subscribing> = (0..2).map(|_| Subscribing::start(&name, &options).unwrap()).collect();
+    let err = Subscribing::start(&name, &options).and_then(drive).expect_err("a third client of this uid");
+    assert_eq!(err.kind(), ErrorKind::ResourceExhausted, "{err}");
+    assert!(err.message().contains("already has 2 subscribers joining"), "{err}");
+    drop(stalled.pop());
+    // The publisher notices the departure on its own time: try until it has.
+    let until = Instant::now() + WAIT;
+    let subscriber = loop {
+        match Subscribing::start(&name, &options).and_then(drive) {
+            Ok(subscriber) => break subscriber,
+            Err(e) if Instant::now() < until && e.message().contains("subscribers joining") => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => panic!("a place was given up, yet: {e}"),
+        }
+    };
+    publisher.wait_for_subscribers(1, Some(WAIT)).unwrap();
+    publisher.publish(b"in").unwrap();
+    assert_eq!(subscriber.recv_timeout(Some(WAIT)).unwrap().data, b"in");
+    drop(stalled);
+}

@@ -496,7 +496,9 @@ pub unsafe extern "C" fn shmsock_connection_cipher(
 /// clients that have not sent their HELLO are bounded by the connection limits,
 /// the oldest giving way to a newcomer), the most bytes a connection queues
 /// (`max_queued_bytes`, default 1 MiB), and the number of dispatch threads
-/// (`dispatch_threads`, default 1).
+/// (`dispatch_threads`, default 1). A publisher bound with these options
+/// bounds its subscriber handshakes in progress by `max_pending` and
+/// `max_pending_per_uid`.
 /// Refused clients get a REJECT (reason 7). Never blocks.
 ///
 /// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_ARGUMENT (a zero limit, or

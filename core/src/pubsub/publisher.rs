@@ -37,8 +37,6 @@ mod admission;
 
 /// Poller token of the listening socket.
 const LISTENER_TOKEN: u64 = u64::MAX - 1;
-/// Most handshakes in progress at once (see `admission::Admissions`).
-const MAX_PENDING: usize = 32;
 
 /// A subscriber as the publisher sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,8 +107,8 @@ pub struct Publisher {
 impl Publisher {
     /// Binds topic `name` with the default [`TopicOptions`]. `options.keypair`
     /// is required (subscribers pin its public key); `allowed_clients`,
-    /// `allowed_uids`, `handshake_timeout`, `spin` and `require_chacha` apply as
-    /// for a listener.
+    /// `allowed_uids`, `handshake_timeout`, `max_pending_handshakes` (and per
+    /// uid), `spin` and `require_chacha` apply as for a listener.
     pub fn bind(name: &str, options: &Options) -> Result<Publisher> {
         Publisher::bind_with(name, options, &TopicOptions::default())
     }
@@ -177,7 +175,7 @@ impl Publisher {
             state: Mutex::new(state),
             changed: Condvar::new(),
             closed: AtomicBool::new(false),
-            admissions: Mutex::new(admission::Admissions::default()),
+            admissions: Mutex::new(admission::Admissions::new(options)),
         });
         let for_thread = Arc::clone(&shared);
         let thread = std::thread::Builder::new()

@@ -3,27 +3,36 @@
 //! short-lived thread of its own (so a silent client delays nobody), and notes
 //! a closed socket as a subscriber that left.
 //!
-//! Handshakes in progress are bounded ([`MAX_PENDING`]). When they are all
-//! taken, the oldest client that has not sent its SUBSCRIBE yet gives way to
-//! the newcomer (it gets a REJECT and its handshake ends), as a listener's
-//! silent clients do: connections that never speak, made again as fast as
-//! they end, cannot keep subscribers out. Only when every handshake in
-//! progress has spoken is the newcomer refused, with a REJECT saying so.
+//! Handshakes in progress are bounded, overall and per uid, by the options'
+//! `max_pending_handshakes` and `max_pending_handshakes_per_uid`. When a
+//! bound is reached, the oldest client (of that uid, for the uid's bound)
+//! that has not sent its SUBSCRIBE yet gives way to the newcomer (it gets a
+//! REJECT and its handshake ends), as a listener's silent clients do:
+//! connections that never speak, made again as fast as they end, cannot keep
+//! subscribers out. Only when every handshake in the way has spoken is the
+//! newcomer refused, with a REJECT saying so; with a per-uid bound below the
+//! overall one, clients of one uid that speak and then stall cannot keep
+//! another uid's subscribers out.
 
 use std::collections::VecDeque;
 
 use super::*;
 
-/// The subscriber handshakes in progress, oldest first.
-#[derive(Default)]
+/// The subscriber handshakes in progress, oldest first, and their bounds.
 pub(super) struct Admissions {
     next_id: u64,
     running: VecDeque<Admission>,
+    /// Most handshakes at once.
+    overall: usize,
+    /// Most handshakes at once of one uid.
+    per_uid: usize,
 }
 
 /// One handshake in progress, on its own thread.
 struct Admission {
     id: u64,
+    /// Who connected, per the kernel.
+    uid: u32,
     /// A duplicate of its socket, to end it if it must give way.
     socket: OwnedFd,
     /// Set by its thread once its first record arrived (or here, once one
@@ -43,31 +52,76 @@ impl Admission {
     }
 }
 
+/// Why a newcomer was refused: mostly the bound that every handshake in its
+/// way (all of them, or those of its uid) had reached, having spoken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Busy {
+    /// `max_pending_handshakes` clients are joining.
+    Overall(usize),
+    /// `max_pending_handshakes_per_uid` clients of this uid are joining.
+    Uid { uid: u32, limit: usize },
+    /// The publisher could not duplicate the socket (out of descriptors).
+    NoDescriptor,
+}
+
+impl Busy {
+    fn message(self, topic: &str) -> String {
+        match self {
+            Busy::Overall(n) => format!("topic '{topic}' is busy with {n} subscribers joining; try again"),
+            Busy::Uid { uid, limit } => {
+                format!("uid {uid} already has {limit} subscribers joining topic '{topic}'; try again")
+            }
+            Busy::NoDescriptor => format!("the publisher of topic '{topic}' is out of file descriptors; try again"),
+        }
+    }
+}
+
 /// Refuses a client whose handshake cannot go on now (REJECT 7, best effort).
 fn refuse_busy(socket: BorrowedFd<'_>, why: &str) {
     let _ = control::send(socket, &control::encode_reject(RejectReason::ServerError, why), &[]);
 }
 
 impl Admissions {
-    /// Room for one more handshake on `socket`: its id and the flag its
-    /// thread sets when the client speaks. When every place is taken, the
-    /// oldest silent handshake is ended (REJECT, shutdown); None when none is
-    /// silent (or the socket cannot be duplicated).
-    fn enter(&mut self, socket: &UnixStream) -> Option<(u64, Arc<AtomicBool>)> {
-        if self.running.len() >= MAX_PENDING {
-            let silent = self.running.iter().position(|a| !a.has_spoken())?;
-            let ended = self.running.remove(silent)?;
-            refuse_busy(
-                ended.socket.as_fd(),
-                "the topic is busy and this client had not sent its SUBSCRIBE; try again",
-            );
-            platform::shutdown(ended.socket.as_fd());
+    /// No handshakes yet, with the bounds `options` set.
+    pub(super) fn new(options: &Options) -> Admissions {
+        Admissions {
+            next_id: 0,
+            running: VecDeque::new(),
+            overall: options.max_pending_handshakes,
+            per_uid: options.max_pending_handshakes_per_uid,
         }
-        let duplicate = socket.as_fd().try_clone_to_owned().ok()?;
+    }
+
+    /// Room for one more handshake on `socket`, of `uid`: its id and the flag
+    /// its thread sets when the client speaks. When a bound is reached, the
+    /// oldest silent handshake within it is ended (REJECT, shutdown); the
+    /// bound is the error when none is silent.
+    fn enter(&mut self, socket: BorrowedFd<'_>, uid: u32) -> std::result::Result<(u64, Arc<AtomicBool>), Busy> {
+        let of_uid = self.running.iter().filter(|a| a.uid == uid).count();
+        let full = if of_uid >= self.per_uid {
+            Some(Busy::Uid { uid, limit: self.per_uid })
+        } else if self.running.len() >= self.overall {
+            Some(Busy::Overall(self.overall))
+        } else {
+            None
+        };
+        if let Some(busy) = full {
+            let within = |a: &Admission| matches!(busy, Busy::Overall(_)) || a.uid == uid;
+            let silent = self.running.iter().position(|a| within(a) && !a.has_spoken()).ok_or(busy)?;
+            if let Some(ended) = self.running.remove(silent) {
+                refuse_busy(
+                    ended.socket.as_fd(),
+                    "the topic is busy and this client had not sent its SUBSCRIBE; try again",
+                );
+                platform::shutdown(ended.socket.as_fd());
+            }
+        }
+        // Without a duplicate the handshake could not be made to give way.
+        let duplicate = socket.try_clone_to_owned().map_err(|_| Busy::NoDescriptor)?;
         let (id, spoke) = (self.next_id, Arc::new(AtomicBool::new(false)));
         self.next_id += 1;
-        self.running.push_back(Admission { id, socket: duplicate, spoke: Arc::clone(&spoke) });
-        Some((id, spoke))
+        self.running.push_back(Admission { id, uid, socket: duplicate, spoke: Arc::clone(&spoke) });
+        Ok((id, spoke))
     }
 
     /// Handshake `id` ended (or was ended).
@@ -216,12 +270,13 @@ fn accept_all(sh: &Arc<Shared>) {
                 Some(c) => c,
                 None => continue,
             };
-        let Some((id, spoke)) = sh.admissions.lock().enter(&socket) else {
-            refuse_busy(
-                socket.as_fd(),
-                &format!("topic '{}' is busy with {MAX_PENDING} subscribers joining; try again", sh.topic),
-            );
-            continue;
+        let entered = sh.admissions.lock().enter(socket.as_fd(), credentials.uid);
+        let (id, spoke) = match entered {
+            Ok(entered) => entered,
+            Err(busy) => {
+                refuse_busy(socket.as_fd(), &busy.message(&sh.topic));
+                continue;
+            }
         };
         let sh2 = Arc::clone(sh);
         let spawned = std::thread::Builder::new().name("shmsock-sub-handshake".into()).spawn(move || {
@@ -231,5 +286,79 @@ fn accept_all(sh: &Arc<Shared>) {
         if spawned.is_err() {
             sh.admissions.lock().leave(id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    /// A client's socket as the publisher holds it, and the client's end.
+    fn client(spoke: bool) -> (UnixStream, UnixStream) {
+        let (publisher_end, mut client_end) = UnixStream::pair().expect("socketpair");
+        if spoke {
+            client_end.write_all(b"SUBSCRIBE").expect("write");
+        }
+        (publisher_end, client_end)
+    }
+
+    fn admissions(overall: usize, per_uid: usize) -> Admissions {
+        Admissions::new(&Options::new().max_pending_handshakes(overall, per_uid))
+    }
+
+    /// True if the publisher ended this client: a REJECT came, then the end.
+    fn was_refused(mut client_end: UnixStream) -> bool {
+        client_end.set_nonblocking(true).expect("nonblocking");
+        let mut got = Vec::new();
+        client_end.read_to_end(&mut got).is_ok() && got.first() == Some(&control::REJECT)
+    }
+
+    #[test]
+    fn a_uid_at_its_bound_is_refused_while_another_uid_gets_in() {
+        let mut a = admissions(8, 2);
+        let clients: Vec<_> = (0..3).map(|_| client(true)).collect();
+        assert!(a.enter(clients[0].0.as_fd(), 1000).is_ok());
+        assert!(a.enter(clients[1].0.as_fd(), 1000).is_ok());
+        assert_eq!(a.enter(clients[2].0.as_fd(), 1000).err(), Some(Busy::Uid { uid: 1000, limit: 2 }));
+        let other = client(true);
+        assert!(a.enter(other.0.as_fd(), 1001).is_ok(), "another uid has room");
+        assert!(Busy::Uid { uid: 1000, limit: 2 }.message("t").contains("uid 1000 already has 2"));
+    }
+
+    #[test]
+    fn at_a_uid_bound_its_oldest_silent_client_gives_way_not_another_uids() {
+        let mut a = admissions(8, 2);
+        let (others_silent, others_end) = client(false);
+        a.enter(others_silent.as_fd(), 7).expect("room");
+        let (silent, silent_end) = client(false);
+        let (spoken, spoken_end) = client(true);
+        a.enter(silent.as_fd(), 1000).expect("room");
+        a.enter(spoken.as_fd(), 1000).expect("room");
+        let newcomer = client(true);
+        a.enter(newcomer.0.as_fd(), 1000).expect("the silent one gives way");
+        assert_eq!(a.running.len(), 3);
+        assert!(was_refused(silent_end), "the uid's silent client got a REJECT and the end");
+        assert!(!was_refused(spoken_end), "the client that spoke keeps its place");
+        assert!(!was_refused(others_end), "another uid's silent client keeps its place");
+    }
+
+    #[test]
+    fn when_all_places_are_taken_a_silent_client_of_any_uid_gives_way() {
+        let mut a = admissions(2, 2);
+        let (silent, silent_end) = client(false);
+        let spoken = client(true);
+        a.enter(silent.as_fd(), 1).expect("room");
+        a.enter(spoken.0.as_fd(), 2).expect("room");
+        let newcomer = client(true);
+        a.enter(newcomer.0.as_fd(), 3).expect("the silent one gives way");
+        assert!(was_refused(silent_end));
+        // Now everyone has spoken: the next newcomer is refused, and one leaving makes room.
+        let late = client(true);
+        assert_eq!(a.enter(late.0.as_fd(), 4).err(), Some(Busy::Overall(2)));
+        let first = a.running.front().map(|e| e.id).expect("two running");
+        a.leave(first);
+        assert!(a.enter(late.0.as_fd(), 4).is_ok());
     }
 }
