@@ -53,7 +53,13 @@ impl PyListener {
     /// Binds endpoint ``name`` with this server's ``keypair`` (which clients
     /// pin). ``allowed_clients``: only these public keys may connect (default:
     /// any). ``allowed_uids``: only these uids. ``backend``: ``"memfd"``
-    /// (default on Linux) or ``"named"``. The other options are as for
+    /// (default on Linux) or ``"named"``. ``max_pending_handshakes`` and
+    /// ``max_pending_handshakes_per_uid`` (64 each by default) bound the
+    /// handshakes past the client's HELLO at once (each holds new shared
+    /// memory until the client's READY; a client beyond them is refused);
+    /// ``max_connections`` (1024) and ``max_connections_per_uid`` bound the
+    /// accepted clients that have not sent their HELLO yet (the oldest gives
+    /// way to a newcomer). The other options are as for
     /// ``Stream.connect`` and apply to every accepted stream. Raises
     /// AddressInUse when a live process serves the name.
     #[staticmethod]

@@ -80,6 +80,12 @@ pub(crate) const KEYWORDS: &[(&str, &[Entry])] = &[
     ("backend", &[Listen, Server]),
     ("max_queued_bytes", &[Server]),
     ("max_reassembly_bytes", &[Listen, Server]),
+    // What a server holds for its clients at once.
+    ("max_connections", &[Listen, Server]),
+    ("max_connections_per_uid", &[Listen, Server]),
+    ("max_pending_handshakes", &[Listen, Server, Publish]),
+    ("max_pending_handshakes_per_uid", &[Listen, Server, Publish]),
+    ("dispatch_threads", &[Server]),
     // Connecting while no server listens yet.
     ("wait", &[Connect, Client, Subscribe]),
     // Topics.
@@ -304,5 +310,19 @@ pub(crate) fn server(keypair: &Bound<'_, PyAny>, given: &Given<'_>) -> PyResult<
             built.options = built.options.max_reassembly_bytes(bytes);
         }
     }
+    // Zero limits are the core's to refuse (Options::validate): a ValueError.
+    if takes(given.entry, "max_connections") {
+        if let Some(n) = given.int::<usize>("max_connections")? {
+            built.options = built.options.max_connections(n);
+        }
+        if let Some(n) = given.int::<usize>("max_connections_per_uid")? {
+            built.options = built.options.max_connections_per_uid(Some(n));
+        }
+    }
+    let (overall, per_uid) = (
+        given.int::<usize>("max_pending_handshakes")?.unwrap_or(built.options.max_pending_handshakes),
+        given.int::<usize>("max_pending_handshakes_per_uid")?.unwrap_or(built.options.max_pending_handshakes_per_uid),
+    );
+    built.options = built.options.max_pending_handshakes(overall, per_uid);
     Ok(built)
 }

@@ -106,10 +106,14 @@ impl PyPublisher {
     /// ``"latest"``: the ring overwrites and slow subscribers are told what they
     /// lost), ``rekey_interval`` (seconds between scheduled key rotations,
     /// default 600; None: only when a subscriber leaves), ``max_subscribers``
-    /// (default 256). ``allowed_clients``, ``allowed_uids``,
-    /// ``handshake_timeout``, ``spin`` and ``require_chacha`` are as for
-    /// ``Listener.bind``. Raises AddressInUse when a live process serves the
-    /// name.
+    /// (default 256). ``max_pending_handshakes`` and
+    /// ``max_pending_handshakes_per_uid`` (64 each by default) bound the
+    /// subscriber handshakes in progress: when one is reached, the oldest
+    /// client (of that uid) that has not sent its SUBSCRIBE gives way, else the
+    /// newcomer is refused (``ResourceExhausted``). ``allowed_clients``,
+    /// ``allowed_uids``, ``handshake_timeout``, ``spin`` and ``require_chacha``
+    /// are as for ``Listener.bind``. Raises AddressInUse when a live process
+    /// serves the name.
     #[staticmethod]
     #[pyo3(signature = (name, *, keypair, **options))]
     fn bind(

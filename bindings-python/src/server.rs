@@ -165,7 +165,12 @@ impl PyServer {
     /// Binds endpoint ``name`` and starts serving. Options are as for
     /// ``Listener.bind``; callbacks are described in the class documentation.
     /// ``max_queued_bytes`` bounds each connection's outbound queue (see
-    /// ``Connection.send``, which never waits).
+    /// ``Connection.send``, which never waits). ``max_connections`` (default
+    /// 1024) and ``max_connections_per_uid`` (default None: no bound of its
+    /// own) bound the connections kept at once: a client beyond them is
+    /// refused (its connect raises ``ResourceExhausted``, "the server is
+    /// full"). ``dispatch_threads`` (default 1, at most 256) spreads the
+    /// connections over that many threads.
     #[new]
     #[pyo3(signature = (name, *, keypair, on_connect=None, on_data=None, on_error=None, on_close=None, **options))]
     #[allow(clippy::too_many_arguments)]
@@ -183,6 +188,9 @@ impl PyServer {
         let mut built = options::server(keypair, &given)?;
         if let Some(bytes) = given.int::<usize>("max_queued_bytes")? {
             built.options = built.options.max_queued_bytes(bytes);
+        }
+        if let Some(threads) = given.int::<usize>("dispatch_threads")? {
+            built.options = built.options.dispatch_threads(threads);
         }
         let callbacks = Callbacks::new([
             (Slot::Connect, on_connect),

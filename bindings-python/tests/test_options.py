@@ -108,6 +108,12 @@ def test_option_values_are_checked(name: str, server_keypair: shmsock.Keypair) -
         bind(max_reassembly_bytes="64 MiB")
     with pytest.raises(OverflowError, match="argument 'max_reassembly_bytes'"):
         _calls(name, server_keypair)["Server()"](max_reassembly_bytes=-1)
+    with pytest.raises(TypeError, match="argument 'max_connections'"):
+        bind(max_connections="many")
+    with pytest.raises(OverflowError, match="argument 'max_pending_handshakes'"):
+        _calls(name, server_keypair)["Publisher.bind()"](max_pending_handshakes=-1)
+    with pytest.raises(TypeError, match="argument 'dispatch_threads'"):
+        _calls(name, server_keypair)["Server()"](dispatch_threads=1.5)
     with pytest.raises(ValueError, match="policy must be 'reliable' or 'latest'"):
         _calls(name, server_keypair)["Publisher.bind()"](policy="newest")
 

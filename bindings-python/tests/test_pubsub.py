@@ -130,6 +130,33 @@ def test_reliable_policy_drops_a_subscriber_that_never_reads(
             assert pub.epoch > 1  # the key changed when the slow one was dropped
 
 
+def test_subscribers_that_stall_hold_at_most_their_uids_handshake_places(
+    name: str, server_keypair: shmsock.Keypair
+) -> None:
+    """``max_pending_handshakes_per_uid`` reaches the topic: a client that sent
+    its SUBSCRIBE and goes no further holds the uid's one place, so the next
+    subscriber of the uid is refused at once; once it gives up, one gets in."""
+    key = server_keypair.public_key
+    with shmsock.Publisher.bind(name, keypair=server_keypair, max_pending_handshakes_per_uid=1) as publisher:
+        stalled = shmsock.Subscriber._subscribe_start(name, server_key=key)
+        with pytest.raises(shmsock.ResourceExhausted, match="at its limit of 1 subscribers joining"):
+            shmsock.Subscriber.connect(name, server_key=key)
+        stalled.close()
+        deadline = time.monotonic() + 5
+        while True:  # the publisher notices the departure on its own thread
+            try:
+                subscriber = shmsock.Subscriber.connect(name, server_key=key)
+                break
+            except shmsock.ResourceExhausted:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
+        with subscriber:
+            publisher.wait_for_subscribers(1, timeout=5)
+            publisher.publish(b"in")
+            assert subscriber.recv(timeout=5) == b"in"
+
+
 def test_wrong_publisher_key_is_refused(name: str, server_keypair: shmsock.Keypair) -> None:
     with shmsock.Publisher.bind(name, keypair=server_keypair):
         with pytest.raises(shmsock.ServerKeyMismatch):

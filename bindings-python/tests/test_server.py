@@ -135,6 +135,56 @@ def test_many_clients(name: str, server_keypair: shmsock.Keypair) -> None:
         assert len({id(c[1]) for c in closes}) == 8
 
 
+def test_a_client_beyond_max_connections_is_refused_until_one_leaves(
+    name: str, server_keypair: shmsock.Keypair
+) -> None:
+    rec = Recorder()
+    key = server_keypair.public_key
+    with start(name, server_keypair, rec, max_connections=2, max_connections_per_uid=2):
+        first, second = (shmsock.connect(name, server_key=key) for _ in range(2))
+        for s in (first, second):
+            s.send(b"in")
+            assert s.recv(timeout=5) == b"IN"
+        with pytest.raises(shmsock.ResourceExhausted, match="full"):
+            shmsock.connect(name, server_key=key)
+        first.close()
+        rec.next("close")
+        # The server counts the departure once its dispatch thread saw it:
+        # on_close above says it has.
+        with shmsock.connect(name, server_key=key) as third:
+            third.send(b"at last")
+            assert third.recv(timeout=5) == b"AT LAST"
+        second.close()
+
+
+def test_dispatch_threads_serve_every_client(name: str, server_keypair: shmsock.Keypair) -> None:
+    rec = Recorder()
+    with start(name, server_keypair, rec, dispatch_threads=2):
+        streams = [shmsock.connect(name, server_key=server_keypair.public_key) for _ in range(6)]
+        for i, s in enumerate(streams):
+            s.send(b"client %d" % i)
+        for i, s in enumerate(streams):
+            assert s.recv(timeout=5) == b"CLIENT %d" % i
+        for s in streams:
+            s.close()
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"max_connections": 0},
+        {"max_connections_per_uid": 0},
+        {"max_pending_handshakes": 0},
+        {"max_pending_handshakes_per_uid": 0},
+        {"dispatch_threads": 0},
+        {"dispatch_threads": 257},
+    ],
+)
+def test_impossible_limits_are_value_errors(name: str, server_keypair: shmsock.Keypair, limits: Any) -> None:
+    with pytest.raises(ValueError):
+        start(name, server_keypair, Recorder(), **limits)
+
+
 def test_exception_in_callback_goes_to_on_error(name: str, server_keypair: shmsock.Keypair) -> None:
     errors: queue.Queue[Tuple[Optional[shmsock.Connection], BaseException]] = queue.Queue()
 

@@ -149,7 +149,7 @@ fn clients_that_stall_after_subscribing_hold_at_most_their_uids_places() {
     let mut stalled: Vec<Subscribing> = (0..2).map(|_| Subscribing::start(&name, &options).unwrap()).collect();
     let err = Subscribing::start(&name, &options).and_then(drive).expect_err("a third client of this uid");
     assert_eq!(err.kind(), ErrorKind::ResourceExhausted, "{err}");
-    assert!(err.message().contains("already has 2 subscribers joining"), "{err}");
+    assert!(err.message().contains("at its limit of 2 subscribers joining"), "{err}");
     drop(stalled.pop());
     // The publisher notices the departure on its own time: try until it has.
     let until = Instant::now() + WAIT;

@@ -67,6 +67,20 @@ class _Reassembly(TypedDict, total=False):
     max_reassembly_bytes: Optional[int]
 
 
+class _Connections(TypedDict, total=False):
+    max_connections: Optional[int]
+    max_connections_per_uid: Optional[int]
+
+
+class _Pending(TypedDict, total=False):
+    max_pending_handshakes: Optional[int]
+    max_pending_handshakes_per_uid: Optional[int]
+
+
+class _Dispatch(TypedDict, total=False):
+    dispatch_threads: Optional[int]
+
+
 class _Wait(TypedDict, total=False):
     wait: Optional[float]
 
@@ -90,11 +104,15 @@ class ClientOptions(ConnectOptions, total=False):
     """``shmsock.Client(...)`` (the same keywords as ``connect``)."""
 
 
-class ListenOptions(_Access, _Handshake, _Receive, _Ring, _Send, _Backend, _Reassembly, total=False):
+class ListenOptions(
+    _Access, _Handshake, _Receive, _Ring, _Send, _Backend, _Reassembly, _Connections, _Pending, total=False
+):
     """``Listener.bind``, ``shmsock.bind``, ``aio.bind``."""
 
 
-class ServerOptions(_Access, _Handshake, _Receive, _Ring, _Backend, _Queue, _Reassembly, total=False):
+class ServerOptions(
+    _Access, _Handshake, _Receive, _Ring, _Backend, _Queue, _Reassembly, _Connections, _Pending, _Dispatch, total=False
+):
     """``shmsock.Server(...)``."""
 
 
@@ -102,5 +120,5 @@ class SubscribeOptions(_Identity, _Handshake, _Receive, _Wait, total=False):
     """``Subscriber.connect``, ``shmsock.subscribe``, ``aio.subscribe``."""
 
 
-class PublishOptions(_Access, _Handshake, _Size, _Topic, total=False):
+class PublishOptions(_Access, _Handshake, _Size, _Topic, _Pending, total=False):
     """``Publisher.bind``, ``aio.Publisher.bind``."""

@@ -69,7 +69,7 @@ impl Busy {
         match self {
             Busy::Overall(n) => format!("topic '{topic}' is busy with {n} subscribers joining; try again"),
             Busy::Uid { uid, limit } => {
-                format!("uid {uid} already has {limit} subscribers joining topic '{topic}'; try again")
+                format!("uid {uid} is at its limit of {limit} subscribers joining topic '{topic}' at once; try again")
             }
             Busy::NoDescriptor => format!("the publisher of topic '{topic}' is out of file descriptors; try again"),
         }
@@ -324,7 +324,7 @@ mod tests {
         assert_eq!(a.enter(clients[2].0.as_fd(), 1000).err(), Some(Busy::Uid { uid: 1000, limit: 2 }));
         let other = client(true);
         assert!(a.enter(other.0.as_fd(), 1001).is_ok(), "another uid has room");
-        assert!(Busy::Uid { uid: 1000, limit: 2 }.message("t").contains("uid 1000 already has 2"));
+        assert!(Busy::Uid { uid: 1000, limit: 2 }.message("t").contains("uid 1000 is at its limit of 2"));
     }
 
     #[test]
