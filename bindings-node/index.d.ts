@@ -74,6 +74,44 @@ export interface ListenerOptions extends StreamOptions {
   allowedUids?: number[]
   /** How the server creates each connection's shared memory: `memfd` (Linux default) or `named`. */
   backend?: 'memfd' | 'named'
+  /**
+   * Most handshakes past the client's HELLO at once (default 64): each holds
+   * a new shared-memory segment until the client's READY, and a HELLO beyond
+   * them is refused (the client's connect fails with
+   * `SHMSOCK_RESOURCE_EXHAUSTED`). Clients that have not sent their HELLO
+   * are not counted. An integer
+   * of at least 1; 0 or less throws `SHMSOCK_INVALID_ARGUMENT`.
+   */
+  maxPendingHandshakes?: number
+  /**
+   * The same bound for the clients of one uid (default 64). Below
+   * `maxPendingHandshakes`, clients of one uid that speak and then stall
+   * cannot hold every place. At least 1.
+   */
+  maxPendingHandshakesPerUid?: number
+}
+
+/** Options of `createServer` / `new Server`: those of a listener, and a bound on connections. */
+export interface ServerOptions extends ListenerOptions {
+  /**
+   * Most connections at once (default `Infinity`), as `net.Server`'s: a
+   * client that completes its handshake while the server has this many is
+   * closed at once (its `recv` rejects with `SHMSOCK_PEER_CLOSED`) and the
+   * server emits 'drop'. A non-negative integer or `Infinity`.
+   */
+  maxConnections?: number
+}
+
+/** What a Server's 'drop' event says about the client it closed. */
+export interface DropInfo {
+  /** The client's public key (32 bytes), proven by the handshake. */
+  peerPublicKey: Buffer
+  /** The client's public key as text. */
+  peerPublicKeyText: string
+  /** The fingerprint of the client's public key. */
+  peerFingerprint: string
+  /** The client process's pid, uid and gid. */
+  peerCredentials: PeerCredentials
 }
 
 /** Options of one receive or accept. */
@@ -332,11 +370,13 @@ export declare class Connection extends EventEmitter {
  * - 'data' (conn, data): a message arrived;
  * - 'error' (error, conn | null): a connection failed, a client was refused
  *   (conn null), or a handler threw (the exception itself);
- * - 'close' (conn, reason | null): a connection ended (null: a clean close).
+ * - 'close' (conn, reason | null): a connection ended (null: a clean close);
+ * - 'drop' (info): a client completed its handshake while the server had
+ *   `maxConnections` connections, and was closed at once (no 'connection').
  * An open Server keeps the process alive until `close()`.
  */
 export declare class Server extends EventEmitter {
-  constructor(options: ListenerOptions, connectionListener?: (connection: Connection) => void)
+  constructor(options: ServerOptions, connectionListener?: (connection: Connection) => void)
   /** Binds endpoint `name` and starts accepting; throws `SHMSOCK_ADDRESS_IN_USE`, ... */
   listen(name: string, callback?: () => void): this
   /** Stops accepting and closes every connection (each gets 'close'). Idempotent. */
@@ -351,18 +391,28 @@ export declare class Server extends EventEmitter {
   readonly publicKey: Buffer | null
   readonly publicKeyText: string | null
   readonly listening: boolean
+  /**
+   * Most connections at once (default `Infinity`; `options.maxConnections`),
+   * as `net.Server`'s; writable at any time. A client that completes its
+   * handshake while `connections.size` is at least this is closed at once and
+   * 'drop' is emitted. Lowering it closes no connection.
+   * @throws TypeError when not a non-negative integer or `Infinity`.
+   */
+  maxConnections: number
 
   on(event: 'listening', listener: () => void): this
   on(event: 'connection', listener: (connection: Connection) => void): this
   on(event: 'data', listener: (connection: Connection, data: Buffer) => void): this
   on(event: 'error', listener: (error: Error, connection: Connection | null) => void): this
   on(event: 'close', listener: (connection: Connection, reason: ShmsockError | null) => void): this
+  on(event: 'drop', listener: (info: DropInfo) => void): this
   on(event: string | symbol, listener: (...args: any[]) => void): this
   once(event: 'listening', listener: () => void): this
   once(event: 'connection', listener: (connection: Connection) => void): this
   once(event: 'data', listener: (connection: Connection, data: Buffer) => void): this
   once(event: 'error', listener: (error: Error, connection: Connection | null) => void): this
   once(event: 'close', listener: (connection: Connection, reason: ShmsockError | null) => void): this
+  once(event: 'drop', listener: (info: DropInfo) => void): this
   once(event: string | symbol, listener: (...args: any[]) => void): this
 }
 
@@ -427,6 +477,20 @@ export interface PublisherOptions {
   handshakeTimeout?: number
   /** Use ChaCha20-Poly1305 even where AEGIS-128L is available. */
   requireChacha?: boolean
+  /**
+   * Most subscriber handshakes in progress at once (default 64). When all
+   * places are taken, the oldest client that has not sent its SUBSCRIBE gives
+   * way to the newcomer; when all have, the newcomer is refused (its
+   * subscribe fails with `SHMSOCK_RESOURCE_EXHAUSTED`). An integer of at least 1; 0 or less throws
+   * `SHMSOCK_INVALID_ARGUMENT`.
+   */
+  maxPendingHandshakes?: number
+  /**
+   * The same bound for the clients of one uid (default 64). Below
+   * `maxPendingHandshakes`, one uid's clients that stall cannot hold every
+   * place. At least 1.
+   */
+  maxPendingHandshakesPerUid?: number
 }
 
 /** Options of `Subscriber.connect` / `subscribe`. */
@@ -565,7 +629,7 @@ export declare function connect(name: string, options?: ConnectOptions): Promise
 /** Binds a Listener (same as `Listener.bind`). */
 export declare function listen(name: string, options: ListenerOptions): Listener
 /** Creates a Server (like `net.createServer`); call `listen(name)` on it. */
-export declare function createServer(options: ListenerOptions, connectionListener?: (connection: Connection) => void): Server
+export declare function createServer(options: ServerOptions, connectionListener?: (connection: Connection) => void): Server
 /** Connects a Client (same as `Client.connect`). */
 export declare function connectClient(name: string, options?: ConnectOptions): Promise<Client>
 /** Binds a topic (same as `Publisher.bind`). */

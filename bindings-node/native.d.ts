@@ -263,6 +263,13 @@ export interface NativeOptions {
   maxQueuedBytes?: number
   /** Limit on the bytes of large messages a listener's connections gather at once. */
   maxReassemblyBytes?: number
+  /**
+   * Most handshakes past the client's HELLO at once (a listener), or
+   * subscriber handshakes in progress (a topic); at least 1.
+   */
+  maxPendingHandshakes?: number
+  /** The same bound for the clients of one uid; at least 1. */
+  maxPendingHandshakesPerUid?: number
   /** Limit on a send waiting for ring space. */
   sendTimeout?: number
   /** Default limit on `recv`. */

@@ -4,7 +4,7 @@
 // every class shares (the token only this package passes to constructors,
 // Symbol.asyncDispose / Symbol.dispose).
 
-const { typeError, describe } = require('./errors.js')
+const { codes, makeError, typeError, describe } = require('./errors.js')
 
 /** The token this package's modules pass to constructors users must not call. */
 const kInternal = Symbol('shmsock.internal')
@@ -41,6 +41,26 @@ function optionalNumber(options, name, integer) {
     throw typeError(`options.${name} must be ${integer ? 'an integer' : 'a number'}; received ${describe(v)}`)
   }
   if (v < 0) throw new RangeError(`options.${name} must be >= 0, not ${v}`)
+  return v
+}
+
+/** The largest count a native option holds (a u32). */
+const MAX_COUNT = 0xffffffff
+
+/**
+ * A count that must be at least 1 (a bound such as `maxPendingHandshakes`):
+ * not an integer is a TypeError; below 1 or beyond 2^32 - 1, SHMSOCK_INVALID_ARGUMENT.
+ * @param {Record<string, any>} options
+ * @param {string} name
+ * @returns {number | undefined}
+ */
+function optionalPositiveCount(options, name) {
+  const v = options[name]
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'number' || !Number.isInteger(v)) {
+    throw typeError(`options.${name} must be a positive integer; received ${describe(v)}`)
+  }
+  if (v < 1 || v > MAX_COUNT) throw makeError(codes.INVALID_ARGUMENT, `options.${name} must be between 1 and ${MAX_COUNT}, not ${v}`)
   return v
 }
 
@@ -114,6 +134,7 @@ module.exports = {
   dispose,
   toBuffer,
   optionalNumber,
+  optionalPositiveCount,
   optionalTimeout,
   checkOptions,
   checkName,

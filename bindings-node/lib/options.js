@@ -3,7 +3,7 @@
 // checked and turned into the native module's options objects.
 
 const { typeError, describe } = require('./errors.js')
-const { optionalNumber, optionalTimeout, checkOptions } = require('./args.js')
+const { optionalNumber, optionalPositiveCount, optionalTimeout, checkOptions } = require('./args.js')
 const { Keypair, toKey } = require('./keypair.js')
 
 /**
@@ -40,6 +40,11 @@ function nativeOptions(options, what) {
   if (maxQueuedBytes !== undefined) n.maxQueuedBytes = maxQueuedBytes
   const maxReassemblyBytes = optionalNumber(o, 'maxReassemblyBytes', true)
   if (maxReassemblyBytes !== undefined) n.maxReassemblyBytes = maxReassemblyBytes
+  // Listeners, servers and topics; the core keeps its default (64) for the one not given.
+  for (const name of /** @type {const} */ (['maxPendingHandshakes', 'maxPendingHandshakesPerUid'])) {
+    const v = optionalPositiveCount(o, name)
+    if (v !== undefined) n[name] = v
+  }
   for (const t of /** @type {const} */ (['sendTimeout', 'recvTimeout', 'handshakeTimeout'])) {
     const v = optionalTimeout(o, t)
     if (v !== undefined) n[t] = v

@@ -36,8 +36,9 @@ class Publisher {
    * subscribers pin) is required. Topic options: `slots`, `maxMessageSize`,
    * `policy` ('reliable' | 'latest'), `reliableTimeout` (ms), `rekeyInterval`
    * (ms; `false` or `Infinity`: only on departures), `maxSubscribers`; and
-   * `allowedClients`, `allowedUids`, `handshakeTimeout`, `requireChacha` as
-   * for a listener.
+   * `allowedClients`, `allowedUids`, `handshakeTimeout`, `requireChacha`,
+   * `maxPendingHandshakes`, `maxPendingHandshakesPerUid` as for a listener
+   * (here they bound the subscriber handshakes in progress).
    * @param {string} name
    * @param {object} options
    */

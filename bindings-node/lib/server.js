@@ -7,7 +7,7 @@
 const native = require('./native.js')
 const { codes, makeError, typeError, describe, fromNative, callNative } = require('./errors.js')
 const { ReportingEmitter, reportTo } = require('./events.js')
-const { kInternal, asyncDispose, checkName } = require('./args.js')
+const { kInternal, asyncDispose, checkName, checkOptions } = require('./args.js')
 const { nativeOptions } = require('./options.js')
 const { flows, servers, retain, release } = require('./dispatch.js')
 const { Stream } = require('./stream.js')
@@ -107,8 +107,26 @@ class Connection extends ReportingEmitter {
 }
 
 /**
+ * A limit on a Server's connections, checked: a non-negative integer or
+ * Infinity (null and undefined: Infinity, the default).
+ * @param {unknown} v
+ * @param {string} what
+ * @returns {number}
+ */
+function checkMaxConnections(v, what) {
+  if (v === undefined || v === null) return Infinity
+  if (typeof v !== 'number' || Number.isNaN(v) || (Number.isFinite(v) && !Number.isInteger(v))) {
+    throw typeError(`${what} must be a non-negative integer or Infinity; received ${describe(v)}`)
+  }
+  if (v < 0) throw makeError(codes.INVALID_ARGUMENT, `${what} must be >= 0, not ${v}`)
+  return v
+}
+
+/**
  * An event-driven server: 'connection' (conn), 'data' (conn, data),
- * 'error' (err, conn | null), 'close' (conn, reason | null), 'listening'.
+ * 'error' (err, conn | null), 'close' (conn, reason | null), 'listening',
+ * 'drop' ({ peerPublicKey, peerPublicKeyText, peerFingerprint,
+ * peerCredentials }: a client closed at once, `maxConnections` being reached).
  * An open Server keeps the process alive until `close()`.
  */
 class Server extends ReportingEmitter {
@@ -124,6 +142,7 @@ class Server extends ReportingEmitter {
     }
     this._options = nativeOptions(options, 'options')
     if (!this._options[0]) throw typeError("a Server needs options.keypair: the server's Keypair, whose public key clients pin")
+    this._maxConnections = checkMaxConnections(checkOptions(options, 'options').maxConnections, 'options.maxConnections')
     /** The connected clients. @type {Set<Connection>} */
     this.connections = new Set()
     /** @type {import('../native').NativeListener | null} */
@@ -174,6 +193,19 @@ class Server extends ReportingEmitter {
     return !!this._listener && !this._listener.closed
   }
 
+  /**
+   * Most connections at once (default Infinity), as `net.Server`'s: a client
+   * that completes its handshake while the server has this many is closed at
+   * once and 'drop' is emitted. Lowering it closes no connection.
+   * @returns {number}
+   */
+  get maxConnections() {
+    return this._maxConnections
+  }
+  set maxConnections(n) {
+    this._maxConnections = checkMaxConnections(n, 'maxConnections')
+  }
+
   /** `await using server = createServer(...)` closes it at the end of the block. */
   [asyncDispose]() {
     return this.close()
@@ -215,6 +247,10 @@ class Server extends ReportingEmitter {
   /** @param {import('../native').NativeStream} nativeStream */
   _onConnection(nativeStream) {
     const stream = new Stream(nativeStream, kInternal)
+    if (this.connections.size >= this._maxConnections) {
+      this._drop(stream)
+      return
+    }
     const conn = new Connection(this, stream, this._nextId++)
     this.connections.add(conn)
     flows.set(nativeStream.id, conn)
@@ -224,6 +260,22 @@ class Server extends ReportingEmitter {
     } catch (err) {
       conn._onEnd(fromNative(err))
     }
+  }
+
+  /**
+   * Closes a client's stream beyond `maxConnections` (the client sees the end
+   * of the connection) and emits 'drop', as `net.Server` does.
+   * @param {Stream} stream
+   */
+  _drop(stream) {
+    const info = {
+      peerPublicKey: stream.peerPublicKey,
+      peerPublicKeyText: stream.peerPublicKeyText,
+      peerFingerprint: stream.peerFingerprint,
+      peerCredentials: stream.peerCredentials,
+    }
+    stream.close().catch(() => {})
+    this._emitSafe('drop', info)
   }
 }
 

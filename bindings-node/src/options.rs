@@ -27,6 +27,11 @@ pub struct NativeOptions {
     pub max_queued_bytes: Option<u32>,
     /// Limit on the bytes of large messages a listener's connections gather at once.
     pub max_reassembly_bytes: Option<u32>,
+    /// Most handshakes past the client's HELLO at once (a listener), or
+    /// subscriber handshakes in progress (a topic); at least 1.
+    pub max_pending_handshakes: Option<u32>,
+    /// The same bound for the clients of one uid; at least 1.
+    pub max_pending_handshakes_per_uid: Option<u32>,
     /// Limit on a send waiting for ring space.
     pub send_timeout: Option<f64>,
     /// Default limit on `recv`.
@@ -83,6 +88,12 @@ pub(crate) fn to_core(
     }
     if let Some(bytes) = opts.max_reassembly_bytes {
         o = o.max_reassembly_bytes(bytes as usize);
+    }
+    if opts.max_pending_handshakes.is_some() || opts.max_pending_handshakes_per_uid.is_some() {
+        // The one not given keeps the core's default; zero is refused by `validate`.
+        let overall = opts.max_pending_handshakes.map_or(o.max_pending_handshakes, |n| n as usize);
+        let per_uid = opts.max_pending_handshakes_per_uid.map_or(o.max_pending_handshakes_per_uid, |n| n as usize);
+        o = o.max_pending_handshakes(overall, per_uid);
     }
     if let Some(ms) = opts.send_timeout {
         o = o.send_timeout(Some(millis(ms, "sendTimeout")?));

@@ -1,5 +1,6 @@
 // Listener: accept with timeouts, async iteration, closing.
 import assert from 'node:assert/strict'
+import { createRequire } from 'node:module'
 import { test } from 'node:test'
 
 import { rejectsWith, shm, uniqueName, within } from './helpers.mjs'
@@ -108,5 +109,66 @@ test('large messages beyond maxReassemblyBytes wait in their rings, and every on
   } finally {
     for (const s of [...clients, ...servers]) s.close()
     listener.close()
+  }
+})
+
+test('maxPendingHandshakes(PerUid): wrong types are TypeErrors, 0 or less SHMSOCK_INVALID_ARGUMENT; listeners and servers with them serve clients', T, async () => {
+  const keypair = Keypair.generate()
+  const isTypeError = (e) => e instanceof TypeError && e.code === 'ERR_INVALID_ARG_TYPE'
+  const isInvalid = (e) => e.code === codes.INVALID_ARGUMENT
+  for (const option of ['maxPendingHandshakes', 'maxPendingHandshakesPerUid']) {
+    for (const bad of ['8', 1.5, NaN, Infinity, true, {}, [4]]) {
+      assert.throws(() => Listener.bind(uniqueName('mph'), { keypair, [option]: bad }), isTypeError, `${option}: ${String(bad)}`)
+      assert.throws(() => shm.createServer({ keypair, [option]: bad }), isTypeError)
+      assert.throws(() => shm.listen(uniqueName('mph'), { keypair, [option]: bad }), isTypeError)
+    }
+    for (const bad of [0, -1, 2 ** 32]) {
+      assert.throws(() => Listener.bind(uniqueName('mph'), { keypair, [option]: bad }), isInvalid, `${option}: ${bad}`)
+      assert.throws(() => shm.createServer({ keypair, [option]: bad }), isInvalid)
+    }
+  }
+  // The native layer refuses 0 too (the core's Options::validate), with the code.
+  const native = createRequire(import.meta.url)('../lib/native.js')
+  for (const opts of [{ maxPendingHandshakes: 0 }, { maxPendingHandshakesPerUid: 0 }]) {
+    assert.throws(() => native.NativeListener.bind(uniqueName('mph'), keypair._n, opts), isInvalid)
+  }
+
+  // One handshake at a time still serves clients one after another.
+  for (const options of [{ maxPendingHandshakes: 1 }, { maxPendingHandshakesPerUid: 1 }, { maxPendingHandshakes: 1, maxPendingHandshakesPerUid: 1 }]) {
+    const name = uniqueName('mph')
+    const listener = Listener.bind(name, { keypair, ...options })
+    try {
+      for (let i = 0; i < 3; i++) {
+        const [c, s] = await within(
+          Promise.all([Stream.connect(name, { serverKey: keypair.publicKey }), listener.accept({ timeout: 10000 })]),
+          10000,
+          `client ${i + 1}`
+        )
+        await c.send(`hello ${i}`)
+        assert.equal(String(await s.recv({ timeout: 10000 })), `hello ${i}`)
+        await Promise.all([c.close(), s.close()])
+      }
+    } finally {
+      listener.close()
+    }
+  }
+  const name = uniqueName('mphsrv')
+  const server = shm.createServer({ keypair, maxPendingHandshakes: 1, maxPendingHandshakesPerUid: 1 })
+  server.on('data', (conn, data) => conn.send(data))
+  server.listen(name)
+  try {
+    // One after another (clients connecting at once may find the one place
+    // taken: SHMSOCK_RESOURCE_EXHAUSTED); all stay connected.
+    const clients = []
+    for (let i = 0; i < 3; i++) {
+      const c = await within(Stream.connect(name, { serverKey: keypair.publicKey }), 10000, `client ${i + 1} of the server`)
+      clients.push(c)
+      await c.send(`echo ${i}`)
+      assert.equal(String(await c.recv({ timeout: 10000 })), `echo ${i}`)
+    }
+    assert.equal(server.connections.size, 3)
+    await Promise.all(clients.map((c) => c.close()))
+  } finally {
+    await server.close()
   }
 })

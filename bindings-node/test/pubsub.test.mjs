@@ -404,6 +404,34 @@ test('bad arguments get TypeError or a code', T, async () => {
   }
 })
 
+test('maxPendingHandshakes(PerUid) of a topic: wrong types are TypeErrors, 0 or less SHMSOCK_INVALID_ARGUMENT; a topic with them serves subscribers', T, async () => {
+  const keypair = Keypair.generate()
+  for (const option of ['maxPendingHandshakes', 'maxPendingHandshakesPerUid']) {
+    for (const bad of ['8', 1.5, NaN, true, {}]) {
+      assert.throws(() => Publisher.bind(uniqueName('tmph'), { keypair, [option]: bad }), (e) => e instanceof TypeError && e.code === 'ERR_INVALID_ARG_TYPE')
+      assert.throws(() => shm.publish(uniqueName('tmph'), { keypair, [option]: bad }), { code: 'ERR_INVALID_ARG_TYPE' })
+    }
+    for (const bad of [0, -3]) {
+      assert.throws(() => Publisher.bind(uniqueName('tmph'), { keypair, [option]: bad }), { code: codes.INVALID_ARGUMENT })
+    }
+  }
+  for (const options of [{ maxPendingHandshakes: 1 }, { maxPendingHandshakesPerUid: 1 }, { maxPendingHandshakes: 2, maxPendingHandshakesPerUid: 1 }]) {
+    const name = uniqueName('tmph')
+    const topic = Publisher.bind(name, { keypair, ...options })
+    const subs = []
+    try {
+      // One after another: each subscribe's handshake ends before the next begins.
+      for (let i = 0; i < 3; i++) subs.push(await within(Subscriber.connect(name, { serverKey: keypair.publicKey }), 10000, `subscriber ${i + 1}`))
+      await within(topic.waitForSubscribers(3, { timeout: 10000 }), 15000, 'three subscribers')
+      await topic.publish('to all')
+      for (const sub of subs) assert.equal(String(await sub.recv({ timeout: 10000 })), 'to all')
+    } finally {
+      for (const sub of subs) sub.close()
+      topic.close()
+    }
+  }
+})
+
 test('a closed subscriber does not keep the process alive', T, async () => {
   const keypair = Keypair.generate()
   const name = uniqueName('exit')

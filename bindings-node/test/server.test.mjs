@@ -318,3 +318,94 @@ test('handlers on both sides in two processes: quick replies and slow ones, none
   const { code, stderr } = await child
   assert.equal(code, 0, stderr)
 })
+
+test('maxConnections: a client beyond it is closed at once and emits drop; a freed place is taken again; setting it after listen takes effect', T, async () => {
+  const keypair = Keypair.generate()
+  const name = uniqueName('maxconn')
+  assert.equal(createServer({ keypair }).maxConnections, Infinity)
+  const server = createServer({ keypair, maxConnections: 2 })
+  assert.equal(server.maxConnections, 2)
+  const drops = collect(server, 'drop')
+  const connections = collect(server, 'connection')
+  const errors = collect(server, 'error')
+  server.on('data', (conn, data) => conn.send(data))
+  server.listen(name)
+  const opts = { serverKey: keypair.publicKey }
+  const connect = (what) => within(shm.Stream.connect(name, opts), 10000, `connect ${what}`)
+  const echo = async (stream, text) => {
+    await stream.send(text)
+    return String(await within(stream.recv(), 10000, `echo of ${text}`))
+  }
+  const open = []
+  try {
+    const a = await connect('a')
+    const b = await connect('b')
+    open.push(a, b)
+    assert.equal(await echo(a, 'a'), 'a')
+    assert.equal(await echo(b, 'b'), 'b')
+    assert.equal(server.connections.size, 2)
+
+    // The third completes its connect, then finds the connection ended.
+    const c = await connect('c')
+    open.push(c)
+    await rejectsWith(within(c.recv(), 10000, 'recv of c'), codes.PEER_CLOSED)
+    assert.equal(drops.length, 1)
+    const [info] = drops[0]
+    assert.ok(info.peerPublicKey.equals(c.localPublicKey))
+    assert.equal(info.peerPublicKeyText, shm.publicKeyText(c.localPublicKey))
+    assert.equal(info.peerFingerprint, shm.fingerprint(c.localPublicKey))
+    assert.equal(info.peerCredentials.pid, process.pid)
+    assert.equal(connections.length, 2)
+    assert.equal(server.connections.size, 2)
+
+    // Once a closes, a new client gets a Connection (its place frees when the
+    // server sees the close: until then newcomers are dropped).
+    await a.close()
+    let d = null
+    for (let attempt = 1; d === null; attempt++) {
+      assert.ok(attempt <= 200, 'no place came free after a client closed')
+      const s = await connect('d')
+      open.push(s)
+      try {
+        assert.equal(await echo(s, 'd'), 'd')
+        d = s
+      } catch (err) {
+        if (err.code !== codes.PEER_CLOSED) throw err
+        await sleep(10)
+      }
+    }
+    assert.equal(connections.length, 3)
+    assert.equal(server.connections.size, 2)
+    const dropped = drops.length
+
+    // Raised after listen: one more fits.
+    server.maxConnections = 3
+    const e = await connect('e')
+    open.push(e)
+    assert.equal(await echo(e, 'e'), 'e')
+    assert.equal(server.connections.size, 3)
+    // Lowered below the connections there are: none is closed, newcomers are dropped.
+    server.maxConnections = 1
+    const f = await connect('f')
+    open.push(f)
+    await rejectsWith(within(f.recv(), 10000, 'recv of f'), codes.PEER_CLOSED)
+    assert.equal(drops.length, dropped + 1)
+    for (const [s, text] of [[b, 'b2'], [d, 'd2'], [e, 'e2']]) assert.equal(await echo(s, text), text)
+    assert.equal(connections.length, 4)
+    assert.deepEqual(errors, [])
+
+    // Checked as net.Server's: a non-negative integer or Infinity.
+    server.maxConnections = Infinity
+    server.maxConnections = 0
+    for (const bad of ['2', 1.5, NaN, true, {}]) {
+      assert.throws(() => (server.maxConnections = bad), (err) => err instanceof TypeError && err.code === 'ERR_INVALID_ARG_TYPE')
+      assert.throws(() => createServer({ keypair, maxConnections: bad }), (err) => err instanceof TypeError && err.code === 'ERR_INVALID_ARG_TYPE')
+    }
+    assert.throws(() => (server.maxConnections = -1), (err) => err.code === codes.INVALID_ARGUMENT)
+    assert.throws(() => createServer({ keypair, maxConnections: -1 }), (err) => err.code === codes.INVALID_ARGUMENT)
+    assert.equal(server.maxConnections, 0)
+  } finally {
+    await Promise.all(open.map((s) => s.close()))
+    await server.close()
+  }
+})
