@@ -132,6 +132,11 @@ mod ffi {
         fn set_backend(self: &mut OptionsBox, backend: u8) -> Result<()>;
         fn set_require_chacha(self: &mut OptionsBox, require: bool) -> Result<()>;
         fn set_max_reassembly_bytes(self: &mut OptionsBox, bytes: usize) -> Result<()>;
+        fn set_max_connections(self: &mut OptionsBox, n: usize) -> Result<()>;
+        fn set_max_connections_per_uid(self: &mut OptionsBox, n: usize) -> Result<()>;
+        fn set_max_pending_handshakes(self: &mut OptionsBox, overall: usize, per_uid: usize) -> Result<()>;
+        fn set_max_queued_bytes(self: &mut OptionsBox, bytes: usize) -> Result<()>;
+        fn set_dispatch_threads(self: &mut OptionsBox, n: usize) -> Result<()>;
         fn validate(self: &OptionsBox) -> Result<()>;
 
         // ------------------------------------------------------------ stream

@@ -147,6 +147,36 @@ Options& Options::max_reassembly_bytes(std::size_t bytes) {
     return *this;
 }
 
+Options& Options::max_connections(std::size_t n) {
+    auto& o = get_mut();
+    call([&] { o.set_max_connections(n); });
+    return *this;
+}
+
+Options& Options::max_connections_per_uid(std::size_t n) {
+    auto& o = get_mut();
+    call([&] { o.set_max_connections_per_uid(n); });
+    return *this;
+}
+
+Options& Options::max_pending_handshakes(std::size_t overall, std::size_t per_uid) {
+    auto& o = get_mut();
+    call([&] { o.set_max_pending_handshakes(overall, per_uid); });
+    return *this;
+}
+
+Options& Options::max_queued_bytes(std::size_t bytes) {
+    auto& o = get_mut();
+    call([&] { o.set_max_queued_bytes(bytes); });
+    return *this;
+}
+
+Options& Options::dispatch_threads(std::size_t n) {
+    auto& o = get_mut();
+    call([&] { o.set_dispatch_threads(n); });
+    return *this;
+}
+
 void Options::validate() const {
     const auto& o = get();
     call([&] { o.validate(); });

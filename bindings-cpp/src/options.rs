@@ -16,6 +16,15 @@ fn limit(ns: i64) -> shmsock::Result<Option<std::time::Duration>> {
     }
 }
 
+/// Checks one server limit with the core's own rules and messages: the
+/// defaults with only this change must pass `Options::validate`, so a bad value
+/// is refused by its setter (the options then stay as they were) without
+/// blaming it for another field's bad value, and the bounds (1..=256 dispatch
+/// threads, ...) live in the core alone. `validate` checks them again.
+fn check_limit(change: impl FnOnce(Options) -> Options) -> shmsock::Result<()> {
+    change(Options::default()).validate()
+}
+
 fn positive(ns: i64, what: &str) -> shmsock::Result<std::time::Duration> {
     limit(ns)?.ok_or_else(|| Error::new(ErrorKind::InvalidArgument, format!("the {what} cannot be 'forever'")))
 }
@@ -152,8 +161,91 @@ impl OptionsBox {
             Ok(())
         })
     }
+    /// Servers (and `Listener::accept`): the most connections at once (at least 1).
+    pub fn set_max_connections(&mut self, n: usize) -> BridgeResult<()> {
+        guard(|| {
+            check_limit(|o| o.max_connections(n))?;
+            self.0.max_connections = n;
+            Ok(())
+        })
+    }
+    /// Servers: the most connections at once per peer uid (0: no limit of its own).
+    pub fn set_max_connections_per_uid(&mut self, n: usize) -> BridgeResult<()> {
+        guard(|| {
+            let n = (n > 0).then_some(n);
+            check_limit(|o| o.max_connections_per_uid(n))?;
+            self.0.max_connections_per_uid = n;
+            Ok(())
+        })
+    }
+    /// Servers, listeners and publishers: the most handshakes in progress,
+    /// overall and per uid (each at least 1).
+    pub fn set_max_pending_handshakes(&mut self, overall: usize, per_uid: usize) -> BridgeResult<()> {
+        guard(|| {
+            check_limit(|o| o.max_pending_handshakes(overall, per_uid))?;
+            self.0.max_pending_handshakes = overall;
+            self.0.max_pending_handshakes_per_uid = per_uid;
+            Ok(())
+        })
+    }
+    /// Servers: the most bytes a connection queues when its ring is full.
+    pub fn set_max_queued_bytes(&mut self, bytes: usize) -> BridgeResult<()> {
+        guard(|| {
+            check_limit(|o| o.max_queued_bytes(bytes))?;
+            self.0.max_queued_bytes = bytes;
+            Ok(())
+        })
+    }
+    /// Servers: the number of dispatch threads (1 to 256).
+    pub fn set_dispatch_threads(&mut self, n: usize) -> BridgeResult<()> {
+        guard(|| {
+            check_limit(|o| o.dispatch_threads(n))?;
+            self.0.dispatch_threads = n;
+            Ok(())
+        })
+    }
     /// Checks the values that do not depend on the side.
     pub fn validate(&self) -> BridgeResult<()> {
         guard(|| self.0.validate())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::errors::last_error_code;
+
+    #[test]
+    fn server_limits_are_checked_by_their_setters() {
+        let mut o = OptionsBox::default();
+        o.set_max_connections(2).unwrap();
+        o.set_max_connections_per_uid(1).unwrap();
+        o.set_max_pending_handshakes(3, 2).unwrap();
+        o.set_max_queued_bytes(8192).unwrap();
+        o.set_dispatch_threads(256).unwrap();
+        o.validate().unwrap();
+        assert_eq!(o.0.max_connections, 2);
+        assert_eq!(o.0.max_connections_per_uid, Some(1));
+        assert_eq!((o.0.max_pending_handshakes, o.0.max_pending_handshakes_per_uid), (3, 2));
+        assert_eq!(o.0.max_queued_bytes, 8192);
+        assert_eq!(o.0.dispatch_threads, 256);
+        o.set_max_connections_per_uid(0).unwrap();
+        assert_eq!(o.0.max_connections_per_uid, None, "0: no limit of its own");
+
+        assert!(o.set_max_connections(0).is_err());
+        assert!(o.set_max_pending_handshakes(0, 1).is_err());
+        assert!(o.set_max_pending_handshakes(1, 0).is_err());
+        assert!(o.set_dispatch_threads(0).is_err());
+        assert!(o.set_dispatch_threads(257).is_err());
+        assert_eq!(last_error_code(), ErrorKind::InvalidArgument.code());
+        // A refused value leaves the options as they were.
+        assert_eq!(o.0.max_connections, 2);
+        assert_eq!((o.0.max_pending_handshakes, o.0.max_pending_handshakes_per_uid), (3, 2));
+        assert_eq!(o.0.dispatch_threads, 256);
+        o.validate().unwrap();
+        // Another field's bad value does not make a good limit fail.
+        o.set_ring_size(3000).unwrap();
+        o.set_max_connections(5).unwrap();
+        assert!(o.validate().is_err());
     }
 }

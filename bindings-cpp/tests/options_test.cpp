@@ -41,6 +41,32 @@ TEST(Options, BadValuesAreInvalidArgument) {
     EXPECT_SHMSOCK_ERROR(ErrorCode::InvalidArgument, ring.validate());
 }
 
+// The server limits refuse what cannot work at their setter, with the core's
+// message, and leave the options as they were.
+TEST(Options, ServerLimitsRefuseBadValuesAtTheirSetter) {
+    Options o;
+    o.max_connections(1).max_connections_per_uid(0).max_pending_handshakes(1, 1).max_queued_bytes(0)
+        .dispatch_threads(256);
+    EXPECT_NO_THROW(o.validate());
+    auto e = EXPECT_SHMSOCK_ERROR(ErrorCode::InvalidArgument, o.max_connections(0));
+    EXPECT_NE(std::string(e.what()).find("max_connections"), std::string::npos) << e.what();
+    EXPECT_SHMSOCK_ERROR(ErrorCode::InvalidArgument, o.max_pending_handshakes(0, 1));
+    EXPECT_SHMSOCK_ERROR(ErrorCode::InvalidArgument, o.max_pending_handshakes(1, 0));
+    e = EXPECT_SHMSOCK_ERROR(ErrorCode::InvalidArgument, o.dispatch_threads(0));
+    EXPECT_NE(std::string(e.what()).find("dispatch_threads"), std::string::npos) << e.what();
+    EXPECT_SHMSOCK_ERROR(ErrorCode::InvalidArgument, o.dispatch_threads(257));
+    EXPECT_NO_THROW(o.validate()) << "a refused value changed nothing";
+    // A server started with what is left uses the last good values.
+    auto kp = Keypair::generate();
+    auto name = support::unique_name("limits-left");
+    auto server = shmsock::Server::start(name, o.keypair(kp), {});
+    Options copts;
+    copts.server_key(kp.public_key());
+    auto first = shmsock::Stream::connect(name, copts);
+    ASSERT_TRUE(support::eventually([&] { return server.connections().size() == 1; }));
+    EXPECT_SHMSOCK_ERROR(ErrorCode::ResourceExhausted, shmsock::Stream::connect(name, copts));
+}
+
 TEST(Options, RingSizeAndMaxMessageSizeTakeEffect) {
     auto pair = support::connect_pair([](Options& o) { o.ring_size(1 << 16).max_message_size(4096); },
                                       [](Options& o) { o.max_message_size(8192); });

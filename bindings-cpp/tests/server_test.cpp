@@ -321,3 +321,156 @@ TEST(Server, ConnectionReportsTheCipherAndLocalKeyOfItsStream) {
     EXPECT_SHMSOCK_ERROR(ErrorCode::Closed, Connection().cipher());
     EXPECT_SHMSOCK_ERROR(ErrorCode::Closed, Connection().local_public_key());
 }
+
+namespace {
+
+// Connects to `name` pinning `key`, retrying (a bounded number of times) while
+// the server refuses with ResourceExhausted: it notices a close asynchronously.
+Stream connect_when_room(const std::string& name, const shmsock::PublicKey& key) {
+    Options opts;
+    opts.server_key(key);
+    for (int attempt = 0;; ++attempt) {
+        try {
+            return Stream::connect(name, opts);
+        } catch (const Error& e) {
+            if (e.code() != ErrorCode::ResourceExhausted || attempt >= 500) throw;
+        }
+        std::this_thread::sleep_for(10ms);
+    }
+}
+
+void round_trip(Stream& client, const std::string& text) {
+    client.send(text);
+    EXPECT_EQ(text_of(client.recv(5s)), text);
+}
+
+}  // namespace
+
+// Past max_connections a client's connect throws ResourceExhausted, saying the
+// server is full; once a client leaves, another gets in.
+TEST(Server, MaxConnectionsRefusesTheClientPastTheLimit) {
+    auto kp = Keypair::generate();
+    auto name = support::unique_name("max-conn");
+    Events events;
+    auto server = Server::start(name, support::server_options(kp).max_connections(2), recording_echo(events));
+    Options opts;
+    opts.server_key(kp.public_key());
+    auto a = Stream::connect(name, opts);
+    auto b = Stream::connect(name, opts);
+    round_trip(a, "a");
+    round_trip(b, "b");
+    auto e = EXPECT_SHMSOCK_ERROR(ErrorCode::ResourceExhausted, Stream::connect(name, opts));
+    EXPECT_NE(std::string(e.what()).find("full"), std::string::npos) << e.what();
+    EXPECT_EQ(server.connections().size(), 2u);
+    // The two connected clients are still served.
+    round_trip(a, "a again");
+    a.close();
+    auto c = connect_when_room(name, kp.public_key());
+    round_trip(c, "c");
+    round_trip(b, "b again");
+    EXPECT_EQ(server.connections().size(), 2u);
+}
+
+// max_connections_per_uid(1): a second client of this process's uid is refused
+// while the first is connected, though the server has room.
+TEST(Server, MaxConnectionsPerUidRefusesASecondClientOfOneUid) {
+    auto kp = Keypair::generate();
+    auto name = support::unique_name("per-uid");
+    Events events;
+    auto server = Server::start(name, support::server_options(kp).max_connections_per_uid(1), recording_echo(events));
+    Options opts;
+    opts.server_key(kp.public_key());
+    auto first = Stream::connect(name, opts);
+    round_trip(first, "first");
+    auto e = EXPECT_SHMSOCK_ERROR(ErrorCode::ResourceExhausted, Stream::connect(name, opts));
+    EXPECT_NE(std::string(e.what()).find("uid"), std::string::npos) << e.what();
+    round_trip(first, "still served");
+    first.close();
+    auto second = connect_when_room(name, kp.public_key());
+    round_trip(second, "second");
+}
+
+// A client that never reads: with a 4 KiB ring and max_queued_bytes(8192),
+// Connection::send soon throws WouldBlock and queues nothing (the default
+// 1 MiB queue would take hundreds of these messages); every accepted message
+// then arrives in order once the client reads, and sending works again.
+TEST(Server, MaxQueuedBytesBoundsTheQueueOfAClientThatNeverReads) {
+    auto kp = Keypair::generate();
+    auto name = support::unique_name("queued");
+    std::mutex mutex;
+    std::optional<Connection> held;
+    Server::Handlers h;
+    h.on_connect = [&](Connection& c) {
+        std::lock_guard<std::mutex> lock(mutex);
+        held = c;
+    };
+    auto server = Server::start(name, support::server_options(kp).ring_size(4096).max_queued_bytes(8192), std::move(h));
+    Options opts;
+    opts.server_key(kp.public_key());
+    auto client = Stream::connect(name, opts);
+    ASSERT_TRUE(support::eventually([&] {
+        std::lock_guard<std::mutex> lock(mutex);
+        return held.has_value();
+    }));
+    Connection connection = [&] {
+        std::lock_guard<std::mutex> lock(mutex);
+        return *held;
+    }();
+    EXPECT_EQ(client.ring_size(), 4096u);
+    std::size_t accepted = 0;
+    std::optional<Error> refused;
+    for (std::size_t i = 0; i < 10000 && !refused; ++i) {
+        auto message = support::pattern(1024, static_cast<unsigned>(i));
+        try {
+            connection.send(message);
+            ++accepted;
+        } catch (const Error& e) {
+            refused = e;
+        }
+    }
+    ASSERT_TRUE(refused.has_value()) << accepted << " messages were all accepted";
+    EXPECT_EQ(refused->code(), ErrorCode::WouldBlock) << refused->what();
+    EXPECT_NE(std::string(refused->what()).find("queue"), std::string::npos) << refused->what();
+    EXPECT_GE(accepted, 8u) << "the queue holds 8 KiB besides the ring";
+    EXPECT_LT(accepted, 32u) << "a 4 KiB ring and an 8 KiB queue cannot hold 32 KiB";
+    EXPECT_SHMSOCK_ERROR(ErrorCode::WouldBlock, connection.send(support::pattern(1024)));
+    for (std::size_t i = 0; i < accepted; ++i) {
+        EXPECT_TRUE(client.recv(5s) == support::pattern(1024, static_cast<unsigned>(i))) << "message " << i;
+    }
+    // The queue drained: the connection takes messages again.
+    ASSERT_TRUE(support::eventually([&] {
+        try {
+            connection.send(std::string_view("after"));
+            return true;
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), ErrorCode::WouldBlock) << e.what();
+            return false;
+        }
+    }));
+    EXPECT_EQ(text_of(client.recv(5s)), "after");
+    EXPECT_FALSE(connection.is_closed());
+}
+
+// dispatch_threads(2): several clients at once are served, and their
+// connections are spread over two dispatch threads.
+TEST(Server, TwoDispatchThreadsServeSeveralClients) {
+    auto kp = Keypair::generate();
+    auto name = support::unique_name("dispatch");
+    std::mutex mutex;
+    std::set<std::thread::id> threads;
+    Server::Handlers h;
+    h.on_data = [&](Connection& c, ByteView data) {
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            threads.insert(std::this_thread::get_id());
+        }
+        c.send(data);
+    };
+    auto server = Server::start(name, support::server_options(kp).dispatch_threads(2), std::move(h));
+    std::vector<std::future<std::string>> clients;
+    for (unsigned i = 0; i < 6; ++i) clients.push_back(support::echo_client(name, kp.public_key(), i, 20));
+    for (auto& client : clients) EXPECT_EQ(client.get(), "ok");
+    std::lock_guard<std::mutex> lock(mutex);
+    EXPECT_EQ(threads.size(), 2u) << "six connections on two dispatch threads";
+    EXPECT_EQ(threads.count(std::this_thread::get_id()), 0u);
+}

@@ -1327,7 +1327,8 @@ shmsock_result shmsock_connection_cipher(const struct shmsock_connection *connec
 // `max_pending_per_uid`.
 // Refused clients get a REJECT (reason 7). Never blocks.
 //
-// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_ARGUMENT (a zero limit, or
+// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_ARGUMENT (a zero connection
+// or handshake limit (max_queued_bytes 0 queues one message at a time), or
 // dispatch_threads outside 1..=256); the options are then unchanged.
 shmsock_result shmsock_options_set_server_limits(struct shmsock_options *options,
                                                  size_t max_connections,

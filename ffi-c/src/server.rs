@@ -501,7 +501,8 @@ pub unsafe extern "C" fn shmsock_connection_cipher(
 /// `max_pending_per_uid`.
 /// Refused clients get a REJECT (reason 7). Never blocks.
 ///
-/// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_ARGUMENT (a zero limit, or
+/// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_ARGUMENT (a zero connection
+/// or handshake limit (max_queued_bytes 0 queues one message at a time), or
 /// dispatch_threads outside 1..=256); the options are then unchanged.
 #[no_mangle]
 pub unsafe extern "C" fn shmsock_options_set_server_limits(

@@ -81,6 +81,42 @@ public:
     /// (no frame for 3 s, or slower than 1 MiB/s) is ended: its receive
     /// throws ResourceExhausted.
     Options& max_reassembly_bytes(std::size_t bytes);
+    /// Servers: the most connections a Server keeps at once (default 1024);
+    /// further clients get a REJECT (reason 7) and their connect throws
+    /// ResourceExhausted ("the server is full"). With the ring size it bounds
+    /// the shared memory a server commits (about 2 × ring_size × n). It also
+    /// bounds the accepted clients that have not sent their HELLO yet (servers
+    /// and Listener::accept): when full, the oldest gives way to a newcomer.
+    /// Throws InvalidArgument for 0 (the options are then unchanged).
+    Options& max_connections(std::size_t n);
+    /// Servers: the most connections a Server keeps at once for one peer uid
+    /// (default 0: no limit of its own, only max_connections). A client of a
+    /// uid at its limit is refused as when the server is full (REJECT 7,
+    /// ResourceExhausted); it bounds that uid's clients yet to send their
+    /// HELLO too.
+    Options& max_connections_per_uid(std::size_t n);
+    /// Servers, listeners and publishers: the most handshakes in progress at
+    /// once, overall and for one peer uid (default 64 and 64). For a Server and
+    /// Listener::accept these are the handshakes past the client's HELLO, each
+    /// holding a new segment until the client's READY; a HELLO beyond them gets
+    /// a REJECT (reason 7: ResourceExhausted). A Publisher bounds all its
+    /// subscriber handshakes in progress by them: when full, the oldest client
+    /// that has not sent its SUBSCRIBE gives way, else the newcomer gets the
+    /// REJECT. A per-uid bound below the overall one keeps one uid's stalled
+    /// clients from holding every place. Throws InvalidArgument when either is
+    /// 0 (the options are then unchanged).
+    Options& max_pending_handshakes(std::size_t overall, std::size_t per_uid);
+    /// Servers: the most bytes a Connection queues while its ring is full
+    /// (default 1 MiB). A Connection::send beyond it throws WouldBlock and
+    /// queues nothing; a single message larger than this is still queued when
+    /// the queue is empty. Once a send was refused, the server reads no more of
+    /// that client's messages until it has taken every queued reply.
+    Options& max_queued_bytes(std::size_t bytes);
+    /// Servers: the number of dispatch threads (default 1, at most 256);
+    /// connections are spread over them, so callbacks of connections on
+    /// different threads may run at once. Throws InvalidArgument outside 1 to
+    /// 256 (the options are then unchanged).
+    Options& dispatch_threads(std::size_t n);
     /// Checks the values that do not depend on the side (throws InvalidArgument).
     void validate() const;
 

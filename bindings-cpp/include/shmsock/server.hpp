@@ -1,5 +1,6 @@
 // shmsock event-driven servers: Server (many clients served from one dispatch
-// thread, through callbacks) and Connection (one of its clients).
+// thread, or Options::dispatch_threads of them, through callbacks) and
+// Connection (one of its clients).
 // Included by <shmsock.hpp>; compiles on its own.
 #ifndef SHMSOCK_SERVER_HPP
 #define SHMSOCK_SERVER_HPP
@@ -40,7 +41,7 @@ public:
     /// A number unique within the server.
     std::uint64_t id() const;
     /// Sends without ever blocking: into the ring if it fits now, else into the
-    /// connection's bounded outbound queue (Options max_queued_bytes), which
+    /// connection's bounded outbound queue (Options::max_queued_bytes), which
     /// the dispatch thread sends in order. A full queue throws WouldBlock and
     /// queues nothing (drop, retry later or close: the same policy in every
     /// language). Safe from callbacks.
@@ -82,7 +83,11 @@ private:
 
 /// An event-driven server: many clients served from one dispatch thread.
 /// Callbacks run on that thread, one at a time (on_close also on the thread
-/// that calls close()). A callback that throws is reported to on_error with
+/// that calls close()). With Options::dispatch_threads(n), connections are
+/// spread over n threads, and callbacks of connections on different threads
+/// may run at once. Options::max_connections, max_connections_per_uid,
+/// max_pending_handshakes and max_queued_bytes bound what clients can make it
+/// hold. A callback that throws is reported to on_error with
 /// code Io, and serving goes on; an exception thrown by on_error is dropped.
 class Server {
 public:
