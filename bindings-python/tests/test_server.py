@@ -121,9 +121,10 @@ def test_connection_cipher_equals_the_client_stream_cipher(
         assert conn.closed and conn.cipher == client_cipher
 
 
-def test_many_clients(name: str, server_keypair: shmsock.Keypair) -> None:
+@pytest.mark.parametrize("dispatch_threads", [1, 2])
+def test_many_clients(name: str, server_keypair: shmsock.Keypair, dispatch_threads: int) -> None:
     rec = Recorder()
-    with start(name, server_keypair, rec):
+    with start(name, server_keypair, rec, dispatch_threads=dispatch_threads):
         streams = [shmsock.connect(name, server_key=server_keypair.public_key) for _ in range(8)]
         for i, s in enumerate(streams):
             s.send(b"client %d" % i)
@@ -155,18 +156,6 @@ def test_a_client_beyond_max_connections_is_refused_until_one_leaves(
             third.send(b"at last")
             assert third.recv(timeout=5) == b"AT LAST"
         second.close()
-
-
-def test_dispatch_threads_serve_every_client(name: str, server_keypair: shmsock.Keypair) -> None:
-    rec = Recorder()
-    with start(name, server_keypair, rec, dispatch_threads=2):
-        streams = [shmsock.connect(name, server_key=server_keypair.public_key) for _ in range(6)]
-        for i, s in enumerate(streams):
-            s.send(b"client %d" % i)
-        for i, s in enumerate(streams):
-            assert s.recv(timeout=5) == b"CLIENT %d" % i
-        for s in streams:
-            s.close()
 
 
 @pytest.mark.parametrize(
