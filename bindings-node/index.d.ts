@@ -95,9 +95,11 @@ export interface ListenerOptions extends StreamOptions {
 export interface ServerOptions extends ListenerOptions {
   /**
    * Most connections at once (default `Infinity`), as `net.Server`'s: a
-   * client that completes its handshake while the server has this many is
-   * closed at once (its `recv` rejects with `SHMSOCK_PEER_CLOSED`) and the
-   * server emits 'drop'. A non-negative integer or `Infinity`.
+   * client beyond it is refused at its handshake (its connect rejects with
+   * `SHMSOCK_RESOURCE_EXHAUSTED`); one whose handshake completed beside others
+   * while the last place was taken is closed at once (its `recv` rejects with
+   * `SHMSOCK_PEER_CLOSED`) and the server emits 'drop'. A non-negative
+   * integer or `Infinity`.
    */
   maxConnections?: number
 }
@@ -371,8 +373,9 @@ export declare class Connection extends EventEmitter {
  * - 'error' (error, conn | null): a connection failed, a client was refused
  *   (conn null), or a handler threw (the exception itself);
  * - 'close' (conn, reason | null): a connection ended (null: a clean close);
- * - 'drop' (info): a client completed its handshake while the server had
- *   `maxConnections` connections, and was closed at once (no 'connection').
+ * - 'drop' (info): a client completed its handshake beside others while the
+ *   last place under `maxConnections` was taken, and was closed at once (no
+ *   'connection'; clients beyond it are refused at their handshake instead).
  * An open Server keeps the process alive until `close()`.
  */
 export declare class Server extends EventEmitter {
@@ -393,9 +396,10 @@ export declare class Server extends EventEmitter {
   readonly listening: boolean
   /**
    * Most connections at once (default `Infinity`; `options.maxConnections`),
-   * as `net.Server`'s; writable at any time. A client that completes its
-   * handshake while `connections.size` is at least this is closed at once and
-   * 'drop' is emitted. Lowering it closes no connection.
+   * as `net.Server`'s; writable at any time. A client beyond it is refused at
+   * its handshake (`SHMSOCK_RESOURCE_EXHAUSTED`, reported on 'error'); one
+   * that completed its handshake beside others while the last place was taken
+   * is closed at once and 'drop' is emitted. Lowering it closes no connection.
    * @throws TypeError when not a non-negative integer or `Infinity`.
    */
   maxConnections: number

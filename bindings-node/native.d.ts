@@ -53,6 +53,13 @@ export declare class NativeListener {
   /** Accepts every client from now on, as CONNECTION / REJECTED events (Server). */
   serve(): void
   /**
+   * How many accepted streams stay open at once (the core's
+   * `Listener::set_max_connections`; `u32::MAX`: in effect no bound):
+   * a client beyond it gets a REJECT at its handshake. 0 is
+   * SHMSOCK_INVALID_ARGUMENT; a closed listener ignores it.
+   */
+  setMaxConnections(max: number): void
+  /**
    * Closes the listener: removes the endpoint, fails pending accepts with
    * SHMSOCK_CLOSED. Streams already accepted stay connected. Idempotent.
    */

@@ -126,7 +126,9 @@ function checkMaxConnections(v, what) {
  * An event-driven server: 'connection' (conn), 'data' (conn, data),
  * 'error' (err, conn | null), 'close' (conn, reason | null), 'listening',
  * 'drop' ({ peerPublicKey, peerPublicKeyText, peerFingerprint,
- * peerCredentials }: a client closed at once, `maxConnections` being reached).
+ * peerCredentials }: a client closed right after its handshake, which
+ * completed beside others while the last place under `maxConnections` was
+ * taken; the others beyond it are refused at their handshake).
  * An open Server keeps the process alive until `close()`.
  */
 class Server extends ReportingEmitter {
@@ -172,6 +174,7 @@ class Server extends ReportingEmitter {
     openListeners.add(this._ref)
     servers.set(listener.id, this)
     retain()
+    this._applyMaxConnections()
     callNative(() => listener.serve())
     if (callback) this.once('listening', callback)
     process.nextTick(() => this._emitSafe('listening'))
@@ -195,8 +198,11 @@ class Server extends ReportingEmitter {
 
   /**
    * Most connections at once (default Infinity), as `net.Server`'s: a client
-   * that completes its handshake while the server has this many is closed at
-   * once and 'drop' is emitted. Lowering it closes no connection.
+   * beyond it is refused at its handshake (its connect rejects with
+   * SHMSOCK_RESOURCE_EXHAUSTED, "the server is full", and the server reports
+   * it as for any refused client). One whose handshake completed beside others
+   * while the last place was taken is closed at once and 'drop' is emitted.
+   * Lowering it closes no connection.
    * @returns {number}
    */
   get maxConnections() {
@@ -204,6 +210,17 @@ class Server extends ReportingEmitter {
   }
   set maxConnections(n) {
     this._maxConnections = checkMaxConnections(n, 'maxConnections')
+    this._applyMaxConnections()
+  }
+
+  /** Gives `maxConnections` to the native listener, which refuses clients beyond it. */
+  _applyMaxConnections() {
+    const listener = this._listener
+    if (!listener || listener.closed) return
+    // The native bound is at least 1 (0 leaves every client to `_onConnection`)
+    // and at most 2^32 - 1 (in effect none: Infinity).
+    const bound = Math.max(1, Math.min(this._maxConnections, 0xffffffff))
+    callNative(() => listener.setMaxConnections(bound))
   }
 
   /** `await using server = createServer(...)` closes it at the end of the block. */

@@ -322,6 +322,18 @@ impl NativeListener {
         Ok(())
     }
 
+    /// How many accepted streams stay open at once (the core's
+    /// `Listener::set_max_connections`; `u32::MAX`: in effect no bound):
+    /// a client beyond it gets a REJECT at its handshake. 0 is
+    /// SHMSOCK_INVALID_ARGUMENT; a closed listener ignores it.
+    #[napi]
+    pub fn set_max_connections(&self, max: u32) -> napi::Result<(), Code> {
+        match self.inner.listener() {
+            Some(listener) => listener.set_max_connections(max as usize, None).map_err(to_js),
+            None => Ok(()),
+        }
+    }
+
     /// Closes the listener: removes the endpoint, fails pending accepts with
     /// SHMSOCK_CLOSED. Streams already accepted stay connected. Idempotent.
     #[napi]

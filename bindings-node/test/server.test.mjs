@@ -319,7 +319,7 @@ test('handlers on both sides in two processes: quick replies and slow ones, none
   assert.equal(code, 0, stderr)
 })
 
-test('maxConnections: a client beyond it is closed at once and emits drop; a freed place is taken again; setting it after listen takes effect', T, async () => {
+test('maxConnections: a client beyond it is refused at its handshake; a freed place is taken again; setting it after listen takes effect', T, async () => {
   const keypair = Keypair.generate()
   const name = uniqueName('maxconn')
   assert.equal(createServer({ keypair }).maxConnections, Infinity)
@@ -332,6 +332,10 @@ test('maxConnections: a client beyond it is closed at once and emits drop; a fre
   server.listen(name)
   const opts = { serverKey: keypair.publicKey }
   const connect = (what) => within(shm.Stream.connect(name, opts), 10000, `connect ${what}`)
+  const refused = async (what) => {
+    const err = await rejectsWith(connect(what), codes.RESOURCE_EXHAUSTED)
+    assert.match(err.message, /the server is full/)
+  }
   const echo = async (stream, text) => {
     await stream.send(text)
     return String(await within(stream.recv(), 10000, `echo of ${text}`))
@@ -345,38 +349,28 @@ test('maxConnections: a client beyond it is closed at once and emits drop; a fre
     assert.equal(await echo(b, 'b'), 'b')
     assert.equal(server.connections.size, 2)
 
-    // The third completes its connect, then finds the connection ended.
-    const c = await connect('c')
-    open.push(c)
-    await rejectsWith(within(c.recv(), 10000, 'recv of c'), codes.PEER_CLOSED)
-    assert.equal(drops.length, 1)
-    const [info] = drops[0]
-    assert.ok(info.peerPublicKey.equals(c.localPublicKey))
-    assert.equal(info.peerPublicKeyText, shm.publicKeyText(c.localPublicKey))
-    assert.equal(info.peerFingerprint, shm.fingerprint(c.localPublicKey))
-    assert.equal(info.peerCredentials.pid, process.pid)
+    // The third is refused at its handshake, saying why.
+    await refused('c')
     assert.equal(connections.length, 2)
     assert.equal(server.connections.size, 2)
 
     // Once a closes, a new client gets a Connection (its place frees when the
-    // server sees the close: until then newcomers are dropped).
+    // server has closed its end: until then newcomers are refused).
     await a.close()
     let d = null
     for (let attempt = 1; d === null; attempt++) {
       assert.ok(attempt <= 200, 'no place came free after a client closed')
-      const s = await connect('d')
-      open.push(s)
       try {
-        assert.equal(await echo(s, 'd'), 'd')
-        d = s
+        d = await connect('d')
       } catch (err) {
-        if (err.code !== codes.PEER_CLOSED) throw err
+        if (/** @type {any} */ (err).code !== codes.RESOURCE_EXHAUSTED) throw err
         await sleep(10)
       }
     }
+    open.push(d)
+    assert.equal(await echo(d, 'd'), 'd')
     assert.equal(connections.length, 3)
     assert.equal(server.connections.size, 2)
-    const dropped = drops.length
 
     // Raised after listen: one more fits.
     server.maxConnections = 3
@@ -384,15 +378,14 @@ test('maxConnections: a client beyond it is closed at once and emits drop; a fre
     open.push(e)
     assert.equal(await echo(e, 'e'), 'e')
     assert.equal(server.connections.size, 3)
-    // Lowered below the connections there are: none is closed, newcomers are dropped.
+    // Lowered below the connections there are: none is closed, newcomers are refused.
     server.maxConnections = 1
-    const f = await connect('f')
-    open.push(f)
-    await rejectsWith(within(f.recv(), 10000, 'recv of f'), codes.PEER_CLOSED)
-    assert.equal(drops.length, dropped + 1)
+    await refused('f')
     for (const [s, text] of [[b, 'b2'], [d, 'd2'], [e, 'e2']]) assert.equal(await echo(s, text), text)
     assert.equal(connections.length, 4)
-    assert.deepEqual(errors, [])
+    assert.deepEqual(drops, [])
+    // Each refused client was reported, as any refused client is.
+    assert.ok(errors.length >= 2 && errors.every(([err]) => err.code === codes.RESOURCE_EXHAUSTED), String(errors))
 
     // Checked as net.Server's: a non-negative integer or Infinity.
     server.maxConnections = Infinity
@@ -404,6 +397,8 @@ test('maxConnections: a client beyond it is closed at once and emits drop; a fre
     assert.throws(() => (server.maxConnections = -1), (err) => err.code === codes.INVALID_ARGUMENT)
     assert.throws(() => createServer({ keypair, maxConnections: -1 }), (err) => err.code === codes.INVALID_ARGUMENT)
     assert.equal(server.maxConnections, 0)
+    // 0: every newcomer is refused (by the native bound of 1 while one is
+    // connected, else closed at once with 'drop').
   } finally {
     await Promise.all(open.map((s) => s.close()))
     await server.close()

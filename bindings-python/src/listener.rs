@@ -58,8 +58,10 @@ impl PyListener {
     /// handshakes past the client's HELLO at once (each holds new shared
     /// memory until the client's READY; a client beyond them is refused);
     /// ``max_connections`` (1024) and ``max_connections_per_uid`` bound the
-    /// accepted clients that have not sent their HELLO yet (the oldest gives
-    /// way to a newcomer). The other options are as for
+    /// accepted streams still open (one more client is refused with
+    /// ResourceExhausted, "the server is full"; a stream counts until it is
+    /// closed) and the accepted clients that have not sent their HELLO yet
+    /// (the oldest gives way to a newcomer). The other options are as for
     /// ``Stream.connect`` and apply to every accepted stream. Raises
     /// AddressInUse when a live process serves the name.
     #[staticmethod]

@@ -266,10 +266,10 @@ impl Handshake {
     }
 
     fn on_hello(&mut self, listener: &Listener, record: RawRecord) -> Result<Stage> {
-        // The uid check comes after reading the HELLO: refusing at once closed the
+        // The admission check comes after reading the HELLO: refusing at once closed the
         // socket while the client was still sending it, so the client got EPIPE
         // or a reset (PeerGone) instead of reading the REJECT.
-        listener.check_uid(self.credentials.uid)?;
+        listener.check_admission(self.credentials.uid)?;
         if record.kind != HELLO || !self.reader.fds().is_empty() {
             return Err(Error::new(ErrorKind::ProtocolViolation, "expected a HELLO record without descriptors"));
         }

@@ -58,6 +58,7 @@ pub mod reactor;
 mod reassembly;
 pub mod recv_buf;
 pub mod ring;
+mod seats;
 pub mod segment;
 pub mod server;
 pub mod shared_map;

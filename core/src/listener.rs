@@ -22,6 +22,7 @@ use crate::keys::{Keypair, PublicKey};
 use crate::options::Options;
 use crate::platform::{self, Credentials, DeadlineTimer, Poller};
 use crate::reassembly::{ReassemblyBudget, Share};
+use crate::seats::Seats;
 use crate::sodium;
 use crate::stream::Stream;
 use crate::wait::SpinHistory;
@@ -96,6 +97,8 @@ pub struct Listener {
     answer_looks: SpinHistory,
     /// Bytes of large messages the accepted streams gather at once (`reassembly`).
     reassembly: Arc<ReassemblyBudget>,
+    /// The accepted streams still open, for `max_connections` (`seats`).
+    seats: Arc<Seats>,
 }
 
 impl Listener {
@@ -124,6 +127,7 @@ impl Listener {
             limits: Limits::new(options),
             answer_looks: SpinHistory::default(),
             reassembly: ReassemblyBudget::new(options.max_reassembly_bytes as u64),
+            seats: Seats::new(options),
             bound,
             keypair,
             policy: options.server_policy(),
@@ -292,7 +296,7 @@ impl Listener {
             // entry would outlive the handshake's descriptor, so it is removed.
             Ok(Progress::Done(stream)) => {
                 self.watch.remove(handshake.fd());
-                Some(*stream)
+                Some(self.seated(*stream))
             }
             Err(e) => {
                 self.watch.remove(handshake.fd());
@@ -417,7 +421,7 @@ impl Listener {
         loop {
             // A lone handshake: nothing else holds a segment.
             match handshake.advance(self, || true) {
-                Ok(Progress::Done(stream)) => return Ok(*stream),
+                Ok(Progress::Done(stream)) => return Ok(self.seated(*stream)),
                 Ok(Progress::Waiting) => {
                     let looked = match handshake.answer_looked_for_until() {
                         Some(until) => {
@@ -443,14 +447,26 @@ impl Listener {
         *self.last_rejection.lock() = Some(err);
     }
 
-    /// Refuses a uid that `allowed_uids` does not list.
-    pub(crate) fn check_uid(&self, uid: u32) -> Result<()> {
-        match &self.options.allowed_uids {
-            Some(uids) if !uids.contains(&uid) => {
-                Err(Error::new(ErrorKind::PermissionDenied, format!("uid {uid} is not allowed to connect")))
+    /// Refuses a client of a uid that `allowed_uids` does not list, or one
+    /// beyond `max_connections` (or `max_connections_per_uid`) while the
+    /// streams this listener accepted are still open (a `Server` counts its
+    /// connections itself: it takes no seats here).
+    pub(crate) fn check_admission(&self, uid: u32) -> Result<()> {
+        if let Some(uids) = &self.options.allowed_uids {
+            if !uids.contains(&uid) {
+                return Err(Error::new(ErrorKind::PermissionDenied, format!("uid {uid} is not allowed to connect")));
             }
-            _ => Ok(()),
         }
+        match self.seats.refusal(uid) {
+            Some(why) => Err(Error::new(ErrorKind::ResourceExhausted, why)),
+            None => Ok(()),
+        }
+    }
+
+    /// An accepted stream, holding its seat until it is closed or dropped.
+    fn seated(&self, stream: Stream) -> Stream {
+        let uid = stream.peer_credentials().uid;
+        stream.with_seat(self.seats.take(uid))
     }
 
     pub(crate) fn keypair(&self) -> &Keypair {
@@ -500,6 +516,22 @@ impl Listener {
     /// True once [`close`](Listener::close) was called.
     pub fn is_closed(&self) -> bool {
         self.bound.is_released()
+    }
+
+    /// Changes how many accepted streams this listener keeps open at once
+    /// (`Options::max_connections`, and `max_connections_per_uid`: None for
+    /// no bound of its own). Streams beyond a lowered bound stay connected;
+    /// new clients are refused until enough of them closed. Zero is
+    /// InvalidArgument.
+    pub fn set_max_connections(&self, max: usize, per_uid: Option<usize>) -> Result<()> {
+        if max == 0 || per_uid == Some(0) {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "max_connections and its per-uid bound must be at least 1",
+            ));
+        }
+        self.seats.resize(max, per_uid);
+        Ok(())
     }
 
     /// How many clients failed the handshake so far.

@@ -87,11 +87,12 @@ pub struct Options {
     pub require_chacha: bool,
     /// Most connections a server keeps at once; further clients get a REJECT
     /// (reason 7). With the ring size it bounds the shared memory a server
-    /// commits: about `2 × ring_size × max_connections`. It also bounds the
-    /// accepted clients that have not sent their HELLO yet.
+    /// commits: about `2 × ring_size × max_connections`. A `Listener` counts
+    /// each stream it accepted until that stream is closed or dropped. It
+    /// also bounds the accepted clients that have not sent their HELLO yet.
     pub max_connections: usize,
-    /// Most connections a server keeps at once for one uid (None: only
-    /// `max_connections`).
+    /// Most connections a server (or listener) keeps at once for one uid
+    /// (None: only `max_connections`).
     pub max_connections_per_uid: Option<usize>,
     /// Most handshakes past the client's HELLO at once (servers and
     /// `Listener::accept`): each holds a new segment until the client's READY.

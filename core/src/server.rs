@@ -265,14 +265,8 @@ impl Registry {
 
     /// Why a new connection of `uid` would exceed the limits, if it would.
     pub(crate) fn refusal(&self, uid: u32, options: &Options) -> Option<String> {
-        if self.by_id.len() >= options.max_connections {
-            return Some(format!("the server is full ({} connections)", options.max_connections));
-        }
         let of_uid = self.per_uid.get(&uid).copied().unwrap_or(0);
-        match options.max_connections_per_uid {
-            Some(max) if of_uid >= max => Some(format!("uid {uid} already has {max} connections, its limit")),
-            _ => None,
-        }
+        crate::seats::refusal(self.by_id.len(), of_uid, uid, options.max_connections, options.max_connections_per_uid)
     }
 }
 

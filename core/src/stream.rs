@@ -30,6 +30,7 @@ use crate::options::{Options, MAX_FRAGMENT};
 use crate::placement::{self, Hints};
 use crate::platform::{self, Credentials, OwnWake};
 use crate::ring::{Consumer, Interest, Producer};
+use crate::seats::Seat;
 use crate::segment::{self, Segment};
 use crate::wait::Waiter;
 
@@ -133,6 +134,9 @@ pub struct Stream {
     recv_timeout: Option<Duration>,
     /// The process that made this stream (see [`platform::Origin`]).
     origin: platform::Origin,
+    /// A listener's count of its open streams, held until the stream is
+    /// closed (see `seats`); None for a client's or a Server's stream.
+    seat: Mutex<Option<Seat>>,
 }
 
 /// How long `close` waits for room for its CLOSE frame when the ring is full.
@@ -200,6 +204,7 @@ impl Stream {
             peer_max_message: peer_max,
             fragment,
             origin: platform::Origin::here(),
+            seat: Mutex::new(None),
             send_timeout: options.send_timeout,
             recv_timeout: options.recv_timeout,
         })

@@ -644,6 +644,57 @@ fn a_listener_makes_room_by_refusing_the_oldest_silent_clients() {
     }
 }
 
+/// A listener keeps at most `max_connections` streams open (and at most
+/// `max_connections_per_uid` of one uid), as a Server does: one more client is
+/// refused with a REJECT (ResourceExhausted) that says why, and closing an
+/// accepted stream gives its seat to the next client. Before, a listener
+/// kept every client that came.
+#[test]
+fn a_listener_keeps_at_most_max_connections_open_streams() {
+    for (limit, why) in [
+        (Options::new().max_connections(2), "the server is full (2 connections)"),
+        (Options::new().max_connections_per_uid(Some(2)), "already has 2 connections"),
+    ] {
+        let name = unique("listener-seats");
+        let kp = Keypair::generate();
+        let key = *kp.public();
+        let listener = std::sync::Arc::new(shmsock::Listener::bind(&name, &limit.keypair(kp)).unwrap());
+        let (accepted, streams) = std::sync::mpsc::channel();
+        let acceptor = {
+            let listener = std::sync::Arc::clone(&listener);
+            std::thread::spawn(move || {
+                for _ in 0..3 {
+                    let stream = listener.accept_timeout(Some(WAIT)).expect("accepts");
+                    if accepted.send(stream).is_err() {
+                        return;
+                    }
+                }
+            })
+        };
+        let first = Stream::connect(&name, &client_options(&key)).unwrap();
+        let first_served = streams.recv_timeout(WAIT).unwrap();
+        let second = Stream::connect(&name, &client_options(&key)).unwrap();
+        let _second_served = streams.recv_timeout(WAIT).unwrap();
+        let e = Stream::connect(&name, &client_options(&key)).expect_err("a third client");
+        assert_eq!(e.kind(), ErrorKind::ResourceExhausted, "{e}");
+        assert!(e.message().contains(why), "{e}");
+        first_served.close().unwrap();
+        // Lowered to one seat, the listener refuses though a seat is free...
+        listener.set_max_connections(1, None).unwrap();
+        let e = Stream::connect(&name, &client_options(&key)).expect_err("one seat, taken");
+        assert!(e.message().contains("full (1 connections)"), "{e}");
+        listener.set_max_connections(3, Some(3)).unwrap();
+        assert_eq!(listener.set_max_connections(0, None).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        // ...and raised again, the freed seat is there.
+        let third = Stream::connect(&name, &client_options(&key)).expect("a closed stream gave its seat back");
+        let third_served = streams.recv_timeout(WAIT).unwrap();
+        third.send(b"seated").unwrap();
+        assert_eq!(third_served.recv_timeout(Some(WAIT)).unwrap(), b"seated");
+        drop((first, second));
+        acceptor.join().unwrap();
+    }
+}
+
 /// A client whose control socket hangs up without a CLOSE (as when its
 /// process dies) is removed with PeerGone as the reason, and the bystander
 /// is still served.

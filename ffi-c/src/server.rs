@@ -489,7 +489,8 @@ pub unsafe extern "C" fn shmsock_connection_cipher(
 }
 
 /// Sets a server's limits on `options`: the most connections at once
-/// (`max_connections`, default 1024) and per peer uid
+/// (`max_connections`, default 1024; a listener counts each stream it accepted
+/// until that stream is closed) and per peer uid
 /// (`max_connections_per_uid`, 0: no limit of its own), the most handshakes
 /// past the client's HELLO overall and per uid, each holding a segment until
 /// the client's READY (`max_pending`, `max_pending_per_uid`, default 64 each;

@@ -81,7 +81,8 @@ public:
     /// (no frame for 3 s, or slower than 1 MiB/s) is ended: its receive
     /// throws ResourceExhausted.
     Options& max_reassembly_bytes(std::size_t bytes);
-    /// Servers: the most connections a Server keeps at once (default 1024);
+    /// Servers: the most connections a Server (or Listener: the streams it
+    /// accepted that are not closed yet) keeps at once (default 1024);
     /// further clients get a REJECT (reason 7) and their connect throws
     /// ResourceExhausted ("the server is full"). With the ring size it bounds
     /// the shared memory a server commits (about 2 × ring_size × n). It also

@@ -10,6 +10,7 @@ use crate::error::Result;
 use crate::frame::FrameHeader;
 use crate::platform;
 use crate::ring::Reservation;
+use crate::seats::Seat;
 
 /// How long `close` waits for a thread that holds the send side (blocked in
 /// a send) before it ends the connection without a CLOSE frame.
@@ -109,11 +110,19 @@ impl Stream {
     }
 
     /// The last step of every close: shuts the control socket down (the peer
-    /// sees the end) and frees a message kept partly received, which no
-    /// receive will take any more.
+    /// sees the end), frees a message kept partly received, which no
+    /// receive will take any more, and gives the listener's seat back.
     fn end_connection(&self) {
         platform::shutdown(self.socket());
         self.forget_partial();
+        self.seat.lock().take();
+    }
+
+    /// Counts this accepted stream among its listener's open streams until
+    /// it is closed (see `seats`).
+    pub(crate) fn with_seat(mut self, seat: Seat) -> Stream {
+        *self.seat.get_mut() = Some(seat);
+        self
     }
 
     /// Seals the CLOSE frame into `reservation` and wakes the peer.
