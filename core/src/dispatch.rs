@@ -460,6 +460,11 @@ impl Shard {
         // Out of the map while it advances, so that the limits can look at the others.
         let Some(mut pending) = self.handshakes.remove(&token) else { return };
         let uid = pending.handshake.credentials().uid;
+        if pending.handshake.awaits_hello()
+            && !self.limits.room_for_segment(uid, self.handshakes.values().map(|p| &p.handshake))
+        {
+            self.finish_answered(shared);
+        }
         let (limits, others) = (self.limits, &self.handshakes);
         let room = || limits.room_for_segment(uid, others.values().map(|p| &p.handshake));
         match pending.handshake.advance(&shared.listener, room) {
@@ -474,6 +479,17 @@ impl Shard {
                 self.forget_handshake(&pending);
                 self.refused(shared, e);
             }
+        }
+    }
+
+    /// Advances the handshakes that hold a segment (their READY may be
+    /// there): a client that sent its READY must not take the place a
+    /// newcomer needs, whichever socket the reactor reported first.
+    fn finish_answered(&mut self, shared: &Arc<Shared>) {
+        let holding: Vec<u64> =
+            self.handshakes.iter().filter(|(_, p)| p.handshake.holds_segment()).map(|(token, _)| *token).collect();
+        for token in holding {
+            self.advance_handshake(shared, token);
         }
     }
 

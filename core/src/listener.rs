@@ -285,6 +285,9 @@ impl Listener {
         // Out of the map while it advances, so that the limits see the others.
         let mut handshake = st.handshakes.remove(&id)?;
         let uid = handshake.credentials().uid;
+        if handshake.awaits_hello() && !self.limits.room_for_segment(uid, st.handshakes.values()) {
+            self.finish_answered(st, on_refused);
+        }
         let (limits, others) = (self.limits, &st.handshakes);
         let room = || limits.room_for_segment(uid, others.values());
         match handshake.advance(self, room) {
@@ -337,6 +340,19 @@ impl Listener {
             st.handshakes.insert(id, handshake);
             if let Some(stream) = self.advance(st, id, on_refused) {
                 return Ok(Some(stream));
+            }
+        }
+    }
+
+    /// Advances the handshakes that hold a segment (their READY may be
+    /// there), keeping the streams that complete for the next accepts: a
+    /// client that sent its READY must not take the place a newcomer needs,
+    /// whichever socket the poller reported first.
+    fn finish_answered(&self, st: &mut Accepting, on_refused: &mut dyn FnMut(&Error)) {
+        let holding: Vec<u64> = st.handshakes.iter().filter(|(_, h)| h.holds_segment()).map(|(id, _)| *id).collect();
+        for id in holding {
+            if let Some(stream) = self.advance(st, id, on_refused) {
+                st.established.push_back(stream);
             }
         }
     }

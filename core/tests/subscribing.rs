@@ -167,3 +167,23 @@ fn clients_that_stall_after_subscribing_hold_at_most_their_uids_places() {
     assert_eq!(subscriber.recv_timeout(Some(WAIT)).unwrap().data, b"in");
     drop(stalled);
 }
+
+/// With one place for handshakes, subscribers that join one after another all
+/// get in: a subscriber's place is free before it learns it is in. Before,
+/// the next one could find the last one's handshake still in the way.
+#[test]
+fn with_one_place_subscribers_joining_one_after_another_all_get_in() {
+    init();
+    let name = unique_name("sg-one-place");
+    let kp = Keypair::generate();
+    let publisher = Publisher::bind(&name, &Options::new().keypair(kp.clone()).max_pending_handshakes(1, 1)).unwrap();
+    let options = Options::new().server_key(*kp.public()).recv_timeout(Some(WAIT));
+    let subscribers: Vec<Subscriber> = (0..20)
+        .map(|i| Subscriber::connect(&name, &options).unwrap_or_else(|e| panic!("subscriber {i}: {e}")))
+        .collect();
+    publisher.wait_for_subscribers(20, Some(WAIT)).unwrap();
+    publisher.publish(b"all").unwrap();
+    for s in &subscribers {
+        assert_eq!(s.recv().unwrap().data, b"all");
+    }
+}

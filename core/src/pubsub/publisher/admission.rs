@@ -131,8 +131,16 @@ impl Admissions {
 }
 
 impl Shared {
-    /// Runs the publisher side of a subscription on an accepted socket.
-    pub(super) fn admit(&self, socket: UnixStream, credentials: Credentials, spoke: &AtomicBool) -> Result<()> {
+    /// Runs the publisher side of a subscription on an accepted socket, whose
+    /// place among the handshakes in progress (`admission`) it gives up just
+    /// before the subscriber learns it is in.
+    pub(super) fn admit(
+        &self,
+        socket: UnixStream,
+        credentials: Credentials,
+        admission: u64,
+        spoke: &AtomicBool,
+    ) -> Result<()> {
         let fd = socket.as_fd();
         let deadline = Instant::now() + self.options.handshake_timeout;
         let reject = |err: Error| {
@@ -197,6 +205,9 @@ impl Shared {
         let mut first = st.key.clone();
         first.first_seq = start;
         let record = records::seal(records::KEY, &mut sender, first.encode().expose())?;
+        // Its place is free before the subscriber knows it is in: the next
+        // client it (or its uid) starts never finds this one in the way.
+        self.admissions.lock().leave(admission);
         platform::send_now(fd, &record)?;
         self.poller.add(fd, id)?;
         let info = SubscriberInfo { id, public_key: accepted.client, credentials, joined_at: start };
@@ -280,7 +291,7 @@ fn accept_all(sh: &Arc<Shared>) {
         };
         let sh2 = Arc::clone(sh);
         let spawned = std::thread::Builder::new().name("shmsock-sub-handshake".into()).spawn(move || {
-            let _ = sh2.admit(socket, credentials, &spoke);
+            let _ = sh2.admit(socket, credentials, id, &spoke);
             sh2.admissions.lock().leave(id);
         });
         if spawned.is_err() {
