@@ -189,6 +189,7 @@ mod ffi {
         fn public_key(self: &ListenerBox, out: &mut [u8]) -> Result<()>;
         fn fd(self: &ListenerBox) -> Result<i32>;
         fn rejected_count(self: &ListenerBox) -> Result<u64>;
+        fn set_max_connections(self: &ListenerBox, max: usize, max_per_uid: usize) -> Result<()>;
         fn last_rejection_code(self: &ListenerBox) -> Result<u32>;
         fn last_rejection_message(self: &ListenerBox) -> Result<String>;
 

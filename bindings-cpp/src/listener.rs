@@ -80,6 +80,12 @@ impl ListenerBox {
         guard(|| Ok(self.listener.rejected_count()))
     }
 
+    /// Changes how many accepted streams stay open at once (`max_per_uid` 0:
+    /// no bound of its own); 0 is InvalidArgument.
+    pub fn set_max_connections(&self, max: usize, max_per_uid: usize) -> BridgeResult<()> {
+        guard(|| self.listener.set_max_connections(max, (max_per_uid > 0).then_some(max_per_uid)))
+    }
+
     /// Why the last client failed the handshake: its code, or 0 if none did.
     pub fn last_rejection_code(&self) -> BridgeResult<u32> {
         guard(|| Ok(self.listener.last_rejection().map_or(0, |e| e.code())))

@@ -256,6 +256,11 @@ std::uint64_t Listener::rejected_count() const {
     return call([&] { return l.rejected_count(); });
 }
 
+void Listener::set_max_connections(std::size_t max, std::size_t max_per_uid) {
+    const auto& l = get();
+    call([&] { l.set_max_connections(max, max_per_uid); });
+}
+
 std::optional<Error> Listener::last_rejection() const {
     const auto& l = get();
     std::uint32_t code = call([&] { return l.last_rejection_code(); });

@@ -140,6 +140,33 @@ TEST(Listener, AcceptedStreamsOutliveTheListener) {
     EXPECT_EQ(std::string(got.begin(), got.end()), "still here");
 }
 
+// A listener keeps at most max_connections streams open: one more client is
+// refused with ResourceExhausted; set_max_connections changes the bound while
+// it serves, and 0 is InvalidArgument.
+TEST(Listener, SetMaxConnectionsBoundsTheOpenStreams) {
+    auto kp = Keypair::generate();
+    auto name = support::unique_name("seats");
+    auto listener = Listener::bind(name, support::server_options(kp).max_connections(1));
+    auto accepted = std::async(std::launch::async, [&] {
+        std::vector<Stream> kept;
+        for (int i = 0; i < 2; i++) kept.push_back(listener.accept(10s));
+        return kept;
+    });
+    Options opts;
+    opts.server_key(kp.public_key());
+    auto first = Stream::connect(name, opts);
+    auto e = EXPECT_SHMSOCK_ERROR(ErrorCode::ResourceExhausted, Stream::connect(name, opts));
+    EXPECT_NE(std::string(e.what()).find("full"), std::string::npos) << e.what();
+    EXPECT_SHMSOCK_ERROR(ErrorCode::InvalidArgument, listener.set_max_connections(0));
+    listener.set_max_connections(2, 2);
+    auto second = Stream::connect(name, opts);
+    auto kept = accepted.get();
+    ASSERT_EQ(kept.size(), 2u);
+    second.send(std::string_view("seated"));
+    auto got = kept[1].recv(5s);
+    EXPECT_EQ(std::string(got.begin(), got.end()), "seated");
+}
+
 // One thread drives a listener and two connects to it with poll(): no call
 // waits (Connecting and accept(0ns) advance on readiness).
 TEST(Connecting, OneThreadDrivesAListenerAndItsClients) {

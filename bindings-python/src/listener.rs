@@ -144,6 +144,17 @@ impl PyListener {
         Ok(self.get(py)?.rejected_count())
     }
 
+    /// Changes how many accepted streams stay open at once (what
+    /// ``max_connections`` and ``max_connections_per_uid`` set at bind;
+    /// ``per_uid=None``: no bound of its own). A client beyond them is refused
+    /// at its handshake (its connect raises ResourceExhausted); a stream
+    /// counts until it is closed; streams beyond a lowered bound stay
+    /// connected. ``max=0`` raises ValueError.
+    #[pyo3(signature = (max, per_uid=None))]
+    fn set_max_connections(&self, py: Python<'_>, max: usize, per_uid: Option<usize>) -> PyResult<()> {
+        self.get(py)?.set_max_connections(max, per_uid).or_raise(py)
+    }
+
     /// Why the last client failed the handshake, as an exception (or None).
     #[getter]
     fn last_rejection<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {

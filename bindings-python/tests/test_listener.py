@@ -77,6 +77,34 @@ def test_allow_list_rejects_other_clients(name: str, server_keypair: shmsock.Key
         server.close()
 
 
+def test_a_listener_keeps_at_most_max_connections_open_streams(name: str, server_keypair: shmsock.Keypair) -> None:
+    """One more client than ``max_connections`` is refused (ResourceExhausted);
+    ``set_max_connections`` changes the bound while the listener serves."""
+    key = server_keypair.public_key
+    accepted: List[shmsock.Stream] = []
+    with shmsock.bind(name, keypair=server_keypair, max_connections=1) as listener:
+
+        def keep_accepting() -> None:
+            for _ in range(2):
+                accepted.append(listener.accept(timeout=10))
+
+        acceptor = threading.Thread(target=keep_accepting)
+        acceptor.start()
+        first = shmsock.connect(name, server_key=key)
+        with pytest.raises(shmsock.ResourceExhausted, match="full"):
+            shmsock.connect(name, server_key=key)
+        with pytest.raises(ValueError):
+            listener.set_max_connections(0)
+        listener.set_max_connections(2, per_uid=2)
+        second = shmsock.connect(name, server_key=key)
+        acceptor.join(timeout=10)
+        assert len(accepted) == 2
+        second.send(b"seated")
+        assert accepted[1].recv(timeout=5) == b"seated"
+        for s in [first, second, *accepted]:
+            s.close()
+
+
 def test_allowed_uids(name: str, server_keypair: shmsock.Keypair) -> None:
     server = EchoServer(name, server_keypair, allowed_uids=[os.getuid() + 1])
     try:

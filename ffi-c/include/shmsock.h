@@ -842,6 +842,19 @@ shmsock_result shmsock_listener_name(const struct shmsock_listener *listener,
 shmsock_result shmsock_listener_rejected_count(const struct shmsock_listener *listener,
                                                uint64_t *out);
 
+// Changes how many accepted streams the listener keeps open at once (what
+// `max_connections` and `max_connections_per_uid` of
+// shmsock_options_set_server_limits() set at bind; `max_per_uid` 0: no bound
+// of its own). A client beyond them is refused at its handshake (REJECT 7:
+// its connect fails with SHMSOCK_RESOURCE_EXHAUSTED); an accepted stream
+// counts until it is closed or freed. Streams beyond a lowered bound stay
+// connected. Never blocks; safe beside a thread in accept.
+//
+// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_ARGUMENT (`max` 0).
+shmsock_result shmsock_listener_set_max_connections(const struct shmsock_listener *listener,
+                                                    size_t max,
+                                                    size_t max_per_uid);
+
 // Writes the result code of the last client that failed the handshake to
 // `*out_code` (SHMSOCK_OK if none did yet), and makes its message this
 // thread's last error message (shmsock_last_error_message()) when there is one.

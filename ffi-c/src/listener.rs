@@ -164,6 +164,29 @@ pub unsafe extern "C" fn shmsock_listener_rejected_count(
     })
 }
 
+/// Changes how many accepted streams the listener keeps open at once (what
+/// `max_connections` and `max_connections_per_uid` of
+/// shmsock_options_set_server_limits() set at bind; `max_per_uid` 0: no bound
+/// of its own). A client beyond them is refused at its handshake (REJECT 7:
+/// its connect fails with SHMSOCK_RESOURCE_EXHAUSTED); an accepted stream
+/// counts until it is closed or freed. Streams beyond a lowered bound stay
+/// connected. Never blocks; safe beside a thread in accept.
+///
+/// Errors: SHMSOCK_NULL_ARGUMENT, SHMSOCK_INVALID_ARGUMENT (`max` 0).
+#[no_mangle]
+pub unsafe extern "C" fn shmsock_listener_set_max_connections(
+    listener: *const shmsock_listener,
+    max: usize,
+    max_per_uid: usize,
+) -> shmsock_result {
+    boundary!(|| {
+        // SAFETY: a live listener or NULL (caller's contract).
+        let listener = unsafe { handle::arg(listener) }?;
+        listener.set_max_connections(max, (max_per_uid > 0).then_some(max_per_uid))?;
+        Ok(())
+    })
+}
+
 /// Writes the result code of the last client that failed the handshake to
 /// `*out_code` (SHMSOCK_OK if none did yet), and makes its message this
 /// thread's last error message (shmsock_last_error_message()) when there is one.

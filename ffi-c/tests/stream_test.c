@@ -563,6 +563,61 @@ TEST(listener_close_from_another_thread_unblocks_accept)
     shmsock_keypair_free(kp);
 }
 
+/* Accepts `want` streams on `listener`, keeping them open. */
+typedef struct {
+    shmsock_listener *listener;
+    shmsock_stream *accepted[4];
+    int want;
+} keeper;
+
+static void *keep_accepting(void *arg)
+{
+    keeper *k = arg;
+    for (int i = 0; i < k->want; i++) CHECK_OK(shmsock_listener_accept(k->listener, 10000, &k->accepted[i]));
+    return NULL;
+}
+
+/* A listener keeps at most its bound of open streams: one more client is
+ * refused with SHMSOCK_RESOURCE_EXHAUSTED; the bound changes while it serves. */
+TEST(listener_set_max_connections_bounds_open_streams)
+{
+    char name[64];
+    unique_name(name, sizeof name, "seats");
+    shmsock_keypair *kp = new_keypair();
+    shmsock_options *so = server_options(kp, 0);
+    shmsock_listener *l = NULL;
+    CHECK_OK(shmsock_listener_bind(name, so, &l));
+    shmsock_options_free(so);
+    CHECK_RC(shmsock_listener_set_max_connections(l, 0, 0), SHMSOCK_INVALID_ARGUMENT);
+    CHECK_RC(shmsock_listener_set_max_connections(NULL, 1, 0), SHMSOCK_NULL_ARGUMENT);
+    CHECK_OK(shmsock_listener_set_max_connections(l, 1, 0));
+    keeper k = {.listener = l, .want = 2};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, keep_accepting, &k) == 0);
+    shmsock_options *co = client_options(kp);
+    shmsock_stream *first = NULL, *refused = NULL, *second = NULL;
+    CHECK_OK(shmsock_stream_connect(name, co, &first));
+    CHECK_RC(shmsock_stream_connect(name, co, &refused), SHMSOCK_RESOURCE_EXHAUSTED);
+    CHECK(refused == NULL);
+    char why[256];
+    CHECK_OK(shmsock_last_error_message(why, sizeof why, NULL));
+    CHECK(strstr(why, "full") != NULL);
+    CHECK_OK(shmsock_listener_set_max_connections(l, 2, 2));
+    CHECK_OK(shmsock_stream_connect(name, co, &second));
+    CHECK(pthread_join(t, NULL) == 0);
+    CHECK_OK(shmsock_stream_send(second, (const uint8_t *)"seated", 6));
+    uint8_t buf[16];
+    size_t n = 0;
+    CHECK_OK(shmsock_stream_recv_into_timeout(k.accepted[1], buf, sizeof buf, &n, 10000));
+    CHECK(n == 6 && memcmp(buf, "seated", 6) == 0);
+    shmsock_options_free(co);
+    shmsock_stream_free(first);
+    shmsock_stream_free(second);
+    for (int i = 0; i < k.want; i++) shmsock_stream_free(k.accepted[i]);
+    shmsock_listener_free(l);
+    shmsock_keypair_free(kp);
+}
+
 TEST(endpoint_list_shows_a_bound_endpoint)
 {
     echo_server server;

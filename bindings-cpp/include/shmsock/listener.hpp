@@ -52,6 +52,13 @@ public:
     std::uint64_t rejected_count() const;
     /// Why the last client failed the handshake, if one did.
     std::optional<Error> last_rejection() const;
+    /// Changes how many accepted streams stay open at once (Options
+    /// max_connections and max_connections_per_uid at bind; max_per_uid 0: no
+    /// bound of its own). A client beyond them is refused at its handshake
+    /// (its connect throws ResourceExhausted); a stream counts until it is
+    /// closed or destroyed; streams beyond a lowered bound stay connected.
+    /// Throws InvalidArgument for max 0. Safe beside a thread in accept.
+    void set_max_connections(std::size_t max, std::size_t max_per_uid = 0);
 
     bool valid() const noexcept { return impl_ != nullptr; }
     explicit operator bool() const noexcept { return valid(); }

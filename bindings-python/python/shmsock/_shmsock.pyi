@@ -458,6 +458,9 @@ class Listener:
     @property
     def rejected_count(self) -> int:
         """How many clients failed the handshake so far."""
+    def set_max_connections(self, max: int, per_uid: Optional[int] = None) -> None:
+        """Changes how many accepted streams stay open at once (a client beyond
+        them is refused at its handshake with ResourceExhausted)."""
     @property
     def last_rejection(self) -> Optional[Error]:
         """Why the last client failed the handshake (or None)."""
