@@ -540,12 +540,8 @@ impl Listener {
     /// new clients are refused until enough of them closed. Zero is
     /// InvalidArgument.
     pub fn set_max_connections(&self, max: usize, per_uid: Option<usize>) -> Result<()> {
-        if max == 0 || per_uid == Some(0) {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                "max_connections and its per-uid bound must be at least 1",
-            ));
-        }
+        // The options' own rule for these bounds.
+        Options::new().max_connections(max).max_connections_per_uid(per_uid).validate()?;
         self.seats.resize(max, per_uid);
         Ok(())
     }
